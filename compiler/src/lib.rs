@@ -1,0 +1,5 @@
+//! The Flow compiler library. Modules in pipeline order; each may use only the modules
+//! above it (checked by `tests/src/tidy.rs`).
+
+pub mod base;
+pub mod syntax;
