@@ -48,6 +48,7 @@ codes! {
     IndexUnbound => "index-unbound", "A comprehension index whose range cannot be inferred.";
     OutOfBounds => "out-of-bounds", "A read that the checker cannot prove stays inside its tensor.";
     IoInOperation => "io-in-operation", "I/O inside an fn, op or monoid.";
+    AssignImmutable => "assign-immutable", "An assignment to a `let` binding, which is immutable.";
     MutationInOperation => "mutation-in-operation", "A mutable `var` or an assignment inside an fn, op or monoid.";
     LoopInOperation => "loop-in-operation", "A `for` or `while` loop inside an fn, op or monoid.";
     ProcInOperation => "proc-in-operation", "A call to a coordinator `proc` inside an fn, op or monoid.";
@@ -97,7 +98,11 @@ impl Diagnostic {
             code,
             severity: Severity::Error,
             message: message.into(),
-            labels: vec![Label { span, message: String::new(), primary: true }],
+            labels: vec![Label {
+                span,
+                message: String::new(),
+                primary: true,
+            }],
             notes: Vec::new(),
         }
     }
@@ -111,7 +116,11 @@ impl Diagnostic {
     }
 
     pub fn with_label(mut self, span: Span, text: impl Into<String>) -> Diagnostic {
-        self.labels.push(Label { span, message: text.into(), primary: false });
+        self.labels.push(Label {
+            span,
+            message: text.into(),
+            primary: false,
+        });
         self
     }
 
@@ -121,7 +130,11 @@ impl Diagnostic {
     }
 
     pub fn primary_span(&self) -> Span {
-        self.labels.iter().find(|l| l.primary).map(|l| l.span).unwrap_or_default()
+        self.labels
+            .iter()
+            .find(|l| l.primary)
+            .map(|l| l.span)
+            .unwrap_or_default()
     }
 
     pub fn is_error(&self) -> bool {

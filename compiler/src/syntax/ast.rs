@@ -142,12 +142,37 @@ pub struct IndexBind {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Stmt {
-    /// `let x = e;` or the comprehension `let x[i, j < 4] = e;`.
-    Let { name: Ident, indices: Option<Vec<IndexBind>>, value: Expr, span: Span },
-    Var { name: Ident, value: Expr, span: Span },
-    Assign { name: Ident, value: Expr, span: Span },
-    For { var: Ident, lo: Expr, hi: Expr, body: Block, span: Span },
-    While { cond: Expr, body: Block, span: Span },
+    /// `let x = e;`, `let x: T = e;` or the comprehension `let x[i, j < 4] = e;`.
+    Let {
+        name: Ident,
+        ty: Option<TypeExpr>,
+        indices: Option<Vec<IndexBind>>,
+        value: Expr,
+        span: Span,
+    },
+    Var {
+        name: Ident,
+        ty: Option<TypeExpr>,
+        value: Expr,
+        span: Span,
+    },
+    Assign {
+        name: Ident,
+        value: Expr,
+        span: Span,
+    },
+    For {
+        var: Ident,
+        lo: Expr,
+        hi: Expr,
+        body: Block,
+        span: Span,
+    },
+    While {
+        cond: Expr,
+        body: Block,
+        span: Span,
+    },
     Expr(Expr),
     /// A statement that failed to parse; its diagnostic has already been reported.
     Error(Span),
@@ -253,8 +278,16 @@ pub enum ExprKind {
     Field(Box<Expr>, Field, Span),
     Tuple(Vec<Expr>),
     TensorLit(Vec<Expr>),
-    Reduce { op: RedKw, indices: Vec<IndexBind>, args: Vec<Expr> },
-    If { cond: Box<Expr>, then: Block, els: Option<Box<Expr>> },
+    Reduce {
+        op: RedKw,
+        indices: Vec<IndexBind>,
+        args: Vec<Expr>,
+    },
+    If {
+        cond: Box<Expr>,
+        then: Block,
+        els: Option<Box<Expr>>,
+    },
     Block(Block),
     /// An expression that failed to parse; its diagnostic has already been reported.
     Error,

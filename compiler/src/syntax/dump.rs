@@ -17,8 +17,19 @@ fn dump_item(out: &mut String, item: &Item) {
     match item {
         Item::Func(f) => {
             let params: Vec<String> = f.params.iter().map(param).collect();
-            let ret = f.ret.as_ref().map(|t| format!(" -> {}", ty(t))).unwrap_or_default();
-            let _ = writeln!(out, "{} {}({}){}", f.kind.keyword(), f.name.name, params.join(", "), ret);
+            let ret = f
+                .ret
+                .as_ref()
+                .map(|t| format!(" -> {}", ty(t)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{} {}({}){}",
+                f.kind.keyword(),
+                f.name.name,
+                params.join(", "),
+                ret
+            );
             dump_expr(out, &f.body, 1);
         }
         Item::Monoid(m) => {
@@ -64,7 +75,11 @@ pub fn ty(t: &TypeExpr) -> String {
     match &t.kind {
         TypeKind::Named(n) => n.clone(),
         TypeKind::Tensor(e, dims) => {
-            format!("{}[{}]", e.name, dims.iter().map(dim).collect::<Vec<_>>().join(", "))
+            format!(
+                "{}[{}]",
+                e.name,
+                dims.iter().map(dim).collect::<Vec<_>>().join(", ")
+            )
         }
         TypeKind::Tuple(fields) => {
             let fs: Vec<String> = fields
@@ -120,26 +135,44 @@ fn binds(idx: &[IndexBind]) -> String {
 fn dump_stmt(out: &mut String, s: &Stmt, depth: usize) {
     pad(out, depth);
     match s {
-        Stmt::Let { name, indices, value, .. } => {
+        Stmt::Let {
+            name,
+            ty: t,
+            indices,
+            value,
+            ..
+        } => {
+            let annot = t
+                .as_ref()
+                .map(|t| format!(": {}", ty(t)))
+                .unwrap_or_default();
             match indices {
                 Some(idx) => {
                     let _ = writeln!(out, "let {}[{}] =", name.name, binds(idx));
                 }
                 None => {
-                    let _ = writeln!(out, "let {} =", name.name);
+                    let _ = writeln!(out, "let {}{annot} =", name.name);
                 }
             }
             dump_expr(out, value, depth + 1);
         }
-        Stmt::Var { name, value, .. } => {
-            let _ = writeln!(out, "var {} =", name.name);
+        Stmt::Var {
+            name, ty: t, value, ..
+        } => {
+            let annot = t
+                .as_ref()
+                .map(|t| format!(": {}", ty(t)))
+                .unwrap_or_default();
+            let _ = writeln!(out, "var {}{annot} =", name.name);
             dump_expr(out, value, depth + 1);
         }
         Stmt::Assign { name, value, .. } => {
             let _ = writeln!(out, "assign {} =", name.name);
             dump_expr(out, value, depth + 1);
         }
-        Stmt::For { var, lo, hi, body, .. } => {
+        Stmt::For {
+            var, lo, hi, body, ..
+        } => {
             let _ = writeln!(out, "for {} in {}..{}", var.name, inline(lo), inline(hi));
             dump_block(out, body, depth + 1);
         }
@@ -215,7 +248,10 @@ pub fn inline(e: &Expr) -> String {
             format!("{}[{}]({})", op.as_str(), binds(indices), list(args))
         }
         ExprKind::If { cond, then, els } => {
-            let els = els.as_ref().map(|e| format!(" else {}", inline(e))).unwrap_or_default();
+            let els = els
+                .as_ref()
+                .map(|e| format!(" else {}", inline(e)))
+                .unwrap_or_default();
             format!("if {} {}{}", inline(cond), inline_block(then), els)
         }
         ExprKind::Block(b) => inline_block(b),

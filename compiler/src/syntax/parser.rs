@@ -11,7 +11,13 @@ use crate::syntax::lexer::lex;
 use crate::syntax::token::Token;
 
 lalrpop_mod!(
-    #[allow(clippy::all, clippy::pedantic, unused_parens, unused_imports, dead_code)]
+    #[allow(
+        clippy::all,
+        clippy::pedantic,
+        unused_parens,
+        unused_imports,
+        dead_code
+    )]
     grammar,
     "/flow.rs"
 );
@@ -31,7 +37,10 @@ pub enum MonoidPart {
 pub fn parse_file(file: FileId, text: &str) -> (File, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let tokens = lex(file, text, 0, &mut diags);
-    let ctx = Ctx { file, diags: RefCell::new(Vec::new()) };
+    let ctx = Ctx {
+        file,
+        diags: RefCell::new(Vec::new()),
+    };
     let mut recovered = Vec::new();
     let res = grammar::FileParser::new().parse(&ctx, &mut recovered, tokens);
     let tree = match res {
@@ -52,7 +61,10 @@ pub fn parse_file(file: FileId, text: &str) -> (File, Vec<Diagnostic>) {
 /// Parses one expression whose text starts at byte `base` of `file`.
 fn parse_expr_at(file: FileId, text: &str, base: usize, diags: &mut Vec<Diagnostic>) -> Expr {
     let tokens = lex(file, text, base, diags);
-    let ctx = Ctx { file, diags: RefCell::new(Vec::new()) };
+    let ctx = Ctx {
+        file,
+        diags: RefCell::new(Vec::new()),
+    };
     let mut recovered = Vec::new();
     let end = base + text.len();
     let res = grammar::ExprParser::new().parse(&ctx, &mut recovered, tokens);
@@ -76,22 +88,35 @@ fn parse_expr_at(file: FileId, text: &str, base: usize, diags: &mut Vec<Diagnost
 
 fn error_to_diag(file: FileId, eof: usize, e: ParseError<usize, Token, LexError>) -> Diagnostic {
     match e {
-        ParseError::InvalidToken { location } => {
-            Diagnostic::error(Code::InvalidToken, "invalid token", Span::new(file, location, location + 1))
-        }
+        ParseError::InvalidToken { location } => Diagnostic::error(
+            Code::InvalidToken,
+            "invalid token",
+            Span::new(file, location, location + 1),
+        ),
         ParseError::UnrecognizedEof { location, expected } => Diagnostic::error(
             Code::SyntaxError,
-            format!("unexpected end of file, expected {}", describe_expected(&expected)),
+            format!(
+                "unexpected end of file, expected {}",
+                describe_expected(&expected)
+            ),
             Span::new(file, location.min(eof), eof),
         )
         .with_label_text("the file ends here"),
-        ParseError::UnrecognizedToken { token: (lo, tok, hi), expected } => Diagnostic::error(
+        ParseError::UnrecognizedToken {
+            token: (lo, tok, hi),
+            expected,
+        } => Diagnostic::error(
             Code::SyntaxError,
-            format!("unexpected {tok}, expected {}", describe_expected(&expected)),
+            format!(
+                "unexpected {tok}, expected {}",
+                describe_expected(&expected)
+            ),
             Span::new(file, lo, hi),
         )
         .with_label_text(format!("expected {} here", describe_expected(&expected))),
-        ParseError::ExtraToken { token: (lo, tok, hi) } => Diagnostic::error(
+        ParseError::ExtraToken {
+            token: (lo, tok, hi),
+        } => Diagnostic::error(
             Code::SyntaxError,
             format!("unexpected {tok}, expected the end of the input"),
             Span::new(file, lo, hi),
@@ -154,9 +179,8 @@ impl Ctx {
             ParseError::UnrecognizedToken { token, .. } | ParseError::ExtraToken { token } => {
                 (token.0, token.2)
             }
-            ParseError::InvalidToken { location } | ParseError::UnrecognizedEof { location, .. } => {
-                (*location, *location)
-            }
+            ParseError::InvalidToken { location }
+            | ParseError::UnrecognizedEof { location, .. } => (*location, *location),
             ParseError::User { error } => match *error {},
         };
         self.span(lo.unwrap_or(at.0).min(at.0), hi.unwrap_or(at.1).max(at.1))
@@ -193,7 +217,12 @@ impl Ctx {
                 MonoidPart::Member(m) => members.push(m),
             }
         }
-        Item::Monoid(MonoidDef { name, state, members, span })
+        Item::Monoid(MonoidDef {
+            name,
+            state,
+            members,
+            span,
+        })
     }
 
     pub fn pos_field(&self, e: Expr, n: &str, span: Span, field_span: Span) -> Expr {
@@ -205,12 +234,17 @@ impl Ctx {
             ));
             0
         });
-        Expr::new(ExprKind::Field(Box::new(e), Field::Pos(idx), field_span), span)
+        Expr::new(
+            ExprKind::Field(Box::new(e), Field::Pos(idx), field_span),
+            span,
+        )
     }
 
     /// `t.0.1`: the lexer saw `0.1` as one number.
     pub fn pos_fields(&self, e: Expr, n: &str, lo: usize, flo: usize, hi: usize) -> Expr {
-        let Some((a, b)) = n.split_once('.').filter(|(_, b)| b.bytes().all(|c| c.is_ascii_digit()))
+        let Some((a, b)) = n
+            .split_once('.')
+            .filter(|(_, b)| b.bytes().all(|c| c.is_ascii_digit()))
         else {
             self.diags.borrow_mut().push(Diagnostic::error(
                 Code::SyntaxError,

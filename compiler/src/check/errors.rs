@@ -1,0 +1,211 @@
+//! The checker's wording table: one constructor per kind of error, taking facts and spans.
+//! Every message a user sees from the checker is written here.
+
+use crate::base::{Code, Diagnostic, Span};
+use crate::hir::{Dim, Ty};
+
+const OP_ENV_NOTE: &str = "operations (`fn`, `op`, `monoid`) are hermetic and idempotent: the \
+compiler may fuse, shard, reorder, retry and recompute them, so they may not do I/O, mutate \
+state, loop or call the coordinator; do that in `main` or a `proc`";
+
+pub fn io_in_op(what: &str, ctx: &str, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::IoInOperation,
+        format!("`{what}` does I/O, which the operation environment forbids (inside {ctx})"),
+        span,
+    )
+    .with_label_text("I/O is only allowed in the coordinator")
+    .with_note(OP_ENV_NOTE)
+}
+
+pub fn var_in_op(name: &str, ctx: &str, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::MutationInOperation,
+        format!(
+            "mutable `var {name}` inside {ctx}: the operation environment forbids mutable state"
+        ),
+        span,
+    )
+    .with_label_text("use `let` for an immutable binding")
+    .with_note(OP_ENV_NOTE)
+}
+
+pub fn assign_in_op(name: &str, ctx: &str, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::MutationInOperation,
+        format!(
+            "assignment to `{name}` inside {ctx}: the operation environment forbids mutable state"
+        ),
+        span,
+    )
+    .with_note(OP_ENV_NOTE)
+}
+
+pub fn loop_in_op(kw: &str, ctx: &str, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::LoopInOperation,
+        format!("`{kw}` loop inside {ctx}: the operation environment forbids loops"),
+        span,
+    )
+    .with_label_text("express this with a comprehension or a reduction")
+    .with_note(OP_ENV_NOTE)
+}
+
+pub fn proc_in_op(callee: &str, ctx: &str, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::ProcInOperation,
+        format!("{ctx} calls proc `{callee}`, which runs in the coordinator environment"),
+        span,
+    )
+    .with_label_text("procs may only be called from `main`, a `proc` or a `test`")
+    .with_note(OP_ENV_NOTE)
+}
+
+pub fn recursion(cycle: &[String], span: Span) -> Diagnostic {
+    let msg = if cycle.len() == 1 {
+        format!("`{}` is recursive: it calls itself", cycle[0])
+    } else {
+        format!("recursion among operations: {}", cycle.join(" -> "))
+    };
+    Diagnostic::error(Code::Recursion, msg, span)
+        .with_label_text("recursive call")
+        .with_note("recursion is forbidden in the operation environment: every op must unfold into a finite graph; iterate in the coordinator instead")
+}
+
+pub fn unknown_name(name: &str, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::UnknownName,
+        format!("cannot find `{name}` in this scope"),
+        span,
+    )
+    .with_label_text("not defined")
+}
+
+pub fn duplicate(what: &str, name: &str, span: Span, first: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::DuplicateDefinition,
+        format!("{what} `{name}` is defined twice"),
+        span,
+    )
+    .with_label_text("second definition")
+    .with_label(first, "first definition")
+}
+
+pub fn arity(name: &str, expected: usize, found: usize, span: Span) -> Diagnostic {
+    let s = if expected == 1 { "" } else { "s" };
+    Diagnostic::error(
+        Code::WrongArity,
+        format!("`{name}` takes {expected} argument{s} but {found} were given"),
+        span,
+    )
+}
+
+pub fn type_mismatch(expected: &Ty, found: &Ty, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::TypeMismatch,
+        format!("expected `{expected}`, found `{found}`"),
+        span,
+    )
+    .with_label_text(format!("this is `{found}`"))
+}
+
+pub fn type_error(msg: impl Into<String>, span: Span) -> Diagnostic {
+    Diagnostic::error(Code::TypeMismatch, msg, span)
+}
+
+pub fn shape_mismatch(a: &Ty, b: &Ty, span_a: Span, span_b: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::ShapeMismatch,
+        format!("shape mismatch: `{a}` and `{b}`"),
+        span_b,
+    )
+    .with_label_text(format!("this is `{b}`"))
+    .with_label(span_a, format!("this is `{a}`"))
+}
+
+pub fn arg_shape_mismatch(param: &Ty, arg: &Ty, callee: &str, span: Span, def: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::ShapeMismatch,
+        format!("shape mismatch in call to `{callee}`: expected `{param}`, found `{arg}`"),
+        span,
+    )
+    .with_label_text(format!("this argument is `{arg}`"))
+    .with_label(def, format!("`{callee}` is declared here"))
+}
+
+pub fn rank_mismatch(ty: &Ty, n: usize, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::RankMismatch,
+        format!(
+            "`{ty}` has {} dimension(s) but is indexed with {n}",
+            ty.dims().len()
+        ),
+        span,
+    )
+}
+
+pub fn non_affine(what: &str, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::NonAffineIndex,
+        format!("index `{what}` is not an affine function of the comprehension indices"),
+        span,
+    )
+    .with_label_text("not affine")
+    .with_note("an index must be `c0 + c1*i + c2*j + ...` with integer constants or shape variables as the `c`s; products of indices and data-dependent indices (gathers) are not supported")
+}
+
+pub fn index_disagree(name: &str, a: &Dim, b: &Dim, span_a: Span, span_b: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::IndexDisagree,
+        format!("the uses of index `{name}` disagree about its range: `{a}` here and `{b}` there"),
+        span_b,
+    )
+    .with_label_text(format!("`{name}` ranges over `{b}` here"))
+    .with_label(span_a, format!("`{name}` ranges over `{a}` here"))
+    .with_note("give the index an explicit bound (`let y[i < 4] = …`) or make the uses agree")
+}
+
+pub fn index_unbound(name: &str, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::IndexUnbound,
+        format!("cannot infer the range of index `{name}`"),
+        span,
+    )
+    .with_label_text("no use of this index determines its range")
+    .with_note(format!(
+        "use `{name}` directly as an index of a tensor, or give it a bound: `[{name} < 4]`"
+    ))
+}
+
+pub fn out_of_bounds(tensor_ty: &Ty, axis: usize, lo: &Dim, hi: &Dim, span: Span) -> Diagnostic {
+    let dim = &tensor_ty.dims()[axis];
+    Diagnostic::error(
+        Code::OutOfBounds,
+        format!(
+            "read outside the tensor: axis {axis} of `{tensor_ty}` has indices 0..{dim}, but this index ranges over {lo}..={hi}"
+        ),
+        span,
+    )
+    .with_label_text("may read past the edge")
+    .with_note("to read past an edge on purpose, wrap the tensor: `pad(x, 0.0)[i - 1]` or `clamp_edge(x)[i - 1]`")
+}
+
+pub fn bad_monoid(msg: impl Into<String>, span: Span) -> Diagnostic {
+    Diagnostic::error(Code::BadMonoid, msg, span)
+}
+
+pub fn placeholder(span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::MisplacedPlaceholder,
+        "`_` may only stand for the piped argument of a call in an arrow (`x |> f(_, w)`)",
+        span,
+    )
+}
+
+pub fn not_callable(name: &str, what: &str, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::NotCallable,
+        format!("`{name}` is {what}, not a function"),
+        span,
+    )
+}
