@@ -2,4 +2,10 @@
 //! above it (checked by `tests/src/tidy.rs`).
 
 pub mod base;
+pub mod check;
+pub mod driver;
+pub mod hir;
 pub mod syntax;
+pub mod mir;
+pub mod interp;
+pub mod exec;

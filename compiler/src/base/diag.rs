@@ -61,6 +61,8 @@ codes! {
     NotCallable => "not-callable", "A call of something that is not a function, op or proc.";
     MissingMain => "missing-main", "`flowc run` on a program without a `main` block.";
     UnknownModule => "unknown-module", "A `use` of a module that does not exist.";
+    RuntimeError => "runtime-error", "An error while running: a shape that does not fit at dispatch, a bad file, a division by zero.";
+    AssertionFailed => "assertion-failed", "A failed `assert` or `assert_close`.";
 }
 
 impl std::fmt::Display for Code {

@@ -2,6 +2,7 @@
 //! and renders diagnostics. The only module (with `bin/`) that touches the file system and
 //! the process's standard streams.
 
+pub mod fs_host;
 pub mod report;
 pub mod stdlib;
 
@@ -183,5 +184,113 @@ pub fn dump_typed(name: &str, text: &str) -> String {
     match compile_sources(&[(name.to_string(), text.to_string())]) {
         Ok(c) => hir::dump::dump_program(&c.program),
         Err(f) => f.render(RenderConfig::default()),
+    }
+}
+
+/// A run-time error as a diagnostic.
+pub fn run_error_diag(e: &crate::exec::RunError) -> Diagnostic {
+    let code = match e.kind {
+        crate::exec::RunErrorKind::Assertion => Code::AssertionFailed,
+        crate::exec::RunErrorKind::Other => Code::RuntimeError,
+    };
+    Diagnostic::error(code, e.message.clone(), e.span)
+}
+
+/// `flowc run FILE [-- ARGS]`: runs `main`. Exit status 1 on any error.
+pub fn cmd_run(path: &std::path::Path, args: Vec<String>) -> i32 {
+    let cfg = stderr_config();
+    let c = match compile_paths(&[path.to_path_buf()]) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{}", e.render(cfg));
+            return 1;
+        }
+    };
+    if c.program.main.is_none() {
+        eprintln!("error[{}]: `{}` has no `main` block to run", Code::MissingMain, path.display());
+        return 1;
+    }
+    let mut host = fs_host::FsHost { argv: args };
+    match crate::exec::run_main(&c.program, &mut host) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprint!("{}", report::render(&c.sources, &run_error_diag(&e), cfg));
+            1
+        }
+    }
+}
+
+/// `flowc test FILE|DIR`: runs every `test` block of every `.flow` file, one line per test,
+/// and a closing `N passed, M failed`. Exit status 1 on any failure.
+pub fn cmd_test(path: &std::path::Path) -> i32 {
+    let cfg = stderr_config();
+    let files: Vec<std::path::PathBuf> = if path.is_dir() {
+        let mut v: Vec<_> = match std::fs::read_dir(path) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "flow"))
+                .collect(),
+            Err(e) => {
+                eprintln!("error: cannot read `{}`: {e}", path.display());
+                return 1;
+            }
+        };
+        v.sort();
+        v
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let (mut passed, mut failed) = (0, 0);
+    for f in &files {
+        let c = match compile_paths(std::slice::from_ref(f)) {
+            Ok(c) => c,
+            Err(e) => {
+                eprint!("{}", e.render(cfg));
+                failed += 1;
+                continue;
+            }
+        };
+        let mut host = fs_host::FsHost { argv: Vec::new() };
+        for t in crate::exec::run_tests(&c.program, &mut host) {
+            match t.error {
+                None => {
+                    passed += 1;
+                    println!("ok    {}: {}", f.display(), t.name);
+                }
+                Some(e) => {
+                    failed += 1;
+                    println!("FAIL  {}: {}", f.display(), t.name);
+                    eprint!("{}", report::render(&c.sources, &run_error_diag(&e), cfg));
+                }
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    i32::from(failed > 0)
+}
+
+/// `flowc ir FILE --stage mir`: runs `main` with output discarded and prints the MIR of every
+/// graph it dispatches.
+pub fn cmd_ir(path: &std::path::Path, args: Vec<String>) -> i32 {
+    let cfg = stderr_config();
+    let c = match compile_paths(&[path.to_path_buf()]) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{}", e.render(cfg));
+            return 1;
+        }
+    };
+    let mut host = crate::exec::MemoryHost { argv: args, ..Default::default() };
+    let (graphs, err) = crate::exec::dispatched_graphs(&c.program, &mut host);
+    for (i, g) in graphs.iter().enumerate() {
+        println!("// graph {i}");
+        print!("{}", crate::mir::print(g));
+    }
+    match err {
+        None => 0,
+        Some(e) => {
+            eprint!("{}", report::render(&c.sources, &run_error_diag(&e), cfg));
+            1
+        }
     }
 }

@@ -1,0 +1,36 @@
+//! The real [`Host`]: the process's standard output, the file system and the command line.
+
+use std::io::Write;
+
+use crate::exec::Host;
+
+pub struct FsHost {
+    pub argv: Vec<String>,
+}
+
+impl Host for FsHost {
+    fn stdout(&mut self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        // A closed pipe (`flowc run f.flow | head`) is not an error of the program.
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
+
+    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String> {
+        std::fs::read(path).map_err(|e| e.to_string())
+    }
+
+    fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), String> {
+        // Write to a temporary file and rename it, so no half-written file is left behind.
+        let tmp = format!("{path}.flow-tmp");
+        std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            e.to_string()
+        })
+    }
+
+    fn args(&self) -> Vec<String> {
+        self.argv.clone()
+    }
+}

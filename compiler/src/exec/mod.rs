@@ -1,0 +1,764 @@
+//! The coordinator environment: runs `main`, `proc`s and `test` blocks sequentially over the
+//! HIR. Op calls and other operation-environment expressions are not computed when they are
+//! written: they add nodes to a growing MIR graph (`mir::lower`) and yield a lazy value. A
+//! lazy value is dispatched — the part of the graph it needs is cut out, run by the backend
+//! and remembered — when it is observed: printed, saved, compared in a condition, asserted,
+//! interpolated or forced with `eval`.
+//!
+//! **Invariant:** all I/O goes through the [`Host`] trait; nothing here touches the file
+//! system or the process's streams.
+
+pub mod host;
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use flow_runtime::{format_scalar, format_tensor, DType, Scalar, Tensor};
+
+use crate::base::Span;
+use crate::hir::{self, Builtin, ExprKind as H, Ty};
+use crate::mir::ir::{Graph, Node, NodeKind, Port, Read};
+use crate::mir::Idx;
+use crate::mir::lower::{binop, eval_dim, Lowerer, TVal};
+pub use host::{Host, MemoryHost};
+
+/// A run-time error with the source location it belongs to.
+#[derive(Clone, Debug)]
+pub struct RunError {
+    pub message: String,
+    pub span: Span,
+    pub kind: RunErrorKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunErrorKind {
+    /// A failed `assert` or `assert_close`.
+    Assertion,
+    Other,
+}
+
+type RResult<T> = Result<T, RunError>;
+
+fn fail<T>(span: Span, message: impl Into<String>) -> RResult<T> {
+    Err(RunError { message: message.into(), span, kind: RunErrorKind::Other })
+}
+
+/// A coordinator value.
+#[derive(Clone, Debug)]
+pub enum Value {
+    Scalar(Scalar),
+    Tensor(Rc<Tensor>),
+    /// Not computed yet: a port of the pending graph.
+    Lazy(Port),
+    Tuple(Vec<Value>),
+    Str(String),
+    List(Vec<Value>),
+    Unit,
+}
+
+/// Which backend runs dispatched graphs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Backend {
+    #[default]
+    Interp,
+}
+
+/// The outcome of one `test` block.
+pub struct TestOutcome {
+    pub name: String,
+    pub error: Option<RunError>,
+}
+
+/// Runs the program's `main`.
+pub fn run_main(prog: &hir::Program, host: &mut dyn Host) -> RResult<()> {
+    let Some(main) = &prog.main else {
+        return fail(Span::default(), "this program has no `main` block to run");
+    };
+    let mut m = Machine::new(prog, host);
+    m.run_body(main, Vec::new(), HashMap::new())?;
+    Ok(())
+}
+
+/// Runs every `test` block, each in a fresh coordinator.
+pub fn run_tests(prog: &hir::Program, host: &mut dyn Host) -> Vec<TestOutcome> {
+    prog.tests
+        .iter()
+        .map(|t| {
+            let mut m = Machine::new(prog, host);
+            let error = m.run_body(&t.body, Vec::new(), HashMap::new()).err();
+            TestOutcome { name: t.name.clone(), error }
+        })
+        .collect()
+}
+
+/// The MIR graphs a run dispatched, printed in the canonical text form (for `flowc ir`).
+pub fn dispatched_graphs(prog: &hir::Program, host: &mut dyn Host) -> (Vec<Graph>, Option<RunError>) {
+    let mut m = Machine::new(prog, host);
+    m.keep_graphs = true;
+    let res = match &prog.main {
+        Some(main) => m.run_body(main, Vec::new(), HashMap::new()).err(),
+        None => None,
+    };
+    (m.graphs, res)
+}
+
+struct Frame<'p> {
+    body: &'p hir::Body,
+    values: Vec<Option<Value>>,
+    shapes: HashMap<String, i64>,
+}
+
+struct Machine<'p, 'h> {
+    prog: &'p hir::Program,
+    host: &'h mut dyn Host,
+    lower: Lowerer<'p>,
+    /// Ports already computed.
+    done: HashMap<Port, Rc<Tensor>>,
+    /// Materialized tensors already in the graph, by address.
+    entered: HashMap<*const Tensor, (Rc<Tensor>, Port)>,
+    keep_graphs: bool,
+    graphs: Vec<Graph>,
+}
+
+impl<'p, 'h> Machine<'p, 'h> {
+    fn new(prog: &'p hir::Program, host: &'h mut dyn Host) -> Machine<'p, 'h> {
+        Machine {
+            prog,
+            host,
+            lower: Lowerer::new(prog),
+            done: HashMap::new(),
+            entered: HashMap::new(),
+            keep_graphs: false,
+            graphs: Vec::new(),
+        }
+    }
+
+    fn run_body(&mut self, body: &'p hir::Body, args: Vec<(hir::LocalId, Value)>, shapes: HashMap<String, i64>) -> RResult<Value> {
+        let mut frame = Frame { body, values: vec![None; body.locals.len()], shapes };
+        for (id, v) in args {
+            frame.values[id.0 as usize] = Some(v);
+        }
+        self.eval(&mut frame, &body.expr)
+    }
+
+    // ---- values and the graph ----
+
+    /// The graph value of a coordinator value.
+    fn tval(&mut self, v: &Value, span: Span) -> RResult<TVal> {
+        Ok(match v {
+            Value::Scalar(s) => TVal::Port(self.lower.scalar(*s)),
+            Value::Lazy(p) => TVal::Port(*p),
+            Value::Tensor(t) => {
+                let key = Rc::as_ptr(t);
+                if let Some((_, p)) = self.entered.get(&key) {
+                    TVal::Port(*p)
+                } else {
+                    let p = self.lower.constant((**t).clone());
+                    self.done.insert(p, t.clone());
+                    self.entered.insert(key, (t.clone(), p));
+                    TVal::Port(p)
+                }
+            }
+            Value::Tuple(vs) => TVal::Tuple(vs.iter().map(|x| self.tval(x, span)).collect::<RResult<_>>()?),
+            other => return fail(span, format!("internal error: {other:?} cannot enter an operation")),
+        })
+    }
+
+    fn from_tval(&self, t: TVal) -> Value {
+        match t {
+            TVal::Port(p) => Value::Lazy(p),
+            TVal::Tuple(vs) => Value::Tuple(vs.into_iter().map(|v| self.from_tval(v)).collect()),
+        }
+    }
+
+    /// Computes a value: dispatches every lazy part of it.
+    fn force(&mut self, v: Value, span: Span) -> RResult<Value> {
+        Ok(match v {
+            Value::Lazy(p) => {
+                let t = self.dispatch(p, span)?;
+                if t.shape.is_empty() {
+                    Value::Scalar(t.get(0))
+                } else {
+                    Value::Tensor(t)
+                }
+            }
+            Value::Tuple(vs) => Value::Tuple(vs.into_iter().map(|x| self.force(x, span)).collect::<RResult<_>>()?),
+            other => other,
+        })
+    }
+
+    /// Cuts out the part of the pending graph that `target` needs, runs it and remembers the
+    /// result.
+    fn dispatch(&mut self, target: Port, span: Span) -> RResult<Rc<Tensor>> {
+        if let Some(t) = self.done.get(&target) {
+            return Ok(t.clone());
+        }
+        let src = &self.lower.graph;
+        // Which nodes are needed, walking back from the target and stopping at computed ports.
+        let mut needed = vec![false; src.nodes.len()];
+        let mut stack = vec![target.node];
+        let mut inputs_needed: Vec<Port> = Vec::new();
+        while let Some(n) = stack.pop() {
+            if needed[n.index()] {
+                continue;
+            }
+            needed[n.index()] = true;
+            for p in node_inputs(&src.nodes[n]) {
+                if self.done.contains_key(&p) {
+                    if !inputs_needed.contains(&p) {
+                        inputs_needed.push(p);
+                    }
+                } else {
+                    stack.push(p.node);
+                }
+            }
+        }
+        let mut g = Graph::new();
+        g.monoids = src.monoids.clone();
+        let mut map: HashMap<Port, Port> = HashMap::new();
+        let mut inputs: Vec<Tensor> = Vec::new();
+        for p in &inputs_needed {
+            let t = self.done[p].clone();
+            let ty = crate::mir::ir::TensorTy::of(&t);
+            let node = g.add(Node { kind: NodeKind::Input { index: inputs.len() as u32 }, outputs: vec![ty], label: String::new() });
+            inputs.push((*t).clone());
+            map.insert(*p, Port { node, port: 0 });
+        }
+        for (i, node) in src.nodes.iter().enumerate() {
+            if !needed[i] {
+                continue;
+            }
+            let old = crate::mir::ir::NodeId::new(i);
+            let mut node = node.clone();
+            remap(&mut node, &map);
+            let new = g.add(node);
+            for port in 0..g.nodes[new].outputs.len() as u32 {
+                map.insert(Port { node: old, port }, Port { node: new, port });
+            }
+        }
+        g.outputs = vec![map[&target]];
+        if self.keep_graphs {
+            self.graphs.push(g.clone());
+        }
+        let out = crate::interp::eval(&g, &inputs).map_err(|e| RunError {
+            message: e.to_string(),
+            span,
+            kind: RunErrorKind::Other,
+        })?;
+        let t = Rc::new(out.into_iter().next().expect("one output"));
+        self.done.insert(target, t.clone());
+        Ok(t)
+    }
+
+    // ---- evaluation ----
+
+    fn local(&self, frame: &Frame<'_>, id: hir::LocalId, span: Span) -> RResult<Value> {
+        match &frame.values[id.0 as usize] {
+            Some(v) => Ok(v.clone()),
+            None => fail(span, "internal error: local read before it was bound"),
+        }
+    }
+
+    /// Lowers an operation-environment expression into the graph.
+    fn lazy(&mut self, frame: &mut Frame<'p>, e: &'p hir::Expr) -> RResult<Value> {
+        let mut used = Vec::new();
+        collect_locals(e, &mut used);
+        let mut locals = HashMap::new();
+        for id in used {
+            if let Some(v) = frame.values[id.0 as usize].clone() {
+                if matches!(v, Value::Scalar(_) | Value::Tensor(_) | Value::Lazy(_) | Value::Tuple(_)) {
+                    locals.insert(id, self.tval(&v, e.span)?);
+                }
+            }
+        }
+        let t = self
+            .lower
+            .coordinator_expr(frame.body, e, locals, frame.shapes.clone())
+            .map_err(|x| RunError { message: x.message, span: x.span, kind: RunErrorKind::Other })?;
+        Ok(self.from_tval(t))
+    }
+
+    fn eval(&mut self, frame: &mut Frame<'p>, e: &'p hir::Expr) -> RResult<Value> {
+        let span = e.span;
+        match &e.kind {
+            H::Lit(s) => Ok(Value::Scalar(*s)),
+            H::Str(parts) => {
+                let mut s = String::new();
+                for p in parts {
+                    match p {
+                        hir::StrPart::Text(t) => s.push_str(t),
+                        hir::StrPart::Expr(x) => {
+                            let v = self.eval(frame, x)?;
+                            let v = self.force(v, x.span)?;
+                            s.push_str(&show(&v));
+                        }
+                    }
+                }
+                Ok(Value::Str(s))
+            }
+            H::Local(id) => self.local(frame, *id, span),
+            H::DimValue(d) => match eval_dim(d, &frame.shapes) {
+                Some(n) => Ok(Value::Scalar(Scalar::I64(n))),
+                None => fail(span, format!("internal error: shape `{d}` unbound")),
+            },
+            H::Unary(op, a) => {
+                let v = self.eval(frame, a)?;
+                if let Value::Scalar(s) = v {
+                    let op = match op {
+                        hir::UnOp::Neg => crate::mir::ir::UnOp::Neg,
+                        hir::UnOp::Not => crate::mir::ir::UnOp::Not,
+                    };
+                    return crate::mir::ops::unary(op, s).map(Value::Scalar).or_else(|x| fail(span, op_error(x)));
+                }
+                self.lazy(frame, e)
+            }
+            H::Binary(op, a, b) => {
+                let x = self.eval(frame, a)?;
+                // `&&` and `||` on scalars short-circuit.
+                if let (hir::BinOp::And | hir::BinOp::Or, Value::Scalar(Scalar::Bool(v))) = (op, &x) {
+                    if (*op == hir::BinOp::And && !v) || (*op == hir::BinOp::Or && *v) {
+                        return Ok(x);
+                    }
+                }
+                let x = self.observe_condition(op, x, a.span)?;
+                let y = self.eval(frame, b)?;
+                let y = self.observe_condition(op, y, b.span)?;
+                match (&x, &y) {
+                    (Value::Scalar(p), Value::Scalar(q)) => crate::mir::ops::binary(binop(*op), *p, *q)
+                        .map(Value::Scalar)
+                        .or_else(|err| fail(span, format!("`{}`: {}", op.as_str(), op_error(err)))),
+                    _ => {
+                        let (tx, ty) = (self.tval(&x, a.span)?, self.tval(&y, b.span)?);
+                        let (TVal::Port(px), TVal::Port(py)) = (tx, ty) else {
+                            return fail(span, "internal error: tuple operand");
+                        };
+                        let op = binop(*op);
+                        let p = self
+                            .lower
+                            .elementwise(&[px, py], span, |mut xs| {
+                                let r = xs.pop().expect("two");
+                                crate::mir::ir::ScalarExpr::binary(op, xs.pop().expect("two"), r)
+                            })
+                            .map_err(|x| RunError { message: x.message, span, kind: RunErrorKind::Other })?;
+                        Ok(Value::Lazy(p))
+                    }
+                }
+            }
+            H::Cast(a, d) => {
+                let v = self.eval(frame, a)?;
+                if let Value::Scalar(s) = v {
+                    return Ok(Value::Scalar(s.cast(*d)));
+                }
+                self.lazy(frame, e)
+            }
+            H::Call(f, args) => {
+                let func = self.prog.func(*f);
+                let mut vals = Vec::new();
+                for a in args {
+                    vals.push(self.eval(frame, a)?);
+                }
+                match func.kind {
+                    hir::FuncKind::Proc => self.call_proc(*f, vals, span),
+                    _ => {
+                        let tvals = vals.iter().map(|v| self.tval(v, span)).collect::<RResult<Vec<_>>>()?;
+                        let t = self
+                            .lower
+                            .call(*f, tvals, span)
+                            .map_err(|x| RunError { message: x.message, span: x.span, kind: RunErrorKind::Other })?;
+                        Ok(self.from_tval(t))
+                    }
+                }
+            }
+            H::Builtin(b, args) => self.builtin(frame, *b, args, e),
+            H::Tuple(xs) => {
+                let mut vs = Vec::new();
+                for x in xs {
+                    vs.push(self.eval(frame, x)?);
+                }
+                Ok(Value::Tuple(vs))
+            }
+            H::Field(x, i) => match self.eval(frame, x)? {
+                Value::Tuple(mut vs) if *i < vs.len() => Ok(vs.swap_remove(*i)),
+                _ => fail(span, "internal error: field of a non-tuple"),
+            },
+            H::If { cond, then, els } => {
+                let c = self.condition(frame, cond)?;
+                if c {
+                    self.eval(frame, then)
+                } else {
+                    match els {
+                        Some(x) => self.eval(frame, x),
+                        None => Ok(Value::Unit),
+                    }
+                }
+            }
+            H::Block(b) => self.block(frame, b),
+            H::MapFn(..)
+            | H::Read { .. }
+            | H::Comprehension { .. }
+            | H::Reduce { .. }
+            | H::TensorLit(_)
+            | H::IndexValue(_) => self.lazy(frame, e),
+        }
+    }
+
+    /// Operands of `&&`/`||` are conditions: a lazy boolean is observed.
+    fn observe_condition(&mut self, op: &hir::BinOp, v: Value, span: Span) -> RResult<Value> {
+        match (op, &v) {
+            (hir::BinOp::And | hir::BinOp::Or, Value::Lazy(p)) if self.lower.ty(*p).shape.is_empty() => self.force(v, span),
+            _ => Ok(v),
+        }
+    }
+
+    fn condition(&mut self, frame: &mut Frame<'p>, e: &'p hir::Expr) -> RResult<bool> {
+        let v = self.eval(frame, e)?;
+        match self.force(v, e.span)? {
+            Value::Scalar(Scalar::Bool(b)) => Ok(b),
+            other => fail(e.span, format!("internal error: condition is {other:?}")),
+        }
+    }
+
+    fn block(&mut self, frame: &mut Frame<'p>, b: &'p hir::Block) -> RResult<Value> {
+        for s in &b.stmts {
+            match s {
+                hir::Stmt::Let { local, value } | hir::Stmt::Assign { local, value, .. } => {
+                    let v = self.eval(frame, value)?;
+                    frame.values[local.0 as usize] = Some(v);
+                }
+                hir::Stmt::Expr(x) => {
+                    self.eval(frame, x)?;
+                }
+                hir::Stmt::For { local, lo, hi, body } => {
+                    let lo = self.int(frame, lo)?;
+                    let hi = self.int(frame, hi)?;
+                    for i in lo..hi {
+                        frame.values[local.0 as usize] = Some(Value::Scalar(Scalar::I64(i)));
+                        self.block(frame, body)?;
+                    }
+                }
+                hir::Stmt::While { cond, body } => {
+                    while self.condition(frame, cond)? {
+                        self.block(frame, body)?;
+                    }
+                }
+            }
+        }
+        match &b.tail {
+            Some(t) => self.eval(frame, t),
+            None => Ok(Value::Unit),
+        }
+    }
+
+    fn int(&mut self, frame: &mut Frame<'p>, e: &'p hir::Expr) -> RResult<i64> {
+        let v = self.eval(frame, e)?;
+        match self.force(v, e.span)? {
+            Value::Scalar(s) => Ok(s.cast(DType::I64).as_f64() as i64).map(|_| match s {
+                Scalar::I64(v) => v,
+                other => other.as_f64() as i64,
+            }),
+            _ => fail(e.span, "internal error: expected an integer"),
+        }
+    }
+
+    fn call_proc(&mut self, f: hir::FuncId, vals: Vec<Value>, span: Span) -> RResult<Value> {
+        let func = self.prog.func(f);
+        let mut shapes = HashMap::new();
+        for (p, v) in func.params.iter().zip(&vals) {
+            let ty = &func.body.local(*p).ty;
+            let shape = self.shape_of(v);
+            if let (Ty::Tensor(_, dims), Some(shape)) = (ty, shape) {
+                for (d, n) in dims.iter().zip(shape) {
+                    if let Some(var) = d.as_var() {
+                        match shapes.get(var) {
+                            Some(prev) if *prev != n as i64 => {
+                                return fail(span, format!("shape mismatch in call to `{}`: `{var}` is {prev} and {n}", func.name));
+                            }
+                            _ => {
+                                shapes.insert(var.to_string(), n as i64);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let args = func.params.iter().copied().zip(vals).collect();
+        self.run_body(&func.body, args, shapes)
+    }
+
+    fn shape_of(&self, v: &Value) -> Option<Vec<usize>> {
+        match v {
+            Value::Tensor(t) => Some(t.shape.clone()),
+            Value::Lazy(p) => Some(self.lower.ty(*p).shape.clone()),
+            Value::Scalar(_) => Some(Vec::new()),
+            _ => None,
+        }
+    }
+
+    fn builtin(&mut self, frame: &mut Frame<'p>, b: Builtin, args: &'p [hir::Expr], e: &'p hir::Expr) -> RResult<Value> {
+        let span = e.span;
+        match b {
+            Builtin::Print => {
+                let mut parts = Vec::new();
+                for a in args {
+                    let v = self.eval(frame, a)?;
+                    let v = self.force(v, a.span)?;
+                    parts.push(show(&v));
+                }
+                let mut line = parts.join(" ");
+                line.push('\n');
+                self.host.stdout(&line);
+                Ok(Value::Unit)
+            }
+            Builtin::Assert => {
+                let c = self.condition(frame, &args[0])?;
+                if c {
+                    return Ok(Value::Unit);
+                }
+                let msg = match args.get(1) {
+                    Some(m) => match self.eval(frame, m)? {
+                        Value::Str(s) => s,
+                        other => show(&other),
+                    },
+                    None => "the condition is false".to_string(),
+                };
+                Err(RunError { message: format!("assertion failed: {msg}"), span, kind: RunErrorKind::Assertion })
+            }
+            Builtin::AssertClose => {
+                let a = self.eval(frame, &args[0])?;
+                let a = self.force(a, args[0].span)?;
+                let bv = self.eval(frame, &args[1])?;
+                let bv = self.force(bv, args[1].span)?;
+                let tol = match args.get(2) {
+                    Some(t) => match self.eval(frame, t).and_then(|v| self.force(v, t.span))? {
+                        Value::Scalar(s) => s.as_f64(),
+                        _ => 1e-5,
+                    },
+                    None => 1e-5,
+                };
+                assert_close(&a, &bv, tol, span)?;
+                Ok(Value::Unit)
+            }
+            Builtin::Eval => {
+                let v = self.eval(frame, &args[0])?;
+                self.force(v, span)
+            }
+            Builtin::Args => Ok(Value::List(self.host.args().into_iter().map(Value::Str).collect())),
+            Builtin::Len if args.len() == 2 => {
+                // `list[i]`, which the checker writes as a two-argument `len`.
+                let l = self.eval(frame, &args[0])?;
+                let i = self.int(frame, &args[1])?;
+                match l {
+                    Value::List(vs) => match usize::try_from(i).ok().and_then(|i| vs.get(i)) {
+                        Some(v) => Ok(v.clone()),
+                        None => fail(span, format!("index {i} is out of range for a list of {} element(s)", vs.len())),
+                    },
+                    _ => fail(span, "internal error: indexing a non-list"),
+                }
+            }
+            Builtin::Len => match self.eval(frame, &args[0])? {
+                Value::List(vs) => Ok(Value::Scalar(Scalar::I64(vs.len() as i64))),
+                _ => fail(span, "internal error: len of a non-list"),
+            },
+            Builtin::ParseI64 | Builtin::ParseF64 => {
+                let Value::Str(s) = self.eval(frame, &args[0])? else {
+                    return fail(span, "internal error: parse of a non-string");
+                };
+                let t = s.trim();
+                if b == Builtin::ParseI64 {
+                    t.parse::<i64>().map(|v| Value::Scalar(Scalar::I64(v))).or_else(|_| fail(span, format!("`{s}` is not an integer")))
+                } else {
+                    t.parse::<f64>().map(|v| Value::Scalar(Scalar::F64(v))).or_else(|_| fail(span, format!("`{s}` is not a number")))
+                }
+            }
+            Builtin::Save => {
+                let Value::Str(path) = self.eval(frame, &args[0])? else {
+                    return fail(span, "internal error: path");
+                };
+                let v = self.eval(frame, &args[1])?;
+                let t = match self.force(v, args[1].span)? {
+                    Value::Tensor(t) => (*t).clone(),
+                    Value::Scalar(s) => Tensor::from_scalar(s),
+                    _ => return fail(span, "`save` writes a tensor"),
+                };
+                let bytes = flow_runtime::write_npy(&t);
+                self.host.write_file(&path, &bytes).or_else(|x| fail(span, format!("cannot write `{path}`: {x}")))?;
+                Ok(Value::Unit)
+            }
+            Builtin::Load => {
+                let Value::Str(path) = self.eval(frame, &args[0])? else {
+                    return fail(span, "internal error: path");
+                };
+                let bytes = self.host.read_file(&path).or_else(|x| fail(span, format!("cannot read `{path}`: {x}")))?;
+                let t = flow_runtime::read_npy(&bytes).or_else(|x| fail(span, format!("`{path}`: {x}")))?;
+                check_loaded(&t, &e.ty, &path, span)?;
+                if t.shape.is_empty() {
+                    return Ok(Value::Scalar(t.get(0)));
+                }
+                Ok(Value::Tensor(Rc::new(t)))
+            }
+            _ => self.lazy(frame, e),
+        }
+    }
+}
+
+/// Checks a loaded tensor against the type the program expects of it.
+fn check_loaded(t: &Tensor, ty: &Ty, path: &str, span: Span) -> RResult<()> {
+    let want_d = ty.dtype();
+    if want_d != Some(t.dtype()) {
+        return fail(span, format!("`{path}` holds {} elements, but the program expects `{ty}`", t.dtype()));
+    }
+    let dims = ty.dims();
+    if dims.len() != t.shape.len() {
+        return fail(
+            span,
+            format!("`{path}` has shape {}, but the program expects `{ty}`", flow_runtime::format_shape(&t.shape)),
+        );
+    }
+    for (d, n) in dims.iter().zip(&t.shape) {
+        if let Some(k) = d.as_known() {
+            if k != *n as i64 {
+                return fail(
+                    span,
+                    format!("`{path}` has shape {}, but the program expects `{ty}`", flow_runtime::format_shape(&t.shape)),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn assert_close(a: &Value, b: &Value, tol: f64, span: Span) -> RResult<()> {
+    let as_tensor = |v: &Value| -> Option<Tensor> {
+        match v {
+            Value::Tensor(t) => Some((**t).clone()),
+            Value::Scalar(s) => Some(Tensor::from_scalar(*s)),
+            _ => None,
+        }
+    };
+    let (Some(x), Some(y)) = (as_tensor(a), as_tensor(b)) else {
+        return fail(span, "`assert_close` compares numbers or tensors");
+    };
+    if x.shape != y.shape {
+        return Err(RunError {
+            message: format!(
+                "assert_close: shapes differ: {} and {}",
+                flow_runtime::format_shape(&x.shape),
+                flow_runtime::format_shape(&y.shape)
+            ),
+            span,
+            kind: RunErrorKind::Assertion,
+        });
+    }
+    let mut worst: Option<(usize, f64, f64, f64)> = None;
+    for i in 0..x.len() {
+        let (p, q) = (x.get(i).as_f64(), y.get(i).as_f64());
+        let ok = p == q || (p.is_nan() && q.is_nan()) || (p - q).abs() <= tol * (1.0 + q.abs());
+        if !ok {
+            let err = (p - q).abs();
+            if worst.is_none_or(|w| err > w.3 || err.is_nan()) {
+                worst = Some((i, p, q, err));
+            }
+        }
+    }
+    match worst {
+        None => Ok(()),
+        Some((i, p, q, _)) => {
+            let at = if x.shape.is_empty() { String::new() } else { format!(" at index {}", unravel(i, &x.shape)) };
+            Err(RunError {
+                message: format!(
+                    "assert_close failed{at}: {} vs {} (|a - b| = {}, allowed {} * (1 + |b|))",
+                    format_scalar(&x.get(i)),
+                    format_scalar(&y.get(i)),
+                    (p - q).abs(),
+                    tol
+                ),
+                span,
+                kind: RunErrorKind::Assertion,
+            })
+        }
+    }
+}
+
+fn unravel(mut i: usize, shape: &[usize]) -> String {
+    let mut idx = vec![0; shape.len()];
+    for k in (0..shape.len()).rev() {
+        if shape[k] > 0 {
+            idx[k] = i % shape[k];
+            i /= shape[k];
+        }
+    }
+    format!("[{}]", idx.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", "))
+}
+
+/// How `print` and string interpolation write a (forced) value.
+pub fn show(v: &Value) -> String {
+    match v {
+        Value::Scalar(s) => format_scalar(s),
+        Value::Tensor(t) => format_tensor(t),
+        Value::Lazy(p) => format!("<lazy {p}>"),
+        Value::Tuple(vs) => format!("({})", vs.iter().map(show).collect::<Vec<_>>().join(", ")),
+        Value::Str(s) => s.clone(),
+        Value::List(vs) => format!(
+            "[{}]",
+            vs.iter()
+                .map(|v| match v {
+                    Value::Str(s) => format!("{s:?}"),
+                    other => show(other),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Unit => "()".into(),
+    }
+}
+
+fn node_inputs(n: &Node) -> Vec<Port> {
+    match &n.kind {
+        NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => reads.iter().map(Read::src).collect(),
+        NodeKind::Concat { parts, .. } => parts.clone(),
+        NodeKind::Slice { src, .. } => vec![*src],
+        NodeKind::Input { .. } | NodeKind::Const { .. } | NodeKind::Random { .. } => Vec::new(),
+    }
+}
+
+fn remap(n: &mut Node, map: &HashMap<Port, Port>) {
+    let fix = |p: &mut Port| {
+        if let Some(q) = map.get(p) {
+            *p = *q;
+        }
+    };
+    match &mut n.kind {
+        NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => {
+            for r in reads {
+                let mut p = r.src();
+                fix(&mut p);
+                r.node = p.node;
+                r.port = p.port;
+            }
+        }
+        NodeKind::Concat { parts, .. } => parts.iter_mut().for_each(fix),
+        NodeKind::Slice { src, .. } => fix(src),
+        NodeKind::Input { .. } | NodeKind::Const { .. } | NodeKind::Random { .. } => {}
+    }
+}
+
+fn collect_locals(e: &hir::Expr, out: &mut Vec<hir::LocalId>) {
+    if let H::Local(id) = &e.kind {
+        if !out.contains(id) {
+            out.push(*id);
+        }
+    }
+    let mut kids = Vec::new();
+    hir::dump::children(e, &mut kids);
+    for k in kids {
+        collect_locals(k, out);
+    }
+}
+
+fn op_error(e: crate::mir::ops::OpError) -> String {
+    match e {
+        crate::mir::ops::OpError::DivByZero => "integer division by zero".into(),
+        crate::mir::ops::OpError::DivOverflow => "integer division overflows (MIN / -1)".into(),
+        crate::mir::ops::OpError::Operands => "internal error: operand types".into(),
+    }
+}

@@ -1,0 +1,650 @@
+//! The reference interpreter: evaluates a MIR graph directly, as plainly as possible. It is
+//! the semantic oracle that every pass and back end is tested against, so it takes no
+//! shortcuts.
+//!
+//! [`eval`] first runs the verifier, then evaluates the nodes in id order:
+//! - a `Map` point by point in row-major order of its space;
+//! - a `Reduce`, for each free point in row-major order, by folding its reduced box in
+//!   row-major order, strictly left to right, starting from the monoid's zero:
+//!   `acc = combine(acc, wrap(args))`, then `unwrap(acc)`. This fixes the reference order
+//!   of a non-commutative or non-associative (floating-point) fold. Over an empty reduced
+//!   box the result is `unwrap(zero)` (for a built-in monoid, its identity);
+//! - a read through its projection: a `Strict` read outside its tensor is an error (the
+//!   verifier should have rejected the graph), `Pad` yields the pad value, and `Clamp`
+//!   clamps each coordinate to the tensor;
+//! - `Random` element `n` (row-major) is `flow_runtime::rand::uniform(seed, n)` or `normal`.
+//!
+//! Scalar operators mean what [`crate::mir::ops`] says (integer arithmetic wraps, shift
+//! amounts are taken modulo the bit width, float `min`/`max` propagate NaN). Expressions are
+//! evaluated lazily where it can matter: `select` evaluates only the chosen arm, `and`
+//! evaluates its second operand only when the first is `true` and `or` only when it is
+//! `false`, and a read is performed only when its value is used. So a guarded division by
+//! zero or out-of-bounds read in an arm that is not taken raises no error.
+//!
+//! Input `k` is `inputs[k]` and must have the Input node's dtype and shape; inputs that no
+//! node reads are allowed. Run-time failures, such as an integer division by zero, are an
+//! [`InterpError`] naming the node, never a panic.
+
+use std::fmt;
+
+use flow_runtime::tensor::row_major_strides;
+use flow_runtime::{format_shape, rand, DType, Scalar, ShapeError, Tensor};
+
+use crate::mir::ir::{
+    BinOp, Dist, Edge, Graph, MonoidRef, Node, NodeId, NodeKind, Port, Read, ScalarExpr, TensorTy,
+};
+use crate::mir::ops::{self, OpError};
+use crate::mir::verify::{verify, VerifyError};
+
+/// Evaluates a graph on its inputs and returns its outputs in `g.outputs` order.
+pub fn eval(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError> {
+    verify(g).map_err(InterpError::Invalid)?;
+    let mut values: Vec<Vec<Tensor>> = Vec::with_capacity(g.nodes.len());
+    for (id, node) in g.nodes.iter_enumerated() {
+        let ports = eval_node(g, node, inputs, &values).map_err(|fault| match fault {
+            NodeFault::Input(e) => e,
+            NodeFault::Fault(problem) => InterpError::At {
+                node: id,
+                label: node.label.clone(),
+                problem,
+            },
+        })?;
+        values.push(ports);
+    }
+    g.outputs
+        .iter()
+        .map(|&p| {
+            port_value(&values, p)
+                .cloned()
+                .map_err(|problem| InterpError::At {
+                    node: p.node,
+                    label: String::new(),
+                    problem,
+                })
+        })
+        .collect()
+}
+
+/// Why a graph could not be evaluated.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InterpError {
+    /// The graph breaks an invariant.
+    Invalid(VerifyError),
+    /// An Input node's index is past the end of the inputs.
+    MissingInput {
+        /// The index.
+        index: u32,
+        /// How many inputs were given.
+        given: usize,
+    },
+    /// An input tensor does not have its Input node's type.
+    InputMismatch {
+        /// The index.
+        index: u32,
+        /// The Input node's label.
+        label: String,
+        /// The Input node's type.
+        expected: TensorTy,
+        /// The tensor's type.
+        found: TensorTy,
+    },
+    /// A node failed.
+    At {
+        /// The node.
+        node: NodeId,
+        /// Its label.
+        label: String,
+        /// What went wrong.
+        problem: Fault,
+    },
+}
+
+/// What went wrong while a node was evaluated.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fault {
+    /// Integer division or remainder by zero.
+    DivByZero,
+    /// Integer `MIN / -1`.
+    DivOverflow,
+    /// A strict read outside its tensor.
+    OutOfBounds {
+        /// The read.
+        read: usize,
+        /// The coordinate read.
+        coords: Vec<i128>,
+        /// The shape of the tensor read.
+        shape: Vec<usize>,
+    },
+    /// An output tensor too large to allocate.
+    Alloc(ShapeError),
+    /// An inconsistency that the verifier rules out.
+    Internal(&'static str),
+}
+
+impl fmt::Display for InterpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InterpError::Invalid(e) => write!(f, "invalid MIR: {e}"),
+            InterpError::MissingInput { index, given } => {
+                write!(
+                    f,
+                    "the graph reads input {index}, but only {given} inputs were given"
+                )
+            }
+            InterpError::InputMismatch {
+                index,
+                label,
+                expected,
+                found,
+            } => {
+                write!(f, "input {index}")?;
+                if !label.is_empty() {
+                    write!(f, " \"{label}\"")?;
+                }
+                write!(f, " should be {expected}, found {found}")
+            }
+            InterpError::At {
+                node,
+                label,
+                problem,
+            } => {
+                write!(f, "{problem} in node {node}")?;
+                if !label.is_empty() {
+                    write!(f, " \"{label}\"")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for InterpError {}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::DivByZero => f.write_str("integer division by zero"),
+            Fault::DivOverflow => f.write_str("integer division overflow (MIN / -1)"),
+            Fault::OutOfBounds {
+                read,
+                coords,
+                shape,
+            } => {
+                let coords: Vec<String> = coords.iter().map(|c| c.to_string()).collect();
+                write!(
+                    f,
+                    "read {read} at [{}] outside a tensor of shape {}",
+                    coords.join(", "),
+                    format_shape(shape)
+                )
+            }
+            Fault::Alloc(e) => write!(f, "{e}"),
+            Fault::Internal(what) => write!(f, "internal error ({what})"),
+        }
+    }
+}
+
+/// A node's failure: an input problem (reported as is) or a fault (reported with the node).
+enum NodeFault {
+    Input(InterpError),
+    Fault(Fault),
+}
+
+impl From<Fault> for NodeFault {
+    fn from(f: Fault) -> Self {
+        NodeFault::Fault(f)
+    }
+}
+
+/// A scalar or tuple value of an expression.
+#[derive(Clone, Debug, PartialEq)]
+enum Value {
+    Scalar(Scalar),
+    Tuple(Vec<Value>),
+}
+
+impl Value {
+    /// The value of a flat list of fields: the scalar itself when there is one, else a tuple.
+    fn flat(fields: &[Scalar]) -> Value {
+        match fields {
+            [s] => Value::Scalar(*s),
+            _ => Value::Tuple(fields.iter().map(|&s| Value::Scalar(s)).collect()),
+        }
+    }
+
+    /// The scalar, or an internal fault for a tuple.
+    fn scalar(self) -> Result<Scalar, Fault> {
+        match self {
+            Value::Scalar(s) => Ok(s),
+            Value::Tuple(_) => Err(Fault::Internal("a tuple where a scalar belongs")),
+        }
+    }
+
+    /// Appends the scalars of the value, in order, to `out`.
+    fn flatten(self, out: &mut Vec<Scalar>) {
+        match self {
+            Value::Scalar(s) => out.push(s),
+            Value::Tuple(items) => items.into_iter().for_each(|v| v.flatten(out)),
+        }
+    }
+}
+
+/// Everything an expression can see at one point.
+struct Scope<'a> {
+    /// The coordinates of the point (index variables).
+    idx: &'a [i64],
+    /// The node's reads.
+    reads: &'a [Read],
+    /// The values of all earlier nodes.
+    values: &'a [Vec<Tensor>],
+    /// The parameters of the monoid function being evaluated.
+    params: &'a [Value],
+}
+
+/// Evaluates one node to its port tensors.
+fn eval_node(
+    g: &Graph,
+    node: &Node,
+    inputs: &[Tensor],
+    values: &[Vec<Tensor>],
+) -> Result<Vec<Tensor>, NodeFault> {
+    let out_ty = |k: usize| {
+        node.outputs
+            .get(k)
+            .ok_or(Fault::Internal("missing output port"))
+    };
+    match &node.kind {
+        NodeKind::Input { index } => {
+            let t =
+                inputs
+                    .get(*index as usize)
+                    .ok_or(NodeFault::Input(InterpError::MissingInput {
+                        index: *index,
+                        given: inputs.len(),
+                    }))?;
+            let expected = out_ty(0)?;
+            if TensorTy::of(t) != *expected {
+                return Err(NodeFault::Input(InterpError::InputMismatch {
+                    index: *index,
+                    label: node.label.clone(),
+                    expected: expected.clone(),
+                    found: TensorTy::of(t),
+                }));
+            }
+            Ok(vec![t.clone()])
+        }
+        NodeKind::Const { value } => Ok(vec![value.clone()]),
+        NodeKind::Random { dist, seed } => {
+            let mut t = zeros(out_ty(0)?)?;
+            for n in 0..t.len() {
+                let x = match dist {
+                    Dist::Uniform => rand::uniform(*seed, n as u64),
+                    Dist::Normal => rand::normal(*seed, n as u64),
+                };
+                t.set(n, Scalar::F32(x));
+            }
+            Ok(vec![t])
+        }
+        NodeKind::Map { space, reads, body } => {
+            let mut outs = node
+                .outputs
+                .iter()
+                .map(zeros)
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut lin = 0;
+            for_each_point(space, |point| {
+                let scope = Scope {
+                    idx: point,
+                    reads,
+                    values,
+                    params: &[],
+                };
+                for (e, out) in body.iter().zip(&mut outs) {
+                    let v = eval_expr(e, &scope)?.scalar()?;
+                    out.set(lin, v);
+                }
+                lin += 1;
+                Ok(())
+            })?;
+            Ok(outs)
+        }
+        NodeKind::Reduce { .. } => Ok(eval_reduce(g, node, values)?),
+        NodeKind::Concat { axis, parts } => {
+            let mut out = zeros(out_ty(0)?)?;
+            let part_tensors = parts
+                .iter()
+                .map(|&p| port_value(values, p))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut lin = 0;
+            let shape = out.shape.clone();
+            for_each_point(&shape, |point| {
+                let mut coord = point.to_vec();
+                let mut along = point.get(*axis).copied().unwrap_or(0);
+                for t in &part_tensors {
+                    let extent = t.shape.get(*axis).copied().unwrap_or(0) as i64;
+                    if along < extent {
+                        coord[*axis] = along;
+                        out.set(lin, element(t, &coord)?);
+                        lin += 1;
+                        return Ok(());
+                    }
+                    along -= extent;
+                }
+                Err(Fault::Internal("concat coordinate past the parts"))
+            })?;
+            Ok(vec![out])
+        }
+        NodeKind::Slice { src, start, .. } => {
+            let mut out = zeros(out_ty(0)?)?;
+            let src = port_value(values, *src)?;
+            let mut lin = 0;
+            let shape = out.shape.clone();
+            for_each_point(&shape, |point| {
+                let coord: Vec<i64> = point
+                    .iter()
+                    .zip(start)
+                    .map(|(&p, &s)| i64::try_from(s).unwrap_or(i64::MAX).saturating_add(p))
+                    .collect();
+                out.set(lin, element(src, &coord)?);
+                lin += 1;
+                Ok(())
+            })?;
+            Ok(vec![out])
+        }
+    }
+}
+
+/// Evaluates a reduction node; see the module documentation for the fold order.
+fn eval_reduce(g: &Graph, node: &Node, values: &[Vec<Tensor>]) -> Result<Vec<Tensor>, Fault> {
+    let NodeKind::Reduce {
+        space,
+        red,
+        monoid,
+        reads,
+        args,
+    } = &node.kind
+    else {
+        return Err(Fault::Internal("not a reduction"));
+    };
+    let monoid = *monoid;
+    let mut outs = node
+        .outputs
+        .iter()
+        .map(zeros)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut idx = vec![0i64; space.len() + red.len()];
+    let mut lin = 0;
+    for_each_point(space, |free| {
+        idx[..free.len()].copy_from_slice(free);
+        let mut acc = match monoid {
+            MonoidRef::Builtin(b) => {
+                let dtype = node.outputs.first().map_or(DType::F32, |t| t.dtype);
+                let zero = ops::builtin_identity(b, dtype)
+                    .ok_or(Fault::Internal("built-in monoid over a wrong type"))?;
+                Value::Scalar(zero)
+            }
+            MonoidRef::User(id) => {
+                let m = g.monoids.get(id).ok_or(Fault::Internal("missing monoid"))?;
+                Value::flat(&m.zero)
+            }
+        };
+        for_each_point(red, |r| {
+            idx[free.len()..].copy_from_slice(r);
+            let scope = Scope {
+                idx: &idx,
+                reads,
+                values,
+                params: &[],
+            };
+            let args = args
+                .iter()
+                .map(|e| eval_expr(e, &scope))
+                .collect::<Result<Vec<_>, _>>()?;
+            acc = combine(
+                g,
+                monoid,
+                std::mem::replace(&mut acc, Value::Tuple(Vec::new())),
+                args,
+            )?;
+            Ok(())
+        })?;
+        let res = unwrap(g, monoid, acc)?;
+        let mut fields = Vec::with_capacity(outs.len());
+        res.flatten(&mut fields);
+        if fields.len() != outs.len() {
+            return Err(Fault::Internal("reduction result does not match its ports"));
+        }
+        for (out, v) in outs.iter_mut().zip(fields) {
+            out.set(lin, v);
+        }
+        lin += 1;
+        Ok(())
+    })?;
+    Ok(outs)
+}
+
+/// `combine(acc, wrap(args))` for one step of a fold.
+fn combine(g: &Graph, monoid: MonoidRef, acc: Value, args: Vec<Value>) -> Result<Value, Fault> {
+    match monoid {
+        MonoidRef::Builtin(b) => {
+            let x = args
+                .into_iter()
+                .next()
+                .ok_or(Fault::Internal("built-in reduction without argument"))?
+                .scalar()?;
+            let op = ops::builtin_combine(b);
+            Ok(Value::Scalar(
+                ops::binary(op, acc.scalar()?, x).map_err(op_fault)?,
+            ))
+        }
+        MonoidRef::User(id) => {
+            let m = g.monoids.get(id).ok_or(Fault::Internal("missing monoid"))?;
+            let wrapped = match &m.wrap {
+                Some(w) => eval_expr(&w.body, &monoid_scope(&args))?,
+                None => args
+                    .into_iter()
+                    .next()
+                    .ok_or(Fault::Internal("reduction without argument"))?,
+            };
+            eval_expr(&m.combine, &monoid_scope(&[acc, wrapped]))
+        }
+    }
+}
+
+/// The result of a fold: `unwrap(acc)`, or the state itself.
+fn unwrap(g: &Graph, monoid: MonoidRef, acc: Value) -> Result<Value, Fault> {
+    let MonoidRef::User(id) = monoid else {
+        return Ok(acc);
+    };
+    let m = g.monoids.get(id).ok_or(Fault::Internal("missing monoid"))?;
+    match &m.unwrap {
+        Some(u) => eval_expr(&u.body, &monoid_scope(&[acc])),
+        None => Ok(acc),
+    }
+}
+
+/// The scope of a monoid function: its parameters and nothing else.
+fn monoid_scope(params: &[Value]) -> Scope<'_> {
+    Scope {
+        idx: &[],
+        reads: &[],
+        values: &[],
+        params,
+    }
+}
+
+/// Evaluates a scalar expression at one point.
+fn eval_expr(e: &ScalarExpr, scope: &Scope<'_>) -> Result<Value, Fault> {
+    let scalar = |e: &ScalarExpr| eval_expr(e, scope)?.scalar();
+    Ok(Value::Scalar(match e {
+        ScalarExpr::Const(s) => *s,
+        ScalarExpr::Index(k) => Scalar::I64(
+            *scope
+                .idx
+                .get(*k as usize)
+                .ok_or(Fault::Internal("index variable out of range"))?,
+        ),
+        ScalarExpr::Read(k) => read_value(scope, *k as usize)?,
+        ScalarExpr::Param(k) => {
+            return scope
+                .params
+                .get(*k as usize)
+                .cloned()
+                .ok_or(Fault::Internal("parameter out of range"))
+        }
+        ScalarExpr::Unary(op, x) => ops::unary(*op, scalar(x)?).map_err(op_fault)?,
+        ScalarExpr::Binary(BinOp::And, a, b) => match scalar(a)? {
+            Scalar::Bool(true) => scalar(b)?,
+            Scalar::Bool(false) => Scalar::Bool(false),
+            _ => return Err(Fault::Internal("`and` of a non-bool")),
+        },
+        ScalarExpr::Binary(BinOp::Or, a, b) => match scalar(a)? {
+            Scalar::Bool(false) => scalar(b)?,
+            Scalar::Bool(true) => Scalar::Bool(true),
+            _ => return Err(Fault::Internal("`or` of a non-bool")),
+        },
+        ScalarExpr::Binary(op, a, b) => {
+            let (a, b) = (scalar(a)?, scalar(b)?);
+            ops::binary(*op, a, b).map_err(op_fault)?
+        }
+        ScalarExpr::Cast(x, to) => scalar(x)?.cast(*to),
+        ScalarExpr::Call(f, x) => ops::math(*f, scalar(x)?).map_err(op_fault)?,
+        ScalarExpr::Select(c, a, b) => {
+            return match scalar(c)? {
+                Scalar::Bool(true) => eval_expr(a, scope),
+                Scalar::Bool(false) => eval_expr(b, scope),
+                _ => Err(Fault::Internal("select on a non-bool")),
+            }
+        }
+        ScalarExpr::Tuple(items) => {
+            return Ok(Value::Tuple(
+                items
+                    .iter()
+                    .map(|x| eval_expr(x, scope))
+                    .collect::<Result<_, _>>()?,
+            ))
+        }
+        ScalarExpr::Field(x, k) => {
+            return match eval_expr(x, scope)? {
+                Value::Tuple(mut items) if (*k as usize) < items.len() => {
+                    Ok(items.swap_remove(*k as usize))
+                }
+                _ => Err(Fault::Internal("field of a non-tuple")),
+            }
+        }
+    }))
+}
+
+/// The value of read `k` at the current point, through its projection and edge rule.
+fn read_value(scope: &Scope<'_>, k: usize) -> Result<Scalar, Fault> {
+    let r = scope
+        .reads
+        .get(k)
+        .ok_or(Fault::Internal("read out of range"))?;
+    let t = port_value(scope.values, r.src())?;
+    if r.proj.len() != t.rank() {
+        return Err(Fault::Internal("projection rank differs from the tensor's"));
+    }
+    let mut coords = Vec::with_capacity(r.proj.len());
+    for a in &r.proj {
+        coords.push(
+            a.eval(scope.idx)
+                .ok_or(Fault::Internal("projection variable out of range"))?,
+        );
+    }
+    let inside = coords
+        .iter()
+        .zip(&t.shape)
+        .all(|(&c, &extent)| 0 <= c && c < extent as i128);
+    let coords: Vec<i64> = match r.edge {
+        _ if inside => coords.iter().map(|&c| c as i64).collect(),
+        Edge::Strict => {
+            return Err(Fault::OutOfBounds {
+                read: k,
+                coords,
+                shape: t.shape.clone(),
+            })
+        }
+        Edge::Pad(s) => return Ok(s),
+        Edge::Clamp => {
+            if t.is_empty() {
+                return Err(Fault::Internal("clamped read of an empty tensor"));
+            }
+            coords
+                .iter()
+                .zip(&t.shape)
+                .map(|(&c, &extent)| c.clamp(0, extent as i128 - 1) as i64)
+                .collect()
+        }
+    };
+    element(t, &coords)
+}
+
+/// The element of `t` at in-bounds coordinates `coords`.
+fn element(t: &Tensor, coords: &[i64]) -> Result<Scalar, Fault> {
+    let strides = row_major_strides(&t.shape);
+    let mut lin = 0usize;
+    for ((&c, &stride), &extent) in coords.iter().zip(&strides).zip(&t.shape) {
+        let c = usize::try_from(c)
+            .ok()
+            .filter(|&c| c < extent)
+            .ok_or(Fault::Internal("element coordinate out of bounds"))?;
+        lin += c * stride;
+    }
+    if coords.len() != t.rank() || lin >= t.len() {
+        return Err(Fault::Internal("element coordinate out of bounds"));
+    }
+    Ok(t.get(lin))
+}
+
+/// The tensor of an already evaluated port.
+fn port_value(values: &[Vec<Tensor>], p: Port) -> Result<&Tensor, Fault> {
+    values
+        .get(p.node.0 as usize)
+        .and_then(|ports| ports.get(p.port as usize))
+        .ok_or(Fault::Internal("reference to a port not yet evaluated"))
+}
+
+/// A zero-filled tensor of type `ty`, or an allocation fault.
+fn zeros(ty: &TensorTy) -> Result<Tensor, Fault> {
+    Tensor::zeros(ty.dtype, &ty.shape).map_err(Fault::Alloc)
+}
+
+/// Calls `f` with every point of the box `shape` in row-major order (once, with no
+/// coordinates, for a rank-0 box; never for a box with a zero extent).
+fn for_each_point(
+    shape: &[usize],
+    mut f: impl FnMut(&[i64]) -> Result<(), Fault>,
+) -> Result<(), Fault> {
+    if shape.contains(&0) {
+        return Ok(());
+    }
+    let mut point = vec![0i64; shape.len()];
+    loop {
+        f(&point)?;
+        let mut dim = shape.len();
+        loop {
+            if dim == 0 {
+                return Ok(());
+            }
+            dim -= 1;
+            point[dim] += 1;
+            if (point[dim] as usize) < shape[dim] {
+                break;
+            }
+            point[dim] = 0;
+        }
+    }
+}
+
+/// The fault of a failed scalar operator.
+fn op_fault(e: OpError) -> Fault {
+    match e {
+        OpError::DivByZero => Fault::DivByZero,
+        OpError::DivOverflow => Fault::DivOverflow,
+        OpError::Operands => Fault::Internal("operator applied to operands of the wrong type"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,577 @@
+//! The MIR data structures: a graph of tensor nodes over concrete index spaces.
+//!
+//! A [`Graph`] is built per dispatch, so every extent is a known number. Its nodes are
+//! topologically ordered: a node reads only nodes with smaller ids. Each node has one or more
+//! output *ports*, each a tensor with a [`TensorTy`]; a tuple-valued result is flattened into
+//! several ports (a struct of arrays).
+//!
+//! `Map` and `Reduce` nodes compute a scalar expression at every point of an index box. Inside
+//! their expressions, index variable `k` is the `k`-th coordinate of the point: for a `Map`,
+//! `0..space.len()`; for a `Reduce`, the free indices `0..space.len()` come first and the
+//! reduced indices `space.len()..space.len() + red.len()` follow. Each [`Read`] maps the point
+//! to a coordinate of one input tensor through one [`Affine`] per dimension of that tensor.
+//!
+//! The meaning of the scalar operators is defined in [`super::ops`]; the verifier in
+//! [`super::verify`] lists the invariants a well-formed graph satisfies.
+
+use std::fmt;
+
+use flow_runtime::{format_shape, DType, Scalar, Tensor};
+
+use super::idx::{define_idx, IdxVec};
+
+define_idx!(
+    /// The id of a node in [`Graph::nodes`]; displays as `%3`.
+    NodeId,
+    "%"
+);
+
+define_idx!(
+    /// The id of a user monoid in [`Graph::monoids`]; displays as `@0`.
+    MonoidId,
+    "@"
+);
+
+/// A dataflow graph of tensor nodes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Graph {
+    /// The nodes, topologically ordered: a node reads only earlier nodes.
+    pub nodes: IdxVec<NodeId, Node>,
+    /// The graph's results, in order.
+    pub outputs: Vec<Port>,
+    /// The user monoids that `Reduce` nodes refer to.
+    pub monoids: IdxVec<MonoidId, Monoid>,
+}
+
+impl Graph {
+    /// An empty graph.
+    pub fn new() -> Graph {
+        Graph::default()
+    }
+
+    /// Appends a node and returns its id.
+    pub fn add(&mut self, node: Node) -> NodeId {
+        self.nodes.push(node)
+    }
+
+    /// Appends a user monoid and returns its id.
+    pub fn add_monoid(&mut self, monoid: Monoid) -> MonoidId {
+        self.monoids.push(monoid)
+    }
+
+    /// The type of output `port` of `node`, or `None` when there is no such port.
+    pub fn port_ty(&self, node: NodeId, port: u32) -> Option<&TensorTy> {
+        self.nodes.get(node)?.outputs.get(port as usize)
+    }
+}
+
+/// One output port of one node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Port {
+    /// The node.
+    pub node: NodeId,
+    /// The output port of the node.
+    pub port: u32,
+}
+
+/// Which port of which node is a graph result.
+pub type Output = Port;
+
+impl fmt::Display for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.node, self.port)
+    }
+}
+
+/// The type of one tensor: element type and concrete shape.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TensorTy {
+    /// The element type.
+    pub dtype: DType,
+    /// The extents, outermost first; empty for a scalar.
+    pub shape: Vec<usize>,
+}
+
+impl TensorTy {
+    /// A tensor type from its parts.
+    pub fn new(dtype: DType, shape: Vec<usize>) -> TensorTy {
+        TensorTy { dtype, shape }
+    }
+
+    /// The type of a tensor value.
+    pub fn of(t: &Tensor) -> TensorTy {
+        TensorTy::new(t.dtype(), t.shape.clone())
+    }
+}
+
+impl fmt::Display for TensorTy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.dtype, format_shape(&self.shape))
+    }
+}
+
+/// One node: what it computes, the types of its output ports and a readable label.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// What the node computes.
+    pub kind: NodeKind,
+    /// One type per output port.
+    pub outputs: Vec<TensorTy>,
+    /// The source name for readability (`"y"`, `"softmax.e"`); may be empty.
+    pub label: String,
+}
+
+/// The kinds of node.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeKind {
+    /// The `index`-th input tensor of the graph.
+    Input {
+        /// The position in the input list.
+        index: u32,
+    },
+    /// A constant tensor.
+    Const {
+        /// The value.
+        value: Tensor,
+    },
+    /// A counter-based random `f32` tensor: the element at row-major linear index `n` is
+    /// `flow_runtime::rand::uniform(seed, n)` (or `normal`).
+    Random {
+        /// The distribution.
+        dist: Dist,
+        /// The seed.
+        seed: u64,
+    },
+    /// A scalar expression per output port, evaluated at every point of `space`.
+    Map {
+        /// The index space, which is also every port's shape.
+        space: Vec<usize>,
+        /// The tensors read, each through an affine projection.
+        reads: Vec<Read>,
+        /// One expression per output port.
+        body: Vec<ScalarExpr>,
+    },
+    /// A map over `space × red` folded over `red` with a monoid.
+    Reduce {
+        /// The free extents, which are also every port's shape.
+        space: Vec<usize>,
+        /// The reduced extents.
+        red: Vec<usize>,
+        /// The monoid that folds.
+        monoid: MonoidRef,
+        /// The tensors read, each through an affine projection.
+        reads: Vec<Read>,
+        /// The arguments of the monoid's wrap (for a built-in monoid, exactly one).
+        args: Vec<ScalarExpr>,
+    },
+    /// The parts laid end to end along `axis`.
+    Concat {
+        /// The axis along which the parts are joined.
+        axis: usize,
+        /// The parts, in order.
+        parts: Vec<Port>,
+    },
+    /// The box `start .. start + shape` of a tensor.
+    Slice {
+        /// The tensor sliced.
+        src: Port,
+        /// The first coordinate of the box.
+        start: Vec<usize>,
+        /// The extents of the box.
+        shape: Vec<usize>,
+    },
+}
+
+/// The distribution of a `Random` node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dist {
+    /// Uniform in `[0, 1)`.
+    Uniform,
+    /// Standard normal.
+    Normal,
+}
+
+impl Dist {
+    /// The name used in the text form.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dist::Uniform => "uniform",
+            Dist::Normal => "normal",
+        }
+    }
+}
+
+/// One tensor read by a `Map` or `Reduce` through an affine projection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Read {
+    /// The node read.
+    pub node: NodeId,
+    /// The output port of the node read.
+    pub port: u32,
+    /// One affine coordinate per dimension of the read tensor.
+    pub proj: Vec<Affine>,
+    /// What a coordinate outside the tensor means.
+    pub edge: Edge,
+}
+
+impl Read {
+    /// The port read.
+    pub fn src(&self) -> Port {
+        Port {
+            node: self.node,
+            port: self.port,
+        }
+    }
+}
+
+/// An integer affine function of the index variables: `konst + Σ c · i_v`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Affine {
+    /// The constant term.
+    pub konst: i64,
+    /// `(index variable, coefficient)` pairs, in written order.
+    pub coeffs: Vec<(u32, i64)>,
+}
+
+impl Affine {
+    /// The constant `k`.
+    pub fn konst(k: i64) -> Affine {
+        Affine {
+            konst: k,
+            coeffs: Vec::new(),
+        }
+    }
+
+    /// The index variable `v` itself.
+    pub fn var(v: u32) -> Affine {
+        Affine {
+            konst: 0,
+            coeffs: vec![(v, 1)],
+        }
+    }
+
+    /// The index variable `v` plus `k`.
+    pub fn var_plus(v: u32, k: i64) -> Affine {
+        Affine {
+            konst: k,
+            coeffs: vec![(v, 1)],
+        }
+    }
+
+    /// The value at a point, exactly (no overflow is possible for `i64` inputs with fewer
+    /// than 2^60 terms), or `None` when a variable is not a coordinate of the point.
+    pub fn eval(&self, point: &[i64]) -> Option<i128> {
+        let mut sum = self.konst as i128;
+        for &(v, c) in &self.coeffs {
+            sum += c as i128 * *point.get(v as usize)? as i128;
+        }
+        Some(sum)
+    }
+}
+
+/// What a read outside its tensor yields.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Edge {
+    /// The read must be proved in bounds over the whole index box.
+    Strict,
+    /// Outside the tensor the read yields this value.
+    Pad(Scalar),
+    /// Each coordinate is clamped to the nearest edge element.
+    Clamp,
+}
+
+/// A scalar (or tuple) expression evaluated at one point of an index box.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ScalarExpr {
+    /// A constant.
+    Const(Scalar),
+    /// The value of index variable `k`, as an `i64`.
+    Index(u32),
+    /// The value of `reads[k]` at the current point.
+    Read(u32),
+    /// Parameter `k` of a monoid function.
+    Param(u32),
+    /// A unary operator.
+    Unary(UnOp, Box<ScalarExpr>),
+    /// A binary operator; both operands have the same type.
+    Binary(BinOp, Box<ScalarExpr>, Box<ScalarExpr>),
+    /// A conversion with Rust `as` semantics ([`Scalar::cast`]).
+    Cast(Box<ScalarExpr>, DType),
+    /// A built-in math function.
+    Call(MathFn, Box<ScalarExpr>),
+    /// `if cond { a } else { b }`; only the chosen arm is evaluated.
+    Select(Box<ScalarExpr>, Box<ScalarExpr>, Box<ScalarExpr>),
+    /// A tuple of values.
+    Tuple(Vec<ScalarExpr>),
+    /// Field `k` of a tuple.
+    Field(Box<ScalarExpr>, u32),
+}
+
+impl ScalarExpr {
+    /// `op(x)`.
+    pub fn unary(op: UnOp, x: ScalarExpr) -> ScalarExpr {
+        ScalarExpr::Unary(op, Box::new(x))
+    }
+
+    /// `op(a, b)`.
+    pub fn binary(op: BinOp, a: ScalarExpr, b: ScalarExpr) -> ScalarExpr {
+        ScalarExpr::Binary(op, Box::new(a), Box::new(b))
+    }
+
+    /// `x as to`.
+    pub fn cast(x: ScalarExpr, to: DType) -> ScalarExpr {
+        ScalarExpr::Cast(Box::new(x), to)
+    }
+
+    /// `f(x)`.
+    pub fn call(f: MathFn, x: ScalarExpr) -> ScalarExpr {
+        ScalarExpr::Call(f, Box::new(x))
+    }
+
+    /// `if cond { a } else { b }`.
+    pub fn select(cond: ScalarExpr, a: ScalarExpr, b: ScalarExpr) -> ScalarExpr {
+        ScalarExpr::Select(Box::new(cond), Box::new(a), Box::new(b))
+    }
+
+    /// `x.k`.
+    pub fn field(x: ScalarExpr, k: u32) -> ScalarExpr {
+        // A field of a tuple built on the spot is that element.
+        if let ScalarExpr::Tuple(items) = &x {
+            if let Some(item) = items.get(k as usize) {
+                return item.clone();
+            }
+        }
+        ScalarExpr::Field(Box::new(x), k)
+    }
+}
+
+/// Unary operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnOp {
+    /// Arithmetic negation (integers wrap).
+    Neg,
+    /// Logical not of a `bool`.
+    Not,
+}
+
+/// Binary operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinOp {
+    /// `a + b`.
+    Add,
+    /// `a - b`.
+    Sub,
+    /// `a * b`.
+    Mul,
+    /// `a / b`.
+    Div,
+    /// `a % b`.
+    Rem,
+    /// `a << b`.
+    Shl,
+    /// `a >> b` (arithmetic).
+    Shr,
+    /// `a == b`.
+    Eq,
+    /// `a != b`.
+    Ne,
+    /// `a < b`.
+    Lt,
+    /// `a <= b`.
+    Le,
+    /// `a > b`.
+    Gt,
+    /// `a >= b`.
+    Ge,
+    /// `a && b` (`b` is evaluated only when `a` is true).
+    And,
+    /// `a || b` (`b` is evaluated only when `a` is false).
+    Or,
+    /// `min(a, b)`.
+    Min,
+    /// `max(a, b)`.
+    Max,
+    /// `pow(a, b)` on floats.
+    Pow,
+}
+
+/// Built-in math functions of one argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MathFn {
+    /// Absolute value (integers wrap: `abs(MIN) == MIN`).
+    Abs,
+    /// `e^x`.
+    Exp,
+    /// Natural logarithm.
+    Log,
+    /// Square root.
+    Sqrt,
+    /// Sine.
+    Sin,
+    /// Cosine.
+    Cos,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Round toward negative infinity.
+    Floor,
+    /// Round toward positive infinity.
+    Ceil,
+}
+
+/// Which monoid a `Reduce` folds with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MonoidRef {
+    /// A built-in monoid over the argument's type.
+    Builtin(BuiltinMonoid),
+    /// A user monoid of the graph.
+    User(MonoidId),
+}
+
+/// The built-in monoids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BuiltinMonoid {
+    /// `+` with identity 0.
+    Sum,
+    /// `*` with identity 1.
+    Prod,
+    /// `max` with identity `-inf` (integers: their minimum).
+    Max,
+    /// `min` with identity `inf` (integers: their maximum).
+    Min,
+    /// `||` with identity `false`.
+    Any,
+    /// `&&` with identity `true`.
+    All,
+}
+
+/// A user monoid, monomorphic: its state is a flat list of scalar fields.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Monoid {
+    /// The source name, for readability.
+    pub name: String,
+    /// The state's fields; a scalar state has one.
+    pub state: Vec<DType>,
+    /// The source names of the fields, one per field.
+    pub field_names: Vec<Option<String>>,
+    /// The identity, one scalar per field.
+    pub zero: Vec<Scalar>,
+    /// The way in; `None` means the single argument is the state.
+    pub wrap: Option<Wrap>,
+    /// The associative combination of `Param(0)` and `Param(1)`, each a state value (a
+    /// tuple when the state has more than one field, else a scalar).
+    pub combine: ScalarExpr,
+    /// The way out; `None` means the reduction yields the state's fields.
+    pub unwrap: Option<Unwrap>,
+    /// Whether `combine` is declared commutative.
+    pub commutative: bool,
+}
+
+impl Monoid {
+    /// The type of a state value: the single field, or a tuple of the fields.
+    pub fn state_ty(&self) -> Ty {
+        Ty::flat(&self.state)
+    }
+
+    /// The element types of a reduction's output ports.
+    pub fn result_dtypes(&self) -> &[DType] {
+        match &self.unwrap {
+            Some(u) => &u.ports,
+            None => &self.state,
+        }
+    }
+}
+
+/// A monoid's wrap function: `Param(0..params.len())` to a state value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Wrap {
+    /// The types of the arguments.
+    pub params: Vec<DType>,
+    /// The state built from the arguments.
+    pub body: ScalarExpr,
+}
+
+/// A monoid's unwrap function: the state `Param(0)` to the reduction's result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unwrap {
+    /// The result's element types, one per output port (a tuple result is flattened).
+    pub ports: Vec<DType>,
+    /// The result: a scalar for one port, a tuple for several.
+    pub body: ScalarExpr,
+}
+
+/// The type of a scalar expression: a scalar or a tuple.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Ty {
+    /// One scalar.
+    Scalar(DType),
+    /// A tuple of values.
+    Tuple(Vec<Ty>),
+}
+
+impl Ty {
+    /// The type of a flat list of fields: the scalar itself when there is exactly one, else
+    /// a tuple of scalars.
+    pub fn flat(fields: &[DType]) -> Ty {
+        match fields {
+            [d] => Ty::Scalar(*d),
+            _ => Ty::Tuple(fields.iter().map(|&d| Ty::Scalar(d)).collect()),
+        }
+    }
+}
+
+impl fmt::Display for Ty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ty::Scalar(d) => write!(f, "{d}"),
+            Ty::Tuple(items) => {
+                f.write_str("(")?;
+                for (k, t) in items.iter().enumerate() {
+                    if k > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{t}")?;
+                }
+                f.write_str(")")
+            }
+        }
+    }
+}
+
+/// Declares the text-form names of a fieldless enum: `name()` and `from_name()`.
+macro_rules! names {
+    ($ty:ident { $($variant:ident => $name:literal),* $(,)? }) => {
+        impl $ty {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),*];
+
+            /// The name used in the text form.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),*
+                }
+            }
+
+            /// The variant with text-form name `name`.
+            pub fn from_name(name: &str) -> Option<$ty> {
+                $ty::ALL.iter().copied().find(|v| v.name() == name)
+            }
+        }
+    };
+}
+
+names!(UnOp { Neg => "neg", Not => "not" });
+
+names!(BinOp {
+    Add => "add", Sub => "sub", Mul => "mul", Div => "div", Rem => "rem", Shl => "shl",
+    Shr => "shr", Eq => "eq", Ne => "ne", Lt => "lt", Le => "le", Gt => "gt", Ge => "ge",
+    And => "and", Or => "or", Min => "min", Max => "max", Pow => "pow",
+});
+
+names!(MathFn {
+    Abs => "abs", Exp => "exp", Log => "log", Sqrt => "sqrt", Sin => "sin", Cos => "cos",
+    Tanh => "tanh", Floor => "floor", Ceil => "ceil",
+});
+
+names!(BuiltinMonoid {
+    Sum => "sum", Prod => "prod", Max => "max", Min => "min", Any => "any", All => "all",
+});

@@ -1,0 +1,35 @@
+//! The mid-level IR (MIR): a dataflow graph of tensor nodes over concrete index spaces, with
+//! affine index projections, a canonical text form, a verifier and the meaning of every
+//! scalar operator.
+//!
+//! - [`ir`]: the data structures ([`Graph`], [`Node`], [`NodeKind`], [`ScalarExpr`], ...).
+//! - [`ops`]: the semantics of the scalar operators (overflow, division, shifts, NaN).
+//! - [`typeck`]: type inference for scalar expressions.
+//! - [`verify`]: every invariant of a well-formed graph, checked.
+//! - [`print`] and [`parse`]: the canonical text form; `print(parse(text)) == text`.
+//! - [`idx`]: typed ids and the arena they index.
+//!
+//! **Invariant:** nothing here evaluates a graph (that is `crate::interp`) or knows about
+//! HIR, except the lowering.
+
+pub mod idx;
+pub mod ir;
+mod lex;
+pub mod lower;
+pub mod ops;
+pub mod parse;
+pub mod print;
+pub mod typeck;
+pub mod verify;
+
+pub use idx::{Idx, IdxVec};
+pub use ir::{
+    Affine, BinOp, BuiltinMonoid, Dist, Edge, Graph, MathFn, Monoid, MonoidId, MonoidRef, Node,
+    NodeId, NodeKind, Output, Port, Read, ScalarExpr, TensorTy, Ty, UnOp, Unwrap, Wrap,
+};
+pub use parse::{parse, parse_expr, ParseError};
+pub use print::print;
+pub use verify::{verify, VerifyError};
+
+#[cfg(test)]
+mod tests;

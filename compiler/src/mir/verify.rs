@@ -1,0 +1,794 @@
+//! The MIR verifier: [`verify`] checks every invariant below and reports the first violation
+//! as a [`VerifyError`] naming the node, monoid or output where it is.
+//!
+//! **References.**
+//! - A node refers (through a read, a concat part or a slice source) only to nodes with a
+//!   smaller id, so the graph is acyclic and topologically ordered.
+//! - Every referenced port exists, and so does every referenced user monoid.
+//! - Every graph output names an existing port.
+//!
+//! **Node types.** Every output port has the type that the node kind implies:
+//! - `Input`: one port (its type is checked against the actual input at run time).
+//! - `Const`: one port, of the value's dtype and shape.
+//! - `Random`: one `f32` port.
+//! - `Map`: one port per body expression; every port has shape `space`, and body `k` is a
+//!   scalar of port `k`'s dtype.
+//! - `Reduce`: one port per result field of the monoid (the unwrap's ports, else the state's
+//!   fields; a built-in monoid has one, of its argument's dtype); every port has shape
+//!   `space`.
+//! - `Concat`: at least one part; all parts have the port's dtype and rank, `axis` is below
+//!   the rank, the extents agree off the axis, and the port's extent on the axis is their sum.
+//! - `Slice`: `start` and `shape` have the source's rank, `start + shape` stays within the
+//!   source, and the port is the source's dtype with extents `shape`.
+//!
+//! **Reads** (of `Map` and `Reduce`, whose index box is `space` followed by `red`):
+//! - a read's projection has one affine function per dimension of the tensor it reads;
+//! - every index variable in a projection is below the number of dimensions of the box;
+//! - a `Strict` read stays in bounds over the whole box: each affine function's minimum and
+//!   maximum over the box (after adding up the coefficients of a repeated variable) lie in
+//!   `0..extent`. An empty box (some extent 0) is trivially fine;
+//! - a `Pad` value has the dtype of the tensor read;
+//! - a `Clamp` read over a non-empty box reads a tensor without zero extents.
+//!
+//! **Expressions** are well typed (see [`super::typeck`]): `Map` bodies and `Reduce`
+//! arguments see the box's index variables and the reads, and no parameters; monoid
+//! functions see no index variables and no reads.
+//!
+//! **Reductions.** A built-in monoid takes exactly one scalar argument of a type it applies
+//! to (`sum`/`prod`/`max`/`min`: numbers; `any`/`all`: `bool`). A user monoid with a wrap
+//! takes one argument per wrap parameter, of that parameter's type; without a wrap it takes
+//! one argument, of the state's type.
+//!
+//! **Monoids.** The state has at least one field, one field name (or `None`) per field and
+//! one zero per field of the field's dtype. The wrap body maps the parameters to the state
+//! type, `combine` maps two states to the state type, and an unwrap has at least one port
+//! and maps the state to a scalar of its port's dtype (a tuple of them for several ports).
+
+use std::fmt;
+
+use flow_runtime::{format_shape, DType};
+
+use super::ir::{
+    Affine, BuiltinMonoid, Edge, Graph, Monoid, MonoidId, MonoidRef, Node, NodeId, NodeKind, Port,
+    Read, ScalarExpr, TensorTy, Ty,
+};
+use super::ops;
+use super::typeck::{type_of, ExprCx, ExprError};
+
+/// Checks every invariant of the module documentation.
+pub fn verify(g: &Graph) -> Result<(), VerifyError> {
+    for (id, m) in g.monoids.iter_enumerated() {
+        verify_monoid(m).map_err(|problem| VerifyError {
+            site: Site::Monoid(id),
+            problem: Box::new(problem),
+        })?;
+    }
+    for (id, node) in g.nodes.iter_enumerated() {
+        verify_node(g, id, node).map_err(|problem| VerifyError {
+            site: Site::Node(id, node.label.clone()),
+            problem: Box::new(problem),
+        })?;
+    }
+    for (k, &out) in g.outputs.iter().enumerate() {
+        let site = Site::Output(k);
+        port_ty(g, g.nodes.len(), out).map_err(|problem| VerifyError {
+            site,
+            problem: Box::new(problem),
+        })?;
+    }
+    Ok(())
+}
+
+/// A broken invariant and where it is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VerifyError {
+    /// Where.
+    pub site: Site,
+    /// What is wrong (boxed to keep the error small).
+    pub problem: Box<Problem>,
+}
+
+/// A place in a graph.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Site {
+    /// A node, with its label.
+    Node(NodeId, String),
+    /// A user monoid.
+    Monoid(MonoidId),
+    /// The `k`-th graph output.
+    Output(usize),
+}
+
+/// Where in a node or monoid a scalar expression is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExprSite {
+    /// The `k`-th body expression of a `Map`.
+    Body(usize),
+    /// The `k`-th argument of a `Reduce`.
+    Arg(usize),
+    /// A monoid's wrap.
+    Wrap,
+    /// A monoid's combine.
+    Combine,
+    /// A monoid's unwrap.
+    Unwrap,
+}
+
+/// A broken invariant.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Problem {
+    /// A reference to a node that does not come before the referring one.
+    NotEarlier {
+        /// The node referred to.
+        target: NodeId,
+    },
+    /// A reference to a port that the node does not have.
+    NoSuchPort {
+        /// The port referred to.
+        target: Port,
+        /// How many ports the node has.
+        ports: usize,
+    },
+    /// A reference to a user monoid that the graph does not have.
+    NoSuchMonoid {
+        /// The monoid referred to.
+        monoid: MonoidId,
+    },
+    /// The node has the wrong number of output ports.
+    PortCount {
+        /// The number the node kind implies.
+        expected: usize,
+        /// The number it has.
+        found: usize,
+    },
+    /// An output port has the wrong type.
+    PortType {
+        /// The port.
+        port: usize,
+        /// The type the node kind implies.
+        expected: TensorTy,
+        /// The type it has.
+        found: TensorTy,
+    },
+    /// A read's projection does not have one function per dimension.
+    ProjRank {
+        /// The read.
+        read: usize,
+        /// The number of affine functions.
+        proj: usize,
+        /// The rank of the tensor read.
+        rank: usize,
+    },
+    /// A projection uses an index variable outside the box.
+    ProjVar {
+        /// The read.
+        read: usize,
+        /// The dimension of the tensor read.
+        dim: usize,
+        /// The variable.
+        var: u32,
+        /// The number of index variables.
+        n_index: usize,
+    },
+    /// A strict read leaves its tensor somewhere in the box.
+    OutOfBounds {
+        /// The read.
+        read: usize,
+        /// The dimension of the tensor read.
+        dim: usize,
+        /// The projection in that dimension.
+        affine: Affine,
+        /// Its smallest value over the box.
+        min: i128,
+        /// Its largest value over the box.
+        max: i128,
+        /// The extent of the dimension.
+        extent: usize,
+    },
+    /// A clamped read of a tensor with a zero extent.
+    ClampEmpty {
+        /// The read.
+        read: usize,
+        /// The shape of the tensor read.
+        shape: Vec<usize>,
+    },
+    /// A pad value of another dtype than the tensor read.
+    PadType {
+        /// The read.
+        read: usize,
+        /// The tensor's dtype.
+        expected: DType,
+        /// The pad value's dtype.
+        found: DType,
+    },
+    /// An ill-typed scalar expression.
+    Expr {
+        /// Which expression.
+        at: ExprSite,
+        /// The inconsistency.
+        error: ExprError,
+    },
+    /// A well-typed scalar expression of the wrong type.
+    ExprType {
+        /// Which expression.
+        at: ExprSite,
+        /// The type required there.
+        expected: Ty,
+        /// Its type.
+        found: Ty,
+    },
+    /// A reduction with the wrong number of arguments.
+    Arity {
+        /// The number the monoid takes.
+        expected: usize,
+        /// The number given.
+        found: usize,
+    },
+    /// A built-in monoid over a type it does not apply to.
+    BuiltinType {
+        /// The monoid.
+        monoid: BuiltinMonoid,
+        /// The argument's type.
+        found: Ty,
+    },
+    /// A concat without parts.
+    ConcatEmpty,
+    /// A concat along an axis the port does not have.
+    ConcatAxis {
+        /// The axis.
+        axis: usize,
+        /// The port's rank.
+        rank: usize,
+    },
+    /// A concat part that does not fit the others.
+    ConcatPart {
+        /// The part.
+        part: usize,
+        /// Its type.
+        found: TensorTy,
+        /// The port's type.
+        port: TensorTy,
+    },
+    /// A slice whose start, shape and source disagree in rank.
+    SliceRank {
+        /// The source's rank.
+        rank: usize,
+        /// The length of `start`.
+        start: usize,
+        /// The length of `shape`.
+        shape: usize,
+    },
+    /// A slice that leaves its source.
+    SliceBounds {
+        /// The dimension.
+        dim: usize,
+        /// The slice's start in it.
+        start: usize,
+        /// The slice's extent in it.
+        extent: usize,
+        /// The source's extent in it.
+        src_extent: usize,
+    },
+    /// A monoid state without fields.
+    StateEmpty,
+    /// A monoid whose field names do not match its fields.
+    FieldNames {
+        /// The number of fields.
+        fields: usize,
+        /// The number of names.
+        names: usize,
+    },
+    /// A monoid whose zero does not match its state.
+    ZeroType {
+        /// The state's dtypes.
+        expected: Vec<DType>,
+        /// The zero's dtypes.
+        found: Vec<DType>,
+    },
+    /// A monoid unwrap without result ports.
+    UnwrapEmpty,
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.site {
+            Site::Node(id, label) if label.is_empty() => write!(f, "node {id}: ")?,
+            Site::Node(id, label) => write!(f, "node {id} \"{label}\": ")?,
+            Site::Monoid(id) => write!(f, "monoid {id}: ")?,
+            Site::Output(k) => write!(f, "output {k}: ")?,
+        }
+        write!(f, "{}", self.problem)
+    }
+}
+
+impl std::error::Error for VerifyError {}
+
+impl fmt::Display for ExprSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExprSite::Body(k) => write!(f, "body expression {k}"),
+            ExprSite::Arg(k) => write!(f, "argument {k}"),
+            ExprSite::Wrap => f.write_str("wrap"),
+            ExprSite::Combine => f.write_str("combine"),
+            ExprSite::Unwrap => f.write_str("unwrap"),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use Problem as P;
+        match self {
+            P::NotEarlier { target } => {
+                write!(f, "refers to {target}, which does not come before it")
+            }
+            P::NoSuchPort { target, ports } => {
+                write!(f, "refers to port {target}, but the node has {ports} ports")
+            }
+            P::NoSuchMonoid { monoid } => write!(f, "refers to monoid {monoid}, which is missing"),
+            P::PortCount { expected, found } => {
+                write!(f, "should have {expected} output ports, has {found}")
+            }
+            P::PortType {
+                port,
+                expected,
+                found,
+            } => write!(f, "port {port} should have type {expected}, has {found}"),
+            P::ProjRank { read, proj, rank } => write!(
+                f,
+                "read {read} has {proj} projection coordinates for a tensor of rank {rank}"
+            ),
+            P::ProjVar {
+                read,
+                dim,
+                var,
+                n_index,
+            } => write!(
+                f,
+                "read {read} dimension {dim} uses index variable i{var}, but only {n_index} exist"
+            ),
+            P::OutOfBounds {
+                read,
+                dim,
+                affine,
+                min,
+                max,
+                extent,
+            } => write!(
+                f,
+                "read {read} dimension {dim}: `{affine}` ranges over {min}..={max}, \
+                 outside the extent {extent}"
+            ),
+            P::ClampEmpty { read, shape } => write!(
+                f,
+                "read {read} clamps into a tensor of shape {}, which has no elements",
+                format_shape(shape)
+            ),
+            P::PadType {
+                read,
+                expected,
+                found,
+            } => write!(
+                f,
+                "read {read} pads a {expected} tensor with a {found} value"
+            ),
+            P::Expr { at, error } => write!(f, "{at}: {error}"),
+            P::ExprType {
+                at,
+                expected,
+                found,
+            } => write!(f, "{at} should have type {expected}, has {found}"),
+            P::Arity { expected, found } => {
+                write!(f, "the monoid takes {expected} arguments, given {found}")
+            }
+            P::BuiltinType { monoid, found } => {
+                write!(f, "`{}` does not apply to {found}", monoid.name())
+            }
+            P::ConcatEmpty => f.write_str("concat has no parts"),
+            P::ConcatAxis { axis, rank } => {
+                write!(f, "concat axis {axis} is not below the rank {rank}")
+            }
+            P::ConcatPart { part, found, port } => {
+                write!(
+                    f,
+                    "concat part {part} of type {found} does not fit the result {port}"
+                )
+            }
+            P::SliceRank { rank, start, shape } => write!(
+                f,
+                "slice of a rank-{rank} tensor has {start} start and {shape} shape coordinates"
+            ),
+            P::SliceBounds {
+                dim,
+                start,
+                extent,
+                src_extent,
+            } => write!(
+                f,
+                "slice dimension {dim} covers {start}..{start}+{extent}, outside the extent \
+                 {src_extent}"
+            ),
+            P::StateEmpty => f.write_str("the state has no fields"),
+            P::FieldNames { fields, names } => {
+                write!(f, "the state has {fields} fields but {names} field names")
+            }
+            P::ZeroType { expected, found } => {
+                write!(f, "the zero has types {found:?}, the state {expected:?}")
+            }
+            P::UnwrapEmpty => f.write_str("the unwrap has no result ports"),
+        }
+    }
+}
+
+/// Checks a user monoid's state, zero and functions.
+fn verify_monoid(m: &Monoid) -> Result<(), Problem> {
+    if m.state.is_empty() {
+        return Err(Problem::StateEmpty);
+    }
+    if m.field_names.len() != m.state.len() {
+        return Err(Problem::FieldNames {
+            fields: m.state.len(),
+            names: m.field_names.len(),
+        });
+    }
+    let zero: Vec<DType> = m.zero.iter().map(|s| s.dtype()).collect();
+    if zero != m.state {
+        return Err(Problem::ZeroType {
+            expected: m.state.clone(),
+            found: zero,
+        });
+    }
+    let state = m.state_ty();
+    if let Some(w) = &m.wrap {
+        let params: Vec<Ty> = w.params.iter().map(|&d| Ty::Scalar(d)).collect();
+        check_expr(&w.body, ExprSite::Wrap, &monoid_cx(&params), &state)?;
+    }
+    let pair = [state.clone(), state.clone()];
+    check_expr(&m.combine, ExprSite::Combine, &monoid_cx(&pair), &state)?;
+    if let Some(u) = &m.unwrap {
+        if u.ports.is_empty() {
+            return Err(Problem::UnwrapEmpty);
+        }
+        let params = [state];
+        check_expr(
+            &u.body,
+            ExprSite::Unwrap,
+            &monoid_cx(&params),
+            &Ty::flat(&u.ports),
+        )?;
+    }
+    Ok(())
+}
+
+/// The scope of a monoid function: parameters only.
+fn monoid_cx(params: &[Ty]) -> ExprCx<'_> {
+    ExprCx {
+        n_index: 0,
+        reads: &[],
+        params,
+    }
+}
+
+/// Checks that `e` has type `expected` in `cx`.
+fn check_expr(e: &ScalarExpr, at: ExprSite, cx: &ExprCx<'_>, expected: &Ty) -> Result<(), Problem> {
+    let found = type_of(e, cx).map_err(|error| Problem::Expr { at, error })?;
+    if found != *expected {
+        return Err(Problem::ExprType {
+            at,
+            expected: expected.clone(),
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// The type of port `p`, which a node with id `before` may refer to.
+fn port_ty(g: &Graph, before: usize, p: Port) -> Result<&TensorTy, Problem> {
+    let node = g
+        .nodes
+        .get(p.node)
+        .filter(|_| (p.node.0 as usize) < before)
+        .ok_or(Problem::NotEarlier { target: p.node })?;
+    node.outputs
+        .get(p.port as usize)
+        .ok_or(Problem::NoSuchPort {
+            target: p,
+            ports: node.outputs.len(),
+        })
+}
+
+/// Checks that a node has exactly the port types `expected`.
+fn check_ports(node: &Node, expected: &[TensorTy]) -> Result<(), Problem> {
+    if node.outputs.len() != expected.len() {
+        return Err(Problem::PortCount {
+            expected: expected.len(),
+            found: node.outputs.len(),
+        });
+    }
+    for (port, (found, expected)) in node.outputs.iter().zip(expected).enumerate() {
+        if found != expected {
+            return Err(Problem::PortType {
+                port,
+                expected: expected.clone(),
+                found: found.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks one node.
+fn verify_node(g: &Graph, id: NodeId, node: &Node) -> Result<(), Problem> {
+    let before = id.0 as usize;
+    match &node.kind {
+        NodeKind::Input { .. } => {
+            if node.outputs.len() != 1 {
+                return Err(Problem::PortCount {
+                    expected: 1,
+                    found: node.outputs.len(),
+                });
+            }
+            Ok(())
+        }
+        NodeKind::Const { value } => check_ports(node, &[TensorTy::of(value)]),
+        NodeKind::Random { .. } => {
+            let shape = node.outputs.first().map_or(Vec::new(), |t| t.shape.clone());
+            check_ports(node, &[TensorTy::new(DType::F32, shape)])
+        }
+        NodeKind::Map { space, reads, body } => {
+            let read_tys = verify_reads(g, before, space, reads)?;
+            let cx = ExprCx {
+                n_index: space.len(),
+                reads: &read_tys,
+                params: &[],
+            };
+            let expected: Vec<TensorTy> = (0..body.len())
+                .map(|k| {
+                    let dtype = node.outputs.get(k).map_or(DType::F32, |t| t.dtype);
+                    TensorTy::new(dtype, space.clone())
+                })
+                .collect();
+            check_ports(node, &expected)?;
+            for (k, (e, ty)) in body.iter().zip(&expected).enumerate() {
+                check_expr(e, ExprSite::Body(k), &cx, &Ty::Scalar(ty.dtype))?;
+            }
+            Ok(())
+        }
+        NodeKind::Reduce {
+            space,
+            red,
+            monoid,
+            reads,
+            args,
+        } => {
+            let full: Vec<usize> = space.iter().chain(red).copied().collect();
+            let read_tys = verify_reads(g, before, &full, reads)?;
+            let cx = ExprCx {
+                n_index: full.len(),
+                reads: &read_tys,
+                params: &[],
+            };
+            let dtypes = verify_args(g, *monoid, args, &cx)?;
+            let expected: Vec<TensorTy> = dtypes
+                .into_iter()
+                .map(|d| TensorTy::new(d, space.clone()))
+                .collect();
+            check_ports(node, &expected)
+        }
+        NodeKind::Concat { axis, parts } => verify_concat(g, before, node, *axis, parts),
+        NodeKind::Slice { src, start, shape } => {
+            let src_ty = port_ty(g, before, *src)?;
+            let rank = src_ty.shape.len();
+            if start.len() != rank || shape.len() != rank {
+                return Err(Problem::SliceRank {
+                    rank,
+                    start: start.len(),
+                    shape: shape.len(),
+                });
+            }
+            for (dim, ((&s, &e), &src_extent)) in
+                start.iter().zip(shape).zip(&src_ty.shape).enumerate()
+            {
+                if s.checked_add(e).is_none_or(|end| end > src_extent) {
+                    return Err(Problem::SliceBounds {
+                        dim,
+                        start: s,
+                        extent: e,
+                        src_extent,
+                    });
+                }
+            }
+            check_ports(node, &[TensorTy::new(src_ty.dtype, shape.clone())])
+        }
+    }
+}
+
+/// Checks a reduction's arguments against its monoid and returns its result dtypes.
+fn verify_args(
+    g: &Graph,
+    monoid: MonoidRef,
+    args: &[ScalarExpr],
+    cx: &ExprCx<'_>,
+) -> Result<Vec<DType>, Problem> {
+    let arity = |expected: usize| {
+        if args.len() == expected {
+            Ok(())
+        } else {
+            Err(Problem::Arity {
+                expected,
+                found: args.len(),
+            })
+        }
+    };
+    match monoid {
+        MonoidRef::Builtin(b) => {
+            arity(1)?;
+            let at = ExprSite::Arg(0);
+            let found = type_of(&args[0], cx).map_err(|error| Problem::Expr { at, error })?;
+            match found {
+                Ty::Scalar(d) if ops::builtin_identity(b, d).is_some() => Ok(vec![d]),
+                found => Err(Problem::BuiltinType { monoid: b, found }),
+            }
+        }
+        MonoidRef::User(id) => {
+            let m = g
+                .monoids
+                .get(id)
+                .ok_or(Problem::NoSuchMonoid { monoid: id })?;
+            match &m.wrap {
+                Some(w) => {
+                    arity(w.params.len())?;
+                    for (k, (e, &d)) in args.iter().zip(&w.params).enumerate() {
+                        check_expr(e, ExprSite::Arg(k), cx, &Ty::Scalar(d))?;
+                    }
+                }
+                None => {
+                    arity(1)?;
+                    check_expr(&args[0], ExprSite::Arg(0), cx, &m.state_ty())?;
+                }
+            }
+            Ok(m.result_dtypes().to_vec())
+        }
+    }
+}
+
+/// Checks the reads of a node over the index box `space` and returns their dtypes.
+fn verify_reads(
+    g: &Graph,
+    before: usize,
+    space: &[usize],
+    reads: &[Read],
+) -> Result<Vec<DType>, Problem> {
+    let empty_box = space.contains(&0);
+    let mut dtypes = Vec::with_capacity(reads.len());
+    for (k, r) in reads.iter().enumerate() {
+        let ty = port_ty(g, before, r.src())?;
+        if r.proj.len() != ty.shape.len() {
+            return Err(Problem::ProjRank {
+                read: k,
+                proj: r.proj.len(),
+                rank: ty.shape.len(),
+            });
+        }
+        for (dim, a) in r.proj.iter().enumerate() {
+            if let Some(&(var, _)) = a.coeffs.iter().find(|&&(v, _)| v as usize >= space.len()) {
+                return Err(Problem::ProjVar {
+                    read: k,
+                    dim,
+                    var,
+                    n_index: space.len(),
+                });
+            }
+        }
+        match r.edge {
+            Edge::Strict if !empty_box => {
+                for (dim, (a, &extent)) in r.proj.iter().zip(&ty.shape).enumerate() {
+                    let (min, max) = affine_range(a, space);
+                    if min < 0 || max >= extent as i128 {
+                        return Err(Problem::OutOfBounds {
+                            read: k,
+                            dim,
+                            affine: a.clone(),
+                            min,
+                            max,
+                            extent,
+                        });
+                    }
+                }
+            }
+            Edge::Strict => {}
+            Edge::Pad(s) => {
+                if s.dtype() != ty.dtype {
+                    return Err(Problem::PadType {
+                        read: k,
+                        expected: ty.dtype,
+                        found: s.dtype(),
+                    });
+                }
+            }
+            Edge::Clamp => {
+                if !empty_box && ty.shape.contains(&0) {
+                    return Err(Problem::ClampEmpty {
+                        read: k,
+                        shape: ty.shape.clone(),
+                    });
+                }
+            }
+        }
+        dtypes.push(ty.dtype);
+    }
+    Ok(dtypes)
+}
+
+/// The smallest and largest value of `a` over the non-empty box `space`; a variable outside
+/// the box is ignored.
+pub fn affine_range(a: &Affine, space: &[usize]) -> (i128, i128) {
+    let mut coeffs = vec![0i128; space.len()];
+    for &(v, c) in &a.coeffs {
+        if let Some(slot) = coeffs.get_mut(v as usize) {
+            *slot += c as i128;
+        }
+    }
+    let (mut min, mut max) = (a.konst as i128, a.konst as i128);
+    for (c, &extent) in coeffs.iter().zip(space) {
+        // Saturation only matters for absurd extents, and keeps such a box out of bounds.
+        let term = c.saturating_mul(extent.saturating_sub(1) as i128);
+        if *c < 0 {
+            min = min.saturating_add(term);
+        } else {
+            max = max.saturating_add(term);
+        }
+    }
+    (min, max)
+}
+
+/// Checks a concat node.
+fn verify_concat(
+    g: &Graph,
+    before: usize,
+    node: &Node,
+    axis: usize,
+    parts: &[Port],
+) -> Result<(), Problem> {
+    if parts.is_empty() {
+        return Err(Problem::ConcatEmpty);
+    }
+    let port = match node.outputs.as_slice() {
+        [t] => t,
+        _ => {
+            return Err(Problem::PortCount {
+                expected: 1,
+                found: node.outputs.len(),
+            })
+        }
+    };
+    let rank = port.shape.len();
+    if axis >= rank {
+        return Err(Problem::ConcatAxis { axis, rank });
+    }
+    let mut total = 0usize;
+    for (k, &p) in parts.iter().enumerate() {
+        let ty = port_ty(g, before, p)?;
+        let fits = ty.dtype == port.dtype
+            && ty.shape.len() == rank
+            && ty
+                .shape
+                .iter()
+                .zip(&port.shape)
+                .enumerate()
+                .all(|(d, (a, b))| d == axis || a == b);
+        total = match total.checked_add(ty.shape.get(axis).copied().unwrap_or(0)) {
+            Some(t) if fits => t,
+            _ => {
+                return Err(Problem::ConcatPart {
+                    part: k,
+                    found: ty.clone(),
+                    port: port.clone(),
+                })
+            }
+        };
+    }
+    let mut expected = port.clone();
+    expected.shape[axis] = total;
+    check_ports(node, &[expected])
+}
