@@ -4,8 +4,8 @@
 pub mod base;
 pub mod check;
 pub mod driver;
-pub mod hir;
-pub mod syntax;
-pub mod mir;
-pub mod interp;
 pub mod exec;
+pub mod hir;
+pub mod interp;
+pub mod mir;
+pub mod syntax;

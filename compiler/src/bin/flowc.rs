@@ -63,9 +63,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let status = match cli.command {
         Command::Check { files } => flowc::driver::cmd_check(&files),
-        Command::Run { file, backend: Backend::Interp, args } => flowc::driver::cmd_run(&file, args),
-        Command::Test { path, backend: Backend::Interp } => flowc::driver::cmd_test(&path),
-        Command::Ir { file, stage: Stage::Mir, args } => flowc::driver::cmd_ir(&file, args),
+        Command::Run {
+            file,
+            backend: Backend::Interp,
+            args,
+        } => flowc::driver::cmd_run(&file, args),
+        Command::Test {
+            path,
+            backend: Backend::Interp,
+        } => flowc::driver::cmd_test(&path),
+        Command::Ir {
+            file,
+            stage: Stage::Mir,
+            args,
+        } => flowc::driver::cmd_ir(&file, args),
     };
     ExitCode::from(status.clamp(0, 255) as u8)
 }

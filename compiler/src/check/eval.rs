@@ -25,12 +25,11 @@ pub fn eval_body(
     for (slot, a) in env.iter_mut().zip(args) {
         *slot = Some(a.clone());
     }
-    eval(prog, body, &body.expr, &mut env, 0)
+    eval(prog, &body.expr, &mut env, 0)
 }
 
 fn eval(
     prog: &hir::Program,
-    body: &hir::Body,
     e: &hir::Expr,
     env: &mut Vec<Option<Value>>,
     depth: usize,
@@ -50,39 +49,39 @@ fn eval(
             .flatten()
             .ok_or_else(|| Unsupported("unbound local".into()))?,
         ExprKind::Unary(op, a) => {
-            let a = sc(eval(prog, body, a, env, depth + 1)?)?;
+            let a = sc(eval(prog, a, env, depth + 1)?)?;
             Value::Scalar(unary(*op, a))
         }
         ExprKind::Binary(op, a, b) => {
-            let x = sc(eval(prog, body, a, env, depth + 1)?)?;
+            let x = sc(eval(prog, a, env, depth + 1)?)?;
             // `&&` and `||` short-circuit.
             match (op, x) {
                 (BinOp::And, Scalar::Bool(false)) => return Ok(Value::Scalar(Scalar::Bool(false))),
                 (BinOp::Or, Scalar::Bool(true)) => return Ok(Value::Scalar(Scalar::Bool(true))),
                 _ => {}
             }
-            let y = sc(eval(prog, body, b, env, depth + 1)?)?;
+            let y = sc(eval(prog, b, env, depth + 1)?)?;
             Value::Scalar(
                 binary(*op, x, y).ok_or_else(|| Unsupported("integer division by zero".into()))?,
             )
         }
-        ExprKind::Cast(a, d) => Value::Scalar(sc(eval(prog, body, a, env, depth + 1)?)?.cast(*d)),
+        ExprKind::Cast(a, d) => Value::Scalar(sc(eval(prog, a, env, depth + 1)?)?.cast(*d)),
         ExprKind::Tuple(xs) => Value::Tuple(
             xs.iter()
-                .map(|x| eval(prog, body, x, env, depth + 1))
+                .map(|x| eval(prog, x, env, depth + 1))
                 .collect::<Result<_, _>>()?,
         ),
-        ExprKind::Field(a, i) => match eval(prog, body, a, env, depth + 1)? {
+        ExprKind::Field(a, i) => match eval(prog, a, env, depth + 1)? {
             Value::Tuple(mut vs) if *i < vs.len() => vs.swap_remove(*i),
             _ => return Err(Unsupported("field of a non-tuple".into())),
         },
         ExprKind::If { cond, then, els } => {
-            let c = sc(eval(prog, body, cond, env, depth + 1)?)?;
+            let c = sc(eval(prog, cond, env, depth + 1)?)?;
             if c == Scalar::Bool(true) {
-                eval(prog, body, then, env, depth + 1)?
+                eval(prog, then, env, depth + 1)?
             } else {
                 match els {
-                    Some(x) => eval(prog, body, x, env, depth + 1)?,
+                    Some(x) => eval(prog, x, env, depth + 1)?,
                     None => Value::Tuple(Vec::new()),
                 }
             }
@@ -91,24 +90,24 @@ fn eval(
             for s in &b.stmts {
                 match s {
                     hir::Stmt::Let { local, value } => {
-                        let v = eval(prog, body, value, env, depth + 1)?;
+                        let v = eval(prog, value, env, depth + 1)?;
                         env[local.0 as usize] = Some(v);
                     }
                     hir::Stmt::Expr(x) => {
-                        eval(prog, body, x, env, depth + 1)?;
+                        eval(prog, x, env, depth + 1)?;
                     }
                     _ => return Err(Unsupported("statement".into())),
                 }
             }
             match &b.tail {
-                Some(t) => eval(prog, body, t, env, depth + 1)?,
+                Some(t) => eval(prog, t, env, depth + 1)?,
                 None => Value::Tuple(Vec::new()),
             }
         }
         ExprKind::Builtin(b, xs) => {
             let vals: Vec<Scalar> = xs
                 .iter()
-                .map(|x| eval(prog, body, x, env, depth + 1).and_then(sc))
+                .map(|x| eval(prog, x, env, depth + 1).and_then(sc))
                 .collect::<Result<_, _>>()?;
             Value::Scalar(builtin(*b, &vals).ok_or_else(|| Unsupported(format!("`{}`", b.name())))?)
         }
@@ -119,13 +118,13 @@ fn eval(
             }
             let args: Vec<Value> = xs
                 .iter()
-                .map(|x| eval(prog, body, x, env, depth + 1))
+                .map(|x| eval(prog, x, env, depth + 1))
                 .collect::<Result<_, _>>()?;
             let mut fenv: Vec<Option<Value>> = vec![None; func.body.locals.len()];
             for (p, a) in func.params.iter().zip(args) {
                 fenv[p.0 as usize] = Some(a);
             }
-            eval(prog, &func.body, &func.body.expr, &mut fenv, depth + 1)?
+            eval(prog, &func.body.expr, &mut fenv, depth + 1)?
         }
         _ => return Err(Unsupported("tensor expression".into())),
     })

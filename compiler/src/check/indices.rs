@@ -61,6 +61,7 @@ impl Checker {
 
     /// Infers the ranges of the indices introduced since `first_index` from the strict reads
     /// recorded since `first_use`, then checks those reads against the tensor bounds.
+    #[allow(clippy::needless_range_loop)]
     pub fn solve_indices(
         &mut self,
         cx: &mut BodyCx,

@@ -1291,7 +1291,7 @@ impl Checker {
     ) -> hir::Expr {
         // `pad(x, v)[…]` and `clamp_edge(x)[…]` read past the edges on purpose.
         let (tensor, edge) = match &t.kind {
-            K::Call(f, args) if f.name == "pad" && self.globals.get("pad").is_none() => {
+            K::Call(f, args) if f.name == "pad" && !self.globals.contains_key("pad") => {
                 if args.len() != 2 {
                     self.error(errors::arity("pad", 2, args.len(), t.span));
                     return err_expr(span);
@@ -1306,7 +1306,7 @@ impl Checker {
                 (x, Edge::Pad(Box::new(v)))
             }
             K::Call(f, args)
-                if f.name == "clamp_edge" && self.globals.get("clamp_edge").is_none() =>
+                if f.name == "clamp_edge" && !self.globals.contains_key("clamp_edge") =>
             {
                 if args.len() != 1 {
                     self.error(errors::arity("clamp_edge", 1, args.len(), t.span));

@@ -207,7 +207,11 @@ pub fn cmd_run(path: &std::path::Path, args: Vec<String>) -> i32 {
         }
     };
     if c.program.main.is_none() {
-        eprintln!("error[{}]: `{}` has no `main` block to run", Code::MissingMain, path.display());
+        eprintln!(
+            "error[{}]: `{}` has no `main` block to run",
+            Code::MissingMain,
+            path.display()
+        );
         return 1;
     }
     let mut host = fs_host::FsHost { argv: args };
@@ -280,7 +284,10 @@ pub fn cmd_ir(path: &std::path::Path, args: Vec<String>) -> i32 {
             return 1;
         }
     };
-    let mut host = crate::exec::MemoryHost { argv: args, ..Default::default() };
+    let mut host = crate::exec::MemoryHost {
+        argv: args,
+        ..Default::default()
+    };
     let (graphs, err) = crate::exec::dispatched_graphs(&c.program, &mut host);
     for (i, g) in graphs.iter().enumerate() {
         println!("// graph {i}");

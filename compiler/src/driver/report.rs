@@ -42,6 +42,8 @@ pub fn render(sm: &SourceMap, d: &Diagnostic, cfg: RenderConfig) -> String {
         let mut label = Label::new((file_name(l.span.file), clamp(sm, l.span)));
         if !l.message.is_empty() {
             label = label.with_message(&l.message);
+        } else if l.primary {
+            label = label.with_message("here");
         }
         if l.primary {
             label = label.with_order(-1);

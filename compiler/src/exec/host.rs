@@ -24,7 +24,10 @@ impl Host for MemoryHost {
     }
 
     fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String> {
-        self.files.get(path).cloned().ok_or_else(|| "no such file".to_string())
+        self.files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| "no such file".to_string())
     }
 
     fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), String> {

@@ -18,8 +18,8 @@ use flow_runtime::{format_scalar, format_tensor, DType, Scalar, Tensor};
 use crate::base::Span;
 use crate::hir::{self, Builtin, ExprKind as H, Ty};
 use crate::mir::ir::{Graph, Node, NodeKind, Port, Read};
-use crate::mir::Idx;
 use crate::mir::lower::{binop, eval_dim, Lowerer, TVal};
+use crate::mir::Idx;
 pub use host::{Host, MemoryHost};
 
 /// A run-time error with the source location it belongs to.
@@ -40,7 +40,11 @@ pub enum RunErrorKind {
 type RResult<T> = Result<T, RunError>;
 
 fn fail<T>(span: Span, message: impl Into<String>) -> RResult<T> {
-    Err(RunError { message: message.into(), span, kind: RunErrorKind::Other })
+    Err(RunError {
+        message: message.into(),
+        span,
+        kind: RunErrorKind::Other,
+    })
 }
 
 /// A coordinator value.
@@ -86,13 +90,19 @@ pub fn run_tests(prog: &hir::Program, host: &mut dyn Host) -> Vec<TestOutcome> {
         .map(|t| {
             let mut m = Machine::new(prog, host);
             let error = m.run_body(&t.body, Vec::new(), HashMap::new()).err();
-            TestOutcome { name: t.name.clone(), error }
+            TestOutcome {
+                name: t.name.clone(),
+                error,
+            }
         })
         .collect()
 }
 
 /// The MIR graphs a run dispatched, printed in the canonical text form (for `flowc ir`).
-pub fn dispatched_graphs(prog: &hir::Program, host: &mut dyn Host) -> (Vec<Graph>, Option<RunError>) {
+pub fn dispatched_graphs(
+    prog: &hir::Program,
+    host: &mut dyn Host,
+) -> (Vec<Graph>, Option<RunError>) {
     let mut m = Machine::new(prog, host);
     m.keep_graphs = true;
     let res = match &prog.main {
@@ -116,6 +126,9 @@ struct Machine<'p, 'h> {
     done: HashMap<Port, Rc<Tensor>>,
     /// Materialized tensors already in the graph, by address.
     entered: HashMap<*const Tensor, (Rc<Tensor>, Port)>,
+    /// Lazy ports bound to variables: a dispatch computes those it needs anyway, so that a
+    /// later observation does not compute them again.
+    bound: Vec<Port>,
     keep_graphs: bool,
     graphs: Vec<Graph>,
 }
@@ -128,13 +141,23 @@ impl<'p, 'h> Machine<'p, 'h> {
             lower: Lowerer::new(prog),
             done: HashMap::new(),
             entered: HashMap::new(),
+            bound: Vec::new(),
             keep_graphs: false,
             graphs: Vec::new(),
         }
     }
 
-    fn run_body(&mut self, body: &'p hir::Body, args: Vec<(hir::LocalId, Value)>, shapes: HashMap<String, i64>) -> RResult<Value> {
-        let mut frame = Frame { body, values: vec![None; body.locals.len()], shapes };
+    fn run_body(
+        &mut self,
+        body: &'p hir::Body,
+        args: Vec<(hir::LocalId, Value)>,
+        shapes: HashMap<String, i64>,
+    ) -> RResult<Value> {
+        let mut frame = Frame {
+            body,
+            values: vec![None; body.locals.len()],
+            shapes,
+        };
         for (id, v) in args {
             frame.values[id.0 as usize] = Some(v);
         }
@@ -159,15 +182,26 @@ impl<'p, 'h> Machine<'p, 'h> {
                     TVal::Port(p)
                 }
             }
-            Value::Tuple(vs) => TVal::Tuple(vs.iter().map(|x| self.tval(x, span)).collect::<RResult<_>>()?),
-            other => return fail(span, format!("internal error: {other:?} cannot enter an operation")),
+            Value::Tuple(vs) => TVal::Tuple(
+                vs.iter()
+                    .map(|x| self.tval(x, span))
+                    .collect::<RResult<_>>()?,
+            ),
+            other => {
+                return fail(
+                    span,
+                    format!("internal error: {other:?} cannot enter an operation"),
+                )
+            }
         })
     }
 
-    fn from_tval(&self, t: TVal) -> Value {
+    fn value_of_tval(&self, t: TVal) -> Value {
         match t {
             TVal::Port(p) => Value::Lazy(p),
-            TVal::Tuple(vs) => Value::Tuple(vs.into_iter().map(|v| self.from_tval(v)).collect()),
+            TVal::Tuple(vs) => {
+                Value::Tuple(vs.into_iter().map(|v| self.value_of_tval(v)).collect())
+            }
         }
     }
 
@@ -182,7 +216,11 @@ impl<'p, 'h> Machine<'p, 'h> {
                     Value::Tensor(t)
                 }
             }
-            Value::Tuple(vs) => Value::Tuple(vs.into_iter().map(|x| self.force(x, span)).collect::<RResult<_>>()?),
+            Value::Tuple(vs) => Value::Tuple(
+                vs.into_iter()
+                    .map(|x| self.force(x, span))
+                    .collect::<RResult<_>>()?,
+            ),
             other => other,
         })
     }
@@ -220,7 +258,13 @@ impl<'p, 'h> Machine<'p, 'h> {
         for p in &inputs_needed {
             let t = self.done[p].clone();
             let ty = crate::mir::ir::TensorTy::of(&t);
-            let node = g.add(Node { kind: NodeKind::Input { index: inputs.len() as u32 }, outputs: vec![ty], label: String::new() });
+            let node = g.add(Node {
+                kind: NodeKind::Input {
+                    index: inputs.len() as u32,
+                },
+                outputs: vec![ty],
+                label: String::new(),
+            });
             inputs.push((*t).clone());
             map.insert(*p, Port { node, port: 0 });
         }
@@ -236,7 +280,15 @@ impl<'p, 'h> Machine<'p, 'h> {
                 map.insert(Port { node: old, port }, Port { node: new, port });
             }
         }
-        g.outputs = vec![map[&target]];
+        let mut wanted = vec![target];
+        self.bound.retain(|p| !self.done.contains_key(p));
+        wanted.extend(
+            self.bound
+                .iter()
+                .copied()
+                .filter(|p| *p != target && needed[p.node.index()]),
+        );
+        g.outputs = wanted.iter().map(|p| map[p]).collect();
         if self.keep_graphs {
             self.graphs.push(g.clone());
         }
@@ -245,9 +297,10 @@ impl<'p, 'h> Machine<'p, 'h> {
             span,
             kind: RunErrorKind::Other,
         })?;
-        let t = Rc::new(out.into_iter().next().expect("one output"));
-        self.done.insert(target, t.clone());
-        Ok(t)
+        for (p, t) in wanted.iter().zip(out) {
+            self.done.insert(*p, Rc::new(t));
+        }
+        Ok(self.done[&target].clone())
     }
 
     // ---- evaluation ----
@@ -266,7 +319,10 @@ impl<'p, 'h> Machine<'p, 'h> {
         let mut locals = HashMap::new();
         for id in used {
             if let Some(v) = frame.values[id.0 as usize].clone() {
-                if matches!(v, Value::Scalar(_) | Value::Tensor(_) | Value::Lazy(_) | Value::Tuple(_)) {
+                if matches!(
+                    v,
+                    Value::Scalar(_) | Value::Tensor(_) | Value::Lazy(_) | Value::Tuple(_)
+                ) {
                     locals.insert(id, self.tval(&v, e.span)?);
                 }
             }
@@ -274,8 +330,12 @@ impl<'p, 'h> Machine<'p, 'h> {
         let t = self
             .lower
             .coordinator_expr(frame.body, e, locals, frame.shapes.clone())
-            .map_err(|x| RunError { message: x.message, span: x.span, kind: RunErrorKind::Other })?;
-        Ok(self.from_tval(t))
+            .map_err(|x| RunError {
+                message: x.message,
+                span: x.span,
+                kind: RunErrorKind::Other,
+            })?;
+        Ok(self.value_of_tval(t))
     }
 
     fn eval(&mut self, frame: &mut Frame<'p>, e: &'p hir::Expr) -> RResult<Value> {
@@ -308,14 +368,17 @@ impl<'p, 'h> Machine<'p, 'h> {
                         hir::UnOp::Neg => crate::mir::ir::UnOp::Neg,
                         hir::UnOp::Not => crate::mir::ir::UnOp::Not,
                     };
-                    return crate::mir::ops::unary(op, s).map(Value::Scalar).or_else(|x| fail(span, op_error(x)));
+                    return crate::mir::ops::unary(op, s)
+                        .map(Value::Scalar)
+                        .or_else(|x| fail(span, op_error(x)));
                 }
                 self.lazy(frame, e)
             }
             H::Binary(op, a, b) => {
                 let x = self.eval(frame, a)?;
                 // `&&` and `||` on scalars short-circuit.
-                if let (hir::BinOp::And | hir::BinOp::Or, Value::Scalar(Scalar::Bool(v))) = (op, &x) {
+                if let (hir::BinOp::And | hir::BinOp::Or, Value::Scalar(Scalar::Bool(v))) = (op, &x)
+                {
                     if (*op == hir::BinOp::And && !v) || (*op == hir::BinOp::Or && *v) {
                         return Ok(x);
                     }
@@ -324,9 +387,13 @@ impl<'p, 'h> Machine<'p, 'h> {
                 let y = self.eval(frame, b)?;
                 let y = self.observe_condition(op, y, b.span)?;
                 match (&x, &y) {
-                    (Value::Scalar(p), Value::Scalar(q)) => crate::mir::ops::binary(binop(*op), *p, *q)
-                        .map(Value::Scalar)
-                        .or_else(|err| fail(span, format!("`{}`: {}", op.as_str(), op_error(err)))),
+                    (Value::Scalar(p), Value::Scalar(q)) => {
+                        crate::mir::ops::binary(binop(*op), *p, *q)
+                            .map(Value::Scalar)
+                            .or_else(|err| {
+                                fail(span, format!("`{}`: {}", op.as_str(), op_error(err)))
+                            })
+                    }
                     _ => {
                         let (tx, ty) = (self.tval(&x, a.span)?, self.tval(&y, b.span)?);
                         let (TVal::Port(px), TVal::Port(py)) = (tx, ty) else {
@@ -339,7 +406,11 @@ impl<'p, 'h> Machine<'p, 'h> {
                                 let r = xs.pop().expect("two");
                                 crate::mir::ir::ScalarExpr::binary(op, xs.pop().expect("two"), r)
                             })
-                            .map_err(|x| RunError { message: x.message, span, kind: RunErrorKind::Other })?;
+                            .map_err(|x| RunError {
+                                message: x.message,
+                                span,
+                                kind: RunErrorKind::Other,
+                            })?;
                         Ok(Value::Lazy(p))
                     }
                 }
@@ -360,12 +431,16 @@ impl<'p, 'h> Machine<'p, 'h> {
                 match func.kind {
                     hir::FuncKind::Proc => self.call_proc(*f, vals, span),
                     _ => {
-                        let tvals = vals.iter().map(|v| self.tval(v, span)).collect::<RResult<Vec<_>>>()?;
-                        let t = self
-                            .lower
-                            .call(*f, tvals, span)
-                            .map_err(|x| RunError { message: x.message, span: x.span, kind: RunErrorKind::Other })?;
-                        Ok(self.from_tval(t))
+                        let tvals = vals
+                            .iter()
+                            .map(|v| self.tval(v, span))
+                            .collect::<RResult<Vec<_>>>()?;
+                        let t = self.lower.call(*f, tvals, span).map_err(|x| RunError {
+                            message: x.message,
+                            span: x.span,
+                            kind: RunErrorKind::Other,
+                        })?;
+                        Ok(self.value_of_tval(t))
                     }
                 }
             }
@@ -405,7 +480,11 @@ impl<'p, 'h> Machine<'p, 'h> {
     /// Operands of `&&`/`||` are conditions: a lazy boolean is observed.
     fn observe_condition(&mut self, op: &hir::BinOp, v: Value, span: Span) -> RResult<Value> {
         match (op, &v) {
-            (hir::BinOp::And | hir::BinOp::Or, Value::Lazy(p)) if self.lower.ty(*p).shape.is_empty() => self.force(v, span),
+            (hir::BinOp::And | hir::BinOp::Or, Value::Lazy(p))
+                if self.lower.ty(*p).shape.is_empty() =>
+            {
+                self.force(v, span)
+            }
             _ => Ok(v),
         }
     }
@@ -423,12 +502,18 @@ impl<'p, 'h> Machine<'p, 'h> {
             match s {
                 hir::Stmt::Let { local, value } | hir::Stmt::Assign { local, value, .. } => {
                     let v = self.eval(frame, value)?;
+                    self.note_bound(&v);
                     frame.values[local.0 as usize] = Some(v);
                 }
                 hir::Stmt::Expr(x) => {
                     self.eval(frame, x)?;
                 }
-                hir::Stmt::For { local, lo, hi, body } => {
+                hir::Stmt::For {
+                    local,
+                    lo,
+                    hi,
+                    body,
+                } => {
                     let lo = self.int(frame, lo)?;
                     let hi = self.int(frame, hi)?;
                     for i in lo..hi {
@@ -446,6 +531,14 @@ impl<'p, 'h> Machine<'p, 'h> {
         match &b.tail {
             Some(t) => self.eval(frame, t),
             None => Ok(Value::Unit),
+        }
+    }
+
+    fn note_bound(&mut self, v: &Value) {
+        match v {
+            Value::Lazy(p) => self.bound.push(*p),
+            Value::Tuple(vs) => vs.iter().for_each(|x| self.note_bound(x)),
+            _ => {}
         }
     }
 
@@ -471,7 +564,13 @@ impl<'p, 'h> Machine<'p, 'h> {
                     if let Some(var) = d.as_var() {
                         match shapes.get(var) {
                             Some(prev) if *prev != n as i64 => {
-                                return fail(span, format!("shape mismatch in call to `{}`: `{var}` is {prev} and {n}", func.name));
+                                return fail(
+                                    span,
+                                    format!(
+                                        "shape mismatch in call to `{}`: `{var}` is {prev} and {n}",
+                                        func.name
+                                    ),
+                                );
                             }
                             _ => {
                                 shapes.insert(var.to_string(), n as i64);
@@ -494,7 +593,13 @@ impl<'p, 'h> Machine<'p, 'h> {
         }
     }
 
-    fn builtin(&mut self, frame: &mut Frame<'p>, b: Builtin, args: &'p [hir::Expr], e: &'p hir::Expr) -> RResult<Value> {
+    fn builtin(
+        &mut self,
+        frame: &mut Frame<'p>,
+        b: Builtin,
+        args: &'p [hir::Expr],
+        e: &'p hir::Expr,
+    ) -> RResult<Value> {
         let span = e.span;
         match b {
             Builtin::Print => {
@@ -521,7 +626,11 @@ impl<'p, 'h> Machine<'p, 'h> {
                     },
                     None => "the condition is false".to_string(),
                 };
-                Err(RunError { message: format!("assertion failed: {msg}"), span, kind: RunErrorKind::Assertion })
+                Err(RunError {
+                    message: format!("assertion failed: {msg}"),
+                    span,
+                    kind: RunErrorKind::Assertion,
+                })
             }
             Builtin::AssertClose => {
                 let a = self.eval(frame, &args[0])?;
@@ -542,7 +651,9 @@ impl<'p, 'h> Machine<'p, 'h> {
                 let v = self.eval(frame, &args[0])?;
                 self.force(v, span)
             }
-            Builtin::Args => Ok(Value::List(self.host.args().into_iter().map(Value::Str).collect())),
+            Builtin::Args => Ok(Value::List(
+                self.host.args().into_iter().map(Value::Str).collect(),
+            )),
             Builtin::Len if args.len() == 2 => {
                 // `list[i]`, which the checker writes as a two-argument `len`.
                 let l = self.eval(frame, &args[0])?;
@@ -550,7 +661,13 @@ impl<'p, 'h> Machine<'p, 'h> {
                 match l {
                     Value::List(vs) => match usize::try_from(i).ok().and_then(|i| vs.get(i)) {
                         Some(v) => Ok(v.clone()),
-                        None => fail(span, format!("index {i} is out of range for a list of {} element(s)", vs.len())),
+                        None => fail(
+                            span,
+                            format!(
+                                "index {i} is out of range for a list of {} element(s)",
+                                vs.len()
+                            ),
+                        ),
                     },
                     _ => fail(span, "internal error: indexing a non-list"),
                 }
@@ -565,9 +682,13 @@ impl<'p, 'h> Machine<'p, 'h> {
                 };
                 let t = s.trim();
                 if b == Builtin::ParseI64 {
-                    t.parse::<i64>().map(|v| Value::Scalar(Scalar::I64(v))).or_else(|_| fail(span, format!("`{s}` is not an integer")))
+                    t.parse::<i64>()
+                        .map(|v| Value::Scalar(Scalar::I64(v)))
+                        .or_else(|_| fail(span, format!("`{s}` is not an integer")))
                 } else {
-                    t.parse::<f64>().map(|v| Value::Scalar(Scalar::F64(v))).or_else(|_| fail(span, format!("`{s}` is not a number")))
+                    t.parse::<f64>()
+                        .map(|v| Value::Scalar(Scalar::F64(v)))
+                        .or_else(|_| fail(span, format!("`{s}` is not a number")))
                 }
             }
             Builtin::Save => {
@@ -581,15 +702,21 @@ impl<'p, 'h> Machine<'p, 'h> {
                     _ => return fail(span, "`save` writes a tensor"),
                 };
                 let bytes = flow_runtime::write_npy(&t);
-                self.host.write_file(&path, &bytes).or_else(|x| fail(span, format!("cannot write `{path}`: {x}")))?;
+                self.host
+                    .write_file(&path, &bytes)
+                    .or_else(|x| fail(span, format!("cannot write `{path}`: {x}")))?;
                 Ok(Value::Unit)
             }
             Builtin::Load => {
                 let Value::Str(path) = self.eval(frame, &args[0])? else {
                     return fail(span, "internal error: path");
                 };
-                let bytes = self.host.read_file(&path).or_else(|x| fail(span, format!("cannot read `{path}`: {x}")))?;
-                let t = flow_runtime::read_npy(&bytes).or_else(|x| fail(span, format!("`{path}`: {x}")))?;
+                let bytes = self
+                    .host
+                    .read_file(&path)
+                    .or_else(|x| fail(span, format!("cannot read `{path}`: {x}")))?;
+                let t = flow_runtime::read_npy(&bytes)
+                    .or_else(|x| fail(span, format!("`{path}`: {x}")))?;
                 check_loaded(&t, &e.ty, &path, span)?;
                 if t.shape.is_empty() {
                     return Ok(Value::Scalar(t.get(0)));
@@ -605,13 +732,22 @@ impl<'p, 'h> Machine<'p, 'h> {
 fn check_loaded(t: &Tensor, ty: &Ty, path: &str, span: Span) -> RResult<()> {
     let want_d = ty.dtype();
     if want_d != Some(t.dtype()) {
-        return fail(span, format!("`{path}` holds {} elements, but the program expects `{ty}`", t.dtype()));
+        return fail(
+            span,
+            format!(
+                "`{path}` holds {} elements, but the program expects `{ty}`",
+                t.dtype()
+            ),
+        );
     }
     let dims = ty.dims();
     if dims.len() != t.shape.len() {
         return fail(
             span,
-            format!("`{path}` has shape {}, but the program expects `{ty}`", flow_runtime::format_shape(&t.shape)),
+            format!(
+                "`{path}` has shape {}, but the program expects `{ty}`",
+                flow_runtime::format_shape(&t.shape)
+            ),
         );
     }
     for (d, n) in dims.iter().zip(&t.shape) {
@@ -619,7 +755,10 @@ fn check_loaded(t: &Tensor, ty: &Ty, path: &str, span: Span) -> RResult<()> {
             if k != *n as i64 {
                 return fail(
                     span,
-                    format!("`{path}` has shape {}, but the program expects `{ty}`", flow_runtime::format_shape(&t.shape)),
+                    format!(
+                        "`{path}` has shape {}, but the program expects `{ty}`",
+                        flow_runtime::format_shape(&t.shape)
+                    ),
                 );
             }
         }
@@ -663,7 +802,11 @@ fn assert_close(a: &Value, b: &Value, tol: f64, span: Span) -> RResult<()> {
     match worst {
         None => Ok(()),
         Some((i, p, q, _)) => {
-            let at = if x.shape.is_empty() { String::new() } else { format!(" at index {}", unravel(i, &x.shape)) };
+            let at = if x.shape.is_empty() {
+                String::new()
+            } else {
+                format!(" at index {}", unravel(i, &x.shape))
+            };
             Err(RunError {
                 message: format!(
                     "assert_close failed{at}: {} vs {} (|a - b| = {}, allowed {} * (1 + |b|))",
@@ -687,7 +830,13 @@ fn unravel(mut i: usize, shape: &[usize]) -> String {
             i /= shape[k];
         }
     }
-    format!("[{}]", idx.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", "))
+    format!(
+        "[{}]",
+        idx.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// How `print` and string interpolation write a (forced) value.
@@ -714,7 +863,9 @@ pub fn show(v: &Value) -> String {
 
 fn node_inputs(n: &Node) -> Vec<Port> {
     match &n.kind {
-        NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => reads.iter().map(Read::src).collect(),
+        NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => {
+            reads.iter().map(Read::src).collect()
+        }
         NodeKind::Concat { parts, .. } => parts.clone(),
         NodeKind::Slice { src, .. } => vec![*src],
         NodeKind::Input { .. } | NodeKind::Const { .. } | NodeKind::Random { .. } => Vec::new(),

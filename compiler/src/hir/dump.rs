@@ -71,7 +71,7 @@ fn dump_body(out: &mut String, p: &Program, b: &Body) {
 fn collect(e: &Expr, out: &mut Vec<String>, p: &Program, b: &Body) {
     let idx_names = |ids: &[IndexId]| {
         ids.iter()
-            .map(|i| b.index(*i).name.clone())
+            .map(|i| b.index_var(*i).name.clone())
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -115,7 +115,7 @@ fn collect(e: &Expr, out: &mut Vec<String>, p: &Program, b: &Body) {
 fn affine(a: &AffineIdx, b: &Body) -> String {
     let mut s = String::new();
     for (i, c) in &a.coeffs {
-        let name = &b.index(*i).name;
+        let name = &b.index_var(*i).name;
         if !s.is_empty() {
             s.push_str(if *c < 0 { " - " } else { " + " });
         } else if *c < 0 {

@@ -76,7 +76,7 @@ impl Body {
         &self.locals[id.0 as usize]
     }
 
-    pub fn index(&self, id: IndexId) -> &Index {
+    pub fn index_var(&self, id: IndexId) -> &Index {
         &self.indices[id.0 as usize]
     }
 }

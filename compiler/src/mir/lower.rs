@@ -220,7 +220,7 @@ impl<'p> Lowerer<'p> {
 
     fn expr_dtype(&self, e: &ScalarExpr, reads: &[Read]) -> LResult<DType> {
         let read_tys: Vec<DType> = reads.iter().map(|r| self.ty(r.src()).dtype).collect();
-        scalar_dtype(e, &read_tys, &self.graph).ok_or(LowerError {
+        scalar_dtype(e, &read_tys).ok_or(LowerError {
             message: "internal error: untypable scalar expression".into(),
             span: Span::default(),
         })
@@ -409,7 +409,7 @@ impl<'p> Lowerer<'p> {
                     vars: HashMap::new(),
                 };
                 for ix in indices {
-                    let n = self.dim(&frame.body.index(*ix).range, frame, span)?;
+                    let n = self.dim(&frame.body.index_var(*ix).range, frame, span)?;
                     point.vars.insert(*ix, point.extents.len() as u32);
                     point.extents.push(n);
                 }
@@ -636,7 +636,7 @@ impl<'p> Lowerer<'p> {
         let space = outer.extents.clone();
         let mut red = Vec::new();
         for ix in indices {
-            let n = self.dim(&frame.body.index(*ix).range, frame, e.span)?;
+            let n = self.dim(&frame.body.index_var(*ix).range, frame, e.span)?;
             point.vars.insert(*ix, point.extents.len() as u32);
             point.extents.push(n);
             red.push(n);
@@ -1205,24 +1205,24 @@ fn fold_expr(e: &ScalarExpr, reads: &[Scalar]) -> Option<Scalar> {
 }
 
 /// The element type of a scalar expression whose reads have the given types.
-fn scalar_dtype(e: &ScalarExpr, reads: &[DType], g: &Graph) -> Option<DType> {
+fn scalar_dtype(e: &ScalarExpr, reads: &[DType]) -> Option<DType> {
     use ir::BinOp as B;
     Some(match e {
         ScalarExpr::Const(s) => s.dtype(),
         ScalarExpr::Index(_) => DType::I64,
         ScalarExpr::Read(k) => *reads.get(*k as usize)?,
         ScalarExpr::Param(_) => return None,
-        ScalarExpr::Unary(_, a) => scalar_dtype(a, reads, g)?,
+        ScalarExpr::Unary(_, a) => scalar_dtype(a, reads)?,
         ScalarExpr::Binary(op, a, _) => match op {
             B::Eq | B::Ne | B::Lt | B::Le | B::Gt | B::Ge | B::And | B::Or => DType::Bool,
-            _ => scalar_dtype(a, reads, g)?,
+            _ => scalar_dtype(a, reads)?,
         },
         ScalarExpr::Cast(_, d) => *d,
-        ScalarExpr::Call(_, a) => scalar_dtype(a, reads, g)?,
-        ScalarExpr::Select(_, a, _) => scalar_dtype(a, reads, g)?,
+        ScalarExpr::Call(_, a) => scalar_dtype(a, reads)?,
+        ScalarExpr::Select(_, a, _) => scalar_dtype(a, reads)?,
         ScalarExpr::Tuple(_) => return None,
         ScalarExpr::Field(a, k) => match a.as_ref() {
-            ScalarExpr::Tuple(xs) => scalar_dtype(xs.get(*k as usize)?, reads, g)?,
+            ScalarExpr::Tuple(xs) => scalar_dtype(xs.get(*k as usize)?, reads)?,
             _ => return None,
         },
     })
