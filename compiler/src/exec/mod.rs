@@ -913,3 +913,6 @@ fn op_error(e: crate::mir::ops::OpError) -> String {
         crate::mir::ops::OpError::Operands => "internal error: operand types".into(),
     }
 }
+
+#[cfg(test)]
+mod tests;
