@@ -121,7 +121,12 @@ impl fmt::Display for Dim {
             if mag != 1 {
                 write!(f, "{mag} * ")?;
             }
-            f.write_str(v)?;
+            // A call's instance `?N3` of a shape variable `N` is shown as `N`.
+            let shown = match v.strip_prefix('?') {
+                Some(rest) => rest.trim_end_matches(|c: char| c.is_ascii_digit()),
+                None => v,
+            };
+            f.write_str(shown)?;
             first = false;
         }
         if first {

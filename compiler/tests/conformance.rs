@@ -1,0 +1,172 @@
+//! End-to-end tests of the `flowc` binary: the shared conformance suite (through its own
+//! runner), the examples' expected output, and the MIR text form of every graph the
+//! conformance programs dispatch.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn flowc() -> &'static str {
+    env!("CARGO_BIN_EXE_flowc")
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn conformance_dir() -> PathBuf {
+    repo().join("../shared/conformance")
+}
+
+fn flow_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "flow"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn conformance_runner_passes() {
+    let out = Command::new("bash")
+        .arg(conformance_dir().join("run.sh"))
+        .arg(flowc())
+        .output()
+        .expect("bash runs the conformance runner");
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert!(
+        out.status.success(),
+        "conformance failures:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.lines()
+            .last()
+            .is_some_and(|l| l.ends_with(" 0 failed")),
+        "{text}"
+    );
+}
+
+/// `// expect-stdout:` lines, in order, each a whole line of the output.
+fn check_expected(path: &Path, stdout: &str) {
+    let src = std::fs::read_to_string(path).expect("example is readable");
+    let want: Vec<&str> = src
+        .lines()
+        .filter_map(|l| l.split_once("expect-stdout:").map(|x| x.1.trim()))
+        .collect();
+    assert!(
+        !want.is_empty(),
+        "{} has no expect-stdout lines",
+        path.display()
+    );
+    let mut lines = stdout.lines();
+    for w in want {
+        assert!(
+            lines.any(|l| l.trim() == w),
+            "{}: stdout lacks `{w}`:\n{stdout}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn examples_print_what_they_promise() {
+    for path in flow_files(&repo().join("examples")) {
+        let out = Command::new(flowc())
+            .arg("run")
+            .arg(&path)
+            .output()
+            .expect("flowc runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{} failed:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        check_expected(&path, &stdout);
+    }
+}
+
+#[test]
+fn mir_text_round_trips_for_every_dispatched_graph() {
+    let mut graphs = 0;
+    for path in flow_files(&conformance_dir()) {
+        let out = Command::new(flowc())
+            .args(["ir", "--stage", "mir"])
+            .arg(&path)
+            .output()
+            .expect("flowc runs");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        for chunk in text.split("// graph ").skip(1) {
+            let body = chunk.split_once('\n').map(|x| x.1).unwrap_or("");
+            let g = flowc::mir::parse(body)
+                .unwrap_or_else(|e| panic!("{}: {e:?}\n{body}", path.display()));
+            flowc::mir::verify(&g).unwrap_or_else(|e| panic!("{}: {e}\n{body}", path.display()));
+            assert_eq!(
+                flowc::mir::print(&g),
+                body,
+                "{}: print(parse(text)) != text",
+                path.display()
+            );
+            graphs += 1;
+        }
+    }
+    assert!(graphs > 20, "only {graphs} graphs were dispatched");
+}
+
+#[test]
+fn test_command_reports_each_test_and_a_summary() {
+    let out = Command::new(flowc())
+        .arg("test")
+        .arg(conformance_dir().join("10_tests.flow"))
+        .output()
+        .expect("flowc runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("double doubles") && text.contains("sum of doubled"),
+        "{text}"
+    );
+    assert!(text.lines().last() == Some("2 passed, 0 failed"), "{text}");
+}
+
+#[test]
+fn failing_test_gives_exit_one_and_names_the_location() {
+    let dir = std::env::temp_dir().join(format!("flowc-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let f = dir.join("bad.flow");
+    std::fs::write(
+        &f,
+        "test \"wrong\" {\n    assert_close(1.0 + 1.0, 3.0);\n}\n",
+    )
+    .expect("write");
+    let out = Command::new(flowc())
+        .arg("test")
+        .arg(&f)
+        .output()
+        .expect("flowc runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("FAIL") && stdout.contains("0 passed, 1 failed"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("bad.flow:2:5") && stderr.contains("assertion-failed"),
+        "{stderr}"
+    );
+}
