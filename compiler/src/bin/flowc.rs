@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use flowc::driver::{self, PassFlags, Stage};
 
 /// Flow: a compiler for dataflow tensor programs.
 #[derive(Parser)]
@@ -20,9 +21,44 @@ enum Backend {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum Stage {
-    /// The MIR of every graph the program dispatches, as lowered.
+enum StageArg {
+    /// The MIR of every dispatched graph, as lowered.
     Mir,
+    /// The MIR after the rewrite passes.
+    Opt,
+    /// The kernel plan after the rewrite passes: loop nests and materialized tensors.
+    Kernels,
+}
+
+impl From<StageArg> for Stage {
+    fn from(s: StageArg) -> Stage {
+        match s {
+            StageArg::Mir => Stage::Mir,
+            StageArg::Opt => Stage::Opt,
+            StageArg::Kernels => Stage::Kernels,
+        }
+    }
+}
+
+/// Which rewrite passes run.
+#[derive(Args, Clone)]
+struct PassArgs {
+    /// Run no rewrite pass.
+    #[arg(long)]
+    no_opt: bool,
+    /// Run only these passes, in this order (comma-separated: fuse-maps,fuse-reduce,
+    /// fuse-siblings,cse,dce,shard).
+    #[arg(long, value_delimiter = ',')]
+    passes: Option<Vec<String>>,
+}
+
+impl PassArgs {
+    fn flags(&self) -> PassFlags {
+        PassFlags {
+            no_opt: self.no_opt,
+            passes: self.passes.clone(),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -39,6 +75,8 @@ enum Command {
         /// Which backend runs the operation graphs.
         #[arg(long, value_enum, default_value = "interp")]
         backend: Backend,
+        #[command(flatten)]
+        passes: PassArgs,
         /// Arguments passed to the program.
         #[arg(last = true)]
         args: Vec<String>,
@@ -48,12 +86,40 @@ enum Command {
         path: PathBuf,
         #[arg(long, value_enum, default_value = "interp")]
         backend: Backend,
+        #[command(flatten)]
+        passes: PassArgs,
     },
-    /// Print the intermediate representation of the graphs a program dispatches.
+    /// Print the IR of every graph a program dispatches (its output is discarded).
     Ir {
         file: PathBuf,
         #[arg(long, value_enum, default_value = "mir")]
-        stage: Stage,
+        stage: StageArg,
+        #[command(flatten)]
+        passes: PassArgs,
+        /// Print how long each pass took, on standard error.
+        #[arg(long)]
+        time_passes: bool,
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// List every rewrite the compiler makes, and the law that makes it safe.
+    Explain {
+        file: PathBuf,
+        #[command(flatten)]
+        passes: PassArgs,
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Draw the dispatched graphs with Graphviz (DOT; SVG when `dot` is installed).
+    Graph {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value = "opt")]
+        stage: StageArg,
+        /// Write to this file (`.dot` or `.svg`) instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        passes: PassArgs,
         #[arg(last = true)]
         args: Vec<String>,
     },
@@ -62,21 +128,41 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let status = match cli.command {
-        Command::Check { files } => flowc::driver::cmd_check(&files),
+        Command::Check { files } => driver::cmd_check(&files),
         Command::Run {
             file,
             backend: Backend::Interp,
+            passes,
             args,
-        } => flowc::driver::cmd_run(&file, args),
+        } => driver::cmd_run(&file, args, &passes.flags()),
         Command::Test {
             path,
             backend: Backend::Interp,
-        } => flowc::driver::cmd_test(&path),
+            passes,
+        } => driver::cmd_test(&path, &passes.flags()),
         Command::Ir {
             file,
-            stage: Stage::Mir,
+            stage,
+            passes,
+            time_passes,
             args,
-        } => flowc::driver::cmd_ir(&file, args),
+        } => driver::cmd_ir(&file, args, stage.into(), &passes.flags(), time_passes),
+        Command::Explain { file, passes, args } => {
+            driver::cmd_explain(&file, args, &passes.flags())
+        }
+        Command::Graph {
+            file,
+            stage,
+            output,
+            passes,
+            args,
+        } => driver::cmd_graph(
+            &file,
+            args,
+            stage.into(),
+            &passes.flags(),
+            output.as_deref(),
+        ),
     };
     ExitCode::from(status.clamp(0, 255) as u8)
 }

@@ -13,6 +13,21 @@ use crate::syntax::{self, ast};
 
 pub use report::RenderConfig;
 
+/// Writes to standard output; a closed pipe (`flowc ir f.flow | head`) is not an error.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
 /// A program checked without errors, with the sources it came from.
 pub struct Compiled {
     pub sources: SourceMap,
@@ -196,15 +211,70 @@ pub fn run_error_diag(e: &crate::exec::RunError) -> Diagnostic {
     Diagnostic::error(code, e.message.clone(), e.span)
 }
 
-/// `flowc run FILE [-- ARGS]`: runs `main`. Exit status 1 on any error.
-pub fn cmd_run(path: &std::path::Path, args: Vec<String>) -> i32 {
-    let cfg = stderr_config();
-    let c = match compile_paths(&[path.to_path_buf()]) {
-        Ok(c) => c,
+/// The pass selection flags shared by `run`, `test`, `ir`, `explain` and `graph`.
+#[derive(Clone, Debug, Default)]
+pub struct PassFlags {
+    /// Skip the rewrite passes.
+    pub no_opt: bool,
+    /// Run only these passes, in this order (`--passes fuse-maps,dce`).
+    pub passes: Option<Vec<String>>,
+}
+
+impl PassFlags {
+    /// The run options these flags ask for, or a message naming an unknown pass.
+    pub fn options(&self) -> Result<crate::exec::RunOptions, String> {
+        let mut opts = crate::exec::RunOptions {
+            optimize: !self.no_opt,
+            ..Default::default()
+        };
+        if let Some(names) = &self.passes {
+            let mut passes = Vec::new();
+            for n in names {
+                match crate::mir::passes::pass_by_name(n) {
+                    Some(p) => passes.push(p),
+                    None => {
+                        let known: Vec<&str> = crate::mir::passes::PIPELINE
+                            .iter()
+                            .map(|p| p.name)
+                            .collect();
+                        return Err(format!(
+                            "unknown pass `{n}`; the passes are: {}",
+                            known.join(", ")
+                        ));
+                    }
+                }
+            }
+            opts.passes = Some(passes);
+        }
+        Ok(opts)
+    }
+}
+
+fn compile_or_report(path: &std::path::Path, cfg: RenderConfig) -> Option<Compiled> {
+    match compile_paths(&[path.to_path_buf()]) {
+        Ok(c) => {
+            eprint!("{}", report::render_all(&c.sources, &c.warnings, cfg));
+            Some(c)
+        }
         Err(e) => {
             eprint!("{}", e.render(cfg));
-            return 1;
+            None
         }
+    }
+}
+
+/// `flowc run FILE [-- ARGS]`: runs `main`. Exit status 1 on any error.
+pub fn cmd_run(path: &std::path::Path, args: Vec<String>, flags: &PassFlags) -> i32 {
+    let cfg = stderr_config();
+    let opts = match flags.options() {
+        Ok(o) => o,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return 2;
+        }
+    };
+    let Some(c) = compile_or_report(path, cfg) else {
+        return 1;
     };
     if c.program.main.is_none() {
         eprintln!(
@@ -215,7 +285,7 @@ pub fn cmd_run(path: &std::path::Path, args: Vec<String>) -> i32 {
         return 1;
     }
     let mut host = fs_host::FsHost { argv: args };
-    match crate::exec::run_main(&c.program, &mut host) {
+    match crate::exec::run_main(&c.program, &mut host, &opts) {
         Ok(()) => 0,
         Err(e) => {
             eprint!("{}", report::render(&c.sources, &run_error_diag(&e), cfg));
@@ -226,8 +296,15 @@ pub fn cmd_run(path: &std::path::Path, args: Vec<String>) -> i32 {
 
 /// `flowc test FILE|DIR`: runs every `test` block of every `.flow` file, one line per test,
 /// and a closing `N passed, M failed`. Exit status 1 on any failure.
-pub fn cmd_test(path: &std::path::Path) -> i32 {
+pub fn cmd_test(path: &std::path::Path, flags: &PassFlags) -> i32 {
     let cfg = stderr_config();
+    let opts = match flags.options() {
+        Ok(o) => o,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return 2;
+        }
+    };
     let files: Vec<std::path::PathBuf> = if path.is_dir() {
         let mut v: Vec<_> = match std::fs::read_dir(path) {
             Ok(rd) => rd
@@ -246,57 +323,209 @@ pub fn cmd_test(path: &std::path::Path) -> i32 {
     };
     let (mut passed, mut failed) = (0, 0);
     for f in &files {
-        let c = match compile_paths(std::slice::from_ref(f)) {
-            Ok(c) => c,
-            Err(e) => {
-                eprint!("{}", e.render(cfg));
-                failed += 1;
-                continue;
-            }
+        let Some(c) = compile_or_report(f, cfg) else {
+            failed += 1;
+            continue;
         };
         let mut host = fs_host::FsHost { argv: Vec::new() };
-        for t in crate::exec::run_tests(&c.program, &mut host) {
+        for t in crate::exec::run_tests(&c.program, &mut host, &opts) {
             match t.error {
                 None => {
                     passed += 1;
-                    println!("ok    {}: {}", f.display(), t.name);
+                    outln!("ok    {}: {}", f.display(), t.name);
                 }
                 Some(e) => {
                     failed += 1;
-                    println!("FAIL  {}: {}", f.display(), t.name);
+                    outln!("FAIL  {}: {}", f.display(), t.name);
                     eprint!("{}", report::render(&c.sources, &run_error_diag(&e), cfg));
                 }
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    outln!("{passed} passed, {failed} failed");
     i32::from(failed > 0)
 }
 
-/// `flowc ir FILE --stage mir`: runs `main` with output discarded and prints the MIR of every
-/// graph it dispatches.
-pub fn cmd_ir(path: &std::path::Path, args: Vec<String>) -> i32 {
+/// Which form of the IR `flowc ir` and `flowc graph` show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// As lowered.
+    Mir,
+    /// After the passes.
+    Opt,
+    /// The kernel plan after the passes.
+    Kernels,
+}
+
+/// The graphs a program dispatches, each before and after the selected passes, with the
+/// passes' reports. `Err` is the exit status after reporting.
+type Dispatched = Vec<(
+    crate::mir::Graph,
+    crate::mir::Graph,
+    crate::mir::passes::Report,
+)>;
+
+fn dispatched(
+    path: &std::path::Path,
+    args: Vec<String>,
+    flags: &PassFlags,
+    kernels_only: bool,
+) -> Result<Dispatched, i32> {
     let cfg = stderr_config();
-    let c = match compile_paths(&[path.to_path_buf()]) {
-        Ok(c) => c,
-        Err(e) => {
-            eprint!("{}", e.render(cfg));
-            return 1;
-        }
-    };
+    let opts = flags.options().map_err(|msg| {
+        eprintln!("error: {msg}");
+        2
+    })?;
+    let c = compile_or_report(path, cfg).ok_or(1)?;
     let mut host = crate::exec::MemoryHost {
         argv: args,
         ..Default::default()
     };
     let (graphs, err) = crate::exec::dispatched_graphs(&c.program, &mut host);
-    for (i, g) in graphs.iter().enumerate() {
-        println!("// graph {i}");
-        print!("{}", crate::mir::print(g));
+    if let Some(e) = err {
+        eprint!("{}", report::render(&c.sources, &run_error_diag(&e), cfg));
+        return Err(1);
     }
-    match err {
-        None => 0,
-        Some(e) => {
-            eprint!("{}", report::render(&c.sources, &run_error_diag(&e), cfg));
+    let mut passes: Vec<&'static crate::mir::passes::Pass> = match &opts.passes {
+        Some(p) => p.clone(),
+        None if opts.optimize => crate::mir::passes::PIPELINE.iter().collect(),
+        None => Vec::new(),
+    };
+    // Kernels are grouped before sharding; the plan says how each is sharded.
+    if kernels_only {
+        passes.retain(|p| p.name != "shard");
+    }
+    let mut out = Vec::new();
+    for g in graphs {
+        let mut opt = g.clone();
+        let rep = crate::mir::passes::optimize(&mut opt, &passes, &opts.config).map_err(|e| {
+            eprintln!("{e}");
+            1
+        })?;
+        out.push((g, opt, rep));
+    }
+    Ok(out)
+}
+
+/// `flowc ir FILE --stage mir|opt|kernels [--passes …] [--time-passes]`.
+pub fn cmd_ir(
+    path: &std::path::Path,
+    args: Vec<String>,
+    stage: Stage,
+    flags: &PassFlags,
+    time_passes: bool,
+) -> i32 {
+    let start = std::time::Instant::now();
+    let graphs = match dispatched(path, args, flags, stage == Stage::Kernels) {
+        Ok(g) => g,
+        Err(status) => return status,
+    };
+    let block = crate::mir::passes::PassConfig::default().block;
+    for (i, (raw, opt, rep)) in graphs.iter().enumerate() {
+        outln!("// graph {i}");
+        match stage {
+            Stage::Mir => out!("{}", crate::mir::print(raw)),
+            Stage::Opt => out!("{}", crate::mir::print(opt)),
+            Stage::Kernels => out!(
+                "{}",
+                crate::mir::kernels::print_plan(opt, &crate::mir::kernels::plan(opt), block)
+            ),
+        }
+        if time_passes {
+            for (name, t) in &rep.timings {
+                eprintln!(
+                    "graph {i}: pass {name:<14} {:>9.3} ms",
+                    t.as_secs_f64() * 1e3
+                );
+            }
+        }
+    }
+    if time_passes {
+        eprintln!(
+            "total (parse, check, run the coordinator, passes): {:.3} ms",
+            start.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    0
+}
+
+/// `flowc explain FILE`: every rewrite the passes make, with the law behind it.
+pub fn cmd_explain(path: &std::path::Path, args: Vec<String>, flags: &PassFlags) -> i32 {
+    let graphs = match dispatched(path, args, flags, false) {
+        Ok(g) => g,
+        Err(status) => return status,
+    };
+    for (i, (raw, opt, rep)) in graphs.iter().enumerate() {
+        let before = crate::mir::kernels::plan(raw).kernels.len();
+        let after = crate::mir::kernels::plan(opt).kernels.len();
+        outln!("graph {i}: {before} kernel(s) as written, {after} after rewriting (each shard counted)");
+        if rep.rewrites.is_empty() {
+            outln!("  no rewrites");
+        }
+        for r in &rep.rewrites {
+            outln!("  [{}] {}", r.pass, r.detail);
+            outln!("      why: {} — {}", r.law.name(), r.law.explain());
+        }
+    }
+    0
+}
+
+/// `flowc graph FILE [--stage mir|opt] [-o OUT.dot|OUT.svg]`: Graphviz drawings.
+pub fn cmd_graph(
+    path: &std::path::Path,
+    args: Vec<String>,
+    stage: Stage,
+    flags: &PassFlags,
+    out: Option<&std::path::Path>,
+) -> i32 {
+    let graphs = match dispatched(path, args, flags, false) {
+        Ok(g) => g,
+        Err(status) => return status,
+    };
+    let mut dot = String::new();
+    for (i, (raw, opt, _)) in graphs.iter().enumerate() {
+        let g = if stage == Stage::Mir { raw } else { opt };
+        dot.push_str(&crate::mir::dot::to_dot(
+            g,
+            &format!("{} graph {i}", path.display()),
+        ));
+    }
+    let Some(out) = out else {
+        out!("{dot}");
+        return 0;
+    };
+    let svg = out.extension().is_some_and(|e| e == "svg");
+    if !svg {
+        return match std::fs::write(out, dot) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: cannot write `{}`: {e}", out.display());
+                1
+            }
+        };
+    }
+    // One graph per file for SVG: `dot` draws the first graph of its input.
+    use std::io::Write;
+    let child = std::process::Command::new("dot")
+        .arg("-Tsvg")
+        .arg("-o")
+        .arg(out)
+        .stdin(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(_) => {
+            eprintln!("error: writing SVG needs Graphviz's `dot`, which is not installed; write `.dot` instead (`-o graph.dot`)");
+            return 1;
+        }
+    };
+    if let Some(stdin) = child.stdin.as_mut() {
+        let _ = stdin.write_all(dot.as_bytes());
+    }
+    match child.wait() {
+        Ok(s) if s.success() => 0,
+        _ => {
+            eprintln!("error: `dot` failed to draw the graph");
             1
         }
     }

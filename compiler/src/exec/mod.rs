@@ -19,6 +19,7 @@ use crate::base::Span;
 use crate::hir::{self, Builtin, ExprKind as H, Ty};
 use crate::mir::ir::{Graph, Node, NodeKind, Port, Read};
 use crate::mir::lower::{binop, eval_dim, Lowerer, TVal};
+use crate::mir::passes::{optimize, Pass, PassConfig, PIPELINE};
 use crate::mir::Idx;
 pub use host::{Host, MemoryHost};
 
@@ -60,11 +61,24 @@ pub enum Value {
     Unit,
 }
 
-/// Which backend runs dispatched graphs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Backend {
-    #[default]
-    Interp,
+/// How dispatched graphs are optimized and run.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Run the rewrite passes before executing a graph.
+    pub optimize: bool,
+    /// The passes to run; `None` for the whole pipeline.
+    pub passes: Option<Vec<&'static Pass>>,
+    pub config: PassConfig,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            optimize: true,
+            passes: None,
+            config: PassConfig::default(),
+        }
+    }
 }
 
 /// The outcome of one `test` block.
@@ -74,21 +88,21 @@ pub struct TestOutcome {
 }
 
 /// Runs the program's `main`.
-pub fn run_main(prog: &hir::Program, host: &mut dyn Host) -> RResult<()> {
+pub fn run_main(prog: &hir::Program, host: &mut dyn Host, opts: &RunOptions) -> RResult<()> {
     let Some(main) = &prog.main else {
         return fail(Span::default(), "this program has no `main` block to run");
     };
-    let mut m = Machine::new(prog, host);
+    let mut m = Machine::new(prog, host, opts);
     m.run_body(main, Vec::new(), HashMap::new())?;
     Ok(())
 }
 
 /// Runs every `test` block, each in a fresh coordinator.
-pub fn run_tests(prog: &hir::Program, host: &mut dyn Host) -> Vec<TestOutcome> {
+pub fn run_tests(prog: &hir::Program, host: &mut dyn Host, opts: &RunOptions) -> Vec<TestOutcome> {
     prog.tests
         .iter()
         .map(|t| {
-            let mut m = Machine::new(prog, host);
+            let mut m = Machine::new(prog, host, opts);
             let error = m.run_body(&t.body, Vec::new(), HashMap::new()).err();
             TestOutcome {
                 name: t.name.clone(),
@@ -98,12 +112,16 @@ pub fn run_tests(prog: &hir::Program, host: &mut dyn Host) -> Vec<TestOutcome> {
         .collect()
 }
 
-/// The MIR graphs a run dispatched, printed in the canonical text form (for `flowc ir`).
+/// The MIR graphs a run dispatched, before optimization (for `flowc ir`).
 pub fn dispatched_graphs(
     prog: &hir::Program,
     host: &mut dyn Host,
 ) -> (Vec<Graph>, Option<RunError>) {
-    let mut m = Machine::new(prog, host);
+    let opts = RunOptions {
+        optimize: false,
+        ..RunOptions::default()
+    };
+    let mut m = Machine::new(prog, host, &opts);
     m.keep_graphs = true;
     let res = match &prog.main {
         Some(main) => m.run_body(main, Vec::new(), HashMap::new()).err(),
@@ -131,10 +149,11 @@ struct Machine<'p, 'h> {
     bound: Vec<Port>,
     keep_graphs: bool,
     graphs: Vec<Graph>,
+    opts: RunOptions,
 }
 
 impl<'p, 'h> Machine<'p, 'h> {
-    fn new(prog: &'p hir::Program, host: &'h mut dyn Host) -> Machine<'p, 'h> {
+    fn new(prog: &'p hir::Program, host: &'h mut dyn Host, opts: &RunOptions) -> Machine<'p, 'h> {
         Machine {
             prog,
             host,
@@ -144,6 +163,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             bound: Vec::new(),
             keep_graphs: false,
             graphs: Vec::new(),
+            opts: opts.clone(),
         }
     }
 
@@ -231,10 +251,17 @@ impl<'p, 'h> Machine<'p, 'h> {
         if let Some(t) = self.done.get(&target) {
             return Ok(t.clone());
         }
+        // An observation flushes every pending value bound to a variable, not only the one
+        // observed: they share inputs (so fusion can read them once) and are needed later.
+        self.bound.retain(|p| !self.done.contains_key(p));
+        let mut wanted = vec![target];
+        wanted.extend(self.bound.iter().copied().filter(|p| *p != target));
+        wanted.dedup();
         let src = &self.lower.graph;
-        // Which nodes are needed, walking back from the target and stopping at computed ports.
+        // Which nodes are needed, walking back from the wanted ports and stopping at computed
+        // ones.
         let mut needed = vec![false; src.nodes.len()];
-        let mut stack = vec![target.node];
+        let mut stack: Vec<_> = wanted.iter().map(|p| p.node).collect();
         let mut inputs_needed: Vec<Port> = Vec::new();
         while let Some(n) = stack.pop() {
             if needed[n.index()] {
@@ -280,17 +307,20 @@ impl<'p, 'h> Machine<'p, 'h> {
                 map.insert(Port { node: old, port }, Port { node: new, port });
             }
         }
-        let mut wanted = vec![target];
-        self.bound.retain(|p| !self.done.contains_key(p));
-        wanted.extend(
-            self.bound
-                .iter()
-                .copied()
-                .filter(|p| *p != target && needed[p.node.index()]),
-        );
         g.outputs = wanted.iter().map(|p| map[p]).collect();
         if self.keep_graphs {
             self.graphs.push(g.clone());
+        }
+        if self.opts.optimize {
+            let passes: Vec<&'static Pass> = match &self.opts.passes {
+                Some(p) => p.clone(),
+                None => PIPELINE.iter().collect(),
+            };
+            optimize(&mut g, &passes, &self.opts.config).map_err(|e| RunError {
+                message: e.to_string(),
+                span,
+                kind: RunErrorKind::Other,
+            })?;
         }
         let out = crate::interp::eval(&g, &inputs).map_err(|e| RunError {
             message: e.to_string(),

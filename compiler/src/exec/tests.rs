@@ -4,7 +4,7 @@
 use flow_runtime::{read_npy, write_npy, Data, Tensor};
 
 use crate::base::FileId;
-use crate::exec::{run_main, MemoryHost, RunErrorKind};
+use crate::exec::{run_main, MemoryHost, RunErrorKind, RunOptions};
 use crate::hir;
 
 fn compile(src: &str) -> hir::Program {
@@ -19,7 +19,7 @@ fn compile(src: &str) -> hir::Program {
 }
 
 fn run_with(src: &str, host: &mut MemoryHost) -> Result<(), String> {
-    run_main(&compile(src), host).map_err(|e| e.message)
+    run_main(&compile(src), host, &RunOptions::default()).map_err(|e| e.message)
 }
 
 fn run(src: &str) -> Result<String, String> {
@@ -92,7 +92,7 @@ fn assert_close_reports_the_worst_element() {
 #[test]
 fn failed_assert_is_an_assertion_error() {
     let prog = compile(r#"main { assert(1 > 2, "one is small"); }"#);
-    let e = run_main(&prog, &mut MemoryHost::default()).unwrap_err();
+    let e = run_main(&prog, &mut MemoryHost::default(), &RunOptions::default()).unwrap_err();
     assert_eq!(e.kind, RunErrorKind::Assertion);
     assert!(e.message.contains("one is small"));
 }

@@ -12,12 +12,15 @@
 //! **Invariant:** nothing here evaluates a graph (that is `crate::interp`) or knows about
 //! HIR, except the lowering.
 
+pub mod dot;
 pub mod idx;
 pub mod ir;
+pub mod kernels;
 mod lex;
 pub mod lower;
 pub mod ops;
 pub mod parse;
+pub mod passes;
 pub mod print;
 pub mod typeck;
 pub mod verify;

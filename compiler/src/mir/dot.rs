@@ -1,0 +1,87 @@
+//! Graphviz DOT drawings of MIR graphs: one box per node, kernels as clusters, materialized
+//! tensors as bold edges, shards visible as the pieces of a concatenation.
+
+use std::fmt::Write;
+
+use super::ir::{Graph, NodeKind};
+use super::kernels::plan;
+use super::passes::util::inputs;
+use super::Idx;
+
+pub fn to_dot(g: &Graph, title: &str) -> String {
+    let p = plan(g);
+    let mut out = String::new();
+    let _ = writeln!(out, "digraph flow {{");
+    let _ = writeln!(
+        out,
+        "  label={title:?}; rankdir=TB; node [shape=box, fontname=\"monospace\"];"
+    );
+    let mut in_kernel = vec![false; g.nodes.len()];
+    for (k, kernel) in p.kernels.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  subgraph cluster_k{k} {{ label=\"kernel k{k}\"; style=rounded; color=blue;"
+        );
+        for n in &kernel.nodes {
+            in_kernel[n.index()] = true;
+            let _ = writeln!(out, "    n{} [label={:?}];", n.index(), label(g, *n));
+        }
+        let _ = writeln!(out, "  }}");
+    }
+    for id in g.nodes.ids() {
+        if !in_kernel[id.index()] {
+            let _ = writeln!(
+                out,
+                "  n{} [label={:?}, style=dashed];",
+                id.index(),
+                label(g, id)
+            );
+        }
+    }
+    for (id, node) in g.nodes.iter_enumerated() {
+        for src in inputs(node) {
+            let bold = if p.materialized.contains(&src) {
+                ", penwidth=2"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "  n{} -> n{} [label=\"{}\"{bold}];",
+                src.node.index(),
+                id.index(),
+                src.port
+            );
+        }
+    }
+    for (k, o) in g.outputs.iter().enumerate() {
+        let _ = writeln!(out, "  out{k} [label=\"output {k}\", shape=ellipse];");
+        let _ = writeln!(out, "  n{} -> out{k} [penwidth=2];", o.node.index());
+    }
+    let _ = writeln!(out, "}}");
+    out
+}
+
+fn label(g: &Graph, id: super::ir::NodeId) -> String {
+    let n = &g.nodes[id];
+    let kind = match &n.kind {
+        NodeKind::Input { index } => format!("input {index}"),
+        NodeKind::Const { .. } => "const".into(),
+        NodeKind::Random { dist, seed } => format!("random {} {seed}", dist.name()),
+        NodeKind::Map { .. } => "map".into(),
+        NodeKind::Reduce { .. } => "reduce".into(),
+        NodeKind::Concat { parts, .. } => format!("concat of {} shards", parts.len()),
+        NodeKind::Slice { .. } => "slice".into(),
+    };
+    let ty = n
+        .outputs
+        .iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if n.label.is_empty() {
+        format!("{id} {kind}\n{ty}")
+    } else {
+        format!("{id} {:?} {kind}\n{ty}", n.label)
+    }
+}

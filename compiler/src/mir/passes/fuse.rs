@@ -1,0 +1,266 @@
+//! Vertical fusion: a producer `Map` is evaluated inside the `Map` (pass `fuse-maps`) or
+//! `Reduce` (pass `fuse-reduce`) that reads it, so its tensor is never materialized. The
+//! producer's body is substituted for the read, its index variables replaced by the read's
+//! projection, and its own reads composed with that projection.
+//!
+//! Law: the functor law, `map f ∘ map g = map (f ∘ g)`; affine projections compose.
+//!
+//! Guarantees:
+//! - a producer read by one consumer is fused when the consumer visits each producer point at
+//!   most once (its index box is no larger than the producer's), so no work is repeated;
+//! - a producer read by several consumers is duplicated into each only when it is cheap
+//!   (at most [`DUPLICATE_COST`] operations) and no consumer's box is larger than the
+//!   producer's: recomputing a few operations is cheaper than writing and reading back a
+//!   tensor; the rewrite says so;
+//! - a producer that is a graph output stays (it must be materialized anyway);
+//! - reads through `pad`/`clamp_edge` of a producer are not fused (the edge rule applies to
+//!   the producer's tensor, not to its body);
+//! - `fuse-maps` also inlines rank-0 constants into the expressions that read them.
+
+use super::util::{affine_expr, compose, cost, prune_reads, rewrite, use_counts, volume};
+use super::{Law, PassConfig, Rewrite};
+use crate::mir::ir::{Edge, Graph, NodeId, NodeKind, Port, Read, ScalarExpr};
+use crate::mir::Idx;
+
+/// The most operations a producer may have and still be recomputed in several consumers.
+pub const DUPLICATE_COST: usize = 24;
+
+pub fn fuse_maps(g: &mut Graph, _cfg: &PassConfig) -> Vec<Rewrite> {
+    let mut out = inline_constants(g);
+    out.extend(fuse(g, "fuse-maps", false));
+    out.extend(drop_copies(g));
+    out
+}
+
+/// A map that only copies another tensor of the same shape (`let s[r] = t[r]`) is that tensor.
+/// Law: the functor's identity law, `map id = id`.
+fn drop_copies(g: &mut Graph) -> Vec<Rewrite> {
+    let mut rename = std::collections::HashMap::new();
+    let mut keep = vec![true; g.nodes.len()];
+    let mut dropped = Vec::new();
+    for (id, node) in g.nodes.iter_enumerated() {
+        let NodeKind::Map { space, reads, body } = &node.kind else {
+            continue;
+        };
+        let [ScalarExpr::Read(0)] = body.as_slice() else {
+            continue;
+        };
+        let [r] = reads.as_slice() else { continue };
+        let identity = r.edge == Edge::Strict
+            && r.proj.len() == space.len()
+            && r.proj
+                .iter()
+                .enumerate()
+                .all(|(k, a)| *a == crate::mir::ir::Affine::var(k as u32));
+        let same = g.nodes[r.node].outputs[r.port as usize] == node.outputs[0];
+        if identity && same {
+            rename.insert(Port { node: id, port: 0 }, r.src());
+            keep[id.index()] = false;
+            dropped.push(format!("{id}"));
+        }
+    }
+    if dropped.is_empty() {
+        return Vec::new();
+    }
+    super::util::rebuild(g, &keep, &rename);
+    vec![Rewrite {
+        pass: "fuse-maps",
+        law: Law::Functor,
+        detail: format!(
+            "dropped {} map(s) that only copy a tensor: {}",
+            dropped.len(),
+            dropped.join(", ")
+        ),
+    }]
+}
+
+pub fn fuse_reduce(g: &mut Graph, _cfg: &PassConfig) -> Vec<Rewrite> {
+    fuse(g, "fuse-reduce", true)
+}
+
+fn box_of(kind: &NodeKind) -> Option<Vec<usize>> {
+    match kind {
+        NodeKind::Map { space, .. } => Some(space.clone()),
+        NodeKind::Reduce { space, red, .. } => Some(space.iter().chain(red).copied().collect()),
+        _ => None,
+    }
+}
+
+/// Fuses producer maps into consumers that are reductions (`into_reduce`) or maps, until
+/// nothing changes.
+fn fuse(g: &mut Graph, pass: &'static str, into_reduce: bool) -> Vec<Rewrite> {
+    let mut rewrites = Vec::new();
+    loop {
+        let uses = use_counts(g);
+        let mut changed = false;
+        for c in g.nodes.ids().collect::<Vec<_>>() {
+            let is_target = matches!(
+                (&g.nodes[c].kind, into_reduce),
+                (NodeKind::Map { .. }, false) | (NodeKind::Reduce { .. }, true)
+            );
+            if !is_target {
+                continue;
+            }
+            let c_box = box_of(&g.nodes[c].kind).expect("map or reduce");
+            let reads = match &g.nodes[c].kind {
+                NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => reads.clone(),
+                _ => unreachable!("checked above"),
+            };
+            for (k, r) in reads.iter().enumerate() {
+                let Some(reason) = fusable(g, &uses, r, &c_box) else {
+                    continue;
+                };
+                let producer = g.nodes[r.node].clone();
+                let NodeKind::Map {
+                    reads: p_reads,
+                    body: p_body,
+                    ..
+                } = &producer.kind
+                else {
+                    continue;
+                };
+                let body = &p_body[r.port as usize];
+                let node = &mut g.nodes[c];
+                let (c_reads, exprs) = match &mut node.kind {
+                    NodeKind::Map { reads, body, .. } => (reads, body),
+                    NodeKind::Reduce { reads, args, .. } => (reads, args),
+                    _ => unreachable!("checked above"),
+                };
+                // The producer's reads, composed with this read's projection.
+                let base = c_reads.len() as u32;
+                for pr in p_reads {
+                    c_reads.push(Read {
+                        node: pr.node,
+                        port: pr.port,
+                        proj: pr.proj.iter().map(|a| compose(a, &r.proj)).collect(),
+                        edge: pr.edge,
+                    });
+                }
+                let inlined = rewrite(body, &mut |x| match x {
+                    ScalarExpr::Index(v) => Some(affine_expr(&r.proj[*v as usize])),
+                    ScalarExpr::Read(j) => Some(ScalarExpr::Read(base + j)),
+                    _ => None,
+                });
+                for e in exprs.iter_mut() {
+                    *e = rewrite(e, &mut |x| match x {
+                        ScalarExpr::Read(j) if *j as usize == k => Some(inlined.clone()),
+                        _ => None,
+                    });
+                }
+                prune_reads(node);
+                let label = |id: NodeId, n: &crate::mir::ir::Node| {
+                    if n.label.is_empty() {
+                        format!("{id}")
+                    } else {
+                        format!("{id} \"{}\"", n.label)
+                    }
+                };
+                rewrites.push(Rewrite {
+                    pass,
+                    law: Law::Functor,
+                    detail: format!(
+                        "fused map {} into {}{reason}",
+                        label(r.node, &producer),
+                        label(c, &g.nodes[c])
+                    ),
+                });
+                changed = true;
+                break;
+            }
+            if changed {
+                break;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    rewrites
+}
+
+/// Whether read `r` of a consumer with index box `c_box` may be fused, with a note for the
+/// report when the producer is duplicated.
+fn fusable(
+    g: &Graph,
+    uses: &std::collections::HashMap<Port, usize>,
+    r: &Read,
+    c_box: &[usize],
+) -> Option<&'static str> {
+    if r.edge != Edge::Strict {
+        return None;
+    }
+    let NodeKind::Map { space, body, .. } = &g.nodes[r.node].kind else {
+        return None;
+    };
+    let port = r.src();
+    if g.outputs.contains(&port) {
+        return None;
+    }
+    let p_cost = cost(&body[port.port as usize]);
+    let n_uses = uses.get(&port).copied().unwrap_or(0);
+    // Visiting a producer point more than once would repeat its work.
+    let repeats = volume(c_box) > volume(space);
+    let other_ports_used = (0..body.len() as u32).any(|p| {
+        p != port.port
+            && uses
+                .get(&Port {
+                    node: r.node,
+                    port: p,
+                })
+                .is_some_and(|u| *u > 0)
+    });
+    if repeats && p_cost > 2 {
+        return None;
+    }
+    if n_uses == 1 && !other_ports_used {
+        Some("")
+    } else if p_cost <= DUPLICATE_COST {
+        Some(" (recomputed in each consumer: cheaper than materializing it)")
+    } else {
+        None
+    }
+}
+
+/// Inlines reads of rank-0 constants as literals.
+fn inline_constants(g: &mut Graph) -> Vec<Rewrite> {
+    let mut count = 0;
+    for c in g.nodes.ids().collect::<Vec<_>>() {
+        let consts: Vec<Option<flow_runtime::Scalar>> = match &g.nodes[c].kind {
+            NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => reads
+                .iter()
+                .map(|r| match &g.nodes[r.node].kind {
+                    NodeKind::Const { value } if value.shape.is_empty() => Some(value.get(0)),
+                    _ => None,
+                })
+                .collect(),
+            _ => continue,
+        };
+        if consts.iter().all(Option::is_none) {
+            continue;
+        }
+        let node = &mut g.nodes[c];
+        let exprs = match &mut node.kind {
+            NodeKind::Map { body, .. } => body,
+            NodeKind::Reduce { args, .. } => args,
+            _ => continue,
+        };
+        for e in exprs.iter_mut() {
+            *e = rewrite(e, &mut |x| match x {
+                ScalarExpr::Read(k) => consts[*k as usize].map(|s| {
+                    count += 1;
+                    ScalarExpr::Const(s)
+                }),
+                _ => None,
+            });
+        }
+        prune_reads(node);
+    }
+    if count == 0 {
+        return Vec::new();
+    }
+    vec![Rewrite {
+        pass: "fuse-maps",
+        law: Law::ReferentialTransparency,
+        detail: format!("inlined {count} read(s) of scalar constants"),
+    }]
+}

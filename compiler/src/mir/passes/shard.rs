@@ -1,0 +1,371 @@
+//! Sharding: a large `Map` (or a `Reduce` with a large free space) is split along its
+//! outermost dimension into blocks computed separately and concatenated; a large reduction
+//! over a small free space is split along its outermost reduced dimension into partial
+//! reductions whose states are combined in a fixed, balanced tree, in index order.
+//!
+//! Laws: a map commutes with splitting its index space; a monoid's combine is associative
+//! (any grouping) and its zero is an identity (ragged last blocks are fine). Partials are
+//! never reordered, so commutativity is not needed.
+//!
+//! **Invariant:** block boundaries depend only on shapes and [`PassConfig::block`], never on
+//! the thread count, so every run gives bitwise-identical results.
+
+use std::collections::HashMap;
+
+use super::monoid::{apply2, explicit, fields, outputs_of};
+use super::util::{map_ports, rewrite, volume};
+use super::{Law, PassConfig, Rewrite};
+use crate::mir::ir::{
+    Affine, Edge, Graph, Monoid, MonoidRef, Node, NodeKind, Port, Read, ScalarExpr, TensorTy,
+};
+
+pub fn run(g: &mut Graph, cfg: &PassConfig) -> Vec<Rewrite> {
+    let block = cfg.block;
+    let mut out = Graph::new();
+    out.monoids = std::mem::take(&mut g.monoids);
+    let mut map: HashMap<Port, Port> = HashMap::new();
+    let mut rewrites = Vec::new();
+    let old = std::mem::take(&mut g.nodes);
+    for (i, mut node) in old.raw.into_iter().enumerate() {
+        let old_id = crate::mir::ir::NodeId(i as u32);
+        map_ports(&mut node, &mut |p| map[&p]);
+        let name = if node.label.is_empty() {
+            format!("{old_id}")
+        } else {
+            format!("{old_id} \"{}\"", node.label)
+        };
+        let ports: Vec<Port> = match decide(&out, &node, block) {
+            Some(Split::Free(rows)) => {
+                let what = if matches!(node.kind, NodeKind::Map { .. }) {
+                    "map"
+                } else {
+                    "reduction"
+                };
+                rewrites.push(Rewrite {
+                    pass: "shard",
+                    law: Law::MapSplit,
+                    detail: format!(
+                        "split {what} {name} into {} blocks of {rows} along its first dimension",
+                        extent0(&node).div_ceil(rows)
+                    ),
+                });
+                split_free(&mut out, &node, rows)
+            }
+            Some(Split::Reduced(rows)) => {
+                let n = match &node.kind {
+                    NodeKind::Reduce { red, .. } => red[0].div_ceil(rows),
+                    _ => 0,
+                };
+                rewrites.push(Rewrite {
+                    pass: "shard",
+                    law: Law::Associativity,
+                    detail: format!("split reduction {name} into {n} partial reductions of {rows} along its first reduced dimension, combined in a fixed tree"),
+                });
+                split_reduced(&mut out, &node, rows)
+            }
+            None => {
+                let n = node.outputs.len() as u32;
+                let id = out.add(node);
+                (0..n).map(|port| Port { node: id, port }).collect()
+            }
+        };
+        for (k, p) in ports.into_iter().enumerate() {
+            map.insert(
+                Port {
+                    node: old_id,
+                    port: k as u32,
+                },
+                p,
+            );
+        }
+    }
+    out.outputs = g.outputs.iter().map(|p| map[p]).collect();
+    *g = out;
+    rewrites
+}
+
+/// How a node is split: blocks of so many rows along the first free dimension, or along the
+/// first reduced dimension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    Free(usize),
+    Reduced(usize),
+}
+
+/// The split the shard pass makes of `node` with this block size, if any.
+pub fn decide(g: &Graph, node: &Node, block: usize) -> Option<Split> {
+    let block = block.max(1);
+    match &node.kind {
+        NodeKind::Map { space, .. } | NodeKind::Reduce { space, .. }
+            if volume(space) > 2 * block && space[0] >= 2 =>
+        {
+            Some(Split::Free(rows_per_block(space, block)))
+        }
+        NodeKind::Reduce {
+            space, red, monoid, ..
+        } if !red.is_empty()
+            && volume(space) * volume(red) > 2 * block
+            && red[0] >= 2
+            && splittable(g, *monoid, node) =>
+        {
+            let inner = volume(space) * volume(&red[1..]);
+            Some(Split::Reduced((block / inner.max(1)).max(1)))
+        }
+        _ => None,
+    }
+}
+
+/// The number of shards the shard pass makes of `node`.
+pub fn shard_count(g: &Graph, node: &Node, block: usize) -> usize {
+    match (decide(g, node, block), &node.kind) {
+        (Some(Split::Free(rows)), _) => extent0(node).div_ceil(rows),
+        (Some(Split::Reduced(rows)), NodeKind::Reduce { red, .. }) => red[0].div_ceil(rows),
+        _ => 1,
+    }
+}
+
+fn extent0(node: &Node) -> usize {
+    match &node.kind {
+        NodeKind::Map { space, .. } | NodeKind::Reduce { space, .. } => space[0],
+        _ => 1,
+    }
+}
+
+fn rows_per_block(space: &[usize], block: usize) -> usize {
+    (block / volume(&space[1..]).max(1)).clamp(1, space[0])
+}
+
+fn splittable(g: &Graph, m: MonoidRef, node: &Node) -> bool {
+    explicit(g, m, node.outputs[0].dtype).is_some()
+}
+
+/// Index variable `var` shifted by `start` in projections and expressions.
+fn shift_reads(reads: &[Read], var: u32, start: usize) -> Vec<Read> {
+    reads
+        .iter()
+        .map(|r| Read {
+            proj: r
+                .proj
+                .iter()
+                .map(|a| {
+                    let c: i64 = a
+                        .coeffs
+                        .iter()
+                        .filter(|(v, _)| *v == var)
+                        .map(|(_, c)| *c)
+                        .sum();
+                    Affine {
+                        konst: a.konst + c * start as i64,
+                        coeffs: a.coeffs.clone(),
+                    }
+                })
+                .collect(),
+            ..r.clone()
+        })
+        .collect()
+}
+
+fn shift_expr(e: &ScalarExpr, var: u32, start: usize) -> ScalarExpr {
+    if start == 0 {
+        return e.clone();
+    }
+    rewrite(e, &mut |x| match x {
+        ScalarExpr::Index(v) if *v == var => Some(ScalarExpr::binary(
+            crate::mir::ir::BinOp::Add,
+            ScalarExpr::Index(var),
+            ScalarExpr::Const(flow_runtime::Scalar::I64(start as i64)),
+        )),
+        _ => None,
+    })
+}
+
+/// Blocks of `rows` along free dimension 0, concatenated per port.
+fn split_free(g: &mut Graph, node: &Node, rows: usize) -> Vec<Port> {
+    let n0 = match &node.kind {
+        NodeKind::Map { space, .. } | NodeKind::Reduce { space, .. } => space[0],
+        _ => unreachable!("only maps and reductions are split"),
+    };
+    let mut pieces: Vec<crate::mir::ir::NodeId> = Vec::new();
+    let mut start = 0;
+    while start < n0 {
+        let len = rows.min(n0 - start);
+        let kind = match &node.kind {
+            NodeKind::Map { space, reads, body } => {
+                let mut space = space.clone();
+                space[0] = len;
+                NodeKind::Map {
+                    space,
+                    reads: shift_reads(reads, 0, start),
+                    body: body.iter().map(|e| shift_expr(e, 0, start)).collect(),
+                }
+            }
+            NodeKind::Reduce {
+                space,
+                red,
+                monoid,
+                reads,
+                args,
+            } => {
+                let mut space = space.clone();
+                space[0] = len;
+                NodeKind::Reduce {
+                    space,
+                    red: red.clone(),
+                    monoid: *monoid,
+                    reads: shift_reads(reads, 0, start),
+                    args: args.iter().map(|e| shift_expr(e, 0, start)).collect(),
+                }
+            }
+            _ => unreachable!("only maps and reductions are split"),
+        };
+        let outputs = node.outputs.iter().map(|t| with_dim0(t, len)).collect();
+        pieces.push(g.add(Node {
+            kind,
+            outputs,
+            label: node.label.clone(),
+        }));
+        start += len;
+    }
+    concat(g, node, &pieces)
+}
+
+fn with_dim0(t: &TensorTy, len: usize) -> TensorTy {
+    let mut shape = t.shape.clone();
+    shape[0] = len;
+    TensorTy::new(t.dtype, shape)
+}
+
+fn concat(g: &mut Graph, node: &Node, pieces: &[crate::mir::ir::NodeId]) -> Vec<Port> {
+    (0..node.outputs.len() as u32)
+        .map(|port| {
+            let parts = pieces.iter().map(|p| Port { node: *p, port }).collect();
+            let id = g.add(Node {
+                kind: NodeKind::Concat { axis: 0, parts },
+                outputs: vec![node.outputs[port as usize].clone()],
+                label: node.label.clone(),
+            });
+            Port { node: id, port: 0 }
+        })
+        .collect()
+}
+
+/// Partial reductions over blocks of `rows` along reduced dimension 0, their states combined
+/// pairwise in a balanced tree, then unwrapped.
+fn split_reduced(g: &mut Graph, node: &Node, rows: usize) -> Vec<Port> {
+    let NodeKind::Reduce {
+        space,
+        red,
+        monoid,
+        reads,
+        args,
+    } = &node.kind
+    else {
+        unreachable!("only reductions are split along a reduced dimension")
+    };
+    let m = explicit(g, *monoid, node.outputs[0].dtype).expect("checked by splittable");
+    // Partial reductions yield states: the monoid without its unwrap.
+    let partial_monoid = match monoid {
+        MonoidRef::Builtin(_) => *monoid,
+        MonoidRef::User(id) if g.monoids[*id].unwrap.is_none() => *monoid,
+        MonoidRef::User(id) => {
+            let mut copy: Monoid = g.monoids[*id].clone();
+            copy.unwrap = None;
+            copy.name = format!("{}.state", copy.name);
+            MonoidRef::User(g.add_monoid(copy))
+        }
+    };
+    let state_tys: Vec<TensorTy> = m
+        .state
+        .iter()
+        .map(|d| TensorTy::new(*d, space.clone()))
+        .collect();
+    let var = space.len() as u32;
+    let mut level: Vec<Vec<Port>> = Vec::new();
+    let mut start = 0;
+    while start < red[0] {
+        let len = rows.min(red[0] - start);
+        let mut r = red.clone();
+        r[0] = len;
+        let id = g.add(Node {
+            kind: NodeKind::Reduce {
+                space: space.clone(),
+                red: r,
+                monoid: partial_monoid,
+                reads: shift_reads(reads, var, start),
+                args: args.iter().map(|e| shift_expr(e, var, start)).collect(),
+            },
+            outputs: state_tys.clone(),
+            label: node.label.clone(),
+        });
+        level.push(
+            (0..state_tys.len() as u32)
+                .map(|port| Port { node: id, port })
+                .collect(),
+        );
+        start += len;
+    }
+    let n = m.state.len();
+    let identity: Vec<Affine> = (0..space.len() as u32).map(Affine::var).collect();
+    let read_all = |ports: &[Port], reads: &mut Vec<Read>| -> ScalarExpr {
+        let rs: Vec<ScalarExpr> = ports
+            .iter()
+            .map(|p| {
+                reads.push(Read {
+                    node: p.node,
+                    port: p.port,
+                    proj: identity.clone(),
+                    edge: Edge::Strict,
+                });
+                ScalarExpr::Read(reads.len() as u32 - 1)
+            })
+            .collect();
+        if rs.len() == 1 {
+            rs.into_iter().next().expect("one")
+        } else {
+            ScalarExpr::Tuple(rs)
+        }
+    };
+    while level.len() > 1 {
+        let mut next = Vec::new();
+        for pair in level.chunks(2) {
+            if pair.len() == 1 {
+                next.push(pair[0].clone());
+                continue;
+            }
+            let mut rs = Vec::new();
+            let a = read_all(&pair[0], &mut rs);
+            let b = read_all(&pair[1], &mut rs);
+            let body = fields(&apply2(&m.combine, &a, &b), n);
+            let id = g.add(Node {
+                kind: NodeKind::Map {
+                    space: space.clone(),
+                    reads: rs,
+                    body,
+                },
+                outputs: state_tys.clone(),
+                label: node.label.clone(),
+            });
+            next.push((0..n as u32).map(|port| Port { node: id, port }).collect());
+        }
+        level = next;
+    }
+    let state = level.pop().expect("at least one block");
+    if m.unwrap.is_none() {
+        return state;
+    }
+    let mut rs = Vec::new();
+    let s = read_all(&state, &mut rs);
+    let body = outputs_of(&m, &s);
+    let id = g.add(Node {
+        kind: NodeKind::Map {
+            space: space.clone(),
+            reads: rs,
+            body,
+        },
+        outputs: node.outputs.clone(),
+        label: node.label.clone(),
+    });
+    (0..node.outputs.len() as u32)
+        .map(|port| Port { node: id, port })
+        .collect()
+}

@@ -1,0 +1,244 @@
+//! Graph surgery shared by the passes: who reads what, renumbering after nodes are dropped,
+//! composing affine projections and rewriting scalar expressions.
+
+use std::collections::HashMap;
+
+use flow_runtime::Scalar;
+
+use crate::mir::ir::{Affine, BinOp, Graph, Node, NodeId, NodeKind, Port, Read, ScalarExpr};
+use crate::mir::Idx;
+
+/// The ports a node reads, in order.
+pub fn inputs(n: &Node) -> Vec<Port> {
+    match &n.kind {
+        NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => {
+            reads.iter().map(Read::src).collect()
+        }
+        NodeKind::Concat { parts, .. } => parts.clone(),
+        NodeKind::Slice { src, .. } => vec![*src],
+        NodeKind::Input { .. } | NodeKind::Const { .. } | NodeKind::Random { .. } => Vec::new(),
+    }
+}
+
+/// How many times each port is read (by nodes and by the graph's outputs).
+pub fn use_counts(g: &Graph) -> HashMap<Port, usize> {
+    let mut uses: HashMap<Port, usize> = HashMap::new();
+    for n in g.nodes.iter() {
+        for p in inputs(n) {
+            *uses.entry(p).or_default() += 1;
+        }
+    }
+    for p in &g.outputs {
+        *uses.entry(*p).or_default() += 1;
+    }
+    uses
+}
+
+/// Applies `f` to every port a node refers to.
+pub fn map_ports(n: &mut Node, f: &mut dyn FnMut(Port) -> Port) {
+    match &mut n.kind {
+        NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => {
+            for r in reads {
+                let p = f(r.src());
+                r.node = p.node;
+                r.port = p.port;
+            }
+        }
+        NodeKind::Concat { parts, .. } => parts.iter_mut().for_each(|p| *p = f(*p)),
+        NodeKind::Slice { src, .. } => *src = f(*src),
+        NodeKind::Input { .. } | NodeKind::Const { .. } | NodeKind::Random { .. } => {}
+    }
+}
+
+/// Keeps the nodes with `keep[i]`, redirecting every reference through `rename` first, and
+/// renumbers. Every kept node must refer only to kept nodes after renaming.
+pub fn rebuild(g: &mut Graph, keep: &[bool], rename: &HashMap<Port, Port>) {
+    let resolve = |mut p: Port| {
+        while let Some(q) = rename.get(&p) {
+            if *q == p {
+                break;
+            }
+            p = *q;
+        }
+        p
+    };
+    let mut new_id: Vec<Option<NodeId>> = vec![None; g.nodes.len()];
+    let mut out = Graph::new();
+    out.monoids = std::mem::take(&mut g.monoids);
+    let old = std::mem::take(&mut g.nodes);
+    for (i, mut node) in old.raw.into_iter().enumerate() {
+        if !keep[i] {
+            continue;
+        }
+        map_ports(&mut node, &mut |p| {
+            let p = resolve(p);
+            Port {
+                node: new_id[p.node.index()].expect("kept nodes read kept nodes"),
+                port: p.port,
+            }
+        });
+        new_id[i] = Some(out.add(node));
+    }
+    out.outputs = g
+        .outputs
+        .iter()
+        .map(|p| {
+            let p = resolve(*p);
+            Port {
+                node: new_id[p.node.index()].expect("outputs are kept"),
+                port: p.port,
+            }
+        })
+        .collect();
+    *g = out;
+}
+
+/// `a` with index variable `v` replaced by the affine `sub[v]`: the composition of a
+/// projection with the projection that reads it.
+pub fn compose(a: &Affine, sub: &[Affine]) -> Affine {
+    let mut res = Affine {
+        konst: a.konst,
+        coeffs: Vec::new(),
+    };
+    for (v, c) in &a.coeffs {
+        let s = &sub[*v as usize];
+        res.konst += c * s.konst;
+        for (u, d) in &s.coeffs {
+            match res.coeffs.iter_mut().find(|(w, _)| w == u) {
+                Some(e) => e.1 += c * d,
+                None => res.coeffs.push((*u, c * d)),
+            }
+        }
+    }
+    res.coeffs.retain(|(_, c)| *c != 0);
+    res
+}
+
+/// An affine function as an `i64` scalar expression.
+pub fn affine_expr(a: &Affine) -> ScalarExpr {
+    let mut terms: Vec<ScalarExpr> = Vec::new();
+    for (v, c) in &a.coeffs {
+        let idx = ScalarExpr::Index(*v);
+        terms.push(if *c == 1 {
+            idx
+        } else {
+            ScalarExpr::binary(BinOp::Mul, ScalarExpr::Const(Scalar::I64(*c)), idx)
+        });
+    }
+    if a.konst != 0 || terms.is_empty() {
+        terms.push(ScalarExpr::Const(Scalar::I64(a.konst)));
+    }
+    let mut it = terms.into_iter();
+    let first = it.next().expect("at least one term");
+    it.fold(first, |acc, t| ScalarExpr::binary(BinOp::Add, acc, t))
+}
+
+/// Rewrites the leaves of an expression bottom-up.
+pub fn rewrite(e: &ScalarExpr, f: &mut dyn FnMut(&ScalarExpr) -> Option<ScalarExpr>) -> ScalarExpr {
+    if let Some(x) = f(e) {
+        return x;
+    }
+    let mut go = |x: &ScalarExpr| Box::new(rewrite(x, f));
+    match e {
+        ScalarExpr::Const(_)
+        | ScalarExpr::Index(_)
+        | ScalarExpr::Read(_)
+        | ScalarExpr::Param(_) => e.clone(),
+        ScalarExpr::Unary(op, a) => ScalarExpr::Unary(*op, go(a)),
+        ScalarExpr::Binary(op, a, b) => {
+            let a = go(a);
+            ScalarExpr::Binary(*op, a, go(b))
+        }
+        ScalarExpr::Cast(a, d) => ScalarExpr::Cast(go(a), *d),
+        ScalarExpr::Call(m, a) => ScalarExpr::Call(*m, go(a)),
+        ScalarExpr::Select(c, a, b) => {
+            let c = go(c);
+            let a = go(a);
+            ScalarExpr::Select(c, a, go(b))
+        }
+        ScalarExpr::Tuple(xs) => ScalarExpr::Tuple(xs.iter().map(|x| rewrite(x, f)).collect()),
+        ScalarExpr::Field(a, k) => ScalarExpr::field(rewrite(a, f), *k),
+    }
+}
+
+/// The number of operations in an expression: a measure of the cost of recomputing it.
+pub fn cost(e: &ScalarExpr) -> usize {
+    match e {
+        ScalarExpr::Const(_)
+        | ScalarExpr::Index(_)
+        | ScalarExpr::Read(_)
+        | ScalarExpr::Param(_) => 0,
+        ScalarExpr::Unary(_, a) | ScalarExpr::Cast(a, _) | ScalarExpr::Field(a, _) => 1 + cost(a),
+        ScalarExpr::Call(_, a) => 8 + cost(a),
+        ScalarExpr::Binary(_, a, b) => 1 + cost(a) + cost(b),
+        ScalarExpr::Select(c, a, b) => 1 + cost(c) + cost(a) + cost(b),
+        ScalarExpr::Tuple(xs) => xs.iter().map(cost).sum(),
+    }
+}
+
+/// Which reads an expression uses.
+pub fn reads_used(e: &ScalarExpr, used: &mut [bool]) {
+    rewrite(e, &mut |x| {
+        if let ScalarExpr::Read(k) = x {
+            if let Some(u) = used.get_mut(*k as usize) {
+                *u = true;
+            }
+        }
+        None
+    });
+}
+
+/// Drops the reads of a `Map` or `Reduce` that no expression uses, and renumbers the rest.
+pub fn prune_reads(n: &mut Node) {
+    let (reads, exprs): (&mut Vec<Read>, &mut Vec<ScalarExpr>) = match &mut n.kind {
+        NodeKind::Map { reads, body, .. } => (reads, body),
+        NodeKind::Reduce { reads, args, .. } => (reads, args),
+        _ => return,
+    };
+    let mut used = vec![false; reads.len()];
+    for e in exprs.iter() {
+        reads_used(e, &mut used);
+    }
+    // Merge reads that are identical, too.
+    let mut new_index: Vec<u32> = vec![0; reads.len()];
+    let mut kept: Vec<Read> = Vec::new();
+    for (i, r) in reads.iter().enumerate() {
+        if !used[i] {
+            continue;
+        }
+        match kept.iter().position(|k| k == r) {
+            Some(j) => new_index[i] = j as u32,
+            None => {
+                new_index[i] = kept.len() as u32;
+                kept.push(r.clone());
+            }
+        }
+    }
+    for e in exprs.iter_mut() {
+        *e = rewrite(e, &mut |x| match x {
+            ScalarExpr::Read(k) => Some(ScalarExpr::Read(new_index[*k as usize])),
+            _ => None,
+        });
+    }
+    *reads = kept;
+}
+
+/// The number of points of an index box.
+pub fn volume(extents: &[usize]) -> usize {
+    extents.iter().product()
+}
+
+/// The ports of the nodes that transitively feed `n` (its ancestors), as node flags.
+pub fn ancestors(g: &Graph, n: NodeId) -> Vec<bool> {
+    let mut seen = vec![false; g.nodes.len()];
+    let mut stack = vec![n];
+    while let Some(x) = stack.pop() {
+        for p in inputs(&g.nodes[x]) {
+            if !seen[p.node.index()] {
+                seen[p.node.index()] = true;
+                stack.push(p.node);
+            }
+        }
+    }
+    seen
+}
