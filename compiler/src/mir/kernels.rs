@@ -10,7 +10,7 @@
 use std::fmt::Write;
 
 use super::ir::{Affine, Graph, NodeId, NodeKind, Port};
-use super::passes::util::{inputs, use_counts};
+use super::passes::util::inputs;
 use super::Idx;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -27,35 +27,39 @@ pub struct KernelPlan {
 }
 
 pub fn plan(g: &Graph) -> KernelPlan {
-    let uses = use_counts(g);
     let mut kernel_of: Vec<Option<usize>> = vec![None; g.nodes.len()];
     let mut kernels: Vec<Kernel> = Vec::new();
     for (id, node) in g.nodes.iter_enumerated() {
         match &node.kind {
             NodeKind::Map { space, reads, .. } => {
+                // An epilogue reads a reduction point for point; every reader of that
+                // reduction must be such an epilogue.
+                let is_epilogue_read = |r: &super::ir::Read, space: &[usize]| {
+                    matches!(&g.nodes[r.node].kind, NodeKind::Reduce { space: rs, .. } if rs == space)
+                        && r.proj.len() == space.len()
+                        && r.proj
+                            .iter()
+                            .enumerate()
+                            .all(|(k, a)| *a == Affine::var(k as u32))
+                };
                 let epilogue_of = reads.iter().find_map(|r| {
-                    let NodeKind::Reduce { space: rs, .. } = &g.nodes[r.node].kind else {
+                    if !is_epilogue_read(r, space) || g.outputs.iter().any(|o| o.node == r.node) {
                         return None;
-                    };
-                    let identity = r
-                        .proj
-                        .iter()
-                        .enumerate()
-                        .all(|(k, a)| *a == Affine::var(k as u32));
-                    let only_reader = (0..g.nodes[r.node].outputs.len() as u32).all(|p| {
-                        uses.get(&Port {
-                            node: r.node,
-                            port: p,
-                        })
-                        .copied()
-                        .unwrap_or(0)
-                            <= 1
+                    }
+                    let readers_ok = g.nodes.iter().all(|other| match &other.kind {
+                        NodeKind::Map {
+                            space: s2,
+                            reads: r2,
+                            ..
+                        } => r2
+                            .iter()
+                            .all(|x| x.node != r.node || is_epilogue_read(x, s2)),
+                        _ => inputs(other).iter().all(|p| p.node != r.node),
                     });
-                    (rs == space && identity && only_reader && r.proj.len() == space.len())
-                        .then_some(r.node)
+                    readers_ok.then_some(r.node)
                 });
                 match epilogue_of.and_then(|r| kernel_of[r.index()]) {
-                    Some(k) if kernels[k].nodes.last() == Some(&epilogue_of.expect("some")) => {
+                    Some(k) if kernels[k].nodes.first() == epilogue_of.as_ref() => {
                         kernels[k].nodes.push(id);
                         kernel_of[id.index()] = Some(k);
                     }

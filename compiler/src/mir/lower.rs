@@ -372,8 +372,18 @@ impl<'p> Lowerer<'p> {
                 for s in &b.stmts {
                     match s {
                         hir::Stmt::Let { local, value } => {
-                            let v = self.tensor(value, frame)?;
-                            frame.locals.insert(*local, Bound::T(v));
+                            // Nodes built for `let e[i, j] = …` in op `softmax` are labelled
+                            // `softmax.e`.
+                            let outer = frame.label.clone();
+                            let name = &frame.body.local(*local).name;
+                            frame.label = if outer.is_empty() {
+                                name.clone()
+                            } else {
+                                format!("{outer}.{name}")
+                            };
+                            let v = self.tensor(value, frame);
+                            frame.label = outer;
+                            frame.locals.insert(*local, Bound::T(v?));
                         }
                         hir::Stmt::Expr(x) => {
                             self.tensor(x, frame)?;

@@ -97,14 +97,14 @@ pub fn decide(g: &Graph, node: &Node, block: usize) -> Option<Split> {
     let block = block.max(1);
     match &node.kind {
         NodeKind::Map { space, .. } | NodeKind::Reduce { space, .. }
-            if volume(space) > 2 * block && space[0] >= 2 =>
+            if volume(space) > block.saturating_mul(2) && space[0] >= 2 =>
         {
             Some(Split::Free(rows_per_block(space, block)))
         }
         NodeKind::Reduce {
             space, red, monoid, ..
         } if !red.is_empty()
-            && volume(space) * volume(red) > 2 * block
+            && volume(space) * volume(red) > block.saturating_mul(2)
             && red[0] >= 2
             && splittable(g, *monoid, node) =>
         {

@@ -1,0 +1,194 @@
+//! The rewrite passes, one case file each, IR in and IR out: `tests/cases/passes/*.mir` are
+//! MIR graphs run through the passes named by `// passes:` (with `// block:` for the shard
+//! size), and `tests/cases/passes/*.flow` are programs whose dispatched graphs go through the
+//! pipeline. Every case checks `// expect-kernels: N` against the kernel plan, that the
+//! optimized graph computes what the original does (reference interpreter), and records the
+//! input and output IR with the rewrites in a snapshot.
+
+use flow_runtime::{DType, Data, Tensor};
+use flowc::exec::{dispatched_graphs, run_main, MemoryHost, RunOptions};
+use flowc::mir::passes::{optimize, pass_by_name, Pass, PassConfig, PIPELINE};
+use flowc::mir::{self, kernels, Graph, NodeKind};
+
+fn directive<'a>(src: &'a str, key: &str) -> Option<&'a str> {
+    src.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("//")?
+            .trim()
+            .strip_prefix(key)?
+            .strip_prefix(':')
+            .map(str::trim)
+    })
+}
+
+fn selected(src: &str) -> Vec<&'static Pass> {
+    match directive(src, "passes") {
+        Some(list) => list
+            .split(',')
+            .map(|n| pass_by_name(n.trim()).unwrap_or_else(|| panic!("unknown pass `{n}`")))
+            .collect(),
+        None => PIPELINE.iter().collect(),
+    }
+}
+
+/// Deterministic inputs for every `Input` node: small integers, so sums are exact.
+fn inputs(g: &Graph) -> Vec<Tensor> {
+    let mut ins: Vec<(u32, Tensor)> = Vec::new();
+    for n in g.nodes.iter() {
+        if let NodeKind::Input { index } = n.kind {
+            let ty = &n.outputs[0];
+            let len: usize = ty.shape.iter().product();
+            let v = |i: usize| ((i * 7 + 3) % 11) as i64 - 5;
+            let data = match ty.dtype {
+                DType::F32 => Data::F32((0..len).map(|i| v(i) as f32 * 0.5).collect()),
+                DType::F64 => Data::F64((0..len).map(|i| v(i) as f64 * 0.5).collect()),
+                DType::I32 => Data::I32((0..len).map(|i| v(i) as i32).collect()),
+                DType::I64 => Data::I64((0..len).map(v).collect()),
+                DType::Bool => Data::Bool((0..len).map(|i| v(i) > 0).collect()),
+            };
+            ins.push((
+                index,
+                Tensor::new(ty.shape.clone(), data).expect("sizes agree"),
+            ));
+        }
+    }
+    ins.sort_by_key(|x| x.0);
+    ins.into_iter().map(|x| x.1).collect()
+}
+
+fn assert_same(a: &[Tensor], b: &[Tensor], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: output count");
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(x.shape, y.shape, "{what}: shapes");
+        for i in 0..x.len() {
+            let (p, q) = (x.get(i).as_f64(), y.get(i).as_f64());
+            let ok = p == q
+                || (p.is_nan() && q.is_nan())
+                || (p - q).abs() <= 1e-5 * (1.0 + p.abs() + q.abs());
+            assert!(ok, "{what}: element {i}: {p} vs {q}");
+        }
+    }
+}
+
+fn rewrites_text(rep: &flowc::mir::passes::Report) -> String {
+    rep.rewrites
+        .iter()
+        .map(|r| format!("[{}] {} ({})\n", r.pass, r.detail, r.law.name()))
+        .collect()
+}
+
+#[test]
+fn mir_cases() {
+    insta::glob!("../cases/passes", "*.mir", |path| {
+        let text = std::fs::read_to_string(path).expect("case is readable");
+        let g = mir::parse(&text).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+        mir::verify(&g).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let block = directive(&text, "block").map_or(PassConfig::default().block, |b| {
+            b.parse().expect("a number")
+        });
+        let cfg = PassConfig {
+            verify: true,
+            block,
+        };
+        let mut opt = g.clone();
+        let rep = optimize(&mut opt, &selected(&text), &cfg).unwrap_or_else(|e| panic!("{e}"));
+        let ins = inputs(&g);
+        let before = flowc::interp::eval(&g, &ins).expect("the case runs");
+        let after = flowc::interp::eval(&opt, &ins).expect("the optimized case runs");
+        assert_same(&before, &after, &path.display().to_string());
+        if let Some(k) = directive(&text, "expect-kernels") {
+            let plan = kernels::plan(&opt);
+            assert_eq!(
+                plan.kernels.len(),
+                k.parse::<usize>().expect("a number"),
+                "{}:\n{}",
+                path.display(),
+                mir::print(&opt)
+            );
+        }
+        insta::assert_snapshot!(format!(
+            "----- INPUT\n{}\n----- OUTPUT\n{}----- REWRITES\n{}",
+            text.trim_end(),
+            mir::print(&opt),
+            rewrites_text(&rep)
+        ));
+    });
+}
+
+#[test]
+fn flow_cases() {
+    insta::glob!("../cases/passes", "*.flow", |path| {
+        let text = std::fs::read_to_string(path).expect("case is readable");
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("case.flow")
+            .to_string();
+        let c = flowc::driver::compile_sources(&[(name, text.clone())])
+            .unwrap_or_else(|f| panic!("{}", f.render(Default::default())));
+        let (graphs, err) = dispatched_graphs(&c.program, &mut MemoryHost::default());
+        assert!(err.is_none(), "{err:?}");
+        // Kernels are grouped before sharding.
+        let passes: Vec<&'static Pass> = PIPELINE.iter().filter(|p| p.name != "shard").collect();
+        let mut snap = String::new();
+        for (i, g) in graphs.iter().enumerate() {
+            let mut opt = g.clone();
+            optimize(
+                &mut opt,
+                &passes,
+                &PassConfig {
+                    verify: true,
+                    ..PassConfig::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            let plan = kernels::plan(&opt);
+            if i == 0 {
+                if let Some(k) = directive(&text, "expect-kernels") {
+                    assert_eq!(
+                        plan.kernels.len(),
+                        k.parse::<usize>().expect("a number"),
+                        "{}",
+                        kernels::print_plan(&opt, &plan, usize::MAX)
+                    );
+                }
+                if let Some(label) = directive(&text, "expect-not-materialized") {
+                    let bad = plan
+                        .materialized
+                        .iter()
+                        .any(|p| opt.nodes[p.node].label == label);
+                    let exists = g.nodes.iter().any(|n| n.label == label);
+                    assert!(
+                        exists && !bad,
+                        "`{label}` must exist before and not be materialized after:\n{}",
+                        mir::print(&opt)
+                    );
+                }
+            }
+            snap.push_str(&format!(
+                "----- GRAPH {i}\n{}----- KERNELS\n{}",
+                mir::print(&opt),
+                kernels::print_plan(&opt, &plan, usize::MAX)
+            ));
+        }
+        // The optimized program prints what the unoptimized one does.
+        let mut plain = MemoryHost::default();
+        run_main(
+            &c.program,
+            &mut plain,
+            &RunOptions {
+                optimize: false,
+                ..RunOptions::default()
+            },
+        )
+        .expect("runs");
+        let mut fast = MemoryHost::default();
+        run_main(&c.program, &mut fast, &RunOptions::default()).expect("runs optimized");
+        assert_eq!(plain.out, fast.out);
+        insta::assert_snapshot!(format!(
+            "----- SOURCE\n{}\n{snap}----- STDOUT\n{}",
+            text.trim_end(),
+            fast.out
+        ));
+    });
+}
