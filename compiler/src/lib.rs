@@ -3,6 +3,7 @@
 
 pub mod base;
 pub mod check;
+pub mod codegen;
 pub mod driver;
 pub mod exec;
 pub mod hir;

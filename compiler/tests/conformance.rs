@@ -77,9 +77,11 @@ fn check_expected(path: &Path, stdout: &str) {
 #[test]
 fn examples_print_what_they_promise() {
     for path in flow_files(&repo().join("examples")) {
+        // From the repository root, where the examples' relative data paths start.
         let out = Command::new(flowc())
             .arg("run")
             .arg(&path)
+            .current_dir(repo())
             .output()
             .expect("flowc runs");
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -169,4 +171,38 @@ fn failing_test_gives_exit_one_and_names_the_location() {
         stderr.contains("bad.flow:2:5") && stderr.contains("assertion-failed"),
         "{stderr}"
     );
+}
+
+/// Runs `flowc run` with extra flags from the repository root; stdout, stderr and status.
+fn run_with(path: &Path, flags: &[&str]) -> (String, String, Option<i32>) {
+    let out = Command::new(flowc())
+        .arg("run")
+        .args(flags)
+        .arg(path)
+        .current_dir(repo())
+        .output()
+        .expect("flowc runs");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code(),
+    )
+}
+
+#[test]
+fn backends_and_thread_counts_agree_bitwise() {
+    let mut programs = flow_files(&conformance_dir());
+    programs.extend(flow_files(&repo().join("examples")));
+    for path in programs {
+        let reference = run_with(&path, &["--backend", "interp"]);
+        for threads in ["1", "2", "3", "8"] {
+            let jit = run_with(&path, &["--backend", "jit", "--threads", threads]);
+            assert_eq!(
+                jit,
+                reference,
+                "{} differs between the interpreter and the JIT on {threads} thread(s)",
+                path.display()
+            );
+        }
+    }
 }

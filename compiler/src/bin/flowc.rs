@@ -14,9 +14,11 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Backend {
-    /// The reference interpreter of MIR.
+    /// Native kernels compiled with Cranelift, run in parallel.
+    Jit,
+    /// The reference interpreter of MIR (slow; the semantic oracle).
     Interp,
 }
 
@@ -40,9 +42,15 @@ impl From<StageArg> for Stage {
     }
 }
 
-/// Which rewrite passes run.
+/// Which backend and rewrite passes run.
 #[derive(Args, Clone)]
 struct PassArgs {
+    /// Which backend runs the operation graphs.
+    #[arg(long, value_enum, default_value = "jit")]
+    backend: Backend,
+    /// Threads for native kernels (default: every core). Results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
     /// Run no rewrite pass.
     #[arg(long)]
     no_opt: bool,
@@ -55,6 +63,8 @@ struct PassArgs {
 impl PassArgs {
     fn flags(&self) -> PassFlags {
         PassFlags {
+            interp: self.backend == Backend::Interp,
+            threads: self.threads,
             no_opt: self.no_opt,
             passes: self.passes.clone(),
         }
@@ -72,9 +82,6 @@ enum Command {
     /// Run a program's `main`. Arguments after `--` are the program's `args()`.
     Run {
         file: PathBuf,
-        /// Which backend runs the operation graphs.
-        #[arg(long, value_enum, default_value = "interp")]
-        backend: Backend,
         #[command(flatten)]
         passes: PassArgs,
         /// Arguments passed to the program.
@@ -84,8 +91,6 @@ enum Command {
     /// Run the `test` blocks of a file, or of every `.flow` file in a directory.
     Test {
         path: PathBuf,
-        #[arg(long, value_enum, default_value = "interp")]
-        backend: Backend,
         #[command(flatten)]
         passes: PassArgs,
     },
@@ -129,17 +134,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let status = match cli.command {
         Command::Check { files } => driver::cmd_check(&files),
-        Command::Run {
-            file,
-            backend: Backend::Interp,
-            passes,
-            args,
-        } => driver::cmd_run(&file, args, &passes.flags()),
-        Command::Test {
-            path,
-            backend: Backend::Interp,
-            passes,
-        } => driver::cmd_test(&path, &passes.flags()),
+        Command::Run { file, passes, args } => driver::cmd_run(&file, args, &passes.flags()),
+        Command::Test { path, passes } => driver::cmd_test(&path, &passes.flags()),
         Command::Ir {
             file,
             stage,

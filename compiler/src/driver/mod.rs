@@ -214,6 +214,10 @@ pub fn run_error_diag(e: &crate::exec::RunError) -> Diagnostic {
 /// The pass selection flags shared by `run`, `test`, `ir`, `explain` and `graph`.
 #[derive(Clone, Debug, Default)]
 pub struct PassFlags {
+    /// Run graphs on the reference interpreter instead of native kernels.
+    pub interp: bool,
+    /// Threads for native kernels; `None` for every core.
+    pub threads: Option<usize>,
     /// Skip the rewrite passes.
     pub no_opt: bool,
     /// Run only these passes, in this order (`--passes fuse-maps,dce`).
@@ -223,10 +227,13 @@ pub struct PassFlags {
 impl PassFlags {
     /// The run options these flags ask for, or a message naming an unknown pass.
     pub fn options(&self) -> Result<crate::exec::RunOptions, String> {
-        let mut opts = crate::exec::RunOptions {
-            optimize: !self.no_opt,
-            ..Default::default()
+        let mut opts = if self.interp {
+            crate::exec::RunOptions::default()
+        } else {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            crate::exec::RunOptions::jit(self.threads.unwrap_or(cores).max(1))
         };
+        opts.optimize = !self.no_opt;
         if let Some(names) = &self.passes {
             let mut passes = Vec::new();
             for n in names {

@@ -61,6 +61,15 @@ pub enum Value {
     Unit,
 }
 
+/// Which backend runs dispatched graphs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The reference interpreter of MIR.
+    Interp,
+    /// Native kernels compiled by Cranelift, run on `threads` threads.
+    Jit,
+}
+
 /// How dispatched graphs are optimized and run.
 #[derive(Clone)]
 pub struct RunOptions {
@@ -69,6 +78,8 @@ pub struct RunOptions {
     /// The passes to run; `None` for the whole pipeline.
     pub passes: Option<Vec<&'static Pass>>,
     pub config: PassConfig,
+    pub backend: Backend,
+    pub threads: usize,
 }
 
 impl Default for RunOptions {
@@ -77,6 +88,23 @@ impl Default for RunOptions {
             optimize: true,
             passes: None,
             config: PassConfig::default(),
+            backend: Backend::Interp,
+            threads: 1,
+        }
+    }
+}
+
+impl RunOptions {
+    /// The native backend on `threads` threads.
+    pub fn jit(threads: usize) -> RunOptions {
+        RunOptions {
+            backend: Backend::Jit,
+            threads,
+            config: PassConfig {
+                split_free: false,
+                ..PassConfig::default()
+            },
+            ..RunOptions::default()
         }
     }
 }
@@ -150,6 +178,8 @@ struct Machine<'p, 'h> {
     keep_graphs: bool,
     graphs: Vec<Graph>,
     opts: RunOptions,
+    /// The native backend, created at the first dispatch that needs it.
+    jit: Option<crate::codegen::Jit>,
 }
 
 impl<'p, 'h> Machine<'p, 'h> {
@@ -164,6 +194,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             keep_graphs: false,
             graphs: Vec::new(),
             opts: opts.clone(),
+            jit: None,
         }
     }
 
@@ -322,8 +353,24 @@ impl<'p, 'h> Machine<'p, 'h> {
                 kind: RunErrorKind::Other,
             })?;
         }
-        let out = crate::interp::eval(&g, &inputs).map_err(|e| RunError {
-            message: e.to_string(),
+        let out = match self.opts.backend {
+            Backend::Interp => crate::interp::eval(&g, &inputs).map_err(|e| e.to_string()),
+            Backend::Jit => {
+                if self.jit.is_none() {
+                    let jit =
+                        crate::codegen::Jit::new(self.opts.threads).map_err(|e| RunError {
+                            message: e.to_string(),
+                            span,
+                            kind: RunErrorKind::Other,
+                        })?;
+                    self.jit = Some(jit);
+                }
+                let jit = self.jit.as_mut().expect("created above");
+                jit.eval(&g, &inputs).map_err(|e| e.to_string())
+            }
+        }
+        .map_err(|message| RunError {
+            message,
             span,
             kind: RunErrorKind::Other,
         })?;
@@ -533,6 +580,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                 hir::Stmt::Let { local, value } | hir::Stmt::Assign { local, value, .. } => {
                     let v = self.eval(frame, value)?;
                     self.note_bound(&v);
+                    self.bind_local_shapes(frame, *local, &v);
                     frame.values[local.0 as usize] = Some(v);
                 }
                 hir::Stmt::Expr(x) => {
@@ -561,6 +609,20 @@ impl<'p, 'h> Machine<'p, 'h> {
         match &b.tail {
             Some(t) => self.eval(frame, t),
             None => Ok(Value::Unit),
+        }
+    }
+
+    /// Binds the shape variables of a local's type to its value's shape, so that the rest of
+    /// the body knows them: after `let x: f32[R, 3] = load(…);`, `let c[r] = x[r, 0];` ranges
+    /// over the loaded `R` rows. The latest binding wins (a loop may load a new size each time).
+    fn bind_local_shapes(&self, frame: &mut Frame<'p>, local: hir::LocalId, v: &Value) {
+        let ty = &frame.body.local(local).ty;
+        if let (Ty::Tensor(_, dims), Some(shape)) = (ty, self.shape_of(v)) {
+            for (d, n) in dims.iter().zip(shape) {
+                if let Some(var) = d.as_var() {
+                    frame.shapes.insert(var.to_string(), n as i64);
+                }
+            }
         }
     }
 

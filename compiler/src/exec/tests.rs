@@ -49,6 +49,19 @@ fn save_then_load_round_trips() {
 }
 
 #[test]
+fn a_shape_variable_bound_by_load_sizes_later_comprehensions() {
+    let mut host = MemoryHost::default();
+    let t = Tensor::new(vec![3, 2], Data::F32(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])).unwrap();
+    host.files.insert("x.npy".into(), write_npy(&t));
+    run_with(
+        r#"main { let x: f32[R, 2] = load("x.npy"); let c[r] = x[r, 1]; print(c); }"#,
+        &mut host,
+    )
+    .unwrap();
+    assert_eq!(host.out, "[2, 4, 6]\n");
+}
+
+#[test]
 fn load_checks_dtype_and_shape() {
     let mut host = MemoryHost::default();
     let t = Tensor::new(vec![3], Data::I32(vec![1, 2, 3])).unwrap();

@@ -17,7 +17,7 @@ mod cse;
 mod dce;
 mod fuse;
 mod fuse_siblings;
-mod monoid;
+pub mod monoid;
 pub mod shard;
 pub mod util;
 
@@ -85,6 +85,10 @@ pub struct PassConfig {
     /// into blocks of about `block` elements. A function of the shape only, never of the
     /// thread count.
     pub block: usize,
+    /// Whether the shard pass splits free dimensions into blocks concatenated in the graph.
+    /// The native backend shards free dimensions itself (each shard task writes its rows of
+    /// one buffer), so it turns this off and keeps only the splitting of reductions.
+    pub split_free: bool,
 }
 
 /// The default block size: 2^16 elements (256 KiB of `f32`).
@@ -95,6 +99,7 @@ impl Default for PassConfig {
         PassConfig {
             verify: cfg!(debug_assertions),
             block: DEFAULT_BLOCK,
+            split_free: true,
         }
     }
 }

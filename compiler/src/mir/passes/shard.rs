@@ -34,7 +34,7 @@ pub fn run(g: &mut Graph, cfg: &PassConfig) -> Vec<Rewrite> {
         } else {
             format!("{old_id} \"{}\"", node.label)
         };
-        let ports: Vec<Port> = match decide(&out, &node, block) {
+        let ports: Vec<Port> = match decide(&out, &node, block, cfg.split_free) {
             Some(Split::Free(rows)) => {
                 let what = if matches!(node.kind, NodeKind::Map { .. }) {
                     "map"
@@ -93,17 +93,19 @@ pub enum Split {
 }
 
 /// The split the shard pass makes of `node` with this block size, if any.
-pub fn decide(g: &Graph, node: &Node, block: usize) -> Option<Split> {
+pub fn decide(g: &Graph, node: &Node, block: usize, split_free: bool) -> Option<Split> {
     let block = block.max(1);
     match &node.kind {
         NodeKind::Map { space, .. } | NodeKind::Reduce { space, .. }
-            if volume(space) > block.saturating_mul(2) && space[0] >= 2 =>
+            if split_free && volume(space) > block.saturating_mul(2) && space[0] >= 2 =>
         {
             Some(Split::Free(rows_per_block(space, block)))
         }
+        // A long reduction over a free space too small to give many row shards.
         NodeKind::Reduce {
             space, red, monoid, ..
         } if !red.is_empty()
+            && volume(space).saturating_mul(64) <= block
             && volume(space) * volume(red) > block.saturating_mul(2)
             && red[0] >= 2
             && splittable(g, *monoid, node) =>
@@ -117,7 +119,7 @@ pub fn decide(g: &Graph, node: &Node, block: usize) -> Option<Split> {
 
 /// The number of shards the shard pass makes of `node`.
 pub fn shard_count(g: &Graph, node: &Node, block: usize) -> usize {
-    match (decide(g, node, block), &node.kind) {
+    match (decide(g, node, block, true), &node.kind) {
         (Some(Split::Free(rows)), _) => extent0(node).div_ceil(rows),
         (Some(Split::Reduced(rows)), NodeKind::Reduce { red, .. }) => red[0].div_ceil(rows),
         _ => 1,

@@ -1,0 +1,547 @@
+//! The native backend: every `Map` and `Reduce` node of an optimized graph becomes one
+//! Cranelift function (`kernel.rs`), compiled once per structure and cached, and run over
+//! shards of its outermost free dimension on a fixed number of threads. The only module that
+//! uses Cranelift.
+//!
+//! **Invariants:** a kernel computes exactly what the reference interpreter computes, bit for
+//! bit (same operation order, same math functions); shard boundaries depend only on shapes,
+//! never on the thread count, and each shard owns its output rows, so results do not depend
+//! on the number of threads.
+
+pub mod kernel;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use cranelift_codegen::ir::{AbiParam, UserFuncName};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+use flow_runtime::{DType, Data, Tensor};
+
+use crate::mir::ir::{Graph, Node, NodeId, NodeKind};
+use crate::mir::print::print_node;
+use kernel::{Imports, CALLED};
+
+/// A compiled kernel: `fn(bufs, lo, hi) -> status`.
+type KernelFn = unsafe extern "C" fn(*const *mut u8, i64, i64) -> i32;
+
+/// How many elements one shard task covers, at least: a function of shapes only.
+pub const SHARD_ELEMENTS: usize = 1 << 14;
+
+/// An error while running a graph natively.
+#[derive(Clone, Debug)]
+pub struct JitError {
+    pub message: String,
+}
+
+impl std::fmt::Display for JitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+fn jit_err<T>(message: impl Into<String>) -> Result<T, JitError> {
+    Err(JitError {
+        message: message.into(),
+    })
+}
+
+/// The JIT: a Cranelift module, the cache of compiled kernels, and the thread count.
+pub struct Jit {
+    module: JITModule,
+    ctx: Context,
+    fctx: FunctionBuilderContext,
+    math: Vec<FuncId>,
+    cache: HashMap<String, KernelFn>,
+    threads: usize,
+    compiled: usize,
+}
+
+macro_rules! math_fns {
+    ($($name:ident: $ty:ty => $body:expr;)*) => {
+        $(
+            extern "C" fn $name(x: $ty) -> $ty {
+                let f: fn($ty) -> $ty = $body;
+                f(x)
+            }
+        )*
+    };
+}
+
+math_fns! {
+    flow_exp_f32: f32 => f32::exp;
+    flow_log_f32: f32 => f32::ln;
+    flow_sin_f32: f32 => f32::sin;
+    flow_cos_f32: f32 => f32::cos;
+    flow_tanh_f32: f32 => f32::tanh;
+    flow_exp_f64: f64 => f64::exp;
+    flow_log_f64: f64 => f64::ln;
+    flow_sin_f64: f64 => f64::sin;
+    flow_cos_f64: f64 => f64::cos;
+    flow_tanh_f64: f64 => f64::tanh;
+}
+
+extern "C" fn flow_pow_f32(x: f32, y: f32) -> f32 {
+    x.powf(y)
+}
+extern "C" fn flow_rem_f32(x: f32, y: f32) -> f32 {
+    x % y
+}
+extern "C" fn flow_pow_f64(x: f64, y: f64) -> f64 {
+    x.powf(y)
+}
+extern "C" fn flow_rem_f64(x: f64, y: f64) -> f64 {
+    x % y
+}
+
+/// The math symbols, in the order of [`CALLED`], `f32` then `f64`.
+fn math_symbols() -> Vec<(String, *const u8, DType, usize)> {
+    let f32s: [*const u8; 7] = [
+        flow_exp_f32 as *const u8,
+        flow_log_f32 as *const u8,
+        flow_sin_f32 as *const u8,
+        flow_cos_f32 as *const u8,
+        flow_tanh_f32 as *const u8,
+        flow_pow_f32 as *const u8,
+        flow_rem_f32 as *const u8,
+    ];
+    let f64s: [*const u8; 7] = [
+        flow_exp_f64 as *const u8,
+        flow_log_f64 as *const u8,
+        flow_sin_f64 as *const u8,
+        flow_cos_f64 as *const u8,
+        flow_tanh_f64 as *const u8,
+        flow_pow_f64 as *const u8,
+        flow_rem_f64 as *const u8,
+    ];
+    let mut out = Vec::new();
+    for (d, ptrs) in [(DType::F32, f32s), (DType::F64, f64s)] {
+        for ((name, arity), p) in CALLED.iter().zip(ptrs) {
+            out.push((format!("flow_{name}_{d}"), p, d, *arity));
+        }
+    }
+    out
+}
+
+impl Jit {
+    pub fn new(threads: usize) -> Result<Jit, JitError> {
+        let mut flags = settings::builder();
+        let set = |f: &mut settings::Builder, k: &str, v: &str| {
+            f.set(k, v).map_err(|e| JitError {
+                message: format!("cranelift setting {k}: {e}"),
+            })
+        };
+        set(&mut flags, "use_colocated_libcalls", "false")?;
+        set(&mut flags, "is_pic", "false")?;
+        set(&mut flags, "opt_level", "speed")?;
+        let isa = cranelift_native::builder()
+            .map_err(|e| JitError {
+                message: format!("this machine is not supported by Cranelift: {e}"),
+            })?
+            .finish(settings::Flags::new(flags))
+            .map_err(|e| JitError {
+                message: format!("cranelift: {e}"),
+            })?;
+        let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
+        let syms = math_symbols();
+        for (name, ptr, _, _) in &syms {
+            builder.symbol(name.clone(), *ptr);
+        }
+        let mut module = JITModule::new(builder);
+        let mut math = Vec::new();
+        for (name, _, d, arity) in &syms {
+            let mut sig = module.make_signature();
+            let t = kernel::clif_type(*d);
+            for _ in 0..*arity {
+                sig.params.push(AbiParam::new(t));
+            }
+            sig.returns.push(AbiParam::new(t));
+            let id = module
+                .declare_function(name, Linkage::Import, &sig)
+                .map_err(|e| JitError {
+                    message: format!("declaring {name}: {e}"),
+                })?;
+            math.push(id);
+        }
+        let ctx = module.make_context();
+        Ok(Jit {
+            module,
+            ctx,
+            fctx: FunctionBuilderContext::new(),
+            math,
+            cache: HashMap::new(),
+            threads: threads.max(1),
+            compiled: 0,
+        })
+    }
+
+    /// How many kernels were compiled (not taken from the cache).
+    pub fn compiled(&self) -> usize {
+        self.compiled
+    }
+
+    /// The compiled kernel of `node`, from the cache when a kernel of the same structure (same
+    /// expressions, projections and tensor types) was compiled before.
+    fn kernel(&mut self, g: &Graph, id: NodeId) -> Result<KernelFn, JitError> {
+        let node = &g.nodes[id];
+        let key = structure_key(g, node);
+        if let Some(k) = self.cache.get(&key) {
+            return Ok(*k);
+        }
+        let ptr = self.module.target_config().pointer_type();
+        self.module.clear_context(&mut self.ctx);
+        kernel::kernel_signature(&mut self.ctx.func.signature, ptr);
+        let name = format!("k{}", self.compiled);
+        let fid = self
+            .module
+            .declare_function(&name, Linkage::Local, &self.ctx.func.signature)
+            .map_err(|e| JitError {
+                message: format!("declaring a kernel: {e}"),
+            })?;
+        self.ctx.func.name = UserFuncName::user(0, fid.as_u32());
+        {
+            let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
+            let funcs = self
+                .math
+                .iter()
+                .map(|m| self.module.declare_func_in_func(*m, b.func))
+                .collect();
+            kernel::generate(g, node, &mut b, Imports { funcs }, ptr);
+            b.seal_all_blocks();
+            b.finalize(self.module.target_config());
+        }
+        self.module
+            .define_function(fid, &mut self.ctx)
+            .map_err(|e| JitError {
+                message: format!("internal compiler error: Cranelift rejected kernel {id}: {e:?}"),
+            })?;
+        self.module.clear_context(&mut self.ctx);
+        self.module.finalize_definitions().map_err(|e| JitError {
+            message: format!("internal compiler error: linking kernel {id}: {e}"),
+        })?;
+        let code = self.module.get_finalized_function(fid);
+        // SAFETY: the function was generated with exactly this signature.
+        let f: KernelFn = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
+        self.compiled += 1;
+        self.cache.insert(key, f);
+        Ok(f)
+    }
+
+    /// Runs a verified graph and returns its outputs, like `interp::eval`.
+    pub fn eval(&mut self, g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, JitError> {
+        crate::mir::verify(g).map_err(|e| JitError {
+            message: format!("internal compiler error: invalid MIR: {e}"),
+        })?;
+        let mut values: Vec<Vec<Tensor>> = Vec::with_capacity(g.nodes.len());
+        for (id, node) in g.nodes.iter_enumerated() {
+            let out = match &node.kind {
+                NodeKind::Input { index } => {
+                    let Some(t) = inputs.get(*index as usize) else {
+                        return jit_err(format!("input {index} is missing"));
+                    };
+                    let want = &node.outputs[0];
+                    if t.dtype() != want.dtype || t.shape != want.shape {
+                        return jit_err(format!(
+                            "input {index} is {}{:?}, expected {want}",
+                            t.dtype(),
+                            t.shape
+                        ));
+                    }
+                    vec![t.clone()]
+                }
+                NodeKind::Const { value } => vec![value.clone()],
+                NodeKind::Random { dist, seed } => {
+                    vec![self.random(*dist, *seed, &node.outputs[0].shape)?]
+                }
+                NodeKind::Map { .. } | NodeKind::Reduce { .. } => {
+                    self.run_kernel(g, id, node, &values)?
+                }
+                NodeKind::Concat { axis, parts } => {
+                    let parts: Vec<&Tensor> = parts
+                        .iter()
+                        .map(|p| &values[p.node.0 as usize][p.port as usize])
+                        .collect();
+                    vec![concat(&parts, *axis, &node.outputs[0].shape)?]
+                }
+                NodeKind::Slice { src, start, shape } => {
+                    vec![slice(
+                        &values[src.node.0 as usize][src.port as usize],
+                        start,
+                        shape,
+                    )?]
+                }
+            };
+            values.push(out);
+        }
+        Ok(g.outputs
+            .iter()
+            .map(|p| values[p.node.0 as usize][p.port as usize].clone())
+            .collect())
+    }
+
+    fn random(
+        &self,
+        dist: crate::mir::ir::Dist,
+        seed: u64,
+        shape: &[usize],
+    ) -> Result<Tensor, JitError> {
+        let t = Tensor::zeros(DType::F32, shape).map_err(|e| JitError {
+            message: e.to_string(),
+        })?;
+        let Data::F32(mut v) = t.data else {
+            unreachable!("f32")
+        };
+        let chunk = SHARD_ELEMENTS;
+        let n_tasks = v.len().div_ceil(chunk);
+        let base = SendPtr(v.as_mut_ptr() as *mut u8);
+        let len = v.len();
+        run_tasks(self.threads, n_tasks, &|k| {
+            let lo = k * chunk;
+            let hi = (lo + chunk).min(len);
+            // SAFETY: tasks write disjoint ranges of one live buffer.
+            let out = unsafe {
+                std::slice::from_raw_parts_mut((base.get() as *mut f32).add(lo), hi - lo)
+            };
+            match dist {
+                crate::mir::ir::Dist::Uniform => {
+                    flow_runtime::rand::fill_uniform(seed, out, lo as u64)
+                }
+                crate::mir::ir::Dist::Normal => {
+                    flow_runtime::rand::fill_normal(seed, out, lo as u64)
+                }
+            }
+            0
+        })?;
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            data: Data::F32(v),
+        })
+    }
+
+    fn run_kernel(
+        &mut self,
+        g: &Graph,
+        id: NodeId,
+        node: &Node,
+        values: &[Vec<Tensor>],
+    ) -> Result<Vec<Tensor>, JitError> {
+        let (space, reads) = match &node.kind {
+            NodeKind::Map { space, reads, .. } | NodeKind::Reduce { space, reads, .. } => {
+                (space, reads)
+            }
+            _ => unreachable!("only kernels"),
+        };
+        let mut outs: Vec<Tensor> = Vec::new();
+        for t in &node.outputs {
+            outs.push(Tensor::zeros(t.dtype, &t.shape).map_err(|e| JitError {
+                message: format!("node {id}: {e}"),
+            })?);
+        }
+        let volume: usize = match &node.kind {
+            NodeKind::Reduce { space, .. } => space.iter().product(),
+            _ => space.iter().product(),
+        };
+        if volume == 0 {
+            return Ok(outs);
+        }
+        let f = self.kernel(g, id)?;
+        let mut bufs: Vec<*mut u8> = Vec::new();
+        for r in reads {
+            bufs.push(data_ptr(&values[r.node.0 as usize][r.port as usize].data) as *mut u8);
+        }
+        for o in &mut outs {
+            bufs.push(data_ptr_mut(&mut o.data));
+        }
+        let bufs = SendPtrs(bufs);
+        let (rows, n_tasks) = if space.is_empty() {
+            (1, 1)
+        } else {
+            let inner: usize = space[1..].iter().product::<usize>().max(1);
+            let red: usize = match &node.kind {
+                NodeKind::Reduce { red, .. } => red.iter().product::<usize>().max(1),
+                _ => 1,
+            };
+            let rows = (SHARD_ELEMENTS / (inner * red)).max(1);
+            (rows, space[0].div_ceil(rows))
+        };
+        let extent0 = space.first().copied().unwrap_or(1);
+        run_tasks(self.threads, n_tasks, &|k| {
+            let lo = k * rows;
+            let hi = (lo + rows).min(extent0);
+            // SAFETY: the kernel reads only inside its input buffers (proved by the verifier)
+            // and writes only rows lo..hi of its outputs, which no other task writes.
+            unsafe { f(bufs.as_ptr(), lo as i64, hi as i64) }
+        })
+        .map_err(|code| JitError {
+            message: match code.message.as_str() {
+                "1" => format!("integer division by zero in {}", describe(id, node)),
+                "2" => format!(
+                    "integer division overflow (MIN / -1) in {}",
+                    describe(id, node)
+                ),
+                other => format!("kernel {} failed: {other}", describe(id, node)),
+            },
+        })?;
+        Ok(outs)
+    }
+}
+
+fn describe(id: NodeId, node: &Node) -> String {
+    if node.label.is_empty() {
+        format!("node {id}")
+    } else {
+        format!("node {id} \"{}\"", node.label)
+    }
+}
+
+struct SendPtr(*mut u8);
+
+impl SendPtr {
+    fn get(&self) -> *mut u8 {
+        self.0
+    }
+}
+// SAFETY: used only to hand disjoint parts of one buffer to scoped tasks.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+struct SendPtrs(Vec<*mut u8>);
+
+impl SendPtrs {
+    fn as_ptr(&self) -> *const *mut u8 {
+        self.0.as_ptr()
+    }
+}
+// SAFETY: the pointers are read by kernels (inputs) or written at disjoint rows (outputs)
+// while the buffers are alive: `run_tasks` returns before they are dropped.
+unsafe impl Send for SendPtrs {}
+unsafe impl Sync for SendPtrs {}
+
+/// Runs tasks `0..n` on up to `threads` threads; each returns 0 or an error code. The error of
+/// the lowest-numbered failing task is returned, whatever the thread count.
+fn run_tasks(threads: usize, n: usize, f: &(dyn Fn(usize) -> i32 + Sync)) -> Result<(), JitError> {
+    let first_error = std::sync::Mutex::new(None::<(usize, i32)>);
+    let record = |k: usize, code: i32| {
+        if code != 0 {
+            let mut e = first_error.lock().unwrap_or_else(|p| p.into_inner());
+            if e.is_none_or(|(j, _)| k < j) {
+                *e = Some((k, code));
+            }
+        }
+    };
+    let workers = threads.min(n).max(1);
+    if workers == 1 {
+        for k in 0..n {
+            record(k, f(k));
+        }
+    } else {
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    if k >= n {
+                        break;
+                    }
+                    record(k, f(k));
+                });
+            }
+        });
+    }
+    match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        None => Ok(()),
+        Some((_, code)) => jit_err(code.to_string()),
+    }
+}
+
+fn data_ptr(d: &Data) -> *const u8 {
+    match d {
+        Data::F32(v) => v.as_ptr() as *const u8,
+        Data::F64(v) => v.as_ptr() as *const u8,
+        Data::I32(v) => v.as_ptr() as *const u8,
+        Data::I64(v) => v.as_ptr() as *const u8,
+        Data::Bool(v) => v.as_ptr() as *const u8,
+    }
+}
+
+fn data_ptr_mut(d: &mut Data) -> *mut u8 {
+    match d {
+        Data::F32(v) => v.as_mut_ptr() as *mut u8,
+        Data::F64(v) => v.as_mut_ptr() as *mut u8,
+        Data::I32(v) => v.as_mut_ptr() as *mut u8,
+        Data::I64(v) => v.as_mut_ptr() as *mut u8,
+        Data::Bool(v) => v.as_mut_ptr() as *mut u8,
+    }
+}
+
+/// The cache key of a kernel: its text with read sources replaced by their types.
+fn structure_key(g: &Graph, node: &Node) -> String {
+    let mut n = node.clone();
+    n.label.clear();
+    let mut types = String::new();
+    if let NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } = &mut n.kind {
+        for (k, r) in reads.iter_mut().enumerate() {
+            types.push_str(&format!(
+                " r{k}:{}",
+                g.nodes[r.node].outputs[r.port as usize]
+            ));
+            r.node = NodeId(0);
+            r.port = 0;
+        }
+    }
+    // Monoids are part of the structure.
+    if let NodeKind::Reduce {
+        monoid: crate::mir::ir::MonoidRef::User(m),
+        ..
+    } = &n.kind
+    {
+        types.push_str(&format!(" monoid:{:?}", g.monoids[*m]));
+    }
+    format!("{}{types}", print_node(NodeId(0), &n))
+}
+
+fn concat(parts: &[&Tensor], axis: usize, shape: &[usize]) -> Result<Tensor, JitError> {
+    let dtype = parts.first().map(|t| t.dtype()).unwrap_or(DType::F32);
+    let mut out = Tensor::zeros(dtype, shape).map_err(|e| JitError {
+        message: e.to_string(),
+    })?;
+    let outer: usize = shape[..axis].iter().product();
+    let inner: usize = shape[axis + 1..].iter().product();
+    let mut offset = 0;
+    for p in parts {
+        let n = p.shape[axis];
+        for o in 0..outer {
+            for a in 0..n {
+                for i in 0..inner {
+                    let src = (o * n + a) * inner + i;
+                    let dst = (o * shape[axis] + offset + a) * inner + i;
+                    out.set(dst, p.get(src));
+                }
+            }
+        }
+        offset += n;
+    }
+    Ok(out)
+}
+
+fn slice(src: &Tensor, start: &[usize], shape: &[usize]) -> Result<Tensor, JitError> {
+    let mut out = Tensor::zeros(src.dtype(), shape).map_err(|e| JitError {
+        message: e.to_string(),
+    })?;
+    let strides = src.strides();
+    let total: usize = shape.iter().product();
+    for lin in 0..total {
+        let mut rem = lin;
+        let mut off = 0;
+        for d in (0..shape.len()).rev() {
+            let c = rem % shape[d];
+            rem /= shape[d];
+            off += (start[d] + c) * strides[d];
+        }
+        out.set(lin, src.get(off));
+    }
+    Ok(out)
+}
