@@ -107,6 +107,21 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Run the `bench` blocks: setup once, the `measure` block after a warm-up, timed.
+    Bench {
+        file: PathBuf,
+        #[command(flatten)]
+        passes: PassArgs,
+        /// Print one JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Untimed runs before the timed ones.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Timed runs.
+        #[arg(long, default_value_t = 11)]
+        reps: usize,
+    },
     /// List every rewrite the compiler makes, and the law that makes it safe.
     Explain {
         file: PathBuf,
@@ -143,6 +158,13 @@ fn main() -> ExitCode {
             time_passes,
             args,
         } => driver::cmd_ir(&file, args, stage.into(), &passes.flags(), time_passes),
+        Command::Bench {
+            file,
+            passes,
+            json,
+            warmup,
+            reps,
+        } => driver::cmd_bench(&file, &passes.flags(), json, warmup, reps),
         Command::Explain { file, passes, args } => {
             driver::cmd_explain(&file, args, &passes.flags())
         }

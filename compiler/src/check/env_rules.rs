@@ -113,6 +113,11 @@ impl<'a> Walker<'a, '_, '_> {
                 self.expr(cond);
                 self.block(body);
             }
+            Stmt::Measure { body, span } => {
+                self.diags
+                    .push(errors::io_in_op("measure", self.ctx, *span));
+                self.block(body);
+            }
             Stmt::Expr(e) => self.expr(e),
             Stmt::Error(_) => {}
         }

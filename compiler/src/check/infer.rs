@@ -69,6 +69,8 @@ pub struct BodyCx {
     pub uses: Vec<Use>,
     /// How many comprehensions or reductions enclose the current expression.
     pub point_depth: usize,
+    /// Whether this is the body of a `bench` block (where `measure` is allowed).
+    pub in_bench: bool,
 }
 
 impl BodyCx {
@@ -82,6 +84,7 @@ impl BodyCx {
             env,
             uses: Vec::new(),
             point_depth: 0,
+            in_bench: false,
         }
     }
 
@@ -167,6 +170,8 @@ pub fn is_weak(e: &hir::Expr) -> bool {
     match &e.kind {
         hir::ExprKind::Lit(s) => s.dtype() != DType::Bool,
         hir::ExprKind::Unary(UnOp::Neg, a) => is_weak(a),
+        // `{ 1.0 }`, an `if` arm: weak when its only content is.
+        hir::ExprKind::Block(b) => b.stmts.is_empty() && b.tail.as_ref().is_some_and(is_weak),
         hir::ExprKind::Binary(op, a, b) => {
             matches!(
                 op,
@@ -528,6 +533,19 @@ impl Checker {
                     hi,
                     body: into_block(b),
                 })
+            }
+            ast::Stmt::Measure { body, span } => {
+                if cx.env == Env::Operation {
+                    return None;
+                }
+                if !cx.in_bench {
+                    self.error(errors::type_error(
+                        "`measure { … }` is only allowed at the top of a `bench` block",
+                        *span,
+                    ));
+                }
+                let b = self.check_block(body, cx, None);
+                Some(hir::Stmt::Measure(into_block(b)))
             }
             ast::Stmt::While { cond, body, .. } => {
                 let c = self.infer(cond, cx, Some(&Ty::Scalar(DType::Bool)));
@@ -1942,6 +1960,18 @@ pub fn coerce(e: hir::Expr, d: DType) -> hir::Expr {
             Ty::Scalar(d),
             span,
         ),
+        hir::ExprKind::Block(b) if b.stmts.is_empty() => {
+            let tail = b.tail.map(|t| coerce(t, d));
+            let ty = tail.as_ref().map(|t| t.ty.clone()).unwrap_or(e.ty);
+            mk(
+                hir::ExprKind::Block(Box::new(hir::Block {
+                    stmts: Vec::new(),
+                    tail,
+                })),
+                ty,
+                span,
+            )
+        }
         other => mk(other, e.ty, span),
     }
 }

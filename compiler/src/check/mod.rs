@@ -13,6 +13,9 @@ pub mod indices;
 pub mod infer;
 pub mod monoid_laws;
 
+#[cfg(test)]
+mod tests;
+
 use crate::base::{Diagnostic, Span};
 use crate::hir::{self, Ty};
 use crate::syntax::ast::{self, FuncKind};
@@ -100,8 +103,39 @@ pub fn check(files: &[SourceFile<'_>]) -> (hir::Program, Vec<Diagnostic>) {
                 prog.main = Some(coordinator_body(&mut ck, b, &[]));
             }
             ast::Item::Test(t) => {
+                // A module's tests are its own (run by `flowc test stdlib/NAME.flow`), not
+                // the tests of every program that uses it.
+                if module.is_some() {
+                    continue;
+                }
                 let body = coordinator_body(&mut ck, &t.body, &[]);
                 prog.tests.push(hir::Test {
+                    name: t.name.clone(),
+                    body,
+                    span: t.span,
+                });
+            }
+            ast::Item::Bench(t) => {
+                if module.is_some() {
+                    continue;
+                }
+                let measures = t
+                    .body
+                    .stmts
+                    .iter()
+                    .filter(|s| matches!(s, ast::Stmt::Measure { .. }))
+                    .count();
+                if measures != 1 {
+                    ck.error(errors::type_error(
+                        format!("a `bench` block needs exactly one top-level `measure {{ … }}` block, found {measures}"),
+                        t.span,
+                    ));
+                }
+                let mut cx = BodyCx::new(Env::Coordinator, Vec::new());
+                cx.in_bench = true;
+                let e = ck.check_block(&t.body, &mut cx, None);
+                let body = cx.finish(e);
+                prog.benches.push(hir::Test {
                     name: t.name.clone(),
                     body,
                     span: t.span,

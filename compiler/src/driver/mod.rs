@@ -537,3 +537,69 @@ pub fn cmd_graph(
         }
     }
 }
+
+/// Median, minimum and maximum of timings, in milliseconds.
+pub fn summarize(times: &[std::time::Duration]) -> (f64, f64, f64) {
+    let mut ms: Vec<f64> = times.iter().map(|t| t.as_secs_f64() * 1e3).collect();
+    ms.sort_by(f64::total_cmp);
+    if ms.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    let n = ms.len();
+    let median = if n % 2 == 1 {
+        ms[n / 2]
+    } else {
+        (ms[n / 2 - 1] + ms[n / 2]) / 2.0
+    };
+    (median, ms[0], ms[n - 1])
+}
+
+/// `flowc bench FILE [--json] [--warmup N] [--reps N]`: runs the `bench` blocks.
+pub fn cmd_bench(
+    path: &std::path::Path,
+    flags: &PassFlags,
+    json: bool,
+    warmup: usize,
+    reps: usize,
+) -> i32 {
+    let cfg = stderr_config();
+    let opts = match flags.options() {
+        Ok(o) => o,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return 2;
+        }
+    };
+    let Some(c) = compile_or_report(path, cfg) else {
+        return 1;
+    };
+    if c.program.benches.is_empty() {
+        eprintln!("error: `{}` has no `bench` blocks", path.display());
+        return 1;
+    }
+    let mut host = fs_host::FsHost { argv: Vec::new() };
+    let results = crate::exec::run_benches(&c.program, &mut host, &opts, warmup, reps.max(1));
+    let mut status = 0;
+    let mut rows = Vec::new();
+    for r in &results {
+        if let Some(e) = &r.error {
+            eprint!("{}", report::render(&c.sources, &run_error_diag(e), cfg));
+            status = 1;
+            continue;
+        }
+        let (median, min, max) = summarize(&r.times);
+        if json {
+            rows.push(format!(
+                "{{\"name\": {:?}, \"median_ms\": {median:.4}, \"min_ms\": {min:.4}, \"max_ms\": {max:.4}, \"runs\": {}}}",
+                r.name,
+                r.times.len()
+            ));
+        } else {
+            outln!("bench {:<28} median {median:>10.3} ms   min {min:>10.3}   max {max:>10.3}   ({} runs)", r.name, r.times.len());
+        }
+    }
+    if json {
+        outln!("[{}]", rows.join(", "));
+    }
+    status
+}

@@ -180,6 +180,51 @@ struct Machine<'p, 'h> {
     opts: RunOptions,
     /// The native backend, created at the first dispatch that needs it.
     jit: Option<crate::codegen::Jit>,
+    /// Set while `flowc bench` runs a bench block.
+    bench: Option<BenchState>,
+}
+
+struct BenchState {
+    warmup: usize,
+    reps: usize,
+    times: Vec<std::time::Duration>,
+}
+
+/// The timings of one `bench` block.
+pub struct BenchOutcome {
+    pub name: String,
+    /// One per measured repetition, in order.
+    pub times: Vec<std::time::Duration>,
+    pub error: Option<RunError>,
+}
+
+/// Runs every `bench` block: its setup once, its `measure` block `warmup` times untimed and
+/// `reps` times timed.
+pub fn run_benches(
+    prog: &hir::Program,
+    host: &mut dyn Host,
+    opts: &RunOptions,
+    warmup: usize,
+    reps: usize,
+) -> Vec<BenchOutcome> {
+    prog.benches
+        .iter()
+        .map(|b| {
+            let mut m = Machine::new(prog, host, opts);
+            m.bench = Some(BenchState {
+                warmup,
+                reps,
+                times: Vec::new(),
+            });
+            let error = m.run_body(&b.body, Vec::new(), HashMap::new()).err();
+            let times = m.bench.take().map(|s| s.times).unwrap_or_default();
+            BenchOutcome {
+                name: b.name.clone(),
+                times,
+                error,
+            }
+        })
+        .collect()
 }
 
 impl<'p, 'h> Machine<'p, 'h> {
@@ -195,6 +240,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             graphs: Vec::new(),
             opts: opts.clone(),
             jit: None,
+            bench: None,
         }
     }
 
@@ -574,37 +620,43 @@ impl<'p, 'h> Machine<'p, 'h> {
         }
     }
 
-    fn block(&mut self, frame: &mut Frame<'p>, b: &'p hir::Block) -> RResult<Value> {
-        for s in &b.stmts {
-            match s {
-                hir::Stmt::Let { local, value } | hir::Stmt::Assign { local, value, .. } => {
-                    let v = self.eval(frame, value)?;
-                    self.note_bound(&v);
-                    self.bind_local_shapes(frame, *local, &v);
-                    frame.values[local.0 as usize] = Some(v);
-                }
-                hir::Stmt::Expr(x) => {
-                    self.eval(frame, x)?;
-                }
-                hir::Stmt::For {
-                    local,
-                    lo,
-                    hi,
-                    body,
-                } => {
-                    let lo = self.int(frame, lo)?;
-                    let hi = self.int(frame, hi)?;
-                    for i in lo..hi {
-                        frame.values[local.0 as usize] = Some(Value::Scalar(Scalar::I64(i)));
-                        self.block(frame, body)?;
-                    }
-                }
-                hir::Stmt::While { cond, body } => {
-                    while self.condition(frame, cond)? {
-                        self.block(frame, body)?;
-                    }
+    fn stmt(&mut self, frame: &mut Frame<'p>, s: &'p hir::Stmt) -> RResult<()> {
+        match s {
+            hir::Stmt::Let { local, value } | hir::Stmt::Assign { local, value, .. } => {
+                let v = self.eval(frame, value)?;
+                self.note_bound(&v);
+                self.bind_local_shapes(frame, *local, &v);
+                frame.values[local.0 as usize] = Some(v);
+            }
+            hir::Stmt::Expr(x) => {
+                self.eval(frame, x)?;
+            }
+            hir::Stmt::Measure(body) => self.measure(frame, body)?,
+            hir::Stmt::For {
+                local,
+                lo,
+                hi,
+                body,
+            } => {
+                let lo = self.int(frame, lo)?;
+                let hi = self.int(frame, hi)?;
+                for i in lo..hi {
+                    frame.values[local.0 as usize] = Some(Value::Scalar(Scalar::I64(i)));
+                    self.block(frame, body)?;
                 }
             }
+            hir::Stmt::While { cond, body } => {
+                while self.condition(frame, cond)? {
+                    self.block(frame, body)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn block(&mut self, frame: &mut Frame<'p>, b: &'p hir::Block) -> RResult<Value> {
+        for s in &b.stmts {
+            self.stmt(frame, s)?;
         }
         match &b.tail {
             Some(t) => self.eval(frame, t),
@@ -624,6 +676,48 @@ impl<'p, 'h> Machine<'p, 'h> {
                 }
             }
         }
+    }
+
+    /// Runs a `measure` block: once outside `flowc bench`; under it, after materializing
+    /// everything pending, `warmup + reps` times, each dispatched to completion and timed.
+    fn measure(&mut self, frame: &mut Frame<'p>, body: &'p hir::Block) -> RResult<()> {
+        let Some(mut st) = self.bench.take() else {
+            self.block(frame, body)?;
+            return Ok(());
+        };
+        let span = body.tail.as_ref().map(|t| t.span).unwrap_or_default();
+        self.flush(span)?;
+        for rep in 0..st.warmup + st.reps {
+            let start = std::time::Instant::now();
+            for s in &body.stmts {
+                if let hir::Stmt::Expr(x) = s {
+                    // A value computed for nothing but the timing is still computed.
+                    let v = self.eval(frame, x)?;
+                    self.force(v, x.span)?;
+                } else {
+                    self.stmt(frame, s)?;
+                }
+            }
+            if let Some(t) = &body.tail {
+                let v = self.eval(frame, t)?;
+                self.force(v, t.span)?;
+            }
+            self.flush(span)?;
+            if rep >= st.warmup {
+                st.times.push(start.elapsed());
+            }
+        }
+        self.bench = Some(st);
+        Ok(())
+    }
+
+    /// Dispatches every pending value bound to a variable.
+    fn flush(&mut self, span: Span) -> RResult<()> {
+        self.bound.retain(|p| !self.done.contains_key(p));
+        if let Some(p) = self.bound.first().copied() {
+            self.dispatch(p, span)?;
+        }
+        Ok(())
     }
 
     fn note_bound(&mut self, v: &Value) {

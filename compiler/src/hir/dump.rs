@@ -44,6 +44,10 @@ pub fn dump_program(p: &Program) -> String {
         let _ = writeln!(out, "test {:?}", t.name);
         dump_body(&mut out, p, &t.body);
     }
+    for t in &p.benches {
+        let _ = writeln!(out, "bench {:?}", t.name);
+        dump_body(&mut out, p, &t.body);
+    }
     out
 }
 
@@ -192,6 +196,7 @@ pub fn children<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
                         out.push(cond);
                         block_children(body, out);
                     }
+                    Stmt::Measure(body) => block_children(body, out),
                 }
             }
             if let Some(t) = &b.tail {
@@ -214,6 +219,7 @@ fn block_children<'a>(b: &'a Block, out: &mut Vec<&'a Expr>) {
                 out.push(cond);
                 block_children(body, out);
             }
+            Stmt::Measure(body) => block_children(body, out),
             Stmt::Expr(_) => {}
         }
     }

@@ -29,6 +29,8 @@ pub struct Program {
     pub monoids: Vec<Monoid>,
     pub main: Option<Body>,
     pub tests: Vec<Test>,
+    /// `bench` blocks, run by `flowc bench`.
+    pub benches: Vec<Test>,
 }
 
 impl Program {
@@ -384,6 +386,8 @@ pub enum Stmt {
         cond: Expr,
         body: Block,
     },
+    /// The timed part of a `bench` block.
+    Measure(Block),
     Expr(Expr),
 }
 
@@ -444,6 +448,7 @@ pub fn walk_block_mut(b: &mut Block, f: &mut dyn FnMut(&mut Expr)) {
                 walk_expr_mut(cond, f);
                 walk_block_mut(body, f);
             }
+            Stmt::Measure(body) => walk_block_mut(body, f),
         }
     }
     if let Some(t) = &mut b.tail {
@@ -472,6 +477,9 @@ impl Program {
             out.push(m);
         }
         for t in &mut self.tests {
+            out.push(&mut t.body);
+        }
+        for t in &mut self.benches {
             out.push(&mut t.body);
         }
         out

@@ -22,6 +22,8 @@ pub enum Item {
     Monoid(MonoidDef),
     Main(Block, Span),
     Test(TestDef),
+    /// `bench "name" { setup; measure { timed } }`, run by `flowc bench`.
+    Bench(TestDef),
     Use(UseDecl),
     /// An item that failed to parse; its diagnostic has already been reported.
     Error(Span),
@@ -173,6 +175,11 @@ pub enum Stmt {
         body: Block,
         span: Span,
     },
+    /// `measure { … }` inside a `bench` block: the part that is timed.
+    Measure {
+        body: Block,
+        span: Span,
+    },
     Expr(Expr),
     /// A statement that failed to parse; its diagnostic has already been reported.
     Error(Span),
@@ -186,6 +193,7 @@ impl Stmt {
             | Stmt::Assign { span, .. }
             | Stmt::For { span, .. }
             | Stmt::While { span, .. }
+            | Stmt::Measure { span, .. }
             | Stmt::Error(span) => *span,
             Stmt::Expr(e) => e.span,
         }

@@ -51,6 +51,10 @@ fn dump_item(out: &mut String, item: &Item) {
             out.push_str("main\n");
             dump_block(out, b, 1);
         }
+        Item::Bench(t) => {
+            let _ = writeln!(out, "bench {:?}", t.name);
+            dump_block(out, &t.body, 1);
+        }
         Item::Test(t) => {
             let _ = writeln!(out, "test {:?}", t.name);
             dump_block(out, &t.body, 1);
@@ -178,6 +182,10 @@ fn dump_stmt(out: &mut String, s: &Stmt, depth: usize) {
         }
         Stmt::While { cond, body, .. } => {
             let _ = writeln!(out, "while {}", inline(cond));
+            dump_block(out, body, depth + 1);
+        }
+        Stmt::Measure { body, .. } => {
+            out.push_str("measure\n");
             dump_block(out, body, depth + 1);
         }
         Stmt::Expr(e) => {

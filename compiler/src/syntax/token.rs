@@ -18,6 +18,10 @@ pub enum Token {
     Main,
     #[token("test")]
     Test,
+    #[token("bench")]
+    Bench,
+    #[token("measure")]
+    Measure,
     #[token("use")]
     Use,
     #[token("let")]
@@ -178,6 +182,8 @@ fn describe(t: &Token) -> &'static str {
         Proc => "proc",
         Main => "main",
         Test => "test",
+        Bench => "bench",
+        Measure => "measure",
         Use => "use",
         Let => "let",
         Var => "var",
