@@ -76,7 +76,9 @@ fn check_expected(path: &Path, stdout: &str) {
 
 #[test]
 fn examples_print_what_they_promise() {
-    for path in flow_files(&repo().join("examples")) {
+    let mut programs = flow_files(&repo().join("examples"));
+    programs.extend(flow_files(&repo().join("benches")));
+    for path in programs {
         // From the repository root, where the examples' relative data paths start.
         let out = Command::new(flowc())
             .arg("run")
@@ -193,6 +195,8 @@ fn run_with(path: &Path, flags: &[&str]) -> (String, String, Option<i32>) {
 fn backends_and_thread_counts_agree_bitwise() {
     let mut programs = flow_files(&conformance_dir());
     programs.extend(flow_files(&repo().join("examples")));
+    // The benchmark programs' `main`s run the workloads at reduced sizes.
+    programs.extend(flow_files(&repo().join("benches")));
     for path in programs {
         let reference = run_with(&path, &["--backend", "interp"]);
         for threads in ["1", "2", "3", "8"] {
