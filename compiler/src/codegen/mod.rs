@@ -11,6 +11,7 @@
 pub mod kernel;
 
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cranelift_codegen::ir::{AbiParam, UserFuncName};
@@ -231,11 +232,11 @@ impl Jit {
     }
 
     /// Runs a verified graph and returns its outputs, like `interp::eval`.
-    pub fn eval(&mut self, g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, JitError> {
+    pub fn eval(&mut self, g: &Graph, inputs: &[Rc<Tensor>]) -> Result<Vec<Rc<Tensor>>, JitError> {
         crate::mir::verify(g).map_err(|e| JitError {
             message: format!("internal compiler error: invalid MIR: {e}"),
         })?;
-        let mut values: Vec<Vec<Tensor>> = Vec::with_capacity(g.nodes.len());
+        let mut values: Vec<Vec<Rc<Tensor>>> = Vec::with_capacity(g.nodes.len());
         for (id, node) in g.nodes.iter_enumerated() {
             let out = match &node.kind {
                 NodeKind::Input { index } => {
@@ -252,26 +253,26 @@ impl Jit {
                     }
                     vec![t.clone()]
                 }
-                NodeKind::Const { value } => vec![value.clone()],
+                NodeKind::Const { value } => vec![Rc::new(value.clone())],
                 NodeKind::Random { dist, seed } => {
-                    vec![self.random(*dist, *seed, &node.outputs[0].shape)?]
+                    vec![Rc::new(self.random(*dist, *seed, &node.outputs[0].shape)?)]
                 }
                 NodeKind::Map { .. } | NodeKind::Reduce { .. } => {
-                    self.run_kernel(g, id, node, &values)?
+                    self.run_kernel(g, id, node, &values)?.into_iter().map(Rc::new).collect()
                 }
                 NodeKind::Concat { axis, parts } => {
                     let parts: Vec<&Tensor> = parts
                         .iter()
-                        .map(|p| &values[p.node.0 as usize][p.port as usize])
+                        .map(|p| &*values[p.node.0 as usize][p.port as usize])
                         .collect();
-                    vec![concat(&parts, *axis, &node.outputs[0].shape)?]
+                    vec![Rc::new(concat(&parts, *axis, &node.outputs[0].shape)?)]
                 }
                 NodeKind::Slice { src, start, shape } => {
-                    vec![slice(
+                    vec![Rc::new(slice(
                         &values[src.node.0 as usize][src.port as usize],
                         start,
                         shape,
-                    )?]
+                    )?)]
                 }
             };
             values.push(out);
@@ -326,7 +327,7 @@ impl Jit {
         g: &Graph,
         id: NodeId,
         node: &Node,
-        values: &[Vec<Tensor>],
+        values: &[Vec<Rc<Tensor>>],
     ) -> Result<Vec<Tensor>, JitError> {
         let (space, reads) = match &node.kind {
             NodeKind::Map { space, reads, .. } | NodeKind::Reduce { space, reads, .. } => {

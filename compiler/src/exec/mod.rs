@@ -358,7 +358,7 @@ impl<'p, 'h> Machine<'p, 'h> {
         let mut g = Graph::new();
         g.monoids = src.monoids.clone();
         let mut map: HashMap<Port, Port> = HashMap::new();
-        let mut inputs: Vec<Tensor> = Vec::new();
+        let mut inputs: Vec<Rc<Tensor>> = Vec::new();
         for p in &inputs_needed {
             let t = self.done[p].clone();
             let ty = crate::mir::ir::TensorTy::of(&t);
@@ -369,7 +369,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                 outputs: vec![ty],
                 label: String::new(),
             });
-            inputs.push((*t).clone());
+            inputs.push(t.clone());
             map.insert(*p, Port { node, port: 0 });
         }
         for (i, node) in src.nodes.iter().enumerate() {
@@ -399,29 +399,24 @@ impl<'p, 'h> Machine<'p, 'h> {
                 kind: RunErrorKind::Other,
             })?;
         }
-        let out = match self.opts.backend {
-            Backend::Interp => crate::interp::eval(&g, &inputs).map_err(|e| e.to_string()),
+        let out: Vec<Rc<Tensor>> = match self.opts.backend {
+            Backend::Interp => {
+                let owned: Vec<Tensor> = inputs.iter().map(|t| (**t).clone()).collect();
+                crate::interp::eval(&g, &owned).map(|v| v.into_iter().map(Rc::new).collect()).map_err(|e| e.to_string())
+            }
             Backend::Jit => {
                 if self.jit.is_none() {
-                    let jit =
-                        crate::codegen::Jit::new(self.opts.threads).map_err(|e| RunError {
-                            message: e.to_string(),
-                            span,
-                            kind: RunErrorKind::Other,
-                        })?;
+                    let jit = crate::codegen::Jit::new(self.opts.threads)
+                        .map_err(|e| RunError { message: e.to_string(), span, kind: RunErrorKind::Other })?;
                     self.jit = Some(jit);
                 }
                 let jit = self.jit.as_mut().expect("created above");
                 jit.eval(&g, &inputs).map_err(|e| e.to_string())
             }
         }
-        .map_err(|message| RunError {
-            message,
-            span,
-            kind: RunErrorKind::Other,
-        })?;
+        .map_err(|message| RunError { message, span, kind: RunErrorKind::Other })?;
         for (p, t) in wanted.iter().zip(out) {
-            self.done.insert(*p, Rc::new(t));
+            self.done.insert(*p, t);
         }
         Ok(self.done[&target].clone())
     }
