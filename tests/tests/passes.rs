@@ -89,6 +89,7 @@ fn mir_cases() {
         let cfg = PassConfig {
             verify: true,
             block,
+            ..PassConfig::default()
         };
         let mut opt = g.clone();
         let rep = optimize(&mut opt, &selected(&text), &cfg).unwrap_or_else(|e| panic!("{e}"));
