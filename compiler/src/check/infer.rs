@@ -1679,6 +1679,8 @@ impl Checker {
                     span,
                 )
             }
+            // I/O in an operation was reported by the environment rules; don't add more.
+            _ if b.is_io() && cx.env == Env::Operation => err_expr(span),
             Builtin::Print => {
                 let xs: Vec<hir::Expr> = args.iter().map(|a| self.infer(a, cx, None)).collect();
                 mk(hir::ExprKind::Builtin(b, xs), Ty::Unit, span)
@@ -1870,6 +1872,10 @@ impl Checker {
     /// left to right).
     fn apply_arrow(&mut self, arg: &ast::Expr, f: &ast::Expr) -> Option<ast::Expr> {
         match &f.kind {
+            K::Name(n) if !self.globals.contains_key(n) => {
+                self.error(errors::unknown_name(n, f.span));
+                None
+            }
             K::Name(n) if matches!(self.globals.get(n), Some(Global::Func(_))) => {
                 Some(ast::Expr::new(
                     K::Call(

@@ -61,6 +61,8 @@ pub fn compile_sources(files: &[(String, String)]) -> Result<Compiled, Failed> {
         parsed.push((None, file));
     }
     let mut loaded: Vec<String> = Vec::new();
+    // In the order written.
+    wanted.reverse();
     while let Some((module, span)) = wanted.pop() {
         if loaded.contains(&module) {
             continue;
@@ -69,7 +71,10 @@ pub fn compile_sources(files: &[(String, String)]) -> Result<Compiled, Failed> {
             diags.push(
                 Diagnostic::error(
                     Code::UnknownModule,
-                    format!("there is no module `std::{module}`"),
+                    match module.strip_prefix("::") {
+                        Some(path) => format!("there is no module `{path}`"),
+                        None => format!("there is no module `std::{module}`"),
+                    },
                     span,
                 )
                 .with_note(format!(
@@ -147,9 +152,10 @@ fn collect_uses(file: &ast::File, out: &mut Vec<(String, crate::base::Span)>) {
     for item in &file.items {
         if let ast::Item::Use(u) = item {
             let names: Vec<&str> = u.path.iter().map(|p| p.name.as_str()).collect();
+            // Anything but `std::NAME` is reported as written (`use nothing;`, `std::a::b`).
             match names.as_slice() {
                 ["std", m] => out.push((m.to_string(), u.span)),
-                _ => out.push((names.join("::"), u.span)),
+                _ => out.push((format!("::{}", names.join("::")), u.span)),
             }
         }
     }
@@ -284,11 +290,14 @@ pub fn cmd_run(path: &std::path::Path, args: Vec<String>, flags: &PassFlags) -> 
         return 1;
     };
     if c.program.main.is_none() {
-        eprintln!(
-            "error[{}]: `{}` has no `main` block to run",
+        let d = Diagnostic::error(
             Code::MissingMain,
-            path.display()
-        );
+            format!("`{}` has no `main` block to run", path.display()),
+            crate::base::Span::default(),
+        )
+        .with_label_text("a program to run has a `main { … }` block")
+        .with_note("`flowc test` runs `test` blocks and `flowc bench` runs `bench` blocks");
+        eprint!("{}", report::render(&c.sources, &d, cfg));
         return 1;
     }
     let mut host = fs_host::FsHost { argv: args };

@@ -135,6 +135,8 @@ fn affine(a: &AffineIdx, b: &Body) -> String {
         k
     } else if k == "0" {
         s
+    } else if let Some(neg) = k.strip_prefix('-') {
+        format!("{s} - {neg}")
     } else {
         format!("{s} + {k}")
     }
@@ -177,39 +179,16 @@ pub fn children<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
                 out.push(x);
             }
         }
-        ExprKind::Block(b) => {
-            for s in &b.stmts {
-                match s {
-                    Stmt::Let { value, .. } | Stmt::Assign { value, .. } | Stmt::Expr(value) => {
-                        out.push(value)
-                    }
-                    Stmt::For { lo, hi, body, .. } => {
-                        out.push(lo);
-                        out.push(hi);
-                        out.extend(body.stmts.iter().filter_map(|s| match s {
-                            Stmt::Expr(x) => Some(x),
-                            _ => None,
-                        }));
-                        block_children(body, out);
-                    }
-                    Stmt::While { cond, body } => {
-                        out.push(cond);
-                        block_children(body, out);
-                    }
-                    Stmt::Measure(body) => block_children(body, out),
-                }
-            }
-            if let Some(t) = &b.tail {
-                out.push(t);
-            }
-        }
+        ExprKind::Block(b) => block_children(b, out),
     }
 }
 
 fn block_children<'a>(b: &'a Block, out: &mut Vec<&'a Expr>) {
     for s in &b.stmts {
         match s {
-            Stmt::Let { value, .. } | Stmt::Assign { value, .. } => out.push(value),
+            Stmt::Let { value, .. } | Stmt::Assign { value, .. } | Stmt::Expr(value) => {
+                out.push(value)
+            }
             Stmt::For { lo, hi, body, .. } => {
                 out.push(lo);
                 out.push(hi);
@@ -220,7 +199,6 @@ fn block_children<'a>(b: &'a Block, out: &mut Vec<&'a Expr>) {
                 block_children(body, out);
             }
             Stmt::Measure(body) => block_children(body, out),
-            Stmt::Expr(_) => {}
         }
     }
     if let Some(t) = &b.tail {
