@@ -10,11 +10,7 @@ use flowc::base::Code;
 
 /// Codes without a case file yet, with the reason. When the reason is gone, add the file and
 /// remove the entry (a test fails until you do).
-const PENDING: &[(&str, &str)] = &[(
-    "missing-main",
-    "`flowc run` reports it as `error[missing-main]: …` with no `FILE:LINE:COL` location, \
-     which the `errors` suite requires of every diagnostic",
-)];
+const PENDING: &[(&str, &str)] = &[];
 
 fn case_path(code: Code) -> PathBuf {
     cases_dir()
