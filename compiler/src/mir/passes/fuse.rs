@@ -1,5 +1,5 @@
-//! Vertical fusion: a producer `Map` is evaluated inside the `Map` (pass `fuse-maps`) or
-//! `Reduce` (pass `fuse-reduce`) that reads it, so its tensor is never materialized. The
+//! Vertical fusion, shared by the passes `fuse-maps` and `fuse-reduce`: a producer `Map` is
+//! evaluated inside the `Map` or `Reduce` that reads it, so its tensor is never materialized. The
 //! producer's body is substituted for the read, its index variables replaced by the read's
 //! projection, and its own reads composed with that projection.
 //!
@@ -14,69 +14,14 @@
 //!   tensor; the rewrite says so;
 //! - a producer that is a graph output stays (it must be materialized anyway);
 //! - reads through `pad`/`clamp_edge` of a producer are not fused (the edge rule applies to
-//!   the producer's tensor, not to its body);
-//! - `fuse-maps` also inlines rank-0 constants into the expressions that read them.
+//!   the producer's tensor, not to its body).
 
 use super::util::{affine_expr, compose, cost, prune_reads, rewrite, use_counts, volume};
-use super::{Law, PassConfig, Rewrite};
+use super::{Law, Rewrite};
 use crate::mir::ir::{Edge, Graph, NodeId, NodeKind, Port, Read, ScalarExpr};
-use crate::mir::Idx;
 
 /// The most operations a producer may have and still be recomputed in several consumers.
 pub const DUPLICATE_COST: usize = 24;
-
-pub fn fuse_maps(g: &mut Graph, _cfg: &PassConfig) -> Vec<Rewrite> {
-    let mut out = inline_constants(g);
-    out.extend(fuse(g, "fuse-maps", false));
-    out.extend(drop_copies(g));
-    out
-}
-
-/// A map that only copies another tensor of the same shape (`let s[r] = t[r]`) is that tensor.
-/// Law: the functor's identity law, `map id = id`.
-fn drop_copies(g: &mut Graph) -> Vec<Rewrite> {
-    let mut rename = std::collections::HashMap::new();
-    let mut keep = vec![true; g.nodes.len()];
-    let mut dropped = Vec::new();
-    for (id, node) in g.nodes.iter_enumerated() {
-        let NodeKind::Map { space, reads, body } = &node.kind else {
-            continue;
-        };
-        let [ScalarExpr::Read(0)] = body.as_slice() else {
-            continue;
-        };
-        let [r] = reads.as_slice() else { continue };
-        let identity = r.edge == Edge::Strict
-            && r.proj.len() == space.len()
-            && r.proj
-                .iter()
-                .enumerate()
-                .all(|(k, a)| *a == crate::mir::ir::Affine::var(k as u32));
-        let same = g.nodes[r.node].outputs[r.port as usize] == node.outputs[0];
-        if identity && same {
-            rename.insert(Port { node: id, port: 0 }, r.src());
-            keep[id.index()] = false;
-            dropped.push(format!("{id}"));
-        }
-    }
-    if dropped.is_empty() {
-        return Vec::new();
-    }
-    super::util::rebuild(g, &keep, &rename);
-    vec![Rewrite {
-        pass: "fuse-maps",
-        law: Law::Functor,
-        detail: format!(
-            "dropped {} map(s) that only copy a tensor: {}",
-            dropped.len(),
-            dropped.join(", ")
-        ),
-    }]
-}
-
-pub fn fuse_reduce(g: &mut Graph, _cfg: &PassConfig) -> Vec<Rewrite> {
-    fuse(g, "fuse-reduce", true)
-}
 
 fn box_of(kind: &NodeKind) -> Option<Vec<usize>> {
     match kind {
@@ -88,7 +33,7 @@ fn box_of(kind: &NodeKind) -> Option<Vec<usize>> {
 
 /// Fuses producer maps into consumers that are reductions (`into_reduce`) or maps, until
 /// nothing changes.
-fn fuse(g: &mut Graph, pass: &'static str, into_reduce: bool) -> Vec<Rewrite> {
+pub(super) fn fuse(g: &mut Graph, pass: &'static str, into_reduce: bool) -> Vec<Rewrite> {
     let mut rewrites = Vec::new();
     loop {
         let uses = use_counts(g);
@@ -221,46 +166,3 @@ fn fusable(
     }
 }
 
-/// Inlines reads of rank-0 constants as literals.
-fn inline_constants(g: &mut Graph) -> Vec<Rewrite> {
-    let mut count = 0;
-    for c in g.nodes.ids().collect::<Vec<_>>() {
-        let consts: Vec<Option<flow_runtime::Scalar>> = match &g.nodes[c].kind {
-            NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => reads
-                .iter()
-                .map(|r| match &g.nodes[r.node].kind {
-                    NodeKind::Const { value } if value.shape.is_empty() => Some(value.get(0)),
-                    _ => None,
-                })
-                .collect(),
-            _ => continue,
-        };
-        if consts.iter().all(Option::is_none) {
-            continue;
-        }
-        let node = &mut g.nodes[c];
-        let exprs = match &mut node.kind {
-            NodeKind::Map { body, .. } => body,
-            NodeKind::Reduce { args, .. } => args,
-            _ => continue,
-        };
-        for e in exprs.iter_mut() {
-            *e = rewrite(e, &mut |x| match x {
-                ScalarExpr::Read(k) => consts[*k as usize].map(|s| {
-                    count += 1;
-                    ScalarExpr::Const(s)
-                }),
-                _ => None,
-            });
-        }
-        prune_reads(node);
-    }
-    if count == 0 {
-        return Vec::new();
-    }
-    vec![Rewrite {
-        pass: "fuse-maps",
-        law: Law::ReferentialTransparency,
-        detail: format!("inlined {count} read(s) of scalar constants"),
-    }]
-}

@@ -16,6 +16,8 @@
 mod cse;
 mod dce;
 mod fuse;
+mod fuse_maps;
+mod fuse_reduce;
 mod fuse_siblings;
 pub mod monoid;
 pub mod shard;
@@ -114,13 +116,13 @@ pub struct Pass {
 pub const FUSE_MAPS: Pass = Pass {
     name: "fuse-maps",
     description: "fuses a producer map into the maps that read it, and inlines scalar constants",
-    run: fuse::fuse_maps,
+    run: fuse_maps::run,
 };
 
 pub const FUSE_REDUCE: Pass = Pass {
     name: "fuse-reduce",
     description: "evaluates the map feeding a reduction inside the reduction",
-    run: fuse::fuse_reduce,
+    run: fuse_reduce::run,
 };
 
 pub const FUSE_SIBLINGS: Pass = Pass {
