@@ -255,11 +255,17 @@ impl Jit {
                 }
                 NodeKind::Const { value } => vec![Rc::new(value.clone())],
                 NodeKind::Random { dist, seed } => {
-                    vec![Rc::new(self.random(*dist, *seed, &node.outputs[0].shape)?)]
+                    vec![Rc::new(self.random(
+                        *dist,
+                        *seed,
+                        &node.outputs[0].shape,
+                    )?)]
                 }
-                NodeKind::Map { .. } | NodeKind::Reduce { .. } => {
-                    self.run_kernel(g, id, node, &values)?.into_iter().map(Rc::new).collect()
-                }
+                NodeKind::Map { .. } | NodeKind::Reduce { .. } => self
+                    .run_kernel(g, id, node, &values)?
+                    .into_iter()
+                    .map(Rc::new)
+                    .collect(),
                 NodeKind::Concat { axis, parts } => {
                     let parts: Vec<&Tensor> = parts
                         .iter()

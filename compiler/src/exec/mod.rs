@@ -402,19 +402,29 @@ impl<'p, 'h> Machine<'p, 'h> {
         let out: Vec<Rc<Tensor>> = match self.opts.backend {
             Backend::Interp => {
                 let owned: Vec<Tensor> = inputs.iter().map(|t| (**t).clone()).collect();
-                crate::interp::eval(&g, &owned).map(|v| v.into_iter().map(Rc::new).collect()).map_err(|e| e.to_string())
+                crate::interp::eval(&g, &owned)
+                    .map(|v| v.into_iter().map(Rc::new).collect())
+                    .map_err(|e| e.to_string())
             }
             Backend::Jit => {
                 if self.jit.is_none() {
-                    let jit = crate::codegen::Jit::new(self.opts.threads)
-                        .map_err(|e| RunError { message: e.to_string(), span, kind: RunErrorKind::Other })?;
+                    let jit =
+                        crate::codegen::Jit::new(self.opts.threads).map_err(|e| RunError {
+                            message: e.to_string(),
+                            span,
+                            kind: RunErrorKind::Other,
+                        })?;
                     self.jit = Some(jit);
                 }
                 let jit = self.jit.as_mut().expect("created above");
                 jit.eval(&g, &inputs).map_err(|e| e.to_string())
             }
         }
-        .map_err(|message| RunError { message, span, kind: RunErrorKind::Other })?;
+        .map_err(|message| RunError {
+            message,
+            span,
+            kind: RunErrorKind::Other,
+        })?;
         for (p, t) in wanted.iter().zip(out) {
             self.done.insert(*p, t);
         }

@@ -105,7 +105,7 @@ pub fn decide(g: &Graph, node: &Node, block: usize, split_free: bool) -> Option<
         NodeKind::Reduce {
             space, red, monoid, ..
         } if !red.is_empty()
-            && (split_free || volume(space).saturating_mul(64) <= block)
+            && volume(space).saturating_mul(8) <= block
             && volume(space) * volume(red) > block.saturating_mul(2)
             && red[0] >= 2
             && splittable(g, *monoid, node) =>
