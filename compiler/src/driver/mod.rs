@@ -475,6 +475,22 @@ pub fn cmd_explain(path: &std::path::Path, args: Vec<String>, flags: &PassFlags)
         let before = crate::mir::kernels::plan(raw).kernels.len();
         let after = crate::mir::kernels::plan(opt).kernels.len();
         outln!("graph {i}: {before} kernel(s) as written, {after} after rewriting (each shard counted)");
+        // Op calls and arrow chains were inlined while lowering; node labels name the ops.
+        let mut ops: Vec<&str> = raw
+            .nodes
+            .iter()
+            .filter_map(|n| n.label.split('.').next())
+            .filter(|l| !l.is_empty())
+            .collect();
+        ops.sort_unstable();
+        ops.dedup();
+        if !ops.is_empty() {
+            outln!(
+                "  [inline] op calls inlined into one graph while lowering: {}",
+                ops.join(", ")
+            );
+            outln!("      why: arrow composition — composing operations is associative and has an identity, so a chain of calls is one graph");
+        }
         if rep.rewrites.is_empty() {
             outln!("  no rewrites");
         }
