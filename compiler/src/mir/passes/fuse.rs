@@ -165,4 +165,3 @@ fn fusable(
         None
     }
 }
-

@@ -11,4 +11,3 @@ use crate::mir::ir::Graph;
 pub fn run(g: &mut Graph, _cfg: &PassConfig) -> Vec<Rewrite> {
     fuse(g, "fuse-reduce", true)
 }
-
