@@ -59,6 +59,7 @@ pub struct Jit {
     cache: HashMap<String, KernelFn>,
     threads: usize,
     compiled: usize,
+    compile_time: std::time::Duration,
 }
 
 macro_rules! math_fns {
@@ -176,10 +177,16 @@ impl Jit {
             cache: HashMap::new(),
             threads: threads.max(1),
             compiled: 0,
+            compile_time: std::time::Duration::ZERO,
         })
     }
 
     /// How many kernels were compiled (not taken from the cache).
+    /// The time spent generating and compiling kernels.
+    pub fn compile_time(&self) -> std::time::Duration {
+        self.compile_time
+    }
+
     pub fn compiled(&self) -> usize {
         self.compiled
     }
@@ -192,6 +199,7 @@ impl Jit {
         if let Some(k) = self.cache.get(&key) {
             return Ok(*k);
         }
+        let start = std::time::Instant::now();
         let ptr = self.module.target_config().pointer_type();
         self.module.clear_context(&mut self.ctx);
         kernel::kernel_signature(&mut self.ctx.func.signature, ptr);
@@ -227,6 +235,7 @@ impl Jit {
         // SAFETY: the function was generated with exactly this signature.
         let f: KernelFn = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
         self.compiled += 1;
+        self.compile_time += start.elapsed();
         self.cache.insert(key, f);
         Ok(f)
     }

@@ -595,9 +595,11 @@ pub fn cmd_bench(
             return 2;
         }
     };
+    let start = std::time::Instant::now();
     let Some(c) = compile_or_report(path, cfg) else {
         return 1;
     };
+    let front_end = start.elapsed();
     if c.program.benches.is_empty() {
         eprintln!("error: `{}` has no `bench` blocks", path.display());
         return 1;
@@ -613,14 +615,25 @@ pub fn cmd_bench(
             continue;
         }
         let (median, min, max) = summarize(&r.times);
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
         if json {
             rows.push(format!(
-                "{{\"name\": {:?}, \"median_ms\": {median:.4}, \"min_ms\": {min:.4}, \"max_ms\": {max:.4}, \"runs\": {}}}",
+                "{{\"name\": {:?}, \"median_ms\": {median:.4}, \"min_ms\": {min:.4}, \"max_ms\": {max:.4}, \"runs\": {}, \"front_end_ms\": {:.3}, \"kernel_compile_ms\": {:.3}, \"kernels\": {}}}",
                 r.name,
-                r.times.len()
+                r.times.len(),
+                ms(front_end),
+                ms(r.compile_time),
+                r.kernels
             ));
         } else {
             outln!("bench {:<28} median {median:>10.3} ms   min {min:>10.3}   max {max:>10.3}   ({} runs)", r.name, r.times.len());
+            outln!(
+                "      compile: front end {:.2} ms, {} kernel(s) in {:.2} ms; passes {:.2} ms over all dispatches",
+                ms(front_end),
+                r.kernels,
+                ms(r.compile_time),
+                ms(r.pass_time)
+            );
         }
     }
     if json {

@@ -182,6 +182,8 @@ struct Machine<'p, 'h> {
     jit: Option<crate::codegen::Jit>,
     /// Set while `flowc bench` runs a bench block.
     bench: Option<BenchState>,
+    /// Time spent in the rewrite passes.
+    pass_time: std::time::Duration,
 }
 
 struct BenchState {
@@ -196,6 +198,11 @@ pub struct BenchOutcome {
     /// One per measured repetition, in order.
     pub times: Vec<std::time::Duration>,
     pub error: Option<RunError>,
+    /// Time in the rewrite passes and in kernel compilation over the whole bench block (the
+    /// passes run at every dispatch; kernels compile once and come from the cache after).
+    pub pass_time: std::time::Duration,
+    pub compile_time: std::time::Duration,
+    pub kernels: usize,
 }
 
 /// Runs every `bench` block: its setup once, its `measure` block `warmup` times untimed and
@@ -218,10 +225,17 @@ pub fn run_benches(
             });
             let error = m.run_body(&b.body, Vec::new(), HashMap::new()).err();
             let times = m.bench.take().map(|s| s.times).unwrap_or_default();
+            let (compile_time, kernels) =
+                m.jit.as_ref().map_or((std::time::Duration::ZERO, 0), |j| {
+                    (j.compile_time(), j.compiled())
+                });
             BenchOutcome {
                 name: b.name.clone(),
                 times,
                 error,
+                pass_time: m.pass_time,
+                compile_time,
+                kernels,
             }
         })
         .collect()
@@ -241,6 +255,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             opts: opts.clone(),
             jit: None,
             bench: None,
+            pass_time: std::time::Duration::ZERO,
         }
     }
 
@@ -393,11 +408,13 @@ impl<'p, 'h> Machine<'p, 'h> {
                 Some(p) => p.clone(),
                 None => PIPELINE.iter().collect(),
             };
+            let start = std::time::Instant::now();
             optimize(&mut g, &passes, &self.opts.config).map_err(|e| RunError {
                 message: e.to_string(),
                 span,
                 kind: RunErrorKind::Other,
             })?;
+            self.pass_time += start.elapsed();
         }
         let out: Vec<Rc<Tensor>> = match self.opts.backend {
             Backend::Interp => {
