@@ -578,8 +578,7 @@ pub fn generate(g: &Graph, node: &Node, b: &mut FunctionBuilder<'_>, imports: Im
             args,
             ..
         } => {
-            let m = explicit(g, *monoid, node.outputs[0].dtype)
-                .expect("a verified reduction has a usable monoid");
+            let m = kernel_monoid(g, *monoid, node.outputs[0].dtype);
             let range = (!space.is_empty()).then_some((lo, hi));
             gen.nest(space, 0, range, &mut |g| {
                 reduce_point(g, &m, space, red, args)
@@ -653,5 +652,28 @@ impl Gen<'_, '_> {
     /// Loops over `dims` from zero, pushing index values after the current ones.
     fn nest_from(&mut self, dims: &[usize], inner: &mut dyn FnMut(&mut Self)) {
         self.nest(dims, 0, None, inner);
+    }
+}
+
+/// The monoid of a reduction with every part spelled out; a user monoid without a wrap takes
+/// its state (perhaps a tuple) as its one argument.
+fn kernel_monoid(g: &Graph, m: crate::mir::ir::MonoidRef, dtype: DType) -> Explicit {
+    if let Some(e) = explicit(g, m, dtype) {
+        return e;
+    }
+    let crate::mir::ir::MonoidRef::User(id) = m else {
+        unreachable!("built-in monoids are always explicit")
+    };
+    let u = &g.monoids[id];
+    Explicit {
+        name: u.name.clone(),
+        state: u.state.clone(),
+        names: u.field_names.clone(),
+        zero: u.zero.clone(),
+        params: u.state.clone(),
+        wrap: ScalarExpr::Param(0),
+        combine: u.combine.clone(),
+        unwrap: u.unwrap.clone(),
+        commutative: u.commutative,
     }
 }

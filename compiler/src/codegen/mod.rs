@@ -60,7 +60,13 @@ pub struct Jit {
     threads: usize,
     compiled: usize,
     compile_time: std::time::Duration,
+    /// Buffers of dropped tensors, reused for kernel outputs of the same type and length
+    /// (fresh pages cost far more than the kernels that fill them).
+    pool: Vec<Data>,
 }
+
+/// At most this many bytes are kept in the buffer pool.
+const POOL_BYTES: usize = 1 << 30;
 
 macro_rules! math_fns {
     ($($name:ident: $ty:ty => $body:expr;)*) => {
@@ -178,10 +184,42 @@ impl Jit {
             threads: threads.max(1),
             compiled: 0,
             compile_time: std::time::Duration::ZERO,
+            pool: Vec::new(),
         })
     }
 
     /// How many kernels were compiled (not taken from the cache).
+    /// Gives a dropped tensor's memory back for reuse.
+    pub fn recycle(&mut self, t: Tensor) {
+        let bytes = |d: &Data| d.len() * d.dtype().size_bytes();
+        let held: usize = self.pool.iter().map(bytes).sum();
+        if held + bytes(&t.data) <= POOL_BYTES && !t.data.is_empty() {
+            self.pool.push(t.data);
+        }
+    }
+
+    /// An output tensor: a pooled buffer of the right type and length (its old contents are
+    /// overwritten by the kernel, which writes every element), else a new one.
+    fn output(
+        &mut self,
+        dtype: DType,
+        shape: &[usize],
+    ) -> Result<Tensor, flow_runtime::ShapeError> {
+        let len = flow_runtime::num_elements(shape)?;
+        if let Some(k) = self
+            .pool
+            .iter()
+            .position(|d| d.dtype() == dtype && d.len() == len)
+        {
+            let data = self.pool.swap_remove(k);
+            return Ok(Tensor {
+                shape: shape.to_vec(),
+                data,
+            });
+        }
+        Tensor::zeros(dtype, shape)
+    }
+
     /// The time spent generating and compiling kernels.
     pub fn compile_time(&self) -> std::time::Duration {
         self.compile_time
@@ -352,7 +390,7 @@ impl Jit {
         };
         let mut outs: Vec<Tensor> = Vec::new();
         for t in &node.outputs {
-            outs.push(Tensor::zeros(t.dtype, &t.shape).map_err(|e| JitError {
+            outs.push(self.output(t.dtype, &t.shape).map_err(|e| JitError {
                 message: format!("node {id}: {e}"),
             })?);
         }

@@ -54,11 +54,22 @@ pub enum Value {
     Scalar(Scalar),
     Tensor(Rc<Tensor>),
     /// Not computed yet: a port of the pending graph.
-    Lazy(Port),
+    Lazy(Lazy),
     Tuple(Vec<Value>),
     Str(String),
     List(Vec<Value>),
     Unit,
+}
+
+/// A handle on a value of the pending graph. While a handle to a port is alive, its computed
+/// tensor is kept; once none is, the tensor may be dropped (and recomputed, by idempotence, if
+/// a pending node still needs it).
+#[derive(Clone, Debug)]
+pub struct Lazy {
+    pub port: Port,
+    /// Held, never read: its strong count is the liveness of the port.
+    #[allow(dead_code)]
+    token: Rc<()>,
 }
 
 /// Which backend runs dispatched graphs.
@@ -182,6 +193,8 @@ struct Machine<'p, 'h> {
     jit: Option<crate::codegen::Jit>,
     /// Set while `flowc bench` runs a bench block.
     bench: Option<BenchState>,
+    /// The handles given out for each port (see [`Lazy`]).
+    tokens: HashMap<Port, std::rc::Weak<()>>,
     /// Time spent in the rewrite passes.
     pass_time: std::time::Duration,
 }
@@ -255,6 +268,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             opts: opts.clone(),
             jit: None,
             bench: None,
+            tokens: HashMap::new(),
             pass_time: std::time::Duration::ZERO,
         }
     }
@@ -282,7 +296,7 @@ impl<'p, 'h> Machine<'p, 'h> {
     fn tval(&mut self, v: &Value, span: Span) -> RResult<TVal> {
         Ok(match v {
             Value::Scalar(s) => TVal::Port(self.lower.scalar(*s)),
-            Value::Lazy(p) => TVal::Port(*p),
+            Value::Lazy(l) => TVal::Port(l.port),
             Value::Tensor(t) => {
                 let key = Rc::as_ptr(t);
                 if let Some((_, p)) = self.entered.get(&key) {
@@ -308,9 +322,22 @@ impl<'p, 'h> Machine<'p, 'h> {
         })
     }
 
-    fn value_of_tval(&self, t: TVal) -> Value {
+    /// A handle on port `p`, sharing the token of a live handle when there is one.
+    fn handle(&mut self, p: Port) -> Value {
+        let token = match self.tokens.get(&p).and_then(std::rc::Weak::upgrade) {
+            Some(t) => t,
+            None => {
+                let t = Rc::new(());
+                self.tokens.insert(p, Rc::downgrade(&t));
+                t
+            }
+        };
+        Value::Lazy(Lazy { port: p, token })
+    }
+
+    fn value_of_tval(&mut self, t: TVal) -> Value {
         match t {
-            TVal::Port(p) => Value::Lazy(p),
+            TVal::Port(p) => self.handle(p),
             TVal::Tuple(vs) => {
                 Value::Tuple(vs.into_iter().map(|v| self.value_of_tval(v)).collect())
             }
@@ -320,8 +347,8 @@ impl<'p, 'h> Machine<'p, 'h> {
     /// Computes a value: dispatches every lazy part of it.
     fn force(&mut self, v: Value, span: Span) -> RResult<Value> {
         Ok(match v {
-            Value::Lazy(p) => {
-                let t = self.dispatch(p, span)?;
+            Value::Lazy(l) => {
+                let t = self.dispatch(l.port, span)?;
                 if t.shape.is_empty() {
                     Value::Scalar(t.get(0))
                 } else {
@@ -445,7 +472,35 @@ impl<'p, 'h> Machine<'p, 'h> {
         for (p, t) in wanted.iter().zip(out) {
             self.done.insert(*p, t);
         }
-        Ok(self.done[&target].clone())
+        let result = self.done[&target].clone();
+        self.collect();
+        Ok(result)
+    }
+
+    /// Drops computed tensors no value can reach any more: no live handle to their port, no
+    /// value sharing the tensor, not a tensor that entered the graph from a live value. Their
+    /// memory goes back to the native backend's buffer pool.
+    fn collect(&mut self) {
+        self.tokens.retain(|_, w| w.strong_count() > 0);
+        self.entered.retain(|_, (t, _)| Rc::strong_count(t) > 2);
+        let entered: std::collections::HashSet<Port> =
+            self.entered.values().map(|(_, p)| *p).collect();
+        let tokens = &self.tokens;
+        let mut freed = Vec::new();
+        self.done.retain(|p, t| {
+            let keep = tokens.contains_key(p) || entered.contains(p) || Rc::strong_count(t) > 1;
+            if !keep {
+                freed.push(t.clone());
+            }
+            keep
+        });
+        if let Some(jit) = &mut self.jit {
+            for t in freed {
+                if let Ok(t) = Rc::try_unwrap(t) {
+                    jit.recycle(t);
+                }
+            }
+        }
     }
 
     // ---- evaluation ----
@@ -556,7 +611,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                                 span,
                                 kind: RunErrorKind::Other,
                             })?;
-                        Ok(Value::Lazy(p))
+                        Ok(self.handle(p))
                     }
                 }
             }
@@ -625,8 +680,8 @@ impl<'p, 'h> Machine<'p, 'h> {
     /// Operands of `&&`/`||` are conditions: a lazy boolean is observed.
     fn observe_condition(&mut self, op: &hir::BinOp, v: Value, span: Span) -> RResult<Value> {
         match (op, &v) {
-            (hir::BinOp::And | hir::BinOp::Or, Value::Lazy(p))
-                if self.lower.ty(*p).shape.is_empty() =>
+            (hir::BinOp::And | hir::BinOp::Or, Value::Lazy(l))
+                if self.lower.ty(l.port).shape.is_empty() =>
             {
                 self.force(v, span)
             }
@@ -744,7 +799,7 @@ impl<'p, 'h> Machine<'p, 'h> {
 
     fn note_bound(&mut self, v: &Value) {
         match v {
-            Value::Lazy(p) => self.bound.push(*p),
+            Value::Lazy(l) => self.bound.push(l.port),
             Value::Tuple(vs) => vs.iter().for_each(|x| self.note_bound(x)),
             _ => {}
         }
@@ -795,7 +850,7 @@ impl<'p, 'h> Machine<'p, 'h> {
     fn shape_of(&self, v: &Value) -> Option<Vec<usize>> {
         match v {
             Value::Tensor(t) => Some(t.shape.clone()),
-            Value::Lazy(p) => Some(self.lower.ty(*p).shape.clone()),
+            Value::Lazy(l) => Some(self.lower.ty(l.port).shape.clone()),
             Value::Scalar(_) => Some(Vec::new()),
             _ => None,
         }
@@ -1052,7 +1107,7 @@ pub fn show(v: &Value) -> String {
     match v {
         Value::Scalar(s) => format_scalar(s),
         Value::Tensor(t) => format_tensor(t),
-        Value::Lazy(p) => format!("<lazy {p}>"),
+        Value::Lazy(l) => format!("<lazy {}>", l.port),
         Value::Tuple(vs) => format!("({})", vs.iter().map(show).collect::<Vec<_>>().join(", ")),
         Value::Str(s) => s.clone(),
         Value::List(vs) => format!(

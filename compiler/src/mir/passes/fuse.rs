@@ -52,7 +52,18 @@ pub(super) fn fuse(g: &mut Graph, pass: &'static str, into_reduce: bool) -> Vec<
                 _ => unreachable!("checked above"),
             };
             for (k, r) in reads.iter().enumerate() {
-                let Some(reason) = fusable(g, &uses, r, &c_box) else {
+                // Each occurrence of the read in the consumer's expressions is a use: fusing
+                // pastes the producer's body at every one.
+                let exprs = match &g.nodes[c].kind {
+                    NodeKind::Map { body, .. } => body.as_slice(),
+                    NodeKind::Reduce { args, .. } => args.as_slice(),
+                    _ => &[],
+                };
+                let occurrences = exprs
+                    .iter()
+                    .map(|e| count_reads(e, k as u32))
+                    .sum::<usize>();
+                let Some(reason) = fusable(g, &uses, r, &c_box, occurrences) else {
                     continue;
                 };
                 let producer = g.nodes[r.node].clone();
@@ -130,6 +141,7 @@ fn fusable(
     uses: &std::collections::HashMap<Port, usize>,
     r: &Read,
     c_box: &[usize],
+    occurrences: usize,
 ) -> Option<&'static str> {
     if r.edge != Edge::Strict {
         return None;
@@ -142,7 +154,7 @@ fn fusable(
         return None;
     }
     let p_cost = cost(&body[port.port as usize]);
-    let n_uses = uses.get(&port).copied().unwrap_or(0);
+    let n_uses = uses.get(&port).copied().unwrap_or(0) + occurrences.saturating_sub(1);
     // Visiting a producer point more than once would repeat its work.
     let repeats = volume(c_box) > volume(space);
     let other_ports_used = (0..body.len() as u32).any(|p| {
@@ -164,4 +176,16 @@ fn fusable(
     } else {
         None
     }
+}
+
+/// How many times `Read(k)` occurs in `e`.
+fn count_reads(e: &ScalarExpr, k: u32) -> usize {
+    let mut n = 0;
+    super::util::rewrite(e, &mut |x| {
+        if matches!(x, ScalarExpr::Read(j) if *j == k) {
+            n += 1;
+        }
+        None
+    });
+    n
 }
