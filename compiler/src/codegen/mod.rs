@@ -12,7 +12,6 @@ pub mod kernel;
 
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cranelift_codegen::ir::{AbiParam, UserFuncName};
 use cranelift_codegen::settings::{self, Configurable};
@@ -57,7 +56,8 @@ pub struct Jit {
     fctx: FunctionBuilderContext,
     math: Vec<FuncId>,
     cache: HashMap<String, KernelFn>,
-    threads: usize,
+    /// The worker pool that runs shard tasks.
+    workers: flow_runtime::pool::Pool,
     compiled: usize,
     compile_time: std::time::Duration,
     /// Buffers of dropped tensors, reused for kernel outputs of the same type and length
@@ -68,67 +68,24 @@ pub struct Jit {
 /// At most this many bytes are kept in the buffer pool.
 const POOL_BYTES: usize = 1 << 30;
 
-macro_rules! math_fns {
-    ($($name:ident: $ty:ty => $body:expr;)*) => {
-        $(
-            extern "C" fn $name(x: $ty) -> $ty {
-                let f: fn($ty) -> $ty = $body;
-                f(x)
-            }
-        )*
-    };
-}
-
-math_fns! {
-    flow_exp_f32: f32 => f32::exp;
-    flow_log_f32: f32 => f32::ln;
-    flow_sin_f32: f32 => f32::sin;
-    flow_cos_f32: f32 => f32::cos;
-    flow_tanh_f32: f32 => f32::tanh;
-    flow_exp_f64: f64 => f64::exp;
-    flow_log_f64: f64 => f64::ln;
-    flow_sin_f64: f64 => f64::sin;
-    flow_cos_f64: f64 => f64::cos;
-    flow_tanh_f64: f64 => f64::tanh;
-}
-
-extern "C" fn flow_pow_f32(x: f32, y: f32) -> f32 {
-    x.powf(y)
-}
-extern "C" fn flow_rem_f32(x: f32, y: f32) -> f32 {
-    x % y
-}
-extern "C" fn flow_pow_f64(x: f64, y: f64) -> f64 {
-    x.powf(y)
-}
-extern "C" fn flow_rem_f64(x: f64, y: f64) -> f64 {
-    x % y
-}
-
-/// The math symbols, in the order of [`CALLED`], `f32` then `f64`.
+/// The runtime's math symbols, in the order of [`CALLED`], `f32` then `f64`: kernels call
+/// the same Rust functions the interpreter uses, so results match bit for bit.
 fn math_symbols() -> Vec<(String, *const u8, DType, usize)> {
-    let f32s: [*const u8; 7] = [
-        flow_exp_f32 as *const u8,
-        flow_log_f32 as *const u8,
-        flow_sin_f32 as *const u8,
-        flow_cos_f32 as *const u8,
-        flow_tanh_f32 as *const u8,
-        flow_pow_f32 as *const u8,
-        flow_rem_f32 as *const u8,
-    ];
-    let f64s: [*const u8; 7] = [
-        flow_exp_f64 as *const u8,
-        flow_log_f64 as *const u8,
-        flow_sin_f64 as *const u8,
-        flow_cos_f64 as *const u8,
-        flow_tanh_f64 as *const u8,
-        flow_pow_f64 as *const u8,
-        flow_rem_f64 as *const u8,
-    ];
+    let table: std::collections::HashMap<&str, *const u8> =
+        flow_runtime::abi::builtin_symbols().into_iter().collect();
     let mut out = Vec::new();
-    for (d, ptrs) in [(DType::F32, f32s), (DType::F64, f64s)] {
-        for ((name, arity), p) in CALLED.iter().zip(ptrs) {
-            out.push((format!("flow_{name}_{d}"), p, d, *arity));
+    for d in [DType::F32, DType::F64] {
+        for (name, arity) in CALLED {
+            let base = if name == "rem" { "fmod" } else { name };
+            let symbol = if d == DType::F32 {
+                format!("flow_{base}f")
+            } else {
+                format!("flow_{base}")
+            };
+            let ptr = *table
+                .get(symbol.as_str())
+                .expect("the runtime exports every math built-in");
+            out.push((symbol, ptr, d, arity));
         }
     }
     out
@@ -181,7 +138,9 @@ impl Jit {
             fctx: FunctionBuilderContext::new(),
             math,
             cache: HashMap::new(),
-            threads: threads.max(1),
+            workers: flow_runtime::pool::Pool::new(threads.max(1)).map_err(|e| JitError {
+                message: format!("cannot start the worker threads: {e}"),
+            })?,
             compiled: 0,
             compile_time: std::time::Duration::ZERO,
             pool: Vec::new(),
@@ -352,7 +311,7 @@ impl Jit {
         let n_tasks = v.len().div_ceil(chunk);
         let base = SendPtr(v.as_mut_ptr() as *mut u8);
         let len = v.len();
-        run_tasks(self.threads, n_tasks, &|k| {
+        run_tasks(&self.workers, n_tasks, &|k| {
             let lo = k * chunk;
             let hi = (lo + chunk).min(len);
             // SAFETY: tasks write disjoint ranges of one live buffer.
@@ -422,7 +381,7 @@ impl Jit {
             (rows, space[0].div_ceil(rows))
         };
         let extent0 = space.first().copied().unwrap_or(1);
-        run_tasks(self.threads, n_tasks, &|k| {
+        run_tasks(&self.workers, n_tasks, &|k| {
             let lo = k * rows;
             let hi = (lo + rows).min(extent0);
             // SAFETY: the kernel reads only inside its input buffers (proved by the verifier)
@@ -474,41 +433,23 @@ impl SendPtrs {
 unsafe impl Send for SendPtrs {}
 unsafe impl Sync for SendPtrs {}
 
-/// Runs tasks `0..n` on up to `threads` threads; each returns 0 or an error code. The error of
-/// the lowest-numbered failing task is returned, whatever the thread count.
-fn run_tasks(threads: usize, n: usize, f: &(dyn Fn(usize) -> i32 + Sync)) -> Result<(), JitError> {
-    let first_error = std::sync::Mutex::new(None::<(usize, i32)>);
-    let record = |k: usize, code: i32| {
-        if code != 0 {
-            let mut e = first_error.lock().unwrap_or_else(|p| p.into_inner());
-            if e.is_none_or(|(j, _)| k < j) {
-                *e = Some((k, code));
-            }
-        }
-    };
-    let workers = threads.min(n).max(1);
-    if workers == 1 {
-        for k in 0..n {
-            record(k, f(k));
-        }
-    } else {
-        let next = AtomicUsize::new(0);
-        std::thread::scope(|s| {
-            for _ in 0..workers {
-                s.spawn(|| loop {
-                    let k = next.fetch_add(1, Ordering::Relaxed);
-                    if k >= n {
-                        break;
-                    }
-                    record(k, f(k));
-                });
-            }
-        });
-    }
-    match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        None => Ok(()),
-        Some((_, code)) => jit_err(code.to_string()),
-    }
+/// Runs tasks `0..n` on the worker pool; each returns 0 or an error code. The error of the
+/// lowest-numbered failing task is returned, whatever the thread count; a panic in a task
+/// becomes an error naming the task.
+fn run_tasks(
+    pool: &flow_runtime::pool::Pool,
+    n: usize,
+    f: &(dyn Fn(usize) -> i32 + Sync),
+) -> Result<(), JitError> {
+    pool.run(n, &|k| flow_runtime::pool::TaskError::check_status(k, f(k)))
+        .map_err(|e| match e.kind {
+            flow_runtime::pool::TaskErrorKind::Code(code) => JitError {
+                message: code.to_string(),
+            },
+            _ => JitError {
+                message: e.to_string(),
+            },
+        })
 }
 
 fn data_ptr(d: &Data) -> *const u8 {

@@ -1,0 +1,348 @@
+//! The C ABI between generated kernels and the runtime: the argument block of one shard, the
+//! kernel function type, its status codes, and the math and random builtins that JIT code
+//! calls.
+//!
+//! A kernel runs one shard: the sub-box `lo[d] <= i_d < hi[d]` of its index space, reading and
+//! writing only the buffers in `bufs` (no globals), and returns [`OK`] or an `ERR_*` code. The
+//! meaning of each buffer and dimension is fixed by the kernel plan that codegen produces; the
+//! runtime only carries them.
+//!
+//! **Invariants:**
+//! - every builtin computes exactly what the reference interpreter computes for the same
+//!   operation: the float functions call Rust's `f32`/`f64` methods (the interpreter's
+//!   semantics), `fmod` is Rust's `%`, and the random draws call [`crate::rand`], so JIT code
+//!   that calls a builtin agrees with the interpreter bit for bit;
+//! - the builtins are `extern "C"`, never unwind, and are also exported unmangled under the
+//!   names of [`builtin_symbols`], so an ahead-of-time object file can link against them.
+
+use std::mem::offset_of;
+
+/// The arguments of one shard of a kernel, as generated code reads them.
+///
+/// The slices behind the pointers must stay alive, and the buffers must not be touched by
+/// anything else, while the kernel runs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KernelArgs {
+    /// `n_bufs` pointers to the first byte of each buffer (inputs and outputs, in the order
+    /// the kernel plan gives).
+    pub bufs: *const *mut u8,
+    /// The number of buffers.
+    pub n_bufs: u64,
+    /// `n_dims` inclusive lower bounds of the shard's box, one per dimension.
+    pub lo: *const i64,
+    /// `n_dims` exclusive upper bounds of the shard's box.
+    pub hi: *const i64,
+    /// The number of dimensions of the index space.
+    pub n_dims: u64,
+}
+
+/// A compiled kernel: runs the shard that `args` describes and returns [`OK`] or an `ERR_*`
+/// code.
+pub type KernelFn = unsafe extern "C" fn(args: *const KernelArgs) -> i32;
+
+/// The status of a kernel that ran to completion.
+pub const OK: i32 = 0;
+/// An integer division or remainder by zero.
+pub const ERR_DIV_ZERO: i32 = 1;
+/// An integer division `MIN / -1`, whose quotient does not fit.
+pub const ERR_DIV_OVERFLOW: i32 = 2;
+
+/// The byte offset of [`KernelArgs::bufs`], for generated loads.
+pub const ARGS_BUFS_OFFSET: i32 = offset_of!(KernelArgs, bufs) as i32;
+/// The byte offset of [`KernelArgs::n_bufs`].
+pub const ARGS_N_BUFS_OFFSET: i32 = offset_of!(KernelArgs, n_bufs) as i32;
+/// The byte offset of [`KernelArgs::lo`].
+pub const ARGS_LO_OFFSET: i32 = offset_of!(KernelArgs, lo) as i32;
+/// The byte offset of [`KernelArgs::hi`].
+pub const ARGS_HI_OFFSET: i32 = offset_of!(KernelArgs, hi) as i32;
+/// The byte offset of [`KernelArgs::n_dims`].
+pub const ARGS_N_DIMS_OFFSET: i32 = offset_of!(KernelArgs, n_dims) as i32;
+
+impl KernelArgs {
+    /// The arguments for buffers `bufs` and the box `lo..hi`.
+    ///
+    /// The result points into the three slices: it is valid only while they are.
+    ///
+    /// # Panics
+    /// If `lo` and `hi` have different lengths.
+    pub fn new(bufs: &[*mut u8], lo: &[i64], hi: &[i64]) -> KernelArgs {
+        assert_eq!(
+            lo.len(),
+            hi.len(),
+            "a box needs as many lower as upper bounds"
+        );
+        KernelArgs {
+            bufs: bufs.as_ptr(),
+            n_bufs: bufs.len() as u64,
+            lo: lo.as_ptr(),
+            hi: hi.as_ptr(),
+            n_dims: lo.len() as u64,
+        }
+    }
+}
+
+/// Calls `kernel` on buffers `bufs` and the box `lo..hi`, and returns its status.
+///
+/// # Safety
+/// `kernel` must be a kernel compiled for exactly these buffers (count, element types and
+/// lengths) and this number of dimensions, the box must lie inside the region the buffers
+/// were sized for, and no other thread may access the memory the shard writes while it runs.
+pub unsafe fn call_kernel(kernel: KernelFn, bufs: &[*mut u8], lo: &[i64], hi: &[i64]) -> i32 {
+    let args = KernelArgs::new(bufs, lo, hi);
+    // SAFETY: `args` points into slices that outlive the call; the rest is the caller's
+    // contract.
+    unsafe { kernel(&args) }
+}
+
+/// The words for a kernel status.
+pub fn error_message(code: i32) -> &'static str {
+    match code {
+        OK => "no error",
+        ERR_DIV_ZERO => "integer division by zero",
+        ERR_DIV_OVERFLOW => "integer division overflow (MIN / -1)",
+        _ => "unknown kernel error",
+    }
+}
+
+/// The builtins that JIT code may call, by symbol name, for the JIT's symbol table.
+///
+/// `f32` functions end in `f` (`flow_expf`), as in C; the `f64` ones have no suffix
+/// (`flow_exp`). Signatures: unary functions take and return one float, `powf`/`fmodf` (and
+/// `pow`/`fmod`) take two, and `flow_rand_uniform`/`flow_rand_normal` take `(seed: u64,
+/// n: u64)` and return `f32`.
+pub fn builtin_symbols() -> Vec<(&'static str, *const u8)> {
+    vec![
+        ("flow_expf", flow_expf as *const u8),
+        ("flow_logf", flow_logf as *const u8),
+        ("flow_sinf", flow_sinf as *const u8),
+        ("flow_cosf", flow_cosf as *const u8),
+        ("flow_tanhf", flow_tanhf as *const u8),
+        ("flow_powf", flow_powf as *const u8),
+        ("flow_fmodf", flow_fmodf as *const u8),
+        ("flow_exp", flow_exp as *const u8),
+        ("flow_log", flow_log as *const u8),
+        ("flow_sin", flow_sin as *const u8),
+        ("flow_cos", flow_cos as *const u8),
+        ("flow_tanh", flow_tanh as *const u8),
+        ("flow_pow", flow_pow as *const u8),
+        ("flow_fmod", flow_fmod as *const u8),
+        ("flow_rand_uniform", flow_rand_uniform as *const u8),
+        ("flow_rand_normal", flow_rand_normal as *const u8),
+    ]
+}
+
+/// Declares `extern "C"` builtins that apply a Rust float method.
+macro_rules! unary_builtins {
+    ($($(#[$doc:meta])* $name:ident: $t:ty => $method:ident;)*) => {
+        $(
+            $(#[$doc])*
+            #[unsafe(no_mangle)]
+            pub extern "C" fn $name(x: $t) -> $t {
+                x.$method()
+            }
+        )*
+    };
+}
+
+unary_builtins! {
+    /// `exp` on `f32` (Rust's `f32::exp`).
+    flow_expf: f32 => exp;
+    /// `log` on `f32`: the natural logarithm (Rust's `f32::ln`).
+    flow_logf: f32 => ln;
+    /// `sin` on `f32` (Rust's `f32::sin`).
+    flow_sinf: f32 => sin;
+    /// `cos` on `f32` (Rust's `f32::cos`).
+    flow_cosf: f32 => cos;
+    /// `tanh` on `f32` (Rust's `f32::tanh`).
+    flow_tanhf: f32 => tanh;
+    /// `exp` on `f64` (Rust's `f64::exp`).
+    flow_exp: f64 => exp;
+    /// `log` on `f64`: the natural logarithm (Rust's `f64::ln`).
+    flow_log: f64 => ln;
+    /// `sin` on `f64` (Rust's `f64::sin`).
+    flow_sin: f64 => sin;
+    /// `cos` on `f64` (Rust's `f64::cos`).
+    flow_cos: f64 => cos;
+    /// `tanh` on `f64` (Rust's `f64::tanh`).
+    flow_tanh: f64 => tanh;
+}
+
+/// `x ** y` on `f32` (Rust's `f32::powf`).
+#[unsafe(no_mangle)]
+pub extern "C" fn flow_powf(x: f32, y: f32) -> f32 {
+    x.powf(y)
+}
+
+/// `x % y` on `f32`: the remainder with the sign of `x` (Rust's `%`, C's `fmodf`). Cranelift
+/// has no float remainder instruction.
+#[unsafe(no_mangle)]
+pub extern "C" fn flow_fmodf(x: f32, y: f32) -> f32 {
+    x % y
+}
+
+/// `x ** y` on `f64` (Rust's `f64::powf`).
+#[unsafe(no_mangle)]
+pub extern "C" fn flow_pow(x: f64, y: f64) -> f64 {
+    x.powf(y)
+}
+
+/// `x % y` on `f64` (Rust's `%`, C's `fmod`).
+#[unsafe(no_mangle)]
+pub extern "C" fn flow_fmod(x: f64, y: f64) -> f64 {
+    x % y
+}
+
+/// Element `n` of `rand_uniform(seed, …)` ([`crate::rand::uniform`]).
+#[unsafe(no_mangle)]
+pub extern "C" fn flow_rand_uniform(seed: u64, n: u64) -> f32 {
+    crate::rand::uniform(seed, n)
+}
+
+/// Element `n` of `rand_normal(seed, …)` ([`crate::rand::normal`]).
+#[unsafe(no_mangle)]
+pub extern "C" fn flow_rand_normal(seed: u64, n: u64) -> f32 {
+    crate::rand::normal(seed, n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values that exercise the special cases of the math functions.
+    const F32S: [f32; 14] = [
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        0.5,
+        -2.75,
+        88.0,
+        -104.0,
+        1e-30,
+        3.0e38,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        std::f32::consts::PI,
+    ];
+
+    fn same32(a: f32, b: f32) -> bool {
+        a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+    }
+
+    fn same64(a: f64, b: f64) -> bool {
+        a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+    }
+
+    #[test]
+    fn builtins_match_rust_float_methods_bit_for_bit() {
+        for &x in &F32S {
+            assert!(same32(flow_expf(x), x.exp()));
+            assert!(same32(flow_logf(x), x.ln()));
+            assert!(same32(flow_sinf(x), x.sin()));
+            assert!(same32(flow_cosf(x), x.cos()));
+            assert!(same32(flow_tanhf(x), x.tanh()));
+            let d = x as f64 * 1.25;
+            assert!(same64(flow_exp(d), d.exp()));
+            assert!(same64(flow_log(d), d.ln()));
+            assert!(same64(flow_sin(d), d.sin()));
+            assert!(same64(flow_cos(d), d.cos()));
+            assert!(same64(flow_tanh(d), d.tanh()));
+            for &y in &F32S {
+                assert!(same32(flow_powf(x, y), x.powf(y)));
+                assert!(same32(flow_fmodf(x, y), x % y));
+                let e = y as f64;
+                assert!(same64(flow_pow(d, e), d.powf(e)));
+                assert!(same64(flow_fmod(d, e), d % e));
+            }
+        }
+        assert_eq!(flow_fmodf(-7.5, 2.0), -1.5);
+    }
+
+    #[test]
+    fn random_builtins_are_the_runtime_generator() {
+        for n in [0u64, 1, 12345, 1 << 33] {
+            assert_eq!(flow_rand_uniform(42, n), crate::rand::uniform(42, n));
+            assert_eq!(flow_rand_normal(42, n), crate::rand::normal(42, n));
+        }
+    }
+
+    #[test]
+    fn the_symbol_table_lists_every_builtin_once() {
+        let syms = builtin_symbols();
+        assert_eq!(syms.len(), 16);
+        let mut names: Vec<&str> = syms.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), syms.len());
+        assert!(syms
+            .iter()
+            .all(|(n, p)| n.starts_with("flow_") && !p.is_null()));
+        let exp = syms.iter().find(|(n, _)| *n == "flow_expf").unwrap().1;
+        assert_eq!(exp, flow_expf as *const u8);
+    }
+
+    #[test]
+    fn the_argument_block_has_the_c_layout() {
+        assert_eq!(std::mem::size_of::<KernelArgs>(), 40);
+        assert_eq!(
+            [
+                ARGS_BUFS_OFFSET,
+                ARGS_N_BUFS_OFFSET,
+                ARGS_LO_OFFSET,
+                ARGS_HI_OFFSET,
+                ARGS_N_DIMS_OFFSET
+            ],
+            [0, 8, 16, 24, 32]
+        );
+    }
+
+    /// A hand-written kernel with the ABI: `out[i] = a[i] / b[i]` over `lo[0]..hi[0]` for
+    /// `i32`s, as generated code would do it.
+    unsafe extern "C" fn divide(args: *const KernelArgs) -> i32 {
+        // SAFETY: the caller passes three i32 buffers covering the box.
+        unsafe {
+            let args = &*args;
+            assert_eq!((args.n_bufs, args.n_dims), (3, 1));
+            let bufs = std::slice::from_raw_parts(args.bufs, 3);
+            let (a, b, out) = (
+                bufs[0] as *const i32,
+                bufs[1] as *const i32,
+                bufs[2] as *mut i32,
+            );
+            for i in *args.lo..*args.hi {
+                let (x, y) = (*a.offset(i as isize), *b.offset(i as isize));
+                if y == 0 {
+                    return ERR_DIV_ZERO;
+                }
+                match x.checked_div(y) {
+                    Some(q) => *out.offset(i as isize) = q,
+                    None => return ERR_DIV_OVERFLOW,
+                }
+            }
+            OK
+        }
+    }
+
+    #[test]
+    fn a_kernel_runs_through_the_abi() {
+        let mut a = vec![10, 20, 30, i32::MIN];
+        let mut b = vec![2, 5, 0, -1];
+        let mut out = vec![0i32; 4];
+        let bufs = [
+            a.as_mut_ptr() as *mut u8,
+            b.as_mut_ptr() as *mut u8,
+            out.as_mut_ptr() as *mut u8,
+        ];
+        let kernel: KernelFn = divide;
+        // SAFETY: the buffers match the kernel and cover the boxes.
+        let status = |lo, hi| unsafe { call_kernel(kernel, &bufs, &[lo], &[hi]) };
+        assert_eq!(status(0, 2), OK);
+        assert_eq!(status(1, 3), ERR_DIV_ZERO);
+        assert_eq!(status(3, 4), ERR_DIV_OVERFLOW);
+        assert_eq!(out, [5, 4, 0, 0]);
+        assert_eq!(error_message(ERR_DIV_ZERO), "integer division by zero");
+        assert_eq!(error_message(99), "unknown kernel error");
+    }
+}
