@@ -1,7 +1,8 @@
 //! Sharding: a large `Map` (or a `Reduce` with a large free space) is split along its
 //! outermost dimension into blocks computed separately and concatenated; a large reduction
 //! over a small free space is split along its outermost reduced dimension into partial
-//! reductions whose states are combined in a fixed, balanced tree, in index order.
+//! reductions — one reduction whose new free dimension is the block, so its blocks run in
+//! parallel, plus one for a ragged rest — whose states are then folded in block order.
 //!
 //! Laws: a map commutes with splitting its index space; a monoid's combine is associative
 //! (any grouping) and its zero is an identity (ragged last blocks are fine). Partials are
@@ -59,7 +60,7 @@ pub fn run(g: &mut Graph, cfg: &PassConfig) -> Vec<Rewrite> {
                 rewrites.push(Rewrite {
                     pass: "shard",
                     law: Law::Associativity,
-                    detail: format!("split reduction {name} into {n} partial reductions of {rows} along its first reduced dimension, combined in a fixed tree"),
+                    detail: format!("split reduction {name} into {n} partial reductions of {rows} along its first reduced dimension (one reduction with a block dimension, and the rest), folded in block order"),
                 });
                 split_reduced(&mut out, &node, rows)
             }
@@ -251,8 +252,9 @@ fn concat(g: &mut Graph, node: &Node, pieces: &[crate::mir::ir::NodeId]) -> Vec<
         .collect()
 }
 
-/// Partial reductions over blocks of `rows` along reduced dimension 0, their states combined
-/// pairwise in a balanced tree, then unwrapped.
+/// Partial reductions over blocks of `rows` along reduced dimension 0, as one reduction with
+/// a new free dimension (the block), plus one for the ragged rest; their states are then
+/// folded in block order by one more reduction, and unwrapped.
 fn split_reduced(g: &mut Graph, node: &Node, rows: usize) -> Vec<Port> {
     let NodeKind::Reduce {
         space,
@@ -265,49 +267,123 @@ fn split_reduced(g: &mut Graph, node: &Node, rows: usize) -> Vec<Port> {
         unreachable!("only reductions are split along a reduced dimension")
     };
     let m = explicit(g, *monoid, node.outputs[0].dtype).expect("checked by splittable");
-    // Partial reductions yield states: the monoid without its unwrap.
-    let partial_monoid = match monoid {
-        MonoidRef::Builtin(_) => *monoid,
-        MonoidRef::User(id) if g.monoids[*id].unwrap.is_none() => *monoid,
+    // Partial reductions yield states: the monoid without its unwrap; the fold over partial
+    // states takes states as inputs: the monoid without wrap and unwrap.
+    let (partial_monoid, fold_monoid) = match monoid {
+        MonoidRef::Builtin(_) => (*monoid, *monoid),
         MonoidRef::User(id) => {
-            let mut copy: Monoid = g.monoids[*id].clone();
-            copy.unwrap = None;
-            copy.name = format!("{}.state", copy.name);
-            MonoidRef::User(g.add_monoid(copy))
+            let orig: Monoid = g.monoids[*id].clone();
+            let partial = if orig.unwrap.is_none() {
+                *monoid
+            } else {
+                let mut copy = orig.clone();
+                copy.unwrap = None;
+                copy.name = format!("{}.state", orig.name);
+                MonoidRef::User(g.add_monoid(copy))
+            };
+            let mut fold = orig.clone();
+            fold.unwrap = None;
+            fold.wrap = None;
+            fold.name = format!("{}.fold", orig.name);
+            (partial, MonoidRef::User(g.add_monoid(fold)))
         }
     };
-    let state_tys: Vec<TensorTy> = m
-        .state
-        .iter()
-        .map(|d| TensorTy::new(*d, space.clone()))
-        .collect();
-    let var = space.len() as u32;
-    let mut level: Vec<Vec<Port>> = Vec::new();
-    let mut start = 0;
-    while start < red[0] {
-        let len = rows.min(red[0] - start);
-        let mut r = red.clone();
-        r[0] = len;
-        let id = g.add(Node {
-            kind: NodeKind::Reduce {
-                space: space.clone(),
-                red: r,
-                monoid: partial_monoid,
-                reads: shift_reads(reads, var, start),
-                args: args.iter().map(|e| shift_expr(e, var, start)).collect(),
-            },
-            outputs: state_tys.clone(),
-            label: node.label.clone(),
-        });
-        level.push(
-            (0..state_tys.len() as u32)
-                .map(|port| Port { node: id, port })
-                .collect(),
-        );
-        start += len;
-    }
+    let s = space.len() as u32;
     let n = m.state.len();
-    let identity: Vec<Affine> = (0..space.len() as u32).map(Affine::var).collect();
+    let blocks = red[0] / rows;
+    let rest = red[0] - blocks * rows;
+    let state_tys = |shape: &[usize]| -> Vec<TensorTy> {
+        m.state
+            .iter()
+            .map(|d| TensorTy::new(*d, shape.to_vec()))
+            .collect()
+    };
+    // The blocks: free space `space ++ [blocks]`; the reduced index `s` becomes
+    // `block * rows + r` with the block at `s` and `r` at `s + 1`.
+    let remap = |a: &Affine| -> Affine {
+        let mut coeffs = Vec::new();
+        for (v, c) in &a.coeffs {
+            match (*v).cmp(&s) {
+                std::cmp::Ordering::Less => coeffs.push((*v, *c)),
+                std::cmp::Ordering::Equal => {
+                    coeffs.push((s, c * rows as i64));
+                    coeffs.push((s + 1, *c));
+                }
+                std::cmp::Ordering::Greater => coeffs.push((v + 1, *c)),
+            }
+        }
+        Affine {
+            konst: a.konst,
+            coeffs,
+        }
+    };
+    let remap_expr = |e: &ScalarExpr| -> ScalarExpr {
+        rewrite(e, &mut |x| match x {
+            ScalarExpr::Index(v) if *v == s => Some(ScalarExpr::binary(
+                crate::mir::ir::BinOp::Add,
+                ScalarExpr::binary(
+                    crate::mir::ir::BinOp::Mul,
+                    ScalarExpr::Index(s),
+                    ScalarExpr::Const(flow_runtime::Scalar::I64(rows as i64)),
+                ),
+                ScalarExpr::Index(s + 1),
+            )),
+            ScalarExpr::Index(v) if *v > s => Some(ScalarExpr::Index(v + 1)),
+            _ => None,
+        })
+    };
+    let mut block_space = space.clone();
+    block_space.push(blocks);
+    let mut block_red = red.clone();
+    block_red[0] = rows;
+    let block_reads = reads
+        .iter()
+        .map(|r| Read {
+            proj: r.proj.iter().map(remap).collect(),
+            ..r.clone()
+        })
+        .collect();
+    let partials = g.add(Node {
+        kind: NodeKind::Reduce {
+            space: block_space.clone(),
+            red: block_red,
+            monoid: partial_monoid,
+            reads: block_reads,
+            args: args.iter().map(remap_expr).collect(),
+        },
+        outputs: state_tys(&block_space),
+        label: node.label.clone(),
+    });
+    // The fold of the partial states, in block order.
+    let identity: Vec<Affine> = (0..=s).map(Affine::var).collect();
+    let fold_reads: Vec<Read> = (0..n as u32)
+        .map(|port| Read {
+            node: partials,
+            port,
+            proj: identity.clone(),
+            edge: Edge::Strict,
+        })
+        .collect();
+    let fold_arg = if n == 1 {
+        ScalarExpr::Read(0)
+    } else {
+        ScalarExpr::Tuple((0..n as u32).map(ScalarExpr::Read).collect())
+    };
+    let folded = g.add(Node {
+        kind: NodeKind::Reduce {
+            space: space.clone(),
+            red: vec![blocks],
+            monoid: fold_monoid,
+            reads: fold_reads,
+            args: vec![fold_arg],
+        },
+        outputs: state_tys(space),
+        label: node.label.clone(),
+    });
+    let mut state: Vec<Port> = (0..n as u32)
+        .map(|port| Port { node: folded, port })
+        .collect();
+    let free_identity: Vec<Affine> = (0..s).map(Affine::var).collect();
     let read_all = |ports: &[Port], reads: &mut Vec<Read>| -> ScalarExpr {
         let rs: Vec<ScalarExpr> = ports
             .iter()
@@ -315,7 +391,7 @@ fn split_reduced(g: &mut Graph, node: &Node, rows: usize) -> Vec<Port> {
                 reads.push(Read {
                     node: p.node,
                     port: p.port,
-                    proj: identity.clone(),
+                    proj: free_identity.clone(),
                     edge: Edge::Strict,
                 });
                 ScalarExpr::Read(reads.len() as u32 - 1)
@@ -327,37 +403,45 @@ fn split_reduced(g: &mut Graph, node: &Node, rows: usize) -> Vec<Port> {
             ScalarExpr::Tuple(rs)
         }
     };
-    while level.len() > 1 {
-        let mut next = Vec::new();
-        for pair in level.chunks(2) {
-            if pair.len() == 1 {
-                next.push(pair[0].clone());
-                continue;
-            }
-            let mut rs = Vec::new();
-            let a = read_all(&pair[0], &mut rs);
-            let b = read_all(&pair[1], &mut rs);
-            let body = fields(&apply2(&m.combine, &a, &b), n);
-            let id = g.add(Node {
-                kind: NodeKind::Map {
-                    space: space.clone(),
-                    reads: rs,
-                    body,
-                },
-                outputs: state_tys.clone(),
-                label: node.label.clone(),
-            });
-            next.push((0..n as u32).map(|port| Port { node: id, port }).collect());
-        }
-        level = next;
+    if rest > 0 {
+        let mut rest_red = red.clone();
+        rest_red[0] = rest;
+        let start = blocks * rows;
+        let tail = g.add(Node {
+            kind: NodeKind::Reduce {
+                space: space.clone(),
+                red: rest_red,
+                monoid: partial_monoid,
+                reads: shift_reads(reads, s, start),
+                args: args.iter().map(|e| shift_expr(e, s, start)).collect(),
+            },
+            outputs: state_tys(space),
+            label: node.label.clone(),
+        });
+        let tail_ports: Vec<Port> = (0..n as u32)
+            .map(|port| Port { node: tail, port })
+            .collect();
+        let mut rs = Vec::new();
+        let a = read_all(&state, &mut rs);
+        let b = read_all(&tail_ports, &mut rs);
+        let body = fields(&apply2(&m.combine, &a, &b), n);
+        let id = g.add(Node {
+            kind: NodeKind::Map {
+                space: space.clone(),
+                reads: rs,
+                body,
+            },
+            outputs: state_tys(space),
+            label: node.label.clone(),
+        });
+        state = (0..n as u32).map(|port| Port { node: id, port }).collect();
     }
-    let state = level.pop().expect("at least one block");
     if m.unwrap.is_none() {
         return state;
     }
     let mut rs = Vec::new();
-    let s = read_all(&state, &mut rs);
-    let body = outputs_of(&m, &s);
+    let st = read_all(&state, &mut rs);
+    let body = outputs_of(&m, &st);
     let id = g.add(Node {
         kind: NodeKind::Map {
             space: space.clone(),
