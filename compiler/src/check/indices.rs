@@ -124,7 +124,7 @@ impl Checker {
                         .copied()
                         .filter(|(x, _)| *x != id)
                         .collect();
-                    if c.abs() != 1 || rest.iter().any(|(x, _)| !cx.known[x.0 as usize]) {
+                    if c == 0 || rest.iter().any(|(x, _)| !cx.known[x.0 as usize]) {
                         continue;
                     }
                     let rest = AffineIdx {
@@ -135,10 +135,22 @@ impl Checker {
                     let dim = self.zonk_dim(&u.tensor.dims()[u.axis]);
                     // `i + rest < dim` gives `i < dim - max(rest)`; `rest - i >= 0` gives
                     // `i < min(rest) + 1`.
-                    cx.indices[i].range = if c == 1 {
-                        dim.sub(&hi)
-                    } else {
-                        lo.add(&Dim::known(1))
+                    cx.indices[i].range = match c {
+                        1 => dim.sub(&hi),
+                        -1 => lo.add(&Dim::known(1)),
+                        // `c * i + rest < dim` gives `i < (dim - max(rest) - 1) / c + 1`, when
+                        // that divides exactly (`x[2 * i + 1]` in `x: f32[2 * H]` gives `H`).
+                        c if c > 1 => {
+                            let q = dim.sub(&hi).sub(&Dim::known(1)).add(&Dim::known(c));
+                            if q.konst % c != 0 || q.terms.values().any(|k| k % c != 0) {
+                                continue;
+                            }
+                            Dim {
+                                konst: q.konst / c,
+                                terms: q.terms.iter().map(|(v, k)| (v.clone(), k / c)).collect(),
+                            }
+                        }
+                        _ => continue,
                     };
                     cx.known[i] = true;
                     progress = true;

@@ -378,6 +378,24 @@ impl Checker {
             self.subst.insert(v.clone(), val);
             return true;
         }
+        // One flexible variable with another coefficient: `c·v + rest = 0` binds `v = -rest / c`
+        // when every coefficient of `rest` divides by `c` (`2·?H = 2·H` gives `?H = H`).
+        if let [(v, c)] = flex.as_slice() {
+            let mut rest = diff.clone();
+            rest.terms.remove(v);
+            if rest.konst % c == 0 && rest.terms.values().all(|k| k % c == 0) {
+                let val = Dim {
+                    konst: -rest.konst / c,
+                    terms: rest
+                        .terms
+                        .iter()
+                        .map(|(w, k)| (w.clone(), -k / c))
+                        .collect(),
+                };
+                self.subst.insert(v.clone(), val);
+                return true;
+            }
+        }
         // Flexible variables with other coefficients are checked at dispatch time.
         !flex.is_empty()
     }

@@ -113,9 +113,13 @@ impl<'p> Lowerer<'p> {
     pub fn call(&mut self, f: hir::FuncId, args: Vec<TVal>, span: Span) -> LResult<TVal> {
         let func = self.prog.func(f);
         let mut shapes = HashMap::new();
-        for (param, arg) in func.params.iter().zip(&args) {
-            let pty = &func.body.local(*param).ty;
-            self.bind_shapes(pty, arg, &mut shapes, &func.name, span)?;
+        // Two rounds: a dimension such as `2 * H + K` is solved once `K` is known from a later
+        // parameter.
+        for _ in 0..2 {
+            for (param, arg) in func.params.iter().zip(&args) {
+                let pty = &func.body.local(*param).ty;
+                self.bind_shapes(pty, arg, &mut shapes, &func.name, span)?;
+            }
         }
         // Shapes like `N - 8` in parameters are checked once every variable is bound.
         for (param, arg) in func.params.iter().zip(&args) {
@@ -249,16 +253,43 @@ impl<'p> Lowerer<'p> {
                         ),
                     );
                 }
-                for (d, n) in dims.iter().zip(shape) {
+                for (d, n) in dims.iter().zip(&shape) {
                     if let Some(v) = d.as_var() {
                         match shapes.get(v) {
-                            Some(prev) if *prev != n as i64 => {
+                            Some(prev) if *prev != *n as i64 => {
                                 return err(span, format!("shape mismatch in call to `{fname}`: `{v}` is {prev} for one argument and {n} for another"));
                             }
                             _ => {
-                                shapes.insert(v.to_string(), n as i64);
+                                shapes.insert(v.to_string(), *n as i64);
                             }
                         }
+                    }
+                }
+                // An affine dimension with one unknown variable (`2 * H + 1`) determines it
+                // when the size fits; `check_shapes` reports a size that does not.
+                for (d, n) in dims.iter().zip(&shape) {
+                    let unknown: Vec<(&String, &i64)> = d
+                        .terms
+                        .iter()
+                        .filter(|(v, _)| !shapes.contains_key(*v))
+                        .collect();
+                    let [(v, c)] = unknown.as_slice() else {
+                        continue;
+                    };
+                    let known = d
+                        .terms
+                        .iter()
+                        .filter(|(w, _)| w != v)
+                        .map(|(w, k)| shapes[w] * k)
+                        .sum::<i64>();
+                    let rest = *n as i64 - d.konst - known;
+                    if rest % **c == 0 && rest / **c >= 0 {
+                        shapes.insert((*v).clone(), rest / **c);
+                    } else {
+                        return err(
+                            span,
+                            format!("shape mismatch in call to `{fname}`: no `{v}` makes `{d}` equal {n}"),
+                        );
                     }
                 }
                 Ok(())
