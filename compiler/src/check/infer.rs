@@ -1508,6 +1508,21 @@ impl Checker {
             return err_expr(span);
         }
         let ret = self.zonk(&inst_ty(&sig.ret));
+        if let Some(d) = ret
+            .dims()
+            .iter()
+            .find(|d| d.as_known().is_some_and(|n| n < 0))
+        {
+            self.error(
+                Diagnostic::error(
+                    Code::ShapeMismatch,
+                    format!("`{}` would return `{ret}`: the dimension `{d}` is negative for these arguments", sig.name),
+                    span,
+                )
+                .with_label(sig.span, format!("`{}` returns `{}`", sig.name, sig.ret)),
+            );
+            return err_expr(span);
+        }
         mk(hir::ExprKind::Call(id, out), ret, span)
     }
 

@@ -186,6 +186,27 @@ impl Ctx {
         self.span(lo.unwrap_or(at.0).min(at.0), hi.unwrap_or(at.1).max(at.1))
     }
 
+    /// The text of a string literal used as a name (a test's), with its escapes applied.
+    pub fn unescape(&self, raw: &str) -> String {
+        let mut out = String::new();
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some('r') => out.push('\r'),
+                Some('0') => out.push('\0'),
+                Some(other) => out.push(other),
+                None => {}
+            }
+        }
+        out
+    }
+
     pub fn prepend(
         &self,
         s: Stmt,

@@ -19,6 +19,7 @@
 use super::util::{affine_expr, compose, cost, prune_reads, rewrite, use_counts, volume};
 use super::{Law, Rewrite};
 use crate::mir::ir::{Edge, Graph, NodeId, NodeKind, Port, Read, ScalarExpr};
+use crate::mir::Idx;
 
 /// The most operations a producer may have and still be recomputed in several consumers.
 pub const DUPLICATE_COST: usize = 24;
@@ -35,10 +36,13 @@ fn box_of(kind: &NodeKind) -> Option<Vec<usize>> {
 /// nothing changes.
 pub(super) fn fuse(g: &mut Graph, pass: &'static str, into_reduce: bool) -> Vec<Rewrite> {
     let mut rewrites = Vec::new();
+    // A fusion changes only its consumer, so the scan resumes there; a final scan from the
+    // start confirms the fixpoint.
+    let mut start = 0;
     loop {
         let uses = use_counts(g);
         let mut changed = false;
-        for c in g.nodes.ids().collect::<Vec<_>>() {
+        for c in g.nodes.ids().skip(start).collect::<Vec<_>>() {
             let is_target = matches!(
                 (&g.nodes[c].kind, into_reduce),
                 (NodeKind::Map { .. }, false) | (NodeKind::Reduce { .. }, true)
@@ -59,6 +63,11 @@ pub(super) fn fuse(g: &mut Graph, pass: &'static str, into_reduce: bool) -> Vec<
                     NodeKind::Reduce { args, .. } => args.as_slice(),
                     _ => &[],
                 };
+                let cheap_reject =
+                    r.edge != Edge::Strict || !matches!(g.nodes[r.node].kind, NodeKind::Map { .. });
+                if cheap_reject {
+                    continue;
+                }
                 let occurrences = exprs
                     .iter()
                     .map(|e| count_reads(e, k as u32))
@@ -121,6 +130,7 @@ pub(super) fn fuse(g: &mut Graph, pass: &'static str, into_reduce: bool) -> Vec<
                     ),
                 });
                 changed = true;
+                start = c.index();
                 break;
             }
             if changed {
@@ -128,7 +138,11 @@ pub(super) fn fuse(g: &mut Graph, pass: &'static str, into_reduce: bool) -> Vec<
             }
         }
         if !changed {
-            break;
+            // A fixpoint: confirm it with one scan from the start.
+            if start == 0 {
+                break;
+            }
+            start = 0;
         }
     }
     rewrites
@@ -180,12 +194,15 @@ fn fusable(
 
 /// How many times `Read(k)` occurs in `e`.
 fn count_reads(e: &ScalarExpr, k: u32) -> usize {
-    let mut n = 0;
-    super::util::rewrite(e, &mut |x| {
-        if matches!(x, ScalarExpr::Read(j) if *j == k) {
-            n += 1;
-        }
-        None
-    });
-    n
+    match e {
+        ScalarExpr::Read(j) => usize::from(*j == k),
+        ScalarExpr::Const(_) | ScalarExpr::Index(_) | ScalarExpr::Param(_) => 0,
+        ScalarExpr::Unary(_, a)
+        | ScalarExpr::Cast(a, _)
+        | ScalarExpr::Call(_, a)
+        | ScalarExpr::Field(a, _) => count_reads(a, k),
+        ScalarExpr::Binary(_, a, b) => count_reads(a, k) + count_reads(b, k),
+        ScalarExpr::Select(c, a, b) => count_reads(c, k) + count_reads(a, k) + count_reads(b, k),
+        ScalarExpr::Tuple(xs) => xs.iter().map(|x| count_reads(x, k)).sum(),
+    }
 }

@@ -42,7 +42,23 @@ fn find_pair(g: &Graph) -> Option<(NodeId, NodeId)> {
         .nodes
         .ids()
         .filter(|id| matches!(g.nodes[*id].kind, NodeKind::Reduce { .. }))
+        .filter(|id| {
+            let NodeKind::Reduce { monoid, .. } = &g.nodes[*id].kind else {
+                return false;
+            };
+            explicit(g, *monoid, g.nodes[*id].outputs[0].dtype).is_some()
+        })
         .collect();
+    // The first node that reads each node: `a` may move to `b` only if nothing between reads it.
+    let mut first_reader = vec![usize::MAX; g.nodes.len()];
+    for (id, node) in g.nodes.iter_enumerated() {
+        for p in inputs(node) {
+            let r = &mut first_reader[p.node.index()];
+            *r = (*r).min(id.index());
+        }
+    }
+    let mut ancestors_of: std::collections::HashMap<NodeId, Vec<bool>> =
+        std::collections::HashMap::new();
     for (i, &a) in reduces.iter().enumerate() {
         for &b in &reduces[i + 1..] {
             let (
@@ -50,14 +66,12 @@ fn find_pair(g: &Graph) -> Option<(NodeId, NodeId)> {
                     space: sa,
                     red: ra,
                     reads: xa,
-                    monoid: ma,
                     ..
                 },
                 NodeKind::Reduce {
                     space: sb,
                     red: rb,
                     reads: xb,
-                    monoid: mb,
                     ..
                 },
             ) = (&g.nodes[a].kind, &g.nodes[b].kind)
@@ -67,17 +81,10 @@ fn find_pair(g: &Graph) -> Option<(NodeId, NodeId)> {
             if sa != sb || ra != rb || !xa.iter().any(|r| xb.iter().any(|s| s.src() == r.src())) {
                 continue;
             }
-            if explicit(g, *ma, g.nodes[a].outputs[0].dtype).is_none()
-                || explicit(g, *mb, g.nodes[b].outputs[0].dtype).is_none()
-            {
+            if first_reader[a.index()] < b.index() {
                 continue;
             }
-            if ancestors(g, b)[a.index()] {
-                continue;
-            }
-            let read_between = (a.index() + 1..b.index())
-                .any(|n| inputs(&g.nodes[NodeId::new(n)]).iter().any(|p| p.node == a));
-            if read_between {
+            if ancestors_of.entry(b).or_insert_with(|| ancestors(g, b))[a.index()] {
                 continue;
             }
             return Some((a, b));

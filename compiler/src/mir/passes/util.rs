@@ -22,10 +22,19 @@ pub fn inputs(n: &Node) -> Vec<Port> {
 
 /// How many times each port is read (by nodes and by the graph's outputs).
 pub fn use_counts(g: &Graph) -> HashMap<Port, usize> {
-    let mut uses: HashMap<Port, usize> = HashMap::new();
+    let mut uses: HashMap<Port, usize> = HashMap::with_capacity(g.nodes.len());
     for n in g.nodes.iter() {
-        for p in inputs(n) {
-            *uses.entry(p).or_default() += 1;
+        match &n.kind {
+            NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => {
+                for r in reads {
+                    *uses.entry(r.src()).or_default() += 1;
+                }
+            }
+            _ => {
+                for p in inputs(n) {
+                    *uses.entry(p).or_default() += 1;
+                }
+            }
         }
     }
     for p in &g.outputs {
