@@ -69,6 +69,19 @@ struct Point {
     vars: HashMap<hir::IndexId, u32>,
 }
 
+impl Point {
+    /// Adds a read of port `p` and returns its value at the current point.
+    fn read(&mut self, p: Port, proj: Vec<Affine>, edge: ir::Edge) -> ScalarExpr {
+        self.reads.push(Read {
+            node: p.node,
+            port: p.port,
+            proj,
+            edge,
+        });
+        ScalarExpr::Read(self.reads.len() as u32 - 1)
+    }
+}
+
 /// Builds a growing MIR graph for one program.
 pub struct Lowerer<'p> {
     pub prog: &'p hir::Program,
@@ -220,6 +233,27 @@ impl<'p> Lowerer<'p> {
             "",
         );
         Ok(Port { node, port: 0 })
+    }
+
+    /// A one-port map over `space` computing `body`.
+    fn map_node(
+        &mut self,
+        space: Vec<usize>,
+        reads: Vec<Read>,
+        body: ScalarExpr,
+        label: &str,
+    ) -> LResult<TVal> {
+        let dtype = self.expr_dtype(&body, &reads)?;
+        let node = self.add(
+            NodeKind::Map {
+                space: space.clone(),
+                reads,
+                body: vec![body],
+            },
+            vec![TensorTy::new(dtype, space)],
+            label,
+        );
+        Ok(TVal::Port(Port { node, port: 0 }))
     }
 
     fn expr_dtype(&self, e: &ScalarExpr, reads: &[Read]) -> LResult<DType> {
@@ -456,18 +490,7 @@ impl<'p> Lowerer<'p> {
                 }
                 let space = point.extents.clone();
                 let s = self.point(body, frame, &mut point)?;
-                let dtype = self.expr_dtype(&s, &point.reads)?;
-                let label = frame.label.clone();
-                let node = self.add(
-                    NodeKind::Map {
-                        space: space.clone(),
-                        reads: point.reads,
-                        body: vec![s],
-                    },
-                    vec![TensorTy::new(dtype, space)],
-                    &label,
-                );
-                Ok(TVal::Port(Port { node, port: 0 }))
+                self.map_node(space, point.reads, s, &frame.label)
             }
             H::Reduce { .. } => {
                 let mut point = Point {
@@ -538,18 +561,7 @@ impl<'p> Lowerer<'p> {
                     vars: HashMap::new(),
                 };
                 let s = self.elementwise_point(e, frame, &mut point, rank)?;
-                let dtype = self.expr_dtype(&s, &point.reads)?;
-                let label = frame.label.clone();
-                let node = self.add(
-                    NodeKind::Map {
-                        space: shape.clone(),
-                        reads: point.reads,
-                        body: vec![s],
-                    },
-                    vec![TensorTy::new(dtype, shape)],
-                    &label,
-                );
-                Ok(TVal::Port(Port { node, port: 0 }))
+                self.map_node(shape, point.reads, s, &frame.label)
             }
         }
     }
@@ -885,14 +897,7 @@ impl<'p> Lowerer<'p> {
                         "internal error: rank mismatch in an elementwise expression",
                     );
                 };
-                let k = point.reads.len() as u32;
-                point.reads.push(Read {
-                    node: p.node,
-                    port: p.port,
-                    proj,
-                    edge: ir::Edge::Strict,
-                });
-                ScalarExpr::Read(k)
+                point.read(p, proj, ir::Edge::Strict)
             }
         })
     }
@@ -937,14 +942,7 @@ impl<'p> Lowerer<'p> {
                     if !self.ty(p).shape.is_empty() {
                         return err(span, "internal error: a whole tensor used as a scalar");
                     }
-                    let k = point.reads.len() as u32;
-                    point.reads.push(Read {
-                        node: p.node,
-                        port: p.port,
-                        proj: Vec::new(),
-                        edge: ir::Edge::Strict,
-                    });
-                    ScalarExpr::Read(k)
+                    point.read(p, Vec::new(), ir::Edge::Strict)
                 }
                 Some(Bound::T(TVal::Tuple(vs))) => {
                     let mut items = Vec::new();
@@ -952,14 +950,7 @@ impl<'p> Lowerer<'p> {
                         let TVal::Port(p) = v else {
                             return err(span, "nested tuples are not supported here");
                         };
-                        let k = point.reads.len() as u32;
-                        point.reads.push(Read {
-                            node: p.node,
-                            port: p.port,
-                            proj: Vec::new(),
-                            edge: ir::Edge::Strict,
-                        });
-                        items.push(ScalarExpr::Read(k));
+                        items.push(point.read(p, Vec::new(), ir::Edge::Strict));
                     }
                     ScalarExpr::Tuple(items)
                 }
@@ -1069,29 +1060,14 @@ impl<'p> Lowerer<'p> {
                         }
                     }
                 };
-                let k = point.reads.len() as u32;
-                point.reads.push(Read {
-                    node: p.node,
-                    port: p.port,
-                    proj,
-                    edge,
-                });
-                ScalarExpr::Read(k)
+                point.read(p, proj, edge)
             }
             H::Reduce { .. } => {
                 let v = self.reduce_node(e, frame, point)?;
                 let identity: Vec<Affine> =
                     (0..point.extents.len() as u32).map(Affine::var).collect();
-                let read = |p: Port, point: &mut Point| {
-                    let k = point.reads.len() as u32;
-                    point.reads.push(Read {
-                        node: p.node,
-                        port: p.port,
-                        proj: identity.clone(),
-                        edge: ir::Edge::Strict,
-                    });
-                    ScalarExpr::Read(k)
-                };
+                let read =
+                    |p: Port, point: &mut Point| point.read(p, identity.clone(), ir::Edge::Strict);
                 match v {
                     TVal::Port(p) => read(p, point),
                     TVal::Tuple(vs) => {
@@ -1111,14 +1087,7 @@ impl<'p> Lowerer<'p> {
                 let v = self.tensor(e, frame)?;
                 match v {
                     TVal::Port(p) if self.ty(p).shape.is_empty() => {
-                        let k = point.reads.len() as u32;
-                        point.reads.push(Read {
-                            node: p.node,
-                            port: p.port,
-                            proj: Vec::new(),
-                            edge: ir::Edge::Strict,
-                        });
-                        ScalarExpr::Read(k)
+                        point.read(p, Vec::new(), ir::Edge::Strict)
                     }
                     _ => {
                         return err(
