@@ -251,30 +251,24 @@ fn is_nan(s: &Scalar) -> bool {
     }
 }
 
-pub fn math_f32(m: MathFn, x: f32) -> f32 {
-    match m {
-        MathFn::Abs => x.abs(),
-        MathFn::Exp => x.exp(),
-        MathFn::Log => x.ln(),
-        MathFn::Sqrt => x.sqrt(),
-        MathFn::Sin => x.sin(),
-        MathFn::Cos => x.cos(),
-        MathFn::Tanh => x.tanh(),
-        MathFn::Floor => x.floor(),
-        MathFn::Ceil => x.ceil(),
-    }
+/// Math built-ins in one float type; both types share one definition.
+macro_rules! math_fn {
+    ($name:ident, $t:ty) => {
+        pub fn $name(m: MathFn, x: $t) -> $t {
+            match m {
+                MathFn::Abs => x.abs(),
+                MathFn::Exp => x.exp(),
+                MathFn::Log => x.ln(),
+                MathFn::Sqrt => x.sqrt(),
+                MathFn::Sin => x.sin(),
+                MathFn::Cos => x.cos(),
+                MathFn::Tanh => x.tanh(),
+                MathFn::Floor => x.floor(),
+                MathFn::Ceil => x.ceil(),
+            }
+        }
+    };
 }
 
-pub fn math_f64(m: MathFn, x: f64) -> f64 {
-    match m {
-        MathFn::Abs => x.abs(),
-        MathFn::Exp => x.exp(),
-        MathFn::Log => x.ln(),
-        MathFn::Sqrt => x.sqrt(),
-        MathFn::Sin => x.sin(),
-        MathFn::Cos => x.cos(),
-        MathFn::Tanh => x.tanh(),
-        MathFn::Floor => x.floor(),
-        MathFn::Ceil => x.ceil(),
-    }
-}
+math_fn!(math_f32, f32);
+math_fn!(math_f64, f64);

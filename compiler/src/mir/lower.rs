@@ -222,17 +222,7 @@ impl<'p> Lowerer<'p> {
             });
         }
         let body = f(xs);
-        let dtype = self.expr_dtype(&body, &reads)?;
-        let node = self.add(
-            NodeKind::Map {
-                space: shape.clone(),
-                reads,
-                body: vec![body],
-            },
-            vec![TensorTy::new(dtype, shape)],
-            "",
-        );
-        Ok(Port { node, port: 0 })
+        self.map_node(shape, reads, body, "")
     }
 
     /// A one-port map over `space` computing `body`.
@@ -242,7 +232,7 @@ impl<'p> Lowerer<'p> {
         reads: Vec<Read>,
         body: ScalarExpr,
         label: &str,
-    ) -> LResult<TVal> {
+    ) -> LResult<Port> {
         let dtype = self.expr_dtype(&body, &reads)?;
         let node = self.add(
             NodeKind::Map {
@@ -253,7 +243,7 @@ impl<'p> Lowerer<'p> {
             vec![TensorTy::new(dtype, space)],
             label,
         );
-        Ok(TVal::Port(Port { node, port: 0 }))
+        Ok(Port { node, port: 0 })
     }
 
     fn expr_dtype(&self, e: &ScalarExpr, reads: &[Read]) -> LResult<DType> {
@@ -491,6 +481,7 @@ impl<'p> Lowerer<'p> {
                 let space = point.extents.clone();
                 let s = self.point(body, frame, &mut point)?;
                 self.map_node(space, point.reads, s, &frame.label)
+                    .map(TVal::Port)
             }
             H::Reduce { .. } => {
                 let mut point = Point {
@@ -562,6 +553,7 @@ impl<'p> Lowerer<'p> {
                 };
                 let s = self.elementwise_point(e, frame, &mut point, rank)?;
                 self.map_node(shape, point.reads, s, &frame.label)
+                    .map(TVal::Port)
             }
         }
     }
