@@ -733,11 +733,17 @@ fn jit_matches_interpreter() {
         let inputs: Vec<std::rc::Rc<Tensor>> =
             case.inputs.iter().cloned().map(std::rc::Rc::new).collect();
         for g in [&case.graph, &opt] {
+            // On the same graph, the JIT and the interpreter agree bit for bit.
+            let same = interp::eval(g, &case.inputs)
+                .map_err(|e| format!("the interpreter fails: {e}\n{}", mir::print(g)))?;
             for jit in jits.borrow_mut().iter_mut() {
                 let actual = jit
                     .eval(g, &inputs)
                     .map_err(|e| format!("the JIT fails: {e}\n{}", mir::print(g)))?;
                 let actual: Vec<Tensor> = actual.iter().map(|t| (**t).clone()).collect();
+                compare(&same, &actual, &[]).map_err(|e| {
+                    format!("JIT vs interpreter on one graph: {e}\n{}", mir::print(g))
+                })?;
                 compare(&expected, &actual, &case.scales).map_err(|e| {
                     format!(
                         "JIT vs interpreter: {e}\n{}inputs:\n{}",

@@ -4,14 +4,26 @@
 //! the reduced box in row-major order from the monoid's zero — exactly the interpreter's
 //! order, so results are bitwise identical.
 //!
-//! Signature: `extern "C" fn(bufs: *const *mut u8, lo: i64, hi: i64) -> i32`, where `bufs`
-//! holds one pointer per read followed by one per output port, and the result is 0, or an
-//! error code: [`ERR_DIV_ZERO`], [`ERR_DIV_OVERFLOW`].
+//! Signature: `extern "C" fn(bufs: *const *mut u8, dims: *const i64, lo: i64, hi: i64) -> i32`,
+//! where `bufs` holds one pointer per read followed by one per output port, `dims` holds the
+//! extents laid out by [`kernel_dims`] (so one compiled kernel serves every shape of the same
+//! structure: kernels are shape-polymorphic), and the result is 0, or an error code:
+//! [`ERR_DIV_ZERO`], [`ERR_DIV_OVERFLOW`].
+//!
+//! Speed: every strict read and every store is an *address stream*: its byte offset is an
+//! affine function of the loop counters, computed once per loop level (strength reduction),
+//! so the innermost loop adds one product per stream. When the innermost free dimension is
+//! contiguous in every stream (or not used by it) and the body is made of operations that
+//! have 128-bit SIMD forms, that dimension runs in vectors of 16 bytes, several vectors per
+//! iteration, with a scalar loop for the tail ([`vector_plan`]). A reduction vectorizes across
+//! its free points — each lane folds its own point in the interpreter's order — so SIMD never
+//! changes a result.
 //!
 //! Memory safety: every `Strict` read was proved in bounds over the whole box by the verifier
-//! (which runs before compilation); `Pad` reads branch around the load when out of bounds;
-//! `Clamp` reads clamp each coordinate. Stores go to the row-major position of the current
-//! point inside the output, whose box is the node's space.
+//! (which runs before compilation, on the concrete shapes that `dims` then carries); `Pad`
+//! reads branch around the load when out of bounds; `Clamp` reads clamp each coordinate.
+//! Stores go to the row-major position of the current point inside the output, whose box is
+//! the node's space.
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
@@ -66,31 +78,69 @@ pub fn clif_type(d: DType) -> Type {
     }
 }
 
+/// The Cranelift type of `d` in `lanes` lanes (a mask of the lane width for `Bool`).
+fn lane_type(d: DType, lanes: u32) -> Type {
+    match (d, lanes) {
+        (_, 1) => clif_type(d),
+        (DType::F32, 4) => types::F32X4,
+        (DType::I32 | DType::Bool, 4) => types::I32X4,
+        (DType::F64, 2) => types::F64X2,
+        (DType::I64 | DType::Bool, 2) => types::I64X2,
+        _ => panic!("internal error: {d} in {lanes} lanes"),
+    }
+}
+
 pub fn kernel_signature(sig: &mut Signature, ptr: Type) {
+    sig.params.push(AbiParam::new(ptr));
     sig.params.push(AbiParam::new(ptr));
     sig.params.push(AbiParam::new(types::I64));
     sig.params.push(AbiParam::new(types::I64));
     sig.returns.push(AbiParam::new(types::I32));
 }
 
-/// A value during code generation: a scalar with its type, or a tuple.
+/// The `dims` argument of the kernel of `node`: the free extents, the reduced extents (for a
+/// reduction), then the extents of every tensor read, in read order.
+pub fn kernel_dims(g: &Graph, node: &Node) -> Vec<i64> {
+    let (space, red, reads): (&[usize], &[usize], &[Read]) = match &node.kind {
+        NodeKind::Map { space, reads, .. } => (space, &[], reads),
+        NodeKind::Reduce {
+            space, red, reads, ..
+        } => (space, red, reads),
+        _ => panic!("internal error: only maps and reductions are kernels"),
+    };
+    let mut dims: Vec<i64> = space.iter().chain(red).map(|&n| n as i64).collect();
+    for r in reads {
+        let shape = &g.nodes[r.node].outputs[r.port as usize].shape;
+        dims.extend(shape.iter().map(|&n| n as i64));
+    }
+    dims
+}
+
+/// A value during code generation: a scalar (one Cranelift value per vector group; one in
+/// scalar code) with its element type, or a tuple.
 #[derive(Clone, Debug)]
 enum CVal {
-    S(Value, DType),
+    S(Vec<Value>, DType),
     T(Vec<CVal>),
 }
 
 impl CVal {
-    fn s(&self) -> (Value, DType) {
+    fn s(&self) -> (Vec<Value>, DType) {
         match self {
-            CVal::S(v, d) => (*v, *d),
+            CVal::S(v, d) => (v.clone(), *d),
             CVal::T(_) => panic!("internal error: a tuple where a scalar is needed"),
         }
     }
 
-    fn flatten(&self, out: &mut Vec<(Value, DType)>) {
+    /// The one value of a scalar in scalar code.
+    fn one(&self) -> (Value, DType) {
+        let (v, d) = self.s();
+        (v[0], d)
+    }
+
+    fn flatten(&self, out: &mut Vec<(Vec<Value>, DType)>) {
         match self {
-            CVal::S(v, d) => out.push((*v, *d)),
+            CVal::S(v, d) => out.push((v.clone(), *d)),
             CVal::T(xs) => xs.iter().for_each(|x| x.flatten(out)),
         }
     }
@@ -112,7 +162,7 @@ enum CShape {
 
 fn rebuild(shape: &CShape, flat: &mut impl Iterator<Item = Value>) -> CVal {
     match shape {
-        CShape::S(d) => CVal::S(flat.next().expect("enough values"), *d),
+        CShape::S(d) => CVal::S(vec![flat.next().expect("enough values")], *d),
         CShape::T(xs) => CVal::T(xs.iter().map(|s| rebuild(s, flat)).collect()),
     }
 }
@@ -124,26 +174,84 @@ fn flat_types(shape: &CShape, out: &mut Vec<DType>) {
     }
 }
 
-/// Generates the body of kernel `node` into `b`, whose entry block has the three parameters.
-pub struct Gen<'a, 'f> {
-    pub b: &'a mut FunctionBuilder<'f>,
-    pub imports: Imports,
-    pub ptr: Type,
-    /// Base pointers of the reads, then of the outputs.
-    pub bases: Vec<Value>,
+/// How a stream's byte offset moves with one index variable.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Coef {
+    /// The variable does not move it.
+    Zero,
+    /// One element per step: the variable appears only in the last coordinate, with
+    /// coefficient 1 (the last dimension is contiguous).
+    Unit,
+    /// Any other number of bytes per step, computed from the extents at entry.
+    Dyn(Value),
+}
+
+/// The address of a strict read or of an output at the current point, kept as partial sums
+/// per loop level.
+#[derive(Clone, Debug)]
+struct Stream {
+    /// Per index variable.
+    coef: Vec<Coef>,
+    /// `addr[0]` is the base plus the constant part; `addr[k + 1]` adds variable `k`'s term.
+    addr: Vec<Value>,
+    /// Bytes per element.
+    elem: i64,
+}
+
+/// The code generation mode of the current loop body: `lanes` lanes per vector (1 for
+/// scalar code) and `groups` vectors side by side.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Mode {
+    lanes: u32,
+    groups: usize,
+}
+
+const SCALAR: Mode = Mode {
+    lanes: 1,
+    groups: 1,
+};
+
+/// Generates the body of kernel `node` into `b`, whose entry block has the four parameters.
+struct Gen<'a, 'f> {
+    b: &'a mut FunctionBuilder<'f>,
+    imports: Imports,
     /// The current value of each index variable.
-    pub idx: Vec<Value>,
-    pub reads: Vec<Read>,
+    idx: Vec<Value>,
+    reads: Vec<Read>,
     /// Extents of the tensors read.
-    pub read_shapes: Vec<Vec<usize>>,
-    pub read_types: Vec<DType>,
+    read_ext: Vec<Vec<Value>>,
+    read_types: Vec<DType>,
+    /// Base pointers of the reads (for the non-strict ones).
+    read_bases: Vec<Value>,
+    /// One stream per read (`None` for `Pad` and `Clamp` reads), then one per output port.
+    streams: Vec<Option<Stream>>,
+    mode: Mode,
+    /// The index variable that vector code runs along: the innermost free one.
+    vec_var: usize,
     /// The block that returns an error code (its one parameter).
-    pub fail: cranelift_codegen::ir::Block,
+    fail: cranelift_codegen::ir::Block,
 }
 
 impl Gen<'_, '_> {
     fn iconst(&mut self, v: i64) -> Value {
         self.b.ins().iconst(types::I64, v)
+    }
+
+    /// `v` in every lane of every group.
+    fn splat(&mut self, v: Value, d: DType) -> Vec<Value> {
+        if self.mode.lanes == 1 {
+            return vec![v];
+        }
+        let v = if d == DType::Bool {
+            // A scalar bool (0 or 1) becomes a lane mask (all zeros or all ones).
+            let wide = lane_type(d, 1.max(self.mode.lanes)).lane_type();
+            let x = self.b.ins().uextend(wide, v);
+            self.b.ins().ineg(x)
+        } else {
+            v
+        };
+        let s = self.b.ins().splat(lane_type(d, self.mode.lanes), v);
+        vec![s; self.mode.groups]
     }
 
     fn constant(&mut self, s: Scalar) -> CVal {
@@ -154,7 +262,7 @@ impl Gen<'_, '_> {
             Scalar::I64(x) => self.b.ins().iconst(types::I64, x),
             Scalar::Bool(x) => self.b.ins().iconst(types::I8, x as i64),
         };
-        CVal::S(v, s.dtype())
+        CVal::S(self.splat(v, s.dtype()), s.dtype())
     }
 
     fn affine(&mut self, a: &crate::mir::ir::Affine) -> Value {
@@ -171,37 +279,77 @@ impl Gen<'_, '_> {
         acc
     }
 
+    /// Enters a loop level: index variable `v` (the next one) takes value `i`, and every
+    /// stream's address gains its term.
+    fn push_index(&mut self, i: Value) {
+        let v = self.idx.len();
+        self.idx.push(i);
+        for s in self.streams.iter_mut().flatten() {
+            let last = *s.addr.last().expect("a base address");
+            let next = match s.coef[v] {
+                Coef::Zero => last,
+                Coef::Unit => {
+                    let bytes = self.b.ins().imul_imm_s(i, s.elem);
+                    self.b.ins().iadd(last, bytes)
+                }
+                Coef::Dyn(c) => {
+                    let bytes = self.b.ins().imul(i, c);
+                    self.b.ins().iadd(last, bytes)
+                }
+            };
+            s.addr.push(next);
+        }
+    }
+
+    fn pop_index(&mut self) {
+        self.idx.pop();
+        for s in self.streams.iter_mut().flatten() {
+            s.addr.pop();
+        }
+    }
+
     /// The value of read `k` at the current point.
     fn read(&mut self, k: usize) -> CVal {
-        let r = self.reads[k].clone();
-        let shape = self.read_shapes[k].clone();
         let d = self.read_types[k];
         let ty = clif_type(d);
-        let size = d.size_bytes() as i64;
+        if let Some(s) = &self.streams[k] {
+            let addr = *s.addr.last().expect("an address");
+            let unit = s.coef.get(self.vec_var) == Some(&Coef::Unit);
+            let flags = MemFlagsData::trusted();
+            if self.mode.lanes > 1 && unit {
+                let vty = lane_type(d, self.mode.lanes);
+                let vals = (0..self.mode.groups)
+                    .map(|u| self.b.ins().load(vty, flags, addr, (u * 16) as i32))
+                    .collect();
+                return CVal::S(vals, d);
+            }
+            let v = self.b.ins().load(ty, flags, addr, 0);
+            return CVal::S(self.splat(v, d), d);
+        }
+        let r = self.reads[k].clone();
+        let ext = self.read_ext[k].clone();
         let mut coords: Vec<Value> = r.proj.iter().map(|a| self.affine(a)).collect();
         if let Edge::Clamp = r.edge {
-            for (c, n) in coords.iter_mut().zip(&shape) {
+            for (c, n) in coords.iter_mut().zip(&ext) {
                 let zero = self.iconst(0);
-                let last = self.iconst(*n as i64 - 1);
+                let last = self.b.ins().iadd_imm_s(*n, -1);
                 let x = self.b.ins().smax(*c, zero);
                 *c = self.b.ins().smin(x, last);
             }
         }
-        let offset = self.linear(&coords, &shape);
-        let bytes = self.b.ins().imul_imm_s(offset, size);
-        let addr = self.b.ins().iadd(self.bases[k], bytes);
+        let offset = self.linear(&coords, &ext);
+        let bytes = self.b.ins().imul_imm_s(offset, d.size_bytes() as i64);
+        let addr = self.b.ins().iadd(self.read_bases[k], bytes);
         match r.edge {
-            Edge::Strict | Edge::Clamp => {
-                CVal::S(self.b.ins().load(ty, MemFlagsData::trusted(), addr, 0), d)
-            }
+            Edge::Strict | Edge::Clamp => CVal::S(
+                vec![self.b.ins().load(ty, MemFlagsData::trusted(), addr, 0)],
+                d,
+            ),
             Edge::Pad(p) => {
                 // In bounds when every coordinate is in 0..extent (an unsigned compare).
                 let mut inb = self.b.ins().iconst(types::I8, 1);
-                for (c, n) in coords.iter().zip(&shape) {
-                    let ok = self
-                        .b
-                        .ins()
-                        .icmp_imm_s(IntCC::UnsignedLessThan, *c, *n as i64);
+                for (c, n) in coords.iter().zip(&ext) {
+                    let ok = self.b.ins().icmp(IntCC::UnsignedLessThan, *c, *n);
                     inb = self.b.ins().band(inb, ok);
                 }
                 let load_b = self.b.create_block();
@@ -215,32 +363,50 @@ impl Gen<'_, '_> {
                 self.b.ins().jump(join, &[BlockArg::Value(v)]);
                 self.b.switch_to_block(pad_b);
                 self.b.seal_block(pad_b);
-                let CVal::S(pv, _) = self.constant(p) else {
-                    unreachable!("a scalar")
-                };
+                let (pv, _) = self.constant(p).one();
                 self.b.ins().jump(join, &[BlockArg::Value(pv)]);
                 self.b.switch_to_block(join);
                 self.b.seal_block(join);
-                CVal::S(res, d)
+                CVal::S(vec![res], d)
             }
         }
     }
 
-    /// Row-major linear position of `coords` in a tensor of extents `shape`.
-    fn linear(&mut self, coords: &[Value], shape: &[usize]) -> Value {
+    /// Row-major linear position of `coords` in a tensor of extents `ext`.
+    fn linear(&mut self, coords: &[Value], ext: &[Value]) -> Value {
         let mut acc = self.iconst(0);
-        for (c, n) in coords.iter().zip(shape) {
-            acc = self.b.ins().imul_imm_s(acc, *n as i64);
+        for (c, n) in coords.iter().zip(ext) {
+            acc = self.b.ins().imul(acc, *n);
             acc = self.b.ins().iadd(acc, *c);
         }
         acc
     }
 
+    /// Applies `f` to each group's value.
+    fn each(
+        &mut self,
+        xs: &[Value],
+        f: impl Fn(&mut FunctionBuilder<'_>, Value) -> Value,
+    ) -> Vec<Value> {
+        xs.iter().map(|x| f(self.b, *x)).collect()
+    }
+
+    /// Applies `f` to each group's pair of values.
+    fn each2(
+        &mut self,
+        xs: &[Value],
+        ys: &[Value],
+        f: impl Fn(&mut FunctionBuilder<'_>, Value, Value) -> Value,
+    ) -> Vec<Value> {
+        xs.iter().zip(ys).map(|(x, y)| f(self.b, *x, *y)).collect()
+    }
+
     /// Generates `e`; `params` are the values of `Param(k)`.
     fn expr(&mut self, e: &ScalarExpr, params: &[CVal]) -> CVal {
+        let vector = self.mode.lanes > 1;
         match e {
             ScalarExpr::Const(s) => self.constant(*s),
-            ScalarExpr::Index(v) => CVal::S(self.idx[*v as usize], DType::I64),
+            ScalarExpr::Index(v) => CVal::S(vec![self.idx[*v as usize]], DType::I64),
             ScalarExpr::Read(k) => self.read(*k as usize),
             ScalarExpr::Param(k) => params[*k as usize].clone(),
             ScalarExpr::Tuple(xs) => CVal::T(xs.iter().map(|x| self.expr(x, params)).collect()),
@@ -251,43 +417,83 @@ impl Gen<'_, '_> {
             ScalarExpr::Unary(op, a) => {
                 let (v, d) = self.expr(a, params).s();
                 let r = match (op, d) {
-                    (UnOp::Neg, DType::F32 | DType::F64) => self.b.ins().fneg(v),
-                    (UnOp::Neg, _) => self.b.ins().ineg(v),
-                    (UnOp::Not, _) => self.b.ins().bxor_imm_s(v, 1),
+                    (UnOp::Neg, DType::F32 | DType::F64) => self.each(&v, |b, x| b.ins().fneg(x)),
+                    (UnOp::Neg, _) => self.each(&v, |b, x| b.ins().ineg(x)),
+                    (UnOp::Not, _) if vector => self.each(&v, |b, x| b.ins().bnot(x)),
+                    (UnOp::Not, _) => self.each(&v, |b, x| b.ins().bxor_imm_s(x, 1)),
                 };
                 CVal::S(r, d)
             }
             ScalarExpr::Cast(a, to) => {
                 let (v, from) = self.expr(a, params).s();
-                CVal::S(self.cast(v, from, *to), *to)
+                let r = v.iter().map(|x| self.cast(*x, from, *to)).collect();
+                CVal::S(r, *to)
             }
             ScalarExpr::Call(f, a) => {
                 let (v, d) = self.expr(a, params).s();
-                CVal::S(self.math(*f, v, d), d)
+                let r = v.iter().map(|x| self.math(*f, *x, d)).collect();
+                CVal::S(r, d)
+            }
+            ScalarExpr::Select(c, a, b) if vector => {
+                let (cv, _) = self.expr(c, params).s();
+                let (av, d) = self.expr(a, params).s();
+                let (bv, _) = self.expr(b, params).s();
+                let ty = lane_type(d, self.mode.lanes);
+                let lanes =
+                    MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
+                let r = (0..cv.len())
+                    .map(|u| {
+                        // The mask, reinterpreted as the selected values' type.
+                        let c = if matches!(d, DType::F32 | DType::F64) {
+                            self.b.ins().bitcast(ty, lanes, cv[u])
+                        } else {
+                            cv[u]
+                        };
+                        self.b.ins().bitselect(c, av[u], bv[u])
+                    })
+                    .collect();
+                CVal::S(r, d)
             }
             ScalarExpr::Select(c, a, b) => {
-                let (cv, _) = self.expr(c, params).s();
+                let (cv, _) = self.expr(c, params).one();
                 self.branch(cv, |g| g.expr(a, params), |g| g.expr(b, params))
             }
+            ScalarExpr::Binary(op @ (BinOp::And | BinOp::Or), a, b) if vector => {
+                let (x, d) = self.expr(a, params).s();
+                let (y, _) = self.expr(b, params).s();
+                let r = if *op == BinOp::And {
+                    self.each2(&x, &y, |b, x, y| b.ins().band(x, y))
+                } else {
+                    self.each2(&x, &y, |b, x, y| b.ins().bor(x, y))
+                };
+                CVal::S(r, d)
+            }
             ScalarExpr::Binary(BinOp::And, a, b) => {
-                let (x, _) = self.expr(a, params).s();
+                let (x, _) = self.expr(a, params).one();
                 let f = |g: &mut Self| g.constant(Scalar::Bool(false));
                 self.branch(x, |g| g.expr(b, params), f)
             }
             ScalarExpr::Binary(BinOp::Or, a, b) => {
-                let (x, _) = self.expr(a, params).s();
+                let (x, _) = self.expr(a, params).one();
                 let t = |g: &mut Self| g.constant(Scalar::Bool(true));
                 self.branch(x, t, |g| g.expr(b, params))
             }
             ScalarExpr::Binary(op, a, b) => {
                 let (x, d) = self.expr(a, params).s();
                 let (y, _) = self.expr(b, params).s();
-                self.binary(*op, x, y, d)
+                let mut out = Vec::with_capacity(x.len());
+                let mut rd = d;
+                for (x, y) in x.into_iter().zip(y) {
+                    let (v, t) = self.binary(*op, x, y, d);
+                    out.push(v);
+                    rd = t;
+                }
+                CVal::S(out, rd)
             }
         }
     }
 
-    /// `if c { then } else { els }`, evaluating only the taken arm.
+    /// `if c { then } else { els }`, evaluating only the taken arm (scalar code only).
     fn branch(
         &mut self,
         c: Value,
@@ -308,17 +514,17 @@ impl Gen<'_, '_> {
             .iter()
             .map(|d| self.b.append_block_param(join, clif_type(*d)))
             .collect();
-        let mut flat = Vec::new();
-        tv.flatten(&mut flat);
-        let args: Vec<BlockArg> = flat.iter().map(|(v, _)| BlockArg::Value(*v)).collect();
-        self.b.ins().jump(join, &args);
+        let jump = |g: &mut Self, v: CVal| {
+            let mut flat = Vec::new();
+            v.flatten(&mut flat);
+            let args: Vec<BlockArg> = flat.iter().map(|(v, _)| BlockArg::Value(v[0])).collect();
+            g.b.ins().jump(join, &args);
+        };
+        jump(self, tv);
         self.b.switch_to_block(eb);
         self.b.seal_block(eb);
         let ev = els(self);
-        let mut flat = Vec::new();
-        ev.flatten(&mut flat);
-        let args: Vec<BlockArg> = flat.iter().map(|(v, _)| BlockArg::Value(*v)).collect();
-        self.b.ins().jump(join, &args);
+        jump(self, ev);
         self.b.switch_to_block(join);
         self.b.seal_block(join);
         rebuild(&shape, &mut params.into_iter())
@@ -334,7 +540,8 @@ impl Gen<'_, '_> {
         self.b.seal_block(ok);
     }
 
-    fn binary(&mut self, op: BinOp, x: Value, y: Value, d: DType) -> CVal {
+    /// One binary operation on one group; the result and its element type.
+    fn binary(&mut self, op: BinOp, x: Value, y: Value, d: DType) -> (Value, DType) {
         let float = matches!(d, DType::F32 | DType::F64);
         let cmp = |g: &mut Self, icc: IntCC, fcc: FloatCC| {
             let v = if float {
@@ -342,7 +549,7 @@ impl Gen<'_, '_> {
             } else {
                 g.b.ins().icmp(icc, x, y)
             };
-            CVal::S(v, DType::Bool)
+            (v, DType::Bool)
         };
         match op {
             BinOp::Eq => return cmp(self, IntCC::Equal, FloatCC::Equal),
@@ -402,7 +609,7 @@ impl Gen<'_, '_> {
             }
             (op, _) => panic!("internal error: `{}` on {d}", op.name()),
         };
-        CVal::S(v, d)
+        (v, d)
     }
 
     fn call2(&mut self, d: DType, name: &str, x: Value, y: Value) -> Value {
@@ -427,18 +634,19 @@ impl Gen<'_, '_> {
         }
     }
 
-    /// Rust `as` between element types.
+    /// Rust `as` between element types (in vector code, only `i32` ↔ `f32`).
     fn cast(&mut self, v: Value, from: DType, to: DType) -> Value {
         use DType::*;
         if from == to {
             return v;
         }
+        let ty = lane_type(to, self.mode.lanes);
         let ins = self.b.ins();
         match (from, to) {
             (F32, F64) => ins.fpromote(types::F64, v),
             (F64, F32) => ins.fdemote(types::F32, v),
-            (F32 | F64, I32 | I64) => ins.fcvt_to_sint_sat(clif_type(to), v),
-            (I32 | I64, F32 | F64) => ins.fcvt_from_sint(clif_type(to), v),
+            (F32 | F64, I32 | I64) => ins.fcvt_to_sint_sat(ty, v),
+            (I32 | I64, F32 | F64) => ins.fcvt_from_sint(ty, v),
             (Bool, F32 | F64) => ins.fcvt_from_uint(clif_type(to), v),
             (I32, I64) => ins.sextend(types::I64, v),
             (I64, I32) => ins.ireduce(types::I32, v),
@@ -460,60 +668,292 @@ impl Gen<'_, '_> {
 
     /// `for i in lo..hi { body(i) }` with the counter in a variable.
     fn for_loop(&mut self, lo: Value, hi: Value, body: &mut dyn FnMut(&mut Self, Value)) {
+        self.stepped_loop(lo, hi, 1, body);
+    }
+
+    /// `i = lo; while i + step <= hi { body(i); i += step }`; returns the final `i`.
+    fn stepped_loop(
+        &mut self,
+        lo: Value,
+        hi: Value,
+        step: i64,
+        body: &mut dyn FnMut(&mut Self, Value),
+    ) -> Value {
         let var: Variable = self.b.declare_var(types::I64);
         self.b.def_var(var, lo);
+        let limit = self.b.ins().iadd_imm_s(hi, 1 - step);
         let head = self.b.create_block();
         let body_b = self.b.create_block();
         let exit = self.b.create_block();
         self.b.ins().jump(head, &[]);
         self.b.switch_to_block(head);
         let i = self.b.use_var(var);
-        let more = self.b.ins().icmp(IntCC::SignedLessThan, i, hi);
+        let more = self.b.ins().icmp(IntCC::SignedLessThan, i, limit);
         self.b.ins().brif(more, body_b, &[], exit, &[]);
         self.b.switch_to_block(body_b);
         self.b.seal_block(body_b);
         body(self, i);
         let i = self.b.use_var(var);
-        let next = self.b.ins().iadd_imm_s(i, 1);
+        let next = self.b.ins().iadd_imm_s(i, step);
         self.b.def_var(var, next);
         self.b.ins().jump(head, &[]);
         self.b.seal_block(head);
         self.b.switch_to_block(exit);
         self.b.seal_block(exit);
+        self.b.use_var(var)
     }
 
-    /// Loops over dimensions `dims[k..]` (the first free dimension from `lo` to `hi` when
-    /// `k == 0` and `shard`), pushing index values, then calls `inner`.
+    /// Loops over dimensions `ext[k..]` (the first free dimension from `lo` to `hi` when
+    /// `k == 0` and `range0` is given), pushing index values, then calls `inner`. With a
+    /// vector `plan`, the last dimension runs in vectors first, then in scalars.
     fn nest(
         &mut self,
-        dims: &[usize],
+        ext: &[Value],
         k: usize,
         range0: Option<(Value, Value)>,
+        plan: Option<Mode>,
         inner: &mut dyn FnMut(&mut Self),
     ) {
-        if k == dims.len() {
+        if k == ext.len() {
             inner(self);
             return;
         }
         let (lo, hi) = match (k, range0) {
             (0, Some(r)) => r,
-            _ => (self.iconst(0), self.iconst(dims[k] as i64)),
+            _ => (self.iconst(0), ext[k]),
         };
-        self.for_loop(lo, hi, &mut |g, i| {
-            g.idx.push(i);
-            g.nest(dims, k + 1, range0, inner);
-            g.idx.pop();
-        });
+        let mut body = |g: &mut Self, i: Value| {
+            g.push_index(i);
+            g.nest(ext, k + 1, range0, plan, inner);
+            g.pop_index();
+        };
+        match plan {
+            Some(mode) if k + 1 == ext.len() => {
+                let step = (mode.lanes as usize * mode.groups) as i64;
+                self.mode = mode;
+                let rest = self.stepped_loop(lo, hi, step, &mut body);
+                self.mode = SCALAR;
+                self.for_loop(rest, hi, &mut body);
+            }
+            _ => self.for_loop(lo, hi, &mut body),
+        }
     }
 
-    fn store(&mut self, port: usize, space: &[usize], v: Value, d: DType) {
-        let idx: Vec<Value> = self.idx[..space.len()].to_vec();
-        let offset = self.linear(&idx, space);
-        let bytes = self.b.ins().imul_imm_s(offset, d.size_bytes() as i64);
-        let base = self.bases[self.reads.len() + port];
-        let addr = self.b.ins().iadd(base, bytes);
-        self.b.ins().store(MemFlagsData::trusted(), v, addr, 0);
+    /// Stores `vals` (one per group) to output `port` at the current point.
+    fn store(&mut self, port: usize, vals: &[Value]) {
+        let s = self.streams[self.reads.len() + port]
+            .as_ref()
+            .expect("outputs are streams");
+        let addr = *s.addr.last().expect("an address");
+        for (u, v) in vals.iter().enumerate() {
+            self.b
+                .ins()
+                .store(MemFlagsData::trusted(), *v, addr, (u * 16) as i32);
+        }
     }
+}
+
+/// Element sizes and vector forms: the lane count of the vector plan, if every value of the
+/// node has a SIMD form of one lane width.
+struct VecCheck<'a> {
+    read_types: &'a [DType],
+    size: Option<usize>,
+}
+
+/// The type of an expression for [`VecCheck`]: a scalar type or a tuple.
+#[derive(Clone, Debug)]
+enum VT {
+    S(DType),
+    T(Vec<VT>),
+}
+
+impl VecCheck<'_> {
+    fn note(&mut self, d: DType) -> Option<DType> {
+        if d == DType::Bool {
+            return Some(d);
+        }
+        let size = d.size_bytes();
+        match self.size {
+            Some(s) if s != size => None,
+            _ => {
+                self.size = Some(size);
+                Some(d)
+            }
+        }
+    }
+
+    fn scalar(&mut self, e: &ScalarExpr, params: &[VT]) -> Option<DType> {
+        match self.ty(e, params)? {
+            VT::S(d) => Some(d),
+            VT::T(_) => None,
+        }
+    }
+
+    /// The type of `e` when it has a vector form.
+    fn ty(&mut self, e: &ScalarExpr, params: &[VT]) -> Option<VT> {
+        use DType::*;
+        let t = match e {
+            ScalarExpr::Const(s) => VT::S(self.note(s.dtype())?),
+            ScalarExpr::Index(_) => return None,
+            ScalarExpr::Read(k) => VT::S(self.note(self.read_types[*k as usize])?),
+            ScalarExpr::Param(k) => params.get(*k as usize)?.clone(),
+            ScalarExpr::Tuple(xs) => VT::T(
+                xs.iter()
+                    .map(|x| self.ty(x, params))
+                    .collect::<Option<_>>()?,
+            ),
+            ScalarExpr::Field(x, k) => match self.ty(x, params)? {
+                VT::T(mut xs) if (*k as usize) < xs.len() => xs.swap_remove(*k as usize),
+                VT::T(_) => return None,
+                s => s,
+            },
+            ScalarExpr::Unary(op, a) => {
+                let d = self.scalar(a, params)?;
+                match (op, d) {
+                    (UnOp::Neg, F32 | F64 | I32) | (UnOp::Not, Bool) => VT::S(d),
+                    _ => return None,
+                }
+            }
+            ScalarExpr::Cast(a, to) => {
+                let from = self.scalar(a, params)?;
+                match (from, *to) {
+                    (x, y) if x == y => VT::S(x),
+                    (I32, F32) | (F32, I32) => VT::S(self.note(*to)?),
+                    _ => return None,
+                }
+            }
+            ScalarExpr::Call(f, a) => {
+                let d = self.scalar(a, params)?;
+                match (f, d) {
+                    (MathFn::Abs, F32 | F64 | I32)
+                    | (MathFn::Sqrt | MathFn::Floor | MathFn::Ceil, F32 | F64) => VT::S(d),
+                    _ => return None,
+                }
+            }
+            ScalarExpr::Select(c, a, b) => {
+                if self.scalar(c, params)? != Bool {
+                    return None;
+                }
+                let (x, y) = (self.scalar(a, params)?, self.scalar(b, params)?);
+                if x != y {
+                    return None;
+                }
+                VT::S(x)
+            }
+            ScalarExpr::Binary(op, a, b) => {
+                let d = self.scalar(a, params)?;
+                if self.scalar(b, params)? != d {
+                    return None;
+                }
+                let float = matches!(d, F32 | F64);
+                match op {
+                    BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
+                        if float || d == I32 =>
+                    {
+                        VT::S(Bool)
+                    }
+                    BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Min | BinOp::Max
+                        if float || d == I32 =>
+                    {
+                        VT::S(d)
+                    }
+                    BinOp::Div if float => VT::S(d),
+                    BinOp::And | BinOp::Or if d == Bool || d == I32 => VT::S(d),
+                    _ => return None,
+                }
+            }
+        };
+        Some(t)
+    }
+}
+
+/// How a strict read's offset moves with index variable `v`.
+fn coef_kind(r: &Read, v: u32) -> (bool, bool) {
+    // (used at all, only as the last coordinate with coefficient 1)
+    let mut used = false;
+    let mut unit = true;
+    let last = r.proj.len().wrapping_sub(1);
+    for (d, a) in r.proj.iter().enumerate() {
+        for (w, c) in &a.coeffs {
+            if *w == v && *c != 0 {
+                used = true;
+                if d != last || *c != 1 {
+                    unit = false;
+                }
+            }
+        }
+    }
+    (used, used && unit)
+}
+
+/// The vector plan of a kernel, if it has one: the innermost free dimension must be contiguous
+/// in (or unused by) every read, every read strict, and every value of a SIMD-able type.
+fn vector_plan(g: &Graph, node: &Node) -> Option<Mode> {
+    let (space, reads) = match &node.kind {
+        NodeKind::Map { space, reads, .. } | NodeKind::Reduce { space, reads, .. } => {
+            (space, reads)
+        }
+        _ => return None,
+    };
+    let v = space.len().checked_sub(1)? as u32;
+    let read_types: Vec<DType> = reads
+        .iter()
+        .map(|r| g.nodes[r.node].outputs[r.port as usize].dtype)
+        .collect();
+    for (r, d) in reads.iter().zip(&read_types) {
+        let (used, unit) = coef_kind(r, v);
+        if r.edge != Edge::Strict || (used && !unit) || *d == DType::Bool {
+            return None;
+        }
+    }
+    let mut c = VecCheck {
+        read_types: &read_types,
+        size: None,
+    };
+    for t in &node.outputs {
+        if t.dtype == DType::Bool {
+            return None;
+        }
+        c.note(t.dtype)?;
+    }
+    let groups = match &node.kind {
+        NodeKind::Map { body, .. } => {
+            for e in body {
+                c.scalar(e, &[])?;
+            }
+            2
+        }
+        NodeKind::Reduce { monoid, args, .. } => {
+            let m = explicit(g, *monoid, node.outputs[0].dtype)?;
+            let arg_types = args
+                .iter()
+                .map(|a| c.ty(a, &[]))
+                .collect::<Option<Vec<VT>>>()?;
+            let state = |ds: &[DType]| {
+                if ds.len() == 1 {
+                    VT::S(ds[0])
+                } else {
+                    VT::T(ds.iter().map(|d| VT::S(*d)).collect())
+                }
+            };
+            for d in &m.state {
+                if *d == DType::Bool {
+                    return None;
+                }
+                c.note(*d)?;
+            }
+            let st = state(&m.state);
+            c.ty(&m.wrap, &arg_types)?;
+            c.ty(&m.combine, &[st.clone(), st.clone()])?;
+            if let Some(u) = &m.unwrap {
+                c.ty(&u.body, &[st])?;
+            }
+            4
+        }
+        _ => return None,
+    };
+    let lanes = (16 / c.size?) as u32;
+    Some(Mode { lanes, groups })
 }
 
 /// Generates a whole kernel for `node` (a `Map` or `Reduce`) of graph `g`.
@@ -523,65 +963,125 @@ pub fn generate(g: &Graph, node: &Node, b: &mut FunctionBuilder<'_>, imports: Im
     b.switch_to_block(entry);
     b.seal_block(entry);
     let params = b.block_params(entry).to_vec();
-    let (bufs, lo, hi) = (params[0], params[1], params[2]);
+    let (bufs, dims, lo, hi) = (params[0], params[1], params[2], params[3]);
     let fail = b.create_block();
     let code = b.append_block_param(fail, types::I32);
-    let reads: Vec<Read> = match &node.kind {
-        NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => reads.clone(),
+    let (space_n, red_n, reads): (usize, usize, Vec<Read>) = match &node.kind {
+        NodeKind::Map { space, reads, .. } => (space.len(), 0, reads.clone()),
+        NodeKind::Reduce {
+            space, red, reads, ..
+        } => (space.len(), red.len(), reads.clone()),
         _ => panic!("internal error: only maps and reductions are kernels"),
     };
-    let n_bufs = reads.len() + node.outputs.len();
-    let bases: Vec<Value> = (0..n_bufs)
-        .map(|k| {
-            b.ins().load(
-                ptr,
-                MemFlagsData::trusted(),
-                bufs,
-                (k * ptr.bytes() as usize) as i32,
-            )
-        })
-        .collect();
-    let read_shapes = reads
-        .iter()
-        .map(|r| g.nodes[r.node].outputs[r.port as usize].shape.clone())
-        .collect();
-    let read_types = reads
+    let flags = MemFlagsData::trusted();
+    let mut next_dim = 0;
+    let mut dim = |b: &mut FunctionBuilder<'_>| {
+        let v = b.ins().load(types::I64, flags, dims, 8 * next_dim);
+        next_dim += 1;
+        v
+    };
+    let space_ext: Vec<Value> = (0..space_n).map(|_| dim(b)).collect();
+    let red_ext: Vec<Value> = (0..red_n).map(|_| dim(b)).collect();
+    let read_types: Vec<DType> = reads
         .iter()
         .map(|r| g.nodes[r.node].outputs[r.port as usize].dtype)
         .collect();
+    let read_ext: Vec<Vec<Value>> = reads
+        .iter()
+        .map(|r| (0..r.proj.len()).map(|_| dim(b)).collect())
+        .collect();
+    let load_base = |b: &mut FunctionBuilder<'_>, k: usize| {
+        b.ins()
+            .load(ptr, flags, bufs, (k * ptr.bytes() as usize) as i32)
+    };
+    let read_bases: Vec<Value> = (0..reads.len()).map(|k| load_base(b, k)).collect();
+    let nvars = space_n + red_n;
+    let mut streams: Vec<Option<Stream>> = Vec::new();
+    for (k, r) in reads.iter().enumerate() {
+        if r.edge != Edge::Strict {
+            streams.push(None);
+            continue;
+        }
+        let elem = read_types[k].size_bytes() as i64;
+        let strides = byte_strides(b, &read_ext[k], elem);
+        let mut konst = b.ins().iconst(types::I64, 0);
+        for (a, s) in r.proj.iter().zip(&strides) {
+            if a.konst != 0 {
+                let t = b.ins().imul_imm_s(*s, a.konst);
+                konst = b.ins().iadd(konst, t);
+            }
+        }
+        let coef = (0..nvars as u32)
+            .map(|v| match coef_kind(r, v) {
+                (false, _) => Coef::Zero,
+                (true, true) => Coef::Unit,
+                (true, false) => {
+                    let mut acc = b.ins().iconst(types::I64, 0);
+                    for (a, s) in r.proj.iter().zip(&strides) {
+                        for (w, c) in &a.coeffs {
+                            if *w == v {
+                                let t = b.ins().imul_imm_s(*s, *c);
+                                acc = b.ins().iadd(acc, t);
+                            }
+                        }
+                    }
+                    Coef::Dyn(acc)
+                }
+            })
+            .collect();
+        let base = b.ins().iadd(read_bases[k], konst);
+        streams.push(Some(Stream {
+            coef,
+            addr: vec![base],
+            elem,
+        }));
+    }
+    for (port, t) in node.outputs.iter().enumerate() {
+        let elem = t.dtype.size_bytes() as i64;
+        let strides = byte_strides(b, &space_ext, elem);
+        let coef = (0..nvars)
+            .map(|v| match v {
+                _ if v + 1 == space_n => Coef::Unit,
+                _ if v < space_n => Coef::Dyn(strides[v]),
+                _ => Coef::Zero,
+            })
+            .collect();
+        let base = load_base(b, reads.len() + port);
+        streams.push(Some(Stream {
+            coef,
+            addr: vec![base],
+            elem,
+        }));
+    }
+    let plan = vector_plan(g, node);
     let mut gen = Gen {
         b,
         imports,
-        ptr,
-        bases,
         idx: Vec::new(),
         reads,
-        read_shapes,
+        read_ext,
         read_types,
+        read_bases,
+        streams,
+        mode: SCALAR,
+        vec_var: space_n.wrapping_sub(1),
         fail,
     };
+    let range = (space_n > 0).then_some((lo, hi));
     match &node.kind {
-        NodeKind::Map { space, body, .. } => {
-            let range = (!space.is_empty()).then_some((lo, hi));
-            gen.nest(space, 0, range, &mut |g| {
+        NodeKind::Map { body, .. } => {
+            gen.nest(&space_ext, 0, range, plan, &mut |g| {
                 let vals: Vec<CVal> = body.iter().map(|e| g.expr(e, &[])).collect();
                 for (port, v) in vals.iter().enumerate() {
-                    let (v, d) = v.s();
-                    g.store(port, space, v, d);
+                    let (v, _) = v.s();
+                    g.store(port, &v);
                 }
             });
         }
-        NodeKind::Reduce {
-            space,
-            red,
-            monoid,
-            args,
-            ..
-        } => {
+        NodeKind::Reduce { monoid, args, .. } => {
             let m = kernel_monoid(g, *monoid, node.outputs[0].dtype);
-            let range = (!space.is_empty()).then_some((lo, hi));
-            gen.nest(space, 0, range, &mut |g| {
-                reduce_point(g, &m, space, red, args)
+            gen.nest(&space_ext, 0, range, plan, &mut |g| {
+                reduce_point(g, &m, &red_ext, args)
             });
         }
         _ => unreachable!("checked above"),
@@ -593,29 +1093,39 @@ pub fn generate(g: &Graph, node: &Node, b: &mut FunctionBuilder<'_>, imports: Im
     gen.b.ins().return_(&[code]);
 }
 
-/// At one free point: fold the reduced box from the zero, in row-major order, then store the
-/// (unwrapped) result.
-fn reduce_point(
-    g: &mut Gen<'_, '_>,
-    m: &Explicit,
-    space: &[usize],
-    red: &[usize],
-    args: &[ScalarExpr],
-) {
-    let vars: Vec<Variable> = m
+/// Row-major strides in bytes of a tensor with extents `ext`.
+fn byte_strides(b: &mut FunctionBuilder<'_>, ext: &[Value], elem: i64) -> Vec<Value> {
+    let mut strides = vec![b.ins().iconst(types::I64, elem); ext.len()];
+    for d in (0..ext.len().saturating_sub(1)).rev() {
+        strides[d] = b.ins().imul(strides[d + 1], ext[d + 1]);
+    }
+    strides
+}
+
+/// At one free point (or one vector of free points): fold the reduced box from the zero, in
+/// row-major order, then store the (unwrapped) result.
+fn reduce_point(g: &mut Gen<'_, '_>, m: &Explicit, red: &[Value], args: &[ScalarExpr]) {
+    let mode = g.mode;
+    let vars: Vec<Vec<Variable>> = m
         .state
         .iter()
-        .map(|d| g.b.declare_var(clif_type(*d)))
+        .map(|d| {
+            (0..mode.groups)
+                .map(|_| g.b.declare_var(lane_type(*d, mode.lanes)))
+                .collect()
+        })
         .collect();
     for (var, z) in vars.iter().zip(&m.zero) {
         let (v, _) = g.constant(*z).s();
-        g.b.def_var(*var, v);
+        for (var, v) in var.iter().zip(v) {
+            g.b.def_var(*var, v);
+        }
     }
-    let state = |g: &mut Gen<'_, '_>, vars: &[Variable]| -> CVal {
+    let state = |g: &mut Gen<'_, '_>, vars: &[Vec<Variable>]| -> CVal {
         let fields: Vec<CVal> = vars
             .iter()
             .zip(&m.state)
-            .map(|(v, d)| CVal::S(g.b.use_var(*v), *d))
+            .map(|(v, d)| CVal::S(v.iter().map(|v| g.b.use_var(*v)).collect(), *d))
             .collect();
         if fields.len() == 1 {
             fields.into_iter().next().expect("one field")
@@ -624,7 +1134,10 @@ fn reduce_point(
         }
     };
     let free = g.idx.len();
-    g.nest_from(red, &mut |g| {
+    // The reduced loops run in scalar steps; inside them, values keep the free point's mode.
+    g.mode = SCALAR;
+    g.nest(red, 0, None, None, &mut |g| {
+        g.mode = mode;
         let xs: Vec<CVal> = args.iter().map(|a| g.expr(a, &[])).collect();
         let x = g.expr(&m.wrap, &xs);
         let acc = state(g, &vars);
@@ -632,9 +1145,13 @@ fn reduce_point(
         let mut flat = Vec::new();
         new.flatten(&mut flat);
         for (var, (v, _)) in vars.iter().zip(flat) {
-            g.b.def_var(*var, v);
+            for (var, v) in var.iter().zip(v) {
+                g.b.def_var(*var, v);
+            }
         }
+        g.mode = SCALAR;
     });
+    g.mode = mode;
     debug_assert_eq!(g.idx.len(), free);
     let acc = state(g, &vars);
     let out = match &m.unwrap {
@@ -643,15 +1160,8 @@ fn reduce_point(
     };
     let mut flat = Vec::new();
     out.flatten(&mut flat);
-    for (port, (v, d)) in flat.into_iter().enumerate() {
-        g.store(port, space, v, d);
-    }
-}
-
-impl Gen<'_, '_> {
-    /// Loops over `dims` from zero, pushing index values after the current ones.
-    fn nest_from(&mut self, dims: &[usize], inner: &mut dyn FnMut(&mut Self)) {
-        self.nest(dims, 0, None, inner);
+    for (port, (v, _)) in flat.into_iter().enumerate() {
+        g.store(port, &v);
     }
 }
 

@@ -25,8 +25,8 @@ use crate::mir::ir::{Graph, Node, NodeId, NodeKind};
 use crate::mir::print::print_node;
 use kernel::{Imports, CALLED};
 
-/// A compiled kernel: `fn(bufs, lo, hi) -> status`.
-type KernelFn = unsafe extern "C" fn(*const *mut u8, i64, i64) -> i32;
+/// A compiled kernel: `fn(bufs, dims, lo, hi) -> status` (see `kernel.rs`).
+type KernelFn = unsafe extern "C" fn(*const *mut u8, *const i64, i64, i64) -> i32;
 
 /// How many elements one shard task covers, at least: a function of shapes only.
 pub const SHARD_ELEMENTS: usize = 1 << 14;
@@ -369,6 +369,7 @@ impl Jit {
             bufs.push(data_ptr_mut(&mut o.data));
         }
         let bufs = SendPtrs(bufs);
+        let dims = kernel::kernel_dims(g, node);
         let (rows, n_tasks) = if space.is_empty() {
             (1, 1)
         } else {
@@ -386,7 +387,7 @@ impl Jit {
             let hi = (lo + rows).min(extent0);
             // SAFETY: the kernel reads only inside its input buffers (proved by the verifier)
             // and writes only rows lo..hi of its outputs, which no other task writes.
-            unsafe { f(bufs.as_ptr(), lo as i64, hi as i64) }
+            unsafe { f(bufs.as_ptr(), dims.as_ptr(), lo as i64, hi as i64) }
         })
         .map_err(|code| JitError {
             message: match code.message.as_str() {
@@ -472,30 +473,49 @@ fn data_ptr_mut(d: &mut Data) -> *mut u8 {
     }
 }
 
-/// The cache key of a kernel: its text with read sources replaced by their types.
-fn structure_key(g: &Graph, node: &Node) -> String {
+/// The cache key of a kernel: its text with read sources replaced by their element types and
+/// ranks, and every extent erased — kernels take their extents as arguments, so one compiled
+/// kernel serves every shape of the same structure.
+pub fn structure_key(g: &Graph, node: &Node) -> String {
     let mut n = node.clone();
     n.label.clear();
-    let mut types = String::new();
-    if let NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } = &mut n.kind {
-        for (k, r) in reads.iter_mut().enumerate() {
-            types.push_str(&format!(
-                " r{k}:{}",
-                g.nodes[r.node].outputs[r.port as usize]
-            ));
-            r.node = NodeId(0);
-            r.port = 0;
-        }
+    for t in &mut n.outputs {
+        t.shape.fill(0);
     }
-    // Monoids are part of the structure.
-    if let NodeKind::Reduce {
-        monoid: crate::mir::ir::MonoidRef::User(m),
-        ..
-    } = &n.kind
-    {
-        types.push_str(&format!(" monoid:{:?}", g.monoids[*m]));
+    let mut types = String::new();
+    match &mut n.kind {
+        NodeKind::Map { space, reads, .. } => {
+            space.fill(0);
+            erase_sources(g, reads, &mut types);
+        }
+        NodeKind::Reduce {
+            space,
+            red,
+            reads,
+            monoid,
+            ..
+        } => {
+            space.fill(0);
+            red.fill(0);
+            erase_sources(g, reads, &mut types);
+            // Monoids are part of the structure.
+            if let crate::mir::ir::MonoidRef::User(m) = monoid {
+                types.push_str(&format!(" monoid:{:?}", g.monoids[*m]));
+            }
+        }
+        _ => {}
     }
     format!("{}{types}", print_node(NodeId(0), &n))
+}
+
+/// Replaces each read's source by its element type and rank, written to `types`.
+fn erase_sources(g: &Graph, reads: &mut [crate::mir::ir::Read], types: &mut String) {
+    for (k, r) in reads.iter_mut().enumerate() {
+        let t = &g.nodes[r.node].outputs[r.port as usize];
+        types.push_str(&format!(" r{k}:{}/{}", t.dtype, t.shape.len()));
+        r.node = NodeId(0);
+        r.port = 0;
+    }
 }
 
 fn concat(parts: &[&Tensor], axis: usize, shape: &[usize]) -> Result<Tensor, JitError> {
@@ -540,3 +560,6 @@ fn slice(src: &Tensor, start: &[usize], shape: &[usize]) -> Result<Tensor, JitEr
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests;

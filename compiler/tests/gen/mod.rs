@@ -735,6 +735,8 @@ impl Builder<'_> {
             (4, 6),
             (3, 8),
             (2, 11),
+            // Long enough for the native backend's vector loops and their tails.
+            (2, 17),
         ])
     }
 
