@@ -10,12 +10,14 @@
 //! **Invariants:**
 //! - every builtin computes exactly what the reference interpreter computes for the same
 //!   operation: the float functions call Rust's `f32`/`f64` methods (the interpreter's
-//!   semantics), `fmod` is Rust's `%`, and the random draws call [`crate::rand`], so JIT code
+//!   semantics) except `exp` on `f32`, which is [`crate::fastmath::exp_f32`], `fmod` is Rust's `%`, and the random draws call [`crate::rand`], so JIT code
 //!   that calls a builtin agrees with the interpreter bit for bit;
 //! - the builtins are `extern "C"`, never unwind, and are also exported unmangled under the
 //!   names of [`builtin_symbols`], so an ahead-of-time object file can link against them.
 
 use std::mem::offset_of;
+
+use crate::fastmath::FlowExp;
 
 /// The arguments of one shard of a kernel, as generated code reads them.
 ///
@@ -146,8 +148,8 @@ macro_rules! unary_builtins {
 }
 
 unary_builtins! {
-    /// `exp` on `f32` (Rust's `f32::exp`).
-    flow_expf: f32 => exp;
+    /// `exp` on `f32`: [`crate::fastmath::exp_f32`], the polynomial kernels inline.
+    flow_expf: f32 => flow_exp;
     /// `log` on `f32`: the natural logarithm (Rust's `f32::ln`).
     flow_logf: f32 => ln;
     /// `sin` on `f32` (Rust's `f32::sin`).
@@ -157,7 +159,7 @@ unary_builtins! {
     /// `tanh` on `f32` (Rust's `f32::tanh`).
     flow_tanhf: f32 => tanh;
     /// `exp` on `f64` (Rust's `f64::exp`).
-    flow_exp: f64 => exp;
+    flow_exp: f64 => flow_exp;
     /// `log` on `f64`: the natural logarithm (Rust's `f64::ln`).
     flow_log: f64 => ln;
     /// `sin` on `f64` (Rust's `f64::sin`).
@@ -238,7 +240,7 @@ mod tests {
     #[test]
     fn builtins_match_rust_float_methods_bit_for_bit() {
         for &x in &F32S {
-            assert!(same32(flow_expf(x), x.exp()));
+            assert!(same32(flow_expf(x), crate::fastmath::exp_f32(x)));
             assert!(same32(flow_logf(x), x.ln()));
             assert!(same32(flow_sinf(x), x.sin()));
             assert!(same32(flow_cosf(x), x.cos()));

@@ -1,15 +1,18 @@
 //! The Flow runtime: tensors, Philox random numbers, `.npy` encoding, value formatting, the
-//! worker pool that runs shard tasks, the buffer pool, and the C ABI of generated kernels
+//! worker pool that runs shard tasks, the buffer pool, matrix products (`gemm`), and the C ABI of generated kernels
 //! (with the math built-ins they call).
 //!
 //! This crate is shared by the compiler's interpreter, its generated code and its driver. It
-//! depends on no crate of ours (only on rayon, for the worker pool). It does no file I/O:
+//! depends on no crate of ours (only on rayon, for the worker pool, and matrixmultiply, for
+//! the GEMM kernels of contractions). It does no file I/O:
 //! `.npy` files are decoded from and encoded to byte buffers, and values are formatted to
 //! strings.
 
 pub mod abi;
 pub mod buffers;
+pub mod fastmath;
 pub mod format;
+pub mod gemm;
 pub mod npy;
 pub mod pool;
 pub mod rand;

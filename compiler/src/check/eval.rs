@@ -2,6 +2,7 @@
 //! It covers what `fn` and monoid bodies may contain: literals, locals, arithmetic, casts,
 //! tuples, fields, `if`, `let` blocks, math built-ins and calls of scalar `fn`s.
 
+use flow_runtime::fastmath::FlowExp;
 use flow_runtime::{DType, Scalar};
 
 use crate::hir::{self, BinOp, Builtin, ExprKind, MathFn, UnOp};
@@ -257,7 +258,7 @@ macro_rules! math_fn {
         pub fn $name(m: MathFn, x: $t) -> $t {
             match m {
                 MathFn::Abs => x.abs(),
-                MathFn::Exp => x.exp(),
+                MathFn::Exp => x.flow_exp(),
                 MathFn::Log => x.ln(),
                 MathFn::Sqrt => x.sqrt(),
                 MathFn::Sin => x.sin(),

@@ -626,12 +626,86 @@ impl Gen<'_, '_> {
             MathFn::Sqrt => self.b.ins().sqrt(v),
             MathFn::Floor => self.b.ins().floor(v),
             MathFn::Ceil => self.b.ins().ceil(v),
+            MathFn::Exp if d == DType::F32 => self.exp_f32(v),
             MathFn::Exp | MathFn::Log | MathFn::Sin | MathFn::Cos | MathFn::Tanh => {
                 let func = self.imports.get(f.name(), d);
                 let call = self.b.ins().call(func, &[v]);
                 self.b.inst_results(call)[0]
             }
         }
+    }
+
+    /// `flow_runtime::fastmath::exp_f32`, operation for operation, on a scalar or a vector.
+    fn exp_f32(&mut self, x: Value) -> Value {
+        use flow_runtime::fastmath::{EXP_HI, EXP_LO, EXP_P, LN2_HI, LN2_LO, LOG2E};
+        let lanes = self.mode.lanes;
+        let fconst = |g: &mut Self, c: f32| {
+            let v = g.b.ins().f32const(c);
+            if lanes == 1 {
+                v
+            } else {
+                g.b.ins().splat(types::F32X4, v)
+            }
+        };
+        let vbits = MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
+        // `if x > c { c } else { x }`, as a select (a bit select of the mask in vectors).
+        let clamp = |g: &mut Self, x: Value, c: f32, cc: FloatCC| {
+            let k = fconst(g, c);
+            let m = g.b.ins().fcmp(cc, x, k);
+            if lanes == 1 {
+                g.b.ins().select(m, k, x)
+            } else {
+                let m = g.b.ins().bitcast(types::F32X4, vbits, m);
+                g.b.ins().bitselect(m, k, x)
+            }
+        };
+        let x = clamp(self, x, EXP_HI, FloatCC::GreaterThan);
+        let x = clamp(self, x, EXP_LO, FloatCC::LessThan);
+        let (log2e, half) = (fconst(self, LOG2E), fconst(self, 0.5));
+        let t = self.b.ins().fmul(x, log2e);
+        let t = self.b.ins().fadd(t, half);
+        let fl = self.b.ins().floor(t);
+        let (hi, lo) = (fconst(self, LN2_HI), fconst(self, LN2_LO));
+        let t = self.b.ins().fmul(fl, hi);
+        let r = self.b.ins().fsub(x, t);
+        let t = self.b.ins().fmul(fl, lo);
+        let r = self.b.ins().fsub(r, t);
+        let mut p = fconst(self, EXP_P[0]);
+        for c in &EXP_P[1..] {
+            let k = fconst(self, *c);
+            let t = self.b.ins().fmul(p, r);
+            p = self.b.ins().fadd(t, k);
+        }
+        let r2 = self.b.ins().fmul(r, r);
+        let y = self.b.ins().fmul(p, r2);
+        let y = self.b.ins().fadd(y, r);
+        let one = fconst(self, 1.0);
+        let y = self.b.ins().fadd(y, one);
+        let ity = if lanes == 1 { types::I32 } else { types::I32X4 };
+        let fty = if lanes == 1 { types::F32 } else { types::F32X4 };
+        let n = self.b.ins().fcvt_to_sint_sat(ity, fl);
+        let n1 = self.b.ins().sshr_imm_u(n, 1);
+        let n2 = self.b.ins().isub(n, n1);
+        let scale = |g: &mut Self, n: Value| {
+            let e = if lanes == 1 {
+                g.b.ins().iadd_imm_s(n, 127)
+            } else {
+                let k = g.b.ins().iconst(types::I32, 127);
+                let k = g.b.ins().splat(types::I32X4, k);
+                g.b.ins().iadd(n, k)
+            };
+            let bits = g.b.ins().ishl_imm_u(e, 23);
+            let flags = if lanes == 1 {
+                MemFlagsData::new()
+            } else {
+                vbits
+            };
+            g.b.ins().bitcast(fty, flags, bits)
+        };
+        let s1 = scale(self, n1);
+        let s2 = scale(self, n2);
+        let y = self.b.ins().fmul(y, s1);
+        self.b.ins().fmul(y, s2)
     }
 
     /// Rust `as` between element types (in vector code, only `i32` ↔ `f32`).
@@ -826,6 +900,7 @@ impl VecCheck<'_> {
                 let d = self.scalar(a, params)?;
                 match (f, d) {
                     (MathFn::Abs, F32 | F64 | I32)
+                    | (MathFn::Exp, F32)
                     | (MathFn::Sqrt | MathFn::Floor | MathFn::Ceil, F32 | F64) => VT::S(d),
                     _ => return None,
                 }

@@ -44,12 +44,19 @@ fn agree(jit: &mut Jit, text: &str, inputs: &[Tensor]) {
     }
 }
 
-fn matmul(m: usize, k: usize, n: usize) -> String {
+/// A product of an `m×k` and a `k×n` matrix, the first read as `a_proj` (`i0, i2`, or
+/// `i2, i0` for a transposed operand), with `body` as the summed expression.
+fn matmul(m: usize, k: usize, n: usize, a_proj: &str, body: &str) -> String {
+    let a_shape = if a_proj == "i0, i2" {
+        format!("{m}, {k}")
+    } else {
+        format!("{k}, {m}")
+    };
     format!(
-        "%0 = input 0 : f32[{m}, {k}]\n\
+        "%0 = input 0 : f32[{a_shape}]\n\
          %1 = input 1 : f32[{k}, {n}]\n\
-         %2 = reduce [{m}, {n}] over [{k}] sum reads(%0.0[i0, i2], %1.0[i2, i1]) : f32[{m}, {n}] \
-         {{ mul(r0, r1) }}\n\
+         %2 = reduce [{m}, {n}] over [{k}] sum reads(%0.0[{a_proj}], %1.0[i2, i1]) : f32[{m}, {n}] \
+         {{ {body} }}\n\
          output %2.0\n"
     )
 }
@@ -58,13 +65,24 @@ fn matmul(m: usize, k: usize, n: usize) -> String {
 fn one_kernel_serves_every_shape() {
     let mut jit = Jit::new(2).expect("the JIT starts");
     for (m, k, n) in [(3, 5, 7), (17, 9, 37), (1, 1, 1), (4, 64, 16)] {
-        agree(
-            &mut jit,
-            &matmul(m, k, n),
-            &[data(&[m, k], 1), data(&[k, n], 2)],
-        );
+        let text = matmul(m, k, n, "i0, i2", "add(mul(r0, r1), 0.5f32)");
+        agree(&mut jit, &text, &[data(&[m, k], 1), data(&[k, n], 2)]);
     }
     assert_eq!(jit.compiled(), 1, "one structure, one kernel");
+}
+
+#[test]
+fn contractions_agree_for_any_split_of_their_rows() {
+    for threads in [1, 3] {
+        let mut jit = Jit::new(threads).expect("the JIT starts");
+        for (m, k, n) in [(3, 5, 7), (300, 41, 37), (65, 300, 9), (1, 0, 4)] {
+            let inputs = [data(&[m, k], 1), data(&[k, n], 2)];
+            agree(&mut jit, &matmul(m, k, n, "i0, i2", "mul(r0, r1)"), &inputs);
+            let inputs = [data(&[k, m], 3), data(&[k, n], 4)];
+            agree(&mut jit, &matmul(m, k, n, "i2, i0", "mul(r1, r0)"), &inputs);
+        }
+        assert_eq!(jit.compiled(), 0, "contractions run as GEMMs");
+    }
 }
 
 #[test]
@@ -95,4 +113,29 @@ fn vector_reductions_fold_each_lane_in_order() {
         );
         agree(&mut jit, &text, &[data(&[33, n], 5)]);
     }
+}
+
+#[test]
+fn inline_exp_matches_the_runtime_in_vectors_and_scalars() {
+    let mut jit = Jit::new(1).expect("the JIT starts");
+    let mut v: Vec<f32> = (0..397).map(|k| -120.0 + k as f32 * 0.5537).collect();
+    v.extend([
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        -0.0,
+        0.0,
+        88.72,
+        89.0,
+        -87.4,
+    ]);
+    let n = v.len();
+    let x = Tensor::new(vec![n], Data::F32(v)).expect("a tensor");
+    let text = format!(
+        "%0 = input 0 : f32[{n}]\n\
+         %1 = map [{n}] reads(%0.0[i0]) : f32[{n}] {{ exp(r0) }}\n\
+         %2 = reduce [] over [{n}] sum reads(%0.0[i0]) : f32[] {{ exp(mul(r0, 0.01f32)) }}\n\
+         output %1.0, %2.0\n"
+    );
+    agree(&mut jit, &text, &[x]);
 }

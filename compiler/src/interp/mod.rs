@@ -8,7 +8,10 @@
 //!   row-major order, strictly left to right, starting from the monoid's zero:
 //!   `acc = combine(acc, wrap(args))`, then `unwrap(acc)`. This fixes the reference order
 //!   of a non-commutative or non-associative (floating-point) fold. Over an empty reduced
-//!   box the result is `unwrap(zero)` (for a built-in monoid, its identity);
+//!   box the result is `unwrap(zero)` (for a built-in monoid, its identity). The one
+//!   exception is a *contraction* (`sum[k](a[i, k] * b[k, j])`, see
+//!   [`crate::mir::contract`]): it is the runtime's GEMM, whose blocked order of additions the
+//!   native backend shares, so that both stay bitwise equal at the speed of a tuned kernel;
 //! - a read through its projection: a `Strict` read outside its tensor is an error (the
 //!   verifier should have rejected the graph), `Pad` yields the pad value, and `Clamp`
 //!   clamps each coordinate to the tensor;
@@ -28,8 +31,9 @@
 use std::fmt;
 
 use flow_runtime::tensor::row_major_strides;
-use flow_runtime::{format_shape, rand, DType, Scalar, ShapeError, Tensor};
+use flow_runtime::{format_shape, rand, DType, Data, Scalar, ShapeError, Tensor};
 
+use crate::mir::contract::{contraction, Contraction};
 use crate::mir::ir::{
     BinOp, Dist, Edge, Graph, MonoidRef, Node, NodeId, NodeKind, Port, Read, ScalarExpr, TensorTy,
 };
@@ -356,6 +360,9 @@ fn eval_node(
 
 /// Evaluates a reduction node; see the module documentation for the fold order.
 fn eval_reduce(g: &Graph, node: &Node, values: &[Vec<Tensor>]) -> Result<Vec<Tensor>, Fault> {
+    if let Some(c) = contraction(g, node) {
+        return eval_contraction(&c, node, values);
+    }
     let NodeKind::Reduce {
         space,
         red,
@@ -595,6 +602,59 @@ fn element(t: &Tensor, coords: &[i64]) -> Result<Scalar, Fault> {
         return Err(Fault::Internal("element coordinate out of bounds"));
     }
     Ok(t.get(lin))
+}
+
+/// Evaluates a contraction with the runtime's GEMM, as the native backend does.
+fn eval_contraction(
+    c: &Contraction,
+    node: &Node,
+    values: &[Vec<Tensor>],
+) -> Result<Vec<Tensor>, Fault> {
+    let NodeKind::Reduce { reads, .. } = &node.kind else {
+        return Err(Fault::Internal("not a reduction"));
+    };
+    let mut out = zeros(&node.outputs[0])?;
+    let (m, k, n) = c.dims;
+    let a = port_value(values, reads[c.a.0].src())?;
+    let b = port_value(values, reads[c.b.0].src())?;
+    // The verifier proved both reads in bounds; check the furthest element anyway, since the
+    // GEMM reads through raw pointers.
+    let last = |rows: usize, cols: usize, rs: isize, cs: isize| {
+        (rows as isize - 1) * rs + (cols as isize - 1) * cs
+    };
+    if m > 0 && k > 0 && n > 0 {
+        let (la, lb) = (last(m, k, c.a.1, c.a.2), last(k, n, c.b.1, c.b.2));
+        if la < 0 || la as usize >= a.len() || lb < 0 || lb as usize >= b.len() {
+            return Err(Fault::Internal("contraction operand out of bounds"));
+        }
+    }
+    use flow_runtime::gemm::{gemm_f32, gemm_f64};
+    match (&a.data, &b.data, &mut out.data) {
+        (Data::F32(x), Data::F32(y), Data::F32(o)) => {
+            let (pa, pb) = (operand(x, c.a), operand(y, c.b));
+            // SAFETY: both operands are in bounds (checked above) and `o` is m×n.
+            unsafe { gemm_f32(m, k, n, pa, pb, o.as_mut_ptr()) }
+        }
+        (Data::F64(x), Data::F64(y), Data::F64(o)) => {
+            let (pa, pb) = (operand(x, c.a), operand(y, c.b));
+            // SAFETY: as above.
+            unsafe { gemm_f64(m, k, n, pa, pb, o.as_mut_ptr()) }
+        }
+        _ => return Err(Fault::Internal("contraction over mismatched types")),
+    }
+    Ok(vec![out])
+}
+
+/// A GEMM operand over `data` with the strides of a recognized contraction.
+fn operand<T>(
+    data: &[T],
+    (_, row_stride, col_stride): (usize, isize, isize),
+) -> flow_runtime::gemm::Operand<T> {
+    flow_runtime::gemm::Operand {
+        ptr: data.as_ptr(),
+        row_stride,
+        col_stride,
+    }
 }
 
 /// The tensor of an already evaluated port.

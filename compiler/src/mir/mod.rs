@@ -8,10 +8,12 @@
 //! - [`verify`]: every invariant of a well-formed graph, checked.
 //! - [`print`] and [`parse`]: the canonical text form; `print(parse(text)) == text`.
 //! - [`idx`]: typed ids and the arena they index.
+//! - [`contract`]: recognizing contractions, which both backends run as GEMMs.
 //!
 //! **Invariant:** nothing here evaluates a graph (that is `crate::interp`) or knows about
 //! HIR, except the lowering.
 
+pub mod contract;
 pub mod dot;
 pub mod idx;
 pub mod ir;

@@ -27,6 +27,7 @@
 //! - **Casts** are Rust `as` ([`Scalar::cast`]): float to integer truncates and saturates,
 //!   NaN becomes 0, a number becomes `bool` when it is not zero.
 
+use flow_runtime::fastmath::FlowExp;
 use flow_runtime::{DType, Scalar};
 
 use super::ir::{BinOp, BuiltinMonoid, MathFn, UnOp};
@@ -207,7 +208,7 @@ macro_rules! impl_float {
             fn apply(self, f: MathFn) -> Self {
                 match f {
                     MathFn::Abs => self.abs(),
-                    MathFn::Exp => self.exp(),
+                    MathFn::Exp => self.flow_exp(),
                     MathFn::Log => self.ln(),
                     MathFn::Sqrt => self.sqrt(),
                     MathFn::Sin => self.sin(),
