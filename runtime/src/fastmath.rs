@@ -29,7 +29,7 @@ pub const EXP_P: [f32; 6] = [
     8.333_452e-3,
     4.166_579_6e-2,
     1.666_666_5e-1,
-    5.000_000_1e-1,
+    0.5,
 ];
 
 /// `e^x` on `f32`; see the module documentation for the method and its accuracy.
