@@ -112,6 +112,8 @@ fn cfg(block: usize) -> PassConfig {
     PassConfig {
         verify: true,
         block,
+        // Generated reductions are short: let the lanes pass see them.
+        lane_min: flowc::mir::passes::lanes::LANES,
         ..PassConfig::default()
     }
 }

@@ -737,6 +737,7 @@ impl Builder<'_> {
             (2, 11),
             // Long enough for the native backend's vector loops and their tails.
             (2, 17),
+            (1, 33),
         ])
     }
 

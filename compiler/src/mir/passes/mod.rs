@@ -19,6 +19,7 @@ mod fuse;
 mod fuse_maps;
 mod fuse_reduce;
 mod fuse_siblings;
+pub mod lanes;
 pub mod monoid;
 pub mod shard;
 pub mod util;
@@ -43,6 +44,7 @@ pub enum Law {
     ReferentialTransparency,
     /// An operation gives the same value every time, so it may be recomputed.
     Idempotence,
+    Commutativity,
 }
 
 impl Law {
@@ -54,6 +56,7 @@ impl Law {
             Law::Associativity => "monoid associativity and identity",
             Law::ReferentialTransparency => "referential transparency",
             Law::Idempotence => "idempotence",
+            Law::Commutativity => "monoid commutativity",
         }
     }
 
@@ -66,6 +69,7 @@ impl Law {
             Law::Associativity => "a monoid's combine may be grouped in any way, and its zero changes nothing, so partial results of blocks can be combined in a fixed tree",
             Law::ReferentialTransparency => "an operation has no side effects, so equal computations can share one result and unused ones can be dropped",
             Law::Idempotence => "an operation gives the same value every time, so recomputing it is as good as storing it",
+            Law::Commutativity => "a commutative monoid may fold its elements in any order, so interleaved lanes can fold independently and be combined afterwards",
         }
     }
 }
@@ -91,7 +95,13 @@ pub struct PassConfig {
     /// The native backend shards free dimensions itself (each shard task writes its rows of
     /// one buffer), so it turns this off and keeps only the splitting of reductions.
     pub split_free: bool,
+    /// The lanes pass rewrites reductions whose innermost reduced extent is at least this
+    /// (and at least `lanes::LANES`).
+    pub lane_min: usize,
 }
+
+/// The default [`PassConfig::lane_min`]: shorter rows gain little from SIMD lanes.
+pub const DEFAULT_LANE_MIN: usize = 256;
 
 /// The default block size: 2^16 elements (256 KiB of `f32`).
 pub const DEFAULT_BLOCK: usize = 1 << 16;
@@ -102,6 +112,7 @@ impl Default for PassConfig {
             verify: cfg!(debug_assertions),
             block: DEFAULT_BLOCK,
             split_free: true,
+            lane_min: DEFAULT_LANE_MIN,
         }
     }
 }
@@ -150,7 +161,22 @@ pub const SHARD: Pass = Pass {
 };
 
 /// The pipeline, in order.
-pub const PIPELINE: &[Pass] = &[CSE, FUSE_MAPS, FUSE_REDUCE, FUSE_SIBLINGS, CSE, DCE, SHARD];
+pub const LANES: Pass = Pass {
+    name: "lanes",
+    description: "folds long contiguous reductions with a commutative monoid in interleaved lanes (SIMD accumulators)",
+    run: lanes::run,
+};
+
+pub const PIPELINE: &[Pass] = &[
+    CSE,
+    FUSE_MAPS,
+    FUSE_REDUCE,
+    FUSE_SIBLINGS,
+    CSE,
+    DCE,
+    SHARD,
+    LANES,
+];
 
 /// The pass with this flag spelling.
 pub fn pass_by_name(name: &str) -> Option<&'static Pass> {

@@ -22,6 +22,53 @@ use crate::mir::ir::{
 
 pub fn run(g: &mut Graph, cfg: &PassConfig) -> Vec<Rewrite> {
     let block = cfg.block;
+    rebuild(
+        g,
+        &mut |out, node, name| match decide(out, node, block, cfg.split_free) {
+            Some(Split::Free(rows)) => {
+                let what = if matches!(node.kind, NodeKind::Map { .. }) {
+                    "map"
+                } else {
+                    "reduction"
+                };
+                let rewrite = Rewrite {
+                    pass: "shard",
+                    law: Law::MapSplit,
+                    detail: format!(
+                        "split {what} {name} into {} blocks of {rows} along its first dimension",
+                        extent0(node).div_ceil(rows)
+                    ),
+                };
+                Some((rewrite, split_free(out, node, rows)))
+            }
+            Some(Split::Reduced(rows)) => {
+                let n = match &node.kind {
+                    NodeKind::Reduce { red, .. } => red[0].div_ceil(rows),
+                    _ => 0,
+                };
+                let rewrite = Rewrite {
+                pass: "shard",
+                law: Law::Associativity,
+                detail: format!("split reduction {name} into {n} partial reductions of {rows} along its first reduced dimension (one reduction with a block dimension, and the rest), folded in block order"),
+            };
+                Some((rewrite, split_reduced(out, node, rows)))
+            }
+            None => None,
+        },
+    )
+}
+
+/// A rewrite of one node for [`rebuild`].
+pub(super) type NodeRewriter<'a> =
+    dyn FnMut(&mut Graph, &Node, &str) -> Option<(Rewrite, Vec<Port>)> + 'a;
+
+/// Rebuilds `g` node by node: `f` sees each node (its ports already renumbered) and its name
+/// for messages, and either returns the rewrite it made and the ports that replace the node's
+/// outputs (having added nodes to the new graph), or `None` to keep the node.
+pub(super) fn rebuild(
+    g: &mut Graph,
+    f: &mut NodeRewriter<'_>,
+) -> Vec<Rewrite> {
     let mut out = Graph::new();
     out.monoids = std::mem::take(&mut g.monoids);
     let mut map: HashMap<Port, Port> = HashMap::new();
@@ -35,34 +82,10 @@ pub fn run(g: &mut Graph, cfg: &PassConfig) -> Vec<Rewrite> {
         } else {
             format!("{old_id} \"{}\"", node.label)
         };
-        let ports: Vec<Port> = match decide(&out, &node, block, cfg.split_free) {
-            Some(Split::Free(rows)) => {
-                let what = if matches!(node.kind, NodeKind::Map { .. }) {
-                    "map"
-                } else {
-                    "reduction"
-                };
-                rewrites.push(Rewrite {
-                    pass: "shard",
-                    law: Law::MapSplit,
-                    detail: format!(
-                        "split {what} {name} into {} blocks of {rows} along its first dimension",
-                        extent0(&node).div_ceil(rows)
-                    ),
-                });
-                split_free(&mut out, &node, rows)
-            }
-            Some(Split::Reduced(rows)) => {
-                let n = match &node.kind {
-                    NodeKind::Reduce { red, .. } => red[0].div_ceil(rows),
-                    _ => 0,
-                };
-                rewrites.push(Rewrite {
-                    pass: "shard",
-                    law: Law::Associativity,
-                    detail: format!("split reduction {name} into {n} partial reductions of {rows} along its first reduced dimension (one reduction with a block dimension, and the rest), folded in block order"),
-                });
-                split_reduced(&mut out, &node, rows)
+        let ports: Vec<Port> = match f(&mut out, &node, &name) {
+            Some((rewrite, ports)) => {
+                rewrites.push(rewrite);
+                ports
             }
             None => {
                 let n = node.outputs.len() as u32;
@@ -85,6 +108,10 @@ pub fn run(g: &mut Graph, cfg: &PassConfig) -> Vec<Rewrite> {
     rewrites
 }
 
+/// A reduction with at most this many free points (and a long reduced box) is split along
+/// its reduced dimension: fewer rows than this would leave cores idle.
+pub const SMALL_FREE: usize = 64;
+
 /// How a node is split: blocks of so many rows along the first free dimension, or along the
 /// first reduced dimension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,11 +129,13 @@ pub fn decide(g: &Graph, node: &Node, block: usize, split_free: bool) -> Option<
         {
             Some(Split::Free(rows_per_block(space, block)))
         }
-        // A long reduction over a free space too small to give many row shards.
+        // A long reduction over a free space too small to give many row shards (a larger one
+        // runs its rows in parallel, each row in SIMD lanes: see the lanes pass).
         NodeKind::Reduce {
             space, red, monoid, ..
         } if !red.is_empty()
             && volume(space).saturating_mul(8) <= block
+            && volume(space) <= SMALL_FREE
             && volume(space) * volume(red) > block.saturating_mul(2)
             && red[0] >= 2
             && splittable(g, *monoid, node) =>
@@ -143,7 +172,7 @@ fn splittable(g: &Graph, m: MonoidRef, node: &Node) -> bool {
 }
 
 /// Index variable `var` shifted by `start` in projections and expressions.
-fn shift_reads(reads: &[Read], var: u32, start: usize) -> Vec<Read> {
+pub(super) fn shift_reads(reads: &[Read], var: u32, start: usize) -> Vec<Read> {
     reads
         .iter()
         .map(|r| Read {
@@ -168,7 +197,7 @@ fn shift_reads(reads: &[Read], var: u32, start: usize) -> Vec<Read> {
         .collect()
 }
 
-fn shift_expr(e: &ScalarExpr, var: u32, start: usize) -> ScalarExpr {
+pub(super) fn shift_expr(e: &ScalarExpr, var: u32, start: usize) -> ScalarExpr {
     if start == 0 {
         return e.clone();
     }
@@ -267,29 +296,8 @@ fn split_reduced(g: &mut Graph, node: &Node, rows: usize) -> Vec<Port> {
         unreachable!("only reductions are split along a reduced dimension")
     };
     let m = explicit(g, *monoid, node.outputs[0].dtype).expect("checked by splittable");
-    // Partial reductions yield states: the monoid without its unwrap; the fold over partial
-    // states takes states as inputs: the monoid without wrap and unwrap.
-    let (partial_monoid, fold_monoid) = match monoid {
-        MonoidRef::Builtin(_) => (*monoid, *monoid),
-        MonoidRef::User(id) => {
-            let orig: Monoid = g.monoids[*id].clone();
-            let partial = if orig.unwrap.is_none() {
-                *monoid
-            } else {
-                let mut copy = orig.clone();
-                copy.unwrap = None;
-                copy.name = format!("{}.state", orig.name);
-                MonoidRef::User(g.add_monoid(copy))
-            };
-            let mut fold = orig.clone();
-            fold.unwrap = None;
-            fold.wrap = None;
-            fold.name = format!("{}.fold", orig.name);
-            (partial, MonoidRef::User(g.add_monoid(fold)))
-        }
-    };
+    let (partial_monoid, fold_monoid) = state_monoids(g, *monoid);
     let s = space.len() as u32;
-    let n = m.state.len();
     let blocks = red[0] / rows;
     let rest = red[0] - blocks * rows;
     let state_tys = |shape: &[usize]| -> Vec<TensorTy> {
@@ -354,6 +362,72 @@ fn split_reduced(g: &mut Graph, node: &Node, rows: usize) -> Vec<Port> {
         outputs: state_tys(&block_space),
         label: node.label.clone(),
     });
+    let rest_kind = (rest > 0).then(|| {
+        let mut rest_red = red.clone();
+        rest_red[0] = rest;
+        let start = blocks * rows;
+        NodeKind::Reduce {
+            space: space.clone(),
+            red: rest_red,
+            monoid: partial_monoid,
+            reads: shift_reads(reads, s, start),
+            args: args.iter().map(|e| shift_expr(e, s, start)).collect(),
+        }
+    });
+    fold_states(g, node, &m, partials, blocks, fold_monoid, rest_kind)
+}
+
+/// The monoid of partial states (the monoid without its unwrap) and the monoid that folds
+/// states (without wrap and unwrap), for splitting a reduction with `monoid`.
+pub(super) fn state_monoids(g: &mut Graph, monoid: MonoidRef) -> (MonoidRef, MonoidRef) {
+    // Partial reductions yield states: the monoid without its unwrap; the fold over partial
+    // states takes states as inputs: the monoid without wrap and unwrap.
+    match monoid {
+        MonoidRef::Builtin(_) => (monoid, monoid),
+        MonoidRef::User(id) => {
+            let orig: Monoid = g.monoids[id].clone();
+            let partial = if orig.unwrap.is_none() {
+                monoid
+            } else {
+                let mut copy = orig.clone();
+                copy.unwrap = None;
+                copy.name = format!("{}.state", orig.name);
+                MonoidRef::User(g.add_monoid(copy))
+            };
+            let mut fold = orig.clone();
+            fold.unwrap = None;
+            fold.wrap = None;
+            fold.name = format!("{}.fold", orig.name);
+            (partial, MonoidRef::User(g.add_monoid(fold)))
+        }
+    }
+}
+
+/// Finishes a split reduction `node` (monoid `m`): folds the states that `partials` computes
+/// over the free space of `node` plus one last dimension of extent `k`, in order along that
+/// dimension, with `fold_monoid`; combines the result with the states of the reduction
+/// `rest` (over the free space of `node`), if any; and unwraps like `node`.
+pub(super) fn fold_states(
+    g: &mut Graph,
+    node: &Node,
+    m: &super::monoid::Explicit,
+    partials: crate::mir::ir::NodeId,
+    k: usize,
+    fold_monoid: MonoidRef,
+    rest: Option<NodeKind>,
+) -> Vec<Port> {
+    let space = match &node.kind {
+        NodeKind::Reduce { space, .. } => space.clone(),
+        _ => unreachable!("only reductions are split"),
+    };
+    let s = space.len() as u32;
+    let n = m.state.len();
+    let state_tys = |shape: &[usize]| -> Vec<TensorTy> {
+        m.state
+            .iter()
+            .map(|d| TensorTy::new(*d, shape.to_vec()))
+            .collect()
+    };
     // The fold of the partial states, in block order.
     let identity: Vec<Affine> = (0..=s).map(Affine::var).collect();
     let fold_reads: Vec<Read> = (0..n as u32)
@@ -372,12 +446,12 @@ fn split_reduced(g: &mut Graph, node: &Node, rows: usize) -> Vec<Port> {
     let folded = g.add(Node {
         kind: NodeKind::Reduce {
             space: space.clone(),
-            red: vec![blocks],
+            red: vec![k],
             monoid: fold_monoid,
             reads: fold_reads,
             args: vec![fold_arg],
         },
-        outputs: state_tys(space),
+        outputs: state_tys(&space),
         label: node.label.clone(),
     });
     let mut state: Vec<Port> = (0..n as u32)
@@ -403,19 +477,10 @@ fn split_reduced(g: &mut Graph, node: &Node, rows: usize) -> Vec<Port> {
             ScalarExpr::Tuple(rs)
         }
     };
-    if rest > 0 {
-        let mut rest_red = red.clone();
-        rest_red[0] = rest;
-        let start = blocks * rows;
+    if let Some(kind) = rest {
         let tail = g.add(Node {
-            kind: NodeKind::Reduce {
-                space: space.clone(),
-                red: rest_red,
-                monoid: partial_monoid,
-                reads: shift_reads(reads, s, start),
-                args: args.iter().map(|e| shift_expr(e, s, start)).collect(),
-            },
-            outputs: state_tys(space),
+            kind,
+            outputs: state_tys(&space),
             label: node.label.clone(),
         });
         let tail_ports: Vec<Port> = (0..n as u32)
@@ -431,7 +496,7 @@ fn split_reduced(g: &mut Graph, node: &Node, rows: usize) -> Vec<Port> {
                 reads: rs,
                 body,
             },
-            outputs: state_tys(space),
+            outputs: state_tys(&space),
             label: node.label.clone(),
         });
         state = (0..n as u32).map(|port| Port { node: id, port }).collect();
@@ -441,7 +506,7 @@ fn split_reduced(g: &mut Graph, node: &Node, rows: usize) -> Vec<Port> {
     }
     let mut rs = Vec::new();
     let st = read_all(&state, &mut rs);
-    let body = outputs_of(&m, &st);
+    let body = outputs_of(m, &st);
     let id = g.add(Node {
         kind: NodeKind::Map {
             space: space.clone(),
