@@ -78,6 +78,11 @@ pub fn clif_type(d: DType) -> Type {
     }
 }
 
+/// Memory flags for reinterpreting vector bits (lane order is little-endian).
+fn vector_bits() -> MemFlagsData {
+    MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little)
+}
+
 /// The Cranelift type of `d` in `lanes` lanes (a mask of the lane width for `Bool`).
 fn lane_type(d: DType, lanes: u32) -> Type {
     match (d, lanes) {
@@ -86,6 +91,9 @@ fn lane_type(d: DType, lanes: u32) -> Type {
         (DType::I32 | DType::Bool, 4) => types::I32X4,
         (DType::F64, 2) => types::F64X2,
         (DType::I64 | DType::Bool, 2) => types::I64X2,
+        // Four-byte values among eight-byte ones: the low two lanes are the values.
+        (DType::F32, 2) => types::F32X4,
+        (DType::I32, 2) => types::I32X4,
         _ => panic!("internal error: {d} in {lanes} lanes"),
     }
 }
@@ -318,8 +326,19 @@ impl Gen<'_, '_> {
             let flags = MemFlagsData::trusted();
             if self.mode.lanes > 1 && unit {
                 let vty = lane_type(d, self.mode.lanes);
+                let lanes = self.mode.lanes as usize;
+                let step = lanes * d.size_bytes();
                 let vals = (0..self.mode.groups)
-                    .map(|u| self.b.ins().load(vty, flags, addr, (u * 16) as i32))
+                    .map(|u| {
+                        let off = (u * step) as i32;
+                        if step == 16 {
+                            return self.b.ins().load(vty, flags, addr, off);
+                        }
+                        // Two four-byte values: one eight-byte load into the low lanes.
+                        let x = self.b.ins().load(types::F64, flags, addr, off);
+                        let x = self.b.ins().scalar_to_vector(types::F64X2, x);
+                        self.b.ins().bitcast(vty, vector_bits(), x)
+                    })
                     .collect();
                 return CVal::S(vals, d);
             }
@@ -715,6 +734,9 @@ impl Gen<'_, '_> {
             return v;
         }
         let ty = lane_type(to, self.mode.lanes);
+        if self.mode.lanes == 2 && (from, to) == (F32, F64) {
+            return self.b.ins().fvpromote_low(v);
+        }
         let ins = self.b.ins();
         match (from, to) {
             (F32, F64) => ins.fpromote(types::F64, v),
@@ -819,10 +841,17 @@ impl Gen<'_, '_> {
             .as_ref()
             .expect("outputs are streams");
         let addr = *s.addr.last().expect("an address");
+        let step = self.mode.lanes as usize * s.elem as usize;
         for (u, v) in vals.iter().enumerate() {
-            self.b
-                .ins()
-                .store(MemFlagsData::trusted(), *v, addr, (u * 16) as i32);
+            let off = (u * step) as i32;
+            let v = if self.mode.lanes > 1 && step < 16 {
+                // The low two lanes of four-byte values, as one eight-byte store.
+                let x = self.b.ins().bitcast(types::F64X2, vector_bits(), *v);
+                self.b.ins().extractlane(x, 0)
+            } else {
+                *v
+            };
+            self.b.ins().store(MemFlagsData::trusted(), v, addr, off);
         }
     }
 }
@@ -831,7 +860,11 @@ impl Gen<'_, '_> {
 /// node has a SIMD form of one lane width.
 struct VecCheck<'a> {
     read_types: &'a [DType],
-    size: Option<usize>,
+    /// Whether four-byte and eight-byte values were seen.
+    four: bool,
+    eight: bool,
+    /// Whether a boolean value was seen (masks have one width, so mixed widths exclude them).
+    bools: bool,
 }
 
 /// The type of an expression for [`VecCheck`]: a scalar type or a tuple.
@@ -843,16 +876,22 @@ enum VT {
 
 impl VecCheck<'_> {
     fn note(&mut self, d: DType) -> Option<DType> {
-        if d == DType::Bool {
-            return Some(d);
+        match d.size_bytes() {
+            _ if d == DType::Bool => self.bools = true,
+            4 => self.four = true,
+            _ => self.eight = true,
         }
-        let size = d.size_bytes();
-        match self.size {
-            Some(s) if s != size => None,
-            _ => {
-                self.size = Some(size);
-                Some(d)
-            }
+        Some(d)
+    }
+
+    /// The lane count: 4 for four-byte values, 2 for eight-byte ones, and 2 for a mix without
+    /// booleans (four-byte values then fill the low two lanes and are widened by casts).
+    fn lanes(&self) -> Option<u32> {
+        match (self.four, self.eight) {
+            (true, true) if self.bools => None,
+            (_, true) => Some(2),
+            (true, false) => Some(4),
+            (false, false) => None,
         }
     }
 
@@ -892,7 +931,7 @@ impl VecCheck<'_> {
                 let from = self.scalar(a, params)?;
                 match (from, *to) {
                     (x, y) if x == y => VT::S(x),
-                    (I32, F32) | (F32, I32) => VT::S(self.note(*to)?),
+                    (I32, F32) | (F32, I32) | (F32, F64) => VT::S(self.note(*to)?),
                     _ => return None,
                 }
             }
@@ -983,7 +1022,9 @@ fn vector_plan(g: &Graph, node: &Node) -> Option<Mode> {
     }
     let mut c = VecCheck {
         read_types: &read_types,
-        size: None,
+        four: false,
+        eight: false,
+        bools: false,
     };
     for t in &node.outputs {
         if t.dtype == DType::Bool {
@@ -1027,8 +1068,10 @@ fn vector_plan(g: &Graph, node: &Node) -> Option<Mode> {
         }
         _ => return None,
     };
-    let lanes = (16 / c.size?) as u32;
-    Some(Mode { lanes, groups })
+    Some(Mode {
+        lanes: c.lanes()?,
+        groups,
+    })
 }
 
 /// Generates a whole kernel for `node` (a `Map` or `Reduce`) of graph `g`.

@@ -139,3 +139,30 @@ fn inline_exp_matches_the_runtime_in_vectors_and_scalars() {
     );
     agree(&mut jit, &text, &[x]);
 }
+
+#[test]
+fn mixed_widths_widen_in_the_low_lanes() {
+    let mut jit = Jit::new(2).expect("the JIT starts");
+    for n in [3, 4, 5, 17, 40] {
+        let w: Vec<f64> = (0..n).map(|k| 0.25 + k as f64 / 3.0).collect();
+        let w = Tensor::new(vec![n], Data::F64(w)).expect("a tensor");
+        // A map of f32 and f64 values with f64 and f32 outputs, and W2's one-pass moments
+        // folded in lanes across free points.
+        let text = format!(
+            "monoid @0 \"Moments\" {{\n\
+             \x20   state (n: f64, s: f64, ss: f64)\n\
+             \x20   zero (0.0f64, 0.0f64, 0.0f64)\n\
+             \x20   wrap (f32) = tuple(1.0f64, cast(p0, f64), mul(cast(p0, f64), cast(p0, f64)))\n\
+             \x20   combine = tuple(add(p0.0, p1.0), add(p0.1, p1.1), add(p0.2, p1.2))\n\
+             \x20   commutative\n\
+             }}\n\
+             %0 = input 0 : f32[3, {n}]\n\
+             %1 = input 1 : f64[{n}]\n\
+             %2 = map [3, {n}] reads(%0.0[i0, i1], %1.0[i1]) : f64[3, {n}], f32[3, {n}] \
+             {{ mul(cast(exp(r0), f64), r1); mul(r0, 3.0f32) }}\n\
+             %3 = reduce [{n}] over [3] @0 reads(%0.0[i1, i0]) : f64[{n}], f64[{n}], f64[{n}] {{ r0 }}\n\
+             output %2.0, %2.1, %3.0, %3.1, %3.2\n"
+        );
+        agree(&mut jit, &text, &[data(&[3, n], 6), w]);
+    }
+}

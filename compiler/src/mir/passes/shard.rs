@@ -65,10 +65,7 @@ pub(super) type NodeRewriter<'a> =
 /// Rebuilds `g` node by node: `f` sees each node (its ports already renumbered) and its name
 /// for messages, and either returns the rewrite it made and the ports that replace the node's
 /// outputs (having added nodes to the new graph), or `None` to keep the node.
-pub(super) fn rebuild(
-    g: &mut Graph,
-    f: &mut NodeRewriter<'_>,
-) -> Vec<Rewrite> {
+pub(super) fn rebuild(g: &mut Graph, f: &mut NodeRewriter<'_>) -> Vec<Rewrite> {
     let mut out = Graph::new();
     out.monoids = std::mem::take(&mut g.monoids);
     let mut map: HashMap<Port, Port> = HashMap::new();
