@@ -3,8 +3,8 @@
 //! backend emits instruction for instruction in scalar and in SIMD code. The reference
 //! interpreter calls [`exp_f32`], so both backends agree bit for bit.
 //!
-//! Method (after Cephes' `expf`): clamp `x` to `[EXP_LO, EXP_HI]`; `n = floor(x·log2(e) +
-//! 1/2)`; `r = x − n·ln2` with `ln2` split in two parts so that `n·LN2_HI` is exact; `e^r` by a
+//! Method (after Cephes' `expf`): clamp `x` to `[EXP_LO, EXP_HI]`; `n = x·log2(e)` rounded
+//! to the nearest integer (by adding and subtracting `1.5·2^23`); `r = x − n·ln2` with `ln2` split in two parts so that `n·LN2_HI` is exact; `e^r` by a
 //! degree-7 polynomial `1 + r + r²·P(r)` on `|r| ≤ ln2/2`; then `e^r·2^n` as two exact
 //! scalings by `2^(n>>1)` and `2^(n − (n>>1))`, so results that overflow become `inf` and
 //! results below the normal range are rounded as subnormals or become 0.
@@ -16,6 +16,8 @@
 pub const EXP_HI: f32 = 89.0;
 /// Inputs below this give 0 (`e^-104 < 2^-150`, under half the least subnormal).
 pub const EXP_LO: f32 = -104.0;
+/// `1.5·2^23`: adding it rounds a float of magnitude below `2^22` to an integer.
+pub const EXP_MAGIC: f32 = 12_582_912.0;
 /// `log2(e)`.
 pub const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// The high part of `ln 2` (exactly representable with few bits, so `n·LN2_HI` is exact).
@@ -36,7 +38,10 @@ pub const EXP_P: [f32; 6] = [
 pub fn exp_f32(x: f32) -> f32 {
     let x = if x > EXP_HI { EXP_HI } else { x };
     let x = if x < EXP_LO { EXP_LO } else { x };
-    let fl = (x * LOG2E + 0.5).floor();
+    // `x·log2(e)` rounded to the nearest integer by adding 1.5·2^23 (whose unit in the last
+    // place is 1): `fl` as a float, `n` from the bits.
+    let t = x * LOG2E + EXP_MAGIC;
+    let fl = t - EXP_MAGIC;
     let r = x - fl * LN2_HI;
     let r = r - fl * LN2_LO;
     let mut p = EXP_P[0];
@@ -45,12 +50,12 @@ pub fn exp_f32(x: f32) -> f32 {
     }
     let r2 = r * r;
     let y = p * r2 + r + 1.0;
-    // `fl` is in [-150, 129]: `as` is exact, and NaN (from a NaN input) becomes 0.
-    let n = fl as i32;
+    // `n` is in [-150, 128]; from a NaN input it is garbage, and the result NaN anyway.
+    let n = (t.to_bits() as i32).wrapping_sub(EXP_MAGIC.to_bits() as i32);
     let n1 = n >> 1;
-    let n2 = n - n1;
-    let s1 = f32::from_bits(((n1 + 127) << 23) as u32);
-    let s2 = f32::from_bits(((n2 + 127) << 23) as u32);
+    let n2 = n.wrapping_sub(n1);
+    let s1 = f32::from_bits((n1.wrapping_add(127) as u32) << 23);
+    let s2 = f32::from_bits((n2.wrapping_add(127) as u32) << 23);
     y * s1 * s2
 }
 

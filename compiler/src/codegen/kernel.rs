@@ -656,7 +656,7 @@ impl Gen<'_, '_> {
 
     /// `flow_runtime::fastmath::exp_f32`, operation for operation, on a scalar or a vector.
     fn exp_f32(&mut self, x: Value) -> Value {
-        use flow_runtime::fastmath::{EXP_HI, EXP_LO, EXP_P, LN2_HI, LN2_LO, LOG2E};
+        use flow_runtime::fastmath::{EXP_HI, EXP_LO, EXP_MAGIC, EXP_P, LN2_HI, LN2_LO, LOG2E};
         let lanes = self.mode.lanes;
         let fconst = |g: &mut Self, c: f32| {
             let v = g.b.ins().f32const(c);
@@ -680,10 +680,10 @@ impl Gen<'_, '_> {
         };
         let x = clamp(self, x, EXP_HI, FloatCC::GreaterThan);
         let x = clamp(self, x, EXP_LO, FloatCC::LessThan);
-        let (log2e, half) = (fconst(self, LOG2E), fconst(self, 0.5));
+        let (log2e, magic) = (fconst(self, LOG2E), fconst(self, EXP_MAGIC));
         let t = self.b.ins().fmul(x, log2e);
-        let t = self.b.ins().fadd(t, half);
-        let fl = self.b.ins().floor(t);
+        let rounded = self.b.ins().fadd(t, magic);
+        let fl = self.b.ins().fsub(rounded, magic);
         let (hi, lo) = (fconst(self, LN2_HI), fconst(self, LN2_LO));
         let t = self.b.ins().fmul(fl, hi);
         let r = self.b.ins().fsub(x, t);
@@ -702,7 +702,20 @@ impl Gen<'_, '_> {
         let y = self.b.ins().fadd(y, one);
         let ity = if lanes == 1 { types::I32 } else { types::I32X4 };
         let fty = if lanes == 1 { types::F32 } else { types::F32X4 };
-        let n = self.b.ins().fcvt_to_sint_sat(ity, fl);
+        let flags = if lanes == 1 {
+            MemFlagsData::new()
+        } else {
+            vbits
+        };
+        let tbits = self.b.ins().bitcast(ity, flags, rounded);
+        let mbits = EXP_MAGIC.to_bits() as i64;
+        let n = if lanes == 1 {
+            self.b.ins().iadd_imm_s(tbits, -mbits)
+        } else {
+            let k = self.b.ins().iconst(types::I32, mbits);
+            let k = self.b.ins().splat(types::I32X4, k);
+            self.b.ins().isub(tbits, k)
+        };
         let n1 = self.b.ins().sshr_imm_u(n, 1);
         let n2 = self.b.ins().isub(n, n1);
         let scale = |g: &mut Self, n: Value| {
