@@ -78,6 +78,12 @@ pub fn clif_type(d: DType) -> Type {
     }
 }
 
+/// Memory flags of kernel loads and stores: they cannot trap (every access is proved in
+/// bounds), but vectors are not aligned to 16 bytes, so no alignment is claimed.
+fn mem() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
 /// Memory flags for reinterpreting vector bits (lane order is little-endian).
 fn vector_bits() -> MemFlagsData {
     MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little)
@@ -323,7 +329,7 @@ impl Gen<'_, '_> {
         if let Some(s) = &self.streams[k] {
             let addr = *s.addr.last().expect("an address");
             let unit = s.coef.get(self.vec_var) == Some(&Coef::Unit);
-            let flags = MemFlagsData::trusted();
+            let flags = mem();
             if self.mode.lanes > 1 && unit {
                 let vty = lane_type(d, self.mode.lanes);
                 let lanes = self.mode.lanes as usize;
@@ -361,7 +367,7 @@ impl Gen<'_, '_> {
         let addr = self.b.ins().iadd(self.read_bases[k], bytes);
         match r.edge {
             Edge::Strict | Edge::Clamp => CVal::S(
-                vec![self.b.ins().load(ty, MemFlagsData::trusted(), addr, 0)],
+                vec![self.b.ins().load(ty, mem(), addr, 0)],
                 d,
             ),
             Edge::Pad(p) => {
@@ -378,7 +384,7 @@ impl Gen<'_, '_> {
                 self.b.ins().brif(inb, load_b, &[], pad_b, &[]);
                 self.b.switch_to_block(load_b);
                 self.b.seal_block(load_b);
-                let v = self.b.ins().load(ty, MemFlagsData::trusted(), addr, 0);
+                let v = self.b.ins().load(ty, mem(), addr, 0);
                 self.b.ins().jump(join, &[BlockArg::Value(v)]);
                 self.b.switch_to_block(pad_b);
                 self.b.seal_block(pad_b);
@@ -864,7 +870,7 @@ impl Gen<'_, '_> {
             } else {
                 *v
             };
-            self.b.ins().store(MemFlagsData::trusted(), v, addr, off);
+            self.b.ins().store(mem(), v, addr, off);
         }
     }
 }
@@ -1104,7 +1110,7 @@ pub fn generate(g: &Graph, node: &Node, b: &mut FunctionBuilder<'_>, imports: Im
         } => (space.len(), red.len(), reads.clone()),
         _ => panic!("internal error: only maps and reductions are kernels"),
     };
-    let flags = MemFlagsData::trusted();
+    let flags = mem();
     let mut next_dim = 0;
     let mut dim = |b: &mut FunctionBuilder<'_>| {
         let v = b.ins().load(types::I64, flags, dims, 8 * next_dim);
