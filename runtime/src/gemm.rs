@@ -13,79 +13,54 @@ pub struct Operand<T> {
     pub col_stride: isize,
 }
 
-/// `c = a · b` for an `m×k` matrix `a`, a `k×n` matrix `b` and a row-major `m×n` matrix `c`
-/// (row stride `n`), overwriting `c`.
-///
-/// # Safety
-/// Every element of `a` and `b` addressed through the strides must be readable, `c` must point
-/// to `m·n` writable elements, and `c` must not overlap `a` or `b`.
-pub unsafe fn gemm_f32(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: Operand<f32>,
-    b: Operand<f32>,
-    c: *mut f32,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    // SAFETY: the caller's contract; beta = 0 means `c` is written, never read.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.ptr,
-            a.row_stride,
-            a.col_stride,
-            b.ptr,
-            b.row_stride,
-            b.col_stride,
-            0.0,
-            c,
-            n as isize,
-            1,
-        )
-    }
+/// Defines a GEMM entry point over one element type with its `matrixmultiply` kernel.
+macro_rules! gemm {
+    ($(#[$doc:meta])* $name:ident, $t:ty, $kernel:path) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// Every element of `a` and `b` addressed through the strides must be readable, `c`
+        /// must point to `m·n` writable elements, and `c` must not overlap `a` or `b`.
+        pub unsafe fn $name(m: usize, k: usize, n: usize, a: Operand<$t>, b: Operand<$t>, c: *mut $t) {
+            if m == 0 || n == 0 {
+                return;
+            }
+            // SAFETY: the caller's contract; beta = 0 means `c` is written, never read.
+            unsafe {
+                $kernel(
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    a.ptr,
+                    a.row_stride,
+                    a.col_stride,
+                    b.ptr,
+                    b.row_stride,
+                    b.col_stride,
+                    0.0,
+                    c,
+                    n as isize,
+                    1,
+                )
+            }
+        }
+    };
 }
 
-/// [`gemm_f32`] for `f64`.
-///
-/// # Safety
-/// As for [`gemm_f32`].
-pub unsafe fn gemm_f64(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: Operand<f64>,
-    b: Operand<f64>,
-    c: *mut f64,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    // SAFETY: the caller's contract; beta = 0 means `c` is written, never read.
-    unsafe {
-        matrixmultiply::dgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.ptr,
-            a.row_stride,
-            a.col_stride,
-            b.ptr,
-            b.row_stride,
-            b.col_stride,
-            0.0,
-            c,
-            n as isize,
-            1,
-        )
-    }
-}
+gemm!(
+    /// `c = a · b` for an `m×k` matrix `a`, a `k×n` matrix `b` and a row-major `m×n` matrix
+    /// `c` (row stride `n`), overwriting `c`.
+    gemm_f32,
+    f32,
+    matrixmultiply::sgemm
+);
+gemm!(
+    /// [`gemm_f32`] for `f64`.
+    gemm_f64,
+    f64,
+    matrixmultiply::dgemm
+);
 
 #[cfg(test)]
 mod tests {

@@ -366,10 +366,7 @@ impl Gen<'_, '_> {
         let bytes = self.b.ins().imul_imm_s(offset, d.size_bytes() as i64);
         let addr = self.b.ins().iadd(self.read_bases[k], bytes);
         match r.edge {
-            Edge::Strict | Edge::Clamp => CVal::S(
-                vec![self.b.ins().load(ty, mem(), addr, 0)],
-                d,
-            ),
+            Edge::Strict | Edge::Clamp => CVal::S(vec![self.b.ins().load(ty, mem(), addr, 0)], d),
             Edge::Pad(p) => {
                 // In bounds when every coordinate is in 0..extent (an unsigned compare).
                 let mut inb = self.b.ins().iconst(types::I8, 1);

@@ -14,9 +14,9 @@
 
 use super::monoid::explicit;
 use super::shard::{fold_states, rebuild, shift_expr, shift_reads, state_monoids};
-use super::util::rewrite;
+use super::util::{renumber_expr, renumber_reads};
 use super::{Law, PassConfig, Rewrite};
-use crate::mir::ir::{Affine, BinOp, Edge, Graph, Node, NodeKind, Port, Read, ScalarExpr};
+use crate::mir::ir::{Edge, Graph, Node, NodeKind, Port};
 
 /// The number of lanes: four 128-bit vectors of `f32`, or eight of `f64`.
 pub const LANES: usize = 16;
@@ -101,56 +101,23 @@ fn split(g: &mut Graph, node: &Node) -> Vec<Port> {
     let l = LANES as i64;
     // New numbering: the lane is free variable `s`; reduced variables move up by one, and the
     // old innermost `v` becomes `LANES · (v + 1) + s`.
-    let remap = |a: &Affine| -> Affine {
-        let mut coeffs = Vec::new();
-        for (w, c) in &a.coeffs {
-            match *w {
-                w if w < s => coeffs.push((w, *c)),
-                w if w == v => {
-                    coeffs.push((v + 1, c * l));
-                    coeffs.push((s, *c));
-                }
-                w => coeffs.push((w + 1, *c)),
-            }
-        }
-        Affine {
-            konst: a.konst,
-            coeffs,
-        }
-    };
-    let remap_expr = |e: &ScalarExpr| -> ScalarExpr {
-        rewrite(e, &mut |x| match x {
-            ScalarExpr::Index(w) if *w == v => Some(ScalarExpr::binary(
-                BinOp::Add,
-                ScalarExpr::binary(
-                    BinOp::Mul,
-                    ScalarExpr::Index(v + 1),
-                    ScalarExpr::Const(flow_runtime::Scalar::I64(l)),
-                ),
-                ScalarExpr::Index(s),
-            )),
-            ScalarExpr::Index(w) if *w >= s => Some(ScalarExpr::Index(w + 1)),
-            _ => None,
-        })
+    let f = |w: u32| match w {
+        w if w < s => vec![(w, 1)],
+        w if w == v => vec![(v + 1, l), (s, 1)],
+        w => vec![(w + 1, 1)],
     };
     let mut lane_space = space.clone();
     lane_space.push(LANES);
     let mut lane_red = red.clone();
     *lane_red.last_mut().expect("a reduced dimension") = q;
-    let lane_reads: Vec<Read> = reads
-        .iter()
-        .map(|r| Read {
-            proj: r.proj.iter().map(remap).collect(),
-            ..r.clone()
-        })
-        .collect();
+    let lane_reads = renumber_reads(reads, &f);
     let partials = g.add(Node {
         kind: NodeKind::Reduce {
             space: lane_space.clone(),
             red: lane_red,
             monoid: partial_monoid,
             reads: lane_reads,
-            args: args.iter().map(remap_expr).collect(),
+            args: args.iter().map(|e| renumber_expr(e, &f)).collect(),
         },
         outputs: m
             .state

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use super::monoid::{apply2, explicit, fields, outputs_of};
-use super::util::{map_ports, rewrite, volume};
+use super::util::{map_ports, renumber_expr, renumber_reads, rewrite, volume};
 use super::{Law, PassConfig, Rewrite};
 use crate::mir::ir::{
     Affine, Edge, Graph, Monoid, MonoidRef, Node, NodeKind, Port, Read, ScalarExpr, TensorTy,
@@ -305,56 +305,23 @@ fn split_reduced(g: &mut Graph, node: &Node, rows: usize) -> Vec<Port> {
     };
     // The blocks: free space `space ++ [blocks]`; the reduced index `s` becomes
     // `block * rows + r` with the block at `s` and `r` at `s + 1`.
-    let remap = |a: &Affine| -> Affine {
-        let mut coeffs = Vec::new();
-        for (v, c) in &a.coeffs {
-            match (*v).cmp(&s) {
-                std::cmp::Ordering::Less => coeffs.push((*v, *c)),
-                std::cmp::Ordering::Equal => {
-                    coeffs.push((s, c * rows as i64));
-                    coeffs.push((s + 1, *c));
-                }
-                std::cmp::Ordering::Greater => coeffs.push((v + 1, *c)),
-            }
-        }
-        Affine {
-            konst: a.konst,
-            coeffs,
-        }
-    };
-    let remap_expr = |e: &ScalarExpr| -> ScalarExpr {
-        rewrite(e, &mut |x| match x {
-            ScalarExpr::Index(v) if *v == s => Some(ScalarExpr::binary(
-                crate::mir::ir::BinOp::Add,
-                ScalarExpr::binary(
-                    crate::mir::ir::BinOp::Mul,
-                    ScalarExpr::Index(s),
-                    ScalarExpr::Const(flow_runtime::Scalar::I64(rows as i64)),
-                ),
-                ScalarExpr::Index(s + 1),
-            )),
-            ScalarExpr::Index(v) if *v > s => Some(ScalarExpr::Index(v + 1)),
-            _ => None,
-        })
+    let f = |w: u32| match w.cmp(&s) {
+        std::cmp::Ordering::Less => vec![(w, 1)],
+        std::cmp::Ordering::Equal => vec![(s, rows as i64), (s + 1, 1)],
+        std::cmp::Ordering::Greater => vec![(w + 1, 1)],
     };
     let mut block_space = space.clone();
     block_space.push(blocks);
     let mut block_red = red.clone();
     block_red[0] = rows;
-    let block_reads = reads
-        .iter()
-        .map(|r| Read {
-            proj: r.proj.iter().map(remap).collect(),
-            ..r.clone()
-        })
-        .collect();
+    let block_reads = renumber_reads(reads, &f);
     let partials = g.add(Node {
         kind: NodeKind::Reduce {
             space: block_space.clone(),
             red: block_red,
             monoid: partial_monoid,
             reads: block_reads,
-            args: args.iter().map(remap_expr).collect(),
+            args: args.iter().map(|e| renumber_expr(e, &f)).collect(),
         },
         outputs: state_tys(&block_space),
         label: node.label.clone(),

@@ -251,3 +251,57 @@ pub fn ancestors(g: &Graph, n: NodeId) -> Vec<bool> {
     }
     seen
 }
+
+/// A renumbering of index variables: variable `w` becomes the affine combination `f(w)` of
+/// new variables (pairs of variable and coefficient). Used to split a dimension into two.
+pub type Renumber<'a> = &'a dyn Fn(u32) -> Vec<(u32, i64)>;
+
+/// `reads` with every projection renumbered by `f`.
+pub fn renumber_reads(reads: &[Read], f: Renumber<'_>) -> Vec<Read> {
+    reads
+        .iter()
+        .map(|r| Read {
+            proj: r
+                .proj
+                .iter()
+                .map(|a| Affine {
+                    konst: a.konst,
+                    coeffs: a
+                        .coeffs
+                        .iter()
+                        .flat_map(|(w, c)| f(*w).into_iter().map(move |(v, k)| (v, c * k)))
+                        .collect(),
+                })
+                .collect(),
+            ..r.clone()
+        })
+        .collect()
+}
+
+/// `e` with every `Index` renumbered by `f` (a sum of products, left to right).
+pub fn renumber_expr(e: &ScalarExpr, f: Renumber<'_>) -> ScalarExpr {
+    rewrite(e, &mut |x| {
+        let ScalarExpr::Index(w) = x else {
+            return None;
+        };
+        let terms = f(*w);
+        if terms == [(*w, 1)] {
+            return None;
+        }
+        let term = |(v, k): (u32, i64)| {
+            if k == 1 {
+                ScalarExpr::Index(v)
+            } else {
+                ScalarExpr::binary(
+                    BinOp::Mul,
+                    ScalarExpr::Index(v),
+                    ScalarExpr::Const(flow_runtime::Scalar::I64(k)),
+                )
+            }
+        };
+        terms
+            .into_iter()
+            .map(term)
+            .reduce(|a, b| ScalarExpr::binary(BinOp::Add, a, b))
+    })
+}
