@@ -1,6 +1,7 @@
 //! The Flow runtime: tensors, Philox random numbers, `.npy` encoding, value formatting, the
-//! worker pool that runs shard tasks, the buffer pool, matrix products (`gemm`), and the C ABI of generated kernels
-//! (with the math built-ins they call).
+//! worker pool that runs shard tasks (and retries failed ones), the fault model and fault
+//! injection, profiling and progress hooks, the buffer pool, matrix products (`gemm`), and
+//! the C ABI of generated kernels (with the math built-ins they call).
 //!
 //! This crate is shared by the compiler's interpreter, its generated code and its driver. It
 //! depends on no crate of ours (only on rayon, for the worker pool, and matrixmultiply, for
@@ -11,10 +12,12 @@
 pub mod abi;
 pub mod buffers;
 pub mod fastmath;
+pub mod fault;
 pub mod format;
 pub mod gemm;
 pub mod npy;
 pub mod pool;
+pub mod profile;
 pub mod rand;
 pub mod tensor;
 

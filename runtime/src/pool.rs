@@ -1,9 +1,10 @@
 //! The worker pool that runs shard tasks, the [`Executor`] trait it implements, and the
 //! fixed blocking and combine-tree helpers that keep results independent of the thread count.
 //!
-//! A shard task is a `Fn(usize) -> Result<(), TaskError>` called with the task's number; the
-//! caller's plan maps that number to a kernel and an index box and makes every task write
-//! memory that no other task of the same dispatch touches. Two ways to run tasks:
+//! A shard task is a `Fn(usize, u32) -> Result<(), TaskError>` called with the task's number
+//! and the attempt number (0 for the first); the caller's plan maps the task number to a
+//! kernel and an index box and makes every task write memory that no other task of the same
+//! dispatch touches. Two ways to run tasks:
 //! - [`Pool::run`] runs tasks `0..n`, all independent (the shards of one kernel);
 //! - [`Executor::run_graph`] runs a [`TaskGraph`], whose tasks may wait for earlier ones (the
 //!   kernels of a plan, or the levels of a reduction's combine tree).
@@ -15,6 +16,10 @@
 //! - a panic inside a task is caught and becomes [`TaskErrorKind::Panic`] naming the task; it
 //!   never unwinds through the pool (the process's panic hook still runs first and, by
 //!   default, prints the message);
+//! - a task that fails with a retryable error (a panic, an injected fault, a failure in
+//!   words; not a kernel's error code) is run again, up to the pool's retry limit, before
+//!   its successors are released (see note [Retries]); the error after the last attempt
+//!   says how many attempts were made;
 //! - [`blocks`] and [`combine_tree`] depend on the extent, the block size and the number of
 //!   partials only, never on the thread count, so a reduction blocked with them gives
 //!   bitwise-identical results on 1 thread, N threads or (later) N processes.
@@ -30,23 +35,27 @@
 use std::fmt;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use rayon::prelude::*;
 
 use crate::abi;
+use crate::fault::{FaultKind, InjectedPanic, DEFAULT_RETRIES};
 
-/// A shard task: called with the task's number, it returns `Ok(())` or why it failed.
-pub type TaskFn<'a> = dyn Fn(usize) -> Result<(), TaskError> + Sync + 'a;
+/// A shard task: called with the task's number and the attempt number (0 for the first), it
+/// returns `Ok(())` or why it failed.
+pub type TaskFn<'a> = dyn Fn(usize, u32) -> Result<(), TaskError> + Sync + 'a;
 
 /// Why a shard task failed, and which task it was.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskError {
     /// The task's number (its index in the dispatch or the [`TaskGraph`]).
     pub task: usize,
-    /// What went wrong.
+    /// What went wrong (at the last attempt).
     pub kind: TaskErrorKind,
+    /// How many times the task was run (1 when it was not retried).
+    pub attempts: u32,
 }
 
 /// What went wrong in a shard task.
@@ -58,6 +67,30 @@ pub enum TaskErrorKind {
     Panic(String),
     /// Any other failure, described in words.
     Message(String),
+    /// A fault injected for testing (see [`crate::fault::Faults`]).
+    Injected(FaultKind),
+}
+
+impl TaskErrorKind {
+    /// Whether a task that failed this way is run again: every failure but a kernel's error
+    /// code, which is a deterministic property of the program and its data (every attempt
+    /// would fail the same way).
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, TaskErrorKind::Code(_))
+    }
+}
+
+impl fmt::Display for TaskErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskErrorKind::Code(code) => {
+                write!(f, "{} (error code {code})", abi::error_message(*code))
+            }
+            TaskErrorKind::Panic(msg) => write!(f, "a panic: {msg}"),
+            TaskErrorKind::Message(msg) => f.write_str(msg),
+            TaskErrorKind::Injected(kind) => write!(f, "{kind}"),
+        }
+    }
 }
 
 impl TaskError {
@@ -66,6 +99,7 @@ impl TaskError {
         TaskError {
             task,
             kind: TaskErrorKind::Code(code),
+            attempts: 1,
         }
     }
 
@@ -74,6 +108,16 @@ impl TaskError {
         TaskError {
             task,
             kind: TaskErrorKind::Message(message.into()),
+            attempts: 1,
+        }
+    }
+
+    /// Task `task` failed with an injected fault of kind `kind`.
+    pub fn injected(task: usize, kind: FaultKind) -> TaskError {
+        TaskError {
+            task,
+            kind: TaskErrorKind::Injected(kind),
+            attempts: 1,
         }
     }
 
@@ -89,15 +133,14 @@ impl TaskError {
 
 impl fmt::Display for TaskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            TaskErrorKind::Code(code) => write!(
+        match (&self.kind, self.attempts) {
+            (TaskErrorKind::Panic(msg), 1) => write!(f, "shard task {} panicked: {msg}", self.task),
+            (kind, 1) => write!(f, "shard task {} failed: {kind}", self.task),
+            (kind, n) => write!(
                 f,
-                "shard task {} failed: {} (error code {code})",
-                self.task,
-                abi::error_message(*code)
+                "shard task {} failed {n} times (retries exhausted); the last failure: {kind}",
+                self.task
             ),
-            TaskErrorKind::Panic(msg) => write!(f, "shard task {} panicked: {msg}", self.task),
-            TaskErrorKind::Message(msg) => write!(f, "shard task {} failed: {msg}", self.task),
         }
     }
 }
@@ -130,8 +173,12 @@ pub trait Executor: Sync {
     /// How many tasks may run at the same time.
     fn threads(&self) -> usize;
 
+    /// How many times a failed task is re-run before its error is returned.
+    fn retries(&self) -> u32;
+
     /// Runs the independent tasks `0..n_tasks` and returns the error of the lowest-numbered
-    /// failing task, if any. Tasks after a failing one may be skipped.
+    /// failing task, if any. A task that fails with a retryable error is run again, up to
+    /// [`Executor::retries`] times. Tasks after a failing one may be skipped.
     fn run(&self, n_tasks: usize, f: &TaskFn<'_>) -> Result<(), TaskError>;
 
     /// Runs every task of `graph` after all its dependencies have succeeded, and returns the
@@ -148,6 +195,10 @@ pub struct Pool {
     threads: usize,
     /// The workers; `None` when `threads == 1`.
     workers: Option<rayon::ThreadPool>,
+    /// How many times a failed task is re-run.
+    retries: u32,
+    /// How many re-runs there were, over the pool's life.
+    retried: AtomicU64,
 }
 
 impl Pool {
@@ -158,6 +209,8 @@ impl Pool {
             return Ok(Pool {
                 threads,
                 workers: None,
+                retries: DEFAULT_RETRIES,
+                retried: AtomicU64::new(0),
             });
         }
         let workers = rayon::ThreadPoolBuilder::new()
@@ -170,7 +223,25 @@ impl Pool {
         Ok(Pool {
             threads,
             workers: Some(workers),
+            retries: DEFAULT_RETRIES,
+            retried: AtomicU64::new(0),
         })
+    }
+
+    /// Sets how many times a failed task is re-run (the default is
+    /// [`DEFAULT_RETRIES`](crate::fault::DEFAULT_RETRIES)).
+    pub fn set_retries(&mut self, retries: u32) {
+        self.retries = retries;
+    }
+
+    /// How many times a failed task is re-run.
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+
+    /// How many re-runs of failed tasks there were, over the pool's life.
+    pub fn retried(&self) -> u64 {
+        self.retried.load(Ordering::Relaxed)
     }
 
     /// A pool with one worker per core ([`default_threads`]).
@@ -192,14 +263,14 @@ impl Pool {
         let workers = match &self.workers {
             Some(w) if n_tasks > 1 => w,
             _ => {
-                return (0..n_tasks).try_for_each(|i| run_caught(i, f));
+                return (0..n_tasks).try_for_each(|i| self.run_retrying(i, f));
             }
         };
         let first = FirstError::new();
         workers.install(|| {
             (0..n_tasks).into_par_iter().for_each(|i| {
                 if !first.skips(i) {
-                    if let Err(e) = run_caught(i, f) {
+                    if let Err(e) = self.run_retrying(i, f) {
                         first.record(i, e);
                     }
                 }
@@ -211,12 +282,13 @@ impl Pool {
     /// Runs `graph` (see [`Executor::run_graph`]).
     pub fn run_graph(&self, graph: &TaskGraph, f: &TaskFn<'_>) -> Result<(), TaskError> {
         let Some(workers) = &self.workers else {
-            return run_graph_in_order(graph, f);
+            return self.run_graph_in_order(graph, f);
         };
         if graph.is_empty() {
             return Ok(());
         }
         let state = GraphRun {
+            pool: self,
             graph,
             f,
             pending: graph
@@ -238,11 +310,46 @@ impl Pool {
         });
         state.first.into_result()
     }
+
+    /// Runs task `i` until it succeeds, fails with an error that is not retryable, or has
+    /// been run `1 + retries` times (see note [Retries]).
+    fn run_retrying(&self, i: usize, f: &TaskFn<'_>) -> Result<(), TaskError> {
+        let mut attempt = 0;
+        loop {
+            match run_caught(i, attempt, f) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind.is_retryable() && attempt < self.retries => {
+                    self.retried.fetch_add(1, Ordering::Relaxed);
+                    attempt += 1;
+                }
+                Err(mut e) => {
+                    e.task = i;
+                    e.attempts = attempt + 1;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Runs a graph on the caller's thread in task order (a topological order), stopping at
+    /// the first failure, which is then the lowest-numbered one.
+    fn run_graph_in_order(&self, graph: &TaskGraph, f: &TaskFn<'_>) -> Result<(), TaskError> {
+        for i in 0..graph.len() {
+            if !graph.join[i] {
+                self.run_retrying(i, f)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Executor for Pool {
     fn threads(&self) -> usize {
         self.threads
+    }
+
+    fn retries(&self) -> u32 {
+        self.retries
     }
 
     fn run(&self, n_tasks: usize, f: &TaskFn<'_>) -> Result<(), TaskError> {
@@ -258,6 +365,7 @@ impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
             .field("threads", &self.threads)
+            .field("retries", &self.retries)
             .finish()
     }
 }
@@ -403,19 +511,23 @@ pub fn combine_tree<T>(mut partials: Vec<T>, mut combine: impl FnMut(T, T) -> T)
 
 // ---- internals ----
 
-/// Runs task `i`, turning a panic into a [`TaskError`].
-fn run_caught(i: usize, f: &TaskFn<'_>) -> Result<(), TaskError> {
-    match catch_unwind(AssertUnwindSafe(|| f(i))) {
+/// Runs attempt `attempt` of task `i`, turning a panic into a [`TaskError`].
+fn run_caught(i: usize, attempt: u32, f: &TaskFn<'_>) -> Result<(), TaskError> {
+    match catch_unwind(AssertUnwindSafe(|| f(i, attempt))) {
         Ok(res) => res,
+        Err(payload) if payload.is::<InjectedPanic>() => {
+            Err(TaskError::injected(i, FaultKind::Panic))
+        }
         Err(payload) => Err(TaskError {
             task: i,
             kind: TaskErrorKind::Panic(panic_message(payload.as_ref())),
+            attempts: 1,
         }),
     }
 }
 
 /// The message of a panic payload (`panic!` with a literal or a format string).
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -464,6 +576,7 @@ impl FirstError {
 
 /// The shared state of one parallel [`Pool::run_graph`].
 struct GraphRun<'g, 'f> {
+    pool: &'g Pool,
     graph: &'g TaskGraph,
     f: &'g TaskFn<'f>,
     /// For each task, how many of its dependencies have not completed yet.
@@ -479,7 +592,7 @@ impl<'g, 'f> GraphRun<'g, 'f> {
             return;
         }
         if !self.graph.join[i] {
-            if let Err(e) = run_caught(i, self.f) {
+            if let Err(e) = self.pool.run_retrying(i, self.f) {
                 self.first.record(i, e);
                 return;
             }
@@ -492,23 +605,21 @@ impl<'g, 'f> GraphRun<'g, 'f> {
     }
 }
 
-/// Runs a graph on the caller's thread in task order (a topological order), stopping at the
-/// first failure, which is then the lowest-numbered one.
-fn run_graph_in_order(graph: &TaskGraph, f: &TaskFn<'_>) -> Result<(), TaskError> {
-    for i in 0..graph.len() {
-        if !graph.join[i] {
-            run_caught(i, f)?;
-        }
-    }
-    Ok(())
-}
-
 // Note [Deterministic errors]: when several tasks fail, the dispatch reports the failure of
 // the lowest-numbered one, whatever the thread count or the schedule. Tasks may be skipped
 // once some task `f` is known to have failed, but only tasks numbered after `f`; every task
 // numbered before the lowest failing task `m` therefore runs (its dependencies are numbered
 // lower still and succeed), task `m` runs and fails, and nothing below `m` fails. So the
 // reported error is always `m`'s, provided a task's outcome depends only on its number.
+//
+// Note [Retries]: a task that fails with a retryable error is run again at once, on the same
+// worker, with the next attempt number, up to `retries` times; only then is its failure
+// recorded, so its dependants are released only after a successful attempt. Re-running is
+// safe because a task owns its output (no other task writes it) and reads only memory that
+// no task of the dispatch writes: whatever an earlier attempt wrote is overwritten, so the
+// result is bitwise that of a run without failures. The outcome of a task after its retries
+// still depends only on its number (and the attempt numbers, which the schedule does not
+// change), so note [Deterministic errors] holds with retries too.
 
 #[cfg(test)]
 mod tests {
@@ -525,7 +636,7 @@ mod tests {
     fn blocked_sum(pool: &Pool, xs: &[f32], block: usize) -> f32 {
         let ranges: Vec<Range<usize>> = blocks(xs.len(), block).collect();
         let slots: Vec<AtomicU32> = ranges.iter().map(|_| AtomicU32::new(0)).collect();
-        pool.run(ranges.len(), &|t| {
+        pool.run(ranges.len(), &|t, _| {
             let s: f32 = xs[ranges[t].clone()].iter().sum();
             slots[t].store(s.to_bits(), Ordering::Relaxed);
             Ok(())
@@ -562,7 +673,7 @@ mod tests {
         for pool in pools() {
             for n in [0, 1, 2, 7, 1000] {
                 let counts: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
-                pool.run(n, &|t| {
+                pool.run(n, &|t, _| {
                     counts[t].fetch_add(1, Ordering::Relaxed);
                     Ok(())
                 })
@@ -578,7 +689,7 @@ mod tests {
         for pool in pools() {
             for _ in 0..20 {
                 let err = pool
-                    .run(1000, &|t| {
+                    .run(1000, &|t, _| {
                         if failing.contains(&t) {
                             Err(TaskError::code(t, abi::ERR_DIV_ZERO))
                         } else {
@@ -591,11 +702,18 @@ mod tests {
         }
     }
 
+    /// Pools that never retry.
+    fn pools_without_retries() -> Vec<Pool> {
+        let mut ps = pools();
+        ps.iter_mut().for_each(|p| p.set_retries(0));
+        ps
+    }
+
     #[test]
     fn panics_become_task_errors_naming_the_task() {
-        for pool in pools() {
+        for pool in pools_without_retries() {
             let err = pool
-                .run(64, &|t| {
+                .run(64, &|t, _| {
                     if t == 5 || t == 40 {
                         panic!("boom in {t}");
                     }
@@ -606,7 +724,109 @@ mod tests {
             assert_eq!(err.kind, TaskErrorKind::Panic("boom in 5".to_string()));
             assert_eq!(err.to_string(), "shard task 5 panicked: boom in 5");
             // The pool still works afterwards.
-            assert_eq!(pool.run(10, &|_| Ok(())), Ok(()));
+            assert_eq!(pool.run(10, &|_, _| Ok(())), Ok(()));
+        }
+    }
+
+    #[test]
+    fn failed_tasks_are_retried_until_they_succeed() {
+        for pool in pools() {
+            assert_eq!(pool.retries(), DEFAULT_RETRIES);
+            let before = pool.retried();
+            let runs: Vec<AtomicUsize> = (0..100).map(|_| AtomicUsize::new(0)).collect();
+            // Task t fails at its first t % 4 attempts, each way a task can fail.
+            pool.run(100, &|t, attempt| {
+                runs[t].fetch_add(1, Ordering::SeqCst);
+                if (attempt as usize) < t % 4 {
+                    match t % 3 {
+                        0 => panic!("flaky {t}"),
+                        1 => crate::fault::inject_panic(),
+                        _ => return Err(TaskError::injected(t, FaultKind::AfterWritingPart)),
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+            assert!((0..100).all(|t| runs[t].load(Ordering::SeqCst) == t % 4 + 1));
+            let retried: usize = (0..100).map(|t| t % 4).sum();
+            assert_eq!(pool.retried() - before, retried as u64);
+        }
+    }
+
+    #[test]
+    fn exhausted_retries_report_the_attempts_and_the_last_cause() {
+        for mut pool in pools() {
+            pool.set_retries(2);
+            let runs = AtomicUsize::new(0);
+            let err = pool
+                .run(10, &|t, attempt| {
+                    if t == 7 {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        if attempt == 2 {
+                            crate::fault::inject_panic();
+                        }
+                        return Err(TaskError::message(t, "the disk is gone"));
+                    }
+                    Ok(())
+                })
+                .unwrap_err();
+            assert_eq!(runs.load(Ordering::SeqCst), 3);
+            assert_eq!(
+                err,
+                TaskError {
+                    task: 7,
+                    kind: TaskErrorKind::Injected(FaultKind::Panic),
+                    attempts: 3
+                }
+            );
+            assert_eq!(
+                err.to_string(),
+                "shard task 7 failed 3 times (retries exhausted); the last failure: injected panic"
+            );
+        }
+    }
+
+    #[test]
+    fn kernel_error_codes_are_not_retried() {
+        for pool in pools() {
+            let runs = AtomicUsize::new(0);
+            let err = pool
+                .run(3, &|t, _| {
+                    if t == 1 {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        return Err(TaskError::code(t, abi::ERR_DIV_ZERO));
+                    }
+                    Ok(())
+                })
+                .unwrap_err();
+            assert_eq!(runs.load(Ordering::SeqCst), 1);
+            assert_eq!(err, TaskError::code(1, abi::ERR_DIV_ZERO));
+        }
+    }
+
+    #[test]
+    fn graph_tasks_are_retried_before_their_dependants_run() {
+        let g = layered_graph();
+        for pool in pools() {
+            let done: Vec<AtomicUsize> = (0..g.len()).map(|_| AtomicUsize::new(0)).collect();
+            pool.run_graph(&g, &|t, attempt| {
+                if attempt == 0 && t % 2 == 0 {
+                    return Err(TaskError::injected(t, FaultKind::BeforeWriting));
+                }
+                // Every dependency (through joins) has completed.
+                let mut ancestors = g.deps(t).to_vec();
+                while let Some(a) = ancestors.pop() {
+                    if g.is_join(a) {
+                        ancestors.extend_from_slice(g.deps(a));
+                    } else {
+                        assert_eq!(done[a].load(Ordering::SeqCst), 1, "{a} before {t}");
+                    }
+                }
+                done[t].store(1, Ordering::SeqCst);
+                Ok(())
+            })
+            .unwrap();
+            assert!((0..g.len()).all(|t| g.is_join(t) || done[t].load(Ordering::SeqCst) == 1));
         }
     }
 
@@ -623,8 +843,8 @@ mod tests {
     fn a_task_may_dispatch_nested_tasks() {
         for pool in pools() {
             let total = AtomicUsize::new(0);
-            pool.run(4, &|_| {
-                pool.run(5, &|_| {
+            pool.run(4, &|_, _| {
+                pool.run(5, &|_, _| {
                     total.fetch_add(1, Ordering::Relaxed);
                     Ok(())
                 })
@@ -655,7 +875,7 @@ mod tests {
                 let clock = AtomicUsize::new(0);
                 let stamp: Vec<AtomicUsize> =
                     (0..g.len()).map(|_| AtomicUsize::new(usize::MAX)).collect();
-                pool.run_graph(&g, &|t| {
+                pool.run_graph(&g, &|t, _| {
                     assert!(!g.is_join(t), "join task {t} was run");
                     let now = clock.fetch_add(1, Ordering::SeqCst);
                     stamp[t].store(now, Ordering::SeqCst);
@@ -683,11 +903,11 @@ mod tests {
     #[test]
     fn graph_failures_are_deterministic_and_stop_dependants() {
         let g = layered_graph();
-        for pool in pools() {
+        for pool in pools_without_retries() {
             for _ in 0..10 {
                 let ran: Vec<AtomicUsize> = (0..g.len()).map(|_| AtomicUsize::new(0)).collect();
                 let err = pool
-                    .run_graph(&g, &|t| {
+                    .run_graph(&g, &|t, _| {
                         ran[t].fetch_add(1, Ordering::SeqCst);
                         if t == 12 || t == 3 || t == 20 {
                             return Err(TaskError::message(t, "bad shard"));
@@ -710,13 +930,13 @@ mod tests {
     #[test]
     fn an_empty_graph_and_a_graph_of_joins() {
         for pool in pools() {
-            assert_eq!(pool.run_graph(&TaskGraph::new(), &|_| Ok(())), Ok(()));
+            assert_eq!(pool.run_graph(&TaskGraph::new(), &|_, _| Ok(())), Ok(()));
             let mut g = TaskGraph::new();
             let a = g.join(&[]);
             g.join(&[a, a]);
             assert_eq!(g.deps(1), &[0]);
             assert_eq!(
-                pool.run_graph(&g, &|t| Err(TaskError::message(t, "no"))),
+                pool.run_graph(&g, &|t, _| Err(TaskError::message(t, "no"))),
                 Ok(())
             );
         }
