@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use flowc::driver::{self, PassFlags, Stage};
+use flowc::driver::{self, PassFlags, RuntimeFlags, Stage};
 
 /// Flow: a compiler for dataflow tensor programs.
 #[derive(Parser)]
@@ -71,6 +71,36 @@ impl PassArgs {
     }
 }
 
+/// Retries, fault injection, profiling and tracing of `run`, `test` and `bench`.
+#[derive(Args, Clone)]
+struct RuntimeArgs {
+    /// How many times a failed shard is re-run before the run fails (default 3).
+    #[arg(long, value_name = "N")]
+    retries: Option<u32>,
+    /// Inject faults into shard attempts, for testing: each fails with probability RATE,
+    /// decided by SEED (overrides the FLOW_FAULTS environment variable).
+    #[arg(long, value_name = "RATE,SEED")]
+    faults: Option<String>,
+    /// Print a table per kernel (calls, shards, time, bytes, GB/s) on standard error at
+    /// the end.
+    #[arg(long)]
+    profile: bool,
+    /// Write Chrome trace events (open in Perfetto or chrome://tracing) to this file.
+    #[arg(long, value_name = "FILE.json")]
+    trace: Option<PathBuf>,
+}
+
+impl RuntimeArgs {
+    fn flags(&self) -> RuntimeFlags {
+        RuntimeFlags {
+            retries: self.retries,
+            faults: self.faults.clone(),
+            profile: self.profile,
+            trace: self.trace.clone(),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Parse and type-check files; print every diagnostic. Exit 1 on any error.
@@ -84,6 +114,8 @@ enum Command {
         file: PathBuf,
         #[command(flatten)]
         passes: PassArgs,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
         /// Arguments passed to the program.
         #[arg(last = true)]
         args: Vec<String>,
@@ -93,6 +125,8 @@ enum Command {
         path: PathBuf,
         #[command(flatten)]
         passes: PassArgs,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
     },
     /// Print the IR of every graph a program dispatches (its output is discarded).
     Ir {
@@ -112,6 +146,8 @@ enum Command {
         file: PathBuf,
         #[command(flatten)]
         passes: PassArgs,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
         /// Print one JSON array instead of a table.
         #[arg(long)]
         json: bool,
@@ -149,8 +185,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let status = match cli.command {
         Command::Check { files } => driver::cmd_check(&files),
-        Command::Run { file, passes, args } => driver::cmd_run(&file, args, &passes.flags()),
-        Command::Test { path, passes } => driver::cmd_test(&path, &passes.flags()),
+        Command::Run {
+            file,
+            passes,
+            runtime,
+            args,
+        } => driver::cmd_run(&file, args, &passes.flags(), &runtime.flags()),
+        Command::Test {
+            path,
+            passes,
+            runtime,
+        } => driver::cmd_test(&path, &passes.flags(), &runtime.flags()),
         Command::Ir {
             file,
             stage,
@@ -161,10 +206,11 @@ fn main() -> ExitCode {
         Command::Bench {
             file,
             passes,
+            runtime,
             json,
             warmup,
             reps,
-        } => driver::cmd_bench(&file, &passes.flags(), json, warmup, reps),
+        } => driver::cmd_bench(&file, &passes.flags(), &runtime.flags(), json, warmup, reps),
         Command::Explain { file, passes, args } => {
             driver::cmd_explain(&file, args, &passes.flags())
         }

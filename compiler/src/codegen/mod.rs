@@ -3,15 +3,24 @@
 //! shards of its outermost free dimension on a fixed number of threads. The only module that
 //! uses Cranelift.
 //!
+//! A shard that fails (an injected fault, a panic) is re-run by the worker pool (see
+//! `flow_runtime::fault`); since it owns its output rows, the re-run overwrites whatever the
+//! failed attempt wrote. When its retries are exhausted, or a kernel returns an error code
+//! (which is deterministic and not retried), [`Jit::eval`] fails with a [`JitError`] naming
+//! the op (the node's label), the shard (its number and index box) and the cause, and
+//! returns no output. Kernel launches, shards and compilations are reported to the
+//! [`Hooks`] (profile, trace, progress) as data.
+//!
 //! **Invariants:** a kernel computes exactly what the reference interpreter computes, bit for
 //! bit (same operation order, same math functions); shard boundaries depend only on shapes,
 //! never on the thread count, and each shard owns its output rows, so results do not depend
-//! on the number of threads.
+//! on the number of threads, nor on retries.
 
 pub mod kernel;
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Instant;
 
 use cranelift_codegen::ir::{AbiParam, UserFuncName};
 use cranelift_codegen::settings::{self, Configurable};
@@ -19,10 +28,13 @@ use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+use flow_runtime::fault::{inject_panic, FaultKind, Faults, RetryPolicy};
+use flow_runtime::pool::{TaskError, TaskErrorKind};
+use flow_runtime::profile::{trace_tid, Hooks};
 use flow_runtime::{gemm, DType, Data, Tensor};
 
 use crate::mir::contract::{contraction, Contraction};
-use crate::mir::ir::{Graph, Node, NodeId, NodeKind};
+use crate::mir::ir::{Graph, Node, NodeId, NodeKind, Port};
 use crate::mir::print::print_node;
 use kernel::{Imports, CALLED};
 
@@ -56,9 +68,17 @@ pub struct Jit {
     ctx: Context,
     fctx: FunctionBuilderContext,
     math: Vec<FuncId>,
-    cache: HashMap<String, KernelFn>,
-    /// The worker pool that runs shard tasks.
+    /// Compiled kernels by structure, with their number (`k3`).
+    cache: HashMap<String, (KernelFn, usize)>,
+    /// The worker pool that runs shard tasks (and retries failed ones).
     workers: flow_runtime::pool::Pool,
+    /// Faults to inject into shard attempts, for testing.
+    faults: Option<Faults>,
+    /// Where launches, shards and compilations are reported.
+    hooks: Hooks,
+    /// How many graphs were evaluated: with the node, it names a kernel launch for
+    /// [`Faults::decide`].
+    evals: u64,
     compiled: usize,
     compile_time: std::time::Duration,
     /// Buffers of dropped tensors, reused for kernel outputs of the same type and length
@@ -145,7 +165,26 @@ impl Jit {
             compiled: 0,
             compile_time: std::time::Duration::ZERO,
             pool: Vec::new(),
+            faults: None,
+            hooks: Hooks::default(),
+            evals: 0,
         })
+    }
+
+    /// Sets how failed shards are retried and which faults are injected.
+    pub fn set_retry(&mut self, policy: RetryPolicy) {
+        self.workers.set_retries(policy.retries);
+        self.faults = policy.faults;
+    }
+
+    /// Sets where launches, shards and compilations are reported.
+    pub fn set_hooks(&mut self, hooks: Hooks) {
+        self.hooks = hooks;
+    }
+
+    /// How many failed shard attempts were re-run.
+    pub fn retried(&self) -> u64 {
+        self.workers.retried()
     }
 
     /// How many kernels were compiled (not taken from the cache).
@@ -191,7 +230,7 @@ impl Jit {
 
     /// The compiled kernel of `node`, from the cache when a kernel of the same structure (same
     /// expressions, projections and tensor types) was compiled before.
-    fn kernel(&mut self, g: &Graph, id: NodeId) -> Result<KernelFn, JitError> {
+    fn kernel(&mut self, g: &Graph, id: NodeId) -> Result<(KernelFn, usize), JitError> {
         let node = &g.nodes[id];
         let key = structure_key(g, node);
         if let Some(k) = self.cache.get(&key) {
@@ -232,17 +271,47 @@ impl Jit {
         let code = self.module.get_finalized_function(fid);
         // SAFETY: the function was generated with exactly this signature.
         let f: KernelFn = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
+        let number = self.compiled;
         self.compiled += 1;
         self.compile_time += start.elapsed();
-        self.cache.insert(key, f);
-        Ok(f)
+        if let Some(p) = &self.hooks.profiler {
+            p.span(
+                format!("compile k{number}"),
+                "compile",
+                start,
+                Instant::now(),
+                0,
+                vec![("op", describe(id, node))],
+            );
+        }
+        self.cache.insert(key, (f, number));
+        Ok((f, number))
     }
 
-    /// Runs a verified graph and returns its outputs, like `interp::eval`.
+    /// Runs a verified graph and returns its outputs, like `interp::eval`. When a shard fails
+    /// for good, the error names its op, its index box and the cause, and no output is
+    /// returned.
     pub fn eval(&mut self, g: &Graph, inputs: &[Rc<Tensor>]) -> Result<Vec<Rc<Tensor>>, JitError> {
         crate::mir::verify(g).map_err(|e| JitError {
             message: format!("internal compiler error: invalid MIR: {e}"),
         })?;
+        self.evals += 1;
+        let progress = self.hooks.progress.clone();
+        if let Some(p) = &progress {
+            p.begin(g.nodes.iter().map(|n| shard_plan(g, n).1 as u64).sum());
+        }
+        let res = self.eval_nodes(g, inputs);
+        if let Some(p) = &progress {
+            p.end();
+        }
+        res
+    }
+
+    fn eval_nodes(
+        &mut self,
+        g: &Graph,
+        inputs: &[Rc<Tensor>],
+    ) -> Result<Vec<Rc<Tensor>>, JitError> {
         let mut values: Vec<Vec<Rc<Tensor>>> = Vec::with_capacity(g.nodes.len());
         for (id, node) in g.nodes.iter_enumerated() {
             let out = match &node.kind {
@@ -262,11 +331,7 @@ impl Jit {
                 }
                 NodeKind::Const { value } => vec![Rc::new(value.clone())],
                 NodeKind::Random { dist, seed } => {
-                    vec![Rc::new(self.random(
-                        *dist,
-                        *seed,
-                        &node.outputs[0].shape,
-                    )?)]
+                    vec![Rc::new(self.random(id, node, *dist, *seed)?)]
                 }
                 NodeKind::Map { .. } | NodeKind::Reduce { .. } => self
                     .run_kernel(g, id, node, &values)?
@@ -298,23 +363,37 @@ impl Jit {
 
     fn random(
         &self,
+        id: NodeId,
+        node: &Node,
         dist: crate::mir::ir::Dist,
         seed: u64,
-        shape: &[usize],
     ) -> Result<Tensor, JitError> {
+        let shape = &node.outputs[0].shape;
         let t = Tensor::zeros(DType::F32, shape).map_err(|e| JitError {
             message: e.to_string(),
         })?;
         let Data::F32(mut v) = t.data else {
             unreachable!("f32")
         };
-        let chunk = SHARD_ELEMENTS;
-        let n_tasks = v.len().div_ceil(chunk);
-        let base = SendPtr(v.as_mut_ptr() as *mut u8);
         let len = v.len();
-        run_tasks(&self.workers, n_tasks, &|k| {
-            let lo = k * chunk;
-            let hi = (lo + chunk).min(len);
+        let base = SendPtr(v.as_mut_ptr() as *mut u8);
+        let launch = Launch {
+            name: if node.label.is_empty() {
+                format!("random {}", dist_name(dist))
+            } else {
+                format!("random {} ({})", dist_name(dist), node.label)
+            },
+            kernel: self.launch_id(id),
+            shards: len.div_ceil(SHARD_ELEMENTS),
+            rows: SHARD_ELEMENTS,
+            extent0: len,
+            // The output as one row of `len` elements per element: shard k owns elements
+            // k * SHARD_ELEMENTS.. of it.
+            outputs: vec![(base.get(), std::mem::size_of::<f32>(), DType::F32)],
+            read: 0,
+            written: (len * std::mem::size_of::<f32>()) as u64,
+        };
+        self.launch(&launch, &|lo, hi| {
             // SAFETY: tasks write disjoint ranges of one live buffer.
             let out = unsafe {
                 std::slice::from_raw_parts_mut((base.get() as *mut f32).add(lo), hi - lo)
@@ -328,11 +407,85 @@ impl Jit {
                 }
             }
             0
-        })?;
+        })
+        .map_err(|e| shard_error(id, node, &[len], SHARD_ELEMENTS, &e))?;
         Ok(Tensor {
             shape: shape.to_vec(),
             data: Data::F32(v),
         })
+    }
+
+    /// The number that names launch of node `id` in this evaluation, for fault injection.
+    fn launch_id(&self, id: NodeId) -> u64 {
+        (self.evals << 32) | id.0 as u64
+    }
+
+    /// Runs the shards of one launch on the worker pool: `run(lo, hi)` computes rows
+    /// `lo..hi` and returns a kernel status. Injects the faults of the retry policy, reports
+    /// shards to the hooks, and returns the pool's error when a shard fails for good.
+    fn launch(
+        &self,
+        l: &Launch,
+        run: &(dyn Fn(usize, usize) -> i32 + Sync),
+    ) -> Result<(), TaskError> {
+        let profiler = self.hooks.profiler.as_deref();
+        let progress = self.hooks.progress.as_deref();
+        let tracing = profiler.is_some_and(|p| p.tracing());
+        let retried = self.workers.retried();
+        let start = Instant::now();
+        let outputs = SendOutputs(&l.outputs);
+        let (faults, kernel, rows, extent0, name) =
+            (self.faults, l.kernel, l.rows, l.extent0, &l.name);
+        let res = self.workers.run(l.shards, &|k, attempt| {
+            let lo = k * rows;
+            let hi = (lo + rows).min(extent0);
+            let t0 = tracing.then(Instant::now);
+            let fault = faults.and_then(|f| f.decide(kernel, k as u64, attempt));
+            let res = match fault {
+                None => TaskError::check_status(k, run(lo, hi)),
+                Some(FaultKind::Panic) => inject_panic(),
+                Some(FaultKind::BeforeWriting) => {
+                    Err(TaskError::injected(k, FaultKind::BeforeWriting))
+                }
+                Some(FaultKind::AfterWritingPart) => {
+                    // Garbage in the first half of the shard's rows, as a crashed write would
+                    // leave: the retry must overwrite it.
+                    poison(outputs.get(), lo, lo + (hi - lo).div_ceil(2));
+                    Err(TaskError::injected(k, FaultKind::AfterWritingPart))
+                }
+            };
+            if let (Some(p), Some(t0)) = (profiler, t0) {
+                let mut args = vec![
+                    ("shard", k.to_string()),
+                    ("rows", format!("{lo}..{hi}")),
+                    ("attempt", attempt.to_string()),
+                ];
+                if let Err(e) = &res {
+                    args.push(("failed", e.kind.to_string()));
+                }
+                p.span(name.clone(), "shard", t0, Instant::now(), trace_tid(), args);
+            }
+            if res.is_ok() {
+                if let Some(p) = progress {
+                    p.advance(1);
+                }
+            }
+            res
+        });
+        if let Some(p) = profiler {
+            let end = Instant::now();
+            p.retries(self.workers.retried() - retried);
+            p.kernel(&l.name, l.shards as u64, end - start, l.read, l.written);
+            p.span(
+                l.name.clone(),
+                "kernel",
+                start,
+                end,
+                0,
+                vec![("shards", l.shards.to_string())],
+            );
+        }
+        res
     }
 
     fn run_kernel(
@@ -354,83 +507,93 @@ impl Jit {
                 message: format!("node {id}: {e}"),
             })?);
         }
-        let volume: usize = match &node.kind {
-            NodeKind::Reduce { space, .. } => space.iter().product(),
-            _ => space.iter().product(),
-        };
-        if volume == 0 {
+        let (rows, n_tasks) = shard_plan(g, node);
+        if n_tasks == 0 {
             return Ok(outs);
         }
         if let Some(c) = contraction(g, node) {
             let a = &values[reads[c.a.0].node.0 as usize][reads[c.a.0].port as usize];
             let b = &values[reads[c.b.0].node.0 as usize][reads[c.b.0].port as usize];
-            self.run_contraction(&c, data_ptr(&a.data), data_ptr(&b.data), &mut outs[0])?;
+            let read = tensor_bytes(a) + tensor_bytes(b);
+            self.run_contraction(id, node, &c, (a, b), read, &mut outs[0])?;
             return Ok(outs);
         }
-        let f = self.kernel(g, id)?;
+        let (f, number) = self.kernel(g, id)?;
         let mut bufs: Vec<*mut u8> = Vec::new();
+        let mut read_bytes = 0;
+        let mut seen: Vec<Port> = Vec::new();
         for r in reads {
-            bufs.push(data_ptr(&values[r.node.0 as usize][r.port as usize].data) as *mut u8);
+            let t = &values[r.node.0 as usize][r.port as usize];
+            if !seen.contains(&r.src()) {
+                seen.push(r.src());
+                read_bytes += tensor_bytes(t);
+            }
+            bufs.push(data_ptr(&t.data) as *mut u8);
         }
+        let mut outputs = Vec::new();
         for o in &mut outs {
-            bufs.push(data_ptr_mut(&mut o.data));
+            let ptr = data_ptr_mut(&mut o.data);
+            let dtype = o.dtype();
+            let row: usize = o.shape.iter().skip(1).product();
+            outputs.push((ptr, row * dtype.size_bytes(), dtype));
+            bufs.push(ptr);
         }
+        let written = outs.iter().map(tensor_bytes).sum();
         let bufs = SendPtrs(bufs);
         let dims = kernel::kernel_dims(g, node);
-        let (rows, n_tasks) = if space.is_empty() {
-            (1, 1)
-        } else {
-            let inner: usize = space[1..].iter().product::<usize>().max(1);
-            let red: usize = match &node.kind {
-                NodeKind::Reduce { red, .. } => red.iter().product::<usize>().max(1),
-                _ => 1,
-            };
-            let rows = (SHARD_ELEMENTS / (inner * red)).max(1);
-            (rows, space[0].div_ceil(rows))
+        let launch = Launch {
+            name: kernel_name(node, number),
+            kernel: self.launch_id(id),
+            shards: n_tasks,
+            rows,
+            extent0: space.first().copied().unwrap_or(1),
+            outputs,
+            read: read_bytes,
+            written,
         };
-        let extent0 = space.first().copied().unwrap_or(1);
-        run_tasks(&self.workers, n_tasks, &|k| {
-            let lo = k * rows;
-            let hi = (lo + rows).min(extent0);
+        self.launch(&launch, &|lo, hi| {
             // SAFETY: the kernel reads only inside its input buffers (proved by the verifier)
             // and writes only rows lo..hi of its outputs, which no other task writes.
             unsafe { f(bufs.as_ptr(), dims.as_ptr(), lo as i64, hi as i64) }
         })
-        .map_err(|code| JitError {
-            message: match code.message.as_str() {
-                "1" => format!("integer division by zero in {}", describe(id, node)),
-                "2" => format!(
-                    "integer division overflow (MIN / -1) in {}",
-                    describe(id, node)
-                ),
-                other => format!("kernel {} failed: {other}", describe(id, node)),
-            },
-        })?;
+        .map_err(|e| shard_error(id, node, space, rows, &e))?;
         Ok(outs)
     }
 }
 
 impl Jit {
     /// Runs a contraction as GEMMs over blocks of rows (see `flow_runtime::gemm`: each element
-    /// depends only on its row and column, so the blocks do not change a bit).
+    /// depends only on its row and column, so the blocks do not change a bit). A block is a
+    /// shard: it owns its rows of the output, and is retried and faulted like a kernel's.
     fn run_contraction(
         &self,
+        id: NodeId,
+        node: &Node,
         c: &Contraction,
-        a: *const u8,
-        b: *const u8,
+        (a, b): (&Tensor, &Tensor),
+        read: u64,
         out: &mut Tensor,
     ) -> Result<(), JitError> {
         let (m, k, n) = c.dims;
-        let rows = m.div_ceil(8).max(32);
+        let rows = contraction_rows(c);
+        let written = tensor_bytes(out);
         let (a, b, o) = (
-            SendPtr(a as *mut u8),
-            SendPtr(b as *mut u8),
+            SendPtr(data_ptr(&a.data) as *mut u8),
+            SendPtr(data_ptr(&b.data) as *mut u8),
             SendPtr(data_ptr_mut(&mut out.data)),
         );
         let dtype = c.dtype;
-        run_tasks(&self.workers, m.div_ceil(rows), &|t| {
-            let lo = t * rows;
-            let hi = (lo + rows).min(m);
+        let launch = Launch {
+            name: format!("{} gemm", describe_short(node)),
+            kernel: self.launch_id(id),
+            shards: m.div_ceil(rows),
+            rows,
+            extent0: m,
+            outputs: vec![(o.get(), n * dtype.size_bytes(), dtype)],
+            read,
+            written,
+        };
+        self.launch(&launch, &|lo, hi| {
             let shift = lo as isize * c.a.1;
             // SAFETY: the verifier proved both reads in bounds over the whole box, so rows
             // lo..hi of `a` and all of `b` are readable; each task writes only rows lo..hi of
@@ -457,7 +620,13 @@ impl Jit {
             }
             0
         })
+        .map_err(|e| shard_error(id, node, &[m, n], rows, &e))
     }
+}
+
+/// Rows of the output per GEMM block of a contraction.
+fn contraction_rows(c: &Contraction) -> usize {
+    c.dims.0.div_ceil(8).max(32)
 }
 
 fn operand<T>(
@@ -471,11 +640,141 @@ fn operand<T>(
     }
 }
 
+/// One launch of a kernel (or of a random fill) over its shards.
+struct Launch {
+    /// Its name in profiles and traces.
+    name: String,
+    /// The number that names it for fault injection.
+    kernel: u64,
+    shards: usize,
+    /// Rows (of the outermost dimension) per shard.
+    rows: usize,
+    /// How many rows there are.
+    extent0: usize,
+    /// Each output: its buffer, the bytes of one row, its type.
+    outputs: Vec<(*mut u8, usize, DType)>,
+    /// Bytes read and written by the whole launch.
+    read: u64,
+    written: u64,
+}
+
+/// How node `node` is split into shards: rows per shard and the number of shards (0 for an
+/// empty space, and for nodes that are not run as shards). A function of the shape only.
+fn shard_plan(g: &Graph, node: &Node) -> (usize, usize) {
+    match &node.kind {
+        NodeKind::Map { space, .. } | NodeKind::Reduce { space, .. } => {
+            let volume: usize = space.iter().product();
+            if volume == 0 {
+                (1, 0)
+            } else if let Some(c) = contraction(g, node) {
+                let rows = contraction_rows(&c);
+                (rows, c.dims.0.div_ceil(rows))
+            } else if space.is_empty() {
+                (1, 1)
+            } else {
+                let inner: usize = space[1..].iter().product::<usize>().max(1);
+                let red: usize = match &node.kind {
+                    NodeKind::Reduce { red, .. } => red.iter().product::<usize>().max(1),
+                    _ => 1,
+                };
+                let rows = (SHARD_ELEMENTS / (inner * red)).max(1);
+                (rows, space[0].div_ceil(rows))
+            }
+        }
+        NodeKind::Random { .. } => {
+            let len: usize = node.outputs[0].shape.iter().product();
+            (SHARD_ELEMENTS, len.div_ceil(SHARD_ELEMENTS))
+        }
+        _ => (1, 0),
+    }
+}
+
+/// Overwrites rows `lo..hi` of every output with a recognisable garbage pattern (NaN with a
+/// payload, `0x5eed…`, `true`): what an attempt that fails half-way may leave behind.
+fn poison(outputs: &[(*mut u8, usize, DType)], lo: usize, hi: usize) {
+    for &(ptr, row_bytes, dtype) in outputs {
+        let n = (hi - lo) * row_bytes / dtype.size_bytes();
+        let at = lo * row_bytes;
+        // SAFETY: rows lo..hi of each output belong to the calling shard alone, and the
+        // buffers outlive the launch; every pattern is a valid value of its type.
+        unsafe {
+            match dtype {
+                DType::F32 => std::slice::from_raw_parts_mut(ptr.add(at) as *mut f32, n)
+                    .fill(f32::from_bits(0x7fc0_dead)),
+                DType::F64 => std::slice::from_raw_parts_mut(ptr.add(at) as *mut f64, n)
+                    .fill(f64::from_bits(0x7ff8_0000_0000_dead)),
+                DType::I32 => {
+                    std::slice::from_raw_parts_mut(ptr.add(at) as *mut i32, n).fill(0x5eed_beef)
+                }
+                DType::I64 => std::slice::from_raw_parts_mut(ptr.add(at) as *mut i64, n)
+                    .fill(0x5eed_beef_5eed_beef),
+                DType::Bool => {
+                    std::slice::from_raw_parts_mut(ptr.add(at) as *mut bool, n).fill(true)
+                }
+            }
+        }
+    }
+}
+
+/// The error of a shard that failed for good: the op, the shard and its index box, the
+/// cause, and whether it was retried.
+fn shard_error(id: NodeId, node: &Node, space: &[usize], rows: usize, e: &TaskError) -> JitError {
+    let k = e.task;
+    let n = space.first().map_or(1, |d| d.div_ceil(rows));
+    let mut dims: Vec<String> = space.iter().map(|d| format!("0..{d}")).collect();
+    if let Some(d0) = space.first() {
+        dims[0] = format!("{}..{}", k * rows, ((k + 1) * rows).min(*d0));
+    }
+    let shard = format!("shard {k} of {n} (index box [{}])", dims.join(", "));
+    let op = describe(id, node);
+    let message = match (&e.kind, e.attempts) {
+        (TaskErrorKind::Code(code), _) => format!(
+            "{} in {op}, {shard}; not retried: the error follows from the program and its data",
+            flow_runtime::abi::error_message(*code)
+        ),
+        (kind, 1) => format!("{op}, {shard} failed: {kind}"),
+        (kind, attempts) => format!(
+            "{op}, {shard} failed {attempts} times, retries exhausted; the last failure: {kind}"
+        ),
+    };
+    JitError { message }
+}
+
+/// The name of a kernel in profiles: its op's label and its compiled kernel's number.
+fn kernel_name(node: &Node, number: usize) -> String {
+    format!("{} k{number}", describe_short(node))
+}
+
+/// The op's label, or the node's kind for an unlabelled node.
+fn describe_short(node: &Node) -> String {
+    if !node.label.is_empty() {
+        return node.label.clone();
+    }
+    match &node.kind {
+        NodeKind::Map { .. } => "map".into(),
+        NodeKind::Reduce { .. } => "reduce".into(),
+        NodeKind::Random { .. } => "random".into(),
+        _ => "node".into(),
+    }
+}
+
+fn dist_name(dist: crate::mir::ir::Dist) -> &'static str {
+    match dist {
+        crate::mir::ir::Dist::Uniform => "uniform",
+        crate::mir::ir::Dist::Normal => "normal",
+    }
+}
+
+fn tensor_bytes(t: &Tensor) -> u64 {
+    (t.len() * t.dtype().size_bytes()) as u64
+}
+
+/// `op "softmax.y" (node %9)`, or `node %9` when the node has no label.
 fn describe(id: NodeId, node: &Node) -> String {
     if node.label.is_empty() {
         format!("node {id}")
     } else {
-        format!("node {id} \"{}\"", node.label)
+        format!("op \"{}\" (node {id})", node.label)
     }
 }
 
@@ -498,28 +797,21 @@ impl SendPtrs {
     }
 }
 // SAFETY: the pointers are read by kernels (inputs) or written at disjoint rows (outputs)
-// while the buffers are alive: `run_tasks` returns before they are dropped.
+// while the buffers are alive: the launch returns before they are dropped.
 unsafe impl Send for SendPtrs {}
 unsafe impl Sync for SendPtrs {}
 
-/// Runs tasks `0..n` on the worker pool; each returns 0 or an error code. The error of the
-/// lowest-numbered failing task is returned, whatever the thread count; a panic in a task
-/// becomes an error naming the task.
-fn run_tasks(
-    pool: &flow_runtime::pool::Pool,
-    n: usize,
-    f: &(dyn Fn(usize) -> i32 + Sync),
-) -> Result<(), JitError> {
-    pool.run(n, &|k| flow_runtime::pool::TaskError::check_status(k, f(k)))
-        .map_err(|e| match e.kind {
-            flow_runtime::pool::TaskErrorKind::Code(code) => JitError {
-                message: code.to_string(),
-            },
-            _ => JitError {
-                message: e.to_string(),
-            },
-        })
+/// The outputs of a launch, shared with its shard tasks.
+struct SendOutputs<'a>(&'a [(*mut u8, usize, DType)]);
+
+impl SendOutputs<'_> {
+    fn get(&self) -> &[(*mut u8, usize, DType)] {
+        self.0
+    }
 }
+// SAFETY: each task writes only its own rows of the outputs (see `poison`).
+unsafe impl Send for SendOutputs<'_> {}
+unsafe impl Sync for SendOutputs<'_> {}
 
 fn data_ptr(d: &Data) -> *const u8 {
     match d {

@@ -21,16 +21,23 @@ impl Host for FsHost {
     }
 
     fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), String> {
-        // Write to a temporary file and rename it, so no half-written file is left behind.
-        let tmp = format!("{path}.flow-tmp");
-        std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            e.to_string()
-        })
+        write_atomically(std::path::Path::new(path), bytes)
     }
 
     fn args(&self) -> Vec<String> {
         self.argv.clone()
     }
+}
+
+/// Writes `bytes` to a temporary file beside `path` and renames it, so no half-written file
+/// is left behind.
+pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".flow-tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        e.to_string()
+    })
 }

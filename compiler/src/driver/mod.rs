@@ -3,6 +3,7 @@
 //! the process's standard streams.
 
 pub mod fs_host;
+pub mod progress;
 pub mod report;
 pub mod stdlib;
 
@@ -263,6 +264,80 @@ impl PassFlags {
     }
 }
 
+/// The run-time flags of `run`, `test` and `bench`: retries, fault injection, profiling,
+/// tracing.
+#[derive(Clone, Debug, Default)]
+pub struct RuntimeFlags {
+    /// `--retries N`: how many times a failed shard is re-run.
+    pub retries: Option<u32>,
+    /// `--faults RATE,SEED`; when absent, the `FLOW_FAULTS` environment variable.
+    pub faults: Option<String>,
+    /// `--profile`: print a table per kernel at the end.
+    pub profile: bool,
+    /// `--trace FILE.json`: write Chrome trace events.
+    pub trace: Option<std::path::PathBuf>,
+}
+
+/// What a run reports to, kept until the end of the command to print and write it.
+pub struct Observed {
+    profiler: Option<std::sync::Arc<flow_runtime::profile::Profiler>>,
+    profile: bool,
+    trace: Option<std::path::PathBuf>,
+}
+
+impl RuntimeFlags {
+    /// Adds the retry policy, the profiler and the progress bar to `opts`, or says why a
+    /// flag is invalid.
+    pub fn apply(&self, opts: &mut crate::exec::RunOptions) -> Result<Observed, String> {
+        let faults = match &self.faults {
+            Some(text) => Some(
+                flow_runtime::fault::Faults::parse(text).map_err(|e| format!("--faults: {e}"))?,
+            ),
+            None => match std::env::var("FLOW_FAULTS") {
+                Ok(text) if !text.trim().is_empty() => Some(
+                    flow_runtime::fault::Faults::parse(&text)
+                        .map_err(|e| format!("FLOW_FAULTS: {e}"))?,
+                ),
+                _ => None,
+            },
+        };
+        opts.retry = flow_runtime::fault::RetryPolicy {
+            retries: self.retries.unwrap_or(flow_runtime::fault::DEFAULT_RETRIES),
+            faults,
+        };
+        let profiler = (self.profile || self.trace.is_some()).then(|| {
+            std::sync::Arc::new(flow_runtime::profile::Profiler::new(self.trace.is_some()))
+        });
+        opts.hooks.profiler = profiler.clone();
+        opts.hooks.progress = progress::for_stderr();
+        Ok(Observed {
+            profiler,
+            profile: self.profile,
+            trace: self.trace.clone(),
+        })
+    }
+}
+
+impl Observed {
+    /// Prints the profile to standard error and writes the trace file; 1 when the trace
+    /// cannot be written.
+    pub fn finish(&self) -> i32 {
+        let Some(p) = &self.profiler else {
+            return 0;
+        };
+        if self.profile {
+            eprint!("{}", p.table());
+        }
+        if let Some(path) = &self.trace {
+            if let Err(e) = fs_host::write_atomically(path, p.chrome_trace().as_bytes()) {
+                eprintln!("error: cannot write the trace `{}`: {e}", path.display());
+                return 1;
+            }
+        }
+        0
+    }
+}
+
 fn compile_or_report(path: &std::path::Path, cfg: RenderConfig) -> Option<Compiled> {
     match compile_paths(&[path.to_path_buf()]) {
         Ok(c) => {
@@ -276,15 +351,34 @@ fn compile_or_report(path: &std::path::Path, cfg: RenderConfig) -> Option<Compil
     }
 }
 
+/// The run options of the pass flags and run-time flags, or the exit status after
+/// reporting an invalid flag.
+fn run_options(
+    flags: &PassFlags,
+    rt: &RuntimeFlags,
+) -> Result<(crate::exec::RunOptions, Observed), i32> {
+    let mut opts = flags.options().map_err(|msg| {
+        eprintln!("error: {msg}");
+        2
+    })?;
+    let observed = rt.apply(&mut opts).map_err(|msg| {
+        eprintln!("error: {msg}");
+        2
+    })?;
+    Ok((opts, observed))
+}
+
 /// `flowc run FILE [-- ARGS]`: runs `main`. Exit status 1 on any error.
-pub fn cmd_run(path: &std::path::Path, args: Vec<String>, flags: &PassFlags) -> i32 {
+pub fn cmd_run(
+    path: &std::path::Path,
+    args: Vec<String>,
+    flags: &PassFlags,
+    rt: &RuntimeFlags,
+) -> i32 {
     let cfg = stderr_config();
-    let opts = match flags.options() {
+    let (opts, observed) = match run_options(flags, rt) {
         Ok(o) => o,
-        Err(msg) => {
-            eprintln!("error: {msg}");
-            return 2;
-        }
+        Err(status) => return status,
     };
     let Some(c) = compile_or_report(path, cfg) else {
         return 1;
@@ -301,25 +395,23 @@ pub fn cmd_run(path: &std::path::Path, args: Vec<String>, flags: &PassFlags) -> 
         return 1;
     }
     let mut host = fs_host::FsHost { argv: args };
-    match crate::exec::run_main(&c.program, &mut host, &opts) {
+    let status = match crate::exec::run_main(&c.program, &mut host, &opts) {
         Ok(()) => 0,
         Err(e) => {
             eprint!("{}", report::render(&c.sources, &run_error_diag(&e), cfg));
             1
         }
-    }
+    };
+    status.max(observed.finish())
 }
 
 /// `flowc test FILE|DIR`: runs every `test` block of every `.flow` file, one line per test,
 /// and a closing `N passed, M failed`. Exit status 1 on any failure.
-pub fn cmd_test(path: &std::path::Path, flags: &PassFlags) -> i32 {
+pub fn cmd_test(path: &std::path::Path, flags: &PassFlags, rt: &RuntimeFlags) -> i32 {
     let cfg = stderr_config();
-    let opts = match flags.options() {
+    let (opts, observed) = match run_options(flags, rt) {
         Ok(o) => o,
-        Err(msg) => {
-            eprintln!("error: {msg}");
-            return 2;
-        }
+        Err(status) => return status,
     };
     let files: Vec<std::path::PathBuf> = if path.is_dir() {
         let mut v: Vec<_> = match std::fs::read_dir(path) {
@@ -359,7 +451,7 @@ pub fn cmd_test(path: &std::path::Path, flags: &PassFlags) -> i32 {
         }
     }
     outln!("{passed} passed, {failed} failed");
-    i32::from(failed > 0)
+    i32::from(failed > 0).max(observed.finish())
 }
 
 /// Which form of the IR `flowc ir` and `flowc graph` show.
@@ -583,17 +675,15 @@ pub fn summarize(times: &[std::time::Duration]) -> (f64, f64, f64) {
 pub fn cmd_bench(
     path: &std::path::Path,
     flags: &PassFlags,
+    rt: &RuntimeFlags,
     json: bool,
     warmup: usize,
     reps: usize,
 ) -> i32 {
     let cfg = stderr_config();
-    let opts = match flags.options() {
+    let (opts, observed) = match run_options(flags, rt) {
         Ok(o) => o,
-        Err(msg) => {
-            eprintln!("error: {msg}");
-            return 2;
-        }
+        Err(status) => return status,
     };
     let start = std::time::Instant::now();
     let Some(c) = compile_or_report(path, cfg) else {
@@ -639,5 +729,5 @@ pub fn cmd_bench(
     if json {
         outln!("[{}]", rows.join(", "));
     }
-    status
+    status.max(observed.finish())
 }

@@ -5,6 +5,11 @@
 //! and remembered — when it is observed: printed, saved, compared in a condition, asserted,
 //! interpolated or forced with `eval`.
 //!
+//! A dispatch runs with the retry policy of [`RunOptions::retry`] (failed shards are re-run;
+//! a failure that outlasts its retries is a [`RunError`] at the observation, before anything
+//! of the dispatch is stored or written) and reports to [`RunOptions::hooks`] (per-kernel
+//! profile, trace spans of each dispatch and its passes, shard progress).
+//!
 //! **Invariant:** all I/O goes through the [`Host`] trait; nothing here touches the file
 //! system or the process's streams.
 
@@ -13,6 +18,8 @@ pub mod host;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use flow_runtime::fault::RetryPolicy;
+use flow_runtime::profile::Hooks;
 use flow_runtime::{format_scalar, format_tensor, DType, Scalar, Tensor};
 
 use crate::base::Span;
@@ -91,6 +98,11 @@ pub struct RunOptions {
     pub config: PassConfig,
     pub backend: Backend,
     pub threads: usize,
+    /// How failed shards (JIT) or nodes (interpreter) are retried, and which faults are
+    /// injected.
+    pub retry: RetryPolicy,
+    /// Where kernels, spans and progress are reported.
+    pub hooks: Hooks,
 }
 
 impl Default for RunOptions {
@@ -101,6 +113,8 @@ impl Default for RunOptions {
             config: PassConfig::default(),
             backend: Backend::Interp,
             threads: 1,
+            retry: RetryPolicy::default(),
+            hooks: Hooks::default(),
         }
     }
 }
@@ -197,6 +211,8 @@ struct Machine<'p, 'h> {
     tokens: HashMap<Port, std::rc::Weak<()>>,
     /// Time spent in the rewrite passes.
     pass_time: std::time::Duration,
+    /// How many graphs were dispatched.
+    dispatches: u64,
 }
 
 struct BenchState {
@@ -270,6 +286,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             bench: None,
             tokens: HashMap::new(),
             pass_time: std::time::Duration::ZERO,
+            dispatches: 0,
         }
     }
 
@@ -430,6 +447,8 @@ impl<'p, 'h> Machine<'p, 'h> {
         if self.keep_graphs {
             self.graphs.push(g.clone());
         }
+        self.dispatches += 1;
+        let dispatch_start = std::time::Instant::now();
         if self.opts.optimize {
             let passes: Vec<&'static Pass> = match &self.opts.passes {
                 Some(p) => p.clone(),
@@ -442,39 +461,83 @@ impl<'p, 'h> Machine<'p, 'h> {
                 kind: RunErrorKind::Other,
             })?;
             self.pass_time += start.elapsed();
+            if let Some(p) = &self.opts.hooks.profiler {
+                p.span(
+                    "passes",
+                    "passes",
+                    start,
+                    std::time::Instant::now(),
+                    0,
+                    Vec::new(),
+                );
+            }
         }
-        let out: Vec<Rc<Tensor>> = match self.opts.backend {
+        let out = self.run_graph(&g, &inputs, span);
+        if let Some(p) = &self.opts.hooks.profiler {
+            p.dispatch();
+            p.span(
+                format!("dispatch {}", self.dispatches),
+                "dispatch",
+                dispatch_start,
+                std::time::Instant::now(),
+                0,
+                vec![
+                    ("nodes", g.nodes.len().to_string()),
+                    ("outputs", g.outputs.len().to_string()),
+                    ("ok", out.is_ok().to_string()),
+                ],
+            );
+        }
+        // A failed dispatch stores nothing: the error reaches the observation before it
+        // prints, saves or compares anything.
+        for (p, t) in wanted.iter().zip(out?) {
+            self.done.insert(*p, t);
+        }
+        let result = self.done[&target].clone();
+        self.collect();
+        Ok(result)
+    }
+
+    /// Runs an optimized graph on the backend.
+    fn run_graph(
+        &mut self,
+        g: &Graph,
+        inputs: &[Rc<Tensor>],
+        span: Span,
+    ) -> RResult<Vec<Rc<Tensor>>> {
+        match self.opts.backend {
             Backend::Interp => {
                 let owned: Vec<Tensor> = inputs.iter().map(|t| (**t).clone()).collect();
-                crate::interp::eval(&g, &owned)
+                let cfg = crate::interp::EvalConfig {
+                    retry: self.opts.retry,
+                    hooks: self.opts.hooks.clone(),
+                    launch: self.dispatches << 32,
+                };
+                crate::interp::eval_with(g, &owned, &cfg)
                     .map(|v| v.into_iter().map(Rc::new).collect())
                     .map_err(|e| e.to_string())
             }
             Backend::Jit => {
                 if self.jit.is_none() {
-                    let jit =
+                    let mut jit =
                         crate::codegen::Jit::new(self.opts.threads).map_err(|e| RunError {
                             message: e.to_string(),
                             span,
                             kind: RunErrorKind::Other,
                         })?;
+                    jit.set_retry(self.opts.retry);
+                    jit.set_hooks(self.opts.hooks.clone());
                     self.jit = Some(jit);
                 }
                 let jit = self.jit.as_mut().expect("created above");
-                jit.eval(&g, &inputs).map_err(|e| e.to_string())
+                jit.eval(g, inputs).map_err(|e| e.to_string())
             }
         }
         .map_err(|message| RunError {
             message,
             span,
             kind: RunErrorKind::Other,
-        })?;
-        for (p, t) in wanted.iter().zip(out) {
-            self.done.insert(*p, t);
-        }
-        let result = self.done[&target].clone();
-        self.collect();
-        Ok(result)
+        })
     }
 
     /// Drops computed tensors no value can reach any more: no live handle to their port, no

@@ -27,9 +27,20 @@
 //! Input `k` is `inputs[k]` and must have the Input node's dtype and shape; inputs that no
 //! node reads are allowed. Run-time failures, such as an integer division by zero, are an
 //! [`InterpError`] naming the node, never a panic.
+//!
+//! [`eval_with`] adds the runtime's fault model at node granularity: a `Map`, `Reduce` or
+//! `Random` node whose evaluation panics or meets an injected fault is evaluated again, up to
+//! the retry limit (a node's output is built afresh at each attempt and kept only when the
+//! attempt succeeds, so nothing of a failed attempt survives); deterministic faults (division
+//! by zero, a read out of bounds) are not retried. Node evaluations are reported to the
+//! [`Hooks`] as one-shard launches.
 
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
 
+use flow_runtime::fault::{inject_panic, FaultKind, InjectedPanic, RetryPolicy};
+use flow_runtime::profile::Hooks;
 use flow_runtime::tensor::row_major_strides;
 use flow_runtime::{format_shape, rand, DType, Data, Scalar, ShapeError, Tensor};
 
@@ -42,18 +53,50 @@ use crate::mir::verify::{verify, VerifyError};
 
 /// Evaluates a graph on its inputs and returns its outputs in `g.outputs` order.
 pub fn eval(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError> {
+    let cfg = EvalConfig {
+        retry: RetryPolicy {
+            retries: 0,
+            faults: None,
+        },
+        hooks: Hooks::default(),
+        launch: 0,
+    };
+    eval_with(g, inputs, &cfg)
+}
+
+/// How [`eval_with`] retries nodes, which faults it injects and where it reports.
+#[derive(Clone, Debug, Default)]
+pub struct EvalConfig {
+    pub retry: RetryPolicy,
+    pub hooks: Hooks,
+    /// Names this evaluation for fault injection: node `n` is kernel `launch | n`.
+    pub launch: u64,
+}
+
+/// [`eval`] with retries of failed nodes, injected faults and reports to the hooks.
+pub fn eval_with(
+    g: &Graph,
+    inputs: &[Tensor],
+    cfg: &EvalConfig,
+) -> Result<Vec<Tensor>, InterpError> {
     verify(g).map_err(InterpError::Invalid)?;
+    if let Some(p) = &cfg.hooks.progress {
+        p.begin(g.nodes.iter().filter(|n| is_kernel(n)).count() as u64);
+    }
     let mut values: Vec<Vec<Tensor>> = Vec::with_capacity(g.nodes.len());
     for (id, node) in g.nodes.iter_enumerated() {
-        let ports = eval_node(g, node, inputs, &values).map_err(|fault| match fault {
-            NodeFault::Input(e) => e,
-            NodeFault::Fault(problem) => InterpError::At {
-                node: id,
-                label: node.label.clone(),
-                problem,
-            },
-        })?;
-        values.push(ports);
+        match eval_node_retrying(g, id, node, inputs, &values, cfg) {
+            Ok(ports) => values.push(ports),
+            Err(e) => {
+                if let Some(p) = &cfg.hooks.progress {
+                    p.end();
+                }
+                return Err(e);
+            }
+        }
+    }
+    if let Some(p) = &cfg.hooks.progress {
+        p.end();
     }
     g.outputs
         .iter()
@@ -123,6 +166,25 @@ pub enum Fault {
     Alloc(ShapeError),
     /// An inconsistency that the verifier rules out.
     Internal(&'static str),
+    /// The evaluation panicked (a bug), with the panic's message.
+    Panicked(String),
+    /// A fault injected for testing.
+    Injected(FaultKind),
+    /// The node failed at every attempt; the last failure.
+    Exhausted {
+        /// How many attempts were made.
+        attempts: u32,
+        /// Why the last one failed.
+        last: Box<Fault>,
+    },
+}
+
+impl Fault {
+    /// Whether a node that failed this way is evaluated again: a panic or an injected fault
+    /// is; a deterministic fault of the program or its data is not.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Fault::Panicked(_) | Fault::Injected(_))
+    }
 }
 
 impl fmt::Display for InterpError {
@@ -146,6 +208,22 @@ impl fmt::Display for InterpError {
                     write!(f, " \"{label}\"")?;
                 }
                 write!(f, " should be {expected}, found {found}")
+            }
+            InterpError::At {
+                node,
+                label,
+                problem: Fault::Exhausted { attempts, last },
+            } => {
+                // The interpreter's shard is the whole node.
+                if label.is_empty() {
+                    write!(f, "node {node}")?;
+                } else {
+                    write!(f, "op \"{label}\" (node {node})")?;
+                }
+                write!(
+                    f,
+                    " failed {attempts} times, retries exhausted; the last failure: {last}"
+                )
             }
             InterpError::At {
                 node,
@@ -184,6 +262,11 @@ impl fmt::Display for Fault {
             }
             Fault::Alloc(e) => write!(f, "{e}"),
             Fault::Internal(what) => write!(f, "internal error ({what})"),
+            Fault::Panicked(msg) => write!(f, "a panic: {msg}"),
+            Fault::Injected(kind) => write!(f, "{kind}"),
+            Fault::Exhausted { attempts, last } => {
+                write!(f, "{attempts} failed attempts; the last failure: {last}")
+            }
         }
     }
 }
@@ -243,6 +326,117 @@ struct Scope<'a> {
     values: &'a [Vec<Tensor>],
     /// The parameters of the monoid function being evaluated.
     params: &'a [Value],
+}
+
+/// Whether a node is run like a kernel: retried, faulted and reported.
+fn is_kernel(node: &Node) -> bool {
+    matches!(
+        node.kind,
+        NodeKind::Map { .. } | NodeKind::Reduce { .. } | NodeKind::Random { .. }
+    )
+}
+
+/// Evaluates one node, again after a retryable failure, up to the retry limit, reporting to
+/// the hooks; a failure names the node.
+fn eval_node_retrying(
+    g: &Graph,
+    id: NodeId,
+    node: &Node,
+    inputs: &[Tensor],
+    values: &[Vec<Tensor>],
+    cfg: &EvalConfig,
+) -> Result<Vec<Tensor>, InterpError> {
+    let kernel = is_kernel(node);
+    let profiler = cfg.hooks.profiler.as_deref().filter(|_| kernel);
+    let faults = cfg.retry.faults.filter(|_| kernel);
+    let mut attempt = 0;
+    loop {
+        let start = Instant::now();
+        let fault = faults.and_then(|f| f.decide(cfg.launch | id.0 as u64, 0, attempt));
+        let res = catch_unwind(AssertUnwindSafe(|| match fault {
+            None => eval_node(g, node, inputs, values),
+            Some(FaultKind::Panic) => inject_panic(),
+            Some(FaultKind::BeforeWriting) => Err(Fault::Injected(FaultKind::BeforeWriting).into()),
+            Some(FaultKind::AfterWritingPart) => {
+                // The node's output is computed, then thrown away with the failed attempt.
+                let _ = eval_node(g, node, inputs, values);
+                Err(Fault::Injected(FaultKind::AfterWritingPart).into())
+            }
+        }))
+        .unwrap_or_else(|payload| {
+            Err(NodeFault::Fault(if payload.is::<InjectedPanic>() {
+                Fault::Injected(FaultKind::Panic)
+            } else {
+                Fault::Panicked(flow_runtime::pool::panic_message(payload.as_ref()))
+            }))
+        });
+        if let Some(p) = profiler {
+            let end = Instant::now();
+            let name = if node.label.is_empty() {
+                node_kind_name(node).to_string()
+            } else {
+                node.label.clone()
+            };
+            let mut args = vec![("node", id.to_string()), ("attempt", attempt.to_string())];
+            if let Err(NodeFault::Fault(f)) = &res {
+                args.push(("failed", f.to_string()));
+            }
+            p.span(name.clone(), "shard", start, end, 0, args);
+            if let Ok(ports) = &res {
+                let bytes = |t: &Tensor| (t.len() * t.dtype().size_bytes()) as u64;
+                let mut read = 0;
+                let mut seen: Vec<Port> = Vec::new();
+                if let NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } = &node.kind {
+                    for r in reads {
+                        if !seen.contains(&r.src()) {
+                            seen.push(r.src());
+                            read += port_value(values, r.src()).map_or(0, bytes);
+                        }
+                    }
+                }
+                p.kernel(&name, 1, end - start, read, ports.iter().map(bytes).sum());
+            }
+        }
+        match res {
+            Ok(ports) => {
+                if let (true, Some(p)) = (kernel, &cfg.hooks.progress) {
+                    p.advance(1);
+                }
+                return Ok(ports);
+            }
+            Err(NodeFault::Input(e)) => return Err(e),
+            Err(NodeFault::Fault(f)) if f.is_retryable() && attempt < cfg.retry.retries => {
+                if let Some(p) = profiler {
+                    p.retries(1);
+                }
+                attempt += 1;
+            }
+            Err(NodeFault::Fault(f)) => {
+                let problem = if attempt == 0 {
+                    f
+                } else {
+                    Fault::Exhausted {
+                        attempts: attempt + 1,
+                        last: Box::new(f),
+                    }
+                };
+                return Err(InterpError::At {
+                    node: id,
+                    label: node.label.clone(),
+                    problem,
+                });
+            }
+        }
+    }
+}
+
+fn node_kind_name(node: &Node) -> &'static str {
+    match node.kind {
+        NodeKind::Map { .. } => "map",
+        NodeKind::Reduce { .. } => "reduce",
+        NodeKind::Random { .. } => "random",
+        _ => "node",
+    }
 }
 
 /// Evaluates one node to its port tensors.
