@@ -443,9 +443,9 @@ impl Jit {
             let fault = faults.and_then(|f| f.decide(kernel, k as u64, attempt));
             let res = match fault {
                 None => TaskError::check_status(k, run(lo, hi)),
-                Some(FaultKind::Panic) => inject_panic(),
-                Some(FaultKind::BeforeWriting) => {
-                    Err(TaskError::injected(k, FaultKind::BeforeWriting))
+                // The panic unwinds after the attempt is traced, below.
+                Some(kind @ (FaultKind::BeforeWriting | FaultKind::Panic)) => {
+                    Err(TaskError::injected(k, kind))
                 }
                 Some(FaultKind::AfterWritingPart) => {
                     // Garbage in the first half of the shard's rows, as a crashed write would
@@ -464,6 +464,9 @@ impl Jit {
                     args.push(("failed", e.kind.to_string()));
                 }
                 p.span(name.clone(), "shard", t0, Instant::now(), trace_tid(), args);
+            }
+            if fault == Some(FaultKind::Panic) {
+                inject_panic();
             }
             if res.is_ok() {
                 if let Some(p) = progress {

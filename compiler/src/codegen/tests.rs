@@ -1,13 +1,17 @@
 //! Unit tests of the native backend: one compiled kernel serves every shape of its
 //! structure, and the vector loops (with their scalar tails) agree with the interpreter bit
-//! for bit.
+//! for bit; injected garbage lands only in the failing shard's rows, and shard errors name
+//! the op, the index box and the cause.
 
 use std::rc::Rc;
 
-use flow_runtime::{Data, Tensor};
+use flow_runtime::fault::FaultKind;
+use flow_runtime::pool::{TaskError, TaskErrorKind};
+use flow_runtime::{DType, Data, Tensor};
 
-use super::Jit;
+use super::{poison, shard_error, Jit};
 use crate::interp;
+use crate::mir::ir::{Node, NodeId, NodeKind};
 use crate::mir::parse;
 
 /// Deterministic, irregular `f32` data (negative and positive, not all representable sums).
@@ -165,4 +169,53 @@ fn mixed_widths_widen_in_the_low_lanes() {
         );
         agree(&mut jit, &text, &[data(&[3, n], 6), w]);
     }
+}
+
+#[test]
+fn poison_overwrites_exactly_the_rows_given() {
+    let mut f = vec![1.0f32; 8];
+    let mut i = vec![7i64; 4];
+    let mut b = vec![false; 4];
+    let outputs = vec![
+        (f.as_mut_ptr() as *mut u8, 2 * 4, DType::F32),
+        (i.as_mut_ptr() as *mut u8, 8, DType::I64),
+        (b.as_mut_ptr() as *mut u8, 1, DType::Bool),
+    ];
+    poison(&outputs, 1, 3);
+    assert_eq!(f[..2], [1.0, 1.0]);
+    assert!(f[2..6].iter().all(|x| x.to_bits() == 0x7fc0_dead));
+    assert_eq!(f[6..], [1.0, 1.0]);
+    assert_eq!(i, [7, 0x5eed_beef_5eed_beef, 0x5eed_beef_5eed_beef, 7]);
+    assert_eq!(b, [false, true, true, false]);
+}
+
+#[test]
+fn shard_errors_name_the_op_the_box_and_the_cause() {
+    let node = Node {
+        kind: NodeKind::Random {
+            dist: crate::mir::ir::Dist::Uniform,
+            seed: 1,
+        },
+        outputs: Vec::new(),
+        label: "layer.w".into(),
+    };
+    let e = TaskError {
+        task: 2,
+        kind: TaskErrorKind::Injected(FaultKind::AfterWritingPart),
+        attempts: 4,
+    };
+    assert_eq!(
+        shard_error(NodeId(3), &node, &[10, 5], 4, &e).message,
+        "op \"layer.w\" (node %3), shard 2 of 3 (index box [8..10, 0..5]) failed 4 times, retries exhausted; the last failure: injected fault after writing part of its output"
+    );
+    let once = TaskError {
+        task: 0,
+        attempts: 1,
+        kind: TaskErrorKind::Panic("boom".into()),
+        ..e
+    };
+    assert_eq!(
+        shard_error(NodeId(3), &node, &[], 1, &once).message,
+        "op \"layer.w\" (node %3), shard 0 of 1 (index box []) failed: a panic: boom"
+    );
 }

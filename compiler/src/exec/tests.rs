@@ -156,3 +156,175 @@ fn lazy_values_are_computed_once_per_dispatch_chain() {
     let src = "op step(x: f32[N]) -> f32[N] = x * 0.5 + 1.0\nmain { var x = [0.0, 4.0]; for i in 0..20 { x = step(x); } assert_close(x, [2.0, 2.0], 1e-5); print(\"ok\"); }";
     assert_eq!(run(src).unwrap(), "ok\n");
 }
+
+// ---- retries and fault injection ----
+
+/// A program with multi-shard maps and reductions of every element type, a random fill and a
+/// save: what a fault may hit.
+const FAULTY: &str = r#"
+op mix(x: f32[N]) -> f32[N] = x * 3.0 - 1.0
+op ints(x: f32[N]) -> i64[N] {
+    let k[i] = if x[i] > 2.0 { 0 } else { i * 7 + 1 };
+    k
+}
+op big(x: f32[N]) -> bool[N] {
+    let b[i] = x[i] > 0.5;
+    b
+}
+main {
+    let x = rand_uniform(5, [300000]);
+    let y = mix(x);
+    print(sum[i](y[i]));
+    print(sum[i](ints(x)[i]));
+    print(sum[i](if big(x)[i] { 1 } else { 0 }));
+    let m[r < 3000] = max[c < 100](y[r * 100 + c]);
+    save("m.npy", m);
+    print("done");
+}
+"#;
+
+/// Runs `FAULTY` with `retry` on a backend: stdout, saved files, the error and the profile.
+fn run_faulty(
+    backend: crate::exec::Backend,
+    threads: usize,
+    retry: flow_runtime::fault::RetryPolicy,
+) -> (
+    String,
+    std::collections::BTreeMap<String, Vec<u8>>,
+    Option<String>,
+    std::sync::Arc<flow_runtime::profile::Profiler>,
+) {
+    let profiler = std::sync::Arc::new(flow_runtime::profile::Profiler::new(true));
+    let mut opts = match backend {
+        crate::exec::Backend::Jit => RunOptions::jit(threads),
+        crate::exec::Backend::Interp => RunOptions::default(),
+    };
+    opts.retry = retry;
+    opts.hooks.profiler = Some(profiler.clone());
+    let mut host = MemoryHost::default();
+    let err = run_main(&compile(FAULTY), &mut host, &opts)
+        .err()
+        .map(|e| e.message);
+    let files = host.files.into_iter().collect();
+    (host.out, files, err, profiler)
+}
+
+fn faults(rate: f64, seed: u64, retries: u32) -> flow_runtime::fault::RetryPolicy {
+    flow_runtime::fault::RetryPolicy {
+        retries,
+        faults: Some(flow_runtime::fault::Faults::new(rate, seed).unwrap()),
+    }
+}
+
+/// How many shard attempts failed with each kind of injected fault, from the trace.
+fn injected(p: &flow_runtime::profile::Profiler) -> [usize; 3] {
+    use flow_runtime::fault::FaultKind;
+    let kinds = [
+        FaultKind::BeforeWriting,
+        FaultKind::AfterWritingPart,
+        FaultKind::Panic,
+    ];
+    let events = p.events();
+    kinds.map(|k| {
+        events
+            .iter()
+            .filter(|e| {
+                e.args
+                    .iter()
+                    .any(|(n, v)| *n == "failed" && *v == k.to_string())
+            })
+            .count()
+    })
+}
+
+#[test]
+fn injected_faults_are_retried_and_change_nothing() {
+    use crate::exec::Backend;
+    let clean = run_faulty(Backend::Jit, 2, flow_runtime::fault::RetryPolicy::default());
+    assert_eq!(clean.2, None);
+    assert!(clean.0.ends_with("done\n"), "{}", clean.0);
+    assert!(clean.1.contains_key("m.npy"));
+    let reference = run_faulty(
+        Backend::Interp,
+        1,
+        flow_runtime::fault::RetryPolicy::default(),
+    );
+    assert_eq!((&reference.0, &reference.1), (&clean.0, &clean.1));
+    for threads in [1, 3] {
+        let (out, files, err, profile) = run_faulty(Backend::Jit, threads, faults(0.3, 7, 20));
+        assert_eq!(err, None);
+        assert_eq!((out, files), (clean.0.clone(), clean.1.clone()));
+        // Every kind of fault happened; the ones after a partial write left garbage that the
+        // retries overwrote (otherwise the results would differ).
+        let kinds = injected(&profile);
+        assert!(kinds.iter().all(|&n| n > 0), "{kinds:?}");
+        let retried = kinds.iter().sum::<usize>();
+        assert!(
+            profile
+                .table()
+                .ends_with(&format!(" {retried} shard retries\n")),
+            "{}",
+            profile.table()
+        );
+    }
+    let (out, files, err, profile) = run_faulty(Backend::Interp, 1, faults(0.3, 7, 20));
+    assert_eq!(err, None);
+    assert_eq!((out, files), (clean.0, clean.1));
+    assert!(injected(&profile).iter().sum::<usize>() > 0);
+}
+
+#[test]
+fn exhausted_retries_name_the_op_and_the_shard_and_save_nothing() {
+    use crate::exec::Backend;
+    let (out, files, err, _) = run_faulty(Backend::Jit, 2, faults(1.0, 3, 2));
+    assert_eq!(out, "");
+    assert!(files.is_empty(), "nothing half-done is saved");
+    let err = err.expect("every attempt fails");
+    // The first launch is the random fill: shard 0 fails at each of its 3 attempts.
+    assert!(
+        err.starts_with("node %0, shard 0 of 19 (index box [0..16384]) failed 3 times, retries exhausted; the last failure: injected "),
+        "{err}"
+    );
+    let (out, files, err, _) = run_faulty(Backend::Interp, 1, faults(1.0, 3, 1));
+    assert_eq!((out.as_str(), files.len()), ("", 0));
+    let err = err.expect("every attempt fails");
+    assert!(
+        err.starts_with("node %0 failed 2 times, retries exhausted; the last failure: injected "),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_failure_after_some_output_stops_before_the_next_observation() {
+    // Faults only from the second dispatch on: rate 1 with a fault plan is all or nothing,
+    // so run the first observation without faults and the rest with them.
+    let src = "op d(x: i64[N], y: i64[N]) -> i64[N] = x / y\nmain { print(\"first\"); let q = d([4, 6], [2, 0]); save(\"q.npy\", q); print(\"after\"); }";
+    for backend in [crate::exec::Backend::Jit, crate::exec::Backend::Interp] {
+        let profiler = std::sync::Arc::new(flow_runtime::profile::Profiler::new(false));
+        let mut opts = match backend {
+            crate::exec::Backend::Jit => RunOptions::jit(2),
+            crate::exec::Backend::Interp => RunOptions::default(),
+        };
+        opts.retry.retries = 5;
+        opts.hooks.profiler = Some(profiler.clone());
+        let mut host = MemoryHost::default();
+        let err = run_main(&compile(src), &mut host, &opts).unwrap_err();
+        assert_eq!(host.out, "first\n");
+        assert!(host.files.is_empty());
+        // A kernel's error code is deterministic: it is reported at once, not retried.
+        assert!(
+            profiler.table().ends_with(" 0 shard retries\n"),
+            "{}",
+            profiler.table()
+        );
+        match backend {
+            crate::exec::Backend::Jit => assert_eq!(
+                err.message,
+                "integer division by zero in op \"d\" (node %2), shard 0 of 1 (index box [0..2]); not retried: the error follows from the program and its data"
+            ),
+            crate::exec::Backend::Interp => {
+                assert!(err.message.starts_with("integer division by zero in node %"), "{}", err.message)
+            }
+        }
+    }
+}
