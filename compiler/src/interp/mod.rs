@@ -229,6 +229,18 @@ impl fmt::Display for InterpError {
                 node,
                 label,
                 problem,
+            } if problem.is_retryable() => {
+                // A failure of the run rather than of the program: said like the JIT's.
+                if label.is_empty() {
+                    write!(f, "node {node} failed: {problem}")
+                } else {
+                    write!(f, "op \"{label}\" (node {node}) failed: {problem}")
+                }
+            }
+            InterpError::At {
+                node,
+                label,
+                problem,
             } => {
                 write!(f, "{problem} in node {node}")?;
                 if !label.is_empty() {
@@ -372,11 +384,7 @@ fn eval_node_retrying(
         });
         if let Some(p) = profiler {
             let end = Instant::now();
-            let name = if node.label.is_empty() {
-                node_kind_name(node).to_string()
-            } else {
-                node.label.clone()
-            };
+            let name = profile_name(node);
             let mut args = vec![("node", id.to_string()), ("attempt", attempt.to_string())];
             if let Err(NodeFault::Fault(f)) = &res {
                 args.push(("failed", f.to_string()));
@@ -430,12 +438,25 @@ fn eval_node_retrying(
     }
 }
 
-fn node_kind_name(node: &Node) -> &'static str {
-    match node.kind {
+/// A node's name in profiles: its op's label (the interpreter has no compiled kernels),
+/// `random normal (label)` for a random fill.
+fn profile_name(node: &Node) -> String {
+    let kind = match node.kind {
         NodeKind::Map { .. } => "map",
         NodeKind::Reduce { .. } => "reduce",
-        NodeKind::Random { .. } => "random",
+        NodeKind::Random {
+            dist: Dist::Uniform,
+            ..
+        } => "random uniform",
+        NodeKind::Random {
+            dist: Dist::Normal, ..
+        } => "random normal",
         _ => "node",
+    };
+    match (&node.kind, node.label.is_empty()) {
+        (_, true) => kind.to_string(),
+        (NodeKind::Random { .. }, false) => format!("{kind} ({})", node.label),
+        (_, false) => node.label.clone(),
     }
 }
 
