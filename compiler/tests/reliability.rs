@@ -373,12 +373,12 @@ fn trace_writes_chrome_trace_events() {
 
 #[test]
 fn progress_is_silent_when_stderr_is_not_a_terminal() {
-    // One dispatch of the interpreter over 1.5 million points runs for more than the second
+    // One dispatch of the interpreter over 4 million points runs for more than the second
     // after which a terminal would show a bar.
     let scratch = Scratch::new("progress");
     let f = scratch.file(
         "long.flow",
-        "main {\n    let x = rand_uniform(1, [1500000]);\n    let y[i] = x[i] * x[i] + 1.0;\n    print(sum[i](y[i]) > 0.0);\n}\n",
+        "main {\n    let x = rand_uniform(1, [4000000]);\n    let y[i] = x[i] * x[i] + 1.0;\n    print(sum[i](y[i]) > 0.0);\n}\n",
     );
     let start = std::time::Instant::now();
     let out = flowc_in(

@@ -83,7 +83,8 @@ impl Progress for Bar {
         if start.elapsed() < self.delay {
             return;
         }
-        let bar = ProgressBar::with_draw_target(Some(total), (self.target)());
+        let bar = ProgressBar::with_draw_target(Some(total), (self.target)())
+            .with_elapsed(start.elapsed());
         bar.set_style(
             ProgressStyle::with_template(
                 "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} shards, {eta} left",
