@@ -137,7 +137,7 @@ pub fn run(name: &str, threads: usize, opts: &Options) -> Option<Timing> {
         "pool.run" => {
             let pool = Pool::new(threads).expect("worker threads");
             timing::time_batched(bench.name, bench.what, opts, 1000, || {
-                pool.run(1000, &|t| {
+                pool.run(1000, &|t, _| {
                     black_box(t);
                     Ok(())
                 })
@@ -160,7 +160,7 @@ pub fn w1_on_pool(pool: &Pool, x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len());
     let ranges: Vec<_> = blocks(x.len(), kernels::ELEMENTWISE_BLOCK).collect();
     let out = SharedMut(y.as_mut_ptr());
-    pool.run(ranges.len(), &|t| {
+    pool.run(ranges.len(), &|t, _| {
         let r = ranges[t].clone();
         // SAFETY: the blocks are disjoint and inside `y`, which outlives the dispatch.
         let y = unsafe { std::slice::from_raw_parts_mut(out.get().add(r.start), r.len()) };

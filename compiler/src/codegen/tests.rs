@@ -212,7 +212,6 @@ fn shard_errors_name_the_op_the_box_and_the_cause() {
         task: 0,
         attempts: 1,
         kind: TaskErrorKind::Panic("boom".into()),
-        ..e
     };
     assert_eq!(
         shard_error(NodeId(3), &node, &[], 1, &once).message,
