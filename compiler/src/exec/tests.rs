@@ -159,8 +159,8 @@ fn lazy_values_are_computed_once_per_dispatch_chain() {
 
 // ---- retries and fault injection ----
 
-/// A program with multi-shard maps and reductions of every element type, a random fill and a
-/// save: what a fault may hit.
+/// A program with multi-shard maps and reductions of every element type, random fills, a
+/// contraction (run as GEMM blocks) and saves: what a fault may hit.
 const FAULTY: &str = r#"
 op mix(x: f32[N]) -> f32[N] = x * 3.0 - 1.0
 op ints(x: f32[N]) -> i64[N] {
@@ -179,6 +179,10 @@ main {
     print(sum[i](if big(x)[i] { 1 } else { 0 }));
     let m[r < 3000] = max[c < 100](y[r * 100 + c]);
     save("m.npy", m);
+    let a = rand_normal(6, [300, 64]);
+    let b = rand_normal(7, [64, 50]);
+    let ab[i, j] = sum[k](a[i, k] * b[k, j]);
+    save("ab.npy", ab);
     print("done");
 }
 "#;
@@ -258,6 +262,13 @@ fn injected_faults_are_retried_and_change_nothing() {
         // retries overwrote (otherwise the results would differ).
         let kinds = injected(&profile);
         assert!(kinds.iter().all(|&n| n > 0), "{kinds:?}");
+        assert!(
+            profile
+                .events()
+                .iter()
+                .any(|e| e.name.ends_with(" gemm") && e.args.iter().any(|(n, _)| *n == "failed")),
+            "a GEMM block was faulted and retried"
+        );
         let retried = kinds.iter().sum::<usize>();
         assert!(
             profile
