@@ -112,6 +112,17 @@ fn fault_injected_conformance_runs_equal_fault_free_runs() {
         }
     }
     assert!(retried_somewhere, "no fault was injected anywhere");
+    // `flowc test` runs its test blocks through the same executor.
+    let tests = repo().join("../shared/conformance/10_tests.flow");
+    let tests = tests.to_str().expect("utf-8 path");
+    let clean = flowc_in(&scratch.0, &["test", tests], &[]);
+    assert_eq!(clean.status, Some(0), "{}", clean.stderr);
+    let faulty = flowc_in(
+        &scratch.0,
+        &["test", "--retries", "10", tests],
+        &[("FLOW_FAULTS", "0.2,11")],
+    );
+    assert_eq!(faulty, clean);
 }
 
 #[test]
