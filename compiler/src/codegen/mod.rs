@@ -182,11 +182,6 @@ impl Jit {
         self.hooks = hooks;
     }
 
-    /// How many failed shard attempts were re-run.
-    pub fn retried(&self) -> u64 {
-        self.workers.retried()
-    }
-
     /// How many kernels were compiled (not taken from the cache).
     /// Gives a dropped tensor's memory back for reuse.
     pub fn recycle(&mut self, t: Tensor) {
