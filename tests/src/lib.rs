@@ -19,6 +19,7 @@
 //! Then run `INSTA_UPDATE=always cargo test -p flow-tests` and read the new snapshots.
 
 pub mod directives;
+pub mod fuzz;
 pub mod tidy;
 
 use std::ffi::OsStr;

@@ -3,6 +3,8 @@
 //! parse::`, or one input with `INSTA_GLOB_FILTER=06_conv1d.flow`.
 //!
 //! Suites:
+//! - `cache`: the result and graph caches, `--cache-dir` with damaged entries, and
+//!   `--memory-limit`, through the `flowc` binary.
 //! - `parse`: AST dumps of the conformance programs and of `tests/cases/parse/`.
 //! - `check`: the conformance programs check cleanly; typed dumps of them and of
 //!   `tests/cases/check/`.
@@ -12,10 +14,17 @@
 //! - `mir`: the MIR each conformance program dispatches, lowered and optimized.
 //! - `passes`: the rewrite passes on `tests/cases/passes/` (MIR in, MIR out).
 //! - `fuzz`: arbitrary text, token soups and mutated conformance programs never crash the
-//!   front end or the checker.
+//!   front end or the checker; bounded mutation-fuzzer runs over `tests/fuzz/corpus/` on the
+//!   front end and the `.npy` reader.
 //! - `tidy`: headers, layering, I/O at the edges, no disabled tests, no orphan snapshots.
 //! - `directives`: the `// expect-…:` parser itself.
 
+/// Records the largest allocation of a watched call (the `.npy` fuzz target checks that a
+/// header cannot make the reader allocate far more than the file holds).
+#[global_allocator]
+static ALLOC: flow_tests::fuzz::TrackingAlloc = flow_tests::fuzz::TrackingAlloc;
+
+mod cache;
 mod check;
 mod codes;
 mod directives;

@@ -1,5 +1,8 @@
 //! Property tests of the front end and the checker: arbitrary text, soups of Flow tokens,
-//! and conformance programs with a few tokens spliced in or cut out. Whatever the input,
+//! and conformance programs with a few tokens spliced in or cut out; and bounded runs of the
+//! mutation fuzzer (`flow_tests::fuzz`) over the committed corpus, on the front end and on the
+//! `.npy` reader (`FLOW_FUZZ_SECS` sets their time, 2 s each by default; `FLOW_FUZZ_SEED`
+//! their seed). Whatever the input,
 //! `syntax::parse`, the dumps and `compile_sources` return without panicking; a rejected
 //! program has at least one error; every diagnostic's spans lie inside its file; and the
 //! diagnostics render.
@@ -12,150 +15,7 @@ use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use proptest::test_runner::TestCaseError;
 
-/// Every keyword and punctuation token, a few names, numbers and strings (with
-/// interpolations, escapes and broken ones), and some characters that are not Flow at all.
-const TOKENS: &[&str] = &[
-    // Keywords.
-    "fn",
-    "op",
-    "monoid",
-    "proc",
-    "main",
-    "test",
-    "use",
-    "let",
-    "var",
-    "for",
-    "in",
-    "while",
-    "if",
-    "else",
-    "as",
-    "state",
-    "true",
-    "false",
-    "sum",
-    "prod",
-    "max",
-    "min",
-    "any",
-    "all",
-    "reduce",
-    // Punctuation.
-    "_",
-    "(",
-    ")",
-    "[",
-    "]",
-    "{",
-    "}",
-    ",",
-    ";",
-    ":",
-    "::",
-    ".",
-    "..",
-    "->",
-    "=",
-    "==",
-    "!=",
-    "<",
-    "<=",
-    ">",
-    ">=",
-    "<<",
-    ">>",
-    "|>",
-    "+",
-    "-",
-    "*",
-    "/",
-    "%",
-    "&&",
-    "||",
-    "!",
-    // Names: values, shape variables, types, built-ins, stdlib.
-    "x",
-    "y",
-    "i",
-    "j",
-    "k",
-    "N",
-    "M",
-    "B",
-    "f",
-    "g",
-    "relu",
-    "f32",
-    "f64",
-    "i32",
-    "i64",
-    "bool",
-    "str",
-    "zero",
-    "wrap",
-    "combine",
-    "unwrap",
-    "commutative",
-    "print",
-    "load",
-    "save",
-    "args",
-    "len",
-    "exp",
-    "map",
-    "zip_with",
-    "pad",
-    "clamp_edge",
-    "rand_uniform",
-    "eval",
-    "assert_close",
-    "inf",
-    "nan",
-    "std",
-    "t",
-    "_x",
-    // Numbers.
-    "0",
-    "1",
-    "2",
-    "3",
-    "10",
-    "0.5",
-    "1.0",
-    "1e-5",
-    "2.5e3",
-    "0.1",
-    "99999999999999999999",
-    "1e999",
-    // Strings.
-    "\"hi\"",
-    "\"{x}\"",
-    "\"{x + 1} and {{braces}}\"",
-    "\"{\"",
-    "\"}\"",
-    "\"{}\"",
-    "\"{1 +}\"",
-    "\"\\q\"",
-    "\"{\"{x}\"}\"",
-    "\"unterminated",
-    // Not Flow.
-    "@",
-    "$",
-    "#",
-    "`",
-    "é",
-    "\u{0}",
-    "\\",
-    "'",
-    "?",
-    "~",
-    "^",
-    "&",
-    "|",
-    "\n",
-    "//",
-];
+use flow_tests::fuzz::{self, TOKENS};
 
 fn token() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -264,4 +124,104 @@ fn spans_inside(sm: &SourceMap, diags: &[Diagnostic]) -> Result<(), TestCaseErro
         }
     }
     Ok(())
+}
+
+// ---- the mutation fuzzer, bounded ----
+
+fn fuzz_budget() -> std::time::Duration {
+    let secs = std::env::var("FLOW_FUZZ_SECS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or(2.0);
+    std::time::Duration::from_secs_f64(secs)
+}
+
+fn fuzz_seed() -> u64 {
+    std::env::var("FLOW_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_f10e)
+}
+
+fn bounded_fuzz(name: &str, target: fn(&[u8]) -> fuzz::Verdict, dict: &[&str]) {
+    let corpus = fuzz::load_corpus(&fuzz::corpus_dir(name));
+    assert!(corpus.len() >= 5, "the {name} corpus is missing");
+    let inputs: Vec<Vec<u8>> = corpus.iter().map(|(_, b)| b.clone()).collect();
+    let report = fuzz::run(target, &inputs, dict, fuzz_budget(), fuzz_seed());
+    let crashes: Vec<String> = report
+        .crashes
+        .iter()
+        .enumerate()
+        .map(|(n, c)| {
+            let path = fuzz::save_crash(name, n, c);
+            format!("{}: {}", path.display(), c.message)
+        })
+        .collect();
+    assert!(
+        crashes.is_empty(),
+        "{} crash(es) in {} runs:\n{}",
+        crashes.len(),
+        report.execs,
+        crashes.join("\n")
+    );
+    assert!(report.execs > inputs.len(), "{report:?}");
+    assert!(report.accepted > 0, "no input was accepted: {report:?}");
+}
+
+#[test]
+fn bounded_fuzz_front_end() {
+    bounded_fuzz("flow", fuzz::target_flow, TOKENS);
+}
+
+#[test]
+fn bounded_fuzz_npy() {
+    bounded_fuzz("npy", fuzz::target_npy, fuzz::NPY_WORDS);
+}
+
+#[test]
+fn the_fuzzer_finds_a_planted_bug() {
+    // The harness itself can fail: a target that panics on a token from the dictionary.
+    fn planted(b: &[u8]) -> fuzz::Verdict {
+        assert!(!b.windows(5).any(|w| w == b"monoi"), "planted bug");
+        Ok(true)
+    }
+    let report = fuzz::run(
+        planted,
+        &[b"fn f(x: f32) -> f32 = x".to_vec()],
+        &["monoi", "fn", "(", ")"],
+        std::time::Duration::from_secs(5),
+        1,
+    );
+    assert!(!report.crashes.is_empty(), "{report:?}");
+    assert!(report.crashes[0].message.contains("planted bug"));
+}
+
+#[test]
+fn the_allocation_probe_sees_a_large_allocation() {
+    let (v, largest) = fuzz::largest_allocation(|| vec![1u8; 3 << 20]);
+    assert_eq!(v.len(), 3 << 20);
+    assert!(largest.is_some_and(|l| l >= 3 << 20), "{largest:?}");
+}
+
+#[test]
+fn fuzz_regressions_stay_fixed() {
+    // Every crash the fuzzer found, kept in the corpus as `regress-*` once fixed.
+    let mut seen = 0;
+    for (name, target) in [
+        ("flow", fuzz::target_flow as fuzz::Target),
+        ("npy", fuzz::target_npy),
+    ] {
+        for (path, bytes) in fuzz::load_corpus(&fuzz::corpus_dir(name)) {
+            let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("");
+            if !file.starts_with("regress-") {
+                continue;
+            }
+            seen += 1;
+            let slow = std::time::Duration::from_secs(10);
+            if let Err(e) = fuzz::check(target, &bytes, slow) {
+                panic!("{}: {e}", path.display());
+            }
+        }
+    }
+    assert!(seen >= 1, "the regression cases are missing");
 }

@@ -67,6 +67,38 @@ impl PassArgs {
             threads: self.threads,
             no_opt: self.no_opt,
             passes: self.passes.clone(),
+            ..PassFlags::default()
+        }
+    }
+}
+
+/// Caching and memory, for the commands that run a program.
+#[derive(Args, Clone)]
+struct RunArgs {
+    /// Keep results of dispatched graphs in DIR across runs (damaged entries are detected and
+    /// recomputed).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Reuse no results, in memory or in a cache directory.
+    #[arg(long)]
+    no_cache: bool,
+    /// The most memory the tensors of a dispatch may take (e.g. 512M, 2G); recompute instead
+    /// of materializing to stay within it.
+    #[arg(long, value_name = "SIZE", value_parser = driver::parse_size)]
+    memory_limit: Option<u64>,
+    /// Print what the caches did and the peak tensor memory on standard error.
+    #[arg(long)]
+    stats: bool,
+}
+
+impl RunArgs {
+    fn flags(&self, passes: &PassArgs) -> PassFlags {
+        PassFlags {
+            cache_dir: self.cache_dir.clone(),
+            no_cache: self.no_cache,
+            memory_limit: self.memory_limit,
+            stats: self.stats,
+            ..passes.flags()
         }
     }
 }
@@ -116,6 +148,8 @@ enum Command {
         passes: PassArgs,
         #[command(flatten)]
         runtime: RuntimeArgs,
+        #[command(flatten)]
+        run: RunArgs,
         /// Arguments passed to the program.
         #[arg(last = true)]
         args: Vec<String>,
@@ -127,6 +161,8 @@ enum Command {
         passes: PassArgs,
         #[command(flatten)]
         runtime: RuntimeArgs,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Print the IR of every graph a program dispatches (its output is discarded).
     Ir {
@@ -148,6 +184,8 @@ enum Command {
         passes: PassArgs,
         #[command(flatten)]
         runtime: RuntimeArgs,
+        #[command(flatten)]
+        run: RunArgs,
         /// Print one JSON array instead of a table.
         #[arg(long)]
         json: bool,
@@ -189,13 +227,15 @@ fn main() -> ExitCode {
             file,
             passes,
             runtime,
+            run,
             args,
-        } => driver::cmd_run(&file, args, &passes.flags(), &runtime.flags()),
+        } => driver::cmd_run(&file, args, &run.flags(&passes), &runtime.flags()),
         Command::Test {
             path,
             passes,
             runtime,
-        } => driver::cmd_test(&path, &passes.flags(), &runtime.flags()),
+            run,
+        } => driver::cmd_test(&path, &run.flags(&passes), &runtime.flags()),
         Command::Ir {
             file,
             stage,
@@ -207,10 +247,18 @@ fn main() -> ExitCode {
             file,
             passes,
             runtime,
+            run,
             json,
             warmup,
             reps,
-        } => driver::cmd_bench(&file, &passes.flags(), &runtime.flags(), json, warmup, reps),
+        } => driver::cmd_bench(
+            &file,
+            &run.flags(&passes),
+            &runtime.flags(),
+            json,
+            warmup,
+            reps,
+        ),
         Command::Explain { file, passes, args } => {
             driver::cmd_explain(&file, args, &passes.flags())
         }

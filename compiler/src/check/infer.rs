@@ -1124,6 +1124,14 @@ impl Checker {
         if items.iter().any(|i| i.ty.is_error()) {
             return err_expr(span);
         }
+        if items.is_empty() {
+            // Even where the context says the element type, `[]` has no shape to give.
+            self.error(errors::type_error(
+                "an empty tensor literal has no element type or shape: a tensor literal needs at least one element",
+                span,
+            ));
+            return err_expr(span);
+        }
         // Pick the element type: the first strong element, else the wanted type, else the first.
         let target = items
             .iter()
@@ -1141,17 +1149,10 @@ impl Checker {
                 }
             });
         let Some(target) = target else {
-            if es.is_empty() {
-                self.error(errors::type_error(
-                    "an empty tensor literal has no element type",
-                    span,
-                ));
-            } else {
-                self.error(errors::type_error(
-                    "a tensor literal holds numbers or booleans",
-                    span,
-                ));
-            }
+            self.error(errors::type_error(
+                "a tensor literal holds numbers or booleans",
+                span,
+            ));
             return err_expr(span);
         };
         items = items

@@ -84,6 +84,11 @@ pub struct Jit {
     /// Buffers of dropped tensors, reused for kernel outputs of the same type and length
     /// (fresh pages cost far more than the kernels that fill them).
     pool: Vec<Data>,
+    /// At most this many bytes are kept in `pool` ([`POOL_BYTES`] unless a memory budget
+    /// asks for less).
+    pool_limit: usize,
+    /// The most bytes of computed tensors the last [`Jit::eval`] held at once.
+    last_peak: u128,
 }
 
 /// At most this many bytes are kept in the buffer pool.
@@ -168,6 +173,8 @@ impl Jit {
             faults: None,
             hooks: Hooks::default(),
             evals: 0,
+            pool_limit: POOL_BYTES,
+            last_peak: 0,
         })
     }
 
@@ -187,7 +194,7 @@ impl Jit {
     pub fn recycle(&mut self, t: Tensor) {
         let bytes = |d: &Data| d.len() * d.dtype().size_bytes();
         let held: usize = self.pool.iter().map(bytes).sum();
-        if held + bytes(&t.data) <= POOL_BYTES && !t.data.is_empty() {
+        if held + bytes(&t.data) <= self.pool_limit && !t.data.is_empty() {
             self.pool.push(t.data);
         }
     }
@@ -212,6 +219,26 @@ impl Jit {
             });
         }
         Tensor::zeros(dtype, shape)
+    }
+
+    /// Keeps at most `bytes` of dropped buffers for reuse (0 under a tight memory budget:
+    /// a pooled buffer is memory too).
+    pub fn set_pool_limit(&mut self, bytes: usize) {
+        self.pool_limit = bytes;
+        while self
+            .pool
+            .iter()
+            .map(|d| d.len() * d.dtype().size_bytes())
+            .sum::<usize>()
+            > bytes
+        {
+            self.pool.pop();
+        }
+    }
+
+    /// The most bytes of computed tensors (not inputs) the last [`Jit::eval`] held at once.
+    pub fn last_peak(&self) -> u128 {
+        self.last_peak
     }
 
     /// The time spent generating and compiling kernels.
@@ -307,6 +334,21 @@ impl Jit {
         g: &Graph,
         inputs: &[Rc<Tensor>],
     ) -> Result<Vec<Rc<Tensor>>, JitError> {
+        // Each node's tensors are dropped right after their last reader, and their buffers go
+        // back to the pool.
+        let plan = crate::mir::memory::plan(g);
+        let mut free_at: Vec<Vec<usize>> = vec![Vec::new(); g.nodes.len()];
+        for (i, f) in plan.free_after.iter().enumerate() {
+            if let Some(l) = f {
+                free_at[*l].push(i);
+            }
+        }
+        let bytes = |ts: &[Rc<Tensor>]| -> u128 {
+            ts.iter()
+                .map(|t| (t.len() * t.dtype().size_bytes()) as u128)
+                .sum()
+        };
+        let (mut live, mut peak) = (0u128, 0u128);
         let mut values: Vec<Vec<Rc<Tensor>>> = Vec::with_capacity(g.nodes.len());
         for (id, node) in g.nodes.iter_enumerated() {
             let out = match &node.kind {
@@ -348,8 +390,21 @@ impl Jit {
                     )?)]
                 }
             };
+            if !matches!(node.kind, NodeKind::Input { .. }) {
+                live += bytes(&out);
+                peak = peak.max(live);
+            }
             values.push(out);
+            for &j in &free_at[id.0 as usize] {
+                live -= bytes(&values[j]);
+                for t in std::mem::take(&mut values[j]) {
+                    if let Ok(t) = Rc::try_unwrap(t) {
+                        self.recycle(t);
+                    }
+                }
+            }
         }
+        self.last_peak = peak;
         Ok(g.outputs
             .iter()
             .map(|p| values[p.node.0 as usize][p.port as usize].clone())

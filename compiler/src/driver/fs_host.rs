@@ -1,11 +1,31 @@
-//! The real [`Host`]: the process's standard output, the file system and the command line.
+//! The real [`Host`]: the process's standard output, the file system, the command line and
+//! the persistent result cache (`--cache-dir`).
 
 use std::io::Write;
 
+use super::cache::DiskCache;
 use crate::exec::Host;
+use crate::mir::hash::Hash;
 
 pub struct FsHost {
     pub argv: Vec<String>,
+    pub cache: Option<DiskCache>,
+}
+
+impl FsHost {
+    /// A host with the program's arguments and no cache directory.
+    pub fn new(argv: Vec<String>) -> FsHost {
+        FsHost { argv, cache: None }
+    }
+
+    /// Writes the cache's warnings to standard error, once each.
+    pub fn report_warnings(&mut self) {
+        if let Some(c) = &mut self.cache {
+            for w in c.warnings.drain(..) {
+                eprintln!("warning: {w}");
+            }
+        }
+    }
 }
 
 impl Host for FsHost {
@@ -26,6 +46,16 @@ impl Host for FsHost {
 
     fn args(&self) -> Vec<String> {
         self.argv.clone()
+    }
+
+    fn cache_load(&mut self, key: &Hash) -> Option<Vec<u8>> {
+        self.cache.as_mut()?.load(key)
+    }
+
+    fn cache_store(&mut self, key: &Hash, payload: &[u8]) {
+        if let Some(c) = &mut self.cache {
+            c.store(key, payload);
+        }
     }
 }
 

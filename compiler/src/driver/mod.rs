@@ -2,6 +2,7 @@
 //! and renders diagnostics. The only module (with `bin/`) that touches the file system and
 //! the process's standard streams.
 
+pub mod cache;
 pub mod fs_host;
 pub mod progress;
 pub mod report;
@@ -229,6 +230,14 @@ pub struct PassFlags {
     pub no_opt: bool,
     /// Run only these passes, in this order (`--passes fuse-maps,dce`).
     pub passes: Option<Vec<String>>,
+    /// Keep results in this directory across runs (`--cache-dir`).
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Reuse no results, in memory or on disk (`--no-cache`).
+    pub no_cache: bool,
+    /// The memory budget in bytes (`--memory-limit`).
+    pub memory_limit: Option<u64>,
+    /// Print what the caches did and the peak tensor memory on standard error (`--stats`).
+    pub stats: bool,
 }
 
 impl PassFlags {
@@ -241,6 +250,8 @@ impl PassFlags {
             crate::exec::RunOptions::jit(self.threads.unwrap_or(cores).max(1))
         };
         opts.optimize = !self.no_opt;
+        opts.result_cache = !self.no_cache;
+        opts.memory_limit = self.memory_limit;
         if let Some(names) = &self.passes {
             let mut passes = Vec::new();
             for n in names {
@@ -262,6 +273,59 @@ impl PassFlags {
         }
         Ok(opts)
     }
+
+    /// The host for a run: the program's arguments and the cache directory, if any.
+    fn host(&self, argv: Vec<String>) -> Result<fs_host::FsHost, String> {
+        let mut host = fs_host::FsHost::new(argv);
+        if let (Some(dir), false) = (&self.cache_dir, self.no_cache) {
+            host.cache = Some(cache::DiskCache::open(dir)?);
+        }
+        Ok(host)
+    }
+}
+
+/// Parses a size such as `512M`, `2G`, `1.5GiB` or `100000` (bytes); the units are powers
+/// of 1024 (`K`, `M`, `G`, `T`, optionally followed by `B` or `iB`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => {
+            return Err(format!(
+            "`{text}` is not a size: use a number with an optional unit K, M, G or T (e.g. 512M)"
+        ))
+        }
+    };
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: e.g. 512M, 2G or 1000000"))?;
+    let bytes = value * (1u64 << shift) as f64;
+    if !bytes.is_finite() || bytes < 1.0 || bytes >= u64::MAX as f64 {
+        return Err(format!("`{text}` is not a usable size"));
+    }
+    Ok(bytes as u64)
+}
+
+/// The `--stats` line.
+fn stats_line(s: &crate::exec::CacheStats) -> String {
+    format!(
+        "stats: {} graph(s) dispatched: {} optimized, {} from the graph cache; {} run, {} result(s) from memory, {} from the cache directory; peak tensor memory {}",
+        s.dispatched,
+        s.optimized,
+        s.graphs_reused,
+        s.evaluated,
+        s.memory_hits,
+        s.disk_hits,
+        crate::mir::memory::format_bytes(s.peak_bytes)
+    )
 }
 
 /// The run-time flags of `run`, `test` and `bench`: retries, fault injection, profiling,
@@ -394,8 +458,19 @@ pub fn cmd_run(
         eprint!("{}", report::render(&c.sources, &d, cfg));
         return 1;
     }
-    let mut host = fs_host::FsHost { argv: args };
-    let status = match crate::exec::run_main(&c.program, &mut host, &opts) {
+    let mut host = match flags.host(args) {
+        Ok(h) => h,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return 1;
+        }
+    };
+    let (res, stats) = crate::exec::run_main_stats(&c.program, &mut host, &opts);
+    host.report_warnings();
+    if flags.stats {
+        eprintln!("{}", stats_line(&stats));
+    }
+    let status = match res {
         Ok(()) => 0,
         Err(e) => {
             eprint!("{}", report::render(&c.sources, &run_error_diag(&e), cfg));
@@ -430,13 +505,29 @@ pub fn cmd_test(path: &std::path::Path, flags: &PassFlags, rt: &RuntimeFlags) ->
         vec![path.to_path_buf()]
     };
     let (mut passed, mut failed) = (0, 0);
+    let mut host = match flags.host(Vec::new()) {
+        Ok(h) => h,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return 1;
+        }
+    };
+    let mut total = crate::exec::CacheStats::default();
     for f in &files {
         let Some(c) = compile_or_report(f, cfg) else {
             failed += 1;
             continue;
         };
-        let mut host = fs_host::FsHost { argv: Vec::new() };
-        for t in crate::exec::run_tests(&c.program, &mut host, &opts) {
+        let (outcomes, stats) = crate::exec::run_tests_stats(&c.program, &mut host, &opts);
+        host.report_warnings();
+        total.dispatched += stats.dispatched;
+        total.optimized += stats.optimized;
+        total.graphs_reused += stats.graphs_reused;
+        total.evaluated += stats.evaluated;
+        total.memory_hits += stats.memory_hits;
+        total.disk_hits += stats.disk_hits;
+        total.peak_bytes = total.peak_bytes.max(stats.peak_bytes);
+        for t in outcomes {
             match t.error {
                 None => {
                     passed += 1;
@@ -449,6 +540,9 @@ pub fn cmd_test(path: &std::path::Path, flags: &PassFlags, rt: &RuntimeFlags) ->
                 }
             }
         }
+    }
+    if flags.stats {
+        eprintln!("{}", stats_line(&total));
     }
     outln!("{passed} passed, {failed} failed");
     i32::from(failed > 0).max(observed.finish())
@@ -694,8 +788,15 @@ pub fn cmd_bench(
         eprintln!("error: `{}` has no `bench` blocks", path.display());
         return 1;
     }
-    let mut host = fs_host::FsHost { argv: Vec::new() };
+    let mut host = match flags.host(Vec::new()) {
+        Ok(h) => h,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return 1;
+        }
+    };
     let results = crate::exec::run_benches(&c.program, &mut host, &opts, warmup, reps.max(1));
+    host.report_warnings();
     let mut status = 0;
     let mut rows = Vec::new();
     for r in &results {

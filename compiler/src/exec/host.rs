@@ -1,13 +1,26 @@
-//! The coordinator's window on the world: standard output, files and arguments. The driver
-//! implements it for real; tests use [`MemoryHost`].
+//! The coordinator's window on the world: standard output, files, arguments and the
+//! persistent result cache. The driver implements it for real; tests use [`MemoryHost`].
 
 use std::collections::HashMap;
+
+use crate::mir::hash::Hash;
 
 pub trait Host {
     fn stdout(&mut self, text: &str);
     fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String>;
     fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), String>;
     fn args(&self) -> Vec<String>;
+
+    /// The payload of the persistent result-cache entry `key` (`--cache-dir`), or `None`
+    /// when there is none or it is damaged. A host checks the integrity of what it stored
+    /// (the driver keeps a checksum); the coordinator still decodes the payload defensively.
+    fn cache_load(&mut self, _key: &Hash) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Stores a result-cache entry; failures are the host's to report (a cache is never
+    /// necessary).
+    fn cache_store(&mut self, _key: &Hash, _payload: &[u8]) {}
 }
 
 /// An in-memory host: captured output and a map of files.
@@ -16,6 +29,8 @@ pub struct MemoryHost {
     pub out: String,
     pub files: HashMap<String, Vec<u8>>,
     pub argv: Vec<String>,
+    /// A persistent result cache when `Some`, entry by entry.
+    pub cache: Option<HashMap<Hash, Vec<u8>>>,
 }
 
 impl Host for MemoryHost {
@@ -37,5 +52,15 @@ impl Host for MemoryHost {
 
     fn args(&self) -> Vec<String> {
         self.argv.clone()
+    }
+
+    fn cache_load(&mut self, key: &Hash) -> Option<Vec<u8>> {
+        self.cache.as_ref()?.get(key).cloned()
+    }
+
+    fn cache_store(&mut self, key: &Hash, payload: &[u8]) {
+        if let Some(c) = &mut self.cache {
+            c.insert(*key, payload.to_vec());
+        }
     }
 }

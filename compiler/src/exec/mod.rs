@@ -13,6 +13,7 @@
 //! **Invariant:** all I/O goes through the [`Host`] trait; nothing here touches the file
 //! system or the process's streams.
 
+pub mod cache;
 pub mod host;
 
 use std::collections::HashMap;
@@ -24,10 +25,12 @@ use flow_runtime::{format_scalar, format_tensor, DType, Scalar, Tensor};
 
 use crate::base::Span;
 use crate::hir::{self, Builtin, ExprKind as H, Ty};
-use crate::mir::ir::{Graph, Node, NodeKind, Port, Read};
+use crate::mir::hash::Hash;
+use crate::mir::ir::{Graph, Node, NodeKind, Port, Read, TensorTy};
 use crate::mir::lower::{binop, eval_dim, Lowerer, TVal};
 use crate::mir::passes::{optimize, Pass, PassConfig, PIPELINE};
 use crate::mir::Idx;
+pub use cache::{CacheStats, Caches};
 pub use host::{Host, MemoryHost};
 
 /// A run-time error with the source location it belongs to.
@@ -103,6 +106,12 @@ pub struct RunOptions {
     pub retry: RetryPolicy,
     /// Where kernels, spans and progress are reported.
     pub hooks: Hooks,
+    /// Reuse the results of a graph already run on the same inputs (in memory, and through
+    /// the host's persistent cache). Never during `bench` repetitions.
+    pub result_cache: bool,
+    /// The most bytes of tensor data a dispatch may hold: the coordinator's computed tensors
+    /// plus the live tensors of the graph being run (`--memory-limit`).
+    pub memory_limit: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -115,6 +124,8 @@ impl Default for RunOptions {
             threads: 1,
             retry: RetryPolicy::default(),
             hooks: Hooks::default(),
+            result_cache: true,
+            memory_limit: None,
         }
     }
 }
@@ -142,27 +153,53 @@ pub struct TestOutcome {
 
 /// Runs the program's `main`.
 pub fn run_main(prog: &hir::Program, host: &mut dyn Host, opts: &RunOptions) -> RResult<()> {
+    run_main_stats(prog, host, opts).0
+}
+
+/// Runs the program's `main` and says what the caches did.
+pub fn run_main_stats(
+    prog: &hir::Program,
+    host: &mut dyn Host,
+    opts: &RunOptions,
+) -> (RResult<()>, CacheStats) {
     let Some(main) = &prog.main else {
-        return fail(Span::default(), "this program has no `main` block to run");
+        return (
+            fail(Span::default(), "this program has no `main` block to run"),
+            CacheStats::default(),
+        );
     };
-    let mut m = Machine::new(prog, host, opts);
-    m.run_body(main, Vec::new(), HashMap::new())?;
-    Ok(())
+    let mut m = Machine::new(prog, host, opts, Caches::default());
+    let res = m.run_body(main, Vec::new(), HashMap::new()).map(|_| ());
+    (res, m.caches.stats)
 }
 
 /// Runs every `test` block, each in a fresh coordinator.
 pub fn run_tests(prog: &hir::Program, host: &mut dyn Host, opts: &RunOptions) -> Vec<TestOutcome> {
-    prog.tests
+    run_tests_stats(prog, host, opts).0
+}
+
+/// Runs every `test` block, each in a fresh coordinator (sharing the caches), and says what
+/// the caches did.
+pub fn run_tests_stats(
+    prog: &hir::Program,
+    host: &mut dyn Host,
+    opts: &RunOptions,
+) -> (Vec<TestOutcome>, CacheStats) {
+    let mut caches = Caches::default();
+    let outcomes = prog
+        .tests
         .iter()
         .map(|t| {
-            let mut m = Machine::new(prog, host, opts);
+            let mut m = Machine::new(prog, host, opts, std::mem::take(&mut caches));
             let error = m.run_body(&t.body, Vec::new(), HashMap::new()).err();
+            caches = std::mem::take(&mut m.caches);
             TestOutcome {
                 name: t.name.clone(),
                 error,
             }
         })
-        .collect()
+        .collect();
+    (outcomes, caches.stats)
 }
 
 /// The MIR graphs a run dispatched, before optimization (for `flowc ir`).
@@ -174,7 +211,7 @@ pub fn dispatched_graphs(
         optimize: false,
         ..RunOptions::default()
     };
-    let mut m = Machine::new(prog, host, &opts);
+    let mut m = Machine::new(prog, host, &opts, Caches::default());
     m.keep_graphs = true;
     let res = match &prog.main {
         Some(main) => m.run_body(main, Vec::new(), HashMap::new()).err(),
@@ -213,6 +250,10 @@ struct Machine<'p, 'h> {
     pass_time: std::time::Duration,
     /// How many graphs were dispatched.
     dispatches: u64,
+    /// The graph and result caches.
+    caches: Caches,
+    /// The content hashes of computed tensors, by port (ports are never reused).
+    hashes: HashMap<Port, Hash>,
 }
 
 struct BenchState {
@@ -228,10 +269,12 @@ pub struct BenchOutcome {
     pub times: Vec<std::time::Duration>,
     pub error: Option<RunError>,
     /// Time in the rewrite passes and in kernel compilation over the whole bench block (the
-    /// passes run at every dispatch; kernels compile once and come from the cache after).
+    /// passes run once per graph structure, kernels compile once: both are cached).
     pub pass_time: std::time::Duration,
     pub compile_time: std::time::Duration,
     pub kernels: usize,
+    /// Graphs run by the backend over the whole bench block (never served from a cache).
+    pub evaluated: usize,
 }
 
 /// Runs every `bench` block: its setup once, its `measure` block `warmup` times untimed and
@@ -246,7 +289,12 @@ pub fn run_benches(
     prog.benches
         .iter()
         .map(|b| {
-            let mut m = Machine::new(prog, host, opts);
+            // A timing of results read back from a cache would time nothing.
+            let opts = RunOptions {
+                result_cache: false,
+                ..opts.clone()
+            };
+            let mut m = Machine::new(prog, host, &opts, Caches::default());
             m.bench = Some(BenchState {
                 warmup,
                 reps,
@@ -265,13 +313,19 @@ pub fn run_benches(
                 pass_time: m.pass_time,
                 compile_time,
                 kernels,
+                evaluated: m.caches.stats.evaluated,
             }
         })
         .collect()
 }
 
 impl<'p, 'h> Machine<'p, 'h> {
-    fn new(prog: &'p hir::Program, host: &'h mut dyn Host, opts: &RunOptions) -> Machine<'p, 'h> {
+    fn new(
+        prog: &'p hir::Program,
+        host: &'h mut dyn Host,
+        opts: &RunOptions,
+        caches: Caches,
+    ) -> Machine<'p, 'h> {
         Machine {
             prog,
             host,
@@ -287,6 +341,8 @@ impl<'p, 'h> Machine<'p, 'h> {
             tokens: HashMap::new(),
             pass_time: std::time::Duration::ZERO,
             dispatches: 0,
+            caches,
+            hashes: HashMap::new(),
         }
     }
 
@@ -389,7 +445,7 @@ impl<'p, 'h> Machine<'p, 'h> {
         }
         // An observation flushes every pending value bound to a variable, not only the one
         // observed: they share inputs (so fusion can read them once) and are needed later.
-        self.bound.retain(|p| !self.done.contains_key(p));
+        self.prune_bound();
         let mut wanted = vec![target];
         wanted.extend(self.bound.iter().copied().filter(|p| *p != target));
         wanted.dedup();
@@ -414,6 +470,23 @@ impl<'p, 'h> Machine<'p, 'h> {
                 }
             }
         }
+        // The inputs in the order the needed nodes first read them (not the order the walk
+        // found them, which depends on which values happen to be bound): the same
+        // computation then gets the same graph, and the graph cache recognizes it.
+        let mut seen: std::collections::HashSet<Port> = std::collections::HashSet::new();
+        let found = inputs_needed.len();
+        inputs_needed.clear();
+        for (i, node) in src.nodes.iter().enumerate() {
+            if !needed[i] {
+                continue;
+            }
+            for p in node_inputs(node) {
+                if self.done.contains_key(&p) && seen.insert(p) {
+                    inputs_needed.push(p);
+                }
+            }
+        }
+        debug_assert_eq!(found, inputs_needed.len());
         let mut g = Graph::new();
         g.monoids = src.monoids.clone();
         let mut map: HashMap<Port, Port> = HashMap::new();
@@ -447,19 +520,199 @@ impl<'p, 'h> Machine<'p, 'h> {
         if self.keep_graphs {
             self.graphs.push(g.clone());
         }
+        let err = |message: String| RunError {
+            message,
+            span,
+            kind: RunErrorKind::Other,
+        };
+        // Absurd shapes are rejected before anything is allocated.
+        crate::mir::memory::check_sizes(&g).map_err(err)?;
         self.dispatches += 1;
         let dispatch_start = std::time::Instant::now();
-        if self.opts.optimize {
-            let passes: Vec<&'static Pass> = match &self.opts.passes {
+        self.caches.stats.dispatched += 1;
+        let resident = self.resident_bytes();
+        let mut opt = self.optimized(&g, false).map_err(err)?;
+        if let Some(limit) = self.opts.memory_limit {
+            let limit = limit as u128;
+            let mut plan = crate::mir::memory::plan(&opt.graph);
+            if resident + plan.peak > limit && self.opts.optimize {
+                // Recompute rather than materialize: fuse every producer into its consumers.
+                opt = self.optimized(&g, true).map_err(err)?;
+                plan = crate::mir::memory::plan(&opt.graph);
+            }
+            if resident + plan.peak > limit {
+                return Err(err(over_budget(&opt.graph, &plan, resident, limit)));
+            }
+        }
+        let g = &opt.graph;
+        // The result cache: the optimized graph's hash and the inputs' contents.
+        let use_results = self.opts.result_cache;
+        let key = if use_results {
+            let hashes: Vec<Hash> = inputs_needed
+                .iter()
+                .map(|p| self.content_hash(*p))
+                .collect();
+            Some(cache::result_key(&opt.hash, &hashes))
+        } else {
+            None
+        };
+        let mut out: Option<Vec<Rc<Tensor>>> = None;
+        if let Some(key) = &key {
+            if let Some(hit) = self.caches.result(key) {
+                self.caches.stats.memory_hits += 1;
+                out = Some(hit);
+            } else if let Some(payload) = self.host.cache_load(key) {
+                let want: Vec<TensorTy> = g
+                    .outputs
+                    .iter()
+                    .map(|p| g.nodes[p.node].outputs[p.port as usize].clone())
+                    .collect();
+                if let Some(ts) = cache::decode(&payload, &want) {
+                    self.caches.stats.disk_hits += 1;
+                    let ts: Vec<Rc<Tensor>> = ts.into_iter().map(Rc::new).collect();
+                    if self.opts.memory_limit.is_none() {
+                        self.caches.store_result(*key, &ts);
+                    }
+                    out = Some(ts);
+                }
+            }
+        }
+        let out = match out {
+            Some(o) => o,
+            None => {
+                let res = self.evaluate(g, &inputs, span);
+                if let Some(p) = &self.opts.hooks.profiler {
+                    p.dispatch();
+                    p.span(
+                        format!("dispatch {}", self.dispatches),
+                        "dispatch",
+                        dispatch_start,
+                        std::time::Instant::now(),
+                        0,
+                        vec![
+                            ("nodes", g.nodes.len().to_string()),
+                            ("outputs", g.outputs.len().to_string()),
+                            ("ok", res.is_ok().to_string()),
+                        ],
+                    );
+                }
+                // A failed dispatch stores nothing: the error reaches the observation before
+                // it prints, saves or compares anything.
+                let (o, peak) = res?;
+                self.caches.stats.evaluated += 1;
+                self.caches.stats.peak_bytes = self.caches.stats.peak_bytes.max(resident + peak);
+                if let Some(key) = &key {
+                    // Under a memory budget no results are kept in memory beyond the values.
+                    if self.opts.memory_limit.is_none() {
+                        self.caches.store_result(*key, &o);
+                    }
+                    self.host.cache_store(key, &cache::encode(&o));
+                }
+                o
+            }
+        };
+        for (p, t) in wanted.iter().zip(out) {
+            self.done.insert(*p, t);
+        }
+        let held = self.resident_bytes();
+        self.caches.stats.peak_bytes = self.caches.stats.peak_bytes.max(held);
+        // Collected before the result is cloned (a clone would count as a use of the tensor);
+        // the target itself is kept.
+        self.collect(target);
+        Ok(self.done[&target].clone())
+    }
+
+    /// Drops computed tensors no value can reach any more: no live handle to their port, no
+    /// value sharing the tensor, not a tensor that entered the graph from a live value. Their
+    /// memory goes back to the native backend's buffer pool.
+    fn collect(&mut self, target: Port) {
+        self.tokens.retain(|_, w| w.strong_count() > 0);
+        // The result cache's references are not uses, and neither are other computed ports
+        // that share the tensor (a result served from the cache twice).
+        let held = self.caches.held();
+        let mut in_done: HashMap<*const Tensor, usize> = HashMap::new();
+        for t in self.done.values() {
+            *in_done.entry(Rc::as_ptr(t)).or_default() += 1;
+        }
+        let others = |t: &Rc<Tensor>| {
+            let ptr = Rc::as_ptr(t);
+            let extra_ports = in_done.get(&ptr).map_or(0, |n| n.saturating_sub(1));
+            Rc::strong_count(t)
+                .saturating_sub(usize::from(held.contains(&ptr)))
+                .saturating_sub(extra_ports)
+        };
+        self.entered.retain(|_, (t, _)| others(t) > 2);
+        let entered: std::collections::HashSet<Port> =
+            self.entered.values().map(|(_, p)| *p).collect();
+        let tokens = &self.tokens;
+        let mut freed = Vec::new();
+        self.done.retain(|p, t| {
+            let keep =
+                *p == target || tokens.contains_key(p) || entered.contains(p) || others(t) > 1;
+            if !keep {
+                freed.push(t.clone());
+            }
+            keep
+        });
+        let done = &self.done;
+        self.hashes.retain(|p, _| done.contains_key(p));
+        if let Some(jit) = &mut self.jit {
+            for t in freed {
+                if let Ok(t) = Rc::try_unwrap(t) {
+                    jit.recycle(t);
+                }
+            }
+        }
+    }
+
+    /// The bytes of the distinct computed tensors the coordinator holds.
+    fn resident_bytes(&self) -> u128 {
+        let mut seen = std::collections::HashSet::new();
+        self.done
+            .values()
+            .filter(|t| seen.insert(Rc::as_ptr(t)))
+            .map(|t| (t.len() * t.dtype().size_bytes()) as u128)
+            .sum()
+    }
+
+    /// The content hash of a computed port, computed once.
+    fn content_hash(&mut self, p: Port) -> Hash {
+        if let Some(h) = self.hashes.get(&p) {
+            return *h;
+        }
+        let h = crate::mir::hash::tensor_hash(&self.done[&p]);
+        self.hashes.insert(p, h);
+        h
+    }
+
+    /// The optimized form of a dispatched graph, from the graph cache when a graph of the
+    /// same structure was optimized with the same passes and configuration before.
+    fn optimized(&mut self, g: &Graph, recompute: bool) -> Result<Rc<cache::Optimized>, String> {
+        let passes: Vec<&'static Pass> = if !self.opts.optimize {
+            Vec::new()
+        } else {
+            match &self.opts.passes {
                 Some(p) => p.clone(),
                 None => PIPELINE.iter().collect(),
-            };
+            }
+        };
+        let config = PassConfig {
+            recompute,
+            ..self.opts.config.clone()
+        };
+        let names: Vec<&str> = passes.iter().map(|p| p.name).collect();
+        // Every field of the configuration (its `Debug` form), so a new option cannot be
+        // forgotten in the key.
+        let salt = format!("passes {names:?} config {config:?}");
+        let key = crate::mir::hash::graph_hash(g, salt.as_bytes());
+        if let Some(o) = self.caches.graphs.get(&key) {
+            self.caches.stats.graphs_reused += 1;
+            return Ok(o.clone());
+        }
+        let mut opt = g.clone();
+        if !passes.is_empty() {
             let start = std::time::Instant::now();
-            optimize(&mut g, &passes, &self.opts.config).map_err(|e| RunError {
-                message: e.to_string(),
-                span,
-                kind: RunErrorKind::Other,
-            })?;
+            optimize(&mut opt, &passes, &config).map_err(|e| e.to_string())?;
             self.pass_time += start.elapsed();
             if let Some(p) = &self.opts.hooks.profiler {
                 p.span(
@@ -471,40 +724,27 @@ impl<'p, 'h> Machine<'p, 'h> {
                     Vec::new(),
                 );
             }
+            self.caches.stats.optimized += 1;
         }
-        let out = self.run_graph(&g, &inputs, span);
-        if let Some(p) = &self.opts.hooks.profiler {
-            p.dispatch();
-            p.span(
-                format!("dispatch {}", self.dispatches),
-                "dispatch",
-                dispatch_start,
-                std::time::Instant::now(),
-                0,
-                vec![
-                    ("nodes", g.nodes.len().to_string()),
-                    ("outputs", g.outputs.len().to_string()),
-                    ("ok", out.is_ok().to_string()),
-                ],
-            );
-        }
-        // A failed dispatch stores nothing: the error reaches the observation before it
-        // prints, saves or compares anything.
-        for (p, t) in wanted.iter().zip(out?) {
-            self.done.insert(*p, t);
-        }
-        let result = self.done[&target].clone();
-        self.collect();
-        Ok(result)
+        let hash = crate::mir::hash::graph_hash(&opt, b"optimized");
+        let o = Rc::new(cache::Optimized { graph: opt, hash });
+        self.caches.graphs.insert(key, o.clone());
+        Ok(o)
     }
 
-    /// Runs an optimized graph on the backend.
-    fn run_graph(
+    /// Runs an optimized graph on the backend; returns its outputs and the most bytes of
+    /// computed tensors the backend held at once.
+    fn evaluate(
         &mut self,
         g: &Graph,
         inputs: &[Rc<Tensor>],
         span: Span,
-    ) -> RResult<Vec<Rc<Tensor>>> {
+    ) -> RResult<(Vec<Rc<Tensor>>, u128)> {
+        let err = |message: String| RunError {
+            message,
+            span,
+            kind: RunErrorKind::Other,
+        };
         match self.opts.backend {
             Backend::Interp => {
                 let owned: Vec<Tensor> = inputs.iter().map(|t| (**t).clone()).collect();
@@ -513,55 +753,25 @@ impl<'p, 'h> Machine<'p, 'h> {
                     hooks: self.opts.hooks.clone(),
                     launch: self.dispatches << 32,
                 };
-                crate::interp::eval_with(g, &owned, &cfg)
-                    .map(|v| v.into_iter().map(Rc::new).collect())
-                    .map_err(|e| e.to_string())
+                crate::interp::eval_measured(g, &owned, &cfg)
+                    .map(|(v, peak)| (v.into_iter().map(Rc::new).collect(), peak))
+                    .map_err(|e| err(e.to_string()))
             }
             Backend::Jit => {
                 if self.jit.is_none() {
-                    let mut jit =
-                        crate::codegen::Jit::new(self.opts.threads).map_err(|e| RunError {
-                            message: e.to_string(),
-                            span,
-                            kind: RunErrorKind::Other,
-                        })?;
+                    let mut jit = crate::codegen::Jit::new(self.opts.threads)
+                        .map_err(|e| err(e.to_string()))?;
                     jit.set_retry(self.opts.retry);
                     jit.set_hooks(self.opts.hooks.clone());
+                    if self.opts.memory_limit.is_some() {
+                        // Pooled buffers are memory too.
+                        jit.set_pool_limit(0);
+                    }
                     self.jit = Some(jit);
                 }
                 let jit = self.jit.as_mut().expect("created above");
-                jit.eval(g, inputs).map_err(|e| e.to_string())
-            }
-        }
-        .map_err(|message| RunError {
-            message,
-            span,
-            kind: RunErrorKind::Other,
-        })
-    }
-
-    /// Drops computed tensors no value can reach any more: no live handle to their port, no
-    /// value sharing the tensor, not a tensor that entered the graph from a live value. Their
-    /// memory goes back to the native backend's buffer pool.
-    fn collect(&mut self) {
-        self.tokens.retain(|_, w| w.strong_count() > 0);
-        self.entered.retain(|_, (t, _)| Rc::strong_count(t) > 2);
-        let entered: std::collections::HashSet<Port> =
-            self.entered.values().map(|(_, p)| *p).collect();
-        let tokens = &self.tokens;
-        let mut freed = Vec::new();
-        self.done.retain(|p, t| {
-            let keep = tokens.contains_key(p) || entered.contains(p) || Rc::strong_count(t) > 1;
-            if !keep {
-                freed.push(t.clone());
-            }
-            keep
-        });
-        if let Some(jit) = &mut self.jit {
-            for t in freed {
-                if let Ok(t) = Rc::try_unwrap(t) {
-                    jit.recycle(t);
-                }
+                let out = jit.eval(g, inputs).map_err(|e| err(e.to_string()))?;
+                Ok((out, jit.last_peak()))
             }
         }
     }
@@ -851,9 +1061,19 @@ impl<'p, 'h> Machine<'p, 'h> {
         Ok(())
     }
 
+    /// Forgets bound ports that are computed, or that no live handle refers to any more (the
+    /// variable was rebound or went out of scope): nothing can observe those, and a node that
+    /// still needs one computes it inside its own graph.
+    fn prune_bound(&mut self) {
+        let (done, tokens) = (&self.done, &self.tokens);
+        self.bound.retain(|p| {
+            !done.contains_key(p) && tokens.get(p).is_some_and(|w| w.strong_count() > 0)
+        });
+    }
+
     /// Dispatches every pending value bound to a variable.
     fn flush(&mut self, span: Span) -> RResult<()> {
-        self.bound.retain(|p| !self.done.contains_key(p));
+        self.prune_bound();
         if let Some(p) = self.bound.first().copied() {
             self.dispatch(p, span)?;
         }
@@ -1052,6 +1272,37 @@ impl<'p, 'h> Machine<'p, 'h> {
             _ => self.lazy(frame, e),
         }
     }
+}
+
+/// The error when a graph does not fit in the memory budget even with recomputation: the
+/// tensor being computed at the worst moment, its size, and what is live beside it.
+fn over_budget(
+    g: &Graph,
+    plan: &crate::mir::memory::MemoryPlan,
+    resident: u128,
+    limit: u128,
+) -> String {
+    use crate::mir::memory::{bytes_of, describe, format_bytes};
+    let largest = match plan.peak_largest {
+        Some(id) => {
+            let node = &g.nodes[id];
+            let size: u128 = node.outputs.iter().map(bytes_of).sum();
+            let tys: Vec<String> = node.outputs.iter().map(|t| t.to_string()).collect();
+            format!(
+                " (the largest: tensor {}, {}, {})",
+                describe(g, id),
+                tys.join(", "),
+                format_bytes(size)
+            )
+        }
+        None => String::new(),
+    };
+    format!(
+        "out of memory budget: the graph needs {} of tensors at once{largest}, beside the {} of tensors already computed, more than the limit of {} (--memory-limit), even recomputing instead of materializing",
+        format_bytes(plan.peak),
+        format_bytes(resident),
+        format_bytes(limit)
+    )
 }
 
 /// Checks a loaded tensor against the type the program expects of it.

@@ -339,3 +339,225 @@ fn a_failure_after_some_output_stops_before_the_next_observation() {
         }
     }
 }
+
+// ---- caches and the memory budget ----
+
+fn run_stats(src: &str, host: &mut MemoryHost, opts: &RunOptions) -> crate::exec::CacheStats {
+    let (res, stats) = crate::exec::run_main_stats(&compile(src), host, opts);
+    res.unwrap_or_else(|e| panic!("{}", e.message));
+    stats
+}
+
+/// The same sum printed five times: the first dispatch also computes `x`, the second has
+/// `x` as an input, and the other three are the second again.
+const REPEATED: &str = r#"main {
+    let x = rand_uniform(3, [1000]);
+    for i in 0..5 {
+        print(sum[k](x[k] * x[k]));
+    }
+}"#;
+
+#[test]
+fn an_identical_graph_on_identical_inputs_is_not_recomputed() {
+    for opts in [RunOptions::default(), RunOptions::jit(2)] {
+        let mut host = MemoryHost::default();
+        let stats = run_stats(REPEATED, &mut host, &opts);
+        assert_eq!(stats.dispatched, 5);
+        assert_eq!(stats.evaluated, 2, "{stats:?}");
+        assert_eq!(stats.memory_hits, 3, "{stats:?}");
+        // Two structures: each optimized once.
+        assert_eq!((stats.optimized, stats.graphs_reused), (2, 3), "{stats:?}");
+        let lines: Vec<&str> = host.out.lines().collect();
+        assert_eq!(lines.len(), 5);
+        assert!(lines.iter().all(|l| *l == lines[0]), "{lines:?}");
+
+        let mut off = MemoryHost::default();
+        let no_cache = RunOptions {
+            result_cache: false,
+            ..opts.clone()
+        };
+        let stats = run_stats(REPEATED, &mut off, &no_cache);
+        assert_eq!((stats.evaluated, stats.memory_hits), (5, 0), "{stats:?}");
+        assert_eq!(off.out, host.out);
+    }
+}
+
+#[test]
+fn the_graph_cache_skips_the_passes_for_a_structure_seen_before() {
+    // Every step dispatches the same structure on new values.
+    let src = r#"main {
+        var w = rand_uniform(1, [64]);
+        for step in 0..6 {
+            w = w * 0.5 + 1.0;
+            print(sum[k](w[k]));
+        }
+    }"#;
+    let mut host = MemoryHost::default();
+    let stats = run_stats(src, &mut host, &RunOptions::jit(1));
+    assert_eq!(stats.dispatched, 6);
+    assert_eq!(stats.evaluated, 6, "new values every step: {stats:?}");
+    assert!(stats.optimized <= 2, "{stats:?}");
+    assert_eq!(stats.optimized + stats.graphs_reused, 6);
+    // The same output with the passes run at every step (no graph cache can be hit when
+    // every dispatch has its own pass configuration... so compare with the interpreter).
+    let mut other = MemoryHost::default();
+    run_stats(src, &mut other, &RunOptions::default());
+    assert_eq!(host.out, other.out);
+}
+
+#[test]
+fn the_persistent_cache_serves_a_second_run_and_survives_damage() {
+    let mut host = MemoryHost {
+        cache: Some(Default::default()),
+        ..MemoryHost::default()
+    };
+    let first = run_stats(REPEATED, &mut host, &RunOptions::default());
+    assert_eq!(first.disk_hits, 0);
+    let out = std::mem::take(&mut host.out);
+    assert_eq!(host.cache.as_ref().map(|c| c.len()), Some(2));
+    // A fresh coordinator: nothing in memory, everything on "disk".
+    let second = run_stats(REPEATED, &mut host, &RunOptions::default());
+    assert_eq!((second.evaluated, second.disk_hits), (0, 2), "{second:?}");
+    assert_eq!(std::mem::take(&mut host.out), out);
+    // Truncated or emptied entries are misses: recomputed and stored again.
+    for (k, v) in host.cache.as_mut().expect("a cache").iter_mut() {
+        if k[0] % 2 == 0 {
+            v.truncate(v.len() / 2);
+        } else {
+            v.clear();
+        }
+    }
+    let third = run_stats(REPEATED, &mut host, &RunOptions::default());
+    assert_eq!((third.evaluated, third.disk_hits), (2, 0), "{third:?}");
+    assert_eq!(std::mem::take(&mut host.out), out);
+    let fourth = run_stats(REPEATED, &mut host, &RunOptions::default());
+    assert_eq!((fourth.evaluated, fourth.disk_hits), (0, 2), "{fourth:?}");
+}
+
+/// An expensive map read by two reductions: materialized unless the budget forbids it.
+const SHARED: &str = r#"
+op both(x: f32[N, N]) -> f32[N] {
+    let h[i, j] = exp(sin(x[i, j])) * cos(x[i, j]) + tanh(x[i, j]) * sqrt(x[i, j] + 1.0);
+    let a[i] = sum[j](h[i, j]) + sum[j](h[j, i]);
+    a
+}
+main {
+    let x = rand_uniform(7, [128, 128]);
+    let a = both(x);
+    save("a.npy", a);
+    print(a[5]);
+}"#;
+
+#[test]
+fn a_memory_budget_recomputes_instead_of_materializing() {
+    for opts in [RunOptions::default(), RunOptions::jit(2)] {
+        let mut free = MemoryHost::default();
+        let unlimited = run_stats(SHARED, &mut free, &opts);
+        // x, h (64 KiB each) and a.
+        assert!(unlimited.peak_bytes >= 2 * 65536, "{unlimited:?}");
+        let limit = 100 * 1024;
+        let mut tight = MemoryHost::default();
+        let limited = run_stats(
+            SHARED,
+            &mut tight,
+            &RunOptions {
+                memory_limit: Some(limit),
+                ..opts.clone()
+            },
+        );
+        assert!(
+            limited.peak_bytes < unlimited.peak_bytes,
+            "{limited:?} {unlimited:?}"
+        );
+        assert!(limited.peak_bytes <= limit as u128, "{limited:?}");
+        // Bitwise the same results.
+        assert_eq!(tight.files["a.npy"], free.files["a.npy"]);
+        assert_eq!(tight.out, free.out);
+    }
+}
+
+#[test]
+fn a_budget_that_nothing_fits_in_is_a_clear_error() {
+    let opts = RunOptions {
+        memory_limit: Some(10_000),
+        ..RunOptions::default()
+    };
+    let e = run_main(&compile(SHARED), &mut MemoryHost::default(), &opts)
+        .expect_err("x alone is 64 KiB");
+    assert!(e.message.contains("memory budget"), "{}", e.message);
+    assert!(e.message.contains("f32[128, 128]"), "{}", e.message);
+    assert!(e.message.contains("64.0 KiB"), "{}", e.message);
+    assert!(
+        e.message.contains("the largest: tensor %0"),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains("limit of 9.8 KiB"), "{}", e.message);
+}
+
+#[test]
+fn absurd_shapes_are_rejected_before_allocation() {
+    for opts in [RunOptions::default(), RunOptions::jit(1)] {
+        let e = run_main(
+            &compile(
+                r#"main { let x = rand_uniform(1, [4294967296, 4294967296]); print(x[0, 0]); }"#,
+            ),
+            &mut MemoryHost::default(),
+            &opts,
+        )
+        .expect_err("2^64 elements");
+        assert!(e.message.contains("overflows"), "{}", e.message);
+        assert!(
+            e.message.contains("[4294967296, 4294967296]"),
+            "{}",
+            e.message
+        );
+        // Countable, but far more than any memory: 4 TB.
+        let e = run_main(
+            &compile(
+                r#"op big(x: f32[N]) -> f32[N, N] { let y[i, j] = x[i] * x[j]; y }
+main { let x = rand_uniform(1, [1000000]); print(big(x)[0, 0]); }"#,
+            ),
+            &mut MemoryHost::default(),
+            &opts,
+        )
+        .expect_err("4 TB");
+        assert!(e.message.contains("cannot be allocated"), "{}", e.message);
+        assert!(e.message.contains("f32[1000000, 1000000]"), "{}", e.message);
+    }
+}
+
+#[test]
+fn bench_repetitions_are_computed_every_time() {
+    let prog = compile(
+        r#"bench "b" {
+    let x = rand_uniform(1, [256]);
+    measure {
+        let y = sum[i](x[i] * 2.0);
+    }
+}"#,
+    );
+    for opts in [RunOptions::default(), RunOptions::jit(1)] {
+        let out = crate::exec::run_benches(&prog, &mut MemoryHost::default(), &opts, 2, 3);
+        assert!(out[0].error.is_none());
+        assert_eq!(out[0].times.len(), 3);
+        // The setup's x, then the sum in each of the 2 + 3 repetitions.
+        assert!(out[0].evaluated >= 5, "{}", out[0].evaluated);
+    }
+}
+
+#[test]
+fn results_served_from_the_cache_are_still_dropped_when_dead() {
+    // Each iteration's sum is served from the result cache: one tensor shared by several
+    // ports. Once their handles are gone, the ports must be dropped all the same.
+    let prog = compile(REPEATED);
+    let mut host = MemoryHost::default();
+    let opts = RunOptions::default();
+    let mut m = super::Machine::new(&prog, &mut host, &opts, super::Caches::default());
+    let main = prog.main.as_ref().expect("a main block");
+    m.run_body(main, Vec::new(), std::collections::HashMap::new())
+        .unwrap_or_else(|e| panic!("{}", e.message));
+    assert_eq!(m.caches.stats.memory_hits, 3);
+    // `x` and the last sum at most.
+    assert!(m.done.len() <= 2, "{} computed ports kept", m.done.len());
+}

@@ -79,14 +79,47 @@ pub fn eval_with(
     inputs: &[Tensor],
     cfg: &EvalConfig,
 ) -> Result<Vec<Tensor>, InterpError> {
+    eval_measured(g, inputs, cfg).map(|(outs, _)| outs)
+}
+
+/// [`eval_with`], which also returns the most bytes of computed tensors it held at once: each
+/// node's tensors are dropped right after their last reader (`mir::memory::plan`).
+pub fn eval_measured(
+    g: &Graph,
+    inputs: &[Tensor],
+    cfg: &EvalConfig,
+) -> Result<(Vec<Tensor>, u128), InterpError> {
     verify(g).map_err(InterpError::Invalid)?;
+    let plan = crate::mir::memory::plan(g);
+    let mut free_at: Vec<Vec<usize>> = vec![Vec::new(); g.nodes.len()];
+    for (i, f) in plan.free_after.iter().enumerate() {
+        if let Some(l) = f {
+            free_at[*l].push(i);
+        }
+    }
+    let bytes = |ts: &[Tensor]| -> u128 {
+        ts.iter()
+            .map(|t| (t.len() * t.dtype().size_bytes()) as u128)
+            .sum()
+    };
+    let (mut live, mut peak) = (0u128, 0u128);
     if let Some(p) = &cfg.hooks.progress {
         p.begin(g.nodes.iter().filter(|n| is_kernel(n)).count() as u64);
     }
     let mut values: Vec<Vec<Tensor>> = Vec::with_capacity(g.nodes.len());
     for (id, node) in g.nodes.iter_enumerated() {
         match eval_node_retrying(g, id, node, inputs, &values, cfg) {
-            Ok(ports) => values.push(ports),
+            Ok(ports) => {
+                if !matches!(node.kind, NodeKind::Input { .. }) {
+                    live += bytes(&ports);
+                    peak = peak.max(live);
+                }
+                values.push(ports);
+                for &j in &free_at[id.0 as usize] {
+                    live -= bytes(&values[j]);
+                    values[j] = Vec::new();
+                }
+            }
             Err(e) => {
                 if let Some(p) = &cfg.hooks.progress {
                     p.end();
@@ -98,7 +131,8 @@ pub fn eval_with(
     if let Some(p) = &cfg.hooks.progress {
         p.end();
     }
-    g.outputs
+    let outs = g
+        .outputs
         .iter()
         .map(|&p| {
             port_value(&values, p)
@@ -109,7 +143,8 @@ pub fn eval_with(
                     problem,
                 })
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((outs, peak))
 }
 
 /// Why a graph could not be evaluated.

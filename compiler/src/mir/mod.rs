@@ -15,11 +15,13 @@
 
 pub mod contract;
 pub mod dot;
+pub mod hash;
 pub mod idx;
 pub mod ir;
 pub mod kernels;
 mod lex;
 pub mod lower;
+pub mod memory;
 pub mod ops;
 pub mod parse;
 pub mod passes;

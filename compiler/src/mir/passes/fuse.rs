@@ -12,6 +12,9 @@
 //!   (at most [`DUPLICATE_COST`] operations) and no consumer's box is larger than the
 //!   producer's: recomputing a few operations is cheaper than writing and reading back a
 //!   tensor; the rewrite says so;
+//! - under a memory budget ([`PassConfig::recompute`](super::PassConfig::recompute)), any
+//!   producer is recomputed in every consumer instead (law: idempotence), trading work for
+//!   memory;
 //! - a producer that is a graph output stays (it must be materialized anyway);
 //! - reads through `pad`/`clamp_edge` of a producer are not fused (the edge rule applies to
 //!   the producer's tensor, not to its body).
@@ -34,15 +37,24 @@ fn box_of(kind: &NodeKind) -> Option<Vec<usize>> {
 
 /// Fuses producer maps into consumers that are reductions (`into_reduce`) or maps, until
 /// nothing changes.
-pub(super) fn fuse(g: &mut Graph, pass: &'static str, into_reduce: bool) -> Vec<Rewrite> {
+pub(super) fn fuse(
+    g: &mut Graph,
+    pass: &'static str,
+    into_reduce: bool,
+    recompute: bool,
+) -> Vec<Rewrite> {
     let mut rewrites = Vec::new();
     // A fusion changes only its consumer, so the scan resumes there; a final scan from the
     // start confirms the fixpoint.
     let mut start = 0;
+    // The use counts are kept up to date as consumers change (a fusion changes only the
+    // reads of its consumer), instead of being recounted over the whole graph after every
+    // fusion, which made the pass quadratic in the size of the graph.
+    let mut uses = use_counts(g);
     loop {
-        let uses = use_counts(g);
         let mut changed = false;
-        for c in g.nodes.ids().skip(start).collect::<Vec<_>>() {
+        for ci in start..g.nodes.len() {
+            let c = NodeId::new(ci);
             let is_target = matches!(
                 (&g.nodes[c].kind, into_reduce),
                 (NodeKind::Map { .. }, false) | (NodeKind::Reduce { .. }, true)
@@ -72,7 +84,8 @@ pub(super) fn fuse(g: &mut Graph, pass: &'static str, into_reduce: bool) -> Vec<
                     .iter()
                     .map(|e| count_reads(e, k as u32))
                     .sum::<usize>();
-                let Some(reason) = fusable(g, &uses, r, &c_box, occurrences) else {
+                let Some((reason, law)) = fusable(g, &uses, r, &c_box, occurrences, recompute)
+                else {
                     continue;
                 };
                 let producer = g.nodes[r.node].clone();
@@ -86,6 +99,7 @@ pub(super) fn fuse(g: &mut Graph, pass: &'static str, into_reduce: bool) -> Vec<
                 };
                 let body = &p_body[r.port as usize];
                 let node = &mut g.nodes[c];
+                count_reads_of(node, &mut uses, false);
                 let (c_reads, exprs) = match &mut node.kind {
                     NodeKind::Map { reads, body, .. } => (reads, body),
                     NodeKind::Reduce { reads, args, .. } => (reads, args),
@@ -113,6 +127,7 @@ pub(super) fn fuse(g: &mut Graph, pass: &'static str, into_reduce: bool) -> Vec<
                     });
                 }
                 prune_reads(node);
+                count_reads_of(node, &mut uses, true);
                 let label = |id: NodeId, n: &crate::mir::ir::Node| {
                     if n.label.is_empty() {
                         format!("{id}")
@@ -122,7 +137,7 @@ pub(super) fn fuse(g: &mut Graph, pass: &'static str, into_reduce: bool) -> Vec<
                 };
                 rewrites.push(Rewrite {
                     pass,
-                    law: Law::Functor,
+                    law,
                     detail: format!(
                         "fused map {} into {}{reason}",
                         label(r.node, &producer),
@@ -148,6 +163,20 @@ pub(super) fn fuse(g: &mut Graph, pass: &'static str, into_reduce: bool) -> Vec<
     rewrites
 }
 
+/// Adds (or removes) the reads of a `Map` or `Reduce` to (from) the use counts.
+fn count_reads_of(
+    n: &crate::mir::ir::Node,
+    uses: &mut std::collections::HashMap<Port, usize>,
+    add: bool,
+) {
+    if let NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } = &n.kind {
+        for r in reads {
+            let u = uses.entry(r.src()).or_default();
+            *u = if add { *u + 1 } else { u.saturating_sub(1) };
+        }
+    }
+}
+
 /// Whether read `r` of a consumer with index box `c_box` may be fused, with a note for the
 /// report when the producer is duplicated.
 fn fusable(
@@ -156,7 +185,8 @@ fn fusable(
     r: &Read,
     c_box: &[usize],
     occurrences: usize,
-) -> Option<&'static str> {
+    recompute: bool,
+) -> Option<(&'static str, Law)> {
     if r.edge != Edge::Strict {
         return None;
     }
@@ -180,13 +210,22 @@ fn fusable(
                 })
                 .is_some_and(|u| *u > 0)
     });
+    if recompute && (repeats || n_uses > 1 || other_ports_used) {
+        return Some((
+            " (recomputed in each consumer: the memory budget has no room for it)",
+            Law::Idempotence,
+        ));
+    }
     if repeats && p_cost > 2 {
         return None;
     }
     if n_uses == 1 && !other_ports_used {
-        Some("")
+        Some(("", Law::Functor))
     } else if p_cost <= DUPLICATE_COST {
-        Some(" (recomputed in each consumer: cheaper than materializing it)")
+        Some((
+            " (recomputed in each consumer: cheaper than materializing it)",
+            Law::Functor,
+        ))
     } else {
         None
     }

@@ -11,9 +11,9 @@ use super::{Law, PassConfig, Rewrite};
 use crate::mir::ir::{Edge, Graph, NodeKind, Port, ScalarExpr};
 use crate::mir::Idx;
 
-pub fn run(g: &mut Graph, _cfg: &PassConfig) -> Vec<Rewrite> {
+pub fn run(g: &mut Graph, cfg: &PassConfig) -> Vec<Rewrite> {
     let mut out = inline_constants(g);
-    out.extend(fuse(g, "fuse-maps", false));
+    out.extend(fuse(g, "fuse-maps", false, cfg.recompute));
     out.extend(drop_copies(g));
     out
 }

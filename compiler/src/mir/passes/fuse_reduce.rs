@@ -8,6 +8,6 @@ use super::fuse::fuse;
 use super::{PassConfig, Rewrite};
 use crate::mir::ir::Graph;
 
-pub fn run(g: &mut Graph, _cfg: &PassConfig) -> Vec<Rewrite> {
-    fuse(g, "fuse-reduce", true)
+pub fn run(g: &mut Graph, cfg: &PassConfig) -> Vec<Rewrite> {
+    fuse(g, "fuse-reduce", true, cfg.recompute)
 }

@@ -98,6 +98,11 @@ pub struct PassConfig {
     /// The lanes pass rewrites reductions whose innermost reduced extent is at least this
     /// (and at least `lanes::LANES`).
     pub lane_min: usize,
+    /// Recompute instead of materializing: a producer map read by several consumers, or
+    /// visited more than once per point, is fused into every consumer whatever its cost, so
+    /// its tensor is never held. The coordinator asks for this when a graph's tensors would
+    /// not fit in the memory budget (`--memory-limit`); idempotence makes it safe.
+    pub recompute: bool,
 }
 
 /// The default [`PassConfig::lane_min`]: shorter rows gain little from SIMD lanes.
@@ -113,6 +118,7 @@ impl Default for PassConfig {
             block: DEFAULT_BLOCK,
             split_free: true,
             lane_min: DEFAULT_LANE_MIN,
+            recompute: false,
         }
     }
 }
