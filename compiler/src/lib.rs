@@ -9,4 +9,5 @@ pub mod exec;
 pub mod hir;
 pub mod interp;
 pub mod mir;
+pub mod native;
 pub mod syntax;

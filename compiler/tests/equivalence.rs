@@ -719,10 +719,10 @@ fn generator_coverage() {
 /// (bitwise where the comparison rules ask for it: no regrouping happens in either).
 #[test]
 fn jit_matches_interpreter() {
-    let jits: std::cell::RefCell<Vec<flowc::codegen::Jit>> = std::cell::RefCell::new(
+    let jits: std::cell::RefCell<Vec<flowc::native::Native>> = std::cell::RefCell::new(
         [1, 3]
             .iter()
-            .map(|t| flowc::codegen::Jit::new(*t).expect("the JIT starts"))
+            .map(|t| flowc::codegen::native(*t).expect("the JIT starts"))
             .collect(),
     );
     check("jit_matches_interpreter", |case| {

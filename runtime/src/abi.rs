@@ -1,47 +1,41 @@
-//! The C ABI between generated kernels and the runtime: the argument block of one shard, the
-//! kernel function type, its status codes, and the math and random builtins that JIT code
-//! calls.
+//! The C ABI between generated kernels and the runtime: the kernel function type, its status
+//! codes, the kernel table of executables made by `flowc build`, and the math and random
+//! builtins that generated code calls.
 //!
-//! A kernel runs one shard: the sub-box `lo[d] <= i_d < hi[d]` of its index space, reading and
-//! writing only the buffers in `bufs` (no globals), and returns [`OK`] or an `ERR_*` code. The
-//! meaning of each buffer and dimension is fixed by the kernel plan that codegen produces; the
-//! runtime only carries them.
+//! A kernel runs one shard: rows `lo..hi` of the outermost free dimension of its index space,
+//! reading and writing only the buffers in `bufs` (no globals), and returns [`OK`] or an
+//! `ERR_*` code. The meaning of each buffer and extent is fixed by the compiler's kernel
+//! layout; the runtime only carries them.
 //!
 //! **Invariants:**
 //! - every builtin computes exactly what the reference interpreter computes for the same
 //!   operation: the float functions call Rust's `f32`/`f64` methods (the interpreter's
-//!   semantics) except `exp` on `f32`, which is [`crate::fastmath::exp_f32`], `fmod` is Rust's `%`, and the random draws call [`crate::rand`], so JIT code
-//!   that calls a builtin agrees with the interpreter bit for bit;
+//!   semantics) except `exp` on `f32`, which is [`crate::fastmath::exp_f32`], `fmod` is
+//!   Rust's `%`, and the random draws call [`crate::rand`], so generated code that calls a
+//!   builtin agrees with the interpreter bit for bit;
 //! - the builtins are `extern "C"`, never unwind, and are also exported unmangled under the
 //!   names of [`builtin_symbols`], so an ahead-of-time object file can link against them.
 
-use std::mem::offset_of;
-
 use crate::fastmath::FlowExp;
 
-/// The arguments of one shard of a kernel, as generated code reads them.
+/// A compiled kernel: computes rows `lo..hi` of the outermost free dimension of its index
+/// space and returns [`OK`] or an `ERR_*` code.
 ///
-/// The slices behind the pointers must stay alive, and the buffers must not be touched by
-/// anything else, while the kernel runs.
+/// `bufs` holds one pointer per tensor read, then one per output port; `dims` holds the
+/// extents of the index space (free, then reduced) and of every tensor read, in read order —
+/// kernels are shape-polymorphic, so one compiled kernel serves every shape of its structure.
+pub type KernelFn = unsafe extern "C" fn(bufs: *const *mut u8, dims: *const i64, lo: i64, hi: i64) -> i32;
+
+/// One entry of the kernel table of an executable made by `flowc build`: a kernel and the
+/// structure key (UTF-8, not NUL-terminated) of the nodes it computes. The object file that
+/// `flowc build` writes holds an array of these, passed to the runtime's entry point.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
-pub struct KernelArgs {
-    /// `n_bufs` pointers to the first byte of each buffer (inputs and outputs, in the order
-    /// the kernel plan gives).
-    pub bufs: *const *mut u8,
-    /// The number of buffers.
-    pub n_bufs: u64,
-    /// `n_dims` inclusive lower bounds of the shard's box, one per dimension.
-    pub lo: *const i64,
-    /// `n_dims` exclusive upper bounds of the shard's box.
-    pub hi: *const i64,
-    /// The number of dimensions of the index space.
-    pub n_dims: u64,
+pub struct AotKernel {
+    pub key: *const u8,
+    pub key_len: usize,
+    pub kernel: KernelFn,
 }
-
-/// A compiled kernel: runs the shard that `args` describes and returns [`OK`] or an `ERR_*`
-/// code.
-pub type KernelFn = unsafe extern "C" fn(args: *const KernelArgs) -> i32;
 
 /// The status of a kernel that ran to completion.
 pub const OK: i32 = 0;
@@ -50,51 +44,16 @@ pub const ERR_DIV_ZERO: i32 = 1;
 /// An integer division `MIN / -1`, whose quotient does not fit.
 pub const ERR_DIV_OVERFLOW: i32 = 2;
 
-/// The byte offset of [`KernelArgs::bufs`], for generated loads.
-pub const ARGS_BUFS_OFFSET: i32 = offset_of!(KernelArgs, bufs) as i32;
-/// The byte offset of [`KernelArgs::n_bufs`].
-pub const ARGS_N_BUFS_OFFSET: i32 = offset_of!(KernelArgs, n_bufs) as i32;
-/// The byte offset of [`KernelArgs::lo`].
-pub const ARGS_LO_OFFSET: i32 = offset_of!(KernelArgs, lo) as i32;
-/// The byte offset of [`KernelArgs::hi`].
-pub const ARGS_HI_OFFSET: i32 = offset_of!(KernelArgs, hi) as i32;
-/// The byte offset of [`KernelArgs::n_dims`].
-pub const ARGS_N_DIMS_OFFSET: i32 = offset_of!(KernelArgs, n_dims) as i32;
-
-impl KernelArgs {
-    /// The arguments for buffers `bufs` and the box `lo..hi`.
-    ///
-    /// The result points into the three slices: it is valid only while they are.
-    ///
-    /// # Panics
-    /// If `lo` and `hi` have different lengths.
-    pub fn new(bufs: &[*mut u8], lo: &[i64], hi: &[i64]) -> KernelArgs {
-        assert_eq!(
-            lo.len(),
-            hi.len(),
-            "a box needs as many lower as upper bounds"
-        );
-        KernelArgs {
-            bufs: bufs.as_ptr(),
-            n_bufs: bufs.len() as u64,
-            lo: lo.as_ptr(),
-            hi: hi.as_ptr(),
-            n_dims: lo.len() as u64,
-        }
-    }
-}
-
-/// Calls `kernel` on buffers `bufs` and the box `lo..hi`, and returns its status.
+/// Calls `kernel` on buffers `bufs`, extents `dims` and rows `lo..hi`, and returns its
+/// status.
 ///
 /// # Safety
 /// `kernel` must be a kernel compiled for exactly these buffers (count, element types and
-/// lengths) and this number of dimensions, the box must lie inside the region the buffers
-/// were sized for, and no other thread may access the memory the shard writes while it runs.
-pub unsafe fn call_kernel(kernel: KernelFn, bufs: &[*mut u8], lo: &[i64], hi: &[i64]) -> i32 {
-    let args = KernelArgs::new(bufs, lo, hi);
-    // SAFETY: `args` points into slices that outlive the call; the rest is the caller's
-    // contract.
-    unsafe { kernel(&args) }
+/// lengths) and extents, the rows must lie inside the region the buffers were sized for, and
+/// no other thread may access the memory the shard writes while it runs.
+pub unsafe fn call_kernel(kernel: KernelFn, bufs: &[*mut u8], dims: &[i64], lo: i64, hi: i64) -> i32 {
+    // SAFETY: the slices outlive the call; the rest is the caller's contract.
+    unsafe { kernel(bufs.as_ptr(), dims.as_ptr(), lo, hi) }
 }
 
 /// The words for a kernel status.
@@ -286,34 +245,24 @@ mod tests {
     }
 
     #[test]
-    fn the_argument_block_has_the_c_layout() {
-        assert_eq!(std::mem::size_of::<KernelArgs>(), 40);
-        assert_eq!(
-            [
-                ARGS_BUFS_OFFSET,
-                ARGS_N_BUFS_OFFSET,
-                ARGS_LO_OFFSET,
-                ARGS_HI_OFFSET,
-                ARGS_N_DIMS_OFFSET
-            ],
-            [0, 8, 16, 24, 32]
-        );
+    fn the_kernel_table_entry_has_the_c_layout() {
+        assert_eq!(std::mem::size_of::<AotKernel>(), 3 * std::mem::size_of::<usize>());
+        assert_eq!(std::mem::offset_of!(AotKernel, key_len), std::mem::size_of::<usize>());
     }
 
-    /// A hand-written kernel with the ABI: `out[i] = a[i] / b[i]` over `lo[0]..hi[0]` for
-    /// `i32`s, as generated code would do it.
-    unsafe extern "C" fn divide(args: *const KernelArgs) -> i32 {
-        // SAFETY: the caller passes three i32 buffers covering the box.
+    /// A hand-written kernel with the ABI: `out[i] = a[i] / b[i]` over rows `lo..hi` of a
+    /// one-dimensional space of `i32`s, as generated code would do it.
+    unsafe extern "C" fn divide(bufs: *const *mut u8, dims: *const i64, lo: i64, hi: i64) -> i32 {
+        // SAFETY: the caller passes three i32 buffers covering the rows, and the extents.
         unsafe {
-            let args = &*args;
-            assert_eq!((args.n_bufs, args.n_dims), (3, 1));
-            let bufs = std::slice::from_raw_parts(args.bufs, 3);
+            assert_eq!(*dims, 4);
+            let bufs = std::slice::from_raw_parts(bufs, 3);
             let (a, b, out) = (
                 bufs[0] as *const i32,
                 bufs[1] as *const i32,
                 bufs[2] as *mut i32,
             );
-            for i in *args.lo..*args.hi {
+            for i in lo..hi {
                 let (x, y) = (*a.offset(i as isize), *b.offset(i as isize));
                 if y == 0 {
                     return ERR_DIV_ZERO;
@@ -339,7 +288,7 @@ mod tests {
         ];
         let kernel: KernelFn = divide;
         // SAFETY: the buffers match the kernel and cover the boxes.
-        let status = |lo, hi| unsafe { call_kernel(kernel, &bufs, &[lo], &[hi]) };
+        let status = |lo, hi| unsafe { call_kernel(kernel, &bufs, &[4, 4, 4], lo, hi) };
         assert_eq!(status(0, 2), OK);
         assert_eq!(status(1, 3), ERR_DIV_ZERO);
         assert_eq!(status(3, 4), ERR_DIV_OVERFLOW);

@@ -76,7 +76,7 @@ fn main() -> ExitCode {
             }
         };
         let front_end = start.elapsed();
-        let run = RunOptions::jit(threads);
+        let run = flowc::driver::jit_options(threads);
         let results = run_benches(
             &compiled.program,
             &mut MemoryHost::default(),

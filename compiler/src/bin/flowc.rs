@@ -154,6 +154,25 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Compile a program into a native executable that runs its `main` (see `flowc build
+    /// --help`). Arguments after `--` are the program's `args()` during the build's trace run.
+    ///
+    /// The executable needs no flowc, no Cranelift and no source file; it takes `--threads N`
+    /// and passes every other argument to the program. Its kernels are those the build's
+    /// trace run of `main` dispatched; any other runs on the interpreter (set FLOW_AOT_STATS=1
+    /// to count them). Links with the system C compiler (`cc`, or CC).
+    Build {
+        file: PathBuf,
+        /// Write the executable to this file (default: the file's stem, here).
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+        /// Threads for the trace run (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Arguments passed to the program during the trace run.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// Run the `test` blocks of a file, or of every `.flow` file in a directory.
     Test {
         path: PathBuf,
@@ -230,6 +249,19 @@ fn main() -> ExitCode {
             run,
             args,
         } => driver::cmd_run(&file, args, &run.flags(&passes), &runtime.flags()),
+        Command::Build {
+            file,
+            output,
+            threads,
+            args,
+        } => driver::aot::cmd_build(
+            &file,
+            &driver::aot::BuildFlags {
+                output,
+                trace_args: args,
+                threads,
+            },
+        ),
         Command::Test {
             path,
             passes,

@@ -6,7 +6,7 @@
 //!
 //! Signature: `extern "C" fn(bufs: *const *mut u8, dims: *const i64, lo: i64, hi: i64) -> i32`,
 //! where `bufs` holds one pointer per read followed by one per output port, `dims` holds the
-//! extents laid out by [`kernel_dims`] (so one compiled kernel serves every shape of the same
+//! extents laid out by [`kernel_dims`](crate::native::kernel_dims) (so one compiled kernel serves every shape of the same
 //! structure: kernels are shape-polymorphic), and the result is 0, or an error code:
 //! [`ERR_DIV_ZERO`], [`ERR_DIV_OVERFLOW`].
 //!
@@ -110,24 +110,6 @@ pub fn kernel_signature(sig: &mut Signature, ptr: Type) {
     sig.params.push(AbiParam::new(types::I64));
     sig.params.push(AbiParam::new(types::I64));
     sig.returns.push(AbiParam::new(types::I32));
-}
-
-/// The `dims` argument of the kernel of `node`: the free extents, the reduced extents (for a
-/// reduction), then the extents of every tensor read, in read order.
-pub fn kernel_dims(g: &Graph, node: &Node) -> Vec<i64> {
-    let (space, red, reads): (&[usize], &[usize], &[Read]) = match &node.kind {
-        NodeKind::Map { space, reads, .. } => (space, &[], reads),
-        NodeKind::Reduce {
-            space, red, reads, ..
-        } => (space, red, reads),
-        _ => panic!("internal error: only maps and reductions are kernels"),
-    };
-    let mut dims: Vec<i64> = space.iter().chain(red).map(|&n| n as i64).collect();
-    for r in reads {
-        let shape = &g.nodes[r.node].outputs[r.port as usize].shape;
-        dims.extend(shape.iter().map(|&n| n as i64));
-    }
-    dims
 }
 
 /// A value during code generation: a scalar (one Cranelift value per vector group; one in

@@ -1,104 +1,63 @@
-//! The native backend: every `Map` and `Reduce` node of an optimized graph becomes one
-//! Cranelift function (`kernel.rs`), compiled once per structure and cached, and run over
-//! shards of its outermost free dimension on a fixed number of threads. The only module that
-//! uses Cranelift.
+//! The code generator: every `Map` and `Reduce` node of an optimized graph becomes one
+//! Cranelift function (`kernel.rs`). The only module that uses Cranelift.
 //!
-//! A shard that fails (an injected fault, a panic) is re-run by the worker pool (see
-//! `flow_runtime::fault`); since it owns its output rows, the re-run overwrites whatever the
-//! failed attempt wrote. When its retries are exhausted, or a kernel returns an error code
-//! (which is deterministic and not retried), [`Jit::eval`] fails with a [`JitError`] naming
-//! the op (the node's label), the shard (its number and index box) and the cause, and
-//! returns no output. Kernel launches, shards and compilations are reported to the
-//! [`Hooks`] (profile, trace, progress) as data.
-//!
-//! **Invariants:** a kernel computes exactly what the reference interpreter computes, bit for
-//! bit (same operation order, same math functions); shard boundaries depend only on shapes,
-//! never on the thread count, and each shard owns its output rows, so results do not depend
-//! on the number of threads, nor on retries.
+//! The same [`Emitter`] writes kernels into two kinds of Cranelift module: the JIT's
+//! ([`Jit`], a [`Kernels`] source that compiles each structure once, at its first dispatch)
+//! and an object file's (`object.rs`, for `flowc build`). The executor that runs kernels over
+//! shards is `crate::native`, which knows nothing of Cranelift.
 
 pub mod kernel;
+pub mod object;
 
 use std::collections::HashMap;
-use std::rc::Rc;
 use std::time::Instant;
 
 use cranelift_codegen::ir::{AbiParam, UserFuncName};
+use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
-use flow_runtime::fault::{inject_panic, FaultKind, Faults, RetryPolicy};
-use flow_runtime::pool::{TaskError, TaskErrorKind};
-use flow_runtime::profile::{trace_tid, Hooks};
-use flow_runtime::{gemm, DType, Data, Tensor};
+use flow_runtime::profile::Hooks;
+use flow_runtime::DType;
 
-use crate::mir::contract::{contraction, Contraction};
-use crate::mir::ir::{Graph, Node, NodeId, NodeKind, Port};
-use crate::mir::print::print_node;
+use crate::mir::ir::{Graph, NodeId};
+use crate::native::{describe, structure_key, Kernel, KernelFn, Kernels, Native, NativeError};
 use kernel::{Imports, CALLED};
 
-/// A compiled kernel: `fn(bufs, dims, lo, hi) -> status` (see `kernel.rs`).
-type KernelFn = unsafe extern "C" fn(*const *mut u8, *const i64, i64, i64) -> i32;
-
-/// How many elements one shard task covers, at least: a function of shapes only.
-pub const SHARD_ELEMENTS: usize = 1 << 14;
-
-/// An error while running a graph natively.
-#[derive(Clone, Debug)]
-pub struct JitError {
-    pub message: String,
-}
-
-impl std::fmt::Display for JitError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
+fn cl_err<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> NativeError + '_ {
+    move |e| NativeError {
+        message: format!("{what}: {e}"),
     }
 }
 
-fn jit_err<T>(message: impl Into<String>) -> Result<T, JitError> {
-    Err(JitError {
-        message: message.into(),
-    })
+/// The native executor on `threads` threads with kernels compiled by the JIT.
+pub fn native(threads: usize) -> Result<Native, NativeError> {
+    Native::new(Box::new(Jit::new()?), threads)
 }
 
-/// The JIT: a Cranelift module, the cache of compiled kernels, and the thread count.
-pub struct Jit {
-    module: JITModule,
-    ctx: Context,
-    fctx: FunctionBuilderContext,
-    math: Vec<FuncId>,
-    /// Compiled kernels by structure, with their number (`k3`).
-    cache: HashMap<String, (KernelFn, usize)>,
-    /// The worker pool that runs shard tasks (and retries failed ones).
-    workers: flow_runtime::pool::Pool,
-    /// Faults to inject into shard attempts, for testing.
-    faults: Option<Faults>,
-    /// Where launches, shards and compilations are reported.
-    hooks: Hooks,
-    /// How many graphs were evaluated: with the node, it names a kernel launch for
-    /// [`Faults::decide`].
-    evals: u64,
-    compiled: usize,
-    compile_time: std::time::Duration,
-    /// Buffers of dropped tensors, reused for kernel outputs of the same type and length
-    /// (fresh pages cost far more than the kernels that fill them).
-    pool: Vec<Data>,
-    /// At most this many bytes are kept in `pool` ([`POOL_BYTES`] unless a memory budget
-    /// asks for less).
-    pool_limit: usize,
-    /// The most bytes of computed tensors the last [`Jit::eval`] held at once.
-    last_peak: u128,
+/// The instruction set of this machine, for the JIT (`pic = false`) or for an object file
+/// linked into a position-independent executable (`pic = true`).
+fn host_isa(pic: bool) -> Result<OwnedTargetIsa, NativeError> {
+    let mut flags = settings::builder();
+    let set = |f: &mut settings::Builder, k: &str, v: &str| {
+        f.set(k, v).map_err(|e| NativeError {
+            message: format!("cranelift setting {k}: {e}"),
+        })
+    };
+    set(&mut flags, "use_colocated_libcalls", "false")?;
+    set(&mut flags, "is_pic", if pic { "true" } else { "false" })?;
+    set(&mut flags, "opt_level", "speed")?;
+    cranelift_native::builder()
+        .map_err(cl_err("this machine is not supported by Cranelift"))?
+        .finish(settings::Flags::new(flags))
+        .map_err(cl_err("cranelift"))
 }
-
-/// At most this many bytes are kept in the buffer pool.
-const POOL_BYTES: usize = 1 << 30;
 
 /// The runtime's math symbols, in the order of [`CALLED`], `f32` then `f64`: kernels call
 /// the same Rust functions the interpreter uses, so results match bit for bit.
-fn math_symbols() -> Vec<(String, *const u8, DType, usize)> {
-    let table: std::collections::HashMap<&str, *const u8> =
-        flow_runtime::abi::builtin_symbols().into_iter().collect();
+fn math_symbols() -> Vec<(String, DType, usize)> {
     let mut out = Vec::new();
     for d in [DType::F32, DType::F64] {
         for (name, arity) in CALLED {
@@ -108,186 +67,132 @@ fn math_symbols() -> Vec<(String, *const u8, DType, usize)> {
             } else {
                 format!("flow_{base}")
             };
-            let ptr = *table
-                .get(symbol.as_str())
-                .expect("the runtime exports every math built-in");
-            out.push((symbol, ptr, d, arity));
+            out.push((symbol, d, arity));
         }
     }
     out
 }
 
-impl Jit {
-    pub fn new(threads: usize) -> Result<Jit, JitError> {
-        let mut flags = settings::builder();
-        let set = |f: &mut settings::Builder, k: &str, v: &str| {
-            f.set(k, v).map_err(|e| JitError {
-                message: format!("cranelift setting {k}: {e}"),
-            })
-        };
-        set(&mut flags, "use_colocated_libcalls", "false")?;
-        set(&mut flags, "is_pic", "false")?;
-        set(&mut flags, "opt_level", "speed")?;
-        let isa = cranelift_native::builder()
-            .map_err(|e| JitError {
-                message: format!("this machine is not supported by Cranelift: {e}"),
-            })?
-            .finish(settings::Flags::new(flags))
-            .map_err(|e| JitError {
-                message: format!("cranelift: {e}"),
-            })?;
-        let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
-        let syms = math_symbols();
-        for (name, ptr, _, _) in &syms {
-            builder.symbol(name.clone(), *ptr);
-        }
-        let mut module = JITModule::new(builder);
+/// Writes kernels into a Cranelift module: the contexts and the declared math imports.
+struct Emitter {
+    ctx: Context,
+    fctx: FunctionBuilderContext,
+    math: Vec<FuncId>,
+}
+
+impl Emitter {
+    /// Declares the runtime's math functions in `module` (as imports, resolved by the JIT's
+    /// symbol table or by the linker).
+    fn new<M: Module>(module: &mut M) -> Result<Emitter, NativeError> {
         let mut math = Vec::new();
-        for (name, _, d, arity) in &syms {
+        for (name, d, arity) in math_symbols() {
             let mut sig = module.make_signature();
-            let t = kernel::clif_type(*d);
-            for _ in 0..*arity {
+            let t = kernel::clif_type(d);
+            for _ in 0..arity {
                 sig.params.push(AbiParam::new(t));
             }
             sig.returns.push(AbiParam::new(t));
             let id = module
-                .declare_function(name, Linkage::Import, &sig)
-                .map_err(|e| JitError {
-                    message: format!("declaring {name}: {e}"),
-                })?;
+                .declare_function(&name, Linkage::Import, &sig)
+                .map_err(cl_err(&format!("declaring {name}")))?;
             math.push(id);
         }
-        let ctx = module.make_context();
-        Ok(Jit {
-            module,
-            ctx,
+        Ok(Emitter {
+            ctx: module.make_context(),
             fctx: FunctionBuilderContext::new(),
             math,
-            cache: HashMap::new(),
-            workers: flow_runtime::pool::Pool::new(threads.max(1)).map_err(|e| JitError {
-                message: format!("cannot start the worker threads: {e}"),
-            })?,
-            compiled: 0,
-            compile_time: std::time::Duration::ZERO,
-            pool: Vec::new(),
-            faults: None,
-            hooks: Hooks::default(),
-            evals: 0,
-            pool_limit: POOL_BYTES,
-            last_peak: 0,
         })
     }
 
-    /// Sets how failed shards are retried and which faults are injected.
-    pub fn set_retry(&mut self, policy: RetryPolicy) {
-        self.workers.set_retries(policy.retries);
-        self.faults = policy.faults;
-    }
-
-    /// Sets where launches, shards and compilations are reported.
-    pub fn set_hooks(&mut self, hooks: Hooks) {
-        self.hooks = hooks;
-    }
-
-    /// How many kernels were compiled (not taken from the cache).
-    /// Gives a dropped tensor's memory back for reuse.
-    pub fn recycle(&mut self, t: Tensor) {
-        let bytes = |d: &Data| d.len() * d.dtype().size_bytes();
-        let held: usize = self.pool.iter().map(bytes).sum();
-        if held + bytes(&t.data) <= self.pool_limit && !t.data.is_empty() {
-            self.pool.push(t.data);
-        }
-    }
-
-    /// An output tensor: a pooled buffer of the right type and length (its old contents are
-    /// overwritten by the kernel, which writes every element), else a new one.
-    fn output(
+    /// Defines the kernel of node `id` as function `name` of `module`.
+    fn define<M: Module>(
         &mut self,
-        dtype: DType,
-        shape: &[usize],
-    ) -> Result<Tensor, flow_runtime::ShapeError> {
-        let len = flow_runtime::num_elements(shape)?;
-        if let Some(k) = self
-            .pool
-            .iter()
-            .position(|d| d.dtype() == dtype && d.len() == len)
-        {
-            let data = self.pool.swap_remove(k);
-            return Ok(Tensor {
-                shape: shape.to_vec(),
-                data,
-            });
-        }
-        Tensor::zeros(dtype, shape)
-    }
-
-    /// Keeps at most `bytes` of dropped buffers for reuse (0 under a tight memory budget:
-    /// a pooled buffer is memory too).
-    pub fn set_pool_limit(&mut self, bytes: usize) {
-        self.pool_limit = bytes;
-        while self
-            .pool
-            .iter()
-            .map(|d| d.len() * d.dtype().size_bytes())
-            .sum::<usize>()
-            > bytes
-        {
-            self.pool.pop();
-        }
-    }
-
-    /// The most bytes of computed tensors (not inputs) the last [`Jit::eval`] held at once.
-    pub fn last_peak(&self) -> u128 {
-        self.last_peak
-    }
-
-    /// The time spent generating and compiling kernels.
-    pub fn compile_time(&self) -> std::time::Duration {
-        self.compile_time
-    }
-
-    pub fn compiled(&self) -> usize {
-        self.compiled
-    }
-
-    /// The compiled kernel of `node`, from the cache when a kernel of the same structure (same
-    /// expressions, projections and tensor types) was compiled before.
-    fn kernel(&mut self, g: &Graph, id: NodeId) -> Result<(KernelFn, usize), JitError> {
-        let node = &g.nodes[id];
-        let key = structure_key(g, node);
-        if let Some(k) = self.cache.get(&key) {
-            return Ok(*k);
-        }
-        let start = std::time::Instant::now();
-        let ptr = self.module.target_config().pointer_type();
-        self.module.clear_context(&mut self.ctx);
+        module: &mut M,
+        g: &Graph,
+        id: NodeId,
+        name: &str,
+        linkage: Linkage,
+    ) -> Result<FuncId, NativeError> {
+        let ptr = module.target_config().pointer_type();
+        module.clear_context(&mut self.ctx);
         kernel::kernel_signature(&mut self.ctx.func.signature, ptr);
-        let name = format!("k{}", self.compiled);
-        let fid = self
-            .module
-            .declare_function(&name, Linkage::Local, &self.ctx.func.signature)
-            .map_err(|e| JitError {
-                message: format!("declaring a kernel: {e}"),
-            })?;
+        let fid = module
+            .declare_function(name, linkage, &self.ctx.func.signature)
+            .map_err(cl_err("declaring a kernel"))?;
         self.ctx.func.name = UserFuncName::user(0, fid.as_u32());
         {
             let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
             let funcs = self
                 .math
                 .iter()
-                .map(|m| self.module.declare_func_in_func(*m, b.func))
+                .map(|m| module.declare_func_in_func(*m, b.func))
                 .collect();
-            kernel::generate(g, node, &mut b, Imports { funcs }, ptr);
+            kernel::generate(g, &g.nodes[id], &mut b, Imports { funcs }, ptr);
             b.seal_all_blocks();
-            b.finalize(self.module.target_config());
+            b.finalize(module.target_config());
         }
-        self.module
+        module
             .define_function(fid, &mut self.ctx)
-            .map_err(|e| JitError {
+            .map_err(|e| NativeError {
                 message: format!("internal compiler error: Cranelift rejected kernel {id}: {e:?}"),
             })?;
-        self.module.clear_context(&mut self.ctx);
-        self.module.finalize_definitions().map_err(|e| JitError {
+        module.clear_context(&mut self.ctx);
+        Ok(fid)
+    }
+}
+
+/// The JIT: a Cranelift module and the cache of compiled kernels, by structure.
+pub struct Jit {
+    module: JITModule,
+    emitter: Emitter,
+    /// Compiled kernels by structure ([`structure_key`]).
+    cache: HashMap<String, Kernel>,
+    compiled: usize,
+    compile_time: std::time::Duration,
+}
+
+impl Jit {
+    pub fn new() -> Result<Jit, NativeError> {
+        let mut builder = JITBuilder::with_isa(host_isa(false)?, default_libcall_names());
+        let table: HashMap<&str, *const u8> =
+            flow_runtime::abi::builtin_symbols().into_iter().collect();
+        for (name, _, _) in math_symbols() {
+            let ptr = *table
+                .get(name.as_str())
+                .expect("the runtime exports every math built-in");
+            builder.symbol(name, ptr);
+        }
+        let mut module = JITModule::new(builder);
+        let emitter = Emitter::new(&mut module)?;
+        Ok(Jit {
+            module,
+            emitter,
+            cache: HashMap::new(),
+            compiled: 0,
+            compile_time: std::time::Duration::ZERO,
+        })
+    }
+}
+
+impl Kernels for Jit {
+    /// The compiled kernel of `node`, from the cache when a kernel of the same structure (same
+    /// expressions, projections and tensor types) was compiled before.
+    fn kernel(
+        &mut self,
+        g: &Graph,
+        id: NodeId,
+        hooks: &Hooks,
+    ) -> Result<Option<Kernel>, NativeError> {
+        let key = structure_key(g, &g.nodes[id]);
+        if let Some(k) = self.cache.get(&key) {
+            return Ok(Some(*k));
+        }
+        let start = Instant::now();
+        let name = format!("k{}", self.compiled);
+        let fid = self
+            .emitter
+            .define(&mut self.module, g, id, &name, Linkage::Local)?;
+        self.module.finalize_definitions().map_err(|e| NativeError {
             message: format!("internal compiler error: linking kernel {id}: {e}"),
         })?;
         let code = self.module.get_finalized_function(fid);
@@ -296,682 +201,28 @@ impl Jit {
         let number = self.compiled;
         self.compiled += 1;
         self.compile_time += start.elapsed();
-        if let Some(p) = &self.hooks.profiler {
+        if let Some(p) = &hooks.profiler {
             p.span(
                 format!("compile k{number}"),
                 "compile",
                 start,
                 Instant::now(),
                 0,
-                vec![("op", describe(id, node))],
+                vec![("op", describe(id, &g.nodes[id]))],
             );
         }
-        self.cache.insert(key, (f, number));
-        Ok((f, number))
+        let k = Kernel { f, number };
+        self.cache.insert(key, k);
+        Ok(Some(k))
     }
 
-    /// Runs a verified graph and returns its outputs, like `interp::eval`. When a shard fails
-    /// for good, the error names its op, its index box and the cause, and no output is
-    /// returned.
-    pub fn eval(&mut self, g: &Graph, inputs: &[Rc<Tensor>]) -> Result<Vec<Rc<Tensor>>, JitError> {
-        crate::mir::verify(g).map_err(|e| JitError {
-            message: format!("internal compiler error: invalid MIR: {e}"),
-        })?;
-        self.evals += 1;
-        let progress = self.hooks.progress.clone();
-        if let Some(p) = &progress {
-            p.begin(g.nodes.iter().map(|n| shard_plan(g, n).1 as u64).sum());
-        }
-        let res = self.eval_nodes(g, inputs);
-        if let Some(p) = &progress {
-            p.end();
-        }
-        res
+    fn compile_time(&self) -> std::time::Duration {
+        self.compile_time
     }
 
-    fn eval_nodes(
-        &mut self,
-        g: &Graph,
-        inputs: &[Rc<Tensor>],
-    ) -> Result<Vec<Rc<Tensor>>, JitError> {
-        // Each node's tensors are dropped right after their last reader, and their buffers go
-        // back to the pool.
-        let plan = crate::mir::memory::plan(g);
-        let mut free_at: Vec<Vec<usize>> = vec![Vec::new(); g.nodes.len()];
-        for (i, f) in plan.free_after.iter().enumerate() {
-            if let Some(l) = f {
-                free_at[*l].push(i);
-            }
-        }
-        let bytes = |ts: &[Rc<Tensor>]| -> u128 {
-            ts.iter()
-                .map(|t| (t.len() * t.dtype().size_bytes()) as u128)
-                .sum()
-        };
-        let (mut live, mut peak) = (0u128, 0u128);
-        let mut values: Vec<Vec<Rc<Tensor>>> = Vec::with_capacity(g.nodes.len());
-        for (id, node) in g.nodes.iter_enumerated() {
-            let out = match &node.kind {
-                NodeKind::Input { index } => {
-                    let Some(t) = inputs.get(*index as usize) else {
-                        return jit_err(format!("input {index} is missing"));
-                    };
-                    let want = &node.outputs[0];
-                    if t.dtype() != want.dtype || t.shape != want.shape {
-                        return jit_err(format!(
-                            "input {index} is {}{:?}, expected {want}",
-                            t.dtype(),
-                            t.shape
-                        ));
-                    }
-                    vec![t.clone()]
-                }
-                NodeKind::Const { value } => vec![Rc::new(value.clone())],
-                NodeKind::Random { dist, seed } => {
-                    vec![Rc::new(self.random(id, node, *dist, *seed)?)]
-                }
-                NodeKind::Map { .. } | NodeKind::Reduce { .. } => self
-                    .run_kernel(g, id, node, &values)?
-                    .into_iter()
-                    .map(Rc::new)
-                    .collect(),
-                NodeKind::Concat { axis, parts } => {
-                    let parts: Vec<&Tensor> = parts
-                        .iter()
-                        .map(|p| &*values[p.node.0 as usize][p.port as usize])
-                        .collect();
-                    vec![Rc::new(concat(&parts, *axis, &node.outputs[0].shape)?)]
-                }
-                NodeKind::Slice { src, start, shape } => {
-                    vec![Rc::new(slice(
-                        &values[src.node.0 as usize][src.port as usize],
-                        start,
-                        shape,
-                    )?)]
-                }
-            };
-            if !matches!(node.kind, NodeKind::Input { .. }) {
-                live += bytes(&out);
-                peak = peak.max(live);
-            }
-            values.push(out);
-            for &j in &free_at[id.0 as usize] {
-                live -= bytes(&values[j]);
-                for t in std::mem::take(&mut values[j]) {
-                    if let Ok(t) = Rc::try_unwrap(t) {
-                        self.recycle(t);
-                    }
-                }
-            }
-        }
-        self.last_peak = peak;
-        Ok(g.outputs
-            .iter()
-            .map(|p| values[p.node.0 as usize][p.port as usize].clone())
-            .collect())
+    fn compiled(&self) -> usize {
+        self.compiled
     }
-
-    fn random(
-        &self,
-        id: NodeId,
-        node: &Node,
-        dist: crate::mir::ir::Dist,
-        seed: u64,
-    ) -> Result<Tensor, JitError> {
-        let shape = &node.outputs[0].shape;
-        let t = Tensor::zeros(DType::F32, shape).map_err(|e| JitError {
-            message: e.to_string(),
-        })?;
-        let Data::F32(mut v) = t.data else {
-            unreachable!("f32")
-        };
-        let len = v.len();
-        let base = SendPtr(v.as_mut_ptr() as *mut u8);
-        let launch = Launch {
-            name: if node.label.is_empty() {
-                format!("random {}", dist_name(dist))
-            } else {
-                format!("random {} ({})", dist_name(dist), node.label)
-            },
-            kernel: self.launch_id(id),
-            shards: len.div_ceil(SHARD_ELEMENTS),
-            rows: SHARD_ELEMENTS,
-            extent0: len,
-            // The output as one row of `len` elements per element: shard k owns elements
-            // k * SHARD_ELEMENTS.. of it.
-            outputs: vec![(base.get(), std::mem::size_of::<f32>(), DType::F32)],
-            read: 0,
-            written: (len * std::mem::size_of::<f32>()) as u64,
-        };
-        self.launch(&launch, &|lo, hi| {
-            // SAFETY: tasks write disjoint ranges of one live buffer.
-            let out = unsafe {
-                std::slice::from_raw_parts_mut((base.get() as *mut f32).add(lo), hi - lo)
-            };
-            match dist {
-                crate::mir::ir::Dist::Uniform => {
-                    flow_runtime::rand::fill_uniform(seed, out, lo as u64)
-                }
-                crate::mir::ir::Dist::Normal => {
-                    flow_runtime::rand::fill_normal(seed, out, lo as u64)
-                }
-            }
-            0
-        })
-        .map_err(|e| shard_error(id, node, &[len], SHARD_ELEMENTS, &e))?;
-        Ok(Tensor {
-            shape: shape.to_vec(),
-            data: Data::F32(v),
-        })
-    }
-
-    /// The number that names launch of node `id` in this evaluation, for fault injection.
-    fn launch_id(&self, id: NodeId) -> u64 {
-        (self.evals << 32) | id.0 as u64
-    }
-
-    /// Runs the shards of one launch on the worker pool: `run(lo, hi)` computes rows
-    /// `lo..hi` and returns a kernel status. Injects the faults of the retry policy, reports
-    /// shards to the hooks, and returns the pool's error when a shard fails for good.
-    fn launch(
-        &self,
-        l: &Launch,
-        run: &(dyn Fn(usize, usize) -> i32 + Sync),
-    ) -> Result<(), TaskError> {
-        let profiler = self.hooks.profiler.as_deref();
-        let progress = self.hooks.progress.as_deref();
-        let tracing = profiler.is_some_and(|p| p.tracing());
-        let retried = self.workers.retried();
-        let start = Instant::now();
-        let outputs = SendOutputs(&l.outputs);
-        let (faults, kernel, rows, extent0, name) =
-            (self.faults, l.kernel, l.rows, l.extent0, &l.name);
-        let res = self.workers.run(l.shards, &|k, attempt| {
-            let lo = k * rows;
-            let hi = (lo + rows).min(extent0);
-            let t0 = tracing.then(Instant::now);
-            let fault = faults.and_then(|f| f.decide(kernel, k as u64, attempt));
-            let res = match fault {
-                None => TaskError::check_status(k, run(lo, hi)),
-                // The panic unwinds after the attempt is traced, below.
-                Some(kind @ (FaultKind::BeforeWriting | FaultKind::Panic)) => {
-                    Err(TaskError::injected(k, kind))
-                }
-                Some(FaultKind::AfterWritingPart) => {
-                    // Garbage in the first half of the shard's rows, as a crashed write would
-                    // leave: the retry must overwrite it.
-                    poison(outputs.get(), lo, lo + (hi - lo).div_ceil(2));
-                    Err(TaskError::injected(k, FaultKind::AfterWritingPart))
-                }
-            };
-            if let (Some(p), Some(t0)) = (profiler, t0) {
-                let mut args = vec![
-                    ("shard", k.to_string()),
-                    ("rows", format!("{lo}..{hi}")),
-                    ("attempt", attempt.to_string()),
-                ];
-                if let Err(e) = &res {
-                    args.push(("failed", e.kind.to_string()));
-                }
-                p.span(name.clone(), "shard", t0, Instant::now(), trace_tid(), args);
-            }
-            if fault == Some(FaultKind::Panic) {
-                inject_panic();
-            }
-            if res.is_ok() {
-                if let Some(p) = progress {
-                    p.advance(1);
-                }
-            }
-            res
-        });
-        if let Some(p) = profiler {
-            let end = Instant::now();
-            p.retries(self.workers.retried() - retried);
-            p.kernel(&l.name, l.shards as u64, end - start, l.read, l.written);
-            p.span(
-                l.name.clone(),
-                "kernel",
-                start,
-                end,
-                0,
-                vec![("shards", l.shards.to_string())],
-            );
-        }
-        res
-    }
-
-    fn run_kernel(
-        &mut self,
-        g: &Graph,
-        id: NodeId,
-        node: &Node,
-        values: &[Vec<Rc<Tensor>>],
-    ) -> Result<Vec<Tensor>, JitError> {
-        let (space, reads) = match &node.kind {
-            NodeKind::Map { space, reads, .. } | NodeKind::Reduce { space, reads, .. } => {
-                (space, reads)
-            }
-            _ => unreachable!("only kernels"),
-        };
-        let mut outs: Vec<Tensor> = Vec::new();
-        for t in &node.outputs {
-            outs.push(self.output(t.dtype, &t.shape).map_err(|e| JitError {
-                message: format!("node {id}: {e}"),
-            })?);
-        }
-        let (rows, n_tasks) = shard_plan(g, node);
-        if n_tasks == 0 {
-            return Ok(outs);
-        }
-        if let Some(c) = contraction(g, node) {
-            let a = &values[reads[c.a.0].node.0 as usize][reads[c.a.0].port as usize];
-            let b = &values[reads[c.b.0].node.0 as usize][reads[c.b.0].port as usize];
-            let read = tensor_bytes(a) + tensor_bytes(b);
-            self.run_contraction(id, node, &c, (a, b), read, &mut outs[0])?;
-            return Ok(outs);
-        }
-        let (f, number) = self.kernel(g, id)?;
-        let mut bufs: Vec<*mut u8> = Vec::new();
-        let mut read_bytes = 0;
-        let mut seen: Vec<Port> = Vec::new();
-        for r in reads {
-            let t = &values[r.node.0 as usize][r.port as usize];
-            if !seen.contains(&r.src()) {
-                seen.push(r.src());
-                read_bytes += tensor_bytes(t);
-            }
-            bufs.push(data_ptr(&t.data) as *mut u8);
-        }
-        let mut outputs = Vec::new();
-        for o in &mut outs {
-            let ptr = data_ptr_mut(&mut o.data);
-            let dtype = o.dtype();
-            let row: usize = o.shape.iter().skip(1).product();
-            outputs.push((ptr, row * dtype.size_bytes(), dtype));
-            bufs.push(ptr);
-        }
-        let written = outs.iter().map(tensor_bytes).sum();
-        let bufs = SendPtrs(bufs);
-        let dims = kernel::kernel_dims(g, node);
-        let launch = Launch {
-            name: kernel_name(node, number),
-            kernel: self.launch_id(id),
-            shards: n_tasks,
-            rows,
-            extent0: space.first().copied().unwrap_or(1),
-            outputs,
-            read: read_bytes,
-            written,
-        };
-        self.launch(&launch, &|lo, hi| {
-            // SAFETY: the kernel reads only inside its input buffers (proved by the verifier)
-            // and writes only rows lo..hi of its outputs, which no other task writes.
-            unsafe { f(bufs.as_ptr(), dims.as_ptr(), lo as i64, hi as i64) }
-        })
-        .map_err(|e| shard_error(id, node, space, rows, &e))?;
-        Ok(outs)
-    }
-}
-
-impl Jit {
-    /// Runs a contraction as GEMMs over blocks of rows (see `flow_runtime::gemm`: each element
-    /// depends only on its row and column, so the blocks do not change a bit). A block is a
-    /// shard: it owns its rows of the output, and is retried and faulted like a kernel's.
-    fn run_contraction(
-        &self,
-        id: NodeId,
-        node: &Node,
-        c: &Contraction,
-        (a, b): (&Tensor, &Tensor),
-        read: u64,
-        out: &mut Tensor,
-    ) -> Result<(), JitError> {
-        let (m, k, n) = c.dims;
-        let rows = contraction_rows(c);
-        let written = tensor_bytes(out);
-        let (a, b, o) = (
-            SendPtr(data_ptr(&a.data) as *mut u8),
-            SendPtr(data_ptr(&b.data) as *mut u8),
-            SendPtr(data_ptr_mut(&mut out.data)),
-        );
-        let dtype = c.dtype;
-        let launch = Launch {
-            name: format!("{} gemm", describe_short(node)),
-            kernel: self.launch_id(id),
-            shards: m.div_ceil(rows),
-            rows,
-            extent0: m,
-            outputs: vec![(o.get(), n * dtype.size_bytes(), dtype)],
-            read,
-            written,
-        };
-        self.launch(&launch, &|lo, hi| {
-            let shift = lo as isize * c.a.1;
-            // SAFETY: the verifier proved both reads in bounds over the whole box, so rows
-            // lo..hi of `a` and all of `b` are readable; each task writes only rows lo..hi of
-            // the m×n output, which no other task writes.
-            unsafe {
-                match dtype {
-                    DType::F32 => gemm::gemm_f32(
-                        hi - lo,
-                        k,
-                        n,
-                        operand((a.get() as *const f32).offset(shift), c.a),
-                        operand(b.get() as *const f32, c.b),
-                        (o.get() as *mut f32).add(lo * n),
-                    ),
-                    _ => gemm::gemm_f64(
-                        hi - lo,
-                        k,
-                        n,
-                        operand((a.get() as *const f64).offset(shift), c.a),
-                        operand(b.get() as *const f64, c.b),
-                        (o.get() as *mut f64).add(lo * n),
-                    ),
-                }
-            }
-            0
-        })
-        .map_err(|e| shard_error(id, node, &[m, n], rows, &e))
-    }
-}
-
-/// Rows of the output per GEMM block of a contraction.
-fn contraction_rows(c: &Contraction) -> usize {
-    c.dims.0.div_ceil(8).max(32)
-}
-
-fn operand<T>(
-    ptr: *const T,
-    (_, row_stride, col_stride): (usize, isize, isize),
-) -> gemm::Operand<T> {
-    gemm::Operand {
-        ptr,
-        row_stride,
-        col_stride,
-    }
-}
-
-/// One launch of a kernel (or of a random fill) over its shards.
-struct Launch {
-    /// Its name in profiles and traces.
-    name: String,
-    /// The number that names it for fault injection.
-    kernel: u64,
-    shards: usize,
-    /// Rows (of the outermost dimension) per shard.
-    rows: usize,
-    /// How many rows there are.
-    extent0: usize,
-    /// Each output: its buffer, the bytes of one row, its type.
-    outputs: Vec<(*mut u8, usize, DType)>,
-    /// Bytes read and written by the whole launch.
-    read: u64,
-    written: u64,
-}
-
-/// How node `node` is split into shards: rows per shard and the number of shards (0 for an
-/// empty space, and for nodes that are not run as shards). A function of the shape only.
-fn shard_plan(g: &Graph, node: &Node) -> (usize, usize) {
-    match &node.kind {
-        NodeKind::Map { space, .. } | NodeKind::Reduce { space, .. } => {
-            let volume: usize = space.iter().product();
-            if volume == 0 {
-                (1, 0)
-            } else if let Some(c) = contraction(g, node) {
-                let rows = contraction_rows(&c);
-                (rows, c.dims.0.div_ceil(rows))
-            } else if space.is_empty() {
-                (1, 1)
-            } else {
-                let inner: usize = space[1..].iter().product::<usize>().max(1);
-                let red: usize = match &node.kind {
-                    NodeKind::Reduce { red, .. } => red.iter().product::<usize>().max(1),
-                    _ => 1,
-                };
-                let rows = (SHARD_ELEMENTS / (inner * red)).max(1);
-                (rows, space[0].div_ceil(rows))
-            }
-        }
-        NodeKind::Random { .. } => {
-            let len: usize = node.outputs[0].shape.iter().product();
-            (SHARD_ELEMENTS, len.div_ceil(SHARD_ELEMENTS))
-        }
-        _ => (1, 0),
-    }
-}
-
-/// Overwrites rows `lo..hi` of every output with a recognisable garbage pattern (NaN with a
-/// payload, `0x5eed…`, `true`): what an attempt that fails half-way may leave behind.
-fn poison(outputs: &[(*mut u8, usize, DType)], lo: usize, hi: usize) {
-    for &(ptr, row_bytes, dtype) in outputs {
-        let n = (hi - lo) * row_bytes / dtype.size_bytes();
-        let at = lo * row_bytes;
-        // SAFETY: rows lo..hi of each output belong to the calling shard alone, and the
-        // buffers outlive the launch; every pattern is a valid value of its type.
-        unsafe {
-            match dtype {
-                DType::F32 => std::slice::from_raw_parts_mut(ptr.add(at) as *mut f32, n)
-                    .fill(f32::from_bits(0x7fc0_dead)),
-                DType::F64 => std::slice::from_raw_parts_mut(ptr.add(at) as *mut f64, n)
-                    .fill(f64::from_bits(0x7ff8_0000_0000_dead)),
-                DType::I32 => {
-                    std::slice::from_raw_parts_mut(ptr.add(at) as *mut i32, n).fill(0x5eed_beef)
-                }
-                DType::I64 => std::slice::from_raw_parts_mut(ptr.add(at) as *mut i64, n)
-                    .fill(0x5eed_beef_5eed_beef),
-                DType::Bool => {
-                    std::slice::from_raw_parts_mut(ptr.add(at) as *mut bool, n).fill(true)
-                }
-            }
-        }
-    }
-}
-
-/// The error of a shard that failed for good: the op, the shard and its index box, the
-/// cause, and whether it was retried.
-fn shard_error(id: NodeId, node: &Node, space: &[usize], rows: usize, e: &TaskError) -> JitError {
-    let k = e.task;
-    let n = space.first().map_or(1, |d| d.div_ceil(rows));
-    let mut dims: Vec<String> = space.iter().map(|d| format!("0..{d}")).collect();
-    if let Some(d0) = space.first() {
-        dims[0] = format!("{}..{}", k * rows, ((k + 1) * rows).min(*d0));
-    }
-    let shard = format!("shard {k} of {n} (index box [{}])", dims.join(", "));
-    let op = describe(id, node);
-    let message = match (&e.kind, e.attempts) {
-        (TaskErrorKind::Code(code), _) => format!(
-            "{} in {op}, {shard}; not retried: the error follows from the program and its data",
-            flow_runtime::abi::error_message(*code)
-        ),
-        (kind, 1) => format!("{op}, {shard} failed: {kind}"),
-        (kind, attempts) => format!(
-            "{op}, {shard} failed {attempts} times, retries exhausted; the last failure: {kind}"
-        ),
-    };
-    JitError { message }
-}
-
-/// The name of a kernel in profiles: its op's label and its compiled kernel's number.
-fn kernel_name(node: &Node, number: usize) -> String {
-    format!("{} k{number}", describe_short(node))
-}
-
-/// The op's label, or the node's kind for an unlabelled node.
-fn describe_short(node: &Node) -> String {
-    if !node.label.is_empty() {
-        return node.label.clone();
-    }
-    match &node.kind {
-        NodeKind::Map { .. } => "map".into(),
-        NodeKind::Reduce { .. } => "reduce".into(),
-        NodeKind::Random { .. } => "random".into(),
-        _ => "node".into(),
-    }
-}
-
-fn dist_name(dist: crate::mir::ir::Dist) -> &'static str {
-    match dist {
-        crate::mir::ir::Dist::Uniform => "uniform",
-        crate::mir::ir::Dist::Normal => "normal",
-    }
-}
-
-fn tensor_bytes(t: &Tensor) -> u64 {
-    (t.len() * t.dtype().size_bytes()) as u64
-}
-
-/// `op "softmax.y" (node %9)`, or `node %9` when the node has no label.
-fn describe(id: NodeId, node: &Node) -> String {
-    if node.label.is_empty() {
-        format!("node {id}")
-    } else {
-        format!("op \"{}\" (node {id})", node.label)
-    }
-}
-
-struct SendPtr(*mut u8);
-
-impl SendPtr {
-    fn get(&self) -> *mut u8 {
-        self.0
-    }
-}
-// SAFETY: used only to hand disjoint parts of one buffer to scoped tasks.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-struct SendPtrs(Vec<*mut u8>);
-
-impl SendPtrs {
-    fn as_ptr(&self) -> *const *mut u8 {
-        self.0.as_ptr()
-    }
-}
-// SAFETY: the pointers are read by kernels (inputs) or written at disjoint rows (outputs)
-// while the buffers are alive: the launch returns before they are dropped.
-unsafe impl Send for SendPtrs {}
-unsafe impl Sync for SendPtrs {}
-
-/// The outputs of a launch, shared with its shard tasks.
-struct SendOutputs<'a>(&'a [(*mut u8, usize, DType)]);
-
-impl SendOutputs<'_> {
-    fn get(&self) -> &[(*mut u8, usize, DType)] {
-        self.0
-    }
-}
-// SAFETY: each task writes only its own rows of the outputs (see `poison`).
-unsafe impl Send for SendOutputs<'_> {}
-unsafe impl Sync for SendOutputs<'_> {}
-
-fn data_ptr(d: &Data) -> *const u8 {
-    match d {
-        Data::F32(v) => v.as_ptr() as *const u8,
-        Data::F64(v) => v.as_ptr() as *const u8,
-        Data::I32(v) => v.as_ptr() as *const u8,
-        Data::I64(v) => v.as_ptr() as *const u8,
-        Data::Bool(v) => v.as_ptr() as *const u8,
-    }
-}
-
-fn data_ptr_mut(d: &mut Data) -> *mut u8 {
-    match d {
-        Data::F32(v) => v.as_mut_ptr() as *mut u8,
-        Data::F64(v) => v.as_mut_ptr() as *mut u8,
-        Data::I32(v) => v.as_mut_ptr() as *mut u8,
-        Data::I64(v) => v.as_mut_ptr() as *mut u8,
-        Data::Bool(v) => v.as_mut_ptr() as *mut u8,
-    }
-}
-
-/// The cache key of a kernel: its text with read sources replaced by their element types and
-/// ranks, and every extent erased — kernels take their extents as arguments, so one compiled
-/// kernel serves every shape of the same structure.
-pub fn structure_key(g: &Graph, node: &Node) -> String {
-    let mut n = node.clone();
-    n.label.clear();
-    for t in &mut n.outputs {
-        t.shape.fill(0);
-    }
-    let mut types = String::new();
-    match &mut n.kind {
-        NodeKind::Map { space, reads, .. } => {
-            space.fill(0);
-            erase_sources(g, reads, &mut types);
-        }
-        NodeKind::Reduce {
-            space,
-            red,
-            reads,
-            monoid,
-            ..
-        } => {
-            space.fill(0);
-            red.fill(0);
-            erase_sources(g, reads, &mut types);
-            // Monoids are part of the structure.
-            if let crate::mir::ir::MonoidRef::User(m) = monoid {
-                types.push_str(&format!(" monoid:{:?}", g.monoids[*m]));
-            }
-        }
-        _ => {}
-    }
-    format!("{}{types}", print_node(NodeId(0), &n))
-}
-
-/// Replaces each read's source by its element type and rank, written to `types`.
-fn erase_sources(g: &Graph, reads: &mut [crate::mir::ir::Read], types: &mut String) {
-    for (k, r) in reads.iter_mut().enumerate() {
-        let t = &g.nodes[r.node].outputs[r.port as usize];
-        types.push_str(&format!(" r{k}:{}/{}", t.dtype, t.shape.len()));
-        r.node = NodeId(0);
-        r.port = 0;
-    }
-}
-
-fn concat(parts: &[&Tensor], axis: usize, shape: &[usize]) -> Result<Tensor, JitError> {
-    let dtype = parts.first().map(|t| t.dtype()).unwrap_or(DType::F32);
-    let mut out = Tensor::zeros(dtype, shape).map_err(|e| JitError {
-        message: e.to_string(),
-    })?;
-    let outer: usize = shape[..axis].iter().product();
-    let inner: usize = shape[axis + 1..].iter().product();
-    let mut offset = 0;
-    for p in parts {
-        let n = p.shape[axis];
-        for o in 0..outer {
-            for a in 0..n {
-                for i in 0..inner {
-                    let src = (o * n + a) * inner + i;
-                    let dst = (o * shape[axis] + offset + a) * inner + i;
-                    out.set(dst, p.get(src));
-                }
-            }
-        }
-        offset += n;
-    }
-    Ok(out)
-}
-
-fn slice(src: &Tensor, start: &[usize], shape: &[usize]) -> Result<Tensor, JitError> {
-    let mut out = Tensor::zeros(src.dtype(), shape).map_err(|e| JitError {
-        message: e.to_string(),
-    })?;
-    let strides = src.strides();
-    let total: usize = shape.iter().product();
-    for lin in 0..total {
-        let mut rem = lin;
-        let mut off = 0;
-        for d in (0..shape.len()).rev() {
-            let c = rem % shape[d];
-            rem /= shape[d];
-            off += (start[d] + c) * strides[d];
-        }
-        out.set(lin, src.get(off));
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

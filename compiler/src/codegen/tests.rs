@@ -9,7 +9,8 @@ use flow_runtime::fault::FaultKind;
 use flow_runtime::pool::{TaskError, TaskErrorKind};
 use flow_runtime::{DType, Data, Tensor};
 
-use super::{poison, shard_error, Jit};
+use super::native;
+use crate::native::{poison, shard_error, Native};
 use crate::interp;
 use crate::mir::ir::{Node, NodeId, NodeKind};
 use crate::mir::parse;
@@ -30,7 +31,7 @@ fn data(shape: &[usize], salt: u32) -> Tensor {
 }
 
 /// Runs `text` on the interpreter and the JIT and asserts bitwise-equal outputs.
-fn agree(jit: &mut Jit, text: &str, inputs: &[Tensor]) {
+fn agree(jit: &mut Native, text: &str, inputs: &[Tensor]) {
     let g = parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let want = interp::eval(&g, inputs).expect("the interpreter runs");
     let ins: Vec<Rc<Tensor>> = inputs.iter().cloned().map(Rc::new).collect();
@@ -67,7 +68,7 @@ fn matmul(m: usize, k: usize, n: usize, a_proj: &str, body: &str) -> String {
 
 #[test]
 fn one_kernel_serves_every_shape() {
-    let mut jit = Jit::new(2).expect("the JIT starts");
+    let mut jit = native(2).expect("the JIT starts");
     for (m, k, n) in [(3, 5, 7), (17, 9, 37), (1, 1, 1), (4, 64, 16)] {
         let text = matmul(m, k, n, "i0, i2", "add(mul(r0, r1), 0.5f32)");
         agree(&mut jit, &text, &[data(&[m, k], 1), data(&[k, n], 2)]);
@@ -78,7 +79,7 @@ fn one_kernel_serves_every_shape() {
 #[test]
 fn contractions_agree_for_any_split_of_their_rows() {
     for threads in [1, 3] {
-        let mut jit = Jit::new(threads).expect("the JIT starts");
+        let mut jit = native(threads).expect("the JIT starts");
         for (m, k, n) in [(3, 5, 7), (300, 41, 37), (65, 300, 9), (1, 0, 4)] {
             let inputs = [data(&[m, k], 1), data(&[k, n], 2)];
             agree(&mut jit, &matmul(m, k, n, "i0, i2", "mul(r0, r1)"), &inputs);
@@ -91,7 +92,7 @@ fn contractions_agree_for_any_split_of_their_rows() {
 
 #[test]
 fn vector_maps_and_their_tails_agree_with_the_interpreter() {
-    let mut jit = Jit::new(3).expect("the JIT starts");
+    let mut jit = native(3).expect("the JIT starts");
     for n in [1, 7, 8, 9, 31, 100] {
         let text = format!(
             "%0 = input 0 : f32[3, {n}]\n\
@@ -106,7 +107,7 @@ fn vector_maps_and_their_tails_agree_with_the_interpreter() {
 
 #[test]
 fn vector_reductions_fold_each_lane_in_order() {
-    let mut jit = Jit::new(2).expect("the JIT starts");
+    let mut jit = native(2).expect("the JIT starts");
     // Column sums and maxima: each lane is one column, folded top to bottom.
     for n in [5, 16, 21, 64] {
         let text = format!(
@@ -121,7 +122,7 @@ fn vector_reductions_fold_each_lane_in_order() {
 
 #[test]
 fn inline_exp_matches_the_runtime_in_vectors_and_scalars() {
-    let mut jit = Jit::new(1).expect("the JIT starts");
+    let mut jit = native(1).expect("the JIT starts");
     let mut v: Vec<f32> = (0..397).map(|k| -120.0 + k as f32 * 0.5537).collect();
     v.extend([
         f32::INFINITY,
@@ -146,7 +147,7 @@ fn inline_exp_matches_the_runtime_in_vectors_and_scalars() {
 
 #[test]
 fn mixed_widths_widen_in_the_low_lanes() {
-    let mut jit = Jit::new(2).expect("the JIT starts");
+    let mut jit = native(2).expect("the JIT starts");
     for n in [3, 4, 5, 17, 40] {
         let w: Vec<f64> = (0..n).map(|k| 0.25 + k as f64 / 3.0).collect();
         let w = Tensor::new(vec![n], Data::F64(w)).expect("a tensor");

@@ -2,6 +2,7 @@
 //! and renders diagnostics. The only module (with `bin/`) that touches the file system and
 //! the process's standard streams.
 
+pub mod aot;
 pub mod cache;
 pub mod fs_host;
 pub mod progress;
@@ -219,6 +220,19 @@ pub fn run_error_diag(e: &crate::exec::RunError) -> Diagnostic {
     Diagnostic::error(code, e.message.clone(), e.span)
 }
 
+/// The run options of the native backend with kernels compiled by the JIT, on `threads`
+/// threads.
+pub fn jit_options(threads: usize) -> crate::exec::RunOptions {
+    crate::exec::RunOptions::native(threads, jit_kernels())
+}
+
+/// The JIT as a kernel source.
+pub fn jit_kernels() -> crate::native::KernelFactory {
+    std::rc::Rc::new(|| {
+        crate::codegen::Jit::new().map(|j| Box::new(j) as Box<dyn crate::native::Kernels>)
+    })
+}
+
 /// The pass selection flags shared by `run`, `test`, `ir`, `explain` and `graph`.
 #[derive(Clone, Debug, Default)]
 pub struct PassFlags {
@@ -247,7 +261,7 @@ impl PassFlags {
             crate::exec::RunOptions::default()
         } else {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            crate::exec::RunOptions::jit(self.threads.unwrap_or(cores).max(1))
+            jit_options(self.threads.unwrap_or(cores).max(1))
         };
         opts.optimize = !self.no_opt;
         opts.result_cache = !self.no_cache;
@@ -432,6 +446,17 @@ fn run_options(
     Ok((opts, observed))
 }
 
+/// The error for a program without `main`, when asked to run or build it.
+fn missing_main(path: &std::path::Path) -> Diagnostic {
+    Diagnostic::error(
+        Code::MissingMain,
+        format!("`{}` has no `main` block to run", path.display()),
+        crate::base::Span::default(),
+    )
+    .with_label_text("a program to run has a `main { … }` block")
+    .with_note("`flowc test` runs `test` blocks and `flowc bench` runs `bench` blocks")
+}
+
 /// `flowc run FILE [-- ARGS]`: runs `main`. Exit status 1 on any error.
 pub fn cmd_run(
     path: &std::path::Path,
@@ -448,16 +473,22 @@ pub fn cmd_run(
         return 1;
     };
     if c.program.main.is_none() {
-        let d = Diagnostic::error(
-            Code::MissingMain,
-            format!("`{}` has no `main` block to run", path.display()),
-            crate::base::Span::default(),
-        )
-        .with_label_text("a program to run has a `main { … }` block")
-        .with_note("`flowc test` runs `test` blocks and `flowc bench` runs `bench` blocks");
-        eprint!("{}", report::render(&c.sources, &d, cfg));
+        eprint!("{}", report::render(&c.sources, &missing_main(path), cfg));
         return 1;
     }
+    run_compiled(&c, opts, &observed, args, flags, cfg)
+}
+
+/// Runs the `main` of a checked program with arguments `args` and reports its errors: the
+/// common end of `flowc run` and of executables made by `flowc build`.
+fn run_compiled(
+    c: &Compiled,
+    opts: crate::exec::RunOptions,
+    observed: &Observed,
+    args: Vec<String>,
+    flags: &PassFlags,
+    cfg: RenderConfig,
+) -> i32 {
     let mut host = match flags.host(args) {
         Ok(h) => h,
         Err(msg) => {

@@ -30,6 +30,7 @@ use crate::mir::ir::{Graph, Node, NodeKind, Port, Read, TensorTy};
 use crate::mir::lower::{binop, eval_dim, Lowerer, TVal};
 use crate::mir::passes::{optimize, Pass, PassConfig, PIPELINE};
 use crate::mir::Idx;
+use crate::native::{KernelFactory, Native};
 pub use cache::{CacheStats, Caches};
 pub use host::{Host, MemoryHost};
 
@@ -87,7 +88,8 @@ pub struct Lazy {
 pub enum Backend {
     /// The reference interpreter of MIR.
     Interp,
-    /// Native kernels compiled by Cranelift, run on `threads` threads.
+    /// Native kernels from [`RunOptions::kernels`] (compiled by the JIT, or ahead of time
+    /// into an executable), run on `threads` threads.
     Jit,
 }
 
@@ -112,6 +114,8 @@ pub struct RunOptions {
     /// The most bytes of tensor data a dispatch may hold: the coordinator's computed tensors
     /// plus the live tensors of the graph being run (`--memory-limit`).
     pub memory_limit: Option<u64>,
+    /// Where the native backend gets its kernels (`None` with [`Backend::Interp`]).
+    pub kernels: Option<KernelFactory>,
 }
 
 impl Default for RunOptions {
@@ -126,16 +130,19 @@ impl Default for RunOptions {
             hooks: Hooks::default(),
             result_cache: true,
             memory_limit: None,
+            kernels: None,
         }
     }
 }
 
 impl RunOptions {
-    /// The native backend on `threads` threads.
-    pub fn jit(threads: usize) -> RunOptions {
+    /// The native backend on `threads` threads, with kernels from `kernels` (the JIT's are
+    /// `driver::jit_options`).
+    pub fn native(threads: usize, kernels: KernelFactory) -> RunOptions {
         RunOptions {
             backend: Backend::Jit,
             threads,
+            kernels: Some(kernels),
             config: PassConfig {
                 split_free: false,
                 ..PassConfig::default()
@@ -241,7 +248,7 @@ struct Machine<'p, 'h> {
     graphs: Vec<Graph>,
     opts: RunOptions,
     /// The native backend, created at the first dispatch that needs it.
-    jit: Option<crate::codegen::Jit>,
+    native: Option<Native>,
     /// Set while `flowc bench` runs a bench block.
     bench: Option<BenchState>,
     /// The handles given out for each port (see [`Lazy`]).
@@ -303,7 +310,7 @@ pub fn run_benches(
             let error = m.run_body(&b.body, Vec::new(), HashMap::new()).err();
             let times = m.bench.take().map(|s| s.times).unwrap_or_default();
             let (compile_time, kernels) =
-                m.jit.as_ref().map_or((std::time::Duration::ZERO, 0), |j| {
+                m.native.as_ref().map_or((std::time::Duration::ZERO, 0), |j| {
                     (j.compile_time(), j.compiled())
                 });
             BenchOutcome {
@@ -336,7 +343,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             keep_graphs: false,
             graphs: Vec::new(),
             opts: opts.clone(),
-            jit: None,
+            native: None,
             bench: None,
             tokens: HashMap::new(),
             pass_time: std::time::Duration::ZERO,
@@ -656,10 +663,10 @@ impl<'p, 'h> Machine<'p, 'h> {
         });
         let done = &self.done;
         self.hashes.retain(|p, _| done.contains_key(p));
-        if let Some(jit) = &mut self.jit {
+        if let Some(native) = &mut self.native {
             for t in freed {
                 if let Ok(t) = Rc::try_unwrap(t) {
-                    jit.recycle(t);
+                    native.recycle(t);
                 }
             }
         }
@@ -758,20 +765,26 @@ impl<'p, 'h> Machine<'p, 'h> {
                     .map_err(|e| err(e.to_string()))
             }
             Backend::Jit => {
-                if self.jit.is_none() {
-                    let mut jit = crate::codegen::Jit::new(self.opts.threads)
-                        .map_err(|e| err(e.to_string()))?;
-                    jit.set_retry(self.opts.retry);
-                    jit.set_hooks(self.opts.hooks.clone());
+                if self.native.is_none() {
+                    let Some(factory) = &self.opts.kernels else {
+                        return Err(err(
+                            "internal error: the native backend has no kernel source".into(),
+                        ));
+                    };
+                    let kernels = factory().map_err(|e| err(e.to_string()))?;
+                    let mut native =
+                        Native::new(kernels, self.opts.threads).map_err(|e| err(e.to_string()))?;
+                    native.set_retry(self.opts.retry);
+                    native.set_hooks(self.opts.hooks.clone());
                     if self.opts.memory_limit.is_some() {
                         // Pooled buffers are memory too.
-                        jit.set_pool_limit(0);
+                        native.set_pool_limit(0);
                     }
-                    self.jit = Some(jit);
+                    self.native = Some(native);
                 }
-                let jit = self.jit.as_mut().expect("created above");
-                let out = jit.eval(g, inputs).map_err(|e| err(e.to_string()))?;
-                Ok((out, jit.last_peak()))
+                let native = self.native.as_mut().expect("created above");
+                let out = native.eval(g, inputs).map_err(|e| err(e.to_string()))?;
+                Ok((out, native.last_peak()))
             }
         }
     }

@@ -200,7 +200,7 @@ fn run_faulty(
 ) {
     let profiler = std::sync::Arc::new(flow_runtime::profile::Profiler::new(true));
     let mut opts = match backend {
-        crate::exec::Backend::Jit => RunOptions::jit(threads),
+        crate::exec::Backend::Jit => crate::driver::jit_options(threads),
         crate::exec::Backend::Interp => RunOptions::default(),
     };
     opts.retry = retry;
@@ -313,7 +313,7 @@ fn a_failure_after_some_output_stops_before_the_next_observation() {
     for backend in [crate::exec::Backend::Jit, crate::exec::Backend::Interp] {
         let profiler = std::sync::Arc::new(flow_runtime::profile::Profiler::new(false));
         let mut opts = match backend {
-            crate::exec::Backend::Jit => RunOptions::jit(2),
+            crate::exec::Backend::Jit => crate::driver::jit_options(2),
             crate::exec::Backend::Interp => RunOptions::default(),
         };
         opts.retry.retries = 5;
@@ -359,7 +359,7 @@ const REPEATED: &str = r#"main {
 
 #[test]
 fn an_identical_graph_on_identical_inputs_is_not_recomputed() {
-    for opts in [RunOptions::default(), RunOptions::jit(2)] {
+    for opts in [RunOptions::default(), crate::driver::jit_options(2)] {
         let mut host = MemoryHost::default();
         let stats = run_stats(REPEATED, &mut host, &opts);
         assert_eq!(stats.dispatched, 5);
@@ -393,7 +393,7 @@ fn the_graph_cache_skips_the_passes_for_a_structure_seen_before() {
         }
     }"#;
     let mut host = MemoryHost::default();
-    let stats = run_stats(src, &mut host, &RunOptions::jit(1));
+    let stats = run_stats(src, &mut host, &crate::driver::jit_options(1));
     assert_eq!(stats.dispatched, 6);
     assert_eq!(stats.evaluated, 6, "new values every step: {stats:?}");
     assert!(stats.optimized <= 2, "{stats:?}");
@@ -450,7 +450,7 @@ main {
 
 #[test]
 fn a_memory_budget_recomputes_instead_of_materializing() {
-    for opts in [RunOptions::default(), RunOptions::jit(2)] {
+    for opts in [RunOptions::default(), crate::driver::jit_options(2)] {
         let mut free = MemoryHost::default();
         let unlimited = run_stats(SHARED, &mut free, &opts);
         // x, h (64 KiB each) and a.
@@ -497,7 +497,7 @@ fn a_budget_that_nothing_fits_in_is_a_clear_error() {
 
 #[test]
 fn absurd_shapes_are_rejected_before_allocation() {
-    for opts in [RunOptions::default(), RunOptions::jit(1)] {
+    for opts in [RunOptions::default(), crate::driver::jit_options(1)] {
         let e = run_main(
             &compile(
                 r#"main { let x = rand_uniform(1, [4294967296, 4294967296]); print(x[0, 0]); }"#,
@@ -537,7 +537,7 @@ fn bench_repetitions_are_computed_every_time() {
     }
 }"#,
     );
-    for opts in [RunOptions::default(), RunOptions::jit(1)] {
+    for opts in [RunOptions::default(), crate::driver::jit_options(1)] {
         let out = crate::exec::run_benches(&prog, &mut MemoryHost::default(), &opts, 2, 3);
         assert!(out[0].error.is_none());
         assert_eq!(out[0].times.len(), 3);

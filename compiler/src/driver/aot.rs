@@ -1,0 +1,450 @@
+//! `flowc build`: ahead-of-time executables, and their run time.
+//!
+//! **Build.** The program is checked (the same diagnostics as `flowc check`), then its `main`
+//! runs once as a *trace*, on the JIT, with the arguments given after `--`, reading real
+//! files but writing nothing and printing nothing: every kernel the trace dispatches is
+//! recorded by structure. `codegen::object` compiles those kernels into an object file with
+//! their table, the program image and a `main`; the system C compiler links it with the
+//! static runtime library (`libflowc.a`, built beside `flowc`), under `-Wl,--gc-sections`,
+//! which leaves out everything `flow_aot_main` cannot reach — Cranelift among it.
+//!
+//! **Run.** `main` calls [`flow_aot_main`], which checks the embedded program again (a few
+//! milliseconds: run-time errors are reported against its source, exactly as `flowc run`
+//! reports them) and runs it on the native executor with the compiled kernels
+//! ([`crate::native::Table`]). The coordinator builds, fuses and optimizes graphs at run time
+//! exactly as under `flowc run`, so the same graphs are dispatched; kernels are
+//! shape-polymorphic, so a kernel traced at one size serves every size. A node whose
+//! structure the trace never met (another branch, a shape-dependent rewrite) runs on the
+//! reference interpreter, with the same results; `FLOW_AOT_STATS=1` counts them.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use flow_runtime::abi::AotKernel;
+use flow_runtime::profile::Hooks;
+
+use super::{compile_or_report, missing_main, report, run_compiled, stderr_config, RuntimeFlags};
+use crate::exec::{Host, RunOptions};
+use crate::mir::ir::{Graph, NodeId};
+use crate::native::{structure_key, Kernel, Kernels, NativeError, Table};
+
+/// The first bytes of a program image.
+const MAGIC: &[u8; 8] = b"FLOWAOT1";
+
+/// The program an executable carries: the path it was built from (as `flowc run` would
+/// name it in messages) and its source.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Image {
+    pub path: String,
+    pub source: String,
+}
+
+impl Image {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        for part in [&self.path, &self.source] {
+            out.extend((part.len() as u64).to_le_bytes());
+            out.extend(part.as_bytes());
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Image> {
+        let mut rest = bytes.strip_prefix(MAGIC.as_slice())?;
+        let mut part = || -> Option<String> {
+            let (len, tail) = rest.split_first_chunk::<8>()?;
+            let len = usize::try_from(u64::from_le_bytes(*len)).ok()?;
+            let text = tail.get(..len)?;
+            rest = &tail[len..];
+            String::from_utf8(text.to_vec()).ok()
+        };
+        let (path, source) = (part()?, part()?);
+        rest.is_empty().then_some(Image { path, source })
+    }
+}
+
+/// A host for the trace: real files are read, nothing is written or printed.
+struct TraceHost {
+    argv: Vec<String>,
+}
+
+impl Host for TraceHost {
+    fn stdout(&mut self, _text: &str) {}
+
+    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String> {
+        std::fs::read(path).map_err(|e| e.to_string())
+    }
+
+    fn write_file(&mut self, _path: &str, _bytes: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn args(&self) -> Vec<String> {
+        self.argv.clone()
+    }
+}
+
+/// The kernels a trace needed: each structure once, with a graph holding its node.
+type Recorded = Rc<RefCell<Vec<(String, Graph, NodeId)>>>;
+
+/// The JIT, recording every kernel it is asked for.
+struct Recorder {
+    jit: crate::codegen::Jit,
+    seen: HashSet<String>,
+    recorded: Recorded,
+}
+
+impl Kernels for Recorder {
+    fn kernel(
+        &mut self,
+        g: &Graph,
+        id: NodeId,
+        hooks: &Hooks,
+    ) -> Result<Option<Kernel>, NativeError> {
+        let key = structure_key(g, &g.nodes[id]);
+        if self.seen.insert(key.clone()) {
+            self.recorded.borrow_mut().push((key, g.clone(), id));
+        }
+        self.jit.kernel(g, id, hooks)
+    }
+}
+
+/// The flags of `flowc build`.
+#[derive(Clone, Debug, Default)]
+pub struct BuildFlags {
+    /// The executable to write (default: the file's stem, in the current directory).
+    pub output: Option<PathBuf>,
+    /// The program's arguments during the trace run.
+    pub trace_args: Vec<String>,
+    /// Threads for the trace run (default: every core).
+    pub threads: Option<usize>,
+}
+
+/// `flowc build FILE [-o OUT] [-- ARGS]`: writes a native executable. Exit status 1 on an
+/// error in the program or when linking fails.
+pub fn cmd_build(path: &Path, flags: &BuildFlags) -> i32 {
+    let cfg = stderr_config();
+    let Some(c) = compile_or_report(path, cfg) else {
+        return 1;
+    };
+    if c.program.main.is_none() {
+        eprint!("{}", report::render(&c.sources, &missing_main(path), cfg));
+        return 1;
+    }
+    let output = flags.output.clone().unwrap_or_else(|| {
+        PathBuf::from(path.file_stem().unwrap_or(std::ffi::OsStr::new("a.out")))
+    });
+    // The trace.
+    let recorded: Recorded = Rc::default();
+    let factory = {
+        let recorded = recorded.clone();
+        Rc::new(move || -> Result<Box<dyn Kernels>, NativeError> {
+            Ok(Box::new(Recorder {
+                jit: crate::codegen::Jit::new()?,
+                seen: HashSet::new(),
+                recorded: recorded.clone(),
+            }))
+        })
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let opts = RunOptions::native(flags.threads.unwrap_or(cores).max(1), factory);
+    let mut host = TraceHost {
+        argv: flags.trace_args.clone(),
+    };
+    if let Err(e) = crate::exec::run_main(&c.program, &mut host, &opts) {
+        eprintln!(
+            "warning: the trace run of `main` stopped at an error ({}); kernels it did not reach will be interpreted",
+            e.message
+        );
+    }
+    let recorded = recorded.take();
+    let kernels: Vec<crate::codegen::object::AotKernel<'_>> = recorded
+        .iter()
+        .map(|(key, graph, node)| crate::codegen::object::AotKernel {
+            key,
+            graph,
+            node: *node,
+        })
+        .collect();
+    let image = Image {
+        path: path.display().to_string(),
+        source: c.sources.text(crate::base::FileId(0)).to_string(),
+    };
+    let object = match crate::codegen::object::executable_object(&kernels, &image.encode()) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: cannot compile `{}`: {e}", path.display());
+            return 1;
+        }
+    };
+    match link(&object, &output) {
+        Ok(()) => {
+            eprintln!(
+                "built `{}`: {} kernel(s) compiled ahead of time",
+                output.display(),
+                kernels.len()
+            );
+            0
+        }
+        Err(msg) => {
+            eprintln!("error: cannot link `{}`: {msg}", output.display());
+            1
+        }
+    }
+}
+
+/// The static runtime library: `FLOW_RUNTIME_LIB`, or `libflowc.a` beside this executable
+/// (where cargo builds it with `flowc`).
+fn runtime_library() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("FLOW_RUNTIME_LIB") {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!(
+                "FLOW_RUNTIME_LIB names `{}`, which is not a file",
+                p.display()
+            ))
+        };
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("cannot locate flowc: {e}"))?;
+    let lib = exe
+        .parent()
+        .map(|d| d.join("libflowc.a"))
+        .ok_or("cannot locate flowc's directory")?;
+    if lib.is_file() {
+        Ok(lib)
+    } else {
+        Err(format!(
+            "the Flow runtime library `{}` is missing (cargo builds it beside flowc: `cargo build -p flowc`); or set FLOW_RUNTIME_LIB to its path",
+            lib.display()
+        ))
+    }
+}
+
+/// Links `object` with the runtime library into the executable `output`, with the C
+/// compiler of `CC` (default `cc`).
+fn link(object: &[u8], output: &Path) -> Result<(), String> {
+    let lib = runtime_library()?;
+    let cc = std::env::var("CC").unwrap_or_default();
+    let mut words = cc.split_whitespace();
+    let program = words.next().unwrap_or("cc").to_string();
+    let dir = std::env::temp_dir().join(format!(
+        "flowc-build-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    let obj = dir.join("program.o");
+    let res = (|| {
+        std::fs::write(&obj, object)
+            .map_err(|e| format!("cannot write `{}`: {e}", obj.display()))?;
+        let mut cmd = std::process::Command::new(&program);
+        cmd.args(words)
+            .arg(&obj)
+            .arg(&lib)
+            .arg("-o")
+            .arg(output)
+            .args(["-Wl,--gc-sections", "-Wl,--strip-debug"])
+            .args(["-lpthread", "-ldl", "-lm", "-lrt", "-lutil", "-lgcc_s", "-lc"]);
+        let out = cmd.output().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                format!(
+                    "the C compiler `{program}` was not found: flowc build links with the system C compiler (install one, e.g. `apt install gcc`, or set CC to its path)"
+                )
+            } else {
+                format!("cannot run the C compiler `{program}`: {e}")
+            }
+        })?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{program}` failed ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim_end()
+            ))
+        }
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    res
+}
+
+/// The entry point of an executable made by `flowc build`, called by the `main` that
+/// `codegen::object` writes: runs the program in `image` with the kernels of `table`.
+///
+/// Options before the program's arguments: `--threads N` (default: every core); `--` ends
+/// them. Everything else is the program's `args()`.
+///
+/// # Safety
+/// `argv` holds `argc` NUL-terminated strings; `table` holds `n` entries whose keys are
+/// valid UTF-8 of their length and whose kernels were compiled for those keys; `image`
+/// holds `image_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn flow_aot_main(
+    argc: std::ffi::c_int,
+    argv: *const *const std::ffi::c_char,
+    table: *const AotKernel,
+    n: usize,
+    image: *const u8,
+    image_len: usize,
+) -> std::ffi::c_int {
+    // SAFETY: the caller's contract.
+    let (args, entries, image) = unsafe {
+        let args: Vec<String> = (0..argc.max(0) as usize)
+            .map(|k| {
+                std::ffi::CStr::from_ptr(*argv.add(k))
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        let entries: Vec<(String, crate::native::KernelFn)> = (0..n)
+            .map(|k| {
+                let e = &*table.add(k);
+                let key = std::slice::from_raw_parts(e.key, e.key_len);
+                (String::from_utf8_lossy(key).into_owned(), e.kernel)
+            })
+            .collect();
+        (args, entries, std::slice::from_raw_parts(image, image_len))
+    };
+    match std::panic::catch_unwind(move || run_image(args, entries, image)) {
+        Ok(status) => status,
+        Err(_) => {
+            eprintln!("error: internal error (a panic) in the Flow runtime");
+            101
+        }
+    }
+}
+
+/// Runs an executable's program: see [`flow_aot_main`].
+fn run_image(
+    args: Vec<String>,
+    entries: Vec<(String, crate::native::KernelFn)>,
+    image: &[u8],
+) -> i32 {
+    let name = args.first().cloned().unwrap_or_else(|| "program".into());
+    let mut rest = args.into_iter().skip(1).peekable();
+    let mut threads = None;
+    loop {
+        match rest.peek().map(String::as_str) {
+            Some("--threads") => {
+                rest.next();
+                match rest.next().as_deref().map(str::parse::<usize>) {
+                    Some(Ok(t)) if t > 0 => threads = Some(t),
+                    _ => {
+                        eprintln!("error: {name}: --threads needs a positive number");
+                        return 2;
+                    }
+                }
+            }
+            Some(a) if a.starts_with("--threads=") => {
+                match a["--threads=".len()..].parse::<usize>() {
+                    Ok(t) if t > 0 => threads = Some(t),
+                    _ => {
+                        eprintln!("error: {name}: --threads needs a positive number");
+                        return 2;
+                    }
+                }
+                rest.next();
+            }
+            Some("--") => {
+                rest.next();
+                break;
+            }
+            _ => break,
+        }
+    }
+    let argv: Vec<String> = rest.collect();
+    let Some(image) = Image::decode(image) else {
+        eprintln!("error: {name}: the program image is damaged");
+        return 1;
+    };
+    let cfg = stderr_config();
+    let c = match super::compile_sources(&[(image.path.clone(), image.source)]) {
+        Ok(c) => c,
+        Err(f) => {
+            eprint!("{}", f.render(cfg));
+            return 1;
+        }
+    };
+    let (hits, misses) = (Rc::new(Cell::new(0usize)), Rc::new(Cell::new(0usize)));
+    let kernels = entries.len();
+    let factory = {
+        let (hits, misses) = (hits.clone(), misses.clone());
+        Rc::new(move || -> Result<Box<dyn Kernels>, NativeError> {
+            Ok(Box::new(Counted {
+                table: Table::new(entries.clone()),
+                hits: hits.clone(),
+                misses: misses.clone(),
+            }))
+        })
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut opts = RunOptions::native(threads.unwrap_or(cores), factory);
+    let observed = match RuntimeFlags::default().apply(&mut opts) {
+        Ok(o) => o,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return 2;
+        }
+    };
+    let status = run_compiled(&c, opts, &observed, argv, &super::PassFlags::default(), cfg);
+    if std::env::var_os("FLOW_AOT_STATS").is_some_and(|v| !v.is_empty() && v != "0") {
+        eprintln!(
+            "aot: {kernels} kernel(s) compiled ahead of time; {} launch(es) used them, {} node(s) ran on the interpreter",
+            hits.get(),
+            misses.get()
+        );
+    }
+    status
+}
+
+/// The kernel table, counting what it finds and what it does not.
+struct Counted {
+    table: Table,
+    hits: Rc<Cell<usize>>,
+    misses: Rc<Cell<usize>>,
+}
+
+impl Kernels for Counted {
+    fn kernel(
+        &mut self,
+        g: &Graph,
+        id: NodeId,
+        hooks: &Hooks,
+    ) -> Result<Option<Kernel>, NativeError> {
+        let k = self.table.kernel(g, id, hooks)?;
+        let counter = if k.is_some() { &self.hits } else { &self.misses };
+        counter.set(counter.get() + 1);
+        Ok(k)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Image;
+
+    #[test]
+    fn an_image_round_trips_and_damage_is_detected() {
+        let image = Image {
+            path: "examples/mlp.flow".into(),
+            source: "main { print(1) }\n".into(),
+        };
+        let bytes = image.encode();
+        assert_eq!(Image::decode(&bytes), Some(image));
+        for cut in 0..bytes.len() {
+            assert_eq!(Image::decode(&bytes[..cut]), None, "cut at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(Image::decode(&longer), None);
+        let mut bad = bytes;
+        bad[0] = b'X';
+        assert_eq!(Image::decode(&bad), None);
+    }
+}
