@@ -24,7 +24,8 @@ use crate::fastmath::FlowExp;
 /// `bufs` holds one pointer per tensor read, then one per output port; `dims` holds the
 /// extents of the index space (free, then reduced) and of every tensor read, in read order —
 /// kernels are shape-polymorphic, so one compiled kernel serves every shape of its structure.
-pub type KernelFn = unsafe extern "C" fn(bufs: *const *mut u8, dims: *const i64, lo: i64, hi: i64) -> i32;
+pub type KernelFn =
+    unsafe extern "C" fn(bufs: *const *mut u8, dims: *const i64, lo: i64, hi: i64) -> i32;
 
 /// One entry of the kernel table of an executable made by `flowc build`: a kernel and the
 /// structure key (UTF-8, not NUL-terminated) of the nodes it computes. The object file that
@@ -51,7 +52,13 @@ pub const ERR_DIV_OVERFLOW: i32 = 2;
 /// `kernel` must be a kernel compiled for exactly these buffers (count, element types and
 /// lengths) and extents, the rows must lie inside the region the buffers were sized for, and
 /// no other thread may access the memory the shard writes while it runs.
-pub unsafe fn call_kernel(kernel: KernelFn, bufs: &[*mut u8], dims: &[i64], lo: i64, hi: i64) -> i32 {
+pub unsafe fn call_kernel(
+    kernel: KernelFn,
+    bufs: &[*mut u8],
+    dims: &[i64],
+    lo: i64,
+    hi: i64,
+) -> i32 {
     // SAFETY: the slices outlive the call; the rest is the caller's contract.
     unsafe { kernel(bufs.as_ptr(), dims.as_ptr(), lo, hi) }
 }
@@ -246,8 +253,14 @@ mod tests {
 
     #[test]
     fn the_kernel_table_entry_has_the_c_layout() {
-        assert_eq!(std::mem::size_of::<AotKernel>(), 3 * std::mem::size_of::<usize>());
-        assert_eq!(std::mem::offset_of!(AotKernel, key_len), std::mem::size_of::<usize>());
+        assert_eq!(
+            std::mem::size_of::<AotKernel>(),
+            3 * std::mem::size_of::<usize>()
+        );
+        assert_eq!(
+            std::mem::offset_of!(AotKernel, key_len),
+            std::mem::size_of::<usize>()
+        );
     }
 
     /// A hand-written kernel with the ABI: `out[i] = a[i] / b[i]` over rows `lo..hi` of a

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use flow_bench::timing::Options;
 use flow_bench::workloads;
 use flowc::driver::{compile_paths, summarize, RenderConfig};
-use flowc::exec::{run_benches, MemoryHost, RunOptions};
+use flowc::exec::{run_benches, MemoryHost};
 
 const PROGRAMS: &[(&str, &str)] = &[
     ("W1", "w1_elementwise.flow"),

@@ -192,9 +192,11 @@ impl Kernels for Jit {
         let fid = self
             .emitter
             .define(&mut self.module, g, id, &name, Linkage::Local)?;
-        self.module.finalize_definitions().map_err(|e| NativeError {
-            message: format!("internal compiler error: linking kernel {id}: {e}"),
-        })?;
+        self.module
+            .finalize_definitions()
+            .map_err(|e| NativeError {
+                message: format!("internal compiler error: linking kernel {id}: {e}"),
+            })?;
         let code = self.module.get_finalized_function(fid);
         // SAFETY: the function was generated with exactly this signature.
         let f: KernelFn = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };

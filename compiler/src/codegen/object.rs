@@ -48,7 +48,12 @@ pub fn executable_object(kernels: &[AotKernel<'_>], image: &[u8]) -> Result<Vec<
             Linkage::Local,
         )?;
         let key = module
-            .declare_data(&format!("flow_kernel_key_{i}"), Linkage::Local, false, false)
+            .declare_data(
+                &format!("flow_kernel_key_{i}"),
+                Linkage::Local,
+                false,
+                false,
+            )
             .map_err(cl_err("declaring a kernel key"))?;
         let mut text = DataDescription::new();
         text.define(k.key.as_bytes().to_vec().into_boxed_slice());

@@ -10,10 +10,10 @@ use flow_runtime::pool::{TaskError, TaskErrorKind};
 use flow_runtime::{DType, Data, Tensor};
 
 use super::native;
-use crate::native::{poison, shard_error, Native};
 use crate::interp;
 use crate::mir::ir::{Node, NodeId, NodeKind};
 use crate::mir::parse;
+use crate::native::{poison, shard_error, Native};
 
 /// Deterministic, irregular `f32` data (negative and positive, not all representable sums).
 fn data(shape: &[usize], salt: u32) -> Tensor {

@@ -238,8 +238,7 @@ fn link(object: &[u8], output: &Path) -> Result<(), String> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos())
     ));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     let obj = dir.join("program.o");
     let res = (|| {
         std::fs::write(&obj, object)
@@ -251,7 +250,15 @@ fn link(object: &[u8], output: &Path) -> Result<(), String> {
             .arg("-o")
             .arg(output)
             .args(["-Wl,--gc-sections", "-Wl,--strip-debug"])
-            .args(["-lpthread", "-ldl", "-lm", "-lrt", "-lutil", "-lgcc_s", "-lc"]);
+            .args([
+                "-lpthread",
+                "-ldl",
+                "-lm",
+                "-lrt",
+                "-lutil",
+                "-lgcc_s",
+                "-lc",
+            ]);
         let out = cmd.output().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 format!(
@@ -419,7 +426,11 @@ impl Kernels for Counted {
         hooks: &Hooks,
     ) -> Result<Option<Kernel>, NativeError> {
         let k = self.table.kernel(g, id, hooks)?;
-        let counter = if k.is_some() { &self.hits } else { &self.misses };
+        let counter = if k.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
         counter.set(counter.get() + 1);
         Ok(k)
     }

@@ -309,8 +309,10 @@ pub fn run_benches(
             });
             let error = m.run_body(&b.body, Vec::new(), HashMap::new()).err();
             let times = m.bench.take().map(|s| s.times).unwrap_or_default();
-            let (compile_time, kernels) =
-                m.native.as_ref().map_or((std::time::Duration::ZERO, 0), |j| {
+            let (compile_time, kernels) = m
+                .native
+                .as_ref()
+                .map_or((std::time::Duration::ZERO, 0), |j| {
                     (j.compile_time(), j.compiled())
                 });
             BenchOutcome {

@@ -46,8 +46,12 @@ pub struct Kernel {
 pub trait Kernels {
     /// The kernel of node `id` of `g`, or `None` when this source has none (the node then
     /// runs on the interpreter). Compilations are reported to `hooks`.
-    fn kernel(&mut self, g: &Graph, id: NodeId, hooks: &Hooks)
-        -> Result<Option<Kernel>, NativeError>;
+    fn kernel(
+        &mut self,
+        g: &Graph,
+        id: NodeId,
+        hooks: &Hooks,
+    ) -> Result<Option<Kernel>, NativeError>;
 
     /// The time spent making kernels.
     fn compile_time(&self) -> std::time::Duration {
@@ -250,7 +254,11 @@ impl Native {
     /// Runs a verified graph and returns its outputs, like `interp::eval`. When a shard fails
     /// for good, the error names its op, its index box and the cause, and no output is
     /// returned.
-    pub fn eval(&mut self, g: &Graph, inputs: &[Rc<Tensor>]) -> Result<Vec<Rc<Tensor>>, NativeError> {
+    pub fn eval(
+        &mut self,
+        g: &Graph,
+        inputs: &[Rc<Tensor>],
+    ) -> Result<Vec<Rc<Tensor>>, NativeError> {
         crate::mir::verify(g).map_err(|e| NativeError {
             message: format!("internal compiler error: invalid MIR: {e}"),
         })?;
@@ -766,7 +774,13 @@ pub(crate) fn poison(outputs: &[(*mut u8, usize, DType)], lo: usize, hi: usize) 
 
 /// The error of a shard that failed for good: the op, the shard and its index box, the
 /// cause, and whether it was retried.
-pub(crate) fn shard_error(id: NodeId, node: &Node, space: &[usize], rows: usize, e: &TaskError) -> NativeError {
+pub(crate) fn shard_error(
+    id: NodeId,
+    node: &Node,
+    space: &[usize],
+    rows: usize,
+    e: &TaskError,
+) -> NativeError {
     let k = e.task;
     let n = space.first().map_or(1, |d| d.div_ceil(rows));
     let mut dims: Vec<String> = space.iter().map(|d| format!("0..{d}")).collect();
@@ -986,4 +1000,3 @@ fn slice(src: &Tensor, start: &[usize], shape: &[usize]) -> Result<Tensor, Nativ
     }
     Ok(out)
 }
-

@@ -1,0 +1,391 @@
+//! End-to-end tests of `flowc build`: every conformance program and example, built into an
+//! executable and run, gives what `flowc run` gives (stdout, stderr, exit status and the files
+//! it writes); a built program runs from another directory with its source deleted; kernels
+//! the trace did not meet run on the interpreter with the same results; programs with errors
+//! get `flowc check`'s diagnostics; a missing C compiler is a clear error; and no Cranelift
+//! code is linked into an executable.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn flowc() -> &'static str {
+    env!("CARGO_BIN_EXE_flowc")
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// A fresh, empty directory under the target directory's temporary folder.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("aot")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+fn flow_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "flow"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// What a run shows: exit status, stdout, stderr, and the files it left in its directory.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    status: Option<i32>,
+    stdout: String,
+    stderr: String,
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+fn seen(out: Output, cwd: &Path, skip: &[&str]) -> Seen {
+    let mut files = BTreeMap::new();
+    for e in std::fs::read_dir(cwd)
+        .expect("the run's directory")
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !skip.contains(&name.as_str()) && e.path().is_file() {
+            files.insert(name, std::fs::read(e.path()).expect("a written file"));
+        }
+    }
+    Seen {
+        status: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        files,
+    }
+}
+
+/// `flowc build FILE -o OUT -- ARGS` (ARGS for the trace run).
+fn build(file: &Path, out: &Path, args: &[String]) -> Output {
+    Command::new(flowc())
+        .arg("build")
+        .arg(file)
+        .arg("-o")
+        .arg(out)
+        .arg("--")
+        .args(args)
+        .output()
+        .expect("flowc runs")
+}
+
+/// The arguments a program is run with: the examples that read or write files get absolute
+/// paths, so that they run from any directory.
+fn program_args(file: &Path) -> Vec<String> {
+    match file.file_name().and_then(|n| n.to_str()) {
+        Some("stats.flow") => vec![repo()
+            .join("examples/data/measurements.npy")
+            .display()
+            .to_string()],
+        Some("heat.flow") => vec![".".into()],
+        _ => Vec::new(),
+    }
+}
+
+/// Builds `file`, then runs `flowc run` and the executable, each in a fresh directory, and
+/// returns what each showed.
+fn run_both(file: &Path, tag: &str) -> (Seen, Seen) {
+    let dir = scratch(tag);
+    let exe = dir.join("program");
+    let args = program_args(file);
+    let built = build(file, &exe, &args);
+    let (run_dir, exe_dir) = (dir.join("run"), dir.join("exe"));
+    for d in [&run_dir, &exe_dir] {
+        std::fs::create_dir_all(d).expect("a run directory");
+    }
+    let run = Command::new(flowc())
+        .current_dir(&run_dir)
+        .arg("run")
+        .arg(file)
+        .arg("--")
+        .args(&args)
+        .output()
+        .expect("flowc runs");
+    let run = seen(run, &run_dir, &[]);
+    if !built.status.success() {
+        // Only a program that `flowc run` rejects too, with the same words.
+        let b = seen(built, &dir, &["run", "exe"]);
+        assert_eq!(
+            (b.status, &b.stderr),
+            (run.status, &run.stderr),
+            "{}: flowc build failed where flowc run did not",
+            file.display()
+        );
+        return (run, b);
+    }
+    let out = Command::new(&exe)
+        .current_dir(&exe_dir)
+        .args(&args)
+        .output()
+        .expect("the executable runs");
+    (run, seen(out, &exe_dir, &[]))
+}
+
+/// Runs `f` on every item on two threads (the machines have two cores), and panics with every
+/// failure.
+fn each_parallel(items: &[PathBuf], f: impl Fn(&Path) -> Result<(), String> + Sync) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(item) = items.get(k) else { break };
+                if let Err(e) = f(item) {
+                    failures.lock().expect("no poisoned lock").push(e);
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().expect("no poisoned lock");
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn built_programs_behave_like_flowc_run() {
+    let mut files = flow_files(&repo().join("../shared/conformance"));
+    files.extend(flow_files(&repo().join("examples")));
+    assert!(files.len() >= 15, "the conformance programs and examples");
+    each_parallel(&files, |file| {
+        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("x");
+        let (run, exe) = run_both(file, &format!("same-{stem}"));
+        if run == exe {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}: the executable differs from flowc run\nflowc run: {run:?}\nexecutable: {exe:?}",
+                file.display()
+            ))
+        }
+    });
+}
+
+#[test]
+fn programs_with_errors_get_the_diagnostics_of_flowc_check() {
+    let files = flow_files(&repo().join("../shared/conformance/errors"));
+    assert!(!files.is_empty());
+    each_parallel(&files, |file| {
+        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("x");
+        let dir = scratch(&format!("error-{stem}"));
+        let exe = dir.join("program");
+        let built = build(file, &exe, &[]);
+        let check = Command::new(flowc())
+            .arg("check")
+            .arg(file)
+            .output()
+            .expect("flowc runs");
+        let (b, c) = (
+            String::from_utf8_lossy(&built.stderr),
+            String::from_utf8_lossy(&check.stderr),
+        );
+        if check.status.success() {
+            // A run-time error: the build succeeds and the executable reports it like
+            // `flowc run` (checked by the test above for the programs it covers).
+            return Ok(());
+        }
+        if built.status.code() != Some(1) || b != c || exe.exists() {
+            return Err(format!(
+                "{}: flowc build exited {:?} and said\n{b}\nwhere flowc check said\n{c}",
+                file.display(),
+                built.status.code()
+            ));
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn a_built_program_runs_elsewhere_without_its_source() {
+    let dir = scratch("elsewhere");
+    let src_dir = dir.join("src");
+    let run_dir = dir.join("somewhere/else");
+    std::fs::create_dir_all(&src_dir).expect("a source directory");
+    std::fs::create_dir_all(&run_dir).expect("a run directory");
+    let source = src_dir.join("stats.flow");
+    std::fs::copy(repo().join("examples/stats.flow"), &source).expect("the example copies");
+    let data = repo().join("examples/data/measurements.npy");
+    let data = data.display().to_string();
+    let expected = Command::new(flowc())
+        .current_dir(&run_dir)
+        .arg("run")
+        .arg(&source)
+        .arg("--")
+        .arg(&data)
+        .output()
+        .expect("flowc runs");
+    assert!(expected.status.success(), "{expected:?}");
+    let exe = src_dir.join("stats");
+    let built = build(&source, &exe, std::slice::from_ref(&data));
+    assert!(built.status.success(), "{built:?}");
+    std::fs::remove_file(&source).expect("the source is deleted");
+    let moved = run_dir.join("stats-app");
+    std::fs::rename(&exe, &moved).expect("the executable moves");
+    for threads in ["1", "3"] {
+        let out = Command::new(&moved)
+            .current_dir(&run_dir)
+            .args(["--threads", threads])
+            .arg(&data)
+            .output()
+            .expect("the executable runs");
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&expected.stdout),
+            "--threads {threads}"
+        );
+    }
+    // A bad option is an error, not a panic.
+    let out = Command::new(&moved)
+        .args(["--threads", "none"])
+        .output()
+        .expect("the executable runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--threads needs a positive number"));
+}
+
+/// A program whose second branch the trace never takes: its kernels run on the interpreter,
+/// with the results `flowc run` gives, and `FLOW_AOT_STATS` says so.
+#[test]
+fn kernels_the_trace_did_not_meet_run_on_the_interpreter() {
+    let dir = scratch("fallback");
+    let source = dir.join("branch.flow");
+    std::fs::write(
+        &source,
+        r#"fn twice(v: f32) -> f32 = v * 2.0 + 1.0
+fn bent(v: f32) -> f32 = exp(v) - v * v
+op scaled(x: f32[N]) -> f32 = sum[i](twice(x[i]))
+op shifted(x: f32[N]) -> f32 = sum[i](bent(x[i]))
+
+main {
+    let x = rand_uniform(7, [1000]);
+    if len(args()) > 0 {
+        print(shifted(x));
+    } else {
+        print(scaled(x));
+    }
+}
+"#,
+    )
+    .expect("the program is written");
+    let check = Command::new(flowc())
+        .arg("check")
+        .arg(&source)
+        .output()
+        .expect("flowc runs");
+    assert!(check.status.success(), "{check:?}");
+    let exe = dir.join("branch");
+    let built = build(&source, &exe, &[]);
+    assert!(built.status.success(), "{built:?}");
+    for args in [vec![], vec!["other".to_string()]] {
+        let want = Command::new(flowc())
+            .arg("run")
+            .arg(&source)
+            .arg("--")
+            .args(&args)
+            .output()
+            .expect("flowc runs");
+        let got = Command::new(&exe)
+            .args(&args)
+            .env("FLOW_AOT_STATS", "1")
+            .output()
+            .expect("the executable runs");
+        assert_eq!(got.status.code(), Some(0), "{got:?}");
+        assert_eq!(got.stdout, want.stdout, "args {args:?}");
+        let stats = String::from_utf8_lossy(&got.stderr);
+        let interpreted = if args.is_empty() {
+            "0 node(s) ran on the interpreter"
+        } else {
+            " node(s) ran on the interpreter"
+        };
+        assert!(stats.contains(interpreted), "{stats}");
+        if !args.is_empty() {
+            assert!(
+                !stats.contains(" 0 node(s) ran on the interpreter"),
+                "{stats}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_missing_c_compiler_is_a_clear_error() {
+    let dir = scratch("no-cc");
+    let exe = dir.join("program");
+    let out = Command::new(flowc())
+        .env("CC", dir.join("no-such-cc"))
+        .arg("build")
+        .arg(repo().join("examples/mlp.flow"))
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .expect("flowc runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot link") && err.contains("no-such-cc") && err.contains("not found"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!exe.exists());
+    // A compiler that fails: its own words are shown.
+    let out = Command::new(flowc())
+        .env("CC", "false")
+        .arg("build")
+        .arg(repo().join("examples/mlp.flow"))
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .expect("flowc runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("`false` failed"), "{err}");
+}
+
+#[test]
+fn no_cranelift_code_is_linked_into_an_executable() {
+    let dir = scratch("no-cranelift");
+    let exe = dir.join("mlp");
+    let built = build(&repo().join("examples/mlp.flow"), &exe, &[]);
+    assert!(built.status.success(), "{built:?}");
+    // Every function and datum the executable defines (the linker also keeps the names of
+    // the archive members it opened, as file symbols, which `nm` does not list).
+    let nm = Command::new("nm")
+        .arg("--defined-only")
+        .arg(&exe)
+        .output()
+        .expect("nm (binutils, installed with the C compiler) runs");
+    assert!(nm.status.success(), "{nm:?}");
+    let symbols = String::from_utf8_lossy(&nm.stdout);
+    assert!(symbols.lines().count() > 1000, "the executable has symbols");
+    let cranelift: Vec<&str> = symbols
+        .lines()
+        .filter(|l| l.contains("cranelift"))
+        .take(5)
+        .collect();
+    assert!(
+        cranelift.is_empty(),
+        "Cranelift is linked in: {cranelift:?}"
+    );
+    // And the kernels are there: the executable is native code, not an interpreter.
+    let out = Command::new(&exe)
+        .env("FLOW_AOT_STATS", "1")
+        .output()
+        .expect("the executable runs");
+    let stats = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stats.contains(" 0 node(s) ran on the interpreter"),
+        "{stats}"
+    );
+}
