@@ -76,6 +76,39 @@ fn one_kernel_serves_every_shape() {
     assert_eq!(jit.compiled(), 1, "one structure, one kernel");
 }
 
+/// A dispatch after the coordinator dropped an earlier result writes into the dropped
+/// buffer (stale contents and all) and still computes the interpreter's values.
+#[test]
+fn dropped_buffers_are_reused_and_overwritten() {
+    let mut jit = native(2).expect("the JIT starts");
+    let text = "%0 = input 0 : f32[64, 33]\n\
+                %1 = map [64, 33] reads(%0.0[i0, i1]) : f32[64, 33] { add(mul(r0, 2f32), 1f32) }\n\
+                output %1.0\n";
+    let g = parse(text).expect("valid MIR");
+    let x = Rc::new(data(&[64, 33], 5));
+    let first = jit.eval(&g, std::slice::from_ref(&x)).expect("the JIT runs");
+    assert_eq!(jit.buffer_stats().hits, 0);
+    let before = first[0].as_ref().clone();
+    let mut dropped =
+        Rc::try_unwrap(first.into_iter().next().expect("one output")).expect("the only handle");
+    // Garbage the next kernel must overwrite.
+    if let Data::F32(v) = &mut dropped.data {
+        v.fill(f32::NAN);
+    }
+    jit.recycle(dropped);
+    let second = jit.eval(&g, &[x]).expect("the JIT runs");
+    assert_eq!(
+        jit.buffer_stats().hits,
+        1,
+        "the dropped buffer is taken again"
+    );
+    assert_eq!(*second[0], before);
+    assert_eq!(
+        *second[0],
+        interp::eval(&g, &[data(&[64, 33], 5)]).expect("runs")[0]
+    );
+}
+
 #[test]
 fn contractions_agree_for_any_split_of_their_rows() {
     for threads in [1, 3] {

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Instant;
 
+use flow_runtime::buffers::BufferPool;
 use flow_runtime::fault::{inject_panic, FaultKind, Faults, RetryPolicy};
 use flow_runtime::pool::{TaskError, TaskErrorKind};
 use flow_runtime::profile::{trace_tid, Hooks};
@@ -139,19 +140,14 @@ pub struct Native {
     /// [`Faults::decide`].
     evals: u64,
     /// Buffers of dropped tensors, reused for kernel outputs of the same type and length
-    /// (fresh pages cost far more than the kernels that fill them).
-    pool: Vec<Data>,
-    /// At most this many bytes are kept in `pool` ([`POOL_BYTES`] unless a memory budget
-    /// asks for less).
-    pool_limit: usize,
+    /// (fresh pages cost far more than the kernels that fill them); at most 1 GiB, unless a
+    /// memory budget asks for less.
+    pool: BufferPool,
     /// The most bytes of computed tensors the last [`Native::eval`] held at once.
     last_peak: u128,
     /// Nodes run on the interpreter because the kernel source had no kernel for them.
     fallbacks: usize,
 }
-
-/// At most this many bytes are kept in the buffer pool.
-const POOL_BYTES: usize = 1 << 30;
 
 impl Native {
     pub fn new(kernels: Box<dyn Kernels>, threads: usize) -> Result<Native, NativeError> {
@@ -163,8 +159,7 @@ impl Native {
             retry: RetryPolicy::default(),
             hooks: Hooks::default(),
             evals: 0,
-            pool: Vec::new(),
-            pool_limit: POOL_BYTES,
+            pool: BufferPool::default(),
             last_peak: 0,
             fallbacks: 0,
         })
@@ -187,11 +182,7 @@ impl Native {
 
     /// Gives a dropped tensor's memory back for reuse.
     pub fn recycle(&mut self, t: Tensor) {
-        let bytes = |d: &Data| d.len() * d.dtype().size_bytes();
-        let held: usize = self.pool.iter().map(bytes).sum();
-        if held + bytes(&t.data) <= self.pool_limit && !t.data.is_empty() {
-            self.pool.push(t.data);
-        }
+        self.pool.give(t.data);
     }
 
     /// An output tensor: a pooled buffer of the right type and length (its old contents are
@@ -201,34 +192,22 @@ impl Native {
         dtype: DType,
         shape: &[usize],
     ) -> Result<Tensor, flow_runtime::ShapeError> {
-        let len = flow_runtime::num_elements(shape)?;
-        if let Some(k) = self
-            .pool
-            .iter()
-            .position(|d| d.dtype() == dtype && d.len() == len)
-        {
-            let data = self.pool.swap_remove(k);
-            return Ok(Tensor {
-                shape: shape.to_vec(),
-                data,
-            });
-        }
-        Tensor::zeros(dtype, shape)
+        let len = flow_runtime::tensor::checked_size(dtype, shape)?;
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            data: self.pool.take(dtype, len),
+        })
     }
 
     /// Keeps at most `bytes` of dropped buffers for reuse (0 under a tight memory budget:
     /// a pooled buffer is memory too).
     pub fn set_pool_limit(&mut self, bytes: usize) {
-        self.pool_limit = bytes;
-        while self
-            .pool
-            .iter()
-            .map(|d| d.len() * d.dtype().size_bytes())
-            .sum::<usize>()
-            > bytes
-        {
-            self.pool.pop();
-        }
+        self.pool.set_cap_bytes(bytes);
+    }
+
+    /// What the buffer pool did: reuses, allocations, drops.
+    pub fn buffer_stats(&self) -> flow_runtime::buffers::BufferStats {
+        self.pool.stats()
     }
 
     /// The most bytes of computed tensors (not inputs) the last [`Native::eval`] held at once.
