@@ -5,20 +5,12 @@
 //! get `flowc check`'s diagnostics; a missing C compiler is a clear error; and no Cranelift
 //! code is linked into an executable.
 
+mod common;
+use common::{flow_files, flowc, repo};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn flowc() -> &'static str {
-    env!("CARGO_BIN_EXE_flowc")
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
 
 /// A fresh, empty directory under the target directory's temporary folder.
 fn scratch(name: &str) -> PathBuf {
@@ -28,16 +20,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("a scratch directory");
     dir
-}
-
-fn flow_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "flow"))
-        .collect();
-    v.sort();
-    v
 }
 
 /// What a run shows: exit status, stdout, stderr, and the files it left in its directory.
@@ -323,33 +305,29 @@ main {
 fn a_missing_c_compiler_is_a_clear_error() {
     let dir = scratch("no-cc");
     let exe = dir.join("program");
-    let out = Command::new(flowc())
-        .env("CC", dir.join("no-such-cc"))
-        .arg("build")
-        .arg(repo().join("examples/mlp.flow"))
-        .arg("-o")
-        .arg(&exe)
-        .output()
-        .expect("flowc runs");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    // Builds mlp with the C compiler `cc`; exit status 1 and stderr.
+    let build_with = |cc: &std::ffi::OsStr| {
+        let out = Command::new(flowc())
+            .env("CC", cc)
+            .arg("build")
+            .arg(repo().join("examples/mlp.flow"))
+            .arg("-o")
+            .arg(&exe)
+            .output()
+            .expect("flowc runs");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!exe.exists());
+        err
+    };
+    let err = build_with(dir.join("no-such-cc").as_os_str());
     assert!(
         err.contains("cannot link") && err.contains("no-such-cc") && err.contains("not found"),
         "{err}"
     );
-    assert!(!err.contains("panicked"), "{err}");
-    assert!(!exe.exists());
     // A compiler that fails: its own words are shown.
-    let out = Command::new(flowc())
-        .env("CC", "false")
-        .arg("build")
-        .arg(repo().join("examples/mlp.flow"))
-        .arg("-o")
-        .arg(&exe)
-        .output()
-        .expect("flowc runs");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = build_with(std::ffi::OsStr::new("false"));
     assert!(err.contains("`false` failed"), "{err}");
 }
 

@@ -2,32 +2,14 @@
 //! runner), the examples' expected output, and the MIR text form of every graph the
 //! conformance programs dispatch.
 
+mod common;
+use common::{flow_files, flowc, repo};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn flowc() -> &'static str {
-    env!("CARGO_BIN_EXE_flowc")
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
 fn conformance_dir() -> PathBuf {
     repo().join("../shared/conformance")
-}
-
-fn flow_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "flow"))
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]

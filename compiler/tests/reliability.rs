@@ -3,29 +3,14 @@
 //! retries are exhausted, `--profile`, `--trace` and the silence of the progress bar when
 //! standard error is not a terminal.
 
+mod common;
+use common::{flow_files, flowc, repo};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn flowc() -> &'static str {
-    env!("CARGO_BIN_EXE_flowc")
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
 fn conformance_programs() -> Vec<PathBuf> {
-    let dir = repo().join("../shared/conformance");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "flow"))
-        .collect();
-    v.sort();
-    v
+    flow_files(&repo().join("../shared/conformance"))
 }
 
 /// The output of one `flowc` command.

@@ -5,21 +5,12 @@
 //! (`examples/heat.flow` snapshots, `examples/stats.flow` with a file argument); their stdout
 //! is checked by `conformance.rs`.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::{flowc, repo};
+
 use std::process::{Command, Output};
 
 use flow_runtime::{read_npy, write_npy, Data, Tensor};
-
-fn flowc() -> &'static str {
-    env!("CARGO_BIN_EXE_flowc")
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
 
 /// Runs `flowc ARGS` from the repository root.
 fn run(args: &[&str]) -> Output {

@@ -86,7 +86,9 @@ fn dropped_buffers_are_reused_and_overwritten() {
                 output %1.0\n";
     let g = parse(text).expect("valid MIR");
     let x = Rc::new(data(&[64, 33], 5));
-    let first = jit.eval(&g, std::slice::from_ref(&x)).expect("the JIT runs");
+    let first = jit
+        .eval(&g, std::slice::from_ref(&x))
+        .expect("the JIT runs");
     assert_eq!(jit.buffer_stats().hits, 0);
     let before = first[0].as_ref().clone();
     let mut dropped =
