@@ -111,6 +111,78 @@ fn dropped_buffers_are_reused_and_overwritten() {
     );
 }
 
+/// Softmax's row maximum, row sum and scaling run as one row group, shard by shard, with
+/// the interpreter's results for any thread count and row count (rows per shard vary with
+/// the row length; the scaling map reads the other two at its own row only).
+#[test]
+fn row_groups_run_members_shard_by_shard_without_changing_a_bit() {
+    for threads in [1, 3] {
+        let mut jit = native(threads).expect("the JIT starts");
+        for (b, n) in [(1, 5), (7, 129), (300, 64), (5, 5000)] {
+            let text = format!(
+                "%0 = input 0 : f32[{b}, {n}]\n\
+                 %1 = reduce [{b}] over [{n}] max reads(%0.0[i0, i1]) : f32[{b}] {{ r0 }}\n\
+                 %2 = reduce [{b}] over [{n}] sum reads(%0.0[i0, i1], %1.0[i0]) : f32[{b}] \
+                 {{ exp(sub(r0, r1)) }}\n\
+                 %3 = map [{b}, {n}] reads(%0.0[i0, i1], %1.0[i0], %2.0[i0]) : f32[{b}, {n}] \
+                 {{ div(exp(sub(r0, r1)), r2) }}\n\
+                 output %3.0, %2.0\n"
+            );
+            let before = jit.grouped();
+            agree(&mut jit, &text, &[data(&[b, n], 6)]);
+            assert_eq!(jit.grouped() - before, 3, "one group of three: {b}x{n}");
+        }
+        // A read of another row of a group member ends the group.
+        let text = "%0 = input 0 : f32[8, 4]\n\
+                    %1 = map [8, 4] reads(%0.0[i0, i1]) : f32[8, 4] { mul(r0, 2f32) }\n\
+                    %2 = map [8, 4] reads(%1.0[7 - i0, i1]) : f32[8, 4] { add(r0, 1f32) }\n\
+                    output %2.0\n";
+        let before = jit.grouped();
+        agree(&mut jit, text, &[data(&[8, 4], 7)]);
+        assert_eq!(
+            jit.grouped(),
+            before,
+            "rows of other shards are not grouped"
+        );
+    }
+}
+
+/// With `e = exp(x - max)` materialized, `y = e / z` is written over `e` (dead after it),
+/// which changes no result; a tensor read after the writer, or read at another point, or a
+/// graph output, is never written over.
+#[test]
+fn maps_write_over_dead_tensors_of_their_group() {
+    let softmax = |extra: &str, outputs: &str| {
+        format!(
+            "%0 = input 0 : f32[9, 70]\n\
+             %1 = reduce [9] over [70] max reads(%0.0[i0, i1]) : f32[9] {{ r0 }}\n\
+             %2 = map [9, 70] reads(%0.0[i0, i1], %1.0[i0]) : f32[9, 70] {{ exp(sub(r0, r1)) }}\n\
+             %3 = reduce [9] over [70] sum reads(%2.0[i0, i1]) : f32[9] {{ r0 }}\n\
+             %4 = map [9, 70] reads(%2.0[i0, i1], %3.0[i0]{extra}) : f32[9, 70] {{ div(r0, r1) }}\n\
+             output {outputs}\n"
+        )
+    };
+    for threads in [1, 2] {
+        let mut jit = native(threads).expect("the JIT starts");
+        let x = [data(&[9, 70], 8)];
+        for (text, written_over) in [
+            (softmax("", "%4.0"), 1),
+            (softmax("", "%4.0, %2.0"), 0),
+            (softmax(", %2.0[i0, 69 - i1]", "%4.0"), 0),
+        ] {
+            let before = jit.in_place();
+            agree(&mut jit, &text, &x);
+            assert_eq!(jit.in_place() - before, written_over, "{text}");
+        }
+        // A later reader of `e` keeps it (and that reader writes over `y`, dead after it).
+        let text = softmax("", "%5.0")
+            .replace("output %5.0", "%5 = map [9, 70] reads(%2.0[i0, i1], %4.0[i0, i1]) : f32[9, 70] { add(r0, r1) }\noutput %5.0");
+        let before = jit.in_place();
+        agree(&mut jit, &text, &x);
+        assert_eq!(jit.in_place() - before, 1, "{text}");
+    }
+}
+
 #[test]
 fn contractions_agree_for_any_split_of_their_rows() {
     for threads in [1, 3] {

@@ -147,6 +147,10 @@ pub struct Native {
     last_peak: u128,
     /// Nodes run on the interpreter because the kernel source had no kernel for them.
     fallbacks: usize,
+    /// Kernel nodes run as members of row groups (see [`Native::plan_groups`]).
+    grouped: usize,
+    /// Outputs written over a dead tensor of their group (see [`in_place`]).
+    in_place: usize,
 }
 
 impl Native {
@@ -162,6 +166,8 @@ impl Native {
             pool: BufferPool::default(),
             last_peak: 0,
             fallbacks: 0,
+            grouped: 0,
+            in_place: 0,
         })
     }
 
@@ -225,6 +231,16 @@ impl Native {
         self.kernels.compiled()
     }
 
+    /// How many kernel nodes ran as members of row groups.
+    pub fn grouped(&self) -> usize {
+        self.grouped
+    }
+
+    /// How many outputs were written over a dead tensor of their row group.
+    pub fn in_place(&self) -> usize {
+        self.in_place
+    }
+
     /// How many nodes ran on the interpreter for want of a kernel.
     pub fn fallbacks(&self) -> usize {
         self.fallbacks
@@ -273,6 +289,9 @@ impl Native {
                 .sum()
         };
         let (mut live, mut peak) = (0u128, 0u128);
+        let (kernels, groups, first_of) = self.plan_groups(g)?;
+        // Outputs of group members computed with their group's first member.
+        let mut ready: HashMap<NodeId, Vec<Tensor>> = HashMap::new();
         let mut values: Vec<Vec<Rc<Tensor>>> = Vec::with_capacity(g.nodes.len());
         for (id, node) in g.nodes.iter_enumerated() {
             let out = match &node.kind {
@@ -294,11 +313,20 @@ impl Native {
                 NodeKind::Random { dist, seed } => {
                     vec![Rc::new(self.random(id, node, *dist, *seed)?)]
                 }
-                NodeKind::Map { .. } | NodeKind::Reduce { .. } => self
-                    .run_kernel(g, id, node, &values)?
-                    .into_iter()
-                    .map(Rc::new)
-                    .collect(),
+                NodeKind::Map { .. } | NodeKind::Reduce { .. } => {
+                    if let Some(k) = first_of[id.0 as usize] {
+                        let group = &groups[k];
+                        let outs = self.run_group(g, group, &values)?;
+                        for ((m, _), o) in group.members.iter().zip(outs) {
+                            ready.insert(*m, o);
+                        }
+                    }
+                    let outs = match ready.remove(&id) {
+                        Some(outs) => outs,
+                        None => self.run_kernel(g, id, node, kernels[id.0 as usize], &values)?,
+                    };
+                    outs.into_iter().map(Rc::new).collect()
+                }
                 NodeKind::Concat { axis, parts } => {
                     let parts: Vec<&Tensor> = parts
                         .iter()
@@ -465,81 +493,353 @@ impl Native {
         res
     }
 
+    /// Runs one kernel node on its own: a contraction as GEMMs, a node with a kernel over
+    /// its shards, a node without one on the interpreter.
     fn run_kernel(
         &mut self,
         g: &Graph,
         id: NodeId,
         node: &Node,
+        kernel: Option<Kernel>,
         values: &[Vec<Rc<Tensor>>],
     ) -> Result<Vec<Tensor>, NativeError> {
-        let (space, reads) = match &node.kind {
-            NodeKind::Map { space, reads, .. } | NodeKind::Reduce { space, reads, .. } => {
-                (space, reads)
-            }
+        let reads = match &node.kind {
+            NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => reads,
             _ => unreachable!("only kernels"),
         };
-        let mut outs: Vec<Tensor> = Vec::new();
-        for t in &node.outputs {
-            outs.push(self.output(t.dtype, &t.shape).map_err(|e| NativeError {
-                message: format!("node {id}: {e}"),
-            })?);
-        }
         let (rows, n_tasks) = shard_plan(g, node);
         if n_tasks == 0 {
-            return Ok(outs);
+            return self.outputs(id, node);
         }
         if let Some(c) = contraction(g, node) {
+            let mut outs = self.outputs(id, node)?;
             let a = &values[reads[c.a.0].node.0 as usize][reads[c.a.0].port as usize];
             let b = &values[reads[c.b.0].node.0 as usize][reads[c.b.0].port as usize];
             let read = tensor_bytes(a) + tensor_bytes(b);
             self.run_contraction(id, node, &c, (a, b), read, &mut outs[0])?;
             return Ok(outs);
         }
-        let Some(Kernel { f, number }) = self.kernels.kernel(g, id, &self.hooks)? else {
-            for o in outs {
-                self.recycle(o);
-            }
+        let Some(kernel) = kernel else {
             return self.interpret(g, id, node, reads, values);
         };
-        let mut bufs: Vec<*mut u8> = Vec::new();
-        let mut read_bytes = 0;
-        let mut seen: Vec<Port> = Vec::new();
-        for r in reads {
-            let t = &values[r.node.0 as usize][r.port as usize];
-            if !seen.contains(&r.src()) {
-                seen.push(r.src());
-                read_bytes += tensor_bytes(t);
+        let group = Group {
+            members: vec![(id, kernel)],
+            rows,
+        };
+        Ok(self
+            .run_group(g, &group, values)?
+            .pop()
+            .expect("one member"))
+    }
+
+    /// Fresh (pooled) output tensors of a node.
+    fn outputs(&mut self, id: NodeId, node: &Node) -> Result<Vec<Tensor>, NativeError> {
+        node.outputs
+            .iter()
+            .map(|t| {
+                self.output(t.dtype, &t.shape).map_err(|e| NativeError {
+                    message: format!("node {id}: {e}"),
+                })
+            })
+            .collect()
+    }
+
+    /// The kernel of every node that runs one, and the row groups: runs of consecutive
+    /// kernel nodes over the same rows, each reading the others' outputs only at its own row
+    /// (first coordinate `i0`). A group runs shard by shard — every member on rows `lo..hi`,
+    /// then the next rows — so the rows a member writes are still in cache when the next one
+    /// reads them (softmax reads `x` from memory once instead of three times). Each member
+    /// computes each of its rows exactly as alone, so grouping changes no bit. Returns the
+    /// kernels, the groups of two or more, and for each node the group it starts.
+    #[allow(clippy::type_complexity)]
+    fn plan_groups(
+        &mut self,
+        g: &Graph,
+    ) -> Result<(Vec<Option<Kernel>>, Vec<Group>, Vec<Option<usize>>), NativeError> {
+        let mut kernels: Vec<Option<Kernel>> = vec![None; g.nodes.len()];
+        let mut groups: Vec<Group> = Vec::new();
+        let mut first_of: Vec<Option<usize>> = vec![None; g.nodes.len()];
+        let mut current: Option<(Group, usize)> = None;
+        let close = |current: &mut Option<(Group, usize)>,
+                     groups: &mut Vec<Group>,
+                     first_of: &mut Vec<Option<usize>>| {
+            if let Some((group, _)) = current.take() {
+                if group.members.len() > 1 {
+                    first_of[group.members[0].0 .0 as usize] = Some(groups.len());
+                    groups.push(group);
+                }
             }
-            bufs.push(data_ptr(&t.data) as *mut u8);
+        };
+        for (id, node) in g.nodes.iter_enumerated() {
+            let (space, reads) = match &node.kind {
+                NodeKind::Map { space, reads, .. } | NodeKind::Reduce { space, reads, .. } => {
+                    (space, reads)
+                }
+                _ => {
+                    close(&mut current, &mut groups, &mut first_of);
+                    continue;
+                }
+            };
+            let (rows, n_tasks) = shard_plan(g, node);
+            if n_tasks == 0 || contraction(g, node).is_some() {
+                close(&mut current, &mut groups, &mut first_of);
+                continue;
+            }
+            let kernel = self.kernels.kernel(g, id, &self.hooks)?;
+            kernels[id.0 as usize] = kernel;
+            let (Some(kernel), false) = (kernel, space.is_empty()) else {
+                close(&mut current, &mut groups, &mut first_of);
+                continue;
+            };
+            let joins = current.as_ref().is_some_and(|(group, extent0)| {
+                *extent0 == space[0]
+                    && reads.iter().all(|r| {
+                        !group.members.iter().any(|(m, _)| *m == r.node)
+                            || r.proj.first().is_some_and(is_row_index)
+                    })
+            });
+            if joins {
+                let (group, _) = current.as_mut().expect("joins a group");
+                group.members.push((id, kernel));
+                group.rows = group.rows.min(rows);
+            } else {
+                close(&mut current, &mut groups, &mut first_of);
+                current = Some((
+                    Group {
+                        members: vec![(id, kernel)],
+                        rows,
+                    },
+                    space[0],
+                ));
+            }
+        }
+        close(&mut current, &mut groups, &mut first_of);
+        Ok((kernels, groups, first_of))
+    }
+
+    /// Runs the kernels of a group over its shards, every member on a shard's rows in turn;
+    /// returns each member's outputs.
+    fn run_group(
+        &mut self,
+        g: &Graph,
+        group: &Group,
+        values: &[Vec<Rc<Tensor>>],
+    ) -> Result<Vec<Vec<Tensor>>, NativeError> {
+        if group.members.len() > 1 {
+            self.grouped += group.members.len();
+        }
+        let (first, _) = group.members[0];
+        let space = match &g.nodes[first].kind {
+            NodeKind::Map { space, .. } | NodeKind::Reduce { space, .. } => space.clone(),
+            _ => unreachable!("only kernels"),
+        };
+        let extent0 = space.first().copied().unwrap_or(1);
+        let in_place = in_place(g, group);
+        self.in_place += in_place.len();
+        let mut outs: Vec<Vec<Tensor>> = Vec::new();
+        for (k, (id, _)) in group.members.iter().enumerate() {
+            let node = &g.nodes[*id];
+            let mut os = Vec::new();
+            for (p, t) in node.outputs.iter().enumerate() {
+                if in_place.iter().any(|d| d.writer == (k, p)) {
+                    // Written over a dead member's output: no buffer of its own (yet).
+                    os.push(Tensor {
+                        shape: t.shape.clone(),
+                        data: Data::zeros(t.dtype, 0),
+                    });
+                } else {
+                    os.push(self.output(t.dtype, &t.shape).map_err(|e| NativeError {
+                        message: format!("node {id}: {e}"),
+                    })?);
+                }
+            }
+            outs.push(os);
+        }
+        // Every output's buffer, for the kernels that write it and those that read it.
+        let mut out_ptrs: Vec<Vec<*mut u8>> = outs
+            .iter_mut()
+            .map(|os| os.iter_mut().map(|o| data_ptr_mut(&mut o.data)).collect())
+            .collect();
+        for d in &in_place {
+            out_ptrs[d.writer.0][d.writer.1] = out_ptrs[d.dead.0][d.dead.1];
         }
         let mut outputs = Vec::new();
-        for o in &mut outs {
-            let ptr = data_ptr_mut(&mut o.data);
-            let dtype = o.dtype();
-            let row: usize = o.shape.iter().skip(1).product();
-            outputs.push((ptr, row * dtype.size_bytes(), dtype));
-            bufs.push(ptr);
+        let mut calls = Vec::new();
+        let (mut read_bytes, mut written) = (0, 0);
+        let mut seen: Vec<Port> = Vec::new();
+        for (k, (id, kernel)) in group.members.iter().enumerate() {
+            let node = &g.nodes[*id];
+            let reads = match &node.kind {
+                NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => reads,
+                _ => unreachable!("only kernels"),
+            };
+            let mut bufs: Vec<*mut u8> = Vec::new();
+            for r in reads {
+                match group.members.iter().position(|(m, _)| *m == r.node) {
+                    Some(j) => bufs.push(out_ptrs[j][r.port as usize]),
+                    None => {
+                        let t = &values[r.node.0 as usize][r.port as usize];
+                        if !seen.contains(&r.src()) {
+                            seen.push(r.src());
+                            read_bytes += tensor_bytes(t);
+                        }
+                        bufs.push(data_ptr(&t.data) as *mut u8);
+                    }
+                }
+            }
+            for (t, &ptr) in node.outputs.iter().zip(&out_ptrs[k]) {
+                let row: usize = t.shape.iter().skip(1).product();
+                outputs.push((ptr, row * t.dtype.size_bytes(), t.dtype));
+                bufs.push(ptr);
+                written += (t.shape.iter().product::<usize>() * t.dtype.size_bytes()) as u64;
+            }
+            calls.push((kernel.f, SendPtrs(bufs), kernel_dims(g, node)));
         }
-        let written = outs.iter().map(tensor_bytes).sum();
-        let bufs = SendPtrs(bufs);
-        let dims = kernel_dims(g, node);
+        let name = group
+            .members
+            .iter()
+            .map(|(id, k)| kernel_name(&g.nodes[*id], k.number))
+            .collect::<Vec<_>>()
+            .join(" + ");
         let launch = Launch {
-            name: kernel_name(node, number),
-            kernel: self.launch_id(id),
-            shards: n_tasks,
-            rows,
-            extent0: space.first().copied().unwrap_or(1),
+            name,
+            kernel: self.launch_id(first),
+            shards: extent0.div_ceil(group.rows),
+            rows: group.rows,
+            extent0,
             outputs,
             read: read_bytes,
             written,
         };
+        // Which member failed with an error code, by shard.
+        let failed = std::sync::Mutex::new(Vec::<(usize, usize)>::new());
+        let rows = group.rows;
         self.launch(&launch, &|lo, hi| {
-            // SAFETY: the kernel reads only inside its input buffers (proved by the verifier)
-            // and writes only rows lo..hi of its outputs, which no other task writes.
-            unsafe { f(bufs.as_ptr(), dims.as_ptr(), lo as i64, hi as i64) }
+            for (k, (f, bufs, dims)) in calls.iter().enumerate() {
+                // SAFETY: each kernel reads only inside its input buffers (proved by the
+                // verifier; a member's rows lo..hi, which it reads, were written just before)
+                // and writes only rows lo..hi of its outputs, which no other task writes.
+                let status = unsafe { f(bufs.as_ptr(), dims.as_ptr(), lo as i64, hi as i64) };
+                if status != 0 {
+                    if let Ok(mut v) = failed.lock() {
+                        v.push((lo / rows, k));
+                    }
+                    return status;
+                }
+            }
+            0
         })
-        .map_err(|e| shard_error(id, node, space, rows, &e))?;
+        .map_err(|e| {
+            let k = failed
+                .lock()
+                .ok()
+                .and_then(|v| v.iter().find(|(task, _)| *task == e.task).map(|x| x.1))
+                .unwrap_or(0);
+            let (id, _) = group.members[k];
+            let node = &g.nodes[id];
+            shard_error(id, node, &space_of(node), rows, &e)
+        })?;
+        // The buffers written in place now belong to their writers.
+        for d in &in_place {
+            let dead = &mut outs[d.dead.0][d.dead.1];
+            let empty = Data::zeros(dead.dtype(), 0);
+            let data = std::mem::replace(&mut dead.data, empty);
+            outs[d.writer.0][d.writer.1].data = data;
+        }
         Ok(outs)
+    }
+}
+
+/// A member's output written over another member's output, which nothing reads after the
+/// writer: `(member, port)` pairs, indexes into the group.
+struct InPlace {
+    writer: (usize, usize),
+    dead: (usize, usize),
+}
+
+/// Where a group's maps may write over a dead tensor of the group (softmax's `y = e / z`
+/// over `e`), saving the memory traffic of a second tensor: the writer is a `Map` whose every
+/// read of the dead tensor is at its own point (so it reads each element before writing it
+/// back, in scalar and vector code alike), of the same type and shape, and the dead tensor is
+/// not a graph output nor read by any node after the writer. Since the dead tensor is a
+/// member's output, a retried shard recomputes it before its writer runs again.
+fn in_place(g: &Graph, group: &Group) -> Vec<InPlace> {
+    let mut out: Vec<InPlace> = Vec::new();
+    for (k, (id, _)) in group.members.iter().enumerate() {
+        let NodeKind::Map { space, reads, .. } = &g.nodes[*id].kind else {
+            continue;
+        };
+        for (p, t) in g.nodes[*id].outputs.iter().enumerate() {
+            let candidate = reads.iter().find_map(|r| {
+                let j = group.members[..k].iter().position(|(m, _)| *m == r.node)?;
+                let dead = (j, r.port as usize);
+                let port = r.src();
+                let fits = g.nodes[r.node].outputs[dead.1] == *t
+                    && !g.outputs.contains(&port)
+                    && !out.iter().any(|d| d.dead == dead)
+                    && reads
+                        .iter()
+                        .filter(|x| x.src() == port)
+                        .all(|x| is_identity(&x.proj, space.len()))
+                    && g.nodes
+                        .iter_enumerated()
+                        .all(|(n, node)| n.0 <= id.0 || !reads_port(node, port));
+                fits.then_some(dead)
+            });
+            if let Some(dead) = candidate {
+                out.push(InPlace {
+                    writer: (k, p),
+                    dead,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Whether a projection is the identity on a space of `rank` dimensions.
+fn is_identity(proj: &[crate::mir::ir::Affine], rank: usize) -> bool {
+    proj.len() == rank && proj.iter().enumerate().all(|(d, a)| is_index(a, d as u32))
+}
+
+/// Whether a node reads a port.
+fn reads_port(node: &Node, port: Port) -> bool {
+    match &node.kind {
+        NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => {
+            reads.iter().any(|r| r.src() == port)
+        }
+        NodeKind::Concat { parts, .. } => parts.contains(&port),
+        NodeKind::Slice { src, .. } => *src == port,
+        NodeKind::Input { .. } | NodeKind::Const { .. } | NodeKind::Random { .. } => false,
+    }
+}
+
+/// Kernel nodes that run together, shard by shard (see [`Native::plan_groups`]).
+struct Group {
+    /// In graph order, with their kernels.
+    members: Vec<(NodeId, Kernel)>,
+    /// Rows per shard: the fewest any member would take alone.
+    rows: usize,
+}
+
+/// Whether a coordinate is the row index itself, `i0`.
+fn is_row_index(a: &crate::mir::ir::Affine) -> bool {
+    is_index(a, 0)
+}
+
+/// Whether a coordinate is index variable `v` itself.
+fn is_index(a: &crate::mir::ir::Affine, v: u32) -> bool {
+    a.konst == 0 && {
+        let mut terms = a.coeffs.iter().filter(|(_, c)| *c != 0);
+        terms.next() == Some(&(v, 1)) && terms.next().is_none()
+    }
+}
+
+/// A kernel node's index space (free dimensions).
+fn space_of(node: &Node) -> Vec<usize> {
+    match &node.kind {
+        NodeKind::Map { space, .. } | NodeKind::Reduce { space, .. } => space.clone(),
+        _ => Vec::new(),
     }
 }
 
