@@ -71,6 +71,9 @@ pub type KernelFactory = Rc<dyn Fn() -> Result<Box<dyn Kernels>, NativeError>>;
 /// How many elements one shard task covers, at least: a function of shapes only.
 pub const SHARD_ELEMENTS: usize = 1 << 14;
 
+/// The fewest rows of a shard when the rows are the innermost dimension (see `shard_plan`).
+const MIN_CONTIGUOUS_ROWS: usize = 64;
+
 /// An error while running a graph natively.
 #[derive(Clone, Debug)]
 pub struct NativeError {
@@ -1012,7 +1015,14 @@ fn shard_plan(g: &Graph, node: &Node) -> (usize, usize) {
                     NodeKind::Reduce { red, .. } => red.iter().product::<usize>().max(1),
                     _ => 1,
                 };
-                let rows = (SHARD_ELEMENTS / (inner * red)).max(1);
+                let mut rows = (SHARD_ELEMENTS / (inner * red)).max(1);
+                if space.len() == 1 {
+                    // The rows are the innermost dimension: reads along it are contiguous
+                    // (a column sum reads a row segment of its input per step), so a shard
+                    // takes whole cache lines of them, and few enough pages per step for
+                    // the TLB.
+                    rows = rows.max(MIN_CONTIGUOUS_ROWS);
+                }
                 (rows, space[0].div_ceil(rows))
             }
         }
