@@ -61,6 +61,11 @@ pub fn check_laws(
     }
 
     let n = states.len();
+    // combine(a, b) of every pair of states, computed once: each triple below needs two.
+    let pairs: Vec<Vec<Option<Value>>> = states
+        .iter()
+        .map(|a| states.iter().map(|b| combine(a, b)).collect())
+        .collect();
     let mut tried = 0;
     'outer: for i in 0..n {
         for j in 0..n {
@@ -69,15 +74,12 @@ pub fn check_laws(
                 if tried > MAX_TRIPLES {
                     break 'outer;
                 }
-                let (a, b, c) = (
-                    &states[i],
-                    &states[(j * 7 + i) % n],
-                    &states[(k * 13 + j) % n],
-                );
-                let (Some(ab), Some(bc)) = (combine(a, b), combine(b, c)) else {
+                let (ib, ic) = ((j * 7 + i) % n, (k * 13 + j) % n);
+                let (a, b, c) = (&states[i], &states[ib], &states[ic]);
+                let (Some(ab), Some(bc)) = (&pairs[i][ib], &pairs[ib][ic]) else {
                     continue;
                 };
-                let (Some(l), Some(r)) = (combine(&ab, c), combine(a, &bc)) else {
+                let (Some(l), Some(r)) = (combine(ab, c), combine(a, bc)) else {
                     continue;
                 };
                 if skip(&[a, b, c], &l, &r) || agree(&l, &r) {
@@ -101,12 +103,12 @@ pub fn check_laws(
     }
 
     if m.commutative {
-        for a in &states {
-            for b in &states {
-                let (Some(l), Some(r)) = (combine(a, b), combine(b, a)) else {
+        for (i, a) in states.iter().enumerate() {
+            for (j, b) in states.iter().enumerate() {
+                let (Some(l), Some(r)) = (&pairs[i][j], &pairs[j][i]) else {
                     continue;
                 };
-                if skip(&[a, b], &l, &r) || agree(&l, &r) {
+                if skip(&[a, b], l, r) || agree(l, r) {
                     continue;
                 }
                 return Err(Box::new(
@@ -117,7 +119,7 @@ pub fn check_laws(
                     )
                     .with_note(format!(
                         "counterexample: a = {}, b = {}: combine(a, b) = {} but combine(b, a) = {}",
-                        show(a), show(b), show(&l), show(&r)
+                        show(a), show(b), show(l), show(r)
                     ))
                     .with_note("remove `commutative;` if the order of inputs matters"),
                 ));
