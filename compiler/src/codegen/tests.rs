@@ -183,6 +183,31 @@ fn maps_write_over_dead_tensors_of_their_group() {
     }
 }
 
+/// A contraction's epilogue (bias and ReLU) runs in the GEMM's row blocks, written over the
+/// GEMM's output, with the interpreter's results.
+#[test]
+fn epilogues_run_in_the_gemm_blocks() {
+    for threads in [1, 3] {
+        let mut jit = native(threads).expect("the JIT starts");
+        for (m, k, n) in [(3, 5, 7), (300, 41, 37), (65, 300, 9)] {
+            let text = matmul(m, k, n, "i0, i2", "mul(r0, r1)").replace(
+                "output %2.0\n",
+                &format!(
+                    "%3 = input 2 : f32[{n}]\n\
+                     %4 = map [{m}, {n}] reads(%2.0[i0, i1], %3.0[i1]) : f32[{m}, {n}] \
+                     {{ max(add(r0, r1), 0f32) }}\n\
+                     output %4.0\n"
+                ),
+            );
+            let (grouped, in_place) = (jit.grouped(), jit.in_place());
+            let inputs = [data(&[m, k], 1), data(&[k, n], 2), data(&[n], 3)];
+            agree(&mut jit, &text, &inputs);
+            assert_eq!(jit.grouped() - grouped, 2, "{text}");
+            assert_eq!(jit.in_place() - in_place, 1, "{text}");
+        }
+    }
+}
+
 #[test]
 fn contractions_agree_for_any_split_of_their_rows() {
     for threads in [1, 3] {

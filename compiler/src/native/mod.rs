@@ -295,9 +295,11 @@ impl Native {
         let (kernels, groups, first_of) = self.plan_groups(g)?;
         // Outputs of group members computed with their group's first member.
         let mut ready: HashMap<NodeId, Vec<Tensor>> = HashMap::new();
-        let mut values: Vec<Vec<Rc<Tensor>>> = Vec::with_capacity(g.nodes.len());
+        // Inputs and constants are there from the start: a row group may read one that comes
+        // after its first member.
+        let mut values: Vec<Vec<Rc<Tensor>>> = vec![Vec::new(); g.nodes.len()];
         for (id, node) in g.nodes.iter_enumerated() {
-            let out = match &node.kind {
+            values[id.0 as usize] = match &node.kind {
                 NodeKind::Input { index } => {
                     let Some(t) = inputs.get(*index as usize) else {
                         return native_err(format!("input {index} is missing"));
@@ -313,6 +315,12 @@ impl Native {
                     vec![t.clone()]
                 }
                 NodeKind::Const { value } => vec![Rc::new(value.clone())],
+                _ => continue,
+            };
+        }
+        for (id, node) in g.nodes.iter_enumerated() {
+            let out = match &node.kind {
+                NodeKind::Input { .. } | NodeKind::Const { .. } => values[id.0 as usize].clone(),
                 NodeKind::Random { dist, seed } => {
                     vec![Rc::new(self.random(id, node, *dist, *seed)?)]
                 }
@@ -349,7 +357,7 @@ impl Native {
                 live += bytes(&out);
                 peak = peak.max(live);
             }
-            values.push(out);
+            values[id.0 as usize] = out;
             for &j in &free_at[id.0 as usize] {
                 live -= bytes(&values[j]);
                 for t in std::mem::take(&mut values[j]) {
@@ -526,8 +534,9 @@ impl Native {
             return self.interpret(g, id, node, reads, values);
         };
         let group = Group {
-            members: vec![(id, kernel)],
+            members: vec![(id, Member::Kernel(kernel))],
             rows,
+            fixed_rows: false,
         };
         Ok(self
             .run_group(g, &group, values)?
@@ -578,14 +587,31 @@ impl Native {
                 NodeKind::Map { space, reads, .. } | NodeKind::Reduce { space, reads, .. } => {
                     (space, reads)
                 }
+                // There from the start (see `eval_nodes`).
+                NodeKind::Input { .. } | NodeKind::Const { .. } => continue,
                 _ => {
                     close(&mut current, &mut groups, &mut first_of);
                     continue;
                 }
             };
             let (rows, n_tasks) = shard_plan(g, node);
-            if n_tasks == 0 || contraction(g, node).is_some() {
+            if n_tasks == 0 {
                 close(&mut current, &mut groups, &mut first_of);
+                continue;
+            }
+            if let Some(c) = contraction(g, node) {
+                // A contraction starts a group over its GEMM blocks: its epilogue (bias,
+                // activation) runs on each block's rows right after the GEMM wrote them.
+                close(&mut current, &mut groups, &mut first_of);
+                let (rows, m) = (contraction_rows(&c), c.dims.0);
+                current = Some((
+                    Group {
+                        members: vec![(id, Member::Gemm(c))],
+                        rows,
+                        fixed_rows: true,
+                    },
+                    m,
+                ));
                 continue;
             }
             let kernel = self.kernels.kernel(g, id, &self.hooks)?;
@@ -603,14 +629,17 @@ impl Native {
             });
             if joins {
                 let (group, _) = current.as_mut().expect("joins a group");
-                group.members.push((id, kernel));
-                group.rows = group.rows.min(rows);
+                group.members.push((id, Member::Kernel(kernel)));
+                if !group.fixed_rows {
+                    group.rows = group.rows.min(rows);
+                }
             } else {
                 close(&mut current, &mut groups, &mut first_of);
                 current = Some((
                     Group {
-                        members: vec![(id, kernel)],
+                        members: vec![(id, Member::Kernel(kernel))],
                         rows,
+                        fixed_rows: false,
                     },
                     space[0],
                 ));
@@ -670,11 +699,30 @@ impl Native {
         let mut calls = Vec::new();
         let (mut read_bytes, mut written) = (0, 0);
         let mut seen: Vec<Port> = Vec::new();
-        for (k, (id, kernel)) in group.members.iter().enumerate() {
+        for (k, (id, member)) in group.members.iter().enumerate() {
             let node = &g.nodes[*id];
             let reads = match &node.kind {
                 NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => reads,
                 _ => unreachable!("only kernels"),
+            };
+            if let Member::Gemm(c) = member {
+                // The first member: both operands come from outside the group.
+                let [a, b] = [c.a.0, c.b.0]
+                    .map(|r| &values[reads[r].node.0 as usize][reads[r].port as usize]);
+                read_bytes += tensor_bytes(a) + tensor_bytes(b);
+                let t = &node.outputs[0];
+                outputs.push((out_ptrs[k][0], c.dims.2 * t.dtype.size_bytes(), t.dtype));
+                written += (c.dims.0 * c.dims.2 * t.dtype.size_bytes()) as u64;
+                calls.push(Call::Gemm {
+                    c: c.clone(),
+                    a: SendPtr(data_ptr(&a.data) as *mut u8),
+                    b: SendPtr(data_ptr(&b.data) as *mut u8),
+                    out: SendPtr(out_ptrs[k][0]),
+                });
+                continue;
+            }
+            let Member::Kernel(kernel) = member else {
+                unreachable!("handled above")
             };
             let mut bufs: Vec<*mut u8> = Vec::new();
             for r in reads {
@@ -696,12 +744,15 @@ impl Native {
                 bufs.push(ptr);
                 written += (t.shape.iter().product::<usize>() * t.dtype.size_bytes()) as u64;
             }
-            calls.push((kernel.f, SendPtrs(bufs), kernel_dims(g, node)));
+            calls.push(Call::Kernel(kernel.f, SendPtrs(bufs), kernel_dims(g, node)));
         }
         let name = group
             .members
             .iter()
-            .map(|(id, k)| kernel_name(&g.nodes[*id], k.number))
+            .map(|(id, m)| match m {
+                Member::Kernel(k) => kernel_name(&g.nodes[*id], k.number),
+                Member::Gemm(_) => format!("{} gemm", describe_short(&g.nodes[*id])),
+            })
             .collect::<Vec<_>>()
             .join(" + ");
         let launch = Launch {
@@ -718,11 +769,20 @@ impl Native {
         let failed = std::sync::Mutex::new(Vec::<(usize, usize)>::new());
         let rows = group.rows;
         self.launch(&launch, &|lo, hi| {
-            for (k, (f, bufs, dims)) in calls.iter().enumerate() {
-                // SAFETY: each kernel reads only inside its input buffers (proved by the
-                // verifier; a member's rows lo..hi, which it reads, were written just before)
-                // and writes only rows lo..hi of its outputs, which no other task writes.
-                let status = unsafe { f(bufs.as_ptr(), dims.as_ptr(), lo as i64, hi as i64) };
+            for (k, call) in calls.iter().enumerate() {
+                let status = match call {
+                    // SAFETY: each kernel reads only inside its input buffers (proved by the
+                    // verifier; a member's rows lo..hi, which it reads, were written just
+                    // before) and writes only rows lo..hi of its outputs, which no other task
+                    // writes.
+                    Call::Kernel(f, bufs, dims) => unsafe {
+                        f(bufs.as_ptr(), dims.as_ptr(), lo as i64, hi as i64)
+                    },
+                    Call::Gemm { c, a, b, out } => {
+                        gemm_rows(c, (a, b, out), lo, hi);
+                        0
+                    }
+                };
                 if status != 0 {
                     if let Ok(mut v) = failed.lock() {
                         v.push((lo / rows, k));
@@ -819,10 +879,61 @@ fn reads_port(node: &Node, port: Port) -> bool {
 
 /// Kernel nodes that run together, shard by shard (see [`Native::plan_groups`]).
 struct Group {
-    /// In graph order, with their kernels.
-    members: Vec<(NodeId, Kernel)>,
-    /// Rows per shard: the fewest any member would take alone.
+    /// In graph order.
+    members: Vec<(NodeId, Member)>,
+    /// Rows per shard: the fewest any member would take alone, or a contraction's rows per
+    /// GEMM block.
     rows: usize,
+    /// Whether `rows` are a GEMM's blocks (members do not change them).
+    fixed_rows: bool,
+}
+
+/// How a group member runs.
+enum Member {
+    /// A compiled kernel.
+    Kernel(Kernel),
+    /// A contraction, as GEMMs over blocks of rows (only as a group's first member).
+    Gemm(Contraction),
+}
+
+/// One member's work on a shard's rows.
+enum Call {
+    Kernel(KernelFn, SendPtrs, Vec<i64>),
+    Gemm {
+        c: Contraction,
+        a: SendPtr,
+        b: SendPtr,
+        out: SendPtr,
+    },
+}
+
+/// Rows `lo..hi` of a contraction's output, with the GEMM.
+fn gemm_rows(c: &Contraction, (a, b, o): (&SendPtr, &SendPtr, &SendPtr), lo: usize, hi: usize) {
+    let (_, k, n) = c.dims;
+    let shift = lo as isize * c.a.1;
+    // SAFETY: the verifier proved both reads in bounds over the whole box, so rows lo..hi of
+    // `a` and all of `b` are readable; each task writes only rows lo..hi of the m×n output,
+    // which no other task writes.
+    unsafe {
+        match c.dtype {
+            DType::F32 => gemm::gemm_f32(
+                hi - lo,
+                k,
+                n,
+                operand((a.get() as *const f32).offset(shift), c.a),
+                operand(b.get() as *const f32, c.b),
+                (o.get() as *mut f32).add(lo * n),
+            ),
+            _ => gemm::gemm_f64(
+                hi - lo,
+                k,
+                n,
+                operand((a.get() as *const f64).offset(shift), c.a),
+                operand(b.get() as *const f64, c.b),
+                (o.get() as *mut f64).add(lo * n),
+            ),
+        }
+    }
 }
 
 /// Whether a coordinate is the row index itself, `i0`.
@@ -912,7 +1023,7 @@ impl Native {
         read: u64,
         out: &mut Tensor,
     ) -> Result<(), NativeError> {
-        let (m, k, n) = c.dims;
+        let (m, _, n) = c.dims;
         let rows = contraction_rows(c);
         let written = tensor_bytes(out);
         let (a, b, o) = (
@@ -932,30 +1043,7 @@ impl Native {
             written,
         };
         self.launch(&launch, &|lo, hi| {
-            let shift = lo as isize * c.a.1;
-            // SAFETY: the verifier proved both reads in bounds over the whole box, so rows
-            // lo..hi of `a` and all of `b` are readable; each task writes only rows lo..hi of
-            // the m×n output, which no other task writes.
-            unsafe {
-                match dtype {
-                    DType::F32 => gemm::gemm_f32(
-                        hi - lo,
-                        k,
-                        n,
-                        operand((a.get() as *const f32).offset(shift), c.a),
-                        operand(b.get() as *const f32, c.b),
-                        (o.get() as *mut f32).add(lo * n),
-                    ),
-                    _ => gemm::gemm_f64(
-                        hi - lo,
-                        k,
-                        n,
-                        operand((a.get() as *const f64).offset(shift), c.a),
-                        operand(b.get() as *const f64, c.b),
-                        (o.get() as *mut f64).add(lo * n),
-                    ),
-                }
-            }
+            gemm_rows(c, (&a, &b, &o), lo, hi);
             0
         })
         .map_err(|e| shard_error(id, node, &[m, n], rows, &e))
