@@ -6,7 +6,7 @@
 //! code is linked into an executable.
 
 mod common;
-use common::{flow_files, flowc, repo};
+use common::{each_parallel, flow_files, flowc, repo};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -113,26 +113,6 @@ fn run_both(file: &Path, tag: &str) -> (Seen, Seen) {
         .output()
         .expect("the executable runs");
     (run, seen(out, &exe_dir, &[]))
-}
-
-/// Runs `f` on every item on two threads (the machines have two cores), and panics with every
-/// failure.
-fn each_parallel(items: &[PathBuf], f: impl Fn(&Path) -> Result<(), String> + Sync) {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let failures = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| loop {
-                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(item) = items.get(k) else { break };
-                if let Err(e) = f(item) {
-                    failures.lock().expect("no poisoned lock").push(e);
-                }
-            });
-        }
-    });
-    let failures = failures.into_inner().expect("no poisoned lock");
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 #[test]

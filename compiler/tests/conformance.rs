@@ -3,7 +3,7 @@
 //! conformance programs dispatch.
 
 mod common;
-use common::{flow_files, flowc, repo};
+use common::{each_parallel, flow_files, flowc, repo};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -180,26 +180,17 @@ fn backends_and_thread_counts_agree_bitwise() {
     // The benchmark programs' `main`s run the workloads at reduced sizes.
     programs.extend(flow_files(&repo().join("benches")));
     // Two programs at a time: the runs are independent processes.
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let failures = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| loop {
-                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(path) = programs.get(k) else { break };
-                let reference = run_with(path, &["--backend", "interp"]);
-                for threads in ["1", "2", "3", "8"] {
-                    let jit = run_with(path, &["--backend", "jit", "--threads", threads]);
-                    if jit != reference {
-                        failures.lock().expect("lock").push(format!(
-                            "{} differs between the interpreter and the JIT on {threads} thread(s):\n{reference:?}\n{jit:?}",
-                            path.display()
-                        ));
-                    }
-                }
-            });
+    each_parallel(&programs, |path| {
+        let reference = run_with(path, &["--backend", "interp"]);
+        for threads in ["1", "2", "3", "8"] {
+            let jit = run_with(path, &["--backend", "jit", "--threads", threads]);
+            if jit != reference {
+                return Err(format!(
+                    "{} differs between the interpreter and the JIT on {threads} thread(s):\n{reference:?}\n{jit:?}",
+                    path.display()
+                ));
+            }
         }
+        Ok(())
     });
-    let failures = failures.into_inner().expect("lock");
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -1,5 +1,5 @@
-//! What the end-to-end test binaries share: the `flowc` binary, the repository root, and the
-//! `.flow` files of a folder.
+//! What the end-to-end test binaries share: the `flowc` binary, the repository root, the
+//! `.flow` files of a folder, and running checks over files two at a time.
 
 #![allow(dead_code)] // each test binary uses its own part of it
 
@@ -27,4 +27,24 @@ pub fn flow_files(dir: &Path) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
+}
+
+/// Runs `f` on every item on two threads (the machines have two cores), and panics with every
+/// failure.
+pub fn each_parallel(items: &[PathBuf], f: impl Fn(&Path) -> Result<(), String> + Sync) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(item) = items.get(k) else { break };
+                if let Err(e) = f(item) {
+                    failures.lock().expect("no poisoned lock").push(e);
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().expect("no poisoned lock");
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
