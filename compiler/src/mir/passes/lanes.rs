@@ -1,5 +1,6 @@
 //! Lanes: a reduction whose innermost reduced dimension is long and contiguous in every
-//! tensor it reads becomes [`LANES`] interleaved partial reductions — lane `l` folds elements
+//! tensor it reads becomes [`LANES`] interleaved partial reductions (eight when every field
+//! of its state is 8 bytes wide, see [`lanes_for`]) — lane `l` folds elements
 //! `l, l + LANES, l + 2·LANES, …` — which are then folded in lane order, plus the ragged rest.
 //! The lanes are a new innermost *free* dimension, contiguous in memory, so the native backend
 //! runs them as SIMD vectors with independent accumulators instead of one serial chain.
@@ -18,8 +19,20 @@ use super::util::{renumber_expr, renumber_reads};
 use super::{Law, PassConfig, Rewrite};
 use crate::mir::ir::{Edge, Graph, Node, NodeKind, Port};
 
-/// The number of lanes: four 128-bit vectors of `f32`, or eight of `f64`.
+/// The number of lanes: four 128-bit vectors of `f32`.
 pub const LANES: usize = 16;
+
+/// The lanes of a reduction whose state has fields of these types: [`LANES`], or half as many
+/// when every field is 8 bytes wide — four 128-bit vectors of `f64`, which is how many
+/// accumulators the native backend keeps per loop iteration, so one pass over the lanes
+/// reads whole cache lines of the input.
+pub fn lanes_for(state: &[flow_runtime::DType]) -> usize {
+    if state.iter().all(|d| d.size_bytes() == 8) {
+        LANES / 2
+    } else {
+        LANES
+    }
+}
 
 pub fn run(g: &mut Graph, cfg: &PassConfig) -> Vec<Rewrite> {
     let min = cfg.lane_min.max(LANES);
@@ -31,7 +44,8 @@ pub fn run(g: &mut Graph, cfg: &PassConfig) -> Vec<Rewrite> {
             pass: "lanes",
             law: Law::Commutativity,
             detail: format!(
-                "folded reduction {name} in {LANES} interleaved lanes along its innermost reduced dimension, then the lanes in order"
+                "folded reduction {name} in {} interleaved lanes along its innermost reduced dimension, then the lanes in order",
+                lane_count(out, node)
             ),
         };
         Some((rewrite, split(out, node)))
@@ -79,6 +93,16 @@ fn applies(g: &Graph, node: &Node, min: usize) -> bool {
     m.commutative && used && *n >= min
 }
 
+/// How many lanes `node` is split into.
+fn lane_count(g: &Graph, node: &Node) -> usize {
+    match &node.kind {
+        NodeKind::Reduce { monoid, .. } => {
+            explicit(g, *monoid, node.outputs[0].dtype).map_or(LANES, |m| lanes_for(&m.state))
+        }
+        _ => LANES,
+    }
+}
+
 /// The lane partials, their fold in lane order, the rest, and the unwrap.
 fn split(g: &mut Graph, node: &Node) -> Vec<Port> {
     let NodeKind::Reduce {
@@ -96,9 +120,10 @@ fn split(g: &mut Graph, node: &Node) -> Vec<Port> {
     let s = space.len() as u32;
     let v = s + red.len() as u32 - 1;
     let n = red[red.len() - 1];
-    let q = n / LANES;
-    let rest = n - q * LANES;
-    let l = LANES as i64;
+    let lanes = lanes_for(&m.state);
+    let q = n / lanes;
+    let rest = n - q * lanes;
+    let l = lanes as i64;
     // New numbering: the lane is free variable `s`; reduced variables move up by one, and the
     // old innermost `v` becomes `LANES · (v + 1) + s`.
     let f = |w: u32| match w {
@@ -107,7 +132,7 @@ fn split(g: &mut Graph, node: &Node) -> Vec<Port> {
         w => vec![(w + 1, 1)],
     };
     let mut lane_space = space.clone();
-    lane_space.push(LANES);
+    lane_space.push(lanes);
     let mut lane_red = red.clone();
     *lane_red.last_mut().expect("a reduced dimension") = q;
     let lane_reads = renumber_reads(reads, &f);
@@ -129,7 +154,7 @@ fn split(g: &mut Graph, node: &Node) -> Vec<Port> {
     let rest_kind = (rest > 0).then(|| {
         let mut rest_red = red.clone();
         *rest_red.last_mut().expect("a reduced dimension") = rest;
-        let start = q * LANES;
+        let start = q * lanes;
         NodeKind::Reduce {
             space: space.clone(),
             red: rest_red,
@@ -138,5 +163,5 @@ fn split(g: &mut Graph, node: &Node) -> Vec<Port> {
             args: args.iter().map(|e| shift_expr(e, v, start)).collect(),
         }
     });
-    fold_states(g, node, &m, partials, LANES, fold_monoid, rest_kind)
+    fold_states(g, node, &m, partials, lanes, fold_monoid, rest_kind)
 }
