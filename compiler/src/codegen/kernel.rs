@@ -959,10 +959,12 @@ impl VecCheck<'_> {
                 }
                 let float = matches!(d, F32 | F64);
                 match op {
+                    // A comparison's mask has its operands' lane width: noted as a boolean,
+                    // so that masks never meet values of another width (see `lanes`).
                     BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
                         if float || d == I32 =>
                     {
-                        VT::S(Bool)
+                        VT::S(self.note(Bool)?)
                     }
                     BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Min | BinOp::Max
                         if float || d == I32 =>

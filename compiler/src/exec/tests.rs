@@ -293,7 +293,7 @@ fn exhausted_retries_name_the_op_and_the_shard_and_save_nothing() {
     let err = err.expect("every attempt fails");
     // The first launch is the random fill: shard 0 fails at each of its 3 attempts.
     assert!(
-        err.starts_with("node %0, shard 0 of 19 (index box [0..16384]) failed 3 times, retries exhausted; the last failure: injected "),
+        err.starts_with("node %0, shard 0 of 5 (index box [0..65536]) failed 3 times, retries exhausted; the last failure: injected "),
         "{err}"
     );
     let (out, files, err, _) = run_faulty(Backend::Interp, 1, faults(1.0, 3, 1));

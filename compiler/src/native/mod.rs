@@ -69,7 +69,7 @@ pub trait Kernels {
 pub type KernelFactory = Rc<dyn Fn() -> Result<Box<dyn Kernels>, NativeError>>;
 
 /// How many elements one shard task covers, at least: a function of shapes only.
-pub const SHARD_ELEMENTS: usize = 1 << 14;
+pub const SHARD_ELEMENTS: usize = 1 << 16;
 
 /// The fewest rows of a shard when the rows are the innermost dimension (see `shard_plan`).
 const MIN_CONTIGUOUS_ROWS: usize = 64;
