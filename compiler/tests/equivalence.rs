@@ -757,4 +757,10 @@ fn jit_matches_interpreter() {
         }
         Ok(())
     });
+    // The generated graphs exercise the executor's row groups and in-place maps.
+    let jits = jits.borrow();
+    assert!(
+        jits.iter().all(|j| j.grouped() > 0 && j.in_place() > 0),
+        "no generated graph ran a row group with a map written in place"
+    );
 }
