@@ -281,6 +281,33 @@ main {
     }
 }
 
+/// A program that runs for ever does not make `flowc build` run for ever: the trace stops at
+/// `--trace-time`.
+#[test]
+fn the_trace_run_stops_at_its_time_limit() {
+    let dir = scratch("endless");
+    let source = dir.join("endless.flow");
+    std::fs::write(
+        &source,
+        "main {\n    let x = rand_uniform(1, [64]);\n    print(sum[i](x[i]) > 0.0);\n    var n = 0;\n    while n >= 0 {\n        n = n + 1;\n    }\n}\n",
+    )
+    .expect("the program is written");
+    let exe = dir.join("endless");
+    let start = std::time::Instant::now();
+    let out = Command::new(flowc())
+        .arg("build")
+        .arg(&source)
+        .args(["--trace-time", "0.5", "-o"])
+        .arg(&exe)
+        .output()
+        .expect("flowc runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("stopped after 0.5 s (--trace-time)"), "{err}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(60));
+    assert!(exe.is_file());
+}
+
 #[test]
 fn a_missing_c_compiler_is_a_clear_error() {
     let dir = scratch("no-cc");

@@ -169,6 +169,10 @@ enum Command {
         /// Threads for the trace run (default: every core).
         #[arg(long)]
         threads: Option<usize>,
+        /// Stop the trace run after this many seconds (kernels it did not reach are
+        /// interpreted in the executable).
+        #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+        trace_time: f64,
         /// Arguments passed to the program during the trace run.
         #[arg(last = true)]
         args: Vec<String>,
@@ -253,15 +257,23 @@ fn main() -> ExitCode {
             file,
             output,
             threads,
+            trace_time,
             args,
-        } => driver::aot::cmd_build(
-            &file,
-            &driver::aot::BuildFlags {
-                output,
-                trace_args: args,
-                threads,
-            },
-        ),
+        } => match std::time::Duration::try_from_secs_f64(trace_time) {
+            Ok(trace_time) => driver::aot::cmd_build(
+                &file,
+                &driver::aot::BuildFlags {
+                    output,
+                    trace_args: args,
+                    threads,
+                    trace_time,
+                },
+            ),
+            Err(_) => {
+                eprintln!("error: --trace-time needs a number of seconds, not {trace_time}");
+                2
+            }
+        },
         Command::Test {
             path,
             passes,

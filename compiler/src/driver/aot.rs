@@ -2,8 +2,8 @@
 //!
 //! **Build.** The program is checked (the same diagnostics as `flowc check`), then its `main`
 //! runs once as a *trace*, on the JIT, with the arguments given after `--`, reading real
-//! files but writing nothing and printing nothing: every kernel the trace dispatches is
-//! recorded by structure. `codegen::object` compiles those kernels into an object file with
+//! files but writing nothing and printing nothing, for at most `--trace-time` (10 s by
+//! default): every kernel the trace dispatches is recorded by structure. `codegen::object` compiles those kernels into an object file with
 //! their table, the program image and a `main`; the system C compiler links it with the
 //! static runtime library (`libflowc.a`, built beside `flowc`), under `-Wl,--gc-sections`,
 //! which leaves out everything `flow_aot_main` cannot reach — Cranelift among it.
@@ -112,7 +112,7 @@ impl Kernels for Recorder {
 }
 
 /// The flags of `flowc build`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct BuildFlags {
     /// The executable to write (default: the file's stem, in the current directory).
     pub output: Option<PathBuf>,
@@ -120,6 +120,9 @@ pub struct BuildFlags {
     pub trace_args: Vec<String>,
     /// Threads for the trace run (default: every core).
     pub threads: Option<usize>,
+    /// How long the trace may run: a training loop repeats the structures of its first
+    /// steps, so the kernels are usually all met long before the run would end.
+    pub trace_time: std::time::Duration,
 }
 
 /// `flowc build FILE [-o OUT] [-- ARGS]`: writes a native executable. Exit status 1 on an
@@ -149,15 +152,21 @@ pub fn cmd_build(path: &Path, flags: &BuildFlags) -> i32 {
         })
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let opts = RunOptions::native(flags.threads.unwrap_or(cores).max(1), factory);
+    let mut opts = RunOptions::native(flags.threads.unwrap_or(cores).max(1), factory);
+    opts.deadline = Some(std::time::Instant::now() + flags.trace_time);
     let mut host = TraceHost {
         argv: flags.trace_args.clone(),
     };
-    if let Err(e) = crate::exec::run_main(&c.program, &mut host, &opts) {
-        eprintln!(
+    match crate::exec::run_main(&c.program, &mut host, &opts) {
+        Ok(()) => {}
+        Err(e) if e.kind == crate::exec::RunErrorKind::TimeLimit => eprintln!(
+            "note: the trace run of `main` stopped after {:.1} s (--trace-time); kernels it did not reach will be interpreted",
+            flags.trace_time.as_secs_f64()
+        ),
+        Err(e) => eprintln!(
             "warning: the trace run of `main` stopped at an error ({}); kernels it did not reach will be interpreted",
             e.message
-        );
+        ),
     }
     let recorded = recorded.take();
     let kernels: Vec<crate::codegen::object::AotKernel<'_>> = recorded

@@ -215,7 +215,9 @@ pub fn dump_typed(name: &str, text: &str) -> String {
 pub fn run_error_diag(e: &crate::exec::RunError) -> Diagnostic {
     let code = match e.kind {
         crate::exec::RunErrorKind::Assertion => Code::AssertionFailed,
-        crate::exec::RunErrorKind::Other => Code::RuntimeError,
+        crate::exec::RunErrorKind::Other | crate::exec::RunErrorKind::TimeLimit => {
+            Code::RuntimeError
+        }
     };
     Diagnostic::error(code, e.message.clone(), e.span)
 }

@@ -46,6 +46,8 @@ pub struct RunError {
 pub enum RunErrorKind {
     /// A failed `assert` or `assert_close`.
     Assertion,
+    /// The run reached [`RunOptions::deadline`].
+    TimeLimit,
     Other,
 }
 
@@ -116,6 +118,9 @@ pub struct RunOptions {
     pub memory_limit: Option<u64>,
     /// Where the native backend gets its kernels (`None` with [`Backend::Interp`]).
     pub kernels: Option<KernelFactory>,
+    /// Stop with [`RunErrorKind::TimeLimit`] at the first statement after this instant
+    /// (`flowc build`'s trace run).
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl Default for RunOptions {
@@ -131,6 +136,7 @@ impl Default for RunOptions {
             result_cache: true,
             memory_limit: None,
             kernels: None,
+            deadline: None,
         }
     }
 }
@@ -986,6 +992,17 @@ impl<'p, 'h> Machine<'p, 'h> {
     }
 
     fn stmt(&mut self, frame: &mut Frame<'p>, s: &'p hir::Stmt) -> RResult<()> {
+        if self
+            .opts
+            .deadline
+            .is_some_and(|d| std::time::Instant::now() >= d)
+        {
+            return Err(RunError {
+                message: "the run reached its time limit".into(),
+                span: Span::default(),
+                kind: RunErrorKind::TimeLimit,
+            });
+        }
         match s {
             hir::Stmt::Let { local, value } | hir::Stmt::Assign { local, value, .. } => {
                 let v = self.eval(frame, value)?;
