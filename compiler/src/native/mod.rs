@@ -108,14 +108,6 @@ impl Table {
                 .collect(),
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.kernels.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.kernels.is_empty()
-    }
 }
 
 impl Kernels for Table {
@@ -148,8 +140,6 @@ pub struct Native {
     pool: BufferPool,
     /// The most bytes of computed tensors the last [`Native::eval`] held at once.
     last_peak: u128,
-    /// Nodes run on the interpreter because the kernel source had no kernel for them.
-    fallbacks: usize,
     /// Kernel nodes run as members of row groups (see [`Native::plan_groups`]).
     grouped: usize,
     /// Outputs written over a dead tensor of their group (see [`in_place`]).
@@ -168,7 +158,6 @@ impl Native {
             evals: 0,
             pool: BufferPool::default(),
             last_peak: 0,
-            fallbacks: 0,
             grouped: 0,
             in_place: 0,
         })
@@ -242,11 +231,6 @@ impl Native {
     /// How many outputs were written over a dead tensor of their row group.
     pub fn in_place(&self) -> usize {
         self.in_place
-    }
-
-    /// How many nodes ran on the interpreter for want of a kernel.
-    pub fn fallbacks(&self) -> usize {
-        self.fallbacks
     }
 
     /// Runs a verified graph and returns its outputs, like `interp::eval`. When a shard fails
@@ -968,7 +952,6 @@ impl Native {
         reads: &[crate::mir::ir::Read],
         values: &[Vec<Rc<Tensor>>],
     ) -> Result<Vec<Tensor>, NativeError> {
-        self.fallbacks += 1;
         let mut sub = Graph::new();
         sub.monoids = g.monoids.clone();
         let mut ports: Vec<Port> = Vec::new();
