@@ -652,19 +652,23 @@ impl Gen<'_, '_> {
             }
         };
         let vbits = MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
-        // `if x > c { c } else { x }`, as a select (a bit select of the mask in vectors).
-        let clamp = |g: &mut Self, x: Value, c: f32, cc: FloatCC| {
-            let k = fconst(g, c);
-            let m = g.b.ins().fcmp(cc, x, k);
+        // `if a < b { c } else { x }` with `c` one of `a`, `b`: a select (a bit select of the
+        // mask in vectors). Written as `c < x ? c : x` and `x < c ? c : x`, the forms x64
+        // lowers to one `minps`/`maxps` (`minss`/`maxss`), which keep a NaN `x` as these do.
+        let pick = |g: &mut Self, (a, b): (Value, Value), c: Value, x: Value| {
+            let m = g.b.ins().fcmp(FloatCC::LessThan, a, b);
             if lanes == 1 {
-                g.b.ins().select(m, k, x)
+                g.b.ins().select(m, c, x)
             } else {
                 let m = g.b.ins().bitcast(types::F32X4, vbits, m);
-                g.b.ins().bitselect(m, k, x)
+                g.b.ins().bitselect(m, c, x)
             }
         };
-        let x = clamp(self, x, EXP_HI, FloatCC::GreaterThan);
-        let x = clamp(self, x, EXP_LO, FloatCC::LessThan);
+        // `if x > EXP_HI { EXP_HI } else { x }`, then `if x < EXP_LO { EXP_LO } else { x }`.
+        let hi = fconst(self, EXP_HI);
+        let x = pick(self, (hi, x), hi, x);
+        let lo = fconst(self, EXP_LO);
+        let x = pick(self, (x, lo), lo, x);
         let (log2e, magic) = (fconst(self, LOG2E), fconst(self, EXP_MAGIC));
         let t = self.b.ins().fmul(x, log2e);
         let rounded = self.b.ins().fadd(t, magic);

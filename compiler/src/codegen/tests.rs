@@ -222,6 +222,57 @@ fn masks_of_one_width_never_select_values_of_another() {
     agree(&mut jit, text, &[data(&[3, 9], 9)]);
 }
 
+/// `exp` inline, in vector code and in its scalar tail, at the edges of its range: NaN, the
+/// infinities, overflow, results near and below the smallest normal, and the clamps'
+/// thresholds themselves — bit for bit the interpreter's `fastmath::exp_f32`.
+#[test]
+fn inline_exp_agrees_at_the_edges_of_its_range() {
+    use flow_runtime::fastmath::{EXP_HI, EXP_LO};
+    let edges = [
+        f32::NAN,
+        -f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        88.0,
+        88.72,
+        89.0,
+        1e30,
+        -87.3,
+        -87.34,
+        -90.0,
+        -100.0,
+        -103.9,
+        -104.0,
+        -150.0,
+        -1e30,
+        EXP_HI,
+        EXP_LO,
+        f32::from_bits(EXP_HI.to_bits() + 1),
+        f32::from_bits(EXP_LO.to_bits() + 1),
+        f32::MIN_POSITIVE,
+        f32::MAX,
+        f32::MIN,
+    ];
+    let n = edges.len();
+    let x = Tensor::new(vec![n], Data::F32(edges.to_vec())).expect("a valid tensor");
+    let text = format!(
+        "%0 = input 0 : f32[{n}]\n\
+         %1 = map [{n}] reads(%0.0[i0]) : f32[{n}] {{ exp(r0) }}\n\
+         output %1.0\n"
+    );
+    for threads in [1, 2] {
+        agree(
+            &mut native(threads).expect("the JIT starts"),
+            &text,
+            std::slice::from_ref(&x),
+        );
+    }
+}
+
 #[test]
 fn contractions_agree_for_any_split_of_their_rows() {
     for threads in [1, 3] {
