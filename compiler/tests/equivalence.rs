@@ -411,6 +411,10 @@ fn optimize_is_deterministic() {
 
 /// The number of operators in an expression (leaves, tuples and fields are free).
 fn expr_size(e: &ScalarExpr) -> usize {
+    if is_index_arithmetic(e) {
+        // An index after `shard` or `lanes` renumbered it (`16 * i1 + i0`): still one index.
+        return 0;
+    }
     match e {
         ScalarExpr::Const(_)
         | ScalarExpr::Index(_)
@@ -423,6 +427,18 @@ fn expr_size(e: &ScalarExpr) -> usize {
         ScalarExpr::Binary(_, a, b) => 1 + expr_size(a) + expr_size(b),
         ScalarExpr::Select(c, a, b) => 1 + expr_size(c) + expr_size(a) + expr_size(b),
         ScalarExpr::Tuple(xs) => xs.iter().map(expr_size).sum(),
+    }
+}
+
+/// Whether `e` is made of index variables and constants with `+`, `-` and `*` only.
+fn is_index_arithmetic(e: &ScalarExpr) -> bool {
+    use flowc::mir::BinOp;
+    match e {
+        ScalarExpr::Index(_) | ScalarExpr::Const(_) => true,
+        ScalarExpr::Binary(BinOp::Add | BinOp::Sub | BinOp::Mul, a, b) => {
+            is_index_arithmetic(a) && is_index_arithmetic(b)
+        }
+        _ => false,
     }
 }
 
