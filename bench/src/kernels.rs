@@ -1,4 +1,4 @@
-//! Hand-written Rust + rayon kernels of W1–W6 (`../shared/bench/WORKLOADS.md`), written the
+//! Hand-written Rust + rayon kernels of W1–W6 (`bench/WORKLOADS.md`), written the
 //! way a careful engineer would write them by hand: fused loops, outputs written into buffers
 //! the caller reuses, fixed blocks, 16 independent lanes for float sums, a vectorisable
 //! polynomial `exp`, and the `matrixmultiply` crate's SGEMM with the bias/ReLU epilogue

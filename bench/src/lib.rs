@@ -1,5 +1,5 @@
 //! `flow-bench`: hand-written Rust baselines of the benchmark workloads W1–W6
-//! (`../shared/bench/WORKLOADS.md`) and the timing harness that runs them.
+//! (`bench/WORKLOADS.md`) and the timing harness that runs them.
 //!
 //! - [`timing`] times closures (warm-up, repetitions, median/min/max, table and JSON); it is
 //!   meant to time Flow programs in the same run as the baselines;

@@ -117,7 +117,7 @@ fn run_both(file: &Path, tag: &str) -> (Seen, Seen) {
 
 #[test]
 fn built_programs_behave_like_flowc_run() {
-    let mut files = flow_files(&repo().join("../shared/conformance"));
+    let mut files = flow_files(&repo().join("tests/conformance"));
     files.extend(flow_files(&repo().join("examples")));
     assert!(files.len() >= 15, "the conformance programs and examples");
     each_parallel(&files, |file| {
@@ -136,7 +136,7 @@ fn built_programs_behave_like_flowc_run() {
 
 #[test]
 fn programs_with_errors_get_the_diagnostics_of_flowc_check() {
-    let files = flow_files(&repo().join("../shared/conformance/errors"));
+    let files = flow_files(&repo().join("tests/conformance/errors"));
     assert!(!files.is_empty());
     each_parallel(&files, |file| {
         let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("x");

@@ -1,4 +1,4 @@
-//! End-to-end tests of the `flowc` binary: the shared conformance suite (through its own
+//! End-to-end tests of the `flowc` binary: the conformance suite (`tests/conformance/`) (through its own
 //! runner), the examples' expected output, and the MIR text form of every graph the
 //! conformance programs dispatch.
 
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn conformance_dir() -> PathBuf {
-    repo().join("../shared/conformance")
+    repo().join("tests/conformance")
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn conformance_programs() -> Vec<PathBuf> {
-    flow_files(&repo().join("../shared/conformance"))
+    flow_files(&repo().join("tests/conformance"))
 }
 
 /// The output of one `flowc` command.
@@ -98,7 +98,7 @@ fn fault_injected_conformance_runs_equal_fault_free_runs() {
     }
     assert!(retried_somewhere, "no fault was injected anywhere");
     // `flowc test` runs its test blocks through the same executor.
-    let tests = repo().join("../shared/conformance/10_tests.flow");
+    let tests = repo().join("tests/conformance/10_tests.flow");
     let tests = tests.to_str().expect("utf-8 path");
     let clean = flowc_in(&scratch.0, &["test", tests], &[]);
     assert_eq!(clean.status, Some(0), "{}", clean.stderr);
@@ -254,7 +254,7 @@ fn profile_prints_one_row_per_kernel() {
         );
     }
     // `test` and `bench` take the flag too.
-    let tests = repo().join("../shared/conformance/10_tests.flow");
+    let tests = repo().join("tests/conformance/10_tests.flow");
     let out = flowc_in(
         &scratch.0,
         &["test", "--profile", tests.to_str().expect("path")],

@@ -2,7 +2,7 @@
 //!
 //! Writing into freshly allocated memory is expensive: every first touch of a page faults, and
 //! on the development machines a kernel that writes a fresh 128 MiB output runs about 10x
-//! slower than the same kernel writing into a reused buffer (`../shared/bench/WORKLOADS.md`).
+//! slower than the same kernel writing into a reused buffer (`bench/WORKLOADS.md`).
 //! The runtime therefore takes the buffers of intermediate and output tensors from a
 //! [`BufferPool`] and gives them back when the tensor dies, so a coordinator loop that runs the
 //! same graph again finds its memory already mapped.

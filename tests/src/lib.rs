@@ -4,7 +4,7 @@
 //! run, and how each kind of snapshot is laid out.
 //!
 //! Inputs are read in place, never copied: `tests/cases/**.flow` and the shared conformance
-//! programs in `../shared/conformance/` (relative to the workspace root).
+//! programs in `tests/conformance/` (the project's copy of the conformance suite, with its runner `run.sh`).
 //!
 //! Snapshots put the input and the output in one file, in sections that start with
 //! `----- TITLE` lines (`----- SOURCE`, then `----- AST`, `----- TYPED` or
@@ -38,9 +38,9 @@ pub fn workspace_root() -> PathBuf {
     root.canonicalize().unwrap_or_else(|_| root.to_path_buf())
 }
 
-/// The shared conformance programs, `../shared/conformance/` from the workspace root.
+/// The conformance programs, `tests/conformance/`.
 pub fn conformance_dir() -> PathBuf {
-    let dir = workspace_root().join("../shared/conformance");
+    let dir = workspace_root().join("tests/conformance");
     dir.canonicalize().unwrap_or(dir)
 }
 

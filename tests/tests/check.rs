@@ -20,7 +20,7 @@ fn conformance_programs_compile() {
 
 #[test]
 fn conformance() {
-    insta::glob!("../../../shared/conformance", "*.flow", |path| {
+    insta::glob!("../conformance", "*.flow", |path| {
         insta::assert_snapshot!(typed_snapshot(&load_case(path)));
     });
 }

@@ -1,4 +1,4 @@
-//! Programs that must be rejected: every `../shared/conformance/errors/*.flow` and every
+//! Programs that must be rejected: every `tests/conformance/errors/*.flow` and every
 //! `tests/cases/errors/*.flow`. `flowc check FILE` (or the file's `// command: run`) must
 //! exit with 1 without a crash, with each `// expect-error:` text (any case) and a
 //! `FILE:LINE:COL` location on stderr; the rendered diagnostics are a snapshot per file.
@@ -32,7 +32,7 @@ fn cases_rejected_by_cli() {
 
 #[test]
 fn conformance() {
-    insta::glob!("../../../shared/conformance/errors", "*.flow", |path| {
+    insta::glob!("../conformance/errors", "*.flow", |path| {
         insta::assert_snapshot!(diagnostics_snapshot(&load_case(path)));
     });
 }

@@ -7,7 +7,7 @@ use flowc::mir::{self};
 
 #[test]
 fn conformance_mir() {
-    insta::glob!("../../../shared/conformance", "*.flow", |path| {
+    insta::glob!("../conformance", "*.flow", |path| {
         let text = std::fs::read_to_string(path).expect("program is readable");
         let name = path
             .file_name()

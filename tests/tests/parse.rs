@@ -5,7 +5,7 @@ use flow_tests::{ast_snapshot, load_case};
 
 #[test]
 fn conformance() {
-    insta::glob!("../../../shared/conformance", "*.flow", |path| {
+    insta::glob!("../conformance", "*.flow", |path| {
         insta::assert_snapshot!(ast_snapshot(&load_case(path)));
     });
 }
