@@ -5,8 +5,7 @@
 //! get `flowc check`'s diagnostics; a missing C compiler is a clear error; and no Cranelift
 //! code is linked into an executable.
 
-mod common;
-use common::{each_parallel, flow_files, flowc, repo};
+use crate::common::{each_parallel, flow_files, flowc, repo};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

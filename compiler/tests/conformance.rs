@@ -2,8 +2,7 @@
 //! runner), the examples' expected output, and the MIR text form of every graph the
 //! conformance programs dispatch.
 
-mod common;
-use common::{each_parallel, flow_files, flowc, repo};
+use crate::common::{each_parallel, flow_files, flowc, repo};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

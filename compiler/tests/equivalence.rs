@@ -45,16 +45,14 @@
 //!
 //! **Reproducing a failure.** The seed is random per run and printed on failure with the
 //! shrunk graph (MIR text), its inputs and the expected and actual outputs. Rerun with
-//! `FLOW_EQUIV_SEED=<seed> cargo test -p flowc --test equivalence <property>`; set
+//! `FLOW_EQUIV_SEED=<seed> cargo test -p flowc --test all equivalence::<property>`; set
 //! `FLOW_EQUIV_CASES` for more (or fewer) cases.
 
-mod gen;
-
+use crate::gen::{self, Case};
 use flow_runtime::{Scalar, Tensor};
 use flowc::interp;
 use flowc::mir::passes::{optimize, PassConfig, PIPELINE};
 use flowc::mir::{self, Graph, NodeKind, ScalarExpr};
-use gen::Case;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
 
 /// The relative tolerance for outputs marked as regrouped float sums.
@@ -100,7 +98,7 @@ fn check(name: &str, prop: impl Fn(&Case) -> Result<(), String>) {
         Ok(()) => {}
         Err(TestError::Fail(reason, case)) => panic!(
             "property `{name}` failed; reproduce with FLOW_EQUIV_SEED={seed} cargo test -p flowc \
-             --test equivalence {name}\n\n{reason}\n\nshrunk case: {case:?}"
+             --test all equivalence::{name}\n\n{reason}\n\nshrunk case: {case:?}"
         ),
         Err(TestError::Abort(reason)) => {
             panic!("property `{name}` aborted (seed {seed}): {reason}")

@@ -3,8 +3,7 @@
 //! retries are exhausted, `--profile`, `--trace` and the silence of the progress bar when
 //! standard error is not a terminal.
 
-mod common;
-use common::{flow_files, flowc, repo};
+use crate::common::{flow_files, flowc, repo};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

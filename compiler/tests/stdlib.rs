@@ -5,8 +5,7 @@
 //! (`examples/heat.flow` snapshots, `examples/stats.flow` with a file argument); their stdout
 //! is checked by `conformance.rs`.
 
-mod common;
-use common::{flowc, repo};
+use crate::common::{flowc, repo};
 
 use std::process::{Command, Output};
 

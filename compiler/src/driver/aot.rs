@@ -5,7 +5,7 @@
 //! files but writing nothing and printing nothing, for at most `--trace-time` (10 s by
 //! default): every kernel the trace dispatches is recorded by structure. `codegen::object` compiles those kernels into an object file with
 //! their table, the program image and a `main`; the system C compiler links it with the
-//! static runtime library (`libflowc.a`, built beside `flowc`), under `-Wl,--gc-sections`,
+//! static runtime library (`libflowc.a`, see [`runtime_library`] for where it is found), under `-Wl,--gc-sections`,
 //! which leaves out everything `flow_aot_main` cannot reach — Cranelift among it.
 //!
 //! **Run.** `main` calls [`flow_aot_main`], which checks the embedded program again (a few
@@ -204,8 +204,15 @@ pub fn cmd_build(path: &Path, flags: &BuildFlags) -> i32 {
     }
 }
 
-/// The static runtime library: `FLOW_RUNTIME_LIB`, or `libflowc.a` beside this executable
-/// (where cargo builds it with `flowc`).
+/// The static runtime library: `FLOW_RUNTIME_LIB` when set, else the most recently built of
+/// - `libflowc.a` beside this executable (where `cargo build -p flowc` puts it),
+/// - `../lib/flowc/libflowc.a` from this executable's folder (where `install.sh` puts it:
+///   `PREFIX/bin/flowc` beside `PREFIX/lib/flowc/libflowc.a`),
+/// - `deps/libflowc-*.a` under this executable's folder: cargo's build tree, where
+///   `cargo test` and `cargo run` build the library without copying it beside flowc.
+///
+/// The newest wins so that a library left beside flowc by an older `cargo build` never
+/// shadows the one built with this executable.
 fn runtime_library() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("FLOW_RUNTIME_LIB") {
         let p = PathBuf::from(p);
@@ -219,18 +226,33 @@ fn runtime_library() -> Result<PathBuf, String> {
         };
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot locate flowc: {e}"))?;
-    let lib = exe
-        .parent()
-        .map(|d| d.join("libflowc.a"))
-        .ok_or("cannot locate flowc's directory")?;
-    if lib.is_file() {
-        Ok(lib)
-    } else {
-        Err(format!(
-            "the Flow runtime library `{}` is missing (cargo builds it beside flowc: `cargo build -p flowc`); or set FLOW_RUNTIME_LIB to its path",
-            lib.display()
-        ))
-    }
+    let dir = exe.parent().ok_or("cannot locate flowc's directory")?;
+    let beside = dir.join("libflowc.a");
+    let installed = dir.join("../lib/flowc/libflowc.a");
+    let in_build_tree = std::fs::read_dir(dir.join("deps"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .map(|n| n.to_string_lossy())
+                .is_some_and(|n| n.starts_with("libflowc-") && n.ends_with(".a"))
+        });
+    [beside.clone(), installed.clone()]
+        .into_iter()
+        .chain(in_build_tree)
+        .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+        .filter(|(_, p)| p.is_file())
+        .max()
+        .map(|(_, p)| p)
+        .ok_or_else(|| {
+            format!(
+                "the Flow runtime library is missing: looked for `{}` and `{}` (install flowc with `./install.sh PREFIX`, or build it with `cargo build -p flowc`); or set FLOW_RUNTIME_LIB to its path",
+                beside.display(),
+                installed.display()
+            )
+        })
 }
 
 /// Links `object` with the runtime library into the executable `output`, with the C

@@ -1,4 +1,4 @@
-//! What the end-to-end test binaries share: the `flowc` binary, the repository root, the
+//! What the integration-test suites share: the `flowc` binary, the repository root, the
 //! `.flow` files of a folder, and running checks over files two at a time.
 
 #![allow(dead_code)] // each test binary uses its own part of it

@@ -1,0 +1,18 @@
+//! The integration tests of `flowc`, in one binary: one link for all of them, and cargo's
+//! harness runs their tests side by side instead of one binary after another.
+//! - `aot`: `flowc build` executables behave as `flowc run`.
+//! - `conformance`: the conformance suite (`tests/conformance/`) and the examples, end to end.
+//! - `equivalence`: property tests of the rewrite passes and backends on generated graphs.
+//! - `reliability`: retries under injected faults, caches, memory budgets, profiles, traces.
+//! - `stdlib`: the standard library's own tests and gradient checks.
+//!
+//! Run one suite with `cargo test -p flowc --test all SUITE::`.
+
+mod common;
+mod gen;
+
+mod aot;
+mod conformance;
+mod equivalence;
+mod reliability;
+mod stdlib;
