@@ -36,10 +36,9 @@ fn conformance_runner_passes() {
 /// `// expect-stdout:` lines, in order, each a whole line of the output.
 fn check_expected(path: &Path, stdout: &str) {
     let src = std::fs::read_to_string(path).expect("example is readable");
-    let want: Vec<&str> = src
-        .lines()
-        .filter_map(|l| l.split_once("expect-stdout:").map(|x| x.1.trim()))
-        .collect();
+    let want = crate::common::directives::parse(&src)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .expect_stdout;
     assert!(
         !want.is_empty(),
         "{} has no expect-stdout lines",

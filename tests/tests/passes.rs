@@ -6,29 +6,25 @@
 //! input and output IR with the rewrites in a snapshot.
 
 use flow_runtime::{DType, Data, Tensor};
+use flow_tests::Directives;
 use flowc::exec::{dispatched_graphs, run_main, MemoryHost, RunOptions};
 use flowc::mir::passes::{optimize, pass_by_name, Pass, PassConfig, PIPELINE};
 use flowc::mir::{self, kernels, Graph, NodeKind};
 
-fn directive<'a>(src: &'a str, key: &str) -> Option<&'a str> {
-    src.lines().find_map(|l| {
-        l.trim()
-            .strip_prefix("//")?
-            .trim()
-            .strip_prefix(key)?
-            .strip_prefix(':')
-            .map(str::trim)
-    })
+/// The directives of a case file, read by the one directive parser (`flow_tests::directives`).
+fn directives(path: &std::path::Path, src: &str) -> Directives {
+    flow_tests::directives::parse(src).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn selected(src: &str) -> Vec<&'static Pass> {
-    match directive(src, "passes") {
-        Some(list) => list
-            .split(',')
-            .map(|n| pass_by_name(n.trim()).unwrap_or_else(|| panic!("unknown pass `{n}`")))
-            .collect(),
-        None => PIPELINE.iter().collect(),
+/// The passes a case names with `// passes:`, else the whole pipeline.
+fn selected(d: &Directives) -> Vec<&'static Pass> {
+    if d.passes.is_empty() {
+        return PIPELINE.iter().collect();
     }
+    d.passes
+        .iter()
+        .map(|n| pass_by_name(n).unwrap_or_else(|| panic!("unknown pass `{n}`")))
+        .collect()
 }
 
 /// Deterministic inputs for every `Input` node: small integers, so sums are exact.
@@ -83,25 +79,24 @@ fn mir_cases() {
         let text = std::fs::read_to_string(path).expect("case is readable");
         let g = mir::parse(&text).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
         mir::verify(&g).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let block = directive(&text, "block").map_or(PassConfig::default().block, |b| {
-            b.parse().expect("a number")
-        });
+        let d = directives(path, &text);
+        let block = d.block.unwrap_or(PassConfig::default().block);
         let cfg = PassConfig {
             verify: true,
             block,
             ..PassConfig::default()
         };
         let mut opt = g.clone();
-        let rep = optimize(&mut opt, &selected(&text), &cfg).unwrap_or_else(|e| panic!("{e}"));
+        let rep = optimize(&mut opt, &selected(&d), &cfg).unwrap_or_else(|e| panic!("{e}"));
         let ins = inputs(&g);
         let before = flowc::interp::eval(&g, &ins).expect("the case runs");
         let after = flowc::interp::eval(&opt, &ins).expect("the optimized case runs");
         assert_same(&before, &after, &path.display().to_string());
-        if let Some(k) = directive(&text, "expect-kernels") {
+        if let Some(k) = d.expect_kernels {
             let plan = kernels::plan(&opt);
             assert_eq!(
                 plan.kernels.len(),
-                k.parse::<usize>().expect("a number"),
+                k,
                 "{}:\n{}",
                 path.display(),
                 mir::print(&opt)
@@ -120,6 +115,7 @@ fn mir_cases() {
 fn flow_cases() {
     insta::glob!("../cases/passes", "*.flow", |path| {
         let text = std::fs::read_to_string(path).expect("case is readable");
+        let d = directives(path, &text);
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -145,20 +141,20 @@ fn flow_cases() {
             .unwrap_or_else(|e| panic!("{e}"));
             let plan = kernels::plan(&opt);
             if i == 0 {
-                if let Some(k) = directive(&text, "expect-kernels") {
+                if let Some(k) = d.expect_kernels {
                     assert_eq!(
                         plan.kernels.len(),
-                        k.parse::<usize>().expect("a number"),
+                        k,
                         "{}",
                         kernels::print_plan(&opt, &plan, usize::MAX)
                     );
                 }
-                if let Some(label) = directive(&text, "expect-not-materialized") {
+                for label in &d.expect_not_materialized {
                     let bad = plan
                         .materialized
                         .iter()
-                        .any(|p| opt.nodes[p.node].label == label);
-                    let exists = g.nodes.iter().any(|n| n.label == label);
+                        .any(|p| opt.nodes[p.node].label == *label);
+                    let exists = g.nodes.iter().any(|n| n.label == *label);
                     assert!(
                         exists && !bad,
                         "`{label}` must exist before and not be materialized after:\n{}",

@@ -1,9 +1,14 @@
 //! What the integration-test suites share: the `flowc` binary, the repository root, the
 //! `.flow` files of a folder, and running checks over files two at a time.
 
-#![allow(dead_code)] // each test binary uses its own part of it
+#![allow(dead_code)] // not every suite uses every helper, nor every directive field
 
 use std::path::{Path, PathBuf};
+
+/// The one parser of `// directive:` lines, shared with the `flow-tests` harness (which
+/// depends on flowc, so flowc's tests include the file rather than depend on the crate).
+#[path = "../../../tests/src/directives.rs"]
+pub mod directives;
 
 /// The `flowc` binary cargo built for these tests.
 pub fn flowc() -> &'static str {
