@@ -33,7 +33,7 @@ use cranelift_frontend::{FunctionBuilder, Variable};
 use flow_runtime::{DType, Scalar};
 
 use crate::mir::ir::{BinOp, Edge, Graph, MathFn, Node, NodeKind, Read, ScalarExpr, UnOp};
-use crate::mir::passes::monoid::{explicit, Explicit};
+use crate::mir::monoid::{explicit, Explicit};
 
 pub const ERR_DIV_ZERO: i64 = 1;
 pub const ERR_DIV_OVERFLOW: i64 = 2;

@@ -26,7 +26,7 @@ use flow_runtime::{format_scalar, format_tensor, DType, Scalar, Tensor};
 use crate::base::Span;
 use crate::hir::{self, Builtin, ExprKind as H, Ty};
 use crate::mir::hash::Hash;
-use crate::mir::ir::{Graph, Node, NodeKind, Port, Read, TensorTy};
+use crate::mir::ir::{Graph, Node, NodeKind, Port, TensorTy};
 use crate::mir::lower::{binop, eval_dim, Lowerer, TVal};
 use crate::mir::passes::{optimize, Pass, PassConfig, PIPELINE};
 use crate::mir::Idx;
@@ -475,7 +475,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                 continue;
             }
             needed[n.index()] = true;
-            for p in node_inputs(&src.nodes[n]) {
+            for p in src.nodes[n].inputs() {
                 if self.done.contains_key(&p) {
                     if !inputs_needed.contains(&p) {
                         inputs_needed.push(p);
@@ -495,7 +495,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             if !needed[i] {
                 continue;
             }
-            for p in node_inputs(node) {
+            for p in node.inputs() {
                 if self.done.contains_key(&p) && seen.insert(p) {
                     inputs_needed.push(p);
                 }
@@ -525,7 +525,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             }
             let old = crate::mir::ir::NodeId::new(i);
             let mut node = node.clone();
-            remap(&mut node, &map);
+            node.map_inputs(&mut |p| *map.get(&p).unwrap_or(&p));
             let new = g.add(node);
             for port in 0..g.nodes[new].outputs.len() as u32 {
                 map.insert(Port { node: old, port }, Port { node: new, port });
@@ -1467,38 +1467,6 @@ pub fn show(v: &Value) -> String {
                 .join(", ")
         ),
         Value::Unit => "()".into(),
-    }
-}
-
-fn node_inputs(n: &Node) -> Vec<Port> {
-    match &n.kind {
-        NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => {
-            reads.iter().map(Read::src).collect()
-        }
-        NodeKind::Concat { parts, .. } => parts.clone(),
-        NodeKind::Slice { src, .. } => vec![*src],
-        NodeKind::Input { .. } | NodeKind::Const { .. } | NodeKind::Random { .. } => Vec::new(),
-    }
-}
-
-fn remap(n: &mut Node, map: &HashMap<Port, Port>) {
-    let fix = |p: &mut Port| {
-        if let Some(q) = map.get(p) {
-            *p = *q;
-        }
-    };
-    match &mut n.kind {
-        NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => {
-            for r in reads {
-                let mut p = r.src();
-                fix(&mut p);
-                r.node = p.node;
-                r.port = p.port;
-            }
-        }
-        NodeKind::Concat { parts, .. } => parts.iter_mut().for_each(fix),
-        NodeKind::Slice { src, .. } => fix(src),
-        NodeKind::Input { .. } | NodeKind::Const { .. } | NodeKind::Random { .. } => {}
     }
 }
 

@@ -5,7 +5,6 @@ use std::fmt::Write;
 
 use super::ir::{Graph, NodeKind};
 use super::kernels::plan;
-use super::passes::util::inputs;
 use super::Idx;
 
 pub fn to_dot(g: &Graph, title: &str) -> String {
@@ -39,7 +38,7 @@ pub fn to_dot(g: &Graph, title: &str) -> String {
         }
     }
     for (id, node) in g.nodes.iter_enumerated() {
-        for src in inputs(node) {
+        for src in node.inputs() {
             let bold = if p.materialized.contains(&src) {
                 ", penwidth=2"
             } else {

@@ -121,6 +121,36 @@ pub struct Node {
     pub label: String,
 }
 
+impl Node {
+    /// The ports the node reads, in order.
+    pub fn inputs(&self) -> Vec<Port> {
+        match &self.kind {
+            NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => {
+                reads.iter().map(Read::src).collect()
+            }
+            NodeKind::Concat { parts, .. } => parts.clone(),
+            NodeKind::Slice { src, .. } => vec![*src],
+            NodeKind::Input { .. } | NodeKind::Const { .. } | NodeKind::Random { .. } => Vec::new(),
+        }
+    }
+
+    /// Applies `f` to every port the node reads.
+    pub fn map_inputs(&mut self, f: &mut dyn FnMut(Port) -> Port) {
+        match &mut self.kind {
+            NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => {
+                for r in reads {
+                    let p = f(r.src());
+                    r.node = p.node;
+                    r.port = p.port;
+                }
+            }
+            NodeKind::Concat { parts, .. } => parts.iter_mut().for_each(|p| *p = f(*p)),
+            NodeKind::Slice { src, .. } => *src = f(*src),
+            NodeKind::Input { .. } | NodeKind::Const { .. } | NodeKind::Random { .. } => {}
+        }
+    }
+}
+
 /// The kinds of node.
 #[derive(Clone, Debug, PartialEq)]
 pub enum NodeKind {
@@ -308,6 +338,35 @@ pub enum ScalarExpr {
 }
 
 impl ScalarExpr {
+    /// Rewrites the expression bottom-up: where `f` gives a replacement for a subexpression,
+    /// it takes that subexpression's place (and is not visited further).
+    pub fn rewrite(&self, f: &mut dyn FnMut(&ScalarExpr) -> Option<ScalarExpr>) -> ScalarExpr {
+        if let Some(x) = f(self) {
+            return x;
+        }
+        let mut go = |x: &ScalarExpr| Box::new(x.rewrite(f));
+        match self {
+            ScalarExpr::Const(_)
+            | ScalarExpr::Index(_)
+            | ScalarExpr::Read(_)
+            | ScalarExpr::Param(_) => self.clone(),
+            ScalarExpr::Unary(op, a) => ScalarExpr::Unary(*op, go(a)),
+            ScalarExpr::Binary(op, a, b) => {
+                let a = go(a);
+                ScalarExpr::Binary(*op, a, go(b))
+            }
+            ScalarExpr::Cast(a, d) => ScalarExpr::Cast(go(a), *d),
+            ScalarExpr::Call(m, a) => ScalarExpr::Call(*m, go(a)),
+            ScalarExpr::Select(c, a, b) => {
+                let c = go(c);
+                let a = go(a);
+                ScalarExpr::Select(c, a, go(b))
+            }
+            ScalarExpr::Tuple(xs) => ScalarExpr::Tuple(xs.iter().map(|x| x.rewrite(f)).collect()),
+            ScalarExpr::Field(a, k) => ScalarExpr::field(a.rewrite(f), *k),
+        }
+    }
+
     /// `op(x)`.
     pub fn unary(op: UnOp, x: ScalarExpr) -> ScalarExpr {
         ScalarExpr::Unary(op, Box::new(x))

@@ -10,7 +10,6 @@
 use std::fmt::Write;
 
 use super::ir::{Affine, Graph, NodeId, NodeKind, Port};
-use super::passes::util::inputs;
 use super::Idx;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -54,7 +53,7 @@ pub fn plan(g: &Graph) -> KernelPlan {
                         } => r2
                             .iter()
                             .all(|x| x.node != r.node || is_epilogue_read(x, s2)),
-                        _ => inputs(other).iter().all(|p| p.node != r.node),
+                        _ => other.inputs().iter().all(|p| p.node != r.node),
                     });
                     readers_ok.then_some(r.node)
                 });
@@ -78,7 +77,7 @@ pub fn plan(g: &Graph) -> KernelPlan {
     }
     let mut materialized = Vec::new();
     for (id, node) in g.nodes.iter_enumerated() {
-        for p in inputs(node) {
+        for p in node.inputs() {
             let (Some(a), b) = (kernel_of[p.node.index()], kernel_of[id.index()]) else {
                 continue;
             };

@@ -9,7 +9,6 @@ use flow_runtime::format_shape;
 use flow_runtime::tensor::checked_size;
 
 use super::ir::{Graph, NodeId, NodeKind, TensorTy};
-use super::passes::util::inputs;
 use super::Idx;
 
 /// The bytes of a tensor of type `t`, exactly when it is below 2^128 (the product saturates
@@ -40,7 +39,7 @@ pub fn plan(g: &Graph) -> MemoryPlan {
     let n = g.nodes.len();
     let mut last: Vec<Option<usize>> = (0..n).map(Some).collect();
     for (i, node) in g.nodes.iter().enumerate() {
-        for p in inputs(node) {
+        for p in node.inputs() {
             let l = &mut last[p.node.index()];
             *l = Some(l.map_or(i, |x| x.max(i)));
         }

@@ -22,6 +22,7 @@ pub mod kernels;
 mod lex;
 pub mod lower;
 pub mod memory;
+pub mod monoid;
 pub mod ops;
 pub mod parse;
 pub mod passes;

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::util::{map_ports, rebuild};
+use super::util::rebuild;
 use super::{Law, PassConfig, Rewrite};
 use crate::mir::ir::{Graph, NodeId, Port};
 use crate::mir::print::print_node;
@@ -20,7 +20,7 @@ pub fn run(g: &mut Graph, _cfg: &PassConfig) -> Vec<Rewrite> {
         // The key is the node's text with its reads already redirected and its label erased.
         let mut n = node.clone();
         n.label.clear();
-        map_ports(&mut n, &mut |p| *rename.get(&p).unwrap_or(&p));
+        n.map_inputs(&mut |p| *rename.get(&p).unwrap_or(&p));
         let key = print_node(NodeId::new(0), &n);
         match seen.get(&key) {
             Some(first) => {

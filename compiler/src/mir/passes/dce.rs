@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::util::{inputs, rebuild};
+use super::util::rebuild;
 use super::{Law, PassConfig, Rewrite};
 use crate::mir::ir::Graph;
 use crate::mir::Idx;
@@ -18,7 +18,7 @@ pub fn run(g: &mut Graph, _cfg: &PassConfig) -> Vec<Rewrite> {
             continue;
         }
         live[n.index()] = true;
-        stack.extend(inputs(&g.nodes[n]).into_iter().map(|p| p.node));
+        stack.extend(g.nodes[n].inputs().into_iter().map(|p| p.node));
     }
     let dead: Vec<String> = g
         .nodes

@@ -19,7 +19,7 @@
 //! - reads through `pad`/`clamp_edge` of a producer are not fused (the edge rule applies to
 //!   the producer's tensor, not to its body).
 
-use super::util::{affine_expr, compose, cost, prune_reads, rewrite, use_counts, volume};
+use super::util::{affine_expr, compose, cost, prune_reads, use_counts, volume};
 use super::{Law, Rewrite};
 use crate::mir::ir::{Edge, Graph, NodeId, NodeKind, Port, Read, ScalarExpr};
 use crate::mir::Idx;
@@ -115,13 +115,13 @@ pub(super) fn fuse(
                         edge: pr.edge,
                     });
                 }
-                let inlined = rewrite(body, &mut |x| match x {
+                let inlined = body.rewrite(&mut |x| match x {
                     ScalarExpr::Index(v) => Some(affine_expr(&r.proj[*v as usize])),
                     ScalarExpr::Read(j) => Some(ScalarExpr::Read(base + j)),
                     _ => None,
                 });
                 for e in exprs.iter_mut() {
-                    *e = rewrite(e, &mut |x| match x {
+                    *e = e.rewrite(&mut |x| match x {
                         ScalarExpr::Read(j) if *j as usize == k => Some(inlined.clone()),
                         _ => None,
                     });

@@ -6,7 +6,7 @@
 //! transparency for constants.
 
 use super::fuse::fuse;
-use super::util::{prune_reads, rewrite};
+use super::util::prune_reads;
 use super::{Law, PassConfig, Rewrite};
 use crate::mir::ir::{Edge, Graph, NodeKind, Port, ScalarExpr};
 use crate::mir::Idx;
@@ -84,7 +84,7 @@ fn inline_constants(g: &mut Graph) -> Vec<Rewrite> {
             _ => continue,
         };
         for e in exprs.iter_mut() {
-            *e = rewrite(e, &mut |x| match x {
+            *e = e.rewrite(&mut |x| match x {
                 ScalarExpr::Read(k) => consts[*k as usize].map(|s| {
                     count += 1;
                     ScalarExpr::Const(s)

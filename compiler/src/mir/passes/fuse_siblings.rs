@@ -7,10 +7,10 @@
 
 use std::collections::HashMap;
 
-use super::monoid::{explicit, product};
-use super::util::{ancestors, inputs, prune_reads, rebuild, rewrite};
+use super::util::{ancestors, prune_reads, rebuild};
 use super::{Law, PassConfig, Rewrite};
 use crate::mir::ir::{Graph, MonoidRef, Node, NodeId, NodeKind, Port, ScalarExpr};
+use crate::mir::monoid::{explicit, product};
 use crate::mir::Idx;
 
 pub fn run(g: &mut Graph, _cfg: &PassConfig) -> Vec<Rewrite> {
@@ -52,7 +52,7 @@ fn find_pair(g: &Graph) -> Option<(NodeId, NodeId)> {
     // The first node that reads each node: `a` may move to `b` only if nothing between reads it.
     let mut first_reader = vec![usize::MAX; g.nodes.len()];
     for (id, node) in g.nodes.iter_enumerated() {
-        for p in inputs(node) {
+        for p in node.inputs() {
             let r = &mut first_reader[p.node.index()];
             *r = (*r).min(id.index());
         }
@@ -123,7 +123,7 @@ fn merge(g: &mut Graph, a: NodeId, b: NodeId) {
     reads.extend(ra);
     let mut args = ab;
     args.extend(aa.iter().map(|e| {
-        rewrite(e, &mut |x| match x {
+        e.rewrite(&mut |x| match x {
             ScalarExpr::Read(k) => Some(ScalarExpr::Read(k + off)),
             _ => None,
         })

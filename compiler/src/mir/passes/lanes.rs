@@ -13,11 +13,11 @@
 //! **Invariant:** whether and how a node is rewritten depends only on its structure, its
 //! shapes and [`PassConfig::lane_min`] (at least [`LANES`]).
 
-use super::monoid::explicit;
 use super::shard::{fold_states, rebuild, shift_expr, shift_reads, state_monoids};
 use super::util::{renumber_expr, renumber_reads};
 use super::{Law, PassConfig, Rewrite};
 use crate::mir::ir::{Edge, Graph, Node, NodeKind, Port};
+use crate::mir::monoid::explicit;
 
 /// The number of lanes: four 128-bit vectors of `f32`.
 pub const LANES: usize = 16;

@@ -20,7 +20,6 @@ mod fuse_maps;
 mod fuse_reduce;
 mod fuse_siblings;
 pub mod lanes;
-pub mod monoid;
 pub mod shard;
 pub mod util;
 

@@ -13,12 +13,12 @@
 
 use std::collections::HashMap;
 
-use super::monoid::{apply2, explicit, fields, outputs_of};
-use super::util::{map_ports, renumber_expr, renumber_reads, rewrite, volume};
+use super::util::{renumber_expr, renumber_reads, volume};
 use super::{Law, PassConfig, Rewrite};
 use crate::mir::ir::{
     Affine, Edge, Graph, Monoid, MonoidRef, Node, NodeKind, Port, Read, ScalarExpr, TensorTy,
 };
+use crate::mir::monoid::{apply2, explicit, fields, outputs_of};
 
 pub fn run(g: &mut Graph, cfg: &PassConfig) -> Vec<Rewrite> {
     let block = cfg.block;
@@ -73,7 +73,7 @@ pub(super) fn rebuild(g: &mut Graph, f: &mut NodeRewriter<'_>) -> Vec<Rewrite> {
     let old = std::mem::take(&mut g.nodes);
     for (i, mut node) in old.raw.into_iter().enumerate() {
         let old_id = crate::mir::ir::NodeId(i as u32);
-        map_ports(&mut node, &mut |p| map[&p]);
+        node.map_inputs(&mut |p| map[&p]);
         let name = if node.label.is_empty() {
             format!("{old_id}")
         } else {
@@ -198,7 +198,7 @@ pub(super) fn shift_expr(e: &ScalarExpr, var: u32, start: usize) -> ScalarExpr {
     if start == 0 {
         return e.clone();
     }
-    rewrite(e, &mut |x| match x {
+    e.rewrite(&mut |x| match x {
         ScalarExpr::Index(v) if *v == var => Some(ScalarExpr::binary(
             crate::mir::ir::BinOp::Add,
             ScalarExpr::Index(var),
@@ -374,7 +374,7 @@ pub(super) fn state_monoids(g: &mut Graph, monoid: MonoidRef) -> (MonoidRef, Mon
 pub(super) fn fold_states(
     g: &mut Graph,
     node: &Node,
-    m: &super::monoid::Explicit,
+    m: &crate::mir::monoid::Explicit,
     partials: crate::mir::ir::NodeId,
     k: usize,
     fold_monoid: MonoidRef,

@@ -1,5 +1,7 @@
-//! Graph surgery shared by the passes: who reads what, renumbering after nodes are dropped,
-//! composing affine projections and rewriting scalar expressions.
+//! Graph surgery shared by the passes: use counts, renumbering after nodes are dropped,
+//! composing affine projections, costs of scalar expressions. (What every stage needs of a
+//! node or an expression — `Node::inputs`, `ScalarExpr::rewrite`, explicit monoids — is in
+//! `mir::ir` and `mir::monoid`, not here.)
 
 use std::collections::HashMap;
 
@@ -7,18 +9,6 @@ use flow_runtime::Scalar;
 
 use crate::mir::ir::{Affine, BinOp, Graph, Node, NodeId, NodeKind, Port, Read, ScalarExpr};
 use crate::mir::Idx;
-
-/// The ports a node reads, in order.
-pub fn inputs(n: &Node) -> Vec<Port> {
-    match &n.kind {
-        NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => {
-            reads.iter().map(Read::src).collect()
-        }
-        NodeKind::Concat { parts, .. } => parts.clone(),
-        NodeKind::Slice { src, .. } => vec![*src],
-        NodeKind::Input { .. } | NodeKind::Const { .. } | NodeKind::Random { .. } => Vec::new(),
-    }
-}
 
 /// How many times each port is read (by nodes and by the graph's outputs).
 pub fn use_counts(g: &Graph) -> HashMap<Port, usize> {
@@ -31,7 +21,7 @@ pub fn use_counts(g: &Graph) -> HashMap<Port, usize> {
                 }
             }
             _ => {
-                for p in inputs(n) {
+                for p in n.inputs() {
                     *uses.entry(p).or_default() += 1;
                 }
             }
@@ -41,22 +31,6 @@ pub fn use_counts(g: &Graph) -> HashMap<Port, usize> {
         *uses.entry(*p).or_default() += 1;
     }
     uses
-}
-
-/// Applies `f` to every port a node refers to.
-pub fn map_ports(n: &mut Node, f: &mut dyn FnMut(Port) -> Port) {
-    match &mut n.kind {
-        NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => {
-            for r in reads {
-                let p = f(r.src());
-                r.node = p.node;
-                r.port = p.port;
-            }
-        }
-        NodeKind::Concat { parts, .. } => parts.iter_mut().for_each(|p| *p = f(*p)),
-        NodeKind::Slice { src, .. } => *src = f(*src),
-        NodeKind::Input { .. } | NodeKind::Const { .. } | NodeKind::Random { .. } => {}
-    }
 }
 
 /// Keeps the nodes with `keep[i]`, redirecting every reference through `rename` first, and
@@ -79,7 +53,7 @@ pub fn rebuild(g: &mut Graph, keep: &[bool], rename: &HashMap<Port, Port>) {
         if !keep[i] {
             continue;
         }
-        map_ports(&mut node, &mut |p| {
+        node.map_inputs(&mut |p| {
             let p = resolve(p);
             Port {
                 node: new_id[p.node.index()].expect("kept nodes read kept nodes"),
@@ -142,34 +116,6 @@ pub fn affine_expr(a: &Affine) -> ScalarExpr {
     it.fold(first, |acc, t| ScalarExpr::binary(BinOp::Add, acc, t))
 }
 
-/// Rewrites the leaves of an expression bottom-up.
-pub fn rewrite(e: &ScalarExpr, f: &mut dyn FnMut(&ScalarExpr) -> Option<ScalarExpr>) -> ScalarExpr {
-    if let Some(x) = f(e) {
-        return x;
-    }
-    let mut go = |x: &ScalarExpr| Box::new(rewrite(x, f));
-    match e {
-        ScalarExpr::Const(_)
-        | ScalarExpr::Index(_)
-        | ScalarExpr::Read(_)
-        | ScalarExpr::Param(_) => e.clone(),
-        ScalarExpr::Unary(op, a) => ScalarExpr::Unary(*op, go(a)),
-        ScalarExpr::Binary(op, a, b) => {
-            let a = go(a);
-            ScalarExpr::Binary(*op, a, go(b))
-        }
-        ScalarExpr::Cast(a, d) => ScalarExpr::Cast(go(a), *d),
-        ScalarExpr::Call(m, a) => ScalarExpr::Call(*m, go(a)),
-        ScalarExpr::Select(c, a, b) => {
-            let c = go(c);
-            let a = go(a);
-            ScalarExpr::Select(c, a, go(b))
-        }
-        ScalarExpr::Tuple(xs) => ScalarExpr::Tuple(xs.iter().map(|x| rewrite(x, f)).collect()),
-        ScalarExpr::Field(a, k) => ScalarExpr::field(rewrite(a, f), *k),
-    }
-}
-
 /// What a math function (`exp`, `log`, `tanh`, …) costs, in operations: `exp` on `f32` is a
 /// range reduction, a degree-6 polynomial and a scaling, about 24 instructions inline, and the
 /// others are calls of about as many. So a producer with a math call (softmax's
@@ -194,7 +140,7 @@ pub fn cost(e: &ScalarExpr) -> usize {
 
 /// Which reads an expression uses.
 pub fn reads_used(e: &ScalarExpr, used: &mut [bool]) {
-    rewrite(e, &mut |x| {
+    e.rewrite(&mut |x| {
         if let ScalarExpr::Read(k) = x {
             if let Some(u) = used.get_mut(*k as usize) {
                 *u = true;
@@ -231,7 +177,7 @@ pub fn prune_reads(n: &mut Node) {
         }
     }
     for e in exprs.iter_mut() {
-        *e = rewrite(e, &mut |x| match x {
+        *e = e.rewrite(&mut |x| match x {
             ScalarExpr::Read(k) => Some(ScalarExpr::Read(new_index[*k as usize])),
             _ => None,
         });
@@ -249,7 +195,7 @@ pub fn ancestors(g: &Graph, n: NodeId) -> Vec<bool> {
     let mut seen = vec![false; g.nodes.len()];
     let mut stack = vec![n];
     while let Some(x) = stack.pop() {
-        for p in inputs(&g.nodes[x]) {
+        for p in g.nodes[x].inputs() {
             if !seen[p.node.index()] {
                 seen[p.node.index()] = true;
                 stack.push(p.node);
@@ -287,7 +233,7 @@ pub fn renumber_reads(reads: &[Read], f: Renumber<'_>) -> Vec<Read> {
 
 /// `e` with every `Index` renumbered by `f` (a sum of products, left to right).
 pub fn renumber_expr(e: &ScalarExpr, f: Renumber<'_>) -> ScalarExpr {
-    rewrite(e, &mut |x| {
+    e.rewrite(&mut |x| {
         let ScalarExpr::Index(w) = x else {
             return None;
         };

@@ -3,7 +3,6 @@
 
 use flow_runtime::{DType, Scalar};
 
-use super::util::rewrite;
 use crate::mir::ir::{Graph, Monoid, MonoidRef, ScalarExpr, Unwrap, Wrap};
 use crate::mir::ops::{builtin_combine, builtin_identity};
 
@@ -90,7 +89,7 @@ pub fn sub_state(t: &ScalarExpr, off: usize, n: usize) -> ScalarExpr {
 
 /// `e` with `Param(0)` and `Param(1)` replaced.
 pub fn apply2(e: &ScalarExpr, a: &ScalarExpr, b: &ScalarExpr) -> ScalarExpr {
-    rewrite(e, &mut |x| match x {
+    e.rewrite(&mut |x| match x {
         ScalarExpr::Param(0) => Some(a.clone()),
         ScalarExpr::Param(1) => Some(b.clone()),
         _ => None,
@@ -109,7 +108,7 @@ pub fn outputs_of(m: &Explicit, s: &ScalarExpr) -> Vec<ScalarExpr> {
 pub fn product(x: &Explicit, y: &Explicit) -> Monoid {
     let (nx, ny) = (x.state.len(), y.state.len());
     let px = x.params.len() as u32;
-    let wrap_y = rewrite(&y.wrap, &mut |e| match e {
+    let wrap_y = y.wrap.rewrite(&mut |e| match e {
         ScalarExpr::Param(k) => Some(ScalarExpr::Param(k + px)),
         _ => None,
     });
