@@ -20,7 +20,7 @@
 //!   the producer's tensor, not to its body).
 
 use super::util::{affine_expr, compose, cost, prune_reads, use_counts, volume};
-use super::{Law, Rewrite};
+use super::{Law, PassConfig, Rewrite};
 use crate::mir::ir::{Edge, Graph, NodeId, NodeKind, Port, Read, ScalarExpr};
 use crate::mir::Idx;
 
@@ -35,14 +35,46 @@ fn box_of(kind: &NodeKind) -> Option<Vec<usize>> {
     }
 }
 
-/// Fuses producer maps into consumers that are reductions (`into_reduce`) or maps, until
-/// nothing changes.
-pub(super) fn fuse(
-    g: &mut Graph,
-    pass: &'static str,
-    into_reduce: bool,
-    recompute: bool,
-) -> Vec<Rewrite> {
+/// The consumers a fusion pass fuses producer maps into: one pass each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Consumers {
+    /// `fuse-maps`.
+    Maps,
+    /// `fuse-reduce`.
+    Reductions,
+}
+
+impl Consumers {
+    fn pass(self) -> &'static str {
+        match self {
+            Consumers::Maps => "fuse-maps",
+            Consumers::Reductions => "fuse-reduce",
+        }
+    }
+}
+
+/// When a producer read by several consumers (or at several points) is recomputed in each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Recompute {
+    /// Only when it costs at most [`DUPLICATE_COST`] operations: the default.
+    WhenCheap,
+    /// Always, whatever it costs: under a memory budget ([`PassConfig::recompute`]).
+    Always,
+}
+
+impl Recompute {
+    pub(super) fn of(cfg: &PassConfig) -> Recompute {
+        if cfg.recompute {
+            Recompute::Always
+        } else {
+            Recompute::WhenCheap
+        }
+    }
+}
+
+/// Fuses producer maps into the consumers `into`, until nothing changes.
+pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<Rewrite> {
+    let pass = into.pass();
     let mut rewrites = Vec::new();
     // A fusion changes only its consumer, so the scan resumes there; a final scan from the
     // start confirms the fixpoint.
@@ -56,8 +88,9 @@ pub(super) fn fuse(
         for ci in start..g.nodes.len() {
             let c = NodeId::new(ci);
             let is_target = matches!(
-                (&g.nodes[c].kind, into_reduce),
-                (NodeKind::Map { .. }, false) | (NodeKind::Reduce { .. }, true)
+                (&g.nodes[c].kind, into),
+                (NodeKind::Map { .. }, Consumers::Maps)
+                    | (NodeKind::Reduce { .. }, Consumers::Reductions)
             );
             if !is_target {
                 continue;
@@ -185,7 +218,7 @@ fn fusable(
     r: &Read,
     c_box: &[usize],
     occurrences: usize,
-    recompute: bool,
+    recompute: Recompute,
 ) -> Option<(&'static str, Law)> {
     if r.edge != Edge::Strict {
         return None;
@@ -210,7 +243,7 @@ fn fusable(
                 })
                 .is_some_and(|u| *u > 0)
     });
-    if recompute && (repeats || n_uses > 1 || other_ports_used) {
+    if recompute == Recompute::Always && (repeats || n_uses > 1 || other_ports_used) {
         return Some((
             " (recomputed in each consumer: the memory budget has no room for it)",
             Law::Idempotence,

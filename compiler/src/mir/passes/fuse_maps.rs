@@ -5,7 +5,7 @@
 //! Laws: the functor law (`map f ∘ map g = map (f ∘ g)`, and `map id = id`); referential
 //! transparency for constants.
 
-use super::fuse::fuse;
+use super::fuse::{fuse, Consumers, Recompute};
 use super::util::prune_reads;
 use super::{Law, PassConfig, Rewrite};
 use crate::mir::ir::{Edge, Graph, NodeKind, Port, ScalarExpr};
@@ -13,7 +13,7 @@ use crate::mir::Idx;
 
 pub fn run(g: &mut Graph, cfg: &PassConfig) -> Vec<Rewrite> {
     let mut out = inline_constants(g);
-    out.extend(fuse(g, "fuse-maps", false, cfg.recompute));
+    out.extend(fuse(g, Consumers::Maps, Recompute::of(cfg)));
     out.extend(drop_copies(g));
     out
 }

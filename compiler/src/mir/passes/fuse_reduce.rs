@@ -4,10 +4,10 @@
 //! Law: the functor law — a reduction of `map f` over a map `g` is a reduction of
 //! `map (f ∘ g)`.
 
-use super::fuse::fuse;
+use super::fuse::{fuse, Consumers, Recompute};
 use super::{PassConfig, Rewrite};
 use crate::mir::ir::Graph;
 
 pub fn run(g: &mut Graph, cfg: &PassConfig) -> Vec<Rewrite> {
-    fuse(g, "fuse-reduce", true, cfg.recompute)
+    fuse(g, Consumers::Reductions, Recompute::of(cfg))
 }
