@@ -7,7 +7,7 @@
 //!   under `tests/cases/errors/` it is the diagnostic code the file is named after.
 //! - `// command: run` — the `flowc` subcommand that must reject a file under an `errors/`
 //!   folder (`check`, the default, `run` or `test`).
-//! - `// expect-kernels: N`, `// expect-not-materialized: LABEL`, `// passes: NAME...`,
+//! - `// expect-launches: N`, `// expect-not-materialized: LABEL`, `// passes: NAME...`,
 //!   `// block: N` and `// backends: NAME...` — for the MIR, pass and run suites.
 //!
 //! A comment line that starts with `expect-` but names no known directive is an error, so a
@@ -19,7 +19,7 @@ pub struct Directives {
     pub expect_stdout: Vec<String>,
     pub expect_error: Vec<String>,
     pub command: Option<String>,
-    pub expect_kernels: Option<usize>,
+    pub expect_launches: Option<usize>,
     pub expect_not_materialized: Vec<String>,
     pub passes: Vec<String>,
     pub block: Option<usize>,
@@ -55,11 +55,11 @@ pub fn parse(text: &str) -> Result<Directives, String> {
                 }
                 out.command = Some(value);
             }
-            "expect-kernels" => {
+            "expect-launches" => {
                 let n = value.parse().map_err(|_| {
-                    format!("line {line_no}: `expect-kernels: {value}` is not a count")
+                    format!("line {line_no}: `expect-launches: {value}` is not a count")
                 })?;
-                out.expect_kernels = Some(n);
+                out.expect_launches = Some(n);
             }
             "expect-not-materialized" => out.expect_not_materialized.push(value),
             "passes" => out.passes.extend(

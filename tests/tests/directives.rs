@@ -5,13 +5,13 @@ use flow_tests::directives::parse;
 #[test]
 fn reads_every_directive() {
     let d = parse(
-        "// expect-stdout: [1, 2]\n// expect-error: Shape\n  // expect-kernels: 2\n\
+        "// expect-stdout: [1, 2]\n// expect-error: Shape\n  // expect-launches: 2\n\
          // backends: jit interp\n// command: run\n// A comment: with a colon.\nop f() -> f32 = 1.0\n",
     )
     .unwrap();
     assert_eq!(d.expect_stdout, ["[1, 2]"]);
     assert_eq!(d.expect_error, ["Shape"]);
-    assert_eq!(d.expect_kernels, Some(2));
+    assert_eq!(d.expect_launches, Some(2));
     assert_eq!(d.backends, ["jit", "interp"]);
     assert_eq!(d.command.as_deref(), Some("run"));
 }
@@ -20,7 +20,7 @@ fn reads_every_directive() {
 fn rejects_unknown_and_empty_expectations() {
     assert!(parse("// expect-stdot: 1\n").is_err());
     assert!(parse("// expect-error:\n").is_err());
-    assert!(parse("// expect-kernels: two\n").is_err());
+    assert!(parse("// expect-launches: two\n").is_err());
     assert!(parse("// command: build\n").is_err());
 }
 

@@ -1,7 +1,8 @@
 //! The rewrite passes, one case file each, IR in and IR out: `tests/cases/passes/*.mir` are
 //! MIR graphs run through the passes named by `// passes:` (with `// block:` for the shard
 //! size), and `tests/cases/passes/*.flow` are programs whose dispatched graphs go through the
-//! pipeline. Every case checks `// expect-kernels: N` against the kernel plan, that the
+//! pipeline. Every case checks `// expect-launches: N` against the schedule (what the native
+//! executor launches), that the
 //! optimized graph computes what the original does (reference interpreter), and records the
 //! input and output IR with the rewrites in a snapshot.
 
@@ -9,7 +10,7 @@ use flow_runtime::{DType, Data, Tensor};
 use flow_tests::Directives;
 use flowc::exec::{dispatched_graphs, run_main, MemoryHost, RunOptions};
 use flowc::mir::passes::{optimize, pass_by_name, Pass, PassConfig, PIPELINE};
-use flowc::mir::{self, kernels, Graph, NodeKind};
+use flowc::mir::{self, schedule, Graph, NodeKind};
 
 /// The directives of a case file, read by the one directive parser (`flow_tests::directives`).
 fn directives(path: &std::path::Path, src: &str) -> Directives {
@@ -92,10 +93,10 @@ fn mir_cases() {
         let before = flowc::interp::eval(&g, &ins).expect("the case runs");
         let after = flowc::interp::eval(&opt, &ins).expect("the optimized case runs");
         assert_same(&before, &after, &path.display().to_string());
-        if let Some(k) = d.expect_kernels {
-            let plan = kernels::plan(&opt);
+        if let Some(k) = d.expect_launches {
+            let plan = schedule::plan(&opt);
             assert_eq!(
-                plan.kernels.len(),
+                plan.launches.len(),
                 k,
                 "{}:\n{}",
                 path.display(),
@@ -125,8 +126,8 @@ fn flow_cases() {
             .unwrap_or_else(|f| panic!("{}", f.render(Default::default())));
         let (graphs, err) = dispatched_graphs(&c.program, &mut MemoryHost::default());
         assert!(err.is_none(), "{err:?}");
-        // Kernels are grouped before sharding.
-        let passes: Vec<&'static Pass> = PIPELINE.iter().filter(|p| p.name != "shard").collect();
+        // The whole pipeline, as `flowc run` optimizes: the schedule is what runs.
+        let passes: Vec<&'static Pass> = PIPELINE.iter().collect();
         let mut snap = String::new();
         for (i, g) in graphs.iter().enumerate() {
             let mut opt = g.clone();
@@ -139,19 +140,14 @@ fn flow_cases() {
                 },
             )
             .unwrap_or_else(|e| panic!("{e}"));
-            let plan = kernels::plan(&opt);
+            let plan = schedule::plan(&opt);
             if i == 0 {
-                if let Some(k) = d.expect_kernels {
-                    assert_eq!(
-                        plan.kernels.len(),
-                        k,
-                        "{}",
-                        kernels::print_plan(&opt, &plan, usize::MAX)
-                    );
+                if let Some(k) = d.expect_launches {
+                    assert_eq!(plan.launches.len(), k, "{}", schedule::print(&opt, &plan));
                 }
                 for label in &d.expect_not_materialized {
                     let bad = plan
-                        .materialized
+                        .materialized(&opt)
                         .iter()
                         .any(|p| opt.nodes[p.node].label == *label);
                     let exists = g.nodes.iter().any(|n| n.label == *label);
@@ -165,7 +161,7 @@ fn flow_cases() {
             snap.push_str(&format!(
                 "----- GRAPH {i}\n{}----- KERNELS\n{}",
                 mir::print(&opt),
-                kernels::print_plan(&opt, &plan, usize::MAX)
+                schedule::print(&opt, &plan)
             ));
         }
         // The optimized program prints what the unoptimized one does.

@@ -28,7 +28,7 @@ enum StageArg {
     Mir,
     /// The MIR after the rewrite passes.
     Opt,
-    /// The kernel plan after the rewrite passes: loop nests and materialized tensors.
+    /// The schedule after the rewrite passes: launches, shards, in-place writes, materialized tensors.
     Kernels,
 }
 

@@ -588,7 +588,7 @@ pub enum Stage {
     Mir,
     /// After the passes.
     Opt,
-    /// The kernel plan after the passes.
+    /// The schedule after the passes: the launches that run (`mir::schedule`).
     Kernels,
 }
 
@@ -604,7 +604,6 @@ fn dispatched(
     path: &std::path::Path,
     args: Vec<String>,
     flags: &PassFlags,
-    kernels_only: bool,
 ) -> Result<Dispatched, i32> {
     let cfg = stderr_config();
     let opts = flags.options().map_err(|msg| {
@@ -621,15 +620,11 @@ fn dispatched(
         eprint!("{}", report::render(&c.sources, &run_error_diag(&e), cfg));
         return Err(1);
     }
-    let mut passes: Vec<&'static crate::mir::passes::Pass> = match &opts.passes {
+    let passes: Vec<&'static crate::mir::passes::Pass> = match &opts.passes {
         Some(p) => p.clone(),
         None if opts.optimize => crate::mir::passes::PIPELINE.iter().collect(),
         None => Vec::new(),
     };
-    // Kernels are grouped before sharding; the plan says how each is sharded.
-    if kernels_only {
-        passes.retain(|p| p.name != "shard");
-    }
     let mut out = Vec::new();
     for g in graphs {
         let mut opt = g.clone();
@@ -651,11 +646,10 @@ pub fn cmd_ir(
     time_passes: bool,
 ) -> i32 {
     let start = std::time::Instant::now();
-    let graphs = match dispatched(path, args, flags, stage == Stage::Kernels) {
+    let graphs = match dispatched(path, args, flags) {
         Ok(g) => g,
         Err(status) => return status,
     };
-    let block = crate::mir::passes::PassConfig::default().block;
     for (i, (raw, opt, rep)) in graphs.iter().enumerate() {
         outln!("// graph {i}");
         match stage {
@@ -663,7 +657,7 @@ pub fn cmd_ir(
             Stage::Opt => out!("{}", crate::mir::print(opt)),
             Stage::Kernels => out!(
                 "{}",
-                crate::mir::kernels::print_plan(opt, &crate::mir::kernels::plan(opt), block)
+                crate::mir::schedule::print(opt, &crate::mir::schedule::plan(opt))
             ),
         }
         if time_passes {
@@ -686,14 +680,14 @@ pub fn cmd_ir(
 
 /// `flowc explain FILE`: every rewrite the passes make, with the law behind it.
 pub fn cmd_explain(path: &std::path::Path, args: Vec<String>, flags: &PassFlags) -> i32 {
-    let graphs = match dispatched(path, args, flags, false) {
+    let graphs = match dispatched(path, args, flags) {
         Ok(g) => g,
         Err(status) => return status,
     };
     for (i, (raw, opt, rep)) in graphs.iter().enumerate() {
-        let before = crate::mir::kernels::plan(raw).kernels.len();
-        let after = crate::mir::kernels::plan(opt).kernels.len();
-        outln!("graph {i}: {before} kernel(s) as written, {after} after rewriting (each shard counted)");
+        let before = crate::mir::schedule::plan(raw).launches.len();
+        let after = crate::mir::schedule::plan(opt).launches.len();
+        outln!("graph {i}: {before} launch(es) as written, {after} after rewriting (`flowc ir --stage kernels` shows them)");
         // Op calls and arrow chains were inlined while lowering; node labels name the ops.
         let mut ops: Vec<&str> = raw
             .nodes
@@ -729,16 +723,18 @@ pub fn cmd_graph(
     flags: &PassFlags,
     out: Option<&std::path::Path>,
 ) -> i32 {
-    let graphs = match dispatched(path, args, flags, false) {
+    let graphs = match dispatched(path, args, flags) {
         Ok(g) => g,
         Err(status) => return status,
     };
     let mut dot = String::new();
     for (i, (raw, opt, _)) in graphs.iter().enumerate() {
         let g = if stage == Stage::Mir { raw } else { opt };
+        let schedule = (stage == Stage::Kernels).then(|| crate::mir::schedule::plan(g));
         dot.push_str(&crate::mir::dot::to_dot(
             g,
             &format!("{} graph {i}", path.display()),
+            schedule.as_ref(),
         ));
     }
     let Some(out) = out else {

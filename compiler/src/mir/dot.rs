@@ -1,14 +1,18 @@
-//! Graphviz DOT drawings of MIR graphs: one box per node, kernels as clusters, materialized
-//! tensors as bold edges, shards visible as the pieces of a concatenation.
+//! Graphviz DOT drawings of MIR graphs: one box per node, materialized tensors as bold edges,
+//! shards visible as the pieces of a concatenation; with the schedule, its launches as
+//! clusters labelled with their shards.
 
 use std::fmt::Write;
 
 use super::ir::{Graph, NodeKind};
-use super::kernels::plan;
+use super::schedule::Schedule;
 use super::Idx;
 
-pub fn to_dot(g: &Graph, title: &str) -> String {
-    let p = plan(g);
+/// The drawing of `g`; with its schedule, the launches are clusters and the materialized
+/// tensors bold edges.
+pub fn to_dot(g: &Graph, title: &str, schedule: Option<&Schedule>) -> String {
+    let launches = schedule.map_or(&[][..], |s| &s.launches);
+    let materialized = schedule.map(|s| s.materialized(g)).unwrap_or_default();
     let mut out = String::new();
     let _ = writeln!(out, "digraph flow {{");
     let _ = writeln!(
@@ -16,14 +20,20 @@ pub fn to_dot(g: &Graph, title: &str) -> String {
         "  label={title:?}; rankdir=TB; node [shape=box, fontname=\"monospace\"];"
     );
     let mut in_kernel = vec![false; g.nodes.len()];
-    for (k, kernel) in p.kernels.iter().enumerate() {
+    for (k, launch) in launches.iter().enumerate() {
         let _ = writeln!(
             out,
-            "  subgraph cluster_k{k} {{ label=\"kernel k{k}\"; style=rounded; color=blue;"
+            "  subgraph cluster_l{k} {{ label=\"launch l{k}: {} shard(s)\"; style=rounded; color=blue;",
+            launch.shards,
         );
-        for n in &kernel.nodes {
-            in_kernel[n.index()] = true;
-            let _ = writeln!(out, "    n{} [label={:?}];", n.index(), label(g, *n));
+        for m in &launch.members {
+            in_kernel[m.node.index()] = true;
+            let _ = writeln!(
+                out,
+                "    n{} [label={:?}];",
+                m.node.index(),
+                label(g, m.node)
+            );
         }
         let _ = writeln!(out, "  }}");
     }
@@ -39,7 +49,7 @@ pub fn to_dot(g: &Graph, title: &str) -> String {
     }
     for (id, node) in g.nodes.iter_enumerated() {
         for src in node.inputs() {
-            let bold = if p.materialized.contains(&src) {
+            let bold = if materialized.contains(&src) {
                 ", penwidth=2"
             } else {
                 ""

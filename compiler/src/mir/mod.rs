@@ -18,7 +18,6 @@ pub mod dot;
 pub mod hash;
 pub mod idx;
 pub mod ir;
-pub mod kernels;
 mod lex;
 pub mod lower;
 pub mod memory;
@@ -27,6 +26,7 @@ pub mod ops;
 pub mod parse;
 pub mod passes;
 pub mod print;
+pub mod schedule;
 pub mod typeck;
 pub mod verify;
 

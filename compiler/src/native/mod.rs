@@ -32,6 +32,10 @@ use flow_runtime::{gemm, DType, Data, Tensor};
 use crate::mir::contract::{contraction, Contraction};
 use crate::mir::ir::{Graph, Node, NodeId, NodeKind, Port};
 use crate::mir::print::print_node;
+use crate::mir::schedule::{
+    self, contraction_rows, shard_plan, Member, Schedule, Work, SHARD_ELEMENTS,
+};
+use crate::mir::Idx;
 
 /// A compiled kernel: `fn(bufs, dims, lo, hi) -> status` (see `codegen/kernel.rs`).
 pub use flow_runtime::abi::KernelFn;
@@ -67,12 +71,6 @@ pub trait Kernels {
 
 /// Makes the kernel source of a run when its first graph is dispatched.
 pub type KernelFactory = Rc<dyn Fn() -> Result<Box<dyn Kernels>, NativeError>>;
-
-/// How many elements one shard task covers, at least: a function of shapes only.
-pub const SHARD_ELEMENTS: usize = 1 << 16;
-
-/// The fewest rows of a shard when the rows are the innermost dimension (see `shard_plan`).
-const MIN_CONTIGUOUS_ROWS: usize = 64;
 
 /// An error while running a graph natively.
 #[derive(Clone, Debug)]
@@ -140,7 +138,7 @@ pub struct Native {
     pool: BufferPool,
     /// The most bytes of computed tensors the last [`Native::eval`] held at once.
     last_peak: u128,
-    /// Kernel nodes run as members of row groups (see [`Native::plan_groups`]).
+    /// Kernel nodes run as members of row groups (see [`crate::mir::schedule`]).
     grouped: usize,
     /// Outputs written over a dead tensor of their group (see [`in_place`]).
     in_place: usize,
@@ -247,7 +245,7 @@ impl Native {
         self.evals += 1;
         let progress = self.hooks.progress.clone();
         if let Some(p) = &progress {
-            p.begin(g.nodes.iter().map(|n| shard_plan(g, n).1 as u64).sum());
+            p.begin(g.nodes.ids().map(|id| shard_plan(g, id).1 as u64).sum());
         }
         let res = self.eval_nodes(g, inputs);
         if let Some(p) = &progress {
@@ -276,7 +274,8 @@ impl Native {
                 .sum()
         };
         let (mut live, mut peak) = (0u128, 0u128);
-        let (kernels, groups, first_of) = self.plan_groups(g)?;
+        let schedule = crate::mir::schedule::plan(g);
+        let (kernels, first_of) = self.kernels_of(g, &schedule)?;
         // Outputs of group members computed with their group's first member.
         let mut ready: HashMap<NodeId, Vec<Tensor>> = HashMap::new();
         // Inputs and constants are there from the start: a row group may read one that comes
@@ -310,15 +309,15 @@ impl Native {
                 }
                 NodeKind::Map { .. } | NodeKind::Reduce { .. } => {
                     if let Some(k) = first_of[id.0 as usize] {
-                        let group = &groups[k];
-                        let outs = self.run_group(g, group, &values)?;
-                        for ((m, _), o) in group.members.iter().zip(outs) {
-                            ready.insert(*m, o);
+                        let launch = &schedule.launches[k];
+                        let outs = self.run_group(g, launch, &kernels, &values)?;
+                        for (m, o) in launch.members.iter().zip(outs) {
+                            ready.insert(m.node, o);
                         }
                     }
                     let outs = match ready.remove(&id) {
                         Some(outs) => outs,
-                        None => self.run_kernel(g, id, node, kernels[id.0 as usize], &values)?,
+                        None => self.run_kernel(g, id, node, &kernels, &values)?,
                     };
                     outs.into_iter().map(Rc::new).collect()
                 }
@@ -495,14 +494,14 @@ impl Native {
         g: &Graph,
         id: NodeId,
         node: &Node,
-        kernel: Option<Kernel>,
+        kernels: &[Option<Kernel>],
         values: &[Vec<Rc<Tensor>>],
     ) -> Result<Vec<Tensor>, NativeError> {
         let reads = match &node.kind {
             NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => reads,
             _ => unreachable!("only kernels"),
         };
-        let (rows, n_tasks) = shard_plan(g, node);
+        let (rows, n_tasks) = shard_plan(g, id);
         if n_tasks == 0 {
             return self.outputs(id, node);
         }
@@ -514,16 +513,20 @@ impl Native {
             self.run_contraction(id, node, &c, (a, b), read, &mut outs[0])?;
             return Ok(outs);
         }
-        let Some(kernel) = kernel else {
+        if kernels[id.index()].is_none() {
             return self.interpret(g, id, node, reads, values);
-        };
-        let group = Group {
-            members: vec![(id, Member::Kernel(kernel))],
+        }
+        let launch = schedule::Launch {
+            members: vec![Member {
+                node: id,
+                work: Work::Kernel,
+            }],
             rows,
-            fixed_rows: false,
+            shards: n_tasks,
+            in_place: Vec::new(),
         };
         Ok(self
-            .run_group(g, &group, values)?
+            .run_group(g, &launch, kernels, values)?
             .pop()
             .expect("one member"))
     }
@@ -540,97 +543,36 @@ impl Native {
             .collect()
     }
 
-    /// The kernel of every node that runs one, and the row groups: runs of consecutive
-    /// kernel nodes over the same rows, each reading the others' outputs only at its own row
-    /// (first coordinate `i0`). A group runs shard by shard — every member on rows `lo..hi`,
-    /// then the next rows — so the rows a member writes are still in cache when the next one
-    /// reads them (softmax reads `x` from memory once instead of three times). Each member
-    /// computes each of its rows exactly as alone, so grouping changes no bit. Returns the
-    /// kernels, the groups of two or more, and for each node the group it starts.
+    /// The kernel of every kernel member of a launch that has shards (in graph order, so
+    /// kernels are numbered as they are met), and, for each node that starts a row group of
+    /// two or more, that launch. A launch with a member the kernel source has no kernel for
+    /// (an executable's table lacks its structure) runs member by member instead, that
+    /// member on the interpreter: the same bits, only without the group's cache reuse.
     #[allow(clippy::type_complexity)]
-    fn plan_groups(
+    fn kernels_of(
         &mut self,
         g: &Graph,
-    ) -> Result<(Vec<Option<Kernel>>, Vec<Group>, Vec<Option<usize>>), NativeError> {
+        schedule: &Schedule,
+    ) -> Result<(Vec<Option<Kernel>>, Vec<Option<usize>>), NativeError> {
         let mut kernels: Vec<Option<Kernel>> = vec![None; g.nodes.len()];
-        let mut groups: Vec<Group> = Vec::new();
         let mut first_of: Vec<Option<usize>> = vec![None; g.nodes.len()];
-        let mut current: Option<(Group, usize)> = None;
-        let close = |current: &mut Option<(Group, usize)>,
-                     groups: &mut Vec<Group>,
-                     first_of: &mut Vec<Option<usize>>| {
-            if let Some((group, _)) = current.take() {
-                if group.members.len() > 1 {
-                    first_of[group.members[0].0 .0 as usize] = Some(groups.len());
-                    groups.push(group);
-                }
-            }
-        };
-        for (id, node) in g.nodes.iter_enumerated() {
-            let (space, reads) = match &node.kind {
-                NodeKind::Map { space, reads, .. } | NodeKind::Reduce { space, reads, .. } => {
-                    (space, reads)
-                }
-                // There from the start (see `eval_nodes`).
-                NodeKind::Input { .. } | NodeKind::Const { .. } => continue,
-                _ => {
-                    close(&mut current, &mut groups, &mut first_of);
-                    continue;
-                }
-            };
-            let (rows, n_tasks) = shard_plan(g, node);
-            if n_tasks == 0 {
-                close(&mut current, &mut groups, &mut first_of);
+        for (k, launch) in schedule.launches.iter().enumerate() {
+            if launch.shards == 0 {
                 continue;
             }
-            if let Some(c) = contraction(g, node) {
-                // A contraction starts a group over its GEMM blocks: its epilogue (bias,
-                // activation) runs on each block's rows right after the GEMM wrote them.
-                close(&mut current, &mut groups, &mut first_of);
-                let (rows, m) = (contraction_rows(&c), c.dims.0);
-                current = Some((
-                    Group {
-                        members: vec![(id, Member::Gemm(c))],
-                        rows,
-                        fixed_rows: true,
-                    },
-                    m,
-                ));
-                continue;
-            }
-            let kernel = self.kernels.kernel(g, id, &self.hooks)?;
-            kernels[id.0 as usize] = kernel;
-            let (Some(kernel), false) = (kernel, space.is_empty()) else {
-                close(&mut current, &mut groups, &mut first_of);
-                continue;
-            };
-            let joins = current.as_ref().is_some_and(|(group, extent0)| {
-                *extent0 == space[0]
-                    && reads.iter().all(|r| {
-                        !group.members.iter().any(|(m, _)| *m == r.node)
-                            || r.proj.first().is_some_and(is_row_index)
-                    })
-            });
-            if joins {
-                let (group, _) = current.as_mut().expect("joins a group");
-                group.members.push((id, Member::Kernel(kernel)));
-                if !group.fixed_rows {
-                    group.rows = group.rows.min(rows);
+            let mut complete = true;
+            for m in &launch.members {
+                if m.work == Work::Kernel {
+                    let kernel = self.kernels.kernel(g, m.node, &self.hooks)?;
+                    complete &= kernel.is_some();
+                    kernels[m.node.index()] = kernel;
                 }
-            } else {
-                close(&mut current, &mut groups, &mut first_of);
-                current = Some((
-                    Group {
-                        members: vec![(id, Member::Kernel(kernel))],
-                        rows,
-                        fixed_rows: false,
-                    },
-                    space[0],
-                ));
+            }
+            if launch.members.len() > 1 && complete {
+                first_of[launch.members[0].node.index()] = Some(k);
             }
         }
-        close(&mut current, &mut groups, &mut first_of);
-        Ok((kernels, groups, first_of))
+        Ok((kernels, first_of))
     }
 
     /// Runs the kernels of a group over its shards, every member on a shard's rows in turn;
@@ -638,23 +580,25 @@ impl Native {
     fn run_group(
         &mut self,
         g: &Graph,
-        group: &Group,
+        group: &schedule::Launch,
+        kernels: &[Option<Kernel>],
         values: &[Vec<Rc<Tensor>>],
     ) -> Result<Vec<Vec<Tensor>>, NativeError> {
         if group.members.len() > 1 {
             self.grouped += group.members.len();
         }
-        let (first, _) = group.members[0];
+        let first = group.members[0].node;
         let space = match &g.nodes[first].kind {
             NodeKind::Map { space, .. } | NodeKind::Reduce { space, .. } => space.clone(),
             _ => unreachable!("only kernels"),
         };
         let extent0 = space.first().copied().unwrap_or(1);
-        let in_place = in_place(g, group);
+        let in_place = &group.in_place;
         self.in_place += in_place.len();
         let mut outs: Vec<Vec<Tensor>> = Vec::new();
-        for (k, (id, _)) in group.members.iter().enumerate() {
-            let node = &g.nodes[*id];
+        for (k, m) in group.members.iter().enumerate() {
+            let id = m.node;
+            let node = &g.nodes[id];
             let mut os = Vec::new();
             for (p, t) in node.outputs.iter().enumerate() {
                 if in_place.iter().any(|d| d.writer == (k, p)) {
@@ -676,20 +620,20 @@ impl Native {
             .iter_mut()
             .map(|os| os.iter_mut().map(|o| data_ptr_mut(&mut o.data)).collect())
             .collect();
-        for d in &in_place {
+        for d in in_place {
             out_ptrs[d.writer.0][d.writer.1] = out_ptrs[d.dead.0][d.dead.1];
         }
         let mut outputs = Vec::new();
         let mut calls = Vec::new();
         let (mut read_bytes, mut written) = (0, 0);
         let mut seen: Vec<Port> = Vec::new();
-        for (k, (id, member)) in group.members.iter().enumerate() {
-            let node = &g.nodes[*id];
+        for (k, member) in group.members.iter().enumerate() {
+            let node = &g.nodes[member.node];
             let reads = match &node.kind {
                 NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => reads,
                 _ => unreachable!("only kernels"),
             };
-            if let Member::Gemm(c) = member {
+            if let Work::Gemm(c) = &member.work {
                 // The first member: both operands come from outside the group.
                 let [a, b] = [c.a.0, c.b.0]
                     .map(|r| &values[reads[r].node.0 as usize][reads[r].port as usize]);
@@ -705,12 +649,12 @@ impl Native {
                 });
                 continue;
             }
-            let Member::Kernel(kernel) = member else {
-                unreachable!("handled above")
+            let Some(kernel) = kernels[member.node.index()] else {
+                unreachable!("a launch runs as a group only when every kernel member has a kernel")
             };
             let mut bufs: Vec<*mut u8> = Vec::new();
             for r in reads {
-                match group.members.iter().position(|(m, _)| *m == r.node) {
+                match group.members.iter().position(|m| m.node == r.node) {
                     Some(j) => bufs.push(out_ptrs[j][r.port as usize]),
                     None => {
                         let t = &values[r.node.0 as usize][r.port as usize];
@@ -733,16 +677,17 @@ impl Native {
         let name = group
             .members
             .iter()
-            .map(|(id, m)| match m {
-                Member::Kernel(k) => kernel_name(&g.nodes[*id], k.number),
-                Member::Gemm(_) => format!("{} gemm", describe_short(&g.nodes[*id])),
+            .map(|m| match (&m.work, kernels[m.node.index()]) {
+                (Work::Gemm(_), _) => format!("{} gemm", describe_short(&g.nodes[m.node])),
+                (_, Some(k)) => kernel_name(&g.nodes[m.node], k.number),
+                (_, None) => unreachable!("every kernel member has a kernel"),
             })
             .collect::<Vec<_>>()
             .join(" + ");
         let launch = Launch {
             name,
             kernel: self.launch_id(first),
-            shards: extent0.div_ceil(group.rows),
+            shards: group.shards,
             rows: group.rows,
             extent0,
             outputs,
@@ -782,12 +727,12 @@ impl Native {
                 .ok()
                 .and_then(|v| v.iter().find(|(task, _)| *task == e.task).map(|x| x.1))
                 .unwrap_or(0);
-            let (id, _) = group.members[k];
+            let id = group.members[k].node;
             let node = &g.nodes[id];
             shard_error(id, node, &space_of(node), rows, &e)
         })?;
         // The buffers written in place now belong to their writers.
-        for d in &in_place {
+        for d in in_place {
             let dead = &mut outs[d.dead.0][d.dead.1];
             let empty = Data::zeros(dead.dtype(), 0);
             let data = std::mem::replace(&mut dead.data, empty);
@@ -795,89 +740,6 @@ impl Native {
         }
         Ok(outs)
     }
-}
-
-/// A member's output written over another member's output, which nothing reads after the
-/// writer: `(member, port)` pairs, indexes into the group.
-struct InPlace {
-    writer: (usize, usize),
-    dead: (usize, usize),
-}
-
-/// Where a group's maps may write over a dead tensor of the group (softmax's `y = e / z`
-/// over `e`), saving the memory traffic of a second tensor: the writer is a `Map` whose every
-/// read of the dead tensor is at its own point (so it reads each element before writing it
-/// back, in scalar and vector code alike), of the same type and shape, and the dead tensor is
-/// not a graph output nor read by any node after the writer. Since the dead tensor is a
-/// member's output, a retried shard recomputes it before its writer runs again.
-fn in_place(g: &Graph, group: &Group) -> Vec<InPlace> {
-    let mut out: Vec<InPlace> = Vec::new();
-    for (k, (id, _)) in group.members.iter().enumerate() {
-        let NodeKind::Map { space, reads, .. } = &g.nodes[*id].kind else {
-            continue;
-        };
-        for (p, t) in g.nodes[*id].outputs.iter().enumerate() {
-            let candidate = reads.iter().find_map(|r| {
-                let j = group.members[..k].iter().position(|(m, _)| *m == r.node)?;
-                let dead = (j, r.port as usize);
-                let port = r.src();
-                let fits = g.nodes[r.node].outputs[dead.1] == *t
-                    && !g.outputs.contains(&port)
-                    && !out.iter().any(|d| d.dead == dead)
-                    && reads
-                        .iter()
-                        .filter(|x| x.src() == port)
-                        .all(|x| is_identity(&x.proj, space.len()))
-                    && g.nodes
-                        .iter_enumerated()
-                        .all(|(n, node)| n.0 <= id.0 || !reads_port(node, port));
-                fits.then_some(dead)
-            });
-            if let Some(dead) = candidate {
-                out.push(InPlace {
-                    writer: (k, p),
-                    dead,
-                });
-            }
-        }
-    }
-    out
-}
-
-/// Whether a projection is the identity on a space of `rank` dimensions.
-fn is_identity(proj: &[crate::mir::ir::Affine], rank: usize) -> bool {
-    proj.len() == rank && proj.iter().enumerate().all(|(d, a)| is_index(a, d as u32))
-}
-
-/// Whether a node reads a port.
-fn reads_port(node: &Node, port: Port) -> bool {
-    match &node.kind {
-        NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => {
-            reads.iter().any(|r| r.src() == port)
-        }
-        NodeKind::Concat { parts, .. } => parts.contains(&port),
-        NodeKind::Slice { src, .. } => *src == port,
-        NodeKind::Input { .. } | NodeKind::Const { .. } | NodeKind::Random { .. } => false,
-    }
-}
-
-/// Kernel nodes that run together, shard by shard (see [`Native::plan_groups`]).
-struct Group {
-    /// In graph order.
-    members: Vec<(NodeId, Member)>,
-    /// Rows per shard: the fewest any member would take alone, or a contraction's rows per
-    /// GEMM block.
-    rows: usize,
-    /// Whether `rows` are a GEMM's blocks (members do not change them).
-    fixed_rows: bool,
-}
-
-/// How a group member runs.
-enum Member {
-    /// A compiled kernel.
-    Kernel(Kernel),
-    /// A contraction, as GEMMs over blocks of rows (only as a group's first member).
-    Gemm(Contraction),
 }
 
 /// One member's work on a shard's rows.
@@ -917,19 +779,6 @@ fn gemm_rows(c: &Contraction, (a, b, o): (&SendPtr, &SendPtr, &SendPtr), lo: usi
                 (o.get() as *mut f64).add(lo * n),
             ),
         }
-    }
-}
-
-/// Whether a coordinate is the row index itself, `i0`.
-fn is_row_index(a: &crate::mir::ir::Affine) -> bool {
-    is_index(a, 0)
-}
-
-/// Whether a coordinate is index variable `v` itself.
-fn is_index(a: &crate::mir::ir::Affine, v: u32) -> bool {
-    a.konst == 0 && {
-        let mut terms = a.coeffs.iter().filter(|(_, c)| *c != 0);
-        terms.next() == Some(&(v, 1)) && terms.next().is_none()
     }
 }
 
@@ -1033,11 +882,6 @@ impl Native {
     }
 }
 
-/// Rows of the output per GEMM block of a contraction.
-fn contraction_rows(c: &Contraction) -> usize {
-    c.dims.0.div_ceil(8).max(32)
-}
-
 fn operand<T>(
     ptr: *const T,
     (_, row_stride, col_stride): (usize, isize, isize),
@@ -1065,44 +909,6 @@ struct Launch {
     /// Bytes read and written by the whole launch.
     read: u64,
     written: u64,
-}
-
-/// How node `node` is split into shards: rows per shard and the number of shards (0 for an
-/// empty space, and for nodes that are not run as shards). A function of the shape only.
-fn shard_plan(g: &Graph, node: &Node) -> (usize, usize) {
-    match &node.kind {
-        NodeKind::Map { space, .. } | NodeKind::Reduce { space, .. } => {
-            let volume: usize = space.iter().product();
-            if volume == 0 {
-                (1, 0)
-            } else if let Some(c) = contraction(g, node) {
-                let rows = contraction_rows(&c);
-                (rows, c.dims.0.div_ceil(rows))
-            } else if space.is_empty() {
-                (1, 1)
-            } else {
-                let inner: usize = space[1..].iter().product::<usize>().max(1);
-                let red: usize = match &node.kind {
-                    NodeKind::Reduce { red, .. } => red.iter().product::<usize>().max(1),
-                    _ => 1,
-                };
-                let mut rows = (SHARD_ELEMENTS / (inner * red)).max(1);
-                if space.len() == 1 {
-                    // The rows are the innermost dimension: reads along it are contiguous
-                    // (a column sum reads a row segment of its input per step), so a shard
-                    // takes whole cache lines of them, and few enough pages per step for
-                    // the TLB.
-                    rows = rows.max(MIN_CONTIGUOUS_ROWS);
-                }
-                (rows, space[0].div_ceil(rows))
-            }
-        }
-        NodeKind::Random { .. } => {
-            let len: usize = node.outputs[0].shape.iter().product();
-            (SHARD_ELEMENTS, len.div_ceil(SHARD_ELEMENTS))
-        }
-        _ => (1, 0),
-    }
 }
 
 /// Overwrites rows `lo..hi` of every output with a recognisable garbage pattern (NaN with a
