@@ -223,6 +223,45 @@ pub fn layering_violations(root: &Path) -> Vec<String> {
     out
 }
 
+/// The modules that run the rewrite pipeline and may therefore name `mir::passes`: every
+/// other stage uses what the pipeline produces (helpers every stage needs live in `mir::ir`
+/// and `mir::monoid`, the schedule in `mir::schedule`).
+pub const PASS_PIPELINE_USERS: &[&str] = &[
+    "compiler/src/mir/passes/",
+    "compiler/src/exec/",
+    "compiler/src/driver/",
+];
+
+/// Files outside [`PASS_PIPELINE_USERS`] that name `mir::passes` (as `crate::mir::passes` or,
+/// from inside `mir/`, `super::passes`).
+pub fn passes_used_outside_pipeline(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in rust_files(root) {
+        if !f.starts_with("compiler/src/")
+            || PASS_PIPELINE_USERS.iter().any(|d| f.starts_with(d))
+            || is_unit_test_module(root, &f)
+        {
+            continue;
+        }
+        let code = strip_comments_and_strings(&read(root, &f));
+        let via_crate = paths_from(&code, "crate").iter().any(|p| {
+            p.get(1).is_some_and(|m| m == "mir") && p.get(2).is_some_and(|m| m == "passes")
+        });
+        let in_mir = f.starts_with("compiler/src/mir/") && !f.ends_with("/mod.rs");
+        let via_super = in_mir
+            && paths_from(&code, "super")
+                .iter()
+                .any(|p| p.get(1).is_some_and(|m| m == "passes"));
+        if via_crate || via_super {
+            out.push(format!(
+                "{f}: only the pass pipeline's users ({}) may name `mir::passes`",
+                PASS_PIPELINE_USERS.join(", ")
+            ));
+        }
+    }
+    out
+}
+
 /// Entries of `KNOWN_VIOLATIONS` that the tree no longer needs.
 pub fn stale_exceptions(root: &Path) -> Vec<String> {
     let mut out = Vec::new();

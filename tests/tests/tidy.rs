@@ -27,6 +27,14 @@ fn modules_respect_the_layering() {
 }
 
 #[test]
+fn only_the_pipeline_names_the_passes() {
+    assert_clean(
+        "mir::passes outside the pipeline",
+        tidy::passes_used_outside_pipeline(&workspace_root()),
+    );
+}
+
+#[test]
 fn known_layering_debts_are_still_real() {
     assert_clean(
         "stale exceptions",
