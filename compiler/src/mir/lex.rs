@@ -6,7 +6,24 @@
 
 use std::fmt;
 
-use super::parse::ParseError;
+/// Why a text is not a graph, and where: the lexer's and the parser's error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    /// The line, from 1.
+    pub line: u32,
+    /// The column in characters, from 1.
+    pub col: u32,
+    /// What was wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.line, self.col, self.message)
+    }
+}
+
+impl std::error::Error for ParseError {}
 
 /// A token.
 #[derive(Clone, Debug, PartialEq)]

@@ -9,37 +9,17 @@
 //! Whitespace and newlines separate tokens, and `//` starts a comment that runs to the end
 //! of the line.
 
-use std::fmt;
-
 use flow_runtime::{num_elements, DType, Data, Scalar, Tensor};
 
 use super::ir::{
     Affine, BinOp, BuiltinMonoid, Dist, Edge, Graph, MathFn, Monoid, MonoidId, MonoidRef, Node,
     NodeId, NodeKind, Port, Read, ScalarExpr, TensorTy, UnOp, Unwrap, Wrap,
 };
+pub use super::lex::ParseError;
 use super::lex::{lex, Tok, Token};
 
 /// How deeply scalar expressions may nest before the parser gives up.
 pub const MAX_DEPTH: usize = 500;
-
-/// Why a text is not a graph, and where.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParseError {
-    /// The line, from 1.
-    pub line: u32,
-    /// The column in characters, from 1.
-    pub col: u32,
-    /// What was wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.line, self.col, self.message)
-    }
-}
-
-impl std::error::Error for ParseError {}
 
 /// Parses the text form of a graph.
 pub fn parse(text: &str) -> Result<Graph, ParseError> {
