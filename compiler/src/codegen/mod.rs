@@ -1,5 +1,6 @@
 //! The code generator: every `Map` and `Reduce` node of an optimized graph becomes one
-//! Cranelift function (`kernel.rs`). The only module that uses Cranelift.
+//! Cranelift function (`kernel/`: the loop nest in `mod.rs`, operators in `ops.rs`, the
+//! vector plan in `vector.rs`). The only module that uses Cranelift.
 //!
 //! The same [`Emitter`] writes kernels into two kinds of Cranelift module: the JIT's
 //! ([`Jit`], a [`Kernels`] source that compiles each structure once, at its first dispatch)

@@ -37,7 +37,7 @@ use crate::mir::schedule::{
 };
 use crate::mir::Idx;
 
-/// A compiled kernel: `fn(bufs, dims, lo, hi) -> status` (see `codegen/kernel.rs`).
+/// A compiled kernel: `fn(bufs, dims, lo, hi) -> status` (see `codegen/kernel/`).
 pub use flow_runtime::abi::KernelFn;
 
 /// A kernel and its number, which names it in profiles (`k3`).
