@@ -48,8 +48,9 @@ struct PassArgs {
     /// Which backend runs the operation graphs.
     #[arg(long, value_enum, default_value = "jit")]
     backend: Backend,
-    /// Threads for native kernels (default: every core). Results do not depend on it.
-    #[arg(long)]
+    /// Threads for native kernels, 1 to 1024 (default: every core). Results do not depend
+    /// on it.
+    #[arg(long, value_name = "N", value_parser = driver::parse_threads)]
     threads: Option<usize>,
     /// Run no rewrite pass.
     #[arg(long)]
@@ -166,8 +167,8 @@ enum Command {
         /// Write the executable to this file (default: the file's stem, here).
         #[arg(short, long, value_name = "OUT")]
         output: Option<PathBuf>,
-        /// Threads for the trace run (default: every core).
-        #[arg(long)]
+        /// Threads for the trace run, 1 to 1024 (default: every core).
+        #[arg(long, value_name = "N", value_parser = driver::parse_threads)]
         threads: Option<usize>,
         /// Stop the trace run after this many seconds (kernels it did not reach are
         /// interpreted in the executable).

@@ -116,6 +116,10 @@ pub struct RunOptions {
     /// The most bytes of tensor data a dispatch may hold: the coordinator's computed tensors
     /// plus the live tensors of the graph being run (`--memory-limit`).
     pub memory_limit: Option<u64>,
+    /// The machine's memory in bytes (RAM and swap), when the host knows it: without
+    /// `memory_limit`, a graph that cannot fit in it is an error before anything is
+    /// allocated, not an allocation failure.
+    pub machine_memory: Option<u64>,
     /// Where the native backend gets its kernels (`None` with [`Backend::Interp`]).
     pub kernels: Option<KernelFactory>,
     /// Stop with [`RunErrorKind::TimeLimit`] at the first statement after this instant
@@ -135,6 +139,7 @@ impl Default for RunOptions {
             hooks: Hooks::default(),
             result_cache: true,
             memory_limit: None,
+            machine_memory: None,
             kernels: None,
             deadline: None,
         }
@@ -547,7 +552,12 @@ impl<'p, 'h> Machine<'p, 'h> {
         self.caches.stats.dispatched += 1;
         let resident = self.resident_bytes();
         let mut opt = self.optimized(&g, false).map_err(err)?;
-        if let Some(limit) = self.opts.memory_limit {
+        let budget = match (self.opts.memory_limit, self.opts.machine_memory) {
+            (Some(limit), _) => Some((limit, Budget::Flag)),
+            (None, Some(machine)) => Some((machine, Budget::Machine)),
+            (None, None) => None,
+        };
+        if let Some((limit, what)) = budget {
             let limit = limit as u128;
             let mut plan = crate::mir::memory::plan(&opt.graph);
             if resident + plan.peak > limit && self.opts.optimize {
@@ -556,7 +566,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                 plan = crate::mir::memory::plan(&opt.graph);
             }
             if resident + plan.peak > limit {
-                return Err(err(over_budget(&opt.graph, &plan, resident, limit)));
+                return Err(err(over_budget(&opt.graph, &plan, resident, limit, what)));
             }
         }
         let g = &opt.graph;
@@ -1306,6 +1316,15 @@ impl<'p, 'h> Machine<'p, 'h> {
     }
 }
 
+/// Where a dispatch's memory budget comes from.
+#[derive(Clone, Copy)]
+enum Budget {
+    /// `--memory-limit`.
+    Flag,
+    /// The machine's RAM and swap.
+    Machine,
+}
+
 /// The error when a graph does not fit in the memory budget even with recomputation: the
 /// tensor being computed at the worst moment, its size, and what is live beside it.
 fn over_budget(
@@ -1313,6 +1332,7 @@ fn over_budget(
     plan: &crate::mir::memory::MemoryPlan,
     resident: u128,
     limit: u128,
+    budget: Budget,
 ) -> String {
     use crate::mir::memory::{bytes_of, describe, format_bytes};
     let largest = match plan.peak_largest {
@@ -1329,11 +1349,23 @@ fn over_budget(
         }
         None => String::new(),
     };
+    let (error, limit) = match budget {
+        Budget::Flag => (
+            "out of memory budget",
+            format!("the limit of {} (--memory-limit)", format_bytes(limit)),
+        ),
+        Budget::Machine => (
+            "out of memory",
+            format!(
+                "this machine's memory, {} (RAM and swap)",
+                format_bytes(limit)
+            ),
+        ),
+    };
     format!(
-        "out of memory budget: the graph needs {} of tensors at once{largest}, beside the {} of tensors already computed, more than the limit of {} (--memory-limit), even recomputing instead of materializing",
+        "{error}: the graph needs {} of tensors at once{largest}, beside the {} of tensors already computed, more than {limit}, even recomputing instead of materializing",
         format_bytes(plan.peak),
         format_bytes(resident),
-        format_bytes(limit)
     )
 }
 

@@ -1,0 +1,260 @@
+//! End-to-end tests of the `flowc` binary at the edges of its input and output: closed
+//! pipes, thread counts, files that are not regular files, tensors larger than the machine,
+//! shape variables of loaded files, and the commands that show the IR (`ir`, `explain`,
+//! `graph`) and `bench`'s flags. Each test is a bug that once crashed, hung or gave a wrong
+//! result.
+
+mod common;
+use common::{flowc, repo, Scratch};
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// Runs `flowc ARGS` in `dir`.
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(flowc())
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("FLOW_FAULTS")
+        .output()
+        .expect("flowc runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether a run crashed: a panic or a signal.
+fn crashed(out: &Output) -> bool {
+    out.status.code().is_none()
+        || out.status.code() == Some(101)
+        || stderr(out).contains("panicked")
+}
+
+/// Runs `flowc ARGS` in `dir` with standard output and standard error both writing into a
+/// pipe whose reading end is already closed (`flowc … 2>&1 | head -0`): every write fails
+/// with `EPIPE`. Returns the exit status.
+fn with_closed_pipe(dir: &Path, args: &[&str]) -> std::process::ExitStatus {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let writer2 = writer.try_clone().expect("a second writer");
+    Command::new(flowc())
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("FLOW_FAULTS")
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::from(writer2))
+        .status()
+        .expect("flowc runs")
+}
+
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    let dir = Scratch::new("cli-epipe");
+    dir.file("bad.flow", "main { let x = ; }\n");
+    dir.file(
+        "ok.flow",
+        "main {\n  let x = rand_uniform(1, [1000]);\n  print(sum[i](x[i]));\n  print(x);\n}\n",
+    );
+    // Exit 1 for the syntax error (not 101, a panic, nor a signal).
+    let status = with_closed_pipe(&dir.0, &["check", "bad.flow"]);
+    assert_eq!(status.code(), Some(1), "flowc check: {status:?}");
+    for args in [
+        &["run", "ok.flow", "--profile", "--stats"][..],
+        &["ir", "ok.flow"],
+        &["explain", "ok.flow"],
+        &["graph", "ok.flow"],
+        &["test", "ok.flow"],
+    ] {
+        let status = with_closed_pipe(&dir.0, args);
+        assert_eq!(status.code(), Some(0), "flowc {args:?}: {status:?}");
+    }
+}
+
+#[test]
+fn thread_counts_are_validated_and_capped() {
+    let dir = Scratch::new("cli-threads");
+    dir.file(
+        "p.flow",
+        "main { print(sum[i](rand_uniform(1, [100])[i])); }\n",
+    );
+    for bad in ["0", "100000", "5000", "1025", "many"] {
+        for cmd in ["run", "test", "ir", "build"] {
+            let out = run_in(&dir.0, &[cmd, "p.flow", "--threads", bad]);
+            assert_eq!(out.status.code(), Some(2), "{cmd} --threads {bad}: {out:?}");
+            assert!(
+                stderr(&out).contains("1024"),
+                "{cmd} --threads {bad}: {out:?}"
+            );
+        }
+    }
+    let out = run_in(&dir.0, &["run", "p.flow", "--threads", "1024"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let docs = std::fs::read_to_string(repo().join("docs/cli.md")).expect("docs/cli.md");
+    assert!(docs.contains("at most 1024"), "docs/cli.md says the limit");
+}
+
+#[test]
+fn save_refuses_what_is_not_a_regular_file_and_writes_through_links() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = Scratch::new("cli-save");
+    dir.file(
+        "save.flow",
+        "main {\n  save(args()[0], rand_uniform(1, [3]));\n  print(\"saved\");\n}\n",
+    );
+    // A FIFO stays a FIFO (a reader would block forever on the old code's rename target).
+    let fifo = dir.0.join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let out = run_in(&dir.0, &["run", "save.flow", "--", "fifo"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains("`fifo` is a FIFO"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("save.flow:2:3"), "{}", stderr(&out));
+    assert!(std::fs::symlink_metadata(&fifo)
+        .expect("still there")
+        .file_type()
+        .is_fifo());
+    // A link to a device is refused too, and the link is kept.
+    std::os::unix::fs::symlink("/dev/null", dir.0.join("null.npy")).expect("symlink");
+    let out = run_in(&dir.0, &["run", "save.flow", "--", "null.npy"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains("is a character device"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(std::fs::symlink_metadata(dir.0.join("null.npy"))
+        .expect("still there")
+        .file_type()
+        .is_symlink());
+    // A directory is refused.
+    std::fs::create_dir(dir.0.join("sub.npy")).expect("mkdir");
+    let out = run_in(&dir.0, &["run", "save.flow", "--", "sub.npy"]);
+    assert!(stderr(&out).contains("is a directory"), "{}", stderr(&out));
+    // A link to a regular file (or to none yet) is written through: the link stays, its
+    // target gets the data.
+    std::os::unix::fs::symlink("data/real.npy", dir.0.join("link.npy")).expect("symlink");
+    std::fs::create_dir(dir.0.join("data")).expect("mkdir");
+    for _ in 0..2 {
+        let out = run_in(&dir.0, &["run", "save.flow", "--", "link.npy"]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(std::fs::symlink_metadata(dir.0.join("link.npy"))
+            .expect("link")
+            .file_type()
+            .is_symlink());
+        let data = std::fs::read(dir.0.join("data/real.npy")).expect("the target");
+        assert!(data.starts_with(b"\x93NUMPY"));
+    }
+}
+
+#[test]
+fn load_reads_only_regular_files_and_no_further_than_the_header_says() {
+    let dir = Scratch::new("cli-load");
+    dir.file(
+        "load.flow",
+        "main {\n  let a: f32[N] = load(args()[0]);\n  print(a);\n}\n",
+    );
+    let fifo = dir.0.join("fifo.npy");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo")
+        .success());
+    std::os::unix::fs::symlink("/dev/zero", dir.0.join("zero.npy")).expect("symlink");
+    for (file, why) in [
+        ("/dev/zero", "is a character device"),
+        ("zero.npy", "is a character device"),
+        ("fifo.npy", "is a FIFO"),
+        (".", "is a directory"),
+    ] {
+        let out = run_in(&dir.0, &["run", "load.flow", "--", file]);
+        assert_eq!(out.status.code(), Some(1), "{file}: {out:?}");
+        assert!(stderr(&out).contains(why), "{file}: {}", stderr(&out));
+        assert!(stderr(&out).contains("load.flow:2:19"), "{}", stderr(&out));
+    }
+    // A cache entry that is a link to `/dev/zero` is ignored with a warning (the old code
+    // read it forever).
+    let cache = dir.0.join("cache");
+    let data = repo().join("examples/data/measurements.npy");
+    let data = data.to_str().expect("utf-8 path");
+    dir.file(
+        "sum.flow",
+        "main {\n  let a: f32[R, C] = load(args()[0]);\n  print(sum[r, c](a[r, c]));\n}\n",
+    );
+    let first = run_in(
+        &dir.0,
+        &["run", "sum.flow", "--cache-dir", "cache", "--", data],
+    );
+    assert_eq!(first.status.code(), Some(0), "{first:?}");
+    let mut entries = 0;
+    for e in std::fs::read_dir(&cache).expect("the cache") {
+        let p = e.expect("an entry").path();
+        std::fs::remove_file(&p).expect("rm");
+        std::os::unix::fs::symlink("/dev/zero", &p).expect("symlink");
+        entries += 1;
+    }
+    assert!(entries > 0);
+    let again = Command::new(flowc())
+        .args(["run", "sum.flow", "--cache-dir", "cache", "--", data])
+        .current_dir(&dir.0)
+        .output()
+        .expect("flowc runs");
+    assert_eq!(again.status.code(), Some(0), "{again:?}");
+    assert_eq!(stdout(&again), stdout(&first));
+    assert!(
+        stderr(&again).contains("is a character device"),
+        "{again:?}"
+    );
+}
+
+/// The machine's RAM and swap, in bytes, as `/proc/meminfo` says.
+fn machine_memory() -> u64 {
+    let info = std::fs::read_to_string("/proc/meminfo").expect("/proc/meminfo");
+    let field = |name: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    field("MemTotal:") + field("SwapTotal:")
+}
+
+#[test]
+fn a_tensor_larger_than_the_machine_is_an_error_not_an_abort() {
+    let dir = Scratch::new("cli-memory");
+    // The smallest power of two of f32 elements that the machine cannot hold; under the
+    // 1 TiB cap of any tensor on machines with less than 1 TiB of RAM and swap.
+    let n = (machine_memory() / 4 + 1).next_power_of_two();
+    assert!(
+        n * 4 <= 1 << 40,
+        "this machine has 1 TiB of memory or more: pick a larger tensor"
+    );
+    dir.file(
+        "big.flow",
+        &format!("main {{\n  let x = rand_uniform(1, [{n}]);\n  print(x[0]);\n}}\n"),
+    );
+    for backend in ["jit", "interp"] {
+        let out = run_in(&dir.0, &["run", "big.flow", "--backend", backend]);
+        assert!(!crashed(&out), "{backend}: {out:?}");
+        assert_eq!(out.status.code(), Some(1), "{backend}: {out:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("big.flow:3:9: error[runtime-error]: out of memory"),
+            "{err}"
+        );
+        assert!(err.contains(&format!("f32[{n}]")), "{err}");
+        assert!(err.contains("this machine's memory"), "{err}");
+    }
+}
