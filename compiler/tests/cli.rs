@@ -258,3 +258,57 @@ fn a_tensor_larger_than_the_machine_is_an_error_not_an_abort() {
         assert!(err.contains("this machine's memory"), "{err}");
     }
 }
+
+#[test]
+fn shape_variables_of_loaded_files_are_one_size() {
+    let dir = Scratch::new("cli-shapevars");
+    dir.file(
+        "make.flow",
+        "main {\n  save(\"m.npy\", rand_uniform(1, [2, 3]));\n  save(\"sq.npy\", rand_uniform(1, [2, 2]));\n  save(\"a.npy\", rand_uniform(1, [3]));\n  save(\"b.npy\", rand_uniform(1, [4]));\n  save(\"c.npy\", rand_uniform(2, [3]));\n}\n",
+    );
+    let out = run_in(&dir.0, &["run", "make.flow"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    dir.file(
+        "square.flow",
+        "main {\n  let a: f32[N, N] = load(args()[0]);\n  print(sum[i](a[i, i]));\n}\n",
+    );
+    dir.file(
+        "two.flow",
+        "main {\n  let a: f32[N] = load(args()[0]);\n  let b: f32[N] = load(args()[1]);\n  print(sum[i](a[i] * b[i]));\n}\n",
+    );
+    // A loop may load files of other sizes into the same annotation, one at a time.
+    dir.file(
+        "each.flow",
+        "main {\n  for k in 0..len(args()) {\n    let x: f32[N] = load(args()[k]);\n    print(sum[i](x[i]));\n  }\n}\n",
+    );
+    for backend in ["jit", "interp"] {
+        let run = |args: &[&str]| {
+            let mut all = vec!["run", "--backend", backend];
+            all.extend_from_slice(args);
+            run_in(&dir.0, &all)
+        };
+        let out = run(&["square.flow", "--", "m.npy"]);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(
+            stderr(&out).contains("square.flow:2:22: error[runtime-error]: `m.npy` has shape [2, 3], but the program expects `f32[N, N]`: `N` cannot be both 2 and 3"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(run(&["square.flow", "--", "sq.npy"]).status.code(), Some(0));
+        let out = run(&["two.flow", "--", "a.npy", "b.npy"]);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("two.flow:3:19: error[runtime-error]: `b.npy` has shape [4], but the program expects `f32[N]` where `N` is 3, the size it has in `a.npy`"),
+            "{err}"
+        );
+        // The annotation that gave `N` its size is shown too.
+        assert!(err.contains("`N` is 3 in `a.npy`, loaded here"), "{err}");
+        assert_eq!(stdout(&out), "");
+        let out = run(&["two.flow", "--", "a.npy", "c.npy"]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let out = run(&["each.flow", "--", "a.npy", "b.npy", "c.npy"]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert_eq!(stdout(&out).lines().count(), 3, "{out:?}");
+    }
+}

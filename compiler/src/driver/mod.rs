@@ -240,7 +240,11 @@ pub fn run_error_diag(e: &crate::exec::RunError) -> Diagnostic {
             Code::RuntimeError
         }
     };
-    Diagnostic::error(code, e.message.clone(), e.span)
+    let mut d = Diagnostic::error(code, e.message.clone(), e.span);
+    for (span, text) in &e.related {
+        d = d.with_label(*span, text.clone());
+    }
+    d
 }
 
 /// The run options of the native backend with kernels compiled by the JIT, on `threads`

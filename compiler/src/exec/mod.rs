@@ -40,6 +40,8 @@ pub struct RunError {
     pub message: String,
     pub span: Span,
     pub kind: RunErrorKind,
+    /// Other places the error involves, each with what it says about them.
+    pub related: Vec<(Span, String)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +60,7 @@ fn fail<T>(span: Span, message: impl Into<String>) -> RResult<T> {
         message: message.into(),
         span,
         kind: RunErrorKind::Other,
+        related: Vec::new(),
     })
 }
 
@@ -272,6 +275,9 @@ struct Machine<'p, 'h> {
     caches: Caches,
     /// The content hashes of computed tensors, by port (ports are never reused).
     hashes: HashMap<Port, Hash>,
+    /// The size each shape variable of a `load`'s annotation was given, by the `load` (its
+    /// span) of which file. See [`Machine::check_loaded_vars`].
+    loaded_dims: HashMap<String, (usize, Span, String)>,
 }
 
 struct BenchState {
@@ -363,6 +369,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             dispatches: 0,
             caches,
             hashes: HashMap::new(),
+            loaded_dims: HashMap::new(),
         }
     }
 
@@ -544,6 +551,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             message,
             span,
             kind: RunErrorKind::Other,
+            related: Vec::new(),
         };
         // Absurd shapes are rejected before anything is allocated.
         crate::mir::memory::check_sizes(&g).map_err(err)?;
@@ -769,6 +777,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             message,
             span,
             kind: RunErrorKind::Other,
+            related: Vec::new(),
         };
         match self.opts.backend {
             Backend::Interp => {
@@ -838,6 +847,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                 message: x.message,
                 span: x.span,
                 kind: RunErrorKind::Other,
+                related: Vec::new(),
             })?;
         Ok(self.value_of_tval(t))
     }
@@ -914,6 +924,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                                 message: x.message,
                                 span,
                                 kind: RunErrorKind::Other,
+                                related: Vec::new(),
                             })?;
                         Ok(self.handle(p))
                     }
@@ -943,6 +954,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                             message: x.message,
                             span: x.span,
                             kind: RunErrorKind::Other,
+                            related: Vec::new(),
                         })?;
                         Ok(self.value_of_tval(t))
                     }
@@ -1011,6 +1023,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                 message: "the run reached its time limit".into(),
                 span: Span::default(),
                 kind: RunErrorKind::TimeLimit,
+                related: Vec::new(),
             });
         }
         match s {
@@ -1054,6 +1067,49 @@ impl<'p, 'h> Machine<'p, 'h> {
             Some(t) => self.eval(frame, t),
             None => Ok(Value::Unit),
         }
+    }
+
+    /// Checks the shape variables of a loaded tensor's annotation against its shape: one
+    /// variable has one size, within the annotation (`f32[N, N]` is square) and across the
+    /// annotations of a body (`let a: f32[N] = load(…); let b: f32[N] = load(…);` have one
+    /// length). The same `load` may give a variable a new size when it runs again (a loop
+    /// that loads a file of another size at each step); another `load` may not.
+    fn check_loaded_vars(&mut self, t: &Tensor, ty: &Ty, path: &str, span: Span) -> RResult<()> {
+        let Ty::Tensor(_, dims) = ty else {
+            return Ok(());
+        };
+        let shape = flow_runtime::format_shape(&t.shape);
+        let mut here: Vec<(&str, usize)> = Vec::new();
+        for (d, &n) in dims.iter().zip(&t.shape) {
+            let Some(var) = d.as_var() else {
+                continue;
+            };
+            if let Some(&(_, m)) = here.iter().find(|(v, _)| *v == var) {
+                if m != n {
+                    return fail(
+                        span,
+                        format!("`{path}` has shape {shape}, but the program expects `{ty}`: `{d}` cannot be both {m} and {n}"),
+                    );
+                }
+                continue;
+            }
+            here.push((var, n));
+            if let Some((m, at, from)) = self.loaded_dims.get(var) {
+                if *at != span && *m != n {
+                    return Err(RunError {
+                        message: format!("`{path}` has shape {shape}, but the program expects `{ty}` where `{d}` is {m}, the size it has in `{from}`"),
+                        span,
+                        kind: RunErrorKind::Other,
+                        related: vec![(*at, format!("`{d}` is {m} in `{from}`, loaded here"))],
+                    });
+                }
+            }
+        }
+        for (var, n) in here {
+            self.loaded_dims
+                .insert(var.to_string(), (n, span, path.to_string()));
+        }
+        Ok(())
     }
 
     /// Binds the shape variables of a local's type to its value's shape, so that the rest of
@@ -1218,6 +1274,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                     message: format!("assertion failed: {msg}"),
                     span,
                     kind: RunErrorKind::Assertion,
+                    related: Vec::new(),
                 })
             }
             Builtin::AssertClose => {
@@ -1306,6 +1363,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                 let t = flow_runtime::read_npy(&bytes)
                     .or_else(|x| fail(span, format!("`{path}`: {x}")))?;
                 check_loaded(&t, &e.ty, &path, span)?;
+                self.check_loaded_vars(&t, &e.ty, &path, span)?;
                 if t.shape.is_empty() {
                     return Ok(Value::Scalar(t.get(0)));
                 }
@@ -1427,6 +1485,7 @@ fn assert_close(a: &Value, b: &Value, tol: f64, span: Span) -> RResult<()> {
             ),
             span,
             kind: RunErrorKind::Assertion,
+            related: Vec::new(),
         });
     }
     let mut worst: Option<(usize, f64, f64, f64)> = None;
@@ -1458,6 +1517,7 @@ fn assert_close(a: &Value, b: &Value, tol: f64, span: Span) -> RResult<()> {
                 ),
                 span,
                 kind: RunErrorKind::Assertion,
+                related: Vec::new(),
             })
         }
     }
