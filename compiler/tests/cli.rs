@@ -312,3 +312,123 @@ fn shape_variables_of_loaded_files_are_one_size() {
         assert_eq!(stdout(&out).lines().count(), 3, "{out:?}");
     }
 }
+
+#[test]
+fn ir_explain_and_graph_run_main_as_run_does() {
+    // `main` reads its data file: the old in-memory host had none ("cannot read").
+    for cmd in ["ir", "explain", "graph"] {
+        let out = run_in(&repo(), &[cmd, "examples/stats.flow"]);
+        assert_eq!(out.status.code(), Some(0), "{cmd}: {out:?}");
+        assert!(!stdout(&out).is_empty(), "{cmd}");
+        // Nothing the program prints.
+        assert!(
+            !stdout(&out).contains("rows: 500"),
+            "{cmd}: {}",
+            stdout(&out)
+        );
+    }
+    // On the JIT: a program the interpreter needs tens of seconds for takes about as long as
+    // under `flowc run` (the old code ran `ir` on the interpreter).
+    let dir = Scratch::new("cli-ir");
+    dir.file(
+        "heavy.flow",
+        "main {\n  let x = rand_uniform(1, [4000, 8000]);\n  let y[i] = sum[j](exp(x[i, j]) * x[i, j]);\n  print(sum[i](y[i]));\n}\n",
+    );
+    let timed = |args: &[&str]| {
+        let start = std::time::Instant::now();
+        let out = run_in(&dir.0, args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        start.elapsed()
+    };
+    let run = timed(&["run", "heavy.flow"]);
+    let ir = timed(&["ir", "heavy.flow"]);
+    assert!(
+        ir < run * 4 + std::time::Duration::from_secs(3),
+        "flowc ir took {ir:?}, flowc run {run:?}"
+    );
+    // A program without `main` is an error, not an empty success.
+    dir.file("nomain.flow", "fn f(x: f32) -> f32 = x + 1.0\n");
+    for cmd in ["ir", "explain", "graph"] {
+        let out = run_in(&dir.0, &[cmd, "nomain.flow"]);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {out:?}");
+        assert!(
+            stderr(&out).contains("error[missing-main]: `nomain.flow` has no `main` block"),
+            "{cmd}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn graph_writes_the_format_its_file_name_asks_for() {
+    let dir = Scratch::new("cli-graph");
+    dir.file(
+        "p.flow",
+        "main { print(sum[i](rand_uniform(1, [100])[i])); }\n",
+    );
+    let out = run_in(&dir.0, &["graph", "p.flow", "-o", "g.dot"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let dot = std::fs::read_to_string(dir.0.join("g.dot")).expect("g.dot");
+    assert!(dot.starts_with("digraph"), "{dot}");
+    // An image: drawn by Graphviz when it is installed, else a clear error and no file
+    // (the old code wrote DOT text into `g.png`).
+    let has_dot = Command::new("dot")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let out = run_in(&dir.0, &["graph", "p.flow", "-o", "g.png"]);
+    if has_dot {
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let png = std::fs::read(dir.0.join("g.png")).expect("g.png");
+        assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    } else {
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(
+            stderr(&out).contains("needs Graphviz's `dot`, which is not installed"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!dir.0.join("g.png").exists());
+    }
+    // A name that says no format it knows.
+    let out = run_in(&dir.0, &["graph", "p.flow", "-o", "g.xyz"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains("`.xyz` is not a format"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.0.join("g.xyz").exists());
+}
+
+#[test]
+fn bench_needs_a_timed_run_and_passes_are_named_once() {
+    let dir = Scratch::new("cli-flags");
+    dir.file(
+        "b.flow",
+        "bench \"sum\" {\n  let x = rand_uniform(1, [100]);\n  measure {\n    print(sum[i](x[i]));\n  }\n}\n",
+    );
+    let out = run_in(&dir.0, &["bench", "b.flow", "--reps", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(stderr(&out).contains("--reps"), "{}", stderr(&out));
+    let out = run_in(&dir.0, &["bench", "b.flow", "--reps", "2", "--warmup", "0"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout(&out).contains("(2 runs)"), "{}", stdout(&out));
+    // `--passes`: the help names every pass, and the error for an unknown one names each
+    // once.
+    let help = stdout(&run_in(&dir.0, &["run", "--help"]));
+    let out = run_in(&dir.0, &["run", "b.flow", "--passes", "nope"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = stderr(&out);
+    for pass in flowc::mir::passes::PIPELINE {
+        assert!(help.contains(pass.name), "`run --help` lacks {}", pass.name);
+        assert_eq!(
+            err.matches(&format!(" {},", pass.name))
+                .chain(err.matches(&format!(" {}\n", pass.name)))
+                .count(),
+            1,
+            "{}: {err}",
+            pass.name
+        );
+    }
+}

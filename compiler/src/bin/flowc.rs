@@ -56,7 +56,7 @@ struct PassArgs {
     #[arg(long)]
     no_opt: bool,
     /// Run only these passes, in this order (comma-separated: fuse-maps,fuse-reduce,
-    /// fuse-siblings,cse,dce,shard).
+    /// fuse-siblings,cse,dce,shard,lanes).
     #[arg(long, value_delimiter = ',')]
     passes: Option<Vec<String>>,
 }
@@ -216,9 +216,9 @@ enum Command {
         /// Untimed runs before the timed ones.
         #[arg(long, default_value_t = 3)]
         warmup: usize,
-        /// Timed runs.
-        #[arg(long, default_value_t = 11)]
-        reps: usize,
+        /// Timed runs (at least 1).
+        #[arg(long, default_value_t = 11, value_parser = clap::value_parser!(u32).range(1..))]
+        reps: u32,
     },
     /// List every rewrite the compiler makes, and the law that makes it safe.
     Explain {
@@ -228,12 +228,14 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Draw the dispatched graphs with Graphviz (DOT; SVG when `dot` is installed).
+    /// Draw the dispatched graphs with Graphviz (DOT; an image such as SVG or PNG when `dot`
+    /// is installed).
     Graph {
         file: PathBuf,
         #[arg(long, value_enum, default_value = "opt")]
         stage: StageArg,
-        /// Write to this file (`.dot` or `.svg`) instead of standard output.
+        /// Write to this file instead of standard output: `.dot`, or an image drawn by
+        /// Graphviz's `dot` (`.svg`, `.png`, `.pdf`, …).
         #[arg(short, long)]
         output: Option<PathBuf>,
         #[command(flatten)]
@@ -302,7 +304,7 @@ fn main() -> ExitCode {
             &runtime.flags(),
             json,
             warmup,
-            reps,
+            reps as usize,
         ),
         Command::Explain { file, passes, args } => {
             driver::cmd_explain(&file, args, &passes.flags())

@@ -26,7 +26,7 @@ use flow_runtime::abi::AotKernel;
 use flow_runtime::profile::Hooks;
 
 use super::{compile_or_report, missing_main, report, run_compiled, stderr_config, RuntimeFlags};
-use crate::exec::{Host, RunOptions};
+use crate::exec::RunOptions;
 use crate::mir::ir::{Graph, NodeId};
 use crate::native::{structure_key, Kernel, Kernels, NativeError, Table};
 
@@ -62,27 +62,6 @@ impl Image {
         };
         let (path, source) = (part()?, part()?);
         rest.is_empty().then_some(Image { path, source })
-    }
-}
-
-/// A host for the trace: real files are read, nothing is written or printed.
-struct TraceHost {
-    argv: Vec<String>,
-}
-
-impl Host for TraceHost {
-    fn stdout(&mut self, _text: &str) {}
-
-    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String> {
-        super::fs_host::read_npy_file(Path::new(path))
-    }
-
-    fn write_file(&mut self, _path: &str, _bytes: &[u8]) -> Result<(), String> {
-        Ok(())
-    }
-
-    fn args(&self) -> Vec<String> {
-        self.argv.clone()
     }
 }
 
@@ -153,7 +132,7 @@ pub fn cmd_build(path: &Path, flags: &BuildFlags) -> i32 {
     };
     let mut opts = RunOptions::native(super::threads(flags.threads), factory);
     opts.deadline = Some(std::time::Instant::now() + flags.trace_time);
-    let mut host = TraceHost {
+    let mut host = super::fs_host::ReadOnlyHost {
         argv: flags.trace_args.clone(),
     };
     match crate::exec::run_main(&c.program, &mut host, &opts) {

@@ -60,6 +60,28 @@ impl Host for FsHost {
     }
 }
 
+/// A host that reads real files but writes and prints nothing: the trace run of `flowc
+/// build`, and `flowc ir`, `explain` and `graph`, which run `main` only to see its graphs.
+pub struct ReadOnlyHost {
+    pub argv: Vec<String>,
+}
+
+impl Host for ReadOnlyHost {
+    fn stdout(&mut self, _text: &str) {}
+
+    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String> {
+        read_npy_file(Path::new(path))
+    }
+
+    fn write_file(&mut self, _path: &str, _bytes: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn args(&self) -> Vec<String> {
+        self.argv.clone()
+    }
+}
+
 /// Writes `bytes` to a temporary file beside `path` and renames it, so no half-written file
 /// is left behind. A symbolic link is written through: its target is replaced and the link
 /// kept. Anything but a regular file (a FIFO, a device such as `/dev/full`, a directory) is

@@ -298,10 +298,13 @@ impl PassFlags {
                 match crate::mir::passes::pass_by_name(n) {
                     Some(p) => passes.push(p),
                     None => {
-                        let known: Vec<&str> = crate::mir::passes::PIPELINE
-                            .iter()
-                            .map(|p| p.name)
-                            .collect();
+                        // Each name once (`cse` runs twice in the pipeline).
+                        let mut known: Vec<&str> = Vec::new();
+                        for p in crate::mir::passes::PIPELINE {
+                            if !known.contains(&p.name) {
+                                known.push(p.name);
+                            }
+                        }
                         return Err(format!(
                             "unknown pass `{n}`; the passes are: {}",
                             known.join(", ")
@@ -667,11 +670,16 @@ fn dispatched(
         2
     })?;
     let c = compile_or_report(path, cfg).ok_or(1)?;
-    let mut host = crate::exec::MemoryHost {
-        argv: args,
-        ..Default::default()
-    };
-    let (graphs, err) = crate::exec::dispatched_graphs(&c.program, &mut host);
+    if c.program.main.is_none() {
+        err!("{}", report::render(&c.sources, &missing_main(path), cfg));
+        return Err(1);
+    }
+    // `main` runs as under `flowc run` (same backend, files read), printing and writing
+    // nothing; the graphs are recorded as dispatched.
+    let mut run_opts = opts.clone();
+    run_opts.machine_memory = machine_memory();
+    let mut host = fs_host::ReadOnlyHost { argv: args };
+    let (graphs, err) = crate::exec::dispatched_graphs_with(&c.program, &mut host, &run_opts);
     if let Some(e) = err {
         err!("{}", report::render(&c.sources, &run_error_diag(&e), cfg));
         return Err(1);
@@ -800,20 +808,38 @@ pub fn cmd_graph(
         out!("{dot}");
         return 0;
     };
-    let svg = out.extension().is_some_and(|e| e == "svg");
-    if !svg {
-        return match std::fs::write(out, dot) {
+    let ext = out
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let format = match ext.as_deref() {
+        None | Some("dot" | "gv") => None,
+        Some(e) if IMAGE_FORMATS.contains(&e) => Some(e.to_string()),
+        Some(e) => {
+            errln!(
+                "error: cannot tell how to write `{}`: `.{e}` is not a format `flowc graph` knows; use `.dot` (Graphviz's text) or an image: {}",
+                out.display(),
+                IMAGE_FORMATS
+                    .iter()
+                    .map(|f| format!(".{f}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            return 1;
+        }
+    };
+    let Some(format) = format else {
+        return match std::fs::write(out, dot.as_bytes()) {
             Ok(()) => 0,
             Err(e) => {
                 errln!("error: cannot write `{}`: {e}", out.display());
                 1
             }
         };
-    }
-    // One graph per file for SVG: `dot` draws the first graph of its input.
+    };
+    // One graph per file for images: `dot` draws the first graph of its input.
     use std::io::Write;
     let child = std::process::Command::new("dot")
-        .arg("-Tsvg")
+        .arg(format!("-T{format}"))
         .arg("-o")
         .arg(out)
         .stdin(std::process::Stdio::piped())
@@ -821,7 +847,7 @@ pub fn cmd_graph(
     let mut child = match child {
         Ok(c) => c,
         Err(_) => {
-            errln!("error: writing SVG needs Graphviz's `dot`, which is not installed; write `.dot` instead (`-o graph.dot`)");
+            errln!("error: writing `{}` (.{format}) needs Graphviz's `dot`, which is not installed; write `.dot` instead (`-o graph.dot`)", out.display());
             return 1;
         }
     };
@@ -836,6 +862,9 @@ pub fn cmd_graph(
         }
     }
 }
+
+/// The image formats `flowc graph -o` asks Graphviz's `dot` for, by file extension.
+const IMAGE_FORMATS: &[&str] = &["svg", "png", "pdf", "jpg", "jpeg", "gif", "ps", "eps"];
 
 /// Median, minimum and maximum of timings, in milliseconds.
 pub fn summarize(times: &[std::time::Duration]) -> (f64, f64, f64) {
@@ -883,7 +912,7 @@ pub fn cmd_bench(
             return 1;
         }
     };
-    let results = crate::exec::run_benches(&c.program, &mut host, &opts, warmup, reps.max(1));
+    let results = crate::exec::run_benches(&c.program, &mut host, &opts, warmup, reps);
     host.report_warnings();
     let mut status = 0;
     let mut rows = Vec::new();

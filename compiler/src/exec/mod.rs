@@ -232,7 +232,18 @@ pub fn dispatched_graphs(
         optimize: false,
         ..RunOptions::default()
     };
-    let mut m = Machine::new(prog, host, &opts, Caches::default());
+    dispatched_graphs_with(prog, host, &opts)
+}
+
+/// [`dispatched_graphs`], running the graphs as `opts` says (`flowc ir` runs them as
+/// `flowc run` would: on the JIT, optimized). The graphs are recorded as dispatched, before
+/// any pass.
+pub fn dispatched_graphs_with(
+    prog: &hir::Program,
+    host: &mut dyn Host,
+    opts: &RunOptions,
+) -> (Vec<Graph>, Option<RunError>) {
+    let mut m = Machine::new(prog, host, opts, Caches::default());
     m.keep_graphs = true;
     let res = match &prog.main {
         Some(main) => m.run_body(main, Vec::new(), HashMap::new()).err(),
