@@ -1,5 +1,6 @@
 //! The `flowc` command line: parses arguments and calls the driver.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -273,7 +274,11 @@ fn main() -> ExitCode {
                 },
             ),
             Err(_) => {
-                eprintln!("error: --trace-time needs a number of seconds, not {trace_time}");
+                // A closed pipe on standard error is not an error of ours.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "error: --trace-time needs a number of seconds, not {trace_time}"
+                );
                 2
             }
         },

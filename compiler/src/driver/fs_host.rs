@@ -91,7 +91,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let mut tmp = target.as_os_str().to_owned();
     tmp.push(".flow-tmp");
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
+    // A stale temporary file (or a link in its place) is replaced, never written through.
+    let _ = std::fs::remove_file(&tmp);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| e.to_string())?;
     std::fs::rename(&tmp, &target).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         e.to_string()
@@ -214,5 +221,49 @@ pub fn read_regular(path: &Path, extent: &dyn Fn(&[u8]) -> Extent) -> Result<Vec
         if last || (buf.len() as u64) < want {
             return Ok(buf);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_read_header_first_and_no_further_than_its_header_says() {
+        let dir = std::env::temp_dir().join(format!("flowc-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("x.npy");
+        // Not a `.npy` file: reading stops at its first bytes, however long it is.
+        std::fs::write(&path, vec![b'x'; 1 << 20]).expect("write");
+        let read = read_npy_file(&path).expect("readable");
+        assert!(read.len() <= 16, "{} bytes read", read.len());
+        assert_eq!(
+            flow_runtime::read_npy(&read),
+            Err(flow_runtime::NpyError::BadMagic)
+        );
+        // A `.npy` file with 1 MiB after its data: one byte past the length its header says
+        // is read, enough to report the extra bytes.
+        let t = flow_runtime::Tensor::zeros(flow_runtime::DType::F32, &[3]).expect("small");
+        let npy = flow_runtime::write_npy(&t);
+        let mut long = npy.clone();
+        long.extend(vec![7u8; 1 << 20]);
+        std::fs::write(&path, &long).expect("write");
+        let read = read_npy_file(&path).expect("readable");
+        assert_eq!(read.len(), npy.len() + 1);
+        assert!(matches!(
+            flow_runtime::read_npy(&read),
+            Err(flow_runtime::NpyError::TrailingData { .. })
+        ));
+        // Exactly the file: read whole, and it loads.
+        std::fs::write(&path, &npy).expect("write");
+        let read = read_npy_file(&path).expect("readable");
+        assert_eq!(read, npy);
+        assert_eq!(flow_runtime::read_npy(&read), Ok(t));
+        // Short files are read as far as they go, and reported truncated.
+        for cut in [0, 5, 9, npy.len() / 2, npy.len() - 1] {
+            std::fs::write(&path, &npy[..cut]).expect("write");
+            assert_eq!(read_npy_file(&path).expect("readable"), &npy[..cut]);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
