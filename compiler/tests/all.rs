@@ -1,6 +1,8 @@
 //! The integration tests of `flowc`, in one binary: one link for all of them, and cargo's
 //! harness runs their tests side by side instead of one binary after another.
 //! - `aot`: `flowc build` executables behave as `flowc run`.
+//! - `cli`: the binary at the edges of its input and output (pipes, threads, special files,
+//!   memory, the IR commands' flags).
 //! - `conformance`: the conformance suite (`tests/conformance/`) and the examples, end to end.
 //! - `equivalence`: property tests of the rewrite passes and backends on generated graphs.
 //! - `reliability`: retries under injected faults, caches, memory budgets, profiles, traces.
@@ -12,6 +14,7 @@ mod common;
 mod gen;
 
 mod aot;
+mod cli;
 mod conformance;
 mod equivalence;
 mod reliability;

@@ -3,7 +3,7 @@
 //! retries are exhausted, `--profile`, `--trace` and the silence of the progress bar when
 //! standard error is not a terminal.
 
-use crate::common::{flow_files, flowc, repo};
+use crate::common::{flow_files, flowc, repo, Scratch};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,30 +33,6 @@ fn flowc_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         status: out.status.code(),
-    }
-}
-
-/// A scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("flowc-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Scratch(dir)
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, text).expect("write");
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -20,7 +20,7 @@
 //! uses unaligned vector loads and stores, which cost the same as aligned ones on current x86
 //! and AArch64 cores except when they cross a cache line.
 
-use crate::tensor::{DType, Data};
+use crate::tensor::{AllocError, DType, Data};
 
 /// A cache of returned buffers, keyed by element type and length, with a cap on the bytes it
 /// keeps.
@@ -68,7 +68,8 @@ impl BufferPool {
 
     /// A buffer of `len` elements of type `dtype`: the most recently returned one of that type
     /// and length if there is one, else a new zero-filled one. Its contents are unspecified.
-    pub fn take(&mut self, dtype: DType, len: usize) -> Data {
+    /// An error when a new buffer is needed and the system cannot give the memory.
+    pub fn take(&mut self, dtype: DType, len: usize) -> Result<Data, AllocError> {
         if len > 0 {
             let found = self
                 .free
@@ -78,16 +79,23 @@ impl BufferPool {
                 let data = self.free.remove(pos);
                 self.retained_bytes -= capacity_bytes(&data);
                 self.hits += 1;
-                return data;
+                return Ok(data);
             }
         }
         self.misses += 1;
-        Data::zeros(dtype, len)
+        if let Ok(data) = Data::try_zeros(dtype, len) {
+            return Ok(data);
+        }
+        // The memory this pool keeps may be what is missing: give it back and try again.
+        let cap = self.cap_bytes;
+        self.set_cap_bytes(0);
+        self.cap_bytes = cap;
+        Data::try_zeros(dtype, len)
     }
 
     /// Like [`BufferPool::take`], but every element is zero (or `false`).
-    pub fn take_zeroed(&mut self, dtype: DType, len: usize) -> Data {
-        let mut data = self.take(dtype, len);
+    pub fn take_zeroed(&mut self, dtype: DType, len: usize) -> Result<Data, AllocError> {
+        let mut data = self.take(dtype, len)?;
         match &mut data {
             Data::F32(v) => v.fill(0.0),
             Data::F64(v) => v.fill(0.0),
@@ -95,7 +103,7 @@ impl BufferPool {
             Data::I64(v) => v.fill(0),
             Data::Bool(v) => v.fill(false),
         }
-        data
+        Ok(data)
     }
 
     /// Returns a buffer to the pool for a later [`BufferPool::take`]. A buffer bigger than the
@@ -189,15 +197,15 @@ mod tests {
     #[test]
     fn a_returned_buffer_is_reused_for_the_same_type_and_length() {
         let mut pool = BufferPool::default();
-        let mut a = pool.take(DType::F32, 1000);
+        let mut a = pool.take(DType::F32, 1000).unwrap();
         assert_eq!(a, Data::zeros(DType::F32, 1000));
         a.set(3, crate::Scalar::F32(7.0));
         let ptr = f32_ptr(&a);
         pool.give(a);
         // Another type or length allocates.
-        assert_eq!(pool.take(DType::I32, 1000).dtype(), DType::I32);
-        assert_eq!(pool.take(DType::F32, 999).len(), 999);
-        let b = pool.take(DType::F32, 1000);
+        assert_eq!(pool.take(DType::I32, 1000).unwrap().dtype(), DType::I32);
+        assert_eq!(pool.take(DType::F32, 999).unwrap().len(), 999);
+        let b = pool.take(DType::F32, 1000).unwrap();
         assert_eq!(f32_ptr(&b), ptr);
         assert_eq!(
             b.get(3),
@@ -207,7 +215,7 @@ mod tests {
         let s = pool.stats();
         assert_eq!((s.hits, s.misses, s.retained_buffers), (1, 3, 0));
         pool.give(b);
-        let z = pool.take_zeroed(DType::F32, 1000);
+        let z = pool.take_zeroed(DType::F32, 1000).unwrap();
         assert_eq!(z, Data::zeros(DType::F32, 1000));
     }
 
@@ -215,14 +223,14 @@ mod tests {
     fn every_type_round_trips() {
         let mut pool = BufferPool::default();
         for d in DType::ALL {
-            let data = pool.take(d, 17);
+            let data = pool.take(d, 17).unwrap();
             assert_eq!((data.dtype(), data.len()), (d, 17));
             pool.give(data);
         }
         assert_eq!(pool.stats().retained_buffers, 5);
         assert_eq!(pool.stats().retained_bytes, 17 * (4 + 8 + 4 + 8 + 1));
         for d in DType::ALL {
-            assert_eq!(pool.take(d, 17).dtype(), d);
+            assert_eq!(pool.take(d, 17).unwrap().dtype(), d);
         }
         assert_eq!(pool.stats().hits, 5);
         assert_eq!(pool.stats().retained_bytes, 0);
@@ -232,9 +240,9 @@ mod tests {
     fn the_cap_drops_the_oldest_buffers_first() {
         // Room for two 100-element f32 buffers.
         let mut pool = BufferPool::new(800);
-        let a = pool.take(DType::F32, 100);
-        let b = pool.take(DType::F32, 100);
-        let c = pool.take(DType::F32, 100);
+        let a = pool.take(DType::F32, 100).unwrap();
+        let b = pool.take(DType::F32, 100).unwrap();
+        let c = pool.take(DType::F32, 100).unwrap();
         let (pa, pc) = (f32_ptr(&a), f32_ptr(&c));
         pool.give(a);
         pool.give(b);
@@ -245,8 +253,8 @@ mod tests {
             (2, 800, 1)
         );
         // The most recent comes back first; the oldest (`a`) is gone.
-        let got1 = pool.take(DType::F32, 100);
-        let got2 = pool.take(DType::F32, 100);
+        let got1 = pool.take(DType::F32, 100).unwrap();
+        let got2 = pool.take(DType::F32, 100).unwrap();
         assert_eq!(f32_ptr(&got1), pc);
         assert_ne!(f32_ptr(&got2), pa);
         // Too big for the cap: dropped, nothing evicted.
@@ -267,6 +275,6 @@ mod tests {
         let mut pool = BufferPool::default();
         pool.give(Data::zeros(DType::F32, 0));
         assert_eq!(pool.stats().retained_buffers, 0);
-        assert!(pool.take(DType::F32, 0).is_empty());
+        assert!(pool.take(DType::F32, 0).unwrap().is_empty());
     }
 }

@@ -23,4 +23,4 @@ pub mod tensor;
 
 pub use format::{format_scalar, format_tensor};
 pub use npy::{read_npy, write_npy, NpyError};
-pub use tensor::{format_shape, num_elements, DType, Data, Scalar, ShapeError, Tensor};
+pub use tensor::{format_shape, num_elements, AllocError, DType, Data, Scalar, ShapeError, Tensor};

@@ -105,8 +105,57 @@ impl fmt::Display for NpyError {
 
 impl std::error::Error for NpyError {}
 
+/// How long a `.npy` file is, as far as its first bytes tell (see [`file_len`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileLen {
+    /// The first `n` bytes are needed to tell (the bytes given are a prefix of a header).
+    AtLeast(usize),
+    /// The header says the file has `n` bytes.
+    Total(usize),
+}
+
+/// The length of a `.npy` file from its first bytes, so that a reader checks the header
+/// before it reads the body and never reads past what the header announces. An error is
+/// what [`read_npy`] reports for any file starting with `prefix`.
+pub fn file_len(prefix: &[u8]) -> Result<FileLen, NpyError> {
+    match split_header(prefix) {
+        Ok((header, end)) => {
+            let count =
+                checked_size(header.dtype, &header.shape).map_err(NpyError::SizeOverflow)?;
+            // At most 2^40 data bytes (`checked_size`) after a header of at most 2^32.
+            Ok(FileLen::Total(end + count * header.dtype.size_bytes()))
+        }
+        Err(NpyError::TruncatedHeader { expected, found }) if found == prefix.len() => {
+            Ok(FileLen::AtLeast(expected))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Decodes a whole `.npy` file.
 pub fn read_npy(bytes: &[u8]) -> Result<Tensor, NpyError> {
+    let (header, end) = split_header(bytes)?;
+    let count = checked_size(header.dtype, &header.shape).map_err(NpyError::SizeOverflow)?;
+    let expected = count * header.dtype.size_bytes();
+    let body = &bytes[end..];
+    if body.len() < expected {
+        return Err(NpyError::Truncated {
+            expected,
+            found: body.len(),
+        });
+    }
+    if body.len() > expected {
+        return Err(NpyError::TrailingData {
+            expected,
+            found: body.len(),
+        });
+    }
+    let data = decode(header.dtype, body);
+    Tensor::new(header.shape, data).map_err(NpyError::SizeOverflow)
+}
+
+/// The parsed header of a `.npy` file and where its data starts.
+fn split_header(bytes: &[u8]) -> Result<(Header, usize), NpyError> {
     if !bytes.starts_with(MAGIC) && !MAGIC.starts_with(bytes) {
         return Err(NpyError::BadMagic);
     }
@@ -140,24 +189,7 @@ pub fn read_npy(bytes: &[u8]) -> Result<Tensor, NpyError> {
             found: bytes.len(),
         });
     }
-    let header = parse_header(&bytes[start..end])?;
-    let count = checked_size(header.dtype, &header.shape).map_err(NpyError::SizeOverflow)?;
-    let expected = count * header.dtype.size_bytes();
-    let body = &bytes[end..];
-    if body.len() < expected {
-        return Err(NpyError::Truncated {
-            expected,
-            found: body.len(),
-        });
-    }
-    if body.len() > expected {
-        return Err(NpyError::TrailingData {
-            expected,
-            found: body.len(),
-        });
-    }
-    let data = decode(header.dtype, body);
-    Tensor::new(header.shape, data).map_err(NpyError::SizeOverflow)
+    Ok((parse_header(&bytes[start..end])?, end))
 }
 
 /// Decodes little-endian elements; `body.len()` is a multiple of the element size.
@@ -621,6 +653,38 @@ mod tests {
                 assert_eq!(read_npy(&bytes).unwrap(), t, "{dtype} {shape:?}");
             }
         }
+    }
+
+    #[test]
+    fn the_length_of_a_file_is_known_from_its_header_alone() {
+        let bytes = write_npy(&sample(DType::F64, &[3, 5]));
+        let mut read = 0;
+        // A reader asks for more until the header is whole, then knows the total.
+        loop {
+            match file_len(&bytes[..read]).unwrap() {
+                FileLen::AtLeast(n) => {
+                    assert!(n > read && n <= bytes.len(), "{read} -> {n}");
+                    read = n;
+                }
+                FileLen::Total(n) => {
+                    assert_eq!(n, bytes.len());
+                    break;
+                }
+            }
+        }
+        assert!(
+            read < bytes.len(),
+            "the body is not needed to know the length"
+        );
+        // Not a `.npy` file: known after its first byte.
+        assert_eq!(file_len(b"\0"), Err(NpyError::BadMagic));
+        let mut zeros = vec![0u8; 16];
+        assert_eq!(file_len(&zeros), Err(NpyError::BadMagic));
+        zeros[..8].copy_from_slice(b"\x93NUMPY\x09\x00");
+        assert!(matches!(
+            file_len(&zeros),
+            Err(NpyError::UnsupportedVersion { major: 9, .. })
+        ));
     }
 
     #[test]

@@ -202,9 +202,15 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// A pool of exactly `threads` workers (0 is taken as 1).
+    /// A pool of exactly `threads` workers (0 is taken as 1); more than [`MAX_THREADS`] is
+    /// an error.
     pub fn new(threads: usize) -> Result<Pool, PoolError> {
         let threads = threads.max(1);
+        if threads > MAX_THREADS {
+            return Err(PoolError {
+                message: format!("{threads} threads is too many: at most {MAX_THREADS}"),
+            });
+        }
         if threads == 1 {
             return Ok(Pool {
                 threads,
@@ -370,10 +376,34 @@ impl fmt::Debug for Pool {
     }
 }
 
-/// The number of cores this process may use (1 when the system cannot tell): the default of
-/// `--threads`.
+/// The most worker threads a pool may have. Thousands of threads make rayon's start-up and
+/// its idle workers' wake-ups take seconds to minutes, and tens of thousands exhaust the
+/// memory for their stacks and guard pages; no machine we run on has this many cores.
+pub const MAX_THREADS: usize = 1024;
+
+/// The number of cores this process may use (1 when the system cannot tell), at most
+/// [`MAX_THREADS`]: the default of `--threads`.
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_THREADS)
+}
+
+/// Reads a thread count (`--threads N`): a whole number from 1 to [`MAX_THREADS`], or a
+/// message that says what is accepted.
+pub fn parse_threads(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
+        Ok(0) => Err(format!(
+            "the number of threads must be at least 1 (and at most {MAX_THREADS})"
+        )),
+        Ok(_) => Err(format!(
+            "`{text}` threads is too many: at most {MAX_THREADS}"
+        )),
+        Err(_) => Err(format!(
+            "`{text}` is not a number of threads: a whole number from 1 to {MAX_THREADS}"
+        )),
+    }
 }
 
 /// Tasks and the earlier tasks each must wait for.
@@ -647,6 +677,18 @@ mod tests {
             .map(|a| f32::from_bits(a.load(Ordering::Relaxed)))
             .collect();
         combine_tree(partials, |a, b| a + b).unwrap_or(0.0)
+    }
+
+    #[test]
+    fn thread_counts_are_validated_and_capped() {
+        assert_eq!(parse_threads("1"), Ok(1));
+        assert_eq!(parse_threads(&MAX_THREADS.to_string()), Ok(MAX_THREADS));
+        for bad in ["0", "1025", "100000", "-1", "two", ""] {
+            let e = parse_threads(bad).unwrap_err();
+            assert!(e.contains(&MAX_THREADS.to_string()), "{bad}: {e}");
+        }
+        assert!(Pool::new(MAX_THREADS + 1).is_err());
+        assert!((1..=MAX_THREADS).contains(&default_threads()));
     }
 
     #[test]

@@ -211,16 +211,21 @@ impl Profiler {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<width$}  {:>7}  {:>8}  {:>11}  {:>11}  {:>8}",
-            "kernel", "calls", "shards", "time (ms)", "bytes", "GB/s"
+            "{}  {:>7}  {:>8}  {:>11}  {:>11}  {:>8}",
+            pad("kernel", width),
+            "calls",
+            "shards",
+            "time (ms)",
+            "bytes",
+            "GB/s"
         );
         let mut total = Duration::ZERO;
         for r in &rows {
             total += r.time;
             let _ = writeln!(
                 out,
-                "{:<width$}  {:>7}  {:>8}  {:>11.3}  {:>11}  {:>8.2}",
-                r.name,
+                "{}  {:>7}  {:>8}  {:>11.3}  {:>11}  {:>8.2}",
+                pad(&r.name, width),
                 r.calls,
                 r.shards,
                 r.time.as_secs_f64() * 1e3,
@@ -302,6 +307,16 @@ pub fn trace_tid() -> u64 {
 }
 
 /// `1.5 MB`, `820 B`: decimal units.
+/// `text` padded with spaces to `width` characters. (A format width, `{:<width$}`, panics
+/// from 65,536 on, and an op's label may be that long.)
+fn pad(text: &str, width: usize) -> String {
+    let n = text.chars().count();
+    let mut out = String::with_capacity(text.len() + width.saturating_sub(n));
+    out.push_str(text);
+    out.extend(std::iter::repeat_n(' ', width.saturating_sub(n)));
+    out
+}
+
 fn format_bytes(n: u64) -> String {
     let units = ["B", "kB", "MB", "GB", "TB"];
     let mut x = n as f64;
@@ -380,6 +395,24 @@ mod tests {
         let now = Instant::now();
         p.span("x", "kernel", now, now, 0, Vec::new());
         assert!(p.events().is_empty());
+    }
+
+    #[test]
+    fn a_very_long_kernel_name_is_padded_not_a_panic() {
+        // A format width panics from 65,536 on; an op's label can be that long.
+        let long = "x".repeat(70_000);
+        let p = Profiler::new(false);
+        p.kernel(&long, 1, Duration::from_millis(1), 8, 8);
+        p.kernel("short", 1, Duration::from_micros(1), 8, 8);
+        let table = p.table();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        // Every column lines up after the widest name.
+        let at = |l: &str| l.find("  ").expect("a column gap");
+        assert_eq!(at(lines[1]), 70_000);
+        assert!(lines[0].starts_with("kernel ") && lines[2].starts_with("short "));
+        assert_eq!(lines[0].len(), lines[1].len());
+        assert_eq!(lines[1].len(), lines[2].len());
     }
 
     #[test]

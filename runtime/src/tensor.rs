@@ -172,6 +172,20 @@ impl Data {
         }
     }
 
+    /// A zero-filled (or `false`-filled) buffer of `len` elements, or an error when the
+    /// allocator cannot give the memory (the `vec!` of [`Data::zeros`] would abort the
+    /// process). Fresh pages come zeroed from the system, as with `vec!`: nothing is written.
+    pub fn try_zeros(dtype: DType, len: usize) -> Result<Data, AllocError> {
+        let refused = AllocError { dtype, len };
+        Ok(match dtype {
+            DType::F32 => Data::F32(try_zeroed(len).ok_or(refused)?),
+            DType::F64 => Data::F64(try_zeroed(len).ok_or(refused)?),
+            DType::I32 => Data::I32(try_zeroed(len).ok_or(refused)?),
+            DType::I64 => Data::I64(try_zeroed(len).ok_or(refused)?),
+            DType::Bool => Data::Bool(try_zeroed(len).ok_or(refused)?),
+        })
+    }
+
     /// The element type of the buffer.
     pub fn dtype(&self) -> DType {
         match self {
@@ -249,6 +263,13 @@ pub enum ShapeError {
         /// The number of bytes the tensor would need.
         bytes: u128,
     },
+    /// The system cannot give the memory for the tensor.
+    OutOfMemory {
+        /// The shape.
+        shape: Vec<usize>,
+        /// The element type.
+        dtype: DType,
+    },
     /// A data buffer's length is not the product of the shape.
     LengthMismatch {
         /// The shape.
@@ -256,6 +277,54 @@ pub enum ShapeError {
         /// The number of elements the data holds.
         len: usize,
     },
+}
+
+/// An allocation the system refused: `len` elements of `dtype`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AllocError {
+    /// The element type.
+    pub dtype: DType,
+    /// The number of elements.
+    pub len: usize,
+}
+
+impl fmt::Display for AllocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "out of memory: the system refused {} bytes for {} {} elements",
+            self.len as u128 * self.dtype.size_bytes() as u128,
+            self.len,
+            self.dtype
+        )
+    }
+}
+
+impl std::error::Error for AllocError {}
+
+/// The element types whose all-zero bytes are a value (`0`, `0.0`, `false`).
+trait Zeroable: Copy {}
+impl Zeroable for f32 {}
+impl Zeroable for f64 {}
+impl Zeroable for i32 {}
+impl Zeroable for i64 {}
+impl Zeroable for bool {}
+
+/// `vec![0; len]`, or `None` where `vec!` would abort because the allocator refused.
+fn try_zeroed<T: Zeroable>(len: usize) -> Option<Vec<T>> {
+    let layout = std::alloc::Layout::array::<T>(len).ok()?;
+    if layout.size() == 0 {
+        return Some(Vec::new());
+    }
+    // SAFETY: the layout's size is not zero.
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: `ptr` comes from the global allocator with the layout of a `Vec<T>` of
+    // capacity `len` (`Layout::array::<T>(len)`), and its `len` elements are initialized:
+    // all-zero bytes are a value of every `Zeroable` type.
+    Some(unsafe { Vec::from_raw_parts(ptr, len, len) })
 }
 
 impl fmt::Display for ShapeError {
@@ -274,6 +343,12 @@ impl fmt::Display for ShapeError {
                 f,
                 "a {dtype} tensor of shape {} would need {bytes} bytes, more than the limit of {MAX_TENSOR_BYTES} bytes",
                 format_shape(shape)
+            ),
+            ShapeError::OutOfMemory { shape, dtype } => write!(
+                f,
+                "a {dtype} tensor of shape {} needs {} bytes, and the system cannot give them (out of memory)",
+                format_shape(shape),
+                shape.iter().map(|&d| d as u128).product::<u128>() * dtype.size_bytes() as u128
             ),
             ShapeError::LengthMismatch { shape, len } => write!(
                 f,
@@ -344,9 +419,13 @@ impl Tensor {
     /// A zero-filled tensor; the size is checked before anything is allocated.
     pub fn zeros(dtype: DType, shape: &[usize]) -> Result<Tensor, ShapeError> {
         let n = checked_size(dtype, shape)?;
+        let data = Data::try_zeros(dtype, n).map_err(|_| ShapeError::OutOfMemory {
+            shape: shape.to_vec(),
+            dtype,
+        })?;
         Ok(Tensor {
             shape: shape.to_vec(),
-            data: Data::zeros(dtype, n),
+            data,
         })
     }
 
@@ -513,6 +592,28 @@ mod tests {
             .contains("f64 tensor of shape [1048576, 1048576]"));
         assert_eq!(num_elements(&[usize::MAX, 0]).unwrap(), 0);
         assert!(num_elements(&[usize::MAX, 2]).is_err());
+    }
+
+    #[test]
+    fn a_refused_allocation_is_an_error_not_an_abort() {
+        // 2^46 f32 elements are 256 TiB, more than the address space of a 64-bit process
+        // (128 TiB on x86-64 and AArch64 Linux): the allocator refuses them for sure.
+        let len = 1usize << 46;
+        let err = Data::try_zeros(DType::F32, len).unwrap_err();
+        assert_eq!(
+            err,
+            AllocError {
+                dtype: DType::F32,
+                len
+            }
+        );
+        assert!(err.to_string().contains("out of memory"), "{err}");
+        // Small ones are zero-filled, of every type.
+        for dtype in DType::ALL {
+            let d = Data::try_zeros(dtype, 1000).expect("a small buffer");
+            assert_eq!(d, Data::zeros(dtype, 1000));
+        }
+        assert_eq!(Data::try_zeros(DType::I64, 0), Ok(Data::I64(Vec::new())));
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! working set, so mutations stack. There is no coverage feedback; the dictionaries and the
 //! splices make up for some of it.
 //!
+//! For the front end, one input in eight is generated instead ([`generate_flow`]): a program
+//! nested thousands of levels deep (parentheses, blocks, `if`s, calls, reductions, loops…)
+//! or thousands of statements, functions or terms long, which mutations of the corpus do
+//! not reach.
+//!
 //! Targets:
 //! - [`target_flow`]: the front end and checker (`flowc::driver::compile_sources` on the
 //!   text) return diagnostics, never panic; a rejected program has an error, whose spans lie
@@ -319,6 +324,179 @@ pub fn mutate(rng: &mut Rng, input: &[u8], corpus: &[Vec<u8>], dict: &[&str]) ->
     v
 }
 
+/// Makes an input from nothing (beside the mutants of the corpus): see [`generate_flow`].
+pub type Generator = fn(&mut Rng) -> Vec<u8>;
+
+/// The deepest nesting [`generate_flow`] makes.
+pub const MAX_DEPTH: usize = 1 << 13;
+
+/// How a generated program nests or repeats: a wrapper `(prefix, suffix)` applied again and
+/// again around an expression or a statement, or a piece repeated to make a long program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Parentheses: `((((x))))`.
+    Parens,
+    /// Unary minus: `- - - x`.
+    Negations,
+    /// `while` loops in `while` loops.
+    WhileStatements,
+    /// `if` expressions in `if` expressions.
+    Ifs,
+    /// Calls in calls: `f(f(f(x)))`.
+    Calls,
+    /// Right-nested sums: `1.0 + (1.0 + (…))`.
+    RightSums,
+    /// Tensor literals in tensor literals: `[[[x]]]`.
+    TensorLiterals,
+    /// Reductions in reductions, each over its own index.
+    Reductions,
+    /// Casts of casts: `((x as f64) as f32)`.
+    Casts,
+    /// `if` statements in `if` statements.
+    IfStatements,
+    /// `for` loops in `for` loops.
+    Loops,
+    /// A long flat sum: `1.0 + 1.0 + … + 1.0`.
+    LongSum,
+    /// Many statements, each using the one before.
+    ManyStatements,
+    /// Many functions, each calling the one before.
+    ManyFunctions,
+    /// A long tensor literal.
+    LongTensorLiteral,
+    /// A long arrow chain: `x |> f >> f >> … >> f`.
+    LongArrowChain,
+    /// A very long name and a very long string.
+    LongNames,
+}
+
+impl Shape {
+    pub const ALL: [Shape; 17] = [
+        Shape::Parens,
+        Shape::Negations,
+        Shape::WhileStatements,
+        Shape::Ifs,
+        Shape::Calls,
+        Shape::RightSums,
+        Shape::TensorLiterals,
+        Shape::Reductions,
+        Shape::Casts,
+        Shape::IfStatements,
+        Shape::Loops,
+        Shape::LongSum,
+        Shape::ManyStatements,
+        Shape::ManyFunctions,
+        Shape::LongTensorLiteral,
+        Shape::LongArrowChain,
+        Shape::LongNames,
+    ];
+}
+
+/// A deeply nested or very long program: a random [`Shape`], nested or repeated up to
+/// [`MAX_DEPTH`] times (at most [`MAX_LEN`] bytes). Mutations may then break it.
+pub fn generate_flow(rng: &mut Rng) -> Vec<u8> {
+    let shape = Shape::ALL[rng.below(Shape::ALL.len())];
+    let bits = 1 + rng.below(13);
+    let n = 1 + rng.below(1 << bits);
+    deep_program(shape, n)
+}
+
+/// The program of `shape` nested or repeated `n` times (fewer when it would be longer than
+/// [`MAX_LEN`]).
+pub fn deep_program(shape: Shape, n: usize) -> Vec<u8> {
+    let n = n.clamp(1, MAX_DEPTH);
+    let fits = |piece: usize| n.min(MAX_LEN / 2 / piece.max(1)).max(1);
+    let nest = |pre: &str, post: &str, core: &str| -> String {
+        let k = fits(pre.len() + post.len());
+        let mut out = String::with_capacity(k * (pre.len() + post.len()) + core.len());
+        for _ in 0..k {
+            out.push_str(pre);
+        }
+        out.push_str(core);
+        for _ in 0..k {
+            out.push_str(post);
+        }
+        out
+    };
+    let in_main = |body: &str| format!("fn f(x: f32) -> f32 = x + 1.0\nmain {{\n{body}\n}}\n");
+    let expr = |e: String| in_main(&format!("  let v = {e};\n  print(v);"));
+    let text = match shape {
+        Shape::Parens => expr(nest("(", ")", "1.0")),
+        Shape::Negations => expr(nest("-", "", "1.0")),
+        Shape::Ifs => expr(nest("if true { ", " } else { 0.0 }", "1.0")),
+        Shape::Calls => expr(nest("f(", ")", "1.0")),
+        Shape::RightSums => expr(nest("1.0 + (", ")", "1.0")),
+        Shape::TensorLiterals => expr(nest("[", "]", "1.0")),
+        Shape::Reductions => {
+            let k = fits(40);
+            let mut e = String::from("x[0]");
+            for d in 0..k {
+                e = format!("sum[i{d}](x[i{d}] + {e})");
+            }
+            in_main(&format!(
+                "  let x = rand_uniform(1, [2]);\n  let v = {e};\n  print(v);"
+            ))
+        }
+        Shape::Casts => expr(nest("((", " as f64) as f32)", "1.0")),
+        Shape::WhileStatements => in_main(&nest("while false {\n", "}\n", "print(1);\n")),
+        Shape::IfStatements => in_main(&nest("if true {\n", "}\n", "print(1);\n")),
+        Shape::Loops => {
+            let k = fits(30);
+            let mut body = String::from("print(1);\n");
+            for d in (0..k).rev() {
+                body = format!("for i{d} in 0..1 {{\n{body}}}\n");
+            }
+            in_main(&body)
+        }
+        Shape::LongSum => {
+            let k = fits(6);
+            expr(vec!["1.0"; k].join(" + "))
+        }
+        Shape::ManyStatements => {
+            let k = fits(32);
+            let mut body = String::from("  let v0 = 1.0;\n");
+            for d in 1..k {
+                body.push_str(&format!("  let v{d} = v{} + 1.0;\n", d - 1));
+            }
+            body.push_str(&format!("  print(v{});", k - 1));
+            in_main(&body)
+        }
+        Shape::ManyFunctions => {
+            let k = fits(48);
+            let mut text = String::from("fn g0(x: f32) -> f32 = x + 1.0\n");
+            for d in 1..k {
+                text.push_str(&format!("fn g{d}(x: f32) -> f32 = g{}(x) + 1.0\n", d - 1));
+            }
+            text.push_str(&format!("main {{\n  print(g{}(1.0));\n}}\n", k - 1));
+            text
+        }
+        Shape::LongTensorLiteral => {
+            let k = fits(5);
+            expr(format!("[{}]", vec!["1.0"; k].join(", ")))
+        }
+        Shape::LongArrowChain => {
+            let k = fits(5);
+            let mut text = String::from("op g(x: f32[N]) -> f32[N] = x + 1.0\n");
+            text.push_str(&format!(
+                "main {{\n  let x = rand_uniform(1, [4]);\n  let y = x |> {};\n  print(y);\n}}\n",
+                vec!["g"; k].join(" >> ")
+            ));
+            text
+        }
+        Shape::LongNames => {
+            let k = fits(2);
+            let name = "n".repeat(k);
+            let string = "s".repeat(k);
+            in_main(&format!(
+                "  let {name} = 1.0;\n  print({name}, \"{string}\");"
+            ))
+        }
+    };
+    let mut bytes = text.into_bytes();
+    bytes.truncate(MAX_LEN);
+    bytes
+}
+
 /// What a target made of an input: accepted (a program that compiles, a file that loads),
 /// rejected cleanly, or a broken property (the message says which).
 pub type Verdict = Result<bool, String>;
@@ -370,11 +548,13 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-/// Replays `corpus`, then fuzzes mutants of it for `budget`, starting from `seed`.
+/// Replays `corpus`, then fuzzes mutants of it for `budget`, starting from `seed`; with a
+/// `generate`, one input in eight is a fresh one of its own (mutated half the time).
 pub fn run(
     target: fn(&[u8]) -> Verdict,
     corpus: &[Vec<u8>],
     dict: &[&str],
+    generate: Option<Generator>,
     budget: Duration,
     seed: u64,
 ) -> Report {
@@ -406,12 +586,24 @@ pub fn run(
     let mut rng = Rng::new(seed);
     let start = Instant::now();
     while start.elapsed() < budget && report.crashes.len() < 10 {
-        let base = if pool.is_empty() {
-            Vec::new()
-        } else {
-            pool[rng.below(pool.len())].clone()
+        let m = match generate {
+            Some(generate) if rng.below(8) == 0 => {
+                let fresh = generate(&mut rng);
+                if rng.below(2) == 0 {
+                    fresh
+                } else {
+                    mutate(&mut rng, &fresh, &pool, dict)
+                }
+            }
+            _ => {
+                let base = if pool.is_empty() {
+                    Vec::new()
+                } else {
+                    pool[rng.below(pool.len())].clone()
+                };
+                mutate(&mut rng, &base, &pool, dict)
+            }
         };
-        let m = mutate(&mut rng, &base, &pool, dict);
         if exec(&m, &mut report) && rng.below(8) == 0 {
             // Accepted mutants are interesting starting points.
             if pool.len() < 512 {
@@ -455,8 +647,27 @@ pub fn save_crash(target: &str, n: usize, c: &Crash) -> PathBuf {
     path
 }
 
-/// The front end and the checker on a source text.
+/// The stack of the `flowc` binary's main thread (Linux's default, 8 MiB), where `flowc
+/// check` runs the front end: [`target_flow`] runs on a thread with this stack, so that a
+/// program nested deeper than the front end can take crashes here as it crashes `flowc`,
+/// and no sooner (a test thread has 2 MiB).
+pub const FRONT_END_STACK: usize = 8 << 20;
+
+/// The front end and the checker on a source text, on a thread with [`FRONT_END_STACK`].
 pub fn target_flow(bytes: &[u8]) -> Verdict {
+    let bytes = bytes.to_vec();
+    let worker = std::thread::Builder::new()
+        .stack_size(FRONT_END_STACK)
+        .spawn(move || front_end(&bytes))
+        .map_err(|e| format!("cannot start a thread: {e}"))?;
+    match worker.join() {
+        Ok(verdict) => verdict,
+        // A panic is the caller's to catch, as if the target had run on its thread.
+        Err(p) => std::panic::resume_unwind(p),
+    }
+}
+
+fn front_end(bytes: &[u8]) -> Verdict {
     let text = String::from_utf8_lossy(bytes).into_owned();
     let mut sm = SourceMap::new();
     let id = sm.add("fuzz.flow", &text);

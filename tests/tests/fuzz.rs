@@ -1,5 +1,6 @@
 //! Property tests of the front end and the checker: arbitrary text, soups of Flow tokens,
-//! and conformance programs with a few tokens spliced in or cut out; and bounded runs of the
+//! conformance programs with a few tokens spliced in or cut out, and the generator's deeply
+//! nested and very long programs; and bounded runs of the
 //! mutation fuzzer (`flow_tests::fuzz`) over the committed corpus, on the front end and on the
 //! `.npy` reader (`FLOW_FUZZ_SECS` sets their time, 2 s each by default; `FLOW_FUZZ_SEED`
 //! their seed). Whatever the input,
@@ -143,11 +144,16 @@ fn fuzz_seed() -> u64 {
         .unwrap_or(0x5eed_f10e)
 }
 
-fn bounded_fuzz(name: &str, target: fn(&[u8]) -> fuzz::Verdict, dict: &[&str]) {
+fn bounded_fuzz(
+    name: &str,
+    target: fn(&[u8]) -> fuzz::Verdict,
+    dict: &[&str],
+    generate: Option<fuzz::Generator>,
+) {
     let corpus = fuzz::load_corpus(&fuzz::corpus_dir(name));
     assert!(corpus.len() >= 5, "the {name} corpus is missing");
     let inputs: Vec<Vec<u8>> = corpus.iter().map(|(_, b)| b.clone()).collect();
-    let report = fuzz::run(target, &inputs, dict, fuzz_budget(), fuzz_seed());
+    let report = fuzz::run(target, &inputs, dict, generate, fuzz_budget(), fuzz_seed());
     let crashes: Vec<String> = report
         .crashes
         .iter()
@@ -170,12 +176,47 @@ fn bounded_fuzz(name: &str, target: fn(&[u8]) -> fuzz::Verdict, dict: &[&str]) {
 
 #[test]
 fn bounded_fuzz_front_end() {
-    bounded_fuzz("flow", fuzz::target_flow, TOKENS);
+    bounded_fuzz("flow", fuzz::target_flow, TOKENS, Some(fuzz::generate_flow));
 }
 
 #[test]
 fn bounded_fuzz_npy() {
-    bounded_fuzz("npy", fuzz::target_npy, fuzz::NPY_WORDS);
+    bounded_fuzz("npy", fuzz::target_npy, fuzz::NPY_WORDS, None);
+}
+
+#[test]
+fn deep_and_long_programs_reach_the_front_end() {
+    // Every shape the generator makes, at its largest and at a modest size, once per run
+    // whatever the budget, through `flowc check` (a process each: a stack overflow aborts
+    // its process): a diagnostic or success, never a crash.
+    let dir = std::env::temp_dir().join(format!("flow-deep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let mut failures = Vec::new();
+    for shape in fuzz::Shape::ALL {
+        for n in [fuzz::MAX_DEPTH, 64] {
+            let text = fuzz::deep_program(shape, n);
+            assert!(text.len() <= fuzz::MAX_LEN);
+            let name = format!("{shape:?}-{n}.flow");
+            std::fs::write(dir.join(&name), &text).expect("write");
+            let out = flow_tests::flowc(["check", name.as_str()], &dir);
+            if out.crashed() || !matches!(out.code, Some(0 | 1)) {
+                let tail: String = out.stderr.chars().take(300).collect();
+                failures.push(format!("{name}: exit {:?}: {tail}", out.code));
+            }
+        }
+    }
+    // The modest ones are valid programs: the generator makes Flow, not noise.
+    for shape in fuzz::Shape::ALL {
+        let text = String::from_utf8(fuzz::deep_program(shape, 3)).expect("utf-8");
+        if let Err(f) = compile_sources(&[("gen.flow".to_string(), text.clone())]) {
+            failures.push(format!(
+                "{shape:?} x3 does not compile:\n{text}\n{}",
+                f.render(RenderConfig::default())
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
@@ -189,6 +230,7 @@ fn the_fuzzer_finds_a_planted_bug() {
         planted,
         &[b"fn f(x: f32) -> f32 = x".to_vec()],
         &["monoi", "fn", "(", ")"],
+        None,
         std::time::Duration::from_secs(5),
         1,
     );

@@ -1,5 +1,6 @@
 //! The `flowc` command line: parses arguments and calls the driver.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -48,14 +49,15 @@ struct PassArgs {
     /// Which backend runs the operation graphs.
     #[arg(long, value_enum, default_value = "jit")]
     backend: Backend,
-    /// Threads for native kernels (default: every core). Results do not depend on it.
-    #[arg(long)]
+    /// Threads for native kernels, 1 to 1024 (default: every core). Results do not depend
+    /// on it.
+    #[arg(long, value_name = "N", value_parser = driver::parse_threads)]
     threads: Option<usize>,
     /// Run no rewrite pass.
     #[arg(long)]
     no_opt: bool,
     /// Run only these passes, in this order (comma-separated: fuse-maps,fuse-reduce,
-    /// fuse-siblings,cse,dce,shard).
+    /// fuse-siblings,cse,dce,shard,lanes).
     #[arg(long, value_delimiter = ',')]
     passes: Option<Vec<String>>,
 }
@@ -166,8 +168,8 @@ enum Command {
         /// Write the executable to this file (default: the file's stem, here).
         #[arg(short, long, value_name = "OUT")]
         output: Option<PathBuf>,
-        /// Threads for the trace run (default: every core).
-        #[arg(long)]
+        /// Threads for the trace run, 1 to 1024 (default: every core).
+        #[arg(long, value_name = "N", value_parser = driver::parse_threads)]
         threads: Option<usize>,
         /// Stop the trace run after this many seconds (kernels it did not reach are
         /// interpreted in the executable).
@@ -215,9 +217,9 @@ enum Command {
         /// Untimed runs before the timed ones.
         #[arg(long, default_value_t = 3)]
         warmup: usize,
-        /// Timed runs.
-        #[arg(long, default_value_t = 11)]
-        reps: usize,
+        /// Timed runs (at least 1).
+        #[arg(long, default_value_t = 11, value_parser = clap::value_parser!(u32).range(1..))]
+        reps: u32,
     },
     /// List every rewrite the compiler makes, and the law that makes it safe.
     Explain {
@@ -227,12 +229,14 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Draw the dispatched graphs with Graphviz (DOT; SVG when `dot` is installed).
+    /// Draw the dispatched graphs with Graphviz (DOT; an image such as SVG or PNG when `dot`
+    /// is installed).
     Graph {
         file: PathBuf,
         #[arg(long, value_enum, default_value = "opt")]
         stage: StageArg,
-        /// Write to this file (`.dot` or `.svg`) instead of standard output.
+        /// Write to this file instead of standard output: `.dot`, or an image drawn by
+        /// Graphviz's `dot` (`.svg`, `.png`, `.pdf`, …).
         #[arg(short, long)]
         output: Option<PathBuf>,
         #[command(flatten)]
@@ -270,7 +274,11 @@ fn main() -> ExitCode {
                 },
             ),
             Err(_) => {
-                eprintln!("error: --trace-time needs a number of seconds, not {trace_time}");
+                // A closed pipe on standard error is not an error of ours.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "error: --trace-time needs a number of seconds, not {trace_time}"
+                );
                 2
             }
         },
@@ -301,7 +309,7 @@ fn main() -> ExitCode {
             &runtime.flags(),
             json,
             warmup,
-            reps,
+            reps as usize,
         ),
         Command::Explain { file, passes, args } => {
             driver::cmd_explain(&file, args, &passes.flags())

@@ -71,6 +71,10 @@ pub struct BodyCx {
     pub point_depth: usize,
     /// Whether this is the body of a `bench` block (where `measure` is allowed).
     pub in_bench: bool,
+    /// In a coordinator body, the flexible variable that stands for each shape variable its
+    /// annotations name: `let a: f32[N] = …; let b: f32[N] = …` give `a` and `b` one length,
+    /// which the coordinator checks as the values arrive (`load`).
+    pub annotation_vars: HashMap<String, Dim>,
 }
 
 impl BodyCx {
@@ -85,6 +89,7 @@ impl BodyCx {
             uses: Vec::new(),
             point_depth: 0,
             in_bench: false,
+            annotation_vars: HashMap::new(),
         }
     }
 
@@ -151,6 +156,9 @@ pub struct Checker {
     pub monoid_sigs: Vec<MonoidSig>,
     fresh: u32,
     subst: HashMap<String, Dim>,
+    /// The annotation variables of the coordinator body being lowered
+    /// ([`BodyCx::annotation_vars`], lent while its `let` type is lowered).
+    annotation_vars: HashMap<String, Dim>,
 }
 
 fn err_expr(span: Span) -> hir::Expr {
@@ -221,6 +229,7 @@ impl Checker {
             monoid_sigs: Vec::new(),
             fresh: 0,
             subst: HashMap::new(),
+            annotation_vars: HashMap::new(),
         }
     }
 
@@ -299,7 +308,11 @@ impl Checker {
             ast::DimKind::Var(v) => {
                 if !vars.contains(v) {
                     if fresh {
+                        if let Some(d) = self.annotation_vars.get(v) {
+                            return d.clone();
+                        }
                         let f = self.fresh_var(v);
+                        self.annotation_vars.insert(v.clone(), f.clone());
                         return f;
                     }
                     vars.push(v.clone());
@@ -499,7 +512,10 @@ impl Checker {
                 let want = ty.as_ref().map(|t| {
                     let fresh = cx.env == Env::Coordinator;
                     let mut vars = cx.rigid.clone();
-                    self.lower_type(t, &mut vars, fresh)
+                    self.annotation_vars = std::mem::take(&mut cx.annotation_vars);
+                    let ty = self.lower_type(t, &mut vars, fresh);
+                    cx.annotation_vars = std::mem::take(&mut self.annotation_vars);
+                    ty
                 });
                 let mut e = self.infer(value, cx, want.as_ref());
                 if let Some(w) = &want {

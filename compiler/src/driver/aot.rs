@@ -26,7 +26,7 @@ use flow_runtime::abi::AotKernel;
 use flow_runtime::profile::Hooks;
 
 use super::{compile_or_report, missing_main, report, run_compiled, stderr_config, RuntimeFlags};
-use crate::exec::{Host, RunOptions};
+use crate::exec::RunOptions;
 use crate::mir::ir::{Graph, NodeId};
 use crate::native::{structure_key, Kernel, Kernels, NativeError, Table};
 
@@ -62,27 +62,6 @@ impl Image {
         };
         let (path, source) = (part()?, part()?);
         rest.is_empty().then_some(Image { path, source })
-    }
-}
-
-/// A host for the trace: real files are read, nothing is written or printed.
-struct TraceHost {
-    argv: Vec<String>,
-}
-
-impl Host for TraceHost {
-    fn stdout(&mut self, _text: &str) {}
-
-    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String> {
-        std::fs::read(path).map_err(|e| e.to_string())
-    }
-
-    fn write_file(&mut self, _path: &str, _bytes: &[u8]) -> Result<(), String> {
-        Ok(())
-    }
-
-    fn args(&self) -> Vec<String> {
-        self.argv.clone()
     }
 }
 
@@ -133,7 +112,7 @@ pub fn cmd_build(path: &Path, flags: &BuildFlags) -> i32 {
         return 1;
     };
     if c.program.main.is_none() {
-        eprint!("{}", report::render(&c.sources, &missing_main(path), cfg));
+        err!("{}", report::render(&c.sources, &missing_main(path), cfg));
         return 1;
     }
     let output = flags.output.clone().unwrap_or_else(|| {
@@ -151,19 +130,18 @@ pub fn cmd_build(path: &Path, flags: &BuildFlags) -> i32 {
             }))
         })
     };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut opts = RunOptions::native(flags.threads.unwrap_or(cores).max(1), factory);
+    let mut opts = RunOptions::native(super::threads(flags.threads), factory);
     opts.deadline = Some(std::time::Instant::now() + flags.trace_time);
-    let mut host = TraceHost {
+    let mut host = super::fs_host::ReadOnlyHost {
         argv: flags.trace_args.clone(),
     };
     match crate::exec::run_main(&c.program, &mut host, &opts) {
         Ok(()) => {}
-        Err(e) if e.kind == crate::exec::RunErrorKind::TimeLimit => eprintln!(
+        Err(e) if e.kind == crate::exec::RunErrorKind::TimeLimit => errln!(
             "note: the trace run of `main` stopped after {:.1} s (--trace-time); kernels it did not reach will be interpreted",
             flags.trace_time.as_secs_f64()
         ),
-        Err(e) => eprintln!(
+        Err(e) => errln!(
             "warning: the trace run of `main` stopped at an error ({}); kernels it did not reach will be interpreted",
             e.message
         ),
@@ -184,13 +162,13 @@ pub fn cmd_build(path: &Path, flags: &BuildFlags) -> i32 {
     let object = match crate::codegen::object::executable_object(&kernels, &image.encode()) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("error: cannot compile `{}`: {e}", path.display());
+            errln!("error: cannot compile `{}`: {e}", path.display());
             return 1;
         }
     };
     match link(&object, &output) {
         Ok(()) => {
-            eprintln!(
+            errln!(
                 "built `{}`: {} kernel(s) compiled ahead of time",
                 output.display(),
                 kernels.len()
@@ -198,7 +176,7 @@ pub fn cmd_build(path: &Path, flags: &BuildFlags) -> i32 {
             0
         }
         Err(msg) => {
-            eprintln!("error: cannot link `{}`: {msg}", output.display());
+            errln!("error: cannot link `{}`: {msg}", output.display());
             1
         }
     }
@@ -353,7 +331,7 @@ pub unsafe extern "C" fn flow_aot_main(
     match std::panic::catch_unwind(move || run_image(args, entries, image)) {
         Ok(status) => status,
         Err(_) => {
-            eprintln!("error: internal error (a panic) in the Flow runtime");
+            errln!("error: internal error (a panic) in the Flow runtime");
             101
         }
     }
@@ -368,45 +346,38 @@ fn run_image(
     let name = args.first().cloned().unwrap_or_else(|| "program".into());
     let mut rest = args.into_iter().skip(1).peekable();
     let mut threads = None;
-    loop {
-        match rest.peek().map(String::as_str) {
-            Some("--threads") => {
-                rest.next();
-                match rest.next().as_deref().map(str::parse::<usize>) {
-                    Some(Ok(t)) if t > 0 => threads = Some(t),
-                    _ => {
-                        eprintln!("error: {name}: --threads needs a positive number");
-                        return 2;
-                    }
-                }
+    while let Some(arg) =
+        rest.next_if(|a| a == "--threads" || a.starts_with("--threads=") || a == "--")
+    {
+        if arg == "--" {
+            break;
+        }
+        let value = match arg.strip_prefix("--threads=") {
+            Some(v) => Some(v.to_string()),
+            None => rest.next(),
+        };
+        match value.as_deref().map(super::parse_threads) {
+            Some(Ok(t)) => threads = Some(t),
+            Some(Err(msg)) => {
+                errln!("error: {name}: --threads: {msg}");
+                return 2;
             }
-            Some(a) if a.starts_with("--threads=") => {
-                match a["--threads=".len()..].parse::<usize>() {
-                    Ok(t) if t > 0 => threads = Some(t),
-                    _ => {
-                        eprintln!("error: {name}: --threads needs a positive number");
-                        return 2;
-                    }
-                }
-                rest.next();
+            None => {
+                errln!("error: {name}: --threads needs a number of threads");
+                return 2;
             }
-            Some("--") => {
-                rest.next();
-                break;
-            }
-            _ => break,
         }
     }
     let argv: Vec<String> = rest.collect();
     let Some(image) = Image::decode(image) else {
-        eprintln!("error: {name}: the program image is damaged");
+        errln!("error: {name}: the program image is damaged");
         return 1;
     };
     let cfg = stderr_config();
     let c = match super::compile_sources(&[(image.path.clone(), image.source)]) {
         Ok(c) => c,
         Err(f) => {
-            eprint!("{}", f.render(cfg));
+            err!("{}", f.render(cfg));
             return 1;
         }
     };
@@ -422,18 +393,17 @@ fn run_image(
             }))
         })
     };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut opts = RunOptions::native(threads.unwrap_or(cores), factory);
+    let mut opts = RunOptions::native(super::threads(threads), factory);
     let observed = match RuntimeFlags::default().apply(&mut opts) {
         Ok(o) => o,
         Err(msg) => {
-            eprintln!("error: {msg}");
+            errln!("error: {msg}");
             return 2;
         }
     };
     let status = run_compiled(&c, opts, &observed, argv, &super::PassFlags::default(), cfg);
     if std::env::var_os("FLOW_AOT_STATS").is_some_and(|v| !v.is_empty() && v != "0") {
-        eprintln!(
+        errln!(
             "aot: {kernels} kernel(s) compiled ahead of time; {} launch(es) used them, {} node(s) ran on the interpreter",
             hits.get(),
             misses.get()

@@ -79,6 +79,19 @@ pub fn decode_entry<'a>(key: &Hash, bytes: &'a [u8]) -> Result<&'a [u8], String>
     Ok(payload)
 }
 
+/// How much of an entry file to read: its header, then as much payload as the header says.
+fn entry_extent(prefix: &[u8]) -> super::fs_host::Extent {
+    use super::fs_host::Extent;
+    if prefix.len() < HEADER {
+        return Extent::AtLeast(HEADER);
+    }
+    if &prefix[0..8] != MAGIC {
+        return Extent::Stop;
+    }
+    let len = u64::from_le_bytes(prefix[44..52].try_into().expect("8 bytes"));
+    Extent::Total((HEADER as u64).saturating_add(len))
+}
+
 impl DiskCache {
     /// The cache in `dir`, created if needed.
     pub fn open(dir: &Path) -> Result<DiskCache, String> {
@@ -98,7 +111,18 @@ impl DiskCache {
     /// The payload of entry `key`, if present and sound.
     pub fn load(&mut self, key: &Hash) -> Option<Vec<u8>> {
         let path = self.path(key);
-        let bytes = std::fs::read(&path).ok()?;
+        // A missing entry is an ordinary miss.
+        std::fs::symlink_metadata(&path).ok()?;
+        let bytes = match super::fs_host::read_regular(&path, &entry_extent) {
+            Ok(b) => b,
+            Err(why) => {
+                self.warnings.push(format!(
+                    "ignoring cache entry `{}`: {why}; recomputing it",
+                    path.display()
+                ));
+                return None;
+            }
+        };
         match decode_entry(key, &bytes) {
             Ok(p) => Some(p.to_vec()),
             Err(why) => {
@@ -177,6 +201,10 @@ mod tests {
         other_key[12] ^= 0xff;
         damaged.push(("key does not match", other_key));
         damaged.push(("truncated", Vec::new()));
+        // A header that claims more than the file holds is read only as far as the file goes.
+        let mut claims = good.clone();
+        claims[44..52].copy_from_slice(&u64::MAX.to_le_bytes());
+        damaged.push(("payload bytes, its header says", claims));
         for (why, bytes) in damaged {
             std::fs::write(&path, &bytes).expect("write");
             c.warnings.clear();
@@ -187,6 +215,26 @@ mod tests {
             c.store(&key, b"payload bytes");
             assert_eq!(c.load(&key).as_deref(), Some(&b"payload bytes"[..]));
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_entry_that_is_not_a_regular_file_is_a_miss_not_a_hang() {
+        let dir = temp_dir("special");
+        let mut c = DiskCache::open(&dir).expect("temp dir");
+        let key = [9u8; 32];
+        // `/dev/zero` never ends: reading it whole never returns.
+        std::os::unix::fs::symlink("/dev/zero", c.path(&key)).expect("symlink");
+        assert_eq!(c.load(&key), None);
+        assert_eq!(c.warnings.len(), 1);
+        assert!(
+            c.warnings[0].contains("is a character device"),
+            "{}",
+            c.warnings[0]
+        );
+        // The fresh result replaces the link.
+        c.store(&key, b"fresh");
+        assert_eq!(c.load(&key).as_deref(), Some(&b"fresh"[..]));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -2,6 +2,42 @@
 //! and renders diagnostics. The only module (with `bin/`) that touches the file system and
 //! the process's standard streams.
 
+// Every write to the process's standard streams goes through these macros: a closed pipe
+// (`flowc ir f.flow | head`, `flowc check f.flow 2>&1 | head -1`) is not an error, and the
+// `print!` family would panic on it.
+
+/// Writes to standard output, ignoring a closed pipe.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// Writes a line to standard output, ignoring a closed pipe.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// Writes to standard error, ignoring a closed pipe.
+macro_rules! err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
+/// Writes a line to standard error, ignoring a closed pipe.
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
 pub mod aot;
 pub mod cache;
 pub mod fs_host;
@@ -15,21 +51,6 @@ use crate::hir;
 use crate::syntax::{self, ast};
 
 pub use report::RenderConfig;
-
-/// Writes to standard output; a closed pipe (`flowc ir f.flow | head`) is not an error.
-macro_rules! out {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = write!(std::io::stdout().lock(), $($t)*);
-    }};
-}
-
-macro_rules! outln {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($t)*);
-    }};
-}
 
 /// A program checked without errors, with the sources it came from.
 pub struct Compiled {
@@ -179,10 +200,10 @@ pub fn cmd_check(paths: &[std::path::PathBuf]) -> i32 {
     for p in paths {
         match compile_paths(std::slice::from_ref(p)) {
             Ok(c) => {
-                eprint!("{}", report::render_all(&c.sources, &c.warnings, cfg));
+                err!("{}", report::render_all(&c.sources, &c.warnings, cfg));
             }
             Err(e) => {
-                eprint!("{}", e.render(cfg));
+                err!("{}", e.render(cfg));
                 status = 1;
             }
         }
@@ -219,7 +240,11 @@ pub fn run_error_diag(e: &crate::exec::RunError) -> Diagnostic {
             Code::RuntimeError
         }
     };
-    Diagnostic::error(code, e.message.clone(), e.span)
+    let mut d = Diagnostic::error(code, e.message.clone(), e.span);
+    for (span, text) in &e.related {
+        d = d.with_label(*span, text.clone());
+    }
+    d
 }
 
 /// The run options of the native backend with kernels compiled by the JIT, on `threads`
@@ -262,8 +287,7 @@ impl PassFlags {
         let mut opts = if self.interp {
             crate::exec::RunOptions::default()
         } else {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            jit_options(self.threads.unwrap_or(cores).max(1))
+            jit_options(threads(self.threads))
         };
         opts.optimize = !self.no_opt;
         opts.result_cache = !self.no_cache;
@@ -274,10 +298,13 @@ impl PassFlags {
                 match crate::mir::passes::pass_by_name(n) {
                     Some(p) => passes.push(p),
                     None => {
-                        let known: Vec<&str> = crate::mir::passes::PIPELINE
-                            .iter()
-                            .map(|p| p.name)
-                            .collect();
+                        // Each name once (`cse` runs twice in the pipeline).
+                        let mut known: Vec<&str> = Vec::new();
+                        for p in crate::mir::passes::PIPELINE {
+                            if !known.contains(&p.name) {
+                                known.push(p.name);
+                            }
+                        }
                         return Err(format!(
                             "unknown pass `{n}`; the passes are: {}",
                             known.join(", ")
@@ -298,6 +325,36 @@ impl PassFlags {
         }
         Ok(host)
     }
+}
+
+/// Reads `--threads N`: a whole number from 1 to [`MAX_THREADS`](flow_runtime::pool::MAX_THREADS),
+/// for `run`, `test`, `bench`, `ir`, `explain`, `graph`, `build` and the executables it
+/// makes.
+pub fn parse_threads(text: &str) -> Result<usize, String> {
+    flow_runtime::pool::parse_threads(text)
+}
+
+/// The threads of a run: `--threads N` (already validated), else every core (capped).
+pub fn threads(flag: Option<usize>) -> usize {
+    flag.unwrap_or_else(flow_runtime::pool::default_threads)
+}
+
+/// The machine's memory in bytes, RAM and swap (`MemTotal + SwapTotal` of `/proc/meminfo`),
+/// or `None` where the system does not say.
+pub fn machine_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = info.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line[name.len()..]
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()?;
+        kib.checked_mul(1024)
+    };
+    let total = field("MemTotal:")?;
+    Some(total.saturating_add(field("SwapTotal:").unwrap_or(0)))
 }
 
 /// Parses a size such as `512M`, `2G`, `1.5GiB` or `100000` (bytes); the units are powers
@@ -390,6 +447,7 @@ impl RuntimeFlags {
         });
         opts.hooks.profiler = profiler.clone();
         opts.hooks.progress = progress::for_stderr();
+        opts.machine_memory = machine_memory();
         Ok(Observed {
             profiler,
             profile: self.profile,
@@ -406,11 +464,11 @@ impl Observed {
             return 0;
         };
         if self.profile {
-            eprint!("{}", p.table());
+            err!("{}", p.table());
         }
         if let Some(path) = &self.trace {
             if let Err(e) = fs_host::write_atomically(path, p.chrome_trace().as_bytes()) {
-                eprintln!("error: cannot write the trace `{}`: {e}", path.display());
+                errln!("error: cannot write the trace `{}`: {e}", path.display());
                 return 1;
             }
         }
@@ -421,11 +479,11 @@ impl Observed {
 fn compile_or_report(path: &std::path::Path, cfg: RenderConfig) -> Option<Compiled> {
     match compile_paths(&[path.to_path_buf()]) {
         Ok(c) => {
-            eprint!("{}", report::render_all(&c.sources, &c.warnings, cfg));
+            err!("{}", report::render_all(&c.sources, &c.warnings, cfg));
             Some(c)
         }
         Err(e) => {
-            eprint!("{}", e.render(cfg));
+            err!("{}", e.render(cfg));
             None
         }
     }
@@ -438,11 +496,11 @@ fn run_options(
     rt: &RuntimeFlags,
 ) -> Result<(crate::exec::RunOptions, Observed), i32> {
     let mut opts = flags.options().map_err(|msg| {
-        eprintln!("error: {msg}");
+        errln!("error: {msg}");
         2
     })?;
     let observed = rt.apply(&mut opts).map_err(|msg| {
-        eprintln!("error: {msg}");
+        errln!("error: {msg}");
         2
     })?;
     Ok((opts, observed))
@@ -475,7 +533,7 @@ pub fn cmd_run(
         return 1;
     };
     if c.program.main.is_none() {
-        eprint!("{}", report::render(&c.sources, &missing_main(path), cfg));
+        err!("{}", report::render(&c.sources, &missing_main(path), cfg));
         return 1;
     }
     run_compiled(&c, opts, &observed, args, flags, cfg)
@@ -494,19 +552,19 @@ fn run_compiled(
     let mut host = match flags.host(args) {
         Ok(h) => h,
         Err(msg) => {
-            eprintln!("error: {msg}");
+            errln!("error: {msg}");
             return 1;
         }
     };
     let (res, stats) = crate::exec::run_main_stats(&c.program, &mut host, &opts);
     host.report_warnings();
     if flags.stats {
-        eprintln!("{}", stats_line(&stats));
+        errln!("{}", stats_line(&stats));
     }
     let status = match res {
         Ok(()) => 0,
         Err(e) => {
-            eprint!("{}", report::render(&c.sources, &run_error_diag(&e), cfg));
+            err!("{}", report::render(&c.sources, &run_error_diag(&e), cfg));
             1
         }
     };
@@ -528,7 +586,7 @@ pub fn cmd_test(path: &std::path::Path, flags: &PassFlags, rt: &RuntimeFlags) ->
                 .filter(|p| p.extension().is_some_and(|x| x == "flow"))
                 .collect(),
             Err(e) => {
-                eprintln!("error: cannot read `{}`: {e}", path.display());
+                errln!("error: cannot read `{}`: {e}", path.display());
                 return 1;
             }
         };
@@ -541,7 +599,7 @@ pub fn cmd_test(path: &std::path::Path, flags: &PassFlags, rt: &RuntimeFlags) ->
     let mut host = match flags.host(Vec::new()) {
         Ok(h) => h,
         Err(msg) => {
-            eprintln!("error: {msg}");
+            errln!("error: {msg}");
             return 1;
         }
     };
@@ -569,13 +627,13 @@ pub fn cmd_test(path: &std::path::Path, flags: &PassFlags, rt: &RuntimeFlags) ->
                 Some(e) => {
                     failed += 1;
                     outln!("FAIL  {}: {}", f.display(), t.name);
-                    eprint!("{}", report::render(&c.sources, &run_error_diag(&e), cfg));
+                    err!("{}", report::render(&c.sources, &run_error_diag(&e), cfg));
                 }
             }
         }
     }
     if flags.stats {
-        eprintln!("{}", stats_line(&total));
+        errln!("{}", stats_line(&total));
     }
     outln!("{passed} passed, {failed} failed");
     i32::from(failed > 0).max(observed.finish())
@@ -607,17 +665,22 @@ fn dispatched(
 ) -> Result<Dispatched, i32> {
     let cfg = stderr_config();
     let opts = flags.options().map_err(|msg| {
-        eprintln!("error: {msg}");
+        errln!("error: {msg}");
         2
     })?;
     let c = compile_or_report(path, cfg).ok_or(1)?;
-    let mut host = crate::exec::MemoryHost {
-        argv: args,
-        ..Default::default()
-    };
-    let (graphs, err) = crate::exec::dispatched_graphs(&c.program, &mut host);
+    if c.program.main.is_none() {
+        err!("{}", report::render(&c.sources, &missing_main(path), cfg));
+        return Err(1);
+    }
+    // `main` runs as under `flowc run` (same backend, files read), printing and writing
+    // nothing; the graphs are recorded as dispatched.
+    let mut run_opts = opts.clone();
+    run_opts.machine_memory = machine_memory();
+    let mut host = fs_host::ReadOnlyHost { argv: args };
+    let (graphs, err) = crate::exec::dispatched_graphs_with(&c.program, &mut host, &run_opts);
     if let Some(e) = err {
-        eprint!("{}", report::render(&c.sources, &run_error_diag(&e), cfg));
+        err!("{}", report::render(&c.sources, &run_error_diag(&e), cfg));
         return Err(1);
     }
     let passes: Vec<&'static crate::mir::passes::Pass> = match &opts.passes {
@@ -629,7 +692,7 @@ fn dispatched(
     for g in graphs {
         let mut opt = g.clone();
         let rep = crate::mir::passes::optimize(&mut opt, &passes, &opts.config).map_err(|e| {
-            eprintln!("{e}");
+            errln!("{e}");
             1
         })?;
         out.push((g, opt, rep));
@@ -662,7 +725,7 @@ pub fn cmd_ir(
         }
         if time_passes {
             for (name, t) in &rep.timings {
-                eprintln!(
+                errln!(
                     "graph {i}: pass {name:<14} {:>9.3} ms",
                     t.as_secs_f64() * 1e3
                 );
@@ -670,7 +733,7 @@ pub fn cmd_ir(
         }
     }
     if time_passes {
-        eprintln!(
+        errln!(
             "total (parse, check, run the coordinator, passes): {:.3} ms",
             start.elapsed().as_secs_f64() * 1e3
         );
@@ -741,20 +804,38 @@ pub fn cmd_graph(
         out!("{dot}");
         return 0;
     };
-    let svg = out.extension().is_some_and(|e| e == "svg");
-    if !svg {
-        return match std::fs::write(out, dot) {
+    let ext = out
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let format = match ext.as_deref() {
+        None | Some("dot" | "gv") => None,
+        Some(e) if IMAGE_FORMATS.contains(&e) => Some(e.to_string()),
+        Some(e) => {
+            errln!(
+                "error: cannot tell how to write `{}`: `.{e}` is not a format `flowc graph` knows; use `.dot` (Graphviz's text) or an image: {}",
+                out.display(),
+                IMAGE_FORMATS
+                    .iter()
+                    .map(|f| format!(".{f}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            return 1;
+        }
+    };
+    let Some(format) = format else {
+        return match std::fs::write(out, dot.as_bytes()) {
             Ok(()) => 0,
             Err(e) => {
-                eprintln!("error: cannot write `{}`: {e}", out.display());
+                errln!("error: cannot write `{}`: {e}", out.display());
                 1
             }
         };
-    }
-    // One graph per file for SVG: `dot` draws the first graph of its input.
+    };
+    // One graph per file for images: `dot` draws the first graph of its input.
     use std::io::Write;
     let child = std::process::Command::new("dot")
-        .arg("-Tsvg")
+        .arg(format!("-T{format}"))
         .arg("-o")
         .arg(out)
         .stdin(std::process::Stdio::piped())
@@ -762,7 +843,7 @@ pub fn cmd_graph(
     let mut child = match child {
         Ok(c) => c,
         Err(_) => {
-            eprintln!("error: writing SVG needs Graphviz's `dot`, which is not installed; write `.dot` instead (`-o graph.dot`)");
+            errln!("error: writing `{}` (.{format}) needs Graphviz's `dot`, which is not installed; write `.dot` instead (`-o graph.dot`)", out.display());
             return 1;
         }
     };
@@ -772,11 +853,14 @@ pub fn cmd_graph(
     match child.wait() {
         Ok(s) if s.success() => 0,
         _ => {
-            eprintln!("error: `dot` failed to draw the graph");
+            errln!("error: `dot` failed to draw the graph");
             1
         }
     }
 }
+
+/// The image formats `flowc graph -o` asks Graphviz's `dot` for, by file extension.
+const IMAGE_FORMATS: &[&str] = &["svg", "png", "pdf", "jpg", "jpeg", "gif", "ps", "eps"];
 
 /// Median, minimum and maximum of timings, in milliseconds.
 pub fn summarize(times: &[std::time::Duration]) -> (f64, f64, f64) {
@@ -814,23 +898,23 @@ pub fn cmd_bench(
     };
     let front_end = start.elapsed();
     if c.program.benches.is_empty() {
-        eprintln!("error: `{}` has no `bench` blocks", path.display());
+        errln!("error: `{}` has no `bench` blocks", path.display());
         return 1;
     }
     let mut host = match flags.host(Vec::new()) {
         Ok(h) => h,
         Err(msg) => {
-            eprintln!("error: {msg}");
+            errln!("error: {msg}");
             return 1;
         }
     };
-    let results = crate::exec::run_benches(&c.program, &mut host, &opts, warmup, reps.max(1));
+    let results = crate::exec::run_benches(&c.program, &mut host, &opts, warmup, reps);
     host.report_warnings();
     let mut status = 0;
     let mut rows = Vec::new();
     for r in &results {
         if let Some(e) = &r.error {
-            eprint!("{}", report::render(&c.sources, &run_error_diag(e), cfg));
+            err!("{}", report::render(&c.sources, &run_error_diag(e), cfg));
             status = 1;
             continue;
         }

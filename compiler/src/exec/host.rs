@@ -7,6 +7,8 @@ use crate::mir::hash::Hash;
 
 pub trait Host {
     fn stdout(&mut self, text: &str);
+    /// The bytes of the `.npy` file `path` (for `load`). A host that reads real files reads
+    /// only regular files, header first, and no further than the header says the file goes.
     fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String>;
     fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), String>;
     fn args(&self) -> Vec<String>;

@@ -40,6 +40,8 @@ pub struct RunError {
     pub message: String,
     pub span: Span,
     pub kind: RunErrorKind,
+    /// Other places the error involves, each with what it says about them.
+    pub related: Vec<(Span, String)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +60,7 @@ fn fail<T>(span: Span, message: impl Into<String>) -> RResult<T> {
         message: message.into(),
         span,
         kind: RunErrorKind::Other,
+        related: Vec::new(),
     })
 }
 
@@ -116,6 +119,10 @@ pub struct RunOptions {
     /// The most bytes of tensor data a dispatch may hold: the coordinator's computed tensors
     /// plus the live tensors of the graph being run (`--memory-limit`).
     pub memory_limit: Option<u64>,
+    /// The machine's memory in bytes (RAM and swap), when the host knows it: without
+    /// `memory_limit`, a graph that cannot fit in it is an error before anything is
+    /// allocated, not an allocation failure.
+    pub machine_memory: Option<u64>,
     /// Where the native backend gets its kernels (`None` with [`Backend::Interp`]).
     pub kernels: Option<KernelFactory>,
     /// Stop with [`RunErrorKind::TimeLimit`] at the first statement after this instant
@@ -135,6 +142,7 @@ impl Default for RunOptions {
             hooks: Hooks::default(),
             result_cache: true,
             memory_limit: None,
+            machine_memory: None,
             kernels: None,
             deadline: None,
         }
@@ -224,7 +232,18 @@ pub fn dispatched_graphs(
         optimize: false,
         ..RunOptions::default()
     };
-    let mut m = Machine::new(prog, host, &opts, Caches::default());
+    dispatched_graphs_with(prog, host, &opts)
+}
+
+/// [`dispatched_graphs`], running the graphs as `opts` says (`flowc ir` runs them as
+/// `flowc run` would: on the JIT, optimized). The graphs are recorded as dispatched, before
+/// any pass.
+pub fn dispatched_graphs_with(
+    prog: &hir::Program,
+    host: &mut dyn Host,
+    opts: &RunOptions,
+) -> (Vec<Graph>, Option<RunError>) {
+    let mut m = Machine::new(prog, host, opts, Caches::default());
     m.keep_graphs = true;
     let res = match &prog.main {
         Some(main) => m.run_body(main, Vec::new(), HashMap::new()).err(),
@@ -267,6 +286,9 @@ struct Machine<'p, 'h> {
     caches: Caches,
     /// The content hashes of computed tensors, by port (ports are never reused).
     hashes: HashMap<Port, Hash>,
+    /// The size each shape variable of a `load`'s annotation was given, by the `load` (its
+    /// span) of which file. See [`Machine::check_loaded_vars`].
+    loaded_dims: HashMap<String, (usize, Span, String)>,
 }
 
 struct BenchState {
@@ -358,6 +380,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             dispatches: 0,
             caches,
             hashes: HashMap::new(),
+            loaded_dims: HashMap::new(),
         }
     }
 
@@ -539,6 +562,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             message,
             span,
             kind: RunErrorKind::Other,
+            related: Vec::new(),
         };
         // Absurd shapes are rejected before anything is allocated.
         crate::mir::memory::check_sizes(&g).map_err(err)?;
@@ -547,7 +571,12 @@ impl<'p, 'h> Machine<'p, 'h> {
         self.caches.stats.dispatched += 1;
         let resident = self.resident_bytes();
         let mut opt = self.optimized(&g, false).map_err(err)?;
-        if let Some(limit) = self.opts.memory_limit {
+        let budget = match (self.opts.memory_limit, self.opts.machine_memory) {
+            (Some(limit), _) => Some((limit, Budget::Flag)),
+            (None, Some(machine)) => Some((machine, Budget::Machine)),
+            (None, None) => None,
+        };
+        if let Some((limit, what)) = budget {
             let limit = limit as u128;
             let mut plan = crate::mir::memory::plan(&opt.graph);
             if resident + plan.peak > limit && self.opts.optimize {
@@ -556,7 +585,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                 plan = crate::mir::memory::plan(&opt.graph);
             }
             if resident + plan.peak > limit {
-                return Err(err(over_budget(&opt.graph, &plan, resident, limit)));
+                return Err(err(over_budget(&opt.graph, &plan, resident, limit, what)));
             }
         }
         let g = &opt.graph;
@@ -759,6 +788,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             message,
             span,
             kind: RunErrorKind::Other,
+            related: Vec::new(),
         };
         match self.opts.backend {
             Backend::Interp => {
@@ -828,6 +858,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                 message: x.message,
                 span: x.span,
                 kind: RunErrorKind::Other,
+                related: Vec::new(),
             })?;
         Ok(self.value_of_tval(t))
     }
@@ -904,6 +935,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                                 message: x.message,
                                 span,
                                 kind: RunErrorKind::Other,
+                                related: Vec::new(),
                             })?;
                         Ok(self.handle(p))
                     }
@@ -933,6 +965,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                             message: x.message,
                             span: x.span,
                             kind: RunErrorKind::Other,
+                            related: Vec::new(),
                         })?;
                         Ok(self.value_of_tval(t))
                     }
@@ -1001,6 +1034,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                 message: "the run reached its time limit".into(),
                 span: Span::default(),
                 kind: RunErrorKind::TimeLimit,
+                related: Vec::new(),
             });
         }
         match s {
@@ -1044,6 +1078,49 @@ impl<'p, 'h> Machine<'p, 'h> {
             Some(t) => self.eval(frame, t),
             None => Ok(Value::Unit),
         }
+    }
+
+    /// Checks the shape variables of a loaded tensor's annotation against its shape: one
+    /// variable has one size, within the annotation (`f32[N, N]` is square) and across the
+    /// annotations of a body (`let a: f32[N] = load(…); let b: f32[N] = load(…);` have one
+    /// length). The same `load` may give a variable a new size when it runs again (a loop
+    /// that loads a file of another size at each step); another `load` may not.
+    fn check_loaded_vars(&mut self, t: &Tensor, ty: &Ty, path: &str, span: Span) -> RResult<()> {
+        let Ty::Tensor(_, dims) = ty else {
+            return Ok(());
+        };
+        let shape = flow_runtime::format_shape(&t.shape);
+        let mut here: Vec<(&str, usize)> = Vec::new();
+        for (d, &n) in dims.iter().zip(&t.shape) {
+            let Some(var) = d.as_var() else {
+                continue;
+            };
+            if let Some(&(_, m)) = here.iter().find(|(v, _)| *v == var) {
+                if m != n {
+                    return fail(
+                        span,
+                        format!("`{path}` has shape {shape}, but the program expects `{ty}`: `{d}` cannot be both {m} and {n}"),
+                    );
+                }
+                continue;
+            }
+            here.push((var, n));
+            if let Some((m, at, from)) = self.loaded_dims.get(var) {
+                if *at != span && *m != n {
+                    return Err(RunError {
+                        message: format!("`{path}` has shape {shape}, but the program expects `{ty}` where `{d}` is {m}, the size it has in `{from}`"),
+                        span,
+                        kind: RunErrorKind::Other,
+                        related: vec![(*at, format!("`{d}` is {m} in `{from}`, loaded here"))],
+                    });
+                }
+            }
+        }
+        for (var, n) in here {
+            self.loaded_dims
+                .insert(var.to_string(), (n, span, path.to_string()));
+        }
+        Ok(())
     }
 
     /// Binds the shape variables of a local's type to its value's shape, so that the rest of
@@ -1208,6 +1285,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                     message: format!("assertion failed: {msg}"),
                     span,
                     kind: RunErrorKind::Assertion,
+                    related: Vec::new(),
                 })
             }
             Builtin::AssertClose => {
@@ -1296,6 +1374,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                 let t = flow_runtime::read_npy(&bytes)
                     .or_else(|x| fail(span, format!("`{path}`: {x}")))?;
                 check_loaded(&t, &e.ty, &path, span)?;
+                self.check_loaded_vars(&t, &e.ty, &path, span)?;
                 if t.shape.is_empty() {
                     return Ok(Value::Scalar(t.get(0)));
                 }
@@ -1306,6 +1385,15 @@ impl<'p, 'h> Machine<'p, 'h> {
     }
 }
 
+/// Where a dispatch's memory budget comes from.
+#[derive(Clone, Copy)]
+enum Budget {
+    /// `--memory-limit`.
+    Flag,
+    /// The machine's RAM and swap.
+    Machine,
+}
+
 /// The error when a graph does not fit in the memory budget even with recomputation: the
 /// tensor being computed at the worst moment, its size, and what is live beside it.
 fn over_budget(
@@ -1313,6 +1401,7 @@ fn over_budget(
     plan: &crate::mir::memory::MemoryPlan,
     resident: u128,
     limit: u128,
+    budget: Budget,
 ) -> String {
     use crate::mir::memory::{bytes_of, describe, format_bytes};
     let largest = match plan.peak_largest {
@@ -1329,11 +1418,23 @@ fn over_budget(
         }
         None => String::new(),
     };
+    let (error, limit) = match budget {
+        Budget::Flag => (
+            "out of memory budget",
+            format!("the limit of {} (--memory-limit)", format_bytes(limit)),
+        ),
+        Budget::Machine => (
+            "out of memory",
+            format!(
+                "this machine's memory, {} (RAM and swap)",
+                format_bytes(limit)
+            ),
+        ),
+    };
     format!(
-        "out of memory budget: the graph needs {} of tensors at once{largest}, beside the {} of tensors already computed, more than the limit of {} (--memory-limit), even recomputing instead of materializing",
+        "{error}: the graph needs {} of tensors at once{largest}, beside the {} of tensors already computed, more than {limit}, even recomputing instead of materializing",
         format_bytes(plan.peak),
         format_bytes(resident),
-        format_bytes(limit)
     )
 }
 
@@ -1395,6 +1496,7 @@ fn assert_close(a: &Value, b: &Value, tol: f64, span: Span) -> RResult<()> {
             ),
             span,
             kind: RunErrorKind::Assertion,
+            related: Vec::new(),
         });
     }
     let mut worst: Option<(usize, f64, f64, f64)> = None;
@@ -1426,6 +1528,7 @@ fn assert_close(a: &Value, b: &Value, tol: f64, span: Span) -> RResult<()> {
                 ),
                 span,
                 kind: RunErrorKind::Assertion,
+                related: Vec::new(),
             })
         }
     }

@@ -189,9 +189,16 @@ impl Native {
         shape: &[usize],
     ) -> Result<Tensor, flow_runtime::ShapeError> {
         let len = flow_runtime::tensor::checked_size(dtype, shape)?;
+        let data =
+            self.pool
+                .take(dtype, len)
+                .map_err(|_| flow_runtime::ShapeError::OutOfMemory {
+                    shape: shape.to_vec(),
+                    dtype,
+                })?;
         Ok(Tensor {
             shape: shape.to_vec(),
-            data: self.pool.take(dtype, len),
+            data,
         })
     }
 

@@ -33,15 +33,27 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|_| {}));
     let mut failed = false;
     for name in &targets {
-        let (target, dict): (fuzz::Target, &[&str]) = match name.as_str() {
-            "flow" => (fuzz::target_flow, fuzz::TOKENS),
-            _ => (fuzz::target_npy, fuzz::NPY_WORDS),
-        };
+        let (target, dict, generate): (fuzz::Target, &[&str], Option<fuzz::Generator>) =
+            match name.as_str() {
+                "flow" => (
+                    fuzz::target_flow,
+                    fuzz::TOKENS,
+                    Some(fuzz::generate_flow as fuzz::Generator),
+                ),
+                _ => (fuzz::target_npy, fuzz::NPY_WORDS, None),
+            };
         let corpus: Vec<Vec<u8>> = fuzz::load_corpus(&fuzz::corpus_dir(name))
             .into_iter()
             .map(|(_, b)| b)
             .collect();
-        let r = fuzz::run(target, &corpus, dict, Duration::from_secs_f64(secs), seed);
+        let r = fuzz::run(
+            target,
+            &corpus,
+            dict,
+            generate,
+            Duration::from_secs_f64(secs),
+            seed,
+        );
         println!(
             "{name}: {} runs, {} accepted, slowest {:?}, {} crash(es)",
             r.execs,
