@@ -9,7 +9,7 @@
 use flow_runtime::{DType, Data, Tensor};
 use flow_tests::Directives;
 use flowc::exec::{dispatched_graphs, run_main, MemoryHost, RunOptions};
-use flowc::mir::passes::{optimize, pass_by_name, Pass, PassConfig, PIPELINE};
+use flowc::mir::passes::{optimize, Pass, PassConfig, PIPELINE};
 use flowc::mir::{self, schedule, Graph, NodeKind};
 
 /// The directives of a case file, read by the one directive parser (`flow_tests::directives`).
@@ -22,10 +22,7 @@ fn selected(d: &Directives) -> Vec<&'static Pass> {
     if d.passes.is_empty() {
         return PIPELINE.iter().collect();
     }
-    d.passes
-        .iter()
-        .map(|n| pass_by_name(n).unwrap_or_else(|| panic!("unknown pass `{n}`")))
-        .collect()
+    flowc::mir::passes::selected(&d.passes).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Deterministic inputs for every `Input` node: small integers, so sums are exact.

@@ -293,26 +293,7 @@ impl PassFlags {
         opts.result_cache = !self.no_cache;
         opts.memory_limit = self.memory_limit;
         if let Some(names) = &self.passes {
-            let mut passes = Vec::new();
-            for n in names {
-                match crate::mir::passes::pass_by_name(n) {
-                    Some(p) => passes.push(p),
-                    None => {
-                        // Each name once (`cse` runs twice in the pipeline).
-                        let mut known: Vec<&str> = Vec::new();
-                        for p in crate::mir::passes::PIPELINE {
-                            if !known.contains(&p.name) {
-                                known.push(p.name);
-                            }
-                        }
-                        return Err(format!(
-                            "unknown pass `{n}`; the passes are: {}",
-                            known.join(", ")
-                        ));
-                    }
-                }
-            }
-            opts.passes = Some(passes);
+            opts.passes = Some(crate::mir::passes::selected(names)?);
         }
         Ok(opts)
     }
@@ -683,11 +664,7 @@ fn dispatched(
         err!("{}", report::render(&c.sources, &run_error_diag(&e), cfg));
         return Err(1);
     }
-    let passes: Vec<&'static crate::mir::passes::Pass> = match &opts.passes {
-        Some(p) => p.clone(),
-        None if opts.optimize => crate::mir::passes::PIPELINE.iter().collect(),
-        None => Vec::new(),
-    };
+    let passes = opts.pipeline();
     let mut out = Vec::new();
     for g in graphs {
         let mut opt = g.clone();

@@ -150,6 +150,17 @@ impl Default for RunOptions {
 }
 
 impl RunOptions {
+    /// The passes each dispatched graph goes through: none without `optimize`, else the
+    /// chosen ones, else the whole pipeline. (`flowc ir`, `explain` and `graph` show what
+    /// these passes make.)
+    pub fn pipeline(&self) -> Vec<&'static Pass> {
+        match (&self.passes, self.optimize) {
+            (_, false) => Vec::new(),
+            (Some(p), true) => p.clone(),
+            (None, true) => PIPELINE.iter().collect(),
+        }
+    }
+
     /// The native backend on `threads` threads, with kernels from `kernels` (the JIT's are
     /// `driver::jit_options`).
     pub fn native(threads: usize, kernels: KernelFactory) -> RunOptions {
@@ -732,14 +743,7 @@ impl<'p, 'h> Machine<'p, 'h> {
     /// The optimized form of a dispatched graph, from the graph cache when a graph of the
     /// same structure was optimized with the same passes and configuration before.
     fn optimized(&mut self, g: &Graph, recompute: bool) -> Result<Rc<cache::Optimized>, String> {
-        let passes: Vec<&'static Pass> = if !self.opts.optimize {
-            Vec::new()
-        } else {
-            match &self.opts.passes {
-                Some(p) => p.clone(),
-                None => PIPELINE.iter().collect(),
-            }
-        };
+        let passes = self.opts.pipeline();
         let config = PassConfig {
             recompute,
             ..self.opts.config.clone()

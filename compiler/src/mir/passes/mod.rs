@@ -188,6 +188,26 @@ pub fn pass_by_name(name: &str) -> Option<&'static Pass> {
     PIPELINE.iter().find(|p| p.name == name)
 }
 
+/// The passes named (by `--passes` or a test's `// passes:`), in the order given; an unknown
+/// name is an error that lists every pass once (`cse` runs twice in the pipeline).
+pub fn selected<S: AsRef<str>>(names: &[S]) -> Result<Vec<&'static Pass>, String> {
+    names
+        .iter()
+        .map(|n| {
+            let n = n.as_ref();
+            pass_by_name(n).ok_or_else(|| {
+                let mut known: Vec<&str> = Vec::new();
+                for p in PIPELINE {
+                    if !known.contains(&p.name) {
+                        known.push(p.name);
+                    }
+                }
+                format!("unknown pass `{n}`; the passes are: {}", known.join(", "))
+            })
+        })
+        .collect()
+}
+
 /// What a pipeline run did.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
