@@ -242,7 +242,29 @@ enum Command {
     },
 }
 
+/// The stack of the thread that runs the compiler and the coordinator. The front end, the
+/// lowering and the coordinator recurse over the program (nesting up to
+/// `syntax::depth::MAX_DEPTH`, call chains, `proc` recursion up to `exec::MAX_PROC_DEPTH`);
+/// the memory is only reserved, and pages are used as the recursion reaches them.
+const STACK_BYTES: usize = 1 << 30;
+
 fn main() -> ExitCode {
+    let worker = std::thread::Builder::new()
+        .name("flowc".into())
+        .stack_size(STACK_BYTES)
+        .spawn(flowc_main);
+    match worker.map(|w| w.join()) {
+        Ok(Ok(code)) => code,
+        // A panic was already reported by the panic hook.
+        Ok(Err(_)) => ExitCode::from(101),
+        Err(e) => {
+            eprintln!("error: cannot start the compiler thread: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn flowc_main() -> ExitCode {
     let cli = Cli::parse();
     let status = match cli.command {
         Command::Check { files } => driver::cmd_check(&files),
