@@ -242,16 +242,11 @@ enum Command {
     },
 }
 
-/// The stack of the thread that runs the compiler and the coordinator. The front end, the
-/// lowering and the coordinator recurse over the program (nesting up to
-/// `syntax::depth::MAX_DEPTH`, call chains, `proc` recursion up to `exec::MAX_PROC_DEPTH`);
-/// the memory is only reserved, and pages are used as the recursion reaches them.
-const STACK_BYTES: usize = 1 << 30;
-
+/// Runs the compiler on a thread with the stack it needs (`exec::STACK_BYTES`).
 fn main() -> ExitCode {
     let worker = std::thread::Builder::new()
         .name("flowc".into())
-        .stack_size(STACK_BYTES)
+        .stack_size(flowc::exec::STACK_BYTES)
         .spawn(flowc_main);
     match worker.map(|w| w.join()) {
         Ok(Ok(code)) => code,

@@ -275,6 +275,13 @@ struct Machine<'p, 'h> {
 /// so a deeper one is a clean run-time error rather than a stack overflow.
 pub const MAX_PROC_DEPTH: usize = 10_000;
 
+/// The stack that the compiler and the coordinator need: the front end, the lowering and the
+/// coordinator recurse over the program (nesting up to `syntax::depth::MAX_DEPTH`, call
+/// chains, `proc` recursion up to [`MAX_PROC_DEPTH`]). `flowc` and the executables of
+/// `flowc build` run on a thread with this stack; the memory is only reserved, and pages
+/// are used as the recursion reaches them.
+pub const STACK_BYTES: usize = 1 << 30;
+
 struct BenchState {
     warmup: usize,
     reps: usize,
