@@ -209,3 +209,12 @@ fn a_constant_index_past_the_edge_is_refuted_when_checked() {
         "out-of-bounds",
     );
 }
+
+#[test]
+fn an_empty_literal_with_its_shape_annotated_runs() {
+    let out = runs(
+        "empty_lit",
+        "main { let e: f32[0] = []; print(e); print(sum[i](e[i])); }\n",
+    );
+    assert_eq!(out, "[]\n0\n");
+}

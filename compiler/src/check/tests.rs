@@ -358,3 +358,25 @@ fn a_local_named_like_an_op_is_not_a_call_of_it() {
     );
     assert!(codes.is_empty(), "{codes:?}");
 }
+
+#[test]
+fn a_computed_index_outside_a_comprehension_is_not_said_to_be_about_its_indices() {
+    let text = "main { let a = [1.0, 2.0, 3.0]; let k = 1; print(a[k]); }\n";
+    let mut sm = SourceMap::new();
+    let id = sm.add("user.flow", text);
+    let (ast, _) = syntax::parse(id, text);
+    let (_, diags) = check(&[SourceFile {
+        module: None,
+        ast: &ast,
+    }]);
+    let [d] = diags.as_slice() else {
+        panic!("{diags:?}")
+    };
+    assert_eq!(d.code.to_string(), "non-affine-index");
+    assert!(
+        !d.message.contains("comprehension indices"),
+        "{}",
+        d.message
+    );
+    assert!(d.message.contains("not a constant"), "{}", d.message);
+}
