@@ -36,7 +36,7 @@ codes! {
     SyntaxError => "syntax-error", "The parser expected something else at this point.";
     BadInterpolation => "bad-interpolation", "A `{...}` in a string is not a valid expression.";
     BadLiteral => "bad-literal", "A numeric literal that does not fit its type.";
-    TooDeep => "too-deep", "A program nested deeper than the compiler's limit, or a call chain too deep to run.";
+    TooDeep => "too-deep", "An item nested deeper than the compiler's limit of 5,000 levels.";
     UnknownName => "unknown-name", "A name that is not defined in scope.";
     DuplicateDefinition => "duplicate-definition", "Two items, parameters, indices, monoid members, tests or benches with the same name, or an item named like a built-in.";
     WrongArity => "wrong-arity", "A call with the wrong number of arguments.";

@@ -2084,7 +2084,7 @@ fn has_float_lit(e: &hir::Expr) -> bool {
 }
 
 /// Whether the integer `v` is a value of the integer type `d`.
-fn int_fits(v: i64, d: DType) -> bool {
+pub fn int_fits(v: i64, d: DType) -> bool {
     match d {
         DType::I32 => i32::try_from(v).is_ok(),
         _ => true,

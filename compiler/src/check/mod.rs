@@ -472,8 +472,9 @@ fn finalize(ck: &mut Checker, prog: &mut hir::Program) {
         hir::walk_expr_mut(&mut body.expr, &mut |e| {
             e.ty = ck.zonk(&e.ty);
             if let (hir::ExprKind::Lit(s), Ty::Scalar(d)) = (&mut e.kind, &e.ty) {
-                if let (hir::Scalar::I64(v), hir::DType::I32) = (*s, *d) {
-                    if i32::try_from(v).is_err() {
+                // `infer::coerce` kept an integer literal that does not fit its type as is.
+                if let hir::Scalar::I64(v) = *s {
+                    if !infer::int_fits(v, *d) {
                         bad.push(errors::int_literal_range(v, *d, e.span));
                     }
                 }
