@@ -14,6 +14,7 @@ use crate::check;
 use crate::hir;
 use crate::syntax::{self, ast};
 
+pub use crate::exec::STACK_BYTES;
 pub use report::RenderConfig;
 
 /// Writes to standard output; a closed pipe (`flowc ir f.flow | head`) is not an error.
