@@ -2,8 +2,9 @@
 //! executable and run, gives what `flowc run` gives (stdout, stderr, exit status and the files
 //! it writes); a built program runs from another directory with its source deleted; kernels
 //! the trace did not meet run on the interpreter with the same results; programs with errors
-//! get `flowc check`'s diagnostics; a missing C compiler is a clear error; and no Cranelift
-//! code is linked into an executable.
+//! get `flowc check`'s diagnostics; a missing C compiler is a clear error; deep `proc`
+//! recursion runs (and too deep a one is a clean error); and no Cranelift code is linked into
+//! an executable.
 
 use crate::common::{each_parallel, flow_files, flowc, repo};
 
@@ -313,6 +314,31 @@ main {
 
 /// A program that runs for ever does not make `flowc build` run for ever: the trace stops at
 /// `--trace-time`.
+#[test]
+fn deep_proc_recursion_runs_in_an_executable_and_too_deep_is_a_clean_error() {
+    let dir = scratch("recursion");
+    let source = dir.join("rec.flow");
+    std::fs::write(
+        &source,
+        "proc r(n: i64) -> i64 { if n == 0 { 0 } else { r(n - 1) + 1 } }\n\
+         main { print(r(9000)); print(r(100000)); }\n",
+    )
+    .expect("the program is written");
+    let exe = dir.join("rec");
+    let out = build(&source, &exe, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The executable's coordinator recursed on the main thread's 8 MiB and died by a signal.
+    let run = Command::new(&exe).output().expect("the executable runs");
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "9000\n");
+    assert!(err.contains("too deep: proc `r`"), "{err}");
+}
+
 #[test]
 fn the_trace_run_stops_at_its_time_limit() {
     let dir = scratch("endless");

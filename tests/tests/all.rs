@@ -16,6 +16,9 @@
 //! - `fuzz`: arbitrary text, token soups and mutated conformance programs never crash the
 //!   front end or the checker; bounded mutation-fuzzer runs over `tests/fuzz/corpus/` on the
 //!   front end and the `.npy` reader.
+//! - `robust`: programs that once crashed `flowc`, met an internal error after a clean
+//!   `check` or printed a wrong result, run through the binary (deep nesting, call chains,
+//!   tuples through `fn`s, sizes from the coordinator).
 //! - `tidy`: headers, layering, I/O at the edges, no disabled tests, no orphan snapshots.
 //! - `directives`: the `// expect-…:` parser itself.
 
@@ -33,4 +36,5 @@ mod fuzz;
 mod mir;
 mod parse;
 mod passes;
+mod robust;
 mod tidy;

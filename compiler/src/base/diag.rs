@@ -36,8 +36,9 @@ codes! {
     SyntaxError => "syntax-error", "The parser expected something else at this point.";
     BadInterpolation => "bad-interpolation", "A `{...}` in a string is not a valid expression.";
     BadLiteral => "bad-literal", "A numeric literal that does not fit its type.";
+    TooDeep => "too-deep", "An item nested deeper than the compiler's limit of 5,000 levels.";
     UnknownName => "unknown-name", "A name that is not defined in scope.";
-    DuplicateDefinition => "duplicate-definition", "Two items, parameters or indices with the same name.";
+    DuplicateDefinition => "duplicate-definition", "Two items, parameters, indices, monoid members, tests or benches with the same name, or an item named like a built-in.";
     WrongArity => "wrong-arity", "A call with the wrong number of arguments.";
     TypeMismatch => "type-mismatch", "A value of one type where another is required.";
     ShapeMismatch => "shape-mismatch", "Two tensor shapes that must agree do not.";
@@ -54,6 +55,7 @@ codes! {
     ProcInOperation => "proc-in-operation", "A call to a coordinator `proc` inside an fn, op or monoid.";
     Recursion => "recursion", "An fn or op that calls itself, directly or through others.";
     BadMonoid => "bad-monoid", "A monoid declaration that lacks or misuses a member.";
+    BadBench => "bad-bench", "A `bench` block without exactly one top-level `measure` block, or a `measure` elsewhere.";
     MonoidIdentity => "monoid-identity", "A monoid whose zero is not an identity of its combine.";
     MonoidAssociativity => "monoid-associativity", "A monoid whose combine is not associative.";
     MonoidCommutativity => "monoid-commutativity", "A monoid declared commutative whose combine is not.";

@@ -246,7 +246,22 @@ enum Command {
     },
 }
 
+/// Runs the compiler on a thread with the stack it needs (`driver::STACK_BYTES`).
 fn main() -> ExitCode {
+    let worker = std::thread::Builder::new()
+        .name("flowc".into())
+        .stack_size(driver::STACK_BYTES)
+        .spawn(flowc_main);
+    match worker.map(|w| w.join()) {
+        Ok(Ok(code)) => code,
+        // A panic was already reported by the panic hook.
+        Ok(Err(_)) => ExitCode::from(101),
+        // No memory to reserve for the stack: run on this thread's.
+        Err(_) => flowc_main(),
+    }
+}
+
+fn flowc_main() -> ExitCode {
     let cli = Cli::parse();
     let status = match cli.command {
         Command::Check { files } => driver::cmd_check(&files),

@@ -1,7 +1,9 @@
 //! The environment rules, checked on the syntax tree: `fn`, `op` and `monoid` bodies may not do
-//! I/O, declare `var`s, assign, loop or call a `proc`; and `fn`/`op` may not be recursive.
+//! I/O, declare `var`s, assign, loop or call a `proc`; and `fn`/`op`/`monoid` may not be
+//! recursive (a monoid is a node of the call graph: its members call what they name, and a
+//! reduction with it calls it).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::base::{Diagnostic, Span};
 use crate::check::errors;
@@ -21,9 +23,16 @@ pub const IO_BUILTINS: &[&str] = &[
 /// Checks every operation-environment body and the call graph of `fn`s and `op`s.
 pub fn check(items: &[&Item], diags: &mut Vec<Diagnostic>) {
     let mut kinds: HashMap<&str, FuncKind> = HashMap::new();
+    let mut monoids: HashSet<&str> = HashSet::new();
     for item in items {
-        if let Item::Func(f) = item {
-            kinds.entry(&f.name.name).or_insert(f.kind);
+        match item {
+            Item::Func(f) => {
+                kinds.entry(&f.name.name).or_insert(f.kind);
+            }
+            Item::Monoid(m) => {
+                monoids.insert(&m.name.name);
+            }
+            _ => {}
         }
     }
     let mut calls: HashMap<&str, Vec<(&str, Span)>> = HashMap::new();
@@ -34,8 +43,10 @@ pub fn check(items: &[&Item], diags: &mut Vec<Diagnostic>) {
                 let mut w = Walker {
                     ctx: &ctx,
                     kinds: &kinds,
+                    monoids: &monoids,
                     diags,
                     calls: Vec::new(),
+                    locals: f.params.iter().map(|p| p.name.name.as_str()).collect(),
                 };
                 w.expr(&f.body);
                 calls.insert(&f.name.name, w.calls);
@@ -45,14 +56,25 @@ pub fn check(items: &[&Item], diags: &mut Vec<Diagnostic>) {
                 let mut w = Walker {
                     ctx: &ctx,
                     kinds: &kinds,
+                    monoids: &monoids,
                     diags,
                     calls: Vec::new(),
+                    locals: HashSet::new(),
                 };
                 for mem in &m.members {
+                    w.locals = mem
+                        .params
+                        .iter()
+                        .flatten()
+                        .map(|p| p.name.name.as_str())
+                        .collect();
                     if let Some(v) = &mem.value {
                         w.expr(v);
                     }
                 }
+                // A monoid's members use the functions and monoids they name: a cycle
+                // through a monoid (`combine` reducing with its own monoid) is recursion.
+                calls.insert(&m.name.name, w.calls);
             }
             _ => {}
         }
@@ -63,8 +85,12 @@ pub fn check(items: &[&Item], diags: &mut Vec<Diagnostic>) {
 struct Walker<'a, 'c, 'd> {
     ctx: &'c str,
     kinds: &'a HashMap<&'a str, FuncKind>,
+    monoids: &'a HashSet<&'a str>,
     diags: &'d mut Vec<Diagnostic>,
     calls: Vec<(&'a str, Span)>,
+    /// Parameters, `let`s and indices seen so far: a name among them is a value, not a use
+    /// of the function or monoid it shadows (`fn g(mean: f64) = mean`).
+    locals: HashSet<&'a str>,
 }
 
 impl<'a> Walker<'a, '_, '_> {
@@ -79,13 +105,20 @@ impl<'a> Walker<'a, '_, '_> {
 
     fn stmt(&mut self, s: &'a Stmt) {
         match s {
-            Stmt::Let { value, indices, .. } => {
+            Stmt::Let {
+                name,
+                value,
+                indices,
+                ..
+            } => {
                 for b in indices.iter().flatten() {
                     if let Some(e) = &b.bound {
                         self.expr(e);
                     }
+                    self.locals.insert(&b.name.name);
                 }
                 self.expr(value);
+                self.locals.insert(&name.name);
             }
             Stmt::Var {
                 name, value, span, ..
@@ -139,7 +172,11 @@ impl<'a> Walker<'a, '_, '_> {
                 // `map(f, x)` and arrows name functions as arguments.
                 for a in args {
                     if let ExprKind::Name(n) = &a.kind {
-                        if let Some(k) = self.kinds.get(n.as_str()) {
+                        if let Some(k) = self
+                            .kinds
+                            .get(n.as_str())
+                            .filter(|_| !self.locals.contains(n.as_str()))
+                        {
                             if *k == FuncKind::Proc {
                                 self.diags.push(errors::proc_in_op(n, self.ctx, a.span));
                             } else {
@@ -150,11 +187,15 @@ impl<'a> Walker<'a, '_, '_> {
                     self.expr(a);
                 }
             }
+            ExprKind::Name(n) if self.locals.contains(n.as_str()) => {}
             ExprKind::Name(n) => {
                 if let Some(k) = self.kinds.get(n.as_str()) {
                     if *k != FuncKind::Proc {
                         self.calls.push((n, e.span));
                     }
+                } else if self.monoids.contains(n.as_str()) {
+                    // `reduce[i](M, …)` uses the monoid `M`.
+                    self.calls.push((n, e.span));
                 }
             }
             ExprKind::Str(_) => {}
@@ -173,6 +214,7 @@ impl<'a> Walker<'a, '_, '_> {
                     if let Some(e) = &b.bound {
                         self.expr(e);
                     }
+                    self.locals.insert(&b.name.name);
                 }
                 args.iter().for_each(|a| self.expr(a));
             }

@@ -2,7 +2,7 @@
 //! Every message a user sees from the checker is written here.
 
 use crate::base::{Code, Diagnostic, Span};
-use crate::hir::{Dim, Ty};
+use crate::hir::{self, Dim, Ty};
 
 const OP_ENV_NOTE: &str = "operations (`fn`, `op`, `monoid`) are hermetic and idempotent: the \
 compiler may fuse, shard, reorder, retry and recompute them, so they may not do I/O, mutate \
@@ -154,6 +154,17 @@ pub fn non_affine(what: &str, span: Span) -> Diagnostic {
     .with_note("an index must be `c0 + c1*i + c2*j + ...` with integer constants or shape variables as the `c`s; products of indices and data-dependent indices (gathers) are not supported")
 }
 
+/// A computed index outside any comprehension or reduction, where no index is in scope.
+pub fn non_constant_index(what: &str, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::NonAffineIndex,
+        format!("index `{what}` is not a constant: outside a comprehension or reduction, an index is an integer constant or an affine expression of shape variables"),
+        span,
+    )
+    .with_label_text("not a constant")
+    .with_note("data-dependent indices (gathers) are not supported; compute the element in a comprehension instead, e.g. `sum[i](if i == k { x[i] } else { 0.0 })`")
+}
+
 pub fn index_disagree(name: &str, a: &Dim, b: &Dim, span_a: Span, span_b: Span) -> Diagnostic {
     Diagnostic::error(
         Code::IndexDisagree,
@@ -206,6 +217,64 @@ pub fn not_callable(name: &str, what: &str, span: Span) -> Diagnostic {
     Diagnostic::error(
         Code::NotCallable,
         format!("`{name}` is {what}, not a function"),
+        span,
+    )
+}
+
+pub fn int_literal_range(v: i64, d: hir::DType, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::BadLiteral,
+        format!("integer literal `{v}` does not fit in `{d}`"),
+        span,
+    )
+    .with_label_text(format!("out of the range of `{d}`"))
+}
+
+pub fn builtin_redefined(what: &str, name: &str, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::DuplicateDefinition,
+        format!("{what} `{name}` is defined twice: `{name}` is a built-in"),
+        span,
+    )
+    .with_label_text("this definition would hide the built-in")
+    .with_note("built-in names cannot be redefined; choose another name")
+}
+
+pub fn proc_in_point(callee: &str, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::ProcInOperation,
+        format!("a comprehension or reduction calls proc `{callee}`, which runs in the coordinator environment"),
+        span,
+    )
+    .with_label_text("the body of a comprehension or reduction is an operation")
+    .with_note("call the proc before the comprehension (`let v = q(1.0);`) and use its result inside")
+    .with_note(OP_ENV_NOTE)
+}
+
+pub fn coordinator_in_point(what: &str, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::IoInOperation,
+        format!("`{what}` belongs to the coordinator and cannot run inside a comprehension or reduction"),
+        span,
+    )
+    .with_label_text("the body of a comprehension or reduction is an operation")
+    .with_note(format!("call `{what}` before the comprehension (`let v = {what}(…);`) and use its result inside"))
+    .with_note(OP_ENV_NOTE)
+}
+
+pub fn bad_bench(measures: usize, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::BadBench,
+        format!("a `bench` block needs exactly one top-level `measure {{ … }}` block, found {measures}"),
+        span,
+    )
+    .with_note("`bench \"name\" { setup; measure { timed code } }`: the setup runs once, the `measure` block is timed")
+}
+
+pub fn measure_outside_bench(span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::BadBench,
+        "`measure { … }` is only allowed at the top of a `bench` block",
         span,
     )
 }

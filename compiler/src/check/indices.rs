@@ -15,7 +15,12 @@ impl Checker {
         match self.try_affine(e, cx) {
             Ok(a) => Some(a),
             Err(bad) => {
-                self.error(errors::non_affine(&inline(bad), bad.span));
+                let d = if cx.point_depth == 0 {
+                    errors::non_constant_index(&inline(bad), bad.span)
+                } else {
+                    errors::non_affine(&inline(bad), bad.span)
+                };
+                self.error(d);
                 None
             }
         }
@@ -162,12 +167,19 @@ impl Checker {
             }
         }
         for i in first_index..cx.indices.len() {
+            if cx.known[i] {
+                continue;
+            }
             // An error inside the body (a non-affine index, say) already explains this one.
-            if !cx.known[i] && self.diags.len() == diag_mark {
+            if self.diags.len() == diag_mark {
                 let name = cx.indices[i].name.clone();
                 self.error(errors::index_unbound(&name, span_of(cx, i)));
-                cx.known[i] = true;
             }
+            // A fresh variable, not `0`: the tensor's shape is unknown, and what it flows
+            // into must not report a mismatch against a made-up extent.
+            let name = cx.indices[i].name.to_uppercase();
+            cx.indices[i].range = self.fresh_var(&name);
+            cx.known[i] = true;
         }
         for u in &uses {
             let (lo, hi) = bounds(&u.idx, cx);

@@ -63,7 +63,11 @@ pub struct BodyCx {
     pub locals: Vec<hir::Local>,
     pub indices: Vec<hir::Index>,
     pub known: Vec<bool>,
-    scopes: Vec<Vec<(String, Binding)>>,
+    /// The names each open scope binds, innermost last; `bound` maps a name to its bindings,
+    /// innermost last, so that a lookup does not scan the scopes (a block may have 100,000
+    /// `let`s).
+    scopes: Vec<Vec<String>>,
+    bound: HashMap<String, Vec<Binding>>,
     pub rigid: Vec<String>,
     pub env: Env,
     pub uses: Vec<Use>,
@@ -84,6 +88,7 @@ impl BodyCx {
             indices: Vec::new(),
             known: Vec::new(),
             scopes: vec![Vec::new()],
+            bound: HashMap::new(),
             rigid,
             env,
             uses: Vec::new(),
@@ -101,10 +106,7 @@ impl BodyCx {
             mutable,
             span,
         });
-        self.scopes
-            .last_mut()
-            .expect("a scope")
-            .push((name.to_string(), Binding::Local(id)));
+        self.bind(name, Binding::Local(id));
         id
     }
 
@@ -116,20 +118,20 @@ impl BodyCx {
             range: range.unwrap_or_default(),
             span,
         });
-        self.scopes
-            .last_mut()
-            .expect("a scope")
-            .push((name.to_string(), Binding::Index(id)));
+        self.bind(name, Binding::Index(id));
         id
     }
 
-    fn lookup(&self, name: &str) -> Option<Binding> {
+    fn bind(&mut self, name: &str, b: Binding) {
         self.scopes
-            .iter()
-            .rev()
-            .flat_map(|s| s.iter().rev())
-            .find(|(n, _)| n == name)
-            .map(|b| b.1)
+            .last_mut()
+            .expect("a scope")
+            .push(name.to_string());
+        self.bound.entry(name.to_string()).or_default().push(b);
+    }
+
+    fn lookup(&self, name: &str) -> Option<Binding> {
+        self.bound.get(name).and_then(|v| v.last()).copied()
     }
 
     fn push(&mut self) {
@@ -137,7 +139,11 @@ impl BodyCx {
     }
 
     fn pop(&mut self) {
-        self.scopes.pop();
+        for name in self.scopes.pop().into_iter().flatten() {
+            if let Some(v) = self.bound.get_mut(&name) {
+                v.pop();
+            }
+        }
     }
 
     pub fn finish(self, expr: hir::Expr) -> hir::Body {
@@ -214,6 +220,20 @@ fn builtin_by_name(name: &str) -> Option<Builtin> {
         "eval" => Builtin::Eval,
         _ => return None,
     })
+}
+
+/// Whether an expression reads the value of a comprehension or reduction index.
+fn uses_an_index(e: &mut hir::Expr) -> bool {
+    let mut found = false;
+    hir::walk_expr_mut(e, &mut |x| {
+        found |= matches!(x.kind, hir::ExprKind::IndexValue(_));
+    });
+    found
+}
+
+/// Whether `name` is a built-in function, which no item may redefine.
+pub fn is_builtin_name(name: &str) -> bool {
+    builtin_by_name(name).is_some() || matches!(name, "map" | "zip_with" | "pad" | "clamp_edge")
 }
 
 pub fn scalar_type(name: &str) -> Option<DType> {
@@ -573,10 +593,7 @@ impl Checker {
                     return None;
                 }
                 if !cx.in_bench {
-                    self.error(errors::type_error(
-                        "`measure { … }` is only allowed at the top of a `bench` block",
-                        *span,
-                    ));
+                    self.error(errors::measure_outside_bench(*span));
                 }
                 let b = self.check_block(body, cx, None);
                 Some(hir::Stmt::Measure(into_block(b)))
@@ -795,12 +812,23 @@ impl Checker {
                     }
                 }
             }
-            K::Binary(BinOp::Pipe, arg, f) => {
-                let applied = self.apply_arrow(arg, f);
-                match applied {
-                    Some(x) => self.infer(&x, cx, want),
-                    None => err_expr(span),
+            K::Binary(BinOp::Pipe, _, _) => {
+                // Unfold the whole chain `x |> f |> g` at once, copying `x` once: unfolding
+                // one stage at a time would copy the rest of the chain at every stage.
+                let mut stages = Vec::new();
+                let mut base = e;
+                while let K::Binary(BinOp::Pipe, arg, f) = &base.kind {
+                    stages.push(f.as_ref());
+                    base = arg;
                 }
+                let mut applied = base.clone();
+                for f in stages.into_iter().rev() {
+                    match self.apply_arrow(applied, f) {
+                        Some(x) => applied = x,
+                        None => return err_expr(span),
+                    }
+                }
+                self.infer(&applied, cx, want)
             }
             K::Binary(BinOp::Shr, a, b) if self.is_arrow(a) || self.is_arrow(b) => {
                 self.error(errors::type_error(
@@ -1141,7 +1169,17 @@ impl Checker {
             return err_expr(span);
         }
         if items.is_empty() {
-            // Even where the context says the element type, `[]` has no shape to give.
+            // `let e: f32[0] = [];`: the context gives the type and the (empty) shape.
+            if let Some(Ty::Tensor(d, dims)) = want {
+                if dims.len() == 1 && self.zonk_dim(&dims[0]).as_known() == Some(0) {
+                    return mk(
+                        hir::ExprKind::TensorLit(Vec::new()),
+                        Ty::tensor(*d, vec![Dim::known(0)]),
+                        span,
+                    );
+                }
+            }
+            // Otherwise `[]` has no element type, or no shape to give.
             self.error(errors::type_error(
                 "an empty tensor literal has no element type or shape: a tensor literal needs at least one element",
                 span,
@@ -1397,7 +1435,20 @@ impl Checker {
                     let Some(a) = self.affine(ix, cx) else {
                         return err_expr(span);
                     };
-                    if matches!(edge, Edge::Strict) {
+                    if matches!(edge, Edge::Strict) && cx.point_depth == 0 {
+                        // No index is in scope: the position is a constant (or a shape
+                        // expression), so a read past the edge is refuted here.
+                        let dim = self.zonk_dim(&dims[axis]);
+                        let below = a.konst.nonneg() == Some(false);
+                        let above = dim.sub(&a.konst).sub(&Dim::known(1)).nonneg() == Some(false);
+                        if below || above {
+                            let t = self.zonk(&tensor.ty);
+                            self.error(errors::out_of_bounds(
+                                &t, axis, &a.konst, &a.konst, ix.span,
+                            ));
+                            return err_expr(span);
+                        }
+                    } else if matches!(edge, Edge::Strict) {
                         cx.uses.push(Use {
                             tensor: tensor.ty.clone(),
                             axis,
@@ -1407,7 +1458,6 @@ impl Checker {
                     }
                     affs.push(a);
                 }
-                let _ = dims;
                 mk(
                     hir::ExprKind::Read {
                         tensor: Box::new(tensor),
@@ -1478,6 +1528,12 @@ impl Checker {
         span: Span,
     ) -> hir::Expr {
         let sig = self.sigs[id.0 as usize].clone();
+        // In an operation the environment rules report this; in the coordinator a
+        // comprehension or reduction body is an operation too.
+        if sig.kind == FuncKind::Proc && cx.env == Env::Coordinator && cx.point_depth > 0 {
+            self.error(errors::proc_in_point(&sig.name, span));
+            return err_expr(span);
+        }
         if args.len() != sig.params.len() {
             self.error(errors::arity(&sig.name, sig.params.len(), args.len(), span));
             return err_expr(span);
@@ -1574,6 +1630,17 @@ impl Checker {
                     if sig.kind == FuncKind::Op { "an" } else { "a" },
                     sig.kind.keyword(),
                     sig.params.len()
+                ),
+                args[0].span,
+            ));
+            return err_expr(span);
+        }
+        if !matches!(sig.ret, Ty::Scalar(_) | Ty::Error) {
+            // A tensor has scalar elements: there is no tensor of tuples.
+            self.error(errors::type_error(
+                format!(
+                    "`{which}` needs a scalar `fn` with a scalar result; `{fname}` returns `{}`",
+                    sig.ret
                 ),
                 args[0].span,
             ));
@@ -1722,7 +1789,15 @@ impl Checker {
                         None => self.fresh_var("D"),
                     });
                 }
-                let shape = mk(hir::ExprKind::Tuple(sizes), Ty::Unit, args[1].span);
+                let mut shape = mk(hir::ExprKind::Tuple(sizes), Ty::Unit, args[1].span);
+                let mut seed = seed;
+                if cx.point_depth > 0 && (uses_an_index(&mut seed) || uses_an_index(&mut shape)) {
+                    self.error(errors::type_error(
+                        format!("the seed and sizes of `{name}` must be known when the graph is built, so they cannot depend on a comprehension or reduction index; draw the whole tensor outside and index it"),
+                        span,
+                    ));
+                    return err_expr(span);
+                }
                 mk(
                     hir::ExprKind::Builtin(b, vec![seed, shape]),
                     Ty::tensor(DType::F32, dims),
@@ -1731,6 +1806,14 @@ impl Checker {
             }
             // I/O in an operation was reported by the environment rules; don't add more.
             _ if b.is_io() && cx.env == Env::Operation => err_expr(span),
+            // The body of a comprehension or reduction in the coordinator is an operation.
+            _ if cx.point_depth > 0
+                && (b.is_io()
+                    || matches!(b, Builtin::Len | Builtin::ParseI64 | Builtin::ParseF64)) =>
+            {
+                self.error(errors::coordinator_in_point(name, span));
+                err_expr(span)
+            }
             Builtin::Print => {
                 let xs: Vec<hir::Expr> = args.iter().map(|a| self.infer(a, cx, None)).collect();
                 mk(hir::ExprKind::Builtin(b, xs), Ty::Unit, span)
@@ -1920,7 +2003,7 @@ impl Checker {
 
     /// Rewrites `arg |> f` into a plain call (composition is associative, so a chain unfolds
     /// left to right).
-    fn apply_arrow(&mut self, arg: &ast::Expr, f: &ast::Expr) -> Option<ast::Expr> {
+    fn apply_arrow(&mut self, arg: ast::Expr, f: &ast::Expr) -> Option<ast::Expr> {
         match &f.kind {
             K::Name(n) if !self.globals.contains_key(n) => {
                 self.error(errors::unknown_name(n, f.span));
@@ -1933,7 +2016,7 @@ impl Checker {
                             name: n.clone(),
                             span: f.span,
                         },
-                        vec![arg.clone()],
+                        vec![arg],
                     ),
                     f.span,
                 ))
@@ -1950,12 +2033,13 @@ impl Checker {
                     ));
                     return None;
                 }
+                let mut arg = Some(arg);
                 let args = args
                     .iter()
-                    .map(|a| {
-                        if matches!(a.kind, K::Placeholder) {
-                            arg.clone()
-                        } else {
+                    .map(|a| match (&a.kind, arg.take()) {
+                        (K::Placeholder, Some(x)) => x,
+                        (_, x) => {
+                            arg = x;
                             a.clone()
                         }
                     })
@@ -1964,7 +2048,7 @@ impl Checker {
             }
             K::Binary(BinOp::Shr, g, h) => {
                 let inner = self.apply_arrow(arg, g)?;
-                self.apply_arrow(&inner, h)
+                self.apply_arrow(inner, h)
             }
             _ => {
                 self.error(errors::type_error(
@@ -1993,31 +2077,63 @@ pub fn into_block(e: hir::Expr) -> hir::Block {
     }
 }
 
-/// Retypes the literals of a weak expression to `d`.
+/// Retypes the literals of a weak expression to `d`, when the language allows it: a number
+/// never becomes a `bool`, and a float literal never becomes an integer (there is no implicit
+/// numeric conversion). Otherwise the expression is returned unchanged, and the caller's
+/// unification reports the mismatch.
 pub fn coerce(e: hir::Expr, d: DType) -> hir::Expr {
+    if d == DType::Bool || (!d.is_float() && has_float_lit(&e)) {
+        return e;
+    }
+    retype(e, d)
+}
+
+/// Whether a weak expression holds a float literal (`0.5`, `inf`).
+fn has_float_lit(e: &hir::Expr) -> bool {
+    match &e.kind {
+        hir::ExprKind::Lit(s) => s.dtype().is_float(),
+        hir::ExprKind::Unary(_, a) => has_float_lit(a),
+        hir::ExprKind::Binary(_, a, b) => has_float_lit(a) || has_float_lit(b),
+        hir::ExprKind::Block(b) => b.tail.as_ref().is_some_and(has_float_lit),
+        _ => false,
+    }
+}
+
+/// Whether the integer `v` is a value of the integer type `d`.
+pub fn int_fits(v: i64, d: DType) -> bool {
+    match d {
+        DType::I32 => i32::try_from(v).is_ok(),
+        _ => true,
+    }
+}
+
+fn retype(e: hir::Expr, d: DType) -> hir::Expr {
     let span = e.span;
-    let text_ty = |ty: &Ty| ty.clone();
-    let _ = text_ty;
     match e.kind {
         hir::ExprKind::Lit(s) => {
             if d.is_float() {
                 finish_float(mk(hir::ExprKind::Lit(s), Ty::Scalar(d), span), d, None)
+            } else if let Scalar::I64(v) = s {
+                // An integer literal keeps its value until `finalize`, which reports one that
+                // does not fit its final type (`bad-literal`) instead of wrapping it.
+                let lit = if int_fits(v, d) { s.cast(d) } else { s };
+                mk(hir::ExprKind::Lit(lit), Ty::Scalar(d), span)
             } else {
                 mk(hir::ExprKind::Lit(s.cast(d)), Ty::Scalar(d), span)
             }
         }
         hir::ExprKind::Unary(op, a) => mk(
-            hir::ExprKind::Unary(op, Box::new(coerce(*a, d))),
+            hir::ExprKind::Unary(op, Box::new(retype(*a, d))),
             Ty::Scalar(d),
             span,
         ),
         hir::ExprKind::Binary(op, a, b) => mk(
-            hir::ExprKind::Binary(op, Box::new(coerce(*a, d)), Box::new(coerce(*b, d))),
+            hir::ExprKind::Binary(op, Box::new(retype(*a, d)), Box::new(retype(*b, d))),
             Ty::Scalar(d),
             span,
         ),
         hir::ExprKind::Block(b) if b.stmts.is_empty() => {
-            let tail = b.tail.map(|t| coerce(t, d));
+            let tail = b.tail.map(|t| retype(t, d));
             let ty = tail.as_ref().map(|t| t.ty.clone()).unwrap_or(e.ty);
             mk(
                 hir::ExprKind::Block(Box::new(hir::Block {

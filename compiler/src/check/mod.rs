@@ -49,6 +49,14 @@ pub fn check(files: &[SourceFile<'_>]) -> (hir::Program, Vec<Diagnostic>) {
             ck.error(errors::duplicate("item", name, span, *prev));
             continue;
         }
+        if infer::is_builtin_name(name) {
+            let what = match item {
+                ast::Item::Func(f) => f.kind.keyword(),
+                _ => "monoid",
+            };
+            ck.error(errors::builtin_redefined(what, name, span));
+            continue;
+        }
         first_def.insert(name.clone(), span);
         match item {
             ast::Item::Func(f) => {
@@ -89,6 +97,17 @@ pub fn check(files: &[SourceFile<'_>]) -> (hir::Program, Vec<Diagnostic>) {
         prog.funcs.push(func);
     }
     let mut main_span: Option<Span> = None;
+    // Tests and benches are named by their strings (`flowc test` reports them by name).
+    let mut test_names: std::collections::HashMap<(bool, &str), Span> = Default::default();
+    for (item, module) in &items {
+        if let (ast::Item::Test(t) | ast::Item::Bench(t), None) = (item, module) {
+            let bench = matches!(item, ast::Item::Bench(_));
+            if let Some(prev) = test_names.insert((bench, t.name.as_str()), t.span) {
+                let what = if bench { "bench" } else { "test" };
+                ck.error(errors::duplicate(what, &t.name, t.span, prev));
+            }
+        }
+    }
     for (item, module) in &items {
         match item {
             ast::Item::Main(b, span) => {
@@ -126,10 +145,7 @@ pub fn check(files: &[SourceFile<'_>]) -> (hir::Program, Vec<Diagnostic>) {
                     .filter(|s| matches!(s, ast::Stmt::Measure { .. }))
                     .count();
                 if measures != 1 {
-                    ck.error(errors::type_error(
-                        format!("a `bench` block needs exactly one top-level `measure {{ … }}` block, found {measures}"),
-                        t.span,
-                    ));
+                    ck.error(errors::bad_bench(measures, t.span));
                 }
                 let mut cx = BodyCx::new(Env::Coordinator, Vec::new());
                 cx.in_bench = true;
@@ -145,7 +161,7 @@ pub fn check(files: &[SourceFile<'_>]) -> (hir::Program, Vec<Diagnostic>) {
         }
     }
 
-    finalize(&ck, &mut prog);
+    finalize(&mut ck, &mut prog);
     if !ck.diags.iter().any(|d| d.is_error()) {
         for (i, m) in prog.monoids.iter().enumerate() {
             if let Err(d) = monoid_laws::check_laws(&prog, hir::MonoidId(i as u32), m) {
@@ -315,8 +331,18 @@ fn check_monoid(ck: &mut Checker, m: &ast::MonoidDef, idx: usize) -> hir::Monoid
     let mut combine = None;
     let mut unwrap = None;
     let mut commutative = false;
+    let mut seen: std::collections::HashMap<&str, Span> = Default::default();
     for mem in &m.members {
         let name = mem.name.name.as_str();
+        if let Some(prev) = seen.insert(name, mem.name.span) {
+            ck.error(errors::duplicate(
+                "monoid member",
+                name,
+                mem.name.span,
+                prev,
+            ));
+            continue;
+        }
         let n_params = mem.params.as_ref().map(|p| p.len());
         let expected: Option<usize> = match name {
             "zero" | "commutative" => None,
@@ -434,7 +460,8 @@ fn coordinator_body(ck: &mut Checker, b: &ast::Block, rigid: &[String]) -> hir::
 }
 
 /// Resolves shape variables bound by unification and rounds literals to their final types.
-fn finalize(ck: &Checker, prog: &mut hir::Program) {
+fn finalize(ck: &mut Checker, prog: &mut hir::Program) {
+    let mut bad = Vec::new();
     for body in prog.bodies_mut() {
         for l in &mut body.locals {
             l.ty = ck.zonk(&l.ty);
@@ -445,6 +472,12 @@ fn finalize(ck: &Checker, prog: &mut hir::Program) {
         hir::walk_expr_mut(&mut body.expr, &mut |e| {
             e.ty = ck.zonk(&e.ty);
             if let (hir::ExprKind::Lit(s), Ty::Scalar(d)) = (&mut e.kind, &e.ty) {
+                // `infer::coerce` kept an integer literal that does not fit its type as is.
+                if let hir::Scalar::I64(v) = *s {
+                    if !infer::int_fits(v, *d) {
+                        bad.push(errors::int_literal_range(v, *d, e.span));
+                    }
+                }
                 *s = s.cast(*d);
             }
             if let hir::ExprKind::Read { index, .. } = &mut e.kind {
@@ -453,5 +486,8 @@ fn finalize(ck: &Checker, prog: &mut hir::Program) {
                 }
             }
         });
+    }
+    for d in bad {
+        ck.error(d);
     }
 }

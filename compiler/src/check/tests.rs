@@ -68,3 +68,315 @@ fn tests_of_a_used_module_are_not_the_programs_tests() {
     let names: Vec<&str> = prog.tests.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["mine"]);
 }
+
+/// The codes of a single user file's diagnostics, syntax errors included.
+fn codes_of(text: &str) -> Vec<String> {
+    let mut sm = SourceMap::new();
+    let id = sm.add("user.flow", text);
+    let (ast, mut diags) = syntax::parse(id, text);
+    let (_, more) = check(&[SourceFile {
+        module: None,
+        ast: &ast,
+    }]);
+    diags.extend(more);
+    diags.iter().map(|d| d.code.to_string()).collect()
+}
+
+/// Asserts that `text` is rejected with `code` (and with nothing else).
+#[track_caller]
+fn rejects(text: &str, code: &str) {
+    let codes = codes_of(text);
+    assert!(
+        !codes.is_empty() && codes.iter().all(|c| c == code),
+        "expected only `{code}` for\n{text}\ngot {codes:?}"
+    );
+}
+
+#[test]
+fn a_float_literal_never_becomes_an_integer_or_a_bool() {
+    for body in [
+        "let n = 7; print(n < 7.5);",
+        "let n = 7; print(n * 0.5);",
+        "let n = 7; print(n / 2.0);",
+        "let n = 7; print(n + inf);",
+        "let b: bool = 0.5;",
+        "let b: bool = 1;",
+        "print([1.0, true]);",
+        "let x = true; print(x == 1);",
+        "if 1 { print(1); }",
+        "while 0 { print(1); }",
+        "assert(1, \"x\");",
+        "let k: i64 = 2.0;",
+        "let k: i32 = 1 + 0.5;",
+    ] {
+        rejects(&format!("main {{ {body} }}\n"), "type-mismatch");
+    }
+    rejects(
+        "op s(x: i64[N]) -> i64[N] = x * 1.5\nmain {}\n",
+        "type-mismatch",
+    );
+}
+
+#[test]
+fn an_integer_literal_still_takes_any_number_type() {
+    let codes = codes_of(
+        "fn f(x: f32) -> f32 = x * 2 + 1\nfn g(x: i32) -> i32 = x + 2147483647\n\
+         main { let a: f64 = 3; let b: i32 = -5; let c = [1, 2.5]; print(a, b, c, f(1), g(0)); }\n",
+    );
+    assert!(codes.is_empty(), "{codes:?}");
+}
+
+#[test]
+fn an_integer_literal_out_of_its_types_range_is_bad_literal() {
+    rejects(
+        "main { let z: i32 = 3000000000; print(z); }\n",
+        "bad-literal",
+    );
+    rejects(
+        "fn f(x: i32) -> i32 = x + 2147483648\nmain {}\n",
+        "bad-literal",
+    );
+}
+
+#[test]
+fn an_item_may_not_take_a_builtins_name() {
+    for item in [
+        "proc assert(b: bool, m: str) {}",
+        "fn print(x: f32) -> f32 = x",
+        "proc args() -> f32 { 1.0 }",
+        "fn exp(a: f32) -> f32 = a",
+        "fn select(c: bool, a: f32, b: f32) -> f32 = a",
+        "op map(x: f32[N]) -> f32[N] = x",
+    ] {
+        rejects(
+            &format!("{item}\nmain {{ assert(false, \"x\"); }}\n"),
+            "duplicate-definition",
+        );
+    }
+}
+
+#[test]
+fn a_comprehension_or_reduction_in_the_coordinator_is_an_operation() {
+    let q = "proc q(x: f32) -> f32 { x + 1.0 }\n";
+    rejects(
+        &format!("{q}main {{ let y[i < 3] = q(1.0); print(y); }}\n"),
+        "proc-in-operation",
+    );
+    rejects(
+        &format!("{q}main {{ let s = sum[i < 3](q(2.0)); print(s); }}\n"),
+        "proc-in-operation",
+    );
+    for body in [
+        "let y[i < 3] = len(args());",
+        "let y[i < 3] = parse_f64(args()[0]);",
+        "let s = args(); let y[i < 3] = len(s);",
+        "let y[i < 3] = eval(1.0);",
+        "let s = sum[i < 3](eval(2.0));",
+    ] {
+        rejects(&format!("main {{ {body} }}\n"), "io-in-operation");
+    }
+    // Outside the comprehension all of it is fine.
+    let codes = codes_of(&format!(
+        "{q}main {{ let v = q(1.0); let n = len(args()); let y[i < 3] = v + n as f32; print(y); }}\n"
+    ));
+    assert!(codes.is_empty(), "{codes:?}");
+}
+
+#[test]
+fn recursion_through_a_monoid_is_found() {
+    rejects(
+        "monoid M { state = f32; zero = 0.0; combine(a, b) = reduce[i < 2](M, a); }\nmain {}\n",
+        "recursion",
+    );
+    rejects(
+        "fn f(a: f32) -> f32 = reduce[i < 2](M, a)\n\
+         monoid M { state = f32; zero = 0.0; combine(a, b) = f(a) + b; }\nmain {}\n",
+        "recursion",
+    );
+    rejects(
+        "fn g(a: f32) -> f32 = reduce[i < 2](M, a)\n\
+         monoid M { state = f32; zero = 0.0; wrap(x: f32) = g(x); combine(a, b) = a + b; }\nmain {}\n",
+        "recursion",
+    );
+    // A reduction with a monoid from an fn the monoid does not use is fine.
+    let codes = codes_of(
+        "fn g(a: f32) -> f32 = reduce[i < 2](M, a)\n\
+         monoid M { state = f32; zero = 0.0; combine(a, b) = a + b; }\nmain { print(g(1.0)); }\n",
+    );
+    assert!(codes.is_empty(), "{codes:?}");
+}
+
+#[test]
+fn an_unbound_index_does_not_cascade_into_a_shape_mismatch() {
+    rejects(
+        "op f(x: i32[N]) -> i32[N] { let y[i] = x[0]; y }\nmain {}\n",
+        "index-unbound",
+    );
+}
+
+#[test]
+fn a_tuple_result_cannot_be_mapped_over_a_tensor() {
+    rejects(
+        "fn f(a: f32) -> (f32, f32) = (a, a + 1.0)\nmain { let y = map(f, [1.0, 2.0]); print(y); }\n",
+        "type-mismatch",
+    );
+}
+
+#[test]
+fn a_random_seed_or_size_may_not_depend_on_an_index() {
+    rejects(
+        "main { let z[i < 3] = rand_uniform(i, [1])[0]; print(z); }\n",
+        "type-mismatch",
+    );
+    rejects(
+        "main { let z[i < 3] = sum[j < 2](rand_normal(7, [i + 1])[0]); print(z); }\n",
+        "type-mismatch",
+    );
+}
+
+#[test]
+fn a_block_of_100000_lets_checks_in_linear_time() {
+    let n = 100_000;
+    let mut text = String::from("main {\n");
+    for i in 0..n {
+        text.push_str(&format!(
+            "let x{i} = {};\n",
+            if i == 0 {
+                "1".into()
+            } else {
+                format!("x{} + 1", i - 1)
+            }
+        ));
+    }
+    text.push_str(&format!("print(x{});\n}}\n", n - 1));
+    let start = std::time::Instant::now();
+    let codes = codes_of(&text);
+    let took = start.elapsed();
+    assert!(codes.is_empty(), "{codes:?}");
+    // A scan of every binding at every lookup took minutes here.
+    assert!(took.as_secs() < 30, "checking {n} statements took {took:?}");
+}
+
+#[test]
+fn nesting_100000_deep_is_too_deep_not_a_crash() {
+    let n = 100_000;
+    let deep = [
+        format!("main {{ let x = {}; print(x); }}\n", vec!["1"; n].join("+")),
+        format!("main {{ let x = {}1.0; print(x); }}\n", "-".repeat(n)),
+        format!("main {{ let x = {}true; print(x); }}\n", "!".repeat(n)),
+        format!(
+            "main {{ let x = {}1.0{}; print(x); }}\n",
+            "[".repeat(n),
+            "]".repeat(n)
+        ),
+        format!(
+            "fn g(x: f32) -> f32 = x\nmain {{ let x = 1.0{}; print(x); }}\n",
+            " |> g".repeat(n)
+        ),
+        format!(
+            "main {{ {}print(1);{} }}\n",
+            "if true { ".repeat(n),
+            " }".repeat(n)
+        ),
+        format!(
+            "fn f(x: f32[{}1]) -> f32 = 1.0\nmain {{}}\n",
+            "1 + ".repeat(n)
+        ),
+    ];
+    for text in deep {
+        let codes = codes_of(&text);
+        assert_eq!(codes, ["too-deep"], "{}", &text[..60]);
+    }
+    // Parentheses are not nodes of the tree: any number of them is fine.
+    let parens = format!(
+        "main {{ let x = {}1.0{}; print(x); }}\n",
+        "(".repeat(n),
+        ")".repeat(n)
+    );
+    assert!(codes_of(&parens).is_empty());
+}
+
+#[test]
+fn a_byte_order_mark_starts_a_file() {
+    let codes = codes_of("\u{feff}main { print(1); }\n");
+    assert!(codes.is_empty(), "{codes:?}");
+}
+
+#[test]
+fn duplicate_monoid_members_tests_and_benches_are_refused() {
+    rejects(
+        "monoid M { state = f32; zero = 0.0; zero = 1.0; combine(a, b) = a + b; }\nmain {}\n",
+        "duplicate-definition",
+    );
+    rejects(
+        "monoid M { state = f32; zero = 0.0; combine(a, b) = a + b; commutative; commutative; }\nmain {}\n",
+        "duplicate-definition",
+    );
+    rejects(
+        "test \"t\" { assert(true, \"a\"); }\ntest \"t\" { assert(true, \"b\"); }\n",
+        "duplicate-definition",
+    );
+    let codes =
+        codes_of("test \"t\" { assert(true, \"a\"); }\nbench \"t\" { measure { print(1); } }\n");
+    assert!(codes.is_empty(), "{codes:?}");
+}
+
+#[test]
+fn bench_structure_has_its_own_code() {
+    rejects("bench \"b\" { let x = 1; }\n", "bad-bench");
+    rejects("main { measure { print(1); } }\n", "bad-bench");
+}
+
+#[test]
+fn an_empty_literal_takes_its_type_and_shape_from_the_annotation() {
+    let codes = codes_of("main { let e: f32[0] = []; print(e); }\n");
+    assert!(codes.is_empty(), "{codes:?}");
+    rejects("main { let e = []; print(e); }\n", "type-mismatch");
+    rejects("main { let e: f32[2] = []; print(e); }\n", "type-mismatch");
+}
+
+#[test]
+fn a_constant_index_past_the_edge_is_out_of_bounds() {
+    rejects("op f(a: f32[3]) -> f32 = a[5]\nmain {}\n", "out-of-bounds");
+    rejects("op f(a: f32[N]) -> f32 = a[-1]\nmain {}\n", "out-of-bounds");
+    rejects(
+        "main { let a = [1.0, 2.0, 3.0]; print(a[3]); }\n",
+        "out-of-bounds",
+    );
+    let codes =
+        codes_of("op f(a: f32[3]) -> f32 = a[2]\nop g(a: f32[N]) -> f32 = a[N - 1]\nmain {}\n");
+    assert!(codes.is_empty(), "{codes:?}");
+}
+
+#[test]
+fn a_local_named_like_an_op_is_not_a_call_of_it() {
+    // `mean` the parameter is not `mean` the op: no cycle through the monoid.
+    let codes = codes_of(
+        "monoid M { state = f32; zero = 0.0; combine(a, b) = a + b; unwrap(s) = g(s); }\n\
+         fn g(mean: f32) -> f32 = mean\n\
+         op mean(x: f32[N]) -> f32 = reduce[i](M, x[i])\nmain {}\n",
+    );
+    assert!(codes.is_empty(), "{codes:?}");
+}
+
+#[test]
+fn a_computed_index_outside_a_comprehension_is_not_said_to_be_about_its_indices() {
+    let text = "main { let a = [1.0, 2.0, 3.0]; let k = 1; print(a[k]); }\n";
+    let mut sm = SourceMap::new();
+    let id = sm.add("user.flow", text);
+    let (ast, _) = syntax::parse(id, text);
+    let (_, diags) = check(&[SourceFile {
+        module: None,
+        ast: &ast,
+    }]);
+    let [d] = diags.as_slice() else {
+        panic!("{diags:?}")
+    };
+    assert_eq!(d.code.to_string(), "non-affine-index");
+    assert!(
+        !d.message.contains("comprehension indices"),
+        "{}",
+        d.message
+    );
+    assert!(d.message.contains("not a constant"), "{}", d.message);
+}

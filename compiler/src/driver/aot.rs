@@ -328,11 +328,24 @@ pub unsafe extern "C" fn flow_aot_main(
             .collect();
         (args, entries, std::slice::from_raw_parts(image, image_len))
     };
-    match std::panic::catch_unwind(move || run_image(args, entries, image)) {
-        Ok(status) => status,
-        Err(_) => {
+    // On a thread with the stack the coordinator needs (deep `proc` recursion, long call
+    // chains); a panic there is caught by the join.
+    let outcome = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("flow".into())
+            .stack_size(crate::exec::STACK_BYTES)
+            .spawn_scoped(s, move || run_image(args, entries, image))
+            .map(|worker| worker.join())
+    });
+    match outcome {
+        Ok(Ok(status)) => status,
+        Ok(Err(_)) => {
             errln!("error: internal error (a panic) in the Flow runtime");
             101
+        }
+        Err(e) => {
+            errln!("error: cannot start the program's thread: {e}");
+            2
         }
     }
 }

@@ -50,6 +50,7 @@ use crate::check;
 use crate::hir;
 use crate::syntax::{self, ast};
 
+pub use crate::exec::STACK_BYTES;
 pub use report::RenderConfig;
 
 /// A program checked without errors, with the sources it came from.

@@ -45,9 +45,14 @@ pub fn render(sm: &SourceMap, d: &Diagnostic, cfg: RenderConfig) -> String {
         } else if l.primary {
             label = label.with_message("here");
         }
-        if l.primary {
-            label = label.with_order(-1);
-        }
+        // ariadne starts a new snippet, headed with the primary location, at a label above
+        // the previous one: keep the labels of a file in line order (the primary first on
+        // its line, the primary's file first) so that each snippet's header is right.
+        let range = clamp(sm, l.span);
+        let (line, _) = sm.line_col(l.span.file, range.end.saturating_sub(1).max(range.start));
+        let other_file = i32::from(l.span.file != primary.file) << 30;
+        let line = i32::try_from(line).unwrap_or(1 << 28).min(1 << 28);
+        label = label.with_order(other_file + 2 * line + i32::from(!l.primary));
         b = b.with_label(label);
     }
     for n in &d.notes {

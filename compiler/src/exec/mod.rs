@@ -300,7 +300,20 @@ struct Machine<'p, 'h> {
     /// The size each shape variable of a `load`'s annotation was given, by the `load` (its
     /// span) of which file. See [`Machine::check_loaded_vars`].
     loaded_dims: HashMap<String, (usize, Span, String)>,
+    /// How many `proc` calls are running (see [`MAX_PROC_DEPTH`]).
+    proc_depth: usize,
 }
+
+/// The deepest `proc` recursion a run may reach: each call runs on the coordinator's stack,
+/// so a deeper one is a clean run-time error rather than a stack overflow.
+pub const MAX_PROC_DEPTH: usize = 10_000;
+
+/// The stack that the compiler and the coordinator need: the front end, the lowering and the
+/// coordinator recurse over the program (nesting up to `syntax::depth::MAX_DEPTH`, call
+/// chains, `proc` recursion up to [`MAX_PROC_DEPTH`]). `flowc` and the executables of
+/// `flowc build` run on a thread with this stack; the memory is only reserved, and pages
+/// are used as the recursion reaches them.
+pub const STACK_BYTES: usize = 1 << 30;
 
 struct BenchState {
     warmup: usize,
@@ -392,6 +405,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             caches,
             hashes: HashMap::new(),
             loaded_dims: HashMap::new(),
+            proc_depth: 0,
         }
     }
 
@@ -855,9 +869,22 @@ impl<'p, 'h> Machine<'p, 'h> {
                 }
             }
         }
+        // An `eval(…)` inside is computed first, as its own observation: its value is then a
+        // constant of the graph, which may size a tensor.
+        let mut evals = Vec::new();
+        let mut kids = Vec::new();
+        hir::dump::children(e, &mut kids);
+        for k in kids {
+            collect_evals(k, &mut evals);
+        }
+        let mut forced = HashMap::new();
+        for x in evals {
+            let v = self.eval(frame, x)?;
+            forced.insert(x as *const hir::Expr, self.tval(&v, x.span)?);
+        }
         let t = self
             .lower
-            .coordinator_expr(frame.body, e, locals, frame.shapes.clone())
+            .coordinator_expr(frame.body, e, locals, frame.shapes.clone(), forced)
             .map_err(|x| RunError {
                 message: x.message,
                 span: x.span,
@@ -1239,8 +1266,20 @@ impl<'p, 'h> Machine<'p, 'h> {
                 }
             }
         }
+        if self.proc_depth >= MAX_PROC_DEPTH {
+            return fail(
+                span,
+                format!(
+                    "too deep: proc `{}` is called {MAX_PROC_DEPTH} calls deep; iterate with a loop instead of recursing",
+                    func.name
+                ),
+            );
+        }
         let args = func.params.iter().copied().zip(vals).collect();
-        self.run_body(&func.body, args, shapes)
+        self.proc_depth += 1;
+        let out = self.run_body(&func.body, args, shapes);
+        self.proc_depth -= 1;
+        out
     }
 
     fn shape_of(&self, v: &Value) -> Option<Vec<usize>> {
@@ -1587,6 +1626,19 @@ fn collect_locals(e: &hir::Expr, out: &mut Vec<hir::LocalId>) {
     hir::dump::children(e, &mut kids);
     for k in kids {
         collect_locals(k, out);
+    }
+}
+
+/// The outermost `eval(…)`s of an expression.
+fn collect_evals<'p>(e: &'p hir::Expr, out: &mut Vec<&'p hir::Expr>) {
+    if let H::Builtin(Builtin::Eval, _) = &e.kind {
+        out.push(e);
+        return;
+    }
+    let mut kids = Vec::new();
+    hir::dump::children(e, &mut kids);
+    for k in kids {
+        collect_evals(k, out);
     }
 }
 

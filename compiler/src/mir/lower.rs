@@ -87,6 +87,9 @@ pub struct Lowerer<'p> {
     pub prog: &'p hir::Program,
     pub graph: Graph,
     monoids: HashMap<hir::MonoidId, ir::MonoidId>,
+    /// The values of the `eval(…)`s of the coordinator expression being lowered, which the
+    /// coordinator computed first (see [`Lowerer::coordinator_expr`]), by address.
+    forced: HashMap<*const hir::Expr, TVal>,
 }
 
 impl<'p> Lowerer<'p> {
@@ -95,6 +98,7 @@ impl<'p> Lowerer<'p> {
             prog,
             graph: Graph::new(),
             monoids: HashMap::new(),
+            forced: HashMap::new(),
         }
     }
 
@@ -168,6 +172,7 @@ impl<'p> Lowerer<'p> {
         e: &'p hir::Expr,
         locals: HashMap<hir::LocalId, TVal>,
         shapes: HashMap<String, i64>,
+        forced: HashMap<*const hir::Expr, TVal>,
     ) -> LResult<TVal> {
         let mut frame = Frame {
             body,
@@ -175,7 +180,10 @@ impl<'p> Lowerer<'p> {
             shapes,
             label: String::new(),
         };
-        self.tensor(e, &mut frame)
+        self.forced = forced;
+        let out = self.tensor(e, &mut frame);
+        self.forced.clear();
+        out
     }
 
     /// An elementwise operation on tensor-level values (a rank-0 operand is broadcast).
@@ -277,14 +285,21 @@ impl<'p> Lowerer<'p> {
                         ),
                     );
                 }
+                // The variables this argument bound, to tell a non-square argument of
+                // `f32[N, N]` from two arguments that disagree.
+                let mut mine: Vec<&str> = Vec::new();
                 for (d, n) in dims.iter().zip(&shape) {
                     if let Some(v) = d.as_var() {
                         match shapes.get(v) {
+                            Some(prev) if *prev != *n as i64 && mine.contains(&v) => {
+                                return err(span, format!("shape mismatch in call to `{fname}`: an argument of shape {} does not fit `{pty}`: `{v}` would be both {prev} and {n}", flow_runtime::format_shape(&shape)));
+                            }
                             Some(prev) if *prev != *n as i64 => {
-                                return err(span, format!("shape mismatch in call to `{fname}`: `{v}` is {prev} for one argument and {n} for another"));
+                                return err(span, format!("shape mismatch in call to `{fname}`: `{v}` is {prev} for an earlier argument and {n} for the argument of shape {}", flow_runtime::format_shape(&shape)));
                             }
                             _ => {
                                 shapes.insert(v.to_string(), *n as i64);
+                                mine.push(v);
                             }
                         }
                     }
@@ -405,6 +420,20 @@ impl<'p> Lowerer<'p> {
         match eval_dim(d, &frame.shapes) {
             Some(n) if n >= 0 => Ok(n as usize),
             Some(n) => err(span, format!("the dimension `{d}` is negative ({n}) here")),
+            None if d.vars().all(|v| frame.shapes.contains_key(v)) => {
+                let mut vals: Vec<String> = d
+                    .vars()
+                    .map(|v| format!("{v} = {}", frame.shapes[v]))
+                    .collect();
+                vals.sort();
+                err(
+                    span,
+                    format!(
+                        "the dimension `{d}` does not fit in 64 bits here ({})",
+                        vals.join(", ")
+                    ),
+                )
+            }
             None => err(
                 span,
                 format!("internal error: shape `{d}` is unbound at dispatch"),
@@ -526,9 +555,36 @@ impl<'p> Lowerer<'p> {
                 );
                 Ok(TVal::Port(Port { node, port: 0 }))
             }
-            H::Builtin(hir::Builtin::Eval, args) => self.tensor(&args[0], frame),
+            // A value the coordinator computed is a constant: it may size a tensor
+            // (`rand_uniform(0, [eval(count(x))])`).
+            H::Builtin(hir::Builtin::Eval, args) => match self.forced.get(&(e as *const _)) {
+                Some(v) => Ok(v.clone()),
+                None => self.tensor(&args[0], frame),
+            },
+            // A tuple of scalars computed in the coordinator (a call of a scalar `fn` with a
+            // tuple result, an `if` between tuples): one rank-0 map per field.
+            _ if matches!(e.ty, Ty::Tuple(_)) => {
+                let n_fields = match &e.ty {
+                    Ty::Tuple(fs) => fs.len(),
+                    _ => 0,
+                };
+                let mut point = Point {
+                    reads: Vec::new(),
+                    extents: Vec::new(),
+                    vars: HashMap::new(),
+                };
+                let s = self.point(e, frame, &mut point)?;
+                let mut out = Vec::new();
+                for k in 0..n_fields {
+                    let body = ScalarExpr::field(s.clone(), k as u32);
+                    let p = self.map_node(Vec::new(), point.reads.clone(), body, &frame.label)?;
+                    out.push(TVal::Port(p));
+                }
+                Ok(TVal::Tuple(out))
+            }
             // Everything else is elementwise: lower it as a map over the result's shape.
             _ => {
+                self.bind_random_dims(e, frame)?;
                 let shape = match &e.ty {
                     Ty::Scalar(_) => Vec::new(),
                     Ty::Tensor(_, dims) => {
@@ -558,6 +614,44 @@ impl<'p> Lowerer<'p> {
         }
     }
 
+    /// Binds the shape variables that stand for the sizes of random tensors inside an
+    /// elementwise expression (`rand_uniform(0, [n]) as i64` with `n` a coordinator value:
+    /// the checker names that size `D`, and only its value here says what `D` is).
+    fn bind_random_dims(&mut self, e: &'p hir::Expr, frame: &mut Frame<'p>) -> LResult<()> {
+        match &e.kind {
+            H::Builtin(hir::Builtin::RandUniform | hir::Builtin::RandNormal, args) => {
+                let (Ty::Tensor(_, dims), H::Tuple(sizes)) = (&e.ty, &args[1].kind) else {
+                    return Ok(());
+                };
+                for (d, size) in dims.iter().zip(sizes) {
+                    if let Some(var) = d.as_var() {
+                        if !frame.shapes.contains_key(var) {
+                            let n = self.const_i64(size, frame)?;
+                            frame.shapes.insert(var.to_string(), n);
+                        }
+                    }
+                }
+            }
+            H::Unary(_, a) | H::Cast(a, _) => self.bind_random_dims(a, frame)?,
+            H::Binary(_, a, b) => {
+                self.bind_random_dims(a, frame)?;
+                self.bind_random_dims(b, frame)?;
+            }
+            H::Builtin(b, xs) if is_pointwise_builtin(*b) => {
+                for x in xs {
+                    self.bind_random_dims(x, frame)?;
+                }
+            }
+            H::MapFn(_, xs) => {
+                for x in xs {
+                    self.bind_random_dims(x, frame)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     fn const_i64(&mut self, e: &'p hir::Expr, frame: &mut Frame<'p>) -> LResult<i64> {
         match &e.kind {
             H::Lit(s) => return Ok(s.cast(DType::I64).as_f64() as i64),
@@ -576,7 +670,7 @@ impl<'p> Lowerer<'p> {
                 return Ok(s.cast(DType::I64).as_f64() as i64);
             }
         }
-        err(e.span, "this size or seed must be known when the graph is built; compute it in the coordinator first")
+        err(e.span, "this size or seed must be known when the graph is built, but it is computed by the graph; force it with `eval` first (`let n = eval(…);`, or `eval(…)` in place)")
     }
 
     /// Evaluates a rank-0 map over constants (e.g. `1 << 22`), when it is one.
@@ -1223,11 +1317,18 @@ fn scalar_dtype(e: &ScalarExpr, reads: &[DType]) -> Option<DType> {
         ScalarExpr::Call(_, a) => scalar_dtype(a, reads)?,
         ScalarExpr::Select(_, a, _) => scalar_dtype(a, reads)?,
         ScalarExpr::Tuple(_) => return None,
-        ScalarExpr::Field(a, k) => match a.as_ref() {
-            ScalarExpr::Tuple(xs) => scalar_dtype(xs.get(*k as usize)?, reads)?,
-            _ => return None,
-        },
+        ScalarExpr::Field(a, k) => field_dtype(a, *k, reads)?,
     })
+}
+
+/// The type of field `k` of a tuple-valued expression: a tuple built on the spot, or an
+/// `if` (a select) between tuples, as a scalar `fn` with a tuple result gives.
+fn field_dtype(e: &ScalarExpr, k: u32, reads: &[DType]) -> Option<DType> {
+    match e {
+        ScalarExpr::Tuple(xs) => scalar_dtype(xs.get(k as usize)?, reads),
+        ScalarExpr::Select(_, a, _) => field_dtype(a, k, reads),
+        _ => None,
+    }
 }
 
 fn is_pointwise_builtin(b: hir::Builtin) -> bool {

@@ -4,6 +4,7 @@
 //! **Invariant:** nothing here knows about types, names or later stages.
 
 pub mod ast;
+pub mod depth;
 pub mod dump;
 pub mod lexer;
 pub mod parser;

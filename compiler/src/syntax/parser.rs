@@ -7,6 +7,7 @@ use lalrpop_util::{lalrpop_mod, ErrorRecovery, ParseError};
 
 use crate::base::{Code, Diagnostic, FileId, Span};
 use crate::syntax::ast::*;
+use crate::syntax::depth;
 use crate::syntax::lexer::lex;
 use crate::syntax::token::Token;
 
@@ -36,20 +37,23 @@ pub enum MonoidPart {
 /// and every diagnostic found.
 pub fn parse_file(file: FileId, text: &str) -> (File, Vec<Diagnostic>) {
     let mut diags = Vec::new();
-    let tokens = lex(file, text, 0, &mut diags);
+    // A byte order mark at the start of a file is not part of the program.
+    let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
+    let tokens = lex(file, &text[bom..], bom, &mut diags);
     let ctx = Ctx {
         file,
         diags: RefCell::new(Vec::new()),
     };
     let mut recovered = Vec::new();
     let res = grammar::FileParser::new().parse(&ctx, &mut recovered, tokens);
-    let tree = match res {
+    let mut tree = match res {
         Ok(tree) => tree,
         Err(e) => {
             diags.push(error_to_diag(file, text.len(), e));
             File { items: Vec::new() }
         }
     };
+    depth::limit_depth(&mut tree, &mut diags);
     for r in recovered {
         diags.push(error_to_diag(file, text.len(), r.error));
     }
@@ -207,13 +211,22 @@ impl Ctx {
         out
     }
 
+    /// Adds a statement in front of the rest of a block body. The grammar is right
+    /// recursive, so the statements arrive last to first: they are pushed (inserting at the
+    /// front would make a block of n statements cost n²) and `in_order` reverses them once.
     pub fn prepend(
         &self,
         s: Stmt,
         (mut stmts, tail): (Vec<Stmt>, Option<Box<Expr>>),
     ) -> (Vec<Stmt>, Option<Box<Expr>>) {
-        stmts.insert(0, s);
+        stmts.push(s);
         (stmts, tail)
+    }
+
+    /// The statements of a block body collected by `prepend`, first to last.
+    pub fn in_order(&self, mut stmts: Vec<Stmt>) -> Vec<Stmt> {
+        stmts.reverse();
+        stmts
     }
 
     pub fn monoid(&self, name: Ident, parts: Vec<MonoidPart>, span: Span) -> Item {
