@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use flow_runtime::{DType, Scalar, Tensor};
 
 use crate::base::Span;
+use crate::hir::ops::{binop, builtin_binop, unop};
 use crate::hir::{self, Dim, ExprKind as H, Ty};
 use crate::mir::ir::{self, Affine, Dist, Graph, Node, NodeKind, Port, Read, ScalarExpr, TensorTy};
 
@@ -1175,7 +1176,7 @@ fn fold_hir(e: &hir::Expr) -> Option<FoldVal> {
         H::Lit(s) => FoldVal::S(*s),
         H::Tuple(xs) => FoldVal::T(xs.iter().map(fold_hir).collect::<Option<_>>()?),
         H::Unary(op, a) => match fold_hir(a)? {
-            FoldVal::S(s) => FoldVal::S(crate::mir::ops::unary(unop(*op), s).ok()?),
+            FoldVal::S(s) => FoldVal::S(crate::base::ops::unary(unop(*op), s).ok()?),
             FoldVal::T(_) => return None,
         },
         H::Cast(a, d) => match fold_hir(a)? {
@@ -1184,7 +1185,7 @@ fn fold_hir(e: &hir::Expr) -> Option<FoldVal> {
         },
         H::Binary(op, a, b) => match (fold_hir(a)?, fold_hir(b)?) {
             (FoldVal::S(x), FoldVal::S(y)) => {
-                FoldVal::S(crate::mir::ops::binary(binop(*op), x, y).ok()?)
+                FoldVal::S(crate::base::ops::binary(binop(*op), x, y).ok()?)
             }
             _ => return None,
         },
@@ -1197,9 +1198,9 @@ fn fold_expr(e: &ScalarExpr, reads: &[Scalar]) -> Option<Scalar> {
     Some(match e {
         ScalarExpr::Const(s) => *s,
         ScalarExpr::Read(k) => *reads.get(*k as usize)?,
-        ScalarExpr::Unary(op, a) => crate::mir::ops::unary(*op, fold_expr(a, reads)?).ok()?,
+        ScalarExpr::Unary(op, a) => crate::base::ops::unary(*op, fold_expr(a, reads)?).ok()?,
         ScalarExpr::Binary(op, a, b) => {
-            crate::mir::ops::binary(*op, fold_expr(a, reads)?, fold_expr(b, reads)?).ok()?
+            crate::base::ops::binary(*op, fold_expr(a, reads)?, fold_expr(b, reads)?).ok()?
         }
         ScalarExpr::Cast(a, d) => fold_expr(a, reads)?.cast(*d),
         _ => return None,
@@ -1243,70 +1244,17 @@ fn is_pointwise_builtin(b: hir::Builtin) -> bool {
 
 fn builtin_expr(b: hir::Builtin, mut xs: Vec<ScalarExpr>) -> ScalarExpr {
     match b {
-        hir::Builtin::Math(m) => ScalarExpr::call(mathfn(m), xs.remove(0)),
-        hir::Builtin::Max => {
+        hir::Builtin::Math(m) => ScalarExpr::call(m, xs.remove(0)),
+        hir::Builtin::Max | hir::Builtin::Min | hir::Builtin::Pow => {
+            let op = builtin_binop(b).expect("a binary built-in");
             let y = xs.pop().expect("two");
-            ScalarExpr::binary(ir::BinOp::Max, xs.pop().expect("two"), y)
-        }
-        hir::Builtin::Min => {
-            let y = xs.pop().expect("two");
-            ScalarExpr::binary(ir::BinOp::Min, xs.pop().expect("two"), y)
-        }
-        hir::Builtin::Pow => {
-            let y = xs.pop().expect("two");
-            ScalarExpr::binary(ir::BinOp::Pow, xs.pop().expect("two"), y)
+            ScalarExpr::binary(op, xs.pop().expect("two"), y)
         }
         _ => {
             let f = xs.pop().expect("three");
             let t = xs.pop().expect("three");
             ScalarExpr::select(xs.pop().expect("three"), t, f)
         }
-    }
-}
-
-fn unop(op: hir::UnOp) -> ir::UnOp {
-    match op {
-        hir::UnOp::Neg => ir::UnOp::Neg,
-        hir::UnOp::Not => ir::UnOp::Not,
-    }
-}
-
-pub fn binop(op: hir::BinOp) -> ir::BinOp {
-    use hir::BinOp as A;
-    use ir::BinOp as B;
-    match op {
-        A::Add => B::Add,
-        A::Sub => B::Sub,
-        A::Mul => B::Mul,
-        A::Div => B::Div,
-        A::Rem => B::Rem,
-        A::Shl => B::Shl,
-        A::Shr => B::Shr,
-        A::Eq => B::Eq,
-        A::Ne => B::Ne,
-        A::Lt => B::Lt,
-        A::Le => B::Le,
-        A::Gt => B::Gt,
-        A::Ge => B::Ge,
-        A::And => B::And,
-        A::Or => B::Or,
-        A::Pipe => B::Add,
-    }
-}
-
-fn mathfn(m: hir::MathFn) -> ir::MathFn {
-    use hir::MathFn as A;
-    use ir::MathFn as B;
-    match m {
-        A::Abs => B::Abs,
-        A::Exp => B::Exp,
-        A::Log => B::Log,
-        A::Sqrt => B::Sqrt,
-        A::Sin => B::Sin,
-        A::Cos => B::Cos,
-        A::Tanh => B::Tanh,
-        A::Floor => B::Floor,
-        A::Ceil => B::Ceil,
     }
 }
 
