@@ -22,14 +22,15 @@ pub enum Value {
 #[derive(Debug)]
 pub struct Unsupported(pub String);
 
+/// The value of `body` with its first locals bound to `args`.
 pub fn eval_body(
     prog: &hir::Program,
     body: &hir::Body,
-    args: &[Value],
+    args: Vec<Value>,
 ) -> Result<Value, Unsupported> {
     let mut env: Vec<Option<Value>> = vec![None; body.locals.len()];
     for (slot, a) in env.iter_mut().zip(args) {
-        *slot = Some(a.clone());
+        *slot = Some(a);
     }
     eval(prog, &body.expr, &mut env, 0)
 }
@@ -75,9 +76,16 @@ fn eval(
                 .map(|x| eval(prog, x, env, depth + 1))
                 .collect::<Result<_, _>>()?,
         ),
-        ExprKind::Field(a, i) => match eval(prog, a, env, depth + 1)? {
-            Value::Tuple(mut vs) if *i < vs.len() => vs.swap_remove(*i),
-            _ => return Err(Unsupported("field of a non-tuple".into())),
+        // A field of a local copies that field only, not the whole tuple.
+        ExprKind::Field(a, i) => match (&a.kind, i) {
+            (ExprKind::Local(id), i) => match env.get(id.0 as usize) {
+                Some(Some(Value::Tuple(vs))) if *i < vs.len() => vs[*i].clone(),
+                _ => return Err(Unsupported("field of a non-tuple".into())),
+            },
+            (_, i) => match eval(prog, a, env, depth + 1)? {
+                Value::Tuple(mut vs) if *i < vs.len() => vs.swap_remove(*i),
+                _ => return Err(Unsupported("field of a non-tuple".into())),
+            },
         },
         ExprKind::If { cond, then, els } => {
             let c = sc(eval(prog, cond, env, depth + 1)?)?;

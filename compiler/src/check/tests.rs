@@ -95,8 +95,8 @@ fn checker_and_interpreter(
     let by_checker = pairs
         .iter()
         .map(|(a, b)| {
-            let args = [Value::Scalar(*a), Value::Scalar(*b)];
-            match eval_body(&prog, &func.body, &args) {
+            let args = vec![Value::Scalar(*a), Value::Scalar(*b)];
+            match eval_body(&prog, &func.body, args) {
                 Ok(Value::Scalar(s)) => Some(s),
                 _ => None,
             }
@@ -231,5 +231,40 @@ fn the_checker_evaluates_scalars_exactly_as_the_interpreter_runs_them() {
         assert_eq!(checker, vec![None]);
         let err = interp.expect_err("MIN / -1 must fail at run time");
         assert!(err.contains("MIN / -1"), "{err}");
+    }
+}
+
+/// The laws are tested on the constants a monoid is written with and their neighbours, so a
+/// combine that misbehaves only inside a narrow window of values is rejected too.
+#[test]
+fn a_combine_that_is_not_associative_only_in_a_window_is_rejected() {
+    let window = |ty: &str, lo: &str, hi: &str| {
+        format!(
+            "monoid W {{ state = {ty}; zero = 0.0; combine(a, b) = \
+             if a > {lo} && a < {hi} && b > {lo} && b < {hi} {{ a + b + 1.0 }} else {{ a + b }}; }}"
+        )
+    };
+    for src in [
+        window("f32", "50.5", "151.5"),
+        window("f64", "50.5", "151.5"),
+        window("f32", "1000.25", "1000.75"),
+        // The window's bounds are in a `fn` that the combine calls.
+        "fn inside(x: f32) -> bool = x > 50.5 && x < 151.5\n\
+         monoid W { state = f32; zero = 0.0; combine(a, b) = \
+         if inside(a) && inside(b) { a + b + 1.0 } else { a + b }; }"
+            .to_string(),
+        "monoid W { state = i64; zero = 0; combine(a, b) = \
+         if a > 50 && a < 60 && b > 50 && b < 60 { a + b + 1 } else { a + b }; }"
+            .to_string(),
+    ] {
+        let (_, codes) = check_files(&[(None, &src)]);
+        assert_eq!(codes, ["monoid-associativity"], "{src}");
+    }
+    // Sums of values of very different magnitudes regroup with rounding errors only.
+    for ty in ["f32", "f64"] {
+        let src =
+            format!("monoid S {{ state = {ty}; zero = 0.0; combine(a, b) = a + b; commutative; }}");
+        let (_, codes) = check_files(&[(None, &src)]);
+        assert!(codes.is_empty(), "{src}: {codes:?}");
     }
 }
