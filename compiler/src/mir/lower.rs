@@ -19,6 +19,8 @@ use crate::base::Span;
 use crate::hir::ops::{binop, builtin_binop, unop};
 use crate::hir::{self, Dim, ExprKind as H, Ty};
 use crate::mir::ir::{self, Affine, Dist, Graph, Node, NodeKind, Port, Read, ScalarExpr, TensorTy};
+use crate::mir::passes::util::{cost, prune_reads};
+use crate::mir::passes::DUPLICATE_COST;
 
 /// A tensor-level value during lowering: a port of the graph, or a tuple of them.
 #[derive(Clone, Debug, PartialEq)]
@@ -909,9 +911,47 @@ impl<'p> Lowerer<'p> {
             label: func.name.clone(),
         };
         for (p, a) in func.params.iter().zip(args) {
+            let a = self.share(a, local_uses(&func.body.expr, *p), point, &func.name)?;
             frame.locals.insert(*p, Bound::S(a));
         }
         self.point(&func.body.expr, &mut frame, point)
+    }
+
+    /// The value to bind a local to that stands for `v` and is used `uses` times: `v` itself
+    /// when it is used once or is cheap to repeat, else `v` computed once, as a map over the
+    /// point's space read back at the point (see note [Sharing per-point values]).
+    fn share(
+        &mut self,
+        v: ScalarExpr,
+        uses: usize,
+        point: &mut Point,
+        label: &str,
+    ) -> LResult<ScalarExpr> {
+        if uses <= 1 || cost(&v) <= DUPLICATE_COST || !computable_anywhere(&v) {
+            return Ok(v);
+        }
+        let read_tys: Vec<DType> = point.reads.iter().map(|r| self.ty(r.src()).dtype).collect();
+        let Some(dtype) = scalar_dtype(&v, &read_tys) else {
+            // A tuple: substituted.
+            return Ok(v);
+        };
+        let space = point.extents.clone();
+        let mut node = Node {
+            kind: NodeKind::Map {
+                space: space.clone(),
+                reads: point.reads.clone(),
+                body: vec![v],
+            },
+            outputs: vec![TensorTy::new(dtype, space.clone())],
+            label: label.to_string(),
+        };
+        prune_reads(&mut node);
+        let p = Port {
+            node: self.graph.add(node),
+            port: 0,
+        };
+        let identity = (0..space.len() as u32).map(Affine::var).collect();
+        Ok(point.read(p, identity, ir::Edge::Strict))
     }
 
     /// Lowers an expression evaluated at one point of the current index space.
@@ -992,6 +1032,8 @@ impl<'p> Lowerer<'p> {
                     match s {
                         hir::Stmt::Let { local, value } => {
                             let v = self.point(value, frame, point)?;
+                            let uses = local_uses(&frame.body.expr, *local);
+                            let v = self.share(v, uses, point, &frame.label)?;
                             frame.locals.insert(*local, Bound::S(v));
                         }
                         hir::Stmt::Expr(_) => {}
@@ -1231,6 +1273,37 @@ fn scalar_dtype(e: &ScalarExpr, reads: &[DType]) -> Option<DType> {
     })
 }
 
+/// How many times local `id` is named in `e`.
+fn local_uses(e: &hir::Expr, id: hir::LocalId) -> usize {
+    let mut n = 0;
+    let mut todo = vec![e];
+    while let Some(x) = todo.pop() {
+        if matches!(x.kind, H::Local(l) if l == id) {
+            n += 1;
+        }
+        hir::dump::children(x, &mut todo);
+    }
+    n
+}
+
+/// Whether `e` may be computed at every point of its space, whatever branch it sits in: it
+/// cannot fail (no integer division, which a `select` arm not taken must not raise) and
+/// needs no monoid parameter (a monoid function has no space).
+fn computable_anywhere(e: &ScalarExpr) -> bool {
+    match e {
+        ScalarExpr::Param(_) => false,
+        ScalarExpr::Binary(ir::BinOp::Div | ir::BinOp::Rem, _, _) => false,
+        ScalarExpr::Const(_) | ScalarExpr::Index(_) | ScalarExpr::Read(_) => true,
+        ScalarExpr::Unary(_, a)
+        | ScalarExpr::Cast(a, _)
+        | ScalarExpr::Field(a, _)
+        | ScalarExpr::Call(_, a) => computable_anywhere(a),
+        ScalarExpr::Binary(_, a, b) => computable_anywhere(a) && computable_anywhere(b),
+        ScalarExpr::Select(c, a, b) => [c, a, b].iter().all(|x| computable_anywhere(x)),
+        ScalarExpr::Tuple(xs) => xs.iter().all(computable_anywhere),
+    }
+}
+
 fn is_pointwise_builtin(b: hir::Builtin) -> bool {
     matches!(
         b,
@@ -1270,3 +1343,13 @@ fn builtin_monoid(m: hir::BuiltinMonoid) -> ir::BuiltinMonoid {
         A::All => B::All,
     }
 }
+
+// Note [Sharing per-point values]: a `let` in a `fn` body, or an inlined `fn`'s parameter, is
+// a per-point value bound to a scalar expression. Substituting that expression into every use
+// is free when it is small, but nested `fn`s each using a local twice grow exponentially (a
+// palette reduction once lowered to 760 KB of MIR). So a value used more than once that costs
+// more than `DUPLICATE_COST` operations is computed once, as a map over the point's whole
+// space (free and reduced indices) read back at the point: the graph stays linear in the
+// program's size, and fusion (which recomputes only cheap producers) keeps it shared. The
+// values are the same bits either way. Only values that cannot fail are shared this way:
+// inside an `if` arm not taken, an integer division must not be evaluated.

@@ -24,6 +24,8 @@ pub mod monoid;
 pub mod shard;
 pub mod util;
 
+pub use fuse::DUPLICATE_COST;
+
 use std::time::{Duration, Instant};
 
 use super::ir::Graph;
