@@ -1,18 +1,41 @@
 //! Tests a user monoid's laws — identity, associativity, and commutativity where claimed — on
-//! generated states: `zero`, `wrap` of edge inputs (0, -0, ±1, large, tiny, ±inf; never NaN)
-//! and `combine`s of those. A failure is a compile error that shows the counterexample.
+//! generated states: `zero`, `wrap` of sample inputs and `combine`s of those. A failure is a
+//! compile error that shows the counterexample.
 //!
-//! Two sides agree when equal, both NaN, or (floats) within `1e-4 · (1 + |a| + |b|)` (f64:
-//! `1e-9`). A sample where a side becomes non-finite from finite operands is skipped.
+//! The sample inputs of a scalar type are edge values (0, -0, ±1, large, tiny, ±inf; never
+//! NaN), every constant written in the monoid's bodies (and the `fn`s they call) with its
+//! neighbours (±1, the next float either way), and random values across magnitudes drawn
+//! with a fixed seed, so a combine that misbehaves only in a window of values is caught and
+//! checking stays deterministic. Associativity is tested on every triple of the first states,
+//! then on triples drawn with a fixed seed, [`MAX_TRIPLES`] in all.
+//!
+//! Two sides agree when equal, both NaN, or (floats) within `1e-4 · (1 + |a| + |b| + m)`
+//! (f64: `1e-9`), `m` being the sum of the finite magnitudes of that field in the operands:
+//! regrouping a float sum moves it by rounding errors of the operands' size. A sample where
+//! a side becomes non-finite from finite operands is skipped.
 
-use flow_runtime::{format_scalar, DType, Scalar};
+use flow_runtime::{format_scalar, rand, DType, Scalar};
 
 use crate::base::{Code, Diagnostic};
 use crate::check::eval::{eval_body, Value};
-use crate::hir::{self, Ty};
+use crate::hir::dump::children;
+use crate::hir::{self, ExprKind, Ty};
 
 /// How many associativity triples to try at most.
 const MAX_TRIPLES: usize = 6000;
+
+/// The seed of the random samples and of the choice of triples.
+const SEED: u64 = 0x5eed_1a75;
+
+/// How many states (from the first) have all their triples tested: `FIRST_STATES³` must
+/// not exceed [`MAX_TRIPLES`].
+const FIRST_STATES: usize = 16;
+
+/// How many random inputs of each scalar type.
+const RANDOM_INPUTS: u64 = 12;
+
+/// How many of a monoid's constants give samples (the first ones written).
+const MAX_CONSTANTS: usize = 8;
 
 pub fn check_laws(
     prog: &hir::Program,
@@ -22,11 +45,11 @@ pub fn check_laws(
     let Some(states) = sample_states(prog, m) else {
         return Ok(());
     };
-    let Ok(zero) = eval_body(prog, &m.zero, &[]) else {
+    let Ok(zero) = eval_body(prog, &m.zero, Vec::new()) else {
         return Ok(());
     };
     let combine =
-        |a: &Value, b: &Value| eval_body(prog, &m.combine.body, &[a.clone(), b.clone()]).ok();
+        |a: &Value, b: &Value| eval_body(prog, &m.combine.body, vec![a.clone(), b.clone()]).ok();
     let show = |v: &Value| show(v);
 
     for a in &states {
@@ -35,7 +58,7 @@ pub fn check_laws(
             (combine(a, &zero), "combine(a, zero)"),
         ] {
             let Some(lhs) = lhs else { continue };
-            if skip(&[a, &zero], &lhs, a) || agree(&lhs, a) {
+            if skip(&[a, &zero], &lhs, a) || agree(&[a, &zero], &lhs, a) {
                 continue;
             }
             return Err(Box::new(
@@ -66,40 +89,30 @@ pub fn check_laws(
         .iter()
         .map(|a| states.iter().map(|b| combine(a, b)).collect())
         .collect();
-    let mut tried = 0;
-    'outer: for i in 0..n {
-        for j in 0..n {
-            for k in 0..n {
-                tried += 1;
-                if tried > MAX_TRIPLES {
-                    break 'outer;
-                }
-                let (ib, ic) = ((j * 7 + i) % n, (k * 13 + j) % n);
-                let (a, b, c) = (&states[i], &states[ib], &states[ic]);
-                let (Some(ab), Some(bc)) = (&pairs[i][ib], &pairs[ib][ic]) else {
-                    continue;
-                };
-                let (Some(l), Some(r)) = (combine(ab, c), combine(a, bc)) else {
-                    continue;
-                };
-                if skip(&[a, b, c], &l, &r) || agree(&l, &r) {
-                    continue;
-                }
-                return Err(Box::new(
-                    Diagnostic::error(
-                        Code::MonoidAssociativity,
-                        format!("monoid `{}` is not associative: combine(combine(a, b), c) differs from combine(a, combine(b, c))", m.name),
-                        m.combine.body.expr.span,
-                    )
-                    .with_label_text("this combine is not associative")
-                    .with_note(format!(
-                        "counterexample: a = {}, b = {}, c = {}: combine(combine(a, b), c) = {} but combine(a, combine(b, c)) = {}",
-                        show(a), show(b), show(c), show(&l), show(&r)
-                    ))
-                    .with_note("reductions are split into shards and combined in a tree, so the grouping must not matter"),
-                ));
-            }
+    for (i, ib, ic) in triples(n) {
+        let (a, b, c) = (&states[i], &states[ib], &states[ic]);
+        let (Some(ab), Some(bc)) = (&pairs[i][ib], &pairs[ib][ic]) else {
+            continue;
+        };
+        let (Some(l), Some(r)) = (combine(ab, c), combine(a, bc)) else {
+            continue;
+        };
+        if skip(&[a, b, c], &l, &r) || agree(&[a, b, c], &l, &r) {
+            continue;
         }
+        return Err(Box::new(
+            Diagnostic::error(
+                Code::MonoidAssociativity,
+                format!("monoid `{}` is not associative: combine(combine(a, b), c) differs from combine(a, combine(b, c))", m.name),
+                m.combine.body.expr.span,
+            )
+            .with_label_text("this combine is not associative")
+            .with_note(format!(
+                "counterexample: a = {}, b = {}, c = {}: combine(combine(a, b), c) = {} but combine(a, combine(b, c)) = {}",
+                show(a), show(b), show(c), show(&l), show(&r)
+            ))
+            .with_note("reductions are split into shards and combined in a tree, so the grouping must not matter"),
+        ));
     }
 
     if m.commutative {
@@ -108,7 +121,7 @@ pub fn check_laws(
                 let (Some(l), Some(r)) = (&pairs[i][j], &pairs[j][i]) else {
                     continue;
                 };
-                if skip(&[a, b], l, r) || agree(l, r) {
+                if skip(&[a, b], l, r) || agree(&[a, b], l, r) {
                     continue;
                 }
                 return Err(Box::new(
@@ -129,10 +142,28 @@ pub fn check_laws(
     Ok(())
 }
 
-/// `zero`, wrapped edge inputs, and combinations of pairs of those.
+/// `(i, j, k)` index triples of `n` states to test associativity on, at most
+/// [`MAX_TRIPLES`]: every triple of the first [`FIRST_STATES`] (`zero` and the edge values, so
+/// a counterexample is a simple one when there is one), then triples drawn with [`SEED`].
+fn triples(n: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+    let k = n.min(FIRST_STATES);
+    let first = (0..k.pow(3)).map(move |t| (t / (k * k), t / k % k, t % k));
+    let drawn = (0..(MAX_TRIPLES - k.pow(3)) as u64).map(move |t| {
+        let w = rand::words(SEED ^ 0x7219, t);
+        let pick = |x: u32| x as usize % n;
+        (pick(w[0]), pick(w[1]), pick(w[2]))
+    });
+    first.chain(if n > k { Some(drawn) } else { None }.into_iter().flatten())
+}
+
+/// `zero`, wrapped sample inputs, and combinations of pairs of those.
 fn sample_states(prog: &hir::Program, m: &hir::Monoid) -> Option<Vec<Value>> {
     let inputs = m.input_types();
-    let per_arg: Vec<Vec<Value>> = inputs.iter().map(samples_of).collect::<Option<_>>()?;
+    let constants = constants_of(prog, m);
+    let per_arg: Vec<Vec<Value>> = inputs
+        .iter()
+        .map(|t| samples_of(t, &constants))
+        .collect::<Option<_>>()?;
     let count = per_arg.iter().map(|s| s.len()).max().unwrap_or(0);
     let mut wrapped = Vec::new();
     for k in 0..count {
@@ -142,31 +173,58 @@ fn sample_states(prog: &hir::Program, m: &hir::Monoid) -> Option<Vec<Value>> {
             .map(|(a, s)| s[(k + a * 3) % s.len()].clone())
             .collect();
         let v = match &m.wrap {
-            Some(w) => eval_body(prog, &w.body, &args).ok()?,
+            Some(w) => eval_body(prog, &w.body, args).ok()?,
             None => args.into_iter().next()?,
         };
         wrapped.push(v);
     }
     let mut states = Vec::new();
-    states.push(eval_body(prog, &m.zero, &[]).ok()?);
+    states.push(eval_body(prog, &m.zero, Vec::new()).ok()?);
     states.extend(wrapped.iter().cloned());
     for (i, a) in wrapped.iter().enumerate().step_by(3) {
         let b = &wrapped[(i * 5 + 1) % wrapped.len()];
-        if let Ok(c) = eval_body(prog, &m.combine.body, &[a.clone(), b.clone()]) {
+        if let Ok(c) = eval_body(prog, &m.combine.body, vec![a.clone(), b.clone()]) {
             states.push(c);
         }
     }
     Some(states)
 }
 
-fn samples_of(t: &Ty) -> Option<Vec<Value>> {
+/// The literal constants of a monoid's bodies and of the `fn`s they call, in the order
+/// written, without repeats; at most [`MAX_CONSTANTS`].
+fn constants_of(prog: &hir::Program, m: &hir::Monoid) -> Vec<Scalar> {
+    let mut todo: Vec<&hir::Expr> = vec![&m.zero.expr, &m.combine.body.expr];
+    todo.extend(m.wrap.iter().chain(&m.unwrap).map(|f| &f.body.expr));
+    todo.reverse();
+    let mut seen_fns = Vec::new();
+    let mut out: Vec<Scalar> = Vec::new();
+    while let Some(e) = todo.pop() {
+        match &e.kind {
+            ExprKind::Lit(c) if !out.contains(c) && out.len() < MAX_CONSTANTS => out.push(*c),
+            ExprKind::Call(f, _) if !seen_fns.contains(f) => {
+                seen_fns.push(*f);
+                todo.push(&prog.func(*f).body.expr);
+            }
+            _ => {}
+        }
+        let mut kids = Vec::new();
+        children(e, &mut kids);
+        todo.extend(kids.into_iter().rev());
+    }
+    out
+}
+
+fn samples_of(t: &Ty, constants: &[Scalar]) -> Option<Vec<Value>> {
     Some(match t {
-        Ty::Scalar(d) => scalar_samples(*d).into_iter().map(Value::Scalar).collect(),
+        Ty::Scalar(d) => scalar_samples(*d, constants)
+            .into_iter()
+            .map(Value::Scalar)
+            .collect(),
         Ty::Tuple(fs) => {
             let per: Vec<Vec<Scalar>> = fs
                 .iter()
                 .map(|(_, t)| match t {
-                    Ty::Scalar(d) => Some(scalar_samples(*d)),
+                    Ty::Scalar(d) => Some(scalar_samples(*d, constants)),
                     _ => None,
                 })
                 .collect::<Option<_>>()?;
@@ -186,7 +244,9 @@ fn samples_of(t: &Ty) -> Option<Vec<Value>> {
     })
 }
 
-fn scalar_samples(d: DType) -> Vec<Scalar> {
+/// Edge values of type `d`, then the neighbourhoods of `constants`, then random values across
+/// magnitudes; no value twice.
+fn scalar_samples(d: DType, constants: &[Scalar]) -> Vec<Scalar> {
     let floats: Vec<f64> = match d {
         DType::F64 => vec![
             0.0,
@@ -235,10 +295,62 @@ fn scalar_samples(d: DType) -> Vec<Scalar> {
             12,
         ],
     };
-    match d {
+    let mut out: Vec<Scalar> = match d {
         DType::F32 | DType::F64 => floats.into_iter().map(|v| Scalar::F64(v).cast(d)).collect(),
         DType::I32 | DType::I64 => ints.into_iter().map(|v| Scalar::I64(v).cast(d)).collect(),
-        DType::Bool => vec![Scalar::Bool(false), Scalar::Bool(true)],
+        DType::Bool => return vec![Scalar::Bool(false), Scalar::Bool(true)],
+    };
+    let near = constants.iter().flat_map(|c| neighbourhood(c.cast(d)));
+    let random = (0..RANDOM_INPUTS).map(|k| random_input(d, k));
+    for v in near.chain(random) {
+        if !out.iter().any(|o| same(o, &v)) && !has_nan(&Value::Scalar(v)) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// A constant `c` of a numeric type, `-c`, `c ± 1` and, for floats, the next value either way.
+fn neighbourhood(c: Scalar) -> Vec<Scalar> {
+    let d = c.dtype();
+    let shift = |k: f64| Scalar::F64(c.as_f64() + k).cast(d);
+    let mut out = vec![c, Scalar::F64(-c.as_f64()).cast(d), shift(1.0), shift(-1.0)];
+    match c {
+        Scalar::F32(v) if v.is_finite() && v != 0.0 => {
+            let b = v.to_bits();
+            out.extend([f32::from_bits(b + 1), f32::from_bits(b - 1)].map(Scalar::F32));
+        }
+        Scalar::F64(v) if v.is_finite() && v != 0.0 => {
+            let b = v.to_bits();
+            out.extend([f64::from_bits(b + 1), f64::from_bits(b - 1)].map(Scalar::F64));
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The `k`-th random input of type `d`: a sign, one to four digits and a power of ten across
+/// the type's useful range, drawn with [`SEED`].
+fn random_input(d: DType, k: u64) -> Scalar {
+    let w = rand::words(SEED, k);
+    let digits = (w[0] % 9999 + 1) as f64;
+    let sign = if w[1] & 1 == 0 { 1.0 } else { -1.0 };
+    let (lo, hi) = match d {
+        DType::F64 => (-10, 10),
+        DType::I64 => (0, 14),
+        DType::I32 => (0, 6),
+        _ => (-7, 4),
+    };
+    let exp = lo + (w[2] % (hi - lo + 1) as u32) as i32;
+    Scalar::F64(sign * digits * 10f64.powi(exp)).cast(d)
+}
+
+/// Equal, bit for bit (so `0.0` and `-0.0` are two samples).
+fn same(a: &Scalar, b: &Scalar) -> bool {
+    match (a, b) {
+        (Scalar::F32(x), Scalar::F32(y)) => x.to_bits() == y.to_bits(),
+        (Scalar::F64(x), Scalar::F64(y)) => x.to_bits() == y.to_bits(),
+        _ => a == b,
     }
 }
 
@@ -266,22 +378,46 @@ fn has_nan(v: &Value) -> bool {
     }
 }
 
-fn agree(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Tuple(x), Value::Tuple(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| agree(p, q))
+/// Whether two sides agree, field by field, up to rounding errors of the size of the
+/// operands they were computed from.
+fn agree(operands: &[&Value], a: &Value, b: &Value) -> bool {
+    let (mut xs, mut ys, mut scale) = (Vec::new(), Vec::new(), Vec::new());
+    leaves(a, &mut xs);
+    leaves(b, &mut ys);
+    for o in operands {
+        let mut vs = Vec::new();
+        leaves(o, &mut vs);
+        scale.resize(scale.len().max(vs.len()), 0.0);
+        for (m, v) in scale.iter_mut().zip(vs) {
+            let v = v.as_f64().abs();
+            if v.is_finite() {
+                *m += v;
+            }
         }
-        (Value::Scalar(x), Value::Scalar(y)) => match (x, y) {
-            (Scalar::F32(p), Scalar::F32(q)) => close(*p as f64, *q as f64, 1e-4),
-            (Scalar::F64(p), Scalar::F64(q)) => close(*p, *q, 1e-9),
-            _ => x == y,
-        },
-        _ => false,
+    }
+    xs.len() == ys.len()
+        && xs.iter().zip(&ys).enumerate().all(|(k, (x, y))| {
+            let m = scale.get(k).copied().unwrap_or(0.0);
+            match (x, y) {
+                (Scalar::F32(p), Scalar::F32(q)) => close(*p as f64, *q as f64, m, 1e-4),
+                (Scalar::F64(p), Scalar::F64(q)) => close(*p, *q, m, 1e-9),
+                _ => x == y,
+            }
+        })
+}
+
+/// The scalars of a value, in order.
+fn leaves(v: &Value, out: &mut Vec<Scalar>) {
+    match v {
+        Value::Scalar(s) => out.push(*s),
+        Value::Tuple(vs) => vs.iter().for_each(|x| leaves(x, out)),
     }
 }
 
-fn close(a: f64, b: f64, tol: f64) -> bool {
-    a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= tol * (1.0 + a.abs() + b.abs())
+fn close(a: f64, b: f64, magnitude: f64, tol: f64) -> bool {
+    a == b
+        || (a.is_nan() && b.is_nan())
+        || (a - b).abs() <= tol * (1.0 + a.abs() + b.abs() + magnitude)
 }
 
 fn show(v: &Value) -> String {

@@ -24,10 +24,11 @@ use flow_runtime::profile::Hooks;
 use flow_runtime::{format_scalar, format_tensor, DType, Scalar, Tensor};
 
 use crate::base::Span;
+use crate::hir::ops::{binop, unop};
 use crate::hir::{self, Builtin, ExprKind as H, Ty};
 use crate::mir::hash::Hash;
 use crate::mir::ir::{Graph, Node, NodeKind, Port, TensorTy};
-use crate::mir::lower::{binop, eval_dim, Lowerer, TVal};
+use crate::mir::lower::{eval_dim, Lowerer, TVal};
 use crate::mir::passes::{optimize, Pass, PassConfig, PIPELINE};
 use crate::mir::Idx;
 use crate::native::{KernelFactory, Native};
@@ -920,11 +921,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             H::Unary(op, a) => {
                 let v = self.eval(frame, a)?;
                 if let Value::Scalar(s) = v {
-                    let op = match op {
-                        hir::UnOp::Neg => crate::mir::ir::UnOp::Neg,
-                        hir::UnOp::Not => crate::mir::ir::UnOp::Not,
-                    };
-                    return crate::mir::ops::unary(op, s)
+                    return crate::base::ops::unary(unop(*op), s)
                         .map(Value::Scalar)
                         .or_else(|x| fail(span, op_error(x)));
                 }
@@ -944,7 +941,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                 let y = self.observe_condition(op, y, b.span)?;
                 match (&x, &y) {
                     (Value::Scalar(p), Value::Scalar(q)) => {
-                        crate::mir::ops::binary(binop(*op), *p, *q)
+                        crate::base::ops::binary(binop(*op), *p, *q)
                             .map(Value::Scalar)
                             .or_else(|err| {
                                 fail(span, format!("`{}`: {}", op.as_str(), op_error(err)))
@@ -1642,11 +1639,11 @@ fn collect_evals<'p>(e: &'p hir::Expr, out: &mut Vec<&'p hir::Expr>) {
     }
 }
 
-fn op_error(e: crate::mir::ops::OpError) -> String {
+fn op_error(e: crate::base::ops::OpError) -> String {
     match e {
-        crate::mir::ops::OpError::DivByZero => "integer division by zero".into(),
-        crate::mir::ops::OpError::DivOverflow => "integer division overflows (MIN / -1)".into(),
-        crate::mir::ops::OpError::Operands => "internal error: operand types".into(),
+        crate::base::ops::OpError::DivByZero => "integer division by zero".into(),
+        crate::base::ops::OpError::DivOverflow => "integer division overflows (MIN / -1)".into(),
+        crate::base::ops::OpError::Operands => "internal error: operand types".into(),
     }
 }
 

@@ -7,8 +7,10 @@
 //! comprehension index has a range, every tensor read is affine.
 
 pub mod dump;
+pub mod ops;
 pub mod ty;
 
+pub use crate::base::ops::MathFn;
 use crate::base::Span;
 pub use crate::syntax::ast::{BinOp, FuncKind, UnOp};
 pub use flow_runtime::{DType, Scalar};
@@ -169,48 +171,6 @@ impl BuiltinMonoid {
 pub enum MonoidRef {
     Builtin(BuiltinMonoid),
     User(MonoidId),
-}
-
-/// Scalar math built-ins, applied elementwise to tensors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MathFn {
-    Abs,
-    Exp,
-    Log,
-    Sqrt,
-    Sin,
-    Cos,
-    Tanh,
-    Floor,
-    Ceil,
-}
-
-impl MathFn {
-    pub const ALL: [MathFn; 9] = [
-        MathFn::Abs,
-        MathFn::Exp,
-        MathFn::Log,
-        MathFn::Sqrt,
-        MathFn::Sin,
-        MathFn::Cos,
-        MathFn::Tanh,
-        MathFn::Floor,
-        MathFn::Ceil,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            MathFn::Abs => "abs",
-            MathFn::Exp => "exp",
-            MathFn::Log => "log",
-            MathFn::Sqrt => "sqrt",
-            MathFn::Sin => "sin",
-            MathFn::Cos => "cos",
-            MathFn::Tanh => "tanh",
-            MathFn::Floor => "floor",
-            MathFn::Ceil => "ceil",
-        }
-    }
 }
 
 /// Built-in functions other than math. Those marked *coordinator* are rejected in `fn`, `op`

@@ -17,7 +17,7 @@
 //!   clamps each coordinate to the tensor;
 //! - `Random` element `n` (row-major) is `flow_runtime::rand::uniform(seed, n)` or `normal`.
 //!
-//! Scalar operators mean what [`crate::mir::ops`] says (integer arithmetic wraps, shift
+//! Scalar operators mean what [`crate::base::ops`] says (integer arithmetic wraps, shift
 //! amounts are taken modulo the bit width, float `min`/`max` propagate NaN). Expressions are
 //! evaluated lazily where it can matter: `select` evaluates only the chosen arm, `and`
 //! evaluates its second operand only when the first is `true` and `or` only when it is
@@ -44,11 +44,11 @@ use flow_runtime::profile::Hooks;
 use flow_runtime::tensor::row_major_strides;
 use flow_runtime::{format_shape, rand, DType, Data, Scalar, ShapeError, Tensor};
 
+use crate::base::ops::{self, OpError};
 use crate::mir::contract::{contraction, Contraction};
 use crate::mir::ir::{
     BinOp, Dist, Edge, Graph, MonoidRef, Node, NodeId, NodeKind, Port, Read, ScalarExpr, TensorTy,
 };
-use crate::mir::ops::{self, OpError};
 use crate::mir::verify::{verify, VerifyError};
 
 /// Evaluates a graph on its inputs and returns its outputs in `g.outputs` order.

@@ -11,7 +11,7 @@
 //! reduced indices `space.len()..space.len() + red.len()` follow. Each [`Read`] maps the point
 //! to a coordinate of one input tensor through one [`Affine`] per dimension of that tensor.
 //!
-//! The meaning of the scalar operators is defined in [`super::ops`]; the verifier in
+//! The scalar operators and their meaning are defined in [`crate::base::ops`]; the verifier in
 //! [`super::verify`] lists the invariants a well-formed graph satisfies.
 
 use std::fmt;
@@ -19,6 +19,7 @@ use std::fmt;
 use flow_runtime::{format_shape, DType, Scalar, Tensor};
 
 use super::idx::{define_idx, IdxVec};
+pub use crate::base::ops::{BinOp, BuiltinMonoid, MathFn, UnOp};
 
 define_idx!(
     /// The id of a node in [`Graph::nodes`]; displays as `%3`.
@@ -404,79 +405,6 @@ impl ScalarExpr {
     }
 }
 
-/// Unary operators.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum UnOp {
-    /// Arithmetic negation (integers wrap).
-    Neg,
-    /// Logical not of a `bool`.
-    Not,
-}
-
-/// Binary operators.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BinOp {
-    /// `a + b`.
-    Add,
-    /// `a - b`.
-    Sub,
-    /// `a * b`.
-    Mul,
-    /// `a / b`.
-    Div,
-    /// `a % b`.
-    Rem,
-    /// `a << b`.
-    Shl,
-    /// `a >> b` (arithmetic).
-    Shr,
-    /// `a == b`.
-    Eq,
-    /// `a != b`.
-    Ne,
-    /// `a < b`.
-    Lt,
-    /// `a <= b`.
-    Le,
-    /// `a > b`.
-    Gt,
-    /// `a >= b`.
-    Ge,
-    /// `a && b` (`b` is evaluated only when `a` is true).
-    And,
-    /// `a || b` (`b` is evaluated only when `a` is false).
-    Or,
-    /// `min(a, b)`.
-    Min,
-    /// `max(a, b)`.
-    Max,
-    /// `pow(a, b)` on floats.
-    Pow,
-}
-
-/// Built-in math functions of one argument.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MathFn {
-    /// Absolute value (integers wrap: `abs(MIN) == MIN`).
-    Abs,
-    /// `e^x`.
-    Exp,
-    /// Natural logarithm.
-    Log,
-    /// Square root.
-    Sqrt,
-    /// Sine.
-    Sin,
-    /// Cosine.
-    Cos,
-    /// Hyperbolic tangent.
-    Tanh,
-    /// Round toward negative infinity.
-    Floor,
-    /// Round toward positive infinity.
-    Ceil,
-}
-
 /// Which monoid a `Reduce` folds with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MonoidRef {
@@ -484,23 +412,6 @@ pub enum MonoidRef {
     Builtin(BuiltinMonoid),
     /// A user monoid of the graph.
     User(MonoidId),
-}
-
-/// The built-in monoids.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BuiltinMonoid {
-    /// `+` with identity 0.
-    Sum,
-    /// `*` with identity 1.
-    Prod,
-    /// `max` with identity `-inf` (integers: their minimum).
-    Max,
-    /// `min` with identity `inf` (integers: their maximum).
-    Min,
-    /// `||` with identity `false`.
-    Any,
-    /// `&&` with identity `true`.
-    All,
 }
 
 /// A user monoid, monomorphic: its state is a flat list of scalar fields.
@@ -595,42 +506,3 @@ impl fmt::Display for Ty {
         }
     }
 }
-
-/// Declares the text-form names of a fieldless enum: `name()` and `from_name()`.
-macro_rules! names {
-    ($ty:ident { $($variant:ident => $name:literal),* $(,)? }) => {
-        impl $ty {
-            /// Every variant, in declaration order.
-            pub const ALL: &'static [$ty] = &[$($ty::$variant),*];
-
-            /// The name used in the text form.
-            pub fn name(self) -> &'static str {
-                match self {
-                    $($ty::$variant => $name),*
-                }
-            }
-
-            /// The variant with text-form name `name`.
-            pub fn from_name(name: &str) -> Option<$ty> {
-                $ty::ALL.iter().copied().find(|v| v.name() == name)
-            }
-        }
-    };
-}
-
-names!(UnOp { Neg => "neg", Not => "not" });
-
-names!(BinOp {
-    Add => "add", Sub => "sub", Mul => "mul", Div => "div", Rem => "rem", Shl => "shl",
-    Shr => "shr", Eq => "eq", Ne => "ne", Lt => "lt", Le => "le", Gt => "gt", Ge => "ge",
-    And => "and", Or => "or", Min => "min", Max => "max", Pow => "pow",
-});
-
-names!(MathFn {
-    Abs => "abs", Exp => "exp", Log => "log", Sqrt => "sqrt", Sin => "sin", Cos => "cos",
-    Tanh => "tanh", Floor => "floor", Ceil => "ceil",
-});
-
-names!(BuiltinMonoid {
-    Sum => "sum", Prod => "prod", Max => "max", Min => "min", Any => "any", All => "all",
-});

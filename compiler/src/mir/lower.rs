@@ -16,8 +16,11 @@ use std::collections::HashMap;
 use flow_runtime::{DType, Scalar, Tensor};
 
 use crate::base::Span;
+use crate::hir::ops::{binop, builtin_binop, unop};
 use crate::hir::{self, Dim, ExprKind as H, Ty};
 use crate::mir::ir::{self, Affine, Dist, Graph, Node, NodeKind, Port, Read, ScalarExpr, TensorTy};
+use crate::mir::passes::util::{cost, prune_reads};
+use crate::mir::passes::DUPLICATE_COST;
 
 /// A tensor-level value during lowering: a port of the graph, or a tuple of them.
 #[derive(Clone, Debug, PartialEq)]
@@ -1002,9 +1005,47 @@ impl<'p> Lowerer<'p> {
             label: func.name.clone(),
         };
         for (p, a) in func.params.iter().zip(args) {
+            let a = self.share(a, local_uses(&func.body.expr, *p), point, &func.name)?;
             frame.locals.insert(*p, Bound::S(a));
         }
         self.point(&func.body.expr, &mut frame, point)
+    }
+
+    /// The value to bind a local to that stands for `v` and is used `uses` times: `v` itself
+    /// when it is used once or is cheap to repeat, else `v` computed once, as a map over the
+    /// point's space read back at the point (see note [Sharing per-point values]).
+    fn share(
+        &mut self,
+        v: ScalarExpr,
+        uses: usize,
+        point: &mut Point,
+        label: &str,
+    ) -> LResult<ScalarExpr> {
+        if uses <= 1 || cost(&v) <= DUPLICATE_COST || !computable_anywhere(&v) {
+            return Ok(v);
+        }
+        let read_tys: Vec<DType> = point.reads.iter().map(|r| self.ty(r.src()).dtype).collect();
+        let Some(dtype) = scalar_dtype(&v, &read_tys) else {
+            // A tuple: substituted.
+            return Ok(v);
+        };
+        let space = point.extents.clone();
+        let mut node = Node {
+            kind: NodeKind::Map {
+                space: space.clone(),
+                reads: point.reads.clone(),
+                body: vec![v],
+            },
+            outputs: vec![TensorTy::new(dtype, space.clone())],
+            label: label.to_string(),
+        };
+        prune_reads(&mut node);
+        let p = Port {
+            node: self.graph.add(node),
+            port: 0,
+        };
+        let identity = (0..space.len() as u32).map(Affine::var).collect();
+        Ok(point.read(p, identity, ir::Edge::Strict))
     }
 
     /// Lowers an expression evaluated at one point of the current index space.
@@ -1085,6 +1126,8 @@ impl<'p> Lowerer<'p> {
                     match s {
                         hir::Stmt::Let { local, value } => {
                             let v = self.point(value, frame, point)?;
+                            let uses = local_uses(&frame.body.expr, *local);
+                            let v = self.share(v, uses, point, &frame.label)?;
                             frame.locals.insert(*local, Bound::S(v));
                         }
                         hir::Stmt::Expr(_) => {}
@@ -1269,7 +1312,7 @@ fn fold_hir(e: &hir::Expr) -> Option<FoldVal> {
         H::Lit(s) => FoldVal::S(*s),
         H::Tuple(xs) => FoldVal::T(xs.iter().map(fold_hir).collect::<Option<_>>()?),
         H::Unary(op, a) => match fold_hir(a)? {
-            FoldVal::S(s) => FoldVal::S(crate::mir::ops::unary(unop(*op), s).ok()?),
+            FoldVal::S(s) => FoldVal::S(crate::base::ops::unary(unop(*op), s).ok()?),
             FoldVal::T(_) => return None,
         },
         H::Cast(a, d) => match fold_hir(a)? {
@@ -1278,7 +1321,7 @@ fn fold_hir(e: &hir::Expr) -> Option<FoldVal> {
         },
         H::Binary(op, a, b) => match (fold_hir(a)?, fold_hir(b)?) {
             (FoldVal::S(x), FoldVal::S(y)) => {
-                FoldVal::S(crate::mir::ops::binary(binop(*op), x, y).ok()?)
+                FoldVal::S(crate::base::ops::binary(binop(*op), x, y).ok()?)
             }
             _ => return None,
         },
@@ -1291,9 +1334,9 @@ fn fold_expr(e: &ScalarExpr, reads: &[Scalar]) -> Option<Scalar> {
     Some(match e {
         ScalarExpr::Const(s) => *s,
         ScalarExpr::Read(k) => *reads.get(*k as usize)?,
-        ScalarExpr::Unary(op, a) => crate::mir::ops::unary(*op, fold_expr(a, reads)?).ok()?,
+        ScalarExpr::Unary(op, a) => crate::base::ops::unary(*op, fold_expr(a, reads)?).ok()?,
         ScalarExpr::Binary(op, a, b) => {
-            crate::mir::ops::binary(*op, fold_expr(a, reads)?, fold_expr(b, reads)?).ok()?
+            crate::base::ops::binary(*op, fold_expr(a, reads)?, fold_expr(b, reads)?).ok()?
         }
         ScalarExpr::Cast(a, d) => fold_expr(a, reads)?.cast(*d),
         _ => return None,
@@ -1331,6 +1374,37 @@ fn field_dtype(e: &ScalarExpr, k: u32, reads: &[DType]) -> Option<DType> {
     }
 }
 
+/// How many times local `id` is named in `e`.
+fn local_uses(e: &hir::Expr, id: hir::LocalId) -> usize {
+    let mut n = 0;
+    let mut todo = vec![e];
+    while let Some(x) = todo.pop() {
+        if matches!(x.kind, H::Local(l) if l == id) {
+            n += 1;
+        }
+        hir::dump::children(x, &mut todo);
+    }
+    n
+}
+
+/// Whether `e` may be computed at every point of its space, whatever branch it sits in: it
+/// cannot fail (no integer division, which a `select` arm not taken must not raise) and
+/// needs no monoid parameter (a monoid function has no space).
+fn computable_anywhere(e: &ScalarExpr) -> bool {
+    match e {
+        ScalarExpr::Param(_) => false,
+        ScalarExpr::Binary(ir::BinOp::Div | ir::BinOp::Rem, _, _) => false,
+        ScalarExpr::Const(_) | ScalarExpr::Index(_) | ScalarExpr::Read(_) => true,
+        ScalarExpr::Unary(_, a)
+        | ScalarExpr::Cast(a, _)
+        | ScalarExpr::Field(a, _)
+        | ScalarExpr::Call(_, a) => computable_anywhere(a),
+        ScalarExpr::Binary(_, a, b) => computable_anywhere(a) && computable_anywhere(b),
+        ScalarExpr::Select(c, a, b) => [c, a, b].iter().all(|x| computable_anywhere(x)),
+        ScalarExpr::Tuple(xs) => xs.iter().all(computable_anywhere),
+    }
+}
+
 fn is_pointwise_builtin(b: hir::Builtin) -> bool {
     matches!(
         b,
@@ -1344,70 +1418,17 @@ fn is_pointwise_builtin(b: hir::Builtin) -> bool {
 
 fn builtin_expr(b: hir::Builtin, mut xs: Vec<ScalarExpr>) -> ScalarExpr {
     match b {
-        hir::Builtin::Math(m) => ScalarExpr::call(mathfn(m), xs.remove(0)),
-        hir::Builtin::Max => {
+        hir::Builtin::Math(m) => ScalarExpr::call(m, xs.remove(0)),
+        hir::Builtin::Max | hir::Builtin::Min | hir::Builtin::Pow => {
+            let op = builtin_binop(b).expect("a binary built-in");
             let y = xs.pop().expect("two");
-            ScalarExpr::binary(ir::BinOp::Max, xs.pop().expect("two"), y)
-        }
-        hir::Builtin::Min => {
-            let y = xs.pop().expect("two");
-            ScalarExpr::binary(ir::BinOp::Min, xs.pop().expect("two"), y)
-        }
-        hir::Builtin::Pow => {
-            let y = xs.pop().expect("two");
-            ScalarExpr::binary(ir::BinOp::Pow, xs.pop().expect("two"), y)
+            ScalarExpr::binary(op, xs.pop().expect("two"), y)
         }
         _ => {
             let f = xs.pop().expect("three");
             let t = xs.pop().expect("three");
             ScalarExpr::select(xs.pop().expect("three"), t, f)
         }
-    }
-}
-
-fn unop(op: hir::UnOp) -> ir::UnOp {
-    match op {
-        hir::UnOp::Neg => ir::UnOp::Neg,
-        hir::UnOp::Not => ir::UnOp::Not,
-    }
-}
-
-pub fn binop(op: hir::BinOp) -> ir::BinOp {
-    use hir::BinOp as A;
-    use ir::BinOp as B;
-    match op {
-        A::Add => B::Add,
-        A::Sub => B::Sub,
-        A::Mul => B::Mul,
-        A::Div => B::Div,
-        A::Rem => B::Rem,
-        A::Shl => B::Shl,
-        A::Shr => B::Shr,
-        A::Eq => B::Eq,
-        A::Ne => B::Ne,
-        A::Lt => B::Lt,
-        A::Le => B::Le,
-        A::Gt => B::Gt,
-        A::Ge => B::Ge,
-        A::And => B::And,
-        A::Or => B::Or,
-        A::Pipe => B::Add,
-    }
-}
-
-fn mathfn(m: hir::MathFn) -> ir::MathFn {
-    use hir::MathFn as A;
-    use ir::MathFn as B;
-    match m {
-        A::Abs => B::Abs,
-        A::Exp => B::Exp,
-        A::Log => B::Log,
-        A::Sqrt => B::Sqrt,
-        A::Sin => B::Sin,
-        A::Cos => B::Cos,
-        A::Tanh => B::Tanh,
-        A::Floor => B::Floor,
-        A::Ceil => B::Ceil,
     }
 }
 
@@ -1423,3 +1444,13 @@ fn builtin_monoid(m: hir::BuiltinMonoid) -> ir::BuiltinMonoid {
         A::All => B::All,
     }
 }
+
+// Note [Sharing per-point values]: a `let` in a `fn` body, or an inlined `fn`'s parameter, is
+// a per-point value bound to a scalar expression. Substituting that expression into every use
+// is free when it is small, but nested `fn`s each using a local twice grow exponentially (a
+// palette reduction once lowered to 760 KB of MIR). So a value used more than once that costs
+// more than `DUPLICATE_COST` operations is computed once, as a map over the point's whole
+// space (free and reduced indices) read back at the point: the graph stays linear in the
+// program's size, and fusion (which recomputes only cheap producers) keeps it shared. The
+// values are the same bits either way. Only values that cannot fail are shared this way:
+// inside an `if` arm not taken, an integer division must not be evaluated.

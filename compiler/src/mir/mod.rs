@@ -1,9 +1,8 @@
 //! The mid-level IR (MIR): a dataflow graph of tensor nodes over concrete index spaces, with
-//! affine index projections, a canonical text form, a verifier and the meaning of every
-//! scalar operator.
+//! affine index projections, a canonical text form and a verifier. Its scalar operators and
+//! their meaning live in [`crate::base::ops`], shared with the checker.
 //!
 //! - [`ir`]: the data structures ([`Graph`], [`Node`], [`NodeKind`], [`ScalarExpr`], ...).
-//! - [`ops`]: the semantics of the scalar operators (overflow, division, shifts, NaN).
 //! - [`typeck`]: type inference for scalar expressions.
 //! - [`verify`]: every invariant of a well-formed graph, checked.
 //! - [`print`] and [`parse`]: the canonical text form; `print(parse(text)) == text`.
@@ -22,7 +21,6 @@ mod lex;
 pub mod lower;
 pub mod memory;
 pub mod monoid;
-pub mod ops;
 pub mod parse;
 pub mod passes;
 pub mod print;

@@ -3,8 +3,8 @@
 
 use flow_runtime::{DType, Scalar};
 
+use crate::base::ops::{builtin_combine, builtin_identity};
 use crate::mir::ir::{Graph, Monoid, MonoidRef, ScalarExpr, Unwrap, Wrap};
-use crate::mir::ops::{builtin_combine, builtin_identity};
 
 /// A monoid with every part spelled out.
 #[derive(Clone, Debug)]

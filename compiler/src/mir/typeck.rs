@@ -10,7 +10,7 @@ use std::fmt;
 use flow_runtime::DType;
 
 use super::ir::{BinOp, MathFn, ScalarExpr, Ty, UnOp};
-use super::ops;
+use crate::base::ops;
 
 /// What is in scope for a scalar expression.
 #[derive(Clone, Copy, Debug)]

@@ -52,8 +52,8 @@ use super::ir::{
     Affine, BuiltinMonoid, Edge, Graph, Monoid, MonoidId, MonoidRef, Node, NodeId, NodeKind, Port,
     Read, ScalarExpr, TensorTy, Ty,
 };
-use super::ops;
 use super::typeck::{type_of, ExprCx, ExprError};
+use crate::base::ops;
 
 /// Checks every invariant of the module documentation.
 pub fn verify(g: &Graph) -> Result<(), VerifyError> {

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 use super::util::{renumber_expr, renumber_reads, volume};
 use super::{Law, PassConfig, Rewrite};
+use crate::mir::contract::contraction;
 use crate::mir::ir::{
     Affine, Edge, Graph, Monoid, MonoidRef, Node, NodeKind, Port, Read, ScalarExpr, TensorTy,
 };
@@ -121,8 +122,15 @@ pub enum Split {
 pub fn decide(g: &Graph, node: &Node, block: usize, split_free: bool) -> Option<Split> {
     let block = block.max(1);
     match &node.kind {
+        // A contraction is left whole: both backends run it as a GEMM, whose rows are
+        // independent (the native backend splits it into row blocks itself). Row blocks of it
+        // read with offsets, which are no longer a contraction, and would fold in another
+        // order (see note [Contractions stay whole]).
         NodeKind::Map { space, .. } | NodeKind::Reduce { space, .. }
-            if split_free && volume(space) > block.saturating_mul(2) && space[0] >= 2 =>
+            if split_free
+                && volume(space) > block.saturating_mul(2)
+                && space[0] >= 2
+                && contraction(g, node).is_none() =>
         {
             Some(Split::Free(rows_per_block(space, block)))
         }
@@ -484,3 +492,8 @@ pub(super) fn fold_states(
         .map(|port| Port { node: id, port })
         .collect()
 }
+
+// Note [Contractions stay whole]: the interpreter runs the pipeline with `split_free` on, and
+// splitting a contraction into row blocks once gave it reads `a[i0 + 255, i2]` that
+// `contract::contraction` does not recognize: those blocks were folded point by point (1000x
+// slower than the GEMM, and with other bits than the native backend's GEMM from row 255 on).

@@ -1,6 +1,9 @@
-//! The meaning of every scalar operator, on [`Scalar`] values. The reference interpreter
-//! evaluates with these functions, constant folding may use them, and generated code must
-//! match them bit for bit.
+//! The scalar operators and the meaning of each, on [`Scalar`] values: the one
+//! implementation of scalar semantics. The checker's evaluator (monoid laws), the
+//! coordinator, constant folding and the reference interpreter all evaluate with these
+//! functions, and generated code must match them bit for bit. The MIR uses these enums as its
+//! operators (`crate::mir::ir` re-exports them); HIR operators map onto them in
+//! `crate::hir::ops`.
 //!
 //! Operands of a binary operator always have the same type (lowering inserts casts); a call
 //! whose operand types do not fit returns [`OpError::Operands`], which a verified graph never
@@ -30,7 +33,134 @@
 use flow_runtime::fastmath::FlowExp;
 use flow_runtime::{DType, Scalar};
 
-use super::ir::{BinOp, BuiltinMonoid, MathFn, UnOp};
+/// Unary operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnOp {
+    /// Arithmetic negation (integers wrap).
+    Neg,
+    /// Logical not of a `bool`.
+    Not,
+}
+
+/// Binary operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinOp {
+    /// `a + b`.
+    Add,
+    /// `a - b`.
+    Sub,
+    /// `a * b`.
+    Mul,
+    /// `a / b`.
+    Div,
+    /// `a % b`.
+    Rem,
+    /// `a << b`.
+    Shl,
+    /// `a >> b` (arithmetic).
+    Shr,
+    /// `a == b`.
+    Eq,
+    /// `a != b`.
+    Ne,
+    /// `a < b`.
+    Lt,
+    /// `a <= b`.
+    Le,
+    /// `a > b`.
+    Gt,
+    /// `a >= b`.
+    Ge,
+    /// `a && b` (`b` is evaluated only when `a` is true).
+    And,
+    /// `a || b` (`b` is evaluated only when `a` is false).
+    Or,
+    /// `min(a, b)`.
+    Min,
+    /// `max(a, b)`.
+    Max,
+    /// `pow(a, b)` on floats.
+    Pow,
+}
+
+/// Built-in math functions of one argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MathFn {
+    /// Absolute value (integers wrap: `abs(MIN) == MIN`).
+    Abs,
+    /// `e^x`.
+    Exp,
+    /// Natural logarithm.
+    Log,
+    /// Square root.
+    Sqrt,
+    /// Sine.
+    Sin,
+    /// Cosine.
+    Cos,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Round toward negative infinity.
+    Floor,
+    /// Round toward positive infinity.
+    Ceil,
+}
+
+/// The built-in monoids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BuiltinMonoid {
+    /// `+` with identity 0.
+    Sum,
+    /// `*` with identity 1.
+    Prod,
+    /// `max` with identity `-inf` (integers: their minimum).
+    Max,
+    /// `min` with identity `inf` (integers: their maximum).
+    Min,
+    /// `||` with identity `false`.
+    Any,
+    /// `&&` with identity `true`.
+    All,
+}
+
+/// Declares the text-form names of a fieldless enum: `name()` and `from_name()`.
+macro_rules! names {
+    ($ty:ident { $($variant:ident => $name:literal),* $(,)? }) => {
+        impl $ty {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),*];
+
+            /// The name used in the text form.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),*
+                }
+            }
+
+            /// The variant with text-form name `name`.
+            pub fn from_name(name: &str) -> Option<$ty> {
+                $ty::ALL.iter().copied().find(|v| v.name() == name)
+            }
+        }
+    };
+}
+
+names!(UnOp { Neg => "neg", Not => "not" });
+
+names!(BinOp {
+    Add => "add", Sub => "sub", Mul => "mul", Div => "div", Rem => "rem", Shl => "shl",
+    Shr => "shr", Eq => "eq", Ne => "ne", Lt => "lt", Le => "le", Gt => "gt", Ge => "ge",
+    And => "and", Or => "or", Min => "min", Max => "max", Pow => "pow",
+});
+
+names!(MathFn {
+    Abs => "abs", Exp => "exp", Log => "log", Sqrt => "sqrt", Sin => "sin", Cos => "cos",
+    Tanh => "tanh", Floor => "floor", Ceil => "ceil",
+});
+
+names!(BuiltinMonoid {
+    Sum => "sum", Prod => "prod", Max => "max", Min => "min", Any => "any", All => "all",
+});
 
 /// Why an operator could not produce a value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
