@@ -647,11 +647,11 @@ pub fn save_crash(target: &str, n: usize, c: &Crash) -> PathBuf {
     path
 }
 
-/// The stack of the `flowc` binary's main thread (Linux's default, 8 MiB), where `flowc
-/// check` runs the front end: [`target_flow`] runs on a thread with this stack, so that a
-/// program nested deeper than the front end can take crashes here as it crashes `flowc`,
-/// and no sooner (a test thread has 2 MiB).
-pub const FRONT_END_STACK: usize = 8 << 20;
+/// The stack `flowc` runs the front end on (`driver::STACK_BYTES`, reserved, not committed):
+/// [`target_flow`] runs on a thread with this stack, so that a program nested deeper than the
+/// front end can take crashes here as it crashes `flowc`, and no sooner (a test thread has
+/// 2 MiB).
+pub const FRONT_END_STACK: usize = flowc::driver::STACK_BYTES;
 
 /// The front end and the checker on a source text, on a thread with [`FRONT_END_STACK`].
 pub fn target_flow(bytes: &[u8]) -> Verdict {

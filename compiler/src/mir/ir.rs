@@ -123,6 +123,41 @@ pub struct Node {
 }
 
 impl Node {
+    /// Drops the reads of a `Map` or `Reduce` that no expression uses, and renumbers the rest.
+    pub fn prune_reads(&mut self) {
+        let (reads, exprs): (&mut Vec<Read>, &mut Vec<ScalarExpr>) = match &mut self.kind {
+            NodeKind::Map { reads, body, .. } => (reads, body),
+            NodeKind::Reduce { reads, args, .. } => (reads, args),
+            _ => return,
+        };
+        let mut used = vec![false; reads.len()];
+        for e in exprs.iter() {
+            reads_used(e, &mut used);
+        }
+        // Merge reads that are identical, too.
+        let mut new_index: Vec<u32> = vec![0; reads.len()];
+        let mut kept: Vec<Read> = Vec::new();
+        for (i, r) in reads.iter().enumerate() {
+            if !used[i] {
+                continue;
+            }
+            match kept.iter().position(|k| k == r) {
+                Some(j) => new_index[i] = j as u32,
+                None => {
+                    new_index[i] = kept.len() as u32;
+                    kept.push(r.clone());
+                }
+            }
+        }
+        for e in exprs.iter_mut() {
+            *e = e.rewrite(&mut |x| match x {
+                ScalarExpr::Read(k) => Some(ScalarExpr::Read(new_index[*k as usize])),
+                _ => None,
+            });
+        }
+        *reads = kept;
+    }
+
     /// The ports the node reads, in order.
     pub fn inputs(&self) -> Vec<Port> {
         match &self.kind {
@@ -505,4 +540,16 @@ impl fmt::Display for Ty {
             }
         }
     }
+}
+
+/// Which reads an expression uses.
+fn reads_used(e: &ScalarExpr, used: &mut [bool]) {
+    e.rewrite(&mut |x| {
+        if let ScalarExpr::Read(k) = x {
+            if let Some(u) = used.get_mut(*k as usize) {
+                *u = true;
+            }
+        }
+        None
+    });
 }

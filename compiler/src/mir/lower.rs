@@ -18,9 +18,8 @@ use flow_runtime::{DType, Scalar, Tensor};
 use crate::base::Span;
 use crate::hir::ops::{binop, builtin_binop, unop};
 use crate::hir::{self, Dim, ExprKind as H, Ty};
+use crate::mir::cost::{cost, DUPLICATE_COST};
 use crate::mir::ir::{self, Affine, Dist, Graph, Node, NodeKind, Port, Read, ScalarExpr, TensorTy};
-use crate::mir::passes::util::{cost, prune_reads};
-use crate::mir::passes::DUPLICATE_COST;
 
 /// A tensor-level value during lowering: a port of the graph, or a tuple of them.
 #[derive(Clone, Debug, PartialEq)]
@@ -1039,7 +1038,7 @@ impl<'p> Lowerer<'p> {
             outputs: vec![TensorTy::new(dtype, space.clone())],
             label: label.to_string(),
         };
-        prune_reads(&mut node);
+        node.prune_reads();
         let p = Port {
             node: self.graph.add(node),
             port: 0,

@@ -13,6 +13,7 @@
 //! HIR, except the lowering.
 
 pub mod contract;
+pub mod cost;
 pub mod dot;
 pub mod hash;
 pub mod idx;

@@ -19,13 +19,11 @@
 //! - reads through `pad`/`clamp_edge` of a producer are not fused (the edge rule applies to
 //!   the producer's tensor, not to its body).
 
-use super::util::{affine_expr, compose, cost, prune_reads, use_counts, volume};
+use super::util::{affine_expr, compose, use_counts, volume};
 use super::{Law, PassConfig, Rewrite};
+use crate::mir::cost::{cost, DUPLICATE_COST};
 use crate::mir::ir::{Edge, Graph, NodeId, NodeKind, Port, Read, ScalarExpr};
 use crate::mir::Idx;
-
-/// The most operations a producer may have and still be recomputed in several consumers.
-pub const DUPLICATE_COST: usize = 24;
 
 fn box_of(kind: &NodeKind) -> Option<Vec<usize>> {
     match kind {
@@ -159,7 +157,7 @@ pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<
                         _ => None,
                     });
                 }
-                prune_reads(node);
+                node.prune_reads();
                 count_reads_of(node, &mut uses, true);
                 let label = |id: NodeId, n: &crate::mir::ir::Node| {
                     if n.label.is_empty() {

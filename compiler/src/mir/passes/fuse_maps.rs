@@ -6,7 +6,6 @@
 //! transparency for constants.
 
 use super::fuse::{fuse, Consumers, Recompute};
-use super::util::prune_reads;
 use super::{Law, PassConfig, Rewrite};
 use crate::mir::ir::{Edge, Graph, NodeKind, Port, ScalarExpr};
 use crate::mir::Idx;
@@ -92,7 +91,7 @@ fn inline_constants(g: &mut Graph) -> Vec<Rewrite> {
                 _ => None,
             });
         }
-        prune_reads(node);
+        node.prune_reads();
     }
     if count == 0 {
         return Vec::new();

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use super::util::{ancestors, prune_reads, rebuild};
+use super::util::{ancestors, rebuild};
 use super::{Law, PassConfig, Rewrite};
 use crate::mir::ir::{Graph, MonoidRef, Node, NodeId, NodeKind, Port, ScalarExpr};
 use crate::mir::monoid::{explicit, product};
@@ -146,7 +146,7 @@ fn merge(g: &mut Graph, a: NodeId, b: NodeId) {
         outputs,
         label,
     };
-    prune_reads(&mut node);
+    node.prune_reads();
     g.nodes[b] = node;
     let mut rename = HashMap::new();
     for k in 0..na.outputs.len() as u32 {

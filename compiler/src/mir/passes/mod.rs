@@ -23,8 +23,6 @@ pub mod lanes;
 pub mod shard;
 pub mod util;
 
-pub use fuse::DUPLICATE_COST;
-
 use std::time::{Duration, Instant};
 
 use super::ir::Graph;

@@ -1,13 +1,13 @@
 //! Graph surgery shared by the passes: use counts, renumbering after nodes are dropped,
-//! composing affine projections, costs of scalar expressions. (What every stage needs of a
-//! node or an expression — `Node::inputs`, `ScalarExpr::rewrite`, explicit monoids — is in
-//! `mir::ir` and `mir::monoid`, not here.)
+//! composing affine projections. (What other stages need too — `Node::inputs`,
+//! `Node::prune_reads`, `ScalarExpr::rewrite`, explicit monoids, the cost of an expression —
+//! is in `mir::ir`, `mir::monoid` and `mir::cost`, not here.)
 
 use std::collections::HashMap;
 
 use flow_runtime::Scalar;
 
-use crate::mir::ir::{Affine, BinOp, Graph, Node, NodeId, NodeKind, Port, Read, ScalarExpr};
+use crate::mir::ir::{Affine, BinOp, Graph, NodeId, NodeKind, Port, Read, ScalarExpr};
 use crate::mir::Idx;
 
 /// How many times each port is read (by nodes and by the graph's outputs).
@@ -114,75 +114,6 @@ pub fn affine_expr(a: &Affine) -> ScalarExpr {
     let mut it = terms.into_iter();
     let first = it.next().expect("at least one term");
     it.fold(first, |acc, t| ScalarExpr::binary(BinOp::Add, acc, t))
-}
-
-/// What a math function (`exp`, `log`, `tanh`, …) costs, in operations: `exp` on `f32` is a
-/// range reduction, a degree-6 polynomial and a scaling, about 24 instructions inline, and the
-/// others are calls of about as many. So a producer with a math call (softmax's
-/// `exp(x - max)`) is not recomputed in each of several consumers (`fuse`'s
-/// `DUPLICATE_COST`): written once and read back, within a row group while still in cache.
-pub const CALL_COST: usize = 24;
-
-/// The number of operations in an expression: a measure of the cost of recomputing it.
-pub fn cost(e: &ScalarExpr) -> usize {
-    match e {
-        ScalarExpr::Const(_)
-        | ScalarExpr::Index(_)
-        | ScalarExpr::Read(_)
-        | ScalarExpr::Param(_) => 0,
-        ScalarExpr::Unary(_, a) | ScalarExpr::Cast(a, _) | ScalarExpr::Field(a, _) => 1 + cost(a),
-        ScalarExpr::Call(_, a) => CALL_COST + cost(a),
-        ScalarExpr::Binary(_, a, b) => 1 + cost(a) + cost(b),
-        ScalarExpr::Select(c, a, b) => 1 + cost(c) + cost(a) + cost(b),
-        ScalarExpr::Tuple(xs) => xs.iter().map(cost).sum(),
-    }
-}
-
-/// Which reads an expression uses.
-pub fn reads_used(e: &ScalarExpr, used: &mut [bool]) {
-    e.rewrite(&mut |x| {
-        if let ScalarExpr::Read(k) = x {
-            if let Some(u) = used.get_mut(*k as usize) {
-                *u = true;
-            }
-        }
-        None
-    });
-}
-
-/// Drops the reads of a `Map` or `Reduce` that no expression uses, and renumbers the rest.
-pub fn prune_reads(n: &mut Node) {
-    let (reads, exprs): (&mut Vec<Read>, &mut Vec<ScalarExpr>) = match &mut n.kind {
-        NodeKind::Map { reads, body, .. } => (reads, body),
-        NodeKind::Reduce { reads, args, .. } => (reads, args),
-        _ => return,
-    };
-    let mut used = vec![false; reads.len()];
-    for e in exprs.iter() {
-        reads_used(e, &mut used);
-    }
-    // Merge reads that are identical, too.
-    let mut new_index: Vec<u32> = vec![0; reads.len()];
-    let mut kept: Vec<Read> = Vec::new();
-    for (i, r) in reads.iter().enumerate() {
-        if !used[i] {
-            continue;
-        }
-        match kept.iter().position(|k| k == r) {
-            Some(j) => new_index[i] = j as u32,
-            None => {
-                new_index[i] = kept.len() as u32;
-                kept.push(r.clone());
-            }
-        }
-    }
-    for e in exprs.iter_mut() {
-        *e = e.rewrite(&mut |x| match x {
-            ScalarExpr::Read(k) => Some(ScalarExpr::Read(new_index[*k as usize])),
-            _ => None,
-        });
-    }
-    *reads = kept;
 }
 
 /// The number of points of an index box.
