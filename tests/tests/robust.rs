@@ -218,3 +218,106 @@ fn an_empty_literal_with_its_shape_annotated_runs() {
     );
     assert_eq!(out, "[]\n0\n");
 }
+
+/// Every `.flow` file under `dir`, at any depth, sorted.
+fn flow_files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.extension().is_some_and(|x| x == "flow") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `flowc COMMAND FILE` on a copy of the file in the empty folder `scratch` (what a run
+/// saves stays there), killed after `secs` seconds (a fuzz input may loop forever: that is
+/// not a crash). `None` when it was killed.
+fn flowc_bounded(
+    command: &str,
+    file: &std::path::Path,
+    scratch: &std::path::Path,
+    secs: u64,
+) -> Option<Output> {
+    let _ = std::fs::remove_dir_all(scratch);
+    std::fs::create_dir_all(scratch).expect("a scratch folder");
+    let name = file.file_name().expect("a file name");
+    std::fs::copy(file, scratch.join(name)).expect("the input is copied");
+    let mut child = std::process::Command::new(flow_tests::flowc_path())
+        .arg(command)
+        .arg(name)
+        .current_dir(scratch)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("flowc starts");
+    let start = std::time::Instant::now();
+    while child.try_wait().expect("flowc can be waited for").is_none() {
+        if start.elapsed().as_secs() >= secs {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("flowc's output");
+    Some(Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// The bar, on every input the project keeps: no `flowc check` and no `flowc run` of
+/// a case file, a conformance program or a fuzz-corpus program panics, dies by a signal or
+/// prints an internal error (runs of corpus programs are cut after a few seconds: some loop).
+#[test]
+fn no_kept_input_crashes_flowc() {
+    let root = flow_tests::workspace_root();
+    let mut files = flow_files_under(&root.join("tests/cases"));
+    files.extend(flow_files_under(&root.join("tests/conformance")));
+    files.extend(
+        std::fs::read_dir(root.join("tests/fuzz/corpus/flow"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path()),
+    );
+    assert!(files.len() > 100, "only {} inputs found", files.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for t in 0..2 {
+            let (next, failures, files) = (&next, &failures, &files);
+            s.spawn(move || loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(file) = files.get(k) else { break };
+                let scratch = std::env::temp_dir()
+                    .join(format!("flow-tests-kept-inputs-{}-{t}", std::process::id()));
+                for command in ["check", "run"] {
+                    let Some(out) = flowc_bounded(command, file, &scratch, 10) else {
+                        continue;
+                    };
+                    if out.crashed() || out.stderr.contains("internal error") {
+                        failures.lock().expect("no poisoned lock").push(format!(
+                            "flowc {command} {}: exit {:?}\n{}",
+                            file.display(),
+                            out.code,
+                            out.stderr
+                        ));
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().expect("no poisoned lock");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
