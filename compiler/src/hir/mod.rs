@@ -144,28 +144,8 @@ pub struct MonoidFn {
     pub body: Body,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BuiltinMonoid {
-    Sum,
-    Prod,
-    Max,
-    Min,
-    Any,
-    All,
-}
-
-impl BuiltinMonoid {
-    pub fn name(self) -> &'static str {
-        match self {
-            BuiltinMonoid::Sum => "sum",
-            BuiltinMonoid::Prod => "prod",
-            BuiltinMonoid::Max => "max",
-            BuiltinMonoid::Min => "min",
-            BuiltinMonoid::Any => "any",
-            BuiltinMonoid::All => "all",
-        }
-    }
-}
+/// The built-in monoids: the same type as the MIR's (`base::ops`).
+pub use crate::base::ops::BuiltinMonoid;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MonoidRef {

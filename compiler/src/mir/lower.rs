@@ -790,7 +790,7 @@ impl<'p> Lowerer<'p> {
             hir::MonoidRef::Builtin(b) => {
                 let d = self.expr_dtype(&xs[0], &point.reads)?;
                 (
-                    ir::MonoidRef::Builtin(builtin_monoid(*b)),
+                    ir::MonoidRef::Builtin(*b),
                     vec![TensorTy::new(d, space.clone())],
                 )
             }
@@ -1428,19 +1428,6 @@ fn builtin_expr(b: hir::Builtin, mut xs: Vec<ScalarExpr>) -> ScalarExpr {
             let t = xs.pop().expect("three");
             ScalarExpr::select(xs.pop().expect("three"), t, f)
         }
-    }
-}
-
-fn builtin_monoid(m: hir::BuiltinMonoid) -> ir::BuiltinMonoid {
-    use hir::BuiltinMonoid as A;
-    use ir::BuiltinMonoid as B;
-    match m {
-        A::Sum => B::Sum,
-        A::Prod => B::Prod,
-        A::Max => B::Max,
-        A::Min => B::Min,
-        A::Any => B::Any,
-        A::All => B::All,
     }
 }
 
