@@ -543,7 +543,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             .lower
             .coordinator_expr(frame.body, e, locals, frame.shapes.clone(), forced)
             .map_err(|x| RunError {
-                message: x.message,
+                message: x.to_string(),
                 span: x.span,
                 kind: RunErrorKind::Other,
                 related: Vec::new(),
@@ -616,7 +616,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                                 crate::mir::ir::ScalarExpr::binary(op, xs.pop().expect("two"), r)
                             })
                             .map_err(|x| RunError {
-                                message: x.message,
+                                message: x.to_string(),
                                 span,
                                 kind: RunErrorKind::Other,
                                 related: Vec::new(),
@@ -646,7 +646,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                             .map(|v| self.tval(v, span))
                             .collect::<RResult<Vec<_>>>()?;
                         let t = self.lower.call(*f, tvals, span).map_err(|x| RunError {
-                            message: x.message,
+                            message: x.to_string(),
                             span: x.span,
                             kind: RunErrorKind::Other,
                             related: Vec::new(),
