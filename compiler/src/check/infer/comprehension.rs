@@ -4,6 +4,30 @@
 use super::*;
 
 impl Checker {
+    /// Runs `f` in the scope of the indices `idx` binds (a comprehension's or a reduction's),
+    /// one point level deeper. Back at the outermost level, solves the ranges of every index
+    /// bound inside from the reads recorded meanwhile.
+    fn in_index_scope<T>(
+        &mut self,
+        idx: &[ast::IndexBind],
+        cx: &mut BodyCx,
+        f: impl FnOnce(&mut Checker, &mut BodyCx, Vec<hir::IndexId>) -> T,
+    ) -> T {
+        cx.push();
+        let first_index = cx.indices.len();
+        let first_use = cx.uses.len();
+        let mark = self.diags.len();
+        let ids = self.bind_indices(idx, cx);
+        cx.point_depth += 1;
+        let res = f(self, cx, ids);
+        cx.point_depth -= 1;
+        cx.pop();
+        if cx.point_depth == 0 {
+            self.solve_indices(cx, first_index, first_use, mark);
+        }
+        res
+    }
+
     /// `let y[i, j < 4] = body;`
     pub(super) fn comprehension(
         &mut self,
@@ -12,18 +36,10 @@ impl Checker {
         cx: &mut BodyCx,
         span: Span,
     ) -> hir::Expr {
-        cx.push();
-        let first_index = cx.indices.len();
-        let first_use = cx.uses.len();
-        let mark = self.diags.len();
-        let ids = self.bind_indices(idx, cx);
-        cx.point_depth += 1;
-        let b = self.infer(body, cx, None);
-        cx.point_depth -= 1;
-        cx.pop();
-        if cx.point_depth == 0 {
-            self.solve_indices(cx, first_index, first_use, mark);
-        }
+        let (ids, b) = self.in_index_scope(idx, cx, |ck, cx, ids| {
+            let b = ck.infer(body, cx, None);
+            (ids, b)
+        });
         let dtype = match &b.ty {
             Ty::Scalar(d) => *d,
             Ty::Error => return err_expr(span),
@@ -83,19 +99,9 @@ impl Checker {
         want: Option<&Ty>,
         span: Span,
     ) -> hir::Expr {
-        cx.push();
-        let first_index = cx.indices.len();
-        let first_use = cx.uses.len();
-        let mark = self.diags.len();
-        let ids = self.bind_indices(indices, cx);
-        cx.point_depth += 1;
-        let res = self.reduce_body(op, args, cx, want, span, ids);
-        cx.point_depth -= 1;
-        cx.pop();
-        if cx.point_depth == 0 {
-            self.solve_indices(cx, first_index, first_use, mark);
-        }
-        res
+        self.in_index_scope(indices, cx, |ck, cx, ids| {
+            ck.reduce_body(op, args, cx, want, span, ids)
+        })
     }
 
     pub(super) fn reduce_body(
