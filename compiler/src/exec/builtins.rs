@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use flow_runtime::{format_scalar, Scalar, Tensor};
 
-use super::{fail, show, Frame, Machine, RResult, RunError, RunErrorKind, Value};
+use super::{fail, show, Assertion, Frame, Machine, RResult, RunError, RunErrorKind, Value};
 use crate::base::Span;
 use crate::hir::{self, Builtin, Ty};
 
@@ -43,12 +43,10 @@ impl<'p, 'h> Machine<'p, 'h> {
                     },
                     None => "the condition is false".to_string(),
                 };
-                Err(RunError {
-                    message: format!("assertion failed: {msg}"),
+                Err(RunError::new(
+                    RunErrorKind::Assertion(Assertion::False { message: msg }),
                     span,
-                    kind: RunErrorKind::Assertion,
-                    related: Vec::new(),
-                })
+                ))
             }
             Builtin::AssertClose => {
                 let a = self.eval(frame, &args[0])?;
@@ -197,16 +195,13 @@ fn assert_close(a: &Value, b: &Value, tol: f64, span: Span) -> RResult<()> {
         return fail(span, "`assert_close` compares numbers or tensors");
     };
     if x.shape != y.shape {
-        return Err(RunError {
-            message: format!(
-                "assert_close: shapes differ: {} and {}",
-                flow_runtime::format_shape(&x.shape),
-                flow_runtime::format_shape(&y.shape)
-            ),
+        return Err(RunError::new(
+            RunErrorKind::Assertion(Assertion::ShapesDiffer {
+                a: x.shape.clone(),
+                b: y.shape.clone(),
+            }),
             span,
-            kind: RunErrorKind::Assertion,
-            related: Vec::new(),
-        });
+        ));
     }
     let mut worst: Option<(usize, f64, f64, f64)> = None;
     for i in 0..x.len() {
@@ -222,23 +217,17 @@ fn assert_close(a: &Value, b: &Value, tol: f64, span: Span) -> RResult<()> {
     match worst {
         None => Ok(()),
         Some((i, p, q, _)) => {
-            let at = if x.shape.is_empty() {
-                String::new()
-            } else {
-                format!(" at index {}", unravel(i, &x.shape))
-            };
-            Err(RunError {
-                message: format!(
-                    "assert_close failed{at}: {} vs {} (|a - b| = {}, allowed {} * (1 + |b|))",
-                    format_scalar(&x.get(i)),
-                    format_scalar(&y.get(i)),
-                    (p - q).abs(),
-                    tol
-                ),
+            let at = (!x.shape.is_empty()).then(|| unravel(i, &x.shape));
+            Err(RunError::new(
+                RunErrorKind::Assertion(Assertion::NotClose {
+                    at,
+                    a: format_scalar(&x.get(i)),
+                    b: format_scalar(&y.get(i)),
+                    distance: (p - q).abs(),
+                    tolerance: tol,
+                }),
                 span,
-                kind: RunErrorKind::Assertion,
-                related: Vec::new(),
-            })
+            ))
         }
     }
 }

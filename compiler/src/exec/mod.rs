@@ -16,6 +16,7 @@
 mod builtins;
 pub mod cache;
 mod dispatch;
+mod error;
 pub mod host;
 
 use std::collections::HashMap;
@@ -34,36 +35,12 @@ use crate::mir::lower::{eval_dim, Lowerer, TVal};
 use crate::mir::passes::{Pass, PassConfig, PIPELINE};
 use crate::native::{KernelFactory, Native};
 pub use cache::{CacheStats, Caches};
+use error::RResult;
+pub use error::{Assertion, RunError, RunErrorKind, REPORT_REQUEST};
 pub use host::{Host, MemoryHost};
 
-/// A run-time error with the source location it belongs to.
-#[derive(Clone, Debug)]
-pub struct RunError {
-    pub message: String,
-    pub span: Span,
-    pub kind: RunErrorKind,
-    /// Other places the error involves, each with what it says about them.
-    pub related: Vec<(Span, String)>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RunErrorKind {
-    /// A failed `assert` or `assert_close`.
-    Assertion,
-    /// The run reached [`RunOptions::deadline`].
-    TimeLimit,
-    Other,
-}
-
-type RResult<T> = Result<T, RunError>;
-
 fn fail<T>(span: Span, message: impl Into<String>) -> RResult<T> {
-    Err(RunError {
-        message: message.into(),
-        span,
-        kind: RunErrorKind::Other,
-        related: Vec::new(),
-    })
+    Err(RunError::program(span, message))
 }
 
 /// A coordinator value.
@@ -542,12 +519,7 @@ impl<'p, 'h> Machine<'p, 'h> {
         let t = self
             .lower
             .coordinator_expr(frame.body, e, locals, frame.shapes.clone(), forced)
-            .map_err(|x| RunError {
-                message: x.message,
-                span: x.span,
-                kind: RunErrorKind::Other,
-                related: Vec::new(),
-            })?;
+            .map_err(RunError::from)?;
         Ok(self.value_of_tval(t))
     }
 
@@ -615,12 +587,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                                 let r = xs.pop().expect("two");
                                 crate::mir::ir::ScalarExpr::binary(op, xs.pop().expect("two"), r)
                             })
-                            .map_err(|x| RunError {
-                                message: x.message,
-                                span,
-                                kind: RunErrorKind::Other,
-                                related: Vec::new(),
-                            })?;
+                            .map_err(|x| RunError::program(span, x.message))?;
                         Ok(self.handle(p))
                     }
                 }
@@ -645,12 +612,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                             .iter()
                             .map(|v| self.tval(v, span))
                             .collect::<RResult<Vec<_>>>()?;
-                        let t = self.lower.call(*f, tvals, span).map_err(|x| RunError {
-                            message: x.message,
-                            span: x.span,
-                            kind: RunErrorKind::Other,
-                            related: Vec::new(),
-                        })?;
+                        let t = self.lower.call(*f, tvals, span).map_err(RunError::from)?;
                         Ok(self.value_of_tval(t))
                     }
                 }
@@ -714,12 +676,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             .deadline
             .is_some_and(|d| std::time::Instant::now() >= d)
         {
-            return Err(RunError {
-                message: "the run reached its time limit".into(),
-                span: Span::default(),
-                kind: RunErrorKind::TimeLimit,
-                related: Vec::new(),
-            });
+            return Err(RunError::new(RunErrorKind::TimeLimit, Span::default()));
         }
         match s {
             hir::Stmt::Let { local, value } | hir::Stmt::Assign { local, value, .. } => {
@@ -792,10 +749,8 @@ impl<'p, 'h> Machine<'p, 'h> {
             if let Some((m, at, from)) = self.loaded_dims.get(var) {
                 if *at != span && *m != n {
                     return Err(RunError {
-                        message: format!("`{path}` has shape {shape}, but the program expects `{ty}` where `{d}` is {m}, the size it has in `{from}`"),
-                        span,
-                        kind: RunErrorKind::Other,
                         related: vec![(*at, format!("`{d}` is {m} in `{from}`, loaded here"))],
+                        ..RunError::program(span, format!("`{path}` has shape {shape}, but the program expects `{ty}` where `{d}` is {m}, the size it has in `{from}`"))
                     });
                 }
             }
