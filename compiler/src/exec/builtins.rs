@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use flow_runtime::{format_scalar, Scalar, Tensor};
 
-use super::{fail, show, Assertion, Frame, Machine, RResult, RunError, RunErrorKind, Value};
+use super::{bug, fail, show, Assertion, Frame, Machine, RResult, RunError, RunErrorKind, Value};
 use crate::base::Span;
 use crate::hir::{self, Builtin, Ty};
 
@@ -85,16 +85,16 @@ impl<'p, 'h> Machine<'p, 'h> {
                             ),
                         ),
                     },
-                    _ => fail(span, "internal error: indexing a non-list"),
+                    _ => bug(span, "indexing a non-list"),
                 }
             }
             Builtin::Len => match self.eval(frame, &args[0])? {
                 Value::List(vs) => Ok(Value::Scalar(Scalar::I64(vs.len() as i64))),
-                _ => fail(span, "internal error: len of a non-list"),
+                _ => bug(span, "len of a non-list"),
             },
             Builtin::ParseI64 | Builtin::ParseF64 => {
                 let Value::Str(s) = self.eval(frame, &args[0])? else {
-                    return fail(span, "internal error: parse of a non-string");
+                    return bug(span, "parse of a non-string");
                 };
                 let t = s.trim();
                 if b == Builtin::ParseI64 {
@@ -109,7 +109,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             }
             Builtin::Save => {
                 let Value::Str(path) = self.eval(frame, &args[0])? else {
-                    return fail(span, "internal error: path");
+                    return bug(span, "a path that is not a string");
                 };
                 let v = self.eval(frame, &args[1])?;
                 let t = match self.force(v, args[1].span)? {
@@ -125,7 +125,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             }
             Builtin::Load => {
                 let Value::Str(path) = self.eval(frame, &args[0])? else {
-                    return fail(span, "internal error: path");
+                    return bug(span, "a path that is not a string");
                 };
                 let bytes = self
                     .host

@@ -28,8 +28,9 @@ pub enum RunErrorKind {
     TimeLimit,
     /// The native backend failed (a shard, an allocation, the code generator).
     Backend(NativeError),
-    /// An internal invariant broke: `stage` (a pass's name, or the place) left or found the
-    /// MIR invalid, and `finding` is what the verifier says is wrong.
+    /// An internal invariant broke: `stage` says where (``the pass `fuse-maps` left the MIR
+    /// invalid``, `the coordinator`), `finding` what is wrong (for a pass, the verifier's
+    /// finding).
     CompilerBug {
         stage: String,
         finding: String,
@@ -71,6 +72,18 @@ impl RunError {
         }
     }
 
+    /// A broken invariant of the coordinator (one the checker guarantees), at `span`.
+    pub fn bug(span: Span, finding: impl Into<String>) -> RunError {
+        RunError::new(
+            RunErrorKind::CompilerBug {
+                stage: "the coordinator".into(),
+                finding: finding.into(),
+                graph: None,
+            },
+            span,
+        )
+    }
+
     /// An error of the program or its data, in words, at `span`.
     pub fn program(span: Span, message: impl Into<String>) -> RunError {
         RunError::new(RunErrorKind::Program(message.into()), span)
@@ -97,7 +110,7 @@ impl From<LowerError> for RunError {
 impl From<PassError> for RunErrorKind {
     fn from(e: PassError) -> RunErrorKind {
         RunErrorKind::CompilerBug {
-            stage: format!("the pass `{}`", e.pass),
+            stage: format!("the pass `{}` left the MIR invalid", e.pass),
             finding: e.error.to_string(),
             graph: Some(e.graph),
         }
@@ -146,8 +159,7 @@ impl std::fmt::Display for RunErrorKind {
             RunErrorKind::CompilerBug { stage, finding, .. } => {
                 write!(
                     f,
-                    "internal compiler error: {stage} left the MIR invalid: {finding}; \
-                     {REPORT_REQUEST}"
+                    "internal compiler error: {stage}: {finding}; {REPORT_REQUEST}"
                 )
             }
             RunErrorKind::Program(message) => f.write_str(message),
