@@ -128,7 +128,7 @@ impl Native {
             kernels,
             workers: flow_runtime::pool::Pool::new(threads.max(1)).map_err(|e| {
                 NativeError::Threads {
-                    cause: e.to_string(),
+                    cause: e.message,
                 }
             })?,
             retry: RetryPolicy::default(),
