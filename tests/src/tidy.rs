@@ -33,7 +33,8 @@ pub const MODULES: &[&str] = &[
 pub struct Layer {
     pub module: &'static str,
     pub forbidden: &'static [&'static str],
-    /// `(file, module)`: a file that may use one otherwise forbidden module.
+    /// `(file or folder/, module)`: a file (or every file under a folder) that may use one
+    /// otherwise forbidden module.
     pub allowed: &'static [(&'static str, &'static str)],
 }
 
@@ -71,7 +72,7 @@ pub const LAYERS: &[Layer] = &[
         forbidden: &[
             "syntax", "hir", "check", "interp", "native", "codegen", "exec", "driver",
         ],
-        allowed: &[("compiler/src/mir/lower.rs", "hir")],
+        allowed: &[("compiler/src/mir/lower/", "hir")],
     },
     Layer {
         module: "interp",
@@ -207,7 +208,10 @@ pub fn layering_violations(root: &Path) -> Vec<String> {
         let code = strip_comments_and_strings(&read(root, &f));
         let mut seen = Vec::new();
         for used in crate_modules(&code, &f) {
-            let excused = layer.allowed.contains(&(f.as_str(), used.as_str()))
+            let excused = layer
+                .allowed
+                .iter()
+                .any(|(place, m)| f.starts_with(place) && *m == used)
                 || KNOWN_VIOLATIONS
                     .iter()
                     .any(|(file, m, _)| *file == f && *m == used);
