@@ -6,6 +6,8 @@
 //! A [`Compaction`] is computed once from a mask and applied to any number of tensors (the
 //! fields of a record are filtered with the same mask).
 
+use std::ops::Range;
+
 use crate::pool::{blocks, Pool, TaskError};
 
 use super::{map_blocks, Shared, BLOCK};
@@ -59,18 +61,13 @@ impl<'a> Compaction<'a> {
         x: &[T],
         out: &mut [T],
     ) -> Result<(), TaskError> {
-        assert_eq!(x.len(), self.n, "compaction: input and mask lengths differ");
         let mask = self.mask;
-        assert_eq!(out.len(), self.kept, "filter: output length");
-        let ranges: Vec<_> = blocks(self.n, BLOCK).collect();
-        let dst = Shared::new(out);
-        pool.run(ranges.len(), &|b, _| {
-            let r = ranges[b].clone();
+        self.per_block(pool, x, out, self.kept, |b, r, dst| {
             let (m, x) = (&mask[r.clone()], &x[r]);
             // Elements after the last kept one are dropped; up to it every write lands
             // inside this block's output, so the loop can write unconditionally.
             let Some(last) = m.iter().rposition(|&k| k) else {
-                return Ok(());
+                return;
             };
             let end = self.starts.get(b + 1).copied().unwrap_or(self.kept);
             // SAFETY: block `b` alone writes its kept elements' positions.
@@ -80,7 +77,6 @@ impl<'a> Compaction<'a> {
                 o[at] = v;
                 at += usize::from(k);
             }
-            Ok(())
         })
     }
 
@@ -96,13 +92,8 @@ impl<'a> Compaction<'a> {
         x: &[T],
         out: &mut [T],
     ) -> Result<(), TaskError> {
-        assert_eq!(x.len(), self.n, "compaction: input and mask lengths differ");
         let mask = self.mask;
-        assert_eq!(out.len(), self.n, "partition: output length");
-        let ranges: Vec<_> = blocks(self.n, BLOCK).collect();
-        let dst = Shared::new(out);
-        pool.run(ranges.len(), &|b, _| {
-            let r = ranges[b].clone();
+        self.per_block(pool, x, out, self.n, |b, r, dst| {
             let mut yes = self.starts[b];
             // The `false` elements of earlier blocks: those blocks' elements minus their kept.
             let mut no = self.kept + r.start - self.starts[b];
@@ -114,6 +105,25 @@ impl<'a> Compaction<'a> {
                 yes += usize::from(k);
                 no += usize::from(!k);
             }
+        })
+    }
+
+    /// Runs `body(block, its range, out)` for every block, in parallel, after checking that
+    /// `x` is as long as the mask and `out` has `out_len` elements.
+    fn per_block<T: Copy + Send + Sync>(
+        &self,
+        pool: &Pool,
+        x: &[T],
+        out: &mut [T],
+        out_len: usize,
+        body: impl Fn(usize, Range<usize>, &Shared<T>) + Sync,
+    ) -> Result<(), TaskError> {
+        assert_eq!(x.len(), self.n, "compaction: input and mask lengths differ");
+        assert_eq!(out.len(), out_len, "compaction: output length");
+        let ranges: Vec<_> = blocks(self.n, BLOCK).collect();
+        let dst = Shared::new(out);
+        pool.run(ranges.len(), &|b, _| {
+            body(b, ranges[b].clone(), &dst);
             Ok(())
         })
     }

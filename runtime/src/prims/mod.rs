@@ -185,25 +185,22 @@ trait Float: Copy + PartialOrd {
     fn is_sign_negative(self) -> bool;
 }
 
-impl Float for f32 {
-    const NAN: f32 = f32::NAN;
-    fn is_nan(self) -> bool {
-        f32::is_nan(self)
-    }
-    fn is_sign_negative(self) -> bool {
-        f32::is_sign_negative(self)
-    }
+/// Implements [`Float`] for the float types.
+macro_rules! float_impl {
+    ($($t:ident),*) => {$(
+        impl Float for $t {
+            const NAN: $t = $t::NAN;
+            fn is_nan(self) -> bool {
+                $t::is_nan(self)
+            }
+            fn is_sign_negative(self) -> bool {
+                $t::is_sign_negative(self)
+            }
+        }
+    )*};
 }
 
-impl Float for f64 {
-    const NAN: f64 = f64::NAN;
-    fn is_nan(self) -> bool {
-        f64::is_nan(self)
-    }
-    fn is_sign_negative(self) -> bool {
-        f64::is_sign_negative(self)
-    }
-}
+float_impl!(f32, f64);
 
 /// IEEE 754-2019 `maximum`: NaN if either operand is NaN, and `-0 < +0`.
 #[inline(always)]
