@@ -234,13 +234,15 @@ pub trait Index: Copy + Send + Sync {
     fn value(self) -> i128;
 }
 
-/// Implements [`Index`] for integer types.
+/// Implements [`Index`] for integer types: widened to 64 bits (signed ones sign-extended),
+/// a negative index reads as a huge unsigned one, so one comparison checks both ends.
 macro_rules! index_impl {
-    ($($t:ty),*) => {$(
+    ($($t:ty => $wide:ty),*) => {$(
         impl Index for $t {
             #[inline(always)]
             fn position(self, extent: usize) -> Option<usize> {
-                usize::try_from(self).ok().filter(|&p| p < extent)
+                let p = self as $wide as u64;
+                (p < extent as u64).then_some(p as usize)
             }
             fn value(self) -> i128 {
                 self as i128
@@ -249,7 +251,7 @@ macro_rules! index_impl {
     )*};
 }
 
-index_impl!(i32, i64, u32, u64, usize);
+index_impl!(i32 => i64, i64 => i64, u32 => u64, u64 => u64, usize => u64);
 
 /// A gather read an index outside its table.
 #[derive(Clone, Debug, PartialEq, Eq)]
