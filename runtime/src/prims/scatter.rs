@@ -96,7 +96,15 @@ pub fn gather<T: Copy + Send + Sync, I: Index>(
     let bad = map_blocks(pool, idx.len(), per_task, |r| {
         // SAFETY: this block alone writes rows `r` of the output.
         let o = unsafe { dst.slice(r.start * row_len..r.end * row_len) };
-        if row_len == 1 {
+        if row_len == 0 {
+            // Rows of no element: nothing to copy, but every index is still checked.
+            if let Some(p) = idx[r.clone()]
+                .iter()
+                .position(|i| i.position(rows).is_none())
+            {
+                return Some(r.start + p);
+            }
+        } else if row_len == 1 {
             for (p, (o, &i)) in o.iter_mut().zip(&idx[r.clone()]).enumerate() {
                 match i.position(rows) {
                     Some(k) => *o = table[k],

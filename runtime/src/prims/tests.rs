@@ -371,6 +371,10 @@ fn gather_reads_rows_and_reports_the_first_bad_index() {
     let e = gather(&pool, &[] as &[f32], &[0], &[0i64], &mut out).unwrap_err();
     assert!(e.to_string().contains("index 0 (at position 0)"), "{e}");
     gather(&pool, &[1.0f32], &[1], &[] as &[i64], &mut []).unwrap();
+    // Rows of no element: the indices are checked all the same.
+    gather(&pool, &[] as &[f32], &[4, 0], &[3i64, 0], &mut []).unwrap();
+    let e = gather(&pool, &[] as &[f32], &[4, 0], &[3i64, 4], &mut []).unwrap_err();
+    assert!(e.to_string().contains("index 4 (at position 1)"), "{e}");
 }
 
 fn check_compaction(pool: &Pool, x: &[i64], mask: &[bool]) {
