@@ -65,8 +65,9 @@ pub const BLOCK: usize = 1 << 16;
 ///
 /// The built-in monoids ([`Sum`], [`Prod`], [`Min`], [`Max`], [`Or`], [`And`]) are
 /// monomorphised (and their loops vectorised where the order allows); a user monoid is an
-/// [`FnMonoid`], whose combine is a callback (an interpreter closure, or a JIT-compiled
-/// function wrapped in one), over any `Copy` state — e.g. a `[u64; K]` holding the bits of
+/// [`FnMonoid`], whose combine is a callback (an interpreter closure, or any function
+/// wrapped in one), over any `Copy` state, or a [`RecordMonoid`], whose combine is a compiled
+/// `extern "C"` function over records of 64-bit words — e.g. a `[u64; K]` holding the bits of
 /// a record's `K` scalar fields, packed from and unpacked to one tensor per field with
 /// [`pack_fields`] and [`unpack_fields`].
 pub trait Monoid: Sync {
@@ -94,6 +95,43 @@ impl<T: Copy + Send + Sync> Monoid for FnMonoid<'_, T> {
     }
     fn combine(&self, a: T, b: T) -> T {
         (self.combine)(a, b)
+    }
+}
+
+/// The C signature of a compiled combine over records of `K` 64-bit words (the layout of
+/// [`pack_fields`]): reads `K` words at `a` and at `b`, writes `K` words at `out`.
+pub type RecordCombineFn = unsafe extern "C" fn(a: *const u64, b: *const u64, out: *mut u64);
+
+/// A user monoid over records of `K` fields whose combine is a compiled function (the JIT's
+/// kernel of the monoid's `combine`), so no closure is needed between the routines and
+/// generated code.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordMonoid<const K: usize> {
+    identity: [u64; K],
+    combine: RecordCombineFn,
+}
+
+impl<const K: usize> RecordMonoid<K> {
+    /// The monoid with this identity and combine.
+    ///
+    /// # Safety
+    /// `combine` must read `K` words from each of its first two pointers, write `K` words
+    /// to the third and nothing else, be callable from any thread, and not unwind.
+    pub unsafe fn new(identity: [u64; K], combine: RecordCombineFn) -> RecordMonoid<K> {
+        RecordMonoid { identity, combine }
+    }
+}
+
+impl<const K: usize> Monoid for RecordMonoid<K> {
+    type T = [u64; K];
+    fn identity(&self) -> [u64; K] {
+        self.identity
+    }
+    fn combine(&self, a: [u64; K], b: [u64; K]) -> [u64; K] {
+        let mut out = [0u64; K];
+        // SAFETY: `new`'s contract; the three arrays have `K` words each.
+        unsafe { (self.combine)(a.as_ptr(), b.as_ptr(), out.as_mut_ptr()) };
+        out
     }
 }
 

@@ -564,3 +564,38 @@ proptest! {
         prop_assert_eq!(order, want_order);
     }
 }
+
+/// A compiled-style combine: records (count, sum of f64 bits), the state of a mean.
+unsafe extern "C" fn mean_combine(a: *const u64, b: *const u64, out: *mut u64) {
+    // SAFETY: the routines pass two words at each pointer.
+    unsafe {
+        *out = (*a).wrapping_add(*b);
+        *out.add(1) = (f64::from_bits(*a.add(1)) + f64::from_bits(*b.add(1))).to_bits();
+    }
+}
+
+#[test]
+fn a_record_monoid_calls_a_compiled_combine() {
+    // SAFETY: `mean_combine` reads and writes two words.
+    let m = unsafe { RecordMonoid::new([0, 0f64.to_bits()], mean_combine) };
+    let n = 2 * SCAN_BLOCK + 5;
+    let vals: Vec<f64> = floats(n, 61).iter().map(|&x| f64::from(x)).collect();
+    let ones = vec![1i64; n];
+    let mut recs = vec![[0u64; 2]; n];
+    pack_fields(&[Column::I64(&ones), Column::F64(&vals)], &mut recs);
+    let idx = ints(n, 62, 0, 7);
+    let mut first: Option<Vec<[u64; 2]>> = None;
+    for pool in pools() {
+        let mut bins = vec![[0u64; 2]; 7];
+        reduce_by_index(&pool, &m, &idx, &recs, &mut bins).unwrap();
+        let counts: u64 = bins.iter().map(|b| b[0]).sum();
+        assert_eq!(counts, n as u64);
+        let mut y = vec![[0u64; 2]; n];
+        scan(&pool, &m, ScanKind::Inclusive, n, &recs, &mut y).unwrap();
+        let (mut c, mut s) = (vec![0i64; n], vec![0f64; n]);
+        unpack_fields(&y, &mut [ColumnMut::I64(&mut c), ColumnMut::F64(&mut s)]);
+        assert_eq!(c, (1..=n as i64).collect::<Vec<_>>());
+        bins.extend(y);
+        assert_eq!(first.get_or_insert_with(|| bins.clone()), &bins);
+    }
+}
