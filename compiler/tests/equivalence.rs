@@ -425,6 +425,7 @@ fn expr_size(e: &ScalarExpr) -> usize {
         ScalarExpr::Binary(_, a, b) => 1 + expr_size(a) + expr_size(b),
         ScalarExpr::Select(c, a, b) => 1 + expr_size(c) + expr_size(a) + expr_size(b),
         ScalarExpr::Tuple(xs) => xs.iter().map(expr_size).sum(),
+        ScalarExpr::Gather(_, xs) => 1 + xs.iter().map(expr_size).sum::<usize>(),
     }
 }
 
@@ -452,6 +453,7 @@ fn read_uses(e: &ScalarExpr) -> usize {
         ScalarExpr::Binary(_, a, b) => read_uses(a) + read_uses(b),
         ScalarExpr::Select(c, a, b) => read_uses(c) + read_uses(a) + read_uses(b),
         ScalarExpr::Tuple(xs) => xs.iter().map(read_uses).sum(),
+        ScalarExpr::Gather(_, xs) => 1 + xs.iter().map(read_uses).sum::<usize>(),
     }
 }
 

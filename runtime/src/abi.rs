@@ -44,6 +44,8 @@ pub const OK: i32 = 0;
 pub const ERR_DIV_ZERO: i32 = 1;
 /// An integer division `MIN / -1`, whose quotient does not fit.
 pub const ERR_DIV_OVERFLOW: i32 = 2;
+/// A gather's coordinate outside its table.
+pub const ERR_INDEX: i32 = 3;
 
 /// Calls `kernel` on buffers `bufs`, extents `dims` and rows `lo..hi`, and returns its
 /// status.
@@ -69,6 +71,7 @@ pub fn error_message(code: i32) -> &'static str {
         OK => "no error",
         ERR_DIV_ZERO => "integer division by zero",
         ERR_DIV_OVERFLOW => "integer division overflow (MIN / -1)",
+        ERR_INDEX => "a gather index out of range",
         _ => "unknown kernel error",
     }
 }

@@ -44,7 +44,7 @@ codes! {
     ShapeMismatch => "shape-mismatch", "Two tensor shapes that must agree do not.";
     RankMismatch => "rank-mismatch", "A tensor indexed with the wrong number of indices.";
     UnknownField => "unknown-field", "A tuple field that does not exist.";
-    NonAffineIndex => "non-affine-index", "An index that is not an affine function of comprehension indices.";
+    NonAffineIndex => "non-affine-index", "An index that is not an integer, or a non-affine index past the edge (`pad`, `clamp_edge`).";
     IndexDisagree => "index-disagree", "A comprehension index whose uses imply different ranges.";
     IndexUnbound => "index-unbound", "A comprehension index whose range cannot be inferred.";
     OutOfBounds => "out-of-bounds", "A read that the checker cannot prove stays inside its tensor.";

@@ -151,7 +151,18 @@ pub fn non_affine(what: &str, span: Span) -> Diagnostic {
         span,
     )
     .with_label_text("not affine")
-    .with_note("an index must be `c0 + c1*i + c2*j + ...` with integer constants or shape variables as the `c`s; products of indices and data-dependent indices (gathers) are not supported")
+    .with_note("an index read past the edge (`pad`, `clamp_edge`) must be `c0 + c1*i + c2*j + ...` with integer constants or shape variables as the `c`s; a gather at a computed index (`x[idx[i]]`) reads a plain tensor")
+}
+
+/// An index that is not an integer: neither affine nor a gather coordinate.
+pub fn non_integer_index(what: &str, ty: &Ty, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::NonAffineIndex,
+        format!("index `{what}` has type `{ty}`: an index is an integer (an affine function of the comprehension indices, or any `i64`/`i32` value for a gather)"),
+        span,
+    )
+    .with_label_text(format!("`{ty}`, not an integer"))
+    .with_note("convert it with `as i64`")
 }
 
 /// A computed index outside any comprehension or reduction, where no index is in scope.
@@ -162,7 +173,7 @@ pub fn non_constant_index(what: &str, span: Span) -> Diagnostic {
         span,
     )
     .with_label_text("not a constant")
-    .with_note("data-dependent indices (gathers) are not supported; compute the element in a comprehension instead, e.g. `sum[i](if i == k { x[i] } else { 0.0 })`")
+    .with_note("a read past the edge (`pad`, `clamp_edge`) needs a constant index here; a plain tensor may be read at any integer (`x[k]`, a gather)")
 }
 
 pub fn index_disagree(name: &str, a: &Dim, b: &Dim, span_a: Span, span_b: Span) -> Diagnostic {

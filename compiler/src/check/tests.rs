@@ -363,8 +363,14 @@ fn a_local_named_like_an_op_is_not_a_call_of_it() {
 }
 
 #[test]
-fn a_computed_index_outside_a_comprehension_is_not_said_to_be_about_its_indices() {
-    let text = "main { let a = [1.0, 2.0, 3.0]; let k = 1; print(a[k]); }\n";
+fn a_computed_index_outside_a_comprehension_is_a_gather() {
+    let codes = codes_of("main { let a = [1.0, 2.0, 3.0]; let k = 1; print(a[k]); }\n");
+    assert!(codes.is_empty(), "{codes:?}");
+}
+
+#[test]
+fn a_computed_index_past_the_edge_outside_a_comprehension_is_not_said_to_be_about_its_indices() {
+    let text = "main { let a = [1.0, 2.0, 3.0]; let k = 1; print(pad(a, 0.0)[k]); }\n";
     let mut sm = SourceMap::new();
     let id = sm.add("user.flow", text);
     let (ast, _) = syntax::parse(id, text);
@@ -382,6 +388,14 @@ fn a_computed_index_outside_a_comprehension_is_not_said_to_be_about_its_indices(
         d.message
     );
     assert!(d.message.contains("not a constant"), "{}", d.message);
+}
+
+#[test]
+fn a_gather_index_must_be_an_integer() {
+    let codes = codes_of(
+        "op g(x: f32[N], f: f32[N]) -> f32[N] { let y[i] = x[f[i]]; y }\nmain {}\n",
+    );
+    assert_eq!(codes, ["non-affine-index"]);
 }
 
 /// The value of `f` on each pair, computed by the checker's evaluator (the monoid-law

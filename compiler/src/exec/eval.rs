@@ -178,6 +178,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             H::Block(b) => self.block(frame, b),
             H::MapFn(..)
             | H::Read { .. }
+            | H::Gather { .. }
             | H::Comprehension { .. }
             | H::Reduce { .. }
             | H::TensorLit(_)

@@ -107,6 +107,9 @@ fn collect(e: &Expr, out: &mut Vec<String>, p: &Program, b: &Body) {
             };
             out.push(format!("read {}[{}]{edge}", tensor.ty, ix.join(", ")));
         }
+        ExprKind::Gather { tensor, index } => {
+            out.push(format!("gather {} at {} coordinate(s)", tensor.ty, index.len()));
+        }
         _ => {}
     }
     let mut kids: Vec<&Expr> = Vec::new();
@@ -165,6 +168,10 @@ pub fn children<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
         | ExprKind::Tuple(xs)
         | ExprKind::TensorLit(xs)
         | ExprKind::Reduce { args: xs, .. } => out.extend(xs.iter()),
+        ExprKind::Gather { tensor, index } => {
+            out.push(tensor);
+            out.extend(index.iter());
+        }
         ExprKind::Read { tensor, edge, .. } => {
             out.push(tensor);
             if let Edge::Pad(v) = edge {

@@ -277,6 +277,13 @@ pub enum ExprKind {
         index: Vec<AffineIdx>,
         edge: Edge,
     },
+    /// A gather: one element of a tensor at computed `i64` coordinates (`x[idx[i]]`), one
+    /// per dimension, in a comprehension or reduction body or in the coordinator. A
+    /// coordinate outside the tensor is a run-time error.
+    Gather {
+        tensor: Box<Expr>,
+        index: Vec<Expr>,
+    },
     Field(Box<Expr>, usize),
     Tuple(Vec<Expr>),
     TensorLit(Vec<Expr>),
@@ -354,6 +361,10 @@ pub fn walk_expr_mut(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) {
         | ExprKind::Tuple(xs)
         | ExprKind::TensorLit(xs)
         | ExprKind::Reduce { args: xs, .. } => xs.iter_mut().for_each(|x| walk_expr_mut(x, f)),
+        ExprKind::Gather { tensor, index } => {
+            walk_expr_mut(tensor, f);
+            index.iter_mut().for_each(|x| walk_expr_mut(x, f));
+        }
         ExprKind::Read { tensor, edge, .. } => {
             walk_expr_mut(tensor, f);
             if let Edge::Pad(v) = edge {

@@ -53,6 +53,17 @@ pub enum Fault {
         /// The shape of the tensor read.
         shape: Vec<usize>,
     },
+    /// A gather at coordinates outside its table (`x[idx[i]]` with `idx[i]` out of range).
+    IndexOutOfRange {
+        /// The read of the table.
+        read: usize,
+        /// The table's label (its source name), filled in by the node's evaluation.
+        table: String,
+        /// The coordinates gathered.
+        coords: Vec<i64>,
+        /// The table's shape.
+        shape: Vec<usize>,
+    },
     /// An output tensor too large to allocate.
     Alloc(ShapeError),
     /// An inconsistency that the verifier rules out.
@@ -159,6 +170,25 @@ impl fmt::Display for Fault {
                 write!(
                     f,
                     "read {read} at [{}] outside a tensor of shape {}",
+                    coords.join(", "),
+                    format_shape(shape)
+                )
+            }
+            Fault::IndexOutOfRange {
+                table,
+                coords,
+                shape,
+                ..
+            } => {
+                let coords: Vec<String> = coords.iter().map(|c| c.to_string()).collect();
+                let name = if table.is_empty() {
+                    "a tensor".to_string()
+                } else {
+                    format!("`{table}`")
+                };
+                write!(
+                    f,
+                    "index [{}] is out of range for {name} of shape {}",
                     coords.join(", "),
                     format_shape(shape)
                 )

@@ -70,6 +70,16 @@ pub(super) fn eval_expr(e: &ScalarExpr, scope: &Scope<'_>) -> Result<Value, Faul
                 .ok_or(Fault::Internal("index variable out of range"))?,
         ),
         ScalarExpr::Read(k) => read_value(scope, *k as usize)?,
+        ScalarExpr::Gather(k, coords) => {
+            let mut at = Vec::with_capacity(coords.len());
+            for c in coords {
+                match scalar(c)? {
+                    Scalar::I64(v) => at.push(v),
+                    _ => return Err(Fault::Internal("a gather coordinate that is not an i64")),
+                }
+            }
+            gather_value(scope, *k as usize, &at)?
+        }
         ScalarExpr::Param(k) => {
             return scope
                 .params
@@ -163,6 +173,32 @@ pub(super) fn read_value(scope: &Scope<'_>, k: usize) -> Result<Scalar, Fault> {
         }
     };
     element(t, &coords)
+}
+
+/// The element of read `k`'s whole tensor at run-time coordinates `at`: every coordinate is
+/// checked against its extent (never clamped, never read outside).
+pub(super) fn gather_value(scope: &Scope<'_>, k: usize, at: &[i64]) -> Result<Scalar, Fault> {
+    let r = scope
+        .reads
+        .get(k)
+        .ok_or(Fault::Internal("read out of range"))?;
+    let t = port_value(scope.values, r.src())?;
+    if at.len() != t.rank() {
+        return Err(Fault::Internal("gather rank differs from the tensor's"));
+    }
+    let inside = at
+        .iter()
+        .zip(&t.shape)
+        .all(|(&c, &extent)| usize::try_from(c).is_ok_and(|c| c < extent));
+    if !inside {
+        return Err(Fault::IndexOutOfRange {
+            read: k,
+            table: String::new(),
+            coords: at.to_vec(),
+            shape: t.shape.clone(),
+        });
+    }
+    element(t, at)
 }
 
 /// The element of `t` at in-bounds coordinates `coords`.

@@ -239,6 +239,7 @@ fn eval_node_retrying(
                 attempt += 1;
             }
             Err(NodeFault::Fault(f)) => {
+                let f = name_table(g, node, f);
                 let problem = if attempt == 0 {
                     f
                 } else {
@@ -254,6 +255,33 @@ fn eval_node_retrying(
                 });
             }
         }
+    }
+}
+
+/// A gather's fault with its table's name: the label of the node it reads.
+pub(crate) fn name_table(g: &Graph, node: &Node, f: Fault) -> Fault {
+    match f {
+        Fault::IndexOutOfRange {
+            read,
+            coords,
+            shape,
+            ..
+        } => {
+            let table = match &node.kind {
+                NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => reads
+                    .get(read)
+                    .and_then(|r| g.nodes.get(r.node))
+                    .map_or(String::new(), |n| n.label.clone()),
+                _ => String::new(),
+            };
+            Fault::IndexOutOfRange {
+                read,
+                table,
+                coords,
+                shape,
+            }
+        }
+        f => f,
     }
 }
 

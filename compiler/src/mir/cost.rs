@@ -28,5 +28,7 @@ pub fn cost(e: &ScalarExpr) -> usize {
         ScalarExpr::Binary(_, a, b) => 1 + cost(a) + cost(b),
         ScalarExpr::Select(c, a, b) => 1 + cost(c) + cost(a) + cost(b),
         ScalarExpr::Tuple(xs) => xs.iter().map(cost).sum(),
+        // A load at a computed address: about one operation per coordinate, plus the check.
+        ScalarExpr::Gather(_, xs) => 1 + xs.iter().map(|x| 1 + cost(x)).sum::<usize>(),
     }
 }

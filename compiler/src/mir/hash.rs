@@ -228,6 +228,11 @@ impl Hasher {
                 self.u8(3);
                 self.u64(*k as u64);
             }
+            ScalarExpr::Gather(k, coords) => {
+                self.u8(12);
+                self.u64(*k as u64);
+                self.exprs(coords);
+            }
             ScalarExpr::Unary(op, a) => {
                 self.u8(4);
                 self.str(op.name());

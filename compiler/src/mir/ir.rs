@@ -371,6 +371,12 @@ pub enum ScalarExpr {
     Tuple(Vec<ScalarExpr>),
     /// Field `k` of a tuple.
     Field(Box<ScalarExpr>, u32),
+    /// A gather: the element of `reads[k]`'s tensor (the *table*) at the coordinates given by
+    /// the `i64` expressions, one per dimension, computed at the current point. The table's
+    /// read has a projection of constant zeros (it names the whole tensor, so passes that move
+    /// projections leave it alone), and a coordinate outside the table is a run-time error
+    /// (`IndexOutOfRange`: never clamped, never read out of bounds).
+    Gather(u32, Vec<ScalarExpr>),
 }
 
 impl ScalarExpr {
@@ -400,7 +406,39 @@ impl ScalarExpr {
             }
             ScalarExpr::Tuple(xs) => ScalarExpr::Tuple(xs.iter().map(|x| x.rewrite(f)).collect()),
             ScalarExpr::Field(a, k) => ScalarExpr::field(a.rewrite(f), *k),
+            ScalarExpr::Gather(k, coords) => {
+                // The table is renumbered like any read, but never replaced by a value: a
+                // rewrite that inlines read `k` leaves the gather reading the tensor (which
+                // stays a read of the node, see `reads_used`).
+                let k = match f(&ScalarExpr::Read(*k)) {
+                    Some(ScalarExpr::Read(j)) => j,
+                    _ => *k,
+                };
+                ScalarExpr::Gather(k, coords.iter().map(|x| x.rewrite(f)).collect())
+            }
         }
+    }
+
+    /// Whether the expression gathers from read `k` (reads it as a whole-tensor table).
+    pub fn gathers_from(&self, k: u32) -> bool {
+        let mut found = false;
+        self.rewrite(&mut |x| {
+            if let ScalarExpr::Gather(j, _) = x {
+                found |= *j == k;
+            }
+            None
+        });
+        found
+    }
+
+    /// Whether the expression contains a gather.
+    pub fn has_gather(&self) -> bool {
+        let mut found = false;
+        self.rewrite(&mut |x| {
+            found |= matches!(x, ScalarExpr::Gather(..));
+            None
+        });
+        found
     }
 
     /// `op(x)`.
@@ -545,7 +583,7 @@ impl fmt::Display for Ty {
 /// Which reads an expression uses.
 fn reads_used(e: &ScalarExpr, used: &mut [bool]) {
     e.rewrite(&mut |x| {
-        if let ScalarExpr::Read(k) = x {
+        if let ScalarExpr::Read(k) | ScalarExpr::Gather(k, _) = x {
             if let Some(u) = used.get_mut(*k as usize) {
                 *u = true;
             }

@@ -590,6 +590,12 @@ impl Parser {
             ScalarExpr::cast(x, self.dtype()?)
         } else if name == "tuple" {
             ScalarExpr::Tuple(self.list(')', Parser::expr)?)
+        } else if name == "gather" {
+            let mut args = self.list(')', Parser::expr)?.into_iter();
+            let Some(ScalarExpr::Read(k)) = args.next() else {
+                return Err(self.error("`gather` takes a read `rK` and then its coordinates"));
+            };
+            ScalarExpr::Gather(k, args.collect())
         } else {
             let op = if let Some(op) = UnOp::from_name(&name) {
                 CallOp::Unary(op)

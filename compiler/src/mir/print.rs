@@ -345,6 +345,14 @@ fn write_expr(out: &mut String, e: &ScalarExpr) {
             write_expr(out, x);
             let _ = write!(out, ".{k}");
         }
+        ScalarExpr::Gather(k, coords) => {
+            let _ = write!(out, "gather(r{k}");
+            for c in coords {
+                out.push_str(", ");
+                write_expr(out, c);
+            }
+            out.push(')');
+        }
     }
 }
 

@@ -70,6 +70,11 @@ pub enum ExprError {
         /// The operand's type.
         found: Ty,
     },
+    /// A gather coordinate that is not an `i64`.
+    GatherCoord {
+        /// The coordinate's type.
+        found: Ty,
+    },
     /// A cast of a tuple.
     Cast {
         /// The operand's type.
@@ -121,6 +126,9 @@ impl fmt::Display for ExprError {
                 write!(f, "`{}` does not apply to {found}", func.name())
             }
             ExprError::Cast { found } => write!(f, "cannot cast {found}"),
+            ExprError::GatherCoord { found } => {
+                write!(f, "gather coordinate has type {found}, not i64")
+            }
             ExprError::SelectCond { found } => {
                 write!(f, "select condition has type {found}, not bool")
             }
@@ -226,5 +234,14 @@ pub fn type_of(e: &ScalarExpr, cx: &ExprCx<'_>) -> Result<Ty, ExprError> {
             }
             found => Err(ExprError::NotTuple { found }),
         },
+        ScalarExpr::Gather(read, coords) => {
+            for c in coords {
+                let found = type_of(c, cx)?;
+                if found != Ty::Scalar(DType::I64) {
+                    return Err(ExprError::GatherCoord { found });
+                }
+            }
+            type_of(&ScalarExpr::Read(*read), cx)
+        }
     }
 }

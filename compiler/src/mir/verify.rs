@@ -185,6 +185,21 @@ pub enum Problem {
         /// The extent of the dimension.
         extent: usize,
     },
+    /// A read gathered from (a table) whose projection is not all constant zeros, or whose
+    /// edge is not strict.
+    GatherTable {
+        /// The read.
+        read: usize,
+    },
+    /// A gather with a number of coordinates other than its table's rank.
+    GatherRank {
+        /// The read.
+        read: usize,
+        /// The number of coordinates.
+        coords: usize,
+        /// The rank of the table.
+        rank: usize,
+    },
     /// A clamped read of a tensor with a zero extent.
     ClampEmpty {
         /// The read.
@@ -358,6 +373,14 @@ impl fmt::Display for Problem {
                 f,
                 "read {read} dimension {dim}: `{affine}` ranges over {min}..={max}, \
                  outside the extent {extent}"
+            ),
+            P::GatherTable { read } => write!(
+                f,
+                "read r{read} is gathered from, but its projection is not all zeros or its edge is not strict"
+            ),
+            P::GatherRank { read, coords, rank } => write!(
+                f,
+                "a gather from read r{read} has {coords} coordinate(s) for a table of rank {rank}"
             ),
             P::ClampEmpty { read, shape } => write!(
                 f,
@@ -536,7 +559,7 @@ fn verify_node(g: &Graph, id: NodeId, node: &Node) -> Result<(), Problem> {
             check_ports(node, &[TensorTy::new(DType::F32, shape)])
         }
         NodeKind::Map { space, reads, body } => {
-            let read_tys = verify_reads(g, before, space, reads)?;
+            let read_tys = verify_reads(g, before, space, reads, body)?;
             let cx = ExprCx {
                 n_index: space.len(),
                 reads: &read_tys,
@@ -562,7 +585,7 @@ fn verify_node(g: &Graph, id: NodeId, node: &Node) -> Result<(), Problem> {
             args,
         } => {
             let full: Vec<usize> = space.iter().chain(red).copied().collect();
-            let read_tys = verify_reads(g, before, &full, reads)?;
+            let read_tys = verify_reads(g, before, &full, reads, args)?;
             let cx = ExprCx {
                 n_index: full.len(),
                 reads: &read_tys,
@@ -658,6 +681,7 @@ fn verify_reads(
     before: usize,
     space: &[usize],
     reads: &[Read],
+    exprs: &[ScalarExpr],
 ) -> Result<Vec<DType>, Problem> {
     let empty_box = space.contains(&0);
     let mut dtypes = Vec::with_capacity(reads.len());
@@ -669,6 +693,21 @@ fn verify_reads(
                 proj: r.proj.len(),
                 rank: ty.shape.len(),
             });
+        }
+        if let Some(coords) = gather_coords(exprs, k as u32) {
+            // A table: checked at run time, coordinate by coordinate.
+            if r.edge != Edge::Strict || r.proj.iter().any(|a| *a != Affine::konst(0)) {
+                return Err(Problem::GatherTable { read: k });
+            }
+            if coords != ty.shape.len() {
+                return Err(Problem::GatherRank {
+                    read: k,
+                    coords,
+                    rank: ty.shape.len(),
+                });
+            }
+            dtypes.push(ty.dtype);
+            continue;
         }
         for (dim, a) in r.proj.iter().enumerate() {
             if let Some(&(var, _)) = a.coeffs.iter().find(|&&(v, _)| v as usize >= space.len()) {
@@ -791,4 +830,24 @@ fn verify_concat(
     let mut expected = port.clone();
     expected.shape[axis] = total;
     check_ports(node, &[expected])
+}
+
+/// The number of coordinates of the gathers from read `k` in `exprs` (the first found, or the
+/// first that disagrees with it: `usize::MAX`), or `None` when nothing gathers from it.
+fn gather_coords(exprs: &[ScalarExpr], k: u32) -> Option<usize> {
+    let mut found: Option<usize> = None;
+    for e in exprs {
+        e.rewrite(&mut |x| {
+            if let ScalarExpr::Gather(j, coords) = x {
+                if *j == k {
+                    found = match found {
+                        Some(n) if n != coords.len() => Some(usize::MAX),
+                        _ => Some(coords.len()),
+                    };
+                }
+            }
+            None
+        });
+    }
+    found
 }

@@ -4,6 +4,7 @@
 use super::contraction::gemm_rows;
 use std::rc::Rc;
 
+use flow_runtime::pool::TaskErrorKind;
 use flow_runtime::{Data, Tensor};
 
 use super::{
@@ -226,7 +227,7 @@ impl Native {
         // Which member failed with an error code, by shard.
         let failed = std::sync::Mutex::new(Vec::<(usize, usize)>::new());
         let rows = group.rows;
-        self.launch(&launch, &|lo, hi| {
+        let res = self.launch(&launch, &|lo, hi| {
             for (k, call) in calls.iter().enumerate() {
                 let status = match call {
                     // SAFETY: each kernel reads only inside its input buffers (proved by the
@@ -256,10 +257,20 @@ impl Native {
                 .ok()
                 .and_then(|v| v.iter().find(|(task, _)| *task == e.task).map(|x| x.1))
                 .unwrap_or(0);
-            let id = group.members[k].node;
+            (group.members[k].node, e)
+        });
+        if let Err((id, e)) = res {
             let node = &g.nodes[id];
-            shard_error(id, node, &space_of(node), rows, &e)
-        })?;
+            if e.kind == TaskErrorKind::Code(flow_runtime::abi::ERR_INDEX) {
+                // A gather out of range: the interpreter finds the first bad point and words
+                // it with the tensor, the index and the shape (the same error at every
+                // thread count, and the interpreter's own).
+                if let Some(err) = self.explain_gather(g, id, node, values) {
+                    return Err(err);
+                }
+            }
+            return Err(shard_error(id, node, &space_of(node), rows, &e));
+        }
         // The buffers written in place now belong to their writers.
         for d in in_place {
             let dead = &mut outs[d.dead.0][d.dead.1];

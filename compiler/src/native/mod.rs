@@ -31,6 +31,7 @@ use flow_runtime::{DType, Data, Tensor};
 
 use crate::mir::ir::{Graph, Node, NodeId, NodeKind, Port};
 use crate::mir::schedule::{shard_plan, SHARD_ELEMENTS};
+use crate::mir::Idx;
 mod contraction;
 mod error;
 mod group;
@@ -487,6 +488,95 @@ fn space_of(node: &Node) -> Vec<usize> {
 }
 
 impl Native {
+    /// The interpreter's error for node `id` after its kernel found a gather out of range:
+    /// the node and what it needs that is not computed yet (members of its row group) run on
+    /// the interpreter, from the tensors at hand, and its first bad point is reported with
+    /// the tensor, the index and the shape (`None` when an input is not at hand, or if the
+    /// interpreter finds nothing wrong). Only on this error path.
+    pub(crate) fn explain_gather(
+        &mut self,
+        g: &Graph,
+        id: NodeId,
+        node: &Node,
+        values: &[Vec<Rc<Tensor>>],
+    ) -> Option<NativeError> {
+        let at_hand = |n: NodeId| {
+            n != id
+                && values
+                    .get(n.index())
+                    .is_some_and(|v| !v.is_empty() && v.len() == g.nodes[n].outputs.len())
+        };
+        // The cone of `id` down to the tensors at hand.
+        let mut needed = vec![false; id.index() + 1];
+        needed[id.index()] = true;
+        for k in (0..=id.index()).rev() {
+            let n = NodeId::new(k);
+            if needed[k] && !at_hand(n) {
+                for p in g.nodes[n].inputs() {
+                    needed[p.node.index()] = true;
+                }
+            }
+        }
+        let mut sub = Graph::new();
+        sub.monoids = g.monoids.clone();
+        let mut inputs: Vec<Tensor> = Vec::new();
+        let mut ports: HashMap<Port, Port> = HashMap::new();
+        for k in (0..=id.index()).filter(|&k| needed[k]) {
+            let (n, old) = (NodeId::new(k), &g.nodes[NodeId::new(k)]);
+            if at_hand(n) {
+                for (p, t) in values[k].iter().enumerate() {
+                    let new = sub.add(Node {
+                        kind: NodeKind::Input {
+                            index: inputs.len() as u32,
+                        },
+                        outputs: vec![old.outputs[p].clone()],
+                        label: old.label.clone(),
+                    });
+                    inputs.push((**t).clone());
+                    ports.insert(Port { node: n, port: p as u32 }, Port { node: new, port: 0 });
+                }
+                continue;
+            }
+            if matches!(old.kind, NodeKind::Input { .. }) {
+                return None;
+            }
+            let mut copy = old.clone();
+            let mut missing = false;
+            copy.map_inputs(&mut |p| {
+                ports.get(&p).copied().unwrap_or_else(|| {
+                    missing = true;
+                    p
+                })
+            });
+            if missing {
+                return None;
+            }
+            let new = sub.add(copy);
+            for p in 0..old.outputs.len() as u32 {
+                ports.insert(Port { node: n, port: p }, Port { node: new, port: p });
+            }
+        }
+        let at = ports.get(&Port { node: id, port: 0 })?.node;
+        sub.outputs = (0..node.outputs.len() as u32)
+            .map(|port| Port { node: at, port })
+            .collect();
+        let cfg = crate::interp::EvalConfig {
+            // Explaining injects no faults: the kernel's error is the program's.
+            retry: RetryPolicy {
+                faults: None,
+                ..self.retry
+            },
+            hooks: Default::default(),
+            launch: self.launch_id(id),
+        };
+        crate::interp::eval_with(&sub, &inputs, &cfg)
+            .err()
+            .map(|e| NativeError::Interpreted {
+                op: describe(id, node),
+                cause: e.to_string(),
+            })
+    }
+
     /// Runs node `id` on the reference interpreter: a graph of the node alone, reading one
     /// input per distinct port it reads, evaluated with the same retry policy and hooks.
     fn interpret(
@@ -509,7 +599,8 @@ impl Native {
                         index: ports.len() as u32,
                     },
                     outputs: vec![g.nodes[r.node].outputs[r.port as usize].clone()],
-                    label: String::new(),
+                    // The tensor's name, for errors that name it (a gather's table).
+                    label: g.nodes[r.node].label.clone(),
                 });
                 ports.push(r.src());
                 inputs.push((**t).clone());

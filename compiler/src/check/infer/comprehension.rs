@@ -2,6 +2,7 @@
 //! reads `x[i + 1, j]`: index binding, ranges and the strict uses recorded for `indices`.
 
 use super::*;
+use crate::syntax::dump::inline;
 
 impl Checker {
     /// Runs `f` in the scope of the indices `idx` binds (a comprehension's or a reduction's),
@@ -209,6 +210,53 @@ impl Checker {
         )
     }
 
+    /// A read at computed coordinates, `x[idx[i], j]`: every coordinate is an `i64` value
+    /// (an `i32` is widened). The affine ones still give their indices a range (a strict
+    /// use); a computed one constrains nothing, and all are checked when the graph runs.
+    fn gather(
+        &mut self,
+        tensor: hir::Expr,
+        d: DType,
+        idx: &[ast::Expr],
+        cx: &mut BodyCx,
+        span: Span,
+    ) -> hir::Expr {
+        let i64t = Ty::Scalar(DType::I64);
+        let mut coords = Vec::new();
+        for (axis, ix) in idx.iter().enumerate() {
+            if let (Ok(a), true) = (self.try_affine(ix, cx), cx.point_depth > 0) {
+                cx.uses.push(Use {
+                    tensor: tensor.ty.clone(),
+                    axis,
+                    idx: a,
+                    span: ix.span,
+                });
+            }
+            let c = self.infer(ix, cx, Some(&i64t));
+            let c = match self.zonk(&c.ty) {
+                Ty::Error => return err_expr(span),
+                Ty::Scalar(DType::I64) => c,
+                Ty::Scalar(DType::I32) => {
+                    let s = c.span;
+                    mk(hir::ExprKind::Cast(Box::new(c), DType::I64), i64t.clone(), s)
+                }
+                other => {
+                    self.error(errors::non_integer_index(&inline(ix), &other, ix.span));
+                    return err_expr(span);
+                }
+            };
+            coords.push(c);
+        }
+        mk(
+            hir::ExprKind::Gather {
+                tensor: Box::new(tensor),
+                index: coords,
+            },
+            Ty::Scalar(d),
+            span,
+        )
+    }
+
     pub(super) fn index(
         &mut self,
         t: &ast::Expr,
@@ -265,6 +313,10 @@ impl Checker {
                 if dims.len() != idx.len() {
                     self.error(errors::rank_mismatch(&tensor.ty, idx.len(), span));
                     return err_expr(span);
+                }
+                let affine = idx.iter().all(|ix| self.try_affine(ix, cx).is_ok());
+                if !affine && matches!(edge, Edge::Strict) {
+                    return self.gather(tensor, d, idx, cx, span);
                 }
                 let mut affs = Vec::new();
                 for (axis, ix) in idx.iter().enumerate() {

@@ -8,7 +8,7 @@
 //! where `bufs` holds one pointer per read followed by one per output port, `dims` holds the
 //! extents laid out by [`kernel_dims`](crate::native::kernel_dims) (so one compiled kernel serves every shape of the same
 //! structure: kernels are shape-polymorphic), and the result is 0, or an error code:
-//! [`ERR_DIV_ZERO`], [`ERR_DIV_OVERFLOW`].
+//! [`ERR_DIV_ZERO`], [`ERR_DIV_OVERFLOW`], [`ERR_INDEX`].
 //!
 //! Speed: every strict read and every store is an *address stream*: its byte offset is an
 //! affine function of the loop counters, computed once per loop level (strength reduction),
@@ -20,7 +20,8 @@
 //! changes a result.
 //!
 //! Memory safety: every `Strict` read was proved in bounds over the whole box by the verifier
-//! (which runs before compilation, on the concrete shapes that `dims` then carries); `Pad`
+//! (which runs before compilation, on the concrete shapes that `dims` then carries); a gather
+//! checks each coordinate against its extent before it loads; `Pad`
 //! reads branch around the load when out of bounds; `Clamp` reads clamp each coordinate.
 //! Stores go to the row-major position of the current point inside the output, whose box is
 //! the node's space.
@@ -42,6 +43,9 @@ use vector::{coef_kind, vector_plan};
 
 pub const ERR_DIV_ZERO: i64 = 1;
 pub const ERR_DIV_OVERFLOW: i64 = 2;
+/// A gather's coordinate outside its table: the native executor asks the interpreter for the
+/// first such point, to report the tensor, the index and the shape.
+pub const ERR_INDEX: i64 = 3;
 
 /// The runtime math functions kernels call, declared in the function being built, in the
 /// order of [`CALLED`]: first the `f32` versions, then the `f64` ones.
@@ -381,6 +385,24 @@ impl Gen<'_, '_> {
         }
     }
 
+    /// The element of read `k`'s whole tensor at run-time coordinates `at` (scalar code only:
+    /// `vector_plan` refuses a gather). A coordinate outside its extent (one unsigned
+    /// comparison each) returns [`ERR_INDEX`] before any load.
+    fn gather(&mut self, k: usize, at: &[Value]) -> CVal {
+        let d = self.read_types[k];
+        let ext = self.read_ext[k].clone();
+        let mut bad = self.b.ins().iconst(types::I8, 0);
+        for (c, n) in at.iter().zip(&ext) {
+            let out = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, *c, *n);
+            bad = self.b.ins().bor(bad, out);
+        }
+        self.fail_with(bad, ERR_INDEX);
+        let offset = self.linear(at, &ext);
+        let bytes = self.b.ins().imul_imm_s(offset, d.size_bytes() as i64);
+        let addr = self.b.ins().iadd(self.read_bases[k], bytes);
+        CVal::S(vec![self.b.ins().load(clif_type(d), mem(), addr, 0)], d)
+    }
+
     /// Row-major linear position of `coords` in a tensor of extents `ext`.
     fn linear(&mut self, coords: &[Value], ext: &[Value]) -> Value {
         let mut acc = self.iconst(0);
@@ -417,6 +439,10 @@ impl Gen<'_, '_> {
             ScalarExpr::Const(s) => self.constant(*s),
             ScalarExpr::Index(v) => CVal::S(vec![self.idx[*v as usize]], DType::I64),
             ScalarExpr::Read(k) => self.read(*k as usize),
+            ScalarExpr::Gather(k, coords) => {
+                let at: Vec<Value> = coords.iter().map(|c| self.expr(c, params).one().0).collect();
+                self.gather(*k as usize, &at)
+            }
             ScalarExpr::Param(k) => params[*k as usize].clone(),
             ScalarExpr::Tuple(xs) => CVal::T(xs.iter().map(|x| self.expr(x, params)).collect()),
             ScalarExpr::Field(x, k) => match self.expr(x, params) {

@@ -59,7 +59,7 @@ impl VecCheck<'_> {
         use DType::*;
         let t = match e {
             ScalarExpr::Const(s) => VT::S(self.note(s.dtype())?),
-            ScalarExpr::Index(_) => return None,
+            ScalarExpr::Index(_) | ScalarExpr::Gather(..) => return None,
             ScalarExpr::Read(k) => VT::S(self.note(self.read_types[*k as usize])?),
             ScalarExpr::Param(k) => params.get(*k as usize)?.clone(),
             ScalarExpr::Tuple(xs) => VT::T(

@@ -57,7 +57,9 @@ impl<'p> Lowerer<'p> {
                 let f = here(self, els, frame, point)?;
                 ScalarExpr::select(c, t, f)
             }
-            H::Read { .. } | H::Reduce { .. } | H::IndexValue(_) => self.point(e, frame, point)?,
+            H::Read { .. } | H::Gather { .. } | H::Reduce { .. } | H::IndexValue(_) => {
+                self.point(e, frame, point)?
+            }
             H::Block(b) if b.stmts.is_empty() && b.tail.is_some() => {
                 here(self, b.tail.as_ref().expect("tail"), frame, point)?
             }
@@ -283,6 +285,29 @@ impl<'p> Lowerer<'p> {
                 };
                 point.read(p, proj, edge)
             }
+            H::Gather { tensor, index } => {
+                let t = self.tensor(tensor, frame)?;
+                let TVal::Port(p) = t else {
+                    return err(span, Kind::IndexTuple);
+                };
+                let mut coords = Vec::with_capacity(index.len());
+                for x in index {
+                    coords.push(self.point(x, frame, point)?);
+                }
+                // An unnamed table takes the name it has here, for the error that names it.
+                if let H::Local(id) = tensor.kind {
+                    let n = &mut self.graph.nodes[p.node];
+                    if n.label.is_empty() {
+                        n.label = frame.body.local(id).name.clone();
+                    }
+                }
+                // The table: the whole tensor, a projection of constant zeros.
+                let zeros = vec![Affine::konst(0); self.ty(p).shape.len()];
+                let ScalarExpr::Read(k) = point.read(p, zeros, ir::Edge::Strict) else {
+                    return err(span, Kind::Internal("a read that is not a read"));
+                };
+                ScalarExpr::Gather(k, coords)
+            }
             H::Reduce { .. } => {
                 let v = self.reduce_node(e, frame, point)?;
                 let identity: Vec<Affine> =
@@ -323,7 +348,7 @@ pub(super) fn scalar_dtype(e: &ScalarExpr, reads: &[DType]) -> Option<DType> {
     Some(match e {
         ScalarExpr::Const(s) => s.dtype(),
         ScalarExpr::Index(_) => DType::I64,
-        ScalarExpr::Read(k) => *reads.get(*k as usize)?,
+        ScalarExpr::Read(k) | ScalarExpr::Gather(k, _) => *reads.get(*k as usize)?,
         ScalarExpr::Param(_) => return None,
         ScalarExpr::Unary(_, a) => scalar_dtype(a, reads)?,
         ScalarExpr::Binary(op, a, _) => match op {
@@ -376,6 +401,8 @@ pub(super) fn computable_anywhere(e: &ScalarExpr) -> bool {
         ScalarExpr::Binary(_, a, b) => computable_anywhere(a) && computable_anywhere(b),
         ScalarExpr::Select(c, a, b) => [c, a, b].iter().all(|x| computable_anywhere(x)),
         ScalarExpr::Tuple(xs) => xs.iter().all(computable_anywhere),
+        // A gather fails on a coordinate outside its table: only where it is evaluated.
+        ScalarExpr::Gather(..) => false,
     }
 }
 

@@ -106,8 +106,11 @@ pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<
                     NodeKind::Reduce { args, .. } => args.as_slice(),
                     _ => &[],
                 };
-                let cheap_reject =
-                    r.edge != Edge::Strict || !matches!(g.nodes[r.node].kind, NodeKind::Map { .. });
+                // A gather reads its table as a whole tensor at computed coordinates: its
+                // producer stays a tensor (fusion would need it at every coordinate).
+                let cheap_reject = r.edge != Edge::Strict
+                    || !matches!(g.nodes[r.node].kind, NodeKind::Map { .. })
+                    || exprs.iter().any(|e| e.gathers_from(k as u32));
                 if cheap_reject {
                     continue;
                 }
@@ -274,5 +277,6 @@ fn count_reads(e: &ScalarExpr, k: u32) -> usize {
         ScalarExpr::Binary(_, a, b) => count_reads(a, k) + count_reads(b, k),
         ScalarExpr::Select(c, a, b) => count_reads(c, k) + count_reads(a, k) + count_reads(b, k),
         ScalarExpr::Tuple(xs) => xs.iter().map(|x| count_reads(x, k)).sum(),
+        ScalarExpr::Gather(_, xs) => xs.iter().map(|x| count_reads(x, k)).sum(),
     }
 }
