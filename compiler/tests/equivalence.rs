@@ -557,6 +557,9 @@ fn generator_coverage() {
                     if body.len() > 1 {
                         count("map with several ports");
                     }
+                    if body.iter().any(|e| e.has_gather()) {
+                        count("gather");
+                    }
                 }
                 NodeKind::Reduce {
                     red, monoid, space, ..
@@ -673,6 +676,7 @@ fn generator_coverage() {
         "slice",
         "map",
         "map with several ports",
+        "gather",
         "reduce",
         "monoid sum",
         "monoid prod",

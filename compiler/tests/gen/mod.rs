@@ -961,6 +961,15 @@ impl Builder<'_> {
             NodeKind::Reduce { space, red, .. } => space.iter().chain(red).copied().collect(),
             _ => Vec::new(),
         };
+        // A gather's table stays a whole-tensor read.
+        let tables: Vec<bool> = match &node.kind {
+            NodeKind::Map { reads, body: es, .. } | NodeKind::Reduce { reads, args: es, .. } => {
+                (0..reads.len() as u32)
+                    .map(|k| es.iter().any(|e| e.gathers_from(k)))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         if let NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } = &mut node.kind {
             if !reads.is_empty() && self.ch.chance(70) {
                 let k = if outside.is_empty() {
@@ -968,6 +977,11 @@ impl Builder<'_> {
                 } else {
                     outside[self.ch.below(outside.len())]
                 };
+                if tables[k] {
+                    let label = self.label("dup");
+                    self.push(node.kind, node.outputs, vals, label);
+                    return;
+                }
                 let r = &mut reads[k];
                 let ty = self.g.port_ty(r.node, r.port).expect("read port").clone();
                 let zero = Scalar::I64(0).cast(ty.dtype);
@@ -1261,8 +1275,55 @@ impl Builder<'_> {
             outs.push(TensorTy::new(dtype, space.clone()));
             vals.push(v);
         }
+        let mut reads = reads;
+        if self.ch.chance(15) {
+            self.gen_gather(&space, &mut reads, &mut body, &mut vals, &outs);
+        }
         let label = self.label("m");
         self.push(NodeKind::Map { space, reads, body }, outs, vals, label);
+    }
+
+    /// Replaces a port's body by a gather from a tensor of its type: every coordinate is
+    /// `(c·i + k) mod extent` of an index variable (in range, but not affine), so passes see
+    /// a table read that they must leave whole.
+    fn gen_gather(
+        &mut self,
+        space: &[usize],
+        reads: &mut Vec<Read>,
+        body: &mut [ScalarExpr],
+        vals: &mut [Val],
+        outs: &[TensorTy],
+    ) {
+        let port = self.ch.below(body.len());
+        let dtype = outs[port].dtype;
+        let Some(q) = self.pick_port(|t, _| {
+            t.dtype == dtype && !t.shape.is_empty() && !t.shape.contains(&0)
+        }) else {
+            return;
+        };
+        let shape = self.ty(q).shape.clone();
+        let coords = shape
+            .iter()
+            .map(|&e| {
+                let c = 1 + self.ch.below(5) as i64;
+                let k = self.ch.below(e) as i64;
+                let i = if space.is_empty() {
+                    c_i64(self.ch.below(7) as i64)
+                } else {
+                    ScalarExpr::Index(self.ch.below(space.len()) as u32)
+                };
+                let x = bin(BinOp::Add, bin(BinOp::Mul, i, c_i64(c)), c_i64(k));
+                bin(BinOp::Rem, x, c_i64(e as i64))
+            })
+            .collect();
+        reads.push(Read {
+            node: q.node,
+            port: q.port,
+            proj: vec![Affine::konst(0); shape.len()],
+            edge: Edge::Strict,
+        });
+        body[port] = ScalarExpr::Gather(reads.len() as u32 - 1, coords);
+        vals[port] = self.val(q);
     }
 
     fn read_infos(&self, reads: &[Read]) -> Vec<RInfo> {
