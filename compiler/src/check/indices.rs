@@ -26,7 +26,11 @@ impl Checker {
         }
     }
 
-    pub(crate) fn try_affine<'e>(&self, e: &'e ast::Expr, cx: &BodyCx) -> Result<AffineIdx, &'e ast::Expr> {
+    pub(crate) fn try_affine<'e>(
+        &self,
+        e: &'e ast::Expr,
+        cx: &BodyCx,
+    ) -> Result<AffineIdx, &'e ast::Expr> {
         let konst = |d: Dim| AffineIdx {
             konst: d,
             coeffs: Vec::new(),

@@ -392,9 +392,8 @@ fn a_computed_index_past_the_edge_outside_a_comprehension_is_not_said_to_be_abou
 
 #[test]
 fn a_gather_index_must_be_an_integer() {
-    let codes = codes_of(
-        "op g(x: f32[N], f: f32[N]) -> f32[N] { let y[i] = x[f[i]]; y }\nmain {}\n",
-    );
+    let codes =
+        codes_of("op g(x: f32[N], f: f32[N]) -> f32[N] { let y[i] = x[f[i]]; y }\nmain {}\n");
     assert_eq!(codes, ["non-affine-index"]);
 }
 

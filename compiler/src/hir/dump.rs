@@ -108,7 +108,11 @@ fn collect(e: &Expr, out: &mut Vec<String>, p: &Program, b: &Body) {
             out.push(format!("read {}[{}]{edge}", tensor.ty, ix.join(", ")));
         }
         ExprKind::Gather { tensor, index } => {
-            out.push(format!("gather {} at {} coordinate(s)", tensor.ty, index.len()));
+            out.push(format!(
+                "gather {} at {} coordinate(s)",
+                tensor.ty,
+                index.len()
+            ));
         }
         _ => {}
     }

@@ -54,16 +54,7 @@ pub enum Fault {
         shape: Vec<usize>,
     },
     /// A gather at coordinates outside its table (`x[idx[i]]` with `idx[i]` out of range).
-    IndexOutOfRange {
-        /// The read of the table.
-        read: usize,
-        /// The table's label (its source name), filled in by the node's evaluation.
-        table: String,
-        /// The coordinates gathered.
-        coords: Vec<i64>,
-        /// The table's shape.
-        shape: Vec<usize>,
-    },
+    IndexOutOfRange(Box<GatherMiss>),
     /// An output tensor too large to allocate.
     Alloc(ShapeError),
     /// An inconsistency that the verifier rules out.
@@ -79,6 +70,19 @@ pub enum Fault {
         /// Why the last one failed.
         last: Box<Fault>,
     },
+}
+
+/// The facts of a gather out of range (boxed: errors stay small).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GatherMiss {
+    /// The read of the table.
+    pub read: usize,
+    /// The table's label (its source name), filled in by the node's evaluation.
+    pub table: String,
+    /// The coordinates gathered.
+    pub coords: Vec<i64>,
+    /// The table's shape.
+    pub shape: Vec<usize>,
 }
 
 impl Fault {
@@ -174,12 +178,13 @@ impl fmt::Display for Fault {
                     format_shape(shape)
                 )
             }
-            Fault::IndexOutOfRange {
-                table,
-                coords,
-                shape,
-                ..
-            } => {
+            Fault::IndexOutOfRange(m) => {
+                let GatherMiss {
+                    table,
+                    coords,
+                    shape,
+                    ..
+                } = &**m;
                 let coords: Vec<String> = coords.iter().map(|c| c.to_string()).collect();
                 let name = if table.is_empty() {
                     "a tensor".to_string()

@@ -191,12 +191,12 @@ pub(super) fn gather_value(scope: &Scope<'_>, k: usize, at: &[i64]) -> Result<Sc
         .zip(&t.shape)
         .all(|(&c, &extent)| usize::try_from(c).is_ok_and(|c| c < extent));
     if !inside {
-        return Err(Fault::IndexOutOfRange {
+        return Err(Fault::IndexOutOfRange(Box::new(GatherMiss {
             read: k,
             table: String::new(),
             coords: at.to_vec(),
             shape: t.shape.clone(),
-        });
+        })));
     }
     element(t, at)
 }

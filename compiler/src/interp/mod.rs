@@ -60,7 +60,7 @@ mod expr;
 mod node;
 
 use error::NodeFault;
-pub use error::{Fault, InterpError};
+pub use error::{Fault, GatherMiss, InterpError};
 use expr::*;
 use node::*;
 
@@ -261,25 +261,13 @@ fn eval_node_retrying(
 /// A gather's fault with its table's name: the label of the node it reads.
 pub(crate) fn name_table(g: &Graph, node: &Node, f: Fault) -> Fault {
     match f {
-        Fault::IndexOutOfRange {
-            read,
-            coords,
-            shape,
-            ..
-        } => {
-            let table = match &node.kind {
-                NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => reads
-                    .get(read)
-                    .and_then(|r| g.nodes.get(r.node))
-                    .map_or(String::new(), |n| n.label.clone()),
-                _ => String::new(),
-            };
-            Fault::IndexOutOfRange {
-                read,
-                table,
-                coords,
-                shape,
+        Fault::IndexOutOfRange(mut m) => {
+            if let NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } = &node.kind {
+                if let Some(n) = reads.get(m.read).and_then(|r| g.nodes.get(r.node)) {
+                    m.table = n.label.clone();
+                }
             }
+            Fault::IndexOutOfRange(m)
         }
         f => f,
     }

@@ -227,38 +227,39 @@ impl Native {
         // Which member failed with an error code, by shard.
         let failed = std::sync::Mutex::new(Vec::<(usize, usize)>::new());
         let rows = group.rows;
-        let res = self.launch(&launch, &|lo, hi| {
-            for (k, call) in calls.iter().enumerate() {
-                let status = match call {
-                    // SAFETY: each kernel reads only inside its input buffers (proved by the
-                    // verifier; a member's rows lo..hi, which it reads, were written just
-                    // before) and writes only rows lo..hi of its outputs, which no other task
-                    // writes.
-                    Call::Kernel(f, bufs, dims) => unsafe {
-                        f(bufs.as_ptr(), dims.as_ptr(), lo as i64, hi as i64)
-                    },
-                    Call::Gemm { c, a, b, out } => {
-                        gemm_rows(c, (a, b, out), lo, hi);
-                        0
+        let res = self
+            .launch(&launch, &|lo, hi| {
+                for (k, call) in calls.iter().enumerate() {
+                    let status = match call {
+                        // SAFETY: each kernel reads only inside its input buffers (proved by the
+                        // verifier; a member's rows lo..hi, which it reads, were written just
+                        // before) and writes only rows lo..hi of its outputs, which no other task
+                        // writes.
+                        Call::Kernel(f, bufs, dims) => unsafe {
+                            f(bufs.as_ptr(), dims.as_ptr(), lo as i64, hi as i64)
+                        },
+                        Call::Gemm { c, a, b, out } => {
+                            gemm_rows(c, (a, b, out), lo, hi);
+                            0
+                        }
+                    };
+                    if status != 0 {
+                        if let Ok(mut v) = failed.lock() {
+                            v.push((lo / rows, k));
+                        }
+                        return status;
                     }
-                };
-                if status != 0 {
-                    if let Ok(mut v) = failed.lock() {
-                        v.push((lo / rows, k));
-                    }
-                    return status;
                 }
-            }
-            0
-        })
-        .map_err(|e| {
-            let k = failed
-                .lock()
-                .ok()
-                .and_then(|v| v.iter().find(|(task, _)| *task == e.task).map(|x| x.1))
-                .unwrap_or(0);
-            (group.members[k].node, e)
-        });
+                0
+            })
+            .map_err(|e| {
+                let k = failed
+                    .lock()
+                    .ok()
+                    .and_then(|v| v.iter().find(|(task, _)| *task == e.task).map(|x| x.1))
+                    .unwrap_or(0);
+                (group.members[k].node, e)
+            });
         if let Err((id, e)) = res {
             let node = &g.nodes[id];
             if e.kind == TaskErrorKind::Code(flow_runtime::abi::ERR_INDEX) {

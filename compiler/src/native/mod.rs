@@ -127,11 +127,8 @@ impl Native {
     pub fn new(kernels: Box<dyn Kernels>, threads: usize) -> Result<Native, NativeError> {
         Ok(Native {
             kernels,
-            workers: flow_runtime::pool::Pool::new(threads.max(1)).map_err(|e| {
-                NativeError::Threads {
-                    cause: e.message,
-                }
-            })?,
+            workers: flow_runtime::pool::Pool::new(threads.max(1))
+                .map_err(|e| NativeError::Threads { cause: e.message })?,
             retry: RetryPolicy::default(),
             hooks: Hooks::default(),
             evals: 0,
@@ -533,7 +530,13 @@ impl Native {
                         label: old.label.clone(),
                     });
                     inputs.push((**t).clone());
-                    ports.insert(Port { node: n, port: p as u32 }, Port { node: new, port: 0 });
+                    ports.insert(
+                        Port {
+                            node: n,
+                            port: p as u32,
+                        },
+                        Port { node: new, port: 0 },
+                    );
                 }
                 continue;
             }
@@ -569,12 +572,15 @@ impl Native {
             hooks: Default::default(),
             launch: self.launch_id(id),
         };
-        crate::interp::eval_with(&sub, &inputs, &cfg)
-            .err()
-            .map(|e| NativeError::Interpreted {
-                op: describe(id, node),
-                cause: e.to_string(),
-            })
+        let cause = match crate::interp::eval_with(&sub, &inputs, &cfg).err()? {
+            // The node is named once, as the JIT names it.
+            crate::interp::InterpError::At { problem, .. } => problem.to_string(),
+            e => e.to_string(),
+        };
+        Some(NativeError::Interpreted {
+            op: describe(id, node),
+            cause,
+        })
     }
 
     /// Runs node `id` on the reference interpreter: a graph of the node alone, reading one

@@ -963,11 +963,14 @@ impl Builder<'_> {
         };
         // A gather's table stays a whole-tensor read.
         let tables: Vec<bool> = match &node.kind {
-            NodeKind::Map { reads, body: es, .. } | NodeKind::Reduce { reads, args: es, .. } => {
-                (0..reads.len() as u32)
-                    .map(|k| es.iter().any(|e| e.gathers_from(k)))
-                    .collect()
+            NodeKind::Map {
+                reads, body: es, ..
             }
+            | NodeKind::Reduce {
+                reads, args: es, ..
+            } => (0..reads.len() as u32)
+                .map(|k| es.iter().any(|e| e.gathers_from(k)))
+                .collect(),
             _ => Vec::new(),
         };
         if let NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } = &mut node.kind {
@@ -1296,9 +1299,9 @@ impl Builder<'_> {
     ) {
         let port = self.ch.below(body.len());
         let dtype = outs[port].dtype;
-        let Some(q) = self.pick_port(|t, _| {
-            t.dtype == dtype && !t.shape.is_empty() && !t.shape.contains(&0)
-        }) else {
+        let Some(q) =
+            self.pick_port(|t, _| t.dtype == dtype && !t.shape.is_empty() && !t.shape.contains(&0))
+        else {
             return;
         };
         let shape = self.ty(q).shape.clone();

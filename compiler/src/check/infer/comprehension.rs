@@ -238,7 +238,11 @@ impl Checker {
                 Ty::Scalar(DType::I64) => c,
                 Ty::Scalar(DType::I32) => {
                     let s = c.span;
-                    mk(hir::ExprKind::Cast(Box::new(c), DType::I64), i64t.clone(), s)
+                    mk(
+                        hir::ExprKind::Cast(Box::new(c), DType::I64),
+                        i64t.clone(),
+                        s,
+                    )
                 }
                 other => {
                     self.error(errors::non_integer_index(&inline(ix), &other, ix.span));

@@ -440,7 +440,10 @@ impl Gen<'_, '_> {
             ScalarExpr::Index(v) => CVal::S(vec![self.idx[*v as usize]], DType::I64),
             ScalarExpr::Read(k) => self.read(*k as usize),
             ScalarExpr::Gather(k, coords) => {
-                let at: Vec<Value> = coords.iter().map(|c| self.expr(c, params).one().0).collect();
+                let at: Vec<Value> = coords
+                    .iter()
+                    .map(|c| self.expr(c, params).one().0)
+                    .collect();
                 self.gather(*k as usize, &at)
             }
             ScalarExpr::Param(k) => params[*k as usize].clone(),
