@@ -126,11 +126,8 @@ impl Native {
     pub fn new(kernels: Box<dyn Kernels>, threads: usize) -> Result<Native, NativeError> {
         Ok(Native {
             kernels,
-            workers: flow_runtime::pool::Pool::new(threads.max(1)).map_err(|e| {
-                NativeError::Threads {
-                    cause: e.message,
-                }
-            })?,
+            workers: flow_runtime::pool::Pool::new(threads.max(1))
+                .map_err(|e| NativeError::Threads { cause: e.message })?,
             retry: RetryPolicy::default(),
             hooks: Hooks::default(),
             evals: 0,
@@ -394,7 +391,7 @@ impl Native {
             }
             0
         })
-        .map_err(|e| shard_error(id, node, &[len], SHARD_ELEMENTS, &e))?;
+        .map_err(|e| NativeError::shard(id, node, &[len], SHARD_ELEMENTS, &e))?;
         Ok(Tensor {
             shape: shape.to_vec(),
             data: Data::F32(v),
@@ -584,17 +581,6 @@ pub(crate) fn poison(outputs: &[(*mut u8, usize, DType)], lo: usize, hi: usize) 
             }
         }
     }
-}
-
-/// The error of a shard that failed for good (see [`NativeError::shard`]).
-pub(crate) fn shard_error(
-    id: NodeId,
-    node: &Node,
-    space: &[usize],
-    rows: usize,
-    e: &TaskError,
-) -> NativeError {
-    NativeError::shard(id, node, space, rows, e)
 }
 
 /// The error of an allocation that failed, for `map_err`.
