@@ -33,7 +33,8 @@ pub const MODULES: &[&str] = &[
 pub struct Layer {
     pub module: &'static str,
     pub forbidden: &'static [&'static str],
-    /// `(file, module)`: a file that may use one otherwise forbidden module.
+    /// `(path, module)`: a file, or every file under a folder (a path ending in `/`), that may
+    /// use one otherwise forbidden module.
     pub allowed: &'static [(&'static str, &'static str)],
 }
 
@@ -71,7 +72,7 @@ pub const LAYERS: &[Layer] = &[
         forbidden: &[
             "syntax", "hir", "check", "interp", "native", "codegen", "exec", "driver",
         ],
-        allowed: &[("compiler/src/mir/lower.rs", "hir")],
+        allowed: &[("compiler/src/mir/lower/", "hir")],
     },
     Layer {
         module: "interp",
@@ -106,7 +107,7 @@ pub const LAYERS: &[Layer] = &[
 pub const KNOWN_VIOLATIONS: &[(&str, &str, &str)] = &[(
     "compiler/src/hir/mod.rs",
     "syntax",
-    "re-exports `syntax::ast::{BinOp, FuncKind, UnOp}`; these belong in `base` or `hir`",
+    "re-exports `syntax::ast::FuncKind`; it belongs in `base` or `hir`",
 )];
 
 /// Files that may touch the file system or the process's standard streams.
@@ -207,7 +208,9 @@ pub fn layering_violations(root: &Path) -> Vec<String> {
         let code = strip_comments_and_strings(&read(root, &f));
         let mut seen = Vec::new();
         for used in crate_modules(&code, &f) {
-            let excused = layer.allowed.contains(&(f.as_str(), used.as_str()))
+            let excused = layer.allowed.iter().any(|(path, m)| {
+                *m == used && (*path == f || (path.ends_with('/') && f.starts_with(path)))
+            })
                 || KNOWN_VIOLATIONS
                     .iter()
                     .any(|(file, m, _)| *file == f && *m == used);
