@@ -210,10 +210,9 @@ pub fn layering_violations(root: &Path) -> Vec<String> {
         for used in crate_modules(&code, &f) {
             let excused = layer.allowed.iter().any(|(path, m)| {
                 *m == used && (*path == f || (path.ends_with('/') && f.starts_with(path)))
-            })
-                || KNOWN_VIOLATIONS
-                    .iter()
-                    .any(|(file, m, _)| *file == f && *m == used);
+            }) || KNOWN_VIOLATIONS
+                .iter()
+                .any(|(file, m, _)| *file == f && *m == used);
             if !layer.forbidden.contains(&used.as_str()) || excused || seen.contains(&used) {
                 continue;
             }
