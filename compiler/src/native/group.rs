@@ -7,8 +7,8 @@ use std::rc::Rc;
 use flow_runtime::{Data, Tensor};
 
 use super::{
-    data_ptr, data_ptr_mut, describe_short, kernel_dims, kernel_name, shard_error, space_of,
-    tensor_bytes, Kernel, KernelFn, Launch, Native, NativeError, SendPtr, SendPtrs,
+    alloc_error, data_ptr, data_ptr_mut, describe_short, kernel_dims, kernel_name, shard_error,
+    space_of, tensor_bytes, Kernel, KernelFn, Launch, Native, NativeError, SendPtr, SendPtrs,
 };
 use crate::mir::contract::{contraction, Contraction};
 use crate::mir::ir::{Graph, Node, NodeId, NodeKind, Port};
@@ -65,9 +65,8 @@ impl Native {
         node.outputs
             .iter()
             .map(|t| {
-                self.output(t.dtype, &t.shape).map_err(|e| NativeError {
-                    message: format!("node {id}: {e}"),
-                })
+                self.output(t.dtype, &t.shape)
+                    .map_err(alloc_error(Some(id)))
             })
             .collect()
     }
@@ -137,9 +136,10 @@ impl Native {
                         data: Data::zeros(t.dtype, 0),
                     });
                 } else {
-                    os.push(self.output(t.dtype, &t.shape).map_err(|e| NativeError {
-                        message: format!("node {id}: {e}"),
-                    })?);
+                    os.push(
+                        self.output(t.dtype, &t.shape)
+                            .map_err(alloc_error(Some(id)))?,
+                    );
                 }
             }
             outs.push(os);
