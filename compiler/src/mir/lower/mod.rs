@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use flow_runtime::{DType, Scalar, Tensor};
 
 use crate::base::Span;
-use crate::hir::ops::{binop, builtin_binop, unop};
+use crate::hir::ops::builtin_binop;
 use crate::hir::{self, Dim, ExprKind as H, Ty};
 use crate::mir::cost::{cost, DUPLICATE_COST};
 use crate::mir::ir::NodeId;

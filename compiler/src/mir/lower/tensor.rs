@@ -512,7 +512,7 @@ pub(super) fn fold_hir(e: &hir::Expr) -> Option<FoldVal> {
         H::Lit(s) => FoldVal::S(*s),
         H::Tuple(xs) => FoldVal::T(xs.iter().map(fold_hir).collect::<Option<_>>()?),
         H::Unary(op, a) => match fold_hir(a)? {
-            FoldVal::S(s) => FoldVal::S(crate::base::ops::unary(unop(*op), s).ok()?),
+            FoldVal::S(s) => FoldVal::S(crate::base::ops::unary(*op, s).ok()?),
             FoldVal::T(_) => return None,
         },
         H::Cast(a, d) => match fold_hir(a)? {
@@ -520,9 +520,7 @@ pub(super) fn fold_hir(e: &hir::Expr) -> Option<FoldVal> {
             FoldVal::T(_) => return None,
         },
         H::Binary(op, a, b) => match (fold_hir(a)?, fold_hir(b)?) {
-            (FoldVal::S(x), FoldVal::S(y)) => {
-                FoldVal::S(crate::base::ops::binary(binop(*op), x, y).ok()?)
-            }
+            (FoldVal::S(x), FoldVal::S(y)) => FoldVal::S(crate::base::ops::binary(*op, x, y).ok()?),
             _ => return None,
         },
         H::Block(b) if b.stmts.is_empty() => fold_hir(b.tail.as_ref()?)?,
