@@ -86,7 +86,7 @@ fn main() -> ExitCode {
         );
         for r in results {
             if let Some(e) = r.error {
-                eprintln!("compare: {name}: {}", e.message);
+                eprintln!("compare: {name}: {}", e.message());
                 return ExitCode::FAILURE;
             }
             let (median, _, _) = summarize(&r.times);

@@ -49,7 +49,7 @@ use tensor::{fold_hir, FoldVal};
 type LResult<T> = Result<T, LowerError>;
 
 fn err<T>(span: Span, kind: Kind) -> LResult<T> {
-    Err(LowerError { kind, span })
+    Err(LowerError::new(kind, span))
 }
 
 /// What a local names while lowering.
@@ -265,9 +265,11 @@ impl<'p> Lowerer<'p> {
 
     fn expr_dtype(&self, e: &ScalarExpr, reads: &[Read]) -> LResult<DType> {
         let read_tys: Vec<DType> = reads.iter().map(|r| self.ty(r.src()).dtype).collect();
-        scalar_dtype(e, &read_tys).ok_or(LowerError {
-            kind: Kind::Internal("untypable scalar expression"),
-            span: Span::default(),
+        scalar_dtype(e, &read_tys).ok_or_else(|| {
+            LowerError::new(
+                Kind::Internal("untypable scalar expression"),
+                Span::default(),
+            )
         })
     }
 }

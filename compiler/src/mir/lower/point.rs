@@ -246,9 +246,8 @@ impl<'p> Lowerer<'p> {
                 let shape = self.ty(p).shape.clone();
                 let mut proj = Vec::new();
                 for a in index {
-                    let konst = eval_dim(&a.konst, &frame.shapes).ok_or_else(|| LowerError {
-                        kind: Kind::UnboundIndexShape(a.konst.clone()),
-                        span,
+                    let konst = eval_dim(&a.konst, &frame.shapes).ok_or_else(|| {
+                        LowerError::new(Kind::UnboundIndexShape(a.konst.clone()), span)
                     })?;
                     let mut coeffs = Vec::new();
                     for (ix, c) in &a.coeffs {

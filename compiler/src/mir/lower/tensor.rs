@@ -261,10 +261,8 @@ impl<'p> Lowerer<'p> {
             .collect::<LResult<_>>()?;
         let consts: Option<Vec<Scalar>> = ports.iter().map(|p| self.fold_scalar(*p)).collect();
         if let Some(vals) = consts {
-            let mut t = Tensor::zeros(dtype, &shape).map_err(|x| LowerError {
-                kind: Kind::Create(x.to_string()),
-                span: e.span,
-            })?;
+            let mut t = Tensor::zeros(dtype, &shape)
+                .map_err(|x| LowerError::new(Kind::Create(x.to_string()), e.span))?;
             for (i, v) in vals.into_iter().enumerate() {
                 t.set(i, v);
             }
