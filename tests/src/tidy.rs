@@ -177,6 +177,31 @@ pub fn missing_doc_headers(root: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The most lines a source file may have without saying why (issue 15: rooms a newcomer can
+/// read). A longer file states its reason in a `//! Long file: …` line of its header.
+pub const MAX_FILE_LINES: usize = 800;
+
+/// Files longer than [`MAX_FILE_LINES`] whose module doc gives no `Long file:` reason.
+pub fn oversized_files(root: &Path) -> Vec<String> {
+    rust_files(root)
+        .into_iter()
+        .filter_map(|f| {
+            let text = read(root, &f);
+            let lines = text.lines().count();
+            let header_says_why = text
+                .lines()
+                .take_while(|l| l.starts_with("//!"))
+                .any(|l| l.trim_start_matches("//!").trim_start().starts_with("Long file:"));
+            (lines > MAX_FILE_LINES && !header_says_why).then(|| {
+                format!(
+                    "{f}: {lines} lines (more than {MAX_FILE_LINES}): split it along a seam, or \
+                     say why it is one room in a `//! Long file: …` header line"
+                )
+            })
+        })
+        .collect()
+}
+
 /// Uses of attributes that switch tests off or turn failures into passes.
 pub fn disabled_tests(root: &Path) -> Vec<String> {
     let banned = [concat!("#[", "ignore"), concat!("#[", "should_panic")];
