@@ -149,6 +149,10 @@ impl Node {
                 }
             }
         }
+        if kept.len() == reads.len() {
+            // Every read is used and none repeats: nothing to renumber.
+            return;
+        }
         for e in exprs.iter_mut() {
             *e = e.rewrite(&mut |x| match x {
                 ScalarExpr::Read(k) => Some(ScalarExpr::Read(new_index[*k as usize])),
@@ -403,6 +407,32 @@ impl ScalarExpr {
         }
     }
 
+    /// Calls `f` on every subexpression, parents before children, without building anything
+    /// (`rewrite` with no replacement would copy the whole tree).
+    pub fn visit(&self, f: &mut dyn FnMut(&ScalarExpr)) {
+        f(self);
+        match self {
+            ScalarExpr::Const(_)
+            | ScalarExpr::Index(_)
+            | ScalarExpr::Read(_)
+            | ScalarExpr::Param(_) => {}
+            ScalarExpr::Unary(_, a)
+            | ScalarExpr::Cast(a, _)
+            | ScalarExpr::Call(_, a)
+            | ScalarExpr::Field(a, _) => a.visit(f),
+            ScalarExpr::Binary(_, a, b) => {
+                a.visit(f);
+                b.visit(f);
+            }
+            ScalarExpr::Select(c, a, b) => {
+                c.visit(f);
+                a.visit(f);
+                b.visit(f);
+            }
+            ScalarExpr::Tuple(xs) => xs.iter().for_each(|x| x.visit(f)),
+        }
+    }
+
     /// `op(x)`.
     pub fn unary(op: UnOp, x: ScalarExpr) -> ScalarExpr {
         ScalarExpr::Unary(op, Box::new(x))
@@ -544,12 +574,11 @@ impl fmt::Display for Ty {
 
 /// Which reads an expression uses.
 fn reads_used(e: &ScalarExpr, used: &mut [bool]) {
-    e.rewrite(&mut |x| {
+    e.visit(&mut |x| {
         if let ScalarExpr::Read(k) = x {
             if let Some(u) = used.get_mut(*k as usize) {
                 *u = true;
             }
         }
-        None
     });
 }
