@@ -556,14 +556,20 @@ impl<'p, 'h> Machine<'p, 'h> {
         match &e.kind {
             H::Lit(s) => Ok(Value::Scalar(*s)),
             H::Str(parts) => {
+                let exprs: Vec<&'p hir::Expr> = parts
+                    .iter()
+                    .filter_map(|p| match p {
+                        hir::StrPart::Expr(x) => Some(x),
+                        hir::StrPart::Text(_) => None,
+                    })
+                    .collect();
+                let mut values = self.force_together(frame, &exprs)?.into_iter();
                 let mut s = String::new();
                 for p in parts {
                     match p {
                         hir::StrPart::Text(t) => s.push_str(t),
-                        hir::StrPart::Expr(x) => {
-                            let v = self.eval(frame, x)?;
-                            let v = self.force(v, x.span)?;
-                            s.push_str(&show(&v));
+                        hir::StrPart::Expr(_) => {
+                            s.push_str(&show(&values.next().expect("one value per part")))
                         }
                     }
                 }
@@ -871,6 +877,32 @@ impl<'p, 'h> Machine<'p, 'h> {
             self.dispatch(p, span)?;
         }
         Ok(())
+    }
+
+    /// Evaluates `exprs` in order, then forces their values in order: the values observed
+    /// together (the parts of one interpolation, the arguments of one `print`) are pending
+    /// at once, so the first dispatch computes them all in one graph and fusion sees them
+    /// together (`sum(x) / N` and `sum(x * x) / N` printed side by side are one pass over
+    /// `x`). Each value is noted as bound only until it is forced.
+    fn force_together(
+        &mut self,
+        frame: &mut Frame<'p>,
+        exprs: &[&'p hir::Expr],
+    ) -> RResult<Vec<Value>> {
+        let mut values = Vec::with_capacity(exprs.len());
+        for x in exprs {
+            values.push(self.eval(frame, x)?);
+        }
+        if values.len() > 1 {
+            for v in &values {
+                self.note_bound(v);
+            }
+        }
+        values
+            .into_iter()
+            .zip(exprs)
+            .map(|(v, x)| self.force(v, x.span))
+            .collect()
     }
 
     fn note_bound(&mut self, v: &Value) {

@@ -20,6 +20,7 @@ use flow_runtime::{format_shape, DType, Scalar, Tensor};
 
 use super::idx::{define_idx, IdxVec};
 pub use crate::base::ops::{BinOp, BuiltinMonoid, MathFn, UnOp};
+use crate::base::span::Span;
 
 define_idx!(
     /// The id of a node in [`Graph::nodes`]; displays as `%3`.
@@ -111,8 +112,9 @@ impl fmt::Display for TensorTy {
     }
 }
 
-/// One node: what it computes, the types of its output ports and a readable label.
-#[derive(Clone, Debug, PartialEq)]
+/// One node: what it computes, the types of its output ports, a readable label and where in
+/// the source it comes from.
+#[derive(Clone, Debug)]
 pub struct Node {
     /// What the node computes.
     pub kind: NodeKind,
@@ -120,6 +122,19 @@ pub struct Node {
     pub outputs: Vec<TensorTy>,
     /// The source name for readability (`"y"`, `"softmax.e"`); may be empty.
     pub label: String,
+    /// The source expression lowering made it from (`flowc explain` points at it); `None`
+    /// for nodes of a parsed graph and for the inputs of a dispatch. Rewrites keep the span
+    /// of the node they replace. Not part of what a node computes: equality, the text form,
+    /// structural hashes and cache keys ignore it.
+    pub span: Option<Span>,
+}
+
+/// Nodes are equal when they compute the same thing under the same label; where they were
+/// written does not matter.
+impl PartialEq for Node {
+    fn eq(&self, other: &Node) -> bool {
+        self.kind == other.kind && self.outputs == other.outputs && self.label == other.label
+    }
 }
 
 impl Node {

@@ -92,6 +92,8 @@ pub struct Lowerer<'p> {
     /// The values of the `eval(…)`s of the coordinator expression being lowered, which the
     /// coordinator computed first (see [`Lowerer::coordinator_expr`]), by address.
     forced: HashMap<*const hir::Expr, TVal>,
+    /// The expression being lowered: the span of the nodes made now (`Node::span`).
+    span: Option<Span>,
 }
 
 impl<'p> Lowerer<'p> {
@@ -101,6 +103,7 @@ impl<'p> Lowerer<'p> {
             graph: Graph::new(),
             monoids: HashMap::new(),
             forced: HashMap::new(),
+            span: None,
         }
     }
 
@@ -114,6 +117,7 @@ impl<'p> Lowerer<'p> {
             kind,
             outputs,
             label: label.to_string(),
+            span: self.span,
         })
     }
 
@@ -232,7 +236,10 @@ impl<'p> Lowerer<'p> {
             });
         }
         let body = f(xs);
-        self.map_node(shape, reads, body, "")
+        let outer = self.span.replace(span);
+        let out = self.map_node(shape, reads, body, "");
+        self.span = outer;
+        out
     }
 
     /// A one-port map over `space` computing `body`.
@@ -445,7 +452,15 @@ impl<'p> Lowerer<'p> {
 
     // ---- tensor level ----
 
+    /// Lowers `e`; the nodes made for it carry its span.
     fn tensor(&mut self, e: &'p hir::Expr, frame: &mut Frame<'p>) -> LResult<TVal> {
+        let outer = self.span.replace(e.span);
+        let out = self.tensor_at(e, frame);
+        self.span = outer;
+        out
+    }
+
+    fn tensor_at(&mut self, e: &'p hir::Expr, frame: &mut Frame<'p>) -> LResult<TVal> {
         let span = e.span;
         match &e.kind {
             H::Local(id) => match frame.locals.get(id) {
@@ -1037,6 +1052,7 @@ impl<'p> Lowerer<'p> {
             },
             outputs: vec![TensorTy::new(dtype, space.clone())],
             label: label.to_string(),
+            span: self.span,
         };
         node.prune_reads();
         let p = Port {

@@ -14,104 +14,185 @@ use crate::mir::monoid::{explicit, product};
 use crate::mir::Idx;
 
 /// One sweep over the reductions in graph order. For each reduction `a`, the first later
-/// reduction `b` with the same extents that reads a port `a` reads, before any node reads `a`
-/// (the fused node takes `b`'s place, so `a`'s readers must come after `b`; and then `b`
-/// cannot depend on `a`, since a path from `a` to `b` starts with a reader of `a` no later
-/// than `b`), absorbs it. The fused `b` is met again later in the sweep and may absorb `a`'s
-/// next sibling in turn. Candidates are found through an index from each port to the
-/// reductions that read it, and merged nodes are dropped in one rebuild at the end, so the
-/// pass is near-linear in the size of the graph.
+/// reduction `b` with the same extents that reads a port `a` reads is fused with it when the
+/// fused node can take the place of one of them:
+/// - `b`'s place, when no node before `b` reads `a` (then `b` cannot depend on `a` either: a
+///   path from `a` to `b` starts with a reader of `a` no later than `b`); `a` is dropped;
+/// - `a`'s place, when `b` reads only nodes before `a` (so `b` does not depend on `a`, and
+///   `b`'s readers, after `b`, come after `a`); `b` is dropped. This is the case of
+///   `sum(x) / N` next to `sum(x * x) / N`: the map `/ N` reads the first sum before the
+///   second starts.
+///
+/// A fused node is met again (or kept) in the sweep and may absorb the next sibling in turn.
+/// Candidates are found through an index from each port to the reductions that read it (at
+/// most [`MAX_CANDIDATES`] per port are tried), and merged nodes are dropped in one rebuild
+/// at the end, so the pass is near-linear in the size of the graph.
 pub fn run(g: &mut Graph, _cfg: &PassConfig) -> Vec<Rewrite> {
     let n = g.nodes.len();
-    let fusable = |g: &Graph, id: NodeId| match &g.nodes[id].kind {
-        NodeKind::Reduce { monoid, .. } => {
-            explicit(g, *monoid, g.nodes[id].outputs[0].dtype).is_some()
-        }
-        _ => false,
+    let mut s = Sweep {
+        first_reader: vec![n; n],
+        readers: vec![Vec::new(); n],
+        readers_of: HashMap::new(),
+        rename: HashMap::new(),
+        keep: vec![true; n],
     };
-    // The first node that reads each node (or `n`), and all its readers.
-    let mut first_reader = vec![n; n];
-    let mut readers: Vec<Vec<usize>> = vec![Vec::new(); n];
-    // The fusable reductions that read each port.
-    let mut readers_of: HashMap<Port, BTreeSet<usize>> = HashMap::new();
     for (id, node) in g.nodes.iter_enumerated() {
         for p in node.inputs() {
-            let r = &mut first_reader[p.node.index()];
+            let r = &mut s.first_reader[p.node.index()];
             *r = (*r).min(id.index());
-            readers[p.node.index()].push(id.index());
+            s.readers[p.node.index()].push(id.index());
         }
     }
     for id in g.nodes.ids() {
         if fusable(g, id) {
             for p in g.nodes[id].inputs() {
-                readers_of.entry(p).or_default().insert(id.index());
+                s.readers_of.entry(p).or_default().insert(id.index());
             }
         }
     }
-    // Merged reductions: their ports now live on the node that absorbed them.
-    let mut rename: HashMap<Port, Port> = HashMap::new();
-    let mut keep = vec![true; n];
     let mut rewrites = Vec::new();
     for a in g.nodes.ids() {
-        if !keep[a.index()] || !fusable(g, a) {
-            continue;
+        // `a` absorbs siblings placed at its own position until none is left.
+        while s.keep[a.index()] && fusable(g, a) {
+            let Some((b, at_a)) = s.partner(g, a) else {
+                break;
+            };
+            let detail = format!("{} and {}", name(a, &g.nodes[a]), name(b, &g.nodes[b]));
+            let (kept, dropped) = if at_a { (a, b) } else { (b, a) };
+            s.merge(g, kept, dropped);
+            rewrites.push(Rewrite {
+                pass: "fuse-siblings",
+                law: Law::ProductMonoid,
+                detail: format!("fused reductions {detail} into one pass over their common input"),
+            });
         }
-        let Some(b) = partner(g, a, first_reader[a.index()], &readers_of, &keep) else {
-            continue;
+    }
+    if !rewrites.is_empty() {
+        rebuild(g, &s.keep, &s.rename);
+    }
+    rewrites
+}
+
+/// How many reductions reading one port are tried as partners of a reduction: bounds the
+/// search when many reductions read one tensor (a weight read at every step of a loop).
+const MAX_CANDIDATES: usize = 64;
+
+/// Whether `id` is a reduction whose monoid can be made explicit (and so multiplied).
+fn fusable(g: &Graph, id: NodeId) -> bool {
+    match &g.nodes[id].kind {
+        NodeKind::Reduce { monoid, .. } => {
+            explicit(g, *monoid, g.nodes[id].outputs[0].dtype).is_some()
+        }
+        _ => false,
+    }
+}
+
+/// The sweep's view of the graph, kept up to date as reductions merge.
+struct Sweep {
+    /// The first node that reads each node (or the node count).
+    first_reader: Vec<usize>,
+    /// Every reader of each node.
+    readers: Vec<Vec<usize>>,
+    /// The fusable reductions that read each port.
+    readers_of: HashMap<Port, BTreeSet<usize>>,
+    /// Ports of dropped reductions, now on the node that absorbed them.
+    rename: HashMap<Port, Port>,
+    keep: Vec<bool>,
+}
+
+impl Sweep {
+    /// The first reduction after `a` that may fuse with it, and whether the fused node takes
+    /// `a`'s place (else `b`'s).
+    fn partner(&self, g: &Graph, a: NodeId) -> Option<(NodeId, bool)> {
+        let NodeKind::Reduce {
+            space: sa, red: ra, ..
+        } = &g.nodes[a].kind
+        else {
+            return None;
         };
-        let detail = format!("{} and {}", name(a, &g.nodes[a]), name(b, &g.nodes[b]));
-        let inputs_a = g.nodes[a].inputs();
-        let ports_b = g.nodes[b].outputs.len() as u32;
-        merge(g, a, b);
-        for k in 0..g.nodes[a].outputs.len() as u32 {
-            rename.insert(
-                Port { node: a, port: k },
+        let mut best: Option<(usize, bool)> = None;
+        for p in g.nodes[a].inputs() {
+            let Some(set) = self.readers_of.get(&p) else {
+                continue;
+            };
+            let hi = best.map_or(usize::MAX, |(b, _)| b);
+            for &b in set.range(a.index() + 1..hi).take(MAX_CANDIDATES) {
+                let bid = NodeId::new(b);
+                if !self.keep[b] {
+                    continue;
+                }
+                let NodeKind::Reduce {
+                    space: sb, red: rb, ..
+                } = &g.nodes[bid].kind
+                else {
+                    continue;
+                };
+                if sa != sb || ra != rb {
+                    continue;
+                }
+                if b < self.first_reader[a.index()] {
+                    best = Some((b, false));
+                    break;
+                }
+                if g.nodes[bid].inputs().iter().all(|q| q.node < a) {
+                    best = Some((b, true));
+                    break;
+                }
+            }
+        }
+        best.map(|(b, at_a)| (NodeId::new(b), at_a))
+    }
+
+    /// Fuses `dropped` into `kept` (ports: `kept`'s, then `dropped`'s) and points every
+    /// reader of `dropped` at the fused node.
+    fn merge(&mut self, g: &mut Graph, kept: NodeId, dropped: NodeId) {
+        let inputs_dropped = g.nodes[dropped].inputs();
+        let ports_kept = g.nodes[kept].outputs.len() as u32;
+        merge(g, dropped, kept);
+        for k in 0..g.nodes[dropped].outputs.len() as u32 {
+            self.rename.insert(
                 Port {
-                    node: b,
-                    port: ports_b + k,
+                    node: dropped,
+                    port: k,
+                },
+                Port {
+                    node: kept,
+                    port: ports_kept + k,
                 },
             );
         }
-        keep[a.index()] = false;
-        first_reader[b.index()] = first_reader[b.index()].min(first_reader[a.index()]);
-        for p in inputs_a {
-            readers[p.node.index()].push(b.index());
-            if let Some(set) = readers_of.get_mut(&p) {
-                set.remove(&a.index());
-                set.insert(b.index());
+        self.keep[dropped.index()] = false;
+        self.first_reader[kept.index()] =
+            self.first_reader[kept.index()].min(self.first_reader[dropped.index()]);
+        for p in inputs_dropped {
+            self.readers[p.node.index()].push(kept.index());
+            if let Some(set) = self.readers_of.get_mut(&p) {
+                set.remove(&dropped.index());
+                set.insert(kept.index());
             }
         }
-        // Nodes that read `a` (all after `b`) read the fused node instead.
-        let moved = std::mem::take(&mut readers[a.index()]);
+        let moved = std::mem::take(&mut self.readers[dropped.index()]);
         for &r in &moved {
             let r = NodeId::new(r);
-            if !keep[r.index()] || !g.nodes[r].inputs().iter().any(|p| p.node == a) {
+            if !self.keep[r.index()] || !g.nodes[r].inputs().iter().any(|p| p.node == dropped) {
                 continue;
             }
             let before = g.nodes[r].inputs();
+            let rename = &self.rename;
             g.nodes[r].map_inputs(&mut |p| *rename.get(&p).unwrap_or(&p));
             if fusable(g, r) {
-                for p in before.iter().filter(|p| p.node == a) {
-                    if let Some(set) = readers_of.get_mut(p) {
+                for p in before.iter().filter(|p| p.node == dropped) {
+                    if let Some(set) = self.readers_of.get_mut(p) {
                         set.remove(&r.index());
                     }
                 }
                 for p in g.nodes[r].inputs() {
-                    readers_of.entry(p).or_default().insert(r.index());
+                    self.readers_of.entry(p).or_default().insert(r.index());
                 }
             }
         }
-        readers[b.index()].extend(moved);
-        rewrites.push(Rewrite {
-            pass: "fuse-siblings",
-            law: Law::ProductMonoid,
-            detail: format!("fused reductions {detail} into one pass over their common input"),
-        });
+        self.readers[kept.index()].extend(moved);
     }
-    if !rewrites.is_empty() {
-        rebuild(g, &keep, &rename);
-    }
-    rewrites
 }
 
 fn name(id: NodeId, n: &Node) -> String {
@@ -122,48 +203,8 @@ fn name(id: NodeId, n: &Node) -> String {
     }
 }
 
-/// The first reduction after `a` and before `a`'s first reader (`until`) with `a`'s extents
-/// that reads a port `a` reads.
-fn partner(
-    g: &Graph,
-    a: NodeId,
-    until: usize,
-    readers_of: &HashMap<Port, BTreeSet<usize>>,
-    keep: &[bool],
-) -> Option<NodeId> {
-    let NodeKind::Reduce {
-        space: sa, red: ra, ..
-    } = &g.nodes[a].kind
-    else {
-        return None;
-    };
-    let mut best: Option<usize> = None;
-    for p in g.nodes[a].inputs() {
-        let Some(set) = readers_of.get(&p) else {
-            continue;
-        };
-        let hi = best.unwrap_or(until).min(until);
-        for &b in set.range(a.index() + 1..hi) {
-            if !keep[b] {
-                continue;
-            }
-            let NodeKind::Reduce {
-                space: sb, red: rb, ..
-            } = &g.nodes[NodeId::new(b)].kind
-            else {
-                continue;
-            };
-            if sa == sb && ra == rb {
-                best = Some(b);
-                break;
-            }
-        }
-    }
-    best.map(NodeId::new)
-}
-
 /// Replaces `b` by the fused reduction (ports: `b`'s, then `a`'s); `a` is left for the caller
-/// to drop.
+/// to drop. (`a` may come before or after `b`.)
 fn merge(g: &mut Graph, a: NodeId, b: NodeId) {
     let (na, nb) = (g.nodes[a].clone(), g.nodes[b].clone());
     let (
@@ -215,6 +256,8 @@ fn merge(g: &mut Graph, a: NodeId, b: NodeId) {
         },
         outputs,
         label,
+        // The fused node takes `b`'s place.
+        span: nb.span.or(na.span),
     };
     node.prune_reads();
     g.nodes[b] = node;
