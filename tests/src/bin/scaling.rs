@@ -9,15 +9,17 @@
 //!   final accuracy): one dispatch of about 20 nodes per step.
 //!
 //! For each it prints the nodes of the dispatched graph, the time of the pass pipeline on
-//! it (`passes`), the wall time of the whole run (parse, check, coordinator, lowering,
-//! passes, kernels: what `flowc run` does) and the process's peak resident memory so far
+//! it (`passes`), the wall time of the whole run on the JIT with 2 threads (coordinator,
+//! lowering, passes, kernel compilation and kernels: what `flowc run` does after checking)
+//! and the process's peak resident memory so far
 //! (`VmHWM`; cases run in the order given, so order them by size). Nothing here is a test:
 //! times depend on the machine; `docs/performance.md` records a run.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
-use flowc::exec::{dispatched_graphs, run_main, MemoryHost, RunOptions};
+use flowc::driver::jit_options;
+use flowc::exec::{dispatched_graphs_with, run_main, MemoryHost};
 use flowc::mir::passes::{optimize_all, PassConfig};
 
 fn chain(n: usize) -> String {
@@ -56,7 +58,8 @@ fn measure(name: &str, src: &str) -> Result<(), String> {
     let c = flowc::driver::compile_sources(&[(format!("{name}.flow"), src.to_string())])
         .map_err(|f| f.render(Default::default()))?;
     // The graph the run dispatches, and the pipeline on it alone.
-    let (graphs, err) = dispatched_graphs(&c.program, &mut MemoryHost::default());
+    let opts = jit_options(2);
+    let (graphs, err) = dispatched_graphs_with(&c.program, &mut MemoryHost::default(), &opts);
     if let Some(e) = err {
         return Err(format!("{e:?}"));
     }
@@ -80,7 +83,7 @@ fn measure(name: &str, src: &str) -> Result<(), String> {
     // The whole run, as `flowc run` does it.
     let start = Instant::now();
     let mut host = MemoryHost::default();
-    run_main(&c.program, &mut host, &RunOptions::default()).map_err(|e| format!("{e:?}"))?;
+    run_main(&c.program, &mut host, &opts).map_err(|e| format!("{e:?}"))?;
     let run = start.elapsed();
     println!(
         "{name:<14} {nodes:>9} {:>12.1} {:>10.1} {:>9}",
