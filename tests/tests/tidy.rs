@@ -79,6 +79,7 @@ fn no_orphan_snapshots() {
         family("mir__conformance_mir", conformance_dir()),
         family("passes__mir_cases", cases_dir().join("passes")),
         family("passes__flow_cases", cases_dir().join("passes")),
+        family("passes__explain_cases", cases_dir().join("passes")),
     ];
     let snap_dir = workspace_root().join("tests/tests/snapshots");
     assert_clean(

@@ -209,7 +209,8 @@ enum Command {
         #[arg(long, default_value_t = 11, value_parser = clap::value_parser!(u32).range(1..))]
         reps: u32,
     },
-    /// List every rewrite the compiler makes, and the law that makes it safe.
+    /// List every rewrite the compiler makes, and the law that makes it safe; and every pair of
+    /// adjacent operations left unfused, and why.
     Explain {
         file: PathBuf,
         #[command(flatten)]

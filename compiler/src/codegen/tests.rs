@@ -396,6 +396,7 @@ fn shard_errors_name_the_op_the_box_and_the_cause() {
         },
         outputs: Vec::new(),
         label: "layer.w".into(),
+        span: None,
     };
     let e = TaskError {
         task: 2,

@@ -62,14 +62,20 @@ impl<'p, 'h> Machine<'p, 'h> {
         match &e.kind {
             H::Lit(s) => Ok(Value::Scalar(*s)),
             H::Str(parts) => {
+                let exprs: Vec<&'p hir::Expr> = parts
+                    .iter()
+                    .filter_map(|p| match p {
+                        hir::StrPart::Expr(x) => Some(x),
+                        hir::StrPart::Text(_) => None,
+                    })
+                    .collect();
+                let mut values = self.force_together(frame, &exprs)?.into_iter();
                 let mut s = String::new();
                 for p in parts {
                     match p {
                         hir::StrPart::Text(t) => s.push_str(t),
-                        hir::StrPart::Expr(x) => {
-                            let v = self.eval(frame, x)?;
-                            let v = self.force(v, x.span)?;
-                            s.push_str(&show(&v));
+                        hir::StrPart::Expr(_) => {
+                            s.push_str(&show(&values.next().expect("one value per part")))
                         }
                     }
                 }

@@ -507,6 +507,7 @@ impl Native {
                     },
                     outputs: vec![g.nodes[r.node].outputs[r.port as usize].clone()],
                     label: String::new(),
+                    span: None,
                 });
                 ports.push(r.src());
                 inputs.push((**t).clone());

@@ -100,6 +100,8 @@ pub struct Lowerer<'p> {
     /// The values of the `eval(…)`s of the coordinator expression being lowered, which the
     /// coordinator computed first (see [`Lowerer::coordinator_expr`]), by address.
     forced: HashMap<*const hir::Expr, TVal>,
+    /// The expression being lowered: the span of the nodes made now (`Node::span`).
+    span: Option<Span>,
 }
 
 impl<'p> Lowerer<'p> {
@@ -109,6 +111,7 @@ impl<'p> Lowerer<'p> {
             graph: Graph::new(),
             monoids: HashMap::new(),
             forced: HashMap::new(),
+            span: None,
         }
     }
 
@@ -122,6 +125,7 @@ impl<'p> Lowerer<'p> {
             kind,
             outputs,
             label: label.to_string(),
+            span: self.span,
         })
     }
 
@@ -239,7 +243,10 @@ impl<'p> Lowerer<'p> {
             });
         }
         let body = f(xs);
-        self.map_node(shape, reads, body, "")
+        let outer = self.span.replace(span);
+        let out = self.map_node(shape, reads, body, "");
+        self.span = outer;
+        out
     }
 
     /// A one-port map over `space` computing `body`.

@@ -133,6 +133,7 @@ impl<'p> Lowerer<'p> {
             },
             outputs: vec![TensorTy::new(dtype, space.clone())],
             label: label.to_string(),
+            span: self.span,
         };
         node.prune_reads();
         let p = Port {

@@ -5,7 +5,15 @@
 use super::*;
 
 impl<'p> Lowerer<'p> {
+    /// Lowers `e`; the nodes made for it carry its span.
     pub(super) fn tensor(&mut self, e: &'p hir::Expr, frame: &mut Frame<'p>) -> LResult<TVal> {
+        let outer = self.span.replace(e.span);
+        let out = self.tensor_at(e, frame);
+        self.span = outer;
+        out
+    }
+
+    fn tensor_at(&mut self, e: &'p hir::Expr, frame: &mut Frame<'p>) -> LResult<TVal> {
         let span = e.span;
         match &e.kind {
             H::Local(id) => match frame.locals.get(id) {
