@@ -188,10 +188,11 @@ pub fn oversized_files(root: &Path) -> Vec<String> {
         .filter_map(|f| {
             let text = read(root, &f);
             let lines = text.lines().count();
-            let header_says_why = text
-                .lines()
-                .take_while(|l| l.starts_with("//!"))
-                .any(|l| l.trim_start_matches("//!").trim_start().starts_with("Long file:"));
+            let header_says_why = text.lines().take_while(|l| l.starts_with("//!")).any(|l| {
+                l.trim_start_matches("//!")
+                    .trim_start()
+                    .starts_with("Long file:")
+            });
             (lines > MAX_FILE_LINES && !header_says_why).then(|| {
                 format!(
                     "{f}: {lines} lines (more than {MAX_FILE_LINES}): split it along a seam, or \
