@@ -4,10 +4,15 @@
 //! - [`timing`] times closures (warm-up, repetitions, median/min/max, table and JSON); it is
 //!   meant to time Flow programs in the same run as the baselines;
 //! - [`kernels`] holds the baseline kernels, sized by their arguments;
-//! - [`workloads`] builds each workload's inputs at its full size and times its kernel.
+//! - [`workloads`] builds each workload's inputs at its full size and times its kernel;
+//! - [`native`] builds and drives a copy of the baselines compiled for this CPU, in a second
+//!   process.
 //!
 //! The `baseline` binary runs them all: `cargo run --release -p flow-bench` (see README.md).
+//! The `compare` binary (feature `compare`, on by default: it needs the compiler) times both
+//! baselines and the Flow programs of `benches/` in one run.
 
 pub mod kernels;
+pub mod native;
 pub mod timing;
 pub mod workloads;

@@ -4,9 +4,13 @@
 //! ```text
 //! cargo run --release -p flow-bench -- [--threads N] [--warmup N] [--reps N] [--only W1,W3] [--json]
 //! ```
+//!
+//! With `--serve` it times one run at a time on request, for `compare` (see
+//! `flow_bench::native`).
 
 use std::process::ExitCode;
 
+use flow_bench::native;
 use flow_bench::timing::{self, Options};
 use flow_bench::workloads::{self, BENCHES};
 
@@ -16,13 +20,15 @@ const USAGE: &str =
   --warmup N    untimed runs before timing (default 2)
   --reps N      timed runs (default 10)
   --only LIST   run only these benchmarks (W1 W2 W3 W4 W5 W6 pool.run W1/pool)
-  --json        print JSON instead of a table";
+  --json        print JSON instead of a table
+  --serve       answer compare's requests on stdin/stdout (flow_bench::native)";
 
 struct Args {
     threads: usize,
     opts: Options,
     only: Option<Vec<String>>,
     json: bool,
+    serve: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -31,6 +37,7 @@ fn parse_args() -> Result<Args, String> {
         opts: Options::default(),
         only: None,
         json: false,
+        serve: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -54,6 +61,7 @@ fn parse_args() -> Result<Args, String> {
                 args.only = Some(list);
             }
             "--json" => args.json = true,
+            "--serve" => args.serve = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -78,6 +86,16 @@ fn main() -> ExitCode {
     {
         eprintln!("baseline: cannot start {} threads: {e}", args.threads);
         return ExitCode::FAILURE;
+    }
+    if args.serve {
+        let stdout = std::io::stdout();
+        return match native::serve(args.threads, std::io::stdin().lock(), stdout.lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("baseline: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let mut results = Vec::new();
     for b in BENCHES {

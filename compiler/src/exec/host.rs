@@ -23,6 +23,11 @@ pub trait Host {
     /// Stores a result-cache entry; failures are the host's to report (a cache is never
     /// necessary).
     fn cache_store(&mut self, _key: &Hash, _payload: &[u8]) {}
+
+    /// Called under `flowc bench` before each repetition of a `measure` block (warm-up ones
+    /// included; `rep` counts from 0), outside the timed region: `compare` (bench/) runs the
+    /// Rust baselines here, so that their runs interleave with the program's.
+    fn before_bench_rep(&mut self, _rep: usize) {}
 }
 
 /// An in-memory host: captured output and a map of files.

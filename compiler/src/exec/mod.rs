@@ -831,6 +831,7 @@ impl<'p, 'h> Machine<'p, 'h> {
         let span = body.tail.as_ref().map(|t| t.span).unwrap_or_default();
         self.flush(span)?;
         for rep in 0..st.warmup + st.reps {
+            self.host.before_bench_rep(rep);
             let start = std::time::Instant::now();
             for s in &body.stmts {
                 if let hir::Stmt::Expr(x) = s {
