@@ -19,6 +19,7 @@ pub mod npy;
 pub mod pool;
 pub mod profile;
 pub mod rand;
+pub mod spanmath;
 pub mod tensor;
 
 pub use format::{format_scalar, format_tensor};
