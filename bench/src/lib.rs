@@ -3,6 +3,7 @@
 //!
 //! - [`timing`] times closures (warm-up, repetitions, median/min/max, table and JSON); it is
 //!   meant to time Flow programs in the same run as the baselines;
+//! - [`cli`] parses the options the binaries share;
 //! - [`kernels`] holds the baseline kernels, sized by their arguments;
 //! - [`workloads`] builds each workload's inputs at its full size and times its kernel;
 //! - [`native`] builds and drives a copy of the baselines compiled for this CPU, in a second
@@ -12,6 +13,7 @@
 //! The `compare` binary (feature `compare`, on by default: it needs the compiler) times both
 //! baselines and the Flow programs of `benches/` in one run.
 
+pub mod cli;
 pub mod kernels;
 pub mod native;
 pub mod timing;

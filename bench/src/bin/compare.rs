@@ -11,11 +11,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use flow_bench::cli;
 use flow_bench::native::{self, Server};
-use flow_bench::timing::{Options, Timing};
+use flow_bench::timing::Timing;
 use flow_bench::workloads::{self, Prepared};
 use flowc::driver::{compile_paths, summarize, RenderConfig};
-use flowc::exec::{run_benches, Host, MemoryHost};
+use flowc::exec::{run_benches, MemoryHost, WithRepHook};
 
 const PROGRAMS: &[(&str, &str)] = &[
     ("W1", "w1_elementwise.flow"),
@@ -40,44 +41,24 @@ enum NativeFrom {
 }
 
 struct Args {
-    threads: usize,
-    opts: Options,
-    only: Option<Vec<String>>,
+    common: cli::Common,
     native: NativeFrom,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
-        threads: flow_runtime::pool::default_threads(),
-        opts: Options::default(),
-        only: None,
+        common: cli::Common::new(),
         native: NativeFrom::Build(native::DEFAULT_RUSTFLAGS.to_string()),
     };
+    let names: Vec<&str> = PROGRAMS.iter().map(|p| p.0).collect();
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
-        let mut value = |flag: &str| it.next().ok_or(format!("{flag} needs a value"));
-        let number = |flag: &str, v: String| {
-            v.parse::<usize>()
-                .map_err(|_| format!("{flag} takes a number, not `{v}`"))
-        };
+        if args.common.take(&a, &mut it, &names)? {
+            continue;
+        }
         match a.as_str() {
-            "--threads" => args.threads = number("--threads", value("--threads")?)?.max(1),
-            "--warmup" => args.opts.warmup = number("--warmup", value("--warmup")?)?,
-            "--reps" => args.opts.reps = number("--reps", value("--reps")?)?.max(1),
-            "--only" => {
-                let list: Vec<String> = value("--only")?
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .collect();
-                if let Some(bad) = list.iter().find(|n| !PROGRAMS.iter().any(|p| p.0 == *n)) {
-                    return Err(format!("unknown workload `{bad}`"));
-                }
-                args.only = Some(list);
-            }
-            "--native-rustflags" => {
-                args.native = NativeFrom::Build(value("--native-rustflags")?);
-            }
-            "--native-exe" => args.native = NativeFrom::Exe(value("--native-exe")?.into()),
+            "--native-rustflags" => args.native = NativeFrom::Build(cli::value(&a, &mut it)?),
+            "--native-exe" => args.native = NativeFrom::Exe(cli::value(&a, &mut it)?.into()),
             "--no-native" => args.native = NativeFrom::None,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
@@ -86,10 +67,9 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// The host of the Flow program's run: before each of its repetitions it runs the portable
-/// baseline once and the native one once, so that the three interleave.
-struct Interleaved<'a> {
-    inner: MemoryHost,
+/// The baselines' timed runs, made before each repetition of the Flow program's `measure`
+/// block (the portable one, then the native one), so that the three interleave.
+struct Baselines<'a> {
     warmup: usize,
     portable: &'a mut Prepared,
     native: Option<&'a mut Server>,
@@ -98,24 +78,8 @@ struct Interleaved<'a> {
     error: Option<String>,
 }
 
-impl Host for Interleaved<'_> {
-    fn stdout(&mut self, text: &str) {
-        self.inner.stdout(text);
-    }
-
-    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String> {
-        self.inner.read_file(path)
-    }
-
-    fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), String> {
-        self.inner.write_file(path, bytes)
-    }
-
-    fn args(&self) -> Vec<String> {
-        self.inner.args()
-    }
-
-    fn before_bench_rep(&mut self, rep: usize) {
+impl Baselines<'_> {
+    fn run_once(&mut self, rep: usize) {
         let portable = self.portable.time_once();
         let native = match self.native.as_deref_mut().map(Server::time_once) {
             Some(Err(e)) => {
@@ -135,13 +99,7 @@ impl Host for Interleaved<'_> {
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
-        Err(msg) => {
-            if !msg.is_empty() {
-                eprintln!("compare: {msg}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
+        Err(msg) => return cli::usage_error("compare", &msg, USAGE),
     };
     match compare(&args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -153,11 +111,8 @@ fn main() -> ExitCode {
 }
 
 fn compare(args: &Args) -> Result<(), String> {
-    let threads = args.threads;
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .map_err(|e| format!("cannot start {threads} threads: {e}"))?;
+    let (threads, opts) = (args.common.threads, args.common.opts);
+    cli::start_threads(threads)?;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut server = match &args.native {
         NativeFrom::Build(flags) => Some(Server::start(&native::build(&root, flags)?, threads)?),
@@ -166,7 +121,7 @@ fn compare(args: &Args) -> Result<(), String> {
     };
     println!(
         "threads {threads}, warm-up {}, timed runs {} (interleaved); medians in ms",
-        args.opts.warmup, args.opts.reps
+        opts.warmup, opts.reps
     );
     println!("portable baseline: {}", native::target_features().join(" "));
     if let Some(s) = &server {
@@ -177,11 +132,7 @@ fn compare(args: &Args) -> Result<(), String> {
         "", "Rust port", "Rust nat", "Flow", "/port", "/nat", "Flow compile"
     );
     for (name, file) in PROGRAMS {
-        if args
-            .only
-            .as_ref()
-            .is_some_and(|o| !o.iter().any(|n| n == name))
-        {
+        if !args.common.selected(name) {
             continue;
         }
         eprintln!("running {name}");
@@ -196,23 +147,21 @@ fn compare(args: &Args) -> Result<(), String> {
             .map_err(|e| e.render(RenderConfig::default()))?;
         let front_end = start.elapsed();
         let run = flowc::driver::jit_options(threads);
-        let mut host = Interleaved {
-            inner: MemoryHost::default(),
-            warmup: args.opts.warmup,
+        let mut baselines = Baselines {
+            warmup: opts.warmup,
             portable: &mut portable,
             native: server.as_mut(),
             portable_ms: Vec::new(),
             native_ms: Vec::new(),
             error: None,
         };
-        let results = run_benches(
-            &compiled.program,
-            &mut host,
-            &run,
-            args.opts.warmup,
-            args.opts.reps,
-        );
-        if let Some(e) = host.error {
+        let mut memory = MemoryHost::default();
+        let mut host = WithRepHook {
+            inner: &mut memory,
+            before_rep: |rep| baselines.run_once(rep),
+        };
+        let results = run_benches(&compiled.program, &mut host, &run, opts.warmup, opts.reps);
+        if let Some(e) = baselines.error {
             return Err(e);
         }
         let [r] = &results[..] else {
@@ -232,8 +181,8 @@ fn compare(args: &Args) -> Result<(), String> {
             }
             .median_ms()
         };
-        let port = median(host.portable_ms);
-        let nat = (!host.native_ms.is_empty()).then(|| median(host.native_ms));
+        let port = median(baselines.portable_ms);
+        let nat = (!baselines.native_ms.is_empty()).then(|| median(baselines.native_ms));
         let (flow, _, _) = summarize(&r.times);
         let compile_ms = (front_end + r.compile_time).as_secs_f64() * 1e3;
         let nat_cols = match nat {

@@ -71,3 +71,41 @@ impl Host for MemoryHost {
         }
     }
 }
+
+/// A host that passes everything to `inner` and calls `before_rep` before each repetition of
+/// a `measure` block ([`Host::before_bench_rep`]): how `compare` (bench/) interleaves its
+/// baselines with a Flow program's runs.
+pub struct WithRepHook<'a, F: FnMut(usize)> {
+    pub inner: &'a mut dyn Host,
+    pub before_rep: F,
+}
+
+impl<F: FnMut(usize)> Host for WithRepHook<'_, F> {
+    fn stdout(&mut self, text: &str) {
+        self.inner.stdout(text);
+    }
+
+    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String> {
+        self.inner.read_file(path)
+    }
+
+    fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), String> {
+        self.inner.write_file(path, bytes)
+    }
+
+    fn args(&self) -> Vec<String> {
+        self.inner.args()
+    }
+
+    fn cache_load(&mut self, key: &Hash) -> Option<Vec<u8>> {
+        self.inner.cache_load(key)
+    }
+
+    fn cache_store(&mut self, key: &Hash, payload: &[u8]) {
+        self.inner.cache_store(key, payload);
+    }
+
+    fn before_bench_rep(&mut self, rep: usize) {
+        (self.before_rep)(rep);
+    }
+}

@@ -34,7 +34,7 @@ use crate::mir::lower::{eval_dim, Lowerer, TVal};
 use crate::mir::passes::{Pass, PassConfig, PIPELINE};
 use crate::native::{KernelFactory, Native};
 pub use cache::{CacheStats, Caches};
-pub use host::{Host, MemoryHost};
+pub use host::{Host, MemoryHost, WithRepHook};
 
 /// A run-time error with the source location it belongs to.
 #[derive(Clone, Debug)]

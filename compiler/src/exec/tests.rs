@@ -548,29 +548,6 @@ fn bench_repetitions_are_computed_every_time() {
 
 #[test]
 fn the_host_sees_every_bench_repetition_before_it_runs() {
-    struct Counting {
-        inner: MemoryHost,
-        reps: Vec<usize>,
-        prints_before: Vec<usize>,
-    }
-    impl super::Host for Counting {
-        fn stdout(&mut self, text: &str) {
-            self.inner.stdout(text);
-        }
-        fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String> {
-            self.inner.read_file(path)
-        }
-        fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), String> {
-            self.inner.write_file(path, bytes)
-        }
-        fn args(&self) -> Vec<String> {
-            self.inner.args()
-        }
-        fn before_bench_rep(&mut self, rep: usize) {
-            self.reps.push(rep);
-            self.prints_before.push(self.inner.out.lines().count());
-        }
-    }
     let prog = compile(
         r#"bench "b" {
     let x = rand_uniform(1, [16]);
@@ -580,16 +557,17 @@ fn the_host_sees_every_bench_repetition_before_it_runs() {
     }
 }"#,
     );
-    let mut host = Counting {
-        inner: MemoryHost::default(),
-        reps: Vec::new(),
-        prints_before: Vec::new(),
+    let mut memory = MemoryHost::default();
+    let mut reps = Vec::new();
+    let mut host = super::WithRepHook {
+        inner: &mut memory,
+        before_rep: |rep| reps.push(rep),
     };
     let out = crate::exec::run_benches(&prog, &mut host, &RunOptions::default(), 2, 3);
     assert!(out[0].error.is_none());
-    assert_eq!(host.reps, [0, 1, 2, 3, 4]);
-    // After the setup's print, and before each repetition's own.
-    assert_eq!(host.prints_before, [1, 2, 3, 4, 5]);
+    assert_eq!(reps, [0, 1, 2, 3, 4]);
+    // The setup's print and one per repetition reached the inner host.
+    assert_eq!(memory.out.lines().count(), 6, "{}", memory.out);
 }
 
 #[test]
