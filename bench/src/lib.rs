@@ -5,6 +5,8 @@
 //!   meant to time Flow programs in the same run as the baselines;
 //! - [`cli`] parses the options the binaries share;
 //! - [`kernels`] holds the baseline kernels, sized by their arguments;
+//! - [`primitives`] holds the baselines of the parallel primitives (scan, histogram, gather,
+//!   filter, radix sort), timed against the runtime's by the `prims` binary;
 //! - [`workloads`] builds each workload's inputs at its full size and times its kernel;
 //! - [`native`] builds and drives a copy of the baselines compiled for this CPU, in a second
 //!   process.
@@ -16,5 +18,6 @@
 pub mod cli;
 pub mod kernels;
 pub mod native;
+pub mod primitives;
 pub mod timing;
 pub mod workloads;

@@ -3,7 +3,7 @@
 //!
 //! A shard owns its output rows and computes them from inputs nobody writes during the
 //! dispatch, so running it again overwrites whatever an earlier attempt left behind: shards
-//! are idempotent, and a failed one can be re-run (see note [Retries] in `pool.rs`). What is
+//! are idempotent, and a failed one can be re-run (see note [Retries] in `pool/mod.rs`). What is
 //! retried is decided by [`crate::pool::TaskErrorKind::is_retryable`]: panics, injected
 //! faults and other failures described in words are; a kernel's error code (integer division
 //! by zero, `MIN / -1`) is a deterministic program error and is not, since every attempt

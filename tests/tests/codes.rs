@@ -2,6 +2,8 @@
 //! `tests/cases/errors/<code>.flow`, which starts with `// expect-error: <code>` and whose
 //! diagnostics include that code. Codes reported while a program runs have a
 //! `// command: run` line. The `errors` suite snapshots and CLI-checks the same files.
+//! Internal codes ([`INTERNAL`]), which no program can produce from a correct compiler, have
+//! no case file; each names the unit test that produces it instead.
 
 use std::path::PathBuf;
 
@@ -11,6 +13,14 @@ use flowc::base::Code;
 /// Codes without a case file yet, with the reason. When the reason is gone, add the file and
 /// remove the entry (a test fails until you do).
 const PENDING: &[(&str, &str)] = &[];
+
+/// Codes of internal invariant failures: a program that produced one would have found a bug,
+/// so no case file can. Each entry names the unit test that produces the code by breaking an
+/// invariant on purpose; such a code must have no case file.
+const INTERNAL: &[(&str, &str)] = &[(
+    "compiler-bug",
+    "compiler/src/exec/tests.rs: a_pass_that_breaks_the_mir_is_a_compiler_bug",
+)];
 
 fn case_path(code: Code) -> PathBuf {
     cases_dir()
@@ -23,7 +33,19 @@ fn every_code_has_its_case() {
     let mut problems = Vec::new();
     for &code in Code::ALL {
         let path = case_path(code);
-        let pending = PENDING.iter().any(|(c, _)| *c == code.as_str());
+        let pending = PENDING
+            .iter()
+            .chain(INTERNAL)
+            .any(|(c, _)| *c == code.as_str());
+        if INTERNAL.iter().any(|(c, _)| *c == code.as_str()) {
+            if path.is_file() {
+                problems.push(format!(
+                    "{}: an internal code (INTERNAL in tests/tests/codes.rs) has no case file",
+                    code.as_str()
+                ));
+            }
+            continue;
+        }
         match (path.is_file(), pending) {
             (true, true) => problems.push(format!(
                 "{}: has a case file now; remove it from PENDING in tests/tests/codes.rs",
@@ -38,14 +60,38 @@ fn every_code_has_its_case() {
             _ => {}
         }
     }
-    for (c, _) in PENDING {
+    for (c, test) in INTERNAL {
+        let (file, name) = test.split_once(": ").expect("`FILE: TEST`");
+        let text =
+            std::fs::read_to_string(flow_tests::workspace_root().join(file)).unwrap_or_default();
+        if !text.contains(&format!("fn {name}()"))
+            || !text.contains(&format!("Code::{}", pascal(c)))
+        {
+            problems.push(format!(
+                "{c}: {file} has no test `{name}` that checks for the code"
+            ));
+        }
+    }
+    for (c, _) in PENDING.iter().chain(INTERNAL) {
         if !Code::ALL.iter().any(|code| code.as_str() == *c) {
             problems.push(format!(
-                "{c}: in PENDING but not a diagnostic code any more"
+                "{c}: in PENDING or INTERNAL but not a diagnostic code any more"
             ));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// `compiler-bug` as its `Code` variant, `CompilerBug`.
+fn pascal(code: &str) -> String {
+    code.split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 #[test]

@@ -17,6 +17,11 @@ fn every_rust_file_starts_with_a_module_doc() {
 }
 
 #[test]
+fn no_oversized_files() {
+    assert_clean("oversized files", tidy::oversized_files(&workspace_root()));
+}
+
+#[test]
 fn no_disabled_tests() {
     assert_clean("disabled tests", tidy::disabled_tests(&workspace_root()));
 }

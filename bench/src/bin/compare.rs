@@ -171,7 +171,7 @@ fn compare(args: &Args) -> Result<(), String> {
             ));
         };
         if let Some(e) = &r.error {
-            return Err(format!("{name}: {}", e.message));
+            return Err(format!("{name}: {}", e.message()));
         }
         let median = |samples: Vec<f64>| {
             Timing {

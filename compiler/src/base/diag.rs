@@ -65,6 +65,7 @@ codes! {
     UnknownModule => "unknown-module", "A `use` of a module that does not exist.";
     RuntimeError => "runtime-error", "An error while running: a shape that does not fit at dispatch, a bad file, a division by zero.";
     AssertionFailed => "assertion-failed", "A failed `assert` or `assert_close`.";
+    CompilerBug => "compiler-bug", "An internal invariant of the compiler broke (a rewrite pass left the MIR invalid): a bug in flowc, not in the program; please report it.";
 }
 
 impl std::fmt::Display for Code {

@@ -40,27 +40,14 @@ pub fn check(items: &[&Item], diags: &mut Vec<Diagnostic>) {
         match item {
             Item::Func(f) if f.kind != FuncKind::Proc => {
                 let ctx = format!("{} `{}`", f.kind.keyword(), f.name.name);
-                let mut w = Walker {
-                    ctx: &ctx,
-                    kinds: &kinds,
-                    monoids: &monoids,
-                    diags,
-                    calls: Vec::new(),
-                    locals: f.params.iter().map(|p| p.name.name.as_str()).collect(),
-                };
+                let locals = f.params.iter().map(|p| p.name.name.as_str()).collect();
+                let mut w = Walker::new(&ctx, &kinds, &monoids, diags, locals);
                 w.expr(&f.body);
                 calls.insert(&f.name.name, w.calls);
             }
             Item::Monoid(m) => {
                 let ctx = format!("monoid `{}`", m.name.name);
-                let mut w = Walker {
-                    ctx: &ctx,
-                    kinds: &kinds,
-                    monoids: &monoids,
-                    diags,
-                    calls: Vec::new(),
-                    locals: HashSet::new(),
-                };
+                let mut w = Walker::new(&ctx, &kinds, &monoids, diags, HashSet::new());
                 for mem in &m.members {
                     w.locals = mem
                         .params
@@ -91,6 +78,25 @@ struct Walker<'a, 'c, 'd> {
     /// Parameters, `let`s and indices seen so far: a name among them is a value, not a use
     /// of the function or monoid it shadows (`fn g(mean: f64) = mean`).
     locals: HashSet<&'a str>,
+}
+
+impl<'a, 'c, 'd> Walker<'a, 'c, 'd> {
+    fn new(
+        ctx: &'c str,
+        kinds: &'a HashMap<&'a str, FuncKind>,
+        monoids: &'a HashSet<&'a str>,
+        diags: &'d mut Vec<Diagnostic>,
+        locals: HashSet<&'a str>,
+    ) -> Self {
+        Walker {
+            ctx,
+            kinds,
+            monoids,
+            diags,
+            calls: Vec::new(),
+            locals,
+        }
+    }
 }
 
 impl<'a> Walker<'a, '_, '_> {
@@ -200,7 +206,7 @@ impl<'a> Walker<'a, '_, '_> {
             }
             ExprKind::Str(_) => {}
             ExprKind::Unary(_, a) | ExprKind::Cast(a, _) | ExprKind::Field(a, _, _) => self.expr(a),
-            ExprKind::Binary(_, a, b) => {
+            ExprKind::Binary(_, a, b) | ExprKind::Pipe(a, b) => {
                 self.expr(a);
                 self.expr(b);
             }

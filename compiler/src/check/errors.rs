@@ -278,3 +278,55 @@ pub fn measure_outside_bench(span: Span) -> Diagnostic {
         span,
     )
 }
+
+/// A monoid whose `zero` is not an identity: `form` (`combine(zero, a)` or `combine(a, zero)`)
+/// differs from `a`. `shown` is `[zero, a, form's value]` as printed.
+pub fn monoid_identity(monoid: &str, span: Span, form: &str, shown: [String; 3]) -> Diagnostic {
+    let [zero, a, lhs] = shown;
+    Diagnostic::error(
+        Code::MonoidIdentity,
+        format!("monoid `{monoid}` violates the identity law: {form} must equal a"),
+        span,
+    )
+    .with_label_text(format!("zero = {zero}"))
+    .with_note(format!("counterexample: a = {a}, but {form} = {lhs}"))
+    .with_note("`zero` must leave every state unchanged when combined with it, on either side")
+}
+
+/// A monoid whose combine is not associative. `shown` is `[a, b, c, (ab)c, a(bc)]` as printed.
+pub fn monoid_associativity(monoid: &str, span: Span, shown: [String; 5]) -> Diagnostic {
+    let [a, b, c, l, r] = shown;
+    Diagnostic::error(
+        Code::MonoidAssociativity,
+        format!(
+            "monoid `{monoid}` is not associative: combine(combine(a, b), c) differs from \
+             combine(a, combine(b, c))"
+        ),
+        span,
+    )
+    .with_label_text("this combine is not associative")
+    .with_note(format!(
+        "counterexample: a = {a}, b = {b}, c = {c}: combine(combine(a, b), c) = {l} but \
+         combine(a, combine(b, c)) = {r}"
+    ))
+    .with_note(
+        "reductions are split into shards and combined in a tree, so the grouping must not matter",
+    )
+}
+
+/// A monoid declared commutative whose combine is not. `shown` is `[a, b, ab, ba]` as printed.
+pub fn monoid_commutativity(monoid: &str, span: Span, shown: [String; 4]) -> Diagnostic {
+    let [a, b, l, r] = shown;
+    Diagnostic::error(
+        Code::MonoidCommutativity,
+        format!(
+            "monoid `{monoid}` is declared commutative, but combine(a, b) differs from \
+             combine(b, a)"
+        ),
+        span,
+    )
+    .with_note(format!(
+        "counterexample: a = {a}, b = {b}: combine(a, b) = {l} but combine(b, a) = {r}"
+    ))
+    .with_note("remove `commutative;` if the order of inputs matters")
+}

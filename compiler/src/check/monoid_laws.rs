@@ -16,7 +16,8 @@
 
 use flow_runtime::{format_scalar, rand, DType, Scalar};
 
-use crate::base::{Code, Diagnostic};
+use crate::base::Diagnostic;
+use crate::check::errors;
 use crate::check::eval::{eval_body, Value};
 use crate::hir::dump::children;
 use crate::hir::{self, ExprKind, Ty};
@@ -61,25 +62,12 @@ pub fn check_laws(
             if skip(&[a, &zero], &lhs, a) || agree(&[a, &zero], &lhs, a) {
                 continue;
             }
-            return Err(Box::new(
-                Diagnostic::error(
-                    Code::MonoidIdentity,
-                    format!(
-                        "monoid `{}` violates the identity law: {form} must equal a",
-                        m.name
-                    ),
-                    m.zero.expr.span,
-                )
-                .with_label_text(format!("zero = {}", show(&zero)))
-                .with_note(format!(
-                    "counterexample: a = {}, but {form} = {}",
-                    show(a),
-                    show(&lhs)
-                ))
-                .with_note(
-                    "`zero` must leave every state unchanged when combined with it, on either side",
-                ),
-            ));
+            return Err(Box::new(errors::monoid_identity(
+                &m.name,
+                m.zero.expr.span,
+                form,
+                [show(&zero), show(a), show(&lhs)],
+            )));
         }
     }
 
@@ -100,19 +88,11 @@ pub fn check_laws(
         if skip(&[a, b, c], &l, &r) || agree(&[a, b, c], &l, &r) {
             continue;
         }
-        return Err(Box::new(
-            Diagnostic::error(
-                Code::MonoidAssociativity,
-                format!("monoid `{}` is not associative: combine(combine(a, b), c) differs from combine(a, combine(b, c))", m.name),
-                m.combine.body.expr.span,
-            )
-            .with_label_text("this combine is not associative")
-            .with_note(format!(
-                "counterexample: a = {}, b = {}, c = {}: combine(combine(a, b), c) = {} but combine(a, combine(b, c)) = {}",
-                show(a), show(b), show(c), show(&l), show(&r)
-            ))
-            .with_note("reductions are split into shards and combined in a tree, so the grouping must not matter"),
-        ));
+        return Err(Box::new(errors::monoid_associativity(
+            &m.name,
+            m.combine.body.expr.span,
+            [show(a), show(b), show(c), show(&l), show(&r)],
+        )));
     }
 
     if m.commutative {
@@ -124,18 +104,11 @@ pub fn check_laws(
                 if skip(&[a, b], l, r) || agree(&[a, b], l, r) {
                     continue;
                 }
-                return Err(Box::new(
-                    Diagnostic::error(
-                        Code::MonoidCommutativity,
-                        format!("monoid `{}` is declared commutative, but combine(a, b) differs from combine(b, a)", m.name),
-                        m.combine.body.expr.span,
-                    )
-                    .with_note(format!(
-                        "counterexample: a = {}, b = {}: combine(a, b) = {} but combine(b, a) = {}",
-                        show(a), show(b), show(l), show(r)
-                    ))
-                    .with_note("remove `commutative;` if the order of inputs matters"),
-                ));
+                return Err(Box::new(errors::monoid_commutativity(
+                    &m.name,
+                    m.combine.body.expr.span,
+                    [show(a), show(b), show(l), show(r)],
+                )));
             }
         }
     }

@@ -424,7 +424,7 @@ fn checker_and_interpreter(
     let p = Tensor::new(vec![2, n], data).expect("the operands");
     host.files.insert("p.npy".into(), write_npy(&p));
     let by_interpreter = run_main(&prog, &mut host, &RunOptions::default())
-        .map_err(|e| e.message)
+        .map_err(|e| e.message())
         .map(|()| {
             let r = read_npy(&host.files["r.npy"]).expect("r.npy");
             assert_eq!(r.dtype(), out_ty);

@@ -24,12 +24,15 @@ use flow_runtime::profile::Hooks;
 use flow_runtime::DType;
 
 use crate::mir::ir::{Graph, NodeId};
-use crate::native::{describe, structure_key, Kernel, KernelFn, Kernels, Native, NativeError};
+use crate::native::{
+    describe, structure_key, Kernel, KernelFn, KernelLookup, Kernels, Native, NativeError,
+};
 use kernel::{Imports, CALLED};
 
 fn cl_err<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> NativeError + '_ {
-    move |e| NativeError {
-        message: format!("{what}: {e}"),
+    move |e| NativeError::Target {
+        what: what.to_string(),
+        cause: e.to_string(),
     }
 }
 
@@ -43,8 +46,9 @@ pub fn native(threads: usize) -> Result<Native, NativeError> {
 fn host_isa(pic: bool) -> Result<OwnedTargetIsa, NativeError> {
     let mut flags = settings::builder();
     let set = |f: &mut settings::Builder, k: &str, v: &str| {
-        f.set(k, v).map_err(|e| NativeError {
-            message: format!("cranelift setting {k}: {e}"),
+        f.set(k, v).map_err(|e| NativeError::Target {
+            what: format!("cranelift setting {k}"),
+            cause: e.to_string(),
         })
     };
     set(&mut flags, "use_colocated_libcalls", "false")?;
@@ -143,8 +147,9 @@ impl Emitter {
         }
         module
             .define_function(fid, &mut self.ctx)
-            .map_err(|e| NativeError {
-                message: format!("internal compiler error: Cranelift rejected kernel {id}: {e:?}"),
+            .map_err(|e| NativeError::CompilerBug {
+                what: format!("Cranelift rejected kernel {id}"),
+                finding: format!("{e:?}"),
             })?;
         module.clear_context(&mut self.ctx);
         Ok(fid)
@@ -188,12 +193,7 @@ impl Jit {
 impl Kernels for Jit {
     /// The compiled kernel of `node`, from the cache when a kernel of the same structure (same
     /// expressions, projections and tensor types) was compiled before.
-    fn kernel(
-        &mut self,
-        g: &Graph,
-        id: NodeId,
-        hooks: &Hooks,
-    ) -> Result<Option<Kernel>, NativeError> {
+    fn kernel(&mut self, g: &Graph, id: NodeId, hooks: &Hooks) -> KernelLookup {
         let key = structure_key(g, &g.nodes[id]);
         if let Some(k) = self.cache.get(&key) {
             return Ok(Some(*k));
@@ -205,8 +205,9 @@ impl Kernels for Jit {
             .define(&mut self.module, g, id, &name, Linkage::Local)?;
         self.module
             .finalize_definitions()
-            .map_err(|e| NativeError {
-                message: format!("internal compiler error: linking kernel {id}: {e}"),
+            .map_err(|e| NativeError::CompilerBug {
+                what: format!("linking kernel {id}"),
+                finding: e.to_string(),
             })?;
         let code = self.module.get_finalized_function(fid);
         // SAFETY: the function was generated with exactly this signature.

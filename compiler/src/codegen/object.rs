@@ -132,8 +132,9 @@ pub fn executable_object(kernels: &[AotKernel<'_>], image: &[u8]) -> Result<Vec<
     }
     module
         .define_function(main_id, &mut ctx)
-        .map_err(|e| NativeError {
-            message: format!("internal compiler error: Cranelift rejected main: {e:?}"),
+        .map_err(|e| NativeError::CompilerBug {
+            what: "Cranelift rejected main".into(),
+            finding: format!("{e:?}"),
         })?;
     module
         .finish()

@@ -28,7 +28,7 @@ use flow_runtime::profile::Hooks;
 use super::{compile_or_report, missing_main, report, run_compiled, stderr_config, RuntimeFlags};
 use crate::exec::RunOptions;
 use crate::mir::ir::{Graph, NodeId};
-use crate::native::{structure_key, Kernel, Kernels, NativeError, Table};
+use crate::native::{structure_key, KernelLookup, Kernels, NativeError, Table};
 
 /// The first bytes of a program image.
 const MAGIC: &[u8; 8] = b"FLOWAOT1";
@@ -76,12 +76,7 @@ struct Recorder {
 }
 
 impl Kernels for Recorder {
-    fn kernel(
-        &mut self,
-        g: &Graph,
-        id: NodeId,
-        hooks: &Hooks,
-    ) -> Result<Option<Kernel>, NativeError> {
+    fn kernel(&mut self, g: &Graph, id: NodeId, hooks: &Hooks) -> KernelLookup {
         let key = structure_key(g, &g.nodes[id]);
         if self.seen.insert(key.clone()) {
             self.recorded.borrow_mut().push((key, g.clone(), id));
@@ -137,13 +132,13 @@ pub fn cmd_build(path: &Path, flags: &BuildFlags) -> i32 {
     };
     match crate::exec::run_main(&c.program, &mut host, &opts) {
         Ok(()) => {}
-        Err(e) if e.kind == crate::exec::RunErrorKind::TimeLimit => errln!(
+        Err(e) if *e.kind == crate::exec::RunErrorKind::TimeLimit => errln!(
             "note: the trace run of `main` stopped after {:.1} s (--trace-time); kernels it did not reach will be interpreted",
             flags.trace_time.as_secs_f64()
         ),
         Err(e) => errln!(
             "warning: the trace run of `main` stopped at an error ({}); kernels it did not reach will be interpreted",
-            e.message
+            e.message()
         ),
     }
     let recorded = recorded.take();
@@ -433,12 +428,7 @@ struct Counted {
 }
 
 impl Kernels for Counted {
-    fn kernel(
-        &mut self,
-        g: &Graph,
-        id: NodeId,
-        hooks: &Hooks,
-    ) -> Result<Option<Kernel>, NativeError> {
+    fn kernel(&mut self, g: &Graph, id: NodeId, hooks: &Hooks) -> KernelLookup {
         let k = self.table.kernel(g, id, hooks)?;
         let counter = if k.is_some() {
             &self.hits

@@ -239,13 +239,10 @@ pub fn dump_typed(name: &str, text: &str) -> String {
 
 /// A run-time error as a diagnostic.
 pub fn run_error_diag(e: &crate::exec::RunError) -> Diagnostic {
-    let code = match e.kind {
-        crate::exec::RunErrorKind::Assertion => Code::AssertionFailed,
-        crate::exec::RunErrorKind::Other | crate::exec::RunErrorKind::TimeLimit => {
-            Code::RuntimeError
-        }
-    };
-    let mut d = Diagnostic::error(code, e.message.clone(), e.span);
+    let mut d = Diagnostic::error(e.code(), e.message(), e.span);
+    if let crate::exec::RunErrorKind::CompilerBug { graph: Some(g), .. } = &*e.kind {
+        d = d.with_note(format!("the invalid graph:\n{g}"));
+    }
     for (span, text) in &e.related {
         d = d.with_label(*span, text.clone());
     }

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use flow_runtime::{format_scalar, Scalar, Tensor};
 
-use super::{fail, show, Frame, Machine, RResult, RunError, RunErrorKind, Value};
+use super::{bug, fail, show, Assertion, Frame, Machine, RResult, RunError, RunErrorKind, Value};
 use crate::base::Span;
 use crate::hir::{self, Builtin, Ty};
 
@@ -43,12 +43,10 @@ impl<'p, 'h> Machine<'p, 'h> {
                     },
                     None => "the condition is false".to_string(),
                 };
-                Err(RunError {
-                    message: format!("assertion failed: {msg}"),
+                Err(RunError::new(
+                    RunErrorKind::Assertion(Assertion::False { message: msg }),
                     span,
-                    kind: RunErrorKind::Assertion,
-                    related: Vec::new(),
-                })
+                ))
             }
             Builtin::AssertClose => {
                 let a = self.eval(frame, &args[0])?;
@@ -87,16 +85,16 @@ impl<'p, 'h> Machine<'p, 'h> {
                             ),
                         ),
                     },
-                    _ => fail(span, "internal error: indexing a non-list"),
+                    _ => bug(span, "indexing a non-list"),
                 }
             }
             Builtin::Len => match self.eval(frame, &args[0])? {
                 Value::List(vs) => Ok(Value::Scalar(Scalar::I64(vs.len() as i64))),
-                _ => fail(span, "internal error: len of a non-list"),
+                _ => bug(span, "len of a non-list"),
             },
             Builtin::ParseI64 | Builtin::ParseF64 => {
                 let Value::Str(s) = self.eval(frame, &args[0])? else {
-                    return fail(span, "internal error: parse of a non-string");
+                    return bug(span, "parse of a non-string");
                 };
                 let t = s.trim();
                 if b == Builtin::ParseI64 {
@@ -111,7 +109,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             }
             Builtin::Save => {
                 let Value::Str(path) = self.eval(frame, &args[0])? else {
-                    return fail(span, "internal error: path");
+                    return bug(span, "a path that is not a string");
                 };
                 let v = self.eval(frame, &args[1])?;
                 let t = match self.force(v, args[1].span)? {
@@ -127,7 +125,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             }
             Builtin::Load => {
                 let Value::Str(path) = self.eval(frame, &args[0])? else {
-                    return fail(span, "internal error: path");
+                    return bug(span, "a path that is not a string");
                 };
                 let bytes = self
                     .host
@@ -197,16 +195,13 @@ fn assert_close(a: &Value, b: &Value, tol: f64, span: Span) -> RResult<()> {
         return fail(span, "`assert_close` compares numbers or tensors");
     };
     if x.shape != y.shape {
-        return Err(RunError {
-            message: format!(
-                "assert_close: shapes differ: {} and {}",
-                flow_runtime::format_shape(&x.shape),
-                flow_runtime::format_shape(&y.shape)
-            ),
+        return Err(RunError::new(
+            RunErrorKind::Assertion(Assertion::ShapesDiffer {
+                a: x.shape.clone(),
+                b: y.shape.clone(),
+            }),
             span,
-            kind: RunErrorKind::Assertion,
-            related: Vec::new(),
-        });
+        ));
     }
     let mut worst: Option<(usize, f64, f64, f64)> = None;
     for i in 0..x.len() {
@@ -222,23 +217,17 @@ fn assert_close(a: &Value, b: &Value, tol: f64, span: Span) -> RResult<()> {
     match worst {
         None => Ok(()),
         Some((i, p, q, _)) => {
-            let at = if x.shape.is_empty() {
-                String::new()
-            } else {
-                format!(" at index {}", unravel(i, &x.shape))
-            };
-            Err(RunError {
-                message: format!(
-                    "assert_close failed{at}: {} vs {} (|a - b| = {}, allowed {} * (1 + |b|))",
-                    format_scalar(&x.get(i)),
-                    format_scalar(&y.get(i)),
-                    (p - q).abs(),
-                    tol
-                ),
+            let at = (!x.shape.is_empty()).then(|| unravel(i, &x.shape));
+            Err(RunError::new(
+                RunErrorKind::Assertion(Assertion::NotClose {
+                    at,
+                    a: format_scalar(&x.get(i)),
+                    b: format_scalar(&y.get(i)),
+                    distance: (p - q).abs(),
+                    tolerance: tol,
+                }),
                 span,
-                kind: RunErrorKind::Assertion,
-                related: Vec::new(),
-            })
+            ))
         }
     }
 }

@@ -99,14 +99,9 @@ impl<'p, 'h> Machine<'p, 'h> {
         if self.keep_graphs {
             self.graphs.push(g.clone());
         }
-        let err = |message: String| RunError {
-            message,
-            span,
-            kind: RunErrorKind::Other,
-            related: Vec::new(),
-        };
+        let err = |kind: RunErrorKind| RunError::new(kind, span);
         // Absurd shapes are rejected before anything is allocated.
-        crate::mir::memory::check_sizes(&g).map_err(err)?;
+        crate::mir::memory::check_sizes(&g).map_err(|m| err(RunErrorKind::Program(m)))?;
         self.dispatches += 1;
         let dispatch_start = std::time::Instant::now();
         self.caches.stats.dispatched += 1;
@@ -126,7 +121,9 @@ impl<'p, 'h> Machine<'p, 'h> {
                 plan = crate::mir::memory::plan(&opt.graph);
             }
             if resident + plan.peak > limit {
-                return Err(err(over_budget(&opt.graph, &plan, resident, limit, what)));
+                return Err(err(RunErrorKind::Program(over_budget(
+                    &opt.graph, &plan, resident, limit, what,
+                ))));
             }
         }
         let g = &opt.graph;
@@ -272,7 +269,11 @@ impl<'p, 'h> Machine<'p, 'h> {
 
     /// The optimized form of a dispatched graph, from the graph cache when a graph of the
     /// same structure was optimized with the same passes and configuration before.
-    fn optimized(&mut self, g: &Graph, recompute: bool) -> Result<Rc<cache::Optimized>, String> {
+    fn optimized(
+        &mut self,
+        g: &Graph,
+        recompute: bool,
+    ) -> Result<Rc<cache::Optimized>, RunErrorKind> {
         let passes = self.opts.pipeline();
         let config = PassConfig {
             recompute,
@@ -290,7 +291,7 @@ impl<'p, 'h> Machine<'p, 'h> {
         let mut opt = g.clone();
         if !passes.is_empty() {
             let start = std::time::Instant::now();
-            optimize(&mut opt, &passes, &config).map_err(|e| e.to_string())?;
+            optimize(&mut opt, &passes, &config)?;
             self.pass_time += start.elapsed();
             if let Some(p) = &self.opts.hooks.profiler {
                 p.span(
@@ -318,12 +319,7 @@ impl<'p, 'h> Machine<'p, 'h> {
         inputs: &[Rc<Tensor>],
         span: Span,
     ) -> RResult<(Vec<Rc<Tensor>>, u128)> {
-        let err = |message: String| RunError {
-            message,
-            span,
-            kind: RunErrorKind::Other,
-            related: Vec::new(),
-        };
+        let err = |kind: RunErrorKind| RunError::new(kind, span);
         match self.opts.backend {
             Backend::Interp => {
                 let owned: Vec<Tensor> = inputs.iter().map(|t| (**t).clone()).collect();
@@ -334,18 +330,20 @@ impl<'p, 'h> Machine<'p, 'h> {
                 };
                 crate::interp::eval_measured(g, &owned, &cfg)
                     .map(|(v, peak)| (v.into_iter().map(Rc::new).collect(), peak))
-                    .map_err(|e| err(e.to_string()))
+                    .map_err(|e| err(RunErrorKind::Program(e.to_string())))
             }
             Backend::Jit => {
                 if self.native.is_none() {
                     let Some(factory) = &self.opts.kernels else {
-                        return Err(err(
-                            "internal error: the native backend has no kernel source".into(),
-                        ));
+                        return Err(err(RunErrorKind::CompilerBug {
+                            stage: "the coordinator".into(),
+                            finding: "the native backend has no kernel source".into(),
+                            graph: None,
+                        }));
                     };
-                    let kernels = factory().map_err(|e| err(e.to_string()))?;
+                    let kernels = factory().map_err(|e| err(e.into()))?;
                     let mut native =
-                        Native::new(kernels, self.opts.threads).map_err(|e| err(e.to_string()))?;
+                        Native::new(kernels, self.opts.threads).map_err(|e| err(e.into()))?;
                     native.set_retry(self.opts.retry);
                     native.set_hooks(self.opts.hooks.clone());
                     if self.opts.memory_limit.is_some() {
@@ -355,7 +353,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                     self.native = Some(native);
                 }
                 let native = self.native.as_mut().expect("created above");
-                let out = native.eval(g, inputs).map_err(|e| err(e.to_string()))?;
+                let out = native.eval(g, inputs).map_err(|e| err(e.into()))?;
                 Ok((out, native.last_peak()))
             }
         }

@@ -19,7 +19,7 @@ fn compile(src: &str) -> hir::Program {
 }
 
 fn run_with(src: &str, host: &mut MemoryHost) -> Result<(), String> {
-    run_main(&compile(src), host, &RunOptions::default()).map_err(|e| e.message)
+    run_main(&compile(src), host, &RunOptions::default()).map_err(|e| e.message())
 }
 
 fn run(src: &str) -> Result<String, String> {
@@ -106,8 +106,12 @@ fn assert_close_reports_the_worst_element() {
 fn failed_assert_is_an_assertion_error() {
     let prog = compile(r#"main { assert(1 > 2, "one is small"); }"#);
     let e = run_main(&prog, &mut MemoryHost::default(), &RunOptions::default()).unwrap_err();
-    assert_eq!(e.kind, RunErrorKind::Assertion);
-    assert!(e.message.contains("one is small"));
+    assert!(
+        matches!(*e.kind, RunErrorKind::Assertion(_)),
+        "{:?}",
+        e.kind
+    );
+    assert!(e.message().contains("one is small"));
 }
 
 #[test]
@@ -208,7 +212,7 @@ fn run_faulty(
     let mut host = MemoryHost::default();
     let err = run_main(&compile(FAULTY), &mut host, &opts)
         .err()
-        .map(|e| e.message);
+        .map(|e| e.message());
     let files = host.files.into_iter().collect();
     (host.out, files, err, profiler)
 }
@@ -330,11 +334,11 @@ fn a_failure_after_some_output_stops_before_the_next_observation() {
         );
         match backend {
             crate::exec::Backend::Jit => assert_eq!(
-                err.message,
+                err.message(),
                 "integer division by zero in op \"d\" (node %2), shard 0 of 1 (index box [0..2]); not retried: the error follows from the program and its data"
             ),
             crate::exec::Backend::Interp => {
-                assert!(err.message.starts_with("integer division by zero in node %"), "{}", err.message)
+                assert!(err.message().starts_with("integer division by zero in node %"), "{}", err.message())
             }
         }
     }
@@ -344,7 +348,7 @@ fn a_failure_after_some_output_stops_before_the_next_observation() {
 
 fn run_stats(src: &str, host: &mut MemoryHost, opts: &RunOptions) -> crate::exec::CacheStats {
     let (res, stats) = crate::exec::run_main_stats(&compile(src), host, opts);
-    res.unwrap_or_else(|e| panic!("{}", e.message));
+    res.unwrap_or_else(|e| panic!("{}", e.message()));
     stats
 }
 
@@ -484,15 +488,15 @@ fn a_budget_that_nothing_fits_in_is_a_clear_error() {
     };
     let e = run_main(&compile(SHARED), &mut MemoryHost::default(), &opts)
         .expect_err("x alone is 64 KiB");
-    assert!(e.message.contains("memory budget"), "{}", e.message);
-    assert!(e.message.contains("f32[128, 128]"), "{}", e.message);
-    assert!(e.message.contains("64.0 KiB"), "{}", e.message);
+    assert!(e.message().contains("memory budget"), "{}", e.message());
+    assert!(e.message().contains("f32[128, 128]"), "{}", e.message());
+    assert!(e.message().contains("64.0 KiB"), "{}", e.message());
     assert!(
-        e.message.contains("the largest: tensor %0"),
+        e.message().contains("the largest: tensor %0"),
         "{}",
-        e.message
+        e.message()
     );
-    assert!(e.message.contains("limit of 9.8 KiB"), "{}", e.message);
+    assert!(e.message().contains("limit of 9.8 KiB"), "{}", e.message());
 }
 
 #[test]
@@ -506,11 +510,11 @@ fn absurd_shapes_are_rejected_before_allocation() {
             &opts,
         )
         .expect_err("2^64 elements");
-        assert!(e.message.contains("overflows"), "{}", e.message);
+        assert!(e.message().contains("overflows"), "{}", e.message());
         assert!(
-            e.message.contains("[4294967296, 4294967296]"),
+            e.message().contains("[4294967296, 4294967296]"),
             "{}",
-            e.message
+            e.message()
         );
         // Countable, but far more than any memory: 4 TB.
         let e = run_main(
@@ -522,8 +526,16 @@ main { let x = rand_uniform(1, [1000000]); print(big(x)[0, 0]); }"#,
             &opts,
         )
         .expect_err("4 TB");
-        assert!(e.message.contains("cannot be allocated"), "{}", e.message);
-        assert!(e.message.contains("f32[1000000, 1000000]"), "{}", e.message);
+        assert!(
+            e.message().contains("cannot be allocated"),
+            "{}",
+            e.message()
+        );
+        assert!(
+            e.message().contains("f32[1000000, 1000000]"),
+            "{}",
+            e.message()
+        );
     }
 }
 
@@ -580,7 +592,7 @@ fn results_served_from_the_cache_are_still_dropped_when_dead() {
     let mut m = super::Machine::new(&prog, &mut host, &opts, super::Caches::default());
     let main = prog.main.as_ref().expect("a main block");
     m.run_body(main, Vec::new(), std::collections::HashMap::new())
-        .unwrap_or_else(|e| panic!("{}", e.message));
+        .unwrap_or_else(|e| panic!("{}", e.message()));
     assert_eq!(m.caches.stats.memory_hits, 3);
     // `x` and the last sum at most.
     assert!(m.done.len() <= 2, "{} computed ports kept", m.done.len());
@@ -653,4 +665,64 @@ fn nested_fns_that_reuse_values_lower_to_a_small_graph() {
             .collect(),
     );
     assert_eq!(run(&src).unwrap(), format!("{r}\n{s}\n"));
+}
+
+/// A "pass" that leaves the MIR invalid — the graph's results name a node that does not
+/// exist — standing in for a buggy rewrite. No pass of the pipeline may do this; the test
+/// shows how the coordinator reports one that does.
+fn break_the_mir(
+    g: &mut crate::mir::ir::Graph,
+    _: &crate::mir::passes::PassConfig,
+) -> Vec<crate::mir::passes::Rewrite> {
+    g.outputs.push(crate::mir::ir::Port {
+        node: crate::mir::ir::NodeId(g.nodes.len() as u32),
+        port: 0,
+    });
+    Vec::new()
+}
+
+static BREAKS_THE_MIR: crate::mir::passes::Pass = crate::mir::passes::Pass {
+    name: "breaks-the-mir",
+    description: "test only: leaves the graph invalid",
+    run: break_the_mir,
+};
+
+#[test]
+fn a_pass_that_breaks_the_mir_is_a_compiler_bug() {
+    let mut opts = RunOptions {
+        passes: Some(vec![&crate::mir::passes::FUSE_MAPS, &BREAKS_THE_MIR]),
+        ..RunOptions::default()
+    };
+    opts.config.verify = true;
+    let prog = compile("main { let x = [1.0, 2.0]; print(x * 2.0); }");
+    let err = run_main(&prog, &mut MemoryHost::default(), &opts).unwrap_err();
+    assert_eq!(
+        err.code(),
+        crate::base::Code::CompilerBug,
+        "{}",
+        err.message()
+    );
+    let RunErrorKind::CompilerBug {
+        stage,
+        finding,
+        graph,
+    } = &*err.kind
+    else {
+        panic!("not a compiler bug: {:?}", err.kind)
+    };
+    assert!(stage.contains("breaks-the-mir"), "{stage}");
+    assert!(!finding.is_empty());
+    assert!(graph.is_some());
+    let message = err.message();
+    assert!(
+        message.starts_with(
+            "internal compiler error: the pass `breaks-the-mir` left the MIR invalid: "
+        ),
+        "{message}"
+    );
+    assert!(message.contains(finding.as_str()), "{message}");
+    assert!(message.contains("please report it"), "{message}");
+    // Without the broken pass the same program runs.
+    opts.passes = Some(vec![&crate::mir::passes::FUSE_MAPS]);
+    assert!(run_main(&prog, &mut MemoryHost::default(), &opts).is_ok());
 }

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use flow_runtime::{Data, Tensor};
 
 use super::{
-    data_ptr, data_ptr_mut, describe_short, kernel_dims, kernel_name, shard_error, space_of,
+    alloc_error, data_ptr, data_ptr_mut, describe_short, kernel_dims, kernel_name, space_of,
     tensor_bytes, Kernel, KernelFn, Launch, Native, NativeError, SendPtr, SendPtrs,
 };
 use crate::mir::contract::{contraction, Contraction};
@@ -65,9 +65,8 @@ impl Native {
         node.outputs
             .iter()
             .map(|t| {
-                self.output(t.dtype, &t.shape).map_err(|e| NativeError {
-                    message: format!("node {id}: {e}"),
-                })
+                self.output(t.dtype, &t.shape)
+                    .map_err(alloc_error(Some(id)))
             })
             .collect()
     }
@@ -137,9 +136,10 @@ impl Native {
                         data: Data::zeros(t.dtype, 0),
                     });
                 } else {
-                    os.push(self.output(t.dtype, &t.shape).map_err(|e| NativeError {
-                        message: format!("node {id}: {e}"),
-                    })?);
+                    os.push(
+                        self.output(t.dtype, &t.shape)
+                            .map_err(alloc_error(Some(id)))?,
+                    );
                 }
             }
             outs.push(os);
@@ -258,7 +258,7 @@ impl Native {
                 .unwrap_or(0);
             let id = group.members[k].node;
             let node = &g.nodes[id];
-            shard_error(id, node, &space_of(node), rows, &e)
+            NativeError::shard(id, node, &space_of(node), rows, &e)
         })?;
         // The buffers written in place now belong to their writers.
         for d in in_place {

@@ -25,16 +25,18 @@ use std::time::Instant;
 
 use flow_runtime::buffers::BufferPool;
 use flow_runtime::fault::{inject_panic, FaultKind, Faults, RetryPolicy};
-use flow_runtime::pool::{TaskError, TaskErrorKind};
+use flow_runtime::pool::TaskError;
 use flow_runtime::profile::{trace_tid, Hooks};
 use flow_runtime::{DType, Data, Tensor};
 
 use crate::mir::ir::{Graph, Node, NodeId, NodeKind, Port};
 use crate::mir::schedule::{shard_plan, SHARD_ELEMENTS};
 mod contraction;
+mod error;
 mod group;
 mod key;
 
+pub use error::NativeError;
 pub use key::{kernel_dims, structure_key};
 
 /// A compiled kernel: `fn(bufs, dims, lo, hi) -> status` (see `codegen/kernel/`).
@@ -47,16 +49,15 @@ pub struct Kernel {
     pub number: usize,
 }
 
+/// A kernel source's answer for one node: its kernel, `None` (run it on the interpreter),
+/// or why it could not be compiled.
+pub type KernelLookup = Result<Option<Kernel>, NativeError>;
+
 /// Where the executor gets the kernel of a node.
 pub trait Kernels {
     /// The kernel of node `id` of `g`, or `None` when this source has none (the node then
     /// runs on the interpreter). Compilations are reported to `hooks`.
-    fn kernel(
-        &mut self,
-        g: &Graph,
-        id: NodeId,
-        hooks: &Hooks,
-    ) -> Result<Option<Kernel>, NativeError>;
+    fn kernel(&mut self, g: &Graph, id: NodeId, hooks: &Hooks) -> KernelLookup;
 
     /// The time spent making kernels.
     fn compile_time(&self) -> std::time::Duration {
@@ -71,24 +72,6 @@ pub trait Kernels {
 
 /// Makes the kernel source of a run when its first graph is dispatched.
 pub type KernelFactory = Rc<dyn Fn() -> Result<Box<dyn Kernels>, NativeError>>;
-
-/// An error while running a graph natively.
-#[derive(Clone, Debug)]
-pub struct NativeError {
-    pub message: String,
-}
-
-impl std::fmt::Display for NativeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-fn native_err<T>(message: impl Into<String>) -> Result<T, NativeError> {
-    Err(NativeError {
-        message: message.into(),
-    })
-}
 
 /// The kernels compiled ahead of time into an executable, by structure key
 /// ([`structure_key`]); nodes of other structures run on the interpreter.
@@ -109,12 +92,7 @@ impl Table {
 }
 
 impl Kernels for Table {
-    fn kernel(
-        &mut self,
-        g: &Graph,
-        id: NodeId,
-        _hooks: &Hooks,
-    ) -> Result<Option<Kernel>, NativeError> {
+    fn kernel(&mut self, g: &Graph, id: NodeId, _hooks: &Hooks) -> KernelLookup {
         Ok(self.kernels.get(&structure_key(g, &g.nodes[id])).copied())
     }
 }
@@ -148,9 +126,8 @@ impl Native {
     pub fn new(kernels: Box<dyn Kernels>, threads: usize) -> Result<Native, NativeError> {
         Ok(Native {
             kernels,
-            workers: flow_runtime::pool::Pool::new(threads.max(1)).map_err(|e| NativeError {
-                message: format!("cannot start the worker threads: {e}"),
-            })?,
+            workers: flow_runtime::pool::Pool::new(threads.max(1))
+                .map_err(|e| NativeError::Threads { cause: e.message })?,
             retry: RetryPolicy::default(),
             hooks: Hooks::default(),
             evals: 0,
@@ -246,8 +223,9 @@ impl Native {
         g: &Graph,
         inputs: &[Rc<Tensor>],
     ) -> Result<Vec<Rc<Tensor>>, NativeError> {
-        crate::mir::verify(g).map_err(|e| NativeError {
-            message: format!("internal compiler error: invalid MIR: {e}"),
+        crate::mir::verify(g).map_err(|e| NativeError::CompilerBug {
+            what: "the native backend was given invalid MIR".into(),
+            finding: e.to_string(),
         })?;
         self.evals += 1;
         let progress = self.hooks.progress.clone();
@@ -292,15 +270,19 @@ impl Native {
             values[id.0 as usize] = match &node.kind {
                 NodeKind::Input { index } => {
                     let Some(t) = inputs.get(*index as usize) else {
-                        return native_err(format!("input {index} is missing"));
+                        return Err(NativeError::Input {
+                            index: *index,
+                            got: None,
+                            expected: node.outputs[0].to_string(),
+                        });
                     };
                     let want = &node.outputs[0];
                     if t.dtype() != want.dtype || t.shape != want.shape {
-                        return native_err(format!(
-                            "input {index} is {}{:?}, expected {want}",
-                            t.dtype(),
-                            t.shape
-                        ));
+                        return Err(NativeError::Input {
+                            index: *index,
+                            got: Some((t.dtype(), t.shape.clone())),
+                            expected: want.to_string(),
+                        });
                     }
                     vec![t.clone()]
                 }
@@ -372,9 +354,7 @@ impl Native {
         seed: u64,
     ) -> Result<Tensor, NativeError> {
         let shape = &node.outputs[0].shape;
-        let t = Tensor::zeros(DType::F32, shape).map_err(|e| NativeError {
-            message: e.to_string(),
-        })?;
+        let t = Tensor::zeros(DType::F32, shape).map_err(alloc_error(None))?;
         let Data::F32(mut v) = t.data else {
             unreachable!("f32")
         };
@@ -411,7 +391,7 @@ impl Native {
             }
             0
         })
-        .map_err(|e| shard_error(id, node, &[len], SHARD_ELEMENTS, &e))?;
+        .map_err(|e| NativeError::shard(id, node, &[len], SHARD_ELEMENTS, &e))?;
         Ok(Tensor {
             shape: shape.to_vec(),
             data: Data::F32(v),
@@ -551,8 +531,9 @@ impl Native {
             hooks: self.hooks.clone(),
             launch: self.launch_id(id),
         };
-        crate::interp::eval_with(&sub, &inputs, &cfg).map_err(|e| NativeError {
-            message: format!("{}: {e}", describe(id, node)),
+        crate::interp::eval_with(&sub, &inputs, &cfg).map_err(|e| NativeError::Interpreted {
+            op: describe(id, node),
+            cause: e.to_string(),
         })
     }
 }
@@ -602,34 +583,12 @@ pub(crate) fn poison(outputs: &[(*mut u8, usize, DType)], lo: usize, hi: usize) 
     }
 }
 
-/// The error of a shard that failed for good: the op, the shard and its index box, the
-/// cause, and whether it was retried.
-pub(crate) fn shard_error(
-    id: NodeId,
-    node: &Node,
-    space: &[usize],
-    rows: usize,
-    e: &TaskError,
-) -> NativeError {
-    let k = e.task;
-    let n = space.first().map_or(1, |d| d.div_ceil(rows));
-    let mut dims: Vec<String> = space.iter().map(|d| format!("0..{d}")).collect();
-    if let Some(d0) = space.first() {
-        dims[0] = format!("{}..{}", k * rows, ((k + 1) * rows).min(*d0));
+/// The error of an allocation that failed, for `map_err`.
+pub(crate) fn alloc_error<E: std::fmt::Display>(node: Option<NodeId>) -> impl Fn(E) -> NativeError {
+    move |e| NativeError::Alloc {
+        node,
+        cause: e.to_string(),
     }
-    let shard = format!("shard {k} of {n} (index box [{}])", dims.join(", "));
-    let op = describe(id, node);
-    let message = match (&e.kind, e.attempts) {
-        (TaskErrorKind::Code(code), _) => format!(
-            "{} in {op}, {shard}; not retried: the error follows from the program and its data",
-            flow_runtime::abi::error_message(*code)
-        ),
-        (kind, 1) => format!("{op}, {shard} failed: {kind}"),
-        (kind, attempts) => format!(
-            "{op}, {shard} failed {attempts} times, retries exhausted; the last failure: {kind}"
-        ),
-    };
-    NativeError { message }
 }
 
 /// The name of a kernel in profiles: its op's label and its compiled kernel's number.
@@ -727,9 +686,7 @@ fn data_ptr_mut(d: &mut Data) -> *mut u8 {
 
 fn concat(parts: &[&Tensor], axis: usize, shape: &[usize]) -> Result<Tensor, NativeError> {
     let dtype = parts.first().map(|t| t.dtype()).unwrap_or(DType::F32);
-    let mut out = Tensor::zeros(dtype, shape).map_err(|e| NativeError {
-        message: e.to_string(),
-    })?;
+    let mut out = Tensor::zeros(dtype, shape).map_err(alloc_error(None))?;
     let outer: usize = shape[..axis].iter().product();
     let inner: usize = shape[axis + 1..].iter().product();
     let mut offset = 0;
@@ -750,9 +707,7 @@ fn concat(parts: &[&Tensor], axis: usize, shape: &[usize]) -> Result<Tensor, Nat
 }
 
 fn slice(src: &Tensor, start: &[usize], shape: &[usize]) -> Result<Tensor, NativeError> {
-    let mut out = Tensor::zeros(src.dtype(), shape).map_err(|e| NativeError {
-        message: e.to_string(),
-    })?;
+    let mut out = Tensor::zeros(src.dtype(), shape).map_err(alloc_error(None))?;
     let strides = src.strides();
     let total: usize = shape.iter().product();
     for lin in 0..total {

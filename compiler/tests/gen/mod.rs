@@ -1,6 +1,10 @@
 //! A generator of valid MIR graphs and their inputs, for the equivalence property tests in
 //! `equivalence.rs`.
 //!
+//! Long file: one `Builder` whose step kinds share the choice stream, the value bounds ([`Val`])
+//! and the shrinking order; the next split is one `impl Builder` file per step family, due
+//! when the parallel primitives (gather, scan, histogram) join the generator.
+//!
 //! **Choice streams.** A graph is built from a list of `u32` *choices*, read one at a time by
 //! a [`Chooser`]; a list that runs out reads as zeros. Every decision maps choice 0 to its
 //! simplest option (fewest nodes, first monoid, no extra reads, smallest shapes), so when

@@ -1,0 +1,540 @@
+//! Tensor-level lowering: blocks, op calls, random tensors, tensor literals, reductions and
+//! monoids become nodes of the graph; constant folding of the sizes and seeds the graph needs
+//! when it is built.
+
+use super::*;
+
+impl<'p> Lowerer<'p> {
+    pub(super) fn tensor(&mut self, e: &'p hir::Expr, frame: &mut Frame<'p>) -> LResult<TVal> {
+        let span = e.span;
+        match &e.kind {
+            H::Local(id) => match frame.locals.get(id) {
+                Some(Bound::T(v)) => Ok(v.clone()),
+                Some(Bound::S(_)) | None => {
+                    err(span, Kind::Internal("local not bound at tensor level"))
+                }
+            },
+            H::Block(b) => {
+                for s in &b.stmts {
+                    match s {
+                        hir::Stmt::Let { local, value } => {
+                            // Nodes built for `let e[i, j] = …` in op `softmax` are labelled
+                            // `softmax.e`.
+                            let outer = frame.label.clone();
+                            let name = &frame.body.local(*local).name;
+                            frame.label = if outer.is_empty() {
+                                name.clone()
+                            } else {
+                                format!("{outer}.{name}")
+                            };
+                            let v = self.tensor(value, frame);
+                            frame.label = outer;
+                            frame.locals.insert(*local, Bound::T(v?));
+                        }
+                        hir::Stmt::Expr(x) => {
+                            self.tensor(x, frame)?;
+                        }
+                        _ => return err(span, Kind::Internal("statement in an operation")),
+                    }
+                }
+                match &b.tail {
+                    Some(t) => self.tensor(t, frame),
+                    None => Ok(TVal::Tuple(Vec::new())),
+                }
+            }
+            H::Tuple(xs) => Ok(TVal::Tuple(
+                xs.iter()
+                    .map(|x| self.tensor(x, frame))
+                    .collect::<LResult<_>>()?,
+            )),
+            H::Field(x, i) => match self.tensor(x, frame)? {
+                TVal::Tuple(mut vs) if *i < vs.len() => Ok(vs.swap_remove(*i)),
+                _ => err(span, Kind::Internal("field of a non-tuple")),
+            },
+            H::Call(f, args) if self.prog.func(*f).kind == hir::FuncKind::Op => {
+                let vals = args
+                    .iter()
+                    .map(|a| self.tensor(a, frame))
+                    .collect::<LResult<Vec<_>>>()?;
+                self.call(*f, vals, span)
+            }
+            H::Comprehension { indices, body } => {
+                let mut point = Point {
+                    reads: Vec::new(),
+                    extents: Vec::new(),
+                    vars: HashMap::new(),
+                };
+                for ix in indices {
+                    let n = self.dim(&frame.body.index_var(*ix).range, frame, span)?;
+                    point.vars.insert(*ix, point.extents.len() as u32);
+                    point.extents.push(n);
+                }
+                let space = point.extents.clone();
+                let s = self.point(body, frame, &mut point)?;
+                self.map_node(space, point.reads, s, &frame.label)
+                    .map(TVal::Port)
+            }
+            H::Reduce { .. } => {
+                let mut point = Point {
+                    reads: Vec::new(),
+                    extents: Vec::new(),
+                    vars: HashMap::new(),
+                };
+                self.reduce_node(e, frame, &mut point)
+            }
+            H::TensorLit(_) => self.tensor_lit(e, frame),
+            H::Builtin(hir::Builtin::RandUniform | hir::Builtin::RandNormal, args) => {
+                let dist = if matches!(e.kind, H::Builtin(hir::Builtin::RandUniform, _)) {
+                    Dist::Uniform
+                } else {
+                    Dist::Normal
+                };
+                let seed = self.const_i64(&args[0], frame)?;
+                let H::Tuple(sizes) = &args[1].kind else {
+                    return err(span, Kind::Internal("random shape"));
+                };
+                let mut shape = Vec::new();
+                for s in sizes {
+                    let n = self.const_i64(s, frame)?;
+                    if n < 0 {
+                        return err(s.span, Kind::NegativeSize(n));
+                    }
+                    shape.push(n as usize);
+                }
+                if let Err(e) = flow_runtime::tensor::checked_size(DType::F32, &shape) {
+                    return err(span, Kind::CreateRandom(e.to_string()));
+                }
+                let node = self.add(
+                    NodeKind::Random {
+                        dist,
+                        seed: seed as u64,
+                    },
+                    vec![TensorTy::new(DType::F32, shape)],
+                    "",
+                );
+                Ok(TVal::Port(Port { node, port: 0 }))
+            }
+            // A value the coordinator computed is a constant: it may size a tensor
+            // (`rand_uniform(0, [eval(count(x))])`).
+            H::Builtin(hir::Builtin::Eval, args) => match self.forced.get(&(e as *const _)) {
+                Some(v) => Ok(v.clone()),
+                None => self.tensor(&args[0], frame),
+            },
+            // A tuple of scalars computed in the coordinator (a call of a scalar `fn` with a
+            // tuple result, an `if` between tuples): one rank-0 map per field.
+            _ if matches!(e.ty, Ty::Tuple(_)) => {
+                let n_fields = match &e.ty {
+                    Ty::Tuple(fs) => fs.len(),
+                    _ => 0,
+                };
+                let mut point = Point {
+                    reads: Vec::new(),
+                    extents: Vec::new(),
+                    vars: HashMap::new(),
+                };
+                let s = self.point(e, frame, &mut point)?;
+                let mut out = Vec::new();
+                for k in 0..n_fields {
+                    let body = ScalarExpr::field(s.clone(), k as u32);
+                    let p = self.map_node(Vec::new(), point.reads.clone(), body, &frame.label)?;
+                    out.push(TVal::Port(p));
+                }
+                Ok(TVal::Tuple(out))
+            }
+            // Everything else is elementwise: lower it as a map over the result's shape.
+            _ => {
+                self.bind_random_dims(e, frame)?;
+                let shape = match &e.ty {
+                    Ty::Scalar(_) => Vec::new(),
+                    Ty::Tensor(_, dims) => {
+                        let mut s = Vec::new();
+                        for d in dims {
+                            s.push(self.dim(d, frame, span)?);
+                        }
+                        s
+                    }
+                    other => return err(span, Kind::NotTensorLevel(other.clone())),
+                };
+                let rank = shape.len();
+                let mut point = Point {
+                    reads: Vec::new(),
+                    extents: shape.clone(),
+                    vars: HashMap::new(),
+                };
+                let s = self.elementwise_point(e, frame, &mut point, rank)?;
+                self.map_node(shape, point.reads, s, &frame.label)
+                    .map(TVal::Port)
+            }
+        }
+    }
+
+    /// Binds the shape variables that stand for the sizes of random tensors inside an
+    /// elementwise expression (`rand_uniform(0, [n]) as i64` with `n` a coordinator value:
+    /// the checker names that size `D`, and only its value here says what `D` is).
+    pub(super) fn bind_random_dims(
+        &mut self,
+        e: &'p hir::Expr,
+        frame: &mut Frame<'p>,
+    ) -> LResult<()> {
+        match &e.kind {
+            H::Builtin(hir::Builtin::RandUniform | hir::Builtin::RandNormal, args) => {
+                let (Ty::Tensor(_, dims), H::Tuple(sizes)) = (&e.ty, &args[1].kind) else {
+                    return Ok(());
+                };
+                for (d, size) in dims.iter().zip(sizes) {
+                    if let Some(var) = d.as_var() {
+                        if !frame.shapes.contains_key(var) {
+                            let n = self.const_i64(size, frame)?;
+                            frame.shapes.insert(var.to_string(), n);
+                        }
+                    }
+                }
+            }
+            H::Unary(_, a) | H::Cast(a, _) => self.bind_random_dims(a, frame)?,
+            H::Binary(_, a, b) => {
+                self.bind_random_dims(a, frame)?;
+                self.bind_random_dims(b, frame)?;
+            }
+            H::Builtin(b, xs) if is_pointwise_builtin(*b) => {
+                for x in xs {
+                    self.bind_random_dims(x, frame)?;
+                }
+            }
+            H::MapFn(_, xs) => {
+                for x in xs {
+                    self.bind_random_dims(x, frame)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    pub(super) fn const_i64(&mut self, e: &'p hir::Expr, frame: &mut Frame<'p>) -> LResult<i64> {
+        match &e.kind {
+            H::Lit(s) => return Ok(s.cast(DType::I64).as_f64() as i64),
+            H::DimValue(d) => return self.dim(d, frame, e.span).map(|n| n as i64),
+            _ => {}
+        }
+        let v = self.tensor(e, frame)?;
+        if let TVal::Port(p) = v {
+            if let NodeKind::Const { value } = &self.graph.nodes[p.node].kind {
+                if value.len() == 1 {
+                    return Ok(value.get(0).cast(DType::I64).as_f64() as i64);
+                }
+            }
+            // A computed size: fold the constant map if it reads only constants.
+            if let Some(s) = self.fold_scalar(p) {
+                return Ok(s.cast(DType::I64).as_f64() as i64);
+            }
+        }
+        err(e.span, Kind::NotStatic)
+    }
+
+    /// Evaluates a rank-0 map over constants (e.g. `1 << 22`), when it is one.
+    pub(super) fn fold_scalar(&self, p: Port) -> Option<Scalar> {
+        let node = &self.graph.nodes[p.node];
+        match &node.kind {
+            NodeKind::Const { value } if value.len() == 1 => Some(value.get(0)),
+            NodeKind::Map { space, reads, body } if space.is_empty() => {
+                let vals: Vec<Scalar> = reads
+                    .iter()
+                    .map(|r| self.fold_scalar(r.src()))
+                    .collect::<Option<_>>()?;
+                fold_expr(&body[p.port as usize], &vals)
+            }
+            _ => None,
+        }
+    }
+
+    pub(super) fn tensor_lit(&mut self, e: &'p hir::Expr, frame: &mut Frame<'p>) -> LResult<TVal> {
+        let mut leaves = Vec::new();
+        let mut shape = Vec::new();
+        collect_lit(e, &mut leaves, &mut shape, 0);
+        let dtype = e.ty.dtype().unwrap_or(DType::F32);
+        let ports: Vec<Port> = leaves
+            .iter()
+            .map(|l| match self.tensor(l, frame)? {
+                TVal::Port(p) => Ok(p),
+                TVal::Tuple(_) => err(l.span, Kind::LiteralOfTuples),
+            })
+            .collect::<LResult<_>>()?;
+        let consts: Option<Vec<Scalar>> = ports.iter().map(|p| self.fold_scalar(*p)).collect();
+        if let Some(vals) = consts {
+            let mut t = Tensor::zeros(dtype, &shape)
+                .map_err(|x| LowerError::new(Kind::Create(x.to_string()), e.span))?;
+            for (i, v) in vals.into_iter().enumerate() {
+                t.set(i, v);
+            }
+            return Ok(TVal::Port(self.constant(t)));
+        }
+        // Computed elements: select on the linear index.
+        let strides = flow_runtime::tensor::row_major_strides(&shape);
+        let mut lin = ScalarExpr::Const(Scalar::I64(0));
+        for (k, s) in strides.iter().enumerate() {
+            let term = ScalarExpr::binary(
+                ir::BinOp::Mul,
+                ScalarExpr::Index(k as u32),
+                ScalarExpr::Const(Scalar::I64(*s as i64)),
+            );
+            lin = ScalarExpr::binary(ir::BinOp::Add, lin, term);
+        }
+        let mut reads = Vec::new();
+        let mut body = ScalarExpr::Const(Scalar::F32(0.0).cast(dtype));
+        for (i, p) in ports.iter().enumerate().rev() {
+            let r = ScalarExpr::Read(reads.len() as u32);
+            reads.push(Read {
+                node: p.node,
+                port: p.port,
+                proj: Vec::new(),
+                edge: ir::Edge::Strict,
+            });
+            let cond = ScalarExpr::binary(
+                ir::BinOp::Eq,
+                lin.clone(),
+                ScalarExpr::Const(Scalar::I64(i as i64)),
+            );
+            body = ScalarExpr::select(cond, r, body);
+        }
+        let node = self.add(
+            NodeKind::Map {
+                space: shape.clone(),
+                reads,
+                body: vec![body],
+            },
+            vec![TensorTy::new(dtype, shape)],
+            "",
+        );
+        Ok(TVal::Port(Port { node, port: 0 }))
+    }
+
+    /// Builds a `Reduce` node for reduction `e` whose free space is the point's variables.
+    pub(super) fn reduce_node(
+        &mut self,
+        e: &'p hir::Expr,
+        frame: &mut Frame<'p>,
+        outer: &mut Point,
+    ) -> LResult<TVal> {
+        let H::Reduce {
+            monoid,
+            indices,
+            args,
+        } = &e.kind
+        else {
+            return err(e.span, Kind::Internal("not a reduction"));
+        };
+        let mut point = Point {
+            reads: Vec::new(),
+            extents: outer.extents.clone(),
+            vars: outer.vars.clone(),
+        };
+        let space = outer.extents.clone();
+        let mut red = Vec::new();
+        for ix in indices {
+            let n = self.dim(&frame.body.index_var(*ix).range, frame, e.span)?;
+            point.vars.insert(*ix, point.extents.len() as u32);
+            point.extents.push(n);
+            red.push(n);
+        }
+        let mut xs = Vec::new();
+        for a in args {
+            xs.push(self.point(a, frame, &mut point)?);
+        }
+        let (mref, outputs) = match monoid {
+            hir::MonoidRef::Builtin(b) => {
+                let d = self.expr_dtype(&xs[0], &point.reads)?;
+                (
+                    ir::MonoidRef::Builtin(*b),
+                    vec![TensorTy::new(d, space.clone())],
+                )
+            }
+            hir::MonoidRef::User(id) => {
+                let mid = self.monoid(*id, e.span)?;
+                let dts = self.graph.monoids[mid].result_dtypes().to_vec();
+                (
+                    ir::MonoidRef::User(mid),
+                    dts.into_iter()
+                        .map(|d| TensorTy::new(d, space.clone()))
+                        .collect(),
+                )
+            }
+        };
+        let n_ports = outputs.len();
+        let label = frame.label.clone();
+        let node = self.add(
+            NodeKind::Reduce {
+                space,
+                red,
+                monoid: mref,
+                reads: point.reads,
+                args: xs,
+            },
+            outputs,
+            &label,
+        );
+        if n_ports == 1 && !matches!(e.ty, Ty::Tuple(_)) {
+            Ok(TVal::Port(Port { node, port: 0 }))
+        } else {
+            Ok(TVal::Tuple(
+                (0..n_ports as u32)
+                    .map(|port| TVal::Port(Port { node, port }))
+                    .collect(),
+            ))
+        }
+    }
+
+    /// A user monoid in the graph (added once).
+    pub(super) fn monoid(&mut self, id: hir::MonoidId, span: Span) -> LResult<ir::MonoidId> {
+        if let Some(m) = self.monoids.get(&id) {
+            return Ok(*m);
+        }
+        let m = self.prog.monoid(id);
+        let state = flat_dtypes(&m.state);
+        let field_names = match &m.state {
+            Ty::Tuple(fs) => fs.iter().map(|(n, _)| n.clone()).collect(),
+            _ => vec![None],
+        };
+        let zero = match fold_hir(&m.zero.expr) {
+            Some(v) => flatten_value(&v),
+            None => {
+                return err(
+                    m.zero.expr.span,
+                    Kind::MonoidZero {
+                        monoid: m.name.clone(),
+                    },
+                )
+            }
+        };
+        let wrap = match &m.wrap {
+            Some(w) => {
+                let params: Vec<DType> = w
+                    .params
+                    .iter()
+                    .map(|p| w.body.local(*p).ty.dtype().unwrap_or(DType::F32))
+                    .collect();
+                let body = self.monoid_fn(w, span)?;
+                Some(ir::Wrap { params, body })
+            }
+            None => None,
+        };
+        let combine = self.monoid_fn(&m.combine, span)?;
+        let unwrap = match &m.unwrap {
+            Some(u) => Some(ir::Unwrap {
+                ports: flat_dtypes(&u.body.expr.ty),
+                body: self.monoid_fn(u, span)?,
+            }),
+            None => None,
+        };
+        let mid = self.graph.add_monoid(ir::Monoid {
+            name: m.name.clone(),
+            state,
+            field_names,
+            zero,
+            wrap,
+            combine,
+            unwrap,
+            commutative: m.commutative,
+        });
+        self.monoids.insert(id, mid);
+        Ok(mid)
+    }
+
+    pub(super) fn monoid_fn(&mut self, f: &'p hir::MonoidFn, span: Span) -> LResult<ScalarExpr> {
+        let mut frame = Frame {
+            body: &f.body,
+            locals: HashMap::new(),
+            shapes: HashMap::new(),
+            label: String::new(),
+        };
+        for (k, p) in f.params.iter().enumerate() {
+            frame
+                .locals
+                .insert(*p, Bound::S(ScalarExpr::Param(k as u32)));
+        }
+        let mut point = Point {
+            reads: Vec::new(),
+            extents: Vec::new(),
+            vars: HashMap::new(),
+        };
+        let e = self.point(&f.body.expr, &mut frame, &mut point)?;
+        if !point.reads.is_empty() {
+            return err(span, Kind::MonoidReadsTensor);
+        }
+        Ok(e)
+    }
+}
+
+pub(super) fn collect_lit<'e>(
+    e: &'e hir::Expr,
+    leaves: &mut Vec<&'e hir::Expr>,
+    shape: &mut Vec<usize>,
+    depth: usize,
+) {
+    match &e.kind {
+        H::TensorLit(xs) => {
+            if shape.len() == depth {
+                shape.push(xs.len());
+            }
+            for x in xs {
+                collect_lit(x, leaves, shape, depth + 1);
+            }
+        }
+        _ => leaves.push(e),
+    }
+}
+
+pub(super) fn flat_dtypes(t: &Ty) -> Vec<DType> {
+    match t {
+        Ty::Scalar(d) => vec![*d],
+        Ty::Tuple(fs) => fs.iter().flat_map(|(_, t)| flat_dtypes(t)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A constant folded from HIR.
+#[derive(Clone, Debug)]
+pub(super) enum FoldVal {
+    S(Scalar),
+    T(Vec<FoldVal>),
+}
+
+pub(super) fn flatten_value(v: &FoldVal) -> Vec<Scalar> {
+    match v {
+        FoldVal::S(s) => vec![*s],
+        FoldVal::T(vs) => vs.iter().flat_map(flatten_value).collect(),
+    }
+}
+
+pub(super) fn fold_hir(e: &hir::Expr) -> Option<FoldVal> {
+    Some(match &e.kind {
+        H::Lit(s) => FoldVal::S(*s),
+        H::Tuple(xs) => FoldVal::T(xs.iter().map(fold_hir).collect::<Option<_>>()?),
+        H::Unary(op, a) => match fold_hir(a)? {
+            FoldVal::S(s) => FoldVal::S(crate::base::ops::unary(*op, s).ok()?),
+            FoldVal::T(_) => return None,
+        },
+        H::Cast(a, d) => match fold_hir(a)? {
+            FoldVal::S(s) => FoldVal::S(s.cast(*d)),
+            FoldVal::T(_) => return None,
+        },
+        H::Binary(op, a, b) => match (fold_hir(a)?, fold_hir(b)?) {
+            (FoldVal::S(x), FoldVal::S(y)) => FoldVal::S(crate::base::ops::binary(*op, x, y).ok()?),
+            _ => return None,
+        },
+        H::Block(b) if b.stmts.is_empty() => fold_hir(b.tail.as_ref()?)?,
+        _ => return None,
+    })
+}
+
+pub(super) fn fold_expr(e: &ScalarExpr, reads: &[Scalar]) -> Option<Scalar> {
+    Some(match e {
+        ScalarExpr::Const(s) => *s,
+        ScalarExpr::Read(k) => *reads.get(*k as usize)?,
+        ScalarExpr::Unary(op, a) => crate::base::ops::unary(*op, fold_expr(a, reads)?).ok()?,
+        ScalarExpr::Binary(op, a, b) => {
+            crate::base::ops::binary(*op, fold_expr(a, reads)?, fold_expr(b, reads)?).ok()?
+        }
+        ScalarExpr::Cast(a, d) => fold_expr(a, reads)?.cast(*d),
+        _ => return None,
+    })
+}
