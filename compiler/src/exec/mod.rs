@@ -45,7 +45,7 @@ use crate::native::{KernelFactory, Native};
 pub use cache::{CacheStats, Caches};
 use error::RResult;
 pub use error::{Assertion, RunError, RunErrorKind, REPORT_REQUEST};
-pub use host::{Host, MemoryHost};
+pub use host::{Host, MemoryHost, WithRepHook};
 pub use value::{show, Lazy, Value};
 
 fn fail<T>(span: Span, message: impl Into<String>) -> RResult<T> {
@@ -405,6 +405,7 @@ impl<'p, 'h> Machine<'p, 'h> {
         let span = body.tail.as_ref().map(|t| t.span).unwrap_or_default();
         self.flush(span)?;
         for rep in 0..st.warmup + st.reps {
+            self.host.before_bench_rep(rep);
             let start = std::time::Instant::now();
             for s in &body.stmts {
                 if let hir::Stmt::Expr(x) = s {

@@ -41,7 +41,12 @@ use crate::mir::monoid::{explicit, Explicit};
 
 mod expr;
 mod ops;
+mod span;
 mod vector;
+
+#[cfg(test)]
+pub(super) use span::exp_argument as span_exp_argument;
+pub use span::EXP_SPAN_SYMBOL;
 
 use vector::{coef_kind, vector_plan};
 
@@ -49,7 +54,8 @@ pub const ERR_DIV_ZERO: i64 = 1;
 pub const ERR_DIV_OVERFLOW: i64 = 2;
 
 /// The runtime math functions kernels call, declared in the function being built, in the
-/// order of [`CALLED`]: first the `f32` versions, then the `f64` ones.
+/// order of [`CALLED`]: first the `f32` versions, then the `f64` ones; last the span
+/// function [`EXP_SPAN_SYMBOL`].
 #[derive(Clone, Debug)]
 pub struct Imports {
     pub funcs: Vec<cranelift_codegen::ir::FuncRef>,
@@ -75,6 +81,10 @@ impl Imports {
             .expect("a called function");
         let off = if d == DType::F32 { 0 } else { CALLED.len() };
         self.funcs[off + k]
+    }
+
+    fn exp_span(&self) -> cranelift_codegen::ir::FuncRef {
+        self.funcs[2 * CALLED.len()]
     }
 }
 
@@ -606,6 +616,8 @@ pub fn generate(g: &Graph, node: &Node, b: &mut FunctionBuilder<'_>, imports: Im
     let range = (space_n > 0).then_some((lo, hi));
     match &node.kind {
         NodeKind::Map { body, .. } => {
+            let exp_arg = span::exp_argument(node);
+            let body = exp_arg.map_or(&body[..], std::slice::from_ref);
             gen.nest(&space_ext, 0, range, plan, &mut |g| {
                 let vals: Vec<CVal> = body.iter().map(|e| g.expr(e, &[])).collect();
                 for (port, v) in vals.iter().enumerate() {
@@ -613,6 +625,9 @@ pub fn generate(g: &Graph, node: &Node, b: &mut FunctionBuilder<'_>, imports: Im
                     g.store(port, &v);
                 }
             });
+            if exp_arg.is_some() {
+                span::exp_over_rows(&mut gen, &space_ext, lo, hi);
+            }
         }
         NodeKind::Reduce { monoid, args, .. } => {
             let m = kernel_monoid(g, *monoid, node.outputs[0].dtype);
