@@ -49,6 +49,9 @@
 //! shrunk graph (MIR text), its inputs and the expected and actual outputs. Rerun with
 //! `FLOW_EQUIV_SEED=<seed> cargo test -p flowc --test all equivalence::<property>`; set
 //! `FLOW_EQUIV_CASES` for more (or fewer) cases.
+//!
+//! Long file: one harness (case generation, seeds, comparison with tolerances) serving every
+//! property; a quarter of it is this header, which says what each property promises.
 
 use crate::gen::{self, Case};
 use flow_runtime::{Scalar, Tensor};
