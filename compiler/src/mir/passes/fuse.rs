@@ -16,11 +16,14 @@
 //!   producer is recomputed in every consumer instead (law: idempotence), trading work for
 //!   memory;
 //! - a producer that is a graph output stays (it must be materialized anyway);
+//! - nothing is fused into a contraction (a `Reduce` that runs as a GEMM), except under a
+//!   memory budget: the GEMM is faster than the fused loop nest would be;
 //! - reads through `pad`/`clamp_edge` of a producer are not fused (the edge rule applies to
 //!   the producer's tensor, not to its body).
 
 use super::util::{affine_expr, compose, use_counts, volume};
 use super::{Law, PassConfig, Rewrite};
+use crate::mir::contract::contraction;
 use crate::mir::cost::{cost, DUPLICATE_COST};
 use crate::mir::ir::{Edge, Graph, NodeId, NodeKind, Port, Read, ScalarExpr};
 use crate::mir::Idx;
@@ -91,6 +94,11 @@ pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<
                     | (NodeKind::Reduce { .. }, Consumers::Reductions)
             );
             if !is_target {
+                continue;
+            }
+            // A contraction runs as a GEMM, far faster than any fused loop nest: its
+            // operands stay materialized (unless a memory budget asks for recomputation).
+            if recompute != Recompute::Always && contraction(g, &g.nodes[c]).is_some() {
                 continue;
             }
             let c_box = box_of(&g.nodes[c].kind).expect("map or reduce");
