@@ -163,9 +163,7 @@ pub fn check(files: &[SourceFile<'_>]) -> (hir::Program, Vec<Diagnostic>) {
     }
 
     finalize(&mut ck, &mut prog);
-    if !ck.diags.iter().any(|d| d.is_error()) {
-        ck.diags.extend(differentiable::check(&prog));
-    }
+    ck.diags.extend(differentiable::check(&prog));
     if !ck.diags.iter().any(|d| d.is_error()) {
         for (i, m) in prog.monoids.iter().enumerate() {
             if let Err(d) = monoid_laws::check_laws(&prog, hir::MonoidId(i as u32), m) {
