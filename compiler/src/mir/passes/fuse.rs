@@ -17,7 +17,8 @@
 //!   memory;
 //! - a producer that is a graph output stays (it must be materialized anyway);
 //! - nothing is fused into a contraction (a `Reduce` that runs as a GEMM), except under a
-//!   memory budget: the GEMM is faster than the fused loop nest would be;
+//!   memory budget: the GEMM is faster than the fused loop nest would be; and a contraction's
+//!   operand, materialized for it anyway, is not recomputed in its other consumers either;
 //! - reads through `pad`/`clamp_edge` of a producer are not fused (the edge rule applies to
 //!   the producer's tensor, not to its body).
 
@@ -84,6 +85,18 @@ pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<
     // reads of its consumer), instead of being recounted over the whole graph after every
     // fusion, which made the pass quadratic in the size of the graph.
     let mut uses = use_counts(g);
+    // The operands of contractions stay materialized (nothing is fused into a contraction),
+    // so recomputing them in their other consumers would only repeat work. Fusion changes
+    // only the consumers it fuses into, never a contraction, so this set stays true.
+    let for_gemm: std::collections::HashSet<Port> = if recompute == Recompute::Always {
+        Default::default()
+    } else {
+        g.nodes
+            .iter()
+            .filter(|n| contraction(g, n).is_some())
+            .flat_map(|n| n.inputs())
+            .collect()
+    };
     loop {
         let mut changed = false;
         for ci in start..g.nodes.len() {
@@ -114,8 +127,9 @@ pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<
                     NodeKind::Reduce { args, .. } => args.as_slice(),
                     _ => &[],
                 };
-                let cheap_reject =
-                    r.edge != Edge::Strict || !matches!(g.nodes[r.node].kind, NodeKind::Map { .. });
+                let cheap_reject = r.edge != Edge::Strict
+                    || !matches!(g.nodes[r.node].kind, NodeKind::Map { .. })
+                    || for_gemm.contains(&r.src());
                 if cheap_reject {
                     continue;
                 }
