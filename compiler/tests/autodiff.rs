@@ -20,24 +20,22 @@
 //! **Reproducing a failure.** The failing graph's MIR text and seed are printed; rerun with
 //! `FLOW_AD_SEED=<seed> cargo test -p flowc --test all autodiff::`.
 
+use crate::gen::Rng;
 use flow_runtime::{Scalar, Tensor};
 use flowc::interp;
 use flowc::mir::passes::{optimize_all, PassConfig};
 use flowc::mir::{self, Graph, Idx, NodeKind, Port, TensorTy};
 
-/// splitmix64: a small deterministic generator, seeded per case.
-struct Rng(u64);
+/// The suite's choices, on the equivalence generator's SplitMix64.
+trait Choose {
+    fn below(&mut self, n: usize) -> usize;
+    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T;
+    fn unit(&mut self) -> f64;
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
+impl Choose for Rng {
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        self.range(0, n as i64 - 1) as usize
     }
     fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
         &xs[self.below(xs.len())]
@@ -451,7 +449,7 @@ fn gradient_graphs_run_alike_on_jit_and_interpreter() {
                 .eval(&d, &rc)
                 .unwrap_or_else(|e| panic!("seed {seed}: the JIT fails: {e}"));
             for (w, a) in want.iter().zip(&got) {
-                let (w, a) = (values(&w), values(&a));
+                let (w, a) = (values(w), values(a));
                 let same = w
                     .iter()
                     .zip(&a)
