@@ -153,6 +153,15 @@ impl<'p, 'h> Machine<'p, 'h> {
                     }
                 }
             }
+            H::Diff(d) => {
+                let mut tvals = Vec::new();
+                for a in &d.args {
+                    let v = self.eval(frame, a)?;
+                    tvals.push(self.tval(&v, span)?);
+                }
+                let t = self.lower.diff(d, tvals, span).map_err(RunError::from)?;
+                Ok(self.value_of_tval(t))
+            }
             H::Builtin(b, args) => self.builtin(frame, *b, args, e),
             H::Tuple(xs) => {
                 let mut vs = Vec::new();

@@ -236,6 +236,8 @@ pub enum ExprKind {
     Pipe(Box<Expr>, Box<Expr>),
     Cast(Box<Expr>, Ident),
     Call(Ident, Vec<Expr>),
+    /// `name = value` as a call argument (`grad(f, x, y, wrt = 1)`).
+    Named(Ident, Box<Expr>),
     Index(Box<Expr>, Vec<Expr>),
     Field(Box<Expr>, Field, Span),
     Tuple(Vec<Expr>),

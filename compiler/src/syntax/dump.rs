@@ -248,6 +248,7 @@ pub fn inline(e: &Expr) -> String {
         ExprKind::Pipe(a, f) => format!("({} |> {})", inline(a), inline(f)),
         ExprKind::Cast(a, t) => format!("({} as {})", inline(a), t.name),
         ExprKind::Call(f, args) => format!("{}({})", f.name, list(args)),
+        ExprKind::Named(n, a) => format!("{} = {}", n.name, inline(a)),
         ExprKind::Index(a, idx) => format!("{}[{}]", inline(a), list(idx)),
         ExprKind::Field(a, Field::Pos(i), _) => format!("{}.{}", inline(a), i),
         ExprKind::Field(a, Field::Named(n), _) => format!("{}.{}", inline(a), n),

@@ -21,6 +21,16 @@ impl Checker {
                 self.error(errors::placeholder(span));
                 err_expr(span)
             }
+            K::Named(n, _) => {
+                self.error(errors::type_error(
+                    format!(
+                        "a named argument (`{} = …`) is only allowed in `grad`, `value_and_grad` and `vjp`",
+                        n.name
+                    ),
+                    span,
+                ));
+                err_expr(span)
+            }
             K::Unary(op, a) => self.unary(*op, a, cx, want, span),
             K::Pipe(..) => self.pipe(e, cx, want, span),
             K::Binary(BinOp::Shr, a, b) if self.is_arrow(a) || self.is_arrow(b) => {

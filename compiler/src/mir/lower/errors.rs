@@ -112,6 +112,8 @@ pub enum LowerErrorKind {
         lo: i128,
         hi: i128,
     },
+    /// A derivative that cannot be taken (what stands in the way).
+    NotDifferentiable(String),
     /// A broken invariant of the compiler (what it was), never the program's fault.
     Internal(&'static str),
     /// A dimension left unbound at dispatch (a broken invariant).
@@ -248,6 +250,7 @@ impl fmt::Display for LowerErrorKind {
                  indices {lo}..={hi}",
                 format_shape(shape)
             ),
+            K::NotDifferentiable(why) => write!(f, "cannot differentiate: {why}"),
             K::Internal(what) => write!(f, "internal error: {what}"),
             K::UnboundDim(d) => write!(f, "internal error: shape `{d}` is unbound at dispatch"),
             K::UnboundIndexShape(d) => write!(f, "internal error: unbound shape in `{d}`"),

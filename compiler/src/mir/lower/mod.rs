@@ -16,6 +16,7 @@
 //! expressions to nodes, `point` lowers the body of a comprehension or reduction to a scalar
 //! expression, and `errors` words what can go wrong.
 
+mod diff;
 mod errors;
 mod point;
 mod shapes;

@@ -59,6 +59,14 @@ impl<'p> Lowerer<'p> {
                 TVal::Tuple(mut vs) if *i < vs.len() => Ok(vs.swap_remove(*i)),
                 _ => err(span, Kind::Internal("field of a non-tuple")),
             },
+            H::Diff(d) => {
+                let vals = d
+                    .args
+                    .iter()
+                    .map(|a| self.tensor(a, frame))
+                    .collect::<LResult<Vec<_>>>()?;
+                self.diff(d, vals, span)
+            }
             H::Call(f, args) if self.prog.func(*f).kind == hir::FuncKind::Op => {
                 let vals = args
                     .iter()

@@ -18,13 +18,17 @@
 //! - a producer that is a graph output stays (it must be materialized anyway);
 //! - no fused kernel exceeds [`MAX_FUSED_COST`] operations per point, so fusing a chain of
 //!   `n` maps costs `O(n)`, not `O(n^2)`;
+//! - nothing is fused into a contraction (a `Reduce` that runs as a GEMM), except under a
+//!   memory budget: the GEMM is faster than the fused loop nest would be; and a contraction's
+//!   operand, materialized for it anyway, is not recomputed in its other consumers either;
 //! - reads through `pad`/`clamp_edge` of a producer are not fused (the edge rule applies to
 //!   the producer's tensor, not to its body).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::util::{affine_expr, compose, use_counts, volume};
 use super::{Law, PassConfig, Rewrite};
+use crate::mir::contract::contraction;
 use crate::mir::cost::{cost, DUPLICATE_COST};
 use crate::mir::ir::{Edge, Graph, NodeId, NodeKind, Port, Read, ScalarExpr};
 use crate::mir::Idx;
@@ -85,6 +89,10 @@ pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<
     // reads of its consumer), instead of being recounted over the whole graph after every
     // fusion, which made the pass quadratic in the size of the graph.
     let mut uses = use_counts(g);
+    // The operands of contractions stay materialized (nothing is fused into a contraction),
+    // so recomputing them in their other consumers would only repeat work. Fusion changes
+    // only the consumers it fuses into, never a contraction, so this set stays true.
+    let for_gemm = gemm_operands(g, recompute);
     loop {
         let mut changed = false;
         for ci in start..g.nodes.len() {
@@ -95,6 +103,11 @@ pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<
                     | (NodeKind::Reduce { .. }, Consumers::Reductions)
             );
             if !is_target {
+                continue;
+            }
+            // A contraction runs as a GEMM, far faster than any fused loop nest: its
+            // operands stay materialized (unless a memory budget asks for recomputation).
+            if recompute != Recompute::Always && contraction(g, &g.nodes[c]).is_some() {
                 continue;
             }
             let c_box = box_of(&g.nodes[c].kind).expect("map or reduce");
@@ -111,8 +124,9 @@ pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<
                     NodeKind::Reduce { args, .. } => args.as_slice(),
                     _ => &[],
                 };
-                let cheap_reject =
-                    r.edge != Edge::Strict || !matches!(g.nodes[r.node].kind, NodeKind::Map { .. });
+                let cheap_reject = r.edge != Edge::Strict
+                    || !matches!(g.nodes[r.node].kind, NodeKind::Map { .. })
+                    || for_gemm.contains(&r.src());
                 if cheap_reject {
                     continue;
                 }
@@ -121,7 +135,7 @@ pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<
                     .map(|e| count_reads(e, k as u32))
                     .sum::<usize>();
                 let Ok((reason, law)) =
-                    fusable(g, &uses, r, &c_box, c_cost, occurrences, recompute)
+                    fusable(g, &uses, r, c, &for_gemm, (&c_box, c_cost, occurrences), recompute)
                 else {
                     continue;
                 };
@@ -236,6 +250,12 @@ pub enum Blocked {
     Shared { uses: usize, cost: usize },
     /// The fused kernel would exceed [`MAX_FUSED_COST`] operations per point.
     TooLarge { cost: usize },
+    /// The consumer is a contraction, which runs as a GEMM: faster than any fused loop nest
+    /// (fused only under a memory budget).
+    IntoContraction,
+    /// The producer is an operand of a contraction, materialized for the GEMM anyway, so
+    /// recomputing it in this consumer would only repeat work.
+    GemmOperand,
 }
 
 impl Blocked {
@@ -249,8 +269,23 @@ impl Blocked {
             Blocked::Broadcast { cost } => format!("the consumer reads each producer point more than once (broadcast), and recomputing it costs {cost} operations (more than 2)"),
             Blocked::Shared { uses, cost } => format!("{uses} reads of the producer, and recomputing it in each costs {cost} operations (more than {DUPLICATE_COST}): computed once and read back"),
             Blocked::TooLarge { cost } => format!("the fused kernel would cost {cost} operations per point (more than {MAX_FUSED_COST}): long chains are cut into kernels of bounded size"),
+            Blocked::IntoContraction => "the consumer is a contraction, which runs as a GEMM (faster than a fused loop nest; fused only under --memory-limit)".into(),
+            Blocked::GemmOperand => "the producer is an operand of a contraction, materialized for its GEMM anyway: recomputing it here would repeat work".into(),
         }
     }
+}
+
+/// The ports contractions read (their GEMM needs them materialized), unless a memory budget
+/// asks for recomputation.
+pub(super) fn gemm_operands(g: &Graph, recompute: Recompute) -> HashSet<Port> {
+    if recompute == Recompute::Always {
+        return HashSet::new();
+    }
+    g.nodes
+        .iter()
+        .filter(|n| contraction(g, n).is_some())
+        .flat_map(|n| n.inputs())
+        .collect()
 }
 
 /// The most operations per point a fused `Map` or `Reduce` may reach: a producer whose
@@ -278,9 +313,9 @@ pub(super) fn fusable(
     g: &Graph,
     uses: &HashMap<Port, usize>,
     r: &Read,
-    c_box: &[usize],
-    c_cost: usize,
-    occurrences: usize,
+    c: NodeId,
+    for_gemm: &HashSet<Port>,
+    (c_box, c_cost, occurrences): (&[usize], usize, usize),
     recompute: Recompute,
 ) -> Result<(&'static str, Law), Blocked> {
     let (space, body) = match &g.nodes[r.node].kind {
@@ -294,6 +329,12 @@ pub(super) fn fusable(
     let port = r.src();
     if g.outputs.contains(&port) {
         return Err(Blocked::Observed);
+    }
+    if recompute != Recompute::Always && contraction(g, &g.nodes[c]).is_some() {
+        return Err(Blocked::IntoContraction);
+    }
+    if for_gemm.contains(&port) {
+        return Err(Blocked::GemmOperand);
     }
     let p_cost = cost(&body[port.port as usize]);
     let fused_cost = c_cost + occurrences * p_cost;

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use super::fuse::{box_of, consumer_cost, count_reads, fusable, Blocked, Recompute};
+use super::fuse::{box_of, consumer_cost, count_reads, fusable, gemm_operands, Blocked, Recompute};
 use super::util::use_counts;
 use super::PassConfig;
 use crate::mir::ir::{Graph, NodeId, NodeKind};
@@ -24,6 +24,7 @@ pub struct Unfused {
 pub fn unfused(g: &Graph, cfg: &PassConfig) -> Vec<Unfused> {
     let uses = use_counts(g);
     let recompute = Recompute::of(cfg);
+    let for_gemm = gemm_operands(g, recompute);
     let mut out = Vec::new();
     let mut seen: HashSet<(NodeId, NodeId)> = HashSet::new();
     for (c, node) in g.nodes.iter_enumerated() {
@@ -43,7 +44,15 @@ pub fn unfused(g: &Graph, cfg: &PassConfig) -> Vec<Unfused> {
                 continue;
             }
             let occurrences: usize = exprs.iter().map(|e| count_reads(e, k as u32)).sum();
-            if let Err(why) = fusable(g, &uses, r, &c_box, c_cost, occurrences, recompute) {
+            if let Err(why) = fusable(
+                g,
+                &uses,
+                r,
+                c,
+                &for_gemm,
+                (&c_box, c_cost, occurrences),
+                recompute,
+            ) {
                 seen.insert((r.node, c));
                 out.push(Unfused {
                     producer: r.node,
