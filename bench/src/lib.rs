@@ -3,14 +3,21 @@
 //!
 //! - [`timing`] times closures (warm-up, repetitions, median/min/max, table and JSON); it is
 //!   meant to time Flow programs in the same run as the baselines;
+//! - [`cli`] parses the options the binaries share;
 //! - [`kernels`] holds the baseline kernels, sized by their arguments;
 //! - [`primitives`] holds the baselines of the parallel primitives (scan, histogram, gather,
 //!   filter, radix sort), timed against the runtime's by the `prims` binary;
-//! - [`workloads`] builds each workload's inputs at its full size and times its kernel.
+//! - [`workloads`] builds each workload's inputs at its full size and times its kernel;
+//! - [`native`] builds and drives a copy of the baselines compiled for this CPU, in a second
+//!   process.
 //!
 //! The `baseline` binary runs them all: `cargo run --release -p flow-bench` (see README.md).
+//! The `compare` binary (feature `compare`, on by default: it needs the compiler) times both
+//! baselines and the Flow programs of `benches/` in one run.
 
+pub mod cli;
 pub mod kernels;
+pub mod native;
 pub mod primitives;
 pub mod timing;
 pub mod workloads;

@@ -72,28 +72,63 @@ pub const BENCHES: [Bench; 8] = [
     },
 ];
 
+/// A benchmark with its inputs and output buffers built, ready to run its kernel.
+pub struct Prepared {
+    /// Which benchmark.
+    pub bench: Bench,
+    /// Calls per sample (more than one for work of a few microseconds).
+    pub batch: usize,
+    kernel: Box<dyn FnMut()>,
+}
+
+impl Prepared {
+    /// Runs the kernel once (a batch of [`Prepared::batch`] calls) and returns the time per
+    /// call in milliseconds.
+    pub fn time_once(&mut self) -> f64 {
+        let start = std::time::Instant::now();
+        for _ in 0..self.batch {
+            (self.kernel)();
+        }
+        start.elapsed().as_secs_f64() * 1e3 / self.batch as f64
+    }
+}
+
 /// Times the benchmark called `name` on `threads` threads (rayon's global pool must already
 /// have that many; the runtime pool benchmarks make their own). `None` for an unknown name.
 pub fn run(name: &str, threads: usize, opts: &Options) -> Option<Timing> {
-    let bench = BENCHES.iter().find(|b| b.name == name)?;
-    let time = |f: &mut dyn FnMut()| timing::time(bench.name, bench.what, opts, f);
-    Some(match name {
+    let mut p = prepare(name, threads)?;
+    Some(timing::time_batched(
+        p.bench.name,
+        p.bench.what,
+        opts,
+        p.batch,
+        &mut p.kernel,
+    ))
+}
+
+/// Builds the inputs and output buffers of the benchmark called `name` (not timed) and
+/// returns its kernel, to be run by [`run`] or one call at a time by `compare`, which
+/// interleaves it with other runs. `None` for an unknown name.
+pub fn prepare(name: &str, threads: usize) -> Option<Prepared> {
+    let bench = *BENCHES.iter().find(|b| b.name == name)?;
+    let mut batch = 1;
+    let kernel: Box<dyn FnMut()> = match name {
         "W1" => {
             let x = normal(1, 1 << 25);
             let mut y = vec![0.0f32; x.len()];
-            time(&mut || kernels::w1(black_box(&x), black_box(&mut y)))
+            Box::new(move || kernels::w1(black_box(&x), black_box(&mut y)))
         }
         "W2" => {
             let x = normal(2, 1 << 25);
             let mut partials = vec![Moments::default(); x.len().div_ceil(kernels::W2_BLOCK)];
-            time(&mut || {
+            Box::new(move || {
                 black_box(kernels::w2(black_box(&x), &mut partials));
             })
         }
         "W3" => {
             let x = normal(3, 4096 * 4096);
             let mut y = vec![0.0f32; x.len()];
-            time(&mut || kernels::w3(black_box(&x), 4096, black_box(&mut y)))
+            Box::new(move || kernels::w3(black_box(&x), 4096, black_box(&mut y)))
         }
         "W4" => {
             let (m, k, n) = (2048, 1024, 1024);
@@ -101,7 +136,7 @@ pub fn run(name: &str, threads: usize, opts: &Options) -> Option<Timing> {
             let w = scaled(normal(5, k * n), 0.03125);
             let b = normal(6, n);
             let mut y = vec![0.0f32; m * n];
-            time(&mut || {
+            Box::new(move || {
                 kernels::w4(black_box(&x), &w, &b, (m, k, n), &mut y, kernels::GEMM_ROWS);
                 black_box(&mut y);
             })
@@ -122,7 +157,7 @@ pub fn run(name: &str, threads: usize, opts: &Options) -> Option<Timing> {
                 b2: vec![0.0; d.d_out],
             };
             let mut s = MlpScratch::new(d);
-            time(&mut || {
+            Box::new(move || {
                 black_box(kernels::w5(d, black_box(&x), &t, &mut p, &mut s, 0.01));
             })
         }
@@ -132,11 +167,12 @@ pub fn run(name: &str, threads: usize, opts: &Options) -> Option<Timing> {
             let mut w = [0.0f32; kernels::W6_TAPS];
             fill_uniform(12, &mut w, 0);
             let mut y = vec![0.0f32; n];
-            time(&mut || kernels::w6(black_box(&x), &w, black_box(&mut y)))
+            Box::new(move || kernels::w6(black_box(&x), &w, black_box(&mut y)))
         }
         "pool.run" => {
             let pool = Pool::new(threads).expect("worker threads");
-            timing::time_batched(bench.name, bench.what, opts, 1000, || {
+            batch = 1000;
+            Box::new(move || {
                 pool.run(1000, &|t, _| {
                     black_box(t);
                     Ok(())
@@ -148,9 +184,14 @@ pub fn run(name: &str, threads: usize, opts: &Options) -> Option<Timing> {
             let pool = Pool::new(threads).expect("worker threads");
             let x = normal(1, 1 << 25);
             let mut y = vec![0.0f32; x.len()];
-            time(&mut || w1_on_pool(&pool, black_box(&x), black_box(&mut y)))
+            Box::new(move || w1_on_pool(&pool, black_box(&x), black_box(&mut y)))
         }
         _ => unreachable!("every name of BENCHES is handled"),
+    };
+    Some(Prepared {
+        bench,
+        batch,
+        kernel,
     })
 }
 

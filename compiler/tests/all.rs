@@ -1,5 +1,6 @@
 //! The integration tests of `flowc`, in one binary: one link for all of them, and cargo's
 //! harness runs their tests side by side instead of one binary after another.
+//! - `autodiff`: derived gradients against finite differences, JIT against interpreter.
 //! - `aot`: `flowc build` executables behave as `flowc run`.
 //! - `cli`: the binary at the edges of its input and output (pipes, threads, special files,
 //!   memory, the IR commands' flags).
@@ -14,6 +15,7 @@ mod common;
 mod gen;
 
 mod aot;
+mod autodiff;
 mod cli;
 mod conformance;
 mod equivalence;

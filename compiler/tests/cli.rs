@@ -413,6 +413,19 @@ fn bench_needs_a_timed_run_and_passes_are_named_once() {
     let out = run_in(&dir.0, &["bench", "b.flow", "--reps", "2", "--warmup", "0"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(stdout(&out).contains("(2 runs)"), "{}", stdout(&out));
+    // `--json`: standard output is one JSON document (what `measure` prints goes to
+    // standard error), with a row per bench block and one sample per timed run.
+    let out = run_in(&dir.0, &["bench", "b.flow", "--reps", "3", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON on stdout");
+    assert_eq!(v[0]["name"], "sum", "{v}");
+    assert_eq!(v[0]["runs"], 3, "{v}");
+    assert_eq!(v[0]["times_ms"].as_array().map(Vec::len), Some(3), "{v}");
+    assert!(v[0]["median_ms"].as_f64().is_some_and(|m| m >= 0.0), "{v}");
+    assert!(
+        !stderr(&out).is_empty(),
+        "the program's prints go to stderr"
+    );
     // `--passes`: the help names every pass, and the error for an unknown one names each
     // once.
     let help = stdout(&run_in(&dir.0, &["run", "--help"]));

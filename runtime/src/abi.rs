@@ -81,7 +81,8 @@ pub fn error_message(code: i32) -> &'static str {
 /// `f32` functions end in `f` (`flow_expf`), as in C; the `f64` ones have no suffix
 /// (`flow_exp`). Signatures: unary functions take and return one float, `powf`/`fmodf` (and
 /// `pow`/`fmod`) take two, and `flow_rand_uniform`/`flow_rand_normal` take `(seed: u64,
-/// n: u64)` and return `f32`.
+/// n: u64)` and return `f32`. `flow_exp_span_f32(ptr, n: i64)` applies `exp` in place to a
+/// span of `f32` ([`crate::spanmath`]).
 pub fn builtin_symbols() -> Vec<(&'static str, *const u8)> {
     vec![
         ("flow_expf", flow_expf as *const u8),
@@ -100,6 +101,10 @@ pub fn builtin_symbols() -> Vec<(&'static str, *const u8)> {
         ("flow_fmod", flow_fmod as *const u8),
         ("flow_rand_uniform", flow_rand_uniform as *const u8),
         ("flow_rand_normal", flow_rand_normal as *const u8),
+        (
+            "flow_exp_span_f32",
+            crate::spanmath::flow_exp_span_f32 as *const u8,
+        ),
     ]
 }
 
@@ -242,7 +247,7 @@ mod tests {
     #[test]
     fn the_symbol_table_lists_every_builtin_once() {
         let syms = builtin_symbols();
-        assert_eq!(syms.len(), 16);
+        assert_eq!(syms.len(), 17);
         let mut names: Vec<&str> = syms.iter().map(|(n, _)| *n).collect();
         names.sort_unstable();
         names.dedup();

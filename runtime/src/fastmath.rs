@@ -35,6 +35,7 @@ pub const EXP_P: [f32; 6] = [
 ];
 
 /// `e^x` on `f32`; see the module documentation for the method and its accuracy.
+#[inline]
 pub fn exp_f32(x: f32) -> f32 {
     let x = if x > EXP_HI { EXP_HI } else { x };
     let x = if x < EXP_LO { EXP_LO } else { x };

@@ -20,6 +20,7 @@ pub mod pool;
 pub mod prims;
 pub mod profile;
 pub mod rand;
+pub mod spanmath;
 pub mod tensor;
 
 pub use format::{format_scalar, format_tensor};

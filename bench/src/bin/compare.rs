@@ -1,17 +1,22 @@
-//! `compare`: runs each workload's hand-written Rust baseline and its Flow program
-//! (`benches/wN_*.flow`, its `bench` block, on the native backend) in one process, one after
-//! the other, and prints the medians and their ratio — the figure `docs/performance.md`
+//! `compare`: times each workload three ways in one process — the hand-written Rust baseline
+//! as this crate is built (portable: x86-64 with SSE2), the same baseline built for this CPU
+//! (`-C target-cpu=native`, in a second process: see `flow_bench::native`), and the Flow
+//! program (`benches/wN_*.flow`, its `bench` block, on the native backend) — interleaved run
+//! by run, and prints the medians and the two ratios, the figures `docs/performance.md`
 //! records.
 //!
 //! usage: compare [--threads N] [--warmup N] [--reps N] [--only W1,W3]
+//!                [--native-rustflags FLAGS | --native-exe PATH | --no-native]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use flow_bench::timing::Options;
-use flow_bench::workloads;
+use flow_bench::cli;
+use flow_bench::native::{self, Server};
+use flow_bench::timing::Timing;
+use flow_bench::workloads::{self, Prepared};
 use flowc::driver::{compile_paths, summarize, RenderConfig};
-use flowc::exec::{run_benches, MemoryHost};
+use flowc::exec::{run_benches, MemoryHost, WithRepHook};
 
 const PROGRAMS: &[(&str, &str)] = &[
     ("W1", "w1_elementwise.flow"),
@@ -22,82 +27,174 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("W6", "w6_stencil.flow"),
 ];
 
-fn main() -> ExitCode {
-    let mut threads = flow_runtime::pool::default_threads();
-    let mut opts = Options::default();
-    let mut only: Option<Vec<String>> = None;
+const USAGE: &str = "usage: compare [--threads N] [--warmup N] [--reps N] [--only W1,W3]
+               [--native-rustflags FLAGS | --native-exe PATH | --no-native]
+  --native-rustflags FLAGS  RUSTFLAGS of the native baseline (default: -C target-cpu=native)
+  --native-exe PATH         a `baseline` binary already built, instead of building one
+  --no-native               the portable baseline only";
+
+/// Where the native baseline comes from.
+enum NativeFrom {
+    Build(String),
+    Exe(PathBuf),
+    None,
+}
+
+struct Args {
+    common: cli::Common,
+    native: NativeFrom,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        common: cli::Common::new(),
+        native: NativeFrom::Build(native::DEFAULT_RUSTFLAGS.to_string()),
+    };
+    let names: Vec<&str> = PROGRAMS.iter().map(|p| p.0).collect();
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
-        let v = it.next().unwrap_or_default();
+        if args.common.take(&a, &mut it, &names)? {
+            continue;
+        }
         match a.as_str() {
-            "--threads" => threads = v.parse().unwrap_or(threads).max(1),
-            "--warmup" => opts.warmup = v.parse().unwrap_or(opts.warmup),
-            "--reps" => opts.reps = v.parse().unwrap_or(opts.reps).max(1),
-            "--only" => only = Some(v.split(',').map(|s| s.trim().to_string()).collect()),
-            _ => {
-                eprintln!("usage: compare [--threads N] [--warmup N] [--reps N] [--only W1,W3]");
-                return ExitCode::from(2);
-            }
+            "--native-rustflags" => args.native = NativeFrom::Build(cli::value(&a, &mut it)?),
+            "--native-exe" => args.native = NativeFrom::Exe(cli::value(&a, &mut it)?.into()),
+            "--no-native" => args.native = NativeFrom::None,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument `{other}`")),
         }
     }
-    if rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .is_err()
-    {
-        eprintln!("compare: cannot start {threads} threads");
-        return ExitCode::FAILURE;
+    Ok(args)
+}
+
+/// The baselines' timed runs, made before each repetition of the Flow program's `measure`
+/// block (the portable one, then the native one), so that the three interleave.
+struct Baselines<'a> {
+    warmup: usize,
+    portable: &'a mut Prepared,
+    native: Option<&'a mut Server>,
+    portable_ms: Vec<f64>,
+    native_ms: Vec<f64>,
+    error: Option<String>,
+}
+
+impl Baselines<'_> {
+    fn run_once(&mut self, rep: usize) {
+        let portable = self.portable.time_once();
+        let native = match self.native.as_deref_mut().map(Server::time_once) {
+            Some(Err(e)) => {
+                self.error.get_or_insert(e);
+                None
+            }
+            Some(Ok(ms)) => Some(ms),
+            None => None,
+        };
+        if rep >= self.warmup {
+            self.portable_ms.push(portable);
+            self.native_ms.extend(native);
+        }
     }
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(msg) => return cli::usage_error("compare", &msg, USAGE),
+    };
+    match compare(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("compare: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn compare(args: &Args) -> Result<(), String> {
+    let (threads, opts) = (args.common.threads, args.common.opts);
+    cli::start_threads(threads)?;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut server = match &args.native {
+        NativeFrom::Build(flags) => Some(Server::start(&native::build(&root, flags)?, threads)?),
+        NativeFrom::Exe(exe) => Some(Server::start(exe, threads)?),
+        NativeFrom::None => None,
+    };
     println!(
-        "threads {threads}, warm-up {}, timed runs {}; medians in ms",
+        "threads {threads}, warm-up {}, timed runs {} (interleaved); medians in ms",
         opts.warmup, opts.reps
     );
+    println!("portable baseline: {}", native::target_features().join(" "));
+    if let Some(s) = &server {
+        println!("native baseline:   {}", s.features.join(" "));
+    }
     println!(
-        "{:<4} {:>12} {:>12} {:>8} {:>14}",
-        "", "Rust", "Flow", "ratio", "Flow compile"
+        "{:<4} {:>10} {:>10} {:>10} {:>9} {:>9} {:>13}",
+        "", "Rust port", "Rust nat", "Flow", "/port", "/nat", "Flow compile"
     );
     for (name, file) in PROGRAMS {
-        if only.as_ref().is_some_and(|o| !o.iter().any(|n| n == name)) {
+        if !args.common.selected(name) {
             continue;
         }
         eprintln!("running {name}");
-        let Some(base) = workloads::run(name, threads, &opts) else {
-            eprintln!("compare: no baseline {name}");
-            return ExitCode::FAILURE;
-        };
+        let mut portable =
+            workloads::prepare(name, threads).ok_or(format!("no baseline {name}"))?;
+        if let Some(s) = &mut server {
+            s.prepare(name)?;
+        }
         let path = root.join("benches").join(file);
         let start = std::time::Instant::now();
-        let compiled = match compile_paths(std::slice::from_ref(&path)) {
-            Ok(c) => c,
-            Err(e) => {
-                eprint!("{}", e.render(RenderConfig::default()));
-                return ExitCode::FAILURE;
-            }
-        };
+        let compiled = compile_paths(std::slice::from_ref(&path))
+            .map_err(|e| e.render(RenderConfig::default()))?;
         let front_end = start.elapsed();
         let run = flowc::driver::jit_options(threads);
-        let results = run_benches(
-            &compiled.program,
-            &mut MemoryHost::default(),
-            &run,
-            opts.warmup,
-            opts.reps,
-        );
-        for r in results {
-            if let Some(e) = r.error {
-                eprintln!("compare: {name}: {}", e.message());
-                return ExitCode::FAILURE;
-            }
-            let (median, _, _) = summarize(&r.times);
-            let compile_ms = (front_end + r.compile_time).as_secs_f64() * 1e3;
-            println!(
-                "{name:<4} {:>12.3} {median:>12.3} {:>7.2}x {:>11.2} ms",
-                base.median_ms(),
-                median / base.median_ms(),
-                compile_ms
-            );
+        let mut baselines = Baselines {
+            warmup: opts.warmup,
+            portable: &mut portable,
+            native: server.as_mut(),
+            portable_ms: Vec::new(),
+            native_ms: Vec::new(),
+            error: None,
+        };
+        let mut memory = MemoryHost::default();
+        let mut host = WithRepHook {
+            inner: &mut memory,
+            before_rep: |rep| baselines.run_once(rep),
+        };
+        let results = run_benches(&compiled.program, &mut host, &run, opts.warmup, opts.reps);
+        if let Some(e) = baselines.error {
+            return Err(e);
         }
+        let [r] = &results[..] else {
+            return Err(format!(
+                "{file} has {} bench blocks, not one",
+                results.len()
+            ));
+        };
+        if let Some(e) = &r.error {
+            return Err(format!("{name}: {}", e.message()));
+        }
+        let median = |samples: Vec<f64>| {
+            Timing {
+                name: String::new(),
+                what: String::new(),
+                samples_ms: samples,
+            }
+            .median_ms()
+        };
+        let port = median(baselines.portable_ms);
+        let nat = (!baselines.native_ms.is_empty()).then(|| median(baselines.native_ms));
+        let (flow, _, _) = summarize(&r.times);
+        let compile_ms = (front_end + r.compile_time).as_secs_f64() * 1e3;
+        let nat_cols = match nat {
+            Some(n) => format!(
+                "{n:>10.3} {:>10.3} {:>8.2}x {:>8.2}x",
+                flow,
+                flow / port,
+                flow / n
+            ),
+            None => format!("{:>10} {flow:>10.3} {:>8.2}x {:>9}", "-", flow / port, "-"),
+        };
+        println!("{name:<4} {port:>10.3} {nat_cols} {compile_ms:>10.2} ms");
     }
-    ExitCode::SUCCESS
+    Ok(())
 }

@@ -341,3 +341,46 @@ pub fn monoid_commutativity(monoid: &str, span: Span, shown: [String; 4]) -> Dia
     ))
     .with_note("remove `commutative;` if the order of inputs matters")
 }
+
+/// `grad` (or `value_and_grad`, `vjp`) with respect to a value that has no gradient.
+pub fn not_differentiable_arg(
+    which: &str,
+    func: &str,
+    k: usize,
+    ty: &Ty,
+    span: Span,
+) -> Diagnostic {
+    Diagnostic::error(
+        Code::NotDifferentiable,
+        format!(
+            "`{which}` with respect to argument {k} of `{func}`, of type `{ty}`: only `f32` and `f64` values (scalars or tensors) have a gradient"
+        ),
+        span,
+    )
+}
+
+/// `grad` of a function whose result is not a float.
+pub fn not_differentiable_result(which: &str, func: &str, ty: &Ty, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::NotDifferentiable,
+        format!("`{which}` of `{func}`, whose result `{ty}` is not a float"),
+        span,
+    )
+}
+
+/// `grad` of a function that reduces with a user monoid.
+pub fn not_differentiable_monoid(
+    which: &str,
+    func: &str,
+    monoid: &str,
+    span: Span,
+    at: Span,
+) -> Diagnostic {
+    Diagnostic::error(
+        Code::NotDifferentiable,
+        format!("`{which}` of `{func}`, which reduces with the monoid `{monoid}`: a user monoid has no derivative"),
+        span,
+    )
+    .with_label(at, format!("`reduce` with `{monoid}` here"))
+    .with_note("differentiate a function that uses the built-in reductions `sum`, `prod`, `max` and `min`")
+}

@@ -6,6 +6,7 @@
 //! (`env_rules`); type and shape inference of every body (`infer`, `indices`); monoid laws on
 //! generated values (`monoid_laws`); final literal rounding.
 
+pub mod differentiable;
 pub mod env_rules;
 pub mod errors;
 pub mod eval;
@@ -162,6 +163,7 @@ pub fn check(files: &[SourceFile<'_>]) -> (hir::Program, Vec<Diagnostic>) {
     }
 
     finalize(&mut ck, &mut prog);
+    ck.diags.extend(differentiable::check(&prog));
     if !ck.diags.iter().any(|d| d.is_error()) {
         for (i, m) in prog.monoids.iter().enumerate() {
             if let Err(d) = monoid_laws::check_laws(&prog, hir::MonoidId(i as u32), m) {

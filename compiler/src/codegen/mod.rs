@@ -13,7 +13,7 @@ pub mod object;
 use std::collections::HashMap;
 use std::time::Instant;
 
-use cranelift_codegen::ir::{AbiParam, UserFuncName};
+use cranelift_codegen::ir::{types, AbiParam, UserFuncName};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
@@ -102,6 +102,15 @@ impl Emitter {
                 .map_err(cl_err(&format!("declaring {name}")))?;
             math.push(id);
         }
+        // Last, the span function (kernel/span.rs): `(ptr, n: i64)`, no result.
+        let mut sig = module.make_signature();
+        sig.params
+            .push(AbiParam::new(module.target_config().pointer_type()));
+        sig.params.push(AbiParam::new(types::I64));
+        let id = module
+            .declare_function(kernel::EXP_SPAN_SYMBOL, Linkage::Import, &sig)
+            .map_err(cl_err(&format!("declaring {}", kernel::EXP_SPAN_SYMBOL)))?;
+        math.push(id);
         Ok(Emitter {
             ctx: module.make_context(),
             fctx: FunctionBuilderContext::new(),
@@ -162,7 +171,8 @@ impl Jit {
         let mut builder = JITBuilder::with_isa(host_isa(false)?, default_libcall_names());
         let table: HashMap<&str, *const u8> =
             flow_runtime::abi::builtin_symbols().into_iter().collect();
-        for (name, _, _) in math_symbols() {
+        let names = math_symbols().into_iter().map(|(name, _, _)| name);
+        for name in names.chain([kernel::EXP_SPAN_SYMBOL.to_string()]) {
             let ptr = *table
                 .get(name.as_str())
                 .expect("the runtime exports every math built-in");

@@ -13,7 +13,7 @@ use super::native;
 use crate::interp;
 use crate::mir::ir::{Node, NodeId, NodeKind};
 use crate::mir::parse;
-use crate::native::{poison, shard_error, Native};
+use crate::native::{poison, Native, NativeError};
 
 /// Deterministic, irregular `f32` data (negative and positive, not all representable sums).
 fn data(shape: &[usize], salt: u32) -> Tensor {
@@ -396,6 +396,7 @@ fn shard_errors_name_the_op_the_box_and_the_cause() {
         },
         outputs: Vec::new(),
         label: "layer.w".into(),
+        span: None,
     };
     let e = TaskError {
         task: 2,
@@ -403,7 +404,7 @@ fn shard_errors_name_the_op_the_box_and_the_cause() {
         attempts: 4,
     };
     assert_eq!(
-        shard_error(NodeId(3), &node, &[10, 5], 4, &e).to_string(),
+        NativeError::shard(NodeId(3), &node, &[10, 5], 4, &e).to_string(),
         "op \"layer.w\" (node %3), shard 2 of 3 (index box [8..10, 0..5]) failed 4 times, retries exhausted; the last failure: injected fault after writing part of its output"
     );
     let once = TaskError {
@@ -412,7 +413,57 @@ fn shard_errors_name_the_op_the_box_and_the_cause() {
         kind: TaskErrorKind::Panic("boom".into()),
     };
     assert_eq!(
-        shard_error(NodeId(3), &node, &[], 1, &once).to_string(),
+        NativeError::shard(NodeId(3), &node, &[], 1, &once).to_string(),
         "op \"layer.w\" (node %3), shard 0 of 1 (index box []) failed: a panic: boom"
     );
+}
+
+/// Maps whose body is `exp(…)` run the polynomial over each shard's rows in the runtime's
+/// span function (kernel/span.rs); their bits are the interpreter's at any shard split, in
+/// rank 1 and 2, over the whole range (overflow, subnormal results, NaN); an `exp` below the
+/// root of a body stays inline.
+#[test]
+fn exp_over_spans_agrees_with_the_interpreter() {
+    let mut edges: Vec<f32> = (0..70_001).map(|k| -110.0 + k as f32 * 0.0029).collect();
+    edges.extend([
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -0.0,
+        89.0,
+        -104.0,
+    ]);
+    let n = edges.len();
+    let x = Tensor::new(vec![n], Data::F32(edges)).expect("a tensor");
+    for threads in [1, 2, 3] {
+        let mut jit = native(threads).expect("the JIT starts");
+        let text = format!(
+            "%0 = input 0 : f32[{n}]\n\
+             %1 = map [{n}] reads(%0.0[i0]) : f32[{n}] {{ exp(r0) }}\n\
+             %2 = map [{n}] reads(%0.0[i0]) : f32[{n}] {{ add(exp(r0), 1f32) }}\n\
+             output %1.0, %2.0\n"
+        );
+        agree(&mut jit, &text, std::slice::from_ref(&x));
+        for (b, m) in [(1, 3), (3, 1000), (70, 1031)] {
+            let text = format!(
+                "%0 = input 0 : f32[{b}, {m}]\n\
+                 %1 = map [{b}, {m}] reads(%0.0[i0, i1]) : f32[{b}, {m}] {{ exp(mul(r0, 13f32)) }}\n\
+                 output %1.0\n"
+            );
+            agree(&mut jit, &text, &[data(&[b, m], 9)]);
+        }
+    }
+    let g = parse(
+        "%0 = input 0 : f32[4]\n\
+         %1 = map [4] reads(%0.0[i0]) : f32[4] { exp(r0) }\n\
+         %2 = map [4] reads(%0.0[i0]) : f32[4] { add(exp(r0), 1f32) }\n\
+         %3 = input 1 : f64[4]\n\
+         %4 = map [4] reads(%3.0[i0]) : f64[4] { exp(r0) }\n\
+         output %1.0, %2.0, %4.0\n",
+    )
+    .expect("a graph");
+    let spans: Vec<bool> = [1, 2, 4]
+        .map(|k| super::kernel::span_exp_argument(&g.nodes[NodeId(k)]).is_some())
+        .to_vec();
+    assert_eq!(spans, [true, false, false]);
 }

@@ -51,6 +51,9 @@ pub fn cmd_bench(
             return 1;
         }
     };
+    // With `--json`, standard output is the JSON document alone: what the program prints
+    // goes to standard error.
+    host.print_to_stderr = json;
     let results = crate::exec::run_benches(&c.program, &mut host, &opts, warmup, reps);
     host.report_warnings();
     let mut status = 0;
@@ -61,30 +64,86 @@ pub fn cmd_bench(
             status = 1;
             continue;
         }
+        if json {
+            rows.push(json_row(r, front_end));
+            continue;
+        }
         let (median, min, max) = summarize(&r.times);
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
-        if json {
-            rows.push(format!(
-                "{{\"name\": {:?}, \"median_ms\": {median:.4}, \"min_ms\": {min:.4}, \"max_ms\": {max:.4}, \"runs\": {}, \"front_end_ms\": {:.3}, \"kernel_compile_ms\": {:.3}, \"kernels\": {}}}",
-                r.name,
-                r.times.len(),
-                ms(front_end),
-                ms(r.compile_time),
-                r.kernels
-            ));
-        } else {
-            outln!("bench {:<28} median {median:>10.3} ms   min {min:>10.3}   max {max:>10.3}   ({} runs)", r.name, r.times.len());
-            outln!(
-                "      compile: front end {:.2} ms, {} kernel(s) in {:.2} ms; passes {:.2} ms over all dispatches",
-                ms(front_end),
-                r.kernels,
-                ms(r.compile_time),
-                ms(r.pass_time)
-            );
-        }
+        outln!(
+            "bench {:<28} median {median:>10.3} ms   min {min:>10.3}   max {max:>10.3}   ({} runs)",
+            r.name,
+            r.times.len()
+        );
+        outln!(
+            "      compile: front end {:.2} ms, {} kernel(s) in {:.2} ms; passes {:.2} ms over all dispatches",
+            ms(front_end),
+            r.kernels,
+            ms(r.compile_time),
+            ms(r.pass_time)
+        );
     }
     if json {
-        outln!("[{}]", rows.join(", "));
+        outln!("{}", json_document(rows));
     }
     status.max(observed.finish())
+}
+
+/// One `bench` block's result as a JSON object: its name, the median, minimum and maximum
+/// and every timed run in milliseconds, and what compiling took.
+fn json_row(r: &crate::exec::BenchOutcome, front_end: std::time::Duration) -> serde_json::Value {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let (median, min, max) = summarize(&r.times);
+    serde_json::json!({
+        "name": r.name,
+        "median_ms": median,
+        "min_ms": min,
+        "max_ms": max,
+        "runs": r.times.len(),
+        "times_ms": r.times.iter().map(|&t| ms(t)).collect::<Vec<f64>>(),
+        "front_end_ms": ms(front_end),
+        "kernel_compile_ms": ms(r.compile_time),
+        "pass_ms": ms(r.pass_time),
+        "kernels": r.kernels,
+    })
+}
+
+/// The document `flowc bench --json` prints: an array with one object per `bench` block that
+/// ran (see [`json_row`]), in the order of the file.
+fn json_document(rows: Vec<serde_json::Value>) -> String {
+    serde_json::to_string_pretty(&serde_json::Value::Array(rows))
+        .expect("a JSON value of strings and numbers serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_json_report_parses_and_carries_every_field() {
+        let outcome = crate::exec::BenchOutcome {
+            // A name that a hand-formatted string would have to escape.
+            name: "quote \" and \\ tab\t ü".to_string(),
+            times: vec![Duration::from_micros(1500), Duration::from_micros(500)],
+            error: None,
+            pass_time: Duration::from_micros(250),
+            compile_time: Duration::from_millis(2),
+            kernels: 3,
+            evaluated: 2,
+        };
+        let text = json_document(vec![json_row(&outcome, Duration::from_millis(7))]);
+        let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        let row = &v.as_array().expect("an array")[0];
+        assert_eq!(row["name"], outcome.name.as_str());
+        assert_eq!(row["median_ms"], 1.0);
+        assert_eq!(row["min_ms"], 0.5);
+        assert_eq!(row["max_ms"], 1.5);
+        assert_eq!(row["runs"], 2);
+        assert_eq!(row["times_ms"], serde_json::json!([1.5, 0.5]));
+        assert_eq!(row["front_end_ms"], 7.0);
+        assert_eq!(row["kernel_compile_ms"], 2.0);
+        assert_eq!(row["pass_ms"], 0.25);
+        assert_eq!(row["kernels"], 3);
+    }
 }

@@ -11,12 +11,19 @@ use crate::mir::hash::Hash;
 pub struct FsHost {
     pub argv: Vec<String>,
     pub cache: Option<DiskCache>,
+    /// The program's output goes to standard error instead (`flowc bench --json`, whose
+    /// standard output is one JSON document).
+    pub print_to_stderr: bool,
 }
 
 impl FsHost {
     /// A host with the program's arguments and no cache directory.
     pub fn new(argv: Vec<String>) -> FsHost {
-        FsHost { argv, cache: None }
+        FsHost {
+            argv,
+            cache: None,
+            print_to_stderr: false,
+        }
     }
 
     /// Writes the cache's warnings to standard error, once each.
@@ -31,6 +38,10 @@ impl FsHost {
 
 impl Host for FsHost {
     fn stdout(&mut self, text: &str) {
+        if self.print_to_stderr {
+            err!("{text}");
+            return;
+        }
         let mut out = std::io::stdout().lock();
         // A closed pipe (`flowc run f.flow | head`) is not an error of the program.
         let _ = out.write_all(text.as_bytes());

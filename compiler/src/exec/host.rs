@@ -23,6 +23,11 @@ pub trait Host {
     /// Stores a result-cache entry; failures are the host's to report (a cache is never
     /// necessary).
     fn cache_store(&mut self, _key: &Hash, _payload: &[u8]) {}
+
+    /// Called under `flowc bench` before each repetition of a `measure` block (warm-up ones
+    /// included; `rep` counts from 0), outside the timed region: `compare` (bench/) runs the
+    /// Rust baselines here, so that their runs interleave with the program's.
+    fn before_bench_rep(&mut self, _rep: usize) {}
 }
 
 /// An in-memory host: captured output and a map of files.
@@ -64,5 +69,43 @@ impl Host for MemoryHost {
         if let Some(c) = &mut self.cache {
             c.insert(*key, payload.to_vec());
         }
+    }
+}
+
+/// A host that passes everything to `inner` and calls `before_rep` before each repetition of
+/// a `measure` block ([`Host::before_bench_rep`]): how `compare` (bench/) interleaves its
+/// baselines with a Flow program's runs.
+pub struct WithRepHook<'a, F: FnMut(usize)> {
+    pub inner: &'a mut dyn Host,
+    pub before_rep: F,
+}
+
+impl<F: FnMut(usize)> Host for WithRepHook<'_, F> {
+    fn stdout(&mut self, text: &str) {
+        self.inner.stdout(text);
+    }
+
+    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String> {
+        self.inner.read_file(path)
+    }
+
+    fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), String> {
+        self.inner.write_file(path, bytes)
+    }
+
+    fn args(&self) -> Vec<String> {
+        self.inner.args()
+    }
+
+    fn cache_load(&mut self, key: &Hash) -> Option<Vec<u8>> {
+        self.inner.cache_load(key)
+    }
+
+    fn cache_store(&mut self, key: &Hash, payload: &[u8]) {
+        self.inner.cache_store(key, payload);
+    }
+
+    fn before_bench_rep(&mut self, rep: usize) {
+        (self.before_rep)(rep);
     }
 }

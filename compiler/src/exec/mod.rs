@@ -45,7 +45,7 @@ use crate::native::{KernelFactory, Native};
 pub use cache::{CacheStats, Caches};
 use error::RResult;
 pub use error::{Assertion, RunError, RunErrorKind, REPORT_REQUEST};
-pub use host::{Host, MemoryHost};
+pub use host::{Host, MemoryHost, WithRepHook};
 pub use value::{show, Lazy, Value};
 
 fn fail<T>(span: Span, message: impl Into<String>) -> RResult<T> {
@@ -405,6 +405,7 @@ impl<'p, 'h> Machine<'p, 'h> {
         let span = body.tail.as_ref().map(|t| t.span).unwrap_or_default();
         self.flush(span)?;
         for rep in 0..st.warmup + st.reps {
+            self.host.before_bench_rep(rep);
             let start = std::time::Instant::now();
             for s in &body.stmts {
                 if let hir::Stmt::Expr(x) = s {
@@ -445,6 +446,32 @@ impl<'p, 'h> Machine<'p, 'h> {
             self.dispatch(p, span)?;
         }
         Ok(())
+    }
+
+    /// Evaluates `exprs` in order, then forces their values in order: the values observed
+    /// together (the parts of one interpolation, the arguments of one `print`) are pending
+    /// at once, so the first dispatch computes them all in one graph and fusion sees them
+    /// together (`sum(x) / N` and `sum(x * x) / N` printed side by side are one pass over
+    /// `x`). Each value is noted as bound only until it is forced.
+    fn force_together(
+        &mut self,
+        frame: &mut Frame<'p>,
+        exprs: &[&'p hir::Expr],
+    ) -> RResult<Vec<Value>> {
+        let mut values = Vec::with_capacity(exprs.len());
+        for x in exprs {
+            values.push(self.eval(frame, x)?);
+        }
+        if values.len() > 1 {
+            for v in &values {
+                self.note_bound(v);
+            }
+        }
+        values
+            .into_iter()
+            .zip(exprs)
+            .map(|(v, x)| self.force(v, x.span))
+            .collect()
     }
 
     fn note_bound(&mut self, v: &Value) {

@@ -106,7 +106,11 @@ fn assert_close_reports_the_worst_element() {
 fn failed_assert_is_an_assertion_error() {
     let prog = compile(r#"main { assert(1 > 2, "one is small"); }"#);
     let e = run_main(&prog, &mut MemoryHost::default(), &RunOptions::default()).unwrap_err();
-    assert!(matches!(e.kind, RunErrorKind::Assertion(_)), "{:?}", e.kind);
+    assert!(
+        matches!(*e.kind, RunErrorKind::Assertion(_)),
+        "{:?}",
+        e.kind
+    );
     assert!(e.message().contains("one is small"));
 }
 
@@ -555,6 +559,30 @@ fn bench_repetitions_are_computed_every_time() {
 }
 
 #[test]
+fn the_host_sees_every_bench_repetition_before_it_runs() {
+    let prog = compile(
+        r#"bench "b" {
+    let x = rand_uniform(1, [16]);
+    print(1);
+    measure {
+        print(sum[i](x[i]));
+    }
+}"#,
+    );
+    let mut memory = MemoryHost::default();
+    let mut reps = Vec::new();
+    let mut host = super::WithRepHook {
+        inner: &mut memory,
+        before_rep: |rep| reps.push(rep),
+    };
+    let out = crate::exec::run_benches(&prog, &mut host, &RunOptions::default(), 2, 3);
+    assert!(out[0].error.is_none());
+    assert_eq!(reps, [0, 1, 2, 3, 4]);
+    // The setup's print and one per repetition reached the inner host.
+    assert_eq!(memory.out.lines().count(), 6, "{}", memory.out);
+}
+
+#[test]
 fn results_served_from_the_cache_are_still_dropped_when_dead() {
     // Each iteration's sum is served from the result cache: one tensor shared by several
     // ports. Once their handles are gone, the ports must be dropped all the same.
@@ -678,7 +706,7 @@ fn a_pass_that_breaks_the_mir_is_a_compiler_bug() {
         stage,
         finding,
         graph,
-    } = &err.kind
+    } = &*err.kind
     else {
         panic!("not a compiler bug: {:?}", err.kind)
     };

@@ -94,6 +94,13 @@ fn collect(e: &Expr, out: &mut Vec<String>, p: &Program, b: &Body) {
         }
         ExprKind::Call(f, _) => out.push(format!("call {} : {}", p.func(*f).name, e.ty)),
         ExprKind::MapFn(f, _) => out.push(format!("map {} : {}", p.func(*f).name, e.ty)),
+        ExprKind::Diff(d) => out.push(format!(
+            "{:?} {} wrt {:?} : {}",
+            d.mode,
+            p.func(d.func).name,
+            d.wrt,
+            e.ty
+        )),
         ExprKind::Read {
             tensor,
             index,
@@ -176,6 +183,7 @@ pub fn children<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
             out.push(tensor);
             out.extend(index.iter());
         }
+        ExprKind::Diff(d) => out.extend(d.args.iter()),
         ExprKind::Read { tensor, edge, .. } => {
             out.push(tensor);
             if let Edge::Pad(v) = edge {

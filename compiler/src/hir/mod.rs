@@ -11,8 +11,9 @@ pub mod ops;
 pub mod ty;
 
 pub use crate::base::ops::MathFn;
+pub use crate::base::ops::{BinOp, UnOp};
 use crate::base::Span;
-pub use crate::syntax::ast::{BinOp, FuncKind, UnOp};
+pub use crate::syntax::ast::FuncKind;
 pub use flow_runtime::{DType, Scalar};
 pub use ty::{Dim, Ty};
 
@@ -270,6 +271,8 @@ pub enum ExprKind {
     Builtin(Builtin, Vec<Expr>),
     /// `map(f, x)` and `zip_with(f, x, y)`: a scalar `fn` applied elementwise.
     MapFn(FuncId, Vec<Expr>),
+    /// `grad(f, …)`, `value_and_grad(f, …)` or `vjp(f, …, ct)`: a derivative of `f`.
+    Diff(Box<Diff>),
     /// A read of one element of a tensor at an affine index, inside a comprehension or
     /// reduction body.
     Read {
@@ -303,6 +306,29 @@ pub enum ExprKind {
         els: Option<Box<Expr>>,
     },
     Block(Box<Block>),
+}
+
+/// Which derivative a [`Diff`] asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiffMode {
+    /// `grad(f, args…)`: the gradient(s) of a scalar result.
+    Grad,
+    /// `value_and_grad(f, args…)`: `(f(args…), gradient(s))`.
+    ValueAndGrad,
+    /// `vjp(f, args…, ct)`: the vector-Jacobian product with cotangent `ct`.
+    Vjp,
+}
+
+/// A derivative of the op or fn `func` at `args` (for `vjp`, followed by the cotangent).
+#[derive(Clone, Debug)]
+pub struct Diff {
+    pub mode: DiffMode,
+    pub func: FuncId,
+    pub args: Vec<Expr>,
+    /// The positions of the arguments differentiated against.
+    pub wrt: Vec<usize>,
+    /// Whether the gradients are returned as a tuple (`wrt = (0, 1)`), even of one.
+    pub tuple: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -365,6 +391,7 @@ pub fn walk_expr_mut(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) {
             walk_expr_mut(tensor, f);
             index.iter_mut().for_each(|x| walk_expr_mut(x, f));
         }
+        ExprKind::Diff(d) => d.args.iter_mut().for_each(|x| walk_expr_mut(x, f)),
         ExprKind::Read { tensor, edge, .. } => {
             walk_expr_mut(tensor, f);
             if let Edge::Pad(v) = edge {

@@ -12,6 +12,7 @@
 //! **Invariant:** nothing here evaluates a graph (that is `crate::interp`) or knows about
 //! HIR, except the lowering.
 
+pub mod ad;
 pub mod contract;
 pub mod cost;
 pub mod dot;

@@ -8,8 +8,8 @@ use flow_runtime::pool::TaskErrorKind;
 use flow_runtime::{Data, Tensor};
 
 use super::{
-    alloc_error, data_ptr, data_ptr_mut, describe_short, kernel_dims, kernel_name, shard_error,
-    space_of, tensor_bytes, Kernel, KernelFn, Launch, Native, NativeError, SendPtr, SendPtrs,
+    alloc_error, data_ptr, data_ptr_mut, describe_short, kernel_dims, kernel_name, space_of,
+    tensor_bytes, Kernel, KernelFn, Launch, Native, NativeError, SendPtr, SendPtrs,
 };
 use crate::mir::contract::{contraction, Contraction};
 use crate::mir::ir::{Graph, Node, NodeId, NodeKind, Port};
@@ -270,7 +270,7 @@ impl Native {
                     return Err(err);
                 }
             }
-            return Err(shard_error(id, node, &space_of(node), rows, &e));
+            return Err(NativeError::shard(id, node, &space_of(node), rows, &e));
         }
         // The buffers written in place now belong to their writers.
         for d in in_place {

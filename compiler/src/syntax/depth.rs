@@ -125,10 +125,11 @@ fn expr_children<'a>(e: &'a Expr, push: &mut impl FnMut(Node<'a>)) {
                 }
             }
         }
-        ExprKind::Unary(_, a) | ExprKind::Cast(a, _) | ExprKind::Field(a, _, _) => {
-            push(Node::Expr(a))
-        }
-        ExprKind::Binary(_, a, b) => {
+        ExprKind::Unary(_, a)
+        | ExprKind::Cast(a, _)
+        | ExprKind::Field(a, _, _)
+        | ExprKind::Named(_, a) => push(Node::Expr(a)),
+        ExprKind::Binary(_, a, b) | ExprKind::Pipe(a, b) => {
             push(Node::Expr(a));
             push(Node::Expr(b));
         }
@@ -267,10 +268,11 @@ fn dismantle(item: Item) {
                     StrPart::Expr(x) => Some(x),
                     StrPart::Text(_) => None,
                 })),
-                ExprKind::Unary(_, a) | ExprKind::Cast(a, _) | ExprKind::Field(a, _, _) => {
-                    exprs.push(*a)
-                }
-                ExprKind::Binary(_, a, b) => {
+                ExprKind::Unary(_, a)
+                | ExprKind::Cast(a, _)
+                | ExprKind::Field(a, _, _)
+                | ExprKind::Named(_, a) => exprs.push(*a),
+                ExprKind::Binary(_, a, b) | ExprKind::Pipe(a, b) => {
                     exprs.push(*a);
                     exprs.push(*b);
                 }

@@ -186,7 +186,11 @@ pub(super) fn builtin_by_name(name: &str) -> Option<Builtin> {
 
 /// Whether `name` is a built-in function, which no item may redefine.
 pub fn is_builtin_name(name: &str) -> bool {
-    builtin_by_name(name).is_some() || matches!(name, "map" | "zip_with" | "pad" | "clamp_edge")
+    builtin_by_name(name).is_some()
+        || matches!(
+            name,
+            "map" | "zip_with" | "pad" | "clamp_edge" | "grad" | "value_and_grad" | "vjp"
+        )
 }
 
 /// Whether an expression reads the value of a comprehension or reduction index.

@@ -19,6 +19,7 @@ use crate::syntax::ast::{self, BinOp, ExprKind as K, FuncKind, UnOp};
 mod builtins;
 mod calls;
 mod comprehension;
+mod diff;
 mod expr;
 mod literals;
 mod unify;

@@ -25,6 +25,10 @@
 //! reads branch around the load when out of bounds; `Clamp` reads clamp each coordinate.
 //! Stores go to the row-major position of the current point inside the output, whose box is
 //! the node's space.
+//!
+//! Layout: this file holds the loop nest, the address streams, reads and stores, and
+//! [`generate`]; `expr.rs` emits scalar expressions; `ops.rs` the operators on Cranelift
+//! values; `vector.rs` decides whether the innermost dimension runs in SIMD vectors.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
@@ -33,11 +37,17 @@ use cranelift_codegen::ir::{
 use cranelift_frontend::{FunctionBuilder, Variable};
 use flow_runtime::{DType, Scalar};
 
-use crate::mir::ir::{BinOp, Edge, Graph, Node, NodeKind, Read, ScalarExpr, UnOp};
+use crate::mir::ir::{Edge, Graph, Node, NodeKind, Read, ScalarExpr};
 use crate::mir::monoid::{explicit, Explicit};
 
+mod expr;
 mod ops;
+mod span;
 mod vector;
+
+#[cfg(test)]
+pub(super) use span::exp_argument as span_exp_argument;
+pub use span::EXP_SPAN_SYMBOL;
 
 use vector::{coef_kind, vector_plan};
 
@@ -48,7 +58,8 @@ pub const ERR_DIV_OVERFLOW: i64 = 2;
 pub const ERR_INDEX: i64 = 3;
 
 /// The runtime math functions kernels call, declared in the function being built, in the
-/// order of [`CALLED`]: first the `f32` versions, then the `f64` ones.
+/// order of [`CALLED`]: first the `f32` versions, then the `f64` ones; last the span
+/// function [`EXP_SPAN_SYMBOL`].
 #[derive(Clone, Debug)]
 pub struct Imports {
     pub funcs: Vec<cranelift_codegen::ir::FuncRef>,
@@ -74,6 +85,10 @@ impl Imports {
             .expect("a called function");
         let off = if d == DType::F32 { 0 } else { CALLED.len() };
         self.funcs[off + k]
+    }
+
+    fn exp_span(&self) -> cranelift_codegen::ir::FuncRef {
+        self.funcs[2 * CALLED.len()]
     }
 }
 
@@ -413,171 +428,6 @@ impl Gen<'_, '_> {
         acc
     }
 
-    /// Applies `f` to each group's value.
-    fn each(
-        &mut self,
-        xs: &[Value],
-        f: impl Fn(&mut FunctionBuilder<'_>, Value) -> Value,
-    ) -> Vec<Value> {
-        xs.iter().map(|x| f(self.b, *x)).collect()
-    }
-
-    /// Applies `f` to each group's pair of values.
-    fn each2(
-        &mut self,
-        xs: &[Value],
-        ys: &[Value],
-        f: impl Fn(&mut FunctionBuilder<'_>, Value, Value) -> Value,
-    ) -> Vec<Value> {
-        xs.iter().zip(ys).map(|(x, y)| f(self.b, *x, *y)).collect()
-    }
-
-    /// Generates `e`; `params` are the values of `Param(k)`.
-    fn expr(&mut self, e: &ScalarExpr, params: &[CVal]) -> CVal {
-        let vector = self.mode.lanes > 1;
-        match e {
-            ScalarExpr::Const(s) => self.constant(*s),
-            ScalarExpr::Index(v) => CVal::S(vec![self.idx[*v as usize]], DType::I64),
-            ScalarExpr::Read(k) => self.read(*k as usize),
-            ScalarExpr::Gather(k, coords) => {
-                let at: Vec<Value> = coords
-                    .iter()
-                    .map(|c| self.expr(c, params).one().0)
-                    .collect();
-                self.gather(*k as usize, &at)
-            }
-            ScalarExpr::Param(k) => params[*k as usize].clone(),
-            ScalarExpr::Tuple(xs) => CVal::T(xs.iter().map(|x| self.expr(x, params)).collect()),
-            ScalarExpr::Field(x, k) => match self.expr(x, params) {
-                CVal::T(mut xs) => xs.swap_remove(*k as usize),
-                s => s,
-            },
-            ScalarExpr::Unary(op, a) => {
-                let (v, d) = self.expr(a, params).s();
-                let r = match (op, d) {
-                    (UnOp::Neg, DType::F32 | DType::F64) => self.each(&v, |b, x| b.ins().fneg(x)),
-                    (UnOp::Neg, _) => self.each(&v, |b, x| b.ins().ineg(x)),
-                    (UnOp::Not, _) if vector => self.each(&v, |b, x| b.ins().bnot(x)),
-                    (UnOp::Not, _) => self.each(&v, |b, x| b.ins().bxor_imm_s(x, 1)),
-                };
-                CVal::S(r, d)
-            }
-            ScalarExpr::Cast(a, to) => {
-                let (v, from) = self.expr(a, params).s();
-                let r = v.iter().map(|x| self.cast(*x, from, *to)).collect();
-                CVal::S(r, *to)
-            }
-            ScalarExpr::Call(f, a) => {
-                let (v, d) = self.expr(a, params).s();
-                let r = v.iter().map(|x| self.math(*f, *x, d)).collect();
-                CVal::S(r, d)
-            }
-            ScalarExpr::Select(c, a, b) if vector => {
-                let (cv, _) = self.expr(c, params).s();
-                let (av, d) = self.expr(a, params).s();
-                let (bv, _) = self.expr(b, params).s();
-                let ty = lane_type(d, self.mode.lanes);
-                let lanes =
-                    MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
-                let r = (0..cv.len())
-                    .map(|u| {
-                        // The mask, reinterpreted as the selected values' type.
-                        let c = if matches!(d, DType::F32 | DType::F64) {
-                            self.b.ins().bitcast(ty, lanes, cv[u])
-                        } else {
-                            cv[u]
-                        };
-                        self.b.ins().bitselect(c, av[u], bv[u])
-                    })
-                    .collect();
-                CVal::S(r, d)
-            }
-            ScalarExpr::Select(c, a, b) => {
-                let (cv, _) = self.expr(c, params).one();
-                self.branch(cv, |g| g.expr(a, params), |g| g.expr(b, params))
-            }
-            ScalarExpr::Binary(op @ (BinOp::And | BinOp::Or), a, b) if vector => {
-                let (x, d) = self.expr(a, params).s();
-                let (y, _) = self.expr(b, params).s();
-                let r = if *op == BinOp::And {
-                    self.each2(&x, &y, |b, x, y| b.ins().band(x, y))
-                } else {
-                    self.each2(&x, &y, |b, x, y| b.ins().bor(x, y))
-                };
-                CVal::S(r, d)
-            }
-            ScalarExpr::Binary(BinOp::And, a, b) => {
-                let (x, _) = self.expr(a, params).one();
-                let f = |g: &mut Self| g.constant(Scalar::Bool(false));
-                self.branch(x, |g| g.expr(b, params), f)
-            }
-            ScalarExpr::Binary(BinOp::Or, a, b) => {
-                let (x, _) = self.expr(a, params).one();
-                let t = |g: &mut Self| g.constant(Scalar::Bool(true));
-                self.branch(x, t, |g| g.expr(b, params))
-            }
-            ScalarExpr::Binary(op, a, b) => {
-                let (x, d) = self.expr(a, params).s();
-                let (y, _) = self.expr(b, params).s();
-                let mut out = Vec::with_capacity(x.len());
-                let mut rd = d;
-                for (x, y) in x.into_iter().zip(y) {
-                    let (v, t) = self.binary(*op, x, y, d);
-                    out.push(v);
-                    rd = t;
-                }
-                CVal::S(out, rd)
-            }
-        }
-    }
-
-    /// `if c { then } else { els }`, evaluating only the taken arm (scalar code only).
-    fn branch(
-        &mut self,
-        c: Value,
-        then: impl FnOnce(&mut Self) -> CVal,
-        els: impl FnOnce(&mut Self) -> CVal,
-    ) -> CVal {
-        let tb = self.b.create_block();
-        let eb = self.b.create_block();
-        let join = self.b.create_block();
-        self.b.ins().brif(c, tb, &[], eb, &[]);
-        self.b.switch_to_block(tb);
-        self.b.seal_block(tb);
-        let tv = then(self);
-        let shape = shape_of(&tv);
-        let mut tys = Vec::new();
-        flat_types(&shape, &mut tys);
-        let params: Vec<Value> = tys
-            .iter()
-            .map(|d| self.b.append_block_param(join, clif_type(*d)))
-            .collect();
-        let jump = |g: &mut Self, v: CVal| {
-            let mut flat = Vec::new();
-            v.flatten(&mut flat);
-            let args: Vec<BlockArg> = flat.iter().map(|(v, _)| BlockArg::Value(v[0])).collect();
-            g.b.ins().jump(join, &args);
-        };
-        jump(self, tv);
-        self.b.switch_to_block(eb);
-        self.b.seal_block(eb);
-        let ev = els(self);
-        jump(self, ev);
-        self.b.switch_to_block(join);
-        self.b.seal_block(join);
-        rebuild(&shape, &mut params.into_iter())
-    }
-
-    fn fail_with(&mut self, cond: Value, code: i64) {
-        let ok = self.b.create_block();
-        let code = self.b.ins().iconst(types::I32, code);
-        self.b
-            .ins()
-            .brif(cond, self.fail, &[BlockArg::Value(code)], ok, &[]);
-        self.b.switch_to_block(ok);
-        self.b.seal_block(ok);
-    }
-
     // ---- loops ----
 
     /// `for i in lo..hi { body(i) }` with the counter in a variable.
@@ -788,6 +638,8 @@ pub fn generate(g: &Graph, node: &Node, b: &mut FunctionBuilder<'_>, imports: Im
     let range = (space_n > 0).then_some((lo, hi));
     match &node.kind {
         NodeKind::Map { body, .. } => {
+            let exp_arg = span::exp_argument(node);
+            let body = exp_arg.map_or(&body[..], std::slice::from_ref);
             gen.nest(&space_ext, 0, range, plan, &mut |g| {
                 let vals: Vec<CVal> = body.iter().map(|e| g.expr(e, &[])).collect();
                 for (port, v) in vals.iter().enumerate() {
@@ -795,6 +647,9 @@ pub fn generate(g: &Graph, node: &Node, b: &mut FunctionBuilder<'_>, imports: Im
                     g.store(port, &v);
                 }
             });
+            if exp_arg.is_some() {
+                span::exp_over_rows(&mut gen, &space_ext, lo, hi);
+            }
         }
         NodeKind::Reduce { monoid, args, .. } => {
             let m = kernel_monoid(g, *monoid, node.outputs[0].dtype);

@@ -14,7 +14,8 @@ use crate::mir::ir::TensorTy;
 /// A lowering error: what went wrong, and where.
 #[derive(Clone, Debug)]
 pub struct LowerError {
-    pub kind: LowerErrorKind,
+    /// Boxed: the kinds carry names, types and shapes, and a `Result` should stay small.
+    pub kind: Box<LowerErrorKind>,
     pub span: Span,
 }
 
@@ -111,6 +112,8 @@ pub enum LowerErrorKind {
         lo: i128,
         hi: i128,
     },
+    /// A derivative that cannot be taken (what stands in the way).
+    NotDifferentiable(String),
     /// A broken invariant of the compiler (what it was), never the program's fault.
     Internal(&'static str),
     /// A dimension left unbound at dispatch (a broken invariant).
@@ -247,12 +250,23 @@ impl fmt::Display for LowerErrorKind {
                  indices {lo}..={hi}",
                 format_shape(shape)
             ),
+            K::NotDifferentiable(why) => write!(f, "cannot differentiate: {why}"),
             K::Internal(what) => write!(f, "internal error: {what}"),
             K::UnboundDim(d) => write!(f, "internal error: shape `{d}` is unbound at dispatch"),
             K::UnboundIndexShape(d) => write!(f, "internal error: unbound shape in `{d}`"),
             K::NotTensorLevel(what) => {
                 write!(f, "internal error: cannot lower a `{what}` at tensor level")
             }
+        }
+    }
+}
+
+impl LowerError {
+    /// An error of `kind` at `span`.
+    pub fn new(kind: LowerErrorKind, span: Span) -> LowerError {
+        LowerError {
+            kind: Box::new(kind),
+            span,
         }
     }
 }

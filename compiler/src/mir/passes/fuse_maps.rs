@@ -12,6 +12,9 @@ use crate::mir::Idx;
 
 pub fn run(g: &mut Graph, cfg: &PassConfig) -> Vec<Rewrite> {
     let mut out = inline_constants(g);
+    // Copies first, too: a copy between a map and a contraction (the fresh argument of a
+    // `grad`) would hide from fusion that the map is a contraction's operand.
+    out.extend(drop_copies(g));
     out.extend(fuse(g, Consumers::Maps, Recompute::of(cfg)));
     out.extend(drop_copies(g));
     out
