@@ -327,6 +327,7 @@ fn gradient_graph(g: &Graph) -> Graph {
         },
         outputs: vec![TensorTy::new(flow_runtime::DType::F64, Vec::new())],
         label: String::new(),
+        span: None,
     });
     let wrt = [0, 1].map(|n| Port {
         node: mir::NodeId::new(n),

@@ -223,6 +223,7 @@ pub(super) fn accumulate(
         kind,
         outputs: vec![TensorTy::new(dtype, shape)],
         label: label.to_string(),
+        span: None,
     };
     node.prune_reads();
     Ok(Port {

@@ -69,6 +69,7 @@ fn add_node(g: &mut Graph, kind: NodeKind, out: TensorTy, label: &str) -> Port {
         kind,
         outputs: vec![out],
         label: label.to_string(),
+        span: None,
     });
     Port { node, port: 0 }
 }
@@ -357,6 +358,7 @@ fn fold(
         },
         outputs: vec![TensorTy::new(dtype, space.to_vec())],
         label: label.to_string(),
+        span: None,
     };
     node.prune_reads();
     Port {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::mir::ad;
+use crate::mir::Idx;
 
 impl<'p> Lowerer<'p> {
     /// The derivative `d` asks for, at the tensor-level arguments `args` (for `vjp`, the
@@ -49,10 +50,15 @@ impl<'p> Lowerer<'p> {
                 self.scalar(one)
             }
         };
-        let grads = ad::vjp(&mut self.graph, &wrt, out, ct).map_err(|e| LowerError {
-            kind: Kind::NotDifferentiable(e.0),
-            span,
-        })?;
+        let first_new = self.graph.nodes.len();
+        let grads = ad::vjp(&mut self.graph, &wrt, out, ct)
+            .map_err(|e| LowerError::new(Kind::NotDifferentiable(e.0), span))?;
+        // The backward nodes come from the `grad`/`vjp` call: `flowc explain` points there.
+        for (id, node) in self.graph.nodes.iter_mut_enumerated() {
+            if id.index() >= first_new {
+                node.span.get_or_insert(span);
+            }
+        }
         let g = if d.tuple {
             TVal::Tuple(grads.into_iter().map(TVal::Port).collect())
         } else {

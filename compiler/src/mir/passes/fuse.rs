@@ -137,9 +137,15 @@ pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<
                     .iter()
                     .map(|e| count_reads(e, k as u32))
                     .sum::<usize>();
-                let Ok((reason, law)) =
-                    fusable(g, &uses, r, c, &for_gemm, (&c_box, c_cost, occurrences), recompute)
-                else {
+                let Ok((reason, law)) = fusable(
+                    g,
+                    &uses,
+                    r,
+                    c,
+                    &for_gemm,
+                    (&c_box, c_cost, occurrences),
+                    recompute,
+                ) else {
                     continue;
                 };
                 // The producer comes before its consumer: borrow both without copying the
