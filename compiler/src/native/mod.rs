@@ -528,6 +528,7 @@ impl Native {
                         },
                         outputs: vec![old.outputs[p].clone()],
                         label: old.label.clone(),
+                        span: None,
                     });
                     inputs.push((**t).clone());
                     ports.insert(

@@ -1285,7 +1285,6 @@ impl Builder<'_> {
             outs.push(TensorTy::new(dtype, space.clone()));
             vals.push(v);
         }
-        let mut reads = reads;
         if self.ch.chance(15) {
             self.gen_gather(&space, &mut reads, &mut body, &mut vals, &outs);
         }

@@ -63,7 +63,7 @@ impl Cx<'_> {
     pub(super) fn is_active(&self, e: &ScalarExpr) -> bool {
         let mut found = false;
         e.rewrite(&mut |x| {
-            if let ScalarExpr::Read(k) = x {
+            if let ScalarExpr::Read(k) | ScalarExpr::Gather(k, _) = x {
                 found |= self.active.get(*k as usize).copied().unwrap_or(false);
             }
             None
@@ -102,6 +102,16 @@ impl Cx<'_> {
                     None => term,
                     Some(prev) => ScalarExpr::binary(BinOp::Add, prev, term),
                 });
+            }
+            // The integer coordinates carry no gradient; the table's would be a scatter-add.
+            ScalarExpr::Gather(k, _) => {
+                if self.active.get(*k as usize).copied().unwrap_or(false) {
+                    return Err(AdError(
+                        "a gather (`x[idx[i]]`) from a differentiated tensor: its adjoint, a \
+                         scatter-add, is not implemented yet"
+                            .into(),
+                    ));
+                }
             }
             ScalarExpr::Const(_) | ScalarExpr::Index(_) | ScalarExpr::Param(_) => {}
             ScalarExpr::Unary(UnOp::Neg, a) => self.back(a, neg(g), guards, out)?,
