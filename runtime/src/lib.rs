@@ -17,6 +17,7 @@ pub mod format;
 pub mod gemm;
 pub mod npy;
 pub mod pool;
+pub mod prims;
 pub mod profile;
 pub mod rand;
 pub mod tensor;

@@ -1,0 +1,156 @@
+//! Histograms: `reduce_by_index(monoid, n_bins, idx, vals)`, the combination of the values
+//! that fall into each bin, with any [`Monoid`].
+//!
+//! **The bracketing** (what fixes the bits of a float histogram): the input is cut into
+//! shards of `S = max(HISTOGRAM_SHARD, n_bins)` elements. Shard `s`'s partial for bin `k` is
+//! the left fold, from the identity, of the values of the shard's elements whose index is
+//! `k`, in index order. Bin `k` is the combination of the shards' partials for `k` in the
+//! fixed tree of [`crate::pool::combine_tree`] (shards in order). It depends on the sizes
+//! only, never on the thread count; index order is kept everywhere, so the monoid need not be
+//! commutative. With an exact monoid (integers, min, max) it is the sequential fold.
+//!
+//! **Execution:** with few bins (at most `HISTOGRAM_SHARD`) every shard is a task folding
+//! into its private bins (they stay in cache); with more, a shard is as long as the bins
+//! (so the private bins take at most as much memory as the input) and each shard's bins are
+//! split into ranges, one task per range, each reading the shard and folding only the
+//! elements of its range — how the bins are split changes who computes a partial, not its
+//! value. The partials are then combined in the tree, in parallel over chunks of bins.
+//!
+//! **Out-of-range indices** (negative or `>= n_bins`) are ignored, as Futhark does; the
+//! routine returns how many there were.
+
+use crate::pool::{blocks, n_blocks, Pool, TaskError};
+
+use super::{Index, Monoid, Shared, HISTOGRAM_SHARD};
+
+/// The bins of one task of the combine step.
+const COMBINE_CHUNK: usize = 1 << 12;
+
+/// The fewest bins a range of a many-bins shard has.
+const MIN_RANGE: usize = 1 << 12;
+
+/// `bins[k]` = the combination of `vals[i]` over the `i` with `idx[i] == k` (the identity for
+/// an empty bin), bracketed as in the module's documentation; `bins.len()` is the number of
+/// bins. Returns how many indices were out of range (and ignored).
+///
+/// # Panics
+/// If `idx` and `vals` differ in length.
+pub fn reduce_by_index<M: Monoid, I: Index>(
+    pool: &Pool,
+    m: &M,
+    idx: &[I],
+    vals: &[M::T],
+    bins: &mut [M::T],
+) -> Result<usize, TaskError> {
+    assert_eq!(
+        idx.len(),
+        vals.len(),
+        "reduce_by_index: idx and vals differ in length"
+    );
+    let n_bins = bins.len();
+    let n = idx.len();
+    if n == 0 || n_bins == 0 {
+        bins.iter_mut().for_each(|b| *b = m.identity());
+        return Ok(n);
+    }
+    let shard = HISTOGRAM_SHARD.max(n_bins);
+    let shards = n_blocks(n, shard);
+    // How many ranges each shard's bins are split into: any number gives the same bits.
+    let ranges = if n_bins <= HISTOGRAM_SHARD {
+        1
+    } else {
+        (2 * pool.threads())
+            .div_ceil(shards)
+            .min(n_bins / MIN_RANGE)
+            .max(1)
+    };
+    let range_len = n_bins.div_ceil(ranges);
+    let ranges = n_blocks(n_bins, range_len);
+    let mut partials: Vec<M::T> = if shards == 1 {
+        Vec::new()
+    } else {
+        vec![m.identity(); shards * n_bins]
+    };
+    let mut ignored = vec![0usize; shards];
+    {
+        let single = shards == 1;
+        let parts = if single {
+            Shared::new(bins)
+        } else {
+            Shared::new(&mut partials)
+        };
+        let counts = Shared::new(&mut ignored);
+        pool.run(shards * ranges, &|t, _| {
+            let (s, j) = (t / ranges, t % ranges);
+            let lo = j * range_len;
+            let hi = (lo + range_len).min(n_bins);
+            // SAFETY: task `t` alone writes bins `lo..hi` of shard `s`'s partials.
+            let p = unsafe { parts.slice(s * n_bins + lo..s * n_bins + hi) };
+            p.iter_mut().for_each(|b| *b = m.identity());
+            let span = s * shard..((s + 1) * shard).min(n);
+            let mut out = 0;
+            if ranges == 1 {
+                for (&i, &v) in idx[span.clone()].iter().zip(&vals[span]) {
+                    match i.position(n_bins) {
+                        Some(k) => p[k] = m.combine(p[k], v),
+                        None => out += 1,
+                    }
+                }
+            } else {
+                for (&i, &v) in idx[span.clone()].iter().zip(&vals[span]) {
+                    match i.position(n_bins) {
+                        Some(k) if (lo..hi).contains(&k) => p[k - lo] = m.combine(p[k - lo], v),
+                        Some(_) => {}
+                        None => out += 1,
+                    }
+                }
+            }
+            if j == 0 {
+                // SAFETY: the range-0 task of shard `s` alone writes count `s`.
+                unsafe { counts.write(s, out) };
+            }
+            Ok(())
+        })?;
+    }
+    if shards > 1 {
+        combine_shards(pool, m, &partials, shards, bins)?;
+    }
+    Ok(ignored.iter().sum())
+}
+
+/// Combines the `shards` rows of `n_bins` partials into `bins` in the fixed tree of
+/// [`crate::pool::combine_tree`]: at level `h = 1, 2, 4, …` row `s` (a multiple of `2h`)
+/// becomes `row s ⊕ row s + h` when row `s + h` exists; row 0 is the result. Each task works
+/// on a copy of its chunk of bins, so a retried task starts again from the same partials.
+fn combine_shards<M: Monoid>(
+    pool: &Pool,
+    m: &M,
+    partials: &[M::T],
+    shards: usize,
+    bins: &mut [M::T],
+) -> Result<(), TaskError> {
+    let n_bins = bins.len();
+    let chunks: Vec<_> = blocks(n_bins, COMBINE_CHUNK).collect();
+    let out = Shared::new(bins);
+    pool.run(chunks.len(), &|t, _| {
+        let c = chunks[t].clone();
+        let w = c.len();
+        let mut rows: Vec<M::T> = Vec::with_capacity(shards * w);
+        for s in 0..shards {
+            rows.extend_from_slice(&partials[s * n_bins + c.start..s * n_bins + c.end]);
+        }
+        let mut h = 1;
+        while h < shards {
+            for s in (0..shards).step_by(2 * h).filter(|s| s + h < shards) {
+                let (a, b) = rows.split_at_mut((s + h) * w);
+                for (a, &b) in a[s * w..(s + 1) * w].iter_mut().zip(&b[..w]) {
+                    *a = m.combine(*a, b);
+                }
+            }
+            h *= 2;
+        }
+        // SAFETY: task `t` alone writes chunk `t` of the bins.
+        unsafe { out.slice(c) }.copy_from_slice(&rows[..w]);
+        Ok(())
+    })
+}

@@ -1,0 +1,212 @@
+//! Inclusive and exclusive scans with any [`Monoid`], over a 1-D buffer or along the last
+//! axis of a row-major 2-D buffer (rows independent).
+//!
+//! **The bracketing** (what fixes a float scan's bits): each row is cut into the blocks
+//! [`crate::pool::blocks`]`(row_len, SCAN_BLOCK)`. Within block `b`, `local(i)` is the left
+//! fold `x[b0] ⊕ … ⊕ x[i]`. A block's total `t_b` is the left fold, in order, of the folds of
+//! its contiguous sub-blocks of `SCAN_BLOCK / SCAN_LANES` elements (so they run as independent
+//! chains). The carries are the exclusive scan of the totals in index order: block 0 has no
+//! carry, `c_1 = t_0`, `c_{b+1} = c_b ⊕ t_b`. Then
+//! - inclusive: `y[i] = local(i)` in block 0 and `c_b ⊕ local(i)` in block `b > 0`;
+//! - exclusive: `y[b0] = c_b` (the identity in block 0), and `y[i] = c_b ⊕ local(i - 1)`
+//!   (`local(i - 1)` in block 0) for the other elements of the block.
+//!
+//! None of it depends on the thread count. With exact monoids (integers, min, max, and any
+//! monoid whose combine is exact) this is the sequential scan; with float `+` it is a fixed
+//! bracketing of it. Commutativity is never used: a non-commutative monoid (e.g. the
+//! `(flag, value)` monoid of a segmented scan) is combined in index order.
+//!
+//! It runs in two passes over blocks in parallel when a row has more than one block (the
+//! totals, then the scan seeded with the carries, which reads `x` again rather than `y`, so a
+//! retried task recomputes the same values), and in one pass otherwise.
+
+use crate::pool::{blocks, n_blocks, Pool, TaskError};
+
+use super::{Monoid, Shared, SCAN_BLOCK, SCAN_LANES};
+
+/// Which scan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanKind {
+    /// `y[i]` includes `x[i]`.
+    Inclusive,
+    /// `y[i]` is the combination of the elements before `i` (the identity for the first).
+    Exclusive,
+}
+
+/// Scans each row of `x` (a row-major buffer of rows of `row_len` elements; a 1-D scan is one
+/// row of `x.len()`) into `y`, with the bracketing of the module's documentation.
+///
+/// # Panics
+/// If `x` and `y` differ in length, or `x.len()` is not a multiple of `row_len` (`row_len`
+/// may be 0 only when `x` is empty).
+pub fn scan<M: Monoid>(
+    pool: &Pool,
+    m: &M,
+    kind: ScanKind,
+    row_len: usize,
+    x: &[M::T],
+    y: &mut [M::T],
+) -> Result<(), TaskError> {
+    assert_eq!(x.len(), y.len(), "scan: input and output lengths differ");
+    if x.is_empty() {
+        return Ok(());
+    }
+    assert!(
+        row_len > 0 && x.len() % row_len == 0,
+        "scan: {} elements are not rows of {row_len}",
+        x.len()
+    );
+    let rows = x.len() / row_len;
+    let out = Shared::new(y);
+    if row_len <= SCAN_BLOCK {
+        // One block per row: one pass, several rows per task.
+        let per_task = (SCAN_BLOCK / row_len).max(1);
+        let groups: Vec<_> = blocks(rows, per_task).collect();
+        return pool.run(groups.len(), &|t, _| {
+            let r = groups[t].clone();
+            let span = r.start * row_len..r.end * row_len;
+            // SAFETY: task `t` alone writes the rows of group `t`.
+            let y = unsafe { out.slice(span.clone()) };
+            for (x, y) in x[span]
+                .chunks_exact(row_len)
+                .zip(y.chunks_exact_mut(row_len))
+            {
+                scan_block(m, kind, None, x, y);
+            }
+            Ok(())
+        });
+    }
+    // Pass 1: every block's total (the last block of a row needs none).
+    let per_row = n_blocks(row_len, SCAN_BLOCK);
+    let block_range = |t: usize| {
+        let (row, b) = (t / per_row, t % per_row);
+        let lo = row * row_len + b * SCAN_BLOCK;
+        lo..(lo + SCAN_BLOCK).min((row + 1) * row_len)
+    };
+    let mut totals: Vec<Option<M::T>> = vec![None; rows * per_row];
+    let slots = Shared::new(&mut totals);
+    pool.run(rows * per_row, &|t, _| {
+        if t % per_row + 1 < per_row {
+            let total = block_total(m, &x[block_range(t)]);
+            // SAFETY: task `t` alone writes slot `t`, read after the dispatch.
+            unsafe { slots.write(t, Some(total)) };
+        }
+        Ok(())
+    })?;
+    // The carries: an exclusive scan of each row's totals, in index order.
+    let mut carries: Vec<Option<M::T>> = vec![None; rows * per_row];
+    for row in 0..rows {
+        let mut carry: Option<M::T> = None;
+        for b in 0..per_row {
+            let t = row * per_row + b;
+            carries[t] = carry;
+            if let Some(total) = totals[t] {
+                carry = Some(carry.map_or(total, |c| m.combine(c, total)));
+            }
+        }
+    }
+    // Pass 2: every block's scan, seeded with its carry.
+    pool.run(rows * per_row, &|t, _| {
+        let r = block_range(t);
+        // SAFETY: task `t` alone writes block `t`.
+        let y = unsafe { out.slice(r.clone()) };
+        scan_block(m, kind, carries[t], &x[r], y);
+        Ok(())
+    })
+}
+
+/// The total of one block: the left fold of the folds of its sub-blocks of
+/// `SCAN_BLOCK / SCAN_LANES` elements. `x` is not empty.
+fn block_total<M: Monoid>(m: &M, x: &[M::T]) -> M::T {
+    const SUB: usize = SCAN_BLOCK / SCAN_LANES;
+    let fold = |xs: &[M::T]| xs[1..].iter().fold(xs[0], |a, &b| m.combine(a, b));
+    if x.len() == SCAN_BLOCK {
+        // The sub-blocks' folds as independent chains, in lockstep (the same bits as one
+        // after the other).
+        let subs: [&[M::T]; SCAN_LANES] = std::array::from_fn(|l| &x[l * SUB..(l + 1) * SUB]);
+        let mut acc: [M::T; SCAN_LANES] = std::array::from_fn(|l| subs[l][0]);
+        // `j` indexes the second axis of `subs`, which an iterator over `subs` cannot.
+        #[allow(clippy::needless_range_loop)]
+        for j in 1..SUB {
+            for l in 0..SCAN_LANES {
+                acc[l] = m.combine(acc[l], subs[l][j]);
+            }
+        }
+        acc[1..].iter().fold(acc[0], |a, &b| m.combine(a, b))
+    } else {
+        let mut parts = x.chunks(SUB).map(fold);
+        let first = parts.next().expect("a block is not empty");
+        parts.fold(first, |a, b| m.combine(a, b))
+    }
+}
+
+/// Scans one block `x` (not empty) into `y`, seeded with `carry` (`None` in a row's first
+/// block).
+fn scan_block<M: Monoid>(m: &M, kind: ScanKind, carry: Option<M::T>, x: &[M::T], y: &mut [M::T]) {
+    let mut acc = x[0];
+    match (kind, carry) {
+        (ScanKind::Inclusive, None) => {
+            y[0] = acc;
+            for (y, &x) in y[1..].iter_mut().zip(&x[1..]) {
+                acc = m.combine(acc, x);
+                *y = acc;
+            }
+        }
+        (ScanKind::Inclusive, Some(c)) => {
+            y[0] = m.combine(c, acc);
+            for (y, &x) in y[1..].iter_mut().zip(&x[1..]) {
+                acc = m.combine(acc, x);
+                *y = m.combine(c, acc);
+            }
+        }
+        (ScanKind::Exclusive, None) => {
+            y[0] = m.identity();
+            for (y, &x) in y[1..].iter_mut().zip(&x[1..]) {
+                *y = acc;
+                acc = m.combine(acc, x);
+            }
+        }
+        (ScanKind::Exclusive, Some(c)) => {
+            y[0] = c;
+            for (y, &x) in y[1..].iter_mut().zip(&x[1..]) {
+                *y = m.combine(c, acc);
+                acc = m.combine(acc, x);
+            }
+        }
+    }
+}
+
+/// The scan of the module's documentation computed on one thread, element by element: the
+/// specification the tests compare [`scan`] with.
+#[cfg(test)]
+pub(crate) fn scan_reference<M: Monoid>(
+    m: &M,
+    kind: ScanKind,
+    row_len: usize,
+    x: &[M::T],
+) -> Vec<M::T> {
+    let mut y = Vec::with_capacity(x.len());
+    for row in x.chunks(row_len.max(1)) {
+        let mut carry: Option<M::T> = None;
+        for block in row.chunks(SCAN_BLOCK) {
+            let mut acc: Option<M::T> = None;
+            for &v in block {
+                let seeded = |a: M::T| carry.map_or(a, |c| m.combine(c, a));
+                if kind == ScanKind::Exclusive {
+                    y.push(match acc {
+                        None => carry.unwrap_or(m.identity()),
+                        Some(a) => seeded(a),
+                    });
+                }
+                let a = acc.map_or(v, |a| m.combine(a, v));
+                acc = Some(a);
+                if kind == ScanKind::Inclusive {
+                    y.push(seeded(a));
+                }
+            }
+            let total = block_total(m, block);
+            carry = Some(carry.map_or(total, |c| m.combine(c, total)));
+        }
+    }
+    y
+}

@@ -1,0 +1,136 @@
+//! Scatter (write at run-time indices) and gather (read at run-time indices).
+//!
+//! **Scatter's rule for duplicates:** when several elements have the same index, the last in
+//! index order wins (the one at the highest position). The winner of each destination is a
+//! maximum of positions, found with atomic `fetch_max` (commutative, so the order in which
+//! threads see the writes does not matter), then every destination reads its winner's value:
+//! the result is the same at every thread count. Out-of-range indices (negative or past the
+//! destination) are ignored, as in [`super::histogram`], and counted.
+//!
+//! **Gather's bounds:** every index is checked; the first out-of-range one (the lowest
+//! position, whatever the thread count) is returned as an [`IndexError`] with its value and
+//! the table's shape. Nothing is ever read out of bounds and no index is clamped.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::pool::{blocks, Pool, TaskError};
+
+use super::{map_blocks, GatherError, Index, IndexError, Shared, BLOCK};
+
+/// `dest[idx[i]] = vals[i]` for every `i` whose index is in range; among elements with the
+/// same index the last (highest `i`) wins. Other elements of `dest` keep their values.
+/// Returns how many indices were out of range (and ignored).
+///
+/// # Panics
+/// If `idx` and `vals` differ in length.
+pub fn scatter<T: Copy + Send + Sync, I: Index>(
+    pool: &Pool,
+    dest: &mut [T],
+    idx: &[I],
+    vals: &[T],
+) -> Result<usize, TaskError> {
+    assert_eq!(
+        idx.len(),
+        vals.len(),
+        "scatter: idx and vals differ in length"
+    );
+    let n_dest = dest.len();
+    // winner[k] = 1 + the highest position writing k, or 0.
+    let winner: Vec<AtomicUsize> = std::iter::repeat_with(|| AtomicUsize::new(0))
+        .take(n_dest)
+        .collect();
+    let ignored = map_blocks(pool, idx.len(), BLOCK, |r| {
+        let mut out = 0usize;
+        for (p, &i) in idx[r.clone()].iter().enumerate() {
+            match i.position(n_dest) {
+                Some(k) => {
+                    winner[k].fetch_max(r.start + p + 1, Ordering::Relaxed);
+                }
+                None => out += 1,
+            }
+        }
+        out
+    })?;
+    let out = Shared::new(dest);
+    let chunks: Vec<_> = blocks(n_dest, BLOCK).collect();
+    pool.run(chunks.len(), &|t, _| {
+        let c = chunks[t].clone();
+        // SAFETY: task `t` alone writes chunk `t` of the destination.
+        let d = unsafe { out.slice(c.clone()) };
+        for (d, w) in d.iter_mut().zip(&winner[c]) {
+            let w = w.load(Ordering::Relaxed);
+            if w > 0 {
+                *d = vals[w - 1];
+            }
+        }
+        Ok(())
+    })?;
+    Ok(ignored.iter().sum())
+}
+
+/// `out[p] = table[idx[p]]`: a gather of rows of `table`, a row-major tensor of shape `shape`
+/// indexed along its first axis (a 1-D table's rows are its elements), so `out` holds
+/// `idx.len()` rows. An out-of-range index is an error naming the lowest such position.
+///
+/// # Panics
+/// If `shape` is empty, `table.len()` is not the product of `shape`, or `out.len()` is not
+/// `idx.len()` rows.
+pub fn gather<T: Copy + Send + Sync, I: Index>(
+    pool: &Pool,
+    table: &[T],
+    shape: &[usize],
+    idx: &[I],
+    out: &mut [T],
+) -> Result<(), GatherError> {
+    assert!(!shape.is_empty(), "gather: a table has at least one axis");
+    let rows = shape[0];
+    let row_len: usize = shape[1..].iter().product();
+    assert_eq!(
+        table.len(),
+        rows * row_len,
+        "gather: table and shape disagree"
+    );
+    assert_eq!(out.len(), idx.len() * row_len, "gather: output length");
+    let dst = Shared::new(out);
+    let per_task = (BLOCK / row_len.max(1)).max(1);
+    let bad = map_blocks(pool, idx.len(), per_task, |r| {
+        // SAFETY: this block alone writes rows `r` of the output.
+        let o = unsafe { dst.slice(r.start * row_len..r.end * row_len) };
+        if row_len == 0 {
+            // Rows of no element: nothing to copy, but every index is still checked.
+            if let Some(p) = idx[r.clone()]
+                .iter()
+                .position(|i| i.position(rows).is_none())
+            {
+                return Some(r.start + p);
+            }
+        } else if row_len == 1 {
+            for (p, (o, &i)) in o.iter_mut().zip(&idx[r.clone()]).enumerate() {
+                match i.position(rows) {
+                    Some(k) => *o = table[k],
+                    None => return Some(r.start + p),
+                }
+            }
+        } else {
+            for (p, (o, &i)) in o
+                .chunks_exact_mut(row_len.max(1))
+                .zip(&idx[r.clone()])
+                .enumerate()
+            {
+                match i.position(rows) {
+                    Some(k) => o.copy_from_slice(&table[k * row_len..(k + 1) * row_len]),
+                    None => return Some(r.start + p),
+                }
+            }
+        }
+        None
+    })?;
+    match bad.into_iter().flatten().next() {
+        Some(p) => Err(GatherError::Index(IndexError {
+            index: idx[p].value(),
+            position: p,
+            shape: shape.to_vec(),
+        })),
+        None => Ok(()),
+    }
+}
