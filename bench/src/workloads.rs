@@ -12,6 +12,8 @@
 //! | W4 | `X = rand_normal(4, [2048, 1024])`, `W = rand_normal(5, [1024, 1024]) * 0.03125`, `b = rand_normal(6, [1024])` |
 //! | W5 | `X = rand_normal(7, [2048, 1024])`, `T = rand_normal(8, [2048, 10])`, `W1 = rand_normal(9, [1024, 1024]) * 0.03125`, `b1 = 0`, `W2 = rand_normal(10, [1024, 10]) * 0.03125`, `b2 = 0` |
 //! | W6 | `x = rand_uniform(11, [2^24 + 8])`, `w = rand_uniform(12, [9])` |
+//! | filter | `x = rand_uniform(6, [2^25])`, `mask = rand_uniform(7, [2^25]) < 0.5` |
+//! | sort | `keys = (rand_uniform(8, [2^24]) as f64 · 2^32) as u32` |
 //!
 //! Two more lines measure the runtime's worker pool: `pool.run`, one dispatch of 1000 no-op
 //! tasks, and `W1/pool`, W1 dispatched through [`flow_runtime::pool::Pool`] in blocks of
@@ -25,6 +27,7 @@ use flow_runtime::rand::{fill_normal, fill_uniform};
 use rayon::prelude::*;
 
 use crate::kernels::{self, MlpDims, MlpParams, MlpScratch, Moments};
+use crate::primitives;
 use crate::timing::{self, Options, Timing};
 
 /// A benchmark of this crate.
@@ -37,7 +40,7 @@ pub struct Bench {
 }
 
 /// Every benchmark, in the order the binary runs them.
-pub const BENCHES: [Bench; 8] = [
+pub const BENCHES: [Bench; 10] = [
     Bench {
         name: "W1",
         what: "fused elementwise chain, N=2^25",
@@ -65,6 +68,14 @@ pub const BENCHES: [Bench; 8] = [
     Bench {
         name: "W6",
         what: "9-tap stencil, N=2^24",
+    },
+    Bench {
+        name: "filter",
+        what: "filter keeping a random half of 2^25 f32",
+    },
+    Bench {
+        name: "sort",
+        what: "radix sort of 2^24 random 32-bit keys",
     },
     Bench {
         name: "pool.run",
@@ -150,6 +161,35 @@ pub fn run(name: &str, threads: usize, opts: &Options) -> Option<Timing> {
             let mut y = vec![0.0f32; x.len()];
             time(&mut || w1_on_pool(&pool, black_box(&x), black_box(&mut y)))
         }
+        "filter" => {
+            let n = 1 << 25;
+            let x = uniform(6, n);
+            let mask: Vec<bool> = uniform(7, n).iter().map(|&u| u < 0.5).collect();
+            let mut out = vec![0f32; n];
+            let mut counts = vec![0usize; n.div_ceil(primitives::BLOCK)];
+            time(&mut || {
+                black_box(primitives::filter(
+                    black_box(&x),
+                    &mask,
+                    &mut out,
+                    &mut counts,
+                ));
+            })
+        }
+        "sort" => {
+            let keys = sort_keys(1 << 24);
+            let k = keys.clone();
+            let mut scratch = vec![0u32; keys.len()];
+            // The copy back is outside the timed region (as in the `prims` binary).
+            let k = std::cell::RefCell::new(k);
+            timing::time_with_setup(
+                bench.name,
+                bench.what,
+                opts,
+                &mut || k.borrow_mut().copy_from_slice(&keys),
+                &mut || primitives::radix_sort_u32(black_box(&mut k.borrow_mut()), &mut scratch),
+            )
+        }
         _ => unreachable!("every name of BENCHES is handled"),
     })
 }
@@ -181,6 +221,14 @@ impl SharedMut {
     fn get(&self) -> *mut f32 {
         self.0
     }
+}
+
+/// The keys of the `sort` benchmark: `(rand_uniform(8, [len]) as f64 · 2^32) as u32`.
+pub fn sort_keys(len: usize) -> Vec<u32> {
+    uniform(8, len)
+        .iter()
+        .map(|&u| (u as f64 * 4294967296.0) as u32)
+        .collect()
 }
 
 /// `rand_normal(seed, [len])`, generated in parallel.

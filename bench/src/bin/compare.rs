@@ -3,7 +3,7 @@
 //! the other, and prints the medians and their ratio — the figure `docs/performance.md`
 //! records.
 //!
-//! usage: compare [--threads N] [--warmup N] [--reps N] [--only W1,W3]
+//! usage: compare [--threads N] [--warmup N] [--reps N] [--only W1,W3,filter,sort]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +20,8 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("W4", "w4_linear_relu.flow"),
     ("W5", "w5_mlp_step.flow"),
     ("W6", "w6_stencil.flow"),
+    ("filter", "p_filter.flow"),
+    ("sort", "p_sort.flow"),
 ];
 
 fn main() -> ExitCode {
@@ -86,7 +88,7 @@ fn main() -> ExitCode {
         );
         for r in results {
             if let Some(e) = r.error {
-                eprintln!("compare: {name}: {}", e.message);
+                eprintln!("compare: {name}: {}", e.message());
                 return ExitCode::FAILURE;
             }
             let (median, _, _) = summarize(&r.times);

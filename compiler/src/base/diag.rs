@@ -61,6 +61,7 @@ codes! {
     MonoidCommutativity => "monoid-commutativity", "A monoid declared commutative whose combine is not.";
     MisplacedPlaceholder => "misplaced-placeholder", "A `_` outside a partial application in an arrow.";
     NotCallable => "not-callable", "A call of something that is not a function, op or proc.";
+    DynamicSizeInOperation => "dynamic-size-in-operation", "A `filter`, `partition`, `sort` or `sort_by_key` inside an fn, op or monoid: the coordinator computes them, as their own observation.";
     MissingMain => "missing-main", "`flowc run` on a program without a `main` block.";
     UnknownModule => "unknown-module", "A `use` of a module that does not exist.";
     RuntimeError => "runtime-error", "An error while running: a shape that does not fit at dispatch, a bad file, a division by zero.";

@@ -330,3 +330,13 @@ pub fn monoid_commutativity(monoid: &str, span: Span, shown: [String; 4]) -> Dia
     ))
     .with_note("remove `commutative;` if the order of inputs matters")
 }
+
+pub fn prim_in_op(what: &str, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::DynamicSizeInOperation,
+        format!("`{what}` cannot run inside an operation: the coordinator computes it, as its own observation"),
+        span,
+    )
+    .with_label_text("call it in `main` or a `proc`, and pass the result to the op")
+    .with_note("an op's graph has every size fixed when it is built; `filter` and `partition` give a length known only when they run, and the sorts run on the runtime's radix sort between graphs")
+}

@@ -126,11 +126,8 @@ impl Native {
     pub fn new(kernels: Box<dyn Kernels>, threads: usize) -> Result<Native, NativeError> {
         Ok(Native {
             kernels,
-            workers: flow_runtime::pool::Pool::new(threads.max(1)).map_err(|e| {
-                NativeError::Threads {
-                    cause: e.message,
-                }
-            })?,
+            workers: flow_runtime::pool::Pool::new(threads.max(1))
+                .map_err(|e| NativeError::Threads { cause: e.message })?,
             retry: RetryPolicy::default(),
             hooks: Hooks::default(),
             evals: 0,
