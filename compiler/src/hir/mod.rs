@@ -162,6 +162,8 @@ pub enum Builtin {
     Max,
     Min,
     Pow,
+    /// `atan2(y, x)`, elementwise.
+    Atan2,
     Select,
     RandUniform,
     RandNormal,
@@ -209,6 +211,7 @@ impl Builtin {
             Builtin::Max => "max",
             Builtin::Min => "min",
             Builtin::Pow => "pow",
+            Builtin::Atan2 => "atan2",
             Builtin::Select => "select",
             Builtin::RandUniform => "rand_uniform",
             Builtin::RandNormal => "rand_normal",

@@ -91,6 +91,12 @@ const TABLE: &[Entry] = &[
         Checker::binary_builtin,
     ),
     row(
+        Builtin::Atan2,
+        Arity::exactly(2),
+        Place::Anywhere,
+        Checker::binary_builtin,
+    ),
+    row(
         Builtin::Select,
         Arity::exactly(3),
         Place::Anywhere,
@@ -306,7 +312,19 @@ impl Checker {
     fn binary_builtin(&mut self, c: &BuiltinCall<'_>, cx: &mut BodyCx) -> hir::Expr {
         let l = self.infer(&c.args[0], cx, c.want);
         let r = self.infer(&c.args[1], cx, c.want);
-        self.elementwise(c.b, c.b.name(), vec![l, r], c.span)
+        let e = self.elementwise(c.b, c.b.name(), vec![l, r], c.span);
+        // `pow` and `atan2` are float functions (`max` and `min` take any number).
+        let float_only = matches!(c.b, Builtin::Pow | Builtin::Atan2);
+        match e.ty.dtype() {
+            Some(d) if float_only && !d.is_float() => {
+                self.error(errors::type_error(
+                    format!("`{}` takes floats, found `{}`", c.name, e.ty),
+                    c.span,
+                ));
+                err_expr(c.span)
+            }
+            _ => e,
+        }
     }
 
     /// `select(cond, a, b)`.
