@@ -12,7 +12,9 @@
 //! smaller-index tie rule and NaN as the largest value, affine-map composition and a
 //! polynomial hash, both associative but not commutative, last non-zero, integer mean,
 //! min-max), including map → reduce chains, producers with several consumers, sibling
-//! reductions over the same input and box, empty reduced boxes and several graph outputs.
+//! reductions over the same input and box (also with a map reading the first before the
+//! second starts, `sum(x) / N` next to `sum(x * x) / N`), empty reduced boxes and several
+//! graph outputs.
 //!
 //! **Properties** (each over `FLOW_EQUIV_CASES` cases, 300 by default):
 //! - every generated graph verifies, evaluates, and prints/parses back to the same text;
@@ -47,6 +49,9 @@
 //! shrunk graph (MIR text), its inputs and the expected and actual outputs. Rerun with
 //! `FLOW_EQUIV_SEED=<seed> cargo test -p flowc --test all equivalence::<property>`; set
 //! `FLOW_EQUIV_CASES` for more (or fewer) cases.
+//!
+//! Long file: one harness (case generation, seeds, comparison with tolerances) serving every
+//! property; a quarter of it is this header, which says what each property promises.
 
 use crate::gen::{self, Case};
 use flow_runtime::{Scalar, Tensor};
@@ -627,6 +632,32 @@ fn generator_coverage() {
         {
             count("sibling reductions");
         }
+        // A sibling reduction read by a map before the next one starts (`sum(x) / N` next to
+        // `sum(x * x) / N`): fuse-siblings puts the fused node in the first's place.
+        let sibling_ids: Vec<_> = g
+            .nodes
+            .iter_enumerated()
+            .filter(|(_, n)| matches!(n.kind, NodeKind::Reduce { .. }))
+            .map(|(id, _)| id)
+            .collect();
+        let between = sibling_ids.windows(2).any(|w| {
+            let key = |id: mir::NodeId| match &g.nodes[id].kind {
+                NodeKind::Reduce {
+                    space, red, reads, ..
+                } => Some((space, red, reads[0].src())),
+                _ => None,
+            };
+            key(w[0]) == key(w[1])
+                && (w[0].0 + 1..w[1].0).any(|m| {
+                    g.nodes[mir::NodeId(m)]
+                        .inputs()
+                        .iter()
+                        .any(|p| p.node == w[0])
+                })
+        });
+        if between {
+            count("sibling reductions with a reader between");
+        }
         // What the passes do with it (small blocks).
         for block in case.blocks {
             let mut h = g.clone();
@@ -700,6 +731,7 @@ fn generator_coverage() {
         "proj transposed",
         "producer with several readers",
         "sibling reductions",
+        "sibling reductions with a reader between",
         "map feeding a reduction",
         "softmax pattern",
         "tensor with a zero extent",

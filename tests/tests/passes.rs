@@ -182,3 +182,80 @@ fn flow_cases() {
         ));
     });
 }
+
+/// `flowc explain` on every program case: the rewrites with their laws, and every pair of
+/// adjacent operations left unfused with the rule that stopped it and the `FILE:LINE:COL` of
+/// both.
+#[test]
+fn explain_cases() {
+    insta::glob!("../cases/passes", "*.flow", |path| {
+        let text = std::fs::read_to_string(path).expect("case is readable");
+        let dir = path.parent().expect("a case is in a folder");
+        let name = path.file_name().expect("a file name");
+        let out = flow_tests::flowc([std::ffi::OsStr::new("explain"), name], dir);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        let file = name.to_string_lossy();
+        // Every unfused pair points at the source of both nodes (nodes of the program's own
+        // expressions all have a span).
+        for line in out.stdout.lines().filter(|l| l.contains("[not fused]")) {
+            assert!(line.contains(&format!("({file}:")), "no location: {line}");
+        }
+        insta::assert_snapshot!(format!(
+            "----- SOURCE\n{}\n----- EXPLAIN\n{}",
+            text.trim_end(),
+            out.stdout
+        ));
+    });
+}
+
+/// A coordinator loop that observes nothing until its end builds one chain of 2,000 maps.
+/// Fusion cuts it into kernels of at most `MAX_FUSED_COST` operations (not one kernel built
+/// in quadratic time), the result is the unoptimized run's, bit for bit, and the whole chain
+/// still runs as one launch (one row group). (A smoke test of scaling: nothing is timed here;
+/// `cargo run --release -p flow-tests --bin scaling` measures.)
+#[test]
+fn long_chain_is_cut_into_bounded_kernels() {
+    let src = "op step(x: f32[N]) -> f32[N] {\n    let y[i] = x[i] * 0.5 + 1.0;\n    y\n}\n\
+               main {\n    var x = [1.0, 2.0, 3.0, 4.0];\n    for s in 0..2000 {\n        x = step(x);\n    }\n    print(x);\n}\n";
+    let c = flowc::driver::compile_sources(&[("chain.flow".to_string(), src.to_string())])
+        .unwrap_or_else(|f| panic!("{}", f.render(Default::default())));
+    let (graphs, err) = dispatched_graphs(&c.program, &mut MemoryHost::default());
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(graphs.len(), 1);
+    let mut opt = graphs[0].clone();
+    let cfg = PassConfig::default();
+    optimize(&mut opt, &PIPELINE.iter().collect::<Vec<_>>(), &cfg).expect("optimizes");
+    let maps: Vec<usize> = opt
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.kind {
+            NodeKind::Map { body, .. } => Some(body.iter().map(flowc::mir::cost::cost).sum()),
+            _ => None,
+        })
+        .collect();
+    // 2 operations a step: 4,000 in all, in kernels of at most MAX_FUSED_COST.
+    let max = flowc::mir::passes::MAX_FUSED_COST;
+    assert!(maps.iter().all(|&c| c <= max), "{maps:?}");
+    assert_eq!(maps.iter().sum::<usize>(), 4000);
+    assert_eq!(maps.len(), 4000usize.div_ceil(max));
+    assert_eq!(schedule::plan(&opt).launches.len(), 1);
+    // The value, as Rust computes it, and as the unoptimized program prints it.
+    let mut x = [1.0f32, 2.0, 3.0, 4.0];
+    for _ in 0..2000 {
+        x = x.map(|v| v * 0.5 + 1.0);
+    }
+    let mut fast = MemoryHost::default();
+    run_main(&c.program, &mut fast, &RunOptions::default()).expect("runs");
+    let mut plain = MemoryHost::default();
+    let no_opt = RunOptions {
+        optimize: false,
+        ..RunOptions::default()
+    };
+    run_main(&c.program, &mut plain, &no_opt).expect("runs");
+    assert_eq!(fast.out, plain.out);
+    let want = Tensor::new(vec![4], Data::F32(x.to_vec())).expect("shape");
+    assert_eq!(
+        fast.out,
+        format!("{}\n", flow_runtime::format_tensor(&want))
+    );
+}

@@ -17,6 +17,11 @@ fn every_rust_file_starts_with_a_module_doc() {
 }
 
 #[test]
+fn no_oversized_files() {
+    assert_clean("oversized files", tidy::oversized_files(&workspace_root()));
+}
+
+#[test]
 fn no_disabled_tests() {
     assert_clean("disabled tests", tidy::disabled_tests(&workspace_root()));
 }
@@ -74,6 +79,7 @@ fn no_orphan_snapshots() {
         family("mir__conformance_mir", conformance_dir()),
         family("passes__mir_cases", cases_dir().join("passes")),
         family("passes__flow_cases", cases_dir().join("passes")),
+        family("passes__explain_cases", cases_dir().join("passes")),
     ];
     let snap_dir = workspace_root().join("tests/tests/snapshots");
     assert_clean(

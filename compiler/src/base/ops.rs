@@ -1,9 +1,9 @@
 //! The scalar operators and the meaning of each, on [`Scalar`] values: the one
 //! implementation of scalar semantics. The checker's evaluator (monoid laws), the
 //! coordinator, constant folding and the reference interpreter all evaluate with these
-//! functions, and generated code must match them bit for bit. The MIR uses these enums as its
-//! operators (`crate::mir::ir` re-exports them); HIR operators map onto them in
-//! `crate::hir::ops`.
+//! functions, and generated code must match them bit for bit. These enums are the operators
+//! of every layer: the parser produces them, and the syntax tree, the HIR and the MIR
+//! (`crate::mir::ir`) re-export them; `crate::hir::ops` maps the pointwise built-ins onto them.
 //!
 //! Operands of a binary operator always have the same type (lowering inserts casts); a call
 //! whose operand types do not fit returns [`OpError::Operands`], which a verified graph never
@@ -161,6 +161,32 @@ names!(BinOp {
     And => "and", Or => "or", Min => "min", Max => "max", Pow => "pow",
     Atan2 => "atan2",
 });
+
+impl BinOp {
+    /// How the operator is written in a program: `+`, `<<`, `&&`, …; `min`, `max`, `pow`
+    /// and `atan2` are written as calls.
+    pub fn symbol(self) -> &'static str {
+        use BinOp as B;
+        match self {
+            B::Add => "+",
+            B::Sub => "-",
+            B::Mul => "*",
+            B::Div => "/",
+            B::Rem => "%",
+            B::Shl => "<<",
+            B::Shr => ">>",
+            B::Eq => "==",
+            B::Ne => "!=",
+            B::Lt => "<",
+            B::Le => "<=",
+            B::Gt => ">",
+            B::Ge => ">=",
+            B::And => "&&",
+            B::Or => "||",
+            B::Min | B::Max | B::Pow | B::Atan2 => self.name(),
+        }
+    }
+}
 
 names!(MathFn {
     Abs => "abs", Exp => "exp", Log => "log", Sqrt => "sqrt", Sin => "sin", Cos => "cos",

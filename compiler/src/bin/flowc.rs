@@ -147,11 +147,7 @@ enum Command {
     Run {
         file: PathBuf,
         #[command(flatten)]
-        passes: PassArgs,
-        #[command(flatten)]
-        runtime: RuntimeArgs,
-        #[command(flatten)]
-        run: RunArgs,
+        exec: ExecArgs,
         /// Arguments passed to the program.
         #[arg(last = true)]
         args: Vec<String>,
@@ -183,11 +179,7 @@ enum Command {
     Test {
         path: PathBuf,
         #[command(flatten)]
-        passes: PassArgs,
-        #[command(flatten)]
-        runtime: RuntimeArgs,
-        #[command(flatten)]
-        run: RunArgs,
+        exec: ExecArgs,
     },
     /// Print the IR of every graph a program dispatches (its output is discarded).
     Ir {
@@ -206,11 +198,7 @@ enum Command {
     Bench {
         file: PathBuf,
         #[command(flatten)]
-        passes: PassArgs,
-        #[command(flatten)]
-        runtime: RuntimeArgs,
-        #[command(flatten)]
-        run: RunArgs,
+        exec: ExecArgs,
         /// Print one JSON array instead of a table.
         #[arg(long)]
         json: bool,
@@ -221,7 +209,8 @@ enum Command {
         #[arg(long, default_value_t = 11, value_parser = clap::value_parser!(u32).range(1..))]
         reps: u32,
     },
-    /// List every rewrite the compiler makes, and the law that makes it safe.
+    /// List every rewrite the compiler makes, and the law that makes it safe; and every pair of
+    /// adjacent operations left unfused, and why.
     Explain {
         file: PathBuf,
         #[command(flatten)]
@@ -261,17 +250,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// Every option of the commands that run a program (`run`, `test`, `bench`): passes, the
+/// runtime, caching and memory.
+#[derive(Args, Clone)]
+struct ExecArgs {
+    #[command(flatten)]
+    passes: PassArgs,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+impl ExecArgs {
+    fn flags(&self) -> (PassFlags, RuntimeFlags) {
+        (self.run.flags(&self.passes), self.runtime.flags())
+    }
+}
+
 fn flowc_main() -> ExitCode {
     let cli = Cli::parse();
     let status = match cli.command {
         Command::Check { files } => driver::cmd_check(&files),
-        Command::Run {
-            file,
-            passes,
-            runtime,
-            run,
-            args,
-        } => driver::cmd_run(&file, args, &run.flags(&passes), &runtime.flags()),
+        Command::Run { file, exec, args } => {
+            let (passes, runtime) = exec.flags();
+            driver::cmd_run(&file, args, &passes, &runtime)
+        }
         Command::Build {
             file,
             output,
@@ -297,12 +301,10 @@ fn flowc_main() -> ExitCode {
                 2
             }
         },
-        Command::Test {
-            path,
-            passes,
-            runtime,
-            run,
-        } => driver::cmd_test(&path, &run.flags(&passes), &runtime.flags()),
+        Command::Test { path, exec } => {
+            let (passes, runtime) = exec.flags();
+            driver::cmd_test(&path, &passes, &runtime)
+        }
         Command::Ir {
             file,
             stage,
@@ -312,20 +314,14 @@ fn flowc_main() -> ExitCode {
         } => driver::cmd_ir(&file, args, stage.into(), &passes.flags(), time_passes),
         Command::Bench {
             file,
-            passes,
-            runtime,
-            run,
+            exec,
             json,
             warmup,
             reps,
-        } => driver::cmd_bench(
-            &file,
-            &run.flags(&passes),
-            &runtime.flags(),
-            json,
-            warmup,
-            reps as usize,
-        ),
+        } => {
+            let (passes, runtime) = exec.flags();
+            driver::cmd_bench(&file, &passes, &runtime, json, warmup, reps as usize)
+        }
         Command::Explain { file, passes, args } => {
             driver::cmd_explain(&file, args, &passes.flags())
         }

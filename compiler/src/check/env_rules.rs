@@ -206,7 +206,7 @@ impl<'a> Walker<'a, '_, '_> {
             }
             ExprKind::Str(_) => {}
             ExprKind::Unary(_, a) | ExprKind::Cast(a, _) | ExprKind::Field(a, _, _) => self.expr(a),
-            ExprKind::Binary(_, a, b) => {
+            ExprKind::Binary(_, a, b) | ExprKind::Pipe(a, b) => {
                 self.expr(a);
                 self.expr(b);
             }

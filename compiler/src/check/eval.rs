@@ -9,7 +9,7 @@
 use flow_runtime::Scalar;
 
 use crate::base::ops::{self, OpError};
-use crate::hir::ops::{binop, builtin_binop, unop};
+use crate::hir::ops::builtin_binop;
 use crate::hir::{self, BinOp, Builtin, ExprKind};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -57,7 +57,7 @@ fn eval(
             .ok_or_else(|| Unsupported("unbound local".into()))?,
         ExprKind::Unary(op, a) => {
             let a = sc(eval(prog, a, env, depth + 1)?)?;
-            Value::Scalar(ops::unary(unop(*op), a).map_err(op_error)?)
+            Value::Scalar(ops::unary(*op, a).map_err(op_error)?)
         }
         ExprKind::Binary(op, a, b) => {
             let x = sc(eval(prog, a, env, depth + 1)?)?;
@@ -68,7 +68,7 @@ fn eval(
                 _ => {}
             }
             let y = sc(eval(prog, b, env, depth + 1)?)?;
-            Value::Scalar(ops::binary(binop(*op), x, y).map_err(op_error)?)
+            Value::Scalar(ops::binary(*op, x, y).map_err(op_error)?)
         }
         ExprKind::Cast(a, d) => Value::Scalar(sc(eval(prog, a, env, depth + 1)?)?.cast(*d)),
         ExprKind::Tuple(xs) => Value::Tuple(

@@ -13,7 +13,7 @@ use super::native;
 use crate::interp;
 use crate::mir::ir::{Node, NodeId, NodeKind};
 use crate::mir::parse;
-use crate::native::{poison, shard_error, Native};
+use crate::native::{poison, Native, NativeError};
 
 /// Deterministic, irregular `f32` data (negative and positive, not all representable sums).
 fn data(shape: &[usize], salt: u32) -> Tensor {
@@ -396,6 +396,7 @@ fn shard_errors_name_the_op_the_box_and_the_cause() {
         },
         outputs: Vec::new(),
         label: "layer.w".into(),
+        span: None,
     };
     let e = TaskError {
         task: 2,
@@ -403,7 +404,7 @@ fn shard_errors_name_the_op_the_box_and_the_cause() {
         attempts: 4,
     };
     assert_eq!(
-        shard_error(NodeId(3), &node, &[10, 5], 4, &e).to_string(),
+        NativeError::shard(NodeId(3), &node, &[10, 5], 4, &e).to_string(),
         "op \"layer.w\" (node %3), shard 2 of 3 (index box [8..10, 0..5]) failed 4 times, retries exhausted; the last failure: injected fault after writing part of its output"
     );
     let once = TaskError {
@@ -412,7 +413,7 @@ fn shard_errors_name_the_op_the_box_and_the_cause() {
         kind: TaskErrorKind::Panic("boom".into()),
     };
     assert_eq!(
-        shard_error(NodeId(3), &node, &[], 1, &once).to_string(),
+        NativeError::shard(NodeId(3), &node, &[], 1, &once).to_string(),
         "op \"layer.w\" (node %3), shard 0 of 1 (index box []) failed: a panic: boom"
     );
 }

@@ -132,7 +132,7 @@ pub fn cmd_build(path: &Path, flags: &BuildFlags) -> i32 {
     };
     match crate::exec::run_main(&c.program, &mut host, &opts) {
         Ok(()) => {}
-        Err(e) if e.kind == crate::exec::RunErrorKind::TimeLimit => errln!(
+        Err(e) if *e.kind == crate::exec::RunErrorKind::TimeLimit => errln!(
             "note: the trace run of `main` stopped after {:.1} s (--trace-time); kernels it did not reach will be interpreted",
             flags.trace_time.as_secs_f64()
         ),

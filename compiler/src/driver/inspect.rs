@@ -19,13 +19,18 @@ pub enum Stage {
 }
 
 /// The graphs a program dispatches, each before and after the selected passes, with the
-/// passes' reports. `Err` is the exit status after reporting.
-type Dispatched = Vec<(
-    crate::mir::Graph,
-    crate::mir::Graph,
-    crate::mir::passes::Report,
-)>;
+/// passes' reports; the sources they were lowered from; the pass configuration.
+struct Dispatched {
+    sources: crate::base::span::SourceMap,
+    config: crate::mir::passes::PassConfig,
+    graphs: Vec<(
+        crate::mir::Graph,
+        crate::mir::Graph,
+        crate::mir::passes::Report,
+    )>,
+}
 
+/// `Err` is the exit status after reporting.
 fn dispatched(
     path: &std::path::Path,
     args: Vec<String>,
@@ -61,7 +66,11 @@ fn dispatched(
         })?;
         out.push((g, opt, rep));
     }
-    Ok(out)
+    Ok(Dispatched {
+        sources: c.sources,
+        config: opts.config,
+        graphs: out,
+    })
 }
 
 /// `flowc ir FILE --stage mir|opt|kernels [--passes …] [--time-passes]`.
@@ -74,7 +83,7 @@ pub fn cmd_ir(
 ) -> i32 {
     let start = std::time::Instant::now();
     let graphs = match dispatched(path, args, flags) {
-        Ok(g) => g,
+        Ok(d) => d.graphs,
         Err(status) => return status,
     };
     for (i, (raw, opt, rep)) in graphs.iter().enumerate() {
@@ -105,15 +114,17 @@ pub fn cmd_ir(
     0
 }
 
-/// `flowc explain FILE`: every rewrite the passes make, with the law behind it.
+/// `flowc explain FILE`: every rewrite the passes make, with the law behind it, and every
+/// pair of adjacent operations left unfused, with the rule that stopped it.
 pub fn cmd_explain(path: &std::path::Path, args: Vec<String>, flags: &PassFlags) -> i32 {
-    let graphs = match dispatched(path, args, flags) {
-        Ok(g) => g,
+    let d = match dispatched(path, args, flags) {
+        Ok(d) => d,
         Err(status) => return status,
     };
-    for (i, (raw, opt, rep)) in graphs.iter().enumerate() {
+    for (i, (raw, opt, rep)) in d.graphs.iter().enumerate() {
         let before = crate::mir::schedule::plan(raw).launches.len();
-        let after = crate::mir::schedule::plan(opt).launches.len();
+        let plan = crate::mir::schedule::plan(opt);
+        let after = plan.launches.len();
         outln!("graph {i}: {before} launch(es) as written, {after} after rewriting (`flowc ir --stage kernels` shows them)");
         // Op calls and arrow chains were inlined while lowering; node labels name the ops.
         let mut ops: Vec<&str> = raw
@@ -138,8 +149,58 @@ pub fn cmd_explain(path: &std::path::Path, args: Vec<String>, flags: &PassFlags)
             outln!("  [{}] {}", r.pass, r.detail);
             outln!("      why: {} — {}", r.law.name(), r.law.explain());
         }
+        out!("{}", unfused_text(&d.sources, opt, &plan, &d.config));
     }
     0
+}
+
+/// The pairs of adjacent operations of an optimized graph that were not fused: each with its
+/// nodes (ids of the optimized graph, labels, source locations), the rule that stopped the
+/// fusion, and whether the two still run in one launch (a row group reads back from cache).
+fn unfused_text(
+    sources: &crate::base::span::SourceMap,
+    g: &crate::mir::Graph,
+    plan: &crate::mir::schedule::Schedule,
+    cfg: &crate::mir::passes::PassConfig,
+) -> String {
+    use std::fmt::Write;
+    let mut launch_of = vec![None; g.nodes.len()];
+    for (k, l) in plan.launches.iter().enumerate() {
+        for m in &l.members {
+            launch_of[m.node.0 as usize] = Some(k);
+        }
+    }
+    let name = |id: crate::mir::NodeId| {
+        let n = &g.nodes[id];
+        let mut s = id.to_string();
+        if !n.label.is_empty() {
+            let _ = write!(s, " \"{}\"", n.label);
+        }
+        if let Some(span) = n.span {
+            let _ = write!(s, " ({})", sources.location(span));
+        }
+        s
+    };
+    let mut out = String::new();
+    for u in crate::mir::passes::unfused(g, cfg) {
+        let _ = writeln!(
+            out,
+            "  [not fused] {} -> {}",
+            name(u.producer),
+            name(u.consumer)
+        );
+        let _ = writeln!(out, "      why: {}", u.why.explain());
+        let (a, b) = (
+            launch_of[u.producer.0 as usize],
+            launch_of[u.consumer.0 as usize],
+        );
+        if let (Some(a), Some(b)) = (a, b) {
+            if a == b {
+                let _ = writeln!(out, "      both run in launch l{a} (a row group): the producer's rows are read back from cache");
+            }
+        }
+    }
+    out
 }
 
 /// `flowc graph FILE [--stage mir|opt] [-o OUT.dot|OUT.svg]`: Graphviz drawings.
@@ -151,7 +212,7 @@ pub fn cmd_graph(
     out: Option<&std::path::Path>,
 ) -> i32 {
     let graphs = match dispatched(path, args, flags) {
-        Ok(g) => g,
+        Ok(d) => d.graphs,
         Err(status) => return status,
     };
     let mut dot = String::new();

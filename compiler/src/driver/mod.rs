@@ -240,7 +240,7 @@ pub fn dump_typed(name: &str, text: &str) -> String {
 /// A run-time error as a diagnostic.
 pub fn run_error_diag(e: &crate::exec::RunError) -> Diagnostic {
     let mut d = Diagnostic::error(e.code(), e.message(), e.span);
-    if let crate::exec::RunErrorKind::CompilerBug { graph: Some(g), .. } = &e.kind {
+    if let crate::exec::RunErrorKind::CompilerBug { graph: Some(g), .. } = &*e.kind {
         d = d.with_note(format!("the invalid graph:\n{g}"));
     }
     for (span, text) in &e.related {

@@ -20,12 +20,12 @@ impl<'p, 'h> Machine<'p, 'h> {
         let span = e.span;
         match b {
             Builtin::Print => {
-                let mut parts = Vec::new();
-                for a in args {
-                    let v = self.eval(frame, a)?;
-                    let v = self.force(v, a.span)?;
-                    parts.push(show(&v));
-                }
+                let exprs: Vec<&'p hir::Expr> = args.iter().collect();
+                let parts: Vec<String> = self
+                    .force_together(frame, &exprs)?
+                    .iter()
+                    .map(show)
+                    .collect();
                 let mut line = parts.join(" ");
                 line.push('\n');
                 self.host.stdout(&line);

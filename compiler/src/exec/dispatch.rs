@@ -79,6 +79,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                 },
                 outputs: vec![ty],
                 label: String::new(),
+                span: None,
             });
             inputs.push(t.clone());
             map.insert(*p, Port { node, port: 0 });

@@ -13,7 +13,8 @@ use crate::native::NativeError;
 /// A run-time error with the source location it belongs to.
 #[derive(Clone, Debug)]
 pub struct RunError {
-    pub kind: RunErrorKind,
+    /// Boxed to keep `Result<_, RunError>` small.
+    pub kind: Box<RunErrorKind>,
     pub span: Span,
     /// Other places the error involves, each with what it says about them.
     pub related: Vec<(Span, String)>,
@@ -66,7 +67,7 @@ impl RunError {
     /// An error of `kind` at `span`.
     pub fn new(kind: RunErrorKind, span: Span) -> RunError {
         RunError {
-            kind,
+            kind: Box::new(kind),
             span,
             related: Vec::new(),
         }

@@ -11,7 +11,6 @@ use super::{
     bug, fail, show, Frame, Machine, RResult, RunError, RunErrorKind, Value, MAX_PROC_DEPTH,
 };
 use crate::base::Span;
-use crate::hir::ops::{binop, unop};
 use crate::hir::{self, Builtin, ExprKind as H, Ty};
 use crate::mir::lower::{eval_dim, LowerError, TVal};
 
@@ -63,14 +62,20 @@ impl<'p, 'h> Machine<'p, 'h> {
         match &e.kind {
             H::Lit(s) => Ok(Value::Scalar(*s)),
             H::Str(parts) => {
+                let exprs: Vec<&'p hir::Expr> = parts
+                    .iter()
+                    .filter_map(|p| match p {
+                        hir::StrPart::Expr(x) => Some(x),
+                        hir::StrPart::Text(_) => None,
+                    })
+                    .collect();
+                let mut values = self.force_together(frame, &exprs)?.into_iter();
                 let mut s = String::new();
                 for p in parts {
                     match p {
                         hir::StrPart::Text(t) => s.push_str(t),
-                        hir::StrPart::Expr(x) => {
-                            let v = self.eval(frame, x)?;
-                            let v = self.force(v, x.span)?;
-                            s.push_str(&show(&v));
+                        hir::StrPart::Expr(_) => {
+                            s.push_str(&show(&values.next().expect("one value per part")))
                         }
                     }
                 }
@@ -84,7 +89,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             H::Unary(op, a) => {
                 let v = self.eval(frame, a)?;
                 if let Value::Scalar(s) = v {
-                    return crate::base::ops::unary(unop(*op), s)
+                    return crate::base::ops::unary(*op, s)
                         .map(Value::Scalar)
                         .or_else(|x| fail(span, op_error(x)));
                 }
@@ -103,19 +108,15 @@ impl<'p, 'h> Machine<'p, 'h> {
                 let y = self.eval(frame, b)?;
                 let y = self.observe_condition(op, y, b.span)?;
                 match (&x, &y) {
-                    (Value::Scalar(p), Value::Scalar(q)) => {
-                        crate::base::ops::binary(binop(*op), *p, *q)
-                            .map(Value::Scalar)
-                            .or_else(|err| {
-                                fail(span, format!("`{}`: {}", op.as_str(), op_error(err)))
-                            })
-                    }
+                    (Value::Scalar(p), Value::Scalar(q)) => crate::base::ops::binary(*op, *p, *q)
+                        .map(Value::Scalar)
+                        .or_else(|err| fail(span, format!("`{}`: {}", op.symbol(), op_error(err)))),
                     _ => {
                         let (tx, ty) = (self.tval(&x, a.span)?, self.tval(&y, b.span)?);
                         let (TVal::Port(px), TVal::Port(py)) = (tx, ty) else {
                             return bug(span, "tuple operand");
                         };
-                        let op = binop(*op);
+                        let op = *op;
                         let p = self
                             .lower
                             .elementwise(&[px, py], span, |mut xs| {

@@ -452,6 +452,32 @@ impl<'p, 'h> Machine<'p, 'h> {
         Ok(())
     }
 
+    /// Evaluates `exprs` in order, then forces their values in order: the values observed
+    /// together (the parts of one interpolation, the arguments of one `print`) are pending
+    /// at once, so the first dispatch computes them all in one graph and fusion sees them
+    /// together (`sum(x) / N` and `sum(x * x) / N` printed side by side are one pass over
+    /// `x`). Each value is noted as bound only until it is forced.
+    fn force_together(
+        &mut self,
+        frame: &mut Frame<'p>,
+        exprs: &[&'p hir::Expr],
+    ) -> RResult<Vec<Value>> {
+        let mut values = Vec::with_capacity(exprs.len());
+        for x in exprs {
+            values.push(self.eval(frame, x)?);
+        }
+        if values.len() > 1 {
+            for v in &values {
+                self.note_bound(v);
+            }
+        }
+        values
+            .into_iter()
+            .zip(exprs)
+            .map(|(v, x)| self.force(v, x.span))
+            .collect()
+    }
+
     fn note_bound(&mut self, v: &Value) {
         match v {
             Value::Lazy(l) => self.bound.push(l.port),

@@ -106,7 +106,11 @@ fn assert_close_reports_the_worst_element() {
 fn failed_assert_is_an_assertion_error() {
     let prog = compile(r#"main { assert(1 > 2, "one is small"); }"#);
     let e = run_main(&prog, &mut MemoryHost::default(), &RunOptions::default()).unwrap_err();
-    assert!(matches!(e.kind, RunErrorKind::Assertion(_)), "{:?}", e.kind);
+    assert!(
+        matches!(*e.kind, RunErrorKind::Assertion(_)),
+        "{:?}",
+        e.kind
+    );
     assert!(e.message().contains("one is small"));
 }
 
@@ -678,7 +682,7 @@ fn a_pass_that_breaks_the_mir_is_a_compiler_bug() {
         stage,
         finding,
         graph,
-    } = &err.kind
+    } = &*err.kind
     else {
         panic!("not a compiler bug: {:?}", err.kind)
     };

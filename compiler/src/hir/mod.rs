@@ -11,8 +11,9 @@ pub mod ops;
 pub mod ty;
 
 pub use crate::base::ops::MathFn;
+pub use crate::base::ops::{BinOp, UnOp};
 use crate::base::Span;
-pub use crate::syntax::ast::{BinOp, FuncKind, UnOp};
+pub use crate::syntax::ast::FuncKind;
 pub use flow_runtime::{DType, Scalar};
 pub use ty::{Dim, Ty};
 

@@ -1,7 +1,7 @@
 //! What recomputing a scalar expression costs, in operations: the measure by which fusion
 //! decides whether a producer read by several consumers is recomputed in each or written
 //! once (`passes::fuse`), and by which lowering decides whether a value used several times
-//! in a `fn` body is computed once (`lower.rs`).
+//! in a `fn` body is computed once (`lower/point.rs`).
 
 use super::ir::ScalarExpr;
 

@@ -19,6 +19,17 @@ use super::ir::{Affine, Edge, Graph, MonoidRef, Node, NodeKind, Port, Read, Scal
 /// A 256-bit hash.
 pub type Hash = [u8; 32];
 
+/// The structural hash of one node without its label: what it computes (kind, index spaces,
+/// reads of which ports through which projections, expressions with constants' bits, output
+/// types). Two nodes with the same key compute the same tensors (common-subexpression
+/// elimination merges them).
+pub fn node_key(n: &Node) -> Hash {
+    let mut h = Hasher(blake3::Hasher::new());
+    h.bytes(b"flow-mir-node-v1");
+    h.node_unlabelled(n);
+    *h.0.finalize().as_bytes()
+}
+
 /// A hash in hexadecimal (64 characters).
 pub fn hex(h: &Hash) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
@@ -268,6 +279,11 @@ impl Hasher {
     }
 
     fn node(&mut self, n: &Node) {
+        self.node_unlabelled(n);
+        self.str(&n.label);
+    }
+
+    fn node_unlabelled(&mut self, n: &Node) {
         match &n.kind {
             NodeKind::Input { index } => {
                 self.u8(0);
@@ -330,7 +346,6 @@ impl Hasher {
         for t in &n.outputs {
             self.ty(t);
         }
-        self.str(&n.label);
     }
 }
 

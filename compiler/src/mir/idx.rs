@@ -102,6 +102,11 @@ impl<I: Idx, T> IdxVec<I, T> {
         self.raw.iter().enumerate().map(|(i, t)| (I::new(i), t))
     }
 
+    /// The elements in id order, each with its id, mutably.
+    pub fn iter_mut_enumerated(&mut self) -> impl Iterator<Item = (I, &mut T)> + '_ {
+        self.raw.iter_mut().enumerate().map(|(i, t)| (I::new(i), t))
+    }
+
     /// The ids of all elements, in order.
     pub fn ids(&self) -> impl Iterator<Item = I> + use<I, T> {
         (0..self.raw.len()).map(I::new)

@@ -20,6 +20,7 @@ use flow_runtime::{format_shape, DType, Scalar, Tensor};
 
 use super::idx::{define_idx, IdxVec};
 pub use crate::base::ops::{BinOp, BuiltinMonoid, MathFn, UnOp};
+use crate::base::span::Span;
 
 define_idx!(
     /// The id of a node in [`Graph::nodes`]; displays as `%3`.
@@ -111,8 +112,9 @@ impl fmt::Display for TensorTy {
     }
 }
 
-/// One node: what it computes, the types of its output ports and a readable label.
-#[derive(Clone, Debug, PartialEq)]
+/// One node: what it computes, the types of its output ports, a readable label and where in
+/// the source it comes from.
+#[derive(Clone, Debug)]
 pub struct Node {
     /// What the node computes.
     pub kind: NodeKind,
@@ -120,6 +122,19 @@ pub struct Node {
     pub outputs: Vec<TensorTy>,
     /// The source name for readability (`"y"`, `"softmax.e"`); may be empty.
     pub label: String,
+    /// The source expression lowering made it from (`flowc explain` points at it); `None`
+    /// for nodes of a parsed graph and for the inputs of a dispatch. Rewrites keep the span
+    /// of the node they replace. Not part of what a node computes: equality, the text form,
+    /// structural hashes and cache keys ignore it.
+    pub span: Option<Span>,
+}
+
+/// Nodes are equal when they compute the same thing under the same label; where they were
+/// written does not matter.
+impl PartialEq for Node {
+    fn eq(&self, other: &Node) -> bool {
+        self.kind == other.kind && self.outputs == other.outputs && self.label == other.label
+    }
 }
 
 impl Node {
@@ -148,6 +163,10 @@ impl Node {
                     kept.push(r.clone());
                 }
             }
+        }
+        if kept.len() == reads.len() {
+            // Every read is used and none repeats: nothing to renumber.
+            return;
         }
         for e in exprs.iter_mut() {
             *e = e.rewrite(&mut |x| match x {
@@ -403,6 +422,32 @@ impl ScalarExpr {
         }
     }
 
+    /// Calls `f` on every subexpression, parents before children, without building anything
+    /// (`rewrite` with no replacement would copy the whole tree).
+    pub fn visit(&self, f: &mut dyn FnMut(&ScalarExpr)) {
+        f(self);
+        match self {
+            ScalarExpr::Const(_)
+            | ScalarExpr::Index(_)
+            | ScalarExpr::Read(_)
+            | ScalarExpr::Param(_) => {}
+            ScalarExpr::Unary(_, a)
+            | ScalarExpr::Cast(a, _)
+            | ScalarExpr::Call(_, a)
+            | ScalarExpr::Field(a, _) => a.visit(f),
+            ScalarExpr::Binary(_, a, b) => {
+                a.visit(f);
+                b.visit(f);
+            }
+            ScalarExpr::Select(c, a, b) => {
+                c.visit(f);
+                a.visit(f);
+                b.visit(f);
+            }
+            ScalarExpr::Tuple(xs) => xs.iter().for_each(|x| x.visit(f)),
+        }
+    }
+
     /// `op(x)`.
     pub fn unary(op: UnOp, x: ScalarExpr) -> ScalarExpr {
         ScalarExpr::Unary(op, Box::new(x))
@@ -544,12 +589,11 @@ impl fmt::Display for Ty {
 
 /// Which reads an expression uses.
 fn reads_used(e: &ScalarExpr, used: &mut [bool]) {
-    e.rewrite(&mut |x| {
+    e.visit(&mut |x| {
         if let ScalarExpr::Read(k) = x {
             if let Some(u) = used.get_mut(*k as usize) {
                 *u = true;
             }
         }
-        None
     });
 }

@@ -418,6 +418,7 @@ impl Parser {
             kind,
             outputs,
             label,
+            span: None,
         })
     }
 

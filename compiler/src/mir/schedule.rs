@@ -21,6 +21,7 @@
 //! - A map of a group may write its output over a dead output of an earlier member
 //!   ([`InPlace`]).
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 use super::contract::{contraction, Contraction};
@@ -106,18 +107,19 @@ impl Schedule {
             }
         }
         let mut out: Vec<Port> = Vec::new();
+        let mut seen: HashSet<Port> = HashSet::new();
         for (id, node) in g.nodes.iter_enumerated() {
             for p in node.inputs() {
                 let (Some(a), b) = (launch_of[p.node.index()], launch_of[id.index()]) else {
                     continue;
                 };
-                if Some(a) != b && !out.contains(&p) {
+                if Some(a) != b && seen.insert(p) {
                     out.push(p);
                 }
             }
         }
         for p in &g.outputs {
-            if launch_of[p.node.index()].is_some() && !out.contains(p) {
+            if launch_of[p.node.index()].is_some() && seen.insert(*p) {
                 out.push(*p);
             }
         }
@@ -130,9 +132,14 @@ pub fn plan(g: &Graph) -> Schedule {
     let mut launches: Vec<Launch> = Vec::new();
     // The open row group and the extent of its rows.
     let mut current: Option<(Launch, usize, bool)> = None;
+    // Each node's position in the open group (valid while `launch_of[n] == launches.len()`),
+    // so membership is a lookup, not a scan of the group: a long chain of maps over the same
+    // rows is one group of many members.
+    let mut member_of: Vec<Option<(usize, usize)>> = vec![None; g.nodes.len()];
+    let last_read = last_readers(g);
     let close = |current: &mut Option<(Launch, usize, bool)>, launches: &mut Vec<Launch>| {
         if let Some((mut l, _, _)) = current.take() {
-            l.in_place = in_place(g, &l);
+            l.in_place = in_place(g, &l, &last_read);
             launches.push(l);
         }
     };
@@ -162,6 +169,7 @@ pub fn plan(g: &Graph) -> Schedule {
         }
         if let Some(c) = contraction(g, node) {
             close(&mut current, &mut launches);
+            member_of[id.index()] = Some((launches.len(), 0));
             let m = c.dims.0;
             current = Some((Launch::alone(id, Work::Gemm(c), (rows, shards)), m, true));
             continue;
@@ -170,16 +178,19 @@ pub fn plan(g: &Graph) -> Schedule {
         let extent = space.first().copied().unwrap_or(1);
         // A member's output is read at the reader's own row, or is a scalar (then the group
         // has one row).
-        let joins = current.as_ref().is_some_and(|(l, extent0, _)| {
+        let open = launches.len();
+        let in_open = |n: NodeId| member_of[n.index()].is_some_and(|(l, _)| l == open);
+        let joins = current.as_ref().is_some_and(|(_, extent0, _)| {
             *extent0 == extent
                 && reads.iter().all(|r| {
-                    !l.has(r.node)
+                    !in_open(r.node)
                         || r.proj.is_empty()
                         || r.proj.first().is_some_and(|a| is_index(a, 0))
                 })
         });
         match &mut current {
             Some((l, extent0, fixed_rows)) if joins => {
+                member_of[id.index()] = Some((open, l.members.len()));
                 l.members.push(Member {
                     node: id,
                     work: Work::Kernel,
@@ -191,6 +202,7 @@ pub fn plan(g: &Graph) -> Schedule {
             }
             _ => {
                 close(&mut current, &mut launches);
+                member_of[id.index()] = Some((launches.len(), 0));
                 current = Some((
                     Launch::alone(id, Work::Kernel, (rows, shards)),
                     extent,
@@ -255,8 +267,15 @@ pub fn contraction_rows(c: &Contraction) -> usize {
 /// back, in scalar and vector code alike), of the same type and shape, and the dead tensor is
 /// not a graph output nor read by any node after the writer. Since the dead tensor is a
 /// member's output, a retried shard recomputes it before its writer runs again.
-fn in_place(g: &Graph, launch: &Launch) -> Vec<InPlace> {
+fn in_place(g: &Graph, launch: &Launch, last_read: &HashMap<Port, NodeId>) -> Vec<InPlace> {
     let mut out: Vec<InPlace> = Vec::new();
+    // Each member's position in the launch.
+    let position: HashMap<NodeId, usize> = launch
+        .members
+        .iter()
+        .enumerate()
+        .map(|(k, m)| (m.node, k))
+        .collect();
     for (k, m) in launch.members.iter().enumerate() {
         let id = m.node;
         let NodeKind::Map { space, reads, .. } = &g.nodes[id].kind else {
@@ -264,7 +283,7 @@ fn in_place(g: &Graph, launch: &Launch) -> Vec<InPlace> {
         };
         for (p, t) in g.nodes[id].outputs.iter().enumerate() {
             let candidate = reads.iter().find_map(|r| {
-                let j = launch.members[..k].iter().position(|x| x.node == r.node)?;
+                let j = position.get(&r.node).copied().filter(|j| *j < k)?;
                 let dead = (j, r.port as usize);
                 let port = r.src();
                 let fits = g.nodes[r.node].outputs[dead.1] == *t
@@ -274,9 +293,7 @@ fn in_place(g: &Graph, launch: &Launch) -> Vec<InPlace> {
                         .iter()
                         .filter(|x| x.src() == port)
                         .all(|x| is_identity(&x.proj, space.len()))
-                    && g.nodes
-                        .iter_enumerated()
-                        .all(|(n, node)| n.0 <= id.0 || !node.inputs().contains(&port));
+                    && last_read.get(&port).is_none_or(|n| n.0 <= id.0);
                 fits.then_some(dead)
             });
             if let Some(dead) = candidate {
@@ -288,6 +305,17 @@ fn in_place(g: &Graph, launch: &Launch) -> Vec<InPlace> {
         }
     }
     out
+}
+
+/// The last node that reads each port.
+fn last_readers(g: &Graph) -> HashMap<Port, NodeId> {
+    let mut last = HashMap::new();
+    for (id, node) in g.nodes.iter_enumerated() {
+        for p in node.inputs() {
+            last.insert(p, id);
+        }
+    }
+    last
 }
 
 /// Whether a projection is the identity on a space of `rank` dimensions.

@@ -124,6 +124,7 @@ fn graphs_built_in_code_roundtrip_exactly() {
         },
         outputs: vec![TensorTy::new(DType::F32, vec![6])],
         label: "tab\tquote\"back\\slash\u{1}é".to_string(),
+        span: None,
     });
     let body = weird
         .iter()
@@ -145,6 +146,7 @@ fn graphs_built_in_code_roundtrip_exactly() {
         },
         outputs: vec![TensorTy::new(DType::F32, vec![6]); 6],
         label: String::new(),
+        span: None,
     });
     g.outputs.push(Port { node: m, port: 5 });
     let text = print(&g);

@@ -4,8 +4,7 @@
 use flow_runtime::{gemm, DType, Tensor};
 
 use super::{
-    data_ptr, data_ptr_mut, describe_short, shard_error, tensor_bytes, Launch, Native, NativeError,
-    SendPtr,
+    data_ptr, data_ptr_mut, describe_short, tensor_bytes, Launch, Native, NativeError, SendPtr,
 };
 use crate::mir::contract::Contraction;
 use crate::mir::ir::{Node, NodeId};
@@ -47,7 +46,7 @@ impl Native {
             gemm_rows(c, (&a, &b, &o), lo, hi);
             0
         })
-        .map_err(|e| shard_error(id, node, &[m, n], rows, &e))
+        .map_err(|e| NativeError::shard(id, node, &[m, n], rows, &e))
     }
 }
 

@@ -7,8 +7,8 @@ use std::rc::Rc;
 use flow_runtime::{Data, Tensor};
 
 use super::{
-    alloc_error, data_ptr, data_ptr_mut, describe_short, kernel_dims, kernel_name, shard_error,
-    space_of, tensor_bytes, Kernel, KernelFn, Launch, Native, NativeError, SendPtr, SendPtrs,
+    alloc_error, data_ptr, data_ptr_mut, describe_short, kernel_dims, kernel_name, space_of,
+    tensor_bytes, Kernel, KernelFn, Launch, Native, NativeError, SendPtr, SendPtrs,
 };
 use crate::mir::contract::{contraction, Contraction};
 use crate::mir::ir::{Graph, Node, NodeId, NodeKind, Port};
@@ -258,7 +258,7 @@ impl Native {
                 .unwrap_or(0);
             let id = group.members[k].node;
             let node = &g.nodes[id];
-            shard_error(id, node, &space_of(node), rows, &e)
+            NativeError::shard(id, node, &space_of(node), rows, &e)
         })?;
         // The buffers written in place now belong to their writers.
         for d in in_place {

@@ -391,7 +391,7 @@ impl Native {
             }
             0
         })
-        .map_err(|e| shard_error(id, node, &[len], SHARD_ELEMENTS, &e))?;
+        .map_err(|e| NativeError::shard(id, node, &[len], SHARD_ELEMENTS, &e))?;
         Ok(Tensor {
             shape: shape.to_vec(),
             data: Data::F32(v),
@@ -507,6 +507,7 @@ impl Native {
                     },
                     outputs: vec![g.nodes[r.node].outputs[r.port as usize].clone()],
                     label: String::new(),
+                    span: None,
                 });
                 ports.push(r.src());
                 inputs.push((**t).clone());
@@ -581,17 +582,6 @@ pub(crate) fn poison(outputs: &[(*mut u8, usize, DType)], lo: usize, hi: usize) 
             }
         }
     }
-}
-
-/// The error of a shard that failed for good (see [`NativeError::shard`]).
-pub(crate) fn shard_error(
-    id: NodeId,
-    node: &Node,
-    space: &[usize],
-    rows: usize,
-    e: &TaskError,
-) -> NativeError {
-    NativeError::shard(id, node, space, rows, e)
 }
 
 /// The error of an allocation that failed, for `map_err`.

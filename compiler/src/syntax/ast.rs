@@ -1,6 +1,8 @@
 //! The untyped, span-carrying syntax tree: plain data produced by the parser and read by the
 //! checker. Names are not resolved and literals keep their source text.
 
+/// The scalar operators are `base::ops`'s: the parser produces them directly.
+pub use crate::base::ops::{BinOp, UnOp};
 use crate::base::Span;
 pub use crate::syntax::token::RedKw;
 
@@ -206,57 +208,6 @@ pub struct Expr {
     pub span: Span,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BinOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Rem,
-    Shl,
-    /// A right shift between integers, or arrow composition between operations.
-    Shr,
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    And,
-    Or,
-    /// `x |> f`: application.
-    Pipe,
-}
-
-impl BinOp {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BinOp::Add => "+",
-            BinOp::Sub => "-",
-            BinOp::Mul => "*",
-            BinOp::Div => "/",
-            BinOp::Rem => "%",
-            BinOp::Shl => "<<",
-            BinOp::Shr => ">>",
-            BinOp::Eq => "==",
-            BinOp::Ne => "!=",
-            BinOp::Lt => "<",
-            BinOp::Le => "<=",
-            BinOp::Gt => ">",
-            BinOp::Ge => ">=",
-            BinOp::And => "&&",
-            BinOp::Or => "||",
-            BinOp::Pipe => "|>",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum UnOp {
-    Neg,
-    Not,
-}
-
 #[derive(Clone, Debug, PartialEq)]
 pub enum StrPart {
     Text(String),
@@ -280,6 +231,9 @@ pub enum ExprKind {
     Placeholder,
     Unary(UnOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
+    /// `x |> f`: application of an arrow (a right shift `>>` between operations is their
+    /// composition).
+    Pipe(Box<Expr>, Box<Expr>),
     Cast(Box<Expr>, Ident),
     Call(Ident, Vec<Expr>),
     Index(Box<Expr>, Vec<Expr>),

@@ -128,7 +128,7 @@ fn expr_children<'a>(e: &'a Expr, push: &mut impl FnMut(Node<'a>)) {
         ExprKind::Unary(_, a) | ExprKind::Cast(a, _) | ExprKind::Field(a, _, _) => {
             push(Node::Expr(a))
         }
-        ExprKind::Binary(_, a, b) => {
+        ExprKind::Binary(_, a, b) | ExprKind::Pipe(a, b) => {
             push(Node::Expr(a));
             push(Node::Expr(b));
         }
@@ -270,7 +270,7 @@ fn dismantle(item: Item) {
                 ExprKind::Unary(_, a) | ExprKind::Cast(a, _) | ExprKind::Field(a, _, _) => {
                     exprs.push(*a)
                 }
-                ExprKind::Binary(_, a, b) => {
+                ExprKind::Binary(_, a, b) | ExprKind::Pipe(a, b) => {
                     exprs.push(*a);
                     exprs.push(*b);
                 }

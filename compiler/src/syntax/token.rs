@@ -2,6 +2,8 @@
 
 use logos::Logos;
 
+use crate::base::ops::BuiltinMonoid;
+
 #[derive(Logos, Clone, Debug, PartialEq)]
 #[logos(skip r"[ \t\r\n\f]+")]
 #[logos(skip(r"//[^\n]*", allow_greedy = true))]
@@ -48,12 +50,12 @@ pub enum Token {
     #[token("false")]
     False,
     /// The reduction keywords; `max(a, b)` and `min(a, b)` are also ordinary calls.
-    #[token("sum", |_| RedKw::Sum)]
-    #[token("prod", |_| RedKw::Prod)]
-    #[token("max", |_| RedKw::Max)]
-    #[token("min", |_| RedKw::Min)]
-    #[token("any", |_| RedKw::Any)]
-    #[token("all", |_| RedKw::All)]
+    #[token("sum", |_| RedKw::Monoid(BuiltinMonoid::Sum))]
+    #[token("prod", |_| RedKw::Monoid(BuiltinMonoid::Prod))]
+    #[token("max", |_| RedKw::Monoid(BuiltinMonoid::Max))]
+    #[token("min", |_| RedKw::Monoid(BuiltinMonoid::Min))]
+    #[token("any", |_| RedKw::Monoid(BuiltinMonoid::Any))]
+    #[token("all", |_| RedKw::Monoid(BuiltinMonoid::All))]
     #[token("reduce", |_| RedKw::Reduce)]
     Red(RedKw),
 
@@ -136,26 +138,17 @@ pub enum Token {
     Bang,
 }
 
+/// A reduction keyword: a built-in monoid's name (`sum[i](…)`) or `reduce[i](M, …)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RedKw {
-    Sum,
-    Prod,
-    Max,
-    Min,
-    Any,
-    All,
+    Monoid(BuiltinMonoid),
     Reduce,
 }
 
 impl RedKw {
     pub fn as_str(self) -> &'static str {
         match self {
-            RedKw::Sum => "sum",
-            RedKw::Prod => "prod",
-            RedKw::Max => "max",
-            RedKw::Min => "min",
-            RedKw::Any => "any",
-            RedKw::All => "all",
+            RedKw::Monoid(m) => m.name(),
             RedKw::Reduce => "reduce",
         }
     }

@@ -1,6 +1,10 @@
 //! A generator of valid MIR graphs and their inputs, for the equivalence property tests in
 //! `equivalence.rs`.
 //!
+//! Long file: one `Builder` whose step kinds share the choice stream, the value bounds ([`Val`])
+//! and the shrinking order; the next split is one `impl Builder` file per step family, due
+//! when the parallel primitives (gather, scan, histogram) join the generator.
+//!
 //! **Choice streams.** A graph is built from a list of `u32` *choices*, read one at a time by
 //! a [`Chooser`]; a list that runs out reads as zeros. Every decision maps choice 0 to its
 //! simplest option (fewest nodes, first monoid, no extra reads, smallest shapes), so when
@@ -11,7 +15,8 @@
 //! **What a graph contains.** 1–3 inputs and 1–9 steps, each one of: a map (elementwise,
 //! windowed, reversed, transposed, broadcast, strided or over a fresh box with a generic
 //! projection; one or two ports; 0–2 extra reads), a reduction or a group of 2–3 sibling
-//! reductions over one box and one read (some axes, all axes, a sliding window, strided
+//! reductions over one box and one read (sometimes with a map reading the first before the
+//! next starts; some axes, all axes, a sliding window, strided
 //! pairs, reversed reduced axes, a long reduction to a scalar, no reduced axis, or a fresh
 //! box), a constant, a random tensor, a slice, a concat, a map followed by a reduction, the
 //! softmax pattern (`max`, `x - m`, `sum`, normalize: one producer, two consumers), or a
@@ -517,6 +522,7 @@ pub fn print_inputs(inputs: &[Tensor]) -> String {
             kind: NodeKind::Const { value: t.clone() },
             outputs: vec![TensorTy::of(t)],
             label: format!("input {k}"),
+            span: None,
         };
         out += &flowc::mir::print::print_node(NodeId::new(k), &node);
         out.push('\n');
@@ -664,6 +670,7 @@ impl Builder<'_> {
             kind,
             outputs,
             label,
+            span: None,
         });
         self.vals.push(vals);
         self.readers.push(0);
@@ -1475,7 +1482,7 @@ impl Builder<'_> {
         let bx: Vec<usize> = space.iter().chain(&red).copied().collect();
         let primary = self.make_read(src, proj, &bx);
         let mut used = Vec::new();
-        for _ in 0..n {
+        for k in 0..n {
             let mut reads = vec![primary.clone()];
             if self.ch.chance(30) {
                 let q = self.any_port();
@@ -1490,7 +1497,47 @@ impl Builder<'_> {
             }
             used.push(fold);
             self.gen_reduce(space.clone(), red.clone(), reads, fold);
+            if k + 1 < n && self.ch.chance(40) {
+                self.gen_reader_of_last();
+            }
         }
+    }
+
+    /// A map reading the newest node's first port at each point (`x * 1`, or `!x` for a
+    /// bool), so that node has a reader before the next sibling reduction: `sum(x) / N`
+    /// next to `sum(x * x) / N` (`fuse-siblings` then puts the fused node in the first's
+    /// place).
+    fn gen_reader_of_last(&mut self) {
+        let q = Port {
+            node: NodeId::new(self.g.nodes.len() - 1),
+            port: 0,
+        };
+        let ty = self.ty(q).clone();
+        let v = self.val(q);
+        let x = ScalarExpr::Read(0);
+        let (body, val) = match ty.dtype {
+            DType::Bool => (ScalarExpr::unary(UnOp::Not, x), Val::boolean()),
+            DType::I32 => (bin(BinOp::Mul, x, ScalarExpr::Const(Scalar::I32(1))), v),
+            DType::I64 => (bin(BinOp::Mul, x, c_i64(1)), v),
+            dt => (bin(BinOp::Mul, x, c_f(dt, 1.0)), v),
+        };
+        let read = Read {
+            node: q.node,
+            port: 0,
+            proj: identity(ty.shape.len()),
+            edge: Edge::Strict,
+        };
+        let label = self.label("per");
+        self.push(
+            NodeKind::Map {
+                space: ty.shape.clone(),
+                reads: vec![read],
+                body: vec![body],
+            },
+            vec![ty],
+            vec![val],
+            label,
+        );
     }
 
     fn pick_fold(&mut self) -> Fold {

@@ -114,12 +114,7 @@ impl Checker {
         ids: Vec<hir::IndexId>,
     ) -> hir::Expr {
         let builtin = match op {
-            ast::RedKw::Sum => Some(BuiltinMonoid::Sum),
-            ast::RedKw::Prod => Some(BuiltinMonoid::Prod),
-            ast::RedKw::Max => Some(BuiltinMonoid::Max),
-            ast::RedKw::Min => Some(BuiltinMonoid::Min),
-            ast::RedKw::Any => Some(BuiltinMonoid::Any),
-            ast::RedKw::All => Some(BuiltinMonoid::All),
+            ast::RedKw::Monoid(m) => Some(m),
             ast::RedKw::Reduce => None,
         };
         if let Some(m) = builtin {

@@ -22,7 +22,7 @@ impl Checker {
                 err_expr(span)
             }
             K::Unary(op, a) => self.unary(*op, a, cx, want, span),
-            K::Binary(BinOp::Pipe, _, _) => self.pipe(e, cx, want, span),
+            K::Pipe(..) => self.pipe(e, cx, want, span),
             K::Binary(BinOp::Shr, a, b) if self.is_arrow(a) || self.is_arrow(b) => {
                 self.error(errors::type_error(
                     "an arrow composition (`f >> g`) must be applied: write `x |> (f >> g)`",
@@ -128,7 +128,7 @@ impl Checker {
         // one stage at a time would copy the rest of the chain at every stage.
         let mut stages = Vec::new();
         let mut base = e;
-        while let K::Binary(BinOp::Pipe, arg, f) = &base.kind {
+        while let K::Pipe(arg, f) = &base.kind {
             stages.push(f.as_ref());
             base = arg;
         }
@@ -404,7 +404,7 @@ impl Checker {
             self.error(errors::type_error(
                 format!(
                     "cannot apply `{}` to `{}` and `{}`",
-                    op.as_str(),
+                    op.symbol(),
                     l.ty,
                     r.ty
                 ),
@@ -417,7 +417,7 @@ impl Checker {
                 errors::type_error(
                     format!(
                         "cannot apply `{}` to `{dl}` and `{dr}`: convert one side with `as`",
-                        op.as_str()
+                        op.symbol()
                     ),
                     span,
                 )
@@ -432,11 +432,12 @@ impl Checker {
             BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => dl != DType::Bool,
             BinOp::Eq | BinOp::Ne => true,
             BinOp::And | BinOp::Or => dl == DType::Bool,
-            BinOp::Pipe => false,
+            // Written as calls, and typed as built-ins.
+            BinOp::Min | BinOp::Max | BinOp::Pow | BinOp::Atan2 => false,
         };
         if !ok {
             self.error(errors::type_error(
-                format!("cannot apply `{}` to values of type `{dl}`", op.as_str()),
+                format!("cannot apply `{}` to values of type `{dl}`", op.symbol()),
                 span,
             ));
             return err_expr(span);

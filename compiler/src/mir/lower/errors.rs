@@ -14,7 +14,8 @@ use crate::mir::ir::TensorTy;
 /// A lowering error: what went wrong, and where.
 #[derive(Clone, Debug)]
 pub struct LowerError {
-    pub kind: LowerErrorKind,
+    /// Boxed: the kinds carry names, types and shapes, and a `Result` should stay small.
+    pub kind: Box<LowerErrorKind>,
     pub span: Span,
 }
 
@@ -256,6 +257,16 @@ impl fmt::Display for LowerErrorKind {
             K::NotTensorLevel(what) => {
                 write!(f, "internal error: cannot lower a `{what}` at tensor level")
             }
+        }
+    }
+}
+
+impl LowerError {
+    /// An error of `kind` at `span`.
+    pub fn new(kind: LowerErrorKind, span: Span) -> LowerError {
+        LowerError {
+            kind: Box::new(kind),
+            span,
         }
     }
 }

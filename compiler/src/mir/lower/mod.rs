@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use flow_runtime::{DType, Scalar, Tensor};
 
 use crate::base::Span;
-use crate::hir::ops::{binop, builtin_binop, unop};
+use crate::hir::ops::builtin_binop;
 use crate::hir::{self, Dim, ExprKind as H, Ty};
 use crate::mir::cost::{cost, DUPLICATE_COST};
 use crate::mir::ir::NodeId;
@@ -49,7 +49,7 @@ use tensor::{fold_hir, FoldVal};
 type LResult<T> = Result<T, LowerError>;
 
 fn err<T>(span: Span, kind: Kind) -> LResult<T> {
-    Err(LowerError { kind, span })
+    Err(LowerError::new(kind, span))
 }
 
 /// What a local names while lowering.
@@ -100,6 +100,8 @@ pub struct Lowerer<'p> {
     /// The values of the `eval(…)`s of the coordinator expression being lowered, which the
     /// coordinator computed first (see [`Lowerer::coordinator_expr`]), by address.
     forced: HashMap<*const hir::Expr, TVal>,
+    /// The expression being lowered: the span of the nodes made now (`Node::span`).
+    span: Option<Span>,
 }
 
 impl<'p> Lowerer<'p> {
@@ -109,6 +111,7 @@ impl<'p> Lowerer<'p> {
             graph: Graph::new(),
             monoids: HashMap::new(),
             forced: HashMap::new(),
+            span: None,
         }
     }
 
@@ -122,6 +125,7 @@ impl<'p> Lowerer<'p> {
             kind,
             outputs,
             label: label.to_string(),
+            span: self.span,
         })
     }
 
@@ -239,7 +243,10 @@ impl<'p> Lowerer<'p> {
             });
         }
         let body = f(xs);
-        self.map_node(shape, reads, body, "")
+        let outer = self.span.replace(span);
+        let out = self.map_node(shape, reads, body, "");
+        self.span = outer;
+        out
     }
 
     /// A one-port map over `space` computing `body`.
@@ -265,9 +272,11 @@ impl<'p> Lowerer<'p> {
 
     fn expr_dtype(&self, e: &ScalarExpr, reads: &[Read]) -> LResult<DType> {
         let read_tys: Vec<DType> = reads.iter().map(|r| self.ty(r.src()).dtype).collect();
-        scalar_dtype(e, &read_tys).ok_or(LowerError {
-            kind: Kind::Internal("untypable scalar expression"),
-            span: Span::default(),
+        scalar_dtype(e, &read_tys).ok_or_else(|| {
+            LowerError::new(
+                Kind::Internal("untypable scalar expression"),
+                Span::default(),
+            )
         })
     }
 }

@@ -20,10 +20,10 @@ impl<'p> Lowerer<'p> {
         Ok(match &e.kind {
             H::Lit(s) => ScalarExpr::Const(*s),
             H::DimValue(d) => ScalarExpr::Const(Scalar::I64(self.dim(d, frame, e.span)? as i64)),
-            H::Unary(op, a) => ScalarExpr::unary(unop(*op), here(self, a, frame, point)?),
+            H::Unary(op, a) => ScalarExpr::unary(*op, here(self, a, frame, point)?),
             H::Binary(op, a, b) => {
                 let (x, y) = (here(self, a, frame, point)?, here(self, b, frame, point)?);
-                ScalarExpr::binary(binop(*op), x, y)
+                ScalarExpr::binary(*op, x, y)
             }
             H::Cast(a, d) => ScalarExpr::cast(here(self, a, frame, point)?, *d),
             H::Builtin(b, xs) if is_pointwise_builtin(*b) => {
@@ -133,6 +133,7 @@ impl<'p> Lowerer<'p> {
             },
             outputs: vec![TensorTy::new(dtype, space.clone())],
             label: label.to_string(),
+            span: self.span,
         };
         node.prune_reads();
         let p = Port {
@@ -178,11 +179,11 @@ impl<'p> Lowerer<'p> {
                 }
                 None => return err(span, Kind::Internal("unbound local")),
             },
-            H::Unary(op, a) => ScalarExpr::unary(unop(*op), self.point(a, frame, point)?),
+            H::Unary(op, a) => ScalarExpr::unary(*op, self.point(a, frame, point)?),
             H::Binary(op, a, b) => {
                 let x = self.point(a, frame, point)?;
                 let y = self.point(b, frame, point)?;
-                ScalarExpr::binary(binop(*op), x, y)
+                ScalarExpr::binary(*op, x, y)
             }
             H::Cast(a, d) => ScalarExpr::cast(self.point(a, frame, point)?, *d),
             H::Builtin(b, xs) if is_pointwise_builtin(*b) => {
@@ -246,9 +247,8 @@ impl<'p> Lowerer<'p> {
                 let shape = self.ty(p).shape.clone();
                 let mut proj = Vec::new();
                 for a in index {
-                    let konst = eval_dim(&a.konst, &frame.shapes).ok_or_else(|| LowerError {
-                        kind: Kind::UnboundIndexShape(a.konst.clone()),
-                        span,
+                    let konst = eval_dim(&a.konst, &frame.shapes).ok_or_else(|| {
+                        LowerError::new(Kind::UnboundIndexShape(a.konst.clone()), span)
                     })?;
                     let mut coeffs = Vec::new();
                     for (ix, c) in &a.coeffs {

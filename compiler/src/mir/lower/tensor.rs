@@ -5,7 +5,15 @@
 use super::*;
 
 impl<'p> Lowerer<'p> {
+    /// Lowers `e`; the nodes made for it carry its span.
     pub(super) fn tensor(&mut self, e: &'p hir::Expr, frame: &mut Frame<'p>) -> LResult<TVal> {
+        let outer = self.span.replace(e.span);
+        let out = self.tensor_at(e, frame);
+        self.span = outer;
+        out
+    }
+
+    fn tensor_at(&mut self, e: &'p hir::Expr, frame: &mut Frame<'p>) -> LResult<TVal> {
         let span = e.span;
         match &e.kind {
             H::Local(id) => match frame.locals.get(id) {
@@ -340,10 +348,8 @@ impl<'p> Lowerer<'p> {
             .collect::<LResult<_>>()?;
         let consts: Option<Vec<Scalar>> = ports.iter().map(|p| self.fold_scalar(*p)).collect();
         if let Some(vals) = consts {
-            let mut t = Tensor::zeros(dtype, &shape).map_err(|x| LowerError {
-                kind: Kind::Create(x.to_string()),
-                span: e.span,
-            })?;
+            let mut t = Tensor::zeros(dtype, &shape)
+                .map_err(|x| LowerError::new(Kind::Create(x.to_string()), e.span))?;
             for (i, v) in vals.into_iter().enumerate() {
                 t.set(i, v);
             }
@@ -591,7 +597,7 @@ pub(super) fn fold_hir(e: &hir::Expr) -> Option<FoldVal> {
         H::Lit(s) => FoldVal::S(*s),
         H::Tuple(xs) => FoldVal::T(xs.iter().map(fold_hir).collect::<Option<_>>()?),
         H::Unary(op, a) => match fold_hir(a)? {
-            FoldVal::S(s) => FoldVal::S(crate::base::ops::unary(unop(*op), s).ok()?),
+            FoldVal::S(s) => FoldVal::S(crate::base::ops::unary(*op, s).ok()?),
             FoldVal::T(_) => return None,
         },
         H::Cast(a, d) => match fold_hir(a)? {
@@ -599,9 +605,7 @@ pub(super) fn fold_hir(e: &hir::Expr) -> Option<FoldVal> {
             FoldVal::T(_) => return None,
         },
         H::Binary(op, a, b) => match (fold_hir(a)?, fold_hir(b)?) {
-            (FoldVal::S(x), FoldVal::S(y)) => {
-                FoldVal::S(crate::base::ops::binary(binop(*op), x, y).ok()?)
-            }
+            (FoldVal::S(x), FoldVal::S(y)) => FoldVal::S(crate::base::ops::binary(*op, x, y).ok()?),
             _ => return None,
         },
         H::Block(b) if b.stmts.is_empty() => fold_hir(b.tail.as_ref()?)?,

@@ -7,21 +7,25 @@ use std::collections::HashMap;
 
 use super::util::rebuild;
 use super::{Law, PassConfig, Rewrite};
+use crate::mir::hash::{node_key, Hash};
 use crate::mir::ir::{Graph, NodeId, Port};
-use crate::mir::print::print_node;
 use crate::mir::Idx;
 
+/// One sweep in graph order, each node hashed once (hash-consing): linear in the size of
+/// the graph. A node's reads are redirected to the nodes already merged before it is hashed,
+/// so chains of duplicates merge in the same sweep.
 pub fn run(g: &mut Graph, _cfg: &PassConfig) -> Vec<Rewrite> {
-    let mut seen: HashMap<String, NodeId> = HashMap::new();
+    let mut seen: HashMap<Hash, NodeId> = HashMap::with_capacity(g.nodes.len());
     let mut rename: HashMap<Port, Port> = HashMap::new();
     let mut keep = vec![true; g.nodes.len()];
     let mut merged = Vec::new();
-    for (id, node) in g.nodes.iter_enumerated() {
-        // The key is the node's text with its reads already redirected and its label erased.
-        let mut n = node.clone();
-        n.label.clear();
-        n.map_inputs(&mut |p| *rename.get(&p).unwrap_or(&p));
-        let key = print_node(NodeId::new(0), &n);
+    for (id, node) in g.nodes.iter_mut_enumerated() {
+        // The key is the node's structural hash (label excluded) with its reads already
+        // redirected; redirecting in place is what `rebuild` does to kept nodes anyway.
+        if !rename.is_empty() {
+            node.map_inputs(&mut |p| *rename.get(&p).unwrap_or(&p));
+        }
+        let key = node_key(node);
         match seen.get(&key) {
             Some(first) => {
                 for port in 0..node.outputs.len() as u32 {

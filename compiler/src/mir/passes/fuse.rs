@@ -16,8 +16,12 @@
 //!   producer is recomputed in every consumer instead (law: idempotence), trading work for
 //!   memory;
 //! - a producer that is a graph output stays (it must be materialized anyway);
+//! - no fused kernel exceeds [`MAX_FUSED_COST`] operations per point, so fusing a chain of
+//!   `n` maps costs `O(n)`, not `O(n^2)`;
 //! - reads through `pad`/`clamp_edge` of a producer are not fused (the edge rule applies to
 //!   the producer's tensor, not to its body).
+
+use std::collections::HashMap;
 
 use super::util::{affine_expr, compose, use_counts, volume};
 use super::{Law, PassConfig, Rewrite};
@@ -25,7 +29,7 @@ use crate::mir::cost::{cost, DUPLICATE_COST};
 use crate::mir::ir::{Edge, Graph, NodeId, NodeKind, Port, Read, ScalarExpr};
 use crate::mir::Idx;
 
-fn box_of(kind: &NodeKind) -> Option<Vec<usize>> {
+pub(super) fn box_of(kind: &NodeKind) -> Option<Vec<usize>> {
     match kind {
         NodeKind::Map { space, .. } => Some(space.clone()),
         NodeKind::Reduce { space, red, .. } => Some(space.iter().chain(red).copied().collect()),
@@ -94,6 +98,7 @@ pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<
                 continue;
             }
             let c_box = box_of(&g.nodes[c].kind).expect("map or reduce");
+            let c_cost = consumer_cost(&g.nodes[c].kind);
             let reads = match &g.nodes[c].kind {
                 NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => reads.clone(),
                 _ => unreachable!("checked above"),
@@ -115,11 +120,16 @@ pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<
                     .iter()
                     .map(|e| count_reads(e, k as u32))
                     .sum::<usize>();
-                let Some((reason, law)) = fusable(g, &uses, r, &c_box, occurrences, recompute)
+                let Ok((reason, law)) =
+                    fusable(g, &uses, r, &c_box, c_cost, occurrences, recompute)
                 else {
                     continue;
                 };
-                let producer = g.nodes[r.node].clone();
+                // The producer comes before its consumer: borrow both without copying the
+                // producer (a copy per fusion made a chain of maps quadratic).
+                let (before, rest) = g.nodes.raw.split_at_mut(c.index());
+                let producer = &before[r.node.index()];
+                let node = &mut rest[0];
                 let NodeKind::Map {
                     reads: p_reads,
                     body: p_body,
@@ -129,7 +139,6 @@ pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<
                     continue;
                 };
                 let body = &p_body[r.port as usize];
-                let node = &mut g.nodes[c];
                 count_reads_of(node, &mut uses, false);
                 let (c_reads, exprs) = match &mut node.kind {
                     NodeKind::Map { reads, body, .. } => (reads, body),
@@ -171,8 +180,8 @@ pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<
                     law,
                     detail: format!(
                         "fused map {} into {}{reason}",
-                        label(r.node, &producer),
-                        label(c, &g.nodes[c])
+                        label(r.node, producer),
+                        label(c, node)
                     ),
                 });
                 changed = true;
@@ -195,11 +204,7 @@ pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<
 }
 
 /// Adds (or removes) the reads of a `Map` or `Reduce` to (from) the use counts.
-fn count_reads_of(
-    n: &crate::mir::ir::Node,
-    uses: &mut std::collections::HashMap<Port, usize>,
-    add: bool,
-) {
+fn count_reads_of(n: &crate::mir::ir::Node, uses: &mut HashMap<Port, usize>, add: bool) {
     if let NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } = &n.kind {
         for r in reads {
             let u = uses.entry(r.src()).or_default();
@@ -208,27 +213,93 @@ fn count_reads_of(
     }
 }
 
-/// Whether read `r` of a consumer with index box `c_box` may be fused, with a note for the
-/// report when the producer is duplicated.
-fn fusable(
+/// Why a producer is not fused into a consumer that reads it: the rule that stopped it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Blocked {
+    /// The producer is a reduction: its value at a point is known only after its whole fold,
+    /// so the reader needs it computed (and the reader reads it at many points: a reduction
+    /// followed by a broadcast).
+    Reduction,
+    /// The producer is a random fill, an input, a constant or a data movement, not a map.
+    NotAMap,
+    /// The read is through `pad` or `clamp_edge`: the edge rule applies to the producer's
+    /// tensor, not to its body.
+    EdgeRead,
+    /// The producer is a result of the dispatch: the coordinator observes it (or it is bound
+    /// to a variable a live handle can still read), so it is materialized anyway.
+    Observed,
+    /// The consumer visits each producer point more than once (a broadcast: its index box is
+    /// larger), and recomputing the producer at every visit costs more than a few operations.
+    Broadcast { cost: usize },
+    /// Several consumers (or several reads) use the producer, and recomputing it in each
+    /// costs more than [`DUPLICATE_COST`] operations: it is computed once and read back.
+    Shared { uses: usize, cost: usize },
+    /// The fused kernel would exceed [`MAX_FUSED_COST`] operations per point.
+    TooLarge { cost: usize },
+}
+
+impl Blocked {
+    /// The rule in words, for `flowc explain`.
+    pub fn explain(&self) -> String {
+        match self {
+            Blocked::Reduction => "the producer is a reduction: its result is complete only after its whole fold, so the reader needs it materialized (reduction followed by a broadcast or another pass)".into(),
+            Blocked::NotAMap => "the producer is not a map (a random fill or data movement)".into(),
+            Blocked::EdgeRead => "read through `pad`/`clamp_edge`: the edge rule applies to the producer's tensor, not to its body".into(),
+            Blocked::Observed => "the producer is a result of the dispatch (observed by the coordinator, or bound to a variable still in use), so it is materialized anyway".into(),
+            Blocked::Broadcast { cost } => format!("the consumer reads each producer point more than once (broadcast), and recomputing it costs {cost} operations (more than 2)"),
+            Blocked::Shared { uses, cost } => format!("{uses} reads of the producer, and recomputing it in each costs {cost} operations (more than {DUPLICATE_COST}): computed once and read back"),
+            Blocked::TooLarge { cost } => format!("the fused kernel would cost {cost} operations per point (more than {MAX_FUSED_COST}): long chains are cut into kernels of bounded size"),
+        }
+    }
+}
+
+/// The most operations per point a fused `Map` or `Reduce` may reach: a producer whose
+/// fusion would exceed it stays materialized. Bounds the size of a kernel (and so its compile
+/// time, and the depth of its expression), and makes fusion linear in the length of a chain:
+/// a coordinator loop that is never observed (`for s in 0..N { x = step(x) }`) builds a chain
+/// of `N` maps, and fusing it whole would cost `O(N^2)` (every intermediate's body is
+/// rebuilt). Materializing an intermediate changes no bit: each operation is computed in its
+/// own type either way.
+pub const MAX_FUSED_COST: usize = 256;
+
+/// The cost of a consumer's expressions (its body or its reduction's arguments).
+pub(super) fn consumer_cost(kind: &NodeKind) -> usize {
+    match kind {
+        NodeKind::Map { body, .. } => body.iter().map(cost).sum(),
+        NodeKind::Reduce { args, .. } => args.iter().map(cost).sum(),
+        _ => 0,
+    }
+}
+
+/// Whether read `r` of a consumer with index box `c_box` and expressions of cost `c_cost` may
+/// be fused, with a note for the report when the producer is duplicated; else the rule that
+/// stops it.
+pub(super) fn fusable(
     g: &Graph,
-    uses: &std::collections::HashMap<Port, usize>,
+    uses: &HashMap<Port, usize>,
     r: &Read,
     c_box: &[usize],
+    c_cost: usize,
     occurrences: usize,
     recompute: Recompute,
-) -> Option<(&'static str, Law)> {
-    if r.edge != Edge::Strict {
-        return None;
-    }
-    let NodeKind::Map { space, body, .. } = &g.nodes[r.node].kind else {
-        return None;
+) -> Result<(&'static str, Law), Blocked> {
+    let (space, body) = match &g.nodes[r.node].kind {
+        NodeKind::Map { space, body, .. } => (space, body),
+        NodeKind::Reduce { .. } => return Err(Blocked::Reduction),
+        _ => return Err(Blocked::NotAMap),
     };
+    if r.edge != Edge::Strict {
+        return Err(Blocked::EdgeRead);
+    }
     let port = r.src();
     if g.outputs.contains(&port) {
-        return None;
+        return Err(Blocked::Observed);
     }
     let p_cost = cost(&body[port.port as usize]);
+    let fused_cost = c_cost + occurrences * p_cost;
+    if fused_cost > MAX_FUSED_COST {
+        return Err(Blocked::TooLarge { cost: fused_cost });
+    }
     let n_uses = uses.get(&port).copied().unwrap_or(0) + occurrences.saturating_sub(1);
     // Visiting a producer point more than once would repeat its work.
     let repeats = volume(c_box) > volume(space);
@@ -242,28 +313,31 @@ fn fusable(
                 .is_some_and(|u| *u > 0)
     });
     if recompute == Recompute::Always && (repeats || n_uses > 1 || other_ports_used) {
-        return Some((
+        return Ok((
             " (recomputed in each consumer: the memory budget has no room for it)",
             Law::Idempotence,
         ));
     }
     if repeats && p_cost > 2 {
-        return None;
+        return Err(Blocked::Broadcast { cost: p_cost });
     }
     if n_uses == 1 && !other_ports_used {
-        Some(("", Law::Functor))
+        Ok(("", Law::Functor))
     } else if p_cost <= DUPLICATE_COST {
-        Some((
+        Ok((
             " (recomputed in each consumer: cheaper than materializing it)",
             Law::Functor,
         ))
     } else {
-        None
+        Err(Blocked::Shared {
+            uses: n_uses,
+            cost: p_cost,
+        })
     }
 }
 
 /// How many times `Read(k)` occurs in `e`.
-fn count_reads(e: &ScalarExpr, k: u32) -> usize {
+pub(super) fn count_reads(e: &ScalarExpr, k: u32) -> usize {
     match e {
         ScalarExpr::Read(j) => usize::from(*j == k),
         ScalarExpr::Const(_) | ScalarExpr::Index(_) | ScalarExpr::Param(_) => 0,

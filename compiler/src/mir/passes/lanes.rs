@@ -150,6 +150,7 @@ fn split(g: &mut Graph, node: &Node) -> Vec<Port> {
             .map(|d| crate::mir::ir::TensorTy::new(*d, lane_space.clone()))
             .collect(),
         label: node.label.clone(),
+        span: node.span,
     });
     let rest_kind = (rest > 0).then(|| {
         let mut rest_red = red.clone();

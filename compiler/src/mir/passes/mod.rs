@@ -21,7 +21,11 @@ mod fuse_reduce;
 mod fuse_siblings;
 pub mod lanes;
 pub mod shard;
+mod unfused;
 pub mod util;
+
+pub use fuse::{Blocked, MAX_FUSED_COST};
+pub use unfused::{unfused, Unfused};
 
 use std::time::{Duration, Instant};
 

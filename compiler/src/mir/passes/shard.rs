@@ -260,6 +260,7 @@ fn split_free(g: &mut Graph, node: &Node, rows: usize) -> Vec<Port> {
             kind,
             outputs,
             label: node.label.clone(),
+            span: node.span,
         }));
         start += len;
     }
@@ -280,6 +281,7 @@ fn concat(g: &mut Graph, node: &Node, pieces: &[crate::mir::ir::NodeId]) -> Vec<
                 kind: NodeKind::Concat { axis: 0, parts },
                 outputs: vec![node.outputs[port as usize].clone()],
                 label: node.label.clone(),
+                span: node.span,
             });
             Port { node: id, port: 0 }
         })
@@ -333,6 +335,7 @@ fn split_reduced(g: &mut Graph, node: &Node, rows: usize) -> Vec<Port> {
         },
         outputs: state_tys(&block_space),
         label: node.label.clone(),
+        span: node.span,
     });
     let rest_kind = (rest > 0).then(|| {
         let mut rest_red = red.clone();
@@ -425,6 +428,7 @@ pub(super) fn fold_states(
         },
         outputs: state_tys(&space),
         label: node.label.clone(),
+        span: node.span,
     });
     let mut state: Vec<Port> = (0..n as u32)
         .map(|port| Port { node: folded, port })
@@ -454,6 +458,7 @@ pub(super) fn fold_states(
             kind,
             outputs: state_tys(&space),
             label: node.label.clone(),
+            span: node.span,
         });
         let tail_ports: Vec<Port> = (0..n as u32)
             .map(|port| Port { node: tail, port })
@@ -470,6 +475,7 @@ pub(super) fn fold_states(
             },
             outputs: state_tys(&space),
             label: node.label.clone(),
+            span: node.span,
         });
         state = (0..n as u32).map(|port| Port { node: id, port }).collect();
     }
@@ -487,6 +493,7 @@ pub(super) fn fold_states(
         },
         outputs: node.outputs.clone(),
         label: node.label.clone(),
+        span: node.span,
     });
     (0..node.outputs.len() as u32)
         .map(|port| Port { node: id, port })

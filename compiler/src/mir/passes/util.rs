@@ -121,21 +121,6 @@ pub fn volume(extents: &[usize]) -> usize {
     extents.iter().product()
 }
 
-/// The ports of the nodes that transitively feed `n` (its ancestors), as node flags.
-pub fn ancestors(g: &Graph, n: NodeId) -> Vec<bool> {
-    let mut seen = vec![false; g.nodes.len()];
-    let mut stack = vec![n];
-    while let Some(x) = stack.pop() {
-        for p in g.nodes[x].inputs() {
-            if !seen[p.node.index()] {
-                seen[p.node.index()] = true;
-                stack.push(p.node);
-            }
-        }
-    }
-    seen
-}
-
 /// A renumbering of index variables: variable `w` becomes the affine combination `f(w)` of
 /// new variables (pairs of variable and coefficient). Used to split a dimension into two.
 pub type Renumber<'a> = &'a dyn Fn(u32) -> Vec<(u32, i64)>;
