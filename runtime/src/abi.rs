@@ -245,12 +245,17 @@ mod tests {
             assert!(same32(flow_atanf(x), x.atan()));
             assert!(same32(flow_asinf(x), x.asin()));
             assert!(same32(flow_acosf(x), x.acos()));
+            assert!(same32(flow_atan2f(x, -2.0), x.atan2(-2.0)));
             assert!(same32(flow_tanhf(x), x.tanh()));
             let d = x as f64 * 1.25;
             assert!(same64(flow_exp(d), d.exp()));
             assert!(same64(flow_log(d), d.ln()));
             assert!(same64(flow_sin(d), d.sin()));
             assert!(same64(flow_cos(d), d.cos()));
+            assert!(same64(flow_atan(d), d.atan()));
+            assert!(same64(flow_asin(d), d.asin()));
+            assert!(same64(flow_acos(d), d.acos()));
+            assert!(same64(flow_atan2(d, 0.5), d.atan2(0.5)));
             assert!(same64(flow_tanh(d), d.tanh()));
             for &y in &F32S {
                 assert!(same32(flow_powf(x, y), x.powf(y)));
@@ -274,7 +279,7 @@ mod tests {
     #[test]
     fn the_symbol_table_lists_every_builtin_once() {
         let syms = builtin_symbols();
-        assert_eq!(syms.len(), 16);
+        assert_eq!(syms.len(), 24);
         let mut names: Vec<&str> = syms.iter().map(|(n, _)| *n).collect();
         names.sort_unstable();
         names.dedup();
