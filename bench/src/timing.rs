@@ -75,6 +75,34 @@ pub fn time(name: &str, what: &str, opts: &Options, f: impl FnMut()) -> Timing {
     time_batched(name, what, opts, 1, f)
 }
 
+/// Like [`time`], but `setup` runs untimed before every call of `f` (a sort that needs its
+/// unsorted input back).
+pub fn time_with_setup(
+    name: &str,
+    what: &str,
+    opts: &Options,
+    setup: &mut dyn FnMut(),
+    f: &mut dyn FnMut(),
+) -> Timing {
+    for _ in 0..opts.warmup {
+        setup();
+        f();
+    }
+    let samples_ms = (0..opts.reps.max(1))
+        .map(|_| {
+            setup();
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    Timing {
+        name: name.to_string(),
+        what: what.to_string(),
+        samples_ms,
+    }
+}
+
 /// Like [`time`], but each sample times `batch` calls and records their mean: for work of a few
 /// microseconds, where one call is below the clock's resolution.
 pub fn time_batched(

@@ -12,6 +12,8 @@
 //! | W4 | `X = rand_normal(4, [2048, 1024])`, `W = rand_normal(5, [1024, 1024]) * 0.03125`, `b = rand_normal(6, [1024])` |
 //! | W5 | `X = rand_normal(7, [2048, 1024])`, `T = rand_normal(8, [2048, 10])`, `W1 = rand_normal(9, [1024, 1024]) * 0.03125`, `b1 = 0`, `W2 = rand_normal(10, [1024, 10]) * 0.03125`, `b2 = 0` |
 //! | W6 | `x = rand_uniform(11, [2^24 + 8])`, `w = rand_uniform(12, [9])` |
+//! | filter | `x = rand_uniform(6, [2^25])`, `mask = rand_uniform(7, [2^25]) < 0.5` |
+//! | sort | `keys = (rand_uniform(8, [2^24]) as f64 · 2^32) as u32` |
 //!
 //! Two more lines measure the runtime's worker pool: `pool.run`, one dispatch of 1000 no-op
 //! tasks, and `W1/pool`, W1 dispatched through [`flow_runtime::pool::Pool`] in blocks of
@@ -25,6 +27,7 @@ use flow_runtime::rand::{fill_normal, fill_uniform};
 use rayon::prelude::*;
 
 use crate::kernels::{self, MlpDims, MlpParams, MlpScratch, Moments};
+use crate::primitives;
 use crate::timing::{self, Options, Timing};
 
 /// A benchmark of this crate.
@@ -37,7 +40,7 @@ pub struct Bench {
 }
 
 /// Every benchmark, in the order the binary runs them.
-pub const BENCHES: [Bench; 8] = [
+pub const BENCHES: [Bench; 10] = [
     Bench {
         name: "W1",
         what: "fused elementwise chain, N=2^25",
@@ -67,6 +70,14 @@ pub const BENCHES: [Bench; 8] = [
         what: "9-tap stencil, N=2^24",
     },
     Bench {
+        name: "filter",
+        what: "filter keeping a random half of 2^25 f32",
+    },
+    Bench {
+        name: "sort",
+        what: "radix sort of 2^24 random 32-bit keys",
+    },
+    Bench {
         name: "pool.run",
         what: "one Pool::run of 1000 no-op tasks",
     },
@@ -78,6 +89,9 @@ pub struct Prepared {
     pub bench: Bench,
     /// Calls per sample (more than one for work of a few microseconds).
     pub batch: usize,
+    /// Run untimed before every timed call of `kernel` (a sort gets its unsorted input
+    /// back); only with a batch of one.
+    setup: Option<Box<dyn FnMut()>>,
     kernel: Box<dyn FnMut()>,
 }
 
@@ -85,6 +99,9 @@ impl Prepared {
     /// Runs the kernel once (a batch of [`Prepared::batch`] calls) and returns the time per
     /// call in milliseconds.
     pub fn time_once(&mut self) -> f64 {
+        if let Some(setup) = &mut self.setup {
+            setup();
+        }
         let start = std::time::Instant::now();
         for _ in 0..self.batch {
             (self.kernel)();
@@ -97,13 +114,12 @@ impl Prepared {
 /// have that many; the runtime pool benchmarks make their own). `None` for an unknown name.
 pub fn run(name: &str, threads: usize, opts: &Options) -> Option<Timing> {
     let mut p = prepare(name, threads)?;
-    Some(timing::time_batched(
-        p.bench.name,
-        p.bench.what,
-        opts,
-        p.batch,
-        &mut p.kernel,
-    ))
+    Some(match &mut p.setup {
+        Some(setup) => {
+            timing::time_with_setup(p.bench.name, p.bench.what, opts, setup, &mut p.kernel)
+        }
+        None => timing::time_batched(p.bench.name, p.bench.what, opts, p.batch, &mut p.kernel),
+    })
 }
 
 /// Builds the inputs and output buffers of the benchmark called `name` (not timed) and
@@ -112,6 +128,7 @@ pub fn run(name: &str, threads: usize, opts: &Options) -> Option<Timing> {
 pub fn prepare(name: &str, threads: usize) -> Option<Prepared> {
     let bench = *BENCHES.iter().find(|b| b.name == name)?;
     let mut batch = 1;
+    let mut setup: Option<Box<dyn FnMut()>> = None;
     let kernel: Box<dyn FnMut()> = match name {
         "W1" => {
             let x = normal(1, 1 << 25);
@@ -186,11 +203,38 @@ pub fn prepare(name: &str, threads: usize) -> Option<Prepared> {
             let mut y = vec![0.0f32; x.len()];
             Box::new(move || w1_on_pool(&pool, black_box(&x), black_box(&mut y)))
         }
+        "filter" => {
+            let n = 1 << 25;
+            let x = uniform(6, n);
+            let mask: Vec<bool> = uniform(7, n).iter().map(|&u| u < 0.5).collect();
+            let mut out = vec![0f32; n];
+            let mut counts = vec![0usize; n.div_ceil(primitives::BLOCK)];
+            Box::new(move || {
+                black_box(primitives::filter(
+                    black_box(&x),
+                    &mask,
+                    &mut out,
+                    &mut counts,
+                ));
+            })
+        }
+        "sort" => {
+            let keys = sort_keys(1 << 24);
+            let mut scratch = vec![0u32; keys.len()];
+            // The copy back is outside the timed region (as in the `prims` binary).
+            let k = std::rc::Rc::new(std::cell::RefCell::new(keys.clone()));
+            let k2 = k.clone();
+            setup = Some(Box::new(move || k2.borrow_mut().copy_from_slice(&keys)));
+            Box::new(move || {
+                primitives::radix_sort_u32(black_box(&mut k.borrow_mut()), &mut scratch)
+            })
+        }
         _ => unreachable!("every name of BENCHES is handled"),
     };
     Some(Prepared {
         bench,
         batch,
+        setup,
         kernel,
     })
 }
@@ -222,6 +266,14 @@ impl SharedMut {
     fn get(&self) -> *mut f32 {
         self.0
     }
+}
+
+/// The keys of the `sort` benchmark: `(rand_uniform(8, [len]) as f64 · 2^32) as u32`.
+pub fn sort_keys(len: usize) -> Vec<u32> {
+    uniform(8, len)
+        .iter()
+        .map(|&u| (u as f64 * 4294967296.0) as u32)
+        .collect()
 }
 
 /// `rand_normal(seed, [len])`, generated in parallel.

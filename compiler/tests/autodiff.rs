@@ -2,7 +2,7 @@
 //!
 //! **Graphs.** Two `f64` inputs, `x0: [A, B]` and `x1: [B]` (`A`, `B` in 2..=4), then 2–6
 //! generated nodes, each reading recent ones: elementwise maps with every differentiable
-//! scalar built-in (`tanh sin cos exp log sqrt abs pow`, `max`/`min` against a constant,
+//! scalar built-in (`tanh sin cos exp log sqrt abs pow atan asin acos atan2`, `max`/`min` against a constant,
 //! selects, division, `neg`), binary maps (same shape, or a vector broadcast along the rows),
 //! reductions over a row or a column (`sum max min prod`), contractions (plain and
 //! transposed), windows (`x[i] * x[i + 1]`, `sum[k < 2](x[i + k])`), reversed, strided and
@@ -63,6 +63,9 @@ const UNARY: &[&str] = &[
     "pow(add(1.5f64, tanh(r0)), 1.7f64)",
     "pow(1.3f64, tanh(r0))",
     "add(r0, cast(floor(r0), f64))",
+    "atan(r0)",
+    "asin(mul(0.5f64, tanh(r0)))",
+    "acos(mul(0.5f64, tanh(r0)))",
 ];
 
 /// Bodies of two reads `r0`, `r1`.
@@ -75,6 +78,7 @@ const BINARY: &[&str] = &[
     "min(r0, r1)",
     "select(lt(r0, r1), r0, mul(r1, r1))",
     "pow(add(2.0f64, tanh(r0)), tanh(r1))",
+    "atan2(r0, add(2.0f64, mul(r1, r1)))",
 ];
 
 struct Gen {

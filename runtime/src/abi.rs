@@ -79,8 +79,8 @@ pub fn error_message(code: i32) -> &'static str {
 /// The builtins that JIT code may call, by symbol name, for the JIT's symbol table.
 ///
 /// `f32` functions end in `f` (`flow_expf`), as in C; the `f64` ones have no suffix
-/// (`flow_exp`). Signatures: unary functions take and return one float, `powf`/`fmodf` (and
-/// `pow`/`fmod`) take two, and `flow_rand_uniform`/`flow_rand_normal` take `(seed: u64,
+/// (`flow_exp`). Signatures: unary functions take and return one float, `powf`/`fmodf`/`atan2f` (and
+/// `pow`/`fmod`/`atan2`) take two, and `flow_rand_uniform`/`flow_rand_normal` take `(seed: u64,
 /// n: u64)` and return `f32`. `flow_exp_span_f32(ptr, n: i64)` applies `exp` in place to a
 /// span of `f32` ([`crate::spanmath`]).
 pub fn builtin_symbols() -> Vec<(&'static str, *const u8)> {
@@ -90,14 +90,22 @@ pub fn builtin_symbols() -> Vec<(&'static str, *const u8)> {
         ("flow_sinf", flow_sinf as *const u8),
         ("flow_cosf", flow_cosf as *const u8),
         ("flow_tanhf", flow_tanhf as *const u8),
+        ("flow_atanf", flow_atanf as *const u8),
+        ("flow_asinf", flow_asinf as *const u8),
+        ("flow_acosf", flow_acosf as *const u8),
         ("flow_powf", flow_powf as *const u8),
+        ("flow_atan2f", flow_atan2f as *const u8),
         ("flow_fmodf", flow_fmodf as *const u8),
         ("flow_exp", flow_exp as *const u8),
         ("flow_log", flow_log as *const u8),
         ("flow_sin", flow_sin as *const u8),
         ("flow_cos", flow_cos as *const u8),
         ("flow_tanh", flow_tanh as *const u8),
+        ("flow_atan", flow_atan as *const u8),
+        ("flow_asin", flow_asin as *const u8),
+        ("flow_acos", flow_acos as *const u8),
         ("flow_pow", flow_pow as *const u8),
+        ("flow_atan2", flow_atan2 as *const u8),
         ("flow_fmod", flow_fmod as *const u8),
         ("flow_rand_uniform", flow_rand_uniform as *const u8),
         ("flow_rand_normal", flow_rand_normal as *const u8),
@@ -142,6 +150,30 @@ unary_builtins! {
     flow_cos: f64 => cos;
     /// `tanh` on `f64` (Rust's `f64::tanh`).
     flow_tanh: f64 => tanh;
+    /// `atan` on `f32` (Rust's `f32::atan`).
+    flow_atanf: f32 => atan;
+    /// `asin` on `f32` (Rust's `f32::asin`).
+    flow_asinf: f32 => asin;
+    /// `acos` on `f32` (Rust's `f32::acos`).
+    flow_acosf: f32 => acos;
+    /// `atan` on `f64` (Rust's `f64::atan`).
+    flow_atan: f64 => atan;
+    /// `asin` on `f64` (Rust's `f64::asin`).
+    flow_asin: f64 => asin;
+    /// `acos` on `f64` (Rust's `f64::acos`).
+    flow_acos: f64 => acos;
+}
+
+/// `atan2(y, x)` on `f32` (Rust's `f32::atan2`).
+#[unsafe(no_mangle)]
+pub extern "C" fn flow_atan2f(y: f32, x: f32) -> f32 {
+    y.atan2(x)
+}
+
+/// `atan2(y, x)` on `f64` (Rust's `f64::atan2`).
+#[unsafe(no_mangle)]
+pub extern "C" fn flow_atan2(y: f64, x: f64) -> f64 {
+    y.atan2(x)
 }
 
 /// `x ** y` on `f32` (Rust's `f32::powf`).
@@ -218,12 +250,20 @@ mod tests {
             assert!(same32(flow_logf(x), x.ln()));
             assert!(same32(flow_sinf(x), x.sin()));
             assert!(same32(flow_cosf(x), x.cos()));
+            assert!(same32(flow_atanf(x), x.atan()));
+            assert!(same32(flow_asinf(x), x.asin()));
+            assert!(same32(flow_acosf(x), x.acos()));
+            assert!(same32(flow_atan2f(x, -2.0), x.atan2(-2.0)));
             assert!(same32(flow_tanhf(x), x.tanh()));
             let d = x as f64 * 1.25;
             assert!(same64(flow_exp(d), d.exp()));
             assert!(same64(flow_log(d), d.ln()));
             assert!(same64(flow_sin(d), d.sin()));
             assert!(same64(flow_cos(d), d.cos()));
+            assert!(same64(flow_atan(d), d.atan()));
+            assert!(same64(flow_asin(d), d.asin()));
+            assert!(same64(flow_acos(d), d.acos()));
+            assert!(same64(flow_atan2(d, 0.5), d.atan2(0.5)));
             assert!(same64(flow_tanh(d), d.tanh()));
             for &y in &F32S {
                 assert!(same32(flow_powf(x, y), x.powf(y)));
@@ -247,7 +287,7 @@ mod tests {
     #[test]
     fn the_symbol_table_lists_every_builtin_once() {
         let syms = builtin_symbols();
-        assert_eq!(syms.len(), 17);
+        assert_eq!(syms.len(), 25);
         let mut names: Vec<&str> = syms.iter().map(|(n, _)| *n).collect();
         names.sort_unstable();
         names.dedup();

@@ -5,7 +5,7 @@
 //! by run, and prints the medians and the two ratios, the figures `docs/performance.md`
 //! records.
 //!
-//! usage: compare [--threads N] [--warmup N] [--reps N] [--only W1,W3]
+//! usage: compare [--threads N] [--warmup N] [--reps N] [--only W1,W3,filter,sort]
 //!                [--native-rustflags FLAGS | --native-exe PATH | --no-native]
 
 use std::path::PathBuf;
@@ -25,9 +25,12 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("W4", "w4_linear_relu.flow"),
     ("W5", "w5_mlp_step.flow"),
     ("W6", "w6_stencil.flow"),
+    ("filter", "p_filter.flow"),
+    ("sort", "p_sort.flow"),
 ];
 
-const USAGE: &str = "usage: compare [--threads N] [--warmup N] [--reps N] [--only W1,W3]
+const USAGE: &str =
+    "usage: compare [--threads N] [--warmup N] [--reps N] [--only W1,W3,filter,sort]
                [--native-rustflags FLAGS | --native-exe PATH | --no-native]
   --native-rustflags FLAGS  RUSTFLAGS of the native baseline (default: -C target-cpu=native)
   --native-exe PATH         a `baseline` binary already built, instead of building one

@@ -18,7 +18,7 @@
 //!   6 for `i64`; a negative amount is read in two's complement), like Rust's `wrapping_shl`
 //!   and Cranelift's `ishl`/`sshr`. `shr` is arithmetic (it copies the sign bit).
 //! - **Floats** follow IEEE 754 in round-to-nearest: `x / 0.0` is `±inf` or NaN, `rem` is
-//!   Rust's `%` (C `fmod`), `pow` is `powf`, and `exp log sqrt sin cos tanh floor ceil abs`
+//!   Rust's `%` (C `fmod`), `pow` is `powf`, and `exp log sqrt sin cos tanh floor ceil abs atan asin acos`
 //!   are Rust's `f32`/`f64` methods, computed in the operand's own precision.
 //! - **Float `min` / `max`** are IEEE 754-2019 `minimum` / `maximum` (Cranelift's
 //!   `fmin`/`fmax`): if either operand is NaN the result is NaN (the canonical quiet NaN), and
@@ -81,6 +81,8 @@ pub enum BinOp {
     Max,
     /// `pow(a, b)` on floats.
     Pow,
+    /// `atan2(y, x)`: the angle of the point `(x, y)`, in `[-π, π]` (Rust's `atan2`).
+    Atan2,
 }
 
 /// Built-in math functions of one argument.
@@ -104,6 +106,12 @@ pub enum MathFn {
     Floor,
     /// Round toward positive infinity.
     Ceil,
+    /// Arctangent, in `[-π/2, π/2]`.
+    Atan,
+    /// Arcsine, in `[-π/2, π/2]`; NaN outside `[-1, 1]`.
+    Asin,
+    /// Arccosine, in `[0, π]`; NaN outside `[-1, 1]`.
+    Acos,
 }
 
 /// The built-in monoids.
@@ -151,11 +159,12 @@ names!(BinOp {
     Add => "add", Sub => "sub", Mul => "mul", Div => "div", Rem => "rem", Shl => "shl",
     Shr => "shr", Eq => "eq", Ne => "ne", Lt => "lt", Le => "le", Gt => "gt", Ge => "ge",
     And => "and", Or => "or", Min => "min", Max => "max", Pow => "pow",
+    Atan2 => "atan2",
 });
 
 impl BinOp {
-    /// How the operator is written in a program: `+`, `<<`, `&&`, …; `min`, `max` and `pow`
-    /// are written as calls.
+    /// How the operator is written in a program: `+`, `<<`, `&&`, …; `min`, `max`, `pow`
+    /// and `atan2` are written as calls.
     pub fn symbol(self) -> &'static str {
         use BinOp as B;
         match self {
@@ -174,14 +183,15 @@ impl BinOp {
             B::Ge => ">=",
             B::And => "&&",
             B::Or => "||",
-            B::Min | B::Max | B::Pow => self.name(),
+            B::Min | B::Max | B::Pow | B::Atan2 => self.name(),
         }
     }
 }
 
 names!(MathFn {
     Abs => "abs", Exp => "exp", Log => "log", Sqrt => "sqrt", Sin => "sin", Cos => "cos",
-    Tanh => "tanh", Floor => "floor", Ceil => "ceil",
+    Tanh => "tanh", Floor => "floor", Ceil => "ceil", Atan => "atan", Asin => "asin",
+    Acos => "acos",
 });
 
 names!(BuiltinMonoid {
@@ -293,7 +303,7 @@ pub fn binary_result(op: BinOp, d: DType) -> Option<DType> {
     use BinOp as B;
     match op {
         B::Add | B::Sub | B::Mul | B::Div | B::Rem | B::Min | B::Max if is_numeric(d) => Some(d),
-        B::Pow if d.is_float() => Some(d),
+        B::Pow | B::Atan2 if d.is_float() => Some(d),
         B::Shl | B::Shr if d.is_int() => Some(d),
         B::Eq | B::Ne | B::Lt | B::Le | B::Gt | B::Ge => Some(DType::Bool),
         B::And | B::Or if d == DType::Bool => Some(d),
@@ -330,6 +340,7 @@ trait Float: Copy + PartialOrd + std::ops::Neg<Output = Self> {
     fn div(self, o: Self) -> Self;
     fn rem(self, o: Self) -> Self;
     fn powf(self, o: Self) -> Self;
+    fn atan2(self, o: Self) -> Self;
     fn apply(self, f: MathFn) -> Self;
 }
 
@@ -361,6 +372,9 @@ macro_rules! impl_float {
             fn powf(self, o: Self) -> Self {
                 <$t>::powf(self, o)
             }
+            fn atan2(self, o: Self) -> Self {
+                <$t>::atan2(self, o)
+            }
             fn apply(self, f: MathFn) -> Self {
                 match f {
                     MathFn::Abs => self.abs(),
@@ -372,6 +386,9 @@ macro_rules! impl_float {
                     MathFn::Tanh => self.tanh(),
                     MathFn::Floor => self.floor(),
                     MathFn::Ceil => self.ceil(),
+                    MathFn::Atan => self.atan(),
+                    MathFn::Asin => self.asin(),
+                    MathFn::Acos => self.acos(),
                 }
             }
         }
@@ -417,6 +434,7 @@ fn float_op<T: Float>(op: BinOp, x: T, y: T, wrap: fn(T) -> Scalar) -> Result<Sc
         B::Div => wrap(x.div(y)),
         B::Rem => wrap(x.rem(y)),
         B::Pow => wrap(x.powf(y)),
+        B::Atan2 => wrap(x.atan2(y)),
         B::Min => wrap(fmin(x, y)),
         B::Max => wrap(fmax(x, y)),
         B::Eq => Scalar::Bool(x == y),
@@ -461,7 +479,7 @@ macro_rules! int_op {
                 B::Le => Scalar::Bool(x <= y),
                 B::Gt => Scalar::Bool(x > y),
                 B::Ge => Scalar::Bool(x >= y),
-                B::Pow | B::And | B::Or => return Err(OpError::Operands),
+                B::Pow | B::Atan2 | B::And | B::Or => return Err(OpError::Operands),
             })
         }
     };

@@ -384,3 +384,14 @@ pub fn not_differentiable_monoid(
     .with_label(at, format!("`reduce` with `{monoid}` here"))
     .with_note("differentiate a function that uses the built-in reductions `sum`, `prod`, `max` and `min`")
 }
+
+/// `filter`, `partition` or a sort inside an operation.
+pub fn prim_in_op(what: &str, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::DynamicSizeInOperation,
+        format!("`{what}` cannot run inside an operation: the coordinator computes it, as its own observation"),
+        span,
+    )
+    .with_label_text("call it in `main` or a `proc`, and pass the result to the op")
+    .with_note("an op's graph has every size fixed when it is built; `filter` and `partition` give a length known only when they run, and the sorts run on the runtime's radix sort between graphs")
+}

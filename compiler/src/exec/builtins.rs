@@ -140,6 +140,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                 }
                 Ok(Value::Tensor(Rc::new(t)))
             }
+            _ if b.is_prim() => self.prim(frame, b, args, e),
             _ => self.lazy(frame, e),
         }
     }

@@ -406,8 +406,15 @@ fn collect_locals(e: &hir::Expr, out: &mut Vec<hir::LocalId>) {
     }
 }
 
-/// The outermost `eval(…)`s of an expression.
+/// The outermost `eval(…)`s of an expression, and the calls of built-ins the coordinator
+/// computes on the runtime's primitives (`filter`, `sort`, …).
 fn collect_evals<'p>(e: &'p hir::Expr, out: &mut Vec<&'p hir::Expr>) {
+    if let H::Builtin(b, _) = &e.kind {
+        if *b == Builtin::Eval || b.is_prim() {
+            out.push(e);
+            return;
+        }
+    }
     if let H::Builtin(Builtin::Eval, _) = &e.kind {
         out.push(e);
         return;

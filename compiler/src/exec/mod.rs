@@ -26,6 +26,7 @@ mod dispatch;
 mod error;
 mod eval;
 pub mod host;
+mod prims;
 mod value;
 
 use std::collections::HashMap;
@@ -271,6 +272,9 @@ struct Machine<'p, 'h> {
     loaded_dims: HashMap<String, (usize, Span, String)>,
     /// How many `proc` calls are running (see [`MAX_PROC_DEPTH`]).
     proc_depth: usize,
+    /// The worker pool of the runtime's primitives (`filter`, `sort`, …), created at the
+    /// first call of one.
+    prims: Option<flow_runtime::pool::Pool>,
 }
 
 /// The deepest `proc` recursion a run may reach: each call runs on the coordinator's stack,
@@ -375,6 +379,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             hashes: HashMap::new(),
             loaded_dims: HashMap::new(),
             proc_depth: 0,
+            prims: None,
         }
     }
 

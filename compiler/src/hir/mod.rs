@@ -163,6 +163,8 @@ pub enum Builtin {
     Max,
     Min,
     Pow,
+    /// `atan2(y, x)`, elementwise.
+    Atan2,
     Select,
     RandUniform,
     RandNormal,
@@ -182,6 +184,25 @@ pub enum Builtin {
     AssertClose,
     /// *coordinator*: `eval(x)` forces a lazy value.
     Eval,
+    /// `iota(n)`: `[0, 1, …, n - 1]` as `i64`. Its one argument is a one-size shape tuple,
+    /// as the shape argument of `zeros` and `full`.
+    Iota,
+    /// `zeros([sizes])`: a tensor of zeros; its element type comes from the context (`f32`
+    /// without one).
+    Zeros,
+    /// `full([sizes], v)`: a tensor whose every element is `v`.
+    Full,
+    /// *coordinator*: `filter(x, mask)`, the elements of `x` whose `mask` is true, in order.
+    /// Its length is known only when it runs (see `exec::sizes`).
+    Filter,
+    /// *coordinator*: `partition(x, mask)`, `(kept ++ rest, count)`: the stable partition
+    /// of `x` with the `mask`-true elements first, and how many those are.
+    Partition,
+    /// *coordinator*: `sort(x)`, ascending (floats in IEEE total order), stable.
+    Sort,
+    /// *coordinator*: `sort_by_key(keys, vals)`, `vals` in the stable ascending order of
+    /// their `keys`.
+    SortByKey,
 }
 
 impl Builtin {
@@ -191,6 +212,7 @@ impl Builtin {
             Builtin::Max => "max",
             Builtin::Min => "min",
             Builtin::Pow => "pow",
+            Builtin::Atan2 => "atan2",
             Builtin::Select => "select",
             Builtin::RandUniform => "rand_uniform",
             Builtin::RandNormal => "rand_normal",
@@ -204,7 +226,25 @@ impl Builtin {
             Builtin::Assert => "assert",
             Builtin::AssertClose => "assert_close",
             Builtin::Eval => "eval",
+            Builtin::Iota => "iota",
+            Builtin::Zeros => "zeros",
+            Builtin::Full => "full",
+            Builtin::Filter => "filter",
+            Builtin::Partition => "partition",
+            Builtin::Sort => "sort",
+            Builtin::SortByKey => "sort_by_key",
         }
+    }
+
+    /// Whether the coordinator computes this built-in on the runtime's parallel primitives,
+    /// as its own observation (its arguments are dispatched first): `filter` and `partition`,
+    /// whose lengths are known only when they run, and the sorts. An operation may not call
+    /// one (`dynamic-size-in-operation`).
+    pub fn is_prim(self) -> bool {
+        matches!(
+            self,
+            Builtin::Filter | Builtin::Partition | Builtin::Sort | Builtin::SortByKey
+        )
     }
 
     /// Whether this built-in does I/O or otherwise belongs to the coordinator only.

@@ -13,6 +13,7 @@ pub fn builtin_binop(b: Builtin) -> Option<ops::BinOp> {
         Builtin::Max => ops::BinOp::Max,
         Builtin::Min => ops::BinOp::Min,
         Builtin::Pow => ops::BinOp::Pow,
+        Builtin::Atan2 => ops::BinOp::Atan2,
         _ => return None,
     })
 }

@@ -31,7 +31,7 @@
 //!
 //! `iK`, `rK` and `pK` are index variable `K`, read `K` and parameter `K`. `OP` is an
 //! operator or function name (`neg not add sub mul div rem shl shr eq ne lt le gt ge and or
-//! min max pow abs exp log sqrt sin cos tanh floor ceil select`). A float literal is Rust's
+//! min max pow atan2 abs exp log sqrt sin cos tanh floor ceil atan asin acos select`). A float literal is Rust's
 //! `{:?}` text of the value (the shortest that reads back to the same bits) followed by its
 //! suffix; the non-finite ones are `inff32`, `-inff32`, `nanf32`, and a NaN other than the
 //! canonical one carries its bits, `nanf32(0xffc00000)`. An affine term list is written in

@@ -43,15 +43,19 @@ enum Place {
     /// Only in the coordinator, outside comprehensions and reductions (whose bodies are
     /// operations).
     Coordinator,
+    /// A built-in the coordinator computes on the runtime's primitives
+    /// ([`Builtin::is_prim`]): as [`Place::Coordinator`], but in an operation it is
+    /// `dynamic-size-in-operation`.
+    Prim,
 }
 
 /// A call to a built-in, as its typing rule sees it.
-struct BuiltinCall<'a> {
-    b: Builtin,
-    name: &'a str,
-    args: &'a [ast::Expr],
-    want: Option<&'a Ty>,
-    span: Span,
+pub(super) struct BuiltinCall<'a> {
+    pub(super) b: Builtin,
+    pub(super) name: &'a str,
+    pub(super) args: &'a [ast::Expr],
+    pub(super) want: Option<&'a Ty>,
+    pub(super) span: Span,
 }
 
 /// The typing rule of a built-in; arity and place are already checked.
@@ -82,6 +86,12 @@ const TABLE: &[Entry] = &[
     ),
     row(
         Builtin::Pow,
+        Arity::exactly(2),
+        Place::Anywhere,
+        Checker::binary_builtin,
+    ),
+    row(
+        Builtin::Atan2,
         Arity::exactly(2),
         Place::Anywhere,
         Checker::binary_builtin,
@@ -149,6 +159,43 @@ const TABLE: &[Entry] = &[
         Checker::assert_close,
     ),
     row(Builtin::Eval, Arity::exactly(1), Place::Io, Checker::eval),
+    row(
+        Builtin::Iota,
+        Arity::exactly(1),
+        Place::Anywhere,
+        Checker::iota,
+    ),
+    row(
+        Builtin::Zeros,
+        Arity::exactly(1),
+        Place::Anywhere,
+        Checker::zeros,
+    ),
+    row(
+        Builtin::Full,
+        Arity::exactly(2),
+        Place::Anywhere,
+        Checker::full,
+    ),
+    row(
+        Builtin::Filter,
+        Arity::exactly(2),
+        Place::Prim,
+        Checker::filter,
+    ),
+    row(
+        Builtin::Partition,
+        Arity::exactly(2),
+        Place::Prim,
+        Checker::filter,
+    ),
+    row(Builtin::Sort, Arity::exactly(1), Place::Prim, Checker::sort),
+    row(
+        Builtin::SortByKey,
+        Arity::exactly(2),
+        Place::Prim,
+        Checker::sort_by_key,
+    ),
 ];
 
 /// The row every math function (`exp`, `sqrt`, `abs`, …) shares.
@@ -194,7 +241,7 @@ pub fn is_builtin_name(name: &str) -> bool {
 }
 
 /// Whether an expression reads the value of a comprehension or reduction index.
-fn uses_an_index(e: &mut hir::Expr) -> bool {
+pub(super) fn uses_an_index(e: &mut hir::Expr) -> bool {
     let mut found = false;
     hir::walk_expr_mut(e, &mut |x| {
         found |= matches!(x.kind, hir::ExprKind::IndexValue(_));
@@ -218,11 +265,15 @@ impl Checker {
             // I/O in an operation was reported by the environment rules; don't add more.
             Place::Io if cx.env == Env::Operation => return err_expr(span),
             // The body of a comprehension or reduction in the coordinator is an operation.
-            Place::Io | Place::Coordinator if cx.point_depth > 0 => {
+            // Typed all the same (below), so that its uses report nothing more.
+            Place::Prim if cx.env == Env::Operation => {
+                self.error(errors::prim_in_op(name, span));
+            }
+            Place::Io | Place::Coordinator | Place::Prim if cx.point_depth > 0 => {
                 self.error(errors::coordinator_in_point(name, span));
                 return err_expr(span);
             }
-            Place::Io | Place::Coordinator => {}
+            Place::Io | Place::Coordinator | Place::Prim => {}
         }
         if !e.arity.admits(args.len()) {
             self.error(errors::arity(name, e.arity.named, args.len(), span));
@@ -265,7 +316,19 @@ impl Checker {
     fn binary_builtin(&mut self, c: &BuiltinCall<'_>, cx: &mut BodyCx) -> hir::Expr {
         let l = self.infer(&c.args[0], cx, c.want);
         let r = self.infer(&c.args[1], cx, c.want);
-        self.elementwise(c.b, c.b.name(), vec![l, r], c.span)
+        let e = self.elementwise(c.b, c.b.name(), vec![l, r], c.span);
+        // `pow` and `atan2` are float functions (`max` and `min` take any number).
+        let float_only = matches!(c.b, Builtin::Pow | Builtin::Atan2);
+        match e.ty.dtype() {
+            Some(d) if float_only && !d.is_float() => {
+                self.error(errors::type_error(
+                    format!("`{}` takes floats, found `{}`", c.name, e.ty),
+                    c.span,
+                ));
+                err_expr(c.span)
+            }
+            _ => e,
+        }
     }
 
     /// `select(cond, a, b)`.
@@ -299,24 +362,10 @@ impl Checker {
         let i64t = Ty::Scalar(DType::I64);
         let seed = self.infer(&args[0], cx, Some(&i64t));
         let seed = self.expect(seed, &i64t);
-        let K::TensorLit(dims_ast) = &args[1].kind else {
-            self.error(errors::type_error(
-                format!("the shape of `{name}` is a list of sizes: `{name}(seed, [2, 3])`"),
-                args[1].span,
-            ));
+        let Some((dims, shape)) = self.shape_arg(name, &args[1], cx) else {
             return err_expr(span);
         };
-        let mut dims = Vec::new();
-        let mut sizes = Vec::new();
-        for d in dims_ast {
-            let h = self.infer(d, cx, Some(&i64t));
-            sizes.push(self.expect(h, &i64t));
-            dims.push(match self.try_static_dim(d, cx) {
-                Some(x) => x,
-                None => self.fresh_var("D"),
-            });
-        }
-        let mut shape = mk(hir::ExprKind::Tuple(sizes), Ty::Unit, args[1].span);
+        let mut shape = shape;
         let mut seed = seed;
         if cx.point_depth > 0 && (uses_an_index(&mut seed) || uses_an_index(&mut shape)) {
             self.error(errors::type_error(

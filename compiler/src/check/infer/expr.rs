@@ -443,7 +443,7 @@ impl Checker {
             BinOp::Eq | BinOp::Ne => true,
             BinOp::And | BinOp::Or => dl == DType::Bool,
             // Written as calls, and typed as built-ins.
-            BinOp::Min | BinOp::Max | BinOp::Pow => false,
+            BinOp::Min | BinOp::Max | BinOp::Pow | BinOp::Atan2 => false,
         };
         if !ok {
             self.error(errors::type_error(

@@ -7,7 +7,9 @@
 //! statements; the rest is split by construct: `unify` (written types and unification),
 //! `expr` (the expression dispatcher and the simple forms), `literals` (tensor literals and
 //! the retyping of weak literals), `comprehension` (comprehensions, reductions, index reads),
-//! `calls` (user calls, `map`, arrows) and `builtins` (the built-in functions' table).
+//! `calls` (user calls, `map`, arrows), `builtins` (the built-in functions' table) and `sizes`
+//! (the rules of the built-ins that make tensors of a given size or of a size known when they
+//! run).
 
 use std::collections::HashMap;
 
@@ -22,6 +24,7 @@ mod comprehension;
 mod diff;
 mod expr;
 mod literals;
+mod sizes;
 mod unify;
 
 use builtins::builtin_by_name;

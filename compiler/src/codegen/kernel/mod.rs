@@ -67,13 +67,17 @@ pub struct Imports {
 
 /// The math functions that are calls, by name (`exp` is `flow_exp_f32` and `flow_exp_f64`),
 /// and their arity.
-pub const CALLED: [(&str, usize); 7] = [
+pub const CALLED: [(&str, usize); 11] = [
     ("exp", 1),
     ("log", 1),
     ("sin", 1),
     ("cos", 1),
     ("tanh", 1),
+    ("atan", 1),
+    ("asin", 1),
+    ("acos", 1),
     ("pow", 2),
+    ("atan2", 2),
     ("rem", 2),
 ];
 

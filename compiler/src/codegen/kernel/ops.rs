@@ -46,6 +46,7 @@ impl Gen<'_, '_> {
             (BinOp::Max, true) => self.b.ins().fmax(x, y),
             (BinOp::Rem, true) => self.call2(d, "rem", x, y),
             (BinOp::Pow, true) => self.call2(d, "pow", x, y),
+            (BinOp::Atan2, true) => self.call2(d, "atan2", x, y),
             (BinOp::Add, false) => self.b.ins().iadd(x, y),
             (BinOp::Sub, false) => self.b.ins().isub(x, y),
             (BinOp::Mul, false) => self.b.ins().imul(x, y),
@@ -98,7 +99,14 @@ impl Gen<'_, '_> {
             MathFn::Floor => self.b.ins().floor(v),
             MathFn::Ceil => self.b.ins().ceil(v),
             MathFn::Exp if d == DType::F32 => self.exp_f32(v),
-            MathFn::Exp | MathFn::Log | MathFn::Sin | MathFn::Cos | MathFn::Tanh => {
+            MathFn::Exp
+            | MathFn::Log
+            | MathFn::Sin
+            | MathFn::Cos
+            | MathFn::Tanh
+            | MathFn::Atan
+            | MathFn::Asin
+            | MathFn::Acos => {
                 let func = self.imports.get(f.name(), d);
                 let call = self.b.ins().call(func, &[v]);
                 self.b.inst_results(call)[0]

@@ -155,6 +155,23 @@ impl Cx<'_> {
                         guards.pop();
                         return Ok(());
                     }
+                    // atan' = 1 / (1 + x²); asin' = 1 / √(1 - x²); acos' = -asin'.
+                    MathFn::Atan => div(
+                        g,
+                        ScalarExpr::binary(BinOp::Add, fconst(d, 1.0), mul(a1(), a1())),
+                    ),
+                    MathFn::Asin | MathFn::Acos => {
+                        let root = ScalarExpr::call(
+                            MathFn::Sqrt,
+                            ScalarExpr::binary(BinOp::Sub, fconst(d, 1.0), mul(a1(), a1())),
+                        );
+                        let q = div(g, root);
+                        if *f == MathFn::Acos {
+                            neg(q)
+                        } else {
+                            q
+                        }
+                    }
                     MathFn::Floor | MathFn::Ceil => return Ok(()),
                 };
                 self.back(a, g, guards, out)?;
@@ -261,6 +278,20 @@ impl Cx<'_> {
                     guards.push((ScalarExpr::binary(BinOp::Gt, a1, fconst(d, 0.0)), true));
                     self.back(b, gb, guards, out)?;
                     guards.pop();
+                }
+            }
+            BinOp::Atan2 => {
+                // atan2(a, b): d/da = b / (a² + b²), d/db = -a / (a² + b²).
+                let r2 = ScalarExpr::binary(
+                    BinOp::Add,
+                    mul(a1.clone(), a1.clone()),
+                    mul(b1.clone(), b1.clone()),
+                );
+                if self.is_active(a) {
+                    self.back(a, div(mul(g.clone(), b1), r2.clone()), guards, out)?;
+                }
+                if self.is_active(b) {
+                    self.back(b, neg(div(mul(g, a1), r2)), guards, out)?;
                 }
             }
             // Comparisons, logic and shifts yield booleans or integers: no gradient.

@@ -84,6 +84,8 @@ pub enum LowerErrorKind {
     Create(String),
     /// The runtime refused to create a random tensor (its message).
     CreateRandom(String),
+    /// The runtime refused to create an `iota`, `zeros` or `full` tensor (its message).
+    CreateTensor(String),
     /// A size or seed the graph needs when it is built is computed by the graph.
     NotStatic,
     /// An element of a tensor literal is a tuple.
@@ -222,6 +224,7 @@ impl fmt::Display for LowerErrorKind {
             K::NegativeSize(n) => write!(f, "a tensor size must not be negative, found {n}"),
             K::Create(e) => f.write_str(e),
             K::CreateRandom(e) => write!(f, "cannot create this random tensor: {e}"),
+            K::CreateTensor(e) => write!(f, "cannot create this tensor: {e}"),
             K::NotStatic => f.write_str(
                 "this size or seed must be known when the graph is built, but it is computed \
                  by the graph; force it with `eval` first (`let n = eval(…);`, or `eval(…)` in \

@@ -413,6 +413,7 @@ pub(super) fn is_pointwise_builtin(b: hir::Builtin) -> bool {
             | hir::Builtin::Max
             | hir::Builtin::Min
             | hir::Builtin::Pow
+            | hir::Builtin::Atan2
             | hir::Builtin::Select
     )
 }
@@ -420,7 +421,7 @@ pub(super) fn is_pointwise_builtin(b: hir::Builtin) -> bool {
 pub(super) fn builtin_expr(b: hir::Builtin, mut xs: Vec<ScalarExpr>) -> ScalarExpr {
     match b {
         hir::Builtin::Math(m) => ScalarExpr::call(m, xs.remove(0)),
-        hir::Builtin::Max | hir::Builtin::Min | hir::Builtin::Pow => {
+        hir::Builtin::Max | hir::Builtin::Min | hir::Builtin::Pow | hir::Builtin::Atan2 => {
             let op = builtin_binop(b).expect("a binary built-in");
             let y = xs.pop().expect("two");
             ScalarExpr::binary(op, xs.pop().expect("two"), y)

@@ -106,20 +106,8 @@ impl<'p> Lowerer<'p> {
                     Dist::Normal
                 };
                 let seed = self.const_i64(&args[0], frame)?;
-                let H::Tuple(sizes) = &args[1].kind else {
-                    return err(span, Kind::Internal("random shape"));
-                };
-                let mut shape = Vec::new();
-                for s in sizes {
-                    let n = self.const_i64(s, frame)?;
-                    if n < 0 {
-                        return err(s.span, Kind::NegativeSize(n));
-                    }
-                    shape.push(n as usize);
-                }
-                if let Err(e) = flow_runtime::tensor::checked_size(DType::F32, &shape) {
-                    return err(span, Kind::CreateRandom(e.to_string()));
-                }
+                let shape =
+                    self.const_shape(&args[1], DType::F32, Kind::CreateRandom, frame, span)?;
                 let node = self.add(
                     NodeKind::Random {
                         dist,
@@ -130,6 +118,19 @@ impl<'p> Lowerer<'p> {
                 );
                 Ok(TVal::Port(Port { node, port: 0 }))
             }
+            H::Builtin(
+                b @ (hir::Builtin::Iota | hir::Builtin::Zeros | hir::Builtin::Full),
+                args,
+            ) => self.generated(*b, args, &e.ty, frame, span).map(TVal::Port),
+            // What the coordinator computed on the runtime's primitives (`filter`, `sort`, …)
+            // is a constant of the graph, like an `eval`.
+            H::Builtin(b, _) if b.is_prim() => match self.forced.get(&(e as *const _)) {
+                Some(v) => Ok(v.clone()),
+                None => err(
+                    span,
+                    Kind::Internal("a primitive's result was not computed"),
+                ),
+            },
             // A value the coordinator computed is a constant: it may size a tensor
             // (`rand_uniform(0, [eval(count(x))])`).
             H::Builtin(hir::Builtin::Eval, args) => match self.forced.get(&(e as *const _)) {
@@ -194,14 +195,19 @@ impl<'p> Lowerer<'p> {
     ) -> LResult<()> {
         match &e.kind {
             H::Builtin(hir::Builtin::RandUniform | hir::Builtin::RandNormal, args) => {
-                let (Ty::Tensor(_, dims), H::Tuple(sizes)) = (&e.ty, &args[1].kind) else {
-                    return Ok(());
-                };
-                for (d, size) in dims.iter().zip(sizes) {
-                    if let Some(var) = d.as_var() {
-                        if !frame.shapes.contains_key(var) {
-                            let n = self.const_i64(size, frame)?;
-                            frame.shapes.insert(var.to_string(), n);
+                self.bind_dims(&e.ty, &args[1], frame)?;
+            }
+            H::Builtin(hir::Builtin::Iota | hir::Builtin::Zeros | hir::Builtin::Full, args) => {
+                self.bind_dims(&e.ty, &args[0], frame)?;
+            }
+            H::Builtin(b, _) if b.is_prim() => {
+                if let (Some(TVal::Port(p)), Ty::Tensor(_, dims)) =
+                    (self.forced.get(&(e as *const _)), &e.ty)
+                {
+                    let shape = self.ty(*p).shape.clone();
+                    for (d, n) in dims.iter().zip(shape) {
+                        if let Some(var) = d.as_var() {
+                            frame.shapes.entry(var.to_string()).or_insert(n as i64);
                         }
                     }
                 }
@@ -224,6 +230,79 @@ impl<'p> Lowerer<'p> {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Binds the shape variables of `ty`'s dimensions to the sizes of the tuple `sizes`.
+    fn bind_dims(&mut self, ty: &Ty, sizes: &'p hir::Expr, frame: &mut Frame<'p>) -> LResult<()> {
+        let (Ty::Tensor(_, dims), H::Tuple(sizes)) = (ty, &sizes.kind) else {
+            return Ok(());
+        };
+        for (d, size) in dims.iter().zip(sizes) {
+            if let Some(var) = d.as_var() {
+                if !frame.shapes.contains_key(var) {
+                    let n = self.const_i64(size, frame)?;
+                    frame.shapes.insert(var.to_string(), n);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The sizes of the tuple `sizes`, known when the graph is built, checked for a tensor
+    /// of `dtype`.
+    fn const_shape(
+        &mut self,
+        sizes: &'p hir::Expr,
+        dtype: DType,
+        refused: fn(String) -> Kind,
+        frame: &mut Frame<'p>,
+        span: Span,
+    ) -> LResult<Vec<usize>> {
+        let H::Tuple(sizes) = &sizes.kind else {
+            return err(span, Kind::Internal("a shape that is not a tuple of sizes"));
+        };
+        let mut shape = Vec::new();
+        for s in sizes {
+            let n = self.const_i64(s, frame)?;
+            if n < 0 {
+                return err(s.span, Kind::NegativeSize(n));
+            }
+            shape.push(n as usize);
+        }
+        if let Err(e) = flow_runtime::tensor::checked_size(dtype, &shape) {
+            return err(span, refused(e.to_string()));
+        }
+        Ok(shape)
+    }
+
+    /// `iota(n)`, `zeros([…])`, `full([…], v)`: a map over the shape whose element is its
+    /// index, zero or `v`.
+    fn generated(
+        &mut self,
+        b: hir::Builtin,
+        args: &'p [hir::Expr],
+        ty: &Ty,
+        frame: &mut Frame<'p>,
+        span: Span,
+    ) -> LResult<Port> {
+        let Some(dtype) = ty.dtype() else {
+            return err(
+                span,
+                Kind::Internal("a generated tensor without an element type"),
+            );
+        };
+        let shape = self.const_shape(&args[0], dtype, Kind::CreateTensor, frame, span)?;
+        let mut point = Point {
+            reads: Vec::new(),
+            extents: shape.clone(),
+            vars: HashMap::new(),
+        };
+        let body = match b {
+            hir::Builtin::Iota => ScalarExpr::Index(0),
+            hir::Builtin::Zeros => ScalarExpr::Const(Scalar::I64(0).cast(dtype)),
+            _ => self.elementwise_point(&args[1], frame, &mut point, shape.len())?,
+        };
+        self.map_node(shape, point.reads, body, &frame.label)
     }
 
     pub(super) fn const_i64(&mut self, e: &'p hir::Expr, frame: &mut Frame<'p>) -> LResult<i64> {

@@ -1,0 +1,165 @@
+//! The built-ins the coordinator computes on the runtime's parallel primitives
+//! (`flow_runtime::prims`): `filter`, `partition`, `sort` and `sort_by_key`. Each is its own
+//! observation: its arguments are dispatched, the routine runs on the worker pool, and its
+//! result is a computed tensor that later graphs read like any other (the length of a
+//! `filter` becomes a shape the coordinator knows). Both backends share this code, so they
+//! agree by construction; the routines' results never depend on the thread count.
+
+use std::rc::Rc;
+
+use flow_runtime::pool::{Pool, TaskError};
+use flow_runtime::prims::{compact, sort};
+use flow_runtime::tensor::Data;
+use flow_runtime::{Scalar, Tensor};
+
+use super::{bug, fail, Frame, Machine, RResult, Value};
+use crate::base::Span;
+use crate::hir::{self, Builtin};
+
+/// `$body` for the vector `$x` of every element type, giving data of the same type.
+macro_rules! per_type {
+    ($data:expr, $x:ident => $body:expr) => {
+        match $data {
+            Data::F32($x) => Data::F32($body),
+            Data::F64($x) => Data::F64($body),
+            Data::I32($x) => Data::I32($body),
+            Data::I64($x) => Data::I64($body),
+            Data::Bool($x) => Data::Bool($body),
+        }
+    };
+}
+
+/// `$body` for the vector `$x` of every sortable (numeric) element type; `$bool` for `bool`.
+macro_rules! per_key_type {
+    ($data:expr, $x:ident => $body:expr, $bool:expr) => {
+        match $data {
+            Data::F32($x) => $body,
+            Data::F64($x) => $body,
+            Data::I32($x) => $body,
+            Data::I64($x) => $body,
+            Data::Bool(_) => $bool,
+        }
+    };
+}
+
+impl<'p, 'h> Machine<'p, 'h> {
+    pub(super) fn prim(
+        &mut self,
+        frame: &mut Frame<'p>,
+        b: Builtin,
+        args: &'p [hir::Expr],
+        e: &'p hir::Expr,
+    ) -> RResult<Value> {
+        let span = e.span;
+        let mut ts = Vec::new();
+        for a in args {
+            let v = self.eval(frame, a)?;
+            match self.force(v, a.span)? {
+                Value::Tensor(t) => ts.push(t),
+                _ => {
+                    return bug(
+                        a.span,
+                        format!("`{}` of a value that is not a tensor", b.name()),
+                    )
+                }
+            }
+        }
+        if ts.iter().any(|t| t.shape.len() != 1) || ts.iter().any(|t| t.len() != ts[0].len()) {
+            return bug(
+                span,
+                format!("`{}` of tensors that are not 1-D of one length", b.name()),
+            );
+        }
+        let pool = self.prims_pool(span)?;
+        let failed = |x: TaskError| {
+            fail::<Value>(
+                span,
+                format!("`{}` failed in task {}: {}", b.name(), x.task, x.kind),
+            )
+        };
+        let vector = |data: Data| {
+            let n = data.len();
+            Tensor::new(vec![n], data).map(|t| Value::Tensor(Rc::new(t)))
+        };
+        let out = match b {
+            Builtin::Filter | Builtin::Partition => {
+                let Data::Bool(mask) = &ts[1].data else {
+                    return bug(span, "a mask that is not `bool`");
+                };
+                let c = match compact::Compaction::new(pool, mask) {
+                    Ok(c) => c,
+                    Err(x) => return failed(x),
+                };
+                let len = if b == Builtin::Filter {
+                    c.kept()
+                } else {
+                    mask.len()
+                };
+                let result: Result<(), TaskError>;
+                let data = per_type!(&ts[0].data, x => {
+                    let mut out = vec![Default::default(); len];
+                    result = if b == Builtin::Filter {
+                        c.filter(pool, x, &mut out)
+                    } else {
+                        c.partition(pool, x, &mut out)
+                    };
+                    out
+                });
+                if let Err(x) = result {
+                    return failed(x);
+                }
+                let items = vector(data);
+                if b == Builtin::Filter {
+                    items
+                } else {
+                    items
+                        .map(|t| Value::Tuple(vec![t, Value::Scalar(Scalar::I64(c.kept() as i64))]))
+                }
+            }
+            Builtin::Sort => {
+                let mut data = ts[0].data.clone();
+                let result = per_key_type!(&mut data, x => sort::sort(pool, x), Ok(()));
+                if let Err(x) = result {
+                    return failed(x);
+                }
+                vector(data)
+            }
+            Builtin::SortByKey => {
+                let mut keys = ts[0].data.clone();
+                let mut vals = ts[1].data.clone();
+                let result = per_key_type!(&mut keys, k => {
+                    let r: Result<(), TaskError>;
+                    per_type!(&mut vals, v => {
+                        r = sort::sort_by_key(pool, k, v);
+                        Vec::new()
+                    });
+                    r
+                }, Ok(()));
+                if let Err(x) = result {
+                    return failed(x);
+                }
+                vector(keys).and_then(|k| Ok(Value::Tuple(vec![k, vector(vals)?])))
+            }
+            _ => return bug(span, format!("`{}` is not a primitive", b.name())),
+        };
+        out.or_else(|x| fail(span, format!("`{}`: {x}", b.name())))
+    }
+
+    /// The worker pool of the primitives, on the run's thread count and retry policy.
+    fn prims_pool(&mut self, span: Span) -> RResult<&Pool> {
+        if self.prims.is_none() {
+            let mut pool = match Pool::new(self.opts.threads.max(1)) {
+                Ok(p) => p,
+                Err(x) => {
+                    return fail(span, format!("cannot start the worker pool: {}", x.message))
+                }
+            };
+            pool.set_retries(self.opts.retry.retries);
+            self.prims = Some(pool);
+        }
+        match &self.prims {
+            Some(p) => Ok(p),
+            None => bug(span, "the primitives' pool"),
+        }
+    }
+}
