@@ -27,6 +27,7 @@ mod error;
 mod eval;
 pub mod host;
 mod prims;
+mod scans;
 mod value;
 
 use std::collections::HashMap;

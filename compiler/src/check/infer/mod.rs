@@ -24,6 +24,7 @@ mod comprehension;
 mod diff;
 mod expr;
 mod literals;
+mod scans;
 mod sizes;
 mod unify;
 
@@ -56,6 +57,8 @@ pub struct MonoidSig {
     pub name: String,
     pub inputs: Vec<Ty>,
     pub result: Ty,
+    /// Without `wrap` and `unwrap`: its inputs, states and results are one type.
+    pub plain: bool,
 }
 
 /// Which environment a body runs in.
