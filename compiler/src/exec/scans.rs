@@ -346,7 +346,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                     None => return no_monoid(),
                     Some(Err(Failure::Task(x))) => return failed(x),
                     Some(Err(Failure::OutOfRange)) => {
-                        return out_of_range(span, name, &idx.data, &[n_bins], "bins")
+                        return out_of_range(span, name, &idx.data, &[n_bins], "the bins")
                     }
                     Some(Ok(d)) => (vec![n_bins], d),
                 }
