@@ -146,15 +146,46 @@ macro_rules! with_monoid {
     }};
 }
 
-/// The inclusive or exclusive scan of rows of `row_len` elements of `x`.
+/// How many results of scans and scatters the coordinator keeps to reuse their buffers.
+const KEPT_RESULTS: usize = 2;
+
+/// An element type's vector out of [`Data`].
+trait Elements: Sized {
+    fn vector(d: Data) -> Option<Vec<Self>>;
+}
+
+macro_rules! elements {
+    ($($t:ty => $v:ident),*) => {$(
+        impl Elements for $t {
+            fn vector(d: Data) -> Option<Vec<$t>> {
+                match d {
+                    Data::$v(v) => Some(v),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+elements!(f32 => F32, f64 => F64, i32 => I32, i64 => I64, bool => Bool);
+
+/// A vector of `len` elements: `spare` if it has that type and length (its contents are
+/// stale and will all be overwritten), else a new one filled with `fill`.
+fn output<T: Elements + Clone>(spare: Option<Data>, len: usize, fill: T) -> Vec<T> {
+    match spare.and_then(T::vector) {
+        Some(v) if v.len() == len => v,
+        _ => vec![fill; len],
+    }
+}
+
+/// The inclusive or exclusive scan of rows of `row_len` elements of `x` into `y` (as long).
 fn scan_rows<M: Monoid>(
     pool: &Pool,
     m: &M,
     kind: ScanKind,
     row_len: usize,
     x: &[M::T],
+    mut y: Vec<M::T>,
 ) -> Result<Vec<M::T>, TaskError> {
-    let mut y = vec![m.identity(); x.len()];
     scan(pool, m, kind, row_len, x, &mut y)?;
     Ok(y)
 }
@@ -204,14 +235,15 @@ fn bins<M: Monoid, I: Index>(
     }
 }
 
-/// `dest` with `vals` scattered into it, or the out-of-range failure.
+/// `dest` with `vals` scattered into it (in `out`, as long), or the out-of-range failure.
 fn scattered<T: Copy + Send + Sync, I: Index>(
     pool: &Pool,
     dest: &[T],
     idx: &[I],
     vals: &[T],
+    mut out: Vec<T>,
 ) -> Result<Vec<T>, Failure> {
-    let mut out = dest.to_vec();
+    out.copy_from_slice(dest);
     match scatter(pool, &mut out, idx, vals)? {
         0 => Ok(out),
         _ => Err(Failure::OutOfRange),
@@ -232,6 +264,28 @@ fn first_out_of_range(idx: &Data, n: usize) -> Option<(i64, usize)> {
 }
 
 impl<'p, 'h> Machine<'p, 'h> {
+    /// The buffer of a kept result the program has dropped (the last such), if any: the
+    /// others are let go.
+    fn spare_buffer(&mut self) -> Option<Data> {
+        let mut spare = None;
+        let kept = std::mem::take(&mut self.prim_results);
+        for t in kept {
+            match Rc::try_unwrap(t) {
+                Ok(t) => spare = Some(t.data),
+                Err(t) => self.prim_results.push(t),
+            }
+        }
+        spare
+    }
+
+    /// Keeps `t`, a new result, to reuse its buffer once the program drops it.
+    fn keep_result(&mut self, t: &Rc<Tensor>) {
+        if self.prim_results.len() >= KEPT_RESULTS {
+            self.prim_results.remove(0);
+        }
+        self.prim_results.push(t.clone());
+    }
+
     /// User monoid `id`, which the checker let a scan or histogram take (one scalar state).
     fn user_combine(&mut self, id: hir::MonoidId, span: crate::base::Span) -> RResult<UserCombine> {
         let monoid = self.lower.user_monoid(id, span).map_err(RunError::from)?;
@@ -278,6 +332,14 @@ impl<'p, 'h> Machine<'p, 'h> {
             Some(u) => u.combine(a, b),
             None => a,
         };
+        let mut spare = if matches!(
+            b,
+            Builtin::Scan(_) | Builtin::ScanExcl(_) | Builtin::Scatter
+        ) {
+            self.spare_buffer()
+        } else {
+            None
+        };
         let pool = self.prims_pool(span)?;
         let name = b.name();
         let failed = |x: TaskError| {
@@ -306,7 +368,10 @@ impl<'p, 'h> Machine<'p, 'h> {
                     &x.data,
                     &combine,
                     zero.unwrap_or(Scalar::Bool(false)),
-                    |mon, x| { scan_rows(pool, &mon, kind, row_len, x) }
+                    |mon, x| {
+                        let y = output(spare.take(), x.len(), mon.identity());
+                        scan_rows(pool, &mon, kind, row_len, x, y)
+                    }
                 );
                 match out {
                     None => return no_monoid(),
@@ -359,8 +424,22 @@ impl<'p, 'h> Machine<'p, 'h> {
                             return bug(span, "`scatter` of values of another type");
                         };
                         match &idx.data {
-                            Data::I64(i) => scattered(pool, $d, i, v).map(Data::$v),
-                            Data::I32(i) => scattered(pool, $d, i, v).map(Data::$v),
+                            Data::I64(i) => scattered(
+                                pool,
+                                $d,
+                                i,
+                                v,
+                                output(spare.take(), $d.len(), Default::default()),
+                            )
+                            .map(Data::$v),
+                            Data::I32(i) => scattered(
+                                pool,
+                                $d,
+                                i,
+                                v,
+                                output(spare.take(), $d.len(), Default::default()),
+                            )
+                            .map(Data::$v),
                             _ => Err(Failure::OutOfRange),
                         }
                     }};
@@ -388,7 +467,13 @@ impl<'p, 'h> Machine<'p, 'h> {
             }
         };
         match Tensor::new(shape, data) {
-            Ok(t) => Ok(Value::Tensor(Rc::new(t))),
+            Ok(t) => {
+                let t = Rc::new(t);
+                if !matches!(b, Builtin::ReduceByIndex(_)) {
+                    self.keep_result(&t);
+                }
+                Ok(Value::Tensor(t))
+            }
             Err(x) => fail(span, format!("`{name}`: {x}")),
         }
     }
