@@ -194,15 +194,20 @@ fn scan_rows<M: Monoid>(
 struct UserCombine {
     zero: Scalar,
     monoid: crate::mir::ir::Monoid,
+    /// The first fault of the combine (an integer division by zero), reported once the
+    /// routine has returned.
+    fault: std::sync::OnceLock<String>,
 }
 
 impl UserCombine {
-    /// `a ⊕ b`; a fault of the combine (an integer division by zero) panics, which the pool
-    /// catches and reports as the task's failure.
+    /// `a ⊕ b`; on a fault of the combine, `a`, with the fault recorded.
     fn combine(&self, a: Scalar, b: Scalar) -> Scalar {
         match crate::interp::combine_scalars(&self.monoid, a, b) {
             Ok(c) => c,
-            Err(x) => panic!("`{}`'s combine: {x}", self.monoid.name),
+            Err(x) => {
+                let _ = self.fault.set(x);
+                a
+            }
         }
     }
 }
@@ -290,7 +295,11 @@ impl<'p, 'h> Machine<'p, 'h> {
     fn user_combine(&mut self, id: hir::MonoidId, span: crate::base::Span) -> RResult<UserCombine> {
         let monoid = self.lower.user_monoid(id, span).map_err(RunError::from)?;
         match monoid.zero[..] {
-            [zero] => Ok(UserCombine { zero, monoid }),
+            [zero] => Ok(UserCombine {
+                zero,
+                monoid,
+                fault: std::sync::OnceLock::new(),
+            }),
             _ => bug(
                 span,
                 "a scan or histogram with a monoid whose state is a tuple",
@@ -466,6 +475,11 @@ impl<'p, 'h> Machine<'p, 'h> {
                 )
             }
         };
+        if let Some(u) = &user {
+            if let Some(x) = u.fault.get() {
+                return fail(span, format!("`{name}`: `{}`'s combine: {x}", u.monoid.name));
+            }
+        }
         match Tensor::new(shape, data) {
             Ok(t) => {
                 let t = Rc::new(t);
