@@ -598,7 +598,10 @@ fn a_combine_that_is_not_associative_only_in_a_window_is_rejected() {
 fn scans_histograms_and_scatters_check_their_monoid_and_arguments() {
     // Not a monoid, a monoid of the wrong elements, a wrapped monoid, a scalar to scan.
     rejects("main { print(scan(1, [1.0])); }", "type-mismatch");
-    rejects("fn f(a: f32) -> f32 = a\nmain { print(scan(f, [1.0])); }", "type-mismatch");
+    rejects(
+        "fn f(a: f32) -> f32 = a\nmain { print(scan(f, [1.0])); }",
+        "type-mismatch",
+    );
     rejects("main { print(scan(sum, [true])); }", "type-mismatch");
     rejects("main { print(scan(any, [1.0])); }", "type-mismatch");
     rejects("main { print(scan_excl(max, 1.0)); }", "type-mismatch");

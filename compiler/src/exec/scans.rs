@@ -477,7 +477,10 @@ impl<'p, 'h> Machine<'p, 'h> {
         };
         if let Some(u) = &user {
             if let Some(x) = u.fault.get() {
-                return fail(span, format!("`{name}`: `{}`'s combine: {x}", u.monoid.name));
+                return fail(
+                    span,
+                    format!("`{name}`: `{}`'s combine: {x}", u.monoid.name),
+                );
             }
         }
         match Tensor::new(shape, data) {

@@ -9,6 +9,24 @@ use super::builtins::BuiltinCall;
 use super::*;
 
 impl Checker {
+    /// The user monoid called `name` (reported if there is none).
+    pub(super) fn monoid_named(&mut self, name: &str, span: Span) -> Option<hir::MonoidId> {
+        match self.globals.get(name).copied() {
+            Some(Global::Monoid(mid)) => Some(mid),
+            Some(_) => {
+                self.error(errors::type_error(
+                    format!("`{name}` is not a monoid"),
+                    span,
+                ));
+                None
+            }
+            None => {
+                self.error(errors::unknown_name(name, span));
+                None
+            }
+        }
+    }
+
     /// The monoid named by `arg` and the element type its tensors hold: `want` for a
     /// built-in monoid (checked against it), the state for a user monoid. `None` if reported.
     fn monoid_arg(&mut self, name: &str, arg: &ast::Expr) -> Option<(MonoidRef, Option<DType>)> {
@@ -22,16 +40,7 @@ impl Checker {
         if let Some(m) = BuiltinMonoid::from_name(mname) {
             return Some((MonoidRef::Builtin(m), None));
         }
-        let Some(Global::Monoid(mid)) = self.globals.get(mname).copied() else {
-            match self.globals.get(mname) {
-                Some(_) => self.error(errors::type_error(
-                    format!("`{mname}` is not a monoid"),
-                    arg.span,
-                )),
-                None => self.error(errors::unknown_name(mname, arg.span)),
-            }
-            return None;
-        };
+        let mid = self.monoid_named(mname, arg.span)?;
         let sig = self.monoid_sigs[mid.0 as usize].clone();
         match (&sig.inputs[..], &sig.result) {
             ([Ty::Scalar(d)], Ty::Scalar(r)) if d == r && sig.plain => {
