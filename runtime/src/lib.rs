@@ -11,6 +11,7 @@
 //! strings.
 
 pub mod abi;
+pub mod alloc;
 pub mod buffers;
 pub mod fastmath;
 pub mod fault;

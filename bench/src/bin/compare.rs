@@ -18,6 +18,11 @@ use flow_bench::workloads::{self, Prepared};
 use flowc::driver::{compile_paths, summarize, RenderConfig};
 use flowc::exec::{run_benches, MemoryHost, WithRepHook};
 
+/// Large buffers on 64-byte boundaries, as in `flowc` (`flow_runtime::alloc`), so that
+/// Flow and the baselines get the same alignment.
+#[global_allocator]
+static ALLOC: flow_runtime::alloc::CacheLineAligned = flow_runtime::alloc::CacheLineAligned;
+
 const PROGRAMS: &[(&str, &str)] = &[
     ("W1", "w1_elementwise.flow"),
     ("W2", "w2_moments.flow"),

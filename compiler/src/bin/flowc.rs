@@ -7,6 +7,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use flowc::driver::{self, PassFlags, RuntimeFlags, Stage};
 
+/// Tensor buffers on 64-byte boundaries (`flow_runtime::alloc`): the span math's AVX-512
+/// loads never straddle a cache line.
+#[global_allocator]
+static ALLOC: flow_runtime::alloc::CacheLineAligned = flow_runtime::alloc::CacheLineAligned;
+
 /// Flow: a compiler for dataflow tensor programs.
 #[derive(Parser)]
 #[command(name = "flowc", version, about, long_about = None)]
