@@ -52,9 +52,9 @@ macro_rules! gemm {
     };
 }
 
-/// The portable kernel (`--portable-math`): `c[i, j] = (((0 + a[i, 0]·b[0, j]) + a[i, 1]·b[1, j])
-/// + …)`, in order along `k`, each product rounded then added (no fused multiply-add), so the
-/// bits depend on nothing but the operands. The loop runs along a row of `c` for each `k`
+/// The portable kernel (`--portable-math`): `c[i, j]` is `(0 + a[i, 0]·b[0, j]) + a[i, 1]·b[1, j]`
+/// and so on, in order along `k`, each product rounded then added (no fused multiply-add),
+/// so the bits depend on nothing but the operands. The loop runs along a row of `c` for each `k`
 /// (vectorizable lane-wise, which changes no bit), over column tiles that stay in L1.
 ///
 /// # Safety
