@@ -6,6 +6,7 @@
 //!   memory, the IR commands' flags).
 //! - `conformance`: the conformance suite (`tests/conformance/`) and the examples, end to end.
 //! - `equivalence`: property tests of the rewrite passes and backends on generated graphs.
+//! - `portable`: `--portable-math` gives the portable definitions' bits everywhere.
 //! - `reliability`: retries under injected faults, caches, memory budgets, profiles, traces.
 //! - `stdlib`: the standard library's own tests and gradient checks.
 //!
@@ -19,5 +20,6 @@ mod autodiff;
 mod cli;
 mod conformance;
 mod equivalence;
+mod portable;
 mod reliability;
 mod stdlib;

@@ -10,13 +10,15 @@
 //! **Invariants:**
 //! - every builtin computes exactly what the reference interpreter computes for the same
 //!   operation: the float functions call Rust's `f32`/`f64` methods (the interpreter's
-//!   semantics) except `exp` on `f32`, which is [`crate::fastmath::exp_f32`], `fmod` is
+//!   semantics), or `libm`'s under `--portable-math` ([`crate::portable::FlowMath`]),
+//!   except `exp` on `f32`, which is [`crate::fastmath::exp_f32`], `fmod` is
 //!   Rust's `%`, and the random draws call [`crate::rand`], so generated code that calls a
 //!   builtin agrees with the interpreter bit for bit;
 //! - the builtins are `extern "C"`, never unwind, and are also exported unmangled under the
 //!   names of [`builtin_symbols`], so an ahead-of-time object file can link against them.
 
 use crate::fastmath::FlowExp;
+use crate::portable::FlowMath;
 
 /// A compiled kernel: computes rows `lo..hi` of the outermost free dimension of its index
 /// space and returns [`OK`] or an `ERR_*` code.
@@ -133,53 +135,53 @@ unary_builtins! {
     /// `exp` on `f32`: [`crate::fastmath::exp_f32`], the polynomial kernels inline.
     flow_expf: f32 => flow_exp;
     /// `log` on `f32`: the natural logarithm (Rust's `f32::ln`).
-    flow_logf: f32 => ln;
+    flow_logf: f32 => flow_ln;
     /// `sin` on `f32` (Rust's `f32::sin`).
-    flow_sinf: f32 => sin;
+    flow_sinf: f32 => flow_sin;
     /// `cos` on `f32` (Rust's `f32::cos`).
-    flow_cosf: f32 => cos;
+    flow_cosf: f32 => flow_cos;
     /// `tanh` on `f32` (Rust's `f32::tanh`).
-    flow_tanhf: f32 => tanh;
+    flow_tanhf: f32 => flow_tanh;
     /// `exp` on `f64` (Rust's `f64::exp`).
     flow_exp: f64 => flow_exp;
     /// `log` on `f64`: the natural logarithm (Rust's `f64::ln`).
-    flow_log: f64 => ln;
+    flow_log: f64 => flow_ln;
     /// `sin` on `f64` (Rust's `f64::sin`).
-    flow_sin: f64 => sin;
+    flow_sin: f64 => flow_sin;
     /// `cos` on `f64` (Rust's `f64::cos`).
-    flow_cos: f64 => cos;
+    flow_cos: f64 => flow_cos;
     /// `tanh` on `f64` (Rust's `f64::tanh`).
-    flow_tanh: f64 => tanh;
+    flow_tanh: f64 => flow_tanh;
     /// `atan` on `f32` (Rust's `f32::atan`).
-    flow_atanf: f32 => atan;
+    flow_atanf: f32 => flow_atan;
     /// `asin` on `f32` (Rust's `f32::asin`).
-    flow_asinf: f32 => asin;
+    flow_asinf: f32 => flow_asin;
     /// `acos` on `f32` (Rust's `f32::acos`).
-    flow_acosf: f32 => acos;
+    flow_acosf: f32 => flow_acos;
     /// `atan` on `f64` (Rust's `f64::atan`).
-    flow_atan: f64 => atan;
+    flow_atan: f64 => flow_atan;
     /// `asin` on `f64` (Rust's `f64::asin`).
-    flow_asin: f64 => asin;
+    flow_asin: f64 => flow_asin;
     /// `acos` on `f64` (Rust's `f64::acos`).
-    flow_acos: f64 => acos;
+    flow_acos: f64 => flow_acos;
 }
 
 /// `atan2(y, x)` on `f32` (Rust's `f32::atan2`).
 #[unsafe(no_mangle)]
 pub extern "C" fn flow_atan2f(y: f32, x: f32) -> f32 {
-    y.atan2(x)
+    y.flow_atan2(x)
 }
 
 /// `atan2(y, x)` on `f64` (Rust's `f64::atan2`).
 #[unsafe(no_mangle)]
 pub extern "C" fn flow_atan2(y: f64, x: f64) -> f64 {
-    y.atan2(x)
+    y.flow_atan2(x)
 }
 
 /// `x ** y` on `f32` (Rust's `f32::powf`).
 #[unsafe(no_mangle)]
 pub extern "C" fn flow_powf(x: f32, y: f32) -> f32 {
-    x.powf(y)
+    x.flow_powf(y)
 }
 
 /// `x % y` on `f32`: the remainder with the sign of `x` (Rust's `%`, C's `fmodf`). Cranelift
@@ -192,7 +194,7 @@ pub extern "C" fn flow_fmodf(x: f32, y: f32) -> f32 {
 /// `x ** y` on `f64` (Rust's `f64::powf`).
 #[unsafe(no_mangle)]
 pub extern "C" fn flow_pow(x: f64, y: f64) -> f64 {
-    x.powf(y)
+    x.flow_powf(y)
 }
 
 /// `x % y` on `f64` (Rust's `%`, C's `fmod`).

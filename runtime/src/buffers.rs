@@ -14,11 +14,12 @@
 //! - the pool never retains more than its cap in bytes (counted by capacity); when a returned
 //!   buffer does not fit, the buffers returned longest ago are dropped first.
 //!
-//! Alignment: buffers are the `Vec`s of [`Data`], aligned as the global allocator aligns them
-//! (16 bytes on the usual 64-bit targets), not to 64 bytes. Getting 64 would need either a
-//! custom allocation type in place of `Vec` in [`Data`] or raw-pointer casts; generated code
-//! uses unaligned vector loads and stores, which cost the same as aligned ones on current x86
-//! and AArch64 cores except when they cross a cache line.
+//! Alignment: buffers are the `Vec`s of [`Data`], aligned as the global allocator aligns them.
+//! `flowc` (and the benchmark binaries) install [`crate::alloc::CacheLineAligned`], which puts
+//! every block of 64 KiB or more on a 64-byte boundary; a binary with the system allocator
+//! (a `flowc build` executable, the test binaries) gets 16. Generated code uses unaligned
+//! vector loads and stores, which cost the same as aligned ones on current x86 and AArch64
+//! cores except when they cross a cache line.
 
 use crate::tensor::{AllocError, DType, Data};
 

@@ -74,7 +74,7 @@ impl FlowExp for f32 {
 
 impl FlowExp for f64 {
     fn flow_exp(self) -> f64 {
-        self.exp()
+        crate::portable::FlowMath::flow_exp_libm(self)
     }
 }
 

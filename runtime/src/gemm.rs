@@ -25,6 +25,10 @@ macro_rules! gemm {
             if m == 0 || n == 0 {
                 return;
             }
+            if crate::portable::portable_math() {
+                // SAFETY: the caller's contract.
+                return unsafe { ordered(m, k, n, a, b, c) };
+            }
             // SAFETY: the caller's contract; beta = 0 means `c` is written, never read.
             unsafe {
                 $kernel(
@@ -46,6 +50,49 @@ macro_rules! gemm {
             }
         }
     };
+}
+
+/// The portable kernel (`--portable-math`): `c[i, j]` is `(0 + a[i, 0]·b[0, j]) + a[i, 1]·b[1, j]`
+/// and so on, in order along `k`, each product rounded then added (no fused multiply-add),
+/// so the bits depend on nothing but the operands. The loop runs along a row of `c` for each `k`
+/// (vectorizable lane-wise, which changes no bit), over column tiles that stay in L1.
+///
+/// # Safety
+/// As for [`gemm_f32`].
+unsafe fn ordered<T>(m: usize, k: usize, n: usize, a: Operand<T>, b: Operand<T>, c: *mut T)
+where
+    T: Copy + Default + std::ops::Add<Output = T> + std::ops::Mul<Output = T>,
+{
+    const TILE: usize = 256;
+    for i in 0..m {
+        // SAFETY: row `i` of `c` holds `n` writable elements (the caller's contract).
+        let row = unsafe { std::slice::from_raw_parts_mut(c.add(i * n), n) };
+        for (t, tile) in row.chunks_mut(TILE).enumerate() {
+            let j0 = t * TILE;
+            tile.fill(T::default());
+            for p in 0..k {
+                // SAFETY: `a[i, p]` and `b[p, j]` are addressed through their strides.
+                let aip = unsafe {
+                    *a.ptr
+                        .offset(i as isize * a.row_stride + p as isize * a.col_stride)
+                };
+                let brow = unsafe { b.ptr.offset(p as isize * b.row_stride) };
+                if b.col_stride == 1 {
+                    // SAFETY: as above, contiguous along the row.
+                    let bs = unsafe { std::slice::from_raw_parts(brow.add(j0), tile.len()) };
+                    for (cj, &bj) in tile.iter_mut().zip(bs) {
+                        *cj = *cj + aip * bj;
+                    }
+                } else {
+                    for (d, cj) in tile.iter_mut().enumerate() {
+                        // SAFETY: as above.
+                        let bj = unsafe { *brow.offset((j0 + d) as isize * b.col_stride) };
+                        *cj = *cj + aip * bj;
+                    }
+                }
+            }
+        }
+    }
 }
 
 gemm!(
@@ -74,6 +121,38 @@ mod tests {
             }
         }
         c
+    }
+
+    /// The portable kernel adds in order along `k`, whatever the strides (here `b` is read
+    /// transposed, and `n` spans two column tiles).
+    #[test]
+    fn the_portable_kernel_adds_in_order_along_k() {
+        let (m, k, n) = (3, 41, 300);
+        let a: Vec<f32> = (0..m * k)
+            .map(|x| ((x * 37) % 101) as f32 / 9.0 - 5.0)
+            .collect();
+        let bt: Vec<f32> = (0..n * k)
+            .map(|x| ((x * 53) % 97) as f32 / 7.0 - 6.0)
+            .collect();
+        let mut c = vec![f32::NAN; m * n];
+        let pa = Operand {
+            ptr: a.as_ptr(),
+            row_stride: k as isize,
+            col_stride: 1,
+        };
+        let pb = Operand {
+            ptr: bt.as_ptr(),
+            row_stride: 1,
+            col_stride: k as isize,
+        };
+        // SAFETY: the strides address exactly the buffers.
+        unsafe { ordered(m, k, n, pa, pb, c.as_mut_ptr()) };
+        for i in 0..m {
+            for j in 0..n {
+                let want = (0..k).fold(0f32, |s, p| s + a[i * k + p] * bt[j * k + p]);
+                assert_eq!(c[i * n + j].to_bits(), want.to_bits(), "c[{i}, {j}]");
+            }
+        }
     }
 
     #[test]

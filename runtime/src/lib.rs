@@ -5,11 +5,13 @@
 //!
 //! This crate is shared by the compiler's interpreter, its generated code and its driver. It
 //! depends on no crate of ours (only on rayon, for the worker pool, and matrixmultiply, for
-//! the GEMM kernels of contractions). It does no file I/O:
+//! the GEMM kernels of contractions, and libm, for machine-independent math under
+//! `--portable-math`). It does no file I/O:
 //! `.npy` files are decoded from and encoded to byte buffers, and values are formatted to
 //! strings.
 
 pub mod abi;
+pub mod alloc;
 pub mod buffers;
 pub mod fastmath;
 pub mod fault;
@@ -17,6 +19,7 @@ pub mod format;
 pub mod gemm;
 pub mod npy;
 pub mod pool;
+pub mod portable;
 pub mod prims;
 pub mod profile;
 pub mod rand;

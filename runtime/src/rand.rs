@@ -64,12 +64,14 @@ pub fn uniform(seed: u64, n: u64) -> f32 {
 
 /// Element `n` of `rand_normal(seed, ...)`: the Box-Muller transform
 /// `sqrt(-2 ln u1) * cos(2 pi u2)` with `u1 = ((w0 >> 8) + 1) * 2^-24` (in `(0, 1]`, so the
-/// logarithm is finite) and `u2 = (w1 >> 8) * 2^-24`, computed in f64 and rounded to f32.
+/// logarithm is finite) and `u2 = (w1 >> 8) * 2^-24`, computed in f64 and rounded to f32
+/// (`ln` and `cos` are `libm`'s under `--portable-math`, [`crate::portable`]).
 pub fn normal(seed: u64, n: u64) -> f32 {
     let w = words(seed, n);
     let u1 = ((w[0] >> 8) as f64 + 1.0) * TWO_POW_NEG_24;
     let u2 = (w[1] >> 8) as f64 * TWO_POW_NEG_24;
-    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+    use crate::portable::FlowMath;
+    ((-2.0 * u1.flow_ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).flow_cos()) as f32
 }
 
 /// Fills `out[i]` with `uniform(seed, offset + i)`; `offset` is the linear index of `out[0]`.

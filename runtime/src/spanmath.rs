@@ -10,14 +10,16 @@
 //! and an add into a fused multiply-add nor reassociates without fast-math flags, and
 //! vectorizing lane-wise operations does not change their results. So the span equals
 //! [`fastmath::exp_f32`] element by element (tested below on every variant this CPU runs),
-//! which the interpreter calls, on every machine whatever its vector unit.
+//! which the interpreter calls, on every machine whatever its vector unit. Under
+//! `--portable-math` ([`crate::portable`]) the baseline variant runs all the same.
 
 use crate::fastmath;
 
-/// `xs[i] = exp_f32(xs[i])` for every element, with the widest variant this CPU runs.
+/// `xs[i] = exp_f32(xs[i])` for every element, with the widest variant this CPU runs (the
+/// baseline one under `--portable-math`).
 pub fn exp_f32_span(xs: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    {
+    if !crate::portable::portable_math() {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F.
             return unsafe { exp_span_avx512(xs) };

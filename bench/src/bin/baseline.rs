@@ -14,6 +14,11 @@ use flow_bench::timing;
 use flow_bench::workloads::{self, BENCHES};
 use flow_bench::{cli, native};
 
+/// Large buffers on 64-byte boundaries, as in `flowc` (`flow_runtime::alloc`), so that
+/// Flow and the baselines get the same alignment.
+#[global_allocator]
+static ALLOC: flow_runtime::alloc::CacheLineAligned = flow_runtime::alloc::CacheLineAligned;
+
 const USAGE: &str =
     "usage: baseline [--threads N] [--warmup N] [--reps N] [--only NAME,NAME,...] [--json]
   --threads N   worker threads (default: all cores)

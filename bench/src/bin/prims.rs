@@ -29,6 +29,11 @@ use flow_runtime::prims::Sum;
 use flow_runtime::rand::fill_uniform;
 use rayon::slice::ParallelSliceMut;
 
+/// Large buffers on 64-byte boundaries, as in `flowc` (`flow_runtime::alloc`), so that
+/// Flow and the baselines get the same alignment.
+#[global_allocator]
+static ALLOC: flow_runtime::alloc::CacheLineAligned = flow_runtime::alloc::CacheLineAligned;
+
 const USAGE: &str =
     "usage: prims [--threads N] [--warmup N] [--reps N] [--only scan,histogram,gather,filter,sort]";
 

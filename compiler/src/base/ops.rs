@@ -31,6 +31,7 @@
 //!   NaN becomes 0, a number becomes `bool` when it is not zero.
 
 use flow_runtime::fastmath::FlowExp;
+use flow_runtime::portable::FlowMath;
 use flow_runtime::{DType, Scalar};
 
 /// Unary operators.
@@ -370,25 +371,25 @@ macro_rules! impl_float {
                 self % o
             }
             fn powf(self, o: Self) -> Self {
-                <$t>::powf(self, o)
+                self.flow_powf(o)
             }
             fn atan2(self, o: Self) -> Self {
-                <$t>::atan2(self, o)
+                self.flow_atan2(o)
             }
             fn apply(self, f: MathFn) -> Self {
                 match f {
                     MathFn::Abs => self.abs(),
                     MathFn::Exp => self.flow_exp(),
-                    MathFn::Log => self.ln(),
+                    MathFn::Log => self.flow_ln(),
                     MathFn::Sqrt => self.sqrt(),
-                    MathFn::Sin => self.sin(),
-                    MathFn::Cos => self.cos(),
-                    MathFn::Tanh => self.tanh(),
+                    MathFn::Sin => self.flow_sin(),
+                    MathFn::Cos => self.flow_cos(),
+                    MathFn::Tanh => self.flow_tanh(),
                     MathFn::Floor => self.floor(),
                     MathFn::Ceil => self.ceil(),
-                    MathFn::Atan => self.atan(),
-                    MathFn::Asin => self.asin(),
-                    MathFn::Acos => self.acos(),
+                    MathFn::Atan => self.flow_atan(),
+                    MathFn::Asin => self.flow_asin(),
+                    MathFn::Acos => self.flow_acos(),
                 }
             }
         }

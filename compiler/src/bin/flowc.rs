@@ -7,6 +7,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use flowc::driver::{self, PassFlags, RuntimeFlags, Stage};
 
+/// Tensor buffers on 64-byte boundaries (`flow_runtime::alloc`): the span math's AVX-512
+/// loads never straddle a cache line.
+#[global_allocator]
+static ALLOC: flow_runtime::alloc::CacheLineAligned = flow_runtime::alloc::CacheLineAligned;
+
 /// Flow: a compiler for dataflow tensor programs.
 #[derive(Parser)]
 #[command(name = "flowc", version, about, long_about = None)]
@@ -122,6 +127,10 @@ struct RuntimeArgs {
     /// Write Chrome trace events (open in Perfetto or chrome://tracing) to this file.
     #[arg(long, value_name = "FILE.json")]
     trace: Option<PathBuf>,
+    /// Compute the same bits on every x86-64 machine: math functions from libm, `exp`
+    /// spans and contractions in portable code (slower; also FLOW_PORTABLE_MATH=1).
+    #[arg(long)]
+    portable_math: bool,
 }
 
 impl RuntimeArgs {
@@ -171,6 +180,10 @@ enum Command {
         /// interpreted in the executable).
         #[arg(long, value_name = "SECS", default_value_t = 10.0)]
         trace_time: f64,
+        /// The executable (and the trace run) compute the same bits on every x86-64
+        /// machine, as `flowc run --portable-math`.
+        #[arg(long)]
+        portable_math: bool,
         /// Arguments passed to the program during the trace run.
         #[arg(last = true)]
         args: Vec<String>,
@@ -270,6 +283,13 @@ impl ExecArgs {
 
 fn flowc_main() -> ExitCode {
     let cli = Cli::parse();
+    driver::select_math(match &cli.command {
+        Command::Run { exec, .. } | Command::Test { exec, .. } | Command::Bench { exec, .. } => {
+            exec.runtime.portable_math
+        }
+        Command::Build { portable_math, .. } => *portable_math,
+        _ => false,
+    });
     let status = match cli.command {
         Command::Check { files } => driver::cmd_check(&files),
         Command::Run { file, exec, args } => {
@@ -281,6 +301,7 @@ fn flowc_main() -> ExitCode {
             output,
             threads,
             trace_time,
+            portable_math,
             args,
         } => match std::time::Duration::try_from_secs_f64(trace_time) {
             Ok(trace_time) => driver::aot::cmd_build(
@@ -290,6 +311,7 @@ fn flowc_main() -> ExitCode {
                     trace_args: args,
                     threads,
                     trace_time,
+                    portable_math,
                 },
             ),
             Err(_) => {

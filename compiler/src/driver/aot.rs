@@ -34,11 +34,12 @@ use crate::native::{structure_key, KernelLookup, Kernels, NativeError, Table};
 const MAGIC: &[u8; 8] = b"FLOWAOT1";
 
 /// The program an executable carries: the path it was built from (as `flowc run` would
-/// name it in messages) and its source.
+/// name it in messages), its source, and whether it was built with `--portable-math`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Image {
     pub path: String,
     pub source: String,
+    pub portable_math: bool,
 }
 
 impl Image {
@@ -48,6 +49,7 @@ impl Image {
             out.extend((part.len() as u64).to_le_bytes());
             out.extend(part.as_bytes());
         }
+        out.push(u8::from(self.portable_math));
         out
     }
 
@@ -61,7 +63,16 @@ impl Image {
             String::from_utf8(text.to_vec()).ok()
         };
         let (path, source) = (part()?, part()?);
-        rest.is_empty().then_some(Image { path, source })
+        let portable_math = match rest {
+            [0] => false,
+            [1] => true,
+            _ => return None,
+        };
+        Some(Image {
+            path,
+            source,
+            portable_math,
+        })
     }
 }
 
@@ -97,6 +108,9 @@ pub struct BuildFlags {
     /// How long the trace may run: a training loop repeats the structures of its first
     /// steps, so the kernels are usually all met long before the run would end.
     pub trace_time: std::time::Duration,
+    /// `--portable-math`: the trace run and the executable compute machine-independent bits
+    /// (`flow_runtime::portable`; the executable always does, whatever its options).
+    pub portable_math: bool,
 }
 
 /// `flowc build FILE [-o OUT] [-- ARGS]`: writes a native executable. Exit status 1 on an
@@ -153,6 +167,7 @@ pub fn cmd_build(path: &Path, flags: &BuildFlags) -> i32 {
     let image = Image {
         path: path.display().to_string(),
         source: c.sources.text(crate::base::FileId(0)).to_string(),
+        portable_math: flags.portable_math,
     };
     let object = match crate::codegen::object::executable_object(&kernels, &image.encode()) {
         Ok(o) => o,
@@ -289,8 +304,9 @@ fn link(object: &[u8], output: &Path) -> Result<(), String> {
 /// The entry point of an executable made by `flowc build`, called by the `main` that
 /// `codegen::object` writes: runs the program in `image` with the kernels of `table`.
 ///
-/// Options before the program's arguments: `--threads N` (default: every core); `--` ends
-/// them. Everything else is the program's `args()`.
+/// Options before the program's arguments: `--threads N` (default: every core) and
+/// `--portable-math` (also `FLOW_PORTABLE_MATH=1`, and always when built with it); `--`
+/// ends them. Everything else is the program's `args()`.
 ///
 /// # Safety
 /// `argv` holds `argc` NUL-terminated strings; `table` holds `n` entries whose keys are
@@ -354,11 +370,16 @@ fn run_image(
     let name = args.first().cloned().unwrap_or_else(|| "program".into());
     let mut rest = args.into_iter().skip(1).peekable();
     let mut threads = None;
-    while let Some(arg) =
-        rest.next_if(|a| a == "--threads" || a.starts_with("--threads=") || a == "--")
-    {
+    let mut portable_math = false;
+    while let Some(arg) = rest.next_if(|a| {
+        a == "--threads" || a.starts_with("--threads=") || a == "--portable-math" || a == "--"
+    }) {
         if arg == "--" {
             break;
+        }
+        if arg == "--portable-math" {
+            portable_math = true;
+            continue;
         }
         let value = match arg.strip_prefix("--threads=") {
             Some(v) => Some(v.to_string()),
@@ -381,6 +402,7 @@ fn run_image(
         errln!("error: {name}: the program image is damaged");
         return 1;
     };
+    super::select_math(portable_math || image.portable_math);
     let cfg = stderr_config();
     let c = match super::compile_sources(&[(image.path.clone(), image.source)]) {
         Ok(c) => c,
@@ -449,6 +471,7 @@ mod tests {
         let image = Image {
             path: "examples/mlp.flow".into(),
             source: "main { print(1) }\n".into(),
+            portable_math: true,
         };
         let bytes = image.encode();
         assert_eq!(Image::decode(&bytes), Some(image));

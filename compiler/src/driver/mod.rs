@@ -384,6 +384,15 @@ fn stats_line(s: &crate::exec::CacheStats) -> String {
     )
 }
 
+/// Selects machine-independent math for the rest of the process
+/// (`flow_runtime::portable`) when `portable` (`--portable-math`) is set or the environment
+/// variable `FLOW_PORTABLE_MATH` is set to anything but empty or `0`; call it before
+/// compiling (constant folding evaluates math functions too).
+pub fn select_math(portable: bool) {
+    let env = std::env::var_os("FLOW_PORTABLE_MATH").is_some_and(|v| !v.is_empty() && v != "0");
+    flow_runtime::portable::set_portable_math(portable || env);
+}
+
 /// The run-time flags of `run`, `test` and `bench`: retries, fault injection, profiling,
 /// tracing.
 #[derive(Clone, Debug, Default)]

@@ -22,6 +22,7 @@ impl<'p, 'h> Machine<'p, 'h> {
         if let Some(t) = self.done.get(&target) {
             return Ok(t.clone());
         }
+        self.segment_from = self.lower.graph.nodes.len();
         // An observation flushes every pending value bound to a variable, not only the one
         // observed: they share inputs (so fusion can read them once) and are needed later.
         self.prune_bound();

@@ -246,16 +246,19 @@ impl<'p, 'h> Machine<'p, 'h> {
                 hi,
                 body,
             } => {
+                let span = hi.span;
                 let lo = self.int(frame, lo)?;
                 let hi = self.int(frame, hi)?;
                 for i in lo..hi {
                     frame.values[local.0 as usize] = Some(Value::Scalar(Scalar::I64(i)));
                     self.block(frame, body)?;
+                    self.segment(span)?;
                 }
             }
             hir::Stmt::While { cond, body } => {
                 while self.condition(frame, cond)? {
                     self.block(frame, body)?;
+                    self.segment(cond.span)?;
                 }
             }
         }

@@ -99,6 +99,9 @@ pub struct RunOptions {
     /// Stop with [`RunErrorKind::TimeLimit`] at the first statement after this instant
     /// (`flowc build`'s trace run).
     pub deadline: Option<std::time::Instant>,
+    /// A loop dispatches its bound values after an iteration that leaves this many nodes
+    /// pending ([`SEGMENT_NODES`]; `usize::MAX`: never).
+    pub segment_nodes: usize,
 }
 
 impl Default for RunOptions {
@@ -116,6 +119,7 @@ impl Default for RunOptions {
             machine_memory: None,
             kernels: None,
             deadline: None,
+            segment_nodes: SEGMENT_NODES,
         }
     }
 }
@@ -264,6 +268,8 @@ struct Machine<'p, 'h> {
     pass_time: std::time::Duration,
     /// How many graphs were dispatched.
     dispatches: u64,
+    /// The length of the pending graph at the last dispatch (see [`SEGMENT_NODES`]).
+    segment_from: usize,
     /// The graph and result caches.
     caches: Caches,
     /// The content hashes of computed tensors, by port (ports are never reused).
@@ -281,6 +287,16 @@ struct Machine<'p, 'h> {
     /// buffer instead of faulting in fresh pages.
     prim_results: Vec<Rc<Tensor>>,
 }
+
+/// A loop that observes nothing dispatches its bound values in segments: after an
+/// iteration that leaves at least this many nodes pending since the last dispatch. The
+/// passes are linear in the size of a graph, but the kernels of one huge unobserved graph
+/// are each compiled once (their structures differ from step to step, so the kernel cache
+/// misses) and every dispatch walks the whole pending graph; segments of the same steps have
+/// the same structure, so the graph and kernel caches serve all but the first. Results are
+/// the same bits (a materialized value is the value fusion would compute). See
+/// `docs/performance.md`.
+pub const SEGMENT_NODES: usize = 4096;
 
 /// The deepest `proc` recursion a run may reach: each call runs on the coordinator's stack,
 /// so a deeper one is a clean run-time error rather than a stack overflow.
@@ -380,6 +396,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             tokens: HashMap::new(),
             pass_time: std::time::Duration::ZERO,
             dispatches: 0,
+            segment_from: 0,
             caches,
             hashes: HashMap::new(),
             loaded_dims: HashMap::new(),
@@ -448,6 +465,15 @@ impl<'p, 'h> Machine<'p, 'h> {
         self.bound.retain(|p| {
             !done.contains_key(p) && tokens.get(p).is_some_and(|w| w.strong_count() > 0)
         });
+    }
+
+    /// Dispatches every pending value bound to a variable when the loop iteration just
+    /// ended left [`RunOptions::segment_nodes`] nodes pending since the last dispatch.
+    pub(super) fn segment(&mut self, span: Span) -> RResult<()> {
+        if self.lower.graph.nodes.len() - self.segment_from >= self.opts.segment_nodes {
+            self.flush(span)?;
+        }
+        Ok(())
     }
 
     /// Dispatches every pending value bound to a variable.

@@ -774,3 +774,40 @@ fn a_dropped_scan_result_lends_its_buffer_to_the_next_scan_or_scatter() {
         "{out}"
     );
 }
+
+/// A loop that observes nothing is dispatched in segments of about `SEGMENT_NODES` nodes
+/// (not one graph of every step), with the bits of one unsegmented graph, optimized or not.
+#[test]
+fn a_long_unobserved_loop_is_dispatched_in_segments() {
+    use crate::exec::{dispatched_graphs, SEGMENT_NODES};
+    let steps = 3 * SEGMENT_NODES;
+    let src = format!(
+        "op step(x: f32[N]) -> f32[N] {{ let y[i] = x[i] * 0.9993 + tanh(x[i]) * 0.01 + 0.001; y }}\n\
+         main {{ var x = rand_normal(5, [37]); for s in 0..{steps} {{ x = step(x); }} print(x); }}"
+    );
+    let prog = compile(&src);
+    let mut host = MemoryHost::default();
+    let (graphs, err) = dispatched_graphs(&prog, &mut host);
+    assert!(err.is_none(), "{err:?}");
+    assert!(graphs.len() >= 3, "{} graph(s)", graphs.len());
+    for g in &graphs {
+        assert!(
+            g.nodes.len() <= SEGMENT_NODES + 8,
+            "{} nodes",
+            g.nodes.len()
+        );
+    }
+    let run = |optimize: bool, segment_nodes: usize| {
+        let mut h = MemoryHost::default();
+        let opts = RunOptions {
+            optimize,
+            segment_nodes,
+            ..RunOptions::default()
+        };
+        run_main(&prog, &mut h, &opts).unwrap();
+        h.out
+    };
+    let whole = run(false, usize::MAX);
+    assert_eq!(host.out, whole);
+    assert_eq!(run(true, SEGMENT_NODES), whole);
+}
