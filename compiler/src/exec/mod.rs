@@ -98,6 +98,8 @@ pub struct RunOptions {
     /// Stop with [`RunErrorKind::TimeLimit`] at the first statement after this instant
     /// (`flowc build`'s trace run).
     pub deadline: Option<std::time::Instant>,
+    /// The MPI ranks the native backend spreads each dispatch over (`mpirun`), if any.
+    pub spread: Option<Rc<dyn crate::native::Spread>>,
 }
 
 impl Default for RunOptions {
@@ -115,6 +117,7 @@ impl Default for RunOptions {
             machine_memory: None,
             kernels: None,
             deadline: None,
+            spread: None,
         }
     }
 }

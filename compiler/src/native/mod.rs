@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use flow_runtime::buffers::BufferPool;
 use flow_runtime::fault::{inject_panic, FaultKind, Faults, RetryPolicy};
-use flow_runtime::pool::TaskError;
+use flow_runtime::pool::{TaskError, TaskErrorKind, TaskFn};
 use flow_runtime::profile::{trace_tid, Hooks};
 use flow_runtime::{DType, Data, Tensor};
 
@@ -37,9 +37,11 @@ mod error;
 mod fallback;
 mod group;
 mod key;
+pub mod spread;
 
 pub use error::NativeError;
 pub use key::{kernel_dims, structure_key};
+pub use spread::Spread;
 
 /// A compiled kernel: `fn(bufs, dims, lo, hi) -> status` (see `codegen/kernel/`).
 pub use flow_runtime::abi::KernelFn;
@@ -122,6 +124,8 @@ pub struct Native {
     grouped: usize,
     /// Outputs written over a dead tensor of their group (see [`in_place`]).
     in_place: usize,
+    /// The ranks a dispatch is spread over (`mpirun`), if any (see [`spread`]).
+    spread: Option<Rc<dyn Spread>>,
 }
 
 impl Native {
@@ -137,6 +141,7 @@ impl Native {
             last_peak: 0,
             grouped: 0,
             in_place: 0,
+            spread: None,
         })
     }
 
@@ -153,6 +158,17 @@ impl Native {
     /// Sets where launches, shards and compilations are reported.
     pub fn set_hooks(&mut self, hooks: Hooks) {
         self.hooks = hooks;
+    }
+
+    /// Spreads every evaluation over ranks: on rank 0 [`Native::eval`] sends the graph and
+    /// its inputs to the others, and each rank runs its block of each launch's shards.
+    pub fn set_spread(&mut self, spread: Rc<dyn Spread>) {
+        self.spread = Some(spread);
+    }
+
+    /// The ranks in use, when more than one.
+    fn spread(&self) -> Option<&dyn Spread> {
+        self.spread.as_deref().filter(|s| s.ranks() > 1)
     }
 
     /// Gives a dropped tensor's memory back for reuse.
@@ -230,11 +246,17 @@ impl Native {
             finding: e.to_string(),
         })?;
         self.evals += 1;
+        if let Some(s) = self.spread().filter(|s| s.rank() == 0) {
+            s.send_dispatch(g, inputs)?;
+        }
         let progress = self.hooks.progress.clone();
         if let Some(p) = &progress {
             p.begin(g.nodes.ids().map(|id| shard_plan(g, id).1 as u64).sum());
         }
         let res = self.eval_nodes(g, inputs);
+        if let (Some(s), Ok(outputs)) = (self.spread(), &res) {
+            s.dispatched(inputs, outputs);
+        }
         if let Some(p) = &progress {
             p.end();
         }
@@ -421,7 +443,7 @@ impl Native {
         let outputs = SendOutputs(&l.outputs);
         let (faults, kernel, rows, extent0, name) =
             (self.faults(), l.kernel, l.rows, l.extent0, &l.name);
-        let res = self.workers.run(l.shards, &|k, attempt| {
+        let task = |k: usize, attempt: u32| {
             let lo = k * rows;
             let hi = (lo + rows).min(extent0);
             let t0 = tracing.then(Instant::now);
@@ -459,7 +481,11 @@ impl Native {
                 }
             }
             res
-        });
+        };
+        let res = match self.spread() {
+            None => self.workers.run(l.shards, &task),
+            Some(s) => self.spread_launch(s, l, &task),
+        };
         if let Some(p) = profiler {
             let end = Instant::now();
             p.retries(self.workers.retried() - retried);
@@ -474,6 +500,54 @@ impl Native {
             );
         }
         res
+    }
+
+    /// Runs this rank's block of a launch's shards, then agrees with the other ranks on the
+    /// outcome and exchanges rows (see [`spread`]).
+    fn spread_launch(
+        &self,
+        s: &dyn Spread,
+        l: &Launch,
+        task: &TaskFn<'_>,
+    ) -> Result<(), TaskError> {
+        let mine = spread::shards_of(s.rank(), s.ranks(), l.shards);
+        let local = self
+            .workers
+            .run(mine.len(), &|j, attempt| task(mine.start + j, attempt))
+            .map_err(|mut e| {
+                e.task += mine.start;
+                e
+            });
+        let rows = spread::LaunchRows {
+            name: &l.name,
+            shards: l.shards,
+            rows: l.rows,
+            extent0: l.extent0,
+            outputs: &l.outputs,
+        };
+        match s.finish_launch(&rows, local) {
+            spread::Outcome::Done => Ok(()),
+            spread::Outcome::Failed(e) => Err(e),
+            // A shard's outcome depends only on its number and attempts (kernel error codes
+            // and injected faults alike), so running it here gives the error one process
+            // reports, with the op named as it would be.
+            spread::Outcome::FailedElsewhere { shard, rank } => {
+                let again = self
+                    .workers
+                    .run(1, &|_, attempt| task(shard, attempt))
+                    .map_err(|mut e| {
+                        e.task = shard;
+                        e
+                    });
+                Err(again.err().unwrap_or(TaskError {
+                    task: shard,
+                    kind: TaskErrorKind::Message(format!(
+                        "failed on rank {rank}, but not when run again on rank 0"
+                    )),
+                    attempts: 1,
+                }))
+            }
+        }
     }
 }
 
