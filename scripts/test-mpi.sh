@@ -115,8 +115,9 @@ FLOW
     job=$!
     victim=
     for _ in $(seq 1 100); do
-        for p in $(pgrep -x flowc || true); do
-            if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=3"; then victim=$p; fi
+        # The ranks are copies of this script's flowc: no other process on the machine.
+        for p in $(pgrep -f "^$flowc run" || true); do
+            if { tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=3"; then victim=$p; fi
         done
         [ -n "$victim" ] && break
         sleep 0.1
