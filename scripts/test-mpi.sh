@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Tests the MPI executor (the `mpi` cargo feature; docs/distributed.md). Builds flowc with
 # `--features mpi`, then:
-#  1. runs every conformance program (tests/conformance/*.flow) and every example on 1 process
+#  1. runs every conformance program (tests/conformance/*.flow), every example, the `main` of
+#     every benchmark (its reduced sizes) and tests/mpi/*.flow (launches of many shards) on 1 process
 #     x 1 thread, 2 ranks x 1 thread and 4 ranks x 2 threads (`flowc run --ranks N`, which
 #     starts `mpirun --oversubscribe`), and compares the SHA-256 of standard output (and of
 #     the files a program saves) with the one-process run: they must be identical;
 #  2. runs an example with injected shard faults (`--faults`) on 4 ranks: retries happen on
 #     the ranks and the output is still identical;
+#     and a shard that fails for good gives the error of one process;
 #  3. kills a rank: one made to abort by FLOW_MPI_DIE, one with `kill -9`; the job must fail
 #     within seconds, saying which rank died.
 # Needs Open MPI and libclang (scripts/install-mpi.sh). Every job runs under `--timeout`, so a
@@ -48,7 +50,7 @@ run_into() {
 digest() { (cat "$1/status" "$1/out"; cd "$1/files" && find . -type f -print0 | sort -z | xargs -0r sha256sum) | sha256sum | cut -c1-16; }
 
 start=$(date +%s)
-programs=$(ls tests/conformance/*.flow examples/*.flow)
+programs=$(ls tests/conformance/*.flow examples/*.flow benches/*.flow tests/mpi/*.flow)
 for prog in $programs; do
     case "$prog" in *"$filter"*) ;; *) continue ;; esac
     name=$(basename "$prog" .flow)
@@ -81,6 +83,19 @@ if [ -z "$filter" ]; then
         echo "ok    mlp.flow with injected shard faults: 4 ranks = 1 process"
     else
         fail "mlp.flow with --faults on 4 ranks differs: $(head -c 600 "$work/faults-4/err")"
+    fi
+
+    # A shard that fails for good (no retries): on 4 ranks the failing shard may run on
+    # another rank, and the error is still the one of one process (same op, shard, cause).
+    run_into "$work/fail-1" tests/mpi/shards.flow "--threads 1 --faults 0.3,11 --retries 0"
+    run_into "$work/fail-4" tests/mpi/shards.flow "--ranks 4 --threads 2 --faults 0.3,11 --retries 0 --timeout $timeout"
+    n=$(wc -l <"$work/fail-1/err")
+    if [ "$(cat "$work/fail-1/status")" = 1 ] && [ "$(cat "$work/fail-4/status")" = 1 ] && [ "$n" -gt 0 ] \
+        && cmp -s "$work/fail-1/out" "$work/fail-4/out" \
+        && [ "$(cat "$work/fail-1/err")" = "$(head -n "$n" "$work/fail-4/err")" ]; then
+        echo "ok    a shard failing for good on 4 ranks: $(head -1 "$work/fail-4/err")"
+    else
+        fail "a shard failing for good: 1 process says $(head -1 "$work/fail-1/err"), 4 ranks say $(head -c 600 "$work/fail-4/err")"
     fi
 
     # A long run: one dispatch per step, until killed.

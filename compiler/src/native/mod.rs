@@ -126,6 +126,9 @@ pub struct Native {
     in_place: usize,
     /// The ranks a dispatch is spread over (`mpirun`), if any (see [`spread`]).
     spread: Option<Rc<dyn Spread>>,
+    /// With ranks: the ports of the graph being run whose rows stay on the rank that
+    /// computed them ([`spread::local_ports`]).
+    local: std::collections::HashSet<Port>,
 }
 
 impl Native {
@@ -142,6 +145,7 @@ impl Native {
             grouped: 0,
             in_place: 0,
             spread: None,
+            local: Default::default(),
         })
     }
 
@@ -285,6 +289,9 @@ impl Native {
         let (mut live, mut peak) = (0u128, 0u128);
         let schedule = crate::mir::schedule::plan(g);
         let (kernels, first_of) = self.kernels_of(g, &schedule)?;
+        if self.spread().is_some() {
+            self.local = spread::local_ports(g, &schedule, &kernels, &first_of);
+        }
         // Outputs of group members computed with their group's first member.
         let mut ready: HashMap<NodeId, Vec<Tensor>> = HashMap::new();
         // Inputs and constants are there from the start: a row group may read one that comes
@@ -397,6 +404,7 @@ impl Native {
             // The output as one row of `len` elements per element: shard k owns elements
             // k * SHARD_ELEMENTS.. of it.
             outputs: vec![(base.get(), std::mem::size_of::<f32>(), DType::F32)],
+            local: vec![false],
             read: 0,
             written: (len * std::mem::size_of::<f32>()) as u64,
         };
@@ -518,12 +526,16 @@ impl Native {
                 e.task += mine.start;
                 e
             });
+        let shared: Vec<_> = (l.outputs.iter().zip(&l.local))
+            .filter(|(_, &local)| !local)
+            .map(|(o, _)| *o)
+            .collect();
         let rows = spread::LaunchRows {
             name: &l.name,
             shards: l.shards,
             rows: l.rows,
             extent0: l.extent0,
-            outputs: &l.outputs,
+            outputs: &shared,
         };
         match s.finish_launch(&rows, local) {
             spread::Outcome::Done => Ok(()),
@@ -572,6 +584,8 @@ struct Launch {
     extent0: usize,
     /// Each output: its buffer, the bytes of one row, its type.
     outputs: Vec<(*mut u8, usize, DType)>,
+    /// For each output, whether its rows stay on the rank that computes them (with ranks).
+    local: Vec<bool>,
     /// Bytes read and written by the whole launch.
     read: u64,
     written: u64,

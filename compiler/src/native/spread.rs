@@ -13,14 +13,18 @@
 //! The implementation over MPI is `crate::dist` (the `mpi` cargo feature); this module is
 //! pure Rust so the executor has no MPI dependency.
 
+use std::collections::HashSet;
 use std::ops::Range;
 use std::rc::Rc;
 
 use flow_runtime::pool::TaskError;
 use flow_runtime::{DType, Tensor};
 
-use super::NativeError;
-use crate::mir::ir::Graph;
+use super::{Kernel, NativeError};
+use crate::mir::contract::contraction;
+use crate::mir::ir::{Affine, Graph, NodeKind, Port};
+use crate::mir::schedule::{shard_plan, Schedule, Work};
+use crate::mir::Idx;
 
 /// A launch's rows as its shards write them: what ranks exchange after it.
 pub struct LaunchRows<'a> {
@@ -31,7 +35,7 @@ pub struct LaunchRows<'a> {
     pub rows: usize,
     /// How many rows there are.
     pub extent0: usize,
-    /// Each output: its buffer, the bytes of one row, its type.
+    /// Each output that other ranks need: its buffer, the bytes of one row, its type.
     pub outputs: &'a [(*mut u8, usize, DType)],
 }
 
@@ -81,6 +85,78 @@ pub fn shards_of(rank: usize, ranks: usize, shards: usize) -> Range<usize> {
 pub fn rows_of(rank: usize, ranks: usize, l: &LaunchRows<'_>) -> Range<usize> {
     let s = shards_of(rank, ranks, l.shards);
     (s.start * l.rows).min(l.extent0)..(s.end * l.rows).min(l.extent0)
+}
+
+/// The ports whose rows need not leave the rank that computed them: every reader is a
+/// kernel launch placed like the writer (same rows per shard, same shard count) that reads
+/// row `i` of it only at its own row `i` (the projection of the outermost dimension is the
+/// first free index), and the port is not an output of the graph. Every other port (read by
+/// a GEMM, a node on the interpreter, a concatenation or slice, a random fill's output, a
+/// graph output) is exchanged in full after its launch.
+///
+/// `kernels` and `first_of` are the executor's (`Native::kernels_of`): which nodes run as
+/// kernels, and which launches run as row groups (the others run member by member).
+pub fn local_ports(
+    g: &Graph,
+    schedule: &Schedule,
+    kernels: &[Option<Kernel>],
+    first_of: &[Option<usize>],
+) -> HashSet<Port> {
+    // How each kernel node's rows are placed: (rows per shard, shards).
+    let mut placed: Vec<Option<(usize, usize)>> = vec![None; g.nodes.len()];
+    for launch in &schedule.launches {
+        let grouped = launch
+            .members
+            .first()
+            .is_some_and(|m| first_of[m.node.index()].is_some());
+        for m in &launch.members {
+            let node = &g.nodes[m.node];
+            let kernel = m.work == Work::Kernel && kernels[m.node.index()].is_some();
+            placed[m.node.index()] = if grouped && m.work == Work::Kernel {
+                Some((launch.rows, launch.shards))
+            } else if !grouped && kernel && contraction(g, node).is_none() {
+                Some(shard_plan(g, m.node))
+            } else {
+                None
+            };
+        }
+    }
+    let first_index = Affine {
+        konst: 0,
+        coeffs: vec![(0, 1)],
+    };
+    let mut local: HashSet<Port> = HashSet::new();
+    let mut shared: HashSet<Port> = g.outputs.iter().copied().collect();
+    for (id, node) in g.nodes.iter_enumerated() {
+        let reads = match &node.kind {
+            NodeKind::Map { reads, space, .. } | NodeKind::Reduce { reads, space, .. }
+                if !space.is_empty() =>
+            {
+                Some(reads)
+            }
+            _ => None,
+        };
+        let row_local = |p: Port| {
+            let (Some(r), Some(here), Some(there)) =
+                (reads, placed[id.index()], placed[p.node.index()])
+            else {
+                return false;
+            };
+            here == there
+                && r.iter()
+                    .filter(|r| r.src() == p)
+                    .all(|r| r.proj.first() == Some(&first_index))
+        };
+        for p in node.inputs() {
+            if row_local(p) {
+                local.insert(p);
+            } else {
+                shared.insert(p);
+            }
+        }
+    }
+    local.retain(|p| !shared.contains(p));
+    local
 }
 
 #[cfg(test)]
