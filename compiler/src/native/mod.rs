@@ -404,7 +404,7 @@ impl Native {
             // The output as one row of `len` elements per element: shard k owns elements
             // k * SHARD_ELEMENTS.. of it.
             outputs: vec![(base.get(), std::mem::size_of::<f32>(), DType::F32)],
-            local: vec![false],
+            local: vec![self.local.contains(&Port { node: id, port: 0 })],
             read: 0,
             written: (len * std::mem::size_of::<f32>()) as u64,
         };

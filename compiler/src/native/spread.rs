@@ -23,7 +23,7 @@ use flow_runtime::{DType, Tensor};
 use super::{Kernel, NativeError};
 use crate::mir::contract::contraction;
 use crate::mir::ir::{Affine, Graph, NodeKind, Port};
-use crate::mir::schedule::{shard_plan, Schedule, Work};
+use crate::mir::schedule::{shard_plan, Schedule, Work, SHARD_ELEMENTS};
 use crate::mir::Idx;
 
 /// A launch's rows as its shards write them: what ranks exchange after it.
@@ -90,9 +90,10 @@ pub fn rows_of(rank: usize, ranks: usize, l: &LaunchRows<'_>) -> Range<usize> {
 /// The ports whose rows need not leave the rank that computed them: every reader is a
 /// kernel launch placed like the writer (same rows per shard, same shard count) that reads
 /// row `i` of it only at its own row `i` (the projection of the outermost dimension is the
-/// first free index), and the port is not an output of the graph. Every other port (read by
-/// a GEMM, a node on the interpreter, a concatenation or slice, a random fill's output, a
-/// graph output) is exchanged in full after its launch.
+/// first free index), and the port is not an output of the graph. A random fill of one
+/// dimension is placed like a kernel whose rows are its elements. Every other port (read by
+/// a GEMM, a node on the interpreter, a concatenation or slice, a random fill of more
+/// dimensions, a graph output) is exchanged in full after its launch.
 ///
 /// `kernels` and `first_of` are the executor's (`Native::kernels_of`): which nodes run as
 /// kernels, and which launches run as row groups (the others run member by member).
@@ -119,6 +120,13 @@ pub fn local_ports(
             } else {
                 None
             };
+        }
+    }
+    for (id, node) in g.nodes.iter_enumerated() {
+        if let (NodeKind::Random { .. }, [t]) = (&node.kind, &node.outputs[..]) {
+            if let [len] = t.shape[..] {
+                placed[id.index()] = Some((SHARD_ELEMENTS, len.div_ceil(SHARD_ELEMENTS)));
+            }
         }
     }
     let first_index = Affine {
