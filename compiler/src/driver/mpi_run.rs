@@ -8,7 +8,7 @@
 //! What moves (docs/distributed.md): per dispatch, one broadcast from rank 0 of the graph's
 //! text (only the first time the ranks see that graph; afterwards its hash) and of its
 //! inputs (a tensor the ranks already hold — an input or output of the previous dispatch —
-//! goes as its content hash only); per launch, an all-gather of the rows each rank computed,
+//! goes as its number only); per launch, an all-gather of the rows each rank computed,
 //! so every rank holds every tensor; nothing at the end (rank 0 has the outputs already).
 //!
 //! Failure: a shard that fails for good is agreed on by all ranks after its launch (the
@@ -31,7 +31,7 @@ use flow_runtime::pool::TaskError;
 use flow_runtime::Tensor;
 
 use super::{PassFlags, RuntimeFlags};
-use crate::mir::hash::{graph_hash, tensor_hash, Hash};
+use crate::mir::hash::{graph_hash, Hash};
 use crate::mir::ir::Graph;
 use crate::native::spread::{rows_of, LaunchRows, Outcome};
 use crate::native::{Native, NativeError, Spread};
@@ -121,7 +121,7 @@ fn worker(ranks: &Rc<Ranks>, flags: &PassFlags, rt: &RuntimeFlags) -> i32 {
 const STOP: u64 = 0;
 const DISPATCH: u64 = 1;
 
-/// An input of a dispatch: its bytes (`.npy`), or the hash of a tensor the ranks hold.
+/// An input of a dispatch: its bytes (`.npy`), or the number of a tensor the ranks hold.
 const INPUT_BYTES: u8 = 0;
 const INPUT_HELD: u8 = 1;
 
@@ -132,9 +132,11 @@ pub struct Ranks {
     size: usize,
     /// Graphs every rank has parsed, by hash.
     graphs: RefCell<HashMap<Hash, Rc<Graph>>>,
-    /// The tensors every rank holds: the inputs and outputs of the last dispatch, by content
-    /// hash (kept alike on every rank, so rank 0 knows what not to send).
-    held: RefCell<HashMap<Hash, Rc<Tensor>>>,
+    /// The tensors every rank holds: the inputs and outputs of the last dispatch, in that
+    /// order (kept alike on every rank, so rank 0 can name one by its number). Rank 0 finds
+    /// an input among them by identity (the coordinator passes on the very tensor a dispatch
+    /// returned), not by hashing its contents, which costs more than a small dispatch.
+    held: RefCell<Vec<Rc<Tensor>>>,
     /// Launches run so far (for `FLOW_MPI_DIE`).
     launches: Cell<u64>,
     /// `FLOW_MPI_DIE=RANK[,LAUNCH]`: this rank dies at that launch (the first by default).
@@ -244,11 +246,11 @@ impl Ranks {
         let mut inputs = Vec::new();
         for _ in 0..n {
             let kind = take(&mut p, 1)?[0];
-            let hash: Hash = take(&mut p, 32)?.try_into().expect("32 bytes");
             if kind == INPUT_HELD {
+                let i = read_u64(&mut p)? as usize;
                 let held = self.held.borrow();
                 inputs.push(
-                    held.get(&hash)
+                    held.get(i)
                         .cloned()
                         .ok_or("an input this rank does not hold")?,
                 );
@@ -342,15 +344,13 @@ impl Spread for Ranks {
         {
             let held = self.held.borrow();
             for t in inputs {
-                let h = tensor_hash(t);
-                if held.contains_key(&h) {
+                if let Some(i) = held.iter().position(|h| Rc::ptr_eq(h, t)) {
                     p.push(INPUT_HELD);
-                    p.extend(h);
+                    p.extend((i as u64).to_le_bytes());
                     held_bytes += (t.len() * t.dtype().size_bytes()) as u64;
                 } else {
                     let bytes = flow_runtime::npy::write_npy(t);
                     p.push(INPUT_BYTES);
-                    p.extend(h);
                     p.extend((bytes.len() as u64).to_le_bytes());
                     p.extend(bytes);
                 }
@@ -402,11 +402,7 @@ impl Spread for Ranks {
     }
 
     fn dispatched(&self, inputs: &[Rc<Tensor>], outputs: &[Rc<Tensor>]) {
-        let mut held = self.held.borrow_mut();
-        held.clear();
-        for t in inputs.iter().chain(outputs) {
-            held.insert(tensor_hash(t), t.clone());
-        }
+        *self.held.borrow_mut() = inputs.iter().chain(outputs).cloned().collect();
     }
 }
 
