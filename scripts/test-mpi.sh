@@ -10,7 +10,9 @@
 #     the ranks and the output is still identical;
 #     and a shard that fails for good gives the error of one process;
 #  3. kills a rank: one made to abort by FLOW_MPI_DIE, one with `kill -9`; the job must fail
-#     within seconds, saying which rank died.
+#     within seconds, saying which rank died;
+#  4. as root, runs tests/mpi/shards.flow on 2 ranks in two network namespaces joined by a
+#     veth pair, over TCP (scripts/test-mpi-netns.sh).
 # Needs Open MPI and libclang (scripts/install-mpi.sh). Every job runs under `--timeout`, so a
 # hang fails the test instead of blocking CI. Usage: scripts/test-mpi.sh [FILTER] — FILTER
 # (a substring of a program's path) limits step 1 to the programs it matches.
@@ -149,6 +151,19 @@ FLOW
         echo "ok    kill -9 of rank 3 ends the job in $took s (exit $rc): $(grep -Ei -m1 'rank 3' "$work/kill.err")"
     else
         fail "kill -9 of rank 3 (pid ${victim:-not found}): exit $rc after $took s; stderr: $(head -c 800 "$work/kill.err")"
+    fi
+fi
+
+if [ -z "$filter" ]; then
+    # Two "machines": network namespaces joined by a veth pair (root only; skipped, and said
+    # so, where namespaces cannot be made).
+    if [ "$(id -u)" = 0 ] && command -v ip >/dev/null && ip netns add "flowmpi-probe-$$" 2>/dev/null; then
+        ip netns del "flowmpi-probe-$$"
+        if ! scripts/test-mpi-netns.sh "$flowc" tests/mpi/shards.flow; then
+            fail "2 ranks in 2 network namespaces"
+        fi
+    else
+        echo "skip  2 ranks in 2 network namespaces: not root, or no network namespaces here"
     fi
 fi
 
