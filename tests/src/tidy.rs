@@ -116,6 +116,10 @@ pub const IO_EDGES: &[&str] = &["compiler/src/driver/", "compiler/src/bin/"];
 /// The only file that may use `ariadne`.
 pub const ARIADNE_FILE: &str = "compiler/src/driver/report.rs";
 
+/// The only file that may use the `mpi` crate (the `mpi` feature): the rest of the compiler
+/// reaches MPI ranks through `native::Spread`, so the default build needs no MPI.
+pub const MPI_FILE: &str = "compiler/src/driver/mpi_run.rs";
+
 /// The only folder that may use `cranelift_*`.
 pub const CRANELIFT_DIR: &str = "compiler/src/codegen/";
 
@@ -340,6 +344,9 @@ pub fn io_outside_edges(root: &Path) -> Vec<String> {
             out.push(format!(
                 "{f}: uses `ariadne`; only {ARIADNE_FILE} renders diagnostics"
             ));
+        }
+        if f != MPI_FILE && identifiers(&code).any(|i| i == "mpi") {
+            out.push(format!("{f}: uses the `mpi` crate; only {MPI_FILE} may"));
         }
         if !f.starts_with(CRANELIFT_DIR) && identifiers(&code).any(|i| i.starts_with("cranelift")) {
             out.push(format!("{f}: uses cranelift; only {CRANELIFT_DIR} may"));

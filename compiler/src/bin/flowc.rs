@@ -157,6 +157,13 @@ enum Command {
         file: PathBuf,
         #[command(flatten)]
         exec: ExecArgs,
+        /// Run on N MPI ranks: starts `mpirun -n N` with this flowc (needs the `mpi` feature
+        /// and Open MPI; see docs/distributed.md).
+        #[arg(long, value_name = "N")]
+        ranks: Option<u32>,
+        /// With --ranks: end the whole job after SECS seconds (`mpirun --timeout`).
+        #[arg(long, value_name = "SECS", requires = "ranks")]
+        timeout: Option<u32>,
         /// Arguments passed to the program.
         #[arg(last = true)]
         args: Vec<String>,
@@ -292,7 +299,22 @@ fn flowc_main() -> ExitCode {
     });
     let status = match cli.command {
         Command::Check { files } => driver::cmd_check(&files),
-        Command::Run { file, exec, args } => {
+        Command::Run {
+            ranks: Some(ranks),
+            timeout,
+            ..
+        } => {
+            let argv: Vec<String> = std::env::args().collect();
+            // Everything after `flowc run`, less the flags of the launch.
+            let rest = argv
+                .iter()
+                .position(|a| a == "run")
+                .map_or(&argv[..0], |i| &argv[i + 1..]);
+            driver::launch::run_ranks(ranks, timeout, &driver::launch::without_launch_flags(rest))
+        }
+        Command::Run {
+            file, exec, args, ..
+        } => {
             let (passes, runtime) = exec.flags();
             driver::cmd_run(&file, args, &passes, &runtime)
         }

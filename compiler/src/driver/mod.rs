@@ -43,6 +43,9 @@ mod bench;
 pub mod cache;
 pub mod fs_host;
 mod inspect;
+pub mod launch;
+#[cfg(feature = "mpi")]
+pub mod mpi_run;
 pub mod progress;
 pub mod report;
 pub mod stdlib;
@@ -516,11 +519,27 @@ pub fn cmd_run(
     flags: &PassFlags,
     rt: &RuntimeFlags,
 ) -> i32 {
+    #[cfg(feature = "mpi")]
+    if mpi_run::under_mpirun() {
+        return mpi_run::cmd_run(path, args, flags, rt);
+    }
+    run_spread(path, args, flags, rt, None)
+}
+
+/// `flowc run`, on one process or as rank 0 of an MPI job (`spread`).
+fn run_spread(
+    path: &std::path::Path,
+    args: Vec<String>,
+    flags: &PassFlags,
+    rt: &RuntimeFlags,
+    spread: Option<std::rc::Rc<dyn crate::native::Spread>>,
+) -> i32 {
     let cfg = stderr_config();
-    let (opts, observed) = match run_options(flags, rt) {
+    let (mut opts, observed) = match run_options(flags, rt) {
         Ok(o) => o,
         Err(status) => return status,
     };
+    opts.spread = spread;
     let Some(c) = compile_or_report(path, cfg) else {
         return 1;
     };

@@ -348,6 +348,9 @@ impl<'p, 'h> Machine<'p, 'h> {
                         Native::new(kernels, self.opts.threads).map_err(|e| err(e.into()))?;
                     native.set_retry(self.opts.retry);
                     native.set_hooks(self.opts.hooks.clone());
+                    if let Some(s) = &self.opts.spread {
+                        native.set_spread(s.clone());
+                    }
                     if self.opts.memory_limit.is_some() {
                         // Pooled buffers are memory too.
                         native.set_pool_limit(0);

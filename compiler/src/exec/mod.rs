@@ -102,6 +102,8 @@ pub struct RunOptions {
     /// A loop dispatches its bound values after an iteration that leaves this many nodes
     /// pending ([`SEGMENT_NODES`]; `usize::MAX`: never).
     pub segment_nodes: usize,
+    /// The MPI ranks the native backend spreads each dispatch over (`mpirun`), if any.
+    pub spread: Option<Rc<dyn crate::native::Spread>>,
 }
 
 impl Default for RunOptions {
@@ -120,6 +122,7 @@ impl Default for RunOptions {
             kernels: None,
             deadline: None,
             segment_nodes: SEGMENT_NODES,
+            spread: None,
         }
     }
 }

@@ -39,6 +39,7 @@ impl Native {
             rows,
             extent0: m,
             outputs: vec![(o.get(), n * dtype.size_bytes(), dtype)],
+            local: vec![false],
             read,
             written,
         };

@@ -154,6 +154,7 @@ impl Native {
             out_ptrs[d.writer.0][d.writer.1] = out_ptrs[d.dead.0][d.dead.1];
         }
         let mut outputs = Vec::new();
+        let mut local = Vec::new();
         let mut calls = Vec::new();
         let (mut read_bytes, mut written) = (0, 0);
         let mut seen: Vec<Port> = Vec::new();
@@ -170,6 +171,7 @@ impl Native {
                 read_bytes += tensor_bytes(a) + tensor_bytes(b);
                 let t = &node.outputs[0];
                 outputs.push((out_ptrs[k][0], c.dims.2 * t.dtype.size_bytes(), t.dtype));
+                local.push(false);
                 written += (c.dims.0 * c.dims.2 * t.dtype.size_bytes()) as u64;
                 calls.push(Call::Gemm {
                     c: c.clone(),
@@ -196,9 +198,13 @@ impl Native {
                     }
                 }
             }
-            for (t, &ptr) in node.outputs.iter().zip(&out_ptrs[k]) {
+            for (p, (t, &ptr)) in node.outputs.iter().zip(&out_ptrs[k]).enumerate() {
                 let row: usize = t.shape.iter().skip(1).product();
                 outputs.push((ptr, row * t.dtype.size_bytes(), t.dtype));
+                local.push(self.local.contains(&Port {
+                    node: member.node,
+                    port: p as u32,
+                }));
                 bufs.push(ptr);
                 written += (t.shape.iter().product::<usize>() * t.dtype.size_bytes()) as u64;
             }
@@ -221,6 +227,7 @@ impl Native {
             rows: group.rows,
             extent0,
             outputs,
+            local,
             read: read_bytes,
             written,
         };

@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use flow_runtime::buffers::BufferPool;
 use flow_runtime::fault::{inject_panic, FaultKind, Faults, RetryPolicy};
-use flow_runtime::pool::TaskError;
+use flow_runtime::pool::{TaskError, TaskErrorKind, TaskFn};
 use flow_runtime::profile::{trace_tid, Hooks};
 use flow_runtime::{DType, Data, Tensor};
 
@@ -37,9 +37,11 @@ mod error;
 mod fallback;
 mod group;
 mod key;
+pub mod spread;
 
 pub use error::NativeError;
 pub use key::{kernel_dims, structure_key};
+pub use spread::Spread;
 
 /// A compiled kernel: `fn(bufs, dims, lo, hi) -> status` (see `codegen/kernel/`).
 pub use flow_runtime::abi::KernelFn;
@@ -122,6 +124,11 @@ pub struct Native {
     grouped: usize,
     /// Outputs written over a dead tensor of their group (see [`in_place`]).
     in_place: usize,
+    /// The ranks a dispatch is spread over (`mpirun`), if any (see [`spread`]).
+    spread: Option<Rc<dyn Spread>>,
+    /// With ranks: the ports of the graph being run whose rows stay on the rank that
+    /// computed them ([`spread::local_ports`]).
+    local: std::collections::HashSet<Port>,
 }
 
 impl Native {
@@ -137,6 +144,8 @@ impl Native {
             last_peak: 0,
             grouped: 0,
             in_place: 0,
+            spread: None,
+            local: Default::default(),
         })
     }
 
@@ -153,6 +162,17 @@ impl Native {
     /// Sets where launches, shards and compilations are reported.
     pub fn set_hooks(&mut self, hooks: Hooks) {
         self.hooks = hooks;
+    }
+
+    /// Spreads every evaluation over ranks: on rank 0 [`Native::eval`] sends the graph and
+    /// its inputs to the others, and each rank runs its block of each launch's shards.
+    pub fn set_spread(&mut self, spread: Rc<dyn Spread>) {
+        self.spread = Some(spread);
+    }
+
+    /// The ranks in use, when more than one.
+    fn spread(&self) -> Option<&dyn Spread> {
+        self.spread.as_deref().filter(|s| s.ranks() > 1)
     }
 
     /// Gives a dropped tensor's memory back for reuse.
@@ -230,11 +250,17 @@ impl Native {
             finding: e.to_string(),
         })?;
         self.evals += 1;
+        if let Some(s) = self.spread().filter(|s| s.rank() == 0) {
+            s.send_dispatch(g, inputs)?;
+        }
         let progress = self.hooks.progress.clone();
         if let Some(p) = &progress {
             p.begin(g.nodes.ids().map(|id| shard_plan(g, id).1 as u64).sum());
         }
         let res = self.eval_nodes(g, inputs);
+        if let (Some(s), Ok(outputs)) = (self.spread(), &res) {
+            s.dispatched(inputs, outputs);
+        }
         if let Some(p) = &progress {
             p.end();
         }
@@ -263,6 +289,9 @@ impl Native {
         let (mut live, mut peak) = (0u128, 0u128);
         let schedule = crate::mir::schedule::plan(g);
         let (kernels, first_of) = self.kernels_of(g, &schedule)?;
+        if self.spread().is_some() {
+            self.local = spread::local_ports(g, &schedule, &kernels, &first_of);
+        }
         // Outputs of group members computed with their group's first member.
         let mut ready: HashMap<NodeId, Vec<Tensor>> = HashMap::new();
         // Inputs and constants are there from the start: a row group may read one that comes
@@ -375,6 +404,7 @@ impl Native {
             // The output as one row of `len` elements per element: shard k owns elements
             // k * SHARD_ELEMENTS.. of it.
             outputs: vec![(base.get(), std::mem::size_of::<f32>(), DType::F32)],
+            local: vec![self.local.contains(&Port { node: id, port: 0 })],
             read: 0,
             written: (len * std::mem::size_of::<f32>()) as u64,
         };
@@ -421,7 +451,7 @@ impl Native {
         let outputs = SendOutputs(&l.outputs);
         let (faults, kernel, rows, extent0, name) =
             (self.faults(), l.kernel, l.rows, l.extent0, &l.name);
-        let res = self.workers.run(l.shards, &|k, attempt| {
+        let task = |k: usize, attempt: u32| {
             let lo = k * rows;
             let hi = (lo + rows).min(extent0);
             let t0 = tracing.then(Instant::now);
@@ -459,7 +489,11 @@ impl Native {
                 }
             }
             res
-        });
+        };
+        let res = match self.spread() {
+            None => self.workers.run(l.shards, &task),
+            Some(s) => self.spread_launch(s, l, &task),
+        };
         if let Some(p) = profiler {
             let end = Instant::now();
             p.retries(self.workers.retried() - retried);
@@ -474,6 +508,58 @@ impl Native {
             );
         }
         res
+    }
+
+    /// Runs this rank's block of a launch's shards, then agrees with the other ranks on the
+    /// outcome and exchanges rows (see [`spread`]).
+    fn spread_launch(
+        &self,
+        s: &dyn Spread,
+        l: &Launch,
+        task: &TaskFn<'_>,
+    ) -> Result<(), TaskError> {
+        let mine = spread::shards_of(s.rank(), s.ranks(), l.shards);
+        let local = self
+            .workers
+            .run(mine.len(), &|j, attempt| task(mine.start + j, attempt))
+            .map_err(|mut e| {
+                e.task += mine.start;
+                e
+            });
+        let shared: Vec<_> = (l.outputs.iter().zip(&l.local))
+            .filter(|(_, &local)| !local)
+            .map(|(o, _)| *o)
+            .collect();
+        let rows = spread::LaunchRows {
+            name: &l.name,
+            shards: l.shards,
+            rows: l.rows,
+            extent0: l.extent0,
+            outputs: &shared,
+        };
+        match s.finish_launch(&rows, local) {
+            spread::Outcome::Done => Ok(()),
+            spread::Outcome::Failed(e) => Err(e),
+            // A shard's outcome depends only on its number and attempts (kernel error codes
+            // and injected faults alike), so running it here gives the error one process
+            // reports, with the op named as it would be.
+            spread::Outcome::FailedElsewhere { shard, rank } => {
+                let again = self
+                    .workers
+                    .run(1, &|_, attempt| task(shard, attempt))
+                    .map_err(|mut e| {
+                        e.task = shard;
+                        e
+                    });
+                Err(again.err().unwrap_or(TaskError {
+                    task: shard,
+                    kind: TaskErrorKind::Message(format!(
+                        "failed on rank {rank}, but not when run again on rank 0"
+                    )),
+                    attempts: 1,
+                }))
+            }
+        }
     }
 }
 
@@ -498,6 +584,8 @@ struct Launch {
     extent0: usize,
     /// Each output: its buffer, the bytes of one row, its type.
     outputs: Vec<(*mut u8, usize, DType)>,
+    /// For each output, whether its rows stay on the rank that computes them (with ranks).
+    local: Vec<bool>,
     /// Bytes read and written by the whole launch.
     read: u64,
     written: u64,

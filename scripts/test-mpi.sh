@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Tests the MPI executor (the `mpi` cargo feature; docs/distributed.md). Builds flowc with
+# `--features mpi`, then:
+#  1. runs every conformance program (tests/conformance/*.flow), every example, the `main` of
+#     every benchmark (its reduced sizes) and tests/mpi/*.flow (launches of many shards) on 1 process
+#     x 1 thread, 2 ranks x 1 thread and 4 ranks x 2 threads (`flowc run --ranks N`, which
+#     starts `mpirun --oversubscribe`), and compares the SHA-256 of standard output (and of
+#     the files a program saves) with the one-process run: they must be identical;
+#  2. runs an example with injected shard faults (`--faults`) on 4 ranks: retries happen on
+#     the ranks and the output is still identical;
+#     and a shard that fails for good gives the error of one process;
+#  3. kills a rank: one made to abort by FLOW_MPI_DIE, one with `kill -9`; the job must fail
+#     within seconds, saying which rank died;
+#  4. as root, runs tests/mpi/shards.flow on 2 ranks in two network namespaces joined by a
+#     veth pair, over TCP (scripts/test-mpi-netns.sh).
+# Needs Open MPI and libclang (scripts/install-mpi.sh). Every job runs under `--timeout`, so a
+# hang fails the test instead of blocking CI. Usage: scripts/test-mpi.sh [FILTER] — FILTER
+# (a substring of a program's path) limits step 1 to the programs it matches.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+filter=${1:-}
+command -v mpirun >/dev/null || { echo "mpirun not found: run scripts/install-mpi.sh" >&2; exit 1; }
+
+cargo build -q -p flowc --features mpi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# A copy: a later plain `cargo build` replaces target/debug/flowc with a build without MPI.
+cp target/debug/flowc "$work/flowc"
+flowc=$work/flowc
+export OMPI_MCA_mpi_yield_when_idle=1
+timeout=120
+failed=0
+fail() { echo "FAIL  $*"; failed=$((failed + 1)); }
+
+# Runs `flowc run` of program $2 with the launch flags $3 into folder $1: stdout, stderr,
+# status, and the program's saved files (examples that save take a folder as argument).
+run_into() {
+    local dir=$1 prog=$2 launch=$3
+    mkdir -p "$dir/files"
+    local args=()
+    case "$prog" in
+        examples/heat.flow) args=(-- "$dir/files") ;;
+    esac
+    # shellcheck disable=SC2086 # $launch is a list of flags
+    set +e
+    "$flowc" run $launch "$prog" "${args[@]}" >"$dir/out" 2>"$dir/err"
+    echo $? >"$dir/status"
+    set -e
+}
+
+digest() { (cat "$1/status" "$1/out"; cd "$1/files" && find . -type f -print0 | sort -z | xargs -0r sha256sum) | sha256sum | cut -c1-16; }
+
+start=$(date +%s)
+programs=$(ls tests/conformance/*.flow examples/*.flow benches/*.flow tests/mpi/*.flow)
+for prog in $programs; do
+    case "$prog" in *"$filter"*) ;; *) continue ;; esac
+    name=$(basename "$prog" .flow)
+    run_into "$work/$name-1" "$prog" "--threads 1"
+    want=$(digest "$work/$name-1")
+    if [ "$(cat "$work/$name-1/status")" != 0 ]; then
+        fail "$prog: the one-process run failed: $(head -c 300 "$work/$name-1/err")"
+        continue
+    fi
+    line="$name: 1x1 $want"
+    for launch in "--ranks 2 --threads 1" "--ranks 4 --threads 2"; do
+        d="$work/$name-$(echo "$launch" | tr -d ' -')"
+        run_into "$d" "$prog" "$launch --timeout $timeout"
+        got=$(digest "$d")
+        if [ "$got" != "$want" ]; then
+            fail "$prog with $launch: SHA-256 $got, one process $want (status $(cat "$d/status")): $(head -c 600 "$d/err")"
+            diff "$work/$name-1/out" "$d/out" | head -5 || true
+        fi
+        line="$line; $launch $got"
+    done
+    echo "ok    $line"
+done
+echo "identical outputs: $(($(date +%s) - start)) s"
+
+if [ -z "$filter" ]; then
+    # Shards that fail now and then are retried on the rank that runs them.
+    run_into "$work/faults-1" examples/mlp.flow "--threads 1 --faults 0.05,7"
+    run_into "$work/faults-4" examples/mlp.flow "--ranks 4 --threads 2 --faults 0.05,7 --timeout $timeout"
+    if [ "$(digest "$work/faults-1")" = "$(digest "$work/faults-4")" ] && [ "$(cat "$work/faults-4/status")" = 0 ]; then
+        echo "ok    mlp.flow with injected shard faults: 4 ranks = 1 process"
+    else
+        fail "mlp.flow with --faults on 4 ranks differs: $(head -c 600 "$work/faults-4/err")"
+    fi
+
+    # A shard that fails for good (no retries): on 4 ranks the failing shard may run on
+    # another rank, and the error is still the one of one process (same op, shard, cause).
+    run_into "$work/fail-1" tests/mpi/shards.flow "--threads 1 --faults 0.3,11 --retries 0"
+    run_into "$work/fail-4" tests/mpi/shards.flow "--ranks 4 --threads 2 --faults 0.3,11 --retries 0 --timeout $timeout"
+    n=$(wc -l <"$work/fail-1/err")
+    if [ "$(cat "$work/fail-1/status")" = 1 ] && [ "$(cat "$work/fail-4/status")" = 1 ] && [ "$n" -gt 0 ] \
+        && cmp -s "$work/fail-1/out" "$work/fail-4/out" \
+        && [ "$(cat "$work/fail-1/err")" = "$(head -n "$n" "$work/fail-4/err")" ]; then
+        echo "ok    a shard failing for good on 4 ranks: $(head -1 "$work/fail-4/err")"
+    else
+        fail "a shard failing for good: 1 process says $(head -1 "$work/fail-1/err"), 4 ranks say $(head -c 600 "$work/fail-4/err")"
+    fi
+
+    # A long run: one dispatch per step, until killed.
+    cat >"$work/long.flow" <<'FLOW'
+op step(u: f32[N, M]) -> f32[N, M] {
+    let v[i, j] = u[i, j] + 0.2 * (pad(u, 0.0)[i - 1, j] + pad(u, 0.0)[i + 1, j] - 2.0 * u[i, j]);
+    v
+}
+main {
+    var u = rand_uniform(0, [512, 64]);
+    for s in 0..100000000 {
+        u = step(u);
+        if sum[i, j](u[i, j]) < -1.0 { print("never"); }
+    }
+}
+FLOW
+    # A rank that aborts in its third launch.
+    t0=$(date +%s)
+    set +e
+    FLOW_MPI_DIE=2,3 "$flowc" run --ranks 4 --threads 1 --timeout 60 "$work/long.flow" >"$work/die.out" 2>"$work/die.err"
+    rc=$?
+    set -e
+    took=$(($(date +%s) - t0))
+    if [ $rc -ne 0 ] && [ $took -le 20 ] && grep -q "rank 2 of 4: injected death" "$work/die.err"; then
+        echo "ok    a rank that aborts ends the job in $took s (exit $rc): $(grep -m1 'rank 2 of 4' "$work/die.err")"
+    else
+        fail "a rank that aborts: exit $rc after $took s; stderr: $(head -c 800 "$work/die.err")"
+    fi
+
+    # kill -9 of rank 3 while the job runs.
+    "$flowc" run --ranks 4 --threads 1 --timeout 60 "$work/long.flow" >"$work/kill.out" 2>"$work/kill.err" &
+    job=$!
+    victim=
+    for _ in $(seq 1 100); do
+        # The ranks are copies of this script's flowc: no other process on the machine.
+        for p in $(pgrep -f "^$flowc run" || true); do
+            if { tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=3"; then victim=$p; fi
+        done
+        [ -n "$victim" ] && break
+        sleep 0.1
+    done
+    sleep 1
+    t0=$(date +%s)
+    if [ -n "$victim" ]; then kill -9 "$victim"; fi
+    set +e
+    wait $job
+    rc=$?
+    set -e
+    took=$(($(date +%s) - t0))
+    if [ -n "$victim" ] && [ $rc -ne 0 ] && [ $took -le 20 ] && grep -Eiq "rank 3" "$work/kill.err"; then
+        echo "ok    kill -9 of rank 3 ends the job in $took s (exit $rc): $(grep -Ei -m1 'rank 3' "$work/kill.err")"
+    else
+        fail "kill -9 of rank 3 (pid ${victim:-not found}): exit $rc after $took s; stderr: $(head -c 800 "$work/kill.err")"
+    fi
+fi
+
+if [ -z "$filter" ]; then
+    # Two "machines": network namespaces joined by a veth pair (root only; skipped, and said
+    # so, where namespaces cannot be made).
+    if [ "$(id -u)" = 0 ] && command -v ip >/dev/null && ip netns add "flowmpi-probe-$$" 2>/dev/null; then
+        ip netns del "flowmpi-probe-$$"
+        if ! scripts/test-mpi-netns.sh "$flowc" tests/mpi/shards.flow; then
+            fail "2 ranks in 2 network namespaces"
+        fi
+    else
+        echo "skip  2 ranks in 2 network namespaces: not root, or no network namespaces here"
+    fi
+fi
+
+echo "test-mpi: $failed failure(s), $(($(date +%s) - start)) s"
+[ $failed -eq 0 ]
