@@ -378,11 +378,11 @@ pub fn not_differentiable_monoid(
 ) -> Diagnostic {
     Diagnostic::error(
         Code::NotDifferentiable,
-        format!("`{which}` of `{func}`, which reduces with the monoid `{monoid}`: a user monoid has no derivative"),
+        format!("`{which}` of `{func}`, which reduces with the monoid `{monoid}`: `{monoid}` declares no derivative"),
         span,
     )
     .with_label(at, format!("`reduce` with `{monoid}` here"))
-    .with_note("differentiate a function that uses the built-in reductions `sum`, `prod`, `max` and `min`")
+    .with_note(format!("declare one in `{monoid}`: `d_combine(a, b, g) = (…, …);`, the adjoints of `a` and `b` given the adjoint `g` of `combine(a, b)`; or use the built-in reductions `sum`, `prod`, `max` and `min`"))
 }
 
 /// `filter`, `partition` or a sort inside an operation.

@@ -114,6 +114,9 @@ pub struct Monoid {
     pub combine: MonoidFn,
     pub unwrap: Option<MonoidFn>,
     pub commutative: bool,
+    /// `d_combine(a, b, g) = (da, db)`: the declared derivative of `combine` (its
+    /// vector-Jacobian product), which makes reductions with the monoid differentiable.
+    pub d_combine: Option<MonoidFn>,
     pub span: Span,
 }
 
