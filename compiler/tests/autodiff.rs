@@ -6,7 +6,9 @@
 //! selects, division, `neg`), binary maps (same shape, or a vector broadcast along the rows),
 //! reductions over a row or a column (`sum max min prod`), contractions (plain and
 //! transposed), windows (`x[i] * x[i + 1]`, `sum[k < 2](x[i + k])`), reversed, strided and
-//! zero-padded reads; the result is a `sum` of `tanh` of the last node, a scalar.
+//! zero-padded reads, reductions with user monoids that declare `d_combine` (see
+//! [`MONOIDS`]: scalar and pair states, wrap, unwrap, not commutative); the result is a
+//! `sum` of `tanh` of the last node, a scalar.
 //!
 //! **Properties** (each over `FLOW_AD_CASES` cases, 150 by default):
 //! - the gradient with respect to both inputs equals central finite differences
@@ -44,6 +46,35 @@ impl Choose for Rng {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
     }
 }
+
+/// User monoids that declare their derivative (`d_combine`), every graph has them: a
+/// log-sum-exp (scalar state, no wrap, identity `-inf`), a `(max, sum)` pair with a wrap and
+/// an unwrap, and the composition of affine maps `x ↦ a x + b`, which is not commutative (a
+/// tree that reordered the fold would get its value, and so its gradient, wrong).
+const MONOIDS: &str = r#"monoid @0 "LogSumExp" {
+    state (f64)
+    zero (-inff64)
+    combine = select(eq(max(p0, p1), -inff64), max(p0, p1), add(max(p0, p1), log(add(exp(sub(p0, max(p0, p1))), exp(sub(p1, max(p0, p1)))))))
+    d_combine = tuple(mul(p2, exp(sub(p0, select(eq(max(p0, p1), -inff64), max(p0, p1), add(max(p0, p1), log(add(exp(sub(p0, max(p0, p1))), exp(sub(p1, max(p0, p1)))))))))), mul(p2, exp(sub(p1, select(eq(max(p0, p1), -inff64), max(p0, p1), add(max(p0, p1), log(add(exp(sub(p0, max(p0, p1))), exp(sub(p1, max(p0, p1)))))))))))
+}
+monoid @1 "MaxSum" {
+    state (m: f64, s: f64)
+    zero (-inff64, 0.0f64)
+    wrap (f64) = tuple(p0, mul(p0, p0))
+    combine = tuple(max(p0.0, p1.0), add(p0.1, p1.1))
+    unwrap (f64) = add(p0.0, mul(0.25f64, p0.1))
+    commutative
+    d_combine = tuple(tuple(select(gt(p0.0, p1.0), p2.0, 0.0f64), p2.1), tuple(select(gt(p0.0, p1.0), 0.0f64, p2.0), p2.1))
+}
+monoid @2 "Affine" {
+    state (a: f64, b: f64)
+    zero (1.0f64, 0.0f64)
+    wrap (f64, f64) = tuple(p0, p1)
+    combine = tuple(mul(p0.0, p1.0), add(mul(p1.0, p0.1), p1.1))
+    unwrap (f64) = add(p0.0, p0.1)
+    d_combine = tuple(tuple(mul(p2.0, p1.0), mul(p2.1, p1.0)), tuple(add(mul(p2.0, p0.0), mul(p2.1, p0.1)), p2.1))
+}
+"#;
 
 /// Elementwise bodies of one read `r0`, smooth or with kinks of measure zero.
 const UNARY: &[&str] = &[
@@ -130,7 +161,7 @@ impl Gen {
     }
 
     fn step(&mut self) {
-        match self.rng.below(9) {
+        match self.rng.below(10) {
             0 | 1 => {
                 let p = self.recent(None).expect("inputs exist");
                 let s = self.nodes[p].clone();
@@ -270,6 +301,26 @@ impl Gen {
                     }
                 }
             }
+            8 => {
+                // A reduction with a user monoid that declares its derivative: over a row,
+                // a column or the whole of a matrix.
+                let Some(p) = self.recent(Some(2)) else {
+                    return;
+                };
+                let s = self.nodes[p].clone();
+                let (over, read, out) = match self.rng.below(3) {
+                    0 => (format!("[{}] over [{}]", s[0], s[1]), "i0, i1", vec![s[0]]),
+                    1 => (format!("[{}] over [{}]", s[1], s[0]), "i1, i0", vec![s[1]]),
+                    _ => (format!("[] over [{}, {}]", s[0], s[1]), "i0, i1", vec![]),
+                };
+                let (m, args) = *self.rng.pick(&[
+                    ("@0", "mul(r0, r0)"),
+                    ("@1", "sin(r0)"),
+                    ("@2", "add(1.0f64, mul(0.5f64, tanh(r0))); mul(0.5f64, r0)"),
+                ]);
+                let kind = format!("reduce {over} {m} reads(%{p}.0[{read}])");
+                self.add(kind, out, args);
+            }
             _ => {
                 // An outer product: a matrix from two vectors.
                 let Some(p) = self.recent(Some(1)) else {
@@ -316,7 +367,7 @@ fn generate(seed: u64) -> (Graph, Vec<Tensor>) {
         ident(s.len())
     ));
     g.lines.push(format!("output %{id}.0"));
-    let text = g.lines.join("\n") + "\n";
+    let text = format!("{MONOIDS}{}\n", g.lines.join("\n"));
     let graph = mir::parse(&text).unwrap_or_else(|e| panic!("generator bug: {e}\n{text}"));
     (graph, inputs)
 }
@@ -405,8 +456,18 @@ const TOL: f64 = 1e-6;
 #[test]
 fn gradients_match_central_differences() {
     let mut checked = 0usize;
+    let mut with_monoid = 0usize;
     for seed in seeds("fd") {
         let (g, inputs) = generate(seed);
+        with_monoid += usize::from(g.nodes.iter().any(|n| {
+            matches!(
+                n.kind,
+                NodeKind::Reduce {
+                    monoid: mir::MonoidRef::User(_),
+                    ..
+                }
+            )
+        }));
         let d = gradient_graph(&g);
         mir::verify(&d).unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", mir::print(&d)));
         let grads = interp::eval(&d, &inputs)
@@ -431,6 +492,11 @@ fn gradients_match_central_differences() {
         }
     }
     assert!(checked > 500, "only {checked} elements checked");
+    let want = seeds("fd").len() / 10;
+    assert!(
+        with_monoid >= want,
+        "only {with_monoid} graphs reduce with a user monoid"
+    );
 }
 
 #[test]
