@@ -5,8 +5,8 @@
 //! scalar built-in (`tanh sin cos exp log sqrt abs pow atan asin acos atan2`, `max`/`min` against a constant,
 //! selects, division, `neg`), binary maps (same shape, or a vector broadcast along the rows),
 //! reductions over a row or a column (`sum max min prod`), contractions (plain and
-//! transposed), windows (`x[i] * x[i + 1]`, `sum[k < 2](x[i + k])`), reversed, strided and
-//! zero-padded reads, reductions with user monoids that declare `d_combine` (see
+//! transposed), windows (`x[i] * x[i + 1]`, `sum[k < 2](x[i + k])`), reversed, strided,
+//! zero-padded and edge-clamped reads, reductions with user monoids that declare `d_combine` (see
 //! [`MONOIDS`]: scalar and pair states, wrap, unwrap, not commutative); the result is a
 //! `sum` of `tanh` of the last node, a scalar.
 //!
@@ -283,7 +283,7 @@ impl Gen {
                     return;
                 };
                 let n = self.nodes[p][0];
-                match self.rng.below(3) {
+                match self.rng.below(5) {
                     0 => {
                         let kind = format!("map [{n}] reads(%{p}.0[{} - i0])", n - 1);
                         self.add(kind, vec![n], "r0");
@@ -292,12 +292,28 @@ impl Gen {
                         let kind = format!("map [{}] reads(%{p}.0[2*i0])", n.div_ceil(2));
                         self.add(kind, vec![n.div_ceil(2)], "r0");
                     }
-                    _ => {
+                    2 => {
                         let kind = format!(
                             "map [{}] reads(%{p}.0[i0 - 1 | pad 0.0f64], %{p}.0[i0 | pad 0.0f64])",
                             n + 1
                         );
                         self.add(kind, vec![n + 1], "mul(r0, add(r0, 1.0f64))");
+                    }
+                    3 => {
+                        // Edge-clamped neighbours, past both ends (`clamp_edge(x)[i - 1]`).
+                        let kind = format!(
+                            "map [{}] reads(%{p}.0[i0 - 2 | clamp], %{p}.0[i0 + 1 | clamp])",
+                            n + 2
+                        );
+                        self.add(kind, vec![n + 2], "mul(r0, add(r1, 1.0f64))");
+                    }
+                    _ => {
+                        // A clamped window over a matrix built from the vector.
+                        let kind = format!(
+                            "map [{}, 3] reads(%{p}.0[i0 + i1 - 1 | clamp], %{p}.0[2*i0 - i1 | clamp])",
+                            n
+                        );
+                        self.add(kind, vec![n, 3], "add(sin(r0), mul(0.5f64, r1))");
                     }
                 }
             }
