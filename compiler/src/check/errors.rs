@@ -342,6 +342,24 @@ pub fn monoid_commutativity(monoid: &str, span: Span, shown: [String; 4]) -> Dia
     .with_note("remove `commutative;` if the order of inputs matters")
 }
 
+/// A monoid's `d_combine` that disagrees with central differences of its `combine`.
+/// `shown` is `[a, b, the side, its field, the result's field]` (the fields empty for a
+/// scalar state).
+pub fn monoid_derivative(monoid: &str, span: Span, shown: [String; 5], got: f64, fd: f64) -> Diagnostic {
+    let [a, b, side, k, f] = shown;
+    let of = |x: String| if x.is_empty() { x } else { format!(".{x}") };
+    let (k, f) = (of(k), of(f));
+    Diagnostic::error(
+        Code::MonoidDerivative,
+        format!("the `d_combine` of monoid `{monoid}` is not the derivative of its `combine`"),
+        span,
+    )
+    .with_note(format!(
+        "at a = {a}, b = {b}: d combine(a, b){f} / d {side}{k} is {fd:.6} by central differences, but d_combine gives {got:.6}"
+    ))
+    .with_note("d_combine(a, b, g) must return the adjoints (da, db) of a and b given the adjoint g of combine(a, b)")
+}
+
 /// `grad` (or `value_and_grad`, `vjp`) with respect to a value that has no gradient.
 pub fn not_differentiable_arg(
     which: &str,

@@ -12,6 +12,7 @@ pub mod errors;
 pub mod eval;
 pub mod indices;
 pub mod infer;
+pub mod monoid_derivative;
 pub mod monoid_laws;
 
 #[cfg(test)]

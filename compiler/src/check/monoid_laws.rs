@@ -112,6 +112,9 @@ pub fn check_laws(
             }
         }
     }
+    if let Some(d) = &m.d_combine {
+        super::monoid_derivative::check(prog, m, d, &states)?;
+    }
     Ok(())
 }
 
@@ -393,7 +396,7 @@ fn close(a: f64, b: f64, magnitude: f64, tol: f64) -> bool {
         || (a - b).abs() <= tol * (1.0 + a.abs() + b.abs() + magnitude)
 }
 
-fn show(v: &Value) -> String {
+pub(super) fn show(v: &Value) -> String {
     match v {
         Value::Scalar(s) => format_scalar(s),
         Value::Tuple(vs) => format!("({})", vs.iter().map(show).collect::<Vec<_>>().join(", ")),
