@@ -171,6 +171,7 @@ fn sample_states(prog: &hir::Program, m: &hir::Monoid) -> Option<Vec<Value>> {
 fn constants_of(prog: &hir::Program, m: &hir::Monoid) -> Vec<Scalar> {
     let mut todo: Vec<&hir::Expr> = vec![&m.zero.expr, &m.combine.body.expr];
     todo.extend(m.wrap.iter().chain(&m.unwrap).map(|f| &f.body.expr));
+    todo.extend(m.d_combine.iter().map(|f| &f.body.expr));
     todo.reverse();
     let mut seen_fns = Vec::new();
     let mut out: Vec<Scalar> = Vec::new();

@@ -493,6 +493,9 @@ impl Program {
             if let Some(u) = &mut m.unwrap {
                 out.push(&mut u.body);
             }
+            if let Some(d) = &mut m.d_combine {
+                out.push(&mut d.body);
+            }
         }
         if let Some(m) = &mut self.main {
             out.push(m);
