@@ -17,7 +17,10 @@
 //!   than that tolerance sits within `h` of a kink (a `max`, `abs` or `select` boundary) and
 //!   is skipped;
 //! - the gradient graph verifies, and after the full pass pipeline the JIT (on 1 and 3
-//!   threads) gives the interpreter's results bit for bit.
+//!   threads) gives the interpreter's results bit for bit; so does the pipeline with
+//!   `recompute` (checkpointing, as `--memory-limit` runs a plan over budget: every producer
+//!   recomputed in its consumers), on both backends, and it shrinks at least a quarter of
+//!   the graphs (so the law is exercised).
 //!
 //! **Reproducing a failure.** The failing graph's MIR text and seed are printed; rerun with
 //! `FLOW_AD_SEED=<seed> cargo test -p flowc --test all autodiff::`.
@@ -521,20 +524,39 @@ fn gradient_graphs_run_alike_on_jit_and_interpreter() {
         .iter()
         .map(|t| flowc::codegen::native(*t).expect("the JIT starts"))
         .collect();
+    let mut fewer = 0usize;
     for seed in seeds("jit") {
         let (g, inputs) = generate(seed);
-        let mut d = gradient_graph(&g);
+        let derived = gradient_graph(&g);
+        let mut d = derived.clone();
         let cfg = PassConfig {
             verify: true,
             ..PassConfig::default()
         };
         optimize_all(&mut d, &cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        // Checkpointing: the passes as `--memory-limit` runs them over budget, recomputing
+        // every producer in its consumers instead of storing it.
+        let mut r = derived;
+        let recompute = PassConfig {
+            recompute: true,
+            ..cfg
+        };
+        optimize_all(&mut r, &recompute).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        fewer += usize::from(r.nodes.len() < d.nodes.len());
         let want = interp::eval(&d, &inputs).expect("the interpreter runs");
         let rc: Vec<std::rc::Rc<Tensor>> = inputs.iter().cloned().map(std::rc::Rc::new).collect();
-        for jit in jits.iter_mut() {
-            let got = jit
-                .eval(&d, &rc)
-                .unwrap_or_else(|e| panic!("seed {seed}: the JIT fails: {e}"));
+        let recomputed = interp::eval(&r, &inputs).expect("the interpreter runs");
+        let runs = jits.iter_mut().flat_map(|jit| {
+            [&d, &r].map(|graph| {
+                jit.eval(graph, &rc)
+                    .unwrap_or_else(|e| panic!("seed {seed}: the JIT fails: {e}"))
+                    .iter()
+                    .map(|t| (**t).clone())
+                    .collect::<Vec<Tensor>>()
+            })
+        });
+        let runs: Vec<Vec<Tensor>> = std::iter::once(recomputed).chain(runs).collect();
+        for (run, got) in runs.into_iter().enumerate() {
             for (w, a) in want.iter().zip(&got) {
                 let (w, a) = (values(w), values(a));
                 let same = w
@@ -543,10 +565,18 @@ fn gradient_graphs_run_alike_on_jit_and_interpreter() {
                     .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()));
                 assert!(
                     same,
-                    "seed {seed}: JIT {a:?} vs interpreter {w:?}\n{}",
-                    mir::print(&d)
+                    "seed {seed}: run {run} (0: interpreter, recomputed; then JIT stored, \
+                     recomputed on 1, then 3 threads) {a:?} vs the interpreter on the stored \
+                     graph {w:?}\n{}\n{}",
+                    mir::print(&d),
+                    mir::print(&r)
                 );
             }
         }
     }
+    let want = seeds("jit").len() / 4;
+    assert!(
+        fewer >= want,
+        "recomputing shrank only {fewer} of the derived graphs"
+    );
 }

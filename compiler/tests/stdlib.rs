@@ -277,8 +277,16 @@ fn the_layer_guide_runs() {
     assert!(backends.contains(&"interp"), "no interp backend");
     for b in backends {
         let out = run(&["run", "--backend", b, f.to_str().unwrap()]);
-        assert!(out.status.success(), "the guide's example ({b}):\n{}", text(&out));
-        assert_eq!(String::from_utf8_lossy(&out.stdout), want, "its output ({b})");
+        assert!(
+            out.status.success(),
+            "the guide's example ({b}):\n{}",
+            text(&out)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            want,
+            "its output ({b})"
+        );
         for line in program.lines() {
             if let Some(l) = line.strip_prefix("// expect-stdout: ") {
                 assert!(want.lines().any(|w| w == l), "the page shows `{l}`");

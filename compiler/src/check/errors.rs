@@ -345,7 +345,13 @@ pub fn monoid_commutativity(monoid: &str, span: Span, shown: [String; 4]) -> Dia
 /// A monoid's `d_combine` that disagrees with central differences of its `combine`.
 /// `shown` is `[a, b, the side, its field, the result's field]` (the fields empty for a
 /// scalar state).
-pub fn monoid_derivative(monoid: &str, span: Span, shown: [String; 5], got: f64, fd: f64) -> Diagnostic {
+pub fn monoid_derivative(
+    monoid: &str,
+    span: Span,
+    shown: [String; 5],
+    got: f64,
+    fd: f64,
+) -> Diagnostic {
     let [a, b, side, k, f] = shown;
     let of = |x: String| if x.is_empty() { x } else { format!(".{x}") };
     let (k, f) = (of(k), of(f));

@@ -406,7 +406,10 @@ fn check_monoid(ck: &mut Checker, m: &ast::MonoidDef, idx: usize) -> hir::Monoid
         let want = match name {
             "unwrap" => None,
             // The adjoints of `a` and of `b`.
-            "d_combine" => Some(Ty::Tuple(vec![(None, state.clone()), (None, state.clone())])),
+            "d_combine" => Some(Ty::Tuple(vec![
+                (None, state.clone()),
+                (None, state.clone()),
+            ])),
             _ => Some(state.clone()),
         };
         let e = ck.infer(value, &mut cx, want.as_ref());

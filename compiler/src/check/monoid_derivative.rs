@@ -33,7 +33,9 @@ fn fields(v: &Value) -> Vec<Scalar> {
 fn with_fields(like: &Value, fs: &[Scalar]) -> Value {
     match like {
         Value::Scalar(_) => Value::Scalar(fs[0]),
-        Value::Tuple(xs) => Value::Tuple(fs.iter().zip(xs).map(|(f, _)| Value::Scalar(*f)).collect()),
+        Value::Tuple(xs) => {
+            Value::Tuple(fs.iter().zip(xs).map(|(f, _)| Value::Scalar(*f)).collect())
+        }
     }
 }
 
@@ -44,14 +46,22 @@ fn moderate(v: &Value) -> bool {
 }
 
 /// `Err` with the first disagreement of `d_combine` with central differences of `combine`.
-pub fn check(prog: &hir::Program, m: &hir::Monoid, d: &hir::MonoidFn, states: &[Value]) -> Result<(), Box<Diagnostic>> {
+pub fn check(
+    prog: &hir::Program,
+    m: &hir::Monoid,
+    d: &hir::MonoidFn,
+    states: &[Value],
+) -> Result<(), Box<Diagnostic>> {
     let ok: Vec<&Value> = states.iter().filter(|v| moderate(v)).collect();
     let combine = |a: &Value, b: &Value| {
         eval_body(prog, &m.combine.body, vec![a.clone(), b.clone()])
             .ok()
             .map(|v| fields(&v))
     };
-    let pairs = ok.iter().flat_map(|a| ok.iter().map(move |b| (*a, *b))).take(PAIRS);
+    let pairs = ok
+        .iter()
+        .flat_map(|a| ok.iter().map(move |b| (*a, *b)))
+        .take(PAIRS);
     for (a, b) in pairs {
         let (fa, fb) = (fields(a), fields(b));
         for (f, sf) in fa.iter().enumerate() {
@@ -65,7 +75,11 @@ pub fn check(prog: &hir::Program, m: &hir::Monoid, d: &hir::MonoidFn, states: &[
                 .enumerate()
                 .map(|(k, s)| Scalar::F64(if k == f { 1.0 } else { 0.0 }).cast(s.dtype()))
                 .collect();
-            let Ok(dc) = eval_body(prog, &d.body, vec![a.clone(), b.clone(), with_fields(a, &g)]) else {
+            let Ok(dc) = eval_body(
+                prog,
+                &d.body,
+                vec![a.clone(), b.clone(), with_fields(a, &g)],
+            ) else {
                 continue;
             };
             let Value::Tuple(sides) = &dc else { continue };
@@ -87,14 +101,19 @@ pub fn check(prog: &hir::Program, m: &hir::Monoid, d: &hir::MonoidFn, states: &[
                             let mut y = x.clone();
                             y[k] = Scalar::F64(x[k].as_f64() + t).cast(dk);
                             let y = with_fields(a, &y);
-                            let v = if side == 0 { combine(&y, b) } else { combine(a, &y) };
+                            let v = if side == 0 {
+                                combine(&y, b)
+                            } else {
+                                combine(a, &y)
+                            };
                             v.map(|v| v[f].as_f64())
                         };
                         let (p, o, q) = (at(h)?, at(0.0)?, at(-h)?);
                         let (fwd, bwd) = ((p - o) / h, (o - q) / h);
                         (fwd.is_finite() && bwd.is_finite()).then_some((fwd, bwd))
                     };
-                    let (Some((f1, b1)), Some((f4, b4))) = (quotients(h), quotients(h / 4.0)) else {
+                    let (Some((f1, b1)), Some((f4, b4))) = (quotients(h), quotients(h / 4.0))
+                    else {
                         continue;
                     };
                     let close = |x: f64, y: f64| (x - y).abs() <= tol * (1.0 + x.abs() + y.abs());
@@ -107,11 +126,23 @@ pub fn check(prog: &hir::Program, m: &hir::Monoid, d: &hir::MonoidFn, states: &[
                     let got = dx[k].as_f64();
                     if !close(got, fd) {
                         let show = crate::check::monoid_laws::show;
-                        let field = |i: usize| if x.len() == 1 { String::new() } else { i.to_string() };
+                        let field = |i: usize| {
+                            if x.len() == 1 {
+                                String::new()
+                            } else {
+                                i.to_string()
+                            }
+                        };
                         return Err(Box::new(errors::monoid_derivative(
                             &m.name,
                             d.body.expr.span,
-                            [show(a), show(b), ["a", "b"][side].to_string(), field(k), field(f)],
+                            [
+                                show(a),
+                                show(b),
+                                ["a", "b"][side].to_string(),
+                                field(k),
+                                field(f),
+                            ],
                             got,
                             fd,
                         )));

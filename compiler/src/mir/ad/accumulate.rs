@@ -94,9 +94,27 @@ pub(super) fn accumulate(
         .shape
         .clone();
     if target.edge == Edge::Clamp {
-        return clamped(g, extents, reads, contribution, target, &shape, dtype, label);
+        return clamped(
+            g,
+            extents,
+            reads,
+            contribution,
+            target,
+            &shape,
+            dtype,
+            label,
+        );
     }
-    into(g, extents, reads, contribution, &target.proj, shape, dtype, label)
+    into(
+        g,
+        extents,
+        reads,
+        contribution,
+        &target.proj,
+        shape,
+        dtype,
+        label,
+    )
 }
 
 /// The adjoint of a `clamp_edge` read: accumulated into the extended tensor that every
@@ -119,7 +137,11 @@ fn clamped(
         .collect::<Option<Vec<_>>>()
     else {
         // An empty box contributes nothing.
-        return Ok(super::zeros(g, &TensorTy::new(dtype, shape.to_vec()), label));
+        return Ok(super::zeros(
+            g,
+            &TensorTy::new(dtype, shape.to_vec()),
+            label,
+        ));
     };
     // Extended axis d covers `lo_d ..= hi_d` of the read's coordinates, `lo_d <= 0`.
     let mut ext = Vec::with_capacity(shape.len());
@@ -132,7 +154,16 @@ fn clamped(
         a.konst -= lo;
         proj.push(a);
     }
-    let mut cur = into(g, extents, reads, contribution, &proj, ext.clone(), dtype, label)?;
+    let mut cur = into(
+        g,
+        extents,
+        reads,
+        contribution,
+        &proj,
+        ext.clone(),
+        dtype,
+        label,
+    )?;
     // Fold axis d back from `ext` to `shape`: x[s] = e[s - lo] plus, at s = 0, e[0 .. -lo]
     // and, at s = n - 1, e[n - lo ..].
     let mut now = ext;

@@ -112,13 +112,16 @@ fn field_in(x: &ScalarExpr, k: u32) -> ScalarExpr {
 }
 
 /// A map node with one output port per body expression.
-fn map(g: &mut Graph, space: Vec<usize>, reads: Vec<Read>, body: Vec<ScalarExpr>, outs: Vec<TensorTy>, label: &str) -> Vec<Port> {
+fn map(
+    g: &mut Graph,
+    space: Vec<usize>,
+    reads: Vec<Read>,
+    body: Vec<ScalarExpr>,
+    outs: Vec<TensorTy>,
+    label: &str,
+) -> Vec<Port> {
     let n = body.len();
-    let kind = NodeKind::Map {
-        space,
-        reads,
-        body,
-    };
+    let kind = NodeKind::Map { space, reads, body };
     let first = add_node(g, kind, outs[0].clone(), label);
     g.nodes[first.node].outputs = outs;
     g.nodes[first.node].prune_reads();
@@ -168,7 +171,14 @@ pub(super) fn back_user_reduce(
         None => r.args[0].clone(),
     };
     let wrapped = parts.fields(&wrapped);
-    let w = map(g, all.clone(), r.reads.to_vec(), wrapped.clone(), parts.types(&all), &format!("{label}.wrap"));
+    let w = map(
+        g,
+        all.clone(),
+        r.reads.to_vec(),
+        wrapped.clone(),
+        parts.types(&all),
+        &format!("{label}.wrap"),
+    );
     let mut trees = Vec::new();
     let mut cur = w.clone();
     for axis in (r.space.len()..all.len()).rev() {
@@ -180,7 +190,14 @@ pub(super) fn back_user_reduce(
         proj.push(Affine::konst(0));
         let reads = top.iter().map(|&p| read(p, proj.clone())).collect();
         let body = (0..n as u32).map(ScalarExpr::Read).collect();
-        cur = map(g, outer.clone(), reads, body, parts.types(&outer), &format!("{label}.fold"));
+        cur = map(
+            g,
+            outer.clone(),
+            reads,
+            body,
+            parts.types(&outer),
+            &format!("{label}.fold"),
+        );
         trees.push(tree);
     }
     let s = cur;
@@ -208,7 +225,14 @@ pub(super) fn back_user_reduce(
 
 /// The tree that folds the last axis (of extent `len`) of the state tensor `t0`, whose other
 /// axes are `outer`.
-fn build_tree(g: &mut Graph, parts: &Parts, outer: &[usize], t0: Vec<Port>, len: usize, label: &str) -> Tree {
+fn build_tree(
+    g: &mut Graph,
+    parts: &Parts,
+    outer: &[usize],
+    t0: Vec<Port>,
+    len: usize,
+    label: &str,
+) -> Tree {
     let n = parts.n();
     let mut levels = vec![t0];
     let mut len = len;
@@ -236,7 +260,14 @@ fn build_tree(g: &mut Graph, parts: &Parts, outer: &[usize], t0: Vec<Port>, len:
         let a = parts.value((0..n as u32).map(ScalarExpr::Read).collect());
         let b = parts.value((n as u32..2 * n as u32).map(ScalarExpr::Read).collect());
         let body = parts.fields(&apply2(&parts.combine, &a, &b));
-        let next = map(g, shape.clone(), reads, body, parts.types(&shape), &format!("{label}.level"));
+        let next = map(
+            g,
+            shape.clone(),
+            reads,
+            body,
+            parts.types(&shape),
+            &format!("{label}.level"),
+        );
         levels.push(next);
         len = half;
     }
@@ -252,7 +283,7 @@ fn down_tree(g: &mut Graph, parts: &Parts, tree: &Tree, gtop: Vec<Port>, label: 
     let n = parts.n();
     let nv = tree.outer.len();
     let v = nv as u32; // the tree axis's variable
-    // The top level's adjoint: the folded result's, with an axis of one.
+                       // The top level's adjoint: the folded result's, with an axis of one.
     let mut top = tree.outer.clone();
     top.push(1);
     let reads = gtop.iter().map(|&p| read(p, ident(nv))).collect();
@@ -314,7 +345,14 @@ fn down_tree(g: &mut Graph, parts: &Parts, tree: &Tree, gtop: Vec<Port>, label: 
                 }
             })
             .collect();
-        gcur = map(g, shape.clone(), reads, body, parts.types(&shape), &format!("{label}.down"));
+        gcur = map(
+            g,
+            shape.clone(),
+            reads,
+            body,
+            parts.types(&shape),
+            &format!("{label}.down"),
+        );
     }
     gcur
 }
@@ -352,7 +390,9 @@ fn unwrap_adjoint(
             let outs: Vec<ScalarExpr> = if u.ports.len() == 1 {
                 vec![body]
             } else {
-                (0..u.ports.len() as u32).map(|k| field_in(&body, k)).collect()
+                (0..u.ports.len() as u32)
+                    .map(|k| field_in(&body, k))
+                    .collect()
             };
             let mut seeds = Vec::new();
             for (k, dy) in dys.iter().enumerate() {
@@ -362,7 +402,9 @@ fn unwrap_adjoint(
                 }
             }
             let dtypes: Vec<DType> = reads.iter().map(|r| ty(g, r.src()).dtype).collect();
-            let is_active: Vec<bool> = (0..reads.len()).map(|k| k < n && dtypes[k].is_float()).collect();
+            let is_active: Vec<bool> = (0..reads.len())
+                .map(|k| k < n && dtypes[k].is_float())
+                .collect();
             let cx = scalar::Cx {
                 types: ExprCx {
                     n_index: space.len(),
@@ -384,5 +426,12 @@ fn unwrap_adjoint(
             _ => ScalarExpr::Const(zero_of(parts.state[f])),
         })
         .collect();
-    Ok(Some(map(g, space.to_vec(), reads, body, parts.types(space), &format!("{label}.unwrap"))))
+    Ok(Some(map(
+        g,
+        space.to_vec(),
+        reads,
+        body,
+        parts.types(space),
+        &format!("{label}.unwrap"),
+    )))
 }
