@@ -580,3 +580,52 @@ fn gradient_graphs_run_alike_on_jit_and_interpreter() {
         "recomputing shrank only {fewer} of the derived graphs"
     );
 }
+
+/// Derivatives taken per element: in a comprehension body, in a reduction body, in a `fn`
+/// applied with `map`, and `grad` of an op inside an op; each equals its closed form.
+const PER_ELEMENT: &str = r#"fn cube(x: f32) -> f32 = x * x * x
+fn at2(a: f32, b: f32) -> f32 = atan2(a, b)
+fn slope(x: f32) -> f32 = grad(cube, x)
+op total(x: f32[N]) -> f32 = sum[i](cube(x[i]))
+op twice(x: f32[N]) -> f32[N] = grad(total, x) * 2.0
+op per_element(x: f32[N], y: f32[N]) -> f32[N] {
+    let d[i] = grad(cube, x[i]);
+    let s[i] = sum[k < 2](grad(at2, x[i] + (k as f32), y[i], wrt = 1));
+    let v[i] = value_and_grad(cube, x[i]).1 + vjp(cube, y[i], 2.0);
+    d + s + v
+}
+op closed_form(x: f32[N], y: f32[N]) -> f32[N] {
+    let s[i] = sum[k < 2](-(x[i] + (k as f32)) / ((x[i] + (k as f32)) * (x[i] + (k as f32)) + y[i] * y[i]));
+    let c[i] = 6.0 * x[i] * x[i] + s[i] + 6.0 * y[i] * y[i];
+    c
+}
+test "per element" {
+    let x: f32[4] = [1.0, 2.0, -3.0, 0.5];
+    let y: f32[4] = [0.5, -1.0, 2.0, 1.5];
+    assert_close(map(slope, x), 3.0 * x * x);
+    assert_close(twice(x), 6.0 * x * x);
+    assert_close(per_element(x, y), closed_form(x, y));
+}
+"#;
+
+#[test]
+fn derivatives_per_element_run_in_ops_and_bodies() {
+    let dir = std::env::temp_dir().join(format!("flowc-ad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let f = dir.join("per_element.flow");
+    std::fs::write(&f, PER_ELEMENT).expect("writable");
+    for backend in ["interp", "jit"] {
+        let out = std::process::Command::new(crate::common::flowc())
+            .args(["test", "--backend", backend, f.to_str().unwrap()])
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("flowc runs");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && text.contains("1 passed, 0 failed"),
+            "{backend}:\n{text}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -17,13 +17,6 @@ impl Checker {
             "value_and_grad" => hir::DiffMode::ValueAndGrad,
             _ => hir::DiffMode::Vjp,
         };
-        if cx.point_depth > 0 {
-            self.error(errors::type_error(
-                format!("`{which}` inside a comprehension or reduction body is not supported: take it outside, on whole tensors"),
-                span,
-            ));
-            return err_expr(span);
-        }
         let mut positional = Vec::new();
         let mut wrt_arg = None;
         for a in args {
