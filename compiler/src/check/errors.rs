@@ -342,6 +342,21 @@ pub fn monoid_commutativity(monoid: &str, span: Span, shown: [String; 4]) -> Dia
     .with_note("remove `commutative;` if the order of inputs matters")
 }
 
+/// `grad` (or `value_and_grad`, `vjp`) of an `op` inside a comprehension or reduction body.
+pub fn not_differentiable_in_point(which: &str, func: &str, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::NotDifferentiable,
+        format!("`{which}` of the op `{func}` inside a comprehension or reduction body"),
+        span,
+    )
+    .with_label_text("a body computes one element at a time")
+    .with_note(format!(
+        "per element, `{which}` differentiates a `fn` of scalars (applied elementwise over the \
+         body's indices); an op works on whole tensors: take `{which}` of it outside the body, \
+         or make `{func}` a `fn`"
+    ))
+}
+
 /// A monoid's `d_combine` that disagrees with central differences of its `combine`.
 /// `shown` is `[a, b, the side, its field, the result's field]` (the fields empty for a
 /// scalar state).

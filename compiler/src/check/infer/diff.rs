@@ -55,6 +55,10 @@ impl Checker {
             ));
             return err_expr(span);
         }
+        if cx.point_depth > 0 && sig.kind != FuncKind::Fn {
+            self.error(errors::not_differentiable_in_point(which, fname, span));
+            return err_expr(span);
+        }
         let n = sig.params.len();
         let extra = usize::from(mode == hir::DiffMode::Vjp);
         if positional.len() != 1 + n + extra {
