@@ -56,15 +56,7 @@ impl<'p> Lowerer<'p> {
                 self.scalar(one)
             }
         };
-        let first_new = self.graph.nodes.len();
-        let grads = ad::vjp(&mut self.graph, &wrt, out, ct)
-            .map_err(|e| LowerError::new(Kind::NotDifferentiable(e.0), span))?;
-        // The backward nodes come from the `grad`/`vjp` call: `flowc explain` points there.
-        for (id, node) in self.graph.nodes.iter_mut_enumerated() {
-            if id.index() >= first_new {
-                node.span.get_or_insert(span);
-            }
-        }
+        let grads = self.adjoint(&wrt, out, ct, span)?;
         let g = if d.tuple {
             TVal::Tuple(grads.into_iter().map(TVal::Port).collect())
         } else {
@@ -74,6 +66,20 @@ impl<'p> Lowerer<'p> {
             hir::DiffMode::ValueAndGrad => TVal::Tuple(vec![TVal::Port(out), g]),
             _ => g,
         })
+    }
+
+    /// The adjoint graph of `out` at cotangent `ct` with respect to `wrt` ([`ad::vjp`]); its
+    /// nodes come from the `grad`/`vjp` call at `span`: `flowc explain` points there.
+    fn adjoint(&mut self, wrt: &[Port], out: Port, ct: Port, span: Span) -> LResult<Vec<Port>> {
+        let first_new = self.graph.nodes.len();
+        let grads = ad::vjp(&mut self.graph, wrt, out, ct)
+            .map_err(|e| LowerError::new(Kind::NotDifferentiable(e.0), span))?;
+        for (id, node) in self.graph.nodes.iter_mut_enumerated() {
+            if id.index() >= first_new {
+                node.span.get_or_insert(span);
+            }
+        }
+        Ok(grads)
     }
 
     /// The derivative `d` at one point of `point`'s box, of the scalar arguments `args`.
@@ -149,14 +155,7 @@ impl<'p> Lowerer<'p> {
             }
         };
         let wrt: Vec<Port> = d.wrt.iter().map(|&k| ports[k]).collect();
-        let first_new = self.graph.nodes.len();
-        let grads = ad::vjp(&mut self.graph, &wrt, out, ct)
-            .map_err(|e| LowerError::new(Kind::NotDifferentiable(e.0), span))?;
-        for (id, node) in self.graph.nodes.iter_mut_enumerated() {
-            if id.index() >= first_new {
-                node.span.get_or_insert(span);
-            }
-        }
+        let grads = self.adjoint(&wrt, out, ct, span)?;
         let mut at = |p: Port| point.read(p, ident.clone(), ir::Edge::Strict);
         let g = if d.tuple {
             ScalarExpr::Tuple(grads.into_iter().map(&mut at).collect())
