@@ -5,8 +5,10 @@
 //! scalar built-in (`tanh sin cos exp log sqrt abs pow atan asin acos atan2`, `max`/`min` against a constant,
 //! selects, division, `neg`), binary maps (same shape, or a vector broadcast along the rows),
 //! reductions over a row or a column (`sum max min prod`), contractions (plain and
-//! transposed), windows (`x[i] * x[i + 1]`, `sum[k < 2](x[i + k])`), reversed, strided and
-//! zero-padded reads; the result is a `sum` of `tanh` of the last node, a scalar.
+//! transposed), windows (`x[i] * x[i + 1]`, `sum[k < 2](x[i + k])`), reversed, strided,
+//! zero-padded and edge-clamped reads, reductions with user monoids that declare `d_combine` (see
+//! [`MONOIDS`]: scalar and pair states, wrap, unwrap, not commutative); the result is a
+//! `sum` of `tanh` of the last node, a scalar.
 //!
 //! **Properties** (each over `FLOW_AD_CASES` cases, 150 by default):
 //! - the gradient with respect to both inputs equals central finite differences
@@ -15,7 +17,10 @@
 //!   than that tolerance sits within `h` of a kink (a `max`, `abs` or `select` boundary) and
 //!   is skipped;
 //! - the gradient graph verifies, and after the full pass pipeline the JIT (on 1 and 3
-//!   threads) gives the interpreter's results bit for bit.
+//!   threads) gives the interpreter's results bit for bit; so does the pipeline with
+//!   `recompute` (checkpointing, as `--memory-limit` runs a plan over budget: every producer
+//!   recomputed in its consumers), on both backends, and it shrinks at least a quarter of
+//!   the graphs (so the law is exercised).
 //!
 //! **Reproducing a failure.** The failing graph's MIR text and seed are printed; rerun with
 //! `FLOW_AD_SEED=<seed> cargo test -p flowc --test all autodiff::`.
@@ -44,6 +49,35 @@ impl Choose for Rng {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
     }
 }
+
+/// User monoids that declare their derivative (`d_combine`), every graph has them: a
+/// log-sum-exp (scalar state, no wrap, identity `-inf`), a `(max, sum)` pair with a wrap and
+/// an unwrap, and the composition of affine maps `x ↦ a x + b`, which is not commutative (a
+/// tree that reordered the fold would get its value, and so its gradient, wrong).
+const MONOIDS: &str = r#"monoid @0 "LogSumExp" {
+    state (f64)
+    zero (-inff64)
+    combine = select(eq(max(p0, p1), -inff64), max(p0, p1), add(max(p0, p1), log(add(exp(sub(p0, max(p0, p1))), exp(sub(p1, max(p0, p1)))))))
+    d_combine = tuple(mul(p2, exp(sub(p0, select(eq(max(p0, p1), -inff64), max(p0, p1), add(max(p0, p1), log(add(exp(sub(p0, max(p0, p1))), exp(sub(p1, max(p0, p1)))))))))), mul(p2, exp(sub(p1, select(eq(max(p0, p1), -inff64), max(p0, p1), add(max(p0, p1), log(add(exp(sub(p0, max(p0, p1))), exp(sub(p1, max(p0, p1)))))))))))
+}
+monoid @1 "MaxSum" {
+    state (m: f64, s: f64)
+    zero (-inff64, 0.0f64)
+    wrap (f64) = tuple(p0, mul(p0, p0))
+    combine = tuple(max(p0.0, p1.0), add(p0.1, p1.1))
+    unwrap (f64) = add(p0.0, mul(0.25f64, p0.1))
+    commutative
+    d_combine = tuple(tuple(select(gt(p0.0, p1.0), p2.0, 0.0f64), p2.1), tuple(select(gt(p0.0, p1.0), 0.0f64, p2.0), p2.1))
+}
+monoid @2 "Affine" {
+    state (a: f64, b: f64)
+    zero (1.0f64, 0.0f64)
+    wrap (f64, f64) = tuple(p0, p1)
+    combine = tuple(mul(p0.0, p1.0), add(mul(p1.0, p0.1), p1.1))
+    unwrap (f64) = add(p0.0, p0.1)
+    d_combine = tuple(tuple(mul(p2.0, p1.0), mul(p2.1, p1.0)), tuple(add(mul(p2.0, p0.0), mul(p2.1, p0.1)), p2.1))
+}
+"#;
 
 /// Elementwise bodies of one read `r0`, smooth or with kinks of measure zero.
 const UNARY: &[&str] = &[
@@ -130,7 +164,7 @@ impl Gen {
     }
 
     fn step(&mut self) {
-        match self.rng.below(9) {
+        match self.rng.below(10) {
             0 | 1 => {
                 let p = self.recent(None).expect("inputs exist");
                 let s = self.nodes[p].clone();
@@ -252,7 +286,7 @@ impl Gen {
                     return;
                 };
                 let n = self.nodes[p][0];
-                match self.rng.below(3) {
+                match self.rng.below(5) {
                     0 => {
                         let kind = format!("map [{n}] reads(%{p}.0[{} - i0])", n - 1);
                         self.add(kind, vec![n], "r0");
@@ -261,14 +295,50 @@ impl Gen {
                         let kind = format!("map [{}] reads(%{p}.0[2*i0])", n.div_ceil(2));
                         self.add(kind, vec![n.div_ceil(2)], "r0");
                     }
-                    _ => {
+                    2 => {
                         let kind = format!(
                             "map [{}] reads(%{p}.0[i0 - 1 | pad 0.0f64], %{p}.0[i0 | pad 0.0f64])",
                             n + 1
                         );
                         self.add(kind, vec![n + 1], "mul(r0, add(r0, 1.0f64))");
                     }
+                    3 => {
+                        // Edge-clamped neighbours, past both ends (`clamp_edge(x)[i - 1]`).
+                        let kind = format!(
+                            "map [{}] reads(%{p}.0[i0 - 2 | clamp], %{p}.0[i0 + 1 | clamp])",
+                            n + 2
+                        );
+                        self.add(kind, vec![n + 2], "mul(r0, add(r1, 1.0f64))");
+                    }
+                    _ => {
+                        // A clamped window over a matrix built from the vector.
+                        let kind = format!(
+                            "map [{}, 3] reads(%{p}.0[i0 + i1 - 1 | clamp], %{p}.0[2*i0 - i1 | clamp])",
+                            n
+                        );
+                        self.add(kind, vec![n, 3], "add(sin(r0), mul(0.5f64, r1))");
+                    }
                 }
+            }
+            8 => {
+                // A reduction with a user monoid that declares its derivative: over a row,
+                // a column or the whole of a matrix.
+                let Some(p) = self.recent(Some(2)) else {
+                    return;
+                };
+                let s = self.nodes[p].clone();
+                let (over, read, out) = match self.rng.below(3) {
+                    0 => (format!("[{}] over [{}]", s[0], s[1]), "i0, i1", vec![s[0]]),
+                    1 => (format!("[{}] over [{}]", s[1], s[0]), "i1, i0", vec![s[1]]),
+                    _ => (format!("[] over [{}, {}]", s[0], s[1]), "i0, i1", vec![]),
+                };
+                let (m, args) = *self.rng.pick(&[
+                    ("@0", "mul(r0, r0)"),
+                    ("@1", "sin(r0)"),
+                    ("@2", "add(1.0f64, mul(0.5f64, tanh(r0))); mul(0.5f64, r0)"),
+                ]);
+                let kind = format!("reduce {over} {m} reads(%{p}.0[{read}])");
+                self.add(kind, out, args);
             }
             _ => {
                 // An outer product: a matrix from two vectors.
@@ -316,7 +386,7 @@ fn generate(seed: u64) -> (Graph, Vec<Tensor>) {
         ident(s.len())
     ));
     g.lines.push(format!("output %{id}.0"));
-    let text = g.lines.join("\n") + "\n";
+    let text = format!("{MONOIDS}{}\n", g.lines.join("\n"));
     let graph = mir::parse(&text).unwrap_or_else(|e| panic!("generator bug: {e}\n{text}"));
     (graph, inputs)
 }
@@ -405,8 +475,18 @@ const TOL: f64 = 1e-6;
 #[test]
 fn gradients_match_central_differences() {
     let mut checked = 0usize;
+    let mut with_monoid = 0usize;
     for seed in seeds("fd") {
         let (g, inputs) = generate(seed);
+        with_monoid += usize::from(g.nodes.iter().any(|n| {
+            matches!(
+                n.kind,
+                NodeKind::Reduce {
+                    monoid: mir::MonoidRef::User(_),
+                    ..
+                }
+            )
+        }));
         let d = gradient_graph(&g);
         mir::verify(&d).unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", mir::print(&d)));
         let grads = interp::eval(&d, &inputs)
@@ -431,6 +511,11 @@ fn gradients_match_central_differences() {
         }
     }
     assert!(checked > 500, "only {checked} elements checked");
+    let want = seeds("fd").len() / 10;
+    assert!(
+        with_monoid >= want,
+        "only {with_monoid} graphs reduce with a user monoid"
+    );
 }
 
 #[test]
@@ -439,20 +524,39 @@ fn gradient_graphs_run_alike_on_jit_and_interpreter() {
         .iter()
         .map(|t| flowc::codegen::native(*t).expect("the JIT starts"))
         .collect();
+    let mut fewer = 0usize;
     for seed in seeds("jit") {
         let (g, inputs) = generate(seed);
-        let mut d = gradient_graph(&g);
+        let derived = gradient_graph(&g);
+        let mut d = derived.clone();
         let cfg = PassConfig {
             verify: true,
             ..PassConfig::default()
         };
         optimize_all(&mut d, &cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        // Checkpointing: the passes as `--memory-limit` runs them over budget, recomputing
+        // every producer in its consumers instead of storing it.
+        let mut r = derived;
+        let recompute = PassConfig {
+            recompute: true,
+            ..cfg
+        };
+        optimize_all(&mut r, &recompute).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        fewer += usize::from(r.nodes.len() < d.nodes.len());
         let want = interp::eval(&d, &inputs).expect("the interpreter runs");
         let rc: Vec<std::rc::Rc<Tensor>> = inputs.iter().cloned().map(std::rc::Rc::new).collect();
-        for jit in jits.iter_mut() {
-            let got = jit
-                .eval(&d, &rc)
-                .unwrap_or_else(|e| panic!("seed {seed}: the JIT fails: {e}"));
+        let recomputed = interp::eval(&r, &inputs).expect("the interpreter runs");
+        let runs = jits.iter_mut().flat_map(|jit| {
+            [&d, &r].map(|graph| {
+                jit.eval(graph, &rc)
+                    .unwrap_or_else(|e| panic!("seed {seed}: the JIT fails: {e}"))
+                    .iter()
+                    .map(|t| (**t).clone())
+                    .collect::<Vec<Tensor>>()
+            })
+        });
+        let runs: Vec<Vec<Tensor>> = std::iter::once(recomputed).chain(runs).collect();
+        for (run, got) in runs.into_iter().enumerate() {
             for (w, a) in want.iter().zip(&got) {
                 let (w, a) = (values(w), values(a));
                 let same = w
@@ -461,10 +565,67 @@ fn gradient_graphs_run_alike_on_jit_and_interpreter() {
                     .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()));
                 assert!(
                     same,
-                    "seed {seed}: JIT {a:?} vs interpreter {w:?}\n{}",
-                    mir::print(&d)
+                    "seed {seed}: run {run} (0: interpreter, recomputed; then JIT stored, \
+                     recomputed on 1, then 3 threads) {a:?} vs the interpreter on the stored \
+                     graph {w:?}\n{}\n{}",
+                    mir::print(&d),
+                    mir::print(&r)
                 );
             }
         }
     }
+    let want = seeds("jit").len() / 4;
+    assert!(
+        fewer >= want,
+        "recomputing shrank only {fewer} of the derived graphs"
+    );
+}
+
+/// Derivatives taken per element: in a comprehension body, in a reduction body, in a `fn`
+/// applied with `map`, and `grad` of an op inside an op; each equals its closed form.
+const PER_ELEMENT: &str = r#"fn cube(x: f32) -> f32 = x * x * x
+fn at2(a: f32, b: f32) -> f32 = atan2(a, b)
+fn slope(x: f32) -> f32 = grad(cube, x)
+op total(x: f32[N]) -> f32 = sum[i](cube(x[i]))
+op twice(x: f32[N]) -> f32[N] = grad(total, x) * 2.0
+op per_element(x: f32[N], y: f32[N]) -> f32[N] {
+    let d[i] = grad(cube, x[i]);
+    let s[i] = sum[k < 2](grad(at2, x[i] + (k as f32), y[i], wrt = 1));
+    let v[i] = value_and_grad(cube, x[i]).1 + vjp(cube, y[i], 2.0);
+    d + s + v
+}
+op closed_form(x: f32[N], y: f32[N]) -> f32[N] {
+    let s[i] = sum[k < 2](-(x[i] + (k as f32)) / ((x[i] + (k as f32)) * (x[i] + (k as f32)) + y[i] * y[i]));
+    let c[i] = 6.0 * x[i] * x[i] + s[i] + 6.0 * y[i] * y[i];
+    c
+}
+test "per element" {
+    let x: f32[4] = [1.0, 2.0, -3.0, 0.5];
+    let y: f32[4] = [0.5, -1.0, 2.0, 1.5];
+    assert_close(map(slope, x), 3.0 * x * x);
+    assert_close(twice(x), 6.0 * x * x);
+    assert_close(per_element(x, y), closed_form(x, y));
+}
+"#;
+
+#[test]
+fn derivatives_per_element_run_in_ops_and_bodies() {
+    let dir = std::env::temp_dir().join(format!("flowc-ad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let f = dir.join("per_element.flow");
+    std::fs::write(&f, PER_ELEMENT).expect("writable");
+    for backend in ["interp", "jit"] {
+        let out = std::process::Command::new(crate::common::flowc())
+            .args(["test", "--backend", backend, f.to_str().unwrap()])
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("flowc runs");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && text.contains("1 passed, 0 failed"),
+            "{backend}:\n{text}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

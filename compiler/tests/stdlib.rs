@@ -3,7 +3,8 @@
 //! line in its `docs/stdlib/` page, every `*_backward` has a gradient check, and a program that
 //! uses the stdlib runs its own tests only. Also the examples' file outputs and inputs
 //! (`examples/heat.flow` snapshots, `examples/stats.flow` with a file argument); their stdout
-//! is checked by `conformance.rs`.
+//! is checked by `conformance.rs`. And the worked example of `docs/stdlib/layers.md` prints
+//! what the page shows.
 
 use crate::common::{flowc, repo};
 
@@ -251,4 +252,46 @@ fn stats_example_reads_the_file_it_is_given() {
             "no `{want}` in:\n{stdout}"
         );
     }
+}
+
+/// The fenced block of `lang` that follows the line `after` in `page`.
+fn fenced(page: &str, after: &str, lang: &str) -> String {
+    let start = page.find(after).expect("the marker is in the page");
+    let open = format!("```{lang}\n");
+    let from = start + page[start..].find(&open).expect("a fenced block") + open.len();
+    let len = page[from..].find("\n```").expect("a closed block") + 1;
+    page[from..from + len].to_string()
+}
+
+#[test]
+fn the_layer_guide_runs() {
+    // docs/stdlib/layers.md's worked example prints what the page says, on every backend.
+    let page = std::fs::read_to_string(repo().join("docs/stdlib/layers.md")).expect("readable");
+    let program = fenced(&page, "## A worked example", "flow");
+    let want = fenced(&page, "It prints", "text");
+    let dir = std::env::temp_dir().join(format!("flowc-guide-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let f = dir.join("layer.flow");
+    std::fs::write(&f, &program).expect("writable");
+    let backends = backends();
+    assert!(backends.contains(&"interp"), "no interp backend");
+    for b in backends {
+        let out = run(&["run", "--backend", b, f.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "the guide's example ({b}):\n{}",
+            text(&out)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            want,
+            "its output ({b})"
+        );
+        for line in program.lines() {
+            if let Some(l) = line.strip_prefix("// expect-stdout: ") {
+                assert!(want.lines().any(|w| w == l), "the page shows `{l}`");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

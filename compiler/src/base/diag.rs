@@ -59,6 +59,7 @@ codes! {
     MonoidIdentity => "monoid-identity", "A monoid whose zero is not an identity of its combine.";
     MonoidAssociativity => "monoid-associativity", "A monoid whose combine is not associative.";
     MonoidCommutativity => "monoid-commutativity", "A monoid declared commutative whose combine is not.";
+    MonoidDerivative => "monoid-derivative", "A monoid whose declared `d_combine` disagrees with central differences of its combine.";
     MisplacedPlaceholder => "misplaced-placeholder", "A `_` outside a partial application in an arrow.";
     NotCallable => "not-callable", "A call of something that is not a function, op or proc.";
     NotDifferentiable => "not-differentiable", "A `grad`, `value_and_grad` or `vjp` with respect to an integer or boolean value, or of a function that reduces with a user monoid.";

@@ -1,6 +1,6 @@
 //! Which derivatives can be taken: `grad`, `value_and_grad` and `vjp` of a function that
-//! reduces with a user monoid (directly or through the functions it calls) are refused with
-//! `not-differentiable`, naming the monoid — a user monoid declares no derivative.
+//! reduces with a user monoid that declares no derivative (no `d_combine`), directly or
+//! through the functions it calls, are refused with `not-differentiable`, naming the monoid.
 //! Integer and boolean arguments are refused while typing (`infer/diff.rs`).
 
 use crate::base::{Diagnostic, Span};
@@ -8,7 +8,7 @@ use crate::check::errors;
 use crate::hir::{self, dump::children, Expr, ExprKind, MonoidRef};
 
 /// A `not-differentiable` diagnostic for every derivative in `prog` of a function that
-/// reduces with a user monoid.
+/// reduces with a user monoid without `d_combine`.
 pub fn check(prog: &hir::Program) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     let mut bodies: Vec<&hir::Body> = prog.funcs.iter().map(|f| &f.body).collect();
@@ -47,7 +47,8 @@ fn visit<'a>(e: &'a Expr, f: &mut dyn FnMut(&'a Expr)) {
     }
 }
 
-/// The first user monoid that `func` (or a function it calls) reduces with, and where.
+/// The first user monoid without `d_combine` that `func` (or a function it calls) reduces
+/// with, and where.
 fn user_monoid(prog: &hir::Program, func: hir::FuncId) -> Option<(hir::MonoidId, Span)> {
     let mut seen = vec![func];
     let mut todo = vec![func];
@@ -58,7 +59,7 @@ fn user_monoid(prog: &hir::Program, func: hir::FuncId) -> Option<(hir::MonoidId,
                 ExprKind::Reduce {
                     monoid: MonoidRef::User(m),
                     ..
-                } => {
+                } if prog.monoid(*m).d_combine.is_none() => {
                     found = found.or(Some((*m, e.span)));
                     None
                 }

@@ -342,6 +342,45 @@ pub fn monoid_commutativity(monoid: &str, span: Span, shown: [String; 4]) -> Dia
     .with_note("remove `commutative;` if the order of inputs matters")
 }
 
+/// `grad` (or `value_and_grad`, `vjp`) of an `op` inside a comprehension or reduction body.
+pub fn not_differentiable_in_point(which: &str, func: &str, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::NotDifferentiable,
+        format!("`{which}` of the op `{func}` inside a comprehension or reduction body"),
+        span,
+    )
+    .with_label_text("a body computes one element at a time")
+    .with_note(format!(
+        "per element, `{which}` differentiates a `fn` of scalars (applied elementwise over the \
+         body's indices); an op works on whole tensors: take `{which}` of it outside the body, \
+         or make `{func}` a `fn`"
+    ))
+}
+
+/// A monoid's `d_combine` that disagrees with central differences of its `combine`.
+/// `shown` is `[a, b, the side, its field, the result's field]` (the fields empty for a
+/// scalar state).
+pub fn monoid_derivative(
+    monoid: &str,
+    span: Span,
+    shown: [String; 5],
+    got: f64,
+    fd: f64,
+) -> Diagnostic {
+    let [a, b, side, k, f] = shown;
+    let of = |x: String| if x.is_empty() { x } else { format!(".{x}") };
+    let (k, f) = (of(k), of(f));
+    Diagnostic::error(
+        Code::MonoidDerivative,
+        format!("the `d_combine` of monoid `{monoid}` is not the derivative of its `combine`"),
+        span,
+    )
+    .with_note(format!(
+        "at a = {a}, b = {b}: d combine(a, b){f} / d {side}{k} is {fd:.6} by central differences, but d_combine gives {got:.6}"
+    ))
+    .with_note("d_combine(a, b, g) must return the adjoints (da, db) of a and b given the adjoint g of combine(a, b)")
+}
+
 /// `grad` (or `value_and_grad`, `vjp`) with respect to a value that has no gradient.
 pub fn not_differentiable_arg(
     which: &str,
@@ -378,11 +417,11 @@ pub fn not_differentiable_monoid(
 ) -> Diagnostic {
     Diagnostic::error(
         Code::NotDifferentiable,
-        format!("`{which}` of `{func}`, which reduces with the monoid `{monoid}`: a user monoid has no derivative"),
+        format!("`{which}` of `{func}`, which reduces with the monoid `{monoid}`: `{monoid}` declares no derivative"),
         span,
     )
     .with_label(at, format!("`reduce` with `{monoid}` here"))
-    .with_note("differentiate a function that uses the built-in reductions `sum`, `prod`, `max` and `min`")
+    .with_note(format!("declare one in `{monoid}`: `d_combine(a, b, g) = (…, …);`, the adjoints of `a` and `b` given the adjoint `g` of `combine(a, b)`; or use the built-in reductions `sum`, `prod`, `max` and `min`"))
 }
 
 /// `filter`, `partition` or a sort inside an operation.

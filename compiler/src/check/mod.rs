@@ -12,6 +12,7 @@ pub mod errors;
 pub mod eval;
 pub mod indices;
 pub mod infer;
+pub mod monoid_derivative;
 pub mod monoid_laws;
 
 #[cfg(test)]
@@ -335,6 +336,7 @@ fn check_monoid(ck: &mut Checker, m: &ast::MonoidDef, idx: usize) -> hir::Monoid
     let mut combine = None;
     let mut unwrap = None;
     let mut commutative = false;
+    let mut d_combine = None;
     let mut seen: std::collections::HashMap<&str, Span> = Default::default();
     for mem in &m.members {
         let name = mem.name.name.as_str();
@@ -353,9 +355,10 @@ fn check_monoid(ck: &mut Checker, m: &ast::MonoidDef, idx: usize) -> hir::Monoid
             "wrap" => n_params,
             "combine" => Some(2),
             "unwrap" => Some(1),
+            "d_combine" => Some(3),
             _ => {
                 ck.error(errors::bad_monoid(
-                    format!("unknown monoid member `{name}`; a monoid has `state`, `zero`, `wrap`, `combine`, `unwrap` and `commutative`"),
+                    format!("unknown monoid member `{name}`; a monoid has `state`, `zero`, `wrap`, `combine`, `unwrap`, `commutative` and `d_combine`"),
                     mem.name.span,
                 ));
                 continue;
@@ -404,6 +407,11 @@ fn check_monoid(ck: &mut Checker, m: &ast::MonoidDef, idx: usize) -> hir::Monoid
         }
         let want = match name {
             "unwrap" => None,
+            // The adjoints of `a` and of `b`.
+            "d_combine" => Some(Ty::Tuple(vec![
+                (None, state.clone()),
+                (None, state.clone()),
+            ])),
             _ => Some(state.clone()),
         };
         let e = ck.infer(value, &mut cx, want.as_ref());
@@ -419,6 +427,7 @@ fn check_monoid(ck: &mut Checker, m: &ast::MonoidDef, idx: usize) -> hir::Monoid
             "zero" => zero = Some(f.body),
             "wrap" => wrap = Some(f),
             "combine" => combine = Some(f),
+            "d_combine" => d_combine = Some(f),
             _ => unwrap = Some(f),
         }
     }
@@ -452,6 +461,7 @@ fn check_monoid(ck: &mut Checker, m: &ast::MonoidDef, idx: usize) -> hir::Monoid
         }),
         unwrap,
         commutative,
+        d_combine,
         span: m.span,
     }
 }

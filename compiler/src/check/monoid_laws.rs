@@ -112,6 +112,9 @@ pub fn check_laws(
             }
         }
     }
+    if let Some(d) = &m.d_combine {
+        super::monoid_derivative::check(prog, m, d, &states)?;
+    }
     Ok(())
 }
 
@@ -168,6 +171,7 @@ fn sample_states(prog: &hir::Program, m: &hir::Monoid) -> Option<Vec<Value>> {
 fn constants_of(prog: &hir::Program, m: &hir::Monoid) -> Vec<Scalar> {
     let mut todo: Vec<&hir::Expr> = vec![&m.zero.expr, &m.combine.body.expr];
     todo.extend(m.wrap.iter().chain(&m.unwrap).map(|f| &f.body.expr));
+    todo.extend(m.d_combine.iter().map(|f| &f.body.expr));
     todo.reverse();
     let mut seen_fns = Vec::new();
     let mut out: Vec<Scalar> = Vec::new();
@@ -393,7 +397,7 @@ fn close(a: f64, b: f64, magnitude: f64, tol: f64) -> bool {
         || (a - b).abs() <= tol * (1.0 + a.abs() + b.abs() + magnitude)
 }
 
-fn show(v: &Value) -> String {
+pub(super) fn show(v: &Value) -> String {
     match v {
         Value::Scalar(s) => format_scalar(s),
         Value::Tuple(vs) => format!("({})", vs.iter().map(show).collect::<Vec<_>>().join(", ")),

@@ -114,6 +114,9 @@ pub struct Monoid {
     pub combine: MonoidFn,
     pub unwrap: Option<MonoidFn>,
     pub commutative: bool,
+    /// `d_combine(a, b, g) = (da, db)`: the declared derivative of `combine` (its
+    /// vector-Jacobian product), which makes reductions with the monoid differentiable.
+    pub d_combine: Option<MonoidFn>,
     pub span: Span,
 }
 
@@ -512,6 +515,9 @@ impl Program {
             out.push(&mut m.combine.body);
             if let Some(u) = &mut m.unwrap {
                 out.push(&mut u.body);
+            }
+            if let Some(d) = &mut m.d_combine {
+                out.push(&mut d.body);
             }
         }
         if let Some(m) = &mut self.main {

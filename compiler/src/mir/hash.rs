@@ -74,6 +74,11 @@ pub fn graph_hash(g: &Graph, salt: &[u8]) -> Hash {
             None => h.u8(0),
         }
         h.u8(u8::from(m.commutative));
+        // Hashed only when present, so the hashes of graphs without one do not change.
+        if let Some(d) = &m.d_combine {
+            h.u8(2);
+            h.expr(d);
+        }
     }
     h.u64(g.nodes.len() as u64);
     for n in g.nodes.iter() {

@@ -548,6 +548,11 @@ pub struct Monoid {
     pub unwrap: Option<Unwrap>,
     /// Whether `combine` is declared commutative.
     pub commutative: bool,
+    /// The declared derivative of `combine`: given states `Param(0)` = a, `Param(1)` = b and
+    /// the adjoint `Param(2)` of `combine(a, b)`, the tuple `(adjoint of a, adjoint of b)`
+    /// (the vector-Jacobian product). `None`: reductions with the monoid are not
+    /// differentiable.
+    pub d_combine: Option<ScalarExpr>,
 }
 
 impl Monoid {

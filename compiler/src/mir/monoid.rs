@@ -151,5 +151,7 @@ pub fn product(x: &Explicit, y: &Explicit) -> Monoid {
         combine: ScalarExpr::Tuple(comb),
         unwrap,
         commutative: x.commutative && y.commutative,
+        // Products are made by the passes, after differentiation.
+        d_combine: None,
     }
 }

@@ -299,6 +299,12 @@ impl Parser {
             None
         };
         let commutative = self.eat_word("commutative");
+        let d_combine = if self.eat_word("d_combine") {
+            self.punct('=')?;
+            Some(self.expr()?)
+        } else {
+            None
+        };
         self.punct('}')?;
         let (field_names, state) = fields.into_iter().unzip();
         Ok(Monoid {
@@ -310,6 +316,7 @@ impl Parser {
             combine,
             unwrap,
             commutative,
+            d_combine,
         })
     }
 

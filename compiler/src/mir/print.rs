@@ -8,7 +8,7 @@
 //! graph    := monoid* node* "output" port,*
 //! monoid   := "monoid" "@"N STRING "{" "state" "(" field,* ")" "zero" "(" lit,* ")"
 //!             ("wrap" "(" dtype,* ")" "=" expr)? "combine" "=" expr
-//!             ("unwrap" "(" dtype,* ")" "=" expr)? "commutative"? "}"
+//!             ("unwrap" "(" dtype,* ")" "=" expr)? "commutative"? ("d_combine" "=" expr)? "}"
 //! field    := ((IDENT | STRING) ":")? dtype
 //! node     := "%"N STRING? "=" kind ":" tensorty,* ("{" expr;* "}")?
 //! kind     := "input" N
@@ -234,6 +234,11 @@ fn write_monoid(out: &mut String, id: MonoidId, m: &Monoid) {
     }
     if m.commutative {
         out.push_str("    commutative\n");
+    }
+    if let Some(d) = &m.d_combine {
+        out.push_str("    d_combine = ");
+        write_expr(out, d);
+        out.push('\n');
     }
     out.push_str("}\n");
 }

@@ -323,6 +323,7 @@ fn lib_monoid(kind: Lib) -> Monoid {
                     body: ScalarExpr::Tuple(vec![mean, var]),
                 }),
                 commutative: true,
+                d_combine: None,
             }
         }
         Lib::ArgMax | Lib::ArgMaxIndex => {
@@ -364,6 +365,7 @@ fn lib_monoid(kind: Lib) -> Monoid {
                     body: fld(p(0), 1),
                 }),
                 commutative: false,
+                d_combine: None,
             }
         }
         Lib::Affine | Lib::AffineAt1 => Monoid {
@@ -389,6 +391,7 @@ fn lib_monoid(kind: Lib) -> Monoid {
                 body: bin(B::Add, fld(p(0), 0), fld(p(0), 1)),
             }),
             commutative: false,
+            d_combine: None,
         },
         Lib::Hash => Monoid {
             name: "Hash".into(),
@@ -412,6 +415,7 @@ fn lib_monoid(kind: Lib) -> Monoid {
                 body: fld(p(0), 0),
             }),
             commutative: false,
+            d_combine: None,
         },
         Lib::LastNonZero => Monoid {
             name: "LastNonZero".into(),
@@ -422,6 +426,7 @@ fn lib_monoid(kind: Lib) -> Monoid {
             combine: ScalarExpr::select(bin(B::Ne, b.clone(), c_i64(0)), b.clone(), a.clone()),
             unwrap: None,
             commutative: false,
+            d_combine: None,
         },
         Lib::MeanI => {
             let (n, s) = (fld(p(0), 0), fld(p(0), 1));
@@ -447,6 +452,7 @@ fn lib_monoid(kind: Lib) -> Monoid {
                     ]),
                 }),
                 commutative: true,
+                d_combine: None,
             }
         }
         Lib::MinMax => Monoid {
@@ -464,6 +470,7 @@ fn lib_monoid(kind: Lib) -> Monoid {
             ]),
             unwrap: None,
             commutative: true,
+            d_combine: None,
         },
     }
 }

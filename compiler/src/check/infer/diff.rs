@@ -17,13 +17,6 @@ impl Checker {
             "value_and_grad" => hir::DiffMode::ValueAndGrad,
             _ => hir::DiffMode::Vjp,
         };
-        if cx.point_depth > 0 {
-            self.error(errors::type_error(
-                format!("`{which}` inside a comprehension or reduction body is not supported: take it outside, on whole tensors"),
-                span,
-            ));
-            return err_expr(span);
-        }
         let mut positional = Vec::new();
         let mut wrt_arg = None;
         for a in args {
@@ -60,6 +53,10 @@ impl Checker {
                 format!("`{which}` needs an `op` or `fn`; `{fname}` is a `proc`"),
                 fspan,
             ));
+            return err_expr(span);
+        }
+        if cx.point_depth > 0 && sig.kind != FuncKind::Fn {
+            self.error(errors::not_differentiable_in_point(which, fname, span));
             return err_expr(span);
         }
         let n = sig.params.len();

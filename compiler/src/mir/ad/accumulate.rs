@@ -17,7 +17,11 @@
 //!   coordinates as in a diagonal `x[i, i]`) ranges over the whole extent and is guarded by
 //!   `s_d == P_d`: correct, and slower by that extent (the general fallback).
 //!
-//! A `clamp_edge` read is not differentiated yet (an error names it).
+//! A `clamp_edge` read (`x[clamp(P(i))]`) first accumulates into an *extended* tensor that
+//! covers every coordinate `P` reaches (a plain read there, at an offset), then folds each
+//! extended axis back: element 0 of `x` receives everything that was clamped up to it, the
+//! last element everything clamped down to it (two small `sum`s over the overhangs, added
+//! at the edges). Linear in the tensor's size.
 
 use flow_runtime::{DType, Scalar};
 
@@ -86,18 +90,201 @@ pub(super) fn accumulate(
     dtype: DType,
     label: &str,
 ) -> Result<Port, AdError> {
-    if target.edge == Edge::Clamp {
-        return Err(AdError(
-            "a `clamp_edge` read cannot be differentiated yet".into(),
-        ));
-    }
     let shape = g.nodes[target.node].outputs[target.port as usize]
         .shape
         .clone();
+    if target.edge == Edge::Clamp {
+        return clamped(
+            g,
+            extents,
+            reads,
+            contribution,
+            target,
+            &shape,
+            dtype,
+            label,
+        );
+    }
+    into(
+        g,
+        extents,
+        reads,
+        contribution,
+        &target.proj,
+        shape,
+        dtype,
+        label,
+    )
+}
+
+/// The adjoint of a `clamp_edge` read: accumulated into the extended tensor that every
+/// coordinate reached covers, then folded back axis by axis.
+#[allow(clippy::too_many_arguments)]
+fn clamped(
+    g: &mut Graph,
+    extents: &[usize],
+    reads: &[Read],
+    contribution: ScalarExpr,
+    target: &Read,
+    shape: &[usize],
+    dtype: DType,
+    label: &str,
+) -> Result<Port, AdError> {
+    let Some(ranges) = target
+        .proj
+        .iter()
+        .map(|a| bounds(a, extents))
+        .collect::<Option<Vec<_>>>()
+    else {
+        // An empty box contributes nothing.
+        return Ok(super::zeros(
+            g,
+            &TensorTy::new(dtype, shape.to_vec()),
+            label,
+        ));
+    };
+    // Extended axis d covers `lo_d ..= hi_d` of the read's coordinates, `lo_d <= 0`.
+    let mut ext = Vec::with_capacity(shape.len());
+    let mut proj = Vec::with_capacity(shape.len());
+    for ((a, &(lo, hi)), &n) in target.proj.iter().zip(&ranges).zip(shape) {
+        let lo = lo.min(0);
+        let hi = hi.max(n as i64 - 1);
+        ext.push((hi - lo + 1) as usize);
+        let mut a = a.clone();
+        a.konst -= lo;
+        proj.push(a);
+    }
+    let mut cur = into(
+        g,
+        extents,
+        reads,
+        contribution,
+        &proj,
+        ext.clone(),
+        dtype,
+        label,
+    )?;
+    // Fold axis d back from `ext` to `shape`: x[s] = e[s - lo] plus, at s = 0, e[0 .. -lo]
+    // and, at s = n - 1, e[n - lo ..].
+    let mut now = ext;
+    for d in 0..shape.len() {
+        let n = shape[d];
+        let low = (-ranges[d].0.min(0)) as usize;
+        let high = now[d] - n - low;
+        if low == 0 && high == 0 {
+            continue;
+        }
+        let mut out = now.clone();
+        out[d] = n;
+        let rank = out.len() as u32;
+        let mut reads = Vec::new();
+        let mut p = (0..rank).map(Affine::var).collect::<Vec<_>>();
+        p[d].konst = low as i64;
+        reads.push(strict(cur, p));
+        let mut body = ScalarExpr::Read(0);
+        for (count, start, at) in [(low, 0, 0), (high, (n + low) as i64, n as i64 - 1)] {
+            if count == 0 {
+                continue;
+            }
+            // The overhang summed, over the other axes, then added at the edge.
+            let mut rest = out.clone();
+            rest.remove(d);
+            let mut p: Vec<Affine> = (0..rest.len() as u32).map(Affine::var).collect();
+            p.insert(
+                d,
+                Affine {
+                    konst: start,
+                    coeffs: vec![(rest.len() as u32, 1)],
+                },
+            );
+            let over = sum_node(g, rest, vec![count], strict(cur, p), dtype, label);
+            let mut q: Vec<Affine> = (0..rank).map(Affine::var).collect();
+            q.remove(d);
+            reads.push(strict(over, q));
+            let edge = ScalarExpr::binary(
+                BinOp::Eq,
+                ScalarExpr::Index(d as u32),
+                ScalarExpr::Const(Scalar::I64(at)),
+            );
+            let add = ScalarExpr::Read(reads.len() as u32 - 1);
+            body = ScalarExpr::binary(
+                BinOp::Add,
+                body,
+                ScalarExpr::select(edge, add, fconst(dtype, 0.0)),
+            );
+        }
+        let node = Node {
+            kind: NodeKind::Map {
+                space: out.clone(),
+                reads,
+                body: vec![body],
+            },
+            outputs: vec![TensorTy::new(dtype, out.clone())],
+            label: label.to_string(),
+            span: None,
+        };
+        cur = Port {
+            node: g.add(node),
+            port: 0,
+        };
+        now = out;
+    }
+    Ok(cur)
+}
+
+/// A strict read of `p`.
+fn strict(p: Port, proj: Vec<Affine>) -> Read {
+    Read {
+        node: p.node,
+        port: p.port,
+        proj,
+        edge: Edge::Strict,
+    }
+}
+
+/// `sum` over `red` of one read, the free space `space`.
+fn sum_node(
+    g: &mut Graph,
+    space: Vec<usize>,
+    red: Vec<usize>,
+    r: Read,
+    dtype: DType,
+    label: &str,
+) -> Port {
+    let node = Node {
+        kind: NodeKind::Reduce {
+            space: space.clone(),
+            red,
+            monoid: MonoidRef::Builtin(BuiltinMonoid::Sum),
+            reads: vec![r],
+            args: vec![ScalarExpr::Read(0)],
+        },
+        outputs: vec![TensorTy::new(dtype, space)],
+        label: label.to_string(),
+        span: None,
+    };
+    Port {
+        node: g.add(node),
+        port: 0,
+    }
+}
+
+/// [`accumulate`] into a tensor of shape `shape` read through `proj`, always inside it.
+#[allow(clippy::too_many_arguments)]
+fn into(
+    g: &mut Graph,
+    extents: &[usize],
+    reads: &[Read],
+    contribution: ScalarExpr,
+    proj: &[Affine],
+    shape: Vec<usize>,
+    dtype: DType,
+    label: &str,
+) -> Result<Port, AdError> {
     let rank = shape.len();
     // How many coordinates of the target each variable occurs in.
     let mut occurs = vec![0usize; extents.len()];
-    for a in &target.proj {
+    for a in proj {
         for &(v, c) in &a.coeffs {
             if c != 0 {
                 occurs[v as usize] += 1;
@@ -106,7 +293,7 @@ pub(super) fn accumulate(
     }
     let mut pivot: Vec<Option<(u32, i64)>> = vec![None; rank];
     let mut is_pivot = vec![false; extents.len()];
-    for (d, a) in target.proj.iter().enumerate() {
+    for (d, a) in proj.iter().enumerate() {
         if let Some(&(v, c)) = a
             .coeffs
             .iter()
@@ -128,7 +315,7 @@ pub(super) fn accumulate(
     for (d, p) in pivot.iter().enumerate() {
         if let Some((v, c)) = *p {
             // i_v = c · (s_d - konst - Σ_{u ≠ v} c_u · i_u), with c = ±1.
-            let a = &target.proj[d];
+            let a = &proj[d];
             let mut s = Affine {
                 konst: -c * a.konst,
                 coeffs: vec![(d as u32, c)],
@@ -163,7 +350,7 @@ pub(super) fn accumulate(
     }
     for (d, p) in pivot.iter().enumerate() {
         if p.is_none() {
-            let at = substitute(&target.proj[d], &sub);
+            let at = substitute(&proj[d], &sub);
             guards.push(ScalarExpr::binary(
                 BinOp::Eq,
                 ScalarExpr::Index(d as u32),

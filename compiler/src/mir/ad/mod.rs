@@ -13,14 +13,18 @@
 //!   result (a tie of `n` elements gives each `1/n` of it);
 //! - a `prod` `Reduce`: each element receives the product of the others (`y / x` where no
 //!   factor is zero; with one zero factor, only it receives the product of the rest);
+//! - a `Reduce` with a user monoid that declares `d_combine`: the fold recomputed as a
+//!   balanced tree whose levels are kept, then walked down applying `d_combine`
+//!   ([`monoid`]);
 //! - `Concat` and `Slice`: the matching slice, or the zero-padded placement.
 //!
 //! The derived nodes are ordinary `Map`/`Reduce` nodes, so they go through the same passes
 //! (fusion, sharding, lanes, GEMM recognition) and both backends. Integer and boolean ports
-//! carry no adjoint. User monoids are not differentiated: the checker refuses `grad` through
-//! them (`not-differentiable`), so reaching one here is an error.
+//! carry no adjoint. A user monoid without `d_combine` is not differentiated: the checker
+//! refuses `grad` through it (`not-differentiable`), and reaching one here is an error.
 
 mod accumulate;
+mod monoid;
 mod scalar;
 
 use std::collections::{HashMap, HashSet};
@@ -211,12 +215,20 @@ fn back_node(
             reads,
             args,
         } => {
-            let Some(dy) = dys[0] else { return Ok(()) };
-            let MonoidRef::Builtin(m) = monoid else {
-                return Err(AdError(
-                    "a reduction with a user monoid cannot be differentiated".into(),
-                ));
+            let m = match monoid {
+                MonoidRef::Builtin(m) => m,
+                MonoidRef::User(id) => {
+                    let r = monoid::Reduction {
+                        space,
+                        red,
+                        monoid: *id,
+                        reads,
+                        args,
+                    };
+                    return monoid::back_user_reduce(g, &r, dys, active, adj, &label);
+                }
             };
+            let Some(dy) = dys[0] else { return Ok(()) };
             let nf = space.len();
             let mut all = space.clone();
             all.extend(red);

@@ -209,6 +209,13 @@ impl<'p> Lowerer<'p> {
                 }
                 ScalarExpr::Tuple(vs)
             }
+            H::Diff(d) => {
+                let mut vs = Vec::new();
+                for x in &d.args {
+                    vs.push(self.point(x, frame, point)?);
+                }
+                self.diff_at_point(d, vs, point, span)?
+            }
             H::Field(x, i) => ScalarExpr::field(self.point(x, frame, point)?, *i as u32),
             H::If { cond, then, els } => {
                 let c = self.point(cond, frame, point)?;

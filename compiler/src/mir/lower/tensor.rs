@@ -520,6 +520,10 @@ impl<'p> Lowerer<'p> {
             }),
             None => None,
         };
+        let d_combine = match &m.d_combine {
+            Some(d) => Some(self.monoid_fn(d, span)?),
+            None => None,
+        };
         let mid = self.graph.add_monoid(ir::Monoid {
             name: m.name.clone(),
             state,
@@ -529,6 +533,7 @@ impl<'p> Lowerer<'p> {
             combine,
             unwrap,
             commutative: m.commutative,
+            d_combine,
         });
         self.monoids.insert(id, mid);
         Ok(mid)

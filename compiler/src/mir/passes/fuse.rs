@@ -18,9 +18,11 @@
 //! - a producer that is a graph output stays (it must be materialized anyway);
 //! - no fused kernel exceeds [`MAX_FUSED_COST`] operations per point, so fusing a chain of
 //!   `n` maps costs `O(n)`, not `O(n^2)`;
-//! - nothing is fused into a contraction (a `Reduce` that runs as a GEMM), except under a
-//!   memory budget: the GEMM is faster than the fused loop nest would be; and a contraction's
-//!   operand, materialized for it anyway, is not recomputed in its other consumers either;
+//! - nothing is fused into a contraction (a `Reduce` that runs as a GEMM), not even under a
+//!   memory budget: the GEMM is faster than the fused loop nest would be, and it sums in its
+//!   own order, so the fused loop would not give the same bits (recompute-vs-store must);
+//!   and a contraction's operand, materialized for it anyway, is not recomputed in its other
+//!   consumers either, except under a memory budget;
 //! - reads through `pad`/`clamp_edge` of a producer are not fused (the edge rule applies to
 //!   the producer's tensor, not to its body).
 
@@ -106,8 +108,9 @@ pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<
                 continue;
             }
             // A contraction runs as a GEMM, far faster than any fused loop nest: its
-            // operands stay materialized (unless a memory budget asks for recomputation).
-            if recompute != Recompute::Always && contraction(g, &g.nodes[c]).is_some() {
+            // operands stay materialized, under a memory budget too (the GEMM sums in its own
+            // order: a fused loop would change the result's bits).
+            if contraction(g, &g.nodes[c]).is_some() {
                 continue;
             }
             let c_box = box_of(&g.nodes[c].kind).expect("map or reduce");
@@ -260,7 +263,7 @@ pub enum Blocked {
     /// The fused kernel would exceed [`MAX_FUSED_COST`] operations per point.
     TooLarge { cost: usize },
     /// The consumer is a contraction, which runs as a GEMM: faster than any fused loop nest
-    /// (fused only under a memory budget).
+    /// and sums in its own order (never fused, so a memory budget keeps the bits).
     IntoContraction,
     /// The producer is an operand of a contraction, materialized for the GEMM anyway, so
     /// recomputing it in this consumer would only repeat work.
@@ -278,7 +281,7 @@ impl Blocked {
             Blocked::Broadcast { cost } => format!("the consumer reads each producer point more than once (broadcast), and recomputing it costs {cost} operations (more than 2)"),
             Blocked::Shared { uses, cost } => format!("{uses} reads of the producer, and recomputing it in each costs {cost} operations (more than {DUPLICATE_COST}): computed once and read back"),
             Blocked::TooLarge { cost } => format!("the fused kernel would cost {cost} operations per point (more than {MAX_FUSED_COST}): long chains are cut into kernels of bounded size"),
-            Blocked::IntoContraction => "the consumer is a contraction, which runs as a GEMM (faster than a fused loop nest; fused only under --memory-limit)".into(),
+            Blocked::IntoContraction => "the consumer is a contraction, which runs as a GEMM (faster than a fused loop nest, and summed in its own order: never fused, so --memory-limit gives the same bits)".into(),
             Blocked::GemmOperand => "the producer is an operand of a contraction, materialized for its GEMM anyway: recomputing it here would repeat work".into(),
         }
     }
@@ -339,7 +342,7 @@ pub(super) fn fusable(
     if g.outputs.contains(&port) {
         return Err(Blocked::Observed);
     }
-    if recompute != Recompute::Always && contraction(g, &g.nodes[c]).is_some() {
+    if contraction(g, &g.nodes[c]).is_some() {
         return Err(Blocked::IntoContraction);
     }
     if for_gemm.contains(&port) {

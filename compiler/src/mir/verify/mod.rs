@@ -105,6 +105,11 @@ fn verify_monoid(m: &Monoid) -> Result<(), Problem> {
     }
     let pair = [state.clone(), state.clone()];
     check_expr(&m.combine, ExprSite::Combine, &monoid_cx(&pair), &state)?;
+    if let Some(d) = &m.d_combine {
+        let triple = [state.clone(), state.clone(), state.clone()];
+        let both = Ty::Tuple(vec![state.clone(), state.clone()]);
+        check_expr(d, ExprSite::DCombine, &monoid_cx(&triple), &both)?;
+    }
     if let Some(u) = &m.unwrap {
         if u.ports.is_empty() {
             return Err(Problem::UnwrapEmpty);

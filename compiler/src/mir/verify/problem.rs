@@ -41,6 +41,8 @@ pub enum ExprSite {
     Combine,
     /// A monoid's unwrap.
     Unwrap,
+    /// A monoid's declared derivative of combine.
+    DCombine,
 }
 
 /// A broken invariant.
@@ -255,6 +257,7 @@ impl fmt::Display for ExprSite {
             ExprSite::Wrap => f.write_str("wrap"),
             ExprSite::Combine => f.write_str("combine"),
             ExprSite::Unwrap => f.write_str("unwrap"),
+            ExprSite::DCombine => f.write_str("d_combine"),
         }
     }
 }
