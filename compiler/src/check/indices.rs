@@ -108,7 +108,7 @@ impl Checker {
                     }
                 }
                 if let Some((d, _)) = found {
-                    cx.indices[i].range = d;
+                    cx.indices[i].range = self.tighten(id, d, &uses, cx);
                     cx.known[i] = true;
                     progress = true;
                 }
@@ -145,7 +145,7 @@ impl Checker {
                     // `i + rest < dim` gives `i < dim - max(rest)`; `rest - i >= 0` gives
                     // `i < min(rest) + 1`.
                     cx.indices[i].range = match c {
-                        1 => dim.sub(&hi),
+                        1 => self.tighten(id, dim.sub(&hi), &uses, cx),
                         -1 => lo.add(&Dim::known(1)),
                         // `c * i + rest < dim` gives `i < (dim - max(rest) - 1) / c + 1`, when
                         // that divides exactly (`x[2 * i + 1]` in `x: f32[2 * H]` gives `H`).
@@ -195,6 +195,41 @@ impl Checker {
                 self.error(errors::out_of_bounds(&t, u.axis, &lo, &hi, u.span));
             }
         }
+    }
+}
+
+impl Checker {
+    /// Index ranges intersect: every read `x[i + rest]` (coefficient 1, the indices of `rest`
+    /// known) bounds `i` by `dim - max(rest)`; of the bounds that differ from `range` by a
+    /// constant, the least wins (`a[i] + a[i + 2]` over `a: f32[N]` gives `N - 2`). A bound
+    /// that differs by a shape variable (`M` against `N`) cannot be ordered here: that read is
+    /// checked at dispatch, as before.
+    fn tighten(&self, id: IndexId, mut range: Dim, uses: &[Use], cx: &BodyCx) -> Dim {
+        for u in uses {
+            if !u.idx.coeffs.contains(&(id, 1)) {
+                continue;
+            }
+            let rest: Vec<(IndexId, i64)> = u
+                .idx
+                .coeffs
+                .iter()
+                .copied()
+                .filter(|(x, _)| *x != id)
+                .collect();
+            if rest.iter().any(|(x, _)| !cx.known[x.0 as usize]) {
+                continue;
+            }
+            let rest = AffineIdx {
+                konst: u.idx.konst.clone(),
+                coeffs: rest,
+            };
+            let (_, hi) = bounds(&rest, cx);
+            let bound = self.zonk_dim(&u.tensor.dims()[u.axis]).sub(&hi);
+            if bound.sub(&range).as_known().is_some_and(|d| d < 0) {
+                range = bound;
+            }
+        }
+        range
     }
 }
 

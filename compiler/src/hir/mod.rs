@@ -198,6 +198,9 @@ pub enum Builtin {
     /// *coordinator*: `partition(x, mask)`, `(kept ++ rest, count)`: the stable partition
     /// of `x` with the `mask`-true elements first, and how many those are.
     Partition,
+    /// `rotate(x, k)`: `x[(i + k) mod n, …]` along the first axis. The checker writes it as
+    /// a comprehension with a gather (`check::infer::rotate`), so it never reaches the HIR.
+    Rotate,
     /// *coordinator*: `sort(x)`, ascending (floats in IEEE total order), stable.
     Sort,
     /// *coordinator*: `sort_by_key(keys, vals)`, `vals` in the stable ascending order of
@@ -231,6 +234,7 @@ impl Builtin {
             Builtin::Full => "full",
             Builtin::Filter => "filter",
             Builtin::Partition => "partition",
+            Builtin::Rotate => "rotate",
             Builtin::Sort => "sort",
             Builtin::SortByKey => "sort_by_key",
         }

@@ -189,6 +189,12 @@ const TABLE: &[Entry] = &[
         Place::Prim,
         Checker::filter,
     ),
+    row(
+        Builtin::Rotate,
+        Arity::exactly(2),
+        Place::Anywhere,
+        Checker::rotate,
+    ),
     row(Builtin::Sort, Arity::exactly(1), Place::Prim, Checker::sort),
     row(
         Builtin::SortByKey,
@@ -424,12 +430,16 @@ impl Checker {
         )
     }
 
-    /// `len(list)`.
+    /// `len(list)`, or `len(x)` of a tensor: its first dimension (a filter's result length).
     fn len(&mut self, c: &BuiltinCall<'_>, cx: &mut BodyCx) -> hir::Expr {
         let x = self.infer(&c.args[0], cx, None);
-        if !matches!(x.ty, Ty::List(_) | Ty::Error) {
+        let tensor = matches!(&x.ty, Ty::Tensor(_, dims) if !dims.is_empty());
+        if !tensor && !matches!(x.ty, Ty::List(_) | Ty::Error) {
             self.error(errors::type_error(
-                format!("`len` takes a list, found `{}`", x.ty),
+                format!(
+                    "`len` takes a list or a tensor of rank 1 or more, found `{}`",
+                    x.ty
+                ),
                 x.span,
             ));
         }
