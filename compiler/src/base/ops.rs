@@ -559,7 +559,10 @@ mod tests {
         assert_eq!(bin(BinOp::BitOr, I32(12), I32(10)), Ok(I32(14)));
         assert_eq!(bin(BinOp::BitXor, I64(-1), I64(5)), Ok(I64(-6)));
         assert_eq!(unary(UnOp::Not, I32(0)), Ok(I32(-1)));
-        assert_eq!(bin(BinOp::BitAnd, Scalar::F32(1.0), Scalar::F32(1.0)), Err(OpError::Operands));
+        assert_eq!(
+            bin(BinOp::BitAnd, Scalar::F32(1.0), Scalar::F32(1.0)),
+            Err(OpError::Operands)
+        );
         assert_eq!(bin(BinOp::Shl, I64(1), I64(64)), Ok(I64(1)));
         assert_eq!(bin(BinOp::Shl, I32(1), I32(33)), Ok(I32(2)));
         assert_eq!(bin(BinOp::Shl, I64(1), I64(-1)), Ok(I64(i64::MIN)));

@@ -96,6 +96,17 @@ impl<'p, 'h> Machine<'p, 'h> {
                     _ => bug(span, "len of a non-list"),
                 },
             },
+            Builtin::Shape => {
+                let v = self.eval(frame, &args[0])?;
+                match self.shape_of(&v) {
+                    Some(s) => Ok(Value::List(
+                        s.iter()
+                            .map(|n| Value::Scalar(Scalar::I64(*n as i64)))
+                            .collect(),
+                    )),
+                    None => bug(span, "shape of a non-tensor"),
+                }
+            }
             Builtin::ParseI64 | Builtin::ParseF64 => {
                 let Value::Str(s) = self.eval(frame, &args[0])? else {
                     return bug(span, "parse of a non-string");

@@ -176,8 +176,10 @@ pub enum Builtin {
     Save,
     /// *coordinator*: `args()`.
     Args,
-    /// *coordinator*: `len(list)`.
+    /// *coordinator*: `len(list)`, or a tensor's first dimension.
     Len,
+    /// *coordinator*: `shape(x)`, a tensor's dimensions as a list of `i64`.
+    Shape,
     ParseI64,
     ParseF64,
     Assert,
@@ -224,6 +226,7 @@ impl Builtin {
             Builtin::Save => "save",
             Builtin::Args => "args",
             Builtin::Len => "len",
+            Builtin::Shape => "shape",
             Builtin::ParseI64 => "parse_i64",
             Builtin::ParseF64 => "parse_f64",
             Builtin::Assert => "assert",

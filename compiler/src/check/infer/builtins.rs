@@ -125,6 +125,12 @@ const TABLE: &[Entry] = &[
         Checker::len,
     ),
     row(
+        Builtin::Shape,
+        Arity::exactly(1),
+        Place::Coordinator,
+        Checker::shape,
+    ),
+    row(
         Builtin::ParseI64,
         Arity::exactly(1),
         Place::Coordinator,
@@ -446,6 +452,22 @@ impl Checker {
         mk(
             hir::ExprKind::Builtin(c.b, vec![x]),
             Ty::Scalar(DType::I64),
+            c.span,
+        )
+    }
+
+    /// `shape(x)`: the dimensions of a tensor (or a scalar's `[]`), a list of `i64`.
+    fn shape(&mut self, c: &BuiltinCall<'_>, cx: &mut BodyCx) -> hir::Expr {
+        let x = self.infer(&c.args[0], cx, None);
+        if !matches!(x.ty, Ty::Tensor(..) | Ty::Scalar(_) | Ty::Error) {
+            self.error(errors::type_error(
+                format!("`shape` takes a tensor, found `{}`", x.ty),
+                x.span,
+            ));
+        }
+        mk(
+            hir::ExprKind::Builtin(c.b, vec![x]),
+            Ty::List(Box::new(Ty::Scalar(DType::I64))),
             c.span,
         )
     }
