@@ -126,19 +126,8 @@ impl Checker {
                     let Some(&(_, c)) = u.idx.coeffs.iter().find(|(x, _)| *x == id) else {
                         continue;
                     };
-                    let rest: Vec<(IndexId, i64)> = u
-                        .idx
-                        .coeffs
-                        .iter()
-                        .copied()
-                        .filter(|(x, _)| *x != id)
-                        .collect();
-                    if c == 0 || rest.iter().any(|(x, _)| !cx.known[x.0 as usize]) {
+                    let Some(rest) = known_rest(u, id, cx).filter(|_| c != 0) else {
                         continue;
-                    }
-                    let rest = AffineIdx {
-                        konst: u.idx.konst.clone(),
-                        coeffs: rest,
                     };
                     let (lo, hi) = bounds(&rest, cx);
                     let dim = self.zonk_dim(&u.tensor.dims()[u.axis]);
@@ -209,19 +198,8 @@ impl Checker {
             if !u.idx.coeffs.contains(&(id, 1)) {
                 continue;
             }
-            let rest: Vec<(IndexId, i64)> = u
-                .idx
-                .coeffs
-                .iter()
-                .copied()
-                .filter(|(x, _)| *x != id)
-                .collect();
-            if rest.iter().any(|(x, _)| !cx.known[x.0 as usize]) {
+            let Some(rest) = known_rest(u, id, cx) else {
                 continue;
-            }
-            let rest = AffineIdx {
-                konst: u.idx.konst.clone(),
-                coeffs: rest,
             };
             let (_, hi) = bounds(&rest, cx);
             let bound = self.zonk_dim(&u.tensor.dims()[u.axis]).sub(&hi);
@@ -231,6 +209,25 @@ impl Checker {
         }
         range
     }
+}
+
+/// The read's index without its `id` term (`x[i + rest]` gives `rest`), if every index
+/// of the rest has a known range.
+fn known_rest(u: &Use, id: IndexId, cx: &BodyCx) -> Option<AffineIdx> {
+    let coeffs: Vec<(IndexId, i64)> = u
+        .idx
+        .coeffs
+        .iter()
+        .copied()
+        .filter(|(x, _)| *x != id)
+        .collect();
+    if coeffs.iter().any(|(x, _)| !cx.known[x.0 as usize]) {
+        return None;
+    }
+    Some(AffineIdx {
+        konst: u.idx.konst.clone(),
+        coeffs,
+    })
 }
 
 fn cx_index(cx: &BodyCx, name: &str) -> Option<IndexId> {
