@@ -83,7 +83,8 @@ impl Checker {
         let mut reported = vec![false; cx.indices.len()];
         loop {
             let mut progress = false;
-            // Plain uses `x[.., i, ..]` give the range directly, and must agree.
+            // Plain uses `x[.., i, ..]` give the range directly, and must agree up to a
+            // constant.
             for i in first_index..cx.indices.len() {
                 if cx.known[i] {
                     continue;
@@ -96,7 +97,10 @@ impl Checker {
                         match &found {
                             None => found = Some((dim, u.span)),
                             Some((d0, s0)) => {
-                                if self.zonk_dim(d0) != dim && !reported[i] {
+                                // Extents that differ by a constant intersect (`tighten`
+                                // takes the least); by a shape variable, they disagree.
+                                let apart = dim.sub(&self.zonk_dim(d0)).as_known().is_none();
+                                if apart && !reported[i] {
                                     let name = cx.indices[i].name.clone();
                                     self.error(errors::index_disagree(
                                         &name, d0, &dim, *s0, u.span,

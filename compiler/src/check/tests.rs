@@ -614,6 +614,8 @@ fn index_ranges_that_differ_by_constants_intersect() {
         "op f(a: f32[N]) -> f32[N] {\n let b[i] = a[i] + a[i + 1];\n b\n}\nmain {}\n",
         "shape-mismatch",
     );
+    // Plain uses whose extents differ by a constant intersect too.
+    ok("op f(a: f32[N], c: f32[N - 1]) -> f32[N - 1] {\n let b[i] = a[i] * c[i];\n b\n}\nmain {}\n");
     // Plain uses of different shape variables still disagree; indices start at 0.
     rejects(
         "op f(a: f32[N], c: f32[M]) -> f32 = sum[i](a[i] + c[i])\nmain {}\n",
