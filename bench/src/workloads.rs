@@ -14,6 +14,8 @@
 //! | W6 | `x = rand_uniform(11, [2^24 + 8])`, `w = rand_uniform(12, [9])` |
 //! | filter | `x = rand_uniform(6, [2^25])`, `mask = rand_uniform(7, [2^25]) < 0.5` |
 //! | sort | `keys = (rand_uniform(8, [2^24]) as f64 · 2^32) as u32` |
+//! | scan | `x = rand_uniform(1, [2^25])` |
+//! | histogram | `idx = (rand_uniform(2, [2^25]) * 256.0) as i64`, `vals = rand_uniform(3, [2^25])` |
 //!
 //! Two more lines measure the runtime's worker pool: `pool.run`, one dispatch of 1000 no-op
 //! tasks, and `W1/pool`, W1 dispatched through [`flow_runtime::pool::Pool`] in blocks of
@@ -40,7 +42,7 @@ pub struct Bench {
 }
 
 /// Every benchmark, in the order the binary runs them.
-pub const BENCHES: [Bench; 10] = [
+pub const BENCHES: [Bench; 12] = [
     Bench {
         name: "W1",
         what: "fused elementwise chain, N=2^25",
@@ -76,6 +78,14 @@ pub const BENCHES: [Bench; 10] = [
     Bench {
         name: "sort",
         what: "radix sort of 2^24 random 32-bit keys",
+    },
+    Bench {
+        name: "scan",
+        what: "inclusive + scan of 2^25 f32",
+    },
+    Bench {
+        name: "histogram",
+        what: "histogram of 2^25 f32 into 256 bins",
     },
     Bench {
         name: "pool.run",
@@ -227,6 +237,23 @@ pub fn prepare(name: &str, threads: usize) -> Option<Prepared> {
             setup = Some(Box::new(move || k2.borrow_mut().copy_from_slice(&keys)));
             Box::new(move || {
                 primitives::radix_sort_u32(black_box(&mut k.borrow_mut()), &mut scratch)
+            })
+        }
+        "scan" => {
+            let x = uniform(1, 1 << 25);
+            let mut y = vec![0f32; x.len()];
+            let mut sums = vec![0f32; x.len().div_ceil(primitives::BLOCK)];
+            Box::new(move || primitives::scan_f32(black_box(&x), black_box(&mut y), &mut sums))
+        }
+        "histogram" => {
+            let n = 1 << 25;
+            let idx: Vec<i64> = uniform(2, n)
+                .iter()
+                .map(|&u| (u * primitives::BINS as f32) as i64)
+                .collect();
+            let vals = uniform(3, n);
+            Box::new(move || {
+                black_box(primitives::histogram(black_box(&idx), &vals, threads));
             })
         }
         _ => unreachable!("every name of BENCHES is handled"),

@@ -5,7 +5,7 @@
 //! by run, and prints the medians and the two ratios, the figures `docs/performance.md`
 //! records.
 //!
-//! usage: compare [--threads N] [--warmup N] [--reps N] [--only W1,W3,filter,sort]
+//! usage: compare [--threads N] [--warmup N] [--reps N] [--only W1,W3,filter,sort,scan,histogram]
 //!                [--native-rustflags FLAGS | --native-exe PATH | --no-native]
 
 use std::path::PathBuf;
@@ -27,10 +27,12 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("W6", "w6_stencil.flow"),
     ("filter", "p_filter.flow"),
     ("sort", "p_sort.flow"),
+    ("scan", "p_scan.flow"),
+    ("histogram", "p_histogram.flow"),
 ];
 
 const USAGE: &str =
-    "usage: compare [--threads N] [--warmup N] [--reps N] [--only W1,W3,filter,sort]
+    "usage: compare [--threads N] [--warmup N] [--reps N] [--only W1,W3,filter,sort,scan,histogram]
                [--native-rustflags FLAGS | --native-exe PATH | --no-native]
   --native-rustflags FLAGS  RUSTFLAGS of the native baseline (default: -C target-cpu=native)
   --native-exe PATH         a `baseline` binary already built, instead of building one

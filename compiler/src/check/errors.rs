@@ -393,5 +393,5 @@ pub fn prim_in_op(what: &str, span: Span) -> Diagnostic {
         span,
     )
     .with_label_text("call it in `main` or a `proc`, and pass the result to the op")
-    .with_note("an op's graph has every size fixed when it is built; `filter` and `partition` give a length known only when they run, and the sorts run on the runtime's radix sort between graphs")
+    .with_note("an op's graph has every size fixed when it is built; `filter` and `partition` give a length known only when they run, and the sorts, scans, histograms and scatters run on the runtime's parallel primitives between graphs")
 }

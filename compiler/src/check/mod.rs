@@ -263,10 +263,12 @@ fn monoid_signature(ck: &mut Checker, m: &ast::MonoidDef) -> MonoidSig {
         None => vec![state.clone()],
     };
     // The result type is the unwrap's, known only after checking it; `check_monoid` fixes it.
+    let plain = wrap.is_none() && !m.members.iter().any(|x| x.name.name == "unwrap");
     MonoidSig {
         name: m.name.name.clone(),
         inputs,
         result: state,
+        plain,
     }
 }
 

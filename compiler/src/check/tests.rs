@@ -640,3 +640,50 @@ fn bitwise_operators_take_integers_and_rotate_a_tensor() {
     rejects("main { print(rotate(iota(3), 1.5)); }\n", "type-mismatch");
     rejects("main { print(len(1.0)); }\n", "type-mismatch");
 }
+
+#[test]
+fn scans_histograms_and_scatters_check_their_monoid_and_arguments() {
+    // Not a monoid, a monoid of the wrong elements, a wrapped monoid, a scalar to scan.
+    rejects("main { print(scan(1, [1.0])); }", "type-mismatch");
+    rejects(
+        "fn f(a: f32) -> f32 = a\nmain { print(scan(f, [1.0])); }",
+        "type-mismatch",
+    );
+    rejects("main { print(scan(sum, [true])); }", "type-mismatch");
+    rejects("main { print(scan(any, [1.0])); }", "type-mismatch");
+    rejects("main { print(scan_excl(max, 1.0)); }", "type-mismatch");
+    rejects(
+        "monoid W { state = f32; zero = 0.0; wrap(x: f32) = x; combine(a, b) = a + b; }\n\
+         main { print(scan(W, [1.0])); }",
+        "type-mismatch",
+    );
+    rejects("main { print(scan(nope, [1.0])); }", "unknown-name");
+    // Indices are integers as long as the values; scatter's values are the destination's type.
+    rejects(
+        "main { print(reduce_by_index(sum, 2, [0.5], [1.0])); }",
+        "type-mismatch",
+    );
+    rejects(
+        "main { print(reduce_by_index(sum, 2, [0, 1], [1.0])); }",
+        "shape-mismatch",
+    );
+    rejects(
+        "main { print(scatter([1.0], [0], [true])); }",
+        "type-mismatch",
+    );
+    // Computed by the coordinator: not in an op, not in a comprehension body.
+    rejects(
+        "op f(x: f32[N]) -> f32[N] = scan(sum, x)\nmain { print(f([1.0])); }",
+        "dynamic-size-in-operation",
+    );
+    rejects(
+        "main { let x = [1.0]; let y[i] = scan(sum, x)[i]; print(y); }",
+        "io-in-operation",
+    );
+    assert!(codes_of(
+        "monoid L { state = i64; zero = 0; combine(a, b) = if b != 0 { b } else { a }; }\n\
+         main { print(scan(sum, [1.0]), scan_excl(L, [0, 1]), reduce_by_index(L, 2, [0], [3]),\
+         scatter([1.0, 2.0], [1], [5.0])); }"
+    )
+    .is_empty());
+}

@@ -27,6 +27,7 @@ mod error;
 mod eval;
 pub mod host;
 mod prims;
+mod scans;
 mod value;
 
 use std::collections::HashMap;
@@ -275,6 +276,10 @@ struct Machine<'p, 'h> {
     /// The worker pool of the runtime's primitives (`filter`, `sort`, …), created at the
     /// first call of one.
     prims: Option<flow_runtime::pool::Pool>,
+    /// The latest results of scans and scatters (see `scans.rs`): when the program has
+    /// dropped one, the next scan or scatter of the same type and length writes into its
+    /// buffer instead of faulting in fresh pages.
+    prim_results: Vec<Rc<Tensor>>,
 }
 
 /// The deepest `proc` recursion a run may reach: each call runs on the coordinator's stack,
@@ -380,6 +385,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             loaded_dims: HashMap::new(),
             proc_depth: 0,
             prims: None,
+            prim_results: Vec::new(),
         }
     }
 

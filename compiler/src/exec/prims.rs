@@ -50,6 +50,12 @@ impl<'p, 'h> Machine<'p, 'h> {
         args: &'p [hir::Expr],
         e: &'p hir::Expr,
     ) -> RResult<Value> {
+        if matches!(
+            b,
+            Builtin::Scan(_) | Builtin::ScanExcl(_) | Builtin::ReduceByIndex(_) | Builtin::Scatter
+        ) {
+            return self.prim_monoid(frame, b, args, e);
+        }
         let span = e.span;
         let mut ts = Vec::new();
         for a in args {
@@ -146,7 +152,7 @@ impl<'p, 'h> Machine<'p, 'h> {
     }
 
     /// The worker pool of the primitives, on the run's thread count and retry policy.
-    fn prims_pool(&mut self, span: Span) -> RResult<&Pool> {
+    pub(super) fn prims_pool(&mut self, span: Span) -> RResult<&Pool> {
         if self.prims.is_none() {
             let mut pool = match Pool::new(self.opts.threads.max(1)) {
                 Ok(p) => p,

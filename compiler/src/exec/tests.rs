@@ -726,3 +726,51 @@ fn a_pass_that_breaks_the_mir_is_a_compiler_bug() {
     opts.passes = Some(vec![&crate::mir::passes::FUSE_MAPS]);
     assert!(run_main(&prog, &mut MemoryHost::default(), &opts).is_ok());
 }
+
+#[test]
+fn scans_histograms_and_scatters_report_bad_indices_and_faulting_combines() {
+    let err =
+        run("main { print(reduce_by_index(sum, 3, [0, 5, -1], [1.0, 2.0, 3.0])); }").unwrap_err();
+    assert!(
+        err.contains(
+            "index [5] (element 1 of the indices) is out of range for the bins of shape [3]"
+        ),
+        "{err}"
+    );
+    let err = run("main { print(scatter([0, 0], [1, 1, -2], [1, 2, 3])); }").unwrap_err();
+    assert!(
+        err.contains("index [-2] (element 2 of the indices) is out of range for the destination of shape [2]"),
+        "{err}"
+    );
+    let err = run("main { print(reduce_by_index(max, 0 - 2, [0], [1.0])); }").unwrap_err();
+    assert!(err.contains("the number of bins is negative"), "{err}");
+    // A combine that faults is an error of the program, not a panic.
+    let err = run(
+        "monoid Div { state = i64; zero = 0; combine(a, b) = if a == 0 { b } else { if b == 0 { a } else { a / (b - b) } }; }\n\
+         main { print(scan(Div, [1, 2, 3])); }",
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("`Div`'s combine: integer division by zero"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_dropped_scan_result_lends_its_buffer_to_the_next_scan_or_scatter() {
+    let out = run(
+        "op last(y: f32[N]) -> f32 = y[N - 1]\nop first(y: f32[N]) -> f32 = y[0]\n\
+         main { for r in 0..3 {\n\
+           let x = full([1000], 1.0) * (r as f32 + 1.0);\n\
+           let y = scan(sum, x);\n\
+           let z = scatter(full([1000], 7.0), [0, 5], [1.0, 2.0]);\n\
+           let w = scan_excl(sum, x);\n\
+           print(last(y), first(z), last(z), first(w), last(w));\n\
+         } }",
+    )
+    .unwrap();
+    assert_eq!(
+        out, "1000 1 7 0 999\n2000 1 7 0 1998\n3000 1 7 0 2997\n",
+        "{out}"
+    );
+}

@@ -208,6 +208,17 @@ pub enum Builtin {
     /// *coordinator*: `sort_by_key(keys, vals)`, `vals` in the stable ascending order of
     /// their `keys`.
     SortByKey,
+    /// *coordinator*: `scan(M, x)`, the inclusive scan of `x` with the monoid `M` along its
+    /// last axis (every row on its own), blocked as `flow_runtime::prims::scan`.
+    Scan(MonoidRef),
+    /// *coordinator*: `scan_excl(M, x)`, the exclusive scan (the identity first).
+    ScanExcl(MonoidRef),
+    /// *coordinator*: `reduce_by_index(M, n_bins, idx, vals)`, a histogram: bin `k` combines
+    /// the `vals[i]` with `idx[i] == k` in index order.
+    ReduceByIndex(MonoidRef),
+    /// *coordinator*: `scatter(dest, idx, vals)`, `dest` with `dest[idx[i]] = vals[i]`; the
+    /// last in index order wins among duplicates.
+    Scatter,
 }
 
 impl Builtin {
@@ -240,17 +251,29 @@ impl Builtin {
             Builtin::Rotate => "rotate",
             Builtin::Sort => "sort",
             Builtin::SortByKey => "sort_by_key",
+            Builtin::Scan(_) => "scan",
+            Builtin::ScanExcl(_) => "scan_excl",
+            Builtin::ReduceByIndex(_) => "reduce_by_index",
+            Builtin::Scatter => "scatter",
         }
     }
 
     /// Whether the coordinator computes this built-in on the runtime's parallel primitives,
     /// as its own observation (its arguments are dispatched first): `filter` and `partition`,
-    /// whose lengths are known only when they run, and the sorts. An operation may not call
+    /// whose lengths are known only when they run, the sorts, the scans, `reduce_by_index`
+    /// and `scatter`. An operation may not call
     /// one (`dynamic-size-in-operation`).
     pub fn is_prim(self) -> bool {
         matches!(
             self,
-            Builtin::Filter | Builtin::Partition | Builtin::Sort | Builtin::SortByKey
+            Builtin::Filter
+                | Builtin::Partition
+                | Builtin::Sort
+                | Builtin::SortByKey
+                | Builtin::Scan(_)
+                | Builtin::ScanExcl(_)
+                | Builtin::ReduceByIndex(_)
+                | Builtin::Scatter
         )
     }
 

@@ -259,6 +259,15 @@ fn eval_node_retrying(
 }
 
 /// A gather's fault with its table's name: the label of the node it reads.
+/// Combines two states `a` and `b` of a user monoid whose state is one scalar (the
+/// coordinator's scans and histograms call it from the worker pool's threads).
+pub fn combine_scalars(m: &crate::mir::ir::Monoid, a: Scalar, b: Scalar) -> Result<Scalar, String> {
+    let params = [Value::Scalar(a), Value::Scalar(b)];
+    eval_expr(&m.combine, &monoid_scope(&params))
+        .and_then(Value::scalar)
+        .map_err(|f| f.to_string())
+}
+
 pub(crate) fn name_table(g: &Graph, node: &Node, f: Fault) -> Fault {
     match f {
         Fault::IndexOutOfRange(mut m) => {

@@ -208,7 +208,36 @@ const TABLE: &[Entry] = &[
         Place::Prim,
         Checker::sort_by_key,
     ),
+    // The monoid of a scan or histogram is filled in by the rule; the table holds `sum`.
+    row(
+        Builtin::Scan(ANY_MONOID),
+        Arity::exactly(2),
+        Place::Prim,
+        Checker::scan,
+    ),
+    row(
+        Builtin::ScanExcl(ANY_MONOID),
+        Arity::exactly(2),
+        Place::Prim,
+        Checker::scan,
+    ),
+    row(
+        Builtin::ReduceByIndex(ANY_MONOID),
+        Arity::exactly(4),
+        Place::Prim,
+        Checker::reduce_by_index,
+    ),
+    row(
+        Builtin::Scatter,
+        Arity::exactly(3),
+        Place::Prim,
+        Checker::scatter,
+    ),
 ];
+
+/// The monoid the table's rows of the built-ins that take one hold (the rule resolves the
+/// call's own).
+const ANY_MONOID: MonoidRef = MonoidRef::Builtin(BuiltinMonoid::Sum);
 
 /// The row every math function (`exp`, `sqrt`, `abs`, …) shares.
 const MATH: Entry = row(
@@ -228,6 +257,12 @@ const fn row(builtin: Builtin, arity: Arity, place: Place, rule: Rule) -> Entry 
 }
 
 fn entry(b: Builtin) -> &'static Entry {
+    let b = match b {
+        Builtin::Scan(_) => Builtin::Scan(ANY_MONOID),
+        Builtin::ScanExcl(_) => Builtin::ScanExcl(ANY_MONOID),
+        Builtin::ReduceByIndex(_) => Builtin::ReduceByIndex(ANY_MONOID),
+        b => b,
+    };
     match b {
         Builtin::Math(_) => &MATH,
         _ => TABLE

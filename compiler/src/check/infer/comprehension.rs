@@ -182,14 +182,7 @@ impl Checker {
             ));
             return err_expr(span);
         };
-        let Some(Global::Monoid(mid)) = self.globals.get(mname).copied() else {
-            match self.globals.get(mname) {
-                Some(_) => self.error(errors::type_error(
-                    format!("`{mname}` is not a monoid"),
-                    first.span,
-                )),
-                None => self.error(errors::unknown_name(mname, first.span)),
-            }
+        let Some(mid) = self.monoid_named(mname, first.span) else {
             return err_expr(span);
         };
         let sig = self.monoid_sigs[mid.0 as usize].clone();

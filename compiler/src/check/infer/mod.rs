@@ -25,6 +25,7 @@ mod diff;
 mod expr;
 mod literals;
 mod rotate;
+mod scans;
 mod sizes;
 mod unify;
 
@@ -57,6 +58,8 @@ pub struct MonoidSig {
     pub name: String,
     pub inputs: Vec<Ty>,
     pub result: Ty,
+    /// Without `wrap` and `unwrap`: its inputs, states and results are one type.
+    pub plain: bool,
 }
 
 /// Which environment a body runs in.

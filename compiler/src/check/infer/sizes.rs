@@ -118,7 +118,7 @@ impl Checker {
     }
 
     /// A 1-D tensor argument of `name`: the argument and its element type and length.
-    fn vector_arg(
+    pub(super) fn vector_arg(
         &mut self,
         name: &str,
         arg: &ast::Expr,
@@ -144,7 +144,7 @@ impl Checker {
 
     /// A second 1-D argument of `name`, as long as the first (length `n`); of element type
     /// `d` if given.
-    fn same_length_arg(
+    pub(super) fn same_length_arg(
         &mut self,
         name: &str,
         first: &hir::Expr,

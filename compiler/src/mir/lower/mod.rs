@@ -141,6 +141,13 @@ impl<'p> Lowerer<'p> {
         self.constant(Tensor::from_scalar(s))
     }
 
+    /// User monoid `id` as the graph holds it (the coordinator's scans and histograms
+    /// combine with it).
+    pub fn user_monoid(&mut self, id: hir::MonoidId, span: Span) -> LResult<ir::Monoid> {
+        let mid = self.monoid(id, span)?;
+        Ok(self.graph.monoids[mid].clone())
+    }
+
     /// Calls op or fn `f` on tensor-level arguments.
     pub fn call(&mut self, f: hir::FuncId, args: Vec<TVal>, span: Span) -> LResult<TVal> {
         let func = self.prog.func(f);
