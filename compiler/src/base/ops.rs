@@ -14,6 +14,8 @@
 //! - **Integer `div`** truncates toward zero. A zero divisor is [`OpError::DivByZero`], and
 //!   `MIN / -1` is [`OpError::DivOverflow`]. **Integer `rem`** has the sign of the dividend; a
 //!   zero divisor is [`OpError::DivByZero`], and `MIN % -1` is `0`.
+//! - **`band` / `bor` / `bxor`** (`&`, `|`, `^`) and **`not` on an integer** (`!x`) are
+//!   bitwise, on the two's complement bits, like Rust's `&`, `|`, `^`, `!` on integers.
 //! - **`shl` / `shr`** take the shift amount modulo the bit width (its low 5 bits for `i32`,
 //!   6 for `i64`; a negative amount is read in two's complement), like Rust's `wrapping_shl`
 //!   and Cranelift's `ishl`/`sshr`. `shr` is arithmetic (it copies the sign bit).
@@ -39,7 +41,7 @@ use flow_runtime::{DType, Scalar};
 pub enum UnOp {
     /// Arithmetic negation (integers wrap).
     Neg,
-    /// Logical not of a `bool`.
+    /// Logical not of a `bool`; on an integer, the bitwise complement.
     Not,
 }
 
@@ -60,6 +62,12 @@ pub enum BinOp {
     Shl,
     /// `a >> b` (arithmetic).
     Shr,
+    /// `a & b`: bitwise and of integers.
+    BitAnd,
+    /// `a | b`: bitwise or of integers.
+    BitOr,
+    /// `a ^ b`: bitwise exclusive or of integers.
+    BitXor,
     /// `a == b`.
     Eq,
     /// `a != b`.
@@ -160,7 +168,7 @@ names!(BinOp {
     Add => "add", Sub => "sub", Mul => "mul", Div => "div", Rem => "rem", Shl => "shl",
     Shr => "shr", Eq => "eq", Ne => "ne", Lt => "lt", Le => "le", Gt => "gt", Ge => "ge",
     And => "and", Or => "or", Min => "min", Max => "max", Pow => "pow",
-    Atan2 => "atan2",
+    Atan2 => "atan2", BitAnd => "band", BitOr => "bor", BitXor => "bxor",
 });
 
 impl BinOp {
@@ -176,6 +184,9 @@ impl BinOp {
             B::Rem => "%",
             B::Shl => "<<",
             B::Shr => ">>",
+            B::BitAnd => "&",
+            B::BitOr => "|",
+            B::BitXor => "^",
             B::Eq => "==",
             B::Ne => "!=",
             B::Lt => "<",
@@ -231,6 +242,8 @@ pub fn unary(op: UnOp, x: Scalar) -> Result<Scalar, OpError> {
         (UnOp::Neg, S::I32(v)) => S::I32(v.wrapping_neg()),
         (UnOp::Neg, S::I64(v)) => S::I64(v.wrapping_neg()),
         (UnOp::Not, S::Bool(v)) => S::Bool(!v),
+        (UnOp::Not, S::I32(v)) => S::I32(!v),
+        (UnOp::Not, S::I64(v)) => S::I64(!v),
         _ => return Err(OpError::Operands),
     })
 }
@@ -305,7 +318,7 @@ pub fn binary_result(op: BinOp, d: DType) -> Option<DType> {
     match op {
         B::Add | B::Sub | B::Mul | B::Div | B::Rem | B::Min | B::Max if is_numeric(d) => Some(d),
         B::Pow | B::Atan2 if d.is_float() => Some(d),
-        B::Shl | B::Shr if d.is_int() => Some(d),
+        B::Shl | B::Shr | B::BitAnd | B::BitOr | B::BitXor if d.is_int() => Some(d),
         B::Eq | B::Ne | B::Lt | B::Le | B::Gt | B::Ge => Some(DType::Bool),
         B::And | B::Or if d == DType::Bool => Some(d),
         _ => None,
@@ -316,7 +329,7 @@ pub fn binary_result(op: BinOp, d: DType) -> Option<DType> {
 pub fn unary_result(op: UnOp, d: DType) -> Option<DType> {
     match op {
         UnOp::Neg if is_numeric(d) => Some(d),
-        UnOp::Not if d == DType::Bool => Some(d),
+        UnOp::Not if d == DType::Bool || d.is_int() => Some(d),
         _ => None,
     }
 }
@@ -444,7 +457,9 @@ fn float_op<T: Float>(op: BinOp, x: T, y: T, wrap: fn(T) -> Scalar) -> Result<Sc
         B::Le => Scalar::Bool(x <= y),
         B::Gt => Scalar::Bool(x > y),
         B::Ge => Scalar::Bool(x >= y),
-        B::Shl | B::Shr | B::And | B::Or => return Err(OpError::Operands),
+        B::Shl | B::Shr | B::And | B::Or | B::BitAnd | B::BitOr | B::BitXor => {
+            return Err(OpError::Operands)
+        }
     })
 }
 
@@ -472,6 +487,9 @@ macro_rules! int_op {
                 }
                 B::Shl => Scalar::$variant(x.wrapping_shl(y as u32)),
                 B::Shr => Scalar::$variant(x.wrapping_shr(y as u32)),
+                B::BitAnd => Scalar::$variant(x & y),
+                B::BitOr => Scalar::$variant(x | y),
+                B::BitXor => Scalar::$variant(x ^ y),
                 B::Min => Scalar::$variant(x.min(y)),
                 B::Max => Scalar::$variant(x.max(y)),
                 B::Eq => Scalar::Bool(x == y),
@@ -538,6 +556,14 @@ mod tests {
     fn shifts_take_the_amount_modulo_the_width() {
         use Scalar::{I32, I64};
         assert_eq!(bin(BinOp::Shl, I64(1), I64(3)), Ok(I64(8)));
+        assert_eq!(bin(BinOp::BitAnd, I64(12), I64(10)), Ok(I64(8)));
+        assert_eq!(bin(BinOp::BitOr, I32(12), I32(10)), Ok(I32(14)));
+        assert_eq!(bin(BinOp::BitXor, I64(-1), I64(5)), Ok(I64(-6)));
+        assert_eq!(unary(UnOp::Not, I32(0)), Ok(I32(-1)));
+        assert_eq!(
+            bin(BinOp::BitAnd, Scalar::F32(1.0), Scalar::F32(1.0)),
+            Err(OpError::Operands)
+        );
         assert_eq!(bin(BinOp::Shl, I64(1), I64(64)), Ok(I64(1)));
         assert_eq!(bin(BinOp::Shl, I32(1), I32(33)), Ok(I32(2)));
         assert_eq!(bin(BinOp::Shl, I64(1), I64(-1)), Ok(I64(i64::MIN)));

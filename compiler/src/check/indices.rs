@@ -83,7 +83,8 @@ impl Checker {
         let mut reported = vec![false; cx.indices.len()];
         loop {
             let mut progress = false;
-            // Plain uses `x[.., i, ..]` give the range directly, and must agree.
+            // Plain uses `x[.., i, ..]` give the range directly, and must agree up to a
+            // constant.
             for i in first_index..cx.indices.len() {
                 if cx.known[i] {
                     continue;
@@ -96,7 +97,10 @@ impl Checker {
                         match &found {
                             None => found = Some((dim, u.span)),
                             Some((d0, s0)) => {
-                                if self.zonk_dim(d0) != dim && !reported[i] {
+                                // Extents that differ by a constant intersect (`tighten`
+                                // takes the least); by a shape variable, they disagree.
+                                let apart = dim.sub(&self.zonk_dim(d0)).as_known().is_none();
+                                if apart && !reported[i] {
                                     let name = cx.indices[i].name.clone();
                                     self.error(errors::index_disagree(
                                         &name, d0, &dim, *s0, u.span,
@@ -108,7 +112,7 @@ impl Checker {
                     }
                 }
                 if let Some((d, _)) = found {
-                    cx.indices[i].range = d;
+                    cx.indices[i].range = self.tighten(id, d, &uses, cx);
                     cx.known[i] = true;
                     progress = true;
                 }
@@ -126,26 +130,15 @@ impl Checker {
                     let Some(&(_, c)) = u.idx.coeffs.iter().find(|(x, _)| *x == id) else {
                         continue;
                     };
-                    let rest: Vec<(IndexId, i64)> = u
-                        .idx
-                        .coeffs
-                        .iter()
-                        .copied()
-                        .filter(|(x, _)| *x != id)
-                        .collect();
-                    if c == 0 || rest.iter().any(|(x, _)| !cx.known[x.0 as usize]) {
+                    let Some(rest) = known_rest(u, id, cx).filter(|_| c != 0) else {
                         continue;
-                    }
-                    let rest = AffineIdx {
-                        konst: u.idx.konst.clone(),
-                        coeffs: rest,
                     };
                     let (lo, hi) = bounds(&rest, cx);
                     let dim = self.zonk_dim(&u.tensor.dims()[u.axis]);
                     // `i + rest < dim` gives `i < dim - max(rest)`; `rest - i >= 0` gives
                     // `i < min(rest) + 1`.
                     cx.indices[i].range = match c {
-                        1 => dim.sub(&hi),
+                        1 => self.tighten(id, dim.sub(&hi), &uses, cx),
                         -1 => lo.add(&Dim::known(1)),
                         // `c * i + rest < dim` gives `i < (dim - max(rest) - 1) / c + 1`, when
                         // that divides exactly (`x[2 * i + 1]` in `x: f32[2 * H]` gives `H`).
@@ -196,6 +189,49 @@ impl Checker {
             }
         }
     }
+}
+
+impl Checker {
+    /// Index ranges intersect: every read `x[i + rest]` (coefficient 1, the indices of `rest`
+    /// known) bounds `i` by `dim - max(rest)`; of the bounds that differ from `range` by a
+    /// constant, the least wins (`a[i] + a[i + 2]` over `a: f32[N]` gives `N - 2`). A bound
+    /// that differs by a shape variable (`M` against `N`) cannot be ordered here: that read is
+    /// checked at dispatch, as before.
+    fn tighten(&self, id: IndexId, mut range: Dim, uses: &[Use], cx: &BodyCx) -> Dim {
+        for u in uses {
+            if !u.idx.coeffs.contains(&(id, 1)) {
+                continue;
+            }
+            let Some(rest) = known_rest(u, id, cx) else {
+                continue;
+            };
+            let (_, hi) = bounds(&rest, cx);
+            let bound = self.zonk_dim(&u.tensor.dims()[u.axis]).sub(&hi);
+            if bound.sub(&range).as_known().is_some_and(|d| d < 0) {
+                range = bound;
+            }
+        }
+        range
+    }
+}
+
+/// The read's index without its `id` term (`x[i + rest]` gives `rest`), if every index
+/// of the rest has a known range.
+fn known_rest(u: &Use, id: IndexId, cx: &BodyCx) -> Option<AffineIdx> {
+    let coeffs: Vec<(IndexId, i64)> = u
+        .idx
+        .coeffs
+        .iter()
+        .copied()
+        .filter(|(x, _)| *x != id)
+        .collect();
+    if coeffs.iter().any(|(x, _)| !cx.known[x.0 as usize]) {
+        return None;
+    }
+    Some(AffineIdx {
+        konst: u.idx.konst.clone(),
+        coeffs,
+    })
 }
 
 fn cx_index(cx: &BodyCx, name: &str) -> Option<IndexId> {

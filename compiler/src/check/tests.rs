@@ -595,6 +595,53 @@ fn a_combine_that_is_not_associative_only_in_a_window_is_rejected() {
 }
 
 #[test]
+fn index_ranges_that_differ_by_constants_intersect() {
+    let ok = |src: &str| {
+        let codes = codes_of(src);
+        assert!(codes.is_empty(), "{src}: {codes:?}");
+    };
+    ok("op f(a: f32[N, M]) -> f32[N - 2, M] {\n let b[i, j] = a[i, j] + a[i + 2, j];\n b\n}\nmain {}\n");
+    ok("op f(a: f32[N]) -> f32[N - 2] {\n let b[i] = a[i + 1] + a[i + 2] + a[i];\n b\n}\nmain {}\n");
+    ok("op f(a: f32[N, M]) -> f32[N - 2, M - 2] {\n let b[i, j] = sum[u < 3, v < 3](a[i + u, j + v]);\n b\n}\nmain {}\n");
+    // The declared shape bounds the index; the read past it is still refuted.
+    ok("op f(a: f32[N]) -> f32[N - 3] {\n let b[i]: f32[N - 3] = a[i + 1];\n b\n}\nmain {}\n");
+    rejects(
+        "op f(a: f32[N]) -> f32[N] {\n let b[i]: f32[N] = a[i + 1];\n b\n}\nmain {}\n",
+        "out-of-bounds",
+    );
+    // The intersection is what the op returns: declaring the un-intersected shape is refused.
+    rejects(
+        "op f(a: f32[N]) -> f32[N] {\n let b[i] = a[i] + a[i + 1];\n b\n}\nmain {}\n",
+        "shape-mismatch",
+    );
+    // Plain uses whose extents differ by a constant intersect too.
+    ok("op f(a: f32[N], c: f32[N - 1]) -> f32[N - 1] {\n let b[i] = a[i] * c[i];\n b\n}\nmain {}\n");
+    // Plain uses of different shape variables still disagree; indices start at 0.
+    rejects(
+        "op f(a: f32[N], c: f32[M]) -> f32 = sum[i](a[i] + c[i])\nmain {}\n",
+        "index-disagree",
+    );
+    rejects(
+        "op f(a: f32[N]) -> f32[N] {\n let b[i] = a[i] + a[i - 1];\n b\n}\nmain {}\n",
+        "out-of-bounds",
+    );
+}
+
+#[test]
+fn bitwise_operators_take_integers_and_rotate_a_tensor() {
+    let codes = codes_of(
+        "main { let x = iota(4); print(x & 1, x | 2, x ^ 3, !x, 1 << 2 & 7, rotate(x, -1)); }\n",
+    );
+    assert!(codes.is_empty(), "{codes:?}");
+    rejects("main { print(1.0 & 2.0); }\n", "type-mismatch");
+    rejects("main { print(true ^ false); }\n", "type-mismatch");
+    rejects("main { print(!1.5); }\n", "type-mismatch");
+    rejects("main { print(rotate(1.0, 1)); }\n", "type-mismatch");
+    rejects("main { print(rotate(iota(3), 1.5)); }\n", "type-mismatch");
+    rejects("main { print(len(1.0)); }\n", "type-mismatch");
+}
+
+#[test]
 fn scans_histograms_and_scatters_check_their_monoid_and_arguments() {
     // Not a monoid, a monoid of the wrong elements, a wrapped monoid, a scalar to scan.
     rejects("main { print(scan(1, [1.0])); }", "type-mismatch");

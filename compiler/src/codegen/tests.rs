@@ -303,6 +303,22 @@ fn vector_maps_and_their_tails_agree_with_the_interpreter() {
 }
 
 #[test]
+fn vector_bitwise_maps_agree_with_the_interpreter() {
+    // `band bor bxor` and the complement on `i32` lanes, and their scalar tails.
+    let mut jit = native(3).expect("the JIT starts");
+    for n in [1, 7, 8, 9, 31] {
+        let text = format!(
+            "%0 = input 0 : f32[{n}]\n\
+             %1 = map [{n}] reads(%0.0[i0]) : i32[{n}] \
+             {{ bxor(bor(band(cast(mul(r0, 1000.0f32), i32), 6i32), not(cast(mul(r0, 77.0f32), i32))), \
+             cast(r0, i32)) }}\n\
+             output %1.0\n"
+        );
+        agree(&mut jit, &text, &[data(&[n], 5)]);
+    }
+}
+
+#[test]
 fn vector_reductions_fold_each_lane_in_order() {
     let mut jit = native(2).expect("the JIT starts");
     // Column sums and maxima: each lane is one column, folded top to bottom.

@@ -90,8 +90,23 @@ impl<'p, 'h> Machine<'p, 'h> {
             }
             Builtin::Len => match self.eval(frame, &args[0])? {
                 Value::List(vs) => Ok(Value::Scalar(Scalar::I64(vs.len() as i64))),
-                _ => bug(span, "len of a non-list"),
+                // A tensor's first dimension: a lazy one's shape is known without running it.
+                v => match self.shape_of(&v).as_deref() {
+                    Some([n, ..]) => Ok(Value::Scalar(Scalar::I64(*n as i64))),
+                    _ => bug(span, "len of a non-list"),
+                },
             },
+            Builtin::Shape => {
+                let v = self.eval(frame, &args[0])?;
+                match self.shape_of(&v) {
+                    Some(s) => Ok(Value::List(
+                        s.iter()
+                            .map(|n| Value::Scalar(Scalar::I64(*n as i64)))
+                            .collect(),
+                    )),
+                    None => bug(span, "shape of a non-tensor"),
+                }
+            }
             Builtin::ParseI64 | Builtin::ParseF64 => {
                 let Value::Str(s) = self.eval(frame, &args[0])? else {
                     return bug(span, "parse of a non-string");

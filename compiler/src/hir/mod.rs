@@ -179,8 +179,10 @@ pub enum Builtin {
     Save,
     /// *coordinator*: `args()`.
     Args,
-    /// *coordinator*: `len(list)`.
+    /// *coordinator*: `len(list)`, or a tensor's first dimension.
     Len,
+    /// *coordinator*: `shape(x)`, a tensor's dimensions as a list of `i64`.
+    Shape,
     ParseI64,
     ParseF64,
     Assert,
@@ -201,6 +203,9 @@ pub enum Builtin {
     /// *coordinator*: `partition(x, mask)`, `(kept ++ rest, count)`: the stable partition
     /// of `x` with the `mask`-true elements first, and how many those are.
     Partition,
+    /// `rotate(x, k)`: `x[(i + k) mod n, …]` along the first axis. The checker writes it as
+    /// a comprehension with a gather (`check::infer::rotate`), so it never reaches the HIR.
+    Rotate,
     /// *coordinator*: `sort(x)`, ascending (floats in IEEE total order), stable.
     Sort,
     /// *coordinator*: `sort_by_key(keys, vals)`, `vals` in the stable ascending order of
@@ -235,6 +240,7 @@ impl Builtin {
             Builtin::Save => "save",
             Builtin::Args => "args",
             Builtin::Len => "len",
+            Builtin::Shape => "shape",
             Builtin::ParseI64 => "parse_i64",
             Builtin::ParseF64 => "parse_f64",
             Builtin::Assert => "assert",
@@ -245,6 +251,7 @@ impl Builtin {
             Builtin::Full => "full",
             Builtin::Filter => "filter",
             Builtin::Partition => "partition",
+            Builtin::Rotate => "rotate",
             Builtin::Sort => "sort",
             Builtin::SortByKey => "sort_by_key",
             Builtin::Scan(_) => "scan",

@@ -152,7 +152,7 @@ fn dump_stmt(out: &mut String, s: &Stmt, depth: usize) {
                 .unwrap_or_default();
             match indices {
                 Some(idx) => {
-                    let _ = writeln!(out, "let {}[{}] =", name.name, binds(idx));
+                    let _ = writeln!(out, "let {}[{}]{annot} =", name.name, binds(idx));
                 }
                 None => {
                     let _ = writeln!(out, "let {}{annot} =", name.name);

@@ -136,6 +136,12 @@ pub enum Token {
     OrOr,
     #[token("!")]
     Bang,
+    #[token("&")]
+    Amp,
+    #[token("|")]
+    Bar,
+    #[token("^")]
+    Caret,
 }
 
 /// A reduction keyword: a built-in monoid's name (`sum[i](…)`) or `reduce[i](M, …)`.
@@ -221,6 +227,9 @@ fn describe(t: &Token) -> &'static str {
         AndAnd => "&&",
         OrOr => "||",
         Bang => "!",
+        Amp => "&",
+        Bar => "|",
+        Caret => "^",
         Ident(_) | Int(_) | Float(_) | Str(_) | UnterminatedStr(_) | Red(_) => "token",
     }
 }

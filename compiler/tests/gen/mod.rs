@@ -2188,7 +2188,7 @@ impl Builder<'_> {
         let one = || ScalarExpr::Const(Scalar::I64(1).cast(dt));
         let op = self
             .ch
-            .weighted(&[14, 10, 10, 4, 4, 5, 5, 5, 4, 4, 4, 8, 6, 4, 12]);
+            .weighted(&[14, 10, 10, 4, 4, 5, 5, 5, 4, 4, 4, 8, 6, 4, 12, 4, 2]);
         let ints = |v: Val| Val::exact(v.bound, true);
         match op {
             0..=2 | 5 | 6 => {
@@ -2252,6 +2252,22 @@ impl Builder<'_> {
                 };
                 let (a, va) = self.int_expr(cx, other, d);
                 (ScalarExpr::cast(a, dt), ints(va))
+            }
+            15 => {
+                // Bitwise and, or, xor: within twice the larger operand's magnitude.
+                let (a, va) = self.int_expr(cx, dt, d);
+                let (b, vb) = self.int_expr(cx, dt, d);
+                let bop = [BinOp::BitAnd, BinOp::BitOr, BinOp::BitXor][self.ch.below(3)];
+                let bound = 2.0 * va.bound.max(vb.bound) + 1.0;
+                (bin(bop, a, b), ints(Val::exact(bound, true)))
+            }
+            16 => {
+                // The complement: `!a == -a - 1`.
+                let (a, va) = self.int_expr(cx, dt, d);
+                (
+                    ScalarExpr::unary(UnOp::Not, a),
+                    ints(Val::exact(va.bound + 1.0, true)),
+                )
             }
             _ => self.int_leaf(cx, dt),
         }

@@ -125,6 +125,12 @@ const TABLE: &[Entry] = &[
         Checker::len,
     ),
     row(
+        Builtin::Shape,
+        Arity::exactly(1),
+        Place::Coordinator,
+        Checker::shape,
+    ),
+    row(
         Builtin::ParseI64,
         Arity::exactly(1),
         Place::Coordinator,
@@ -188,6 +194,12 @@ const TABLE: &[Entry] = &[
         Arity::exactly(2),
         Place::Prim,
         Checker::filter,
+    ),
+    row(
+        Builtin::Rotate,
+        Arity::exactly(2),
+        Place::Anywhere,
+        Checker::rotate,
     ),
     row(Builtin::Sort, Arity::exactly(1), Place::Prim, Checker::sort),
     row(
@@ -459,18 +471,38 @@ impl Checker {
         )
     }
 
-    /// `len(list)`.
+    /// `len(list)`, or `len(x)` of a tensor: its first dimension (a filter's result length).
     fn len(&mut self, c: &BuiltinCall<'_>, cx: &mut BodyCx) -> hir::Expr {
         let x = self.infer(&c.args[0], cx, None);
-        if !matches!(x.ty, Ty::List(_) | Ty::Error) {
+        let tensor = matches!(&x.ty, Ty::Tensor(_, dims) if !dims.is_empty());
+        if !tensor && !matches!(x.ty, Ty::List(_) | Ty::Error) {
             self.error(errors::type_error(
-                format!("`len` takes a list, found `{}`", x.ty),
+                format!(
+                    "`len` takes a list or a tensor of rank 1 or more, found `{}`",
+                    x.ty
+                ),
                 x.span,
             ));
         }
         mk(
             hir::ExprKind::Builtin(c.b, vec![x]),
             Ty::Scalar(DType::I64),
+            c.span,
+        )
+    }
+
+    /// `shape(x)`: the dimensions of a tensor (or a scalar's `[]`), a list of `i64`.
+    fn shape(&mut self, c: &BuiltinCall<'_>, cx: &mut BodyCx) -> hir::Expr {
+        let x = self.infer(&c.args[0], cx, None);
+        if !matches!(x.ty, Ty::Tensor(..) | Ty::Scalar(_) | Ty::Error) {
+            self.error(errors::type_error(
+                format!("`shape` takes a tensor, found `{}`", x.ty),
+                x.span,
+            ));
+        }
+        mk(
+            hir::ExprKind::Builtin(c.b, vec![x]),
+            Ty::List(Box::new(Ty::Scalar(DType::I64))),
             c.span,
         )
     }

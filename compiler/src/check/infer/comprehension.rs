@@ -29,15 +29,29 @@ impl Checker {
         res
     }
 
-    /// `let y[i, j < 4] = body;`
+    /// `let y[i, j < 4] = body;`, or `let y[i, j]: f32[N - 2, M] = body;` whose declared
+    /// shape bounds every index without an explicit bound (a dimension of shape variables
+    /// the body knows: in the coordinator, a declared shape only has to match).
     pub(super) fn comprehension(
         &mut self,
         idx: &[ast::IndexBind],
         body: &ast::Expr,
         cx: &mut BodyCx,
+        declared: Option<&Ty>,
         span: Span,
     ) -> hir::Expr {
+        let declared: Vec<Dim> = match declared {
+            Some(Ty::Tensor(_, dims)) if dims.len() == idx.len() => dims.clone(),
+            _ => Vec::new(),
+        };
         let (ids, b) = self.in_index_scope(idx, cx, |ck, cx, ids| {
+            for (id, d) in ids.iter().zip(&declared) {
+                let i = id.0 as usize;
+                if !cx.known[i] && d.vars().all(|v| cx.rigid.iter().any(|r| r == v)) {
+                    cx.indices[i].range = d.clone();
+                    cx.known[i] = true;
+                }
+            }
             let b = ck.infer(body, cx, None);
             (ids, b)
         });

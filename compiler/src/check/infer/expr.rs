@@ -113,7 +113,7 @@ impl Checker {
                 let ty = a.ty.clone();
                 mk(hir::ExprKind::Unary(op, Box::new(a)), ty, span)
             }
-            (UnOp::Not, Some(DType::Bool)) => {
+            (UnOp::Not, Some(d)) if d == DType::Bool || d.is_int() => {
                 let ty = a.ty.clone();
                 mk(hir::ExprKind::Unary(op, Box::new(a)), ty, span)
             }
@@ -439,6 +439,7 @@ impl Checker {
         let ok = match op {
             BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => dl != DType::Bool,
             BinOp::Rem | BinOp::Shl | BinOp::Shr => dl.is_int(),
+            BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor => dl.is_int(),
             BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => dl != DType::Bool,
             BinOp::Eq | BinOp::Ne => true,
             BinOp::And | BinOp::Or => dl == DType::Bool,

@@ -24,6 +24,7 @@ mod comprehension;
 mod diff;
 mod expr;
 mod literals;
+mod rotate;
 mod scans;
 mod sizes;
 mod unify;
@@ -261,6 +262,16 @@ impl Checker {
         )
     }
 
+    /// The type a `let x: T` declares (in the coordinator its shape variables are fresh).
+    fn annotation(&mut self, t: &ast::TypeExpr, cx: &mut BodyCx) -> Ty {
+        let fresh = cx.env == Env::Coordinator;
+        let mut vars = cx.rigid.clone();
+        self.annotation_vars = std::mem::take(&mut cx.annotation_vars);
+        let ty = self.lower_type(t, &mut vars, fresh);
+        cx.annotation_vars = std::mem::take(&mut self.annotation_vars);
+        ty
+    }
+
     fn check_stmt(&mut self, s: &ast::Stmt, cx: &mut BodyCx) -> Option<hir::Stmt> {
         match s {
             ast::Stmt::Let {
@@ -270,8 +281,12 @@ impl Checker {
                 value,
                 ..
             } => {
-                let _ = ty;
-                let e = self.comprehension(idx, value, cx, s.span());
+                let want = ty.as_ref().map(|t| self.annotation(t, cx));
+                let e = self.comprehension(idx, value, cx, want.as_ref(), s.span());
+                let e = match &want {
+                    Some(w) => self.expect(e, w),
+                    None => e,
+                };
                 let local = cx.add_local(&name.name, e.ty.clone(), false, name.span);
                 Some(hir::Stmt::Let { local, value: e })
             }
@@ -286,14 +301,7 @@ impl Checker {
                 name, ty, value, ..
             } => {
                 let mutable = matches!(s, ast::Stmt::Var { .. });
-                let want = ty.as_ref().map(|t| {
-                    let fresh = cx.env == Env::Coordinator;
-                    let mut vars = cx.rigid.clone();
-                    self.annotation_vars = std::mem::take(&mut cx.annotation_vars);
-                    let ty = self.lower_type(t, &mut vars, fresh);
-                    cx.annotation_vars = std::mem::take(&mut self.annotation_vars);
-                    ty
-                });
+                let want = ty.as_ref().map(|t| self.annotation(t, cx));
                 let mut e = self.infer(value, cx, want.as_ref());
                 if let Some(w) = &want {
                     e = self.expect(e, w);

@@ -55,8 +55,12 @@ impl Gen<'_, '_> {
                 let r = match (op, d) {
                     (UnOp::Neg, DType::F32 | DType::F64) => self.each(&v, |b, x| b.ins().fneg(x)),
                     (UnOp::Neg, _) => self.each(&v, |b, x| b.ins().ineg(x)),
-                    (UnOp::Not, _) if vector => self.each(&v, |b, x| b.ins().bnot(x)),
-                    (UnOp::Not, _) => self.each(&v, |b, x| b.ins().bxor_imm_s(x, 1)),
+                    // A scalar `bool` is a byte holding 0 or 1; a vector mask is all ones or
+                    // all zeros; an integer's `!` is its complement.
+                    (UnOp::Not, DType::Bool) if !vector => {
+                        self.each(&v, |b, x| b.ins().bxor_imm_s(x, 1))
+                    }
+                    (UnOp::Not, _) => self.each(&v, |b, x| b.ins().bnot(x)),
                 };
                 CVal::S(r, d)
             }

@@ -56,6 +56,9 @@ impl Gen<'_, '_> {
             (BinOp::Shr, false) => self.b.ins().sshr(x, y),
             (BinOp::And, false) => self.b.ins().band(x, y),
             (BinOp::Or, false) => self.b.ins().bor(x, y),
+            (BinOp::BitAnd, false) => self.b.ins().band(x, y),
+            (BinOp::BitOr, false) => self.b.ins().bor(x, y),
+            (BinOp::BitXor, false) => self.b.ins().bxor(x, y),
             (BinOp::Div, false) => {
                 let zero = self.b.ins().icmp_imm_s(IntCC::Equal, y, 0);
                 self.fail_with(zero, ERR_DIV_ZERO);

@@ -75,7 +75,7 @@ impl VecCheck<'_> {
             ScalarExpr::Unary(op, a) => {
                 let d = self.scalar(a, params)?;
                 match (op, d) {
-                    (UnOp::Neg, F32 | F64 | I32) | (UnOp::Not, Bool) => VT::S(d),
+                    (UnOp::Neg, F32 | F64 | I32) | (UnOp::Not, Bool | I32) => VT::S(d),
                     _ => return None,
                 }
             }
@@ -127,6 +127,7 @@ impl VecCheck<'_> {
                     }
                     BinOp::Div if float => VT::S(d),
                     BinOp::And | BinOp::Or if d == Bool || d == I32 => VT::S(d),
+                    BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor if d == I32 => VT::S(d),
                     _ => return None,
                 }
             }

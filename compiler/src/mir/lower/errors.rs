@@ -74,8 +74,13 @@ pub enum LowerErrorKind {
         declared: TensorTy,
         computed: TensorTy,
     },
-    /// A dimension evaluates to a negative size.
-    NegativeDim { dim: Dim, value: i64 },
+    /// A dimension evaluates to a negative size; `bindings` are its variables' values
+    /// (`N = 1`), sorted.
+    NegativeDim {
+        dim: Dim,
+        value: i64,
+        bindings: Vec<String>,
+    },
     /// A dimension overflows 64 bits; `bindings` are its variables' values (`N = 3`), sorted.
     DimOverflow { dim: Dim, bindings: Vec<String> },
     /// A size of a created tensor is negative.
@@ -213,7 +218,16 @@ impl fmt::Display for LowerErrorKind {
                 f,
                 "`{func}` declares its result as {declared} but computes {computed}"
             ),
-            K::NegativeDim { dim, value } => {
+            K::NegativeDim {
+                dim,
+                value,
+                bindings,
+            } if !bindings.is_empty() => write!(
+                f,
+                "the dimension `{dim}` is negative ({value}) here, where {}",
+                bindings.join(", ")
+            ),
+            K::NegativeDim { dim, value, .. } => {
                 write!(f, "the dimension `{dim}` is negative ({value}) here")
             }
             K::DimOverflow { dim, bindings } => write!(

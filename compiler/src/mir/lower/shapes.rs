@@ -197,21 +197,29 @@ impl<'p> Lowerer<'p> {
     }
 
     pub(super) fn dim(&self, d: &Dim, frame: &Frame<'_>, span: Span) -> LResult<usize> {
+        // The values of the dimension's variables (`N = 1`), sorted, for the errors.
+        let bindings = || {
+            let mut b: Vec<String> = d
+                .vars()
+                .filter_map(|v| Some(format!("{v} = {}", frame.shapes.get(v)?)))
+                .collect();
+            b.sort();
+            b
+        };
         match eval_dim(d, &frame.shapes) {
             Some(n) if n >= 0 => Ok(n as usize),
+            // A comprehension over `a[i] + a[i + 2]` has `N - 2` elements: fewer than two
+            // is an error naming the shapes, never an empty or wrapped tensor.
             Some(n) => err(
                 span,
                 Kind::NegativeDim {
                     dim: d.clone(),
                     value: n,
+                    bindings: bindings(),
                 },
             ),
             None if d.vars().all(|v| frame.shapes.contains_key(v)) => {
-                let mut bindings: Vec<String> = d
-                    .vars()
-                    .map(|v| format!("{v} = {}", frame.shapes[v]))
-                    .collect();
-                bindings.sort();
+                let bindings = bindings();
                 err(
                     span,
                     Kind::DimOverflow {
