@@ -2,7 +2,7 @@
 //! disabled tests, the module layering of `compiler/src`, I/O only at the edges, a runtime
 //! crate free of compiler dependencies, and no orphan snapshots.
 //!
-//! Unit-test modules (`tests.rs` under `#[cfg(test)]`) are exempt from the layering rules,
+//! Unit-test modules (`tests.rs` or a `tests/` folder under `#[cfg(test)]`) are exempt from the layering rules,
 //! not from the others.
 //!
 //! Each check returns the list of violations, one readable line each; the tests in
@@ -442,12 +442,16 @@ pub fn orphan_snapshots(snap_dir: &Path, families: &[SnapshotFamily]) -> Vec<Str
     out
 }
 
-/// Whether `file` is a `tests.rs` that its parent `mod.rs` declares as `#[cfg(test)] mod
-/// tests;`. Such a module is compiled only for unit tests and may build its fixtures with
+/// Whether `file` is a `tests.rs` (or in a `tests/` folder) that its parent `mod.rs` declares
+/// as `#[cfg(test)] mod tests;`. Such a module is compiled only for unit tests and may build its fixtures with
 /// any layer (the exec tests parse and check Flow source, say); the layering rules are
 /// about the code the compiler ships.
 fn is_unit_test_module(root: &Path, file: &str) -> bool {
-    let Some(dir) = file.strip_suffix("/tests.rs") else {
+    // `m/tests.rs`, or any file of a `m/tests/` folder (`m/tests/mod.rs` and its children).
+    let Some(dir) = file
+        .strip_suffix("/tests.rs")
+        .or_else(|| file.rsplit_once("/tests/").map(|(dir, _)| dir))
+    else {
         return false;
     };
     let parent = strip_comments_and_strings(&read(root, &format!("{dir}/mod.rs")));
