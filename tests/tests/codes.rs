@@ -19,7 +19,7 @@ const PENDING: &[(&str, &str)] = &[];
 /// invariant on purpose; such a code must have no case file.
 const INTERNAL: &[(&str, &str)] = &[(
     "compiler-bug",
-    "compiler/src/exec/tests.rs: a_pass_that_breaks_the_mir_is_a_compiler_bug",
+    "compiler/src/exec/tests/mod.rs: a_pass_that_breaks_the_mir_is_a_compiler_bug",
 )];
 
 fn case_path(code: Code) -> PathBuf {
