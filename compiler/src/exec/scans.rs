@@ -146,11 +146,12 @@ macro_rules! with_monoid {
     }};
 }
 
-/// How many results of scans and scatters the coordinator keeps to reuse their buffers.
+/// How many results of scans, scatters, filters, partitions and sorts the coordinator keeps
+/// to reuse their buffers.
 const KEPT_RESULTS: usize = 2;
 
 /// An element type's vector out of [`Data`].
-trait Elements: Sized {
+pub(super) trait Elements: Sized {
     fn vector(d: Data) -> Option<Vec<Self>>;
 }
 
@@ -170,7 +171,7 @@ elements!(f32 => F32, f64 => F64, i32 => I32, i64 => I64, bool => Bool);
 
 /// A vector of `len` elements: `spare` if it has that type and length (its contents are
 /// stale and will all be overwritten), else a new one filled with `fill`.
-fn output<T: Elements + Clone>(spare: Option<Data>, len: usize, fill: T) -> Vec<T> {
+pub(super) fn output<T: Elements + Clone>(spare: Option<Data>, len: usize, fill: T) -> Vec<T> {
     match spare.and_then(T::vector) {
         Some(v) if v.len() == len => v,
         _ => vec![fill; len],
@@ -271,7 +272,7 @@ fn first_out_of_range(idx: &Data, n: usize) -> Option<(i64, usize)> {
 impl<'p, 'h> Machine<'p, 'h> {
     /// The buffer of a kept result the program has dropped (the last such), if any: the
     /// others are let go.
-    fn spare_buffer(&mut self) -> Option<Data> {
+    pub(super) fn spare_buffer(&mut self) -> Option<Data> {
         let mut spare = None;
         let kept = std::mem::take(&mut self.prim_results);
         for t in kept {
@@ -284,7 +285,7 @@ impl<'p, 'h> Machine<'p, 'h> {
     }
 
     /// Keeps `t`, a new result, to reuse its buffer once the program drops it.
-    fn keep_result(&mut self, t: &Rc<Tensor>) {
+    pub(super) fn keep_result(&mut self, t: &Rc<Tensor>) {
         if self.prim_results.len() >= KEPT_RESULTS {
             self.prim_results.remove(0);
         }

@@ -89,3 +89,25 @@ fn a_long_unobserved_loop_is_dispatched_in_segments() {
     assert_eq!(host.out, whole);
     assert_eq!(run(true, SEGMENT_NODES), whole);
 }
+
+#[test]
+fn filters_partitions_and_sorts_write_into_dropped_results_correctly() {
+    // Each round's results are dropped before the next round, whose filter, partition and sort
+    // (of the same lengths) then write into their buffers: every element must be rewritten.
+    let out = run("main { for r in 0..3 {\n\
+           let x = [5, 1, 4, 2, 3, 6] * (r + 1);\n\
+           let m = [true, false, true, false, true, false];\n\
+           let y = if r == 1 { filter(x, !m) } else { filter(x, m) };\n\
+           let p = partition(x, m);\n\
+           let s = sort(x * (1 - 2 * (r % 2)));\n\
+           print(y, p.items, p.kept, s);\n\
+         } }")
+    .unwrap();
+    assert_eq!(
+        out,
+        "[5, 4, 3] [5, 4, 3, 1, 2, 6] 3 [1, 2, 3, 4, 5, 6]\n\
+         [2, 4, 12] [10, 8, 6, 2, 4, 12] 3 [-12, -10, -8, -6, -4, -2]\n\
+         [15, 12, 9] [15, 12, 9, 3, 6, 18] 3 [3, 6, 9, 12, 15, 18]\n",
+        "{out}"
+    );
+}
