@@ -149,6 +149,14 @@ impl Gen {
         self.nodes.push(shape);
     }
 
+    /// A random node of exactly `shape`, if there is one.
+    fn node_of_shape(&mut self, shape: &[usize]) -> Option<usize> {
+        let of: Vec<usize> = (0..self.nodes.len())
+            .filter(|&k| self.nodes[k] == shape)
+            .collect();
+        (!of.is_empty()).then(|| *self.rng.pick(&of))
+    }
+
     /// A recent node (the last one most often), optionally of a given rank.
     fn recent(&mut self, rank: Option<usize>) -> Option<usize> {
         let n = self.nodes.len();
@@ -175,11 +183,10 @@ impl Gen {
             2 => {
                 let p = self.recent(None).expect("inputs exist");
                 let s = self.nodes[p].clone();
-                let same: Vec<usize> = (0..self.nodes.len())
-                    .filter(|&k| self.nodes[k] == s)
-                    .collect();
                 let body = self.rng.pick(BINARY).to_string();
-                let q = *self.rng.pick(&same);
+                let Some(q) = self.node_of_shape(&s) else {
+                    return;
+                };
                 let kind = format!(
                     "map {} reads(%{p}.0[{}], %{q}.0[{}])",
                     shape_text(&s),
@@ -194,13 +201,9 @@ impl Gen {
                     return;
                 };
                 let s = self.nodes[p].clone();
-                let vs: Vec<usize> = (0..self.nodes.len())
-                    .filter(|&k| self.nodes[k] == [s[1]])
-                    .collect();
-                if vs.is_empty() {
+                let Some(q) = self.node_of_shape(&[s[1]]) else {
                     return;
-                }
-                let q = *self.rng.pick(&vs);
+                };
                 let body = self.rng.pick(BINARY).to_string();
                 let kind = format!("map {} reads(%{p}.0[i0, i1], %{q}.0[i1])", shape_text(&s));
                 self.add(kind, s, &body);
@@ -239,23 +242,18 @@ impl Gen {
                 };
                 let s = self.nodes[p].clone();
                 if self.rng.below(2) == 0 {
-                    let vs: Vec<usize> = (0..self.nodes.len())
-                        .filter(|&k| self.nodes[k] == [s[1]])
-                        .collect();
-                    if vs.is_empty() {
+                    let Some(q) = self.node_of_shape(&[s[1]]) else {
                         return;
-                    }
-                    let q = *self.rng.pick(&vs);
+                    };
                     let kind = format!(
                         "reduce [{}] over [{}] sum reads(%{p}.0[i0, i1], %{q}.0[i1])",
                         s[0], s[1]
                     );
                     self.add(kind, vec![s[0]], "mul(r0, r1)");
                 } else {
-                    let same: Vec<usize> = (0..self.nodes.len())
-                        .filter(|&k| self.nodes[k] == s)
-                        .collect();
-                    let q = *self.rng.pick(&same);
+                    let Some(q) = self.node_of_shape(&s) else {
+                        return;
+                    };
                     let kind = format!(
                         "reduce [{}, {}] over [{}] sum reads(%{p}.0[i2, i0], %{q}.0[i2, i1])",
                         s[1], s[1], s[0]
