@@ -934,7 +934,12 @@ impl Builder<'_> {
                     index: index(bins),
                     args: vec![ScalarExpr::Read(0)],
                 },
-                vec![TensorTy::new(dtype, vec![bins])],
+                vec![TensorTy::new(
+                    dtype,
+                    std::iter::once(bins)
+                        .chain(space[1..].iter().copied())
+                        .collect(),
+                )],
                 vec![val],
                 label,
             );
