@@ -673,13 +673,13 @@ fn scans_histograms_and_scatters_check_their_monoid_and_arguments() {
     );
     // Graph nodes: in an op where every size is static, never in a comprehension body.
     assert!(codes_of(
-        "op f(x: f32[N], k: i64[B]) -> (f32[N], f32[B]) = (scan(sum, x), reduce_by_index(sum, B, k, x))\n\
-         main { print(f([1.0], [0])); }"
+        "op f(x: f32[N], k: i64[N], s: i64[B]) -> (f32[N], f32[B]) = (scan(sum, x), reduce_by_index(sum, B, k, x))\n\
+         main { print(f([1.0], [0], [0, 0])); }"
     )
     .is_empty());
     rejects(
-        "op f(x: f32[N], n: i64) -> f32 { let h = reduce_by_index(sum, n, [0], x); h[0] }\n\
-         main { print(f([1.0], 1)); }",
+        "op f(x: f32[N], k: i64[N], n: i64) -> f32 { let h = reduce_by_index(sum, n, k, x); sum[i](h[i]) }\n\
+         main { print(f([1.0], [0], 1)); }",
         "dynamic-size-in-operation",
     );
     rejects(
