@@ -7,8 +7,10 @@
 //! reductions over a row or a column (`sum max min prod`), contractions (plain and
 //! transposed), windows (`x[i] * x[i + 1]`, `sum[k < 2](x[i + k])`), reversed, strided,
 //! zero-padded and edge-clamped reads, reductions with user monoids that declare `d_combine` (see
-//! [`MONOIDS`]: scalar and pair states, wrap, unwrap, not commutative); the result is a
-//! `sum` of `tanh` of the last node, a scalar.
+//! [`MONOIDS`]: scalar and pair states, wrap, unwrap, not commutative), gathers (`x[c(i)]`
+//! from a vector or a matrix at coordinates computed from the index, with repeats, or from
+//! data through `floor`; in maps and in reduction bodies); the result is a `sum` of `tanh`
+//! of the last node, a scalar.
 //!
 //! **Properties** (each over `FLOW_AD_CASES` cases, 150 by default):
 //! - the gradient with respect to both inputs equals central finite differences
@@ -52,8 +54,10 @@ impl Choose for Rng {
 
 /// User monoids that declare their derivative (`d_combine`), every graph has them: a
 /// log-sum-exp (scalar state, no wrap, identity `-inf`), a `(max, sum)` pair with a wrap and
-/// an unwrap, and the composition of affine maps `x ↦ a x + b`, which is not commutative (a
-/// tree that reordered the fold would get its value, and so its gradient, wrong).
+/// an unwrap, the composition of affine maps `x ↦ a x + b`, which is not commutative (a
+/// tree that reordered the fold would get its value, and so its gradient, wrong), and
+/// `std::reduce`'s `LogSumExp` in `f64` (state `(m, s)`, whose `combine` switches branch at
+/// `a.m == b.m`; its inputs are clamped below so that ties occur).
 const MONOIDS: &str = r#"monoid @0 "LogSumExp" {
     state (f64)
     zero (-inff64)
@@ -76,6 +80,15 @@ monoid @2 "Affine" {
     combine = tuple(mul(p0.0, p1.0), add(mul(p1.0, p0.1), p1.1))
     unwrap (f64) = add(p0.0, p0.1)
     d_combine = tuple(tuple(mul(p2.0, p1.0), mul(p2.1, p1.0)), tuple(add(mul(p2.0, p0.0), mul(p2.1, p0.1)), p2.1))
+}
+monoid @3 "LogSumExpPair" {
+    state (m: f64, s: f64)
+    zero (-inff64, 0.0f64)
+    wrap (f64) = tuple(p0, 1.0f64)
+    combine = select(eq(p0.1, 0.0f64), p1, select(eq(p1.1, 0.0f64), p0, select(eq(p0.0, p1.0), tuple(p0.0, add(p0.1, p1.1)), select(gt(p0.0, p1.0), tuple(p0.0, add(p0.1, mul(p1.1, exp(sub(p1.0, p0.0))))), tuple(p1.0, add(p1.1, mul(p0.1, exp(sub(p0.0, p1.0)))))))))
+    unwrap (f64) = add(p0.0, log(p0.1))
+    commutative
+    d_combine = select(eq(p0.1, 0.0f64), tuple(tuple(0.0f64, 0.0f64), p2), select(eq(p1.1, 0.0f64), tuple(p2, tuple(0.0f64, 0.0f64)), select(ge(p0.0, p1.0), tuple(tuple(sub(p2.0, mul(mul(p2.1, p1.1), select(eq(p0.0, p1.0), 1.0f64, exp(sub(p1.0, p0.0))))), p2.1), tuple(mul(mul(p2.1, p1.1), select(eq(p0.0, p1.0), 1.0f64, exp(sub(p1.0, p0.0)))), mul(p2.1, select(eq(p0.0, p1.0), 1.0f64, exp(sub(p1.0, p0.0)))))), tuple(tuple(mul(mul(p2.1, p0.1), exp(sub(p0.0, p1.0))), mul(p2.1, exp(sub(p0.0, p1.0)))), tuple(sub(p2.0, mul(mul(p2.1, p0.1), exp(sub(p0.0, p1.0)))), p2.1)))))
 }
 "#;
 
@@ -172,7 +185,8 @@ impl Gen {
     }
 
     fn step(&mut self) {
-        match self.rng.below(10) {
+        match self.rng.below(11) {
+            10 => self.gather(),
             0 | 1 => {
                 let p = self.recent(None).expect("inputs exist");
                 let s = self.nodes[p].clone();
@@ -334,6 +348,7 @@ impl Gen {
                     ("@0", "mul(r0, r0)"),
                     ("@1", "sin(r0)"),
                     ("@2", "add(1.0f64, mul(0.5f64, tanh(r0))); mul(0.5f64, r0)"),
+                    ("@3", "max(r0, -0.3f64)"),
                 ]);
                 let kind = format!("reduce {over} {m} reads(%{p}.0[{read}])");
                 self.add(kind, out, args);
@@ -349,6 +364,58 @@ impl Gen {
                 let (a, b) = (self.nodes[p][0], self.nodes[q][0]);
                 let kind = format!("map [{a}, {b}] reads(%{p}.0[i0], %{q}.0[i1])");
                 self.add(kind, vec![a, b], "mul(r0, r1)");
+            }
+        }
+    }
+}
+
+impl Gen {
+    /// A gather from a recent node (a table of rank 1 or 2) at coordinates computed from the
+    /// index (with repeats, so contributions meet) or from data (`floor` of a value: an
+    /// integer coordinate, no gradient through it), in a map or a reduction's body.
+    fn gather(&mut self) {
+        let rank = 1 + self.rng.below(2);
+        let Some(p) = self.recent(Some(rank)) else {
+            return;
+        };
+        let s = self.nodes[p].clone();
+        let m = 2 + self.rng.below(4);
+        let (k, c) = (1 + self.rng.below(4), self.rng.below(5));
+        let at = |n: usize, var: &str| format!("rem(add(mul({var}, {k}i64), {c}i64), {n}i64)");
+        let table = format!("%{p}.0[{}]", vec!["0"; s.len()].join(", "));
+        let coords = match s.len() {
+            1 => at(s[0], "i0"),
+            _ => format!("{}, rem(add(i0, {c}i64), {}i64)", at(s[0], "i0"), s[1]),
+        };
+        match self.rng.below(3) {
+            0 => {
+                let kind = format!("map [{m}] reads({table})");
+                self.add(kind, vec![m], &format!("tanh(gather(r0, {coords}))"));
+            }
+            1 => {
+                // The coordinate from data: floor(3 |q[i]|) mod n, q a node of m elements.
+                let Some(q) = self.node_of_shape(&[m]) else {
+                    return;
+                };
+                let n = s[0];
+                let data = format!("rem(cast(floor(mul(abs(r1), 3.0f64)), i64), {n}i64)");
+                let coords = match s.len() {
+                    1 => data,
+                    _ => format!("{data}, rem(add(i0, {c}i64), {}i64)", s[1]),
+                };
+                let kind = format!("map [{m}] reads({table}, %{q}.0[i0])");
+                self.add(
+                    kind,
+                    vec![m],
+                    &format!("mul(gather(r0, {coords}), sin(r1))"),
+                );
+            }
+            _ => {
+                // Inside a reduction: a window of gathered elements per output element.
+                let coords = coords.replace("i0", "add(i0, i1)");
+                let kind = format!("reduce [{m}] over [3] sum reads({table})");
+                let body = format!("mul(gather(r0, {coords}), gather(r0, {coords}))");
+                self.add(kind, vec![m], &body);
             }
         }
     }
@@ -474,8 +541,14 @@ const TOL: f64 = 1e-6;
 fn gradients_match_central_differences() {
     let mut checked = 0usize;
     let mut with_monoid = 0usize;
+    let mut with_gather = 0usize;
     for seed in seeds("fd") {
         let (g, inputs) = generate(seed);
+        with_gather += usize::from(g.nodes.iter().any(|n| match &n.kind {
+            NodeKind::Map { body, .. } => body.iter().any(|e| e.has_gather()),
+            NodeKind::Reduce { args, .. } => args.iter().any(|e| e.has_gather()),
+            _ => false,
+        }));
         with_monoid += usize::from(g.nodes.iter().any(|n| {
             matches!(
                 n.kind,
@@ -514,6 +587,7 @@ fn gradients_match_central_differences() {
         with_monoid >= want,
         "only {with_monoid} graphs reduce with a user monoid"
     );
+    assert!(with_gather >= want, "only {with_gather} graphs gather");
 }
 
 #[test]

@@ -63,7 +63,7 @@ fn affine_expr(a: &Affine) -> ScalarExpr {
 }
 
 /// `a` with every variable `v` replaced by `sub[v]`.
-fn substitute(a: &Affine, sub: &[Affine]) -> Affine {
+pub(super) fn substitute(a: &Affine, sub: &[Affine]) -> Affine {
     let mut out = Affine::konst(a.konst);
     for &(v, c) in &a.coeffs {
         let s = &sub[v as usize];

@@ -6,7 +6,9 @@
 //! contributions of its consumers) is pushed through the node:
 //!
 //! - a `Map`: the chain rule of each scalar built-in in its body ([`scalar`]), then, for each
-//!   read, an accumulation into the read tensor's shape ([`accumulate`]);
+//!   read, an accumulation into the read tensor's shape ([`accumulate`]), and for each
+//!   gather from a differentiated table (`x[idx[i]]`), a scatter-add into the table
+//!   ([`gather`]);
 //! - a `sum` `Reduce`: like a map over the free and reduced variables, whose adjoint is the
 //!   output's adjoint broadcast over the reduced ones;
 //! - a `max`/`min` `Reduce`: the adjoint is split equally among the elements equal to the
@@ -24,6 +26,7 @@
 //! refuses `grad` through it (`not-differentiable`), and reaching one here is an error.
 
 mod accumulate;
+mod gather;
 mod monoid;
 mod scalar;
 
@@ -400,16 +403,21 @@ fn push_reads(
         },
         active: &is_active,
     };
-    let mut out: Vec<Option<ScalarExpr>> = vec![None; reads.len()];
+    let mut out = scalar::Adjoints::new(reads.len());
     for (e, seed) in exprs {
         cx.back(e, seed.clone(), &mut Vec::new(), &mut out)?;
     }
-    for (k, c) in out.into_iter().enumerate() {
+    for (k, c) in out.reads.into_iter().enumerate() {
         if let Some(c) = c {
             let target = &reads[k];
             let p = accumulate(g, extents, reads, c, target, dtypes[k], label)?;
             adj.entry(target.src()).or_default().push(p);
         }
+    }
+    for ga in out.gathers {
+        let k = ga.read as usize;
+        let p = gather::scatter_add(g, extents, reads, &ga, dtypes[k], label);
+        adj.entry(reads[k].src()).or_default().push(p);
     }
     Ok(())
 }
