@@ -11,12 +11,14 @@
 //!   coordinate outside would otherwise be dropped silently);
 //! - **the accumulation**, a `sum` over the box for each element `s` of the table of the
 //!   contributions whose coordinates are `s` (`Σ_i [k(i) = s] · c(i)`), the contribution
-//!   only evaluated where they are.
+//!   only evaluated where they are. A coordinate that is a plain index variable of the same
+//!   extent (the `d` of `table[ids[b], d]`) is not summed over: the table's axis stands for
+//!   it, so an embedding's adjoint sums over `b` only.
 //!
 //! The sum runs over the box in its fixed order, so the result is the same at any thread
-//! count and on both backends. Its work is the table's size times the box's: a dense
-//! formulation, linear in neither. A scatter-add node (`ReduceByIndex`, in index order) makes
-//! it linear; until the MIR has one this is the adjoint, exact and deterministic.
+//! count and on both backends. Its work is the table's size times the box's (less the
+//! pivot axes): a dense formulation, exact and deterministic; a scatter-add node
+//! (`ReduceByIndex`, in index order) would make it linear in the box.
 //! The coordinates, integers, carry no gradient.
 
 use flow_runtime::DType;
@@ -28,15 +30,7 @@ use crate::mir::ir::{
 
 use super::accumulate::substitute;
 use super::scalar::{fconst, GatherAdjoint};
-use super::{ident, read, ty};
-
-/// `e` with index variable `v` renamed `v + by`.
-fn shift(e: &ScalarExpr, by: u32) -> ScalarExpr {
-    e.rewrite(&mut |x| match x {
-        ScalarExpr::Index(v) => Some(ScalarExpr::Index(v + by)),
-        _ => None,
-    })
-}
+use super::{read, ty};
 
 fn i64c(v: i64) -> ScalarExpr {
     ScalarExpr::Const(flow_runtime::Scalar::I64(v))
@@ -47,14 +41,16 @@ fn and_all(cs: impl IntoIterator<Item = ScalarExpr>) -> Option<ScalarExpr> {
         .reduce(|a, b| ScalarExpr::binary(BinOp::And, a, b))
 }
 
-/// The map over the box `extents` of the gather's coordinates, one `i64` port per axis of
-/// the table, each checked to be inside it (outside, the gather is evaluated and fails).
+/// The map over the box `extents` of the gather's coordinates `dims` (the others are
+/// pivots), one `i64` port each, every coordinate checked to be inside the table (outside,
+/// the gather is evaluated and fails).
 fn coordinates(
     g: &mut Graph,
     extents: &[usize],
     reads: &[Read],
     ga: &GatherAdjoint,
     shape: &[usize],
+    dims: &[usize],
     label: &str,
 ) -> Vec<Port> {
     let inside = and_all(ga.coords.iter().zip(shape).flat_map(|(c, &n)| {
@@ -66,11 +62,13 @@ fn coordinates(
     let Some(inside) = inside else {
         return Vec::new(); // a table of rank 0: no coordinate
     };
-    let fail = ScalarExpr::cast(ScalarExpr::Gather(ga.read, ga.coords.clone()), DType::I64);
-    let body: Vec<ScalarExpr> = ga
-        .coords
+    let fail = ScalarExpr::cast(
+        ScalarExpr::Gather(ga.read, ga.coords.clone()),
+        DType::I64,
+    );
+    let body: Vec<ScalarExpr> = dims
         .iter()
-        .map(|c| ScalarExpr::select(inside.clone(), c.clone(), fail.clone()))
+        .map(|&d| ScalarExpr::select(inside.clone(), ga.coords[d].clone(), fail.clone()))
         .collect();
     let n = body.len();
     let outs = vec![TensorTy::new(DType::I64, extents.to_vec()); n];
@@ -91,6 +89,10 @@ fn coordinates(
 
 /// Adds the nodes that scatter-add the gather adjoint `ga` — contributions computed over the
 /// box `extents` and `reads` — into the shape of its table, and returns the table's adjoint.
+///
+/// A coordinate that is a plain index variable `i_v` (the `d` of `table[ids[b], d]`) is a
+/// *pivot*: the new node's variable for that axis of the table stands for `i_v`, which is
+/// not summed over; the other variables are, guarded by their coordinates' equality.
 pub(super) fn scatter_add(
     g: &mut Graph,
     extents: &[usize],
@@ -101,10 +103,36 @@ pub(super) fn scatter_add(
 ) -> Port {
     let shape = ty(g, reads[ga.read as usize].src()).shape.clone();
     let rank = shape.len();
-    let at = coordinates(g, extents, reads, ga, &shape, label);
-    // The box's variables after the table's: `s` is `0..rank`, `i` is `rank..`.
-    let sub: Vec<Affine> = (0..extents.len())
-        .map(|v| Affine::var((rank + v) as u32))
+    // Pivots: table axis d read at index variable v (each variable once).
+    let mut pivot_of: Vec<Option<usize>> = vec![None; extents.len()];
+    for (d, c) in ga.coords.iter().enumerate() {
+        if let ScalarExpr::Index(v) = c {
+            // Only where the extents agree: then every table element along d is one point.
+            if pivot_of[*v as usize].is_none() && extents[*v as usize] == shape[d] {
+                pivot_of[*v as usize] = Some(d);
+            }
+        }
+    }
+    let pivot_dims: Vec<usize> = pivot_of.iter().flatten().copied().collect();
+    let mut dims: Vec<usize> = (0..rank).filter(|d| !pivot_dims.contains(d)).collect();
+    if dims.is_empty() && rank > 0 {
+        dims.push(0); // keep the range check, whose output is then always true to compare
+    }
+    let at = coordinates(g, extents, reads, ga, &shape, &dims, label);
+    // The new box: the table's axes, then the box's variables that are not pivots.
+    let mut red = Vec::new();
+    let mut sub: Vec<Affine> = Vec::with_capacity(extents.len());
+    for (v, &n) in extents.iter().enumerate() {
+        sub.push(match pivot_of[v] {
+            Some(d) => Affine::var(d as u32),
+            None => {
+                red.push(n);
+                Affine::var((rank + red.len() - 1) as u32)
+            }
+        });
+    }
+    let over_box: Vec<Affine> = (0..extents.len() as u32)
+        .map(|v| substitute(&Affine::var(v), &sub))
         .collect();
     let mut new_reads: Vec<Read> = reads
         .iter()
@@ -114,20 +142,23 @@ pub(super) fn scatter_add(
         })
         .collect();
     let mut guards = Vec::new();
-    for (d, &p) in at.iter().enumerate() {
-        new_reads.push(read(p, substitute_all(extents.len(), rank)));
+    for (&d, &p) in dims.iter().zip(&at) {
+        new_reads.push(read(p, over_box.clone()));
         guards.push(ScalarExpr::binary(
             BinOp::Eq,
             ScalarExpr::Read(new_reads.len() as u32 - 1),
             ScalarExpr::Index(d as u32),
         ));
     }
-    let contribution = shift(&ga.contribution, rank as u32);
+    let contribution = ga.contribution.rewrite(&mut |x| match x {
+        ScalarExpr::Index(v) => Some(ScalarExpr::Index(sub[*v as usize].coeffs[0].0)),
+        _ => None,
+    });
     let body = match and_all(guards) {
         Some(c) => ScalarExpr::select(c, contribution, fconst(dtype, 0.0)),
         None => contribution,
     };
-    let kind = if extents.is_empty() {
+    let kind = if red.is_empty() {
         NodeKind::Map {
             space: shape.clone(),
             reads: new_reads,
@@ -136,7 +167,7 @@ pub(super) fn scatter_add(
     } else {
         NodeKind::Reduce {
             space: shape.clone(),
-            red: extents.to_vec(),
+            red,
             monoid: MonoidRef::Builtin(BuiltinMonoid::Sum),
             reads: new_reads,
             args: vec![body],
@@ -153,18 +184,4 @@ pub(super) fn scatter_add(
         node: g.add(node),
         port: 0,
     }
-}
-
-/// The projection that reads a tensor over the box (`n` variables) from a node whose box
-/// puts `rank` variables before the box's.
-fn substitute_all(n: usize, rank: usize) -> Vec<Affine> {
-    ident(n)
-        .into_iter()
-        .map(|mut a| {
-            for c in &mut a.coeffs {
-                c.0 += rank as u32;
-            }
-            a
-        })
-        .collect()
 }
