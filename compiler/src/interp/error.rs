@@ -55,6 +55,18 @@ pub enum Fault {
     },
     /// A gather at coordinates outside its table (`x[idx[i]]` with `idx[i]` out of range).
     IndexOutOfRange(Box<GatherMiss>),
+    /// A histogram's bin or a scatter's row outside the bins or the destination: the first
+    /// in index order.
+    IndexOutOfBins {
+        /// `"the bins"` or `"the destination"`.
+        what: &'static str,
+        /// The index.
+        index: i64,
+        /// The point of the values' space it is at.
+        point: Vec<i64>,
+        /// The shape of the bins or the destination.
+        shape: Vec<usize>,
+    },
     /// An output tensor too large to allocate.
     Alloc(ShapeError),
     /// An inconsistency that the verifier rules out.
@@ -198,6 +210,16 @@ impl fmt::Display for Fault {
                     format_shape(shape)
                 )
             }
+            Fault::IndexOutOfBins {
+                what,
+                index,
+                point,
+                shape,
+            } => write!(
+                f,
+                "index [{index}] (at {point:?} of the indices) is out of range for {what} of shape {}",
+                format_shape(shape)
+            ),
             Fault::Alloc(e) => write!(f, "{e}"),
             Fault::Internal(what) => write!(f, "internal error ({what})"),
             Fault::Panicked(msg) => write!(f, "a panic: {msg}"),

@@ -58,11 +58,13 @@ use crate::mir::verify::{verify, VerifyError};
 mod error;
 mod expr;
 mod node;
+mod prims;
 
 use error::NodeFault;
 pub use error::{Fault, GatherMiss, InterpError};
 use expr::*;
 use node::*;
+use prims::*;
 
 pub fn eval(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError> {
     let cfg = EvalConfig {
@@ -163,7 +165,12 @@ pub fn eval_measured(
 fn is_kernel(node: &Node) -> bool {
     matches!(
         node.kind,
-        NodeKind::Map { .. } | NodeKind::Reduce { .. } | NodeKind::Random { .. }
+        NodeKind::Map { .. }
+            | NodeKind::Reduce { .. }
+            | NodeKind::Random { .. }
+            | NodeKind::Scan { .. }
+            | NodeKind::ReduceByIndex { .. }
+            | NodeKind::Scatter { .. }
     )
 }
 

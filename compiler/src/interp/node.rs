@@ -71,6 +71,9 @@ pub(super) fn eval_node(
             Ok(outs)
         }
         NodeKind::Reduce { .. } => Ok(eval_reduce(g, node, values)?),
+        NodeKind::Scan { .. } => Ok(eval_scan(g, node, values)?),
+        NodeKind::ReduceByIndex { .. } => Ok(eval_histogram(g, node, values)?),
+        NodeKind::Scatter { .. } => Ok(eval_scatter(node, values)?),
         NodeKind::Concat { axis, parts } => {
             let mut out = zeros(out_ty(0)?)?;
             let part_tensors = parts
@@ -145,18 +148,8 @@ pub(super) fn eval_reduce(
     let mut lin = 0;
     for_each_point(space, |free| {
         idx[..free.len()].copy_from_slice(free);
-        let mut acc = match monoid {
-            MonoidRef::Builtin(b) => {
-                let dtype = node.outputs.first().map_or(DType::F32, |t| t.dtype);
-                let zero = ops::builtin_identity(b, dtype)
-                    .ok_or(Fault::Internal("built-in monoid over a wrong type"))?;
-                Value::Scalar(zero)
-            }
-            MonoidRef::User(id) => {
-                let m = g.monoids.get(id).ok_or(Fault::Internal("missing monoid"))?;
-                Value::flat(&m.zero)
-            }
-        };
+        let dtype = node.outputs.first().map_or(DType::F32, |t| t.dtype);
+        let mut acc = identity(g, monoid, dtype)?;
         for_each_point(red, |r| {
             idx[free.len()..].copy_from_slice(r);
             let scope = Scope {
@@ -199,30 +192,8 @@ pub(super) fn combine(
     acc: Value,
     args: Vec<Value>,
 ) -> Result<Value, Fault> {
-    match monoid {
-        MonoidRef::Builtin(b) => {
-            let x = args
-                .into_iter()
-                .next()
-                .ok_or(Fault::Internal("built-in reduction without argument"))?
-                .scalar()?;
-            let op = ops::builtin_combine(b);
-            Ok(Value::Scalar(
-                ops::binary(op, acc.scalar()?, x).map_err(op_fault)?,
-            ))
-        }
-        MonoidRef::User(id) => {
-            let m = g.monoids.get(id).ok_or(Fault::Internal("missing monoid"))?;
-            let wrapped = match &m.wrap {
-                Some(w) => eval_expr(&w.body, &monoid_scope(&args))?,
-                None => args
-                    .into_iter()
-                    .next()
-                    .ok_or(Fault::Internal("reduction without argument"))?,
-            };
-            eval_expr(&m.combine, &monoid_scope(&[acc, wrapped]))
-        }
-    }
+    let x = wrap(g, monoid, args)?;
+    combine_states(g, monoid, acc, x)
 }
 
 /// The result of a fold: `unwrap(acc)`, or the state itself.

@@ -79,6 +79,11 @@ fn label(g: &Graph, id: super::ir::NodeId) -> String {
         NodeKind::Random { dist, seed } => format!("random {} {seed}", dist.name()),
         NodeKind::Map { .. } => "map".into(),
         NodeKind::Reduce { .. } => "reduce".into(),
+        NodeKind::Scan { exclusive, .. } => {
+            if *exclusive { "exclusive scan" } else { "scan" }.into()
+        }
+        NodeKind::ReduceByIndex { bins, .. } => format!("histogram of {bins} bins"),
+        NodeKind::Scatter { .. } => "scatter".into(),
         NodeKind::Concat { parts, .. } => format!("concat of {} shards", parts.len()),
         NodeKind::Slice { .. } => "slice".into(),
     };

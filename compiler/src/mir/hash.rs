@@ -288,6 +288,19 @@ impl Hasher {
         }
     }
 
+    fn monoid_ref(&mut self, monoid: MonoidRef) {
+        match monoid {
+            MonoidRef::Builtin(b) => {
+                self.u8(0);
+                self.str(b.name());
+            }
+            MonoidRef::User(m) => {
+                self.u8(1);
+                self.u64(m.0 as u64);
+            }
+        }
+    }
+
     fn node(&mut self, n: &Node) {
         self.node_unlabelled(n);
         self.str(&n.label);
@@ -324,18 +337,53 @@ impl Hasher {
                 self.u8(4);
                 self.shape(space);
                 self.shape(red);
-                match monoid {
-                    MonoidRef::Builtin(b) => {
-                        self.u8(0);
-                        self.str(b.name());
-                    }
-                    MonoidRef::User(m) => {
-                        self.u8(1);
-                        self.u64(m.0 as u64);
-                    }
-                }
+                self.monoid_ref(*monoid);
                 self.reads(reads);
                 self.exprs(args);
+            }
+            NodeKind::Scan {
+                space,
+                monoid,
+                exclusive,
+                reads,
+                args,
+            } => {
+                self.u8(7);
+                self.shape(space);
+                self.monoid_ref(*monoid);
+                self.u8(*exclusive as u8);
+                self.reads(reads);
+                self.exprs(args);
+            }
+            NodeKind::ReduceByIndex {
+                space,
+                bins,
+                monoid,
+                reads,
+                index,
+                args,
+            } => {
+                self.u8(8);
+                self.shape(space);
+                self.u64(*bins as u64);
+                self.monoid_ref(*monoid);
+                self.reads(reads);
+                self.expr(index);
+                self.exprs(args);
+            }
+            NodeKind::Scatter {
+                dest,
+                space,
+                reads,
+                index,
+                value,
+            } => {
+                self.u8(9);
+                self.port(*dest);
+                self.shape(space);
+                self.reads(reads);
+                self.expr(index);
+                self.expr(value);
             }
             NodeKind::Concat { axis, parts } => {
                 self.u8(5);

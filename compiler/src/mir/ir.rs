@@ -140,10 +140,8 @@ impl PartialEq for Node {
 impl Node {
     /// Drops the reads of a `Map` or `Reduce` that no expression uses, and renumbers the rest.
     pub fn prune_reads(&mut self) {
-        let (reads, exprs): (&mut Vec<Read>, &mut Vec<ScalarExpr>) = match &mut self.kind {
-            NodeKind::Map { reads, body, .. } => (reads, body),
-            NodeKind::Reduce { reads, args, .. } => (reads, args),
-            _ => return,
+        let Some((reads, mut exprs)) = self.kind.reads_and_exprs_mut() else {
+            return;
         };
         let mut used = vec![false; reads.len()];
         for e in exprs.iter() {
@@ -169,7 +167,7 @@ impl Node {
             return;
         }
         for e in exprs.iter_mut() {
-            *e = e.rewrite(&mut |x| match x {
+            **e = e.rewrite(&mut |x| match x {
                 ScalarExpr::Read(k) => Some(ScalarExpr::Read(new_index[*k as usize])),
                 _ => None,
             });
@@ -180,9 +178,13 @@ impl Node {
     /// The ports the node reads, in order.
     pub fn inputs(&self) -> Vec<Port> {
         match &self.kind {
-            NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => {
-                reads.iter().map(Read::src).collect()
-            }
+            NodeKind::Map { reads, .. }
+            | NodeKind::Reduce { reads, .. }
+            | NodeKind::Scan { reads, .. }
+            | NodeKind::ReduceByIndex { reads, .. } => reads.iter().map(Read::src).collect(),
+            NodeKind::Scatter { dest, reads, .. } => std::iter::once(*dest)
+                .chain(reads.iter().map(Read::src))
+                .collect(),
             NodeKind::Concat { parts, .. } => parts.clone(),
             NodeKind::Slice { src, .. } => vec![*src],
             NodeKind::Input { .. } | NodeKind::Const { .. } | NodeKind::Random { .. } => Vec::new(),
@@ -192,7 +194,18 @@ impl Node {
     /// Applies `f` to every port the node reads.
     pub fn map_inputs(&mut self, f: &mut dyn FnMut(Port) -> Port) {
         match &mut self.kind {
-            NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => {
+            NodeKind::Map { reads, .. }
+            | NodeKind::Reduce { reads, .. }
+            | NodeKind::Scan { reads, .. }
+            | NodeKind::ReduceByIndex { reads, .. } => {
+                for r in reads {
+                    let p = f(r.src());
+                    r.node = p.node;
+                    r.port = p.port;
+                }
+            }
+            NodeKind::Scatter { dest, reads, .. } => {
+                *dest = f(*dest);
                 for r in reads {
                     let p = f(r.src());
                     r.node = p.node;
@@ -256,6 +269,62 @@ pub enum NodeKind {
         /// The parts, in order.
         parts: Vec<Port>,
     },
+    /// An inclusive or exclusive scan along the last axis of `space` (every row on its own,
+    /// so a segmented scan over rows is a scan of a 2-D space): the element at each point
+    /// is the monoid's wrap of `args`, computed there; the result at a point is the unwrap of
+    /// the combination, in index order along the row, of the elements up to it (inclusive)
+    /// or before it (exclusive; the identity at a row's start). The bracketing is the
+    /// runtime's blocked scan (`flow_runtime::prims::scan`), on both backends. A `Map` that
+    /// produced the elements fuses into `reads`/`args` (the law: a map before a scan is the
+    /// monoid's wrap).
+    Scan {
+        /// The index space, which is also every port's shape.
+        space: Vec<usize>,
+        /// The monoid.
+        monoid: MonoidRef,
+        /// Whether the scan excludes the element at the point itself.
+        exclusive: bool,
+        /// The tensors read, each through an affine projection.
+        reads: Vec<Read>,
+        /// The arguments of the monoid's wrap (for a built-in monoid, exactly one).
+        args: Vec<ScalarExpr>,
+    },
+    /// A histogram (`reduce_by_index`): every point `p` of `space` (first axis: the values;
+    /// further axes: carried along, so values `[n, k]` give bins `[bins, k]`) puts the wrap
+    /// of `args` into bin `index(p)` at coordinate `[index(p), p[1..]]`; each bin is the
+    /// combination of its values in index order (the identity when none; then unwrapped).
+    /// A bin index outside `0..bins` is a run-time error (`IndexOutOfRange`). With `sum`
+    /// this is the scatter-add. Ports: `[bins] ++ space[1..]`, one per result field.
+    ReduceByIndex {
+        /// The index space of the values.
+        space: Vec<usize>,
+        /// The number of bins.
+        bins: usize,
+        /// The monoid.
+        monoid: MonoidRef,
+        /// The tensors read, each through an affine projection.
+        reads: Vec<Read>,
+        /// The bin of each point: an `i64` or `i32` expression.
+        index: ScalarExpr,
+        /// The arguments of the monoid's wrap (for a built-in monoid, exactly one).
+        args: Vec<ScalarExpr>,
+    },
+    /// A scatter: `dest` with, at every point `p` of `space`, the element at
+    /// `[index(p), p[1..]]` replaced by `value(p)`; of duplicate indices the last in index
+    /// order wins. An index outside `dest`'s first axis is a run-time error
+    /// (`IndexOutOfRange`). One port, of `dest`'s type.
+    Scatter {
+        /// The tensor written into (not changed: the result is a new tensor).
+        dest: Port,
+        /// The index space of the values.
+        space: Vec<usize>,
+        /// The tensors read, each through an affine projection.
+        reads: Vec<Read>,
+        /// The destination row of each point: an `i64` or `i32` expression.
+        index: ScalarExpr,
+        /// The value written.
+        value: ScalarExpr,
+    },
     /// The box `start .. start + shape` of a tensor.
     Slice {
         /// The tensor sliced.
@@ -265,6 +334,77 @@ pub enum NodeKind {
         /// The extents of the box.
         shape: Vec<usize>,
     },
+}
+
+impl NodeKind {
+    /// The reads and the scalar expressions over them of a node that has them (`Map`,
+    /// `Reduce`, `Scan`, `ReduceByIndex`, `Scatter`), in text-form order: a map's body, a
+    /// reduction's or scan's args, a histogram's index then args, a scatter's index then
+    /// value.
+    pub fn reads_and_exprs(&self) -> Option<(&[Read], Vec<&ScalarExpr>)> {
+        match self {
+            NodeKind::Map {
+                reads, body: xs, ..
+            }
+            | NodeKind::Reduce {
+                reads, args: xs, ..
+            }
+            | NodeKind::Scan {
+                reads, args: xs, ..
+            } => Some((reads, xs.iter().collect())),
+            NodeKind::ReduceByIndex {
+                reads, index, args, ..
+            } => Some((reads, std::iter::once(index).chain(args).collect())),
+            NodeKind::Scatter {
+                reads,
+                index,
+                value,
+                ..
+            } => Some((reads, vec![index, value])),
+            _ => None,
+        }
+    }
+
+    /// [`NodeKind::reads_and_exprs`], mutable.
+    pub fn reads_and_exprs_mut(&mut self) -> Option<(&mut Vec<Read>, Vec<&mut ScalarExpr>)> {
+        match self {
+            NodeKind::Map {
+                reads, body: xs, ..
+            }
+            | NodeKind::Reduce {
+                reads, args: xs, ..
+            }
+            | NodeKind::Scan {
+                reads, args: xs, ..
+            } => Some((reads, xs.iter_mut().collect())),
+            NodeKind::ReduceByIndex {
+                reads, index, args, ..
+            } => Some((
+                reads,
+                std::iter::once(index).chain(args.iter_mut()).collect(),
+            )),
+            NodeKind::Scatter {
+                reads,
+                index,
+                value,
+                ..
+            } => Some((reads, vec![index, value])),
+            _ => None,
+        }
+    }
+
+    /// The index space of a node that has one (the box its expressions are evaluated over;
+    /// for a `Reduce`, the free extents then the reduced ones).
+    pub fn index_space(&self) -> Option<Vec<usize>> {
+        match self {
+            NodeKind::Map { space, .. }
+            | NodeKind::Scan { space, .. }
+            | NodeKind::ReduceByIndex { space, .. }
+            | NodeKind::Scatter { space, .. } => Some(space.clone()),
+            NodeKind::Reduce { space, red, .. } => Some(space.iter().chain(red).copied().collect()),
+            _ => None,
+        }
+    }
 }
 
 /// The distribution of a `Random` node.

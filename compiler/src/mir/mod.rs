@@ -41,3 +41,5 @@ pub use verify::{verify, VerifyError};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_prims;

@@ -381,6 +381,43 @@ impl Parser {
                     args: Vec::new(),
                 }
             }
+            "scan" => {
+                let space = self.shape()?;
+                let exclusive = self.eat_word("exclusive");
+                let monoid = self.monoid_ref()?;
+                NodeKind::Scan {
+                    space,
+                    monoid,
+                    exclusive,
+                    reads: self.reads()?,
+                    args: Vec::new(),
+                }
+            }
+            "histogram" => {
+                let space = self.shape()?;
+                self.word("bins")?;
+                let bins = self.uint("a number of bins")?;
+                let monoid = self.monoid_ref()?;
+                NodeKind::ReduceByIndex {
+                    space,
+                    bins,
+                    monoid,
+                    reads: self.reads()?,
+                    index: ScalarExpr::Const(flow_runtime::Scalar::I64(0)),
+                    args: Vec::new(),
+                }
+            }
+            "scatter" => {
+                let dest = self.port()?;
+                let space = self.shape()?;
+                NodeKind::Scatter {
+                    dest,
+                    space,
+                    reads: self.reads()?,
+                    index: ScalarExpr::Const(flow_runtime::Scalar::I64(0)),
+                    value: ScalarExpr::Const(flow_runtime::Scalar::I64(0)),
+                }
+            }
             "concat" => {
                 self.word("axis")?;
                 let axis = self.uint("an axis")?;
@@ -410,9 +447,10 @@ impl Parser {
         if matches!(self.peek(), Tok::Ident(s) if DType::from_name(s).is_some()) {
             outputs = self.list('\0', Parser::tensor_ty)?;
         }
-        if let NodeKind::Map { body: exprs, .. } | NodeKind::Reduce { args: exprs, .. } = &mut kind
-        {
+        if kind.reads_and_exprs().is_some() {
             self.punct('{')?;
+            let body_at = self.pos;
+            let mut exprs = Vec::new();
             if !self.at_punct('}') {
                 exprs.push(self.expr()?);
                 while self.eat_punct(';') {
@@ -420,6 +458,33 @@ impl Parser {
                 }
             }
             self.punct('}')?;
+            let mut exprs = exprs.into_iter();
+            match &mut kind {
+                NodeKind::Map { body: xs, .. }
+                | NodeKind::Reduce { args: xs, .. }
+                | NodeKind::Scan { args: xs, .. } => xs.extend(exprs),
+                NodeKind::ReduceByIndex { index, args, .. } => {
+                    *index = exprs.next().ok_or_else(|| {
+                        self.error_at(body_at, "a histogram needs its bin expression")
+                    })?;
+                    args.extend(exprs);
+                }
+                NodeKind::Scatter { index, value, .. } => {
+                    match (exprs.next(), exprs.next(), exprs.next()) {
+                        (Some(i), Some(v), None) => {
+                            *index = i;
+                            *value = v;
+                        }
+                        _ => {
+                            return Err(self.error_at(
+                                body_at,
+                                "a scatter needs exactly a row expression and a value expression",
+                            ))
+                        }
+                    }
+                }
+                _ => {}
+            }
         }
         Ok(Node {
             kind,

@@ -16,6 +16,9 @@
 //!           | "random" ("uniform" | "normal") "seed" N
 //!           | "map" shape reads?                          (then "{" one expr per port "}")
 //!           | "reduce" shape "over" shape monoidref reads?  (then "{" the wrap args "}")
+//!           | "scan" shape "exclusive"? monoidref reads?     (then "{" the wrap args "}")
+//!           | "histogram" shape "bins" N monoidref reads?   (then "{" bin; the wrap args "}")
+//!           | "scatter" port shape reads?                   (then "{" row; value "}")
 //!           | "concat" "axis" N "(" port,* ")"
 //!           | "slice" port "start" shape "shape" shape
 //! monoidref:= "sum" | "prod" | "max" | "min" | "any" | "all" | "@"N
@@ -79,7 +82,6 @@ pub fn print_node(id: NodeId, node: &Node) -> String {
         write_string(&mut out, &node.label);
     }
     out.push_str(" = ");
-    let mut body: Option<&[ScalarExpr]> = None;
     match &node.kind {
         NodeKind::Input { index } => {
             let _ = write!(out, "input {index}");
@@ -97,36 +99,61 @@ pub fn print_node(id: NodeId, node: &Node) -> String {
         NodeKind::Random { dist, seed } => {
             let _ = write!(out, "random {} seed {seed}", dist.name());
         }
-        NodeKind::Map {
-            space,
-            reads,
-            body: b,
-        } => {
+        NodeKind::Map { space, reads, .. } => {
             out.push_str("map ");
             write_shape(&mut out, space);
             write_reads(&mut out, reads);
-            body = Some(b);
         }
         NodeKind::Reduce {
             space,
             red,
             monoid,
             reads,
-            args,
+            ..
         } => {
             out.push_str("reduce ");
             write_shape(&mut out, space);
             out.push_str(" over ");
             write_shape(&mut out, red);
-            out.push(' ');
-            match monoid {
-                MonoidRef::Builtin(b) => out.push_str(b.name()),
-                MonoidRef::User(id) => {
-                    let _ = write!(out, "{id}");
-                }
-            }
+            write_monoid_ref(&mut out, *monoid);
             write_reads(&mut out, reads);
-            body = Some(args);
+        }
+        NodeKind::Scan {
+            space,
+            monoid,
+            exclusive,
+            reads,
+            ..
+        } => {
+            out.push_str("scan ");
+            write_shape(&mut out, space);
+            if *exclusive {
+                out.push_str(" exclusive");
+            }
+            write_monoid_ref(&mut out, *monoid);
+            write_reads(&mut out, reads);
+        }
+        NodeKind::ReduceByIndex {
+            space,
+            bins,
+            monoid,
+            reads,
+            ..
+        } => {
+            out.push_str("histogram ");
+            write_shape(&mut out, space);
+            let _ = write!(out, " bins {bins}");
+            write_monoid_ref(&mut out, *monoid);
+            write_reads(&mut out, reads);
+        }
+        NodeKind::Scatter {
+            dest, space, reads, ..
+        } => {
+            out.push_str("scatter ");
+            write_port(&mut out, *dest);
+            out.push(' ');
+            write_shape(&mut out, space);
+            write_reads(&mut out, reads);
         }
         NodeKind::Concat { axis, parts } => {
             let _ = write!(out, "concat axis {axis} (");
@@ -146,7 +173,7 @@ pub fn print_node(id: NodeId, node: &Node) -> String {
     write_list(&mut out, " ", &node.outputs, |out, t| {
         let _ = write!(out, "{t}");
     });
-    if let Some(exprs) = body {
+    if let Some((_, exprs)) = node.kind.reads_and_exprs() {
         out.push_str(" {");
         for (k, e) in exprs.iter().enumerate() {
             out.push_str(if k == 0 { " " } else { "; " });
@@ -248,6 +275,17 @@ fn write_list<T>(out: &mut String, prefix: &str, items: &[T], mut f: impl FnMut(
     for (k, it) in items.iter().enumerate() {
         out.push_str(if k == 0 { prefix } else { ", " });
         f(out, it);
+    }
+}
+
+/// Writes ` sum` or ` @0`.
+fn write_monoid_ref(out: &mut String, monoid: MonoidRef) {
+    out.push(' ');
+    match monoid {
+        MonoidRef::Builtin(b) => out.push_str(b.name()),
+        MonoidRef::User(id) => {
+            let _ = write!(out, "{id}");
+        }
     }
 }
 

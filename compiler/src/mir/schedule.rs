@@ -8,6 +8,8 @@
 //!
 //! - Every `Map`, `Reduce` and `Random` node is in exactly one launch. `Input` and `Const`
 //!   are there from the start of a dispatch; `Concat` and `Slice` move data between launches.
+//!   A `Scan`, `ReduceByIndex` or `Scatter` is a launch of its own (`Work::Prim`), sharded by
+//!   the runtime's fixed element blocks.
 //! - A **row group** is a launch of consecutive kernel nodes over the same rows (the same
 //!   extent of their outermost free dimension; a scalar is one row), each reading the others'
 //!   outputs only at its own row (first coordinate `i0`) or as scalars. It runs shard by shard — every member on rows `lo..hi`,
@@ -69,6 +71,9 @@ pub enum Work {
     Gemm(Contraction),
     /// A counter-based random fill.
     Random,
+    /// A scan, histogram or scatter: the runtime's blocked routine (`flow_runtime::prims`),
+    /// over its own fixed blocks of elements, after its elements are computed.
+    Prim,
 }
 
 /// A member's output written over another member's output that nothing reads after the
@@ -154,6 +159,11 @@ pub fn plan(g: &Graph) -> Schedule {
             NodeKind::Random { .. } => {
                 close(&mut current, &mut launches);
                 launches.push(Launch::alone(id, Work::Random, shard_plan(g, id)));
+                continue;
+            }
+            NodeKind::Scan { .. } | NodeKind::ReduceByIndex { .. } | NodeKind::Scatter { .. } => {
+                close(&mut current, &mut launches);
+                launches.push(Launch::alone(id, Work::Prim, shard_plan(g, id)));
                 continue;
             }
             NodeKind::Concat { .. } | NodeKind::Slice { .. } => {
@@ -251,6 +261,17 @@ pub fn shard_plan(g: &Graph, id: NodeId) -> (usize, usize) {
         NodeKind::Random { .. } => {
             let len: usize = node.outputs[0].shape.iter().product();
             (SHARD_ELEMENTS, len.div_ceil(SHARD_ELEMENTS))
+        }
+        // The runtime's fixed blocks of elements (see `flow_runtime::prims`).
+        NodeKind::Scan { space, .. } => {
+            let len: usize = space.iter().product();
+            let block = flow_runtime::prims::SCAN_BLOCK;
+            (block, len.div_ceil(block))
+        }
+        NodeKind::ReduceByIndex { space, .. } | NodeKind::Scatter { space, .. } => {
+            let len: usize = space.iter().product();
+            let block = flow_runtime::prims::HISTOGRAM_SHARD;
+            (block, len.div_ceil(block))
         }
         _ => (1, 0),
     }
@@ -351,6 +372,19 @@ pub fn print(g: &Graph, s: &Schedule) -> String {
                         format!("reduce {space:?} over {red:?}")
                     }
                     (NodeKind::Random { dist, .. }, _) => format!("random {}", dist.name()),
+                    (
+                        NodeKind::Scan {
+                            space, exclusive, ..
+                        },
+                        _,
+                    ) => {
+                        let kind = if *exclusive { "exclusive scan" } else { "scan" };
+                        format!("{kind} {space:?}")
+                    }
+                    (NodeKind::ReduceByIndex { space, bins, .. }, _) => {
+                        format!("histogram {space:?} into {bins} bins")
+                    }
+                    (NodeKind::Scatter { space, .. }, _) => format!("scatter {space:?}"),
                     _ => "data".into(),
                 };
                 if node.label.is_empty() {
@@ -360,7 +394,7 @@ pub fn print(g: &Graph, s: &Schedule) -> String {
                 }
             })
             .collect();
-        let unit = if matches!(l.members[0].work, Work::Random) {
+        let unit = if matches!(l.members[0].work, Work::Random | Work::Prim) {
             "element"
         } else {
             "row"

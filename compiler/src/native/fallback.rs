@@ -111,15 +111,14 @@ impl Native {
         g: &Graph,
         id: NodeId,
         node: &Node,
-        reads: &[crate::mir::ir::Read],
         values: &[Vec<Rc<Tensor>>],
     ) -> Result<Vec<Tensor>, NativeError> {
         let mut sub = Graph::new();
         sub.monoids = g.monoids.clone();
         let mut ports: Vec<Port> = Vec::new();
         let mut inputs: Vec<Tensor> = Vec::new();
-        for r in reads {
-            if !ports.contains(&r.src()) {
+        for r in node.inputs() {
+            if !ports.contains(&r) {
                 let t = &values[r.node.0 as usize][r.port as usize];
                 sub.add(Node {
                     kind: NodeKind::Input {
@@ -130,21 +129,21 @@ impl Native {
                     label: g.nodes[r.node].label.clone(),
                     span: None,
                 });
-                ports.push(r.src());
+                ports.push(r);
                 inputs.push((**t).clone());
             }
         }
         let mut alone = node.clone();
-        if let NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } = &mut alone.kind {
-            for r in reads.iter_mut() {
-                let k = ports
-                    .iter()
-                    .position(|p| *p == r.src())
-                    .expect("every read's port was entered above");
-                r.node = NodeId(k as u32);
-                r.port = 0;
+        alone.map_inputs(&mut |r| {
+            let k = ports
+                .iter()
+                .position(|p| *p == r)
+                .expect("every port read was entered above");
+            Port {
+                node: NodeId(k as u32),
+                port: 0,
             }
-        }
+        });
         let n_outputs = alone.outputs.len() as u32;
         let at = sub.add(alone);
         sub.outputs = (0..n_outputs).map(|port| Port { node: at, port }).collect();

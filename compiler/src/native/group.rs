@@ -44,7 +44,7 @@ impl Native {
             return Ok(outs);
         }
         if kernels[id.index()].is_none() {
-            return self.interpret(g, id, node, reads, values);
+            return self.interpret(g, id, node, values);
         }
         let launch = schedule::Launch {
             members: vec![Member {

@@ -37,6 +37,7 @@ mod error;
 mod fallback;
 mod group;
 mod key;
+mod prims;
 pub mod spread;
 
 pub use error::NativeError;
@@ -341,6 +342,13 @@ impl Native {
                     };
                     outs.into_iter().map(Rc::new).collect()
                 }
+                NodeKind::Scan { .. }
+                | NodeKind::ReduceByIndex { .. }
+                | NodeKind::Scatter { .. } => self
+                    .run_prim(g, id, node, &values)?
+                    .into_iter()
+                    .map(Rc::new)
+                    .collect(),
                 NodeKind::Concat { axis, parts } => {
                     let parts: Vec<&Tensor> = parts
                         .iter()

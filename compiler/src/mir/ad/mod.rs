@@ -348,6 +348,14 @@ fn back_node(
             Ok(())
         }
         NodeKind::Input { .. } | NodeKind::Const { .. } | NodeKind::Random { .. } => Ok(()),
+        // The adjoints of these nodes are w17b's (issue 17); until then a gradient through
+        // one is refused, never wrong.
+        NodeKind::Scan { .. } | NodeKind::ReduceByIndex { .. } | NodeKind::Scatter { .. } => {
+            Err(AdError(format!(
+                "no derivative yet for `{}` (a scan, histogram or scatter)",
+                node.label
+            )))
+        }
     }
 }
 

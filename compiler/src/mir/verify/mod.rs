@@ -240,6 +240,86 @@ fn verify_node(g: &Graph, id: NodeId, node: &Node) -> Result<(), Problem> {
                 .collect();
             check_ports(node, &expected)
         }
+        NodeKind::Scan {
+            space,
+            monoid,
+            reads,
+            args,
+            ..
+        } => {
+            if space.is_empty() {
+                return Err(Problem::ScalarSpace);
+            }
+            let read_tys = verify_reads(g, before, space, reads, args)?;
+            let cx = ExprCx {
+                n_index: space.len(),
+                reads: &read_tys,
+                params: &[],
+            };
+            let dtypes = verify_args(g, *monoid, args, &cx)?;
+            let expected: Vec<TensorTy> = dtypes
+                .into_iter()
+                .map(|d| TensorTy::new(d, space.clone()))
+                .collect();
+            check_ports(node, &expected)
+        }
+        NodeKind::ReduceByIndex {
+            space,
+            bins,
+            monoid,
+            reads,
+            index,
+            args,
+        } => {
+            if space.is_empty() {
+                return Err(Problem::ScalarSpace);
+            }
+            let exprs: Vec<ScalarExpr> = std::iter::once(index).chain(args).cloned().collect();
+            let read_tys = verify_reads(g, before, space, reads, &exprs)?;
+            let cx = ExprCx {
+                n_index: space.len(),
+                reads: &read_tys,
+                params: &[],
+            };
+            verify_index(index, &cx)?;
+            let dtypes = verify_args(g, *monoid, args, &cx)?;
+            let shape: Vec<usize> = std::iter::once(*bins)
+                .chain(space[1..].iter().copied())
+                .collect();
+            let expected: Vec<TensorTy> = dtypes
+                .into_iter()
+                .map(|d| TensorTy::new(d, shape.clone()))
+                .collect();
+            check_ports(node, &expected)
+        }
+        NodeKind::Scatter {
+            dest,
+            space,
+            reads,
+            index,
+            value,
+        } => {
+            if space.is_empty() {
+                return Err(Problem::ScalarSpace);
+            }
+            let dest_ty = port_ty(g, before, *dest)?.clone();
+            if dest_ty.shape.len() != space.len() || dest_ty.shape[1..] != space[1..] {
+                return Err(Problem::ScatterShape {
+                    dest: dest_ty,
+                    space: space.clone(),
+                });
+            }
+            let exprs = [index.clone(), value.clone()];
+            let read_tys = verify_reads(g, before, space, reads, &exprs)?;
+            let cx = ExprCx {
+                n_index: space.len(),
+                reads: &read_tys,
+                params: &[],
+            };
+            verify_index(index, &cx)?;
+            check_expr(value, ExprSite::Body(0), &cx, &Ty::Scalar(dest_ty.dtype))?;
+            check_ports(node, &[dest_ty])
+        }
         NodeKind::Concat { axis, parts } => verify_concat(g, before, node, *axis, parts),
         NodeKind::Slice { src, start, shape } => {
             let src_ty = port_ty(g, before, *src)?;
@@ -265,6 +345,15 @@ fn verify_node(g: &Graph, id: NodeId, node: &Node) -> Result<(), Problem> {
             }
             check_ports(node, &[TensorTy::new(src_ty.dtype, shape.clone())])
         }
+    }
+}
+
+/// Checks that a histogram's bin or a scatter's row is an `i32` or `i64` expression.
+fn verify_index(index: &ScalarExpr, cx: &ExprCx<'_>) -> Result<(), Problem> {
+    let at = ExprSite::Index;
+    match type_of(index, cx).map_err(|error| Problem::Expr { at, error })? {
+        Ty::Scalar(DType::I32 | DType::I64) => Ok(()),
+        found => Err(Problem::IndexType { found }),
     }
 }
 

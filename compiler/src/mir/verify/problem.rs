@@ -43,6 +43,8 @@ pub enum ExprSite {
     Unwrap,
     /// A monoid's declared derivative of combine.
     DCombine,
+    /// The bin of a histogram or the row of a scatter.
+    Index,
 }
 
 /// A broken invariant.
@@ -233,6 +235,20 @@ pub enum Problem {
     },
     /// A monoid unwrap without result ports.
     UnwrapEmpty,
+    /// A scan, histogram or scatter over a rank-0 space (it has no axis to run along).
+    ScalarSpace,
+    /// A histogram's bin or a scatter's row that is not an `i32` or `i64`.
+    IndexType {
+        /// Its type.
+        found: Ty,
+    },
+    /// A scatter whose space does not fit its destination (`[n] ++ dest[1..]`).
+    ScatterShape {
+        /// The destination's type.
+        dest: TensorTy,
+        /// The space.
+        space: Vec<usize>,
+    },
 }
 
 impl fmt::Display for VerifyError {
@@ -258,6 +274,7 @@ impl fmt::Display for ExprSite {
             ExprSite::Combine => f.write_str("combine"),
             ExprSite::Unwrap => f.write_str("unwrap"),
             ExprSite::DCombine => f.write_str("d_combine"),
+            ExprSite::Index => f.write_str("the index expression"),
         }
     }
 }
@@ -371,6 +388,17 @@ impl fmt::Display for Problem {
                 write!(f, "the zero has types {found:?}, the state {expected:?}")
             }
             P::UnwrapEmpty => f.write_str("the unwrap has no result ports"),
+            P::ScalarSpace => {
+                f.write_str("a scan, histogram or scatter needs a space of rank 1 or more")
+            }
+            P::IndexType { found } => {
+                write!(f, "the index expression should be i32 or i64, has {found}")
+            }
+            P::ScatterShape { dest, space } => write!(
+                f,
+                "a scatter over {} does not fit its destination {dest} (its axes after the first must be the destination's)",
+                format_shape(space)
+            ),
         }
     }
 }

@@ -1,0 +1,146 @@
+//! Tests of the scan, histogram and scatter nodes: their text form, the verifier's checks,
+//! and the interpreter's results (small cases by hand, long ones against the runtime's
+//! parallel routines at several thread counts, bit for bit).
+
+use flow_runtime::pool::Pool;
+use flow_runtime::prims::histogram::reduce_by_index;
+use flow_runtime::prims::scan::{scan, ScanKind};
+use flow_runtime::prims::Sum;
+use flow_runtime::{Data, Tensor};
+
+use super::verify::Problem;
+use super::*;
+
+const PRIMS: &str = r#"monoid @0 "last" {
+    state (f: bool, v: i64)
+    zero (false, 0i64)
+    combine = select(p1.0, p1, tuple(or(p0.0, p1.0), add(p0.1, p1.1)))
+}
+%0 "x" = input 0 : f32[2, 3]
+%1 "i" = input 1 : i64[4]
+%2 "v" = input 2 : f32[4]
+%3 "d" = input 3 : f32[5]
+%4 "s" = scan [2, 3] sum reads(%0.0[i0, i1]) : f32[2, 3] { mul(r0, 2.0f32) }
+%5 "e" = scan [2, 3] exclusive max reads(%0.0[i0, i1]) : f32[2, 3] { r0 }
+%6 "h" = histogram [4] bins 3 sum reads(%1.0[i0], %2.0[i0]) : f32[3] { r0; r1 }
+%7 "c" = scatter %3.0 [4] reads(%1.0[i0], %2.0[i0]) : f32[5] { r0; r1 }
+%8 "g" = scan [4] @0 reads(%1.0[i0]) : bool[4], i64[4] { tuple(eq(r0, 0i64), r0) }
+output %4.0, %5.0, %6.0, %7.0, %8.1
+"#;
+
+fn t(shape: &[usize], data: Data) -> Tensor {
+    Tensor::new(shape.to_vec(), data).expect("shape")
+}
+
+fn run(text: &str, inputs: &[Tensor]) -> Result<Vec<Tensor>, crate::interp::InterpError> {
+    let g = parse(text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(print(&g), text, "the text form round-trips");
+    verify(&g).unwrap_or_else(|e| panic!("{e}"));
+    crate::interp::eval(&g, inputs)
+}
+
+fn prims_inputs(i: Vec<i64>) -> Vec<Tensor> {
+    vec![
+        t(&[2, 3], Data::F32(vec![1.0, -2.0, 3.0, 4.0, 5.0, -6.0])),
+        t(&[4], Data::I64(i)),
+        t(&[4], Data::F32(vec![10.0, 20.0, 30.0, 40.0])),
+        t(&[5], Data::F32(vec![0.5; 5])),
+    ]
+}
+
+#[test]
+fn scans_histograms_and_scatters_print_parse_and_evaluate() {
+    let out = run(PRIMS, &prims_inputs(vec![2, 0, 2, 1])).expect("runs");
+    assert_eq!(out[0].data, Data::F32(vec![2.0, -2.0, 4.0, 8.0, 18.0, 6.0]));
+    let lo = f32::NEG_INFINITY;
+    assert_eq!(out[1].data, Data::F32(vec![lo, 1.0, 1.0, lo, 4.0, 5.0]));
+    assert_eq!(out[2].data, Data::F32(vec![20.0, 40.0, 40.0]));
+    // Index 2 is written twice: the last in index order (30) wins.
+    assert_eq!(out[3].data, Data::F32(vec![20.0, 40.0, 30.0, 0.5, 0.5]));
+    // A segmented sum: a segment starts where the index is 0.
+    let seg = run(PRIMS, &prims_inputs(vec![2, 1, 0, 2])).expect("runs");
+    assert_eq!(seg[4].data, Data::I64(vec![2, 3, 0, 2]));
+    let seg = run(PRIMS, &prims_inputs(vec![1, 2, 2, 0])).expect("runs");
+    assert_eq!(seg[4].data, Data::I64(vec![1, 3, 5, 0]));
+}
+
+#[test]
+fn an_index_out_of_range_is_an_error_naming_it() {
+    for bad in [vec![2, 0, 7, 1], vec![2, -1, 0, 1]] {
+        let e = run(PRIMS, &prims_inputs(bad.clone()))
+            .unwrap_err()
+            .to_string();
+        let v = if bad[1] < 0 { "-1" } else { "7" };
+        assert!(e.contains(&format!("index [{v}]")), "{e}");
+        assert!(e.contains("out of range"), "{e}");
+    }
+}
+
+#[test]
+fn long_scans_and_histograms_match_the_runtime_at_every_thread_count() {
+    let n = 3 * flow_runtime::prims::SCAN_BLOCK + 77;
+    let xs: Vec<f32> = (0..n)
+        .map(|k| ((k * 7919) % 1000) as f32 * 0.001 - 0.3)
+        .collect();
+    let idx: Vec<i64> = (0..n).map(|k| ((k * 31) % 5) as i64).collect();
+    let text = format!(
+        "%0 = input 0 : f32[{n}]\n%1 = input 1 : i64[{n}]\n\
+         %2 = scan [{n}] sum reads(%0.0[i0]) : f32[{n}] {{ r0 }}\n\
+         %3 = scan [{n}] exclusive sum reads(%0.0[i0]) : f32[{n}] {{ r0 }}\n\
+         %4 = histogram [{n}] bins 5 sum reads(%1.0[i0], %0.0[i0]) : f32[5] {{ r0; r1 }}\n\
+         output %2.0, %3.0, %4.0\n"
+    );
+    let out = run(
+        &text,
+        &[
+            t(&[n], Data::F32(xs.clone())),
+            t(&[n], Data::I64(idx.clone())),
+        ],
+    )
+    .expect("runs");
+    let m = Sum::<f32>::new();
+    for threads in [1, 2, 3, 8] {
+        let pool = Pool::new(threads).expect("pool");
+        for (k, kind) in [(0, ScanKind::Inclusive), (1, ScanKind::Exclusive)] {
+            let mut y = vec![0.0f32; n];
+            scan(&pool, &m, kind, n, &xs, &mut y).expect("scan");
+            let Data::F32(got) = &out[k].data else {
+                panic!("f32")
+            };
+            let same = got.iter().zip(&y).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{kind:?} at {threads} threads");
+        }
+        let mut bins = vec![0.0f32; 5];
+        reduce_by_index(&pool, &m, &idx, &xs, &mut bins).expect("histogram");
+        assert_eq!(
+            out[2].data,
+            Data::F32(bins),
+            "histogram at {threads} threads"
+        );
+    }
+}
+
+#[test]
+fn the_verifier_checks_indices_and_destinations() {
+    let base = "%0 = input 0 : f32[4]\n%1 = input 1 : f32[5]\n";
+    let p = |node: &str| {
+        let g = parse(&format!("{base}{node}\noutput %2.0\n")).unwrap_or_else(|e| panic!("{e}"));
+        *verify(&g).unwrap_err().problem
+    };
+    assert!(matches!(
+        p("%2 = histogram [4] bins 3 sum reads(%0.0[i0]) : f32[3] { r0; r0 }"),
+        Problem::IndexType { .. }
+    ));
+    assert!(matches!(
+        p("%2 = scatter %1.0 [4, 2] reads(%0.0[i0]) : f32[5] { 0i64; r0 }"),
+        Problem::ScatterShape { .. }
+    ));
+    assert!(matches!(
+        p("%2 = scan [] sum : f32[] { 1.0f32 }"),
+        Problem::ScalarSpace
+    ));
+    assert!(matches!(
+        p("%2 = histogram [4] bins 3 sum reads(%0.0[i0]) : f32[4] { 1i64; r0 }"),
+        Problem::PortType { .. }
+    ));
+}
