@@ -14,169 +14,20 @@ use flow_runtime::pool::{Pool, TaskError};
 use flow_runtime::prims::histogram::reduce_by_index;
 use flow_runtime::prims::scan::{scan, ScanKind};
 use flow_runtime::prims::scatter::scatter;
-use flow_runtime::prims::{And, FnMonoid, Index, Max, Min, Monoid, Or, Prod, Sum};
+use flow_runtime::prims::{Index, Monoid};
 use flow_runtime::tensor::Data;
 use flow_runtime::{Scalar, Tensor};
 
 use super::error::RunError;
 use super::{bug, fail, Frame, Machine, RResult, Value};
-use crate::base::ops::BuiltinMonoid as B;
 use crate::hir::{self, Builtin, MonoidRef};
-
-/// The user-monoid arm of [`with_monoid`]: `$body` with `$m` an [`FnMonoid`] over `$t`
-/// whose combine calls `$user` on scalars of variant `$v`.
-macro_rules! user_arm {
-    ($user:expr, $zero:expr, $m:ident, $body:expr, $v:ident, $t:ty) => {{
-        let user = $user;
-        let combine = move |a: $t, b: $t| -> $t {
-            match user(Scalar::$v(a), Scalar::$v(b)) {
-                Scalar::$v(c) => c,
-                other => panic!("a monoid's combine gave a `{}`", other.dtype()),
-            }
-        };
-        let identity = match $zero {
-            Scalar::$v(z) => z,
-            _ => panic!("a monoid's zero is not of its state's type"),
-        };
-        let $m = FnMonoid {
-            identity,
-            combine: &combine,
-        };
-        $body.map(Data::$v)
-    }};
-}
-
-/// `$body` with `$m` bound to the monoid `$monoid` (a [`MonoidRef`]) over the element type of
-/// `$data` and `$x` to its vector; `$body` gives a `Result<Vec<T>, E>` and the macro a
-/// `Result<Data, E>`, or `None` for a monoid the data's type does not have (the checker
-/// refused it). A user monoid is an [`FnMonoid`] whose combine is `$user` (a
-/// `Fn(Scalar, Scalar) -> Scalar`) with identity `$zero`.
-macro_rules! with_monoid {
-    ($monoid:expr, $data:expr, $user:expr, $zero:expr, |$m:ident, $x:ident| $body:expr) => {{
-        match ($monoid, $data) {
-            (MonoidRef::Builtin(B::Sum), Data::F32($x)) => Some({
-                let $m = Sum::<f32>::new();
-                $body.map(Data::F32)
-            }),
-            (MonoidRef::Builtin(B::Sum), Data::F64($x)) => Some({
-                let $m = Sum::<f64>::new();
-                $body.map(Data::F64)
-            }),
-            (MonoidRef::Builtin(B::Sum), Data::I32($x)) => Some({
-                let $m = Sum::<i32>::new();
-                $body.map(Data::I32)
-            }),
-            (MonoidRef::Builtin(B::Sum), Data::I64($x)) => Some({
-                let $m = Sum::<i64>::new();
-                $body.map(Data::I64)
-            }),
-            (MonoidRef::Builtin(B::Prod), Data::F32($x)) => Some({
-                let $m = Prod::<f32>::new();
-                $body.map(Data::F32)
-            }),
-            (MonoidRef::Builtin(B::Prod), Data::F64($x)) => Some({
-                let $m = Prod::<f64>::new();
-                $body.map(Data::F64)
-            }),
-            (MonoidRef::Builtin(B::Prod), Data::I32($x)) => Some({
-                let $m = Prod::<i32>::new();
-                $body.map(Data::I32)
-            }),
-            (MonoidRef::Builtin(B::Prod), Data::I64($x)) => Some({
-                let $m = Prod::<i64>::new();
-                $body.map(Data::I64)
-            }),
-            (MonoidRef::Builtin(B::Max), Data::F32($x)) => Some({
-                let $m = Max::<f32>::new();
-                $body.map(Data::F32)
-            }),
-            (MonoidRef::Builtin(B::Max), Data::F64($x)) => Some({
-                let $m = Max::<f64>::new();
-                $body.map(Data::F64)
-            }),
-            (MonoidRef::Builtin(B::Max), Data::I32($x)) => Some({
-                let $m = Max::<i32>::new();
-                $body.map(Data::I32)
-            }),
-            (MonoidRef::Builtin(B::Max), Data::I64($x)) => Some({
-                let $m = Max::<i64>::new();
-                $body.map(Data::I64)
-            }),
-            (MonoidRef::Builtin(B::Min), Data::F32($x)) => Some({
-                let $m = Min::<f32>::new();
-                $body.map(Data::F32)
-            }),
-            (MonoidRef::Builtin(B::Min), Data::F64($x)) => Some({
-                let $m = Min::<f64>::new();
-                $body.map(Data::F64)
-            }),
-            (MonoidRef::Builtin(B::Min), Data::I32($x)) => Some({
-                let $m = Min::<i32>::new();
-                $body.map(Data::I32)
-            }),
-            (MonoidRef::Builtin(B::Min), Data::I64($x)) => Some({
-                let $m = Min::<i64>::new();
-                $body.map(Data::I64)
-            }),
-            (MonoidRef::Builtin(B::Any), Data::Bool($x)) => Some({
-                let $m = Or::<bool>::new();
-                $body.map(Data::Bool)
-            }),
-            (MonoidRef::Builtin(B::All), Data::Bool($x)) => Some({
-                let $m = And::<bool>::new();
-                $body.map(Data::Bool)
-            }),
-            (MonoidRef::User(_), Data::F32($x)) => {
-                Some(user_arm!($user, $zero, $m, $body, F32, f32))
-            }
-            (MonoidRef::User(_), Data::F64($x)) => {
-                Some(user_arm!($user, $zero, $m, $body, F64, f64))
-            }
-            (MonoidRef::User(_), Data::I32($x)) => {
-                Some(user_arm!($user, $zero, $m, $body, I32, i32))
-            }
-            (MonoidRef::User(_), Data::I64($x)) => {
-                Some(user_arm!($user, $zero, $m, $body, I64, i64))
-            }
-            (MonoidRef::User(_), Data::Bool($x)) => {
-                Some(user_arm!($user, $zero, $m, $body, Bool, bool))
-            }
-            _ => None,
-        }
-    }};
-}
+use crate::native::prims::{first_out_of_range, with_monoid, UserCombine};
 
 /// How many results of scans, scatters, filters, partitions and sorts the coordinator keeps
 /// to reuse their buffers.
 const KEPT_RESULTS: usize = 2;
 
-/// An element type's vector out of [`Data`].
-pub(super) trait Elements: Sized {
-    fn vector(d: Data) -> Option<Vec<Self>>;
-}
-
-macro_rules! elements {
-    ($($t:ty => $v:ident),*) => {$(
-        impl Elements for $t {
-            fn vector(d: Data) -> Option<Vec<$t>> {
-                match d {
-                    Data::$v(v) => Some(v),
-                    _ => None,
-                }
-            }
-        }
-    )*};
-}
-elements!(f32 => F32, f64 => F64, i32 => I32, i64 => I64, bool => Bool);
-
-/// A vector of `len` elements: `spare` if it has that type and length (its contents are
-/// stale and will all be overwritten), else a new one filled with `fill`.
-pub(super) fn output<T: Elements + Clone>(spare: Option<Data>, len: usize, fill: T) -> Vec<T> {
-    match spare.and_then(T::vector) {
-        Some(v) if v.len() == len => v,
-        _ => vec![fill; len],
-    }
-}
+pub(super) use crate::native::prims::output;
 
 /// The inclusive or exclusive scan of rows of `row_len` elements of `x` into `y` (as long).
 fn scan_rows<M: Monoid>(
@@ -189,28 +40,6 @@ fn scan_rows<M: Monoid>(
 ) -> Result<Vec<M::T>, TaskError> {
     scan(pool, m, kind, row_len, x, &mut y)?;
     Ok(y)
-}
-
-/// A user monoid whose state is one scalar, combined on the worker pool's threads.
-struct UserCombine {
-    zero: Scalar,
-    monoid: crate::mir::ir::Monoid,
-    /// The first fault of the combine (an integer division by zero), reported once the
-    /// routine has returned.
-    fault: std::sync::OnceLock<String>,
-}
-
-impl UserCombine {
-    /// `a ⊕ b`; on a fault of the combine, `a`, with the fault recorded.
-    fn combine(&self, a: Scalar, b: Scalar) -> Scalar {
-        match crate::interp::combine_scalars(&self.monoid, a, b) {
-            Ok(c) => c,
-            Err(x) => {
-                let _ = self.fault.set(x);
-                a
-            }
-        }
-    }
 }
 
 /// Why a histogram or scatter did not give its result.
@@ -253,19 +82,6 @@ fn scattered<T: Copy + Send + Sync, I: Index>(
     match scatter(pool, &mut out, idx, vals)? {
         0 => Ok(out),
         _ => Err(Failure::OutOfRange),
-    }
-}
-
-/// The first index of `idx` outside `0..n` and its position.
-fn first_out_of_range(idx: &Data, n: usize) -> Option<(i64, usize)> {
-    let bad = |v: i64| v < 0 || v as u64 >= n as u64;
-    match idx {
-        Data::I64(x) => x.iter().position(|&v| bad(v)).map(|p| (x[p], p)),
-        Data::I32(x) => x
-            .iter()
-            .position(|&v| bad(v as i64))
-            .map(|p| (x[p] as i64, p)),
-        _ => None,
     }
 }
 

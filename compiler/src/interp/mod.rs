@@ -64,6 +64,7 @@ use error::NodeFault;
 pub use error::{Fault, GatherMiss, InterpError};
 use expr::*;
 use node::*;
+pub(crate) use prims::index_fault;
 use prims::*;
 
 pub fn eval(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError> {

@@ -41,5 +41,3 @@ pub use verify::{verify, VerifyError};
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_prims;

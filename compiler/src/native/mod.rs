@@ -37,8 +37,10 @@ mod error;
 mod fallback;
 mod group;
 mod key;
-mod prims;
+pub(crate) mod prims;
 pub mod spread;
+#[cfg(test)]
+mod tests;
 
 pub use error::NativeError;
 pub use key::{kernel_dims, structure_key};

@@ -1,8 +1,308 @@
 //! Scan, histogram and scatter nodes on the native backend: the runtime's parallel routines
 //! (`flow_runtime::prims`), whose fixed blocks make the bits independent of the thread count
-//! and equal to the interpreter's (see `interp/prims.rs`).
+//! and equal to the interpreter's (see `interp/prims.rs`). A node whose monoid is not one the
+//! routines take (a user monoid with a wrap, an unwrap or a tuple state), and a histogram or
+//! scatter of more than one axis, runs on the interpreter. The elements of a node whose
+//! expressions are not a plain read (a fused producer) are computed first, as a `Map` of the
+//! node's reads, on the kernels (and dropped right after).
+//!
+//! Also the dispatch the coordinator's routines share ([`with_monoid`], [`UserCombine`]).
 
 use super::*;
+use flow_runtime::pool::Pool;
+use flow_runtime::prims::histogram::reduce_by_index;
+use flow_runtime::prims::scan::{scan, ScanKind};
+use flow_runtime::prims::scatter::scatter;
+use flow_runtime::prims::{Index, Monoid};
+use flow_runtime::Scalar;
+
+use crate::mir::ir::{Affine, Edge, MonoidRef, Read, ScalarExpr};
+
+/// The user-monoid arm of [`with_monoid`]: `$body` with `$m` an [`FnMonoid`] over `$t`
+/// whose combine calls `$user` on scalars of variant `$v`.
+macro_rules! user_arm_impl {
+    ($user:expr, $zero:expr, $m:ident, $body:expr, $v:ident, $t:ty) => {{
+        let user = $user;
+        let combine = move |a: $t, b: $t| -> $t {
+            match user(flow_runtime::Scalar::$v(a), flow_runtime::Scalar::$v(b)) {
+                flow_runtime::Scalar::$v(c) => c,
+                other => panic!("a monoid's combine gave a `{}`", other.dtype()),
+            }
+        };
+        let identity = match $zero {
+            flow_runtime::Scalar::$v(z) => z,
+            _ => panic!("a monoid's zero is not of its state's type"),
+        };
+        let $m = flow_runtime::prims::FnMonoid {
+            identity,
+            combine: &combine,
+        };
+        $body.map(flow_runtime::Data::$v)
+    }};
+}
+
+/// `$body` with `$m` bound to the monoid `$monoid` (a [`MonoidRef`]) over the element type of
+/// `$data` and `$x` to its vector; `$body` gives a `Result<Vec<T>, E>` and the macro a
+/// `Result<Data, E>`, or `None` for a monoid the data's type does not have (the checker
+/// refused it). A user monoid is an [`FnMonoid`] whose combine is `$user` (a
+/// `Fn(Scalar, Scalar) -> Scalar`) with identity `$zero`.
+macro_rules! with_monoid_impl {
+    ($monoid:expr, $data:expr, $user:expr, $zero:expr, |$m:ident, $x:ident| $body:expr) => {{
+        match ($monoid, $data) {
+            (
+                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Sum),
+                flow_runtime::Data::F32($x),
+            ) => Some({
+                let $m = flow_runtime::prims::Sum::<f32>::new();
+                $body.map(flow_runtime::Data::F32)
+            }),
+            (
+                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Sum),
+                flow_runtime::Data::F64($x),
+            ) => Some({
+                let $m = flow_runtime::prims::Sum::<f64>::new();
+                $body.map(flow_runtime::Data::F64)
+            }),
+            (
+                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Sum),
+                flow_runtime::Data::I32($x),
+            ) => Some({
+                let $m = flow_runtime::prims::Sum::<i32>::new();
+                $body.map(flow_runtime::Data::I32)
+            }),
+            (
+                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Sum),
+                flow_runtime::Data::I64($x),
+            ) => Some({
+                let $m = flow_runtime::prims::Sum::<i64>::new();
+                $body.map(flow_runtime::Data::I64)
+            }),
+            (
+                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Prod),
+                flow_runtime::Data::F32($x),
+            ) => Some({
+                let $m = flow_runtime::prims::Prod::<f32>::new();
+                $body.map(flow_runtime::Data::F32)
+            }),
+            (
+                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Prod),
+                flow_runtime::Data::F64($x),
+            ) => Some({
+                let $m = flow_runtime::prims::Prod::<f64>::new();
+                $body.map(flow_runtime::Data::F64)
+            }),
+            (
+                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Prod),
+                flow_runtime::Data::I32($x),
+            ) => Some({
+                let $m = flow_runtime::prims::Prod::<i32>::new();
+                $body.map(flow_runtime::Data::I32)
+            }),
+            (
+                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Prod),
+                flow_runtime::Data::I64($x),
+            ) => Some({
+                let $m = flow_runtime::prims::Prod::<i64>::new();
+                $body.map(flow_runtime::Data::I64)
+            }),
+            (
+                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Max),
+                flow_runtime::Data::F32($x),
+            ) => Some({
+                let $m = flow_runtime::prims::Max::<f32>::new();
+                $body.map(flow_runtime::Data::F32)
+            }),
+            (
+                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Max),
+                flow_runtime::Data::F64($x),
+            ) => Some({
+                let $m = flow_runtime::prims::Max::<f64>::new();
+                $body.map(flow_runtime::Data::F64)
+            }),
+            (
+                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Max),
+                flow_runtime::Data::I32($x),
+            ) => Some({
+                let $m = flow_runtime::prims::Max::<i32>::new();
+                $body.map(flow_runtime::Data::I32)
+            }),
+            (
+                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Max),
+                flow_runtime::Data::I64($x),
+            ) => Some({
+                let $m = flow_runtime::prims::Max::<i64>::new();
+                $body.map(flow_runtime::Data::I64)
+            }),
+            (
+                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Min),
+                flow_runtime::Data::F32($x),
+            ) => Some({
+                let $m = flow_runtime::prims::Min::<f32>::new();
+                $body.map(flow_runtime::Data::F32)
+            }),
+            (
+                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Min),
+                flow_runtime::Data::F64($x),
+            ) => Some({
+                let $m = flow_runtime::prims::Min::<f64>::new();
+                $body.map(flow_runtime::Data::F64)
+            }),
+            (
+                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Min),
+                flow_runtime::Data::I32($x),
+            ) => Some({
+                let $m = flow_runtime::prims::Min::<i32>::new();
+                $body.map(flow_runtime::Data::I32)
+            }),
+            (
+                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Min),
+                flow_runtime::Data::I64($x),
+            ) => Some({
+                let $m = flow_runtime::prims::Min::<i64>::new();
+                $body.map(flow_runtime::Data::I64)
+            }),
+            (
+                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Any),
+                flow_runtime::Data::Bool($x),
+            ) => Some({
+                let $m = flow_runtime::prims::Or::<bool>::new();
+                $body.map(flow_runtime::Data::Bool)
+            }),
+            (
+                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::All),
+                flow_runtime::Data::Bool($x),
+            ) => Some({
+                let $m = flow_runtime::prims::And::<bool>::new();
+                $body.map(flow_runtime::Data::Bool)
+            }),
+            (MonoidRef::User(_), flow_runtime::Data::F32($x)) => Some(
+                $crate::native::prims::user_arm_impl!($user, $zero, $m, $body, F32, f32),
+            ),
+            (MonoidRef::User(_), flow_runtime::Data::F64($x)) => Some(
+                $crate::native::prims::user_arm_impl!($user, $zero, $m, $body, F64, f64),
+            ),
+            (MonoidRef::User(_), flow_runtime::Data::I32($x)) => Some(
+                $crate::native::prims::user_arm_impl!($user, $zero, $m, $body, I32, i32),
+            ),
+            (MonoidRef::User(_), flow_runtime::Data::I64($x)) => Some(
+                $crate::native::prims::user_arm_impl!($user, $zero, $m, $body, I64, i64),
+            ),
+            (MonoidRef::User(_), flow_runtime::Data::Bool($x)) => Some(
+                $crate::native::prims::user_arm_impl!($user, $zero, $m, $body, Bool, bool),
+            ),
+            _ => None,
+        }
+    }};
+}
+
+/// A user monoid whose state is one scalar, combined on the worker pool's threads.
+pub(crate) struct UserCombine {
+    pub(crate) zero: Scalar,
+    pub(crate) monoid: crate::mir::ir::Monoid,
+    /// The first fault of the combine (an integer division by zero), reported once the
+    /// routine has returned.
+    pub(crate) fault: std::sync::OnceLock<String>,
+}
+
+impl UserCombine {
+    /// `a ⊕ b`; on a fault of the combine, `a`, with the fault recorded.
+    pub(crate) fn combine(&self, a: Scalar, b: Scalar) -> Scalar {
+        match crate::interp::combine_scalars(&self.monoid, a, b) {
+            Ok(c) => c,
+            Err(x) => {
+                let _ = self.fault.set(x);
+                a
+            }
+        }
+    }
+}
+
+pub(crate) use user_arm_impl;
+pub(crate) use with_monoid_impl as with_monoid;
+
+/// Why a routine did not give its result.
+enum Failure {
+    Task(TaskError),
+    /// The first index out of range, at which position.
+    OutOfRange(i64, usize),
+}
+
+impl From<TaskError> for Failure {
+    fn from(x: TaskError) -> Failure {
+        Failure::Task(x)
+    }
+}
+
+/// The first index of `idx` outside `0..n` and its position.
+pub(crate) fn first_out_of_range(idx: &Data, n: usize) -> Option<(i64, usize)> {
+    let bad = |v: i64| v < 0 || v as u64 >= n as u64;
+    match idx {
+        Data::I64(x) => x.iter().position(|&v| bad(v)).map(|p| (x[p], p)),
+        Data::I32(x) => x
+            .iter()
+            .position(|&v| bad(v as i64))
+            .map(|p| (x[p] as i64, p)),
+        _ => None,
+    }
+}
+
+/// An element type's vector out of [`Data`].
+pub(crate) trait Elements: Sized {
+    fn vector(d: Data) -> Option<Vec<Self>>;
+}
+
+macro_rules! elements {
+    ($($t:ty => $v:ident),*) => {$(
+        impl Elements for $t {
+            fn vector(d: Data) -> Option<Vec<$t>> {
+                match d {
+                    Data::$v(v) => Some(v),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+elements!(f32 => F32, f64 => F64, i32 => I32, i64 => I64, bool => Bool);
+
+/// A vector of `len` elements: `spare` if it has that type and length (its contents are
+/// stale and will all be overwritten), else a new one filled with `fill`.
+pub(crate) fn output<T: Elements + Clone>(spare: Option<Data>, len: usize, fill: T) -> Vec<T> {
+    match spare.and_then(T::vector) {
+        Some(v) if v.len() == len => v,
+        _ => vec![fill; len],
+    }
+}
+
+/// Whether the runtime's routines take `monoid`: a built-in one, or a user monoid whose state
+/// is one scalar with no wrap or unwrap.
+fn routine_monoid(g: &Graph, monoid: MonoidRef) -> Option<Option<UserCombine>> {
+    match monoid {
+        MonoidRef::Builtin(_) => Some(None),
+        MonoidRef::User(id) => {
+            let m = g.monoids.get(id)?;
+            match (&m.zero[..], &m.wrap, &m.unwrap) {
+                ([zero], None, None) => Some(Some(UserCombine {
+                    zero: *zero,
+                    monoid: m.clone(),
+                    fault: std::sync::OnceLock::new(),
+                })),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// Whether a read is the whole of a tensor of shape `space`, point for point.
+fn is_plain(r: &Read, space: &[usize], shape: &[usize]) -> bool {
+    r.edge == Edge::Strict
+        && shape == space
+        && r.proj.len() == space.len()
+        && r.proj
+            .iter()
+            .enumerate()
+            .all(|(k, a)| *a == Affine::var(k as u32))
+}
 
 impl Native {
     /// Runs a `Scan`, `ReduceByIndex` or `Scatter` node.
@@ -13,6 +313,264 @@ impl Native {
         node: &Node,
         values: &[Vec<Rc<Tensor>>],
     ) -> Result<Vec<Tensor>, NativeError> {
-        self.interpret(g, id, node, values)
+        let Some((reads, exprs)) = node.kind.reads_and_exprs() else {
+            return self.interpret(g, id, node, values);
+        };
+        let space = node.kind.index_space().unwrap_or_default();
+        let monoid = match &node.kind {
+            NodeKind::Scan { monoid, .. } | NodeKind::ReduceByIndex { monoid, .. } => Some(*monoid),
+            _ => None,
+        };
+        let user = match monoid.map(|m| routine_monoid(g, m)) {
+            Some(None) => return self.interpret(g, id, node, values),
+            Some(Some(u)) => u,
+            None => None,
+        };
+        let rank1 = space.len() == 1;
+        if !rank1 && !matches!(node.kind, NodeKind::Scan { .. }) {
+            return self.interpret(g, id, node, values);
+        }
+        let exprs: Vec<ScalarExpr> = exprs.into_iter().cloned().collect();
+        let elems = self.elements(g, &space, reads, &exprs, values)?;
+        let out_ty = node.outputs[0].clone();
+        let len: usize = out_ty.shape.iter().product();
+        let spare = self
+            .pool
+            .take(out_ty.dtype, len)
+            .map_err(alloc_error(Some(id)))?;
+        let zero = user.as_ref().map_or(Scalar::Bool(false), |u| u.zero);
+        let combine = |a: Scalar, b: Scalar| match &user {
+            Some(u) => u.combine(a, b),
+            None => a,
+        };
+        let pool: &Pool = &self.workers;
+        let no_monoid = || NativeError::CompilerBug {
+            what: "the native backend".into(),
+            finding: format!("{}: a monoid its elements do not have", describe(id, node)),
+        };
+        let res: Result<Data, Failure> = match &node.kind {
+            NodeKind::Scan { exclusive, .. } => {
+                let kind = if *exclusive {
+                    ScanKind::Exclusive
+                } else {
+                    ScanKind::Inclusive
+                };
+                let row_len = space.last().copied().unwrap_or(1);
+                let x = &elems[0].data;
+                with_monoid!(
+                    monoid.ok_or_else(no_monoid)?,
+                    x,
+                    &combine,
+                    zero,
+                    |mon, x| {
+                        let mut y = output(Some(spare), x.len(), mon.identity());
+                        scan(pool, &mon, kind, row_len, x, &mut y)
+                            .map(|()| y)
+                            .map_err(Failure::Task)
+                    }
+                )
+                .ok_or_else(no_monoid)?
+            }
+            NodeKind::ReduceByIndex { bins, .. } => {
+                let (idx, x) = (&elems[0].data, &elems[1].data);
+                let bins = *bins;
+                with_monoid!(
+                    monoid.ok_or_else(no_monoid)?,
+                    x,
+                    &combine,
+                    zero,
+                    |mon, v| {
+                        let mut out = output(Some(spare), bins, mon.identity());
+                        out.iter_mut().for_each(|b| *b = mon.identity());
+                        let bad = match idx {
+                            Data::I64(i) => reduce_by_index(pool, &mon, i, v, &mut out),
+                            Data::I32(i) => reduce_by_index(pool, &mon, i, v, &mut out),
+                            _ => Ok(usize::MAX),
+                        };
+                        match bad {
+                            Ok(0) => Ok(out),
+                            Ok(_) => Err(out_of_range(idx, bins)),
+                            Err(e) => Err(Failure::Task(e)),
+                        }
+                    }
+                )
+                .ok_or_else(no_monoid)?
+            }
+            NodeKind::Scatter { dest, .. } => {
+                let dest = &values[dest.node.index()][dest.port as usize];
+                let (idx, x) = (&elems[0].data, &elems[1].data);
+                scatter_data(pool, &dest.data, idx, x, spare).ok_or_else(no_monoid)?
+            }
+            _ => return self.interpret(g, id, node, values),
+        };
+        drop(elems);
+        if let Some(u) = &user {
+            if let Some(x) = u.fault.get() {
+                return Err(NativeError::Interpreted {
+                    op: describe(id, node),
+                    cause: format!("`{}`'s combine: {x}", u.monoid.name),
+                });
+            }
+        }
+        match res {
+            Ok(data) => Ok(vec![Tensor {
+                shape: out_ty.shape.clone(),
+                data,
+            }]),
+            Err(Failure::Task(e)) => Err(NativeError::shard(id, node, &space, SCAN_ROWS, &e)),
+            Err(Failure::OutOfRange(v, p)) => {
+                let (what, shape) = match &node.kind {
+                    NodeKind::Scatter { .. } => ("the destination", out_ty.shape.clone()),
+                    _ => ("the bins", out_ty.shape.clone()),
+                };
+                let fault = crate::interp::index_fault(what, v, &[p as i64], &shape);
+                Err(NativeError::Interpreted {
+                    op: describe(id, node),
+                    cause: fault.to_string(),
+                })
+            }
+        }
+    }
+
+    /// The tensors of `exprs` over `space`: a plain read's tensor itself, or else all of
+    /// them computed as one `Map` of the node's reads (on the kernels).
+    fn elements(
+        &mut self,
+        g: &Graph,
+        space: &[usize],
+        reads: &[Read],
+        exprs: &[ScalarExpr],
+        values: &[Vec<Rc<Tensor>>],
+    ) -> Result<Vec<Rc<Tensor>>, NativeError> {
+        let plain: Option<Vec<Rc<Tensor>>> = exprs
+            .iter()
+            .map(|e| match e {
+                ScalarExpr::Read(k) => {
+                    let r = reads.get(*k as usize)?;
+                    let t = &values[r.node.index()][r.port as usize];
+                    is_plain(r, space, &t.shape).then(|| t.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        if let Some(ts) = plain {
+            return Ok(ts);
+        }
+        let mut sub = Graph::new();
+        sub.monoids = g.monoids.clone();
+        let mut ports: Vec<Port> = Vec::new();
+        let mut inputs: Vec<Rc<Tensor>> = Vec::new();
+        let mut map_reads = reads.to_vec();
+        for r in map_reads.iter_mut() {
+            let k = match ports.iter().position(|p| *p == r.src()) {
+                Some(k) => k,
+                None => {
+                    let ty = g.nodes[r.node].outputs[r.port as usize].clone();
+                    sub.add(Node {
+                        kind: NodeKind::Input {
+                            index: ports.len() as u32,
+                        },
+                        outputs: vec![ty],
+                        label: g.nodes[r.node].label.clone(),
+                        span: None,
+                    });
+                    ports.push(r.src());
+                    inputs.push(values[r.node.index()][r.port as usize].clone());
+                    ports.len() - 1
+                }
+            };
+            r.node = NodeId(k as u32);
+            r.port = 0;
+        }
+        let read_dtypes: Vec<DType> = reads
+            .iter()
+            .map(|r| g.nodes[r.node].outputs[r.port as usize].dtype)
+            .collect();
+        let cx_tys: Vec<crate::mir::ir::TensorTy> = exprs
+            .iter()
+            .map(|e| {
+                let cx = crate::mir::typeck::ExprCx {
+                    n_index: space.len(),
+                    reads: &read_dtypes,
+                    params: &[],
+                };
+                let d = match crate::mir::typeck::type_of(e, &cx) {
+                    Ok(crate::mir::ir::Ty::Scalar(d)) => d,
+                    _ => DType::F32,
+                };
+                crate::mir::ir::TensorTy::new(d, space.to_vec())
+            })
+            .collect();
+        let at = sub.add(Node {
+            kind: NodeKind::Map {
+                space: space.to_vec(),
+                reads: map_reads,
+                body: exprs.to_vec(),
+            },
+            outputs: cx_tys,
+            label: "elements".into(),
+            span: None,
+        });
+        sub.outputs = (0..exprs.len() as u32)
+            .map(|port| Port { node: at, port })
+            .collect();
+        self.eval_nodes(&sub, &inputs)
+    }
+}
+
+/// The rows a task of a routine covers, for naming a failed task's box.
+const SCAN_ROWS: usize = flow_runtime::prims::SCAN_BLOCK;
+
+/// The failure for the first index of `idx` outside `0..n`.
+fn out_of_range(idx: &Data, n: usize) -> Failure {
+    match first_out_of_range(idx, n) {
+        Some((v, p)) => Failure::OutOfRange(v, p),
+        None => Failure::OutOfRange(-1, 0),
+    }
+}
+
+/// `dest` with `vals` scattered at `idx` (in `spare`'s buffer when it fits), or `None` for
+/// values of another type than `dest`.
+fn scatter_data(
+    pool: &Pool,
+    dest: &Data,
+    idx: &Data,
+    vals: &Data,
+    spare: Data,
+) -> Option<Result<Data, Failure>> {
+    fn go<T: Copy + Send + Sync, I: Index>(
+        pool: &Pool,
+        dest: &[T],
+        idx: &[I],
+        vals: &[T],
+        mut out: Vec<T>,
+    ) -> Result<Vec<T>, Failure> {
+        out.copy_from_slice(dest);
+        match scatter(pool, &mut out, idx, vals)? {
+            0 => Ok(out),
+            _ => Err(Failure::OutOfRange(-1, 0)),
+        }
+    }
+    macro_rules! arm {
+        ($v:ident, $d:ident, $x:ident) => {{
+            let out = output(Some(spare), $d.len(), Default::default());
+            let r = match idx {
+                Data::I64(i) => go(pool, $d, i, $x, out),
+                Data::I32(i) => go(pool, $d, i, $x, out),
+                _ => return None,
+            };
+            Some(r.map(Data::$v).map_err(|e| match e {
+                Failure::OutOfRange(..) => out_of_range(idx, $d.len()),
+                e => e,
+            }))
+        }};
+    }
+    match (dest, vals) {
+        (Data::F32(d), Data::F32(x)) => arm!(F32, d, x),
+        (Data::F64(d), Data::F64(x)) => arm!(F64, d, x),
+        (Data::I32(d), Data::I32(x)) => arm!(I32, d, x),
+        (Data::I64(d), Data::I64(x)) => arm!(I64, d, x),
+        (Data::Bool(d), Data::Bool(x)) => arm!(Bool, d, x),
+        _ => None,
     }
 }
