@@ -9,8 +9,9 @@
 //! zero-padded and edge-clamped reads, reductions with user monoids that declare `d_combine` (see
 //! [`MONOIDS`]: scalar and pair states, wrap, unwrap, not commutative), gathers (`x[c(i)]`
 //! from a vector or a matrix at coordinates computed from the index, with repeats, or from
-//! data through `floor`; in maps and in reduction bodies); the result is a `sum` of `tanh`
-//! of the last node, a scalar.
+//! data through `floor`; in maps and in reduction bodies), scans along the last axis
+//! (`sum prod max min`, inclusive and exclusive; products with exact zeros) and histograms
+//! with `sum`; the result is a `sum` of `tanh` of the last node, a scalar.
 //!
 //! **Properties** (each over `FLOW_AD_CASES` cases, 150 by default):
 //! - the gradient with respect to both inputs equals central finite differences
@@ -26,6 +27,8 @@
 //!
 //! **Reproducing a failure.** The failing graph's MIR text and seed are printed; rerun with
 //! `FLOW_AD_SEED=<seed> cargo test -p flowc --test all autodiff::`.
+
+mod prims;
 
 use crate::gen::Rng;
 use flow_runtime::{Scalar, Tensor};
@@ -185,8 +188,10 @@ impl Gen {
     }
 
     fn step(&mut self) {
-        match self.rng.below(11) {
+        match self.rng.below(13) {
             10 => self.gather(),
+            11 => self.scan(),
+            12 => self.histogram(),
             0 | 1 => {
                 let p = self.recent(None).expect("inputs exist");
                 let s = self.nodes[p].clone();
@@ -369,58 +374,6 @@ impl Gen {
     }
 }
 
-impl Gen {
-    /// A gather from a recent node (a table of rank 1 or 2) at coordinates computed from the
-    /// index (with repeats, so contributions meet) or from data (`floor` of a value: an
-    /// integer coordinate, no gradient through it), in a map or a reduction's body.
-    fn gather(&mut self) {
-        let rank = 1 + self.rng.below(2);
-        let Some(p) = self.recent(Some(rank)) else {
-            return;
-        };
-        let s = self.nodes[p].clone();
-        let m = 2 + self.rng.below(4);
-        let (k, c) = (1 + self.rng.below(4), self.rng.below(5));
-        let at = |n: usize, var: &str| format!("rem(add(mul({var}, {k}i64), {c}i64), {n}i64)");
-        let table = format!("%{p}.0[{}]", vec!["0"; s.len()].join(", "));
-        let coords = match s.len() {
-            1 => at(s[0], "i0"),
-            _ => format!("{}, rem(add(i0, {c}i64), {}i64)", at(s[0], "i0"), s[1]),
-        };
-        match self.rng.below(3) {
-            0 => {
-                let kind = format!("map [{m}] reads({table})");
-                self.add(kind, vec![m], &format!("tanh(gather(r0, {coords}))"));
-            }
-            1 => {
-                // The coordinate from data: floor(3 |q[i]|) mod n, q a node of m elements.
-                let Some(q) = self.node_of_shape(&[m]) else {
-                    return;
-                };
-                let n = s[0];
-                let data = format!("rem(cast(floor(mul(abs(r1), 3.0f64)), i64), {n}i64)");
-                let coords = match s.len() {
-                    1 => data,
-                    _ => format!("{data}, rem(add(i0, {c}i64), {}i64)", s[1]),
-                };
-                let kind = format!("map [{m}] reads({table}, %{q}.0[i0])");
-                self.add(
-                    kind,
-                    vec![m],
-                    &format!("mul(gather(r0, {coords}), sin(r1))"),
-                );
-            }
-            _ => {
-                // Inside a reduction: a window of gathered elements per output element.
-                let coords = coords.replace("i0", "add(i0, i1)");
-                let kind = format!("reduce [{m}] over [3] sum reads({table})");
-                let body = format!("mul(gather(r0, {coords}), gather(r0, {coords}))");
-                self.add(kind, vec![m], &body);
-            }
-        }
-    }
-}
-
 /// A generated graph and its inputs.
 fn generate(seed: u64) -> (Graph, Vec<Tensor>) {
     let mut rng = Rng(seed);
@@ -537,11 +490,41 @@ fn seeds(test: &str) -> Vec<u64> {
 const H: f64 = 1e-5;
 const TOL: f64 = 1e-6;
 
+/// Compares the derived gradient of `g` at `inputs` with central differences (see the
+/// module's doc) and returns how many elements were compared.
+fn check_fd(seed: u64, g: &Graph, inputs: &[Tensor]) -> usize {
+    let mut checked = 0;
+    let d = gradient_graph(g);
+    mir::verify(&d).unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", mir::print(&d)));
+    let grads =
+        interp::eval(&d, inputs).unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", mir::print(&d)));
+    for (k, x) in inputs.iter().enumerate() {
+        assert_eq!(grads[k].shape, x.shape, "seed {seed}: gradient shape");
+        let ad = values(&grads[k]);
+        for (e, &a) in ad.iter().enumerate() {
+            let fd = central(g, inputs, k, e, H);
+            let fd4 = central(g, inputs, k, e, H / 4.0);
+            let tol = |x: f64, y: f64| TOL * (1.0 + x.abs() + y.abs());
+            if (fd - fd4).abs() > tol(fd, fd4) {
+                continue; // within h of a kink
+            }
+            checked += 1;
+            assert!(
+                (a - fd).abs() <= tol(a, fd),
+                "seed {seed}: d/dx{k}[{e}]: derived {a}, central differences {fd}\n{}",
+                mir::print(g)
+            );
+        }
+    }
+    checked
+}
+
 #[test]
 fn gradients_match_central_differences() {
     let mut checked = 0usize;
     let mut with_monoid = 0usize;
     let mut with_gather = 0usize;
+    let mut with_scan = 0usize;
     for seed in seeds("fd") {
         let (g, inputs) = generate(seed);
         with_gather += usize::from(g.nodes.iter().any(|n| match &n.kind {
@@ -549,6 +532,11 @@ fn gradients_match_central_differences() {
             NodeKind::Reduce { args, .. } => args.iter().any(|e| e.has_gather()),
             _ => false,
         }));
+        with_scan += usize::from(
+            g.nodes
+                .iter()
+                .any(|n| matches!(n.kind, NodeKind::Scan { .. })),
+        );
         with_monoid += usize::from(g.nodes.iter().any(|n| {
             matches!(
                 n.kind,
@@ -558,28 +546,7 @@ fn gradients_match_central_differences() {
                 }
             )
         }));
-        let d = gradient_graph(&g);
-        mir::verify(&d).unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", mir::print(&d)));
-        let grads = interp::eval(&d, &inputs)
-            .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", mir::print(&d)));
-        for (k, x) in inputs.iter().enumerate() {
-            assert_eq!(grads[k].shape, x.shape, "seed {seed}: gradient shape");
-            let ad = values(&grads[k]);
-            for (e, &a) in ad.iter().enumerate() {
-                let fd = central(&g, &inputs, k, e, H);
-                let fd4 = central(&g, &inputs, k, e, H / 4.0);
-                let tol = |x: f64, y: f64| TOL * (1.0 + x.abs() + y.abs());
-                if (fd - fd4).abs() > tol(fd, fd4) {
-                    continue; // within h of a kink
-                }
-                checked += 1;
-                assert!(
-                    (a - fd).abs() <= tol(a, fd),
-                    "seed {seed}: d/dx{k}[{e}]: derived {a}, central differences {fd}\n{}",
-                    mir::print(&g)
-                );
-            }
-        }
+        checked += check_fd(seed, &g, &inputs);
     }
     assert!(checked > 500, "only {checked} elements checked");
     let want = seeds("fd").len() / 10;
@@ -588,6 +555,7 @@ fn gradients_match_central_differences() {
         "only {with_monoid} graphs reduce with a user monoid"
     );
     assert!(with_gather >= want, "only {with_gather} graphs gather");
+    assert!(with_scan >= want, "only {with_scan} graphs scan");
 }
 
 #[test]

@@ -557,6 +557,9 @@ fn generator_coverage() {
                 NodeKind::Random { .. } => count("random"),
                 NodeKind::Concat { .. } => count("concat"),
                 NodeKind::Slice { .. } => count("slice"),
+                NodeKind::Scan { .. } => count("scan"),
+                NodeKind::ReduceByIndex { .. } => count("histogram"),
+                NodeKind::Scatter { .. } => count("scatter"),
                 NodeKind::Map { body, .. } => {
                     count("map");
                     if body.len() > 1 {

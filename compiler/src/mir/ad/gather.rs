@@ -15,10 +15,14 @@
 //!   extent (the `d` of `table[ids[b], d]`) is not summed over: the table's axis stands for
 //!   it, so an embedding's adjoint sums over `b` only.
 //!
-//! The sum runs over the box in its fixed order, so the result is the same at any thread
-//! count and on both backends. Its work is the table's size times the box's (less the
-//! pivot axes): a dense formulation, exact and deterministic; a scatter-add node
-//! (`ReduceByIndex`, in index order) would make it linear in the box.
+//! Where the box fits a histogram's shape — its first variable gives the values, the later
+//! ones are pivots of the table's trailing axes (a gather from a vector in a map over a
+//! vector, an embedding's `table[ids[b], d]`) — the accumulation is one `ReduceByIndex`
+//! (`sum`: the scatter-add, linear in the box) whose bin index is the flattened coordinates,
+//! checked the same way; elsewhere (a gather in a reduction's body, coordinates of several
+//! variables) it is the `sum` above, whose work is the table's size times the box's (less
+//! the pivot axes). Both add in a fixed order (the histogram's in index order, the `sum`'s
+//! over the box), so the result is the same at any thread count and on both backends.
 //! The coordinates, integers, carry no gradient.
 
 use flow_runtime::DType;
@@ -62,10 +66,7 @@ fn coordinates(
     let Some(inside) = inside else {
         return Vec::new(); // a table of rank 0: no coordinate
     };
-    let fail = ScalarExpr::cast(
-        ScalarExpr::Gather(ga.read, ga.coords.clone()),
-        DType::I64,
-    );
+    let fail = ScalarExpr::cast(ScalarExpr::Gather(ga.read, ga.coords.clone()), DType::I64);
     let body: Vec<ScalarExpr> = dims
         .iter()
         .map(|&d| ScalarExpr::select(inside.clone(), ga.coords[d].clone(), fail.clone()))
@@ -112,6 +113,9 @@ pub(super) fn scatter_add(
                 pivot_of[*v as usize] = Some(d);
             }
         }
+    }
+    if let Some(p) = by_index(g, extents, reads, ga, &shape, &pivot_of, dtype, label) {
+        return p;
     }
     let pivot_dims: Vec<usize> = pivot_of.iter().flatten().copied().collect();
     let mut dims: Vec<usize> = (0..rank).filter(|d| !pivot_dims.contains(d)).collect();
@@ -184,4 +188,95 @@ pub(super) fn scatter_add(
         node: g.add(node),
         port: 0,
     }
+}
+
+/// The scatter-add as one `ReduceByIndex` (`sum`, in index order) when the box fits its
+/// shape: the first variable is not a pivot (its points are the values) and every later one
+/// is, of the table's trailing axes in order (carried along: `table[ids[b], d]` over
+/// `[B, D]`). The other axes of the table are flattened into the bin index (checked as in
+/// [`coordinates`]), then a map reads the bins back into the table's shape. Linear in the
+/// box; `None` where the box does not fit (then the dense `sum`).
+#[allow(clippy::too_many_arguments)]
+fn by_index(
+    g: &mut Graph,
+    extents: &[usize],
+    reads: &[Read],
+    ga: &GatherAdjoint,
+    shape: &[usize],
+    pivot_of: &[Option<usize>],
+    dtype: DType,
+    label: &str,
+) -> Option<Port> {
+    let (r, rank) = (extents.len(), shape.len());
+    if r == 0 || rank == 0 || pivot_of[0].is_some() {
+        return None;
+    }
+    let lead = rank.checked_sub(r - 1)?; // the table's axes before the carried ones
+    if (1..r).any(|v| pivot_of[v] != Some(lead + v - 1)) {
+        return None;
+    }
+    // The flat bin of the leading axes, row-major; outside the table, the gather fails.
+    let flat = (0..lead)
+        .map(|d| (d, ga.coords[d].clone()))
+        .reduce(|(_, acc), (d, c)| {
+            let scaled = ScalarExpr::binary(BinOp::Mul, acc, i64c(shape[d] as i64));
+            (d, ScalarExpr::binary(BinOp::Add, scaled, c))
+        })
+        .map_or(i64c(0), |(_, e)| e);
+    let inside = and_all(ga.coords.iter().zip(shape).flat_map(|(c, &n)| {
+        [
+            ScalarExpr::binary(BinOp::Ge, c.clone(), i64c(0)),
+            ScalarExpr::binary(BinOp::Lt, c.clone(), i64c(n as i64)),
+        ]
+    }))?;
+    let fail = ScalarExpr::cast(ScalarExpr::Gather(ga.read, ga.coords.clone()), DType::I64);
+    let bins: usize = shape[..lead].iter().product();
+    let out: Vec<usize> = std::iter::once(bins)
+        .chain(extents[1..].iter().copied())
+        .collect();
+    let mut node = Node {
+        kind: NodeKind::ReduceByIndex {
+            space: extents.to_vec(),
+            bins,
+            monoid: MonoidRef::Builtin(BuiltinMonoid::Sum),
+            reads: reads.to_vec(),
+            index: ScalarExpr::select(inside, flat, fail),
+            args: vec![ga.contribution.clone()],
+        },
+        outputs: vec![TensorTy::new(dtype, out.clone())],
+        label: format!("{label}.scatter"),
+        span: None,
+    };
+    node.prune_reads();
+    let h = Port {
+        node: g.add(node),
+        port: 0,
+    };
+    if lead == 1 {
+        return Some(h); // already the table's shape
+    }
+    // Back into the table's shape: bin Σ stride_d s_d, then the carried axes.
+    let mut at = Affine::konst(0);
+    let mut stride = 1i64;
+    for d in (0..lead).rev() {
+        at.coeffs.push((d as u32, stride));
+        stride *= shape[d] as i64;
+    }
+    let proj: Vec<Affine> = std::iter::once(at)
+        .chain((lead..rank).map(|d| Affine::var(d as u32)))
+        .collect();
+    let node = Node {
+        kind: NodeKind::Map {
+            space: shape.to_vec(),
+            reads: vec![read(h, proj)],
+            body: vec![ScalarExpr::Read(0)],
+        },
+        outputs: vec![TensorTy::new(dtype, shape.to_vec())],
+        label: format!("{label}.unflatten"),
+        span: None,
+    };
+    Some(Port {
+        node: g.add(node),
+        port: 0,
+    })
 }
