@@ -32,8 +32,8 @@ use crate::mir::ir::{
     TensorTy,
 };
 
-use super::accumulate::substitute;
-use super::scalar::{fconst, GatherAdjoint};
+use super::accumulate::{guarded_sum, substitute};
+use super::scalar::GatherAdjoint;
 use super::{read, ty};
 
 fn i64c(v: i64) -> ScalarExpr {
@@ -158,36 +158,17 @@ pub(super) fn scatter_add(
         ScalarExpr::Index(v) => Some(ScalarExpr::Index(sub[*v as usize].coeffs[0].0)),
         _ => None,
     });
-    let body = match and_all(guards) {
-        Some(c) => ScalarExpr::select(c, contribution, fconst(dtype, 0.0)),
-        None => contribution,
-    };
-    let kind = if red.is_empty() {
-        NodeKind::Map {
-            space: shape.clone(),
-            reads: new_reads,
-            body: vec![body],
-        }
-    } else {
-        NodeKind::Reduce {
-            space: shape.clone(),
-            red,
-            monoid: MonoidRef::Builtin(BuiltinMonoid::Sum),
-            reads: new_reads,
-            args: vec![body],
-        }
-    };
-    let mut node = Node {
-        kind,
-        outputs: vec![TensorTy::new(dtype, shape)],
-        label: format!("{label}.scatter"),
-        span: None,
-    };
-    node.prune_reads();
-    Port {
-        node: g.add(node),
-        port: 0,
-    }
+    let label = format!("{label}.scatter");
+    guarded_sum(
+        g,
+        shape,
+        red,
+        new_reads,
+        contribution,
+        guards,
+        dtype,
+        &label,
+    )
 }
 
 /// The scatter-add as one `ReduceByIndex` (`sum`, in index order) when the box fits its

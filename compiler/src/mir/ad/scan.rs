@@ -67,6 +67,7 @@ fn read_along(p: Port, rank: usize, konst: i64, sign: i64, pad: Option<Scalar>) 
 }
 
 /// A scan node over `space` with one output port per element of `outs`.
+#[allow(clippy::too_many_arguments)]
 fn scan_node(
     g: &mut Graph,
     space: &[usize],
