@@ -556,6 +556,11 @@ fn generator_coverage() {
                 }),
                 NodeKind::Random { .. } => count("random"),
                 NodeKind::Concat { .. } => count("concat"),
+                NodeKind::Scan { exclusive, .. } => {
+                    count(if *exclusive { "exclusive scan" } else { "scan" })
+                }
+                NodeKind::ReduceByIndex { .. } => count("histogram"),
+                NodeKind::Scatter { .. } => count("scatter"),
                 NodeKind::Slice { .. } => count("slice"),
                 NodeKind::Scan { .. } => count("scan"),
                 NodeKind::ReduceByIndex { .. } => count("histogram"),
@@ -679,6 +684,9 @@ fn generator_coverage() {
                 if r.pass == "shard" && format!("{:?}", r.law).contains("Associativity") {
                     count("rewrite shard (reduced dimension)");
                 }
+                if format!("{:?}", r.law) == "MonoidWrap" {
+                    count("map fused into a scan, histogram or scatter");
+                }
             }
         }
         // A map feeding a reduction.
@@ -757,6 +765,11 @@ fn generator_coverage() {
         "rewrite dce",
         "rewrite shard",
         "rewrite shard (reduced dimension)",
+        "scan",
+        "exclusive scan",
+        "histogram",
+        "scatter",
+        "map fused into a scan, histogram or scatter",
     ];
     let missing: Vec<&str> = required
         .iter()

@@ -671,9 +671,15 @@ fn scans_histograms_and_scatters_check_their_monoid_and_arguments() {
         "main { print(scatter([1.0], [0], [true])); }",
         "type-mismatch",
     );
-    // Computed by the coordinator: not in an op, not in a comprehension body.
+    // Graph nodes: in an op where every size is static, never in a comprehension body.
+    assert!(codes_of(
+        "op f(x: f32[N], k: i64[B]) -> (f32[N], f32[B]) = (scan(sum, x), reduce_by_index(sum, B, k, x))\n\
+         main { print(f([1.0], [0])); }"
+    )
+    .is_empty());
     rejects(
-        "op f(x: f32[N]) -> f32[N] = scan(sum, x)\nmain { print(f([1.0])); }",
+        "op f(x: f32[N], n: i64) -> f32 { let h = reduce_by_index(sum, n, [0], x); h[0] }\n\
+         main { print(f([1.0], 1)); }",
         "dynamic-size-in-operation",
     );
     rejects(

@@ -51,12 +51,6 @@ impl<'p, 'h> Machine<'p, 'h> {
         args: &'p [hir::Expr],
         e: &'p hir::Expr,
     ) -> RResult<Value> {
-        if matches!(
-            b,
-            Builtin::Scan(_) | Builtin::ScanExcl(_) | Builtin::ReduceByIndex(_) | Builtin::Scatter
-        ) {
-            return self.prim_monoid(frame, b, args, e);
-        }
         let span = e.span;
         let mut ts = Vec::new();
         for a in args {

@@ -263,20 +263,13 @@ impl Builtin {
 
     /// Whether the coordinator computes this built-in on the runtime's parallel primitives,
     /// as its own observation (its arguments are dispatched first): `filter` and `partition`,
-    /// whose lengths are known only when they run, the sorts, the scans, `reduce_by_index`
-    /// and `scatter`. An operation may not call
-    /// one (`dynamic-size-in-operation`).
+    /// whose lengths are known only when they run, and the sorts. An operation may not call
+    /// one (`dynamic-size-in-operation`). (The scans, `reduce_by_index` and `scatter` are
+    /// graph nodes, `mir::ir::NodeKind::Scan` etc., allowed in operations.)
     pub fn is_prim(self) -> bool {
         matches!(
             self,
-            Builtin::Filter
-                | Builtin::Partition
-                | Builtin::Sort
-                | Builtin::SortByKey
-                | Builtin::Scan(_)
-                | Builtin::ScanExcl(_)
-                | Builtin::ReduceByIndex(_)
-                | Builtin::Scatter
+            Builtin::Filter | Builtin::Partition | Builtin::Sort | Builtin::SortByKey
         )
     }
 

@@ -62,8 +62,8 @@ pub enum Fault {
         what: &'static str,
         /// The index.
         index: i64,
-        /// The point of the values' space it is at.
-        point: Vec<i64>,
+        /// Its position among the indices (row-major in the values' space).
+        position: usize,
         /// The shape of the bins or the destination.
         shape: Vec<usize>,
     },
@@ -213,11 +213,11 @@ impl fmt::Display for Fault {
             Fault::IndexOutOfBins {
                 what,
                 index,
-                point,
+                position,
                 shape,
             } => write!(
                 f,
-                "index [{index}] (at {point:?} of the indices) is out of range for {what} of shape {}",
+                "index [{index}] (element {position} of the indices) is out of range for {what} of shape {}",
                 format_shape(shape)
             ),
             Fault::Alloc(e) => write!(f, "{e}"),

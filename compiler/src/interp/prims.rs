@@ -217,11 +217,16 @@ pub(super) fn eval_scan(
 
 /// The fault of an index outside the bins or the destination: `index` at `point` of a space,
 /// for `what` of `shape`.
-pub(crate) fn index_fault(what: &'static str, index: i64, point: &[i64], shape: &[usize]) -> Fault {
+pub(crate) fn index_fault(
+    what: &'static str,
+    index: i64,
+    position: usize,
+    shape: &[usize],
+) -> Fault {
     Fault::IndexOutOfBins {
         what,
         index,
-        point: point.to_vec(),
+        position,
         shape: shape.to_vec(),
     }
 }
@@ -231,7 +236,7 @@ fn row_of(
     v: Value,
     rows: usize,
     what: &'static str,
-    point: &[i64],
+    position: usize,
     shape: &[usize],
 ) -> Result<usize, Fault> {
     let k = match v.scalar()? {
@@ -241,7 +246,7 @@ fn row_of(
     };
     match usize::try_from(k) {
         Ok(r) if r < rows => Ok(r),
-        _ => Err(index_fault(what, k, point, shape)),
+        _ => Err(index_fault(what, k, position, shape)),
     }
 }
 
@@ -274,10 +279,10 @@ pub(super) fn eval_histogram(
     // partials[s][bin * cols + col]
     let mut partials: Vec<Vec<Value>> = vec![vec![id.clone(); bins * cols]; shards];
     let mut lin = 0usize;
-    at_points(space, reads, values, |point, scope| {
+    at_points(space, reads, values, |_, scope| {
         let (row, col) = (lin / cols.max(1), lin % cols.max(1));
+        let bin = row_of(eval_expr(index, scope)?, bins, "the bins", lin, &shape)?;
         lin += 1;
-        let bin = row_of(eval_expr(index, scope)?, bins, "the bins", point, &shape)?;
         let a = args
             .iter()
             .map(|e| eval_expr(e, scope))
@@ -322,16 +327,16 @@ pub(super) fn eval_scatter(node: &Node, values: &[Vec<Tensor>]) -> Result<Vec<Te
     let shape = out.shape.clone();
     let cols: usize = space[1..].iter().product();
     let mut lin = 0usize;
-    at_points(space, reads, values, |point, scope| {
+    at_points(space, reads, values, |_, scope| {
         let col = lin % cols.max(1);
-        lin += 1;
         let row = row_of(
             eval_expr(index, scope)?,
             shape[0],
             "the destination",
-            point,
+            lin,
             &shape,
         )?;
+        lin += 1;
         let v = eval_expr(value, scope)?.scalar()?;
         out.set(row * cols + col, v);
         Ok(())

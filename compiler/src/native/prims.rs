@@ -423,7 +423,7 @@ impl Native {
                     NodeKind::Scatter { .. } => ("the destination", out_ty.shape.clone()),
                     _ => ("the bins", out_ty.shape.clone()),
                 };
-                let fault = crate::interp::index_fault(what, v, &[p as i64], &shape);
+                let fault = crate::interp::index_fault(what, v, p, &shape);
                 Err(NativeError::Interpreted {
                     op: describe(id, node),
                     cause: fault.to_string(),

@@ -644,7 +644,7 @@ impl Builder<'_> {
         }
         let steps = 1 + self.ch.below(9);
         for _ in 0..steps {
-            match self.ch.weighted(&[34, 28, 8, 6, 5, 6, 7, 6, 5, 8]) {
+            match self.ch.weighted(&[34, 28, 8, 6, 5, 6, 7, 6, 5, 8, 9]) {
                 0 => self.gen_map(),
                 1 => self.gen_reduce_group(1),
                 2 => {
@@ -657,7 +657,8 @@ impl Builder<'_> {
                 6 => self.gen_concat(),
                 7 => self.gen_chain(),
                 8 => self.gen_normalize(),
-                _ => self.gen_duplicate(),
+                9 => self.gen_duplicate(),
+                _ => self.gen_prim(),
             }
         }
         self.gen_outputs();
@@ -844,6 +845,124 @@ impl Builder<'_> {
             NodeKind::Random { dist, seed },
             vec![TensorTy::new(DType::F32, shape)],
             vec![Val::exact(bound, false)],
+            label,
+        );
+    }
+
+    /// A scan (inclusive or exclusive, along the last axis), a histogram or a scatter of a
+    /// recent port (often a map, which `fuse-reduce` then fuses into it). Exact mode keeps
+    /// exact monoids (integer `sum`, `max`, `min`); a float `sum` adds a tolerance. Indices are
+    /// always in range (`(a·i0 + c) mod n`).
+    fn gen_prim(&mut self) {
+        let Some(src) = self
+            .pick_port(|t, _| !t.shape.is_empty() && matches!(t.dtype, DType::F32 | DType::I64))
+        else {
+            return;
+        };
+        let ty = self.ty(src).clone();
+        let v = self.val(src);
+        let (dtype, space) = (ty.dtype, ty.shape.clone());
+        let float_sum_ok = self.float_mode || dtype == DType::I64;
+        let monoid = match self.ch.weighted(&[50, 25, 25]) {
+            0 if float_sum_ok => BuiltinMonoid::Sum,
+            1 | 0 => BuiltinMonoid::Max,
+            _ => BuiltinMonoid::Min,
+        };
+        let read = Read {
+            node: src.node,
+            port: src.port,
+            proj: identity(space.len()),
+            edge: Edge::Strict,
+        };
+        let along = |n: usize| n.max(1) as f64;
+        let folded = |n: usize| match monoid {
+            BuiltinMonoid::Sum => Val {
+                bound: cap(v.bound * along(n)),
+                integral: v.integral,
+                scale: cap(along(n)
+                    * (v.scale
+                        + if dtype == DType::F32 {
+                            v.bound * 1e-6
+                        } else {
+                            0.0
+                        })),
+            },
+            // max/min of no elements is the identity (±inf, or the integer extremes).
+            _ => Val::exact(BIG, v.integral),
+        };
+        let label = self.label("pr");
+        let kind = self.ch.weighted(&[45, 35, 20]);
+        if kind == 0 || space.len() > 1 && kind == 1 {
+            let exclusive = self.ch.chance(40);
+            let val = folded(*space.last().expect("rank 1 or more"));
+            self.push(
+                NodeKind::Scan {
+                    space: space.clone(),
+                    monoid: MonoidRef::Builtin(monoid),
+                    exclusive,
+                    reads: vec![read],
+                    args: vec![ScalarExpr::Read(0)],
+                },
+                vec![TensorTy::new(dtype, space)],
+                vec![val],
+                label,
+            );
+            return;
+        }
+        let n = space[0];
+        let (a, c) = (1 + self.ch.below(3) as i64, self.ch.below(5) as i64);
+        let index = |rows: usize| {
+            bin(
+                BinOp::Rem,
+                bin(
+                    BinOp::Add,
+                    bin(BinOp::Mul, ScalarExpr::Index(0), c_i64(a)),
+                    c_i64(c),
+                ),
+                c_i64(rows.max(1) as i64),
+            )
+        };
+        if kind == 1 || space.len() > 1 {
+            let bins = 1 + self.ch.below(6);
+            let val = folded(n);
+            self.push(
+                NodeKind::ReduceByIndex {
+                    space: space.clone(),
+                    bins,
+                    monoid: MonoidRef::Builtin(monoid),
+                    reads: vec![read],
+                    index: index(bins),
+                    args: vec![ScalarExpr::Read(0)],
+                },
+                vec![TensorTy::new(
+                    dtype,
+                    std::iter::once(bins)
+                        .chain(space[1..].iter().copied())
+                        .collect(),
+                )],
+                vec![val],
+                label,
+            );
+            return;
+        }
+        // A scatter into a 1-D port of the same type with at least one row.
+        let Some(dest) =
+            self.pick_port(|t, _| t.shape.len() == 1 && t.shape[0] > 0 && t.dtype == dtype)
+        else {
+            return;
+        };
+        let m = self.ty(dest).shape[0];
+        let val = self.val(dest).join(v);
+        self.push(
+            NodeKind::Scatter {
+                dest,
+                space,
+                reads: vec![read],
+                index: index(m),
+                value: ScalarExpr::Read(0),
+            },
+            vec![TensorTy::new(dtype, vec![m])],
+            vec![val],
             label,
         );
     }
@@ -2344,6 +2463,12 @@ fn reads_of(kind: &NodeKind) -> Vec<Port> {
         }
         NodeKind::Concat { parts, .. } => parts.clone(),
         NodeKind::Slice { src, .. } => vec![*src],
+        NodeKind::Scan { reads, .. } | NodeKind::ReduceByIndex { reads, .. } => {
+            reads.iter().map(Read::src).collect()
+        }
+        NodeKind::Scatter { dest, reads, .. } => std::iter::once(*dest)
+            .chain(reads.iter().map(Read::src))
+            .collect(),
         _ => Vec::new(),
     }
 }

@@ -47,6 +47,9 @@ enum Place {
     /// ([`Builtin::is_prim`]): as [`Place::Coordinator`], but in an operation it is
     /// `dynamic-size-in-operation`.
     Prim,
+    /// A graph node over whole tensors (scans, `reduce_by_index`, `scatter`): in operations
+    /// and in the coordinator, but not inside comprehensions and reductions.
+    Whole,
 }
 
 /// A call to a built-in, as its typing rule sees it.
@@ -212,25 +215,25 @@ const TABLE: &[Entry] = &[
     row(
         Builtin::Scan(ANY_MONOID),
         Arity::exactly(2),
-        Place::Prim,
+        Place::Whole,
         Checker::scan,
     ),
     row(
         Builtin::ScanExcl(ANY_MONOID),
         Arity::exactly(2),
-        Place::Prim,
+        Place::Whole,
         Checker::scan,
     ),
     row(
         Builtin::ReduceByIndex(ANY_MONOID),
         Arity::exactly(4),
-        Place::Prim,
+        Place::Whole,
         Checker::reduce_by_index,
     ),
     row(
         Builtin::Scatter,
         Arity::exactly(3),
-        Place::Prim,
+        Place::Whole,
         Checker::scatter,
     ),
 ];
@@ -316,11 +319,11 @@ impl Checker {
             Place::Prim if cx.env == Env::Operation => {
                 self.error(errors::prim_in_op(name, span));
             }
-            Place::Io | Place::Coordinator | Place::Prim if cx.point_depth > 0 => {
+            Place::Io | Place::Coordinator | Place::Prim | Place::Whole if cx.point_depth > 0 => {
                 self.error(errors::coordinator_in_point(name, span));
                 return err_expr(span);
             }
-            Place::Io | Place::Coordinator | Place::Prim => {}
+            Place::Io | Place::Coordinator | Place::Prim | Place::Whole => {}
         }
         if !e.arity.admits(args.len()) {
             self.error(errors::arity(name, e.arity.named, args.len(), span));

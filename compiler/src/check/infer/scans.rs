@@ -1,5 +1,7 @@
 //! The typing rules of the scans (`scan`, `scan_excl`), the histogram (`reduce_by_index`)
-//! and `scatter`: coordinator built-ins the runtime's parallel primitives compute.
+//! and `scatter`: graph nodes (`mir::ir::NodeKind::Scan` …) over whole tensors, in the
+//! coordinator and in operations. In an operation the number of bins must be a constant or
+//! a shape (`dynamic-size-in-operation` otherwise).
 //!
 //! A monoid argument is a built-in monoid's name (`sum prod max min any all`) or a user
 //! monoid whose state is one scalar and which has no `wrap` and no `unwrap` (its elements are
@@ -155,9 +157,16 @@ impl Checker {
         let i64t = Ty::Scalar(DType::I64);
         let n = self.infer(&c.args[1], cx, Some(&i64t));
         let n = self.expect(n, &i64t);
-        let dim = self
-            .try_static_dim(&c.args[1], cx)
-            .unwrap_or_else(|| self.fresh_var("B"));
+        let dim = match self.try_static_dim(&c.args[1], cx) {
+            Some(d) => d,
+            None => {
+                // An operation's graph has every size fixed when it is built.
+                if cx.env == Env::Operation {
+                    self.error(errors::prim_in_op(c.name, c.args[1].span));
+                }
+                self.fresh_var("B")
+            }
+        };
         let Some((idx, len)) = self.index_arg(c.name, &c.args[2], cx) else {
             return err_expr(c.span);
         };

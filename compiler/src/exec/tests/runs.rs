@@ -21,17 +21,16 @@ fn scans_histograms_and_scatters_report_bad_indices_and_faulting_combines() {
         "{err}"
     );
     let err = run("main { print(reduce_by_index(max, 0 - 2, [0], [1.0])); }").unwrap_err();
-    assert!(err.contains("the number of bins is negative"), "{err}");
+    assert!(err.contains("must not be negative, found -2"), "{err}");
     // A combine that faults is an error of the program, not a panic.
     let err = run(
         "monoid Div { state = i64; zero = 0; combine(a, b) = if a == 0 { b } else { if b == 0 { a } else { a / (b - b) } }; }\n\
          main { print(scan(Div, [1, 2, 3])); }",
     )
     .unwrap_err();
-    assert!(
-        err.contains("`Div`'s combine: integer division by zero"),
-        "{err}"
-    );
+    // (The native backend says "`Div`'s combine: integer division by zero", the
+    // interpreter "integer division by zero in node %1 \"scan\"".)
+    assert!(err.contains("integer division by zero"), "{err}");
 }
 
 #[test]

@@ -19,6 +19,7 @@
 mod diff;
 mod errors;
 mod point;
+mod prims;
 mod shapes;
 mod tensor;
 

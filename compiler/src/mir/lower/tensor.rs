@@ -122,6 +122,13 @@ impl<'p> Lowerer<'p> {
                 b @ (hir::Builtin::Iota | hir::Builtin::Zeros | hir::Builtin::Full),
                 args,
             ) => self.generated(*b, args, &e.ty, frame, span).map(TVal::Port),
+            H::Builtin(
+                b @ (hir::Builtin::Scan(_)
+                | hir::Builtin::ScanExcl(_)
+                | hir::Builtin::ReduceByIndex(_)
+                | hir::Builtin::Scatter),
+                args,
+            ) => self.prim_node(e, *b, args, frame),
             // What the coordinator computed on the runtime's primitives (`filter`, `sort`, …)
             // is a constant of the graph, like an `eval`.
             H::Builtin(b, _) if b.is_prim() => match self.forced.get(&(e as *const _)) {
@@ -199,6 +206,17 @@ impl<'p> Lowerer<'p> {
             }
             H::Builtin(hir::Builtin::Iota | hir::Builtin::Zeros | hir::Builtin::Full, args) => {
                 self.bind_dims(&e.ty, &args[0], frame)?;
+            }
+            H::Builtin(hir::Builtin::ReduceByIndex(_), args) => {
+                // The bins' count names the result's first dimension.
+                if let Ty::Tensor(_, dims) = &e.ty {
+                    if let Some(var) = dims.first().and_then(|d| d.as_var()) {
+                        if !frame.shapes.contains_key(var) {
+                            let n = self.const_i64(&args[0], frame)?;
+                            frame.shapes.insert(var.to_string(), n);
+                        }
+                    }
+                }
             }
             H::Builtin(b, _) if b.is_prim() => {
                 if let (Some(TVal::Port(p)), Ty::Tensor(_, dims)) =

@@ -36,11 +36,7 @@ use crate::mir::ir::{Edge, Graph, NodeId, NodeKind, Port, Read, ScalarExpr};
 use crate::mir::Idx;
 
 pub(super) fn box_of(kind: &NodeKind) -> Option<Vec<usize>> {
-    match kind {
-        NodeKind::Map { space, .. } => Some(space.clone()),
-        NodeKind::Reduce { space, red, .. } => Some(space.iter().chain(red).copied().collect()),
-        _ => None,
-    }
+    kind.index_space()
 }
 
 /// The consumers a fusion pass fuses producer maps into: one pass each.
@@ -102,7 +98,13 @@ pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<
             let is_target = matches!(
                 (&g.nodes[c].kind, into),
                 (NodeKind::Map { .. }, Consumers::Maps)
-                    | (NodeKind::Reduce { .. }, Consumers::Reductions)
+                    | (
+                        NodeKind::Reduce { .. }
+                            | NodeKind::Scan { .. }
+                            | NodeKind::ReduceByIndex { .. }
+                            | NodeKind::Scatter { .. },
+                        Consumers::Reductions
+                    )
             );
             if !is_target {
                 continue;
@@ -113,20 +115,26 @@ pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<
             if contraction(g, &g.nodes[c]).is_some() {
                 continue;
             }
-            let c_box = box_of(&g.nodes[c].kind).expect("map or reduce");
+            let c_box = box_of(&g.nodes[c].kind).expect("a node with an index space");
             let c_cost = consumer_cost(&g.nodes[c].kind);
-            let reads = match &g.nodes[c].kind {
-                NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => reads.clone(),
-                _ => unreachable!("checked above"),
+            let Some((reads, _)) = g.nodes[c].kind.reads_and_exprs() else {
+                continue;
             };
+            let reads = reads.to_vec();
+            // A map before a monoid scan or histogram is the monoid's wrap; before a scatter,
+            // the computation of its rows and values: the functor law either way.
+            let into_prim = !matches!(
+                g.nodes[c].kind,
+                NodeKind::Map { .. } | NodeKind::Reduce { .. }
+            );
             for (k, r) in reads.iter().enumerate() {
                 // Each occurrence of the read in the consumer's expressions is a use: fusing
                 // pastes the producer's body at every one.
-                let exprs = match &g.nodes[c].kind {
-                    NodeKind::Map { body, .. } => body.as_slice(),
-                    NodeKind::Reduce { args, .. } => args.as_slice(),
-                    _ => &[],
-                };
+                let exprs = g.nodes[c]
+                    .kind
+                    .reads_and_exprs()
+                    .map(|(_, xs)| xs)
+                    .unwrap_or_default();
                 // A gather reads its table as a whole tensor at computed coordinates: its
                 // producer stays a tensor (fusion would need it at every coordinate).
                 let cheap_reject = r.edge != Edge::Strict
@@ -140,7 +148,7 @@ pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<
                     .iter()
                     .map(|e| count_reads(e, k as u32))
                     .sum::<usize>();
-                let Ok((reason, law)) = fusable(
+                let Ok((reason, mut law)) = fusable(
                     g,
                     &uses,
                     r,
@@ -165,11 +173,12 @@ pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<
                     continue;
                 };
                 let body = &p_body[r.port as usize];
+                if into_prim && law == Law::Functor {
+                    law = Law::MonoidWrap;
+                }
                 count_reads_of(node, &mut uses, false);
-                let (c_reads, exprs) = match &mut node.kind {
-                    NodeKind::Map { reads, body, .. } => (reads, body),
-                    NodeKind::Reduce { reads, args, .. } => (reads, args),
-                    _ => unreachable!("checked above"),
+                let Some((c_reads, mut exprs)) = node.kind.reads_and_exprs_mut() else {
+                    continue;
                 };
                 // The producer's reads, composed with this read's projection.
                 let base = c_reads.len() as u32;
@@ -187,7 +196,7 @@ pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<
                     _ => None,
                 });
                 for e in exprs.iter_mut() {
-                    *e = e.rewrite(&mut |x| match x {
+                    **e = e.rewrite(&mut |x| match x {
                         ScalarExpr::Read(j) if *j as usize == k => Some(inlined.clone()),
                         _ => None,
                     });
@@ -231,7 +240,7 @@ pub(super) fn fuse(g: &mut Graph, into: Consumers, recompute: Recompute) -> Vec<
 
 /// Adds (or removes) the reads of a `Map` or `Reduce` to (from) the use counts.
 fn count_reads_of(n: &crate::mir::ir::Node, uses: &mut HashMap<Port, usize>, add: bool) {
-    if let NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } = &n.kind {
+    if let Some((reads, _)) = n.kind.reads_and_exprs() {
         for r in reads {
             let u = uses.entry(r.src()).or_default();
             *u = if add { *u + 1 } else { u.saturating_sub(1) };
@@ -313,8 +322,9 @@ pub const MAX_FUSED_COST: usize = 256;
 pub(super) fn consumer_cost(kind: &NodeKind) -> usize {
     match kind {
         NodeKind::Map { body, .. } => body.iter().map(cost).sum(),
-        NodeKind::Reduce { args, .. } => args.iter().map(cost).sum(),
-        _ => 0,
+        kind => kind
+            .reads_and_exprs()
+            .map_or(0, |(_, xs)| xs.into_iter().map(cost).sum()),
     }
 }
 

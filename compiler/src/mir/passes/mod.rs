@@ -48,6 +48,9 @@ pub enum Law {
     /// An operation gives the same value every time, so it may be recomputed.
     Idempotence,
     Commutativity,
+    /// A map before a monoid scan or histogram is the monoid's wrap (a map before a scatter
+    /// computes its rows and values): the elements need no tensor.
+    MonoidWrap,
 }
 
 impl Law {
@@ -60,6 +63,7 @@ impl Law {
             Law::ReferentialTransparency => "referential transparency",
             Law::Idempotence => "idempotence",
             Law::Commutativity => "monoid commutativity",
+            Law::MonoidWrap => "a map before a scan or histogram is the monoid's wrap",
         }
     }
 
@@ -72,6 +76,7 @@ impl Law {
             Law::Associativity => "a monoid's combine may be grouped in any way, and its zero changes nothing, so partial results of blocks can be combined in a fixed tree",
             Law::ReferentialTransparency => "an operation has no side effects, so equal computations can share one result and unused ones can be dropped",
             Law::Idempotence => "an operation gives the same value every time, so recomputing it is as good as storing it",
+            Law::MonoidWrap => "a scan or histogram combines the wrap of each element, so the map that computes the elements can run as that wrap, element by element, with no tensor in between",
             Law::Commutativity => "a commutative monoid may fold its elements in any order, so interleaved lanes can fold independently and be combined afterwards",
         }
     }
