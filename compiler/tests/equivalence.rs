@@ -562,9 +562,6 @@ fn generator_coverage() {
                 NodeKind::ReduceByIndex { .. } => count("histogram"),
                 NodeKind::Scatter { .. } => count("scatter"),
                 NodeKind::Slice { .. } => count("slice"),
-                NodeKind::Scan { .. } => count("scan"),
-                NodeKind::ReduceByIndex { .. } => count("histogram"),
-                NodeKind::Scatter { .. } => count("scatter"),
                 NodeKind::Map { body, .. } => {
                     count("map");
                     if body.len() > 1 {
