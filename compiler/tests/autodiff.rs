@@ -7,8 +7,11 @@
 //! reductions over a row or a column (`sum max min prod`), contractions (plain and
 //! transposed), windows (`x[i] * x[i + 1]`, `sum[k < 2](x[i + k])`), reversed, strided,
 //! zero-padded and edge-clamped reads, reductions with user monoids that declare `d_combine` (see
-//! [`MONOIDS`]: scalar and pair states, wrap, unwrap, not commutative); the result is a
-//! `sum` of `tanh` of the last node, a scalar.
+//! [`MONOIDS`]: scalar and pair states, wrap, unwrap, not commutative), gathers (`x[c(i)]`
+//! from a vector or a matrix at coordinates computed from the index, with repeats, or from
+//! data through `floor`; in maps and in reduction bodies), scans along the last axis
+//! (`sum prod max min`, inclusive and exclusive; products with exact zeros) and histograms
+//! with `sum`; the result is a `sum` of `tanh` of the last node, a scalar.
 //!
 //! **Properties** (each over `FLOW_AD_CASES` cases, 150 by default):
 //! - the gradient with respect to both inputs equals central finite differences
@@ -24,6 +27,8 @@
 //!
 //! **Reproducing a failure.** The failing graph's MIR text and seed are printed; rerun with
 //! `FLOW_AD_SEED=<seed> cargo test -p flowc --test all autodiff::`.
+
+mod prims;
 
 use crate::gen::Rng;
 use flow_runtime::{Scalar, Tensor};
@@ -52,8 +57,10 @@ impl Choose for Rng {
 
 /// User monoids that declare their derivative (`d_combine`), every graph has them: a
 /// log-sum-exp (scalar state, no wrap, identity `-inf`), a `(max, sum)` pair with a wrap and
-/// an unwrap, and the composition of affine maps `x ↦ a x + b`, which is not commutative (a
-/// tree that reordered the fold would get its value, and so its gradient, wrong).
+/// an unwrap, the composition of affine maps `x ↦ a x + b`, which is not commutative (a
+/// tree that reordered the fold would get its value, and so its gradient, wrong), and
+/// `std::reduce`'s `LogSumExp` in `f64` (state `(m, s)`, whose `combine` switches branch at
+/// `a.m == b.m`; its inputs are clamped below so that ties occur).
 const MONOIDS: &str = r#"monoid @0 "LogSumExp" {
     state (f64)
     zero (-inff64)
@@ -76,6 +83,15 @@ monoid @2 "Affine" {
     combine = tuple(mul(p0.0, p1.0), add(mul(p1.0, p0.1), p1.1))
     unwrap (f64) = add(p0.0, p0.1)
     d_combine = tuple(tuple(mul(p2.0, p1.0), mul(p2.1, p1.0)), tuple(add(mul(p2.0, p0.0), mul(p2.1, p0.1)), p2.1))
+}
+monoid @3 "LogSumExpPair" {
+    state (m: f64, s: f64)
+    zero (-inff64, 0.0f64)
+    wrap (f64) = tuple(p0, 1.0f64)
+    combine = select(eq(p0.1, 0.0f64), p1, select(eq(p1.1, 0.0f64), p0, select(eq(p0.0, p1.0), tuple(p0.0, add(p0.1, p1.1)), select(gt(p0.0, p1.0), tuple(p0.0, add(p0.1, mul(p1.1, exp(sub(p1.0, p0.0))))), tuple(p1.0, add(p1.1, mul(p0.1, exp(sub(p0.0, p1.0)))))))))
+    unwrap (f64) = add(p0.0, log(p0.1))
+    commutative
+    d_combine = select(eq(p0.1, 0.0f64), tuple(tuple(0.0f64, 0.0f64), p2), select(eq(p1.1, 0.0f64), tuple(p2, tuple(0.0f64, 0.0f64)), select(ge(p0.0, p1.0), tuple(tuple(sub(p2.0, mul(mul(p2.1, p1.1), select(eq(p0.0, p1.0), 1.0f64, exp(sub(p1.0, p0.0))))), p2.1), tuple(mul(mul(p2.1, p1.1), select(eq(p0.0, p1.0), 1.0f64, exp(sub(p1.0, p0.0)))), mul(p2.1, select(eq(p0.0, p1.0), 1.0f64, exp(sub(p1.0, p0.0)))))), tuple(tuple(mul(mul(p2.1, p0.1), exp(sub(p0.0, p1.0))), mul(p2.1, exp(sub(p0.0, p1.0)))), tuple(sub(p2.0, mul(mul(p2.1, p0.1), exp(sub(p0.0, p1.0)))), p2.1)))))
 }
 "#;
 
@@ -172,7 +188,10 @@ impl Gen {
     }
 
     fn step(&mut self) {
-        match self.rng.below(10) {
+        match self.rng.below(13) {
+            10 => self.gather(),
+            11 => self.scan(),
+            12 => self.histogram(),
             0 | 1 => {
                 let p = self.recent(None).expect("inputs exist");
                 let s = self.nodes[p].clone();
@@ -334,6 +353,7 @@ impl Gen {
                     ("@0", "mul(r0, r0)"),
                     ("@1", "sin(r0)"),
                     ("@2", "add(1.0f64, mul(0.5f64, tanh(r0))); mul(0.5f64, r0)"),
+                    ("@3", "max(r0, -0.3f64)"),
                 ]);
                 let kind = format!("reduce {over} {m} reads(%{p}.0[{read}])");
                 self.add(kind, out, args);
@@ -470,12 +490,53 @@ fn seeds(test: &str) -> Vec<u64> {
 const H: f64 = 1e-5;
 const TOL: f64 = 1e-6;
 
+/// Compares the derived gradient of `g` at `inputs` with central differences (see the
+/// module's doc) and returns how many elements were compared.
+fn check_fd(seed: u64, g: &Graph, inputs: &[Tensor]) -> usize {
+    let mut checked = 0;
+    let d = gradient_graph(g);
+    mir::verify(&d).unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", mir::print(&d)));
+    let grads =
+        interp::eval(&d, inputs).unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", mir::print(&d)));
+    for (k, x) in inputs.iter().enumerate() {
+        assert_eq!(grads[k].shape, x.shape, "seed {seed}: gradient shape");
+        let ad = values(&grads[k]);
+        for (e, &a) in ad.iter().enumerate() {
+            let fd = central(g, inputs, k, e, H);
+            let fd4 = central(g, inputs, k, e, H / 4.0);
+            let tol = |x: f64, y: f64| TOL * (1.0 + x.abs() + y.abs());
+            if (fd - fd4).abs() > tol(fd, fd4) {
+                continue; // within h of a kink
+            }
+            checked += 1;
+            assert!(
+                (a - fd).abs() <= tol(a, fd),
+                "seed {seed}: d/dx{k}[{e}]: derived {a}, central differences {fd}\n{}",
+                mir::print(g)
+            );
+        }
+    }
+    checked
+}
+
 #[test]
 fn gradients_match_central_differences() {
     let mut checked = 0usize;
     let mut with_monoid = 0usize;
+    let mut with_gather = 0usize;
+    let mut with_scan = 0usize;
     for seed in seeds("fd") {
         let (g, inputs) = generate(seed);
+        with_gather += usize::from(g.nodes.iter().any(|n| match &n.kind {
+            NodeKind::Map { body, .. } => body.iter().any(|e| e.has_gather()),
+            NodeKind::Reduce { args, .. } => args.iter().any(|e| e.has_gather()),
+            _ => false,
+        }));
+        with_scan += usize::from(
+            g.nodes
+                .iter()
+                .any(|n| matches!(n.kind, NodeKind::Scan { .. })),
+        );
         with_monoid += usize::from(g.nodes.iter().any(|n| {
             matches!(
                 n.kind,
@@ -485,28 +546,7 @@ fn gradients_match_central_differences() {
                 }
             )
         }));
-        let d = gradient_graph(&g);
-        mir::verify(&d).unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", mir::print(&d)));
-        let grads = interp::eval(&d, &inputs)
-            .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", mir::print(&d)));
-        for (k, x) in inputs.iter().enumerate() {
-            assert_eq!(grads[k].shape, x.shape, "seed {seed}: gradient shape");
-            let ad = values(&grads[k]);
-            for (e, &a) in ad.iter().enumerate() {
-                let fd = central(&g, &inputs, k, e, H);
-                let fd4 = central(&g, &inputs, k, e, H / 4.0);
-                let tol = |x: f64, y: f64| TOL * (1.0 + x.abs() + y.abs());
-                if (fd - fd4).abs() > tol(fd, fd4) {
-                    continue; // within h of a kink
-                }
-                checked += 1;
-                assert!(
-                    (a - fd).abs() <= tol(a, fd),
-                    "seed {seed}: d/dx{k}[{e}]: derived {a}, central differences {fd}\n{}",
-                    mir::print(&g)
-                );
-            }
-        }
+        checked += check_fd(seed, &g, &inputs);
     }
     assert!(checked > 500, "only {checked} elements checked");
     let want = seeds("fd").len() / 10;
@@ -514,6 +554,8 @@ fn gradients_match_central_differences() {
         with_monoid >= want,
         "only {with_monoid} graphs reduce with a user monoid"
     );
+    assert!(with_gather >= want, "only {with_gather} graphs gather");
+    assert!(with_scan >= want, "only {with_scan} graphs scan");
 }
 
 #[test]

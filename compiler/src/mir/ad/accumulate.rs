@@ -63,7 +63,7 @@ fn affine_expr(a: &Affine) -> ScalarExpr {
 }
 
 /// `a` with every variable `v` replaced by `sub[v]`.
-fn substitute(a: &Affine, sub: &[Affine]) -> Affine {
+pub(super) fn substitute(a: &Affine, sub: &[Affine]) -> Affine {
     let mut out = Affine::konst(a.konst);
     for &(v, c) in &a.coeffs {
         let s = &sub[v as usize];
@@ -384,6 +384,24 @@ fn into(
         ScalarExpr::Index(v) => Some(affine_expr(&sub[*v as usize])),
         _ => None,
     });
+    Ok(guarded_sum(
+        g, shape, red, new_reads, body, guards, dtype, label,
+    ))
+}
+
+/// A node over `shape` (then the reduced extents `red`, summed over when there are any) of
+/// `body` where every guard holds, else zero.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn guarded_sum(
+    g: &mut Graph,
+    shape: Vec<usize>,
+    red: Vec<usize>,
+    reads: Vec<Read>,
+    body: ScalarExpr,
+    guards: Vec<ScalarExpr>,
+    dtype: DType,
+    label: &str,
+) -> Port {
     let body = match guards
         .into_iter()
         .reduce(|a, b| ScalarExpr::binary(BinOp::And, a, b))
@@ -394,7 +412,7 @@ fn into(
     let kind = if red.is_empty() {
         NodeKind::Map {
             space: shape.clone(),
-            reads: new_reads,
+            reads,
             body: vec![body],
         }
     } else {
@@ -402,7 +420,7 @@ fn into(
             space: shape.clone(),
             red,
             monoid: MonoidRef::Builtin(BuiltinMonoid::Sum),
-            reads: new_reads,
+            reads,
             args: vec![body],
         }
     };
@@ -413,10 +431,10 @@ fn into(
         span: None,
     };
     node.prune_reads();
-    Ok(Port {
+    Port {
         node: g.add(node),
         port: 0,
-    })
+    }
 }
 
 /// The zero of an element type (the padding of a read that may leave its tensor).

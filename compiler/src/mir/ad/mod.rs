@@ -6,7 +6,9 @@
 //! contributions of its consumers) is pushed through the node:
 //!
 //! - a `Map`: the chain rule of each scalar built-in in its body ([`scalar`]), then, for each
-//!   read, an accumulation into the read tensor's shape ([`accumulate`]);
+//!   read, an accumulation into the read tensor's shape ([`accumulate`]), and for each
+//!   gather from a differentiated table (`x[idx[i]]`), a scatter-add into the table
+//!   ([`gather`]);
 //! - a `sum` `Reduce`: like a map over the free and reduced variables, whose adjoint is the
 //!   output's adjoint broadcast over the reduced ones;
 //! - a `max`/`min` `Reduce`: the adjoint is split equally among the elements equal to the
@@ -16,6 +18,11 @@
 //! - a `Reduce` with a user monoid that declares `d_combine`: the fold recomputed as a
 //!   balanced tree whose levels are kept, then walked down applying `d_combine`
 //!   ([`monoid`]);
+//! - a `Scan` ([`scan`]): for `sum`, the same scan of the adjoint read backwards; for
+//!   `prod`/`max`/`min`, the reverse linear recurrence of the prefixes' adjoints as a scan
+//!   of affine maps; a user monoid is refused;
+//! - a `ReduceByIndex` with `sum` (a scatter-add): each value receives its bin's adjoint, a
+//!   gather; other monoids, and `Scatter`, are refused;
 //! - `Concat` and `Slice`: the matching slice, or the zero-padded placement.
 //!
 //! The derived nodes are ordinary `Map`/`Reduce` nodes, so they go through the same passes
@@ -24,8 +31,10 @@
 //! refuses `grad` through it (`not-differentiable`), and reaching one here is an error.
 
 mod accumulate;
+mod gather;
 mod monoid;
 mod scalar;
+mod scan;
 
 use std::collections::{HashMap, HashSet};
 
@@ -345,14 +354,64 @@ fn back_node(
             Ok(())
         }
         NodeKind::Input { .. } | NodeKind::Const { .. } | NodeKind::Random { .. } => Ok(()),
-        // The adjoints of these nodes are w17b's (issue 17); until then a gradient through
-        // one is refused, never wrong.
-        NodeKind::Scan { .. } | NodeKind::ReduceByIndex { .. } | NodeKind::Scatter { .. } => {
-            Err(AdError(format!(
-                "no derivative yet for `{}` (a scan, histogram or scatter)",
-                node.label
-            )))
+        NodeKind::Scan {
+            space,
+            monoid,
+            exclusive,
+            reads,
+            args,
+        } => {
+            let Some(dy) = dys[0] else { return Ok(()) };
+            let s = scan::ScanNode {
+                node: id,
+                space,
+                monoid,
+                exclusive: *exclusive,
+                reads,
+                args,
+            };
+            scan::back_scan(g, &s, dy, active, adj, &label)
         }
+        NodeKind::ReduceByIndex {
+            space,
+            monoid,
+            reads,
+            index,
+            args,
+            ..
+        } => {
+            let Some(dy) = dys[0] else { return Ok(()) };
+            if *monoid != MonoidRef::Builtin(BuiltinMonoid::Sum) {
+                return Err(AdError(format!(
+                    "a histogram (`{}`) with a monoid other than `sum`: only the scatter-add \
+                     is differentiated",
+                    node.label
+                )));
+            }
+            // Each value receives its bin's adjoint: a gather at `[index, p[1..]]`.
+            let mut reads = reads.clone();
+            let rank = ty(g, dy).shape.len();
+            reads.push(read(dy, vec![Affine::konst(0); rank]));
+            let at = std::iter::once(ScalarExpr::cast(index.clone(), DType::I64))
+                .chain((1..space.len() as u32).map(ScalarExpr::Index))
+                .collect();
+            let seed = ScalarExpr::Gather(reads.len() as u32 - 1, at);
+            push_reads(
+                g,
+                space,
+                &reads,
+                &[(args[0].clone(), seed)],
+                active,
+                adj,
+                &label,
+            )
+        }
+        // A scatter's adjoint needs which write of duplicates won; refused, never wrong.
+        NodeKind::Scatter { .. } => Err(AdError(format!(
+            "a scatter (`{}`): its derivative (through the last write of each row) is not \
+             implemented",
+            node.label
+        ))),
     }
 }
 
@@ -408,16 +467,21 @@ fn push_reads(
         },
         active: &is_active,
     };
-    let mut out: Vec<Option<ScalarExpr>> = vec![None; reads.len()];
+    let mut out = scalar::Adjoints::new(reads.len());
     for (e, seed) in exprs {
         cx.back(e, seed.clone(), &mut Vec::new(), &mut out)?;
     }
-    for (k, c) in out.into_iter().enumerate() {
+    for (k, c) in out.reads.into_iter().enumerate() {
         if let Some(c) = c {
             let target = &reads[k];
             let p = accumulate(g, extents, reads, c, target, dtypes[k], label)?;
             adj.entry(target.src()).or_default().push(p);
         }
+    }
+    for ga in out.gathers {
+        let k = ga.read as usize;
+        let p = gather::scatter_add(g, extents, reads, &ga, dtypes[k], label);
+        adj.entry(reads[k].src()).or_default().push(p);
     }
     Ok(())
 }

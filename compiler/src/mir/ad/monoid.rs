@@ -413,11 +413,12 @@ fn unwrap_adjoint(
                 },
                 active: &is_active,
             };
-            let mut all_out: Vec<Option<ScalarExpr>> = vec![None; reads.len()];
+            let mut all_out = scalar::Adjoints::new(reads.len());
             for (e, seed) in seeds {
                 cx.back(&e, seed, &mut Vec::new(), &mut all_out)?;
             }
-            out = all_out.into_iter().take(n).collect();
+            // `unwrap` reads only the state: it gathers nothing.
+            out = all_out.reads.into_iter().take(n).collect();
         }
     }
     let body = (0..n)

@@ -22,6 +22,33 @@ use crate::mir::Ty;
 
 use super::AdError;
 
+/// The adjoint of one gather `x[c₀, …]` at a point: `contribution` goes to the table read
+/// `read` at the coordinates `coords` (integer expressions of the same point).
+#[derive(Clone, Debug)]
+pub(super) struct GatherAdjoint {
+    pub read: u32,
+    pub coords: Vec<ScalarExpr>,
+    pub contribution: ScalarExpr,
+}
+
+/// The adjoints the reads of an expression receive at a point: through each affine read
+/// (summed per read), and through each gather (one entry per gather evaluated).
+#[derive(Clone, Debug, Default)]
+pub(super) struct Adjoints {
+    pub reads: Vec<Option<ScalarExpr>>,
+    pub gathers: Vec<GatherAdjoint>,
+}
+
+impl Adjoints {
+    /// No adjoint yet, for `n` reads.
+    pub(super) fn new(n: usize) -> Adjoints {
+        Adjoints {
+            reads: vec![None; n],
+            gathers: Vec::new(),
+        }
+    }
+}
+
 /// What is known about the reads of the node being differentiated.
 pub(super) struct Cx<'a> {
     /// The type context of the node's expressions.
@@ -71,14 +98,15 @@ impl Cx<'_> {
         found
     }
 
-    /// Adds to `out[k]` the adjoint that read `k` receives from `e` when `e`'s adjoint is `g`,
+    /// Adds to `out.reads[k]` the adjoint that read `k` receives from `e` when `e`'s adjoint
+    /// is `g` (and to `out.gathers` what each gather from an active table receives),
     /// under `guards` (conditions and the polarity under which the contribution flows).
     pub(super) fn back(
         &self,
         e: &ScalarExpr,
         g: ScalarExpr,
         guards: &mut Vec<(ScalarExpr, bool)>,
-        out: &mut [Option<ScalarExpr>],
+        out: &mut Adjoints,
     ) -> Result<(), AdError> {
         if !self.is_active(e) {
             return Ok(());
@@ -97,20 +125,21 @@ impl Cx<'_> {
         match e {
             ScalarExpr::Read(k) => {
                 let term = guarded(g, guards, d);
-                let slot = &mut out[*k as usize];
+                let slot = &mut out.reads[*k as usize];
                 *slot = Some(match slot.take() {
                     None => term,
                     Some(prev) => ScalarExpr::binary(BinOp::Add, prev, term),
                 });
             }
-            // The integer coordinates carry no gradient; the table's would be a scatter-add.
-            ScalarExpr::Gather(k, _) => {
+            // The table receives the adjoint at the gathered coordinates (a scatter-add,
+            // `super::gather`); the integer coordinates carry no gradient.
+            ScalarExpr::Gather(k, coords) => {
                 if self.active.get(*k as usize).copied().unwrap_or(false) {
-                    return Err(AdError(
-                        "a gather (`x[idx[i]]`) from a differentiated tensor: its adjoint, a \
-                         scatter-add, is not implemented yet"
-                            .into(),
-                    ));
+                    out.gathers.push(GatherAdjoint {
+                        read: *k,
+                        coords: coords.clone(),
+                        contribution: guarded(g, guards, d),
+                    });
                 }
             }
             ScalarExpr::Const(_) | ScalarExpr::Index(_) | ScalarExpr::Param(_) => {}
@@ -203,7 +232,7 @@ impl Cx<'_> {
         g: ScalarExpr,
         d: DType,
         guards: &mut Vec<(ScalarExpr, bool)>,
-        out: &mut [Option<ScalarExpr>],
+        out: &mut Adjoints,
     ) -> Result<(), AdError> {
         let (a1, b1) = (a.clone(), b.clone());
         match op {
