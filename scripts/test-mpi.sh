@@ -6,6 +6,8 @@
 #     x 1 thread, 2 ranks x 1 thread and 4 ranks x 2 threads (`flowc run --ranks N`, which
 #     starts `mpirun --oversubscribe`), and compares the SHA-256 of standard output (and of
 #     the files a program saves) with the one-process run: they must be identical;
+#  1b. builds a few programs with `flowc build --mpi` and runs the executables under
+#     `mpirun -n 4`: the same SHA-256 as the one-process run;
 #  2. runs an example with injected shard faults (`--faults`) on 4 ranks: retries happen on
 #     the ranks and the output is still identical;
 #     and a shard that fails for good gives the error of one process;
@@ -76,6 +78,36 @@ for prog in $programs; do
     echo "ok    $line"
 done
 echo "identical outputs: $(($(date +%s) - start)) s"
+
+# Executables of `flowc build --mpi` under `mpirun -n 4`: the same outputs as one process
+# of `flowc run`. The copied flowc finds its runtime library through FLOW_RUNTIME_LIB.
+export FLOW_RUNTIME_LIB=$repo/target/debug/libflowc.a
+for prog in examples/mlp.flow examples/heat.flow tests/conformance/06_conv1d.flow tests/mpi/shards.flow; do
+    case "$prog" in *"$filter"*) ;; *) continue ;; esac
+    name=$(basename "$prog" .flow)
+    [ -f "$work/$name-1/status" ] || run_into "$work/$name-1" "$prog" "--threads 1"
+    want=$(digest "$work/$name-1")
+    exe=$work/$name-exe
+    if ! "$flowc" build --mpi "$prog" -o "$exe" 2>"$work/$name-build.err"; then
+        fail "flowc build --mpi $prog: $(head -c 600 "$work/$name-build.err")"
+        continue
+    fi
+    d=$work/$name-exe4
+    mkdir -p "$d/files"
+    args=()
+    case "$prog" in examples/heat.flow) args=("$d/files") ;; esac
+    set +e
+    mpirun -n 4 --oversubscribe --timeout $timeout $([ "$(id -u)" = 0 ] && echo --allow-run-as-root) \
+        "$exe" --threads 2 "${args[@]}" >"$d/out" 2>"$d/err"
+    echo $? >"$d/status"
+    set -e
+    got=$(digest "$d")
+    if [ "$got" = "$want" ]; then
+        echo "ok    $name: flowc build --mpi, mpirun -n 4 $got = one process"
+    else
+        fail "$prog built with --mpi, on 4 ranks: SHA-256 $got, one process $want (status $(cat "$d/status")): $(head -c 600 "$d/err")"
+    fi
+done
 
 if [ -z "$filter" ]; then
     # Shards that fail now and then are retried on the rank that runs them.

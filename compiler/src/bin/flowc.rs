@@ -191,6 +191,10 @@ enum Command {
         /// machine, as `flowc run --portable-math`.
         #[arg(long)]
         portable_math: bool,
+        /// An executable that runs as one rank of an MPI job under `mpirun` (as `flowc run`
+        /// does; needs a flowc built with `--features mpi`). See docs/distributed.md.
+        #[arg(long)]
+        mpi: bool,
         /// Arguments passed to the program during the trace run.
         #[arg(last = true)]
         args: Vec<String>,
@@ -324,6 +328,7 @@ fn flowc_main() -> ExitCode {
             threads,
             trace_time,
             portable_math,
+            mpi,
             args,
         } => match std::time::Duration::try_from_secs_f64(trace_time) {
             Ok(trace_time) => driver::aot::cmd_build(
@@ -334,6 +339,7 @@ fn flowc_main() -> ExitCode {
                     threads,
                     trace_time,
                     portable_math,
+                    mpi,
                 },
             ),
             Err(_) => {
