@@ -164,6 +164,10 @@ enum Command {
         /// With --ranks: end the whole job after SECS seconds (`mpirun --timeout`).
         #[arg(long, value_name = "SECS", requires = "ranks")]
         timeout: Option<u32>,
+        /// Write stage checkpoints to DIR (after completed iterations of `main`'s loops) and
+        /// resume from the one a killed run of the same program and arguments left.
+        #[arg(long, value_name = "DIR")]
+        checkpoint: Option<PathBuf>,
         /// Arguments passed to the program.
         #[arg(last = true)]
         args: Vec<String>,
@@ -317,9 +321,14 @@ fn flowc_main() -> ExitCode {
             driver::launch::run_ranks(ranks, timeout, &driver::launch::without_launch_flags(rest))
         }
         Command::Run {
-            file, exec, args, ..
+            file,
+            exec,
+            args,
+            checkpoint,
+            ..
         } => {
-            let (passes, runtime) = exec.flags();
+            let (mut passes, runtime) = exec.flags();
+            passes.checkpoint = checkpoint;
             driver::cmd_run(&file, args, &passes, &runtime)
         }
         Command::Build {

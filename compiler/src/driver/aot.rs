@@ -182,8 +182,7 @@ pub fn cmd_build(path: &Path, flags: &BuildFlags) -> i32 {
     } else {
         "flow_aot_main"
     };
-    let object = match crate::codegen::object::executable_object(&kernels, &image.encode(), entry)
-    {
+    let object = match crate::codegen::object::executable_object(&kernels, &image.encode(), entry) {
         Ok(o) => o,
         Err(e) => {
             errln!("error: cannot compile `{}`: {e}", path.display());
