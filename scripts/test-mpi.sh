@@ -11,6 +11,8 @@
 #  2. runs an example with injected shard faults (`--faults`) on 4 ranks: retries happen on
 #     the ranks and the output is still identical;
 #     and a shard that fails for good gives the error of one process;
+#  2b. kills a run with --checkpoint at its 9th dispatch and reruns it: the output is that of
+#     an uninterrupted run (4 ranks, and one process resumed on 4 ranks);
 #  3. kills a rank: one made to abort by FLOW_MPI_DIE, one with `kill -9`; the job must fail
 #     within seconds, saying which rank died;
 #  4. as root, runs tests/mpi/shards.flow on 2 ranks in two network namespaces joined by a
@@ -131,6 +133,42 @@ if [ -z "$filter" ]; then
     else
         fail "a shard failing for good: 1 process says $(head -1 "$work/fail-1/err"), 4 ranks say $(head -c 600 "$work/fail-4/err")"
     fi
+
+    # Stage checkpoints: a run killed at its 9th dispatch (rank 0 aborts, so mpirun ends the
+    # job), rerun with the same --checkpoint DIR, prints what an uninterrupted run prints;
+    # on 4 ranks, and killed on one process and resumed on 4 ranks.
+    cat >"$work/ckpt.flow" <<'FLOW'
+op step(u: f32[N, M]) -> f32[N, M] {
+    let v[i, j] = u[i, j] + 0.2 * (pad(u, 0.0)[i - 1, j] + pad(u, 0.0)[i + 1, j] - 2.0 * u[i, j]);
+    v
+}
+main {
+    var u = rand_uniform(0, [512, 64]);
+    for s in 0..20 {
+        u = step(u);
+        print(s, sum[i, j](u[i, j]));
+    }
+}
+FLOW
+    "$flowc" run --threads 1 "$work/ckpt.flow" >"$work/ckpt.want"
+    for pair in "--ranks 4 --threads 2|--ranks 4 --threads 2" "--threads 1|--ranks 4 --threads 2"; do
+        first=${pair%|*} second=${pair#*|}
+        rm -rf "$work/ck"
+        set +e
+        # shellcheck disable=SC2086 # the launch flags are lists
+        FLOW_DIE_AT_DISPATCH=9 "$flowc" run $first --checkpoint "$work/ck" "$work/ckpt.flow" >/dev/null 2>"$work/ckpt.err1"
+        rc1=$?
+        # shellcheck disable=SC2086
+        "$flowc" run $second --timeout $timeout --checkpoint "$work/ck" "$work/ckpt.flow" >"$work/ckpt.out" 2>"$work/ckpt.err2"
+        rc2=$?
+        set -e
+        if [ $rc1 -ne 0 ] && [ $rc2 -eq 0 ] && cmp -s "$work/ckpt.want" "$work/ckpt.out" && [ ! -e "$work/ck/checkpoint.flowckpt" ]; then
+            echo "ok    killed at dispatch 9 ($first), resumed from --checkpoint ($second): the output of an uninterrupted run"
+        else
+            fail "checkpoint: killed ($first, exit $rc1), resumed ($second, exit $rc2): $(head -c 400 "$work/ckpt.err1") $(head -c 400 "$work/ckpt.err2")"
+            diff "$work/ckpt.want" "$work/ckpt.out" | head -5 || true
+        fi
+    done
 
     # A long run: one dispatch per step, until killed.
     cat >"$work/long.flow" <<'FLOW'
