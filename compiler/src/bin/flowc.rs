@@ -197,8 +197,8 @@ enum Command {
         portable_math: bool,
         /// An executable that runs as one rank of an MPI job under `mpirun` (as `flowc run`
         /// does; needs a flowc built with `--features mpi`). See docs/distributed.md.
-        #[arg(long)]
-        mpi: bool,
+        #[arg(long = "mpi")]
+        mpi_ranks: bool,
         /// Arguments passed to the program during the trace run.
         #[arg(last = true)]
         args: Vec<String>,
@@ -337,7 +337,7 @@ fn flowc_main() -> ExitCode {
             threads,
             trace_time,
             portable_math,
-            mpi,
+            mpi_ranks,
             args,
         } => match std::time::Duration::try_from_secs_f64(trace_time) {
             Ok(trace_time) => driver::aot::cmd_build(
@@ -348,7 +348,7 @@ fn flowc_main() -> ExitCode {
                     threads,
                     trace_time,
                     portable_math,
-                    mpi,
+                    mpi_ranks,
                 },
             ),
             Err(_) => {

@@ -112,13 +112,13 @@ pub struct BuildFlags {
     /// (`flow_runtime::portable`; the executable always does, whatever its options).
     pub portable_math: bool,
     /// `--mpi`: the executable runs as one rank of an MPI job under `mpirun`.
-    pub mpi: bool,
+    pub mpi_ranks: bool,
 }
 
 /// `flowc build FILE [-o OUT] [-- ARGS]`: writes a native executable. Exit status 1 on an
 /// error in the program or when linking fails.
 pub fn cmd_build(path: &Path, flags: &BuildFlags) -> i32 {
-    if flags.mpi && !cfg!(feature = "mpi") {
+    if flags.mpi_ranks && !cfg!(feature = "mpi") {
         errln!(
             "error: --mpi needs a flowc built with MPI: `cargo build --release --features mpi` (see docs/distributed.md)"
         );
@@ -177,7 +177,7 @@ pub fn cmd_build(path: &Path, flags: &BuildFlags) -> i32 {
         source: c.sources.text(crate::base::FileId(0)).to_string(),
         portable_math: flags.portable_math,
     };
-    let entry = if flags.mpi {
+    let entry = if flags.mpi_ranks {
         "flow_aot_mpi_main"
     } else {
         "flow_aot_main"
@@ -191,13 +191,17 @@ pub fn cmd_build(path: &Path, flags: &BuildFlags) -> i32 {
     };
     // A runtime library built with MPI refers to the MPI library even where the executable
     // never reaches it: link it then, `--mpi` or not.
-    match link(&object, &output, flags.mpi || cfg!(feature = "mpi")) {
+    match link(&object, &output, flags.mpi_ranks || cfg!(feature = "mpi")) {
         Ok(()) => {
             errln!(
                 "built `{}`: {} kernel(s) compiled ahead of time{}",
                 output.display(),
                 kernels.len(),
-                if flags.mpi { "; runs under mpirun" } else { "" }
+                if flags.mpi_ranks {
+                    "; runs under mpirun"
+                } else {
+                    ""
+                }
             );
             0
         }
@@ -283,9 +287,13 @@ fn mpi_link_flags() -> Result<Vec<String>, String> {
 
 /// Links `object` with the runtime library into the executable `output`, with the C
 /// compiler of `CC` (default `cc`); with `mpi`, also with the MPI library.
-fn link(object: &[u8], output: &Path, mpi: bool) -> Result<(), String> {
+fn link(object: &[u8], output: &Path, with_mpi_lib: bool) -> Result<(), String> {
     let lib = runtime_library()?;
-    let mpi_flags = if mpi { mpi_link_flags()? } else { Vec::new() };
+    let mpi_flags = if with_mpi_lib {
+        mpi_link_flags()?
+    } else {
+        Vec::new()
+    };
     let cc = std::env::var("CC").unwrap_or_default();
     let mut words = cc.split_whitespace();
     let program = words.next().unwrap_or("cc").to_string();
@@ -404,7 +412,7 @@ unsafe fn aot_main(
     n: usize,
     image: *const u8,
     image_len: usize,
-    mpi: bool,
+    mpi_ranks: bool,
 ) -> std::ffi::c_int {
     // SAFETY: the caller's contract.
     let (args, entries, image) = unsafe {
@@ -430,7 +438,7 @@ unsafe fn aot_main(
         std::thread::Builder::new()
             .name("flow".into())
             .stack_size(crate::exec::STACK_BYTES)
-            .spawn_scoped(s, move || run_image(args, entries, image, mpi))
+            .spawn_scoped(s, move || run_image(args, entries, image, mpi_ranks))
             .map(|worker| worker.join())
     });
     match outcome {
@@ -451,7 +459,7 @@ fn run_image(
     args: Vec<String>,
     entries: Vec<(String, crate::native::KernelFn)>,
     image: &[u8],
-    mpi: bool,
+    mpi_ranks: bool,
 ) -> i32 {
     let name = args.first().cloned().unwrap_or_else(|| "program".into());
     let mut rest = args.into_iter().skip(1).peekable();
@@ -519,7 +527,7 @@ fn run_image(
     };
     let flags = super::PassFlags::default();
     #[cfg(feature = "mpi")]
-    if mpi && super::mpi_run::under_mpirun() {
+    if mpi_ranks && super::mpi_run::under_mpirun() {
         let worker = opts.clone();
         return super::mpi_run::run_job(
             false,
@@ -530,7 +538,7 @@ fn run_image(
             },
         );
     }
-    let _ = mpi;
+    let _ = mpi_ranks;
     let status = run_compiled(&c, opts, &observed, argv, &flags, cfg);
     if std::env::var_os("FLOW_AOT_STATS").is_some_and(|v| !v.is_empty() && v != "0") {
         errln!(
