@@ -6,9 +6,13 @@
 #     x 1 thread, 2 ranks x 1 thread and 4 ranks x 2 threads (`flowc run --ranks N`, which
 #     starts `mpirun --oversubscribe`), and compares the SHA-256 of standard output (and of
 #     the files a program saves) with the one-process run: they must be identical;
+#  1b. builds a few programs with `flowc build --mpi` and runs the executables under
+#     `mpirun -n 4`: the same SHA-256 as the one-process run;
 #  2. runs an example with injected shard faults (`--faults`) on 4 ranks: retries happen on
 #     the ranks and the output is still identical;
 #     and a shard that fails for good gives the error of one process;
+#  2b. kills a run with --checkpoint at its 9th dispatch and reruns it: the output is that of
+#     an uninterrupted run (4 ranks, and one process resumed on 4 ranks);
 #  3. kills a rank: one made to abort by FLOW_MPI_DIE, one with `kill -9`; the job must fail
 #     within seconds, saying which rank died;
 #  4. as root, runs tests/mpi/shards.flow on 2 ranks in two network namespaces joined by a
@@ -77,6 +81,36 @@ for prog in $programs; do
 done
 echo "identical outputs: $(($(date +%s) - start)) s"
 
+# Executables of `flowc build --mpi` under `mpirun -n 4`: the same outputs as one process
+# of `flowc run`. The copied flowc finds its runtime library through FLOW_RUNTIME_LIB.
+export FLOW_RUNTIME_LIB=$repo/target/debug/libflowc.a
+for prog in examples/mlp.flow examples/heat.flow tests/conformance/06_conv1d.flow tests/mpi/shards.flow; do
+    case "$prog" in *"$filter"*) ;; *) continue ;; esac
+    name=$(basename "$prog" .flow)
+    [ -f "$work/$name-1/status" ] || run_into "$work/$name-1" "$prog" "--threads 1"
+    want=$(digest "$work/$name-1")
+    exe=$work/$name-exe
+    if ! "$flowc" build --mpi "$prog" -o "$exe" 2>"$work/$name-build.err"; then
+        fail "flowc build --mpi $prog: $(head -c 600 "$work/$name-build.err")"
+        continue
+    fi
+    d=$work/$name-exe4
+    mkdir -p "$d/files"
+    args=()
+    case "$prog" in examples/heat.flow) args=("$d/files") ;; esac
+    set +e
+    mpirun -n 4 --oversubscribe --timeout $timeout $([ "$(id -u)" = 0 ] && echo --allow-run-as-root) \
+        "$exe" --threads 2 "${args[@]}" >"$d/out" 2>"$d/err"
+    echo $? >"$d/status"
+    set -e
+    got=$(digest "$d")
+    if [ "$got" = "$want" ]; then
+        echo "ok    $name: flowc build --mpi, mpirun -n 4 $got = one process"
+    else
+        fail "$prog built with --mpi, on 4 ranks: SHA-256 $got, one process $want (status $(cat "$d/status")): $(head -c 600 "$d/err")"
+    fi
+done
+
 if [ -z "$filter" ]; then
     # Shards that fail now and then are retried on the rank that runs them.
     run_into "$work/faults-1" examples/mlp.flow "--threads 1 --faults 0.05,7"
@@ -99,6 +133,42 @@ if [ -z "$filter" ]; then
     else
         fail "a shard failing for good: 1 process says $(head -1 "$work/fail-1/err"), 4 ranks say $(head -c 600 "$work/fail-4/err")"
     fi
+
+    # Stage checkpoints: a run killed at its 9th dispatch (rank 0 aborts, so mpirun ends the
+    # job), rerun with the same --checkpoint DIR, prints what an uninterrupted run prints;
+    # on 4 ranks, and killed on one process and resumed on 4 ranks.
+    cat >"$work/ckpt.flow" <<'FLOW'
+op step(u: f32[N, M]) -> f32[N, M] {
+    let v[i, j] = u[i, j] + 0.2 * (pad(u, 0.0)[i - 1, j] + pad(u, 0.0)[i + 1, j] - 2.0 * u[i, j]);
+    v
+}
+main {
+    var u = rand_uniform(0, [512, 64]);
+    for s in 0..20 {
+        u = step(u);
+        print(s, sum[i, j](u[i, j]));
+    }
+}
+FLOW
+    "$flowc" run --threads 1 "$work/ckpt.flow" >"$work/ckpt.want"
+    for pair in "--ranks 4 --threads 2|--ranks 4 --threads 2" "--threads 1|--ranks 4 --threads 2"; do
+        first=${pair%|*} second=${pair#*|}
+        rm -rf "$work/ck"
+        set +e
+        # shellcheck disable=SC2086 # the launch flags are lists
+        FLOW_DIE_AT_DISPATCH=9 "$flowc" run $first --checkpoint "$work/ck" "$work/ckpt.flow" >/dev/null 2>"$work/ckpt.err1"
+        rc1=$?
+        # shellcheck disable=SC2086
+        "$flowc" run $second --timeout $timeout --checkpoint "$work/ck" "$work/ckpt.flow" >"$work/ckpt.out" 2>"$work/ckpt.err2"
+        rc2=$?
+        set -e
+        if [ $rc1 -ne 0 ] && [ $rc2 -eq 0 ] && cmp -s "$work/ckpt.want" "$work/ckpt.out" && [ ! -e "$work/ck/checkpoint.flowckpt" ]; then
+            echo "ok    killed at dispatch 9 ($first), resumed from --checkpoint ($second): the output of an uninterrupted run"
+        else
+            fail "checkpoint: killed ($first, exit $rc1), resumed ($second, exit $rc2): $(head -c 400 "$work/ckpt.err1") $(head -c 400 "$work/ckpt.err2")"
+            diff "$work/ckpt.want" "$work/ckpt.out" | head -5 || true
+        fi
+    done
 
     # A long run: one dispatch per step, until killed.
     cat >"$work/long.flow" <<'FLOW'

@@ -430,3 +430,26 @@ fn no_cranelift_code_is_linked_into_an_executable() {
         "{stats}"
     );
 }
+
+/// `flowc build --mpi` needs a flowc built with MPI; without it the flag is a usage error
+/// that says how to get one, before anything is compiled. (With MPI, scripts/test-mpi.sh
+/// runs such executables under `mpirun`.)
+#[test]
+fn build_mpi_without_the_mpi_feature_says_how_to_get_it() {
+    if cfg!(feature = "mpi") {
+        return;
+    }
+    let dir = scratch("no-mpi");
+    let exe = dir.join("program");
+    let out = Command::new(flowc())
+        .args(["build", "--mpi"])
+        .arg(repo().join("examples/mlp.flow"))
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .expect("flowc runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--features mpi"), "{err}");
+    assert!(!exe.exists());
+}

@@ -1,7 +1,7 @@
 //! End-to-end tests of the `flowc` binary at the edges of its input and output: closed
 //! pipes, thread counts, files that are not regular files, tensors larger than the machine,
 //! shape variables of loaded files, and the commands that show the IR (`ir`, `explain`,
-//! `graph`) and `bench`'s flags. Each test is a bug that once crashed, hung or gave a wrong
+//! `graph`), `bench`'s flags and `--checkpoint`. Each test is a bug that once crashed, hung or gave a wrong
 //! result.
 
 use crate::common::{flowc, repo, Scratch};
@@ -443,4 +443,55 @@ fn bench_needs_a_timed_run_and_passes_are_named_once() {
             pass.name
         );
     }
+}
+
+#[test]
+fn a_killed_run_resumes_from_its_checkpoint_with_the_same_output() {
+    let dir = Scratch::new("cli-checkpoint");
+    dir.file(
+        "loop.flow",
+        "op step(u: f32[N]) -> f32[N] {\n  let v[i] = u[i] * 0.5 + pad(u, 1.0)[i + 1] * 0.25;\n  v\n}\nmain {\n  var u = rand_uniform(5, [1000]);\n  for s in 0..12 {\n    u = step(u);\n    print(s, sum[i](u[i]), args());\n  }\n  print(\"end\", max[i](u[i]));\n}\n",
+    );
+    let whole = run_in(&dir.0, &["run", "loop.flow"]);
+    assert_eq!(whole.status.code(), Some(0), "{whole:?}");
+    let killed = |at: &str, args: &[&str]| {
+        let mut all = vec!["run", "--checkpoint", "ck", "loop.flow", "--"];
+        all.extend_from_slice(args);
+        Command::new(flowc())
+            .args(&all)
+            .current_dir(&dir.0)
+            .env("FLOW_DIE_AT_DISPATCH", at)
+            .output()
+            .expect("flowc runs")
+    };
+    let ckpt = dir.0.join("ck/checkpoint.flowckpt");
+    for at in ["1", "6", "12"] {
+        let out = killed(at, &[]);
+        assert_eq!(out.status.code(), None, "killed at dispatch {at}: {out:?}");
+        assert!(stderr(&out).contains("injected death"), "{out:?}");
+        assert_eq!(ckpt.exists(), at != "1", "after dispatch {at}");
+        let again = run_in(&dir.0, &["run", "--checkpoint", "ck", "loop.flow"]);
+        assert_eq!(again.status.code(), Some(0), "{again:?}");
+        assert_eq!(stdout(&again), stdout(&whole), "killed at dispatch {at}");
+        assert!(!ckpt.exists(), "a finished run removes its checkpoint");
+    }
+    // A checkpoint of other arguments is not used: the run says so and starts over.
+    let out = killed("6", &["x"]);
+    assert_eq!(out.status.code(), None, "{out:?}");
+    let again = run_in(&dir.0, &["run", "--checkpoint", "ck", "loop.flow"]);
+    assert_eq!(stdout(&again), stdout(&whole));
+    assert!(
+        stderr(&again).contains("is of another program, other arguments"),
+        "{again:?}"
+    );
+    // A damaged one neither.
+    let out = killed("6", &[]);
+    assert_eq!(out.status.code(), None, "{out:?}");
+    let mut bytes = std::fs::read(&ckpt).expect("a checkpoint");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&ckpt, bytes).expect("write");
+    let again = run_in(&dir.0, &["run", "--checkpoint", "ck", "loop.flow"]);
+    assert_eq!(stdout(&again), stdout(&whole));
+    assert!(stderr(&again).contains("is damaged"), "{again:?}");
 }

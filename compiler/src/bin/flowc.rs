@@ -164,6 +164,10 @@ enum Command {
         /// With --ranks: end the whole job after SECS seconds (`mpirun --timeout`).
         #[arg(long, value_name = "SECS", requires = "ranks")]
         timeout: Option<u32>,
+        /// Write stage checkpoints to DIR (after completed iterations of `main`'s loops) and
+        /// resume from the one a killed run of the same program and arguments left.
+        #[arg(long, value_name = "DIR")]
+        checkpoint: Option<PathBuf>,
         /// Arguments passed to the program.
         #[arg(last = true)]
         args: Vec<String>,
@@ -191,6 +195,10 @@ enum Command {
         /// machine, as `flowc run --portable-math`.
         #[arg(long)]
         portable_math: bool,
+        /// An executable that runs as one rank of an MPI job under `mpirun` (as `flowc run`
+        /// does; needs a flowc built with `--features mpi`). See docs/distributed.md.
+        #[arg(long = "mpi")]
+        mpi_ranks: bool,
         /// Arguments passed to the program during the trace run.
         #[arg(last = true)]
         args: Vec<String>,
@@ -313,9 +321,14 @@ fn flowc_main() -> ExitCode {
             driver::launch::run_ranks(ranks, timeout, &driver::launch::without_launch_flags(rest))
         }
         Command::Run {
-            file, exec, args, ..
+            file,
+            exec,
+            args,
+            checkpoint,
+            ..
         } => {
-            let (passes, runtime) = exec.flags();
+            let (mut passes, runtime) = exec.flags();
+            passes.checkpoint = checkpoint;
             driver::cmd_run(&file, args, &passes, &runtime)
         }
         Command::Build {
@@ -324,6 +337,7 @@ fn flowc_main() -> ExitCode {
             threads,
             trace_time,
             portable_math,
+            mpi_ranks,
             args,
         } => match std::time::Duration::try_from_secs_f64(trace_time) {
             Ok(trace_time) => driver::aot::cmd_build(
@@ -334,6 +348,7 @@ fn flowc_main() -> ExitCode {
                     threads,
                     trace_time,
                     portable_math,
+                    mpi_ranks,
                 },
             ),
             Err(_) => {

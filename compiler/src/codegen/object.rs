@@ -5,8 +5,8 @@
 //!   structure key and address — from which the executor's [`crate::native::Table`] is
 //!   built at run time;
 //! - `flow_aot_image`, the program image (its path and source text, see `driver/aot.rs`);
-//! - `main(argc, argv)`, which calls the runtime's `flow_aot_main` with the table and the
-//!   image.
+//! - `main(argc, argv)`, which calls the runtime's `flow_aot_main` (`flow_aot_mpi_main` for
+//!   `flowc build --mpi`) with the table and the image.
 //!
 //! The linker resolves the math functions kernels call (`flow_expf`, …) and `flow_aot_main`
 //! against the static runtime library.
@@ -27,8 +27,14 @@ pub struct AotKernel<'a> {
     pub node: NodeId,
 }
 
-/// The bytes of an ELF object file with `kernels`, their table, `image` and `main`.
-pub fn executable_object(kernels: &[AotKernel<'_>], image: &[u8]) -> Result<Vec<u8>, NativeError> {
+/// The bytes of an ELF object file with `kernels`, their table, `image` and a `main` that
+/// calls the runtime's `entry_point` (`flow_aot_main`, or `flow_aot_mpi_main` for an executable
+/// that runs under `mpirun`).
+pub fn executable_object(
+    kernels: &[AotKernel<'_>],
+    image: &[u8],
+    entry_point: &str,
+) -> Result<Vec<u8>, NativeError> {
     let builder = ObjectBuilder::new(host_isa(true)?, "flow-program", default_libcall_names())
         .map_err(cl_err("cranelift-object"))?;
     let mut module = ObjectModule::new(builder);
@@ -95,8 +101,8 @@ pub fn executable_object(kernels: &[AotKernel<'_>], image: &[u8]) -> Result<Vec<
     }
     sig.returns.push(AbiParam::new(types::I32));
     let entry_fn = module
-        .declare_function("flow_aot_main", Linkage::Import, &sig)
-        .map_err(cl_err("declaring flow_aot_main"))?;
+        .declare_function(entry_point, Linkage::Import, &sig)
+        .map_err(cl_err("declaring the runtime's entry point"))?;
     // int main(int argc, char **argv)
     let mut main_sig = module.make_signature();
     main_sig.params.push(AbiParam::new(types::I32));

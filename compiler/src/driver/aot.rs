@@ -111,11 +111,19 @@ pub struct BuildFlags {
     /// `--portable-math`: the trace run and the executable compute machine-independent bits
     /// (`flow_runtime::portable`; the executable always does, whatever its options).
     pub portable_math: bool,
+    /// `--mpi`: the executable runs as one rank of an MPI job under `mpirun`.
+    pub mpi_ranks: bool,
 }
 
 /// `flowc build FILE [-o OUT] [-- ARGS]`: writes a native executable. Exit status 1 on an
 /// error in the program or when linking fails.
 pub fn cmd_build(path: &Path, flags: &BuildFlags) -> i32 {
+    if flags.mpi_ranks && !cfg!(feature = "mpi") {
+        errln!(
+            "error: --mpi needs a flowc built with MPI: `cargo build --release --features mpi` (see docs/distributed.md)"
+        );
+        return 2;
+    }
     let cfg = stderr_config();
     let Some(c) = compile_or_report(path, cfg) else {
         return 1;
@@ -169,19 +177,31 @@ pub fn cmd_build(path: &Path, flags: &BuildFlags) -> i32 {
         source: c.sources.text(crate::base::FileId(0)).to_string(),
         portable_math: flags.portable_math,
     };
-    let object = match crate::codegen::object::executable_object(&kernels, &image.encode()) {
+    let entry = if flags.mpi_ranks {
+        "flow_aot_mpi_main"
+    } else {
+        "flow_aot_main"
+    };
+    let object = match crate::codegen::object::executable_object(&kernels, &image.encode(), entry) {
         Ok(o) => o,
         Err(e) => {
             errln!("error: cannot compile `{}`: {e}", path.display());
             return 1;
         }
     };
-    match link(&object, &output) {
+    // A runtime library built with MPI refers to the MPI library even where the executable
+    // never reaches it: link it then, `--mpi` or not.
+    match link(&object, &output, flags.mpi_ranks || cfg!(feature = "mpi")) {
         Ok(()) => {
             errln!(
-                "built `{}`: {} kernel(s) compiled ahead of time",
+                "built `{}`: {} kernel(s) compiled ahead of time{}",
                 output.display(),
-                kernels.len()
+                kernels.len(),
+                if flags.mpi_ranks {
+                    "; runs under mpirun"
+                } else {
+                    ""
+                }
             );
             0
         }
@@ -243,10 +263,37 @@ fn runtime_library() -> Result<PathBuf, String> {
         })
 }
 
+/// The linker flags of the MPI library, as Open MPI's compiler wrapper gives them
+/// (`mpicc --showme:link`, e.g. `-L/usr/lib/x86_64-linux-gnu/openmpi/lib -lmpi`).
+fn mpi_link_flags() -> Result<Vec<String>, String> {
+    let out = std::process::Command::new("mpicc")
+        .arg("--showme:link")
+        .output()
+        .map_err(|e| {
+            format!("cannot run `mpicc --showme:link` for the MPI library's link flags: {e} (install Open MPI: scripts/install-mpi.sh)")
+        })?;
+    if !out.status.success() {
+        return Err(format!(
+            "`mpicc --showme:link` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect())
+}
+
 /// Links `object` with the runtime library into the executable `output`, with the C
-/// compiler of `CC` (default `cc`).
-fn link(object: &[u8], output: &Path) -> Result<(), String> {
+/// compiler of `CC` (default `cc`); with `mpi`, also with the MPI library.
+fn link(object: &[u8], output: &Path, with_mpi_lib: bool) -> Result<(), String> {
     let lib = runtime_library()?;
+    let mpi_flags = if with_mpi_lib {
+        mpi_link_flags()?
+    } else {
+        Vec::new()
+    };
     let cc = std::env::var("CC").unwrap_or_default();
     let mut words = cc.split_whitespace();
     let program = words.next().unwrap_or("cc").to_string();
@@ -269,6 +316,7 @@ fn link(object: &[u8], output: &Path) -> Result<(), String> {
             .arg("-o")
             .arg(output)
             .args(["-Wl,--gc-sections", "-Wl,--strip-debug"])
+            .args(&mpi_flags)
             .args([
                 "-lpthread",
                 "-ldl",
@@ -287,13 +335,19 @@ fn link(object: &[u8], output: &Path) -> Result<(), String> {
                 format!("cannot run the C compiler `{program}`: {e}")
             }
         })?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.success() {
             Ok(())
+        } else if stderr.contains("flow_aot_mpi_main") {
+            Err(format!(
+                "the runtime library `{}` was built without MPI: build it with `cargo build --features mpi` (or name another with FLOW_RUNTIME_LIB)",
+                lib.display()
+            ))
         } else {
             Err(format!(
                 "`{program}` failed ({}):\n{}",
                 out.status,
-                String::from_utf8_lossy(&out.stderr).trim_end()
+                stderr.trim_end()
             ))
         }
     })();
@@ -321,6 +375,45 @@ pub unsafe extern "C" fn flow_aot_main(
     image: *const u8,
     image_len: usize,
 ) -> std::ffi::c_int {
+    // SAFETY: the caller's contract is this function's.
+    unsafe { aot_main(argc, argv, table, n, image, image_len, false) }
+}
+
+/// The entry point of an executable made by `flowc build --mpi`: [`flow_aot_main`], except
+/// that under `mpirun` the process is one rank of an MPI job, as `flowc run` is (rank 0
+/// runs the program and does all I/O; the others evaluate its dispatches alongside).
+/// Started without `mpirun`, it runs as one process. A separate symbol, so that an
+/// executable built without `--mpi` never reaches MPI and links without its library.
+///
+/// # Safety
+/// As [`flow_aot_main`].
+#[cfg(feature = "mpi")]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn flow_aot_mpi_main(
+    argc: std::ffi::c_int,
+    argv: *const *const std::ffi::c_char,
+    table: *const AotKernel,
+    n: usize,
+    image: *const u8,
+    image_len: usize,
+) -> std::ffi::c_int {
+    // SAFETY: the caller's contract is this function's.
+    unsafe { aot_main(argc, argv, table, n, image, image_len, true) }
+}
+
+/// [`flow_aot_main`] and [`flow_aot_mpi_main`] (`mpi`).
+///
+/// # Safety
+/// As [`flow_aot_main`].
+unsafe fn aot_main(
+    argc: std::ffi::c_int,
+    argv: *const *const std::ffi::c_char,
+    table: *const AotKernel,
+    n: usize,
+    image: *const u8,
+    image_len: usize,
+    mpi_ranks: bool,
+) -> std::ffi::c_int {
     // SAFETY: the caller's contract.
     let (args, entries, image) = unsafe {
         let args: Vec<String> = (0..argc.max(0) as usize)
@@ -345,7 +438,7 @@ pub unsafe extern "C" fn flow_aot_main(
         std::thread::Builder::new()
             .name("flow".into())
             .stack_size(crate::exec::STACK_BYTES)
-            .spawn_scoped(s, move || run_image(args, entries, image))
+            .spawn_scoped(s, move || run_image(args, entries, image, mpi_ranks))
             .map(|worker| worker.join())
     });
     match outcome {
@@ -366,6 +459,7 @@ fn run_image(
     args: Vec<String>,
     entries: Vec<(String, crate::native::KernelFn)>,
     image: &[u8],
+    mpi_ranks: bool,
 ) -> i32 {
     let name = args.first().cloned().unwrap_or_else(|| "program".into());
     let mut rest = args.into_iter().skip(1).peekable();
@@ -431,7 +525,21 @@ fn run_image(
             return 2;
         }
     };
-    let status = run_compiled(&c, opts, &observed, argv, &super::PassFlags::default(), cfg);
+    let flags = super::PassFlags::default();
+    #[cfg(feature = "mpi")]
+    if mpi_ranks && super::mpi_run::under_mpirun() {
+        let worker = opts.clone();
+        return super::mpi_run::run_job(
+            false,
+            || Ok(worker),
+            |spread| {
+                opts.spread = Some(spread);
+                run_compiled(&c, opts, &observed, argv, &flags, cfg)
+            },
+        );
+    }
+    let _ = mpi_ranks;
+    let status = run_compiled(&c, opts, &observed, argv, &flags, cfg);
     if std::env::var_os("FLOW_AOT_STATS").is_some_and(|v| !v.is_empty() && v != "0") {
         errln!(
             "aot: {kernels} kernel(s) compiled ahead of time; {} launch(es) used them, {} node(s) ran on the interpreter",

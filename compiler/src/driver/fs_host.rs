@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::cache::DiskCache;
+use super::checkpoint::DirCheckpoint;
 use crate::exec::Host;
 use crate::mir::hash::Hash;
 
@@ -14,6 +15,11 @@ pub struct FsHost {
     /// The program's output goes to standard error instead (`flowc bench --json`, whose
     /// standard output is one JSON document).
     pub print_to_stderr: bool,
+    /// Stage checkpoints (`flowc run --checkpoint DIR`).
+    pub checkpoint: Option<DirCheckpoint>,
+    /// `FLOW_DIE_AT_DISPATCH=K`: the process aborts as it starts its K-th dispatch, as if
+    /// killed (the checkpoint tests).
+    pub die_at_dispatch: Option<u64>,
 }
 
 impl FsHost {
@@ -23,6 +29,10 @@ impl FsHost {
             argv,
             cache: None,
             print_to_stderr: false,
+            checkpoint: None,
+            die_at_dispatch: std::env::var("FLOW_DIE_AT_DISPATCH")
+                .ok()
+                .and_then(|v| v.trim().parse().ok()),
         }
     }
 
@@ -68,6 +78,39 @@ impl Host for FsHost {
         if let Some(c) = &mut self.cache {
             c.store(key, payload);
         }
+    }
+
+    fn checkpointing(&self) -> bool {
+        self.checkpoint.is_some()
+    }
+
+    fn checkpoint_load(&mut self) -> Option<Vec<u8>> {
+        let (payload, warning) = self.checkpoint.as_ref()?.load();
+        if let Some(w) = warning {
+            errln!("warning: {w}");
+        }
+        payload
+    }
+
+    fn checkpoint_store(&mut self, payload: &[u8]) -> Result<(), String> {
+        match &self.checkpoint {
+            Some(c) => c.store(payload),
+            None => Ok(()),
+        }
+    }
+
+    fn checkpoint_done(&mut self) {
+        if let Some(c) = &self.checkpoint {
+            c.remove();
+        }
+    }
+
+    fn dispatch_started(&mut self, n: u64) -> Result<(), String> {
+        if self.die_at_dispatch == Some(n) {
+            errln!("flowc: injected death (FLOW_DIE_AT_DISPATCH) at dispatch {n}");
+            std::process::abort();
+        }
+        Ok(())
     }
 }
 

@@ -41,6 +41,7 @@ macro_rules! errln {
 pub mod aot;
 mod bench;
 pub mod cache;
+pub mod checkpoint;
 pub mod fs_host;
 mod inspect;
 pub mod launch;
@@ -284,6 +285,8 @@ pub struct PassFlags {
     pub memory_limit: Option<u64>,
     /// Print what the caches did and the peak tensor memory on standard error (`--stats`).
     pub stats: bool,
+    /// Write stage checkpoints to this directory, and resume from one (`--checkpoint`).
+    pub checkpoint: Option<std::path::PathBuf>,
 }
 
 impl PassFlags {
@@ -560,6 +563,16 @@ fn run_compiled(
     flags: &PassFlags,
     cfg: RenderConfig,
 ) -> i32 {
+    let checkpoint = match &flags.checkpoint {
+        Some(dir) => match checkpoint::DirCheckpoint::open(dir, &c.sources, &args) {
+            Ok(cp) => Some(cp),
+            Err(msg) => {
+                errln!("error: {msg}");
+                return 1;
+            }
+        },
+        None => None,
+    };
     let mut host = match flags.host(args) {
         Ok(h) => h,
         Err(msg) => {
@@ -567,6 +580,7 @@ fn run_compiled(
             return 1;
         }
     };
+    host.checkpoint = checkpoint;
     let (res, stats) = crate::exec::run_main_stats(&c.program, &mut host, &opts);
     host.report_warnings();
     if flags.stats {

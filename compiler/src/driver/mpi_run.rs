@@ -31,6 +31,7 @@ use flow_runtime::pool::TaskError;
 use flow_runtime::Tensor;
 
 use super::{PassFlags, RuntimeFlags};
+use crate::exec::RunOptions;
 use crate::mir::hash::{graph_hash, Hash};
 use crate::mir::ir::Graph;
 use crate::native::spread::{rows_of, LaunchRows, Outcome};
@@ -46,6 +47,32 @@ pub fn under_mpirun() -> bool {
 
 /// `flowc run` as one rank of an MPI job; returns the exit status.
 pub fn cmd_run(path: &Path, args: Vec<String>, flags: &PassFlags, rt: &RuntimeFlags) -> i32 {
+    // Rank 0 alone profiles, traces and shows progress.
+    let worker_rt = RuntimeFlags {
+        profile: false,
+        trace: None,
+        ..rt.clone()
+    };
+    run_job(
+        flags.stats,
+        || {
+            let mut opts = flags.options()?;
+            worker_rt.apply(&mut opts)?;
+            Ok(opts)
+        },
+        |spread| super::run_spread(path, args, flags, rt, Some(spread)),
+    )
+}
+
+/// Runs this process as one rank of an MPI job: rank 0 calls `coordinator` with the ranks
+/// to spread its dispatches over; every other rank evaluates the dispatches it receives
+/// with the run options `worker_options` makes (native kernels: the JIT's under `flowc run`,
+/// the compiled table in an executable of `flowc build --mpi`). Returns the exit status.
+pub fn run_job(
+    stats: bool,
+    worker_options: impl FnOnce() -> Result<RunOptions, String>,
+    coordinator: impl FnOnce(Rc<dyn Spread>) -> i32,
+) -> i32 {
     let Some((universe, _)) = mpi::initialize_with_threading(mpi::Threading::Serialized) else {
         errln!("error: cannot initialise MPI");
         return 1;
@@ -55,14 +82,14 @@ pub fn cmd_run(path: &Path, args: Vec<String>, flags: &PassFlags, rt: &RuntimeFl
     let run = catch_unwind(AssertUnwindSafe(|| {
         if rank == 0 {
             let spread: Rc<dyn Spread> = ranks.clone();
-            let status = super::run_spread(path, args, flags, rt, Some(spread));
-            if flags.stats {
+            let status = coordinator(spread);
+            if stats {
                 errln!("{}", ranks.stats_line());
             }
             ranks.stop();
             status
         } else {
-            worker(&ranks, flags, rt)
+            worker(&ranks, worker_options())
         }
     }));
     match run {
@@ -81,15 +108,8 @@ pub fn cmd_run(path: &Path, args: Vec<String>, flags: &PassFlags, rt: &RuntimeFl
 }
 
 /// A rank other than 0: evaluates each dispatch it receives until rank 0 says stop.
-fn worker(ranks: &Rc<Ranks>, flags: &PassFlags, rt: &RuntimeFlags) -> i32 {
-    // Rank 0 alone profiles, traces and shows progress.
-    let rt = RuntimeFlags {
-        profile: false,
-        trace: None,
-        ..rt.clone()
-    };
-    let native = flags.options().and_then(|mut opts| {
-        rt.apply(&mut opts)?;
+fn worker(ranks: &Rc<Ranks>, opts: Result<RunOptions, String>) -> i32 {
+    let native = opts.and_then(|opts| {
         let factory = opts
             .kernels
             .as_ref()

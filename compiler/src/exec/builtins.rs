@@ -28,6 +28,9 @@ impl<'p, 'h> Machine<'p, 'h> {
                     .collect();
                 let mut line = parts.join(" ");
                 line.push('\n');
+                if let Some(p) = &mut self.printed {
+                    p.push_str(&line);
+                }
                 self.host.stdout(&line);
                 Ok(Value::Unit)
             }

@@ -105,6 +105,9 @@ impl<'p, 'h> Machine<'p, 'h> {
         // Absurd shapes are rejected before anything is allocated.
         crate::mir::memory::check_sizes(&g).map_err(|m| err(RunErrorKind::Program(m)))?;
         self.dispatches += 1;
+        self.host
+            .dispatch_started(self.dispatches)
+            .map_err(|m| err(RunErrorKind::Program(m)))?;
         let dispatch_start = std::time::Instant::now();
         self.caches.stats.dispatched += 1;
         let resident = self.resident_bytes();

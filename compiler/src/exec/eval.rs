@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use flow_runtime::{DType, Scalar, Tensor};
 
+use super::checkpoint::{AfterIteration, Resume};
 use super::{
     bug, fail, show, Frame, Machine, RResult, RunError, RunErrorKind, Value, MAX_PROC_DEPTH,
 };
@@ -245,22 +246,53 @@ impl<'p, 'h> Machine<'p, 'h> {
                 lo,
                 hi,
                 body,
-            } => {
-                let span = hi.span;
-                let lo = self.int(frame, lo)?;
-                let hi = self.int(frame, hi)?;
-                for i in lo..hi {
-                    frame.values[local.0 as usize] = Some(Value::Scalar(Scalar::I64(i)));
-                    self.block(frame, body)?;
-                    self.segment(span)?;
-                }
-            }
+            } => self.for_loop(frame, *local, lo, hi, body, None, &mut |_, _, _| Ok(()))?,
             hir::Stmt::While { cond, body } => {
-                while self.condition(frame, cond)? {
-                    self.block(frame, body)?;
-                    self.segment(cond.span)?;
-                }
+                self.while_loop(frame, cond, body, &mut |_, _, _| Ok(()))?
             }
+        }
+        Ok(())
+    }
+
+    /// A `for` loop, from the start or from `resume` (a checkpoint's position), calling
+    /// `after` at the end of each iteration with where the loop would resume.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn for_loop(
+        &mut self,
+        frame: &mut Frame<'p>,
+        local: hir::LocalId,
+        lo: &'p hir::Expr,
+        hi: &'p hir::Expr,
+        body: &'p hir::Block,
+        resume: Option<Resume>,
+        after: &mut AfterIteration<'p, 'h>,
+    ) -> RResult<()> {
+        let span = hi.span;
+        let (lo, hi) = match resume {
+            Some(Resume::For { next, hi }) => (next, hi),
+            _ => (self.int(frame, lo)?, self.int(frame, hi)?),
+        };
+        for i in lo..hi {
+            frame.values[local.0 as usize] = Some(Value::Scalar(Scalar::I64(i)));
+            self.block(frame, body)?;
+            self.segment(span)?;
+            after(self, frame, Resume::For { next: i + 1, hi })?;
+        }
+        Ok(())
+    }
+
+    /// A `while` loop, calling `after` at the end of each iteration.
+    pub(super) fn while_loop(
+        &mut self,
+        frame: &mut Frame<'p>,
+        cond: &'p hir::Expr,
+        body: &'p hir::Block,
+        after: &mut AfterIteration<'p, 'h>,
+    ) -> RResult<()> {
+        while self.condition(frame, cond)? {
+            self.block(frame, body)?;
+            self.segment(cond.span)?;
+            after(self, frame, Resume::While)?;
         }
         Ok(())
     }

@@ -28,6 +28,33 @@ pub trait Host {
     /// included; `rep` counts from 0), outside the timed region: `compare` (bench/) runs the
     /// Rust baselines here, so that their runs interleave with the program's.
     fn before_bench_rep(&mut self, _rep: usize) {}
+
+    /// Whether `main` writes stage checkpoints (`--checkpoint DIR`; `checkpoint.rs`).
+    fn checkpointing(&self) -> bool {
+        false
+    }
+
+    /// The checkpoint a run of this same program with these same arguments left, if any.
+    /// A host that has one of another program or other arguments, or a damaged one, says so
+    /// and gives `None`.
+    fn checkpoint_load(&mut self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Replaces the checkpoint, atomically: a run killed while storing leaves the previous
+    /// one whole.
+    fn checkpoint_store(&mut self, _payload: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// `main` ended without an error: the checkpoint is no longer needed.
+    fn checkpoint_done(&mut self) {}
+
+    /// Called as the run starts its `n`-th dispatch (from 1); an error stops the run there
+    /// (how tests interrupt a run).
+    fn dispatch_started(&mut self, _n: u64) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// An in-memory host: captured output and a map of files.
@@ -38,6 +65,10 @@ pub struct MemoryHost {
     pub argv: Vec<String>,
     /// A persistent result cache when `Some`, entry by entry.
     pub cache: Option<HashMap<Hash, Vec<u8>>>,
+    /// Checkpoints are written when `Some`: the last one stored, if any.
+    pub checkpoint: Option<Option<Vec<u8>>>,
+    /// The run stops with an error as it starts this dispatch (counted from 1).
+    pub stop_at_dispatch: Option<u64>,
 }
 
 impl Host for MemoryHost {
@@ -68,6 +99,30 @@ impl Host for MemoryHost {
     fn cache_store(&mut self, key: &Hash, payload: &[u8]) {
         if let Some(c) = &mut self.cache {
             c.insert(*key, payload.to_vec());
+        }
+    }
+
+    fn checkpointing(&self) -> bool {
+        self.checkpoint.is_some()
+    }
+
+    fn checkpoint_load(&mut self) -> Option<Vec<u8>> {
+        self.checkpoint.clone().flatten()
+    }
+
+    fn checkpoint_store(&mut self, payload: &[u8]) -> Result<(), String> {
+        self.checkpoint = Some(Some(payload.to_vec()));
+        Ok(())
+    }
+
+    fn checkpoint_done(&mut self) {
+        self.checkpoint = Some(None);
+    }
+
+    fn dispatch_started(&mut self, n: u64) -> Result<(), String> {
+        match self.stop_at_dispatch {
+            Some(k) if k == n => Err(format!("stopped at dispatch {n}")),
+            _ => Ok(()),
         }
     }
 }
@@ -107,5 +162,9 @@ impl<F: FnMut(usize)> Host for WithRepHook<'_, F> {
 
     fn before_bench_rep(&mut self, rep: usize) {
         (self.before_rep)(rep);
+    }
+
+    fn dispatch_started(&mut self, n: u64) -> Result<(), String> {
+        self.inner.dispatch_started(n)
     }
 }

@@ -16,12 +16,13 @@
 //! Layout: this file holds the options, the entry points (`run_main`, `run_tests`,
 //! `run_benches`) and the coordinator machine's state; `value.rs` the values and how they
 //! enter and leave the graph; `eval.rs` statement and expression evaluation; `builtins.rs`
-//! the coordinator's built-ins; `dispatch.rs` the cut of the graph, its size checks and
+//! the coordinator's built-ins; `checkpoint.rs` stage checkpoints of `main`'s loops; `dispatch.rs` the cut of the graph, its size checks and
 //! memory budget, the caches and the backend; `error.rs` run-time errors as data, worded and
 //! mapped to diagnostic codes in one place.
 
 mod builtins;
 pub mod cache;
+mod checkpoint;
 mod dispatch;
 mod error;
 mod eval;
@@ -179,7 +180,11 @@ pub fn run_main_stats(
         );
     };
     let mut m = Machine::new(prog, host, opts, Caches::default());
-    let res = m.run_body(main, Vec::new(), HashMap::new()).map(|_| ());
+    let res = if m.host.checkpointing() {
+        m.run_main_checkpointed(main)
+    } else {
+        m.run_body(main, Vec::new(), HashMap::new()).map(|_| ())
+    };
     (res, m.caches.stats)
 }
 
@@ -289,6 +294,11 @@ struct Machine<'p, 'h> {
     /// dropped one, the next scan or scatter of the same type and length writes into its
     /// buffer instead of faulting in fresh pages.
     prim_results: Vec<Rc<Tensor>>,
+    /// What the program printed so far, recorded when the run writes checkpoints (a resumed
+    /// run prints it again: see `checkpoint.rs`).
+    printed: Option<String>,
+    /// [`Machine::dispatches`] at the last checkpoint.
+    checkpointed_dispatches: u64,
 }
 
 /// A loop that observes nothing dispatches its bound values in segments: after an
@@ -406,6 +416,8 @@ impl<'p, 'h> Machine<'p, 'h> {
             proc_depth: 0,
             prims: None,
             prim_results: Vec::new(),
+            printed: None,
+            checkpointed_dispatches: 0,
         }
     }
 

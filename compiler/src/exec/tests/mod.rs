@@ -727,4 +727,5 @@ fn a_pass_that_breaks_the_mir_is_a_compiler_bug() {
     assert!(run_main(&prog, &mut MemoryHost::default(), &opts).is_ok());
 }
 
+mod checkpoints;
 mod runs;
