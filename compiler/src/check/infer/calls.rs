@@ -25,6 +25,7 @@ impl Checker {
         }
         match f.name.as_str() {
             "map" | "zip_with" => return self.map_call(&f.name, args, cx, span),
+            "zip" => return self.zip_call(args, cx, span),
             "grad" | "value_and_grad" | "vjp" => return self.diff_call(&f.name, args, cx, span),
             "pad" | "clamp_edge" => {
                 self.error(errors::type_error(
