@@ -162,7 +162,8 @@ impl Checker {
             return err_expr(span);
         }
         if !matches!(sig.ret, Ty::Scalar(_) | Ty::Error) {
-            // A tensor has scalar elements: there is no tensor of tuples.
+            // A tensor has scalar elements (a tensor of tuples is built by a comprehension
+            // whose body is a tuple, one tensor per field).
             self.error(errors::type_error(
                 format!(
                     "`{which}` needs a scalar `fn` with a scalar result; `{fname}` returns `{}`",

@@ -69,6 +69,8 @@ impl Checker {
         let ty = match self.zonk(&b.ty) {
             Ty::Scalar(d) => Ty::tensor(d, dims),
             Ty::Error => return err_expr(span),
+            // An error inside a field was reported there.
+            Ty::Tuple(fs) if fs.iter().any(|(_, t)| t.is_error()) => return err_expr(span),
             // A body that is a tuple of scalars makes a tensor of tuples: one tensor per
             // field, all over the comprehension's indices (`docs/language.md`, "Tensors of
             // tuples").
