@@ -714,7 +714,11 @@ fn a_tensor_of_tuples_is_the_tuple_of_its_field_tensors() {
     )]);
     assert!(codes.is_empty(), "{codes:?}");
     let n = || vec![Dim::var("N")];
-    let pairs = prog.funcs.iter().find(|f| f.name == "pairs").expect("pairs");
+    let pairs = prog
+        .funcs
+        .iter()
+        .find(|f| f.name == "pairs")
+        .expect("pairs");
     assert_eq!(
         pairs.ret,
         Ty::Tuple(vec![
@@ -722,7 +726,11 @@ fn a_tensor_of_tuples_is_the_tuple_of_its_field_tensors() {
             (Some("i".into()), Ty::Tensor(DType::I64, n())),
         ])
     );
-    let zipped = prog.funcs.iter().find(|f| f.name == "zipped").expect("zipped");
+    let zipped = prog
+        .funcs
+        .iter()
+        .find(|f| f.name == "zipped")
+        .expect("zipped");
     assert_eq!(zipped.body.expr.ty, zipped.ret);
 }
 
@@ -730,23 +738,50 @@ fn a_tensor_of_tuples_is_the_tuple_of_its_field_tensors() {
 fn misused_tensors_of_tuples_are_reported() {
     let cases = [
         // Fields of different shapes take no index.
-        ("op f(p: (f32[N], i64[M])) -> f32 = sum[i](p[i].0)", "shape-mismatch"),
+        (
+            "op f(p: (f32[N], i64[M])) -> f32 = sum[i](p[i].0)",
+            "shape-mismatch",
+        ),
         // A field out of range.
-        ("op f(p: (f32, i64)[N]) -> f32 = sum[i](p[i].2)", "unknown-field"),
+        (
+            "op f(p: (f32, i64)[N]) -> f32 = sum[i](p[i].2)",
+            "unknown-field",
+        ),
         // A tuple where a number is needed.
-        ("op f(p: (f32, i64)[N]) -> f32 = sum[i](p[i])", "type-mismatch"),
-        ("op f(p: (f32, i64)[N]) -> f32[N] = p + 1.0", "type-mismatch"),
+        (
+            "op f(p: (f32, i64)[N]) -> f32 = sum[i](p[i])",
+            "type-mismatch",
+        ),
+        (
+            "op f(p: (f32, i64)[N]) -> f32[N] = p + 1.0",
+            "type-mismatch",
+        ),
         // `zip` of different shapes, or of a scalar.
-        ("op f(a: f32[N], b: i64[M]) -> i64[N] = zip(a, b).1", "shape-mismatch"),
+        (
+            "op f(a: f32[N], b: i64[M]) -> i64[N] = zip(a, b).1",
+            "shape-mismatch",
+        ),
         ("op f(a: f32[N]) -> f32[N] = zip(a, 1.0).0", "type-mismatch"),
         ("op f(a: f32[N]) -> f32[N] = zip(a).0", "wrong-arity"),
         // A field of a tensor of tuples is a scalar type; a body field a scalar.
-        ("op f(p: ((f32, i64), f32)[N]) -> f32 = 1.0", "type-mismatch"),
-        ("op f(x: f32[N]) -> f32 { let q[i] = (x[i], x); 1.0 }", "type-mismatch"),
+        (
+            "op f(p: ((f32, i64), f32)[N]) -> f32 = 1.0",
+            "type-mismatch",
+        ),
+        (
+            "op f(x: f32[N]) -> f32 { let q[i] = (x[i], x); 1.0 }",
+            "type-mismatch",
+        ),
         // Padding is per field.
-        ("op f(p: (f32, i64)[N]) -> f32 = sum[i](pad(p, 0.0)[i - 1].0)", "type-mismatch"),
+        (
+            "op f(p: (f32, i64)[N]) -> f32 = sum[i](pad(p, 0.0)[i - 1].0)",
+            "type-mismatch",
+        ),
         // A tuple with a scalar field is not a tensor of tuples.
-        ("op f(p: (f32[N], i64)) -> f32 = sum[i](p[i].0)", "type-mismatch"),
+        (
+            "op f(p: (f32[N], i64)) -> f32 = sum[i](p[i].0)",
+            "type-mismatch",
+        ),
     ];
     for (src, code) in cases {
         let (_, codes) = check_files(&[(None, src)]);

@@ -340,7 +340,11 @@ impl<'p, 'h> Machine<'p, 'h> {
     /// `ty`: the fields of a tuple too (a tensor of tuples is one tensor per field).
     fn tensor_shapes<'t>(&self, ty: &'t Ty, v: &Value) -> Vec<(&'t [hir::Dim], Vec<usize>)> {
         match (ty, v) {
-            (Ty::Tensor(_, dims), v) => self.shape_of(v).map(|s| (&dims[..], s)).into_iter().collect(),
+            (Ty::Tensor(_, dims), v) => self
+                .shape_of(v)
+                .map(|s| (&dims[..], s))
+                .into_iter()
+                .collect(),
             (Ty::Tuple(fs), Value::Tuple(vs)) => fs
                 .iter()
                 .zip(vs)

@@ -1,8 +1,8 @@
 //! Comprehensions (`let y[i, j] = …`), reductions (`sum[i](…)`, `reduce[i](M, …)`) and index
 //! reads `x[i + 1, j]`: index binding, ranges and the strict uses recorded for `indices`.
 
-use super::*;
 use super::tuples::tuple_tensor_parts;
+use super::*;
 use crate::syntax::dump::inline;
 
 impl Checker {
@@ -81,7 +81,9 @@ impl Checker {
             {
                 Ty::Tuple(
                     fs.into_iter()
-                        .map(|(n, t)| (n, Ty::tensor(t.dtype().unwrap_or(DType::F32), dims.clone())))
+                        .map(|(n, t)| {
+                            (n, Ty::tensor(t.dtype().unwrap_or(DType::F32), dims.clone()))
+                        })
                         .collect(),
                 )
             }
@@ -389,9 +391,7 @@ impl Checker {
                 let above = dim.sub(&a.konst).sub(&Dim::known(1)).nonneg() == Some(false);
                 if below || above {
                     let t = self.zonk(&tensor.ty);
-                    self.error(errors::out_of_bounds(
-                        &t, axis, &a.konst, &a.konst, ix.span,
-                    ));
+                    self.error(errors::out_of_bounds(&t, axis, &a.konst, &a.konst, ix.span));
                     return err_expr(span);
                 }
             } else if matches!(edge, Edge::Strict) {

@@ -87,7 +87,12 @@ impl Checker {
 
     /// `zip(a, b, …)`: tensors of one shape (any element types) as a tensor of tuples, which
     /// is their tuple: `zip(d, idx)` with `d: f32[N]`, `idx: i64[N]` is `(f32, i64)[N]`.
-    pub(super) fn zip_call(&mut self, args: &[ast::Expr], cx: &mut BodyCx, span: Span) -> hir::Expr {
+    pub(super) fn zip_call(
+        &mut self,
+        args: &[ast::Expr],
+        cx: &mut BodyCx,
+        span: Span,
+    ) -> hir::Expr {
         if args.len() < 2 {
             self.error(errors::arity("zip", 2, args.len(), span));
             return err_expr(span);
