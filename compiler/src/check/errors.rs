@@ -434,3 +434,25 @@ pub fn prim_in_op(what: &str, span: Span) -> Diagnostic {
     .with_label_text("call it in `main` or a `proc`, and pass the result to the op")
     .with_note("an op's graph has every size fixed when it is built; `filter` and `partition` give a length known only when they run, and the sorts, scans, histograms and scatters run on the runtime's parallel primitives between graphs")
 }
+
+// ---- tensors of tuples (`check::infer::tuples`) ----
+
+/// `p[i]` of a tuple that is not a tensor of tuples (some field is not a tensor).
+pub fn index_non_tensor_tuple(ty: &Ty, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::TypeMismatch,
+        format!("cannot index a value of type `{ty}`"),
+        span,
+    )
+    .with_note("only a tensor of tuples, a tuple whose fields are all tensors of one shape, takes an index (`(f32, i64)[N]`)")
+}
+
+/// `p[i]` of a tuple of tensors whose shapes differ.
+pub fn tuple_shapes_differ(ty: &Ty, a: &Ty, b: &Ty, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::ShapeMismatch,
+        format!("cannot index `{ty}`: its fields have different shapes, `{a}` and `{b}`"),
+        span,
+    )
+    .with_note("a tensor of tuples is one tensor per field, all of one shape")
+}

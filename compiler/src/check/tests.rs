@@ -693,3 +693,104 @@ fn scans_histograms_and_scatters_check_their_monoid_and_arguments() {
     )
     .is_empty());
 }
+
+#[test]
+fn a_tensor_of_tuples_is_the_tuple_of_its_field_tensors() {
+    use hir::{Dim, Ty};
+    // The spelling `(d: f32, i: i64)[N]`, a comprehension with a tuple body, `zip` and a
+    // reduction over the pairs all give one tensor per field, of one shape.
+    let (prog, codes) = check_files(&[(
+        None,
+        "monoid ArgMin {\n\
+             state = (d: f32, i: i64);\n\
+             zero = (inf, 9223372036854775807);\n\
+             combine(a, b) = if b.d < a.d || (b.d == a.d && b.i < a.i) { b } else { a };\n\
+         }\n\
+         op pairs(x: f32[N]) -> (d: f32, i: i64)[N] {\n\
+             let p[i] = (x[i], i);\n\
+             p\n\
+         }\n\
+         op zipped(x: f32[N], k: i64[N]) -> (f32, i64)[N] = zip(x, k)\n\
+         op best(p: (d: f32, i: i64)[N]) -> i64 = reduce[i](ArgMin, p[i]).i\n\
+         op dist(x: f32[P, D], c: f32[K, D]) -> i64[P] {\n\
+             let d[p, k] = (sum[j](x[p, j] - c[k, j]), k);\n\
+             let b[p] = reduce[k](ArgMin, d[p, k]);\n\
+             b.i\n\
+         }\n",
+    )]);
+    assert!(codes.is_empty(), "{codes:?}");
+    let n = || vec![Dim::var("N")];
+    let pairs = prog
+        .funcs
+        .iter()
+        .find(|f| f.name == "pairs")
+        .expect("pairs");
+    assert_eq!(
+        pairs.ret,
+        Ty::Tuple(vec![
+            (Some("d".into()), Ty::Tensor(DType::F32, n())),
+            (Some("i".into()), Ty::Tensor(DType::I64, n())),
+        ])
+    );
+    let zipped = prog
+        .funcs
+        .iter()
+        .find(|f| f.name == "zipped")
+        .expect("zipped");
+    assert_eq!(zipped.body.expr.ty, zipped.ret);
+}
+
+#[test]
+fn misused_tensors_of_tuples_are_reported() {
+    let cases = [
+        // Fields of different shapes take no index.
+        (
+            "op f(p: (f32[N], i64[M])) -> f32 = sum[i](p[i].0)",
+            "shape-mismatch",
+        ),
+        // A field out of range.
+        (
+            "op f(p: (f32, i64)[N]) -> f32 = sum[i](p[i].2)",
+            "unknown-field",
+        ),
+        // A tuple where a number is needed.
+        (
+            "op f(p: (f32, i64)[N]) -> f32 = sum[i](p[i])",
+            "type-mismatch",
+        ),
+        (
+            "op f(p: (f32, i64)[N]) -> f32[N] = p + 1.0",
+            "type-mismatch",
+        ),
+        // `zip` of different shapes, or of a scalar.
+        (
+            "op f(a: f32[N], b: i64[M]) -> i64[N] = zip(a, b).1",
+            "shape-mismatch",
+        ),
+        ("op f(a: f32[N]) -> f32[N] = zip(a, 1.0).0", "type-mismatch"),
+        ("op f(a: f32[N]) -> f32[N] = zip(a).0", "wrong-arity"),
+        // A field of a tensor of tuples is a scalar type; a body field a scalar.
+        (
+            "op f(p: ((f32, i64), f32)[N]) -> f32 = 1.0",
+            "type-mismatch",
+        ),
+        (
+            "op f(x: f32[N]) -> f32 { let q[i] = (x[i], x); 1.0 }",
+            "type-mismatch",
+        ),
+        // Padding is per field.
+        (
+            "op f(p: (f32, i64)[N]) -> f32 = sum[i](pad(p, 0.0)[i - 1].0)",
+            "type-mismatch",
+        ),
+        // A tuple with a scalar field is not a tensor of tuples.
+        (
+            "op f(p: (f32[N], i64)) -> f32 = sum[i](p[i].0)",
+            "type-mismatch",
+        ),
+    ];
+    for (src, code) in cases {
+        let (_, codes) = check_files(&[(None, src)]);
+        assert_eq!(codes, vec![code.to_string()], "{src}");
+    }
+}

@@ -359,12 +359,30 @@ impl<'p, 'h> Machine<'p, 'h> {
     /// over the loaded `R` rows. The latest binding wins (a loop may load a new size each time).
     pub(super) fn bind_local_shapes(&self, frame: &mut Frame<'p>, local: hir::LocalId, v: &Value) {
         let ty = &frame.body.local(local).ty;
-        if let (Ty::Tensor(_, dims), Some(shape)) = (ty, self.shape_of(v)) {
+        for (dims, shape) in self.tensor_shapes(ty, v) {
             for (d, n) in dims.iter().zip(shape) {
                 if let Some(var) = d.as_var() {
                     frame.shapes.insert(var.to_string(), n as i64);
                 }
             }
+        }
+    }
+
+    /// The declared dimensions and the actual shape of every tensor in `v`, a value of type
+    /// `ty`: the fields of a tuple too (a tensor of tuples is one tensor per field).
+    fn tensor_shapes<'t>(&self, ty: &'t Ty, v: &Value) -> Vec<(&'t [hir::Dim], Vec<usize>)> {
+        match (ty, v) {
+            (Ty::Tensor(_, dims), v) => self
+                .shape_of(v)
+                .map(|s| (&dims[..], s))
+                .into_iter()
+                .collect(),
+            (Ty::Tuple(fs), Value::Tuple(vs)) => fs
+                .iter()
+                .zip(vs)
+                .flat_map(|((_, t), v)| self.tensor_shapes(t, v))
+                .collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -389,8 +407,7 @@ impl<'p, 'h> Machine<'p, 'h> {
         let mut shapes = HashMap::new();
         for (p, v) in func.params.iter().zip(&vals) {
             let ty = &func.body.local(*p).ty;
-            let shape = self.shape_of(v);
-            if let (Ty::Tensor(_, dims), Some(shape)) = (ty, shape) {
+            for (dims, shape) in self.tensor_shapes(ty, v) {
                 for (d, n) in dims.iter().zip(shape) {
                     if let Some(var) = d.as_var() {
                         match shapes.get(var) {

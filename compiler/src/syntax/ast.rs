@@ -111,6 +111,9 @@ pub enum TypeKind {
     Tensor(Ident, Vec<DimExpr>),
     /// `(f32, f32)` or `(n: f32, s: f32)`.
     Tuple(Vec<(Option<Ident>, TypeExpr)>),
+    /// `(f32, i64)[N]` or `(d: f32, i: i64)[N]`: a tensor of tuples, which is the tuple of
+    /// one tensor per field, all of these dimensions (`(f32[N], i64[N])`).
+    TupleTensor(Vec<(Option<Ident>, TypeExpr)>, Vec<DimExpr>),
     /// `[str]`.
     List(Box<TypeExpr>),
 }

@@ -96,6 +96,10 @@ fn too_deep_at<'a>(item: &'a Item) -> Option<Span> {
                 TypeKind::Named(_) => {}
                 TypeKind::Tensor(_, dims) => dims.iter().for_each(|d| push(Node::Dim(d))),
                 TypeKind::Tuple(fs) => fs.iter().for_each(|(_, t)| push(Node::Type(t))),
+                TypeKind::TupleTensor(fs, dims) => {
+                    fs.iter().for_each(|(_, t)| push(Node::Type(t)));
+                    dims.iter().for_each(|d| push(Node::Dim(d)));
+                }
                 TypeKind::List(t) => push(Node::Type(t)),
             },
             Node::Dim(d) => match &d.kind {
@@ -299,6 +303,10 @@ fn dismantle(item: Item) {
                 TypeKind::Named(_) => {}
                 TypeKind::Tensor(_, ds) => dims.extend(ds),
                 TypeKind::Tuple(fs) => types.extend(fs.into_iter().map(|(_, t)| t)),
+                TypeKind::TupleTensor(fs, ds) => {
+                    types.extend(fs.into_iter().map(|(_, t)| t));
+                    dims.extend(ds);
+                }
                 TypeKind::List(t) => types.push(*t),
             }
         } else if let Some(d) = dims.pop() {

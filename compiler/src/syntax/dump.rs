@@ -74,6 +74,18 @@ fn param(p: &Param) -> String {
     }
 }
 
+/// Writes the fields of a tuple type back in source syntax: `(f32, i: i64)`.
+fn tuple_ty(fields: &[(Option<Ident>, TypeExpr)]) -> String {
+    let fs: Vec<String> = fields
+        .iter()
+        .map(|(n, t)| match n {
+            Some(n) => format!("{}: {}", n.name, ty(t)),
+            None => ty(t),
+        })
+        .collect();
+    format!("({})", fs.join(", "))
+}
+
 /// Writes a type back in source syntax.
 pub fn ty(t: &TypeExpr) -> String {
     match &t.kind {
@@ -85,16 +97,12 @@ pub fn ty(t: &TypeExpr) -> String {
                 dims.iter().map(dim).collect::<Vec<_>>().join(", ")
             )
         }
-        TypeKind::Tuple(fields) => {
-            let fs: Vec<String> = fields
-                .iter()
-                .map(|(n, t)| match n {
-                    Some(n) => format!("{}: {}", n.name, ty(t)),
-                    None => ty(t),
-                })
-                .collect();
-            format!("({})", fs.join(", "))
-        }
+        TypeKind::Tuple(fields) => tuple_ty(fields),
+        TypeKind::TupleTensor(fields, dims) => format!(
+            "{}[{}]",
+            tuple_ty(fields),
+            dims.iter().map(dim).collect::<Vec<_>>().join(", ")
+        ),
         TypeKind::List(t) => format!("[{}]", ty(t)),
     }
 }

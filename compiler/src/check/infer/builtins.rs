@@ -286,7 +286,7 @@ pub fn is_builtin_name(name: &str) -> bool {
     builtin_by_name(name).is_some()
         || matches!(
             name,
-            "map" | "zip_with" | "pad" | "clamp_edge" | "grad" | "value_and_grad" | "vjp"
+            "map" | "zip_with" | "zip" | "pad" | "clamp_edge" | "grad" | "value_and_grad" | "vjp"
         )
 }
 

@@ -25,6 +25,7 @@ impl Checker {
         }
         match f.name.as_str() {
             "map" | "zip_with" => return self.map_call(&f.name, args, cx, span),
+            "zip" => return self.zip_call(args, cx, span),
             "grad" | "value_and_grad" | "vjp" => return self.diff_call(&f.name, args, cx, span),
             "pad" | "clamp_edge" => {
                 self.error(errors::type_error(
@@ -161,7 +162,8 @@ impl Checker {
             return err_expr(span);
         }
         if !matches!(sig.ret, Ty::Scalar(_) | Ty::Error) {
-            // A tensor has scalar elements: there is no tensor of tuples.
+            // A tensor has scalar elements (a tensor of tuples is built by a comprehension
+            // whose body is a tuple, one tensor per field).
             self.error(errors::type_error(
                 format!(
                     "`{which}` needs a scalar `fn` with a scalar result; `{fname}` returns `{}`",

@@ -1,6 +1,7 @@
 //! Comprehensions (`let y[i, j] = …`), reductions (`sum[i](…)`, `reduce[i](M, …)`) and index
 //! reads `x[i + 1, j]`: index binding, ranges and the strict uses recorded for `indices`.
 
+use super::tuples::tuple_tensor_parts;
 use super::*;
 use crate::syntax::dump::inline;
 
@@ -40,9 +41,15 @@ impl Checker {
         declared: Option<&Ty>,
         span: Span,
     ) -> hir::Expr {
-        let declared: Vec<Dim> = match declared {
-            Some(Ty::Tensor(_, dims)) if dims.len() == idx.len() => dims.clone(),
-            _ => Vec::new(),
+        // A declared tensor of tuples, `(f32, i64)[N]`, bounds the indices like a tensor and
+        // gives the body's fields their types.
+        let (declared, want): (Vec<Dim>, Option<Ty>) = match declared {
+            Some(Ty::Tensor(_, dims)) if dims.len() == idx.len() => (dims.clone(), None),
+            Some(t @ Ty::Tuple(_)) => match tuple_tensor_parts(t) {
+                Some((elem, dims)) if dims.len() == idx.len() => (dims, Some(elem)),
+                _ => (Vec::new(), None),
+            },
+            _ => (Vec::new(), None),
         };
         let (ids, b) = self.in_index_scope(idx, cx, |ck, cx, ids| {
             for (id, d) in ids.iter().zip(&declared) {
@@ -52,30 +59,51 @@ impl Checker {
                     cx.known[i] = true;
                 }
             }
-            let b = ck.infer(body, cx, None);
+            let b = ck.infer(body, cx, want.as_ref());
             (ids, b)
         });
-        let dtype = match &b.ty {
-            Ty::Scalar(d) => *d,
+        let dims: Vec<Dim> = ids
+            .iter()
+            .map(|i| cx.indices[i.0 as usize].range.clone())
+            .collect();
+        let ty = match self.zonk(&b.ty) {
+            Ty::Scalar(d) => Ty::tensor(d, dims),
             Ty::Error => return err_expr(span),
+            // An error inside a field was reported there.
+            Ty::Tuple(fs) if fs.iter().any(|(_, t)| t.is_error()) => return err_expr(span),
+            // A body that is a tuple of scalars makes a tensor of tuples: one tensor per
+            // field, all over the comprehension's indices (`docs/language.md`, "Tensors of
+            // tuples").
+            Ty::Tuple(fs)
+                if !dims.is_empty()
+                    && !fs.is_empty()
+                    && fs.iter().all(|(_, t)| matches!(t, Ty::Scalar(_))) =>
+            {
+                Ty::Tuple(
+                    fs.into_iter()
+                        .map(|(n, t)| {
+                            (n, Ty::tensor(t.dtype().unwrap_or(DType::F32), dims.clone()))
+                        })
+                        .collect(),
+                )
+            }
             other => {
                 self.error(errors::type_error(
-                    format!("a comprehension's body must be a scalar, found `{other}`"),
+                    format!(
+                        "a comprehension's body must be a scalar or a tuple of scalars, \
+                         found `{other}`"
+                    ),
                     b.span,
                 ));
                 return err_expr(span);
             }
         };
-        let dims = ids
-            .iter()
-            .map(|i| cx.indices[i.0 as usize].range.clone())
-            .collect();
         mk(
             hir::ExprKind::Comprehension {
                 indices: ids,
                 body: Box::new(b),
             },
-            Ty::tensor(dtype, dims),
+            ty,
             span,
         )
     }
@@ -316,52 +344,9 @@ impl Checker {
             }
             Ty::Tensor(d, dims) => {
                 let (d, dims) = (*d, dims.clone());
-                if dims.len() != idx.len() {
-                    self.error(errors::rank_mismatch(&tensor.ty, idx.len(), span));
-                    return err_expr(span);
-                }
-                let affine = idx.iter().all(|ix| self.try_affine(ix, cx).is_ok());
-                if !affine && matches!(edge, Edge::Strict) {
-                    return self.gather(tensor, d, idx, cx, span);
-                }
-                let mut affs = Vec::new();
-                for (axis, ix) in idx.iter().enumerate() {
-                    let Some(a) = self.affine(ix, cx) else {
-                        return err_expr(span);
-                    };
-                    if matches!(edge, Edge::Strict) && cx.point_depth == 0 {
-                        // No index is in scope: the position is a constant (or a shape
-                        // expression), so a read past the edge is refuted here.
-                        let dim = self.zonk_dim(&dims[axis]);
-                        let below = a.konst.nonneg() == Some(false);
-                        let above = dim.sub(&a.konst).sub(&Dim::known(1)).nonneg() == Some(false);
-                        if below || above {
-                            let t = self.zonk(&tensor.ty);
-                            self.error(errors::out_of_bounds(
-                                &t, axis, &a.konst, &a.konst, ix.span,
-                            ));
-                            return err_expr(span);
-                        }
-                    } else if matches!(edge, Edge::Strict) {
-                        cx.uses.push(Use {
-                            tensor: tensor.ty.clone(),
-                            axis,
-                            idx: a.clone(),
-                            span: ix.span,
-                        });
-                    }
-                    affs.push(a);
-                }
-                mk(
-                    hir::ExprKind::Read {
-                        tensor: Box::new(tensor),
-                        index: affs,
-                        edge,
-                    },
-                    Ty::Scalar(d),
-                    span,
-                )
+                self.index_tensor(tensor, d, dims, edge, idx, cx, span)
             }
+            Ty::Tuple(_) => self.tuple_index(tensor, edge, idx, cx, span),
             other => {
                 self.error(errors::type_error(
                     format!("cannot index a value of type `{other}`"),
@@ -370,5 +355,63 @@ impl Checker {
                 err_expr(span)
             }
         }
+    }
+
+    /// `x[…]` of a tensor `x` of element type `d` and dimensions `dims`: an affine read
+    /// (strict, padded or clamped) or a gather.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn index_tensor(
+        &mut self,
+        tensor: hir::Expr,
+        d: DType,
+        dims: Vec<Dim>,
+        edge: Edge,
+        idx: &[ast::Expr],
+        cx: &mut BodyCx,
+        span: Span,
+    ) -> hir::Expr {
+        if dims.len() != idx.len() {
+            self.error(errors::rank_mismatch(&tensor.ty, idx.len(), span));
+            return err_expr(span);
+        }
+        let affine = idx.iter().all(|ix| self.try_affine(ix, cx).is_ok());
+        if !affine && matches!(edge, Edge::Strict) {
+            return self.gather(tensor, d, idx, cx, span);
+        }
+        let mut affs = Vec::new();
+        for (axis, ix) in idx.iter().enumerate() {
+            let Some(a) = self.affine(ix, cx) else {
+                return err_expr(span);
+            };
+            if matches!(edge, Edge::Strict) && cx.point_depth == 0 {
+                // No index is in scope: the position is a constant (or a shape
+                // expression), so a read past the edge is refuted here.
+                let dim = self.zonk_dim(&dims[axis]);
+                let below = a.konst.nonneg() == Some(false);
+                let above = dim.sub(&a.konst).sub(&Dim::known(1)).nonneg() == Some(false);
+                if below || above {
+                    let t = self.zonk(&tensor.ty);
+                    self.error(errors::out_of_bounds(&t, axis, &a.konst, &a.konst, ix.span));
+                    return err_expr(span);
+                }
+            } else if matches!(edge, Edge::Strict) {
+                cx.uses.push(Use {
+                    tensor: tensor.ty.clone(),
+                    axis,
+                    idx: a.clone(),
+                    span: ix.span,
+                });
+            }
+            affs.push(a);
+        }
+        mk(
+            hir::ExprKind::Read {
+                tensor: Box::new(tensor),
+                index: affs,
+                edge,
+            },
+            Ty::Scalar(d),
+            span,
+        )
     }
 }

@@ -213,6 +213,20 @@ impl Checker {
         match found {
             Some(i) => {
                 let ty = fields[i].1.clone();
+                // `p[i].x` of a tensor of tuples reads only the tensor of that field.
+                if let hir::ExprKind::Tuple(items) = &t.kind {
+                    let reads = |x: &hir::Expr| {
+                        matches!(
+                            x.kind,
+                            hir::ExprKind::Read { .. } | hir::ExprKind::Gather { .. }
+                        )
+                    };
+                    if items.iter().all(reads) {
+                        let mut item = items[i].clone();
+                        item.span = span;
+                        return item;
+                    }
+                }
                 mk(hir::ExprKind::Field(Box::new(t), i), ty, span)
             }
             None => {

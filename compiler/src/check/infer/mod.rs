@@ -27,6 +27,7 @@ mod literals;
 mod rotate;
 mod scans;
 mod sizes;
+mod tuples;
 mod unify;
 
 use builtins::builtin_by_name;

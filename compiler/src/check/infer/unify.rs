@@ -55,6 +55,33 @@ impl Checker {
             ast::TypeKind::List(t) => {
                 Ty::List(Box::new(self.lower_type(t, vars, fresh_for_unknown)))
             }
+            // A tensor of tuples is stored as one tensor per field (struct of arrays): its
+            // type is the tuple of those tensors, all of the written dimensions.
+            ast::TypeKind::TupleTensor(fields, dims) => {
+                let mut shape = Vec::new();
+                for dim in dims {
+                    shape.push(self.lower_dim(dim, vars, fresh_for_unknown));
+                }
+                let mut out = Vec::new();
+                for (n, ft) in fields {
+                    let elem = match self.lower_type(ft, vars, fresh_for_unknown) {
+                        Ty::Scalar(d) => Ty::tensor(d, shape.clone()),
+                        Ty::Error => return Ty::Error,
+                        other => {
+                            self.error(errors::type_error(
+                                format!(
+                                    "a field of a tensor of tuples must be a scalar type, \
+                                     found `{other}`"
+                                ),
+                                ft.span,
+                            ));
+                            return Ty::Error;
+                        }
+                    };
+                    out.push((n.as_ref().map(|n| n.name.clone()), elem));
+                }
+                Ty::Tuple(out)
+            }
         }
     }
 

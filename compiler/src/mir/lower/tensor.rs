@@ -87,6 +87,9 @@ impl<'p> Lowerer<'p> {
                 }
                 let space = point.extents.clone();
                 let s = self.point(body, frame, &mut point)?;
+                if let Ty::Tuple(fields) = &e.ty {
+                    return self.tuple_maps(space, point.reads, s, fields.len(), &frame.label);
+                }
                 self.map_node(space, point.reads, s, &frame.label)
                     .map(TVal::Port)
             }
@@ -190,6 +193,27 @@ impl<'p> Lowerer<'p> {
                     .map(TVal::Port)
             }
         }
+    }
+
+    /// A tensor of tuples (a comprehension whose body is a tuple of scalars): one map per
+    /// field over the same space, each reading only what its field needs — so every field
+    /// is a plain dense tensor, and later passes see nothing new (struct of arrays).
+    fn tuple_maps(
+        &mut self,
+        space: Vec<usize>,
+        reads: Vec<Read>,
+        body: ScalarExpr,
+        n_fields: usize,
+        label: &str,
+    ) -> LResult<TVal> {
+        let mut out = Vec::new();
+        for k in 0..n_fields {
+            let field = ScalarExpr::field(body.clone(), k as u32);
+            let p = self.map_node(space.clone(), reads.clone(), field, label)?;
+            self.graph.nodes[p.node].prune_reads();
+            out.push(TVal::Port(p));
+        }
+        Ok(TVal::Tuple(out))
     }
 
     /// Binds the shape variables that stand for the sizes of random tensors inside an
