@@ -84,7 +84,8 @@ pub fn error_message(code: i32) -> &'static str {
 /// (`flow_exp`). Signatures: unary functions take and return one float, `powf`/`fmodf`/`atan2f` (and
 /// `pow`/`fmod`/`atan2`) take two, and `flow_rand_uniform`/`flow_rand_normal` take `(seed: u64,
 /// n: u64)` and return `f32`. `flow_exp_span_f32(ptr, n: i64)` applies `exp` in place to a
-/// span of `f32` ([`crate::spanmath`]).
+/// span of `f32` ([`crate::spanmath`]); `flow_window_dot_f32(out, x, w, n: i64, k: i64,
+/// order: i64)` computes `n` windowed dot products of `k` taps ([`crate::spanwindow`]).
 pub fn builtin_symbols() -> Vec<(&'static str, *const u8)> {
     vec![
         ("flow_expf", flow_expf as *const u8),
@@ -114,6 +115,10 @@ pub fn builtin_symbols() -> Vec<(&'static str, *const u8)> {
         (
             "flow_exp_span_f32",
             crate::spanmath::flow_exp_span_f32 as *const u8,
+        ),
+        (
+            "flow_window_dot_f32",
+            crate::spanwindow::flow_window_dot_f32 as *const u8,
         ),
     ]
 }

@@ -483,3 +483,54 @@ fn exp_over_spans_agrees_with_the_interpreter() {
         .to_vec();
     assert_eq!(spans, [true, false, false]);
 }
+
+/// Stencils (`sum[k](w[k] * x[i + k])` on `f32`) run as the runtime's windowed dot product
+/// (kernel/span.rs); their bits are the interpreter's at any shard split, for outputs fewer
+/// than a vector, tails and many shards, short and long windows, both operand orders,
+/// constant offsets, and NaN, infinities and signed zeros among the inputs; other shapes of
+/// reduction keep the loop nest.
+#[test]
+fn stencils_over_spans_agree_with_the_interpreter() {
+    let specials = |mut t: Tensor, every: usize| {
+        let Data::F32(v) = &mut t.data else {
+            unreachable!("f32 data")
+        };
+        let s = [f32::NAN, f32::INFINITY, -0.0, f32::NEG_INFINITY, 3e38];
+        for (j, i) in (0..v.len()).step_by(every).enumerate() {
+            v[i] = s[j % s.len()];
+        }
+        t
+    };
+    for threads in [1, 3] {
+        let mut jit = native(threads).expect("the JIT starts");
+        for (n, k) in [(1, 1), (3, 9), (17, 9), (70_001, 9), (100, 20), (5, 0)] {
+            let (xn, wn) = (n + k + 2, k + 1);
+            let x = specials(data(&[xn], 3), 211);
+            let w = data(&[wn], 5);
+            for body in ["mul(r0, r1)", "mul(r1, r0)"] {
+                let text = format!(
+                    "%0 = input 0 : f32[{wn}]\n\
+                     %1 = input 1 : f32[{xn}]\n\
+                     %2 = reduce [{n}] over [{k}] sum reads(%0.0[i1 + 1], %1.0[i0 + i1 + 2]) : f32[{n}] {{ {body} }}\n\
+                     output %2.0\n"
+                );
+                agree(&mut jit, &text, &[w.clone(), x.clone()]);
+            }
+        }
+    }
+    let g = parse(
+        "%0 = input 0 : f32[9]\n\
+         %1 = input 1 : f32[108]\n\
+         %2 = reduce [100] over [9] sum reads(%0.0[i1], %1.0[i0 + i1]) : f32[100] { mul(r0, r1) }\n\
+         %3 = reduce [100] over [9] sum reads(%0.0[i1], %1.0[i0 + i1]) : f32[100] { add(r0, r1) }\n\
+         %4 = reduce [100] over [9] max reads(%0.0[i1], %1.0[i0 + i1]) : f32[100] { mul(r0, r1) }\n\
+         %5 = reduce [50] over [9] sum reads(%0.0[i1], %1.0[2*i0 + i1]) : f32[50] { mul(r0, r1) }\n\
+         %6 = reduce [100] over [9] sum reads(%1.0[i1], %1.0[i0 + i1]) : f32[100] { mul(r0, r1) }\n\
+         output %2.0, %3.0, %4.0, %5.0, %6.0\n",
+    )
+    .expect("a graph");
+    let spans: Vec<bool> = [2, 3, 4, 5, 6]
+        .map(|k| super::kernel::span_window_dot(&g, &g.nodes[NodeId(k)]).is_some())
+        .to_vec();
+    assert_eq!(spans, [true, false, false, false, true]);
+}

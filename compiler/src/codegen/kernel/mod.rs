@@ -47,7 +47,9 @@ mod vector;
 
 #[cfg(test)]
 pub(super) use span::exp_argument as span_exp_argument;
-pub use span::EXP_SPAN_SYMBOL;
+#[cfg(test)]
+pub(super) use span::window_dot as span_window_dot;
+pub use span::{EXP_SPAN_SYMBOL, WINDOW_DOT_SYMBOL};
 
 use vector::{coef_kind, vector_plan};
 
@@ -59,7 +61,7 @@ pub const ERR_INDEX: i64 = 3;
 
 /// The runtime math functions kernels call, declared in the function being built, in the
 /// order of [`CALLED`]: first the `f32` versions, then the `f64` ones; last the span
-/// function [`EXP_SPAN_SYMBOL`].
+/// functions [`EXP_SPAN_SYMBOL`] and [`WINDOW_DOT_SYMBOL`].
 #[derive(Clone, Debug)]
 pub struct Imports {
     pub funcs: Vec<cranelift_codegen::ir::FuncRef>,
@@ -93,6 +95,10 @@ impl Imports {
 
     fn exp_span(&self) -> cranelift_codegen::ir::FuncRef {
         self.funcs[2 * CALLED.len()]
+    }
+
+    fn window_dot(&self) -> cranelift_codegen::ir::FuncRef {
+        self.funcs[2 * CALLED.len() + 1]
     }
 }
 
@@ -654,6 +660,10 @@ pub fn generate(g: &Graph, node: &Node, b: &mut FunctionBuilder<'_>, imports: Im
             if exp_arg.is_some() {
                 span::exp_over_rows(&mut gen, &space_ext, lo, hi);
             }
+        }
+        NodeKind::Reduce { .. } if range.is_some() && span::window_dot(g, node).is_some() => {
+            let wd = span::window_dot(g, node).expect("checked");
+            span::window_over_rows(&mut gen, wd, red_ext[0], lo, hi);
         }
         NodeKind::Reduce { monoid, args, .. } => {
             let m = kernel_monoid(g, *monoid, node.outputs[0].dtype);

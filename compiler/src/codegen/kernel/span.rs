@@ -1,7 +1,10 @@
 //! Math over spans in kernels: a map whose body is `exp(…)` on `f32` stores the argument
 //! of `exp`, then calls the runtime's `flow_exp_span_f32` once over the rows the shard wrote
 //! (`flow_runtime::spanmath`: AVX-512F, AVX2 or baseline code chosen at run time), instead of
-//! evaluating the polynomial inline in Cranelift's 128-bit vectors.
+//! evaluating the polynomial inline in Cranelift's 128-bit vectors. A reduction that is a
+//! windowed dot product (a stencil, `sum[k](w[k] * x[i + k])` on `f32`) is one call of
+//! `flow_window_dot_f32` over the shard's outputs (`flow_runtime::spanwindow`), in place of
+//! its loop nest.
 //!
 //! The bits are those of the inline code and of the interpreter: the span function computes
 //! each element with exactly [`flow_runtime::fastmath::exp_f32`]'s operations. Writing the
@@ -13,7 +16,9 @@ use cranelift_codegen::ir::{types, InstBuilder, Value};
 use flow_runtime::DType;
 
 use super::Gen;
-use crate::mir::ir::{MathFn, Node, NodeKind, ScalarExpr};
+use crate::mir::ir::{
+    BinOp, BuiltinMonoid, Edge, Graph, MathFn, MonoidRef, Node, NodeKind, ScalarExpr,
+};
 
 /// The symbol of the span function (`flow_runtime::spanmath::flow_exp_span_f32`).
 pub const EXP_SPAN_SYMBOL: &str = "flow_exp_span_f32";
@@ -52,4 +57,111 @@ pub(super) fn exp_over_rows(g: &mut Gen<'_, '_>, space_ext: &[Value], lo: Value,
     let f = g.imports.exp_span();
     g.b.ins().call(f, &[start, n]);
     debug_assert_eq!(g.b.func.dfg.value_type(n), types::I64);
+}
+
+/// The symbol of the windowed dot product (`flow_runtime::spanwindow::flow_window_dot_f32`).
+pub const WINDOW_DOT_SYMBOL: &str = "flow_window_dot_f32";
+
+/// A reduction that is a windowed dot product (a stencil): `y[i] = sum[k](w[k] * x[i + k])`
+/// on `f32`, rank 1 over rank 1, both reads strict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::codegen) struct WindowDot {
+    /// The read of the weights, `w[k + c]`.
+    pub w: usize,
+    /// The read of the signal, `x[i + k + c]`.
+    pub x: usize,
+    /// Whether the product is written `w * x` (`true`) or `x * w`.
+    pub w_first: bool,
+}
+
+/// The windowed dot product `node` computes, if it is one: a `sum` over one reduced
+/// dimension `k` of `mul(w, x)` (either order) in a space of one dimension `i`, where `w`
+/// reads a rank-1 `f32` tensor at `k + c` and `x` one at `i + k + c'`. The interpreter folds
+/// it from `+0.0`, adding `w·x` (rounded) in ascending `k`: exactly
+/// `flow_runtime::spanwindow`'s operations.
+pub(in crate::codegen) fn window_dot(g: &Graph, node: &Node) -> Option<WindowDot> {
+    let NodeKind::Reduce {
+        space,
+        red,
+        monoid: MonoidRef::Builtin(BuiltinMonoid::Sum),
+        reads,
+        args,
+    } = &node.kind
+    else {
+        return None;
+    };
+    if space.len() != 1 || red.len() != 1 || node.outputs.len() != 1 {
+        return None;
+    }
+    if node.outputs[0].dtype != DType::F32 {
+        return None;
+    }
+    let [ScalarExpr::Binary(BinOp::Mul, a, b)] = &args[..] else {
+        return None;
+    };
+    let (ScalarExpr::Read(a), ScalarExpr::Read(b)) = (&**a, &**b) else {
+        return None;
+    };
+    let (a, b) = (*a as usize, *b as usize);
+    // The one coordinate of a strict rank-1 `f32` read, as its nonzero terms.
+    let terms = |k: usize| -> Option<Vec<(u32, i64)>> {
+        let r = reads.get(k)?;
+        let dtype = g.nodes[r.node].outputs[r.port as usize].dtype;
+        if r.edge != Edge::Strict || r.proj.len() != 1 || dtype != DType::F32 {
+            return None;
+        }
+        let mut t: Vec<(u32, i64)> = r.proj[0]
+            .coeffs
+            .iter()
+            .copied()
+            .filter(|(_, c)| *c != 0)
+            .collect();
+        t.sort_unstable();
+        Some(t)
+    };
+    let is_w = |k: usize| terms(k).is_some_and(|t| t == [(1, 1)]);
+    let is_x = |k: usize| terms(k).is_some_and(|t| t == [(0, 1), (1, 1)]);
+    if is_w(a) && is_x(b) {
+        Some(WindowDot {
+            w: a,
+            x: b,
+            w_first: true,
+        })
+    } else if is_x(a) && is_w(b) {
+        Some(WindowDot {
+            w: b,
+            x: a,
+            w_first: false,
+        })
+    } else {
+        None
+    }
+}
+
+/// Calls the windowed dot product for outputs `lo..hi` (the shard's rows) of `node`, whose
+/// reduced extent is `taps`: one call, in place of the loop nest.
+pub(super) fn window_over_rows(
+    g: &mut Gen<'_, '_>,
+    wd: WindowDot,
+    taps: Value,
+    lo: Value,
+    hi: Value,
+) {
+    // Each stream's first address is its base plus the constant part of its coordinate.
+    let base = |g: &Gen<'_, '_>, k: usize| {
+        g.streams[k]
+            .as_ref()
+            .and_then(|s| s.addr.first().copied())
+            .expect("strict reads and outputs are streams")
+    };
+    let out = base(g, g.reads.len());
+    let x = base(g, wd.x);
+    let w = base(g, wd.w);
+    let offset = g.b.ins().imul_imm_s(lo, 4);
+    let out = g.b.ins().iadd(out, offset);
+    let x = g.b.ins().iadd(x, offset);
+    let n = g.b.ins().isub(hi, lo);
+    let order = g.iconst(i64::from(!wd.w_first));
+    let f = g.imports.window_dot();
+    g.b.ins().call(f, &[out, x, w, n, taps, order]);
 }
