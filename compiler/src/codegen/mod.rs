@@ -103,11 +103,13 @@ impl Emitter {
             math.push(id);
         }
         // Last, the span functions (kernel/span.rs), no result: `exp` over `(ptr, n: i64)`,
-        // and the windowed dot product over `(out, x, w, n: i64, k: i64, order: i64)`.
+        // the windowed dot product over `(out, x, w, n: i64, k: i64, order: i64)`, and the
+        // row operation over `(out, x, d, rows, n, x_stride, out_stride, op: i64)`.
         let ptr = module.target_config().pointer_type();
         for (name, ptrs, ints) in [
             (kernel::EXP_SPAN_SYMBOL, 1, 1),
             (kernel::WINDOW_DOT_SYMBOL, 3, 3),
+            (kernel::ROW_BINARY_SYMBOL, 3, 5),
         ] {
             let mut sig = module.make_signature();
             sig.params.extend((0..ptrs).map(|_| AbiParam::new(ptr)));
@@ -179,7 +181,12 @@ impl Jit {
         let table: HashMap<&str, *const u8> =
             flow_runtime::abi::builtin_symbols().into_iter().collect();
         let names = math_symbols().into_iter().map(|(name, _, _)| name);
-        let spans = [kernel::EXP_SPAN_SYMBOL, kernel::WINDOW_DOT_SYMBOL].map(String::from);
+        let spans = [
+            kernel::EXP_SPAN_SYMBOL,
+            kernel::WINDOW_DOT_SYMBOL,
+            kernel::ROW_BINARY_SYMBOL,
+        ]
+        .map(String::from);
         for name in names.chain(spans) {
             let ptr = *table
                 .get(name.as_str())

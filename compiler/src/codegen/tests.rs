@@ -534,3 +534,68 @@ fn stencils_over_spans_agree_with_the_interpreter() {
         .to_vec();
     assert_eq!(spans, [true, false, false, false, true]);
 }
+
+/// Maps between rows and their scalars (`x[i, j] op d[i]`, `+ - * /`, either operand order)
+/// run as the runtime's row operation (kernel/span.rs); their bits are the interpreter's at
+/// any shard split, for rows shorter than a vector and with tails, a strided and offset `x`,
+/// NaN, infinities, signed zeros and division by zero, and when the map writes over its
+/// input (softmax's `e / z`); other maps keep the loop nest.
+#[test]
+fn row_operations_over_spans_agree_with_the_interpreter() {
+    let specials = |mut t: Tensor, every: usize| {
+        let Data::F32(v) = &mut t.data else {
+            unreachable!("f32 data")
+        };
+        let s = [f32::NAN, f32::INFINITY, -0.0, 0.0, f32::NEG_INFINITY, 3e38];
+        for (j, i) in (0..v.len()).step_by(every).enumerate() {
+            v[i] = s[j % s.len()];
+        }
+        t
+    };
+    for threads in [1, 3] {
+        let mut jit = native(threads).expect("the JIT starts");
+        for (b, m) in [(1, 1), (3, 5), (300, 17), (70, 1031)] {
+            let x = specials(data(&[b + 1, m + 3], 7), 97);
+            let d = specials(data(&[b + 2], 11), 5);
+            for op in ["add", "sub", "mul", "div"] {
+                for (l, r) in [("r0", "r1"), ("r1", "r0")] {
+                    let text = format!(
+                        "%0 = input 0 : f32[{}, {}]\n\
+                         %1 = input 1 : f32[{}]\n\
+                         %2 = map [{b}, {m}] reads(%0.0[i0 + 1, i1 + 2], %1.0[i0 + 2]) : f32[{b}, {m}] {{ {op}({l}, {r}) }}\n\
+                         output %2.0\n",
+                        b + 1,
+                        m + 3,
+                        b + 2
+                    );
+                    agree(&mut jit, &text, &[x.clone(), d.clone()]);
+                }
+            }
+            // Softmax's last two maps: `y = e / z` writes over `e`.
+            let text = format!(
+                "%0 = input 0 : f32[{b}, {m}]\n\
+                 %1 = map [{b}, {m}] reads(%0.0[i0, i1]) : f32[{b}, {m}] {{ mul(r0, 0.5f32) }}\n\
+                 %2 = reduce [{b}] over [{m}] sum reads(%1.0[i0, i1]) : f32[{b}] {{ r0 }}\n\
+                 %3 = map [{b}, {m}] reads(%1.0[i0, i1], %2.0[i0]) : f32[{b}, {m}] {{ div(r0, r1) }}\n\
+                 output %3.0\n"
+            );
+            agree(&mut jit, &text, &[data(&[b, m], 3)]);
+        }
+    }
+    let g = parse(
+        "%0 = input 0 : f32[4, 8]\n\
+         %1 = input 1 : f32[4]\n\
+         %2 = map [4, 8] reads(%0.0[i0, i1], %1.0[i0]) : f32[4, 8] { div(r0, r1) }\n\
+         %3 = map [4, 8] reads(%0.0[i0, i1], %1.0[i0]) : f32[4, 8] { max(r0, r1) }\n\
+         %4 = map [4, 8] reads(%0.0[i0, i1], %1.0[i0]) : f32[4, 8] { div(r0, add(r1, 1f32)) }\n\
+         %5 = map [4, 4] reads(%0.0[i1, i0], %1.0[i0]) : f32[4, 4] { sub(r0, r1) }\n\
+         %6 = map [4, 4] reads(%0.0[i0, i1], %1.0[i1]) : f32[4, 4] { sub(r0, r1) }\n\
+         %7 = map [4, 8] reads(%1.0[i0], %0.0[i0, i1]) : f32[4, 8] { mul(r0, r1) }\n\
+         output %2.0, %3.0, %4.0, %5.0, %6.0, %7.0\n",
+    )
+    .expect("a graph");
+    let spans: Vec<bool> = [2, 3, 4, 5, 6, 7]
+        .map(|k| super::kernel::span_row_binary(&g, &g.nodes[NodeId(k)]).is_some())
+        .to_vec();
+    assert_eq!(spans, [true, false, false, false, false, true]);
+}

@@ -48,8 +48,8 @@ mod vector;
 #[cfg(test)]
 pub(super) use span::exp_argument as span_exp_argument;
 #[cfg(test)]
-pub(super) use span::window_dot as span_window_dot;
-pub use span::{EXP_SPAN_SYMBOL, WINDOW_DOT_SYMBOL};
+pub(super) use span::{row_binary as span_row_binary, window_dot as span_window_dot};
+pub use span::{EXP_SPAN_SYMBOL, ROW_BINARY_SYMBOL, WINDOW_DOT_SYMBOL};
 
 use vector::{coef_kind, vector_plan};
 
@@ -61,7 +61,7 @@ pub const ERR_INDEX: i64 = 3;
 
 /// The runtime math functions kernels call, declared in the function being built, in the
 /// order of [`CALLED`]: first the `f32` versions, then the `f64` ones; last the span
-/// functions [`EXP_SPAN_SYMBOL`] and [`WINDOW_DOT_SYMBOL`].
+/// functions [`EXP_SPAN_SYMBOL`], [`WINDOW_DOT_SYMBOL`] and [`ROW_BINARY_SYMBOL`].
 #[derive(Clone, Debug)]
 pub struct Imports {
     pub funcs: Vec<cranelift_codegen::ir::FuncRef>,
@@ -99,6 +99,10 @@ impl Imports {
 
     fn window_dot(&self) -> cranelift_codegen::ir::FuncRef {
         self.funcs[2 * CALLED.len() + 1]
+    }
+
+    fn row_binary(&self) -> cranelift_codegen::ir::FuncRef {
+        self.funcs[2 * CALLED.len() + 2]
     }
 }
 
@@ -647,6 +651,10 @@ pub fn generate(g: &Graph, node: &Node, b: &mut FunctionBuilder<'_>, imports: Im
     };
     let range = (space_n > 0).then_some((lo, hi));
     match &node.kind {
+        NodeKind::Map { .. } if range.is_some() && span::row_binary(g, node).is_some() => {
+            let rb = span::row_binary(g, node).expect("checked");
+            span::rows_binary(&mut gen, rb, &space_ext, lo, hi);
+        }
         NodeKind::Map { body, .. } => {
             let exp_arg = span::exp_argument(node);
             let body = exp_arg.map_or(&body[..], std::slice::from_ref);

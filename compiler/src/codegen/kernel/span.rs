@@ -4,7 +4,8 @@
 //! evaluating the polynomial inline in Cranelift's 128-bit vectors. A reduction that is a
 //! windowed dot product (a stencil, `sum[k](w[k] * x[i + k])` on `f32`) is one call of
 //! `flow_window_dot_f32` over the shard's outputs (`flow_runtime::spanwindow`), in place of
-//! its loop nest.
+//! its loop nest; so is a map between rows and their scalars (`e[i, j] / z[i]`), with
+//! `flow_row_binary_f32` (`flow_runtime::spanrows`).
 //!
 //! The bits are those of the inline code and of the interpreter: the span function computes
 //! each element with exactly [`flow_runtime::fastmath::exp_f32`]'s operations. Writing the
@@ -147,16 +148,9 @@ pub(super) fn window_over_rows(
     lo: Value,
     hi: Value,
 ) {
-    // Each stream's first address is its base plus the constant part of its coordinate.
-    let base = |g: &Gen<'_, '_>, k: usize| {
-        g.streams[k]
-            .as_ref()
-            .and_then(|s| s.addr.first().copied())
-            .expect("strict reads and outputs are streams")
-    };
-    let out = base(g, g.reads.len());
-    let x = base(g, wd.x);
-    let w = base(g, wd.w);
+    let out = stream_base(g, g.reads.len());
+    let x = stream_base(g, wd.x);
+    let w = stream_base(g, wd.w);
     let offset = g.b.ins().imul_imm_s(lo, 4);
     let out = g.b.ins().iadd(out, offset);
     let x = g.b.ins().iadd(x, offset);
@@ -164,4 +158,112 @@ pub(super) fn window_over_rows(
     let order = g.iconst(i64::from(!wd.w_first));
     let f = g.imports.window_dot();
     g.b.ins().call(f, &[out, x, w, n, taps, order]);
+}
+
+/// The symbol of the row operation (`flow_runtime::spanrows::flow_row_binary_f32`).
+pub const ROW_BINARY_SYMBOL: &str = "flow_row_binary_f32";
+
+/// A map that is a binary operator between each element of a row and the row's scalar:
+/// `y[i, j] = x[i, j] op d[i]` (or `d[i] op x[i, j]`) on `f32`, `op` one of `+ - * /`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::codegen) struct RowBinary {
+    /// The read of the rows, `x[i + c, j + c']`.
+    pub x: usize,
+    /// The read of the row scalars, `d[i + c]`.
+    pub d: usize,
+    /// The runtime's operator code: 0 to 3 for `+ - * /`, plus 4 when `d` is the left operand.
+    pub code: i64,
+}
+
+/// The row operation `node` computes, if it is one: a map over two dimensions with one `f32`
+/// output whose value is `op(a, b)` for `op` in `+ - * /`, one operand a strict read of a
+/// rank-2 `f32` tensor at `[i0 + c, i1 + c']` and the other one of a rank-1 `f32` tensor at
+/// `[i0 + c]`. The interpreter computes the same one operation per element.
+pub(in crate::codegen) fn row_binary(g: &Graph, node: &Node) -> Option<RowBinary> {
+    let NodeKind::Map { space, reads, body } = &node.kind else {
+        return None;
+    };
+    if space.len() != 2 || node.outputs.len() != 1 || node.outputs[0].dtype != DType::F32 {
+        return None;
+    }
+    let [ScalarExpr::Binary(op, a, b)] = &body[..] else {
+        return None;
+    };
+    let op = match op {
+        BinOp::Add => 0,
+        BinOp::Sub => 1,
+        BinOp::Mul => 2,
+        BinOp::Div => 3,
+        _ => return None,
+    };
+    let (ScalarExpr::Read(a), ScalarExpr::Read(b)) = (&**a, &**b) else {
+        return None;
+    };
+    let (a, b) = (*a as usize, *b as usize);
+    // Whether read `k` is strict, of `f32`, with coordinates `vars[d] + c` (one per dimension).
+    let reads_at = |k: usize, vars: &[u32]| {
+        reads.get(k).is_some_and(|r| {
+            let dtype = g.nodes[r.node].outputs[r.port as usize].dtype;
+            r.edge == Edge::Strict
+                && dtype == DType::F32
+                && r.proj.len() == vars.len()
+                && r.proj.iter().zip(vars).all(|(a, v)| {
+                    let mut t = a.coeffs.iter().filter(|(_, c)| *c != 0);
+                    t.next() == Some(&(*v, 1)) && t.next().is_none()
+                })
+        })
+    };
+    if reads_at(a, &[0, 1]) && reads_at(b, &[0]) {
+        Some(RowBinary {
+            x: a,
+            d: b,
+            code: op,
+        })
+    } else if reads_at(a, &[0]) && reads_at(b, &[0, 1]) {
+        Some(RowBinary {
+            x: b,
+            d: a,
+            code: op + 4,
+        })
+    } else {
+        None
+    }
+}
+
+/// Calls the row operation over rows `lo..hi` of the map's space (extents `space_ext`): one
+/// call, in place of the loop nest. When the map writes over its input (`mir::schedule`'s
+/// in-place writes) the output and `x` are one buffer, which the runtime routine handles.
+pub(super) fn rows_binary(
+    g: &mut Gen<'_, '_>,
+    rb: RowBinary,
+    space_ext: &[Value],
+    lo: Value,
+    hi: Value,
+) {
+    let out = stream_base(g, g.reads.len());
+    let x = stream_base(g, rb.x);
+    let d = stream_base(g, rb.d);
+    let n = space_ext[1];
+    let x_stride = g.read_ext[rb.x][1];
+    let row_at = |g: &mut Gen<'_, '_>, base: Value, stride: Value| {
+        let elems = g.b.ins().imul(lo, stride);
+        let bytes = g.b.ins().imul_imm_s(elems, 4);
+        g.b.ins().iadd(base, bytes)
+    };
+    let out = row_at(g, out, n);
+    let x = row_at(g, x, x_stride);
+    let one = g.iconst(1);
+    let d = row_at(g, d, one);
+    let rows = g.b.ins().isub(hi, lo);
+    let code = g.iconst(rb.code);
+    let f = g.imports.row_binary();
+    g.b.ins().call(f, &[out, x, d, rows, n, x_stride, n, code]);
+}
+
+/// A stream's first address: its base plus the constant part of its coordinates.
+fn stream_base(g: &Gen<'_, '_>, k: usize) -> Value {
+    g.streams[k]
+        .as_ref()
+        .and_then(|s| s.addr.first().copied())
+        .expect("strict reads and outputs are streams")
 }
