@@ -104,12 +104,14 @@ impl Emitter {
         }
         // Last, the span functions (kernel/span.rs), no result: `exp` over `(ptr, n: i64)`,
         // the windowed dot product over `(out, x, w, n: i64, k: i64, order: i64)`, and the
-        // row operation over `(out, x, d, rows, n, x_stride, out_stride, op: i64)`.
+        // row operation over `(out, x, d, rows, n, x_stride, out_stride, op: i64)`, and the
+        // lane fold over `(out, x, rows, x_stride, lanes, lane_stride, m, fold: i64)`.
         let ptr = module.target_config().pointer_type();
         for (name, ptrs, ints) in [
             (kernel::EXP_SPAN_SYMBOL, 1, 1),
             (kernel::WINDOW_DOT_SYMBOL, 3, 3),
             (kernel::ROW_BINARY_SYMBOL, 3, 5),
+            (kernel::LANE_FOLD_SYMBOL, 2, 6),
         ] {
             let mut sig = module.make_signature();
             sig.params.extend((0..ptrs).map(|_| AbiParam::new(ptr)));
@@ -185,6 +187,7 @@ impl Jit {
             kernel::EXP_SPAN_SYMBOL,
             kernel::WINDOW_DOT_SYMBOL,
             kernel::ROW_BINARY_SYMBOL,
+            kernel::LANE_FOLD_SYMBOL,
         ]
         .map(String::from);
         for name in names.chain(spans) {

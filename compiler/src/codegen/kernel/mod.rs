@@ -48,8 +48,10 @@ mod vector;
 #[cfg(test)]
 pub(super) use span::exp_argument as span_exp_argument;
 #[cfg(test)]
-pub(super) use span::{row_binary as span_row_binary, window_dot as span_window_dot};
-pub use span::{EXP_SPAN_SYMBOL, ROW_BINARY_SYMBOL, WINDOW_DOT_SYMBOL};
+pub(super) use span::{
+    lane_fold as span_lane_fold, row_binary as span_row_binary, window_dot as span_window_dot,
+};
+pub use span::{EXP_SPAN_SYMBOL, LANE_FOLD_SYMBOL, ROW_BINARY_SYMBOL, WINDOW_DOT_SYMBOL};
 
 use vector::{coef_kind, vector_plan};
 
@@ -61,7 +63,8 @@ pub const ERR_INDEX: i64 = 3;
 
 /// The runtime math functions kernels call, declared in the function being built, in the
 /// order of [`CALLED`]: first the `f32` versions, then the `f64` ones; last the span
-/// functions [`EXP_SPAN_SYMBOL`], [`WINDOW_DOT_SYMBOL`] and [`ROW_BINARY_SYMBOL`].
+/// functions [`EXP_SPAN_SYMBOL`], [`WINDOW_DOT_SYMBOL`], [`ROW_BINARY_SYMBOL`] and
+/// [`LANE_FOLD_SYMBOL`].
 #[derive(Clone, Debug)]
 pub struct Imports {
     pub funcs: Vec<cranelift_codegen::ir::FuncRef>,
@@ -103,6 +106,10 @@ impl Imports {
 
     fn row_binary(&self) -> cranelift_codegen::ir::FuncRef {
         self.funcs[2 * CALLED.len() + 2]
+    }
+
+    fn lane_fold(&self) -> cranelift_codegen::ir::FuncRef {
+        self.funcs[2 * CALLED.len() + 3]
     }
 }
 
@@ -668,6 +675,14 @@ pub fn generate(g: &Graph, node: &Node, b: &mut FunctionBuilder<'_>, imports: Im
             if exp_arg.is_some() {
                 span::exp_over_rows(&mut gen, &space_ext, lo, hi);
             }
+        }
+        NodeKind::Reduce { .. }
+            if range.is_some()
+                && span::lane_fold(g, node).is_some()
+                && flow_runtime::spanrows::lane_fold_is_vectorized() =>
+        {
+            let fold = span::lane_fold(g, node).expect("checked");
+            span::lanes_over_rows(&mut gen, fold, &space_ext, red_ext[0], lo, hi);
         }
         NodeKind::Reduce { .. } if range.is_some() && span::window_dot(g, node).is_some() => {
             let wd = span::window_dot(g, node).expect("checked");

@@ -5,7 +5,8 @@
 //! windowed dot product (a stencil, `sum[k](w[k] * x[i + k])` on `f32`) is one call of
 //! `flow_window_dot_f32` over the shard's outputs (`flow_runtime::spanwindow`), in place of
 //! its loop nest; so is a map between rows and their scalars (`e[i, j] / z[i]`), with
-//! `flow_row_binary_f32` (`flow_runtime::spanrows`).
+//! `flow_row_binary_f32`, and, where the CPU has AVX-512F or AVX2, a row `sum`/`max` that the
+//! `lanes` pass folded into 16 lanes, with `flow_lane_fold_f32` (`flow_runtime::spanrows`).
 //!
 //! The bits are those of the inline code and of the interpreter: the span function computes
 //! each element with exactly [`flow_runtime::fastmath::exp_f32`]'s operations. Writing the
@@ -266,4 +267,85 @@ fn stream_base(g: &Gen<'_, '_>, k: usize) -> Value {
         .as_ref()
         .and_then(|s| s.addr.first().copied())
         .expect("strict reads and outputs are streams")
+}
+
+/// The symbol of the lane fold (`flow_runtime::spanrows::flow_lane_fold_f32`).
+pub const LANE_FOLD_SYMBOL: &str = "flow_lane_fold_f32";
+
+/// A reduction that folds rows into interleaved lanes (what the `lanes` pass makes of a row
+/// `sum` or `max`): `reduce [B, L] over [M] op reads(x[i0 + c, 16*i2 + i1 + c'])` on `f32`,
+/// `op` the built-in `sum` or `max`, the argument the read itself. Its value is the fold
+/// code for the runtime (0 `sum`, 1 `max`).
+pub(in crate::codegen) fn lane_fold(g: &Graph, node: &Node) -> Option<i64> {
+    let NodeKind::Reduce {
+        space,
+        red,
+        monoid: MonoidRef::Builtin(m),
+        reads,
+        args,
+    } = &node.kind
+    else {
+        return None;
+    };
+    let fold = match m {
+        BuiltinMonoid::Sum => 0,
+        BuiltinMonoid::Max => 1,
+        _ => return None,
+    };
+    let ok = space.len() == 2
+        && red.len() == 1
+        && node.outputs.len() == 1
+        && node.outputs[0].dtype == DType::F32
+        && matches!(&args[..], [ScalarExpr::Read(0)])
+        && reads.len() == 1;
+    if !ok {
+        return None;
+    }
+    let r = &reads[0];
+    let terms = |k: usize| -> Vec<(u32, i64)> {
+        let mut t: Vec<(u32, i64)> = r.proj[k]
+            .coeffs
+            .iter()
+            .copied()
+            .filter(|(_, c)| *c != 0)
+            .collect();
+        t.sort_unstable();
+        t
+    };
+    let lanes = flow_runtime::spanrows::LANES as i64;
+    let fits = r.edge == Edge::Strict
+        && g.nodes[r.node].outputs[r.port as usize].dtype == DType::F32
+        && r.proj.len() == 2
+        && terms(0) == [(0, 1)]
+        && terms(1) == [(1, 1), (2, lanes)];
+    fits.then_some(fold)
+}
+
+/// Calls the lane fold over rows `lo..hi` (extents `space_ext`, reduced extent `m`): one
+/// call, in place of the loop nest.
+pub(super) fn lanes_over_rows(
+    g: &mut Gen<'_, '_>,
+    fold: i64,
+    space_ext: &[Value],
+    m: Value,
+    lo: Value,
+    hi: Value,
+) {
+    let lanes = space_ext[1];
+    let x_stride = g.read_ext[0][1];
+    let at = |g: &mut Gen<'_, '_>, base: Value, stride: Value| {
+        let elems = g.b.ins().imul(lo, stride);
+        let bytes = g.b.ins().imul_imm_s(elems, 4);
+        g.b.ins().iadd(base, bytes)
+    };
+    let out = stream_base(g, g.reads.len());
+    let out = at(g, out, lanes);
+    let x = stream_base(g, 0);
+    let x = at(g, x, x_stride);
+    let rows = g.b.ins().isub(hi, lo);
+    let lane_stride = g.iconst(flow_runtime::spanrows::LANES as i64);
+    let fold = g.iconst(fold);
+    let f = g.imports.lane_fold();
+    g.b.ins()
+        .call(f, &[out, x, rows, x_stride, lanes, lane_stride, m, fold]);
 }
