@@ -571,13 +571,15 @@ fn row_operations_over_spans_agree_with_the_interpreter() {
                     agree(&mut jit, &text, &[x.clone(), d.clone()]);
                 }
             }
-            // Softmax's last two maps: `y = e / z` writes over `e`.
+            // Softmax: `e = exp(x - m)` (a row operation, then `exp` over the span), and
+            // `y = e / z` writes over `e`.
             let text = format!(
                 "%0 = input 0 : f32[{b}, {m}]\n\
-                 %1 = map [{b}, {m}] reads(%0.0[i0, i1]) : f32[{b}, {m}] {{ mul(r0, 0.5f32) }}\n\
-                 %2 = reduce [{b}] over [{m}] sum reads(%1.0[i0, i1]) : f32[{b}] {{ r0 }}\n\
-                 %3 = map [{b}, {m}] reads(%1.0[i0, i1], %2.0[i0]) : f32[{b}, {m}] {{ div(r0, r1) }}\n\
-                 output %3.0\n"
+                 %1 = reduce [{b}] over [{m}] max reads(%0.0[i0, i1]) : f32[{b}] {{ r0 }}\n\
+                 %2 = map [{b}, {m}] reads(%0.0[i0, i1], %1.0[i0]) : f32[{b}, {m}] {{ exp(sub(r0, r1)) }}\n\
+                 %3 = reduce [{b}] over [{m}] sum reads(%2.0[i0, i1]) : f32[{b}] {{ r0 }}\n\
+                 %4 = map [{b}, {m}] reads(%2.0[i0, i1], %3.0[i0]) : f32[{b}, {m}] {{ div(r0, r1) }}\n\
+                 output %4.0\n"
             );
             agree(&mut jit, &text, &[data(&[b, m], 3)]);
         }

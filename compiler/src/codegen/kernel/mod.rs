@@ -665,13 +665,21 @@ pub fn generate(g: &Graph, node: &Node, b: &mut FunctionBuilder<'_>, imports: Im
         NodeKind::Map { body, .. } => {
             let exp_arg = span::exp_argument(node);
             let body = exp_arg.map_or(&body[..], std::slice::from_ref);
-            gen.nest(&space_ext, 0, range, plan, &mut |g| {
-                let vals: Vec<CVal> = body.iter().map(|e| g.expr(e, &[])).collect();
-                for (port, v) in vals.iter().enumerate() {
-                    let (v, _) = v.s();
-                    g.store(port, &v);
-                }
-            });
+            // `exp(x[i, j] - m[i])`: the argument is a row operation too.
+            let arg_rows = exp_arg
+                .filter(|_| range.is_some())
+                .and_then(|e| span::row_binary_expr(g, node, e));
+            if let Some(rb) = arg_rows {
+                span::rows_binary(&mut gen, rb, &space_ext, lo, hi);
+            } else {
+                gen.nest(&space_ext, 0, range, plan, &mut |g| {
+                    let vals: Vec<CVal> = body.iter().map(|e| g.expr(e, &[])).collect();
+                    for (port, v) in vals.iter().enumerate() {
+                        let (v, _) = v.s();
+                        g.store(port, &v);
+                    }
+                });
+            }
             if exp_arg.is_some() {
                 span::exp_over_rows(&mut gen, &space_ext, lo, hi);
             }

@@ -181,13 +181,29 @@ pub(in crate::codegen) struct RowBinary {
 /// rank-2 `f32` tensor at `[i0 + c, i1 + c']` and the other one of a rank-1 `f32` tensor at
 /// `[i0 + c]`. The interpreter computes the same one operation per element.
 pub(in crate::codegen) fn row_binary(g: &Graph, node: &Node) -> Option<RowBinary> {
-    let NodeKind::Map { space, reads, body } = &node.kind else {
+    let NodeKind::Map { body, .. } = &node.kind else {
+        return None;
+    };
+    match &body[..] {
+        [e] => row_binary_expr(g, node, e),
+        _ => None,
+    }
+}
+
+/// [`row_binary`] of one expression `e` computed at every point of map `node` (its body, or
+/// the argument of its `exp`).
+pub(in crate::codegen) fn row_binary_expr(
+    g: &Graph,
+    node: &Node,
+    e: &ScalarExpr,
+) -> Option<RowBinary> {
+    let NodeKind::Map { space, reads, .. } = &node.kind else {
         return None;
     };
     if space.len() != 2 || node.outputs.len() != 1 || node.outputs[0].dtype != DType::F32 {
         return None;
     }
-    let [ScalarExpr::Binary(op, a, b)] = &body[..] else {
+    let ScalarExpr::Binary(op, a, b) = e else {
         return None;
     };
     let op = match op {
