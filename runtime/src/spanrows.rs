@@ -461,7 +461,7 @@ mod tests {
         (0..n as u32)
             .map(|i| {
                 let h = (i ^ salt).wrapping_mul(2_654_435_761).rotate_left(11);
-                if h % 89 == 0 {
+                if h.is_multiple_of(89) {
                     specials[(h / 89) as usize % specials.len()]
                 } else {
                     (h % 20_001) as f32 / 997.0 - 10.0
