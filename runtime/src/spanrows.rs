@@ -444,31 +444,7 @@ pub unsafe extern "C" fn flow_lane_fold_f32(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Ordinary values with NaN, infinities, signed zeros, subnormals and huge values among
-    /// them.
-    fn inputs(n: usize, salt: u32) -> Vec<f32> {
-        let specials = [
-            f32::NAN,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            -0.0,
-            0.0,
-            f32::MIN_POSITIVE / 8.0,
-            f32::MAX,
-            -1e30,
-        ];
-        (0..n as u32)
-            .map(|i| {
-                let h = (i ^ salt).wrapping_mul(2_654_435_761).rotate_left(11);
-                if h.is_multiple_of(89) {
-                    specials[(h / 89) as usize % specials.len()]
-                } else {
-                    (h % 20_001) as f32 / 997.0 - 10.0
-                }
-            })
-            .collect()
-    }
+    use crate::spanwindow::tests::inputs;
 
     fn same(name: &str, got: &[f32], want: &[f32]) {
         for (i, (g, w)) in got.iter().zip(want).enumerate() {

@@ -189,12 +189,12 @@ pub unsafe extern "C" fn flow_window_dot_f32(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Inputs with specials (NaN, infinities, signed zeros, subnormals, huge values whose
     /// products overflow) among ordinary values.
-    fn inputs(n: usize, salt: u32) -> Vec<f32> {
+    pub(crate) fn inputs(n: usize, salt: u32) -> Vec<f32> {
         let specials = [
             f32::NAN,
             f32::INFINITY,

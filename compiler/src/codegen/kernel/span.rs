@@ -19,7 +19,7 @@ use flow_runtime::DType;
 
 use super::Gen;
 use crate::mir::ir::{
-    BinOp, BuiltinMonoid, Edge, Graph, MathFn, MonoidRef, Node, NodeKind, ScalarExpr,
+    BinOp, BuiltinMonoid, Edge, Graph, MathFn, MonoidRef, Node, NodeKind, Read, ScalarExpr,
 };
 
 /// The symbol of the span function (`flow_runtime::spanmath::flow_exp_span_f32`).
@@ -106,23 +106,10 @@ pub(in crate::codegen) fn window_dot(g: &Graph, node: &Node) -> Option<WindowDot
     };
     let (a, b) = (*a as usize, *b as usize);
     // The one coordinate of a strict rank-1 `f32` read, as its nonzero terms.
-    let terms = |k: usize| -> Option<Vec<(u32, i64)>> {
-        let r = reads.get(k)?;
-        let dtype = g.nodes[r.node].outputs[r.port as usize].dtype;
-        if r.edge != Edge::Strict || r.proj.len() != 1 || dtype != DType::F32 {
-            return None;
-        }
-        let mut t: Vec<(u32, i64)> = r.proj[0]
-            .coeffs
-            .iter()
-            .copied()
-            .filter(|(_, c)| *c != 0)
-            .collect();
-        t.sort_unstable();
-        Some(t)
-    };
-    let is_w = |k: usize| terms(k).is_some_and(|t| t == [(1, 1)]);
-    let is_x = |k: usize| terms(k).is_some_and(|t| t == [(0, 1), (1, 1)]);
+    let at =
+        |k: usize, want: &[&[(u32, i64)]]| reads.get(k).is_some_and(|r| coordinates(g, r, want));
+    let is_w = |k: usize| at(k, &[&[(1, 1)]]);
+    let is_x = |k: usize| at(k, &[&[(0, 1), (1, 1)]]);
     if is_w(a) && is_x(b) {
         Some(WindowDot {
             w: a,
@@ -217,26 +204,18 @@ pub(in crate::codegen) fn row_binary_expr(
         return None;
     };
     let (a, b) = (*a as usize, *b as usize);
-    // Whether read `k` is strict, of `f32`, with coordinates `vars[d] + c` (one per dimension).
-    let reads_at = |k: usize, vars: &[u32]| {
-        reads.get(k).is_some_and(|r| {
-            let dtype = g.nodes[r.node].outputs[r.port as usize].dtype;
-            r.edge == Edge::Strict
-                && dtype == DType::F32
-                && r.proj.len() == vars.len()
-                && r.proj.iter().zip(vars).all(|(a, v)| {
-                    let mut t = a.coeffs.iter().filter(|(_, c)| *c != 0);
-                    t.next() == Some(&(*v, 1)) && t.next().is_none()
-                })
-        })
-    };
-    if reads_at(a, &[0, 1]) && reads_at(b, &[0]) {
+    // Whether read `k` is at `[i0 + c, i1 + c']` (`rows`) or at `[i0 + c]`.
+    let at =
+        |k: usize, want: &[&[(u32, i64)]]| reads.get(k).is_some_and(|r| coordinates(g, r, want));
+    let (rows, scalars): (&[&[(u32, i64)]], &[&[(u32, i64)]]) =
+        (&[&[(0, 1)], &[(1, 1)]], &[&[(0, 1)]]);
+    if at(a, rows) && at(b, scalars) {
         Some(RowBinary {
             x: a,
             d: b,
             code: op,
         })
-    } else if reads_at(a, &[0]) && reads_at(b, &[0, 1]) {
+    } else if at(a, scalars) && at(b, rows) {
         Some(RowBinary {
             x: b,
             d: a,
@@ -317,23 +296,8 @@ pub(in crate::codegen) fn lane_fold(g: &Graph, node: &Node) -> Option<i64> {
     if !ok {
         return None;
     }
-    let r = &reads[0];
-    let terms = |k: usize| -> Vec<(u32, i64)> {
-        let mut t: Vec<(u32, i64)> = r.proj[k]
-            .coeffs
-            .iter()
-            .copied()
-            .filter(|(_, c)| *c != 0)
-            .collect();
-        t.sort_unstable();
-        t
-    };
     let lanes = flow_runtime::spanrows::LANES as i64;
-    let fits = r.edge == Edge::Strict
-        && g.nodes[r.node].outputs[r.port as usize].dtype == DType::F32
-        && r.proj.len() == 2
-        && terms(0) == [(0, 1)]
-        && terms(1) == [(1, 1), (2, lanes)];
+    let fits = coordinates(g, &reads[0], &[&[(0, 1)], &[(1, 1), (2, lanes)]]);
     fits.then_some(fold)
 }
 
@@ -364,4 +328,20 @@ pub(super) fn lanes_over_rows(
     let f = g.imports.lane_fold();
     g.b.ins()
         .call(f, &[out, x, rows, x_stride, lanes, lane_stride, m, fold]);
+}
+
+/// Whether `r` is a strict read of an `f32` tensor whose coordinates have exactly the terms
+/// `want` (per dimension, `(index variable, coefficient)` in ascending order; constants
+/// aside: they are in the read's stream base).
+fn coordinates(g: &Graph, r: &Read, want: &[&[(u32, i64)]]) -> bool {
+    let dtype = g.nodes[r.node].outputs[r.port as usize].dtype;
+    r.edge == Edge::Strict
+        && dtype == DType::F32
+        && r.proj.len() == want.len()
+        && r.proj.iter().zip(want).all(|(a, w)| {
+            let mut t: Vec<(u32, i64)> =
+                a.coeffs.iter().copied().filter(|(_, c)| *c != 0).collect();
+            t.sort_unstable();
+            t == *w
+        })
 }
