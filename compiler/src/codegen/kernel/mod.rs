@@ -95,22 +95,6 @@ impl Imports {
         let off = if d == DType::F32 { 0 } else { CALLED.len() };
         self.funcs[off + k]
     }
-
-    fn exp_span(&self) -> cranelift_codegen::ir::FuncRef {
-        self.funcs[2 * CALLED.len()]
-    }
-
-    fn window_dot(&self) -> cranelift_codegen::ir::FuncRef {
-        self.funcs[2 * CALLED.len() + 1]
-    }
-
-    fn row_binary(&self) -> cranelift_codegen::ir::FuncRef {
-        self.funcs[2 * CALLED.len() + 2]
-    }
-
-    fn lane_fold(&self) -> cranelift_codegen::ir::FuncRef {
-        self.funcs[2 * CALLED.len() + 3]
-    }
 }
 
 pub fn clif_type(d: DType) -> Type {

@@ -345,3 +345,23 @@ fn coordinates(g: &Graph, r: &Read, want: &[&[(u32, i64)]]) -> bool {
             t == *w
         })
 }
+
+/// The span functions, declared after the math functions in the order of `codegen`'s
+/// `Emitter::new`.
+impl super::Imports {
+    fn exp_span(&self) -> cranelift_codegen::ir::FuncRef {
+        self.funcs[2 * super::CALLED.len()]
+    }
+
+    fn window_dot(&self) -> cranelift_codegen::ir::FuncRef {
+        self.funcs[2 * super::CALLED.len() + 1]
+    }
+
+    fn row_binary(&self) -> cranelift_codegen::ir::FuncRef {
+        self.funcs[2 * super::CALLED.len() + 2]
+    }
+
+    fn lane_fold(&self) -> cranelift_codegen::ir::FuncRef {
+        self.funcs[2 * super::CALLED.len() + 3]
+    }
+}
