@@ -207,8 +207,8 @@ pub(in crate::codegen) fn row_binary_expr(
     // Whether read `k` is at `[i0 + c, i1 + c']` (`rows`) or at `[i0 + c]`.
     let at =
         |k: usize, want: &[&[(u32, i64)]]| reads.get(k).is_some_and(|r| coordinates(g, r, want));
-    let (rows, scalars): (&[&[(u32, i64)]], &[&[(u32, i64)]]) =
-        (&[&[(0, 1)], &[(1, 1)]], &[&[(0, 1)]]);
+    let rows: &[&[(u32, i64)]] = &[&[(0, 1)], &[(1, 1)]];
+    let scalars: &[&[(u32, i64)]] = &[&[(0, 1)]];
     if at(a, rows) && at(b, scalars) {
         Some(RowBinary {
             x: a,
