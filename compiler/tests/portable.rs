@@ -1,6 +1,6 @@
 //! `--portable-math` (and `FLOW_PORTABLE_MATH=1`): machine-independent bits. A program of
-//! math built-ins on `f32` and `f64` and a contraction prints the bits of the portable
-//! definitions — `libm`'s functions, products added in order along `k` with no fused
+//! math built-ins on `f32` and `f64`, a contraction and a stencil prints the bits of the
+//! portable definitions — `libm`'s functions, products added in order along `k` with no fused
 //! multiply-add — computed here in Rust, on both backends, at any thread count, under the
 //! flag, the variable and in an executable made by `flowc build --portable-math`.
 
@@ -12,6 +12,10 @@ use std::process::Command;
 const PROGRAM: &str = "\
 op wide(x: f32[N]) -> f64[N] {
     let y[i] = x[i] as f64;
+    y
+}
+op st(x: f32[N], w: f32[9]) -> f32[N - 8] {
+    let y[i] = sum[k](w[k] * x[i + k]);
     y
 }
 op mm(a: f32[M, K], b: f32[K, N]) -> f32[M, N] {
@@ -30,6 +34,7 @@ main {
     print(exp(d));
     print(cos(d * 9.0));
     print(mm(rand_uniform(8, [3, 61]) - 0.5, rand_uniform(9, [61, 4]) - 0.5));
+    print(st(x, rand_uniform(10, [9]) - 0.5));
 }
 ";
 
@@ -60,6 +65,11 @@ fn expected() -> String {
         .map(|i| list((0..n).map(|j| (0..k).fold(0f32, |acc, p| acc + a(i, p) * b(p, j)))))
         .collect();
     lines.push(format!("[{}]", rows.join(", ")));
+    // The stencil (the runtime's windowed dot product): from 0, one rounded product per tap.
+    let w: Vec<f32> = (0..9).map(|k| uniform(10, k) - 0.5).collect();
+    lines.push(list(
+        (0..32).map(|i| (0..9).fold(0f32, |acc, k| acc + w[k] * x[i + k])),
+    ));
     lines.join("\n") + "\n"
 }
 

@@ -84,7 +84,10 @@ pub fn error_message(code: i32) -> &'static str {
 /// (`flow_exp`). Signatures: unary functions take and return one float, `powf`/`fmodf`/`atan2f` (and
 /// `pow`/`fmod`/`atan2`) take two, and `flow_rand_uniform`/`flow_rand_normal` take `(seed: u64,
 /// n: u64)` and return `f32`. `flow_exp_span_f32(ptr, n: i64)` applies `exp` in place to a
-/// span of `f32` ([`crate::spanmath`]).
+/// span of `f32` ([`crate::spanmath`]); `flow_window_dot_f32(out, x, w, n: i64, k: i64,
+/// order: i64)` computes `n` windowed dot products of `k` taps ([`crate::spanwindow`]);
+/// `flow_row_binary_f32` applies an operator between rows and their scalars and
+/// `flow_lane_fold_f32` folds rows into lanes ([`crate::spanrows`]).
 pub fn builtin_symbols() -> Vec<(&'static str, *const u8)> {
     vec![
         ("flow_expf", flow_expf as *const u8),
@@ -114,6 +117,18 @@ pub fn builtin_symbols() -> Vec<(&'static str, *const u8)> {
         (
             "flow_exp_span_f32",
             crate::spanmath::flow_exp_span_f32 as *const u8,
+        ),
+        (
+            "flow_window_dot_f32",
+            crate::spanwindow::flow_window_dot_f32 as *const u8,
+        ),
+        (
+            "flow_row_binary_f32",
+            crate::spanrows::flow_row_binary_f32 as *const u8,
+        ),
+        (
+            "flow_lane_fold_f32",
+            crate::spanrows::flow_lane_fold_f32 as *const u8,
         ),
     ]
 }
@@ -289,7 +304,7 @@ mod tests {
     #[test]
     fn the_symbol_table_lists_every_builtin_once() {
         let syms = builtin_symbols();
-        assert_eq!(syms.len(), 25);
+        assert_eq!(syms.len(), 28);
         let mut names: Vec<&str> = syms.iter().map(|(n, _)| *n).collect();
         names.sort_unstable();
         names.dedup();

@@ -24,6 +24,8 @@ pub mod prims;
 pub mod profile;
 pub mod rand;
 pub mod spanmath;
+pub mod spanrows;
+pub mod spanwindow;
 pub mod tensor;
 
 pub use format::{format_scalar, format_tensor};

@@ -102,15 +102,26 @@ impl Emitter {
                 .map_err(cl_err(&format!("declaring {name}")))?;
             math.push(id);
         }
-        // Last, the span function (kernel/span.rs): `(ptr, n: i64)`, no result.
-        let mut sig = module.make_signature();
-        sig.params
-            .push(AbiParam::new(module.target_config().pointer_type()));
-        sig.params.push(AbiParam::new(types::I64));
-        let id = module
-            .declare_function(kernel::EXP_SPAN_SYMBOL, Linkage::Import, &sig)
-            .map_err(cl_err(&format!("declaring {}", kernel::EXP_SPAN_SYMBOL)))?;
-        math.push(id);
+        // Last, the span functions (kernel/span.rs), no result: `exp` over `(ptr, n: i64)`,
+        // the windowed dot product over `(out, x, w, n: i64, k: i64, order: i64)`, and the
+        // row operation over `(out, x, d, rows, n, x_stride, out_stride, op: i64)`, and the
+        // lane fold over `(out, x, rows, x_stride, lanes, lane_stride, m, fold: i64)`.
+        let ptr = module.target_config().pointer_type();
+        for (name, ptrs, ints) in [
+            (kernel::EXP_SPAN_SYMBOL, 1, 1),
+            (kernel::WINDOW_DOT_SYMBOL, 3, 3),
+            (kernel::ROW_BINARY_SYMBOL, 3, 5),
+            (kernel::LANE_FOLD_SYMBOL, 2, 6),
+        ] {
+            let mut sig = module.make_signature();
+            sig.params.extend((0..ptrs).map(|_| AbiParam::new(ptr)));
+            sig.params
+                .extend((0..ints).map(|_| AbiParam::new(types::I64)));
+            let id = module
+                .declare_function(name, Linkage::Import, &sig)
+                .map_err(cl_err(&format!("declaring {name}")))?;
+            math.push(id);
+        }
         Ok(Emitter {
             ctx: module.make_context(),
             fctx: FunctionBuilderContext::new(),
@@ -172,7 +183,14 @@ impl Jit {
         let table: HashMap<&str, *const u8> =
             flow_runtime::abi::builtin_symbols().into_iter().collect();
         let names = math_symbols().into_iter().map(|(name, _, _)| name);
-        for name in names.chain([kernel::EXP_SPAN_SYMBOL.to_string()]) {
+        let spans = [
+            kernel::EXP_SPAN_SYMBOL,
+            kernel::WINDOW_DOT_SYMBOL,
+            kernel::ROW_BINARY_SYMBOL,
+            kernel::LANE_FOLD_SYMBOL,
+        ]
+        .map(String::from);
+        for name in names.chain(spans) {
             let ptr = *table
                 .get(name.as_str())
                 .expect("the runtime exports every math built-in");

@@ -483,3 +483,167 @@ fn exp_over_spans_agrees_with_the_interpreter() {
         .to_vec();
     assert_eq!(spans, [true, false, false]);
 }
+
+/// Stencils (`sum[k](w[k] * x[i + k])` on `f32`) run as the runtime's windowed dot product
+/// (kernel/span.rs); their bits are the interpreter's at any shard split, for outputs fewer
+/// than a vector, tails and many shards, short and long windows, both operand orders,
+/// constant offsets, and NaN, infinities and signed zeros among the inputs; other shapes of
+/// reduction keep the loop nest.
+#[test]
+fn stencils_over_spans_agree_with_the_interpreter() {
+    let specials = |mut t: Tensor, every: usize| {
+        let Data::F32(v) = &mut t.data else {
+            unreachable!("f32 data")
+        };
+        let s = [f32::NAN, f32::INFINITY, -0.0, f32::NEG_INFINITY, 3e38];
+        for (j, i) in (0..v.len()).step_by(every).enumerate() {
+            v[i] = s[j % s.len()];
+        }
+        t
+    };
+    for threads in [1, 3] {
+        let mut jit = native(threads).expect("the JIT starts");
+        for (n, k) in [(1, 1), (3, 9), (17, 9), (70_001, 9), (100, 20), (5, 0)] {
+            let (xn, wn) = (n + k + 2, k + 1);
+            let x = specials(data(&[xn], 3), 211);
+            let w = data(&[wn], 5);
+            for body in ["mul(r0, r1)", "mul(r1, r0)"] {
+                let text = format!(
+                    "%0 = input 0 : f32[{wn}]\n\
+                     %1 = input 1 : f32[{xn}]\n\
+                     %2 = reduce [{n}] over [{k}] sum reads(%0.0[i1 + 1], %1.0[i0 + i1 + 2]) : f32[{n}] {{ {body} }}\n\
+                     output %2.0\n"
+                );
+                agree(&mut jit, &text, &[w.clone(), x.clone()]);
+            }
+        }
+    }
+    let g = parse(
+        "%0 = input 0 : f32[9]\n\
+         %1 = input 1 : f32[108]\n\
+         %2 = reduce [100] over [9] sum reads(%0.0[i1], %1.0[i0 + i1]) : f32[100] { mul(r0, r1) }\n\
+         %3 = reduce [100] over [9] sum reads(%0.0[i1], %1.0[i0 + i1]) : f32[100] { add(r0, r1) }\n\
+         %4 = reduce [100] over [9] max reads(%0.0[i1], %1.0[i0 + i1]) : f32[100] { mul(r0, r1) }\n\
+         %5 = reduce [50] over [9] sum reads(%0.0[i1], %1.0[2*i0 + i1]) : f32[50] { mul(r0, r1) }\n\
+         %6 = reduce [100] over [9] sum reads(%1.0[i1], %1.0[i0 + i1]) : f32[100] { mul(r0, r1) }\n\
+         output %2.0, %3.0, %4.0, %5.0, %6.0\n",
+    )
+    .expect("a graph");
+    let spans: Vec<bool> = [2, 3, 4, 5, 6]
+        .map(|k| super::kernel::span_window_dot(&g, &g.nodes[NodeId(k)]).is_some())
+        .to_vec();
+    assert_eq!(spans, [true, false, false, false, true]);
+}
+
+/// Maps between rows and their scalars (`x[i, j] op d[i]`, `+ - * /`, either operand order)
+/// run as the runtime's row operation (kernel/span.rs); their bits are the interpreter's at
+/// any shard split, for rows shorter than a vector and with tails, a strided and offset `x`,
+/// NaN, infinities, signed zeros and division by zero, and when the map writes over its
+/// input (softmax's `e / z`); other maps keep the loop nest.
+#[test]
+fn row_operations_over_spans_agree_with_the_interpreter() {
+    let specials = |mut t: Tensor, every: usize| {
+        let Data::F32(v) = &mut t.data else {
+            unreachable!("f32 data")
+        };
+        let s = [f32::NAN, f32::INFINITY, -0.0, 0.0, f32::NEG_INFINITY, 3e38];
+        for (j, i) in (0..v.len()).step_by(every).enumerate() {
+            v[i] = s[j % s.len()];
+        }
+        t
+    };
+    for threads in [1, 3] {
+        let mut jit = native(threads).expect("the JIT starts");
+        for (b, m) in [(1, 1), (3, 5), (300, 17), (70, 1031)] {
+            let x = specials(data(&[b + 1, m + 3], 7), 97);
+            let d = specials(data(&[b + 2], 11), 5);
+            for op in ["add", "sub", "mul", "div"] {
+                for (l, r) in [("r0", "r1"), ("r1", "r0")] {
+                    let text = format!(
+                        "%0 = input 0 : f32[{}, {}]\n\
+                         %1 = input 1 : f32[{}]\n\
+                         %2 = map [{b}, {m}] reads(%0.0[i0 + 1, i1 + 2], %1.0[i0 + 2]) : f32[{b}, {m}] {{ {op}({l}, {r}) }}\n\
+                         output %2.0\n",
+                        b + 1,
+                        m + 3,
+                        b + 2
+                    );
+                    agree(&mut jit, &text, &[x.clone(), d.clone()]);
+                }
+            }
+            // Softmax: `e = exp(x - m)` (a row operation, then `exp` over the span), and
+            // `y = e / z` writes over `e`.
+            let text = format!(
+                "%0 = input 0 : f32[{b}, {m}]\n\
+                 %1 = reduce [{b}] over [{m}] max reads(%0.0[i0, i1]) : f32[{b}] {{ r0 }}\n\
+                 %2 = map [{b}, {m}] reads(%0.0[i0, i1], %1.0[i0]) : f32[{b}, {m}] {{ exp(sub(r0, r1)) }}\n\
+                 %3 = reduce [{b}] over [{m}] sum reads(%2.0[i0, i1]) : f32[{b}] {{ r0 }}\n\
+                 %4 = map [{b}, {m}] reads(%2.0[i0, i1], %3.0[i0]) : f32[{b}, {m}] {{ div(r0, r1) }}\n\
+                 output %4.0\n"
+            );
+            agree(&mut jit, &text, &[data(&[b, m], 3)]);
+        }
+    }
+    let g = parse(
+        "%0 = input 0 : f32[4, 8]\n\
+         %1 = input 1 : f32[4]\n\
+         %2 = map [4, 8] reads(%0.0[i0, i1], %1.0[i0]) : f32[4, 8] { div(r0, r1) }\n\
+         %3 = map [4, 8] reads(%0.0[i0, i1], %1.0[i0]) : f32[4, 8] { max(r0, r1) }\n\
+         %4 = map [4, 8] reads(%0.0[i0, i1], %1.0[i0]) : f32[4, 8] { div(r0, add(r1, 1f32)) }\n\
+         %5 = map [4, 4] reads(%0.0[i1, i0], %1.0[i0]) : f32[4, 4] { sub(r0, r1) }\n\
+         %6 = map [4, 4] reads(%0.0[i0, i1], %1.0[i1]) : f32[4, 4] { sub(r0, r1) }\n\
+         %7 = map [4, 8] reads(%1.0[i0], %0.0[i0, i1]) : f32[4, 8] { mul(r0, r1) }\n\
+         output %2.0, %3.0, %4.0, %5.0, %6.0, %7.0\n",
+    )
+    .expect("a graph");
+    let spans: Vec<bool> = [2, 3, 4, 5, 6, 7]
+        .map(|k| super::kernel::span_row_binary(&g, &g.nodes[NodeId(k)]).is_some())
+        .to_vec();
+    assert_eq!(spans, [true, false, false, false, false, true]);
+}
+
+/// Row `sum`s and `max`es folded into 16 lanes (the `lanes` pass's form) run as the
+/// runtime's lane fold where the CPU has AVX-512F or AVX2 (kernel/span.rs); their bits are
+/// the interpreter's at any shard split, with NaN, infinities and signed zeros, a strided
+/// input and one row; other shapes keep the loop nest.
+#[test]
+fn lane_folds_over_spans_agree_with_the_interpreter() {
+    let specials = |mut t: Tensor, every: usize| {
+        let Data::F32(v) = &mut t.data else {
+            unreachable!("f32 data")
+        };
+        let s = [f32::NAN, f32::INFINITY, -0.0, 0.0, f32::NEG_INFINITY];
+        for (j, i) in (0..v.len()).step_by(every).enumerate() {
+            v[i] = s[j % s.len()];
+        }
+        t
+    };
+    for threads in [1, 3] {
+        let mut jit = native(threads).expect("the JIT starts");
+        for (b, m, every) in [(1, 1, 7), (5, 3, 1000), (70, 64, 301), (300, 4, 4001)] {
+            let n = 16 * m + 5;
+            let x = specials(data(&[b, n], 13), every);
+            for op in ["sum", "max"] {
+                let text = format!(
+                    "%0 = input 0 : f32[{b}, {n}]\n\
+                     %1 = reduce [{b}, 16] over [{m}] {op} reads(%0.0[i0, 16*i2 + i1]) : f32[{b}, 16] {{ r0 }}\n\
+                     output %1.0\n"
+                );
+                agree(&mut jit, &text, std::slice::from_ref(&x));
+            }
+        }
+    }
+    let g = parse(
+        "%0 = input 0 : f32[4, 64]\n\
+         %1 = reduce [4, 16] over [4] max reads(%0.0[i0, 16*i2 + i1]) : f32[4, 16] { r0 }\n\
+         %2 = reduce [4, 16] over [4] min reads(%0.0[i0, 16*i2 + i1]) : f32[4, 16] { r0 }\n\
+         %3 = reduce [4, 8] over [8] sum reads(%0.0[i0, 8*i2 + i1]) : f32[4, 8] { r0 }\n\
+         %4 = reduce [4, 16] over [4] sum reads(%0.0[i0, 16*i2 + i1]) : f32[4, 16] { neg(r0) }\n\
+         output %1.0, %2.0, %3.0, %4.0\n",
+    )
+    .expect("a graph");
+    let spans: Vec<bool> = [1, 2, 3, 4]
+        .map(|k| super::kernel::span_lane_fold(&g, &g.nodes[NodeId(k)]).is_some())
+        .to_vec();
+    assert_eq!(spans, [true, false, false, false]);
+}

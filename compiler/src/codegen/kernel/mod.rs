@@ -47,7 +47,11 @@ mod vector;
 
 #[cfg(test)]
 pub(super) use span::exp_argument as span_exp_argument;
-pub use span::EXP_SPAN_SYMBOL;
+#[cfg(test)]
+pub(super) use span::{
+    lane_fold as span_lane_fold, row_binary as span_row_binary, window_dot as span_window_dot,
+};
+pub use span::{EXP_SPAN_SYMBOL, LANE_FOLD_SYMBOL, ROW_BINARY_SYMBOL, WINDOW_DOT_SYMBOL};
 
 use vector::{coef_kind, vector_plan};
 
@@ -59,7 +63,8 @@ pub const ERR_INDEX: i64 = 3;
 
 /// The runtime math functions kernels call, declared in the function being built, in the
 /// order of [`CALLED`]: first the `f32` versions, then the `f64` ones; last the span
-/// function [`EXP_SPAN_SYMBOL`].
+/// functions [`EXP_SPAN_SYMBOL`], [`WINDOW_DOT_SYMBOL`], [`ROW_BINARY_SYMBOL`] and
+/// [`LANE_FOLD_SYMBOL`].
 #[derive(Clone, Debug)]
 pub struct Imports {
     pub funcs: Vec<cranelift_codegen::ir::FuncRef>,
@@ -89,10 +94,6 @@ impl Imports {
             .expect("a called function");
         let off = if d == DType::F32 { 0 } else { CALLED.len() };
         self.funcs[off + k]
-    }
-
-    fn exp_span(&self) -> cranelift_codegen::ir::FuncRef {
-        self.funcs[2 * CALLED.len()]
     }
 }
 
@@ -641,19 +642,43 @@ pub fn generate(g: &Graph, node: &Node, b: &mut FunctionBuilder<'_>, imports: Im
     };
     let range = (space_n > 0).then_some((lo, hi));
     match &node.kind {
+        NodeKind::Map { .. } if range.is_some() && span::row_binary(g, node).is_some() => {
+            let rb = span::row_binary(g, node).expect("checked");
+            span::rows_binary(&mut gen, rb, &space_ext, lo, hi);
+        }
         NodeKind::Map { body, .. } => {
             let exp_arg = span::exp_argument(node);
             let body = exp_arg.map_or(&body[..], std::slice::from_ref);
-            gen.nest(&space_ext, 0, range, plan, &mut |g| {
-                let vals: Vec<CVal> = body.iter().map(|e| g.expr(e, &[])).collect();
-                for (port, v) in vals.iter().enumerate() {
-                    let (v, _) = v.s();
-                    g.store(port, &v);
-                }
-            });
+            // `exp(x[i, j] - m[i])`: the argument is a row operation too.
+            let arg_rows = exp_arg
+                .filter(|_| range.is_some())
+                .and_then(|e| span::row_binary_expr(g, node, e));
+            if let Some(rb) = arg_rows {
+                span::rows_binary(&mut gen, rb, &space_ext, lo, hi);
+            } else {
+                gen.nest(&space_ext, 0, range, plan, &mut |g| {
+                    let vals: Vec<CVal> = body.iter().map(|e| g.expr(e, &[])).collect();
+                    for (port, v) in vals.iter().enumerate() {
+                        let (v, _) = v.s();
+                        g.store(port, &v);
+                    }
+                });
+            }
             if exp_arg.is_some() {
                 span::exp_over_rows(&mut gen, &space_ext, lo, hi);
             }
+        }
+        NodeKind::Reduce { .. }
+            if range.is_some()
+                && span::lane_fold(g, node).is_some()
+                && flow_runtime::spanrows::lane_fold_is_vectorized() =>
+        {
+            let fold = span::lane_fold(g, node).expect("checked");
+            span::lanes_over_rows(&mut gen, fold, &space_ext, red_ext[0], lo, hi);
+        }
+        NodeKind::Reduce { .. } if range.is_some() && span::window_dot(g, node).is_some() => {
+            let wd = span::window_dot(g, node).expect("checked");
+            span::window_over_rows(&mut gen, wd, red_ext[0], lo, hi);
         }
         NodeKind::Reduce { monoid, args, .. } => {
             let m = kernel_monoid(g, *monoid, node.outputs[0].dtype);
