@@ -102,6 +102,9 @@ impl BufferPool {
             Data::F64(v) => v.fill(0.0),
             Data::I32(v) => v.fill(0),
             Data::I64(v) => v.fill(0),
+            Data::U8(v) => v.fill(0),
+            Data::U32(v) => v.fill(0),
+            Data::U64(v) => v.fill(0),
             Data::Bool(v) => v.fill(false),
         }
         Ok(data)
@@ -179,6 +182,9 @@ fn capacity_bytes(data: &Data) -> usize {
         Data::F64(v) => v.capacity(),
         Data::I32(v) => v.capacity(),
         Data::I64(v) => v.capacity(),
+        Data::U8(v) => v.capacity(),
+        Data::U32(v) => v.capacity(),
+        Data::U64(v) => v.capacity(),
         Data::Bool(v) => v.capacity(),
     };
     elements * data.dtype().size_bytes()

@@ -167,7 +167,7 @@ macro_rules! elements {
         }
     )*};
 }
-elements!(f32 => F32, f64 => F64, i32 => I32, i64 => I64, bool => Bool);
+elements!(f32 => F32, f64 => F64, i32 => I32, i64 => I64, bool => Bool, u8 => U8, u32 => U32, u64 => U64);
 
 /// A vector of `len` elements: `spare` if it has that type and length (its contents are
 /// stale and will all be overwritten), else a new one filled with `fill`.
@@ -460,6 +460,9 @@ impl<'p, 'h> Machine<'p, 'h> {
                     Data::I32(d) => go!(I32, d),
                     Data::I64(d) => go!(I64, d),
                     Data::Bool(d) => go!(Bool, d),
+                    Data::U8(d) => go!(U8, d),
+                    Data::U32(d) => go!(U32, d),
+                    Data::U64(d) => go!(U64, d),
                 };
                 match out {
                     Err(Failure::Task(x)) => return failed(x),

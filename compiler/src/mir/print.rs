@@ -26,7 +26,7 @@
 //! tensorty := dtype shape ;  shape := "[" N,* "]"
 //! expr     := lit | iK | rK | pK | OP "(" expr,* ")" | "cast" "(" expr "," dtype ")"
 //!           | "tuple" "(" expr,* ")" | expr "." N
-//! lit      := "true" | "false" | INT ("i32" | "i64") | FLOAT ("f32" | "f64")
+//! lit      := "true" | "false" | INT ("i32" | "i64" | "u8" | "u32" | "u64") | FLOAT ("f32" | "f64")
 //! ```
 //!
 //! `iK`, `rK` and `pK` are index variable `K`, read `K` and parameter `K`. `OP` is an
@@ -381,6 +381,15 @@ pub(crate) fn write_lit(out: &mut String, s: Scalar, suffix: bool) {
             let _ = write!(out, "{v}{sfx}");
         }
         Scalar::I64(v) => {
+            let _ = write!(out, "{v}{sfx}");
+        }
+        Scalar::U8(v) => {
+            let _ = write!(out, "{v}{sfx}");
+        }
+        Scalar::U32(v) => {
+            let _ = write!(out, "{v}{sfx}");
+        }
+        Scalar::U64(v) => {
             let _ = write!(out, "{v}{sfx}");
         }
         Scalar::F32(v) => write_float(
