@@ -620,7 +620,11 @@ mod tests {
         for d in DType::ALL {
             assert_eq!(DType::from_name(d.name()), Some(d));
         }
-        assert_eq!(DType::from_name("u8"), None);
+        assert_eq!(DType::from_name("u8"), Some(DType::U8));
+        assert_eq!(DType::U64.size_bytes(), 8);
+        assert_eq!(DType::U8.int_bits(), Some(8));
+        assert!(DType::U32.is_int() && DType::U32.is_unsigned() && !DType::U32.is_signed_int());
+        assert_eq!(DType::from_name("u16"), None);
     }
 
     #[test]

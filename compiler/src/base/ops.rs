@@ -593,6 +593,51 @@ mod tests {
     }
 
     #[test]
+    fn unsigned_integers_wrap_divide_and_shift_unsigned() {
+        use Scalar::{U32, U64, U8};
+        assert_eq!(bin(BinOp::Sub, U32(3), U32(5)), Ok(U32(u32::MAX - 1)));
+        assert_eq!(bin(BinOp::Add, U8(200), U8(100)), Ok(U8(44)));
+        assert_eq!(bin(BinOp::Mul, U64(u64::MAX), U64(2)), Ok(U64(u64::MAX - 1)));
+        assert_eq!(bin(BinOp::Div, U32(u32::MAX), U32(2)), Ok(U32(u32::MAX / 2)));
+        assert_eq!(bin(BinOp::Rem, U8(255), U8(10)), Ok(U8(5)));
+        assert_eq!(bin(BinOp::Div, U64(1), U64(0)), Err(OpError::DivByZero));
+        assert_eq!(bin(BinOp::Rem, U8(1), U8(0)), Err(OpError::DivByZero));
+        assert_eq!(bin(BinOp::Lt, U32(1), U32(u32::MAX)), Ok(Scalar::Bool(true)));
+        assert_eq!(bin(BinOp::Max, U64(1 << 63), U64(1)), Ok(U64(1 << 63)));
+        // `>>` is logical; the amount is taken modulo the width.
+        assert_eq!(bin(BinOp::Shr, U32(u32::MAX), U32(28)), Ok(U32(15)));
+        assert_eq!(bin(BinOp::Shr, U8(128), U8(9)), Ok(U8(64)));
+        assert_eq!(bin(BinOp::Shl, U8(1), U8(8)), Ok(U8(1)));
+        assert_eq!(bin(BinOp::Shl, U64(1), U64(65)), Ok(U64(2)));
+        assert_eq!(unary(UnOp::Not, U8(0)), Ok(U8(255)));
+        assert_eq!(unary(UnOp::Neg, U32(1)), Err(OpError::Operands));
+        assert_eq!(unary_result(UnOp::Neg, DType::U32), None);
+        assert_eq!(math(MathFn::Abs, U64(u64::MAX)), Ok(U64(u64::MAX)));
+        assert_eq!(builtin_identity(BuiltinMonoid::Max, DType::U8), Some(U8(0)));
+        assert_eq!(
+            builtin_identity(BuiltinMonoid::Min, DType::U32),
+            Some(U32(u32::MAX))
+        );
+        assert_eq!(builtin_identity(BuiltinMonoid::Prod, DType::U64), Some(U64(1)));
+    }
+
+    #[test]
+    fn casts_to_unsigned_saturate_floats_and_keep_low_bits() {
+        use Scalar::{F32, F64, I64, U32, U64, U8};
+        assert_eq!(F32(-1.5).cast(DType::U32), U32(0));
+        assert_eq!(F64(1e10).cast(DType::U32), U32(u32::MAX));
+        assert_eq!(F64(f64::NAN).cast(DType::U64), U64(0));
+        assert_eq!(F32(300.0).cast(DType::U8), U8(255));
+        assert_eq!(F64(255.9).cast(DType::U8), U8(255));
+        assert_eq!(I64(-1).cast(DType::U8), U8(255));
+        assert_eq!(I64(257).cast(DType::U8), U8(1));
+        assert_eq!(U64(u64::MAX).cast(DType::I64), I64(-1));
+        assert_eq!(U32(u32::MAX).cast(DType::I64), I64(u32::MAX as i64));
+        assert_eq!(U64(u64::MAX).cast(DType::F32), F32(18446744073709551616.0));
+        assert_eq!(U8(2).cast(DType::Bool), Scalar::Bool(true));
+    }
+
+    #[test]
     fn float_min_max_propagate_nan_and_order_zeros() {
         use Scalar::F32;
         let max = |a, b| bin(BinOp::Max, F32(a), F32(b)).unwrap();
