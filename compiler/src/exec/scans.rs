@@ -141,6 +141,63 @@ macro_rules! with_monoid {
             (MonoidRef::User(_), Data::Bool($x)) => {
                 Some(user_arm!($user, $zero, $m, $body, Bool, bool))
             }
+            (MonoidRef::Builtin(B::Sum), Data::U8($x)) => Some({
+                let $m = Sum::<u8>::new();
+                $body.map(Data::U8)
+            }),
+            (MonoidRef::Builtin(B::Sum), Data::U32($x)) => Some({
+                let $m = Sum::<u32>::new();
+                $body.map(Data::U32)
+            }),
+            (MonoidRef::Builtin(B::Sum), Data::U64($x)) => Some({
+                let $m = Sum::<u64>::new();
+                $body.map(Data::U64)
+            }),
+            (MonoidRef::Builtin(B::Prod), Data::U8($x)) => Some({
+                let $m = Prod::<u8>::new();
+                $body.map(Data::U8)
+            }),
+            (MonoidRef::Builtin(B::Prod), Data::U32($x)) => Some({
+                let $m = Prod::<u32>::new();
+                $body.map(Data::U32)
+            }),
+            (MonoidRef::Builtin(B::Prod), Data::U64($x)) => Some({
+                let $m = Prod::<u64>::new();
+                $body.map(Data::U64)
+            }),
+            (MonoidRef::Builtin(B::Max), Data::U8($x)) => Some({
+                let $m = Max::<u8>::new();
+                $body.map(Data::U8)
+            }),
+            (MonoidRef::Builtin(B::Max), Data::U32($x)) => Some({
+                let $m = Max::<u32>::new();
+                $body.map(Data::U32)
+            }),
+            (MonoidRef::Builtin(B::Max), Data::U64($x)) => Some({
+                let $m = Max::<u64>::new();
+                $body.map(Data::U64)
+            }),
+            (MonoidRef::Builtin(B::Min), Data::U8($x)) => Some({
+                let $m = Min::<u8>::new();
+                $body.map(Data::U8)
+            }),
+            (MonoidRef::Builtin(B::Min), Data::U32($x)) => Some({
+                let $m = Min::<u32>::new();
+                $body.map(Data::U32)
+            }),
+            (MonoidRef::Builtin(B::Min), Data::U64($x)) => Some({
+                let $m = Min::<u64>::new();
+                $body.map(Data::U64)
+            }),
+            (MonoidRef::User(_), Data::U8($x)) => {
+                Some(user_arm!($user, $zero, $m, $body, U8, u8))
+            }
+            (MonoidRef::User(_), Data::U32($x)) => {
+                Some(user_arm!($user, $zero, $m, $body, U32, u32))
+            }
+            (MonoidRef::User(_), Data::U64($x)) => {
+                Some(user_arm!($user, $zero, $m, $body, U64, u64))
+            }
             _ => None,
         }
     }};

@@ -170,6 +170,7 @@ builtin_monoid!(
     f64 => 0.0, |a, b| a + b;
     i32 => 0, |a, b| a.wrapping_add(b);
     i64 => 0, |a, b| a.wrapping_add(b);
+    u8 => 0, |a, b| a.wrapping_add(b);
     u32 => 0, |a, b| a.wrapping_add(b);
     u64 => 0, |a, b| a.wrapping_add(b);
 );
@@ -180,6 +181,7 @@ builtin_monoid!(
     f64 => 1.0, |a, b| a * b;
     i32 => 1, |a, b| a.wrapping_mul(b);
     i64 => 1, |a, b| a.wrapping_mul(b);
+    u8 => 1, |a, b| a.wrapping_mul(b);
     u32 => 1, |a, b| a.wrapping_mul(b);
     u64 => 1, |a, b| a.wrapping_mul(b);
 );
@@ -191,6 +193,7 @@ builtin_monoid!(
     f64 => f64::NEG_INFINITY, |a, b| fmax(a, b);
     i32 => i32::MIN, |a, b| a.max(b);
     i64 => i64::MIN, |a, b| a.max(b);
+    u8 => 0, |a, b| a.max(b);
     u32 => 0, |a, b| a.max(b);
     u64 => 0, |a, b| a.max(b);
 );
@@ -202,6 +205,7 @@ builtin_monoid!(
     f64 => f64::INFINITY, |a, b| fmin(a, b);
     i32 => i32::MAX, |a, b| a.min(b);
     i64 => i64::MAX, |a, b| a.min(b);
+    u8 => u8::MAX, |a, b| a.min(b);
     u32 => u32::MAX, |a, b| a.min(b);
     u64 => u64::MAX, |a, b| a.min(b);
 );
