@@ -1925,7 +1925,9 @@ impl Builder<'_> {
     fn expr(&mut self, cx: Cx<'_>, dt: DType, depth: u32) -> (ScalarExpr, Val) {
         match dt {
             DType::F32 | DType::F64 => self.float_expr(cx, dt, depth),
-            DType::I32 | DType::I64 => self.int_expr(cx, dt, depth),
+            DType::I32 | DType::I64 | DType::U8 | DType::U32 | DType::U64 => {
+                self.int_expr(cx, dt, depth)
+            }
             DType::Bool => self.bool_expr(cx, depth),
         }
     }
