@@ -597,12 +597,21 @@ mod tests {
         use Scalar::{U32, U64, U8};
         assert_eq!(bin(BinOp::Sub, U32(3), U32(5)), Ok(U32(u32::MAX - 1)));
         assert_eq!(bin(BinOp::Add, U8(200), U8(100)), Ok(U8(44)));
-        assert_eq!(bin(BinOp::Mul, U64(u64::MAX), U64(2)), Ok(U64(u64::MAX - 1)));
-        assert_eq!(bin(BinOp::Div, U32(u32::MAX), U32(2)), Ok(U32(u32::MAX / 2)));
+        assert_eq!(
+            bin(BinOp::Mul, U64(u64::MAX), U64(2)),
+            Ok(U64(u64::MAX - 1))
+        );
+        assert_eq!(
+            bin(BinOp::Div, U32(u32::MAX), U32(2)),
+            Ok(U32(u32::MAX / 2))
+        );
         assert_eq!(bin(BinOp::Rem, U8(255), U8(10)), Ok(U8(5)));
         assert_eq!(bin(BinOp::Div, U64(1), U64(0)), Err(OpError::DivByZero));
         assert_eq!(bin(BinOp::Rem, U8(1), U8(0)), Err(OpError::DivByZero));
-        assert_eq!(bin(BinOp::Lt, U32(1), U32(u32::MAX)), Ok(Scalar::Bool(true)));
+        assert_eq!(
+            bin(BinOp::Lt, U32(1), U32(u32::MAX)),
+            Ok(Scalar::Bool(true))
+        );
         assert_eq!(bin(BinOp::Max, U64(1 << 63), U64(1)), Ok(U64(1 << 63)));
         // `>>` is logical; the amount is taken modulo the width.
         assert_eq!(bin(BinOp::Shr, U32(u32::MAX), U32(28)), Ok(U32(15)));
@@ -618,7 +627,10 @@ mod tests {
             builtin_identity(BuiltinMonoid::Min, DType::U32),
             Some(U32(u32::MAX))
         );
-        assert_eq!(builtin_identity(BuiltinMonoid::Prod, DType::U64), Some(U64(1)));
+        assert_eq!(
+            builtin_identity(BuiltinMonoid::Prod, DType::U64),
+            Some(U64(1))
+        );
     }
 
     #[test]

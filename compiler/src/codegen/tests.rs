@@ -490,12 +490,12 @@ fn edges(d: DType) -> Tensor {
     use flow_runtime::Scalar;
     let ints: [i64; 12] = [0, 1, 2, 3, 7, 100, 255, 256, -1, -2, i64::MIN, i64::MAX];
     let mut vals: Vec<Scalar> = ints.iter().map(|&v| Scalar::I64(v).cast(d)).collect();
-    vals.extend([1u64 << 31, (1 << 31) - 1, 1 << 32, 1 << 63, u64::MAX - 1].map(|v| {
-        match d {
+    vals.extend(
+        [1u64 << 31, (1 << 31) - 1, 1 << 32, 1 << 63, u64::MAX - 1].map(|v| match d {
             DType::U64 => Scalar::U64(v),
             _ => Scalar::U64(v).cast(d),
-        }
-    }));
+        }),
+    );
     if d.is_float() {
         vals.extend(
             [

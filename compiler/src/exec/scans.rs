@@ -189,9 +189,7 @@ macro_rules! with_monoid {
                 let $m = Min::<u64>::new();
                 $body.map(Data::U64)
             }),
-            (MonoidRef::User(_), Data::U8($x)) => {
-                Some(user_arm!($user, $zero, $m, $body, U8, u8))
-            }
+            (MonoidRef::User(_), Data::U8($x)) => Some(user_arm!($user, $zero, $m, $body, U8, u8)),
             (MonoidRef::User(_), Data::U32($x)) => {
                 Some(user_arm!($user, $zero, $m, $body, U32, u32))
             }

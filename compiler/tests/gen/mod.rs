@@ -2261,12 +2261,9 @@ impl Builder<'_> {
                     DType::I32 => DType::I64,
                     _ => DType::I64,
                 };
-                let other = self.ch.pick_w(&[
-                    (6, other),
-                    (1, DType::U8),
-                    (1, DType::U32),
-                    (1, DType::U64),
-                ]);
+                let other =
+                    self.ch
+                        .pick_w(&[(6, other), (1, DType::U8), (1, DType::U32), (1, DType::U64)]);
                 let (a, va) = self.int_expr(cx, other, d);
                 let v = if other.is_unsigned() || dt.is_unsigned() {
                     Val::exact(BIG, true)
