@@ -377,20 +377,9 @@ pub(crate) fn write_lit(out: &mut String, s: Scalar, suffix: bool) {
         Scalar::Bool(v) => {
             let _ = write!(out, "{v}");
         }
-        Scalar::I32(v) => {
-            let _ = write!(out, "{v}{sfx}");
-        }
-        Scalar::I64(v) => {
-            let _ = write!(out, "{v}{sfx}");
-        }
-        Scalar::U8(v) => {
-            let _ = write!(out, "{v}{sfx}");
-        }
-        Scalar::U32(v) => {
-            let _ = write!(out, "{v}{sfx}");
-        }
-        Scalar::U64(v) => {
-            let _ = write!(out, "{v}{sfx}");
+        // Integers in decimal, as `print` writes them.
+        Scalar::I32(_) | Scalar::I64(_) | Scalar::U8(_) | Scalar::U32(_) | Scalar::U64(_) => {
+            let _ = write!(out, "{}{sfx}", flow_runtime::format_scalar(&s));
         }
         Scalar::F32(v) => write_float(
             out,
