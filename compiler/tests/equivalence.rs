@@ -5,7 +5,8 @@
 //! 1–3 inputs (`f32`, `i64`, `bool`; extents 0, 1, ragged 5, 7, 11), constants (scalar ones
 //! are inlined by `fuse-maps`), random tensors, slices and concats, maps with random scalar
 //! bodies (arithmetic, comparisons and selects, casts between all dtypes, math functions on
-//! safe domains, guarded integer division, shifts), reads with offset, windowed (`i0 + i1`),
+//! safe domains, guarded integer division, shifts, and integer subexpressions computed in
+//! `u8`/`u32`/`u64` and cast back), reads with offset, windowed (`i0 + i1`),
 //! reversed (`K - i0`), strided (`2*i0`), transposed and broadcast projections and `Strict`,
 //! `Pad` and `Clamp` edges, and reductions with every built-in monoid and with user monoids
 //! with tuple states, wraps and unwraps (Stats → mean and variance, ArgMax with the

@@ -102,6 +102,9 @@ impl BufferPool {
             Data::F64(v) => v.fill(0.0),
             Data::I32(v) => v.fill(0),
             Data::I64(v) => v.fill(0),
+            Data::U8(v) => v.fill(0),
+            Data::U32(v) => v.fill(0),
+            Data::U64(v) => v.fill(0),
             Data::Bool(v) => v.fill(false),
         }
         Ok(data)
@@ -179,6 +182,9 @@ fn capacity_bytes(data: &Data) -> usize {
         Data::F64(v) => v.capacity(),
         Data::I32(v) => v.capacity(),
         Data::I64(v) => v.capacity(),
+        Data::U8(v) => v.capacity(),
+        Data::U32(v) => v.capacity(),
+        Data::U64(v) => v.capacity(),
         Data::Bool(v) => v.capacity(),
     };
     elements * data.dtype().size_bytes()
@@ -228,12 +234,15 @@ mod tests {
             assert_eq!((data.dtype(), data.len()), (d, 17));
             pool.give(data);
         }
-        assert_eq!(pool.stats().retained_buffers, 5);
-        assert_eq!(pool.stats().retained_bytes, 17 * (4 + 8 + 4 + 8 + 1));
+        assert_eq!(pool.stats().retained_buffers, 8);
+        assert_eq!(
+            pool.stats().retained_bytes,
+            17 * (4 + 8 + 4 + 8 + 1 + 1 + 4 + 8)
+        );
         for d in DType::ALL {
             assert_eq!(pool.take(d, 17).unwrap().dtype(), d);
         }
-        assert_eq!(pool.stats().hits, 5);
+        assert_eq!(pool.stats().hits, 8);
         assert_eq!(pool.stats().retained_bytes, 0);
     }
 

@@ -19,6 +19,9 @@ pub fn format_scalar(s: &Scalar) -> String {
         Scalar::F64(v) => v.to_string(),
         Scalar::I32(v) => v.to_string(),
         Scalar::I64(v) => v.to_string(),
+        Scalar::U8(v) => v.to_string(),
+        Scalar::U32(v) => v.to_string(),
+        Scalar::U64(v) => v.to_string(),
         Scalar::Bool(v) => v.to_string(),
     }
 }
@@ -65,6 +68,9 @@ fn summary(t: &Tensor) -> String {
         Data::F64(v) => float_stats(v.iter().copied(), |x| x.to_string()),
         Data::I32(v) => int_stats(v, |x| x as f64),
         Data::I64(v) => int_stats(v, |x| x as f64),
+        Data::U8(v) => int_stats(v, |x| x as f64),
+        Data::U32(v) => int_stats(v, |x| x as f64),
+        Data::U64(v) => int_stats(v, |x| x as f64),
         Data::Bool(v) => format!("{} true", v.iter().filter(|&&b| b).count()),
     };
     format!("{head}{stats})")

@@ -23,22 +23,38 @@ pub enum DType {
     I64,
     /// Boolean, stored as one byte.
     Bool,
+    /// 8-bit unsigned integer.
+    U8,
+    /// 32-bit unsigned integer.
+    U32,
+    /// 64-bit unsigned integer.
+    U64,
 }
 
 impl DType {
     /// All element types, in a fixed order.
-    pub const ALL: [DType; 5] = [DType::F32, DType::F64, DType::I32, DType::I64, DType::Bool];
+    pub const ALL: [DType; 8] = [
+        DType::F32,
+        DType::F64,
+        DType::I32,
+        DType::I64,
+        DType::Bool,
+        DType::U8,
+        DType::U32,
+        DType::U64,
+    ];
 
     /// The size of one element in bytes (as stored in a `.npy` file).
     pub fn size_bytes(self) -> usize {
         match self {
-            DType::F32 | DType::I32 => 4,
-            DType::F64 | DType::I64 => 8,
-            DType::Bool => 1,
+            DType::F32 | DType::I32 | DType::U32 => 4,
+            DType::F64 | DType::I64 | DType::U64 => 8,
+            DType::Bool | DType::U8 => 1,
         }
     }
 
-    /// The language's name of the type: `f32`, `f64`, `i32`, `i64` or `bool`.
+    /// The language's name of the type: `f32`, `f64`, `i32`, `i64`, `bool`, `u8`, `u32`
+    /// or `u64`.
     pub fn name(self) -> &'static str {
         match self {
             DType::F32 => "f32",
@@ -46,6 +62,9 @@ impl DType {
             DType::I32 => "i32",
             DType::I64 => "i64",
             DType::Bool => "bool",
+            DType::U8 => "u8",
+            DType::U32 => "u32",
+            DType::U64 => "u64",
         }
     }
 
@@ -59,9 +78,30 @@ impl DType {
         matches!(self, DType::F32 | DType::F64)
     }
 
-    /// Whether the type is `i32` or `i64`.
+    /// Whether the type is an integer, signed (`i32`, `i64`) or unsigned (`u8`, `u32`,
+    /// `u64`).
     pub fn is_int(self) -> bool {
+        self.is_signed_int() || self.is_unsigned()
+    }
+
+    /// Whether the type is `i32` or `i64`.
+    pub fn is_signed_int(self) -> bool {
         matches!(self, DType::I32 | DType::I64)
+    }
+
+    /// Whether the type is `u8`, `u32` or `u64`.
+    pub fn is_unsigned(self) -> bool {
+        matches!(self, DType::U8 | DType::U32 | DType::U64)
+    }
+
+    /// The width in bits of an integer type (`None` for floats and `bool`).
+    pub fn int_bits(self) -> Option<u32> {
+        match self {
+            DType::U8 => Some(8),
+            DType::I32 | DType::U32 => Some(32),
+            DType::I64 | DType::U64 => Some(64),
+            DType::F32 | DType::F64 | DType::Bool => None,
+        }
     }
 }
 
@@ -84,6 +124,12 @@ pub enum Scalar {
     I64(i64),
     /// A `bool` value.
     Bool(bool),
+    /// A `u8` value.
+    U8(u8),
+    /// A `u32` value.
+    U32(u32),
+    /// A `u64` value.
+    U64(u64),
 }
 
 /// Converts a primitive number to the scalar of type `$to` (never `Bool`) with `as`.
@@ -94,6 +140,9 @@ macro_rules! cast_num {
             DType::F64 => Scalar::F64($v as f64),
             DType::I32 => Scalar::I32($v as i32),
             DType::I64 => Scalar::I64($v as i64),
+            DType::U8 => Scalar::U8($v as u8),
+            DType::U32 => Scalar::U32($v as u32),
+            DType::U64 => Scalar::U64($v as u64),
             DType::Bool => unreachable!("casts to bool are handled before cast_num"),
         }
     };
@@ -108,6 +157,9 @@ impl Scalar {
             Scalar::I32(_) => DType::I32,
             Scalar::I64(_) => DType::I64,
             Scalar::Bool(_) => DType::Bool,
+            Scalar::U8(_) => DType::U8,
+            Scalar::U32(_) => DType::U32,
+            Scalar::U64(_) => DType::U64,
         }
     }
 
@@ -119,13 +171,19 @@ impl Scalar {
             Scalar::I32(v) => v as f64,
             Scalar::I64(v) => v as f64,
             Scalar::Bool(v) => v as u8 as f64,
+            Scalar::U8(v) => v as f64,
+            Scalar::U32(v) => v as f64,
+            Scalar::U64(v) => v as f64,
         }
     }
 
     /// Converts the value to another element type with Rust `as` semantics.
     ///
-    /// Float to integer truncates toward zero and saturates (NaN becomes 0); a `bool`
-    /// becomes 0 or 1; a number becomes `bool` when it is not zero (NaN is `true`).
+    /// Float to integer truncates toward zero and saturates (NaN becomes 0; a negative float
+    /// becomes 0 as an unsigned integer); integer to integer keeps the low bits of the two's
+    /// complement (`-1i64 as u8 == 255`, `u64::MAX as i64 == -1`); integer to float rounds to
+    /// nearest; a `bool` becomes 0 or 1; a number becomes `bool` when it is not zero (NaN is
+    /// `true`).
     pub fn cast(&self, to: DType) -> Scalar {
         match (*self, to) {
             (Scalar::Bool(b), DType::Bool) => Scalar::Bool(b),
@@ -135,12 +193,18 @@ impl Scalar {
                 Scalar::F64(v) => v != 0.0,
                 Scalar::I32(v) => v != 0,
                 Scalar::I64(v) => v != 0,
+                Scalar::U8(v) => v != 0,
+                Scalar::U32(v) => v != 0,
+                Scalar::U64(v) => v != 0,
                 Scalar::Bool(v) => v,
             }),
             (Scalar::F32(v), _) => cast_num!(v, to),
             (Scalar::F64(v), _) => cast_num!(v, to),
             (Scalar::I32(v), _) => cast_num!(v, to),
             (Scalar::I64(v), _) => cast_num!(v, to),
+            (Scalar::U8(v), _) => cast_num!(v, to),
+            (Scalar::U32(v), _) => cast_num!(v, to),
+            (Scalar::U64(v), _) => cast_num!(v, to),
         }
     }
 }
@@ -158,6 +222,12 @@ pub enum Data {
     I64(Vec<i64>),
     /// `bool` elements.
     Bool(Vec<bool>),
+    /// `u8` elements.
+    U8(Vec<u8>),
+    /// `u32` elements.
+    U32(Vec<u32>),
+    /// `u64` elements.
+    U64(Vec<u64>),
 }
 
 impl Data {
@@ -169,6 +239,9 @@ impl Data {
             DType::I32 => Data::I32(vec![0; len]),
             DType::I64 => Data::I64(vec![0; len]),
             DType::Bool => Data::Bool(vec![false; len]),
+            DType::U8 => Data::U8(vec![0; len]),
+            DType::U32 => Data::U32(vec![0; len]),
+            DType::U64 => Data::U64(vec![0; len]),
         }
     }
 
@@ -183,6 +256,9 @@ impl Data {
             DType::I32 => Data::I32(try_zeroed(len).ok_or(refused)?),
             DType::I64 => Data::I64(try_zeroed(len).ok_or(refused)?),
             DType::Bool => Data::Bool(try_zeroed(len).ok_or(refused)?),
+            DType::U8 => Data::U8(try_zeroed(len).ok_or(refused)?),
+            DType::U32 => Data::U32(try_zeroed(len).ok_or(refused)?),
+            DType::U64 => Data::U64(try_zeroed(len).ok_or(refused)?),
         })
     }
 
@@ -194,6 +270,9 @@ impl Data {
             Data::I32(_) => DType::I32,
             Data::I64(_) => DType::I64,
             Data::Bool(_) => DType::Bool,
+            Data::U8(_) => DType::U8,
+            Data::U32(_) => DType::U32,
+            Data::U64(_) => DType::U64,
         }
     }
 
@@ -205,6 +284,9 @@ impl Data {
             Data::I32(v) => v.len(),
             Data::I64(v) => v.len(),
             Data::Bool(v) => v.len(),
+            Data::U8(v) => v.len(),
+            Data::U32(v) => v.len(),
+            Data::U64(v) => v.len(),
         }
     }
 
@@ -225,6 +307,9 @@ impl Data {
             Data::I32(v) => Scalar::I32(v[index]),
             Data::I64(v) => Scalar::I64(v[index]),
             Data::Bool(v) => Scalar::Bool(v[index]),
+            Data::U8(v) => Scalar::U8(v[index]),
+            Data::U32(v) => Scalar::U32(v[index]),
+            Data::U64(v) => Scalar::U64(v[index]),
         }
     }
 
@@ -241,6 +326,9 @@ impl Data {
             (Data::I32(v), Scalar::I32(x)) => v[index] = x,
             (Data::I64(v), Scalar::I64(x)) => v[index] = x,
             (Data::Bool(v), Scalar::Bool(x)) => v[index] = x,
+            (Data::U8(v), Scalar::U8(x)) => v[index] = x,
+            (Data::U32(v), Scalar::U32(x)) => v[index] = x,
+            (Data::U64(v), Scalar::U64(x)) => v[index] = x,
             _ => unreachable!("Scalar::cast returns the requested type"),
         }
     }
@@ -308,6 +396,9 @@ impl Zeroable for f32 {}
 impl Zeroable for f64 {}
 impl Zeroable for i32 {}
 impl Zeroable for i64 {}
+impl Zeroable for u8 {}
+impl Zeroable for u32 {}
+impl Zeroable for u64 {}
 impl Zeroable for bool {}
 
 /// `vec![0; len]`, or `None` where `vec!` would abort because the allocator refused.
@@ -436,6 +527,9 @@ impl Tensor {
             Scalar::F64(v) => Data::F64(vec![v]),
             Scalar::I32(v) => Data::I32(vec![v]),
             Scalar::I64(v) => Data::I64(vec![v]),
+            Scalar::U8(v) => Data::U8(vec![v]),
+            Scalar::U32(v) => Data::U32(vec![v]),
+            Scalar::U64(v) => Data::U64(vec![v]),
             Scalar::Bool(v) => Data::Bool(vec![v]),
         };
         Tensor {
@@ -526,7 +620,11 @@ mod tests {
         for d in DType::ALL {
             assert_eq!(DType::from_name(d.name()), Some(d));
         }
-        assert_eq!(DType::from_name("u8"), None);
+        assert_eq!(DType::from_name("u8"), Some(DType::U8));
+        assert_eq!(DType::U64.size_bytes(), 8);
+        assert_eq!(DType::U8.int_bits(), Some(8));
+        assert!(DType::U32.is_int() && DType::U32.is_unsigned() && !DType::U32.is_signed_int());
+        assert_eq!(DType::from_name("u16"), None);
     }
 
     #[test]

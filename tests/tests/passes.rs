@@ -39,6 +39,9 @@ fn inputs(g: &Graph) -> Vec<Tensor> {
                 DType::I32 => Data::I32((0..len).map(|i| v(i) as i32).collect()),
                 DType::I64 => Data::I64((0..len).map(v).collect()),
                 DType::Bool => Data::Bool((0..len).map(|i| v(i) > 0).collect()),
+                DType::U8 => Data::U8((0..len).map(|i| v(i) as u8).collect()),
+                DType::U32 => Data::U32((0..len).map(|i| v(i) as u32).collect()),
+                DType::U64 => Data::U64((0..len).map(|i| v(i) as u64).collect()),
             };
             ins.push((
                 index,

@@ -16,9 +16,14 @@
 //!   zero divisor is [`OpError::DivByZero`], and `MIN % -1` is `0`.
 //! - **`band` / `bor` / `bxor`** (`&`, `|`, `^`) and **`not` on an integer** (`!x`) are
 //!   bitwise, on the two's complement bits, like Rust's `&`, `|`, `^`, `!` on integers.
-//! - **`shl` / `shr`** take the shift amount modulo the bit width (its low 5 bits for `i32`,
-//!   6 for `i64`; a negative amount is read in two's complement), like Rust's `wrapping_shl`
-//!   and Cranelift's `ishl`/`sshr`. `shr` is arithmetic (it copies the sign bit).
+//! - **`shl` / `shr`** take the shift amount modulo the bit width (its low 3 bits for `u8`, 5
+//!   for `i32`/`u32`, 6 for `i64`/`u64`; a negative amount is read in two's complement), like
+//!   Rust's `wrapping_shl` and Cranelift's `ishl`/`sshr`/`ushr`. `shr` is arithmetic (it
+//!   copies the sign bit) on signed integers and logical (it shifts in zeros) on unsigned ones.
+//! - **Unsigned integers** (`u8`, `u32`, `u64`) wrap like the signed ones (`0 - 1 == MAX`);
+//!   `div` and `rem` are unsigned (Cranelift's `udiv`/`urem`; only a zero divisor is an
+//!   error), comparisons and `min`/`max` are unsigned, `abs` is the identity, and `neg` does
+//!   not apply (as in Rust: write `0 - x`).
 //! - **Floats** follow IEEE 754 in round-to-nearest: `x / 0.0` is `±inf` or NaN, `rem` is
 //!   Rust's `%` (C `fmod`), `pow` is `powf`, and `exp log sqrt sin cos tanh floor ceil abs atan asin acos`
 //!   are Rust's `f32`/`f64` methods, computed in the operand's own precision.
@@ -29,8 +34,10 @@
 //!   except `ne`); `false < true`.
 //! - **`and` / `or`** are on `bool`s; the interpreter evaluates the second operand only when
 //!   it matters (see `crate::interp`), which can only change whether an error is raised.
-//! - **Casts** are Rust `as` ([`Scalar::cast`]): float to integer truncates and saturates,
-//!   NaN becomes 0, a number becomes `bool` when it is not zero.
+//! - **Casts** are Rust `as` ([`Scalar::cast`]): float to integer truncates and saturates
+//!   (a negative float or NaN becomes 0 as an unsigned integer, `1e10 as u32 == u32::MAX`),
+//!   integer to integer keeps the low bits (`-1 as u8 == 255`), a number becomes `bool` when
+//!   it is not zero.
 
 use flow_runtime::fastmath::FlowExp;
 use flow_runtime::portable::FlowMath;
@@ -244,6 +251,9 @@ pub fn unary(op: UnOp, x: Scalar) -> Result<Scalar, OpError> {
         (UnOp::Not, S::Bool(v)) => S::Bool(!v),
         (UnOp::Not, S::I32(v)) => S::I32(!v),
         (UnOp::Not, S::I64(v)) => S::I64(!v),
+        (UnOp::Not, S::U8(v)) => S::U8(!v),
+        (UnOp::Not, S::U32(v)) => S::U32(!v),
+        (UnOp::Not, S::U64(v)) => S::U64(!v),
         _ => return Err(OpError::Operands),
     })
 }
@@ -256,6 +266,9 @@ pub fn binary(op: BinOp, a: Scalar, b: Scalar) -> Result<Scalar, OpError> {
         (S::F64(x), S::F64(y)) => float_op(op, x, y, S::F64),
         (S::I32(x), S::I32(y)) => i32_op(op, x, y),
         (S::I64(x), S::I64(y)) => i64_op(op, x, y),
+        (S::U8(x), S::U8(y)) => u8_op(op, x, y),
+        (S::U32(x), S::U32(y)) => u32_op(op, x, y),
+        (S::U64(x), S::U64(y)) => u64_op(op, x, y),
         (S::Bool(x), S::Bool(y)) => bool_op(op, x, y),
         _ => Err(OpError::Operands),
     }
@@ -269,6 +282,7 @@ pub fn math(f: MathFn, x: Scalar) -> Result<Scalar, OpError> {
         S::F64(v) => S::F64(float_fn(f, v)),
         S::I32(v) if f == MathFn::Abs => S::I32(v.wrapping_abs()),
         S::I64(v) if f == MathFn::Abs => S::I64(v.wrapping_abs()),
+        S::U8(_) | S::U32(_) | S::U64(_) if f == MathFn::Abs => x,
         _ => return Err(OpError::Operands),
     })
 }
@@ -285,10 +299,14 @@ pub fn builtin_identity(m: BuiltinMonoid, dtype: DType) -> Option<Scalar> {
         (B::Max, DType::F64) => S::F64(f64::NEG_INFINITY),
         (B::Max, DType::I32) => S::I32(i32::MIN),
         (B::Max, DType::I64) => S::I64(i64::MIN),
+        (B::Max, d) if d.is_unsigned() => S::I64(0).cast(d),
         (B::Min, DType::F32) => S::F32(f32::INFINITY),
         (B::Min, DType::F64) => S::F64(f64::INFINITY),
         (B::Min, DType::I32) => S::I32(i32::MAX),
         (B::Min, DType::I64) => S::I64(i64::MAX),
+        (B::Min, DType::U8) => S::U8(u8::MAX),
+        (B::Min, DType::U32) => S::U32(u32::MAX),
+        (B::Min, DType::U64) => S::U64(u64::MAX),
         (B::Any, DType::Bool) => S::Bool(false),
         (B::All, DType::Bool) => S::Bool(true),
         _ => return None,
@@ -328,7 +346,7 @@ pub fn binary_result(op: BinOp, d: DType) -> Option<DType> {
 /// The result type of `op` on an operand of type `d`, or `None` when `op` does not apply.
 pub fn unary_result(op: UnOp, d: DType) -> Option<DType> {
     match op {
-        UnOp::Neg if is_numeric(d) => Some(d),
+        UnOp::Neg if d.is_float() || d.is_signed_int() => Some(d),
         UnOp::Not if d == DType::Bool || d.is_int() => Some(d),
         _ => None,
     }
@@ -505,6 +523,9 @@ macro_rules! int_op {
 }
 int_op!(i32_op, i32, I32);
 int_op!(i64_op, i64, I64);
+int_op!(u8_op, u8, U8);
+int_op!(u32_op, u32, U32);
+int_op!(u64_op, u64, U64);
 
 /// A binary operator on two `bool`s.
 fn bool_op(op: BinOp, x: bool, y: bool) -> Result<Scalar, OpError> {
@@ -569,6 +590,63 @@ mod tests {
         assert_eq!(bin(BinOp::Shl, I64(1), I64(-1)), Ok(I64(i64::MIN)));
         assert_eq!(bin(BinOp::Shr, I64(-8), I64(1)), Ok(I64(-4)));
         assert_eq!(bin(BinOp::Shr, I32(-1), I32(40)), Ok(I32(-1)));
+    }
+
+    #[test]
+    fn unsigned_integers_wrap_divide_and_shift_unsigned() {
+        use Scalar::{U32, U64, U8};
+        assert_eq!(bin(BinOp::Sub, U32(3), U32(5)), Ok(U32(u32::MAX - 1)));
+        assert_eq!(bin(BinOp::Add, U8(200), U8(100)), Ok(U8(44)));
+        assert_eq!(
+            bin(BinOp::Mul, U64(u64::MAX), U64(2)),
+            Ok(U64(u64::MAX - 1))
+        );
+        assert_eq!(
+            bin(BinOp::Div, U32(u32::MAX), U32(2)),
+            Ok(U32(u32::MAX / 2))
+        );
+        assert_eq!(bin(BinOp::Rem, U8(255), U8(10)), Ok(U8(5)));
+        assert_eq!(bin(BinOp::Div, U64(1), U64(0)), Err(OpError::DivByZero));
+        assert_eq!(bin(BinOp::Rem, U8(1), U8(0)), Err(OpError::DivByZero));
+        assert_eq!(
+            bin(BinOp::Lt, U32(1), U32(u32::MAX)),
+            Ok(Scalar::Bool(true))
+        );
+        assert_eq!(bin(BinOp::Max, U64(1 << 63), U64(1)), Ok(U64(1 << 63)));
+        // `>>` is logical; the amount is taken modulo the width.
+        assert_eq!(bin(BinOp::Shr, U32(u32::MAX), U32(28)), Ok(U32(15)));
+        assert_eq!(bin(BinOp::Shr, U8(128), U8(9)), Ok(U8(64)));
+        assert_eq!(bin(BinOp::Shl, U8(1), U8(8)), Ok(U8(1)));
+        assert_eq!(bin(BinOp::Shl, U64(1), U64(65)), Ok(U64(2)));
+        assert_eq!(unary(UnOp::Not, U8(0)), Ok(U8(255)));
+        assert_eq!(unary(UnOp::Neg, U32(1)), Err(OpError::Operands));
+        assert_eq!(unary_result(UnOp::Neg, DType::U32), None);
+        assert_eq!(math(MathFn::Abs, U64(u64::MAX)), Ok(U64(u64::MAX)));
+        assert_eq!(builtin_identity(BuiltinMonoid::Max, DType::U8), Some(U8(0)));
+        assert_eq!(
+            builtin_identity(BuiltinMonoid::Min, DType::U32),
+            Some(U32(u32::MAX))
+        );
+        assert_eq!(
+            builtin_identity(BuiltinMonoid::Prod, DType::U64),
+            Some(U64(1))
+        );
+    }
+
+    #[test]
+    fn casts_to_unsigned_saturate_floats_and_keep_low_bits() {
+        use Scalar::{F32, F64, I64, U32, U64, U8};
+        assert_eq!(F32(-1.5).cast(DType::U32), U32(0));
+        assert_eq!(F64(1e10).cast(DType::U32), U32(u32::MAX));
+        assert_eq!(F64(f64::NAN).cast(DType::U64), U64(0));
+        assert_eq!(F32(300.0).cast(DType::U8), U8(255));
+        assert_eq!(F64(255.9).cast(DType::U8), U8(255));
+        assert_eq!(I64(-1).cast(DType::U8), U8(255));
+        assert_eq!(I64(257).cast(DType::U8), U8(1));
+        assert_eq!(U64(u64::MAX).cast(DType::I64), I64(-1));
+        assert_eq!(U32(u32::MAX).cast(DType::I64), I64(u32::MAX as i64));
+        assert_eq!(U64(u64::MAX).cast(DType::F32), F32(18446744073709551616.0));
+        assert_eq!(U8(2).cast(DType::Bool), Scalar::Bool(true));
     }
 
     #[test]

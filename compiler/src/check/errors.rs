@@ -241,6 +241,26 @@ pub fn int_literal_range(v: i64, d: hir::DType, span: Span) -> Diagnostic {
     .with_label_text(format!("out of the range of `{d}`"))
 }
 
+/// `-a` of an unsigned type: a negative literal is `bad-literal`, any other negation a
+/// `type-mismatch` (unsigned integers have no negation; `0 - a` wraps).
+pub fn unsigned_negation(a: &hir::ExprKind, d: hir::DType, span: Span) -> Diagnostic {
+    if let hir::ExprKind::Lit(s) = a {
+        return Diagnostic::error(
+            Code::BadLiteral,
+            format!(
+                "integer literal `-{}` does not fit in `{d}`",
+                flow_runtime::format::format_scalar(s)
+            ),
+            span,
+        )
+        .with_label_text(format!("`{d}` has no negative values"));
+    }
+    type_error(
+        format!("cannot negate a value of the unsigned type `{d}` (write `0 - x` to wrap)"),
+        span,
+    )
+}
+
 pub fn builtin_redefined(what: &str, name: &str, span: Span) -> Diagnostic {
     Diagnostic::error(
         Code::DuplicateDefinition,

@@ -485,6 +485,12 @@ fn finalize(ck: &mut Checker, prog: &mut hir::Program) {
         }
         hir::walk_expr_mut(&mut body.expr, &mut |e| {
             e.ty = ck.zonk(&e.ty);
+            if let hir::ExprKind::Unary(hir::UnOp::Neg, a) = &e.kind {
+                // Known only now: a weak `-1` may have become unsigned by unification.
+                if let Some(d) = e.ty.dtype().filter(|d| d.is_unsigned()) {
+                    bad.push(errors::unsigned_negation(&a.kind, d, e.span));
+                }
+            }
             if let (hir::ExprKind::Lit(s), Ty::Scalar(d)) = (&mut e.kind, &e.ty) {
                 // `infer::coerce` kept an integer literal that does not fit its type as is.
                 if let hir::Scalar::I64(v) = *s {

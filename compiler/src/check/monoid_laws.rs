@@ -274,7 +274,10 @@ fn scalar_samples(d: DType, constants: &[Scalar]) -> Vec<Scalar> {
     };
     let mut out: Vec<Scalar> = match d {
         DType::F32 | DType::F64 => floats.into_iter().map(|v| Scalar::F64(v).cast(d)).collect(),
-        DType::I32 | DType::I64 => ints.into_iter().map(|v| Scalar::I64(v).cast(d)).collect(),
+        // Negative samples wrap to large unsigned values (`-1` is the type's maximum).
+        DType::I32 | DType::I64 | DType::U8 | DType::U32 | DType::U64 => {
+            ints.into_iter().map(|v| Scalar::I64(v).cast(d)).collect()
+        }
         DType::Bool => return vec![Scalar::Bool(false), Scalar::Bool(true)],
     };
     let near = constants.iter().flat_map(|c| neighbourhood(c.cast(d)));
@@ -314,8 +317,9 @@ fn random_input(d: DType, k: u64) -> Scalar {
     let sign = if w[1] & 1 == 0 { 1.0 } else { -1.0 };
     let (lo, hi) = match d {
         DType::F64 => (-10, 10),
-        DType::I64 => (0, 14),
-        DType::I32 => (0, 6),
+        DType::I64 | DType::U64 => (0, 14),
+        DType::I32 | DType::U32 => (0, 6),
+        DType::U8 => (0, 2),
         _ => (-7, 4),
     };
     let exp = lo + (w[2] % (hi - lo + 1) as u32) as i32;

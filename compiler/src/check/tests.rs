@@ -456,6 +456,9 @@ fn bits(s: Scalar) -> (DType, u64) {
         Scalar::I32(v) => v as u32 as u64,
         Scalar::I64(v) => v as u64,
         Scalar::Bool(v) => v as u64,
+        Scalar::U8(v) => v as u64,
+        Scalar::U32(v) => v as u64,
+        Scalar::U64(v) => v,
     };
     (s.dtype(), b)
 }

@@ -647,3 +647,127 @@ fn lane_folds_over_spans_agree_with_the_interpreter() {
         .to_vec();
     assert_eq!(spans, [true, false, false, false]);
 }
+
+/// Edge values of an integer or float type, as a 1-D tensor: zero, one, the extremes, the
+/// values either side of the sign bit, and (for floats) NaN, infinities and out-of-range ones.
+fn edges(d: DType) -> Tensor {
+    use flow_runtime::Scalar;
+    let ints: [i64; 12] = [0, 1, 2, 3, 7, 100, 255, 256, -1, -2, i64::MIN, i64::MAX];
+    let mut vals: Vec<Scalar> = ints.iter().map(|&v| Scalar::I64(v).cast(d)).collect();
+    vals.extend(
+        [1u64 << 31, (1 << 31) - 1, 1 << 32, 1 << 63, u64::MAX - 1].map(|v| match d {
+            DType::U64 => Scalar::U64(v),
+            _ => Scalar::U64(v).cast(d),
+        }),
+    );
+    if d.is_float() {
+        vals.extend(
+            [
+                f64::NAN,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                -0.0,
+                -0.7,
+                255.9,
+                4294967295.5,
+                1.8e19,
+                -1e30,
+            ]
+            .map(|v| Scalar::F64(v).cast(d)),
+        );
+    }
+    let mut t = Tensor::zeros(d, &[vals.len()]).expect("a tensor");
+    for (k, v) in vals.into_iter().enumerate() {
+        t.data.set(k, v);
+    }
+    t
+}
+
+#[test]
+fn unsigned_arithmetic_agrees_with_the_interpreter_at_the_edges() {
+    // Every operator on every pair of edge values, wrapping included; shift counts at and
+    // above the width; `div`/`rem` by a divisor made non-zero (`max(b, 1)`).
+    let mut jit = native(2).expect("the JIT starts");
+    for d in [DType::U8, DType::U32, DType::U64] {
+        let x = edges(d);
+        let n = x.len();
+        let body = [
+            "add(r0, r1)",
+            "sub(r0, r1)",
+            "mul(r0, r1)",
+            "div(r0, max(r1, 1T))",
+            "rem(r0, max(r1, 1T))",
+            "min(r0, r1)",
+            "max(r0, r1)",
+            "shl(r0, r1)",
+            "shr(r0, r1)",
+            "band(r0, r1)",
+            "bor(r0, r1)",
+            "bxor(not(r0), r1)",
+            "abs(r0)",
+        ]
+        .join("; ")
+        .replace('T', d.name());
+        let outs: Vec<String> = (0..13).map(|_| format!("{d}[{n}, {n}]")).collect();
+        let ports: Vec<String> = (0..13).map(|k| format!("%1.{k}")).collect();
+        let text = format!(
+            "%0 = input 0 : {d}[{n}]\n\
+             %1 = map [{n}, {n}] reads(%0.0[i0], %0.0[i1]) : {} {{ {body} }}\n\
+             %2 = map [{n}, {n}] reads(%0.0[i0], %0.0[i1]) : bool[{n}, {n}], bool[{n}, {n}], \
+             bool[{n}, {n}], bool[{n}, {n}] {{ lt(r0, r1); le(r0, r1); gt(r0, r1); eq(r0, r1) }}\n\
+             %3 = reduce [] over [{n}] sum reads(%0.0[i0]) : {d}[] {{ r0 }}\n\
+             %4 = reduce [] over [{n}] max reads(%0.0[i0]) : {d}[] {{ r0 }}\n\
+             %5 = reduce [] over [{n}] min reads(%0.0[i0]) : {d}[] {{ r0 }}\n\
+             output {}, %2.0, %2.1, %2.2, %2.3, %3.0, %4.0, %5.0\n",
+            outs.join(", "),
+            ports.join(", ")
+        );
+        agree(&mut jit, &text, &[x]);
+    }
+}
+
+#[test]
+fn casts_to_and_from_unsigned_agree_with_the_interpreter() {
+    // Floats saturate (NaN and negatives to 0), integers keep their low bits or extend by
+    // the source's sign, and integers round to the nearest float.
+    let mut jit = native(1).expect("the JIT starts");
+    let all = [
+        DType::F32,
+        DType::F64,
+        DType::I32,
+        DType::I64,
+        DType::U8,
+        DType::U32,
+        DType::U64,
+        DType::Bool,
+    ];
+    for from in all.into_iter().filter(|d| *d != DType::Bool) {
+        for to in all {
+            if !(from.is_unsigned() || to.is_unsigned()) {
+                continue;
+            }
+            let x = edges(from);
+            let n = x.len();
+            let text = format!(
+                "%0 = input 0 : {from}[{n}]\n\
+                 %1 = map [{n}] reads(%0.0[i0]) : {to}[{n}] {{ cast(r0, {to}) }}\n\
+                 output %1.0\n"
+            );
+            agree(&mut jit, &text, &[x]);
+        }
+    }
+}
+
+#[test]
+fn unsigned_division_by_zero_fails_in_both_backends() {
+    let mut jit = native(1).expect("the JIT starts");
+    let text = "%0 = input 0 : u32[2]\n\
+                %1 = map [2] reads(%0.0[i0]) : u32[2] { div(7u32, r0) }\n\
+                output %1.0\n";
+    let g = parse(text).expect("parses");
+    let x = Tensor::new(vec![2], Data::U32(vec![3, 0])).expect("a tensor");
+    let want = interp::eval(&g, std::slice::from_ref(&x)).expect_err("the interpreter fails");
+    assert!(want.to_string().contains("zero"), "{want}");
+    let got = jit.eval(&g, &[Rc::new(x)]).expect_err("the JIT fails");
+    assert!(got.to_string().contains("zero"), "{got}");
+}

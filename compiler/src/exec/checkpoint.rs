@@ -208,6 +208,9 @@ fn put_value(out: &mut Vec<u8>, v: &Value) {
                 Scalar::I32(x) => (2, x as u32 as u64),
                 Scalar::I64(x) => (3, x as u64),
                 Scalar::Bool(x) => (4, u64::from(x)),
+                Scalar::U8(x) => (5, u64::from(x)),
+                Scalar::U32(x) => (6, u64::from(x)),
+                Scalar::U64(x) => (7, x),
             };
             out.push(tag);
             put_u64(out, bits);
@@ -315,6 +318,9 @@ fn get_value(p: &mut &[u8], depth: usize) -> Result<Value, String> {
                 2 => Scalar::I32(bits as u32 as i32),
                 3 => Scalar::I64(bits as i64),
                 4 => Scalar::Bool(bits != 0),
+                5 => Scalar::U8(bits as u8),
+                6 => Scalar::U32(bits as u32),
+                7 => Scalar::U64(bits),
                 k => return Err(format!("unknown scalar type {k}")),
             })
         }

@@ -26,6 +26,9 @@ macro_rules! per_type {
             Data::I32($x) => Data::I32($body),
             Data::I64($x) => Data::I64($body),
             Data::Bool($x) => Data::Bool($body),
+            Data::U8($x) => Data::U8($body),
+            Data::U32($x) => Data::U32($body),
+            Data::U64($x) => Data::U64($body),
         }
     };
 }
@@ -38,6 +41,9 @@ macro_rules! per_key_type {
             Data::F64($x) => $body,
             Data::I32($x) => $body,
             Data::I64($x) => $body,
+            Data::U8($x) => $body,
+            Data::U32($x) => $body,
+            Data::U64($x) => $body,
             Data::Bool(_) => $bool,
         }
     };

@@ -162,6 +162,18 @@ impl Hasher {
                 self.u8(4);
                 self.u8(u8::from(*v));
             }
+            Scalar::U8(v) => {
+                self.u8(5);
+                self.u8(*v);
+            }
+            Scalar::U32(v) => {
+                self.u8(6);
+                self.0.update(&v.to_le_bytes());
+            }
+            Scalar::U64(v) => {
+                self.u8(7);
+                self.0.update(&v.to_le_bytes());
+            }
         }
     }
 
@@ -184,6 +196,9 @@ impl Hasher {
             Data::I32(v) => feed(&mut self.0, v, i32::to_le_bytes),
             Data::I64(v) => feed(&mut self.0, v, i64::to_le_bytes),
             Data::Bool(v) => feed(&mut self.0, v, |x: bool| [u8::from(x)]),
+            Data::U8(v) => feed(&mut self.0, v, |x: u8| [x]),
+            Data::U32(v) => feed(&mut self.0, v, u32::to_le_bytes),
+            Data::U64(v) => feed(&mut self.0, v, u64::to_le_bytes),
         }
     }
 

@@ -747,7 +747,10 @@ impl Parser {
             DType::Bool => return Err(bad(self)),
             DType::I32 if is_digits(&body) => full.parse().ok().map(Scalar::I32),
             DType::I64 if is_digits(&body) => full.parse().ok().map(Scalar::I64),
-            DType::I32 | DType::I64 => None,
+            DType::U8 if is_digits(&body) => full.parse().ok().map(Scalar::U8),
+            DType::U32 if is_digits(&body) => full.parse().ok().map(Scalar::U32),
+            DType::U64 if is_digits(&body) => full.parse().ok().map(Scalar::U64),
+            DType::I32 | DType::I64 | DType::U8 | DType::U32 | DType::U64 => None,
             DType::F32 | DType::F64 if body == "nan" => {
                 if negative {
                     return Err(self.error("a negative NaN is written by its bits, `nan(0x..)`"));

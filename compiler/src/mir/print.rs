@@ -29,7 +29,7 @@
 //! tensorty := dtype shape ;  shape := "[" N,* "]"
 //! expr     := lit | iK | rK | pK | OP "(" expr,* ")" | "cast" "(" expr "," dtype ")"
 //!           | "tuple" "(" expr,* ")" | expr "." N
-//! lit      := "true" | "false" | INT ("i32" | "i64") | FLOAT ("f32" | "f64")
+//! lit      := "true" | "false" | INT ("i32" | "i64" | "u8" | "u32" | "u64") | FLOAT ("f32" | "f64")
 //! ```
 //!
 //! `iK`, `rK` and `pK` are index variable `K`, read `K` and parameter `K`. `OP` is an
@@ -415,11 +415,9 @@ pub(crate) fn write_lit(out: &mut String, s: Scalar, suffix: bool) {
         Scalar::Bool(v) => {
             let _ = write!(out, "{v}");
         }
-        Scalar::I32(v) => {
-            let _ = write!(out, "{v}{sfx}");
-        }
-        Scalar::I64(v) => {
-            let _ = write!(out, "{v}{sfx}");
+        // Integers in decimal, as `print` writes them.
+        Scalar::I32(_) | Scalar::I64(_) | Scalar::U8(_) | Scalar::U32(_) | Scalar::U64(_) => {
+            let _ = write!(out, "{}{sfx}", flow_runtime::format_scalar(&s));
         }
         Scalar::F32(v) => write_float(
             out,

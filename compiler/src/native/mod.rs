@@ -623,6 +623,12 @@ pub(crate) fn poison(outputs: &[(*mut u8, usize, DType)], lo: usize, hi: usize) 
                 DType::Bool => {
                     std::slice::from_raw_parts_mut(ptr.add(at) as *mut bool, n).fill(true)
                 }
+                DType::U8 => std::slice::from_raw_parts_mut(ptr.add(at), n).fill(0x5e),
+                DType::U32 => {
+                    std::slice::from_raw_parts_mut(ptr.add(at) as *mut u32, n).fill(0x5eed_beef)
+                }
+                DType::U64 => std::slice::from_raw_parts_mut(ptr.add(at) as *mut u64, n)
+                    .fill(0x5eed_beef_5eed_beef),
             }
         }
     }
@@ -716,6 +722,9 @@ fn data_ptr(d: &Data) -> *const u8 {
         Data::I32(v) => v.as_ptr() as *const u8,
         Data::I64(v) => v.as_ptr() as *const u8,
         Data::Bool(v) => v.as_ptr() as *const u8,
+        Data::U8(v) => v.as_ptr(),
+        Data::U32(v) => v.as_ptr() as *const u8,
+        Data::U64(v) => v.as_ptr() as *const u8,
     }
 }
 
@@ -726,6 +735,9 @@ fn data_ptr_mut(d: &mut Data) -> *mut u8 {
         Data::I32(v) => v.as_mut_ptr() as *mut u8,
         Data::I64(v) => v.as_mut_ptr() as *mut u8,
         Data::Bool(v) => v.as_mut_ptr() as *mut u8,
+        Data::U8(v) => v.as_mut_ptr(),
+        Data::U32(v) => v.as_mut_ptr() as *mut u8,
+        Data::U64(v) => v.as_mut_ptr() as *mut u8,
     }
 }
 

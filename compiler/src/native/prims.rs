@@ -41,6 +41,45 @@ macro_rules! user_arm_impl {
     }};
 }
 
+/// `$body` with `$m` bound to the built-in monoid type `$mon` (`Sum`, `Prod`, `Max`, `Min`)
+/// over the element type of `$data` and `$x` to its vector, for every numeric element type;
+/// `None` for `bool` data.
+macro_rules! numeric_arm_impl {
+    ($mon:ident, $data:expr, $m:ident, $x:ident, $body:expr) => {{
+        match $data {
+            flow_runtime::Data::F32($x) => Some({
+                let $m = flow_runtime::prims::$mon::<f32>::new();
+                $body.map(flow_runtime::Data::F32)
+            }),
+            flow_runtime::Data::F64($x) => Some({
+                let $m = flow_runtime::prims::$mon::<f64>::new();
+                $body.map(flow_runtime::Data::F64)
+            }),
+            flow_runtime::Data::I32($x) => Some({
+                let $m = flow_runtime::prims::$mon::<i32>::new();
+                $body.map(flow_runtime::Data::I32)
+            }),
+            flow_runtime::Data::I64($x) => Some({
+                let $m = flow_runtime::prims::$mon::<i64>::new();
+                $body.map(flow_runtime::Data::I64)
+            }),
+            flow_runtime::Data::U8($x) => Some({
+                let $m = flow_runtime::prims::$mon::<u8>::new();
+                $body.map(flow_runtime::Data::U8)
+            }),
+            flow_runtime::Data::U32($x) => Some({
+                let $m = flow_runtime::prims::$mon::<u32>::new();
+                $body.map(flow_runtime::Data::U32)
+            }),
+            flow_runtime::Data::U64($x) => Some({
+                let $m = flow_runtime::prims::$mon::<u64>::new();
+                $body.map(flow_runtime::Data::U64)
+            }),
+            _ => None,
+        }
+    }};
+}
+
 /// `$body` with `$m` bound to the monoid `$monoid` (a [`MonoidRef`]) over the element type of
 /// `$data` and `$x` to its vector; `$body` gives a `Result<Vec<T>, E>` and the macro a
 /// `Result<Data, E>`, or `None` for a monoid the data's type does not have (the checker
@@ -48,153 +87,40 @@ macro_rules! user_arm_impl {
 /// `Fn(Scalar, Scalar) -> Scalar`) with identity `$zero`.
 macro_rules! with_monoid_impl {
     ($monoid:expr, $data:expr, $user:expr, $zero:expr, |$m:ident, $x:ident| $body:expr) => {{
+        use $crate::base::ops::BuiltinMonoid as B;
+        use $crate::native::prims::{numeric_arm_impl as numeric, user_arm_impl as user};
         match ($monoid, $data) {
-            (
-                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Sum),
-                flow_runtime::Data::F32($x),
-            ) => Some({
-                let $m = flow_runtime::prims::Sum::<f32>::new();
-                $body.map(flow_runtime::Data::F32)
-            }),
-            (
-                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Sum),
-                flow_runtime::Data::F64($x),
-            ) => Some({
-                let $m = flow_runtime::prims::Sum::<f64>::new();
-                $body.map(flow_runtime::Data::F64)
-            }),
-            (
-                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Sum),
-                flow_runtime::Data::I32($x),
-            ) => Some({
-                let $m = flow_runtime::prims::Sum::<i32>::new();
-                $body.map(flow_runtime::Data::I32)
-            }),
-            (
-                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Sum),
-                flow_runtime::Data::I64($x),
-            ) => Some({
-                let $m = flow_runtime::prims::Sum::<i64>::new();
-                $body.map(flow_runtime::Data::I64)
-            }),
-            (
-                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Prod),
-                flow_runtime::Data::F32($x),
-            ) => Some({
-                let $m = flow_runtime::prims::Prod::<f32>::new();
-                $body.map(flow_runtime::Data::F32)
-            }),
-            (
-                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Prod),
-                flow_runtime::Data::F64($x),
-            ) => Some({
-                let $m = flow_runtime::prims::Prod::<f64>::new();
-                $body.map(flow_runtime::Data::F64)
-            }),
-            (
-                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Prod),
-                flow_runtime::Data::I32($x),
-            ) => Some({
-                let $m = flow_runtime::prims::Prod::<i32>::new();
-                $body.map(flow_runtime::Data::I32)
-            }),
-            (
-                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Prod),
-                flow_runtime::Data::I64($x),
-            ) => Some({
-                let $m = flow_runtime::prims::Prod::<i64>::new();
-                $body.map(flow_runtime::Data::I64)
-            }),
-            (
-                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Max),
-                flow_runtime::Data::F32($x),
-            ) => Some({
-                let $m = flow_runtime::prims::Max::<f32>::new();
-                $body.map(flow_runtime::Data::F32)
-            }),
-            (
-                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Max),
-                flow_runtime::Data::F64($x),
-            ) => Some({
-                let $m = flow_runtime::prims::Max::<f64>::new();
-                $body.map(flow_runtime::Data::F64)
-            }),
-            (
-                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Max),
-                flow_runtime::Data::I32($x),
-            ) => Some({
-                let $m = flow_runtime::prims::Max::<i32>::new();
-                $body.map(flow_runtime::Data::I32)
-            }),
-            (
-                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Max),
-                flow_runtime::Data::I64($x),
-            ) => Some({
-                let $m = flow_runtime::prims::Max::<i64>::new();
-                $body.map(flow_runtime::Data::I64)
-            }),
-            (
-                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Min),
-                flow_runtime::Data::F32($x),
-            ) => Some({
-                let $m = flow_runtime::prims::Min::<f32>::new();
-                $body.map(flow_runtime::Data::F32)
-            }),
-            (
-                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Min),
-                flow_runtime::Data::F64($x),
-            ) => Some({
-                let $m = flow_runtime::prims::Min::<f64>::new();
-                $body.map(flow_runtime::Data::F64)
-            }),
-            (
-                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Min),
-                flow_runtime::Data::I32($x),
-            ) => Some({
-                let $m = flow_runtime::prims::Min::<i32>::new();
-                $body.map(flow_runtime::Data::I32)
-            }),
-            (
-                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Min),
-                flow_runtime::Data::I64($x),
-            ) => Some({
-                let $m = flow_runtime::prims::Min::<i64>::new();
-                $body.map(flow_runtime::Data::I64)
-            }),
-            (
-                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::Any),
-                flow_runtime::Data::Bool($x),
-            ) => Some({
+            (MonoidRef::Builtin(B::Sum), data) => numeric!(Sum, data, $m, $x, $body),
+            (MonoidRef::Builtin(B::Prod), data) => numeric!(Prod, data, $m, $x, $body),
+            (MonoidRef::Builtin(B::Max), data) => numeric!(Max, data, $m, $x, $body),
+            (MonoidRef::Builtin(B::Min), data) => numeric!(Min, data, $m, $x, $body),
+            (MonoidRef::Builtin(B::Any), flow_runtime::Data::Bool($x)) => Some({
                 let $m = flow_runtime::prims::Or::<bool>::new();
                 $body.map(flow_runtime::Data::Bool)
             }),
-            (
-                MonoidRef::Builtin($crate::base::ops::BuiltinMonoid::All),
-                flow_runtime::Data::Bool($x),
-            ) => Some({
+            (MonoidRef::Builtin(B::All), flow_runtime::Data::Bool($x)) => Some({
                 let $m = flow_runtime::prims::And::<bool>::new();
                 $body.map(flow_runtime::Data::Bool)
             }),
-            (MonoidRef::User(_), flow_runtime::Data::F32($x)) => Some(
-                $crate::native::prims::user_arm_impl!($user, $zero, $m, $body, F32, f32),
-            ),
-            (MonoidRef::User(_), flow_runtime::Data::F64($x)) => Some(
-                $crate::native::prims::user_arm_impl!($user, $zero, $m, $body, F64, f64),
-            ),
-            (MonoidRef::User(_), flow_runtime::Data::I32($x)) => Some(
-                $crate::native::prims::user_arm_impl!($user, $zero, $m, $body, I32, i32),
-            ),
-            (MonoidRef::User(_), flow_runtime::Data::I64($x)) => Some(
-                $crate::native::prims::user_arm_impl!($user, $zero, $m, $body, I64, i64),
-            ),
-            (MonoidRef::User(_), flow_runtime::Data::Bool($x)) => Some(
-                $crate::native::prims::user_arm_impl!($user, $zero, $m, $body, Bool, bool),
-            ),
+            (MonoidRef::User(_), flow_runtime::Data::F32($x)) => {
+                Some(user!($user, $zero, $m, $body, F32, f32))
+            }
+            (MonoidRef::User(_), flow_runtime::Data::F64($x)) => {
+                Some(user!($user, $zero, $m, $body, F64, f64))
+            }
+            (MonoidRef::User(_), flow_runtime::Data::I32($x)) => {
+                Some(user!($user, $zero, $m, $body, I32, i32))
+            }
+            (MonoidRef::User(_), flow_runtime::Data::I64($x)) => {
+                Some(user!($user, $zero, $m, $body, I64, i64))
+            }
+            (MonoidRef::User(_), flow_runtime::Data::Bool($x)) => {
+                Some(user!($user, $zero, $m, $body, Bool, bool))
+            }
             _ => None,
         }
     }};
 }
-
 /// A user monoid whose state is one scalar, combined on the worker pool's threads.
 pub(crate) struct UserCombine {
     pub(crate) zero: Scalar,
@@ -217,6 +143,7 @@ impl UserCombine {
     }
 }
 
+pub(crate) use numeric_arm_impl;
 pub(crate) use user_arm_impl;
 pub(crate) use with_monoid_impl as with_monoid;
 
@@ -263,7 +190,7 @@ macro_rules! elements {
         }
     )*};
 }
-elements!(f32 => F32, f64 => F64, i32 => I32, i64 => I64, bool => Bool);
+elements!(f32 => F32, f64 => F64, i32 => I32, i64 => I64, bool => Bool, u8 => U8, u32 => U32, u64 => U64);
 
 /// A vector of `len` elements: `spare` if it has that type and length (its contents are
 /// stale and will all be overwritten), else a new one filled with `fill`.
@@ -571,6 +498,9 @@ fn scatter_data(
         (Data::I32(d), Data::I32(x)) => arm!(I32, d, x),
         (Data::I64(d), Data::I64(x)) => arm!(I64, d, x),
         (Data::Bool(d), Data::Bool(x)) => arm!(Bool, d, x),
+        (Data::U8(d), Data::U8(x)) => arm!(U8, d, x),
+        (Data::U32(d), Data::U32(x)) => arm!(U32, d, x),
+        (Data::U64(d), Data::U64(x)) => arm!(U64, d, x),
         _ => None,
     }
 }

@@ -777,6 +777,7 @@ impl Builder<'_> {
                 Scalar::F64(x).cast(dtype)
             }
             DType::I32 | DType::I64 => Scalar::I64(self.rng.range(-8, 8)).cast(dtype),
+            DType::U8 | DType::U32 | DType::U64 => Scalar::I64(self.rng.range(0, 8)).cast(dtype),
             DType::Bool => Scalar::Bool(self.rng.chance(2)),
         }
     }
@@ -796,7 +797,7 @@ impl Builder<'_> {
                             [self.rng.range(0, 4) as usize];
                         Scalar::F64(x).cast(dtype)
                     }
-                    DType::I32 | DType::I64 => {
+                    DType::I32 | DType::I64 | DType::U8 | DType::U32 | DType::U64 => {
                         let x = [i64::MAX, i64::MIN, 1 << 40, -(1 << 33)]
                             [self.rng.range(0, 3) as usize];
                         Scalar::I64(x).cast(dtype)
@@ -2043,7 +2044,9 @@ impl Builder<'_> {
     fn expr(&mut self, cx: Cx<'_>, dt: DType, depth: u32) -> (ScalarExpr, Val) {
         match dt {
             DType::F32 | DType::F64 => self.float_expr(cx, dt, depth),
-            DType::I32 | DType::I64 => self.int_expr(cx, dt, depth),
+            DType::I32 | DType::I64 | DType::U8 | DType::U32 | DType::U64 => {
+                self.int_expr(cx, dt, depth)
+            }
             DType::Bool => self.bool_expr(cx, depth),
         }
     }
@@ -2322,6 +2325,12 @@ impl Builder<'_> {
                 };
                 (bin(bop, a, b), ints(v))
             }
+            3 if dt.is_unsigned() => {
+                // Unsigned values have no `neg`: `0 - a` wraps instead.
+                let (a, _) = self.int_expr(cx, dt, d);
+                let zero = ScalarExpr::Const(Scalar::I64(0).cast(dt));
+                (bin(BinOp::Sub, zero, a), Val::exact(BIG, true))
+            }
             3 => {
                 let (a, va) = self.int_expr(cx, dt, d);
                 (ScalarExpr::unary(UnOp::Neg, a), va)
@@ -2363,14 +2372,24 @@ impl Builder<'_> {
                 (ScalarExpr::cast(a, dt), ints(va))
             }
             13 => {
-                // From the other integer type.
-                let other = if dt == DType::I64 {
-                    DType::I32
-                } else {
-                    DType::I64
+                // From another integer type: the other signed one, or an unsigned one whose
+                // wrapping arithmetic, unsigned division, `>>` and `min`/`max` the graph then
+                // computes (its values, cast back, may be anything).
+                let other = match dt {
+                    DType::I64 => DType::I32,
+                    DType::I32 => DType::I64,
+                    _ => DType::I64,
                 };
+                let other =
+                    self.ch
+                        .pick_w(&[(6, other), (1, DType::U8), (1, DType::U32), (1, DType::U64)]);
                 let (a, va) = self.int_expr(cx, other, d);
-                (ScalarExpr::cast(a, dt), ints(va))
+                let v = if other.is_unsigned() || dt.is_unsigned() {
+                    Val::exact(BIG, true)
+                } else {
+                    ints(va)
+                };
+                (ScalarExpr::cast(a, dt), v)
             }
             15 => {
                 // Bitwise and, or, xor: within twice the larger operand's magnitude.

@@ -146,14 +146,21 @@ fn parse_descr(descr: &str) -> Result<DType, NpyError> {
     let mut chars = descr.chars();
     let order = chars.next();
     let kind = chars.as_str();
-    if matches!(order, Some('<' | '>' | '|' | '=')) && kind == "b1" {
-        return Ok(DType::Bool);
+    // One-byte types have no byte order: numpy writes `|b1` and `|u1`.
+    if matches!(order, Some('<' | '>' | '|' | '=')) {
+        match kind {
+            "b1" => return Ok(DType::Bool),
+            "u1" => return Ok(DType::U8),
+            _ => {}
+        }
     }
     let dtype = match kind {
         "f4" => DType::F32,
         "f8" => DType::F64,
         "i4" => DType::I32,
         "i8" => DType::I64,
+        "u4" => DType::U32,
+        "u8" => DType::U64,
         _ => return Err(NpyError::UnsupportedDType(format!("'{descr}'"))),
     };
     match order {

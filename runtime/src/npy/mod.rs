@@ -211,6 +211,9 @@ fn decode(dtype: DType, body: &[u8]) -> Data {
         DType::F64 => Data::F64(words(body, f64::from_le_bytes)),
         DType::I32 => Data::I32(words(body, i32::from_le_bytes)),
         DType::I64 => Data::I64(words(body, i64::from_le_bytes)),
+        DType::U8 => Data::U8(body.to_vec()),
+        DType::U32 => Data::U32(words(body, u32::from_le_bytes)),
+        DType::U64 => Data::U64(words(body, u64::from_le_bytes)),
         DType::Bool => Data::Bool(body.iter().map(|&b| b != 0).collect()),
     }
 }
@@ -223,6 +226,9 @@ pub fn write_npy(t: &Tensor) -> Vec<u8> {
         DType::I32 => "<i4",
         DType::I64 => "<i8",
         DType::Bool => "|b1",
+        DType::U8 => "|u1",
+        DType::U32 => "<u4",
+        DType::U64 => "<u8",
     };
     let shape = match t.shape.as_slice() {
         [d] => format!("({d},)"),
@@ -267,6 +273,13 @@ pub fn write_npy(t: &Tensor) -> Vec<u8> {
         Data::I64(v) => v
             .iter()
             .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Data::U32(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Data::U64(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Data::U8(v) => out.extend_from_slice(v),
         Data::Bool(v) => out.extend(v.iter().map(|&b| b as u8)),
     }
     out

@@ -14,6 +14,8 @@ fn sample(dtype: DType, shape: &[usize]) -> Tensor {
             match dtype {
                 DType::Bool => Scalar::Bool(i % 3 == 1),
                 DType::I32 | DType::I64 => Scalar::I64(i as i64 * 1_000_003 - 7),
+                // Wraps: the high bit is set in some elements of every width.
+                DType::U8 | DType::U32 | DType::U64 => Scalar::I64(i as i64 * 1_000_003 - 7),
                 _ => Scalar::F64(x),
             },
         );
@@ -110,6 +112,18 @@ fn writes_the_header_numpy_writes() {
             sample(DType::I64, &[]),
             "{'descr': '<i8', 'fortran_order': False, 'shape': (), }",
         ),
+        (
+            sample(DType::U8, &[4]),
+            "{'descr': '|u1', 'fortran_order': False, 'shape': (4,), }",
+        ),
+        (
+            sample(DType::U32, &[4]),
+            "{'descr': '<u4', 'fortran_order': False, 'shape': (4,), }",
+        ),
+        (
+            sample(DType::U64, &[4]),
+            "{'descr': '<u8', 'fortran_order': False, 'shape': (4,), }",
+        ),
     ];
     for (t, want) in cases {
         let bytes = write_npy(&t);
@@ -153,6 +167,19 @@ fn reads_hand_built_version_1() {
     let t = read_npy(&hand_built(1, header, &data)).unwrap();
     assert_eq!(t.shape, vec![3]);
     assert_eq!(t.data, Data::I32(vec![1, -2, 256]));
+}
+
+#[test]
+fn reads_unsigned_files_as_numpy_writes_them() {
+    let header = "{'descr': '|u1', 'fortran_order': False, 'shape': (3,), }          \n";
+    let t = read_npy(&hand_built(1, header, &[0, 200, 255])).unwrap();
+    assert_eq!(t.data, Data::U8(vec![0, 200, 255]));
+    let header = "{'descr': '<u4', 'fortran_order': False, 'shape': (2,), }          \n";
+    let data = [0xfe, 0xff, 0xff, 0xff, 1, 0, 0, 0];
+    let t = read_npy(&hand_built(1, header, &data)).unwrap();
+    assert_eq!(t.data, Data::U32(vec![u32::MAX - 1, 1]));
+    let header = "{'descr': '>u4', 'fortran_order': False, 'shape': (2,), }          \n";
+    assert!(read_npy(&hand_built(1, header, &data)).is_err());
 }
 
 #[test]

@@ -170,6 +170,7 @@ builtin_monoid!(
     f64 => 0.0, |a, b| a + b;
     i32 => 0, |a, b| a.wrapping_add(b);
     i64 => 0, |a, b| a.wrapping_add(b);
+    u8 => 0, |a, b| a.wrapping_add(b);
     u32 => 0, |a, b| a.wrapping_add(b);
     u64 => 0, |a, b| a.wrapping_add(b);
 );
@@ -180,6 +181,7 @@ builtin_monoid!(
     f64 => 1.0, |a, b| a * b;
     i32 => 1, |a, b| a.wrapping_mul(b);
     i64 => 1, |a, b| a.wrapping_mul(b);
+    u8 => 1, |a, b| a.wrapping_mul(b);
     u32 => 1, |a, b| a.wrapping_mul(b);
     u64 => 1, |a, b| a.wrapping_mul(b);
 );
@@ -191,6 +193,7 @@ builtin_monoid!(
     f64 => f64::NEG_INFINITY, |a, b| fmax(a, b);
     i32 => i32::MIN, |a, b| a.max(b);
     i64 => i64::MIN, |a, b| a.max(b);
+    u8 => 0, |a, b| a.max(b);
     u32 => 0, |a, b| a.max(b);
     u64 => 0, |a, b| a.max(b);
 );
@@ -202,6 +205,7 @@ builtin_monoid!(
     f64 => f64::INFINITY, |a, b| fmin(a, b);
     i32 => i32::MAX, |a, b| a.min(b);
     i64 => i64::MAX, |a, b| a.min(b);
+    u8 => u8::MAX, |a, b| a.min(b);
     u32 => u32::MAX, |a, b| a.min(b);
     u64 => u64::MAX, |a, b| a.min(b);
 );
@@ -354,6 +358,9 @@ pub enum Column<'a> {
     I32(&'a [i32]),
     I64(&'a [i64]),
     Bool(&'a [bool]),
+    U8(&'a [u8]),
+    U32(&'a [u32]),
+    U64(&'a [u64]),
 }
 
 /// One output tensor of a record's field, for [`unpack_fields`].
@@ -364,10 +371,13 @@ pub enum ColumnMut<'a> {
     I32(&'a mut [i32]),
     I64(&'a mut [i64]),
     Bool(&'a mut [bool]),
+    U8(&'a mut [u8]),
+    U32(&'a mut [u32]),
+    U64(&'a mut [u64]),
 }
 
 /// Packs `K` field tensors (structure of arrays) into records of `K` words (each word holds
-/// the bits of one field: floats by their bits, integers sign-extended, `bool` as 0 or 1), the
+/// the bits of one field: floats by their bits, signed integers sign-extended, unsigned ones zero-extended, `bool` as 0 or 1), the
 /// state of an [`FnMonoid`] over a user record.
 ///
 /// # Panics
@@ -389,6 +399,9 @@ pub fn pack_fields<const K: usize>(cols: &[Column<'_>], out: &mut [[u64; K]]) {
             Column::I32(xs) => fill!(xs, |x| i64::from(x) as u64),
             Column::I64(xs) => fill!(xs, |x| x as u64),
             Column::Bool(xs) => fill!(xs, |x| u64::from(x)),
+            Column::U8(xs) => fill!(xs, |x| u64::from(x)),
+            Column::U32(xs) => fill!(xs, |x| u64::from(x)),
+            Column::U64(xs) => fill!(xs, |x| x),
         }
     }
 }
@@ -415,6 +428,9 @@ pub fn unpack_fields<const K: usize>(records: &[[u64; K]], cols: &mut [ColumnMut
             ColumnMut::I32(xs) => fill!(xs, |w| w as i32),
             ColumnMut::I64(xs) => fill!(xs, |w| w as i64),
             ColumnMut::Bool(xs) => fill!(xs, |w| w != 0),
+            ColumnMut::U8(xs) => fill!(xs, |w| w as u8),
+            ColumnMut::U32(xs) => fill!(xs, |w| w as u32),
+            ColumnMut::U64(xs) => fill!(xs, |w| w),
         }
     }
 }

@@ -11,7 +11,8 @@
 //! **The order of floats** is IEEE 754's `totalOrder` (Rust's `total_cmp`): negative NaNs,
 //! `-inf`, the negative numbers, `-0.0`, `+0.0`, the positive numbers, `+inf`, positive NaNs
 //! (the NaN that arithmetic produces is positive, so NaNs sort last). `-0.0` sorts before
-//! `+0.0`. Signed integers sort by value.
+//! `+0.0`. Signed integers sort by value (their sign bit flipped); unsigned ones (`u8`, `u32`,
+//! `u64`) are their own radix.
 
 use crate::pool::{blocks, Pool, TaskError};
 
@@ -24,6 +25,14 @@ pub trait SortKey: Copy + Send + Sync {
     const DIGITS: usize;
     /// The key as an unsigned number with the same order.
     fn radix(self) -> u64;
+}
+
+impl SortKey for u8 {
+    const DIGITS: usize = 1;
+    #[inline(always)]
+    fn radix(self) -> u64 {
+        u64::from(self)
+    }
 }
 
 impl SortKey for u32 {

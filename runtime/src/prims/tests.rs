@@ -437,6 +437,10 @@ fn radix_sorts_match_a_stable_comparison_sort() {
     check_sort(&i32s, i32::cmp, |a, b| a == b);
     let u32s: Vec<u32> = big.iter().map(|&x| x as u32).collect();
     check_sort(&u32s, u32::cmp, |a, b| a == b);
+    let u8s: Vec<u8> = big.iter().map(|&x| x as u8).collect();
+    check_sort(&u8s, u8::cmp, |a, b| a == b);
+    let u64s: Vec<u64> = big.iter().map(|&x| (x as u64).rotate_left(1)).collect();
+    check_sort(&u64s, u64::cmp, |a, b| a == b);
     let mut f = floats(n, 53);
     f[..12].copy_from_slice(&[
         f32::NAN,

@@ -266,7 +266,9 @@ impl Checker {
             let c = match self.zonk(&c.ty) {
                 Ty::Error => return err_expr(span),
                 Ty::Scalar(DType::I64) => c,
-                Ty::Scalar(DType::I32) => {
+                // Unsigned indices too: a `u64` above `i64::MAX` becomes negative, and is out
+                // of bounds either way.
+                Ty::Scalar(DType::I32 | DType::U8 | DType::U32 | DType::U64) => {
                     let s = c.span;
                     mk(
                         hir::ExprKind::Cast(Box::new(c), DType::I64),

@@ -122,6 +122,9 @@ pub(super) fn has_float_lit(e: &hir::Expr) -> bool {
 pub fn int_fits(v: i64, d: DType) -> bool {
     match d {
         DType::I32 => i32::try_from(v).is_ok(),
+        DType::U8 => u8::try_from(v).is_ok(),
+        DType::U32 => u32::try_from(v).is_ok(),
+        DType::U64 => v >= 0,
         _ => true,
     }
 }

@@ -101,9 +101,9 @@ pub fn clif_type(d: DType) -> Type {
     match d {
         DType::F32 => types::F32,
         DType::F64 => types::F64,
-        DType::I32 => types::I32,
-        DType::I64 => types::I64,
-        DType::Bool => types::I8,
+        DType::I32 | DType::U32 => types::I32,
+        DType::I64 | DType::U64 => types::I64,
+        DType::Bool | DType::U8 => types::I8,
     }
 }
 
@@ -285,6 +285,9 @@ impl Gen<'_, '_> {
             Scalar::F64(x) => self.b.ins().f64const(x),
             Scalar::I32(x) => self.b.ins().iconst(types::I32, x as i64),
             Scalar::I64(x) => self.b.ins().iconst(types::I64, x),
+            Scalar::U8(x) => self.b.ins().iconst(types::I8, i64::from(x)),
+            Scalar::U32(x) => self.b.ins().iconst(types::I32, i64::from(x)),
+            Scalar::U64(x) => self.b.ins().iconst(types::I64, x as i64),
             Scalar::Bool(x) => self.b.ins().iconst(types::I8, x as i64),
         };
         CVal::S(self.splat(v, s.dtype()), s.dtype())

@@ -14,9 +14,12 @@ impl Gen<'_, '_> {
     /// One binary operation on one group; the result and its element type.
     pub(super) fn binary(&mut self, op: BinOp, x: Value, y: Value, d: DType) -> (Value, DType) {
         let float = matches!(d, DType::F32 | DType::F64);
+        let unsigned = d.is_unsigned();
         let cmp = |g: &mut Self, icc: IntCC, fcc: FloatCC| {
             let v = if float {
                 g.b.ins().fcmp(fcc, x, y)
+            } else if unsigned {
+                g.b.ins().icmp(icc.unsigned(), x, y)
             } else {
                 g.b.ins().icmp(icc, x, y)
             };
@@ -36,6 +39,9 @@ impl Gen<'_, '_> {
                 )
             }
             _ => {}
+        }
+        if unsigned {
+            return (self.unsigned_binary(op, x, y, d), d);
         }
         let v = match (op, float) {
             (BinOp::Add, true) => self.b.ins().fadd(x, y),
@@ -87,6 +93,35 @@ impl Gen<'_, '_> {
         (v, d)
     }
 
+    /// The arithmetic of unsigned integers (`u8`, `u32`, `u64`; scalar code only): `udiv`,
+    /// `urem` (a zero divisor fails; nothing else can), `umin`/`umax` and the logical `ushr`.
+    /// The operators that do not depend on signedness are the signed ones' instructions.
+    fn unsigned_binary(&mut self, op: BinOp, x: Value, y: Value, d: DType) -> Value {
+        let ins = self.b.ins();
+        match op {
+            BinOp::Add => ins.iadd(x, y),
+            BinOp::Sub => ins.isub(x, y),
+            BinOp::Mul => ins.imul(x, y),
+            BinOp::Min => ins.umin(x, y),
+            BinOp::Max => ins.umax(x, y),
+            BinOp::Shl => ins.ishl(x, y),
+            BinOp::Shr => ins.ushr(x, y),
+            BinOp::BitAnd => ins.band(x, y),
+            BinOp::BitOr => ins.bor(x, y),
+            BinOp::BitXor => ins.bxor(x, y),
+            BinOp::Div | BinOp::Rem => {
+                let zero = self.b.ins().icmp_imm_s(IntCC::Equal, y, 0);
+                self.fail_with(zero, ERR_DIV_ZERO);
+                if op == BinOp::Div {
+                    self.b.ins().udiv(x, y)
+                } else {
+                    self.b.ins().urem(x, y)
+                }
+            }
+            op => panic!("internal error: `{}` on {d}", op.name()),
+        }
+    }
+
     fn call2(&mut self, d: DType, name: &str, x: Value, y: Value) -> Value {
         let f = self.imports.get(name, d);
         let call = self.b.ins().call(f, &[x, y]);
@@ -97,6 +132,7 @@ impl Gen<'_, '_> {
         let float = matches!(d, DType::F32 | DType::F64);
         match f {
             MathFn::Abs if float => self.b.ins().fabs(v),
+            MathFn::Abs if d.is_unsigned() => v,
             MathFn::Abs => self.b.ins().iabs(v),
             MathFn::Sqrt => self.b.ins().sqrt(v),
             MathFn::Floor => self.b.ins().floor(v),
@@ -213,6 +249,9 @@ impl Gen<'_, '_> {
         if from == to {
             return v;
         }
+        if from.is_unsigned() || to.is_unsigned() {
+            return self.cast_unsigned(v, from, to);
+        }
         let ty = lane_type(to, self.mode.lanes);
         if self.mode.lanes == 2 && (from, to) == (F32, F64) {
             return self.b.ins().fvpromote_low(v);
@@ -237,6 +276,47 @@ impl Gen<'_, '_> {
                 self.b.ins().fcmp(FloatCC::NotEqual, v, z)
             }
             _ => v,
+        }
+    }
+
+    /// Rust `as` from or to an unsigned type (scalar code only): integers are extended by
+    /// the source's signedness or truncated to their low bits, floats convert saturating
+    /// (NaN and negatives to 0), and a number is `true` when it is not zero.
+    fn cast_unsigned(&mut self, v: Value, from: DType, to: DType) -> Value {
+        use DType::*;
+        let ins = self.b.ins();
+        let ty = clif_type(to);
+        match (from, to) {
+            (_, Bool) if from.is_int() => ins.icmp_imm_s(IntCC::NotEqual, v, 0),
+            (F32 | F64, Bool) => unreachable!("only casts with an unsigned side come here"),
+            (F32 | F64, U8) => {
+                // Saturate in `i32`, then clamp to 0..=255 (no 8-bit float conversion).
+                let w = ins.fcvt_to_sint_sat(types::I32, v);
+                let lo = self.b.ins().iconst(types::I32, 0);
+                let hi = self.b.ins().iconst(types::I32, 255);
+                let w = self.b.ins().smax(w, lo);
+                let w = self.b.ins().smin(w, hi);
+                self.b.ins().ireduce(types::I8, w)
+            }
+            (F32 | F64, _) => ins.fcvt_to_uint_sat(ty, v),
+            (U8, F32 | F64) => {
+                let w = ins.uextend(types::I32, v);
+                self.b.ins().fcvt_from_uint(ty, w)
+            }
+            (_, F32 | F64) => ins.fcvt_from_uint(ty, v),
+            _ => {
+                // Integer (or `bool`) to integer: by width.
+                let (fb, tb) = (clif_type(from).bits(), ty.bits());
+                if fb < tb && from.is_signed_int() {
+                    self.b.ins().sextend(ty, v)
+                } else if fb < tb {
+                    self.b.ins().uextend(ty, v)
+                } else if fb > tb {
+                    self.b.ins().ireduce(ty, v)
+                } else {
+                    v
+                }
+            }
         }
     }
 }

@@ -27,7 +27,12 @@ enum VT {
 }
 
 impl VecCheck<'_> {
+    /// Notes a value of type `d`; unsigned integers have no vector form (their kernels run
+    /// in scalar code).
     fn note(&mut self, d: DType) -> Option<DType> {
+        if d.is_unsigned() {
+            return None;
+        }
         match d.size_bytes() {
             _ if d == DType::Bool => self.bools = true,
             4 => self.four = true,

@@ -445,5 +445,6 @@ pub(super) fn zero_of(d: DType) -> Scalar {
         DType::I32 => Scalar::I32(0),
         DType::I64 => Scalar::I64(0),
         DType::Bool => Scalar::Bool(false),
+        DType::U8 | DType::U32 | DType::U64 => Scalar::I64(0).cast(d),
     }
 }
