@@ -227,18 +227,14 @@ fn verify_node(g: &Graph, id: NodeId, node: &Node) -> Result<(), Problem> {
             args,
         } => {
             let full: Vec<usize> = space.iter().chain(red).copied().collect();
-            let read_tys = verify_reads(g, before, &full, reads, args)?;
-            let cx = ExprCx {
-                n_index: full.len(),
-                reads: &read_tys,
-                params: &[],
+            let point = MonoidPoint {
+                space: &full,
+                reads,
+                index: None,
+                monoid: *monoid,
+                args,
             };
-            let dtypes = verify_args(g, *monoid, args, &cx)?;
-            let expected: Vec<TensorTy> = dtypes
-                .into_iter()
-                .map(|d| TensorTy::new(d, space.clone()))
-                .collect();
-            check_ports(node, &expected)
+            point.verify(g, before, node, space.clone())
         }
         NodeKind::Scan {
             space,
@@ -250,18 +246,14 @@ fn verify_node(g: &Graph, id: NodeId, node: &Node) -> Result<(), Problem> {
             if space.is_empty() {
                 return Err(Problem::ScalarSpace);
             }
-            let read_tys = verify_reads(g, before, space, reads, args)?;
-            let cx = ExprCx {
-                n_index: space.len(),
-                reads: &read_tys,
-                params: &[],
+            let point = MonoidPoint {
+                space,
+                reads,
+                index: None,
+                monoid: *monoid,
+                args,
             };
-            let dtypes = verify_args(g, *monoid, args, &cx)?;
-            let expected: Vec<TensorTy> = dtypes
-                .into_iter()
-                .map(|d| TensorTy::new(d, space.clone()))
-                .collect();
-            check_ports(node, &expected)
+            point.verify(g, before, node, space.clone())
         }
         NodeKind::ReduceByIndex {
             space,
@@ -274,23 +266,17 @@ fn verify_node(g: &Graph, id: NodeId, node: &Node) -> Result<(), Problem> {
             if space.is_empty() {
                 return Err(Problem::ScalarSpace);
             }
-            let exprs: Vec<ScalarExpr> = std::iter::once(index).chain(args).cloned().collect();
-            let read_tys = verify_reads(g, before, space, reads, &exprs)?;
-            let cx = ExprCx {
-                n_index: space.len(),
-                reads: &read_tys,
-                params: &[],
-            };
-            verify_index(index, &cx)?;
-            let dtypes = verify_args(g, *monoid, args, &cx)?;
             let shape: Vec<usize> = std::iter::once(*bins)
                 .chain(space[1..].iter().copied())
                 .collect();
-            let expected: Vec<TensorTy> = dtypes
-                .into_iter()
-                .map(|d| TensorTy::new(d, shape.clone()))
-                .collect();
-            check_ports(node, &expected)
+            let point = MonoidPoint {
+                space,
+                reads,
+                index: Some(index),
+                monoid: *monoid,
+                args,
+            };
+            point.verify(g, before, node, shape)
         }
         NodeKind::Scatter {
             dest,
@@ -345,6 +331,44 @@ fn verify_node(g: &Graph, id: NodeId, node: &Node) -> Result<(), Problem> {
             }
             check_ports(node, &[TensorTy::new(src_ty.dtype, shape.clone())])
         }
+    }
+}
+
+/// The elements a monoid node (reduce, scan, histogram) wraps at each point of `space`: its
+/// reads, an optional bin index and the wrap's arguments.
+struct MonoidPoint<'a> {
+    space: &'a [usize],
+    reads: &'a [Read],
+    index: Option<&'a ScalarExpr>,
+    monoid: MonoidRef,
+    args: &'a [ScalarExpr],
+}
+
+impl MonoidPoint<'_> {
+    /// Checks the reads, the index and the arguments, and that the node's outputs are the
+    /// monoid's state types over `out_shape`.
+    fn verify(
+        &self,
+        g: &Graph,
+        before: usize,
+        node: &Node,
+        out_shape: Vec<usize>,
+    ) -> Result<(), Problem> {
+        let exprs: Vec<ScalarExpr> = self.index.into_iter().chain(self.args).cloned().collect();
+        let read_tys = verify_reads(g, before, self.space, self.reads, &exprs)?;
+        let cx = ExprCx {
+            n_index: self.space.len(),
+            reads: &read_tys,
+            params: &[],
+        };
+        if let Some(index) = self.index {
+            verify_index(index, &cx)?;
+        }
+        let expected: Vec<TensorTy> = verify_args(g, self.monoid, self.args, &cx)?
+            .into_iter()
+            .map(|d| TensorTy::new(d, out_shape.clone()))
+            .collect();
+        check_ports(node, &expected)
     }
 }
 
