@@ -188,10 +188,11 @@ impl Gen {
     }
 
     fn step(&mut self) {
-        match self.rng.below(13) {
+        match self.rng.below(14) {
             10 => self.gather(),
             11 => self.scan(),
             12 => self.histogram(),
+            13 => self.scan_monoid(),
             0 | 1 => {
                 let p = self.recent(None).expect("inputs exist");
                 let s = self.nodes[p].clone();
@@ -525,6 +526,8 @@ fn gradients_match_central_differences() {
     let mut with_monoid = 0usize;
     let mut with_gather = 0usize;
     let mut with_scan = 0usize;
+    let mut with_user_scan = 0usize;
+    let mut with_bins = 0usize;
     for seed in seeds("fd") {
         let (g, inputs) = generate(seed);
         with_gather += usize::from(g.nodes.iter().any(|n| match &n.kind {
@@ -537,6 +540,22 @@ fn gradients_match_central_differences() {
                 .iter()
                 .any(|n| matches!(n.kind, NodeKind::Scan { .. })),
         );
+        with_user_scan += usize::from(g.nodes.iter().any(|n| {
+            matches!(
+                n.kind,
+                NodeKind::Scan {
+                    monoid: mir::MonoidRef::User(_),
+                    ..
+                }
+            )
+        }));
+        with_bins += usize::from(g.nodes.iter().any(|n| match &n.kind {
+            NodeKind::ReduceByIndex { monoid, .. } => {
+                *monoid != mir::MonoidRef::Builtin(mir::BuiltinMonoid::Sum)
+            }
+            NodeKind::Scatter { .. } => true,
+            _ => false,
+        }));
         with_monoid += usize::from(g.nodes.iter().any(|n| {
             matches!(
                 n.kind,
@@ -556,6 +575,15 @@ fn gradients_match_central_differences() {
     );
     assert!(with_gather >= want, "only {with_gather} graphs gather");
     assert!(with_scan >= want, "only {with_scan} graphs scan");
+    let few = seeds("fd").len() / 20;
+    assert!(
+        with_user_scan >= few,
+        "only {with_user_scan} graphs scan with a user monoid"
+    );
+    assert!(
+        with_bins >= few,
+        "only {with_bins} graphs have a max/min/prod histogram or a scatter"
+    );
 }
 
 #[test]

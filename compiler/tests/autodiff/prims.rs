@@ -80,17 +80,70 @@ impl Gen {
         self.add(kind, s, body);
     }
 
-    /// A histogram with `sum` (a scatter-add) of a recent vector into fewer bins, at bins
-    /// computed from the index.
+    /// A scan along the last axis of a recent vector or matrix with a user monoid that
+    /// declares `d_combine` ([`MONOIDS`]: a scalar state, and pair states with wrap and
+    /// unwrap, one not commutative). Exclusive only with `Affine`, whose identity unwraps to
+    /// a finite value (the others' start at `-inf`, whose derivative through later nodes is
+    /// NaN).
+    pub(super) fn scan_monoid(&mut self) {
+        let rank = 1 + self.rng.below(2);
+        let Some(p) = self.recent(Some(rank)) else {
+            return;
+        };
+        let s = self.nodes[p].clone();
+        let (m, args) = *self.rng.pick(&[
+            ("@0", "mul(r0, r0)"),
+            ("@1", "sin(r0)"),
+            ("@2", "add(1.0f64, mul(0.5f64, tanh(r0))); mul(0.5f64, r0)"),
+            ("@3", "max(r0, -0.3f64)"),
+        ]);
+        let ex = if m == "@2" && self.rng.below(2) == 0 {
+            " exclusive"
+        } else {
+            ""
+        };
+        let kind = format!(
+            "scan {}{ex} {m} reads(%{p}.0[{}])",
+            shape_text(&s),
+            ident(s.len())
+        );
+        self.add(kind, s, args);
+    }
+
+    /// A histogram of a recent vector into fewer bins, at bins computed from the index
+    /// (so values meet in a bin; for `max`/`min`, every bin gets one), with `sum` (a scatter-add), `max`, `min` or `prod` (of
+    /// values near 1 with some exact zeros; two zeros in a bin happen too); or a scatter of
+    /// it into another vector, with duplicate rows (the last write wins).
     pub(super) fn histogram(&mut self) {
         let Some(p) = self.recent(Some(1)) else {
             return;
         };
         let n = self.nodes[p][0];
         let bins = 1 + self.rng.below(n);
-        let k = 1 + self.rng.below(3);
-        let kind = format!("histogram [{n}] bins {bins} sum reads(%{p}.0[i0])");
-        let body = format!("rem(mul(i0, {k}i64), {bins}i64); sin(r0)");
+        let m = *self.rng.pick(&["sum", "max", "min", "prod", "scatter"]);
+        // Every bin of a max/min gets a value (an empty one is ∓inf, whose derivative
+        // through later nodes is NaN).
+        let k = if matches!(m, "max" | "min") {
+            1
+        } else {
+            1 + self.rng.below(3)
+        };
+        let value = match m {
+            "prod" => "select(gt(r0, 0.9f64), 0.0f64, add(1.0f64, mul(0.5f64, sin(r0))))",
+            _ => "sin(r0)",
+        };
+        if m == "scatter" {
+            let Some(q) = self.recent(Some(1)) else {
+                return;
+            };
+            let rows = self.nodes[q][0];
+            let kind = format!("scatter %{q}.0 [{n}] reads(%{p}.0[i0])");
+            let body = format!("rem(mul(i0, {k}i64), {rows}i64); {value}");
+            self.add(kind, vec![rows], &body);
+            return;
+        }
+        let kind = format!("histogram [{n}] bins {bins} {m} reads(%{p}.0[i0])");
+        let body = format!("rem(mul(i0, {k}i64), {bins}i64); {value}");
         self.add(kind, vec![bins], &body);
     }
 }

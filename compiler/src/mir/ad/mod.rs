@@ -20,9 +20,12 @@
 //!   ([`monoid`]);
 //! - a `Scan` ([`scan`]): for `sum`, the same scan of the adjoint read backwards; for
 //!   `prod`/`max`/`min`, the reverse linear recurrence of the prefixes' adjoints as a scan
-//!   of affine maps; a user monoid is refused;
-//! - a `ReduceByIndex` with `sum` (a scatter-add): each value receives its bin's adjoint, a
-//!   gather; other monoids, and `Scatter`, are refused;
+//!   of affine maps; with a user monoid that declares `d_combine`, the same recurrence
+//!   with the Jacobians it gives, a scan of affine maps of vectors ([`scan_user`]);
+//! - a `ReduceByIndex` with a built-in monoid and a `Scatter` ([`bins`]): each value
+//!   receives its share of its bin's adjoint, a gather (`sum`: all of it; `max`/`min`: split
+//!   among the values equal to the bin; `prod`: the product of the others; a scatter: only
+//!   the last write of each element); a histogram with a user monoid is refused;
 //! - `Concat` and `Slice`: the matching slice, or the zero-padded placement.
 //!
 //! The derived nodes are ordinary `Map`/`Reduce` nodes, so they go through the same passes
@@ -31,10 +34,12 @@
 //! refuses `grad` through it (`not-differentiable`), and reaching one here is an error.
 
 mod accumulate;
+mod bins;
 mod gather;
 mod monoid;
 mod scalar;
 mod scan;
+mod scan_user;
 
 use std::collections::{HashMap, HashSet};
 
@@ -361,7 +366,6 @@ fn back_node(
             reads,
             args,
         } => {
-            let Some(dy) = dys[0] else { return Ok(()) };
             let s = scan::ScanNode {
                 node: id,
                 space,
@@ -370,48 +374,45 @@ fn back_node(
                 reads,
                 args,
             };
+            if let MonoidRef::User(m) = monoid {
+                return scan_user::back_user_scan(g, &s, *m, dys, active, adj, &label);
+            }
+            let Some(dy) = dys[0] else { return Ok(()) };
             scan::back_scan(g, &s, dy, active, adj, &label)
         }
         NodeKind::ReduceByIndex {
             space,
+            bins,
             monoid,
             reads,
             index,
             args,
-            ..
         } => {
             let Some(dy) = dys[0] else { return Ok(()) };
-            if *monoid != MonoidRef::Builtin(BuiltinMonoid::Sum) {
-                return Err(AdError(format!(
-                    "a histogram (`{}`) with a monoid other than `sum`: only the scatter-add \
-                     is differentiated",
-                    node.label
-                )));
-            }
-            // Each value receives its bin's adjoint: a gather at `[index, p[1..]]`.
-            let mut reads = reads.clone();
-            let rank = ty(g, dy).shape.len();
-            reads.push(read(dy, vec![Affine::konst(0); rank]));
-            let at = std::iter::once(ScalarExpr::cast(index.clone(), DType::I64))
-                .chain((1..space.len() as u32).map(ScalarExpr::Index))
-                .collect();
-            let seed = ScalarExpr::Gather(reads.len() as u32 - 1, at);
-            push_reads(
-                g,
+            let h = bins::Binned {
+                node: id,
                 space,
-                &reads,
-                &[(args[0].clone(), seed)],
-                active,
-                adj,
-                &label,
-            )
+                reads,
+                index,
+            };
+            bins::back_histogram(g, &h, *bins, monoid, &args[0], dy, active, adj, &label)
         }
-        // A scatter's adjoint needs which write of duplicates won; refused, never wrong.
-        NodeKind::Scatter { .. } => Err(AdError(format!(
-            "a scatter (`{}`): its derivative (through the last write of each row) is not \
-             implemented",
-            node.label
-        ))),
+        NodeKind::Scatter {
+            dest,
+            space,
+            reads,
+            index,
+            value,
+        } => {
+            let Some(dy) = dys[0] else { return Ok(()) };
+            let s = bins::Binned {
+                node: id,
+                space,
+                reads,
+                index,
+            };
+            bins::back_scatter(g, &s, *dest, value, dy, active, adj, &label)
+        }
     }
 }
 

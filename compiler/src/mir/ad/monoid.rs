@@ -51,20 +51,68 @@ struct Tree {
 }
 
 /// The monoid's parts the adjoint needs.
-struct Parts {
-    state: Vec<DType>,
-    zero: Vec<flow_runtime::Scalar>,
-    combine: ScalarExpr,
-    d_combine: ScalarExpr,
+pub(super) struct Parts {
+    pub state: Vec<DType>,
+    pub zero: Vec<flow_runtime::Scalar>,
+    pub combine: ScalarExpr,
+    pub d_combine: ScalarExpr,
 }
 
 impl Parts {
-    fn n(&self) -> usize {
+    /// The parts of monoid `m`, or the error naming it when it declares no derivative;
+    /// `what` says where it is used ("a reduction", "a scan").
+    pub fn of(m: &crate::mir::ir::Monoid, what: &str) -> Result<Parts, AdError> {
+        let Some(d_combine) = m.d_combine.clone() else {
+            return Err(AdError(format!(
+                "{what} with the monoid `{}`, which declares no derivative (`d_combine`)",
+                m.name
+            )));
+        };
+        Ok(Parts {
+            state: m.state.clone(),
+            zero: m.zero.clone(),
+            combine: m.combine.clone(),
+            d_combine,
+        })
+    }
+
+    pub fn n(&self) -> usize {
         self.state.len()
     }
 
+    /// The fields of the state wrapped from the arguments `args` (of a reduction or scan).
+    pub fn wrapped(&self, m: &crate::mir::ir::Monoid, args: &[ScalarExpr]) -> Vec<ScalarExpr> {
+        let wrapped = match &m.wrap {
+            Some(w) => w.body.rewrite(&mut |x| match x {
+                ScalarExpr::Param(k) => args.get(*k as usize).cloned(),
+                _ => None,
+            }),
+            None => args[0].clone(),
+        };
+        self.fields(&wrapped)
+    }
+
+    /// `d_combine(a, b, g)` of state values: the fields of the adjoints of `a` and `b`.
+    pub fn d_combine_at(
+        &self,
+        a: &ScalarExpr,
+        b: &ScalarExpr,
+        g: &ScalarExpr,
+    ) -> (Vec<ScalarExpr>, Vec<ScalarExpr>) {
+        let dc = project(&self.d_combine.rewrite(&mut |x| match x {
+            ScalarExpr::Param(0) => Some(a.clone()),
+            ScalarExpr::Param(1) => Some(b.clone()),
+            ScalarExpr::Param(2) => Some(g.clone()),
+            _ => None,
+        }));
+        (
+            self.fields(&field_in(&dc, 0)),
+            self.fields(&field_in(&dc, 1)),
+        )
+    }
+
     /// A state value made of fields `xs`: the scalar itself, or a tuple.
-    fn value(&self, xs: Vec<ScalarExpr>) -> ScalarExpr {
+    pub fn value(&self, xs: Vec<ScalarExpr>) -> ScalarExpr {
         if self.n() == 1 {
             xs.into_iter().next().expect("one field")
         } else {
@@ -73,7 +121,7 @@ impl Parts {
     }
 
     /// A state value's fields, as scalar expressions.
-    fn fields(&self, v: &ScalarExpr) -> Vec<ScalarExpr> {
+    pub fn fields(&self, v: &ScalarExpr) -> Vec<ScalarExpr> {
         let v = project(v);
         if self.n() == 1 {
             vec![v]
@@ -82,7 +130,7 @@ impl Parts {
         }
     }
 
-    fn types(&self, shape: &[usize]) -> Vec<TensorTy> {
+    pub fn types(&self, shape: &[usize]) -> Vec<TensorTy> {
         self.state
             .iter()
             .map(|&d| TensorTy::new(d, shape.to_vec()))
@@ -112,7 +160,7 @@ fn field_in(x: &ScalarExpr, k: u32) -> ScalarExpr {
 }
 
 /// A map node with one output port per body expression.
-fn map(
+pub(super) fn map(
     g: &mut Graph,
     space: Vec<usize>,
     reads: Vec<Read>,
@@ -143,34 +191,16 @@ pub(super) fn back_user_reduce(
     label: &str,
 ) -> Result<(), AdError> {
     let m = g.monoids[r.monoid].clone();
-    let Some(d_combine) = m.d_combine.clone() else {
-        return Err(AdError(format!(
-            "a reduction with the monoid `{}`, which declares no derivative (`d_combine`)",
-            m.name
-        )));
-    };
+    let parts = Parts::of(&m, "a reduction")?;
     if r.red.contains(&0) {
         return Ok(()); // an empty fold is `zero`, a constant
     }
-    let parts = Parts {
-        state: m.state.clone(),
-        zero: m.zero.clone(),
-        combine: m.combine.clone(),
-        d_combine,
-    };
     let n = parts.n();
     let mut all = r.space.to_vec();
     all.extend(r.red);
 
     // Forward: the wrapped states, then a tree per reduced axis, the last one first.
-    let wrapped = match &m.wrap {
-        Some(w) => w.body.rewrite(&mut |x| match x {
-            ScalarExpr::Param(k) => r.args.get(*k as usize).cloned(),
-            _ => None,
-        }),
-        None => r.args[0].clone(),
-    };
-    let wrapped = parts.fields(&wrapped);
+    let wrapped = parts.wrapped(&m, r.args);
     let w = map(
         g,
         all.clone(),
@@ -328,14 +358,7 @@ fn down_tree(g: &mut Graph, parts: &Parts, tree: &Tree, gtop: Vec<Port>, label: 
         let pick = |x: ScalarExpr, y: ScalarExpr| ScalarExpr::select(even.clone(), x, y);
         let left = parts.value((0..n).map(|f| pick(field(0, f), field(1, f))).collect());
         let right = parts.value((0..n).map(|f| pick(field(2, f), field(0, f))).collect());
-        let dc = project(&parts.d_combine.rewrite(&mut |x| match x {
-            ScalarExpr::Param(0) => Some(left.clone()),
-            ScalarExpr::Param(1) => Some(right.clone()),
-            ScalarExpr::Param(2) => Some(parts.value(gp.clone())),
-            _ => None,
-        }));
-        let da = parts.fields(&field_in(&dc, 0));
-        let db = parts.fields(&field_in(&dc, 1));
+        let (da, db) = parts.d_combine_at(&left, &right, &parts.value(gp.clone()));
         let body = (0..n)
             .map(|f| {
                 if parts.state[f].is_float() {
@@ -360,7 +383,7 @@ fn down_tree(g: &mut Graph, parts: &Parts, tree: &Tree, gtop: Vec<Port>, label: 
 /// The adjoint of the final state `s` (over `space`) from the adjoints `dys` of the
 /// reduction's output ports: through `unwrap` by the chain rule, or the ports' own where
 /// there is none. `None` when no output port has an adjoint.
-fn unwrap_adjoint(
+pub(super) fn unwrap_adjoint(
     g: &mut Graph,
     m: &crate::mir::ir::Monoid,
     parts: &Parts,

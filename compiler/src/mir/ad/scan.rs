@@ -19,8 +19,8 @@
 //!   (like `max(a, b)` of two scalars, which gives ties to `b`).
 //! - **`any`, `all`**: booleans carry no adjoint.
 //!
-//! A scan with a user monoid is refused (`not-differentiable`, naming the monoid): its
-//! adjoint would need the per-element Jacobians of `combine` along the row.
+//! A scan with a user monoid that declares `d_combine` is [`super::scan_user`]'s: the same
+//! recurrence with the Jacobians `d_combine` gives, matrices for a state of several fields.
 //!
 //! Every node is a `Map`, or a `Scan` run by the runtime's blocked scan like any other, so the
 //! derived graph is the same at any thread count and on both backends.
@@ -58,7 +58,7 @@ fn along(rank: usize, konst: i64, sign: i64) -> Vec<Affine> {
 
 /// A read of `p` along the last axis at `konst + sign · i_last`, padded with `pad` where that
 /// leaves the row.
-fn read_along(p: Port, rank: usize, konst: i64, sign: i64, pad: Option<Scalar>) -> Read {
+pub(super) fn read_along(p: Port, rank: usize, konst: i64, sign: i64, pad: Option<Scalar>) -> Read {
     let mut r = read(p, along(rank, konst, sign));
     if let Some(s) = pad {
         r.edge = Edge::Pad(s);
@@ -68,7 +68,7 @@ fn read_along(p: Port, rank: usize, konst: i64, sign: i64, pad: Option<Scalar>) 
 
 /// A scan node over `space` with one output port per element of `outs`.
 #[allow(clippy::too_many_arguments)]
-fn scan_node(
+pub(super) fn scan_node(
     g: &mut Graph,
     space: &[usize],
     monoid: MonoidRef,
@@ -96,30 +96,55 @@ fn scan_node(
         .collect()
 }
 
-/// The monoid of affine maps `t ↦ a t + b` of `dtype` under composition, the later map
-/// applied after the earlier: `(a₁, b₁) ⊕ (a₂, b₂) = (a₂ a₁, a₂ b₁ + b₂)`; applied to 0,
-/// the scan's `b` is the linear recurrence's value. Added to the graph once.
-fn affine_monoid(g: &mut Graph, dtype: DType) -> MonoidId {
-    let name = format!("ad.affine.{}", dtype.name());
+/// The monoid of affine maps `t ↦ A t + b` on vectors of `k` elements of `dtype` under
+/// composition, the later map applied after the earlier: `(A₁, b₁) ⊕ (A₂, b₂) = (A₂ A₁,
+/// A₂ b₁ + b₂)`, its state `A` row-major then `b`; applied to 0, the scan's `b` is the
+/// linear recurrence's value. For `k = 1`, `(a₁, b₁) ⊕ (a₂, b₂) = (a₂ a₁, a₂ b₁ + b₂)`.
+/// Added to the graph once per `dtype` and `k`.
+pub(super) fn affine_monoid(g: &mut Graph, dtype: DType, k: usize) -> MonoidId {
+    let name = match k {
+        1 => format!("ad.affine.{}", dtype.name()),
+        _ => format!("ad.affine{k}.{}", dtype.name()),
+    };
     if let Some((id, _)) = g.monoids.iter_enumerated().find(|(_, m)| m.name == name) {
         return id;
     }
-    let p = |k: u32, f: u32| ScalarExpr::field(ScalarExpr::Param(k), f);
+    let p = |side: u32, f: usize| ScalarExpr::field(ScalarExpr::Param(side), f as u32);
     let mul = |a, b| ScalarExpr::binary(BinOp::Mul, a, b);
-    let combine = ScalarExpr::Tuple(vec![
-        mul(p(1, 0), p(0, 0)),
-        ScalarExpr::binary(BinOp::Add, mul(p(1, 0), p(0, 1)), p(1, 1)),
-    ]);
+    // Σ_l A₂[r][l] · x(l), in the order of l.
+    let row = |r: usize, x: &dyn Fn(usize) -> ScalarExpr| {
+        (0..k)
+            .map(|l| mul(p(1, r * k + l), x(l)))
+            .reduce(|a, b| ScalarExpr::binary(BinOp::Add, a, b))
+            .expect("k > 0")
+    };
+    let mut fields = Vec::with_capacity(k * k + k);
+    for r in 0..k {
+        for c in 0..k {
+            fields.push(row(r, &|l| p(0, l * k + c)));
+        }
+    }
+    for r in 0..k {
+        let ab = row(r, &|l| p(0, k * k + l));
+        fields.push(ScalarExpr::binary(BinOp::Add, ab, p(1, k * k + r)));
+    }
+    let size = k * k + k;
+    let zero = (0..size)
+        .map(|f| match f < k * k && f / k == f % k {
+            true => fconst_scalar(dtype, 1.0),
+            false => zero_of(dtype),
+        })
+        .collect();
     g.monoids.push(Monoid {
         name,
-        state: vec![dtype, dtype],
-        field_names: vec![None, None],
-        zero: vec![fconst_scalar(dtype, 1.0), zero_of(dtype)],
+        state: vec![dtype; size],
+        field_names: vec![None; size],
+        zero,
         wrap: Some(Wrap {
-            params: vec![dtype, dtype],
-            body: ScalarExpr::Tuple(vec![ScalarExpr::Param(0), ScalarExpr::Param(1)]),
+            params: vec![dtype; size],
+            body: ScalarExpr::Tuple((0..size as u32).map(ScalarExpr::Param).collect()),
         }),
-        combine,
+        combine: ScalarExpr::Tuple(fields),
         unwrap: None,
         commutative: false,
         d_combine: None,
@@ -142,15 +167,8 @@ pub(super) fn back_scan(
     adj: &mut std::collections::HashMap<Port, Vec<Port>>,
     label: &str,
 ) -> Result<(), AdError> {
-    let m = match s.monoid {
-        MonoidRef::Builtin(m) => *m,
-        MonoidRef::User(id) => {
-            return Err(AdError(format!(
-                "a scan with the monoid `{}`: only scans with `sum`, `prod`, `max` and `min` \
-                 are differentiated",
-                g.monoids[*id].name
-            )))
-        }
+    let MonoidRef::Builtin(m) = *s.monoid else {
+        return Err(AdError("a scan with a user monoid reached the built-in adjoint".into()));
     };
     let rank = s.space.len();
     let Some(&n) = s.space.last() else {
@@ -237,7 +255,7 @@ pub(super) fn back_scan(
             port: 1,
         };
         // g_j: the recurrence from the end of the row, a scan of affine maps.
-        let affine = affine_monoid(g, dtype);
+        let affine = affine_monoid(g, dtype, 1);
         let gs = scan_node(
             g,
             s.space,
