@@ -1,6 +1,8 @@
 //! Which derivatives can be taken: `grad`, `value_and_grad` and `vjp` of a function that
-//! reduces with a user monoid that declares no derivative (no `d_combine`), directly or
-//! through the functions it calls, are refused with `not-differentiable`, naming the monoid.
+//! reduces or scans with a user monoid that declares no derivative (no `d_combine`),
+//! directly or through the functions it calls, are refused with `not-differentiable`,
+//! naming the monoid. (A histogram with a user monoid is refused where the derivative is
+//! derived, `mir::ad`, naming the monoid too.)
 //! Integer and boolean arguments are refused while typing (`infer/diff.rs`).
 
 use crate::base::{Diagnostic, Span};
@@ -18,7 +20,7 @@ pub fn check(prog: &hir::Program) -> Vec<Diagnostic> {
     for b in bodies {
         visit(&b.expr, &mut |e| {
             if let ExprKind::Diff(d) = &e.kind {
-                if let Some((m, at)) = user_monoid(prog, d.func) {
+                if let Some((m, prim, at)) = user_monoid(prog, d.func) {
                     let which = match d.mode {
                         hir::DiffMode::Grad => "grad",
                         hir::DiffMode::ValueAndGrad => "value_and_grad",
@@ -28,7 +30,7 @@ pub fn check(prog: &hir::Program) -> Vec<Diagnostic> {
                         which,
                         &prog.func(d.func).name,
                         &prog.monoid(m).name,
-                        e.span,
+                        (prim, e.span),
                         at,
                     ));
                 }
@@ -48,8 +50,11 @@ fn visit<'a>(e: &'a Expr, f: &mut dyn FnMut(&'a Expr)) {
 }
 
 /// The first user monoid without `d_combine` that `func` (or a function it calls) reduces
-/// with, and where.
-fn user_monoid(prog: &hir::Program, func: hir::FuncId) -> Option<(hir::MonoidId, Span)> {
+/// or scans with, and where.
+fn user_monoid(
+    prog: &hir::Program,
+    func: hir::FuncId,
+) -> Option<(hir::MonoidId, &'static str, Span)> {
     let mut seen = vec![func];
     let mut todo = vec![func];
     while let Some(f) = todo.pop() {
@@ -60,7 +65,15 @@ fn user_monoid(prog: &hir::Program, func: hir::FuncId) -> Option<(hir::MonoidId,
                     monoid: MonoidRef::User(m),
                     ..
                 } if prog.monoid(*m).d_combine.is_none() => {
-                    found = found.or(Some((*m, e.span)));
+                    found = found.or(Some((*m, "reduce", e.span)));
+                    None
+                }
+                ExprKind::Builtin(
+                    hir::Builtin::Scan(MonoidRef::User(m))
+                    | hir::Builtin::ScanExcl(MonoidRef::User(m)),
+                    _,
+                ) if prog.monoid(*m).d_combine.is_none() => {
+                    found = found.or(Some((*m, "scan", e.span)));
                     None
                 }
                 ExprKind::Call(g, _) | ExprKind::MapFn(g, _) => Some(*g),

@@ -427,20 +427,22 @@ pub fn not_differentiable_result(which: &str, func: &str, ty: &Ty, span: Span) -
     )
 }
 
-/// `grad` of a function that reduces with a user monoid.
+/// `grad` of a function that reduces (`prim` is `reduce`) or scans (`scan`) with a user
+/// monoid.
 pub fn not_differentiable_monoid(
     which: &str,
     func: &str,
     monoid: &str,
-    span: Span,
+    (prim, span): (&str, Span),
     at: Span,
 ) -> Diagnostic {
+    let verb = if prim == "reduce" { "reduces" } else { "scans" };
     Diagnostic::error(
         Code::NotDifferentiable,
-        format!("`{which}` of `{func}`, which reduces with the monoid `{monoid}`: `{monoid}` declares no derivative"),
+        format!("`{which}` of `{func}`, which {verb} with the monoid `{monoid}`: `{monoid}` declares no derivative"),
         span,
     )
-    .with_label(at, format!("`reduce` with `{monoid}` here"))
+    .with_label(at, format!("`{prim}` with `{monoid}` here"))
     .with_note(format!("declare one in `{monoid}`: `d_combine(a, b, g) = (…, …);`, the adjoints of `a` and `b` given the adjoint `g` of `combine(a, b)`; or use the built-in reductions `sum`, `prod`, `max` and `min`"))
 }
 
