@@ -10,7 +10,7 @@ use crate::check::errors;
 use crate::hir::{self, dump::children, Expr, ExprKind, MonoidRef};
 
 /// A `not-differentiable` diagnostic for every derivative in `prog` of a function that
-/// reduces with a user monoid without `d_combine`.
+/// reduces or scans with a user monoid without `d_combine`.
 pub fn check(prog: &hir::Program) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     let mut bodies: Vec<&hir::Body> = prog.funcs.iter().map(|f| &f.body).collect();

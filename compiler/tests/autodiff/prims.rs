@@ -298,7 +298,10 @@ fn run_flowc(args: &[&str], name: &str, text: &str) -> (bool, String) {
 fn scans_histograms_and_scatters_in_ops() {
     for backend in ["interp", "jit"] {
         let (ok, text) = run_flowc(&["test", "--backend", backend], "binned.flow", BINNED);
-        assert!(ok && text.contains("1 passed, 0 failed"), "{backend}:\n{text}");
+        assert!(
+            ok && text.contains("1 passed, 0 failed"),
+            "{backend}:\n{text}"
+        );
     }
     let (ok, text) = run_flowc(&["check"], "undeclared.flow", UNDECLARED);
     assert!(

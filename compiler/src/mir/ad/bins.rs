@@ -132,7 +132,15 @@ pub(super) fn back_histogram(
             let yk = h.gather(g, &mut reads, y);
             let hit = ScalarExpr::binary(BinOp::Eq, x.clone(), yk);
             let label = format!("{label}.count");
-            let count = h.histogram(g, bins, &reads, one_if(hit.clone()), BuiltinMonoid::Sum, &out, &label);
+            let count = h.histogram(
+                g,
+                bins,
+                &reads,
+                one_if(hit.clone()),
+                BuiltinMonoid::Sum,
+                &out,
+                &label,
+            );
             let dyk = h.gather(g, &mut reads, dy);
             let ck = h.gather(g, &mut reads, count);
             let share = ScalarExpr::binary(BinOp::Div, dyk, ck);
@@ -141,7 +149,15 @@ pub(super) fn back_histogram(
         BuiltinMonoid::Prod => {
             let is0 = ScalarExpr::binary(BinOp::Eq, x.clone(), fconst(dtype, 0.0));
             let zeros = one_if(is0.clone());
-            let nz = h.histogram(g, bins, &reads, zeros, BuiltinMonoid::Sum, &out, &format!("{label}.zeros"));
+            let nz = h.histogram(
+                g,
+                bins,
+                &reads,
+                zeros,
+                BuiltinMonoid::Sum,
+                &out,
+                &format!("{label}.zeros"),
+            );
             let others = ScalarExpr::select(is0.clone(), fconst(dtype, 1.0), x.clone());
             let rest_label = format!("{label}.rest");
             let rest = h.histogram(g, bins, &reads, others, m, &out, &rest_label);
@@ -207,7 +223,10 @@ pub(super) fn back_scatter(
         let unwritten = ScalarExpr::binary(BinOp::Eq, ScalarExpr::Read(0), none);
         let kind = NodeKind::Map {
             space: t.shape.clone(),
-            reads: vec![read(win, ident(t.shape.len())), read(dy, ident(t.shape.len()))],
+            reads: vec![
+                read(win, ident(t.shape.len())),
+                read(dy, ident(t.shape.len())),
+            ],
             body: vec![ScalarExpr::select(
                 unwritten,
                 ScalarExpr::Read(1),
@@ -226,5 +245,13 @@ pub(super) fn back_scatter(
         ScalarExpr::cast(ScalarExpr::Index(0), DType::I64),
     );
     let seed = ScalarExpr::select(mine, dyk, ScalarExpr::Const(zero_of(dtype)));
-    push_reads(g, s.space, &reads, &[(value.clone(), seed)], active, adj, label)
+    push_reads(
+        g,
+        s.space,
+        &reads,
+        &[(value.clone(), seed)],
+        active,
+        adj,
+        label,
+    )
 }

@@ -168,7 +168,9 @@ pub(super) fn back_scan(
     label: &str,
 ) -> Result<(), AdError> {
     let MonoidRef::Builtin(m) = *s.monoid else {
-        return Err(AdError("a scan with a user monoid reached the built-in adjoint".into()));
+        return Err(AdError(
+            "a scan with a user monoid reached the built-in adjoint".into(),
+        ));
     };
     let rank = s.space.len();
     let Some(&n) = s.space.last() else {

@@ -99,7 +99,9 @@ pub(super) fn back_user_scan(
         };
         (ys, d.into_iter().map(Some).collect())
     } else {
-        let ys = (0..n as u32).map(|port| Port { node: s.node, port }).collect();
+        let ys = (0..n as u32)
+            .map(|port| Port { node: s.node, port })
+            .collect();
         (ys, dys.to_vec())
     };
     // P_{j-1} and P_j as reads, from the inclusive or the exclusive states.
