@@ -61,6 +61,7 @@ impl Binned<'_> {
     }
 
     /// A histogram over the node's space and index of `arg` with the built-in monoid `m`.
+    #[allow(clippy::too_many_arguments)]
     fn histogram(
         &self,
         g: &mut Graph,
@@ -181,6 +182,7 @@ pub(super) fn back_histogram(
 
 /// Pushes the adjoint `dy` of scatter `s` (into `dest`, writing `value`) to the ports it
 /// reads.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn back_scatter(
     g: &mut Graph,
     s: &Binned<'_>,
