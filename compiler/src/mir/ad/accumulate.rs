@@ -424,17 +424,7 @@ pub(super) fn guarded_sum(
             args: vec![body],
         }
     };
-    let mut node = Node {
-        kind,
-        outputs: vec![TensorTy::new(dtype, shape)],
-        label: label.to_string(),
-        span: None,
-    };
-    node.prune_reads();
-    Port {
-        node: g.add(node),
-        port: 0,
-    }
+    super::add_pruned(g, kind, TensorTy::new(dtype, shape), label)
 }
 
 /// The zero of an element type (the padding of a read that may leave its tensor).

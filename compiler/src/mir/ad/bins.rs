@@ -29,13 +29,12 @@ use std::collections::{HashMap, HashSet};
 use flow_runtime::{DType, Scalar};
 
 use crate::mir::ir::{
-    Affine, BinOp, BuiltinMonoid, Graph, MonoidRef, Node, NodeKind, Port, Read, ScalarExpr,
-    TensorTy,
+    Affine, BinOp, BuiltinMonoid, Graph, MonoidRef, NodeKind, Port, Read, ScalarExpr, TensorTy,
 };
 
 use super::accumulate::zero_of;
 use super::scalar::fconst;
-use super::{add_node, ident, push_reads, read, ty, AdError};
+use super::{add_node, add_pruned, ident, prod_seed, push_reads, read, ty, AdError};
 
 /// A histogram or scatter node, as `back_node` found it.
 pub(super) struct Binned<'a> {
@@ -72,24 +71,15 @@ impl Binned<'_> {
         out: &TensorTy,
         label: &str,
     ) -> Port {
-        let mut node = Node {
-            kind: NodeKind::ReduceByIndex {
-                space: self.space.to_vec(),
-                bins,
-                monoid: MonoidRef::Builtin(m),
-                reads: reads.to_vec(),
-                index: self.index.clone(),
-                args: vec![arg],
-            },
-            outputs: vec![out.clone()],
-            label: label.to_string(),
-            span: None,
+        let kind = NodeKind::ReduceByIndex {
+            space: self.space.to_vec(),
+            bins,
+            monoid: MonoidRef::Builtin(m),
+            reads: reads.to_vec(),
+            index: self.index.clone(),
+            args: vec![arg],
         };
-        node.prune_reads();
-        Port {
-            node: g.add(node),
-            port: 0,
-        }
+        add_pruned(g, kind, out.clone(), label)
     }
 }
 
@@ -162,19 +152,8 @@ pub(super) fn back_histogram(
             let others = ScalarExpr::select(is0.clone(), fconst(dtype, 1.0), x.clone());
             let rest_label = format!("{label}.rest");
             let rest = h.histogram(g, bins, &reads, others, m, &out, &rest_label);
-            let yk = h.gather(g, &mut reads, y);
-            let dyk = h.gather(g, &mut reads, dy);
-            let nzk = h.gather(g, &mut reads, nz);
-            let restk = h.gather(g, &mut reads, rest);
-            let cmp = |k: f64| ScalarExpr::binary(BinOp::Eq, nzk.clone(), fconst(dtype, k));
-            let mul = |a, b| ScalarExpr::binary(BinOp::Mul, a, b);
-            let nonzero = ScalarExpr::select(
-                cmp(0.0),
-                mul(dyk.clone(), ScalarExpr::binary(BinOp::Div, yk, x.clone())),
-                fconst(dtype, 0.0),
-            );
-            let zero = ScalarExpr::select(cmp(1.0), mul(dyk, restk), fconst(dtype, 0.0));
-            ScalarExpr::select(is0, zero, nonzero)
+            let at = [y, dy, nz, rest].map(|p| h.gather(g, &mut reads, p));
+            prod_seed(dtype, &x, at)
         }
     };
     push_reads(g, h.space, &reads, &[(x, seed)], active, adj, label)
@@ -204,23 +183,14 @@ pub(super) fn back_scatter(
         body: vec![none.clone()],
     };
     let unwritten = add_node(g, kind, wt.clone(), &format!("{label}.unwritten"));
-    let mut node = Node {
-        kind: NodeKind::Scatter {
-            dest: unwritten,
-            space: s.space.to_vec(),
-            reads: s.reads.to_vec(),
-            index: s.index.clone(),
-            value: ScalarExpr::cast(ScalarExpr::Index(0), DType::I64),
-        },
-        outputs: vec![wt],
-        label: format!("{label}.winner"),
-        span: None,
+    let kind = NodeKind::Scatter {
+        dest: unwritten,
+        space: s.space.to_vec(),
+        reads: s.reads.to_vec(),
+        index: s.index.clone(),
+        value: ScalarExpr::cast(ScalarExpr::Index(0), DType::I64),
     };
-    node.prune_reads();
-    let win = Port {
-        node: g.add(node),
-        port: 0,
-    };
+    let win = add_pruned(g, kind, wt, &format!("{label}.winner"));
     if active.contains(&dest) {
         let unwritten = ScalarExpr::binary(BinOp::Eq, ScalarExpr::Read(0), none);
         let kind = NodeKind::Map {

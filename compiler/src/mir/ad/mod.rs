@@ -303,15 +303,7 @@ fn back_node(
                     );
                     let nz = rd(&mut reads, nz);
                     let rest = rd(&mut reads, rest);
-                    let cmp = |k: f64| ScalarExpr::binary(BinOp::Eq, nz.clone(), fconst(dtype, k));
-                    let mul = |a, b| ScalarExpr::binary(BinOp::Mul, a, b);
-                    let nonzero = ScalarExpr::select(
-                        cmp(0.0),
-                        mul(dyr.clone(), ScalarExpr::binary(BinOp::Div, y, body.clone())),
-                        fconst(dtype, 0.0),
-                    );
-                    let zero = ScalarExpr::select(cmp(1.0), mul(dyr, rest), fconst(dtype, 0.0));
-                    ScalarExpr::select(is0, zero, nonzero)
+                    prod_seed(dtype, &body, [y, dyr, nz, rest])
                 }
                 BuiltinMonoid::Any | BuiltinMonoid::All => return Ok(()),
             };
@@ -413,6 +405,37 @@ fn back_node(
             };
             bins::back_scatter(g, &s, *dest, value, dy, active, adj, &label)
         }
+    }
+}
+
+/// The adjoint of a factor `x` of a product `y` (a `prod` reduction's or histogram's) whose
+/// adjoint is `dy`, with `nz` zero factors and `rest` the product of the non-zero ones: `dy ·
+/// y / x` without zeros; with one, `dy · rest` to the zero alone; with two or more, 0.
+fn prod_seed(dtype: DType, x: &ScalarExpr, [y, dy, nz, rest]: [ScalarExpr; 4]) -> ScalarExpr {
+    let is0 = ScalarExpr::binary(BinOp::Eq, x.clone(), fconst(dtype, 0.0));
+    let cmp = |k: f64| ScalarExpr::binary(BinOp::Eq, nz.clone(), fconst(dtype, k));
+    let mul = |a, b| ScalarExpr::binary(BinOp::Mul, a, b);
+    let nonzero = ScalarExpr::select(
+        cmp(0.0),
+        mul(dy.clone(), ScalarExpr::binary(BinOp::Div, y, x.clone())),
+        fconst(dtype, 0.0),
+    );
+    let zero = ScalarExpr::select(cmp(1.0), mul(dy, rest), fconst(dtype, 0.0));
+    ScalarExpr::select(is0, zero, nonzero)
+}
+
+/// A node of one port `out`, its unused reads dropped.
+fn add_pruned(g: &mut Graph, kind: NodeKind, out: TensorTy, label: &str) -> Port {
+    let mut node = Node {
+        kind,
+        outputs: vec![out],
+        label: label.to_string(),
+        span: None,
+    };
+    node.prune_reads();
+    Port {
+        node: g.add(node),
+        port: 0,
     }
 }
 
