@@ -182,6 +182,9 @@ struct Stats {
     held: u64,
     /// Bytes of rows the ranks received from each other after launches, summed over ranks.
     exchanged: u64,
+    /// What those exchanges would have moved had each output that moves gone whole to
+    /// every rank (an all-gather, without the halo plan).
+    whole: u64,
     launches: u64,
 }
 
@@ -299,7 +302,7 @@ impl Ranks {
         let per = |b: u64| b.checked_div(s.dispatches).unwrap_or(0) as u128;
         let fmt = |b: u64| crate::mir::memory::format_bytes(b as u128);
         format!(
-            "mpi: {} ranks, {} dispatch(es), {} launch(es); sent from rank 0: {} ({} per dispatch), inputs already held: {}; rows exchanged: {} ({} per dispatch)",
+            "mpi: {} ranks, {} dispatch(es), {} launch(es); sent from rank 0: {} ({} per dispatch), inputs already held: {}; rows exchanged: {} ({} per dispatch; {} with every output that moves sent whole)",
             self.size,
             s.dispatches,
             s.launches,
@@ -308,6 +311,7 @@ impl Ranks {
             fmt(s.held),
             fmt(s.exchanged),
             crate::mir::memory::format_bytes(per(s.exchanged)),
+            fmt(s.whole),
         )
     }
 
@@ -383,7 +387,10 @@ impl Ranks {
                     &mut PartitionMut::new(all, recv_counts, recv_displs),
                 );
             }
-            self.count(|s| s.exchanged += moved as u64);
+            self.count(|s| {
+                s.exchanged += moved as u64;
+                s.whole += (total * (self.size - 1)) as u64;
+            });
         }
     }
 }
