@@ -354,7 +354,10 @@ impl Ranks {
             // nothing else reads or writes until this exchange returns.
             let all = unsafe { std::slice::from_raw_parts_mut(ptr, total) };
             let mine = &blocks[self.rank];
-            let own = all[mine.start * row_bytes..mine.end * row_bytes].to_vec();
+            // Never an empty vector's dangling pointer, 1: that is Open MPI's `MPI_IN_PLACE`,
+            // which would make a rank without rows send from its receive buffer.
+            let mut own = Vec::with_capacity(mine.len() * row_bytes + 1);
+            own.extend_from_slice(&all[mine.start * row_bytes..mine.end * row_bytes]);
             if need.iter().all(|n| *n == (0..l.extent0)) {
                 let counts: Vec<i32> = blocks.iter().map(|b| count(b.len() * row_bytes)).collect();
                 let displs: Vec<i32> = blocks.iter().map(|b| count(b.start * row_bytes)).collect();

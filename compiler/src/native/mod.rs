@@ -281,7 +281,21 @@ impl Native {
         res
     }
 
+    /// Evaluates `g`'s nodes. A primitive may evaluate a graph of its own inside another
+    /// (its elements, `run_prim`): the halo plan of the outer graph is kept for its
+    /// remaining launches.
     fn eval_nodes(
+        &mut self,
+        g: &Graph,
+        inputs: &[Rc<Tensor>],
+    ) -> Result<Vec<Rc<Tensor>>, NativeError> {
+        let outer = std::mem::take(&mut self.needs);
+        let res = self.eval_graph_nodes(g, inputs);
+        self.needs = outer;
+        res
+    }
+
+    fn eval_graph_nodes(
         &mut self,
         g: &Graph,
         inputs: &[Rc<Tensor>],
