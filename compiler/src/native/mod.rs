@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use flow_runtime::buffers::BufferPool;
 use flow_runtime::fault::{inject_panic, FaultKind, Faults, RetryPolicy};
-use flow_runtime::pool::{TaskError, TaskErrorKind, TaskFn};
+use flow_runtime::pool::TaskError;
 use flow_runtime::profile::{trace_tid, Hooks};
 use flow_runtime::{DType, Data, Tensor};
 
@@ -545,55 +545,6 @@ impl Native {
             );
         }
         res
-    }
-
-    /// Runs this rank's block of a launch's shards, then agrees with the other ranks on the
-    /// outcome and exchanges rows (see [`spread`]).
-    fn spread_launch(
-        &self,
-        s: &dyn Spread,
-        l: &Launch,
-        task: &TaskFn<'_>,
-    ) -> Result<(), TaskError> {
-        let mine = spread::shards_of(s.rank(), s.ranks(), l.shards);
-        let local = self
-            .workers
-            .run(mine.len(), &|j, attempt| task(mine.start + j, attempt))
-            .map_err(|mut e| {
-                e.task += mine.start;
-                e
-            });
-        let rows = spread::LaunchRows {
-            name: &l.name,
-            shards: l.shards,
-            rows: l.rows,
-            extent0: l.extent0,
-            outputs: &l.outputs,
-            needs: &l.need,
-        };
-        match s.finish_launch(&rows, local) {
-            spread::Outcome::Done => Ok(()),
-            spread::Outcome::Failed(e) => Err(e),
-            // A shard's outcome depends only on its number and attempts (kernel error codes
-            // and injected faults alike), so running it here gives the error one process
-            // reports, with the op named as it would be.
-            spread::Outcome::FailedElsewhere { shard, rank } => {
-                let again = self
-                    .workers
-                    .run(1, &|_, attempt| task(shard, attempt))
-                    .map_err(|mut e| {
-                        e.task = shard;
-                        e
-                    });
-                Err(again.err().unwrap_or(TaskError {
-                    task: shard,
-                    kind: TaskErrorKind::Message(format!(
-                        "failed on rank {rank}, but not when run again on rank 0"
-                    )),
-                    attempts: 1,
-                }))
-            }
-        }
     }
 }
 

@@ -5,22 +5,24 @@
 //! the schedule; of each launch, a rank runs only its block of shard numbers
 //! ([`shards_of`]: contiguous, in shard order, fixed by the shard count and the rank count).
 //! After a launch the ranks agree on its outcome — the error of the lowest-numbered failing
-//! shard, as one process would report it — and exchange the rows each computed, so every
-//! rank holds every output before the next launch reads it. Shard boundaries, the order of
+//! shard, as one process would report it — and exchange the rows each computed by the
+//! halo plan ([`rows_needed`]): each rank receives the rows of each output that its shards
+//! of later kernels read, and every rank receives whole the outputs read otherwise (and the
+//! graph's outputs), so every rank holds what its next launches read. Shard boundaries, the order of
 //! the rows of a reduction's partial results and the combine tree are the schedule's, not
 //! the placement's: the result is bitwise that of one process.
 //!
-//! The implementation over MPI is `crate::dist` (the `mpi` cargo feature); this module is
-//! pure Rust so the executor has no MPI dependency.
+//! The implementation over MPI is `driver::mpi_run` (the `mpi` cargo feature); this module
+//! is pure Rust so the executor has no MPI dependency.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::rc::Rc;
 
-use flow_runtime::pool::TaskError;
+use flow_runtime::pool::{TaskError, TaskErrorKind, TaskFn};
 use flow_runtime::{DType, Tensor};
 
-use super::{Kernel, NativeError};
+use super::{Kernel, Launch, NativeError};
 use crate::mir::contract::contraction;
 use crate::mir::ir::{Affine, Graph, NodeKind, Port, Read, ScalarExpr};
 use crate::mir::schedule::{shard_elements, shard_plan, Schedule, Work};
@@ -302,6 +304,57 @@ pub fn overlap(have: &Range<usize>, want: &Range<usize>) -> Range<usize> {
         0..0
     } else {
         r
+    }
+}
+
+impl super::Native {
+    /// Runs this rank's block of a launch's shards, then agrees with the other ranks on the
+    /// outcome and exchanges rows (see the module documentation).
+    pub(super) fn spread_launch(
+        &self,
+        s: &dyn Spread,
+        l: &Launch,
+        task: &TaskFn<'_>,
+    ) -> Result<(), TaskError> {
+        let mine = shards_of(s.rank(), s.ranks(), l.shards);
+        let local = self
+            .workers
+            .run(mine.len(), &|j, attempt| task(mine.start + j, attempt))
+            .map_err(|mut e| {
+                e.task += mine.start;
+                e
+            });
+        let rows = LaunchRows {
+            name: &l.name,
+            shards: l.shards,
+            rows: l.rows,
+            extent0: l.extent0,
+            outputs: &l.outputs,
+            needs: &l.need,
+        };
+        match s.finish_launch(&rows, local) {
+            Outcome::Done => Ok(()),
+            Outcome::Failed(e) => Err(e),
+            // A shard's outcome depends only on its number and attempts (kernel error codes
+            // and injected faults alike), so running it here gives the error one process
+            // reports, with the op named as it would be.
+            Outcome::FailedElsewhere { shard, rank } => {
+                let again = self
+                    .workers
+                    .run(1, &|_, attempt| task(shard, attempt))
+                    .map_err(|mut e| {
+                        e.task = shard;
+                        e
+                    });
+                Err(again.err().unwrap_or(TaskError {
+                    task: shard,
+                    kind: TaskErrorKind::Message(format!(
+                        "failed on rank {rank}, but not when run again on rank 0"
+                    )),
+                    attempts: 1,
+                }))
+            }
+        }
     }
 }
 
