@@ -6,6 +6,10 @@
 #     x 1 thread, 2 ranks x 1 thread and 4 ranks x 2 threads (`flowc run --ranks N`, which
 #     starts `mpirun --oversubscribe`), and compares the SHA-256 of standard output (and of
 #     the files a program saves) with the one-process run: they must be identical;
+#  1c. runs the graphs of the equivalence property generator (written by
+#     `cargo test … equivalence::files::` with FLOW_EQUIV_DUMP) with `flowc run-mir` on one
+#     process and, in shards of 3 elements, on 1 process, 2 ranks x 1 thread and 4 ranks x
+#     2 threads: the hash of every output must be identical (FLOW_EQUIV_SEED to repeat);
 #  1b. builds a few programs with `flowc build --mpi` and runs the executables under
 #     `mpirun -n 4`: the same SHA-256 as the one-process run;
 #  2. runs an example with injected shard faults (`--faults`) on 4 ranks: retries happen on
@@ -26,9 +30,17 @@ cd "$repo"
 filter=${1:-}
 command -v mpirun >/dev/null || { echo "mpirun not found: run scripts/install-mpi.sh" >&2; exit 1; }
 
-cargo build -q -p flowc --features mpi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# Step 1c's graphs, written by the equivalence suite's generator (a build without MPI, so
+# before the MPI build replaces flowc's library).
+equiv_seed=${FLOW_EQUIV_SEED:-$(date +%s)}
+equiv_ok=1
+if [ -z "$filter" ] && ! FLOW_EQUIV_DUMP=$work/equiv FLOW_EQUIV_CASES=${FLOW_EQUIV_CASES:-40} FLOW_EQUIV_SEED=$equiv_seed \
+    cargo test -q -p flowc --test all equivalence::files:: >"$work/equiv.log" 2>&1; then
+    equiv_ok=0
+fi
+cargo build -q -p flowc --features mpi
 # A copy: a later plain `cargo build` replaces target/debug/flowc with a build without MPI.
 cp target/debug/flowc "$work/flowc"
 flowc=$work/flowc
@@ -80,6 +92,41 @@ for prog in $programs; do
     echo "ok    $line"
 done
 echo "identical outputs: $(($(date +%s) - start)) s"
+
+# The equivalence generator's graphs (seed $equiv_seed) through `flowc run-mir`: one process
+# with the default shards, then shards of 3 elements (FLOW_SHARD_ELEMENTS: each launch of
+# these small graphs splits into many shards, so every rank runs some of each and the halo
+# plan is exercised on offset, windowed, strided and reversed reads) on one process, on
+# 2 ranks x 1 thread and on 4 ranks x 2 threads: every output's hash must be identical.
+if [ -z "$filter" ]; then
+    start_equiv=$(date +%s)
+    if [ $equiv_ok = 0 ]; then
+        fail "the equivalence graphs could not be written (seed $equiv_seed): $(tail -c 1500 "$work/equiv.log")"
+    else
+        # shellcheck disable=SC2012 # the names are case-NNN.mir
+        cases=$(ls "$work"/equiv/*.mir | sort)
+        # shellcheck disable=SC2086 # $cases is a list of files
+        "$flowc" run-mir --threads 1 $cases >"$work/equiv-want" 2>"$work/equiv-want.err" || true
+        n=$(wc -l <"$work/equiv-want")
+        for launch in "--threads 1" "--ranks 2 --threads 1" "--ranks 4 --threads 2"; do
+            set +e
+            # shellcheck disable=SC2086
+            FLOW_SHARD_ELEMENTS=3 "$flowc" run-mir $launch $([ "$launch" = "--threads 1" ] || echo "--timeout $timeout") \
+                $cases >"$work/equiv-got" 2>"$work/equiv-got.err"
+            set -e
+            # Errors (a generated graph may fail, the same way everywhere) name shards, so
+            # they are compared among the runs in 3-element shards.
+            [ "$launch" = "--threads 1" ] && cp "$work/equiv-got.err" "$work/equiv-shards.err"
+            if [ "$n" -gt 0 ] && cmp -s "$work/equiv-want" "$work/equiv-got" \
+                && cmp -s "$work/equiv-shards.err" "$work/equiv-got.err"; then
+                echo "ok    $(echo "$cases" | wc -w) generated graphs ($n outputs, seed $equiv_seed), 3-element shards, $launch: identical to one process"
+            else
+                fail "generated graphs (seed $equiv_seed; rerun with FLOW_EQUIV_SEED=$equiv_seed) with $launch differ from one process: $(diff "$work/equiv-want" "$work/equiv-got" | head -5) $(head -c 600 "$work/equiv-got.err")"
+            fi
+        done
+    fi
+    echo "generated graphs on ranks: $(($(date +%s) - start_equiv)) s"
+fi
 
 # Executables of `flowc build --mpi` under `mpirun -n 4`: the same outputs as one process
 # of `flowc run`. The copied flowc finds its runtime library through FLOW_RUNTIME_LIB.

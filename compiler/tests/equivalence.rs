@@ -54,6 +54,8 @@
 //! Long file: one harness (case generation, seeds, comparison with tolerances) serving every
 //! property; a quarter of it is this header, which says what each property promises.
 
+mod files;
+
 use crate::gen::{self, Case};
 use flow_runtime::{Scalar, Tensor};
 use flowc::interp;

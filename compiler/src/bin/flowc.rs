@@ -157,13 +157,8 @@ enum Command {
         file: PathBuf,
         #[command(flatten)]
         exec: ExecArgs,
-        /// Run on N MPI ranks: starts `mpirun -n N` with this flowc (needs the `mpi` feature
-        /// and Open MPI; see docs/distributed.md).
-        #[arg(long, value_name = "N")]
-        ranks: Option<u32>,
-        /// With --ranks: end the whole job after SECS seconds (`mpirun --timeout`).
-        #[arg(long, value_name = "SECS", requires = "ranks")]
-        timeout: Option<u32>,
+        #[command(flatten)]
+        launch: LaunchArgs,
         /// Write stage checkpoints to DIR (after completed iterations of `main`'s loops) and
         /// resume from the one a killed run of the same program and arguments left.
         #[arg(long, value_name = "DIR")]
@@ -171,6 +166,17 @@ enum Command {
         /// Arguments passed to the program.
         #[arg(last = true)]
         args: Vec<String>,
+    },
+    /// Evaluate MIR graph files (the text form `flowc ir` prints) with their inputs
+    /// (`STEM.in0.npy`, …) and print a content hash of each output; for testing the
+    /// executors, on one process or on MPI ranks (see docs/distributed.md).
+    RunMir {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        exec: ExecArgs,
+        #[command(flatten)]
+        launch: LaunchArgs,
     },
     /// Compile a program into a native executable that runs its `main` (see `flowc build
     /// --help`). Arguments after `--` are the program's `args()` during the build's trace run.
@@ -208,6 +214,8 @@ enum Command {
         path: PathBuf,
         #[command(flatten)]
         exec: ExecArgs,
+        #[command(flatten)]
+        launch: LaunchArgs,
     },
     /// Print the IR of every graph a program dispatches (its output is discarded).
     Ir {
@@ -227,6 +235,8 @@ enum Command {
         file: PathBuf,
         #[command(flatten)]
         exec: ExecArgs,
+        #[command(flatten)]
+        launch: LaunchArgs,
         /// Print one JSON array instead of a table.
         #[arg(long)]
         json: bool,
@@ -278,6 +288,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// Where the commands that run graphs (`run`, `run-mir`, `test`, `bench`) run: on this
+/// process, or as an MPI job started for the user.
+#[derive(Args, Clone)]
+struct LaunchArgs {
+    /// Run on N MPI ranks: starts `mpirun -n N` with this flowc (needs the `mpi` feature
+    /// and Open MPI; see docs/distributed.md).
+    #[arg(long, value_name = "N")]
+    ranks: Option<u32>,
+    /// With --ranks: end the whole job after SECS seconds (`mpirun --timeout`).
+    #[arg(long, value_name = "SECS", requires = "ranks")]
+    timeout: Option<u32>,
+}
+
 /// Every option of the commands that run a program (`run`, `test`, `bench`): passes, the
 /// runtime, caching and memory.
 #[derive(Args, Clone)]
@@ -296,29 +319,70 @@ impl ExecArgs {
     }
 }
 
+/// `flowc COMMAND --ranks N …`: the same command line, less the launch flags, on N ranks.
+fn launch_ranks(command: &str, ranks: u32, timeout: Option<u32>) -> i32 {
+    let argv: Vec<String> = std::env::args().collect();
+    // Everything after `flowc COMMAND`, less the flags of the launch.
+    let rest = argv
+        .iter()
+        .position(|a| a == command)
+        .map_or(&argv[..0], |i| &argv[i + 1..]);
+    driver::launch::run_ranks(
+        ranks,
+        timeout,
+        command,
+        &driver::launch::without_launch_flags(rest),
+    )
+}
+
 fn flowc_main() -> ExitCode {
     let cli = Cli::parse();
+    driver::apply_test_environment();
     driver::select_math(match &cli.command {
-        Command::Run { exec, .. } | Command::Test { exec, .. } | Command::Bench { exec, .. } => {
-            exec.runtime.portable_math
-        }
+        Command::Run { exec, .. }
+        | Command::RunMir { exec, .. }
+        | Command::Test { exec, .. }
+        | Command::Bench { exec, .. } => exec.runtime.portable_math,
         Command::Build { portable_math, .. } => *portable_math,
         _ => false,
     });
     let status = match cli.command {
         Command::Check { files } => driver::cmd_check(&files),
         Command::Run {
-            ranks: Some(ranks),
-            timeout,
+            launch:
+                LaunchArgs {
+                    ranks: Some(ranks),
+                    timeout,
+                },
             ..
-        } => {
-            let argv: Vec<String> = std::env::args().collect();
-            // Everything after `flowc run`, less the flags of the launch.
-            let rest = argv
-                .iter()
-                .position(|a| a == "run")
-                .map_or(&argv[..0], |i| &argv[i + 1..]);
-            driver::launch::run_ranks(ranks, timeout, &driver::launch::without_launch_flags(rest))
+        } => launch_ranks("run", ranks, timeout),
+        Command::RunMir {
+            launch:
+                LaunchArgs {
+                    ranks: Some(ranks),
+                    timeout,
+                },
+            ..
+        } => launch_ranks("run-mir", ranks, timeout),
+        Command::Test {
+            launch:
+                LaunchArgs {
+                    ranks: Some(ranks),
+                    timeout,
+                },
+            ..
+        } => launch_ranks("test", ranks, timeout),
+        Command::Bench {
+            launch:
+                LaunchArgs {
+                    ranks: Some(ranks),
+                    timeout,
+                },
+            ..
+        } => launch_ranks("bench", ranks, timeout),
+        Command::RunMir { files, exec, .. } => {
+            let (passes, runtime) = exec.flags();
+            driver::cmd_run_mir(&files, &passes, &runtime)
         }
         Command::Run {
             file,
@@ -360,7 +424,7 @@ fn flowc_main() -> ExitCode {
                 2
             }
         },
-        Command::Test { path, exec } => {
+        Command::Test { path, exec, .. } => {
             let (passes, runtime) = exec.flags();
             driver::cmd_test(&path, &passes, &runtime)
         }
@@ -377,6 +441,7 @@ fn flowc_main() -> ExitCode {
             json,
             warmup,
             reps,
+            ..
         } => {
             let (passes, runtime) = exec.flags();
             driver::cmd_bench(&file, &passes, &runtime, json, warmup, reps as usize)

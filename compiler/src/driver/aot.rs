@@ -497,6 +497,7 @@ fn run_image(
         return 1;
     };
     super::select_math(portable_math || image.portable_math);
+    super::apply_test_environment();
     let cfg = stderr_config();
     let c = match super::compile_sources(&[(image.path.clone(), image.source)]) {
         Ok(c) => c,

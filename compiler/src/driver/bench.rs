@@ -30,11 +30,26 @@ pub fn cmd_bench(
     warmup: usize,
     reps: usize,
 ) -> i32 {
+    super::on_ranks(flags, rt, |spread| {
+        run_bench_blocks(path, flags, rt, (json, warmup, reps), spread)
+    })
+}
+
+/// `flowc bench`, on one process or as rank 0 of an MPI job (`spread`, which the timings
+/// then include).
+fn run_bench_blocks(
+    path: &std::path::Path,
+    flags: &PassFlags,
+    rt: &RuntimeFlags,
+    (json, warmup, reps): (bool, usize, usize),
+    spread: Option<std::rc::Rc<dyn crate::native::Spread>>,
+) -> i32 {
     let cfg = stderr_config();
-    let (opts, observed) = match run_options(flags, rt) {
+    let (mut opts, observed) = match run_options(flags, rt) {
         Ok(o) => o,
         Err(status) => return status,
     };
+    opts.spread = spread;
     let start = std::time::Instant::now();
     let Some(c) = compile_or_report(path, cfg) else {
         return 1;

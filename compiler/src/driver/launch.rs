@@ -9,9 +9,9 @@ use std::process::Command;
 /// The environment variable that makes waiting MPI ranks yield their core.
 const YIELD: &str = "OMPI_MCA_mpi_yield_when_idle";
 
-/// Runs `flowc run ARGS` (the command line without `--ranks`/`--timeout`) as an MPI job of
-/// `ranks` processes; returns its exit status.
-pub fn run_ranks(ranks: u32, timeout: Option<u32>, run_args: &[String]) -> i32 {
+/// Runs `flowc COMMAND ARGS` (`run`, `run-mir`, `test` or `bench`; ARGS the command line without
+/// `--ranks`/`--timeout`) as an MPI job of `ranks` processes; returns its exit status.
+pub fn run_ranks(ranks: u32, timeout: Option<u32>, command: &str, run_args: &[String]) -> i32 {
     if !cfg!(feature = "mpi") {
         errln!(
             "error: --ranks needs a flowc built with MPI: `cargo build --release --features mpi` (see docs/distributed.md)"
@@ -39,7 +39,7 @@ pub fn run_ranks(ranks: u32, timeout: Option<u32>, run_args: &[String]) -> i32 {
     }
     cmd.args(["-x", &format!("{YIELD}=1")]);
     cmd.env(YIELD, "1");
-    cmd.arg(exe).arg("run").args(run_args);
+    cmd.arg(exe).arg(command).args(run_args);
     match cmd.status() {
         Ok(s) => s.code().unwrap_or(1),
         Err(e) => {
@@ -49,7 +49,7 @@ pub fn run_ranks(ranks: u32, timeout: Option<u32>, run_args: &[String]) -> i32 {
     }
 }
 
-/// The command line of `flowc run` without `--ranks N` and `--timeout SECS` (in any of their
+/// The command line of `flowc run` (or `run-mir`, `test`, `bench`) without `--ranks N` and `--timeout SECS` (in any of their
 /// spellings), up to the program's arguments after `--`, which are kept as they are.
 pub fn without_launch_flags(args: &[String]) -> Vec<String> {
     let mut out = Vec::new();

@@ -43,6 +43,7 @@ mod bench;
 pub mod cache;
 pub mod checkpoint;
 pub mod fs_host;
+mod graph_run;
 mod inspect;
 pub mod launch;
 #[cfg(feature = "mpi")]
@@ -58,6 +59,7 @@ use crate::syntax::{self, ast};
 
 pub use crate::exec::STACK_BYTES;
 pub use bench::{cmd_bench, summarize};
+pub use graph_run::cmd_run_mir;
 pub use inspect::{cmd_explain, cmd_graph, cmd_ir, Stage};
 pub use report::RenderConfig;
 
@@ -399,6 +401,19 @@ pub fn select_math(portable: bool) {
     flow_runtime::portable::set_portable_math(portable || env);
 }
 
+/// Applies the test settings of the environment: `FLOW_SHARD_ELEMENTS=N` sets how many
+/// elements a shard covers (`mir::schedule::set_shard_elements`; results do not depend on
+/// it), so the small graphs of the tests split into many shards. Call it before running
+/// anything; every rank of an MPI job reads the same environment.
+pub fn apply_test_environment() {
+    if let Some(n) = std::env::var("FLOW_SHARD_ELEMENTS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
+        crate::mir::schedule::set_shard_elements(n);
+    }
+}
+
 /// The run-time flags of `run`, `test` and `bench`: retries, fault injection, profiling,
 /// tracing.
 #[derive(Clone, Debug, Default)]
@@ -522,11 +537,27 @@ pub fn cmd_run(
     flags: &PassFlags,
     rt: &RuntimeFlags,
 ) -> i32 {
+    on_ranks(flags, rt, |spread| {
+        run_spread(path, args, flags, rt, spread)
+    })
+}
+
+/// Runs a command that runs graphs (`run`, `run-mir`, `test`, `bench`): under `mpirun` (a
+/// flowc with the `mpi` feature), as one rank of the job — rank 0 runs `command` with the
+/// ranks to spread its dispatches over, the others evaluate them — else on this process
+/// alone (`command(None)`).
+fn on_ranks(
+    flags: &PassFlags,
+    rt: &RuntimeFlags,
+    command: impl FnOnce(Option<std::rc::Rc<dyn crate::native::Spread>>) -> i32,
+) -> i32 {
     #[cfg(feature = "mpi")]
     if mpi_run::under_mpirun() {
-        return mpi_run::cmd_run(path, args, flags, rt);
+        return mpi_run::as_job(flags, rt, |spread| command(Some(spread)));
     }
-    run_spread(path, args, flags, rt, None)
+    #[cfg(not(feature = "mpi"))]
+    let _ = (flags, rt);
+    command(None)
 }
 
 /// `flowc run`, on one process or as rank 0 of an MPI job (`spread`).
@@ -599,11 +630,22 @@ fn run_compiled(
 /// `flowc test FILE|DIR`: runs every `test` block of every `.flow` file, one line per test,
 /// and a closing `N passed, M failed`. Exit status 1 on any failure.
 pub fn cmd_test(path: &std::path::Path, flags: &PassFlags, rt: &RuntimeFlags) -> i32 {
+    on_ranks(flags, rt, |spread| run_test_blocks(path, flags, rt, spread))
+}
+
+/// `flowc test`, on one process or as rank 0 of an MPI job (`spread`).
+fn run_test_blocks(
+    path: &std::path::Path,
+    flags: &PassFlags,
+    rt: &RuntimeFlags,
+    spread: Option<std::rc::Rc<dyn crate::native::Spread>>,
+) -> i32 {
     let cfg = stderr_config();
-    let (opts, observed) = match run_options(flags, rt) {
+    let (mut opts, observed) = match run_options(flags, rt) {
         Ok(o) => o,
         Err(status) => return status,
     };
+    opts.spread = spread;
     let files: Vec<std::path::PathBuf> = if path.is_dir() {
         let mut v: Vec<_> = match std::fs::read_dir(path) {
             Ok(rd) => rd

@@ -1,4 +1,5 @@
-//! `flowc run` under `mpirun` (the `mpi` cargo feature): rank 0 runs the program — the
+//! `flowc run` (and `run-mir`, `test`, `bench`) under `mpirun` (the `mpi` cargo feature):
+//! rank 0 runs the program — the
 //! coordinator, and the only rank doing I/O — and the other ranks evaluate every dispatched
 //! graph alongside it, each running its block of every launch's shards
 //! (`native::spread`). This file is the MPI side: the ranks, what a dispatch sends, the
@@ -19,11 +20,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
 use std::rc::Rc;
 
-use ::mpi::datatype::PartitionMut;
+use ::mpi::datatype::{Partition, PartitionMut};
 use ::mpi::topology::SimpleCommunicator;
 use ::mpi::traits::*;
 
@@ -34,7 +35,7 @@ use super::{PassFlags, RuntimeFlags};
 use crate::exec::RunOptions;
 use crate::mir::hash::{graph_hash, Hash};
 use crate::mir::ir::Graph;
-use crate::native::spread::{rows_of, LaunchRows, Outcome};
+use crate::native::spread::{overlap, rows_of, LaunchRows, Outcome};
 use crate::native::{Native, NativeError, Spread};
 
 /// Whether this process was started by `mpirun` (or `srun` with PMIx): then `flowc run` runs
@@ -45,8 +46,14 @@ pub fn under_mpirun() -> bool {
         .any(|v| std::env::var_os(v).is_some())
 }
 
-/// `flowc run` as one rank of an MPI job; returns the exit status.
-pub fn cmd_run(path: &Path, args: Vec<String>, flags: &PassFlags, rt: &RuntimeFlags) -> i32 {
+/// A command that runs graphs (`flowc run`, `run-mir`, `test`, `bench`) as one rank of an
+/// MPI job: rank 0 runs `coordinator` with the ranks to spread its dispatches over, the
+/// others evaluate them with the options of `flags` and `rt`. Returns the exit status.
+pub fn as_job(
+    flags: &PassFlags,
+    rt: &RuntimeFlags,
+    coordinator: impl FnOnce(Rc<dyn Spread>) -> i32,
+) -> i32 {
     // Rank 0 alone profiles, traces and shows progress.
     let worker_rt = RuntimeFlags {
         profile: false,
@@ -60,7 +67,7 @@ pub fn cmd_run(path: &Path, args: Vec<String>, flags: &PassFlags, rt: &RuntimeFl
             worker_rt.apply(&mut opts)?;
             Ok(opts)
         },
-        |spread| super::run_spread(path, args, flags, rt, Some(spread)),
+        coordinator,
     )
 }
 
@@ -122,10 +129,11 @@ fn worker(ranks: &Rc<Ranks>, opts: Result<RunOptions, String>) -> i32 {
         Ok(native)
     });
     let mut native = native.ok();
-    while let Some((g, inputs)) = ranks.receive_dispatch() {
+    while let Some((g, inputs, eval)) = ranks.receive_dispatch() {
         let Some(native) = native.as_mut() else {
             ranks.die("cannot evaluate a dispatch: this rank could not set up its executor");
         };
+        native.number_next_eval(eval);
         match native.eval(&g, &inputs) {
             Ok(_) => {}
             // Agreed by every rank at the same launch, or met by every rank alike (an
@@ -174,6 +182,9 @@ struct Stats {
     held: u64,
     /// Bytes of rows the ranks received from each other after launches, summed over ranks.
     exchanged: u64,
+    /// What those exchanges would have moved had each output that moves gone whole to
+    /// every rank (an all-gather, without the halo plan).
+    whole: u64,
     launches: u64,
 }
 
@@ -223,7 +234,7 @@ impl Ranks {
     }
 
     /// On another rank: the next dispatch's graph and inputs, or `None` at the end.
-    fn receive_dispatch(&self) -> Option<(Rc<Graph>, Vec<Rc<Tensor>>)> {
+    fn receive_dispatch(&self) -> Option<(Rc<Graph>, Vec<Rc<Tensor>>, u64)> {
         let root = self.world.process_at_rank(0);
         let mut head = [0u64; 2];
         root.broadcast_into(&mut head[..]);
@@ -238,10 +249,11 @@ impl Ranks {
         }
     }
 
-    /// Reads a dispatch: the graph's hash, its text (empty when the ranks have it), and the
-    /// inputs.
-    fn decode(&self, mut p: &[u8]) -> Result<(Rc<Graph>, Vec<Rc<Tensor>>), String> {
+    /// Reads a dispatch: the graph's hash, the evaluation's number on rank 0, the graph's
+    /// text (empty when the ranks have it), and the inputs.
+    fn decode(&self, mut p: &[u8]) -> Result<(Rc<Graph>, Vec<Rc<Tensor>>, u64), String> {
         let hash: Hash = take(&mut p, 32)?.try_into().expect("32 bytes");
+        let eval = read_u64(&mut p)?;
         let text_len = read_u64(&mut p)? as usize;
         let text = take(&mut p, text_len)?;
         let graph = if text_len == 0 {
@@ -281,7 +293,7 @@ impl Ranks {
                 inputs.push(Rc::new(t));
             }
         }
-        Ok((graph, inputs))
+        Ok((graph, inputs, eval))
     }
 
     /// The `--stats` line of rank 0.
@@ -290,7 +302,7 @@ impl Ranks {
         let per = |b: u64| b.checked_div(s.dispatches).unwrap_or(0) as u128;
         let fmt = |b: u64| crate::mir::memory::format_bytes(b as u128);
         format!(
-            "mpi: {} ranks, {} dispatch(es), {} launch(es); sent from rank 0: {} ({} per dispatch), inputs already held: {}; rows exchanged: {} ({} per dispatch)",
+            "mpi: {} ranks, {} dispatch(es), {} launch(es); sent from rank 0: {} ({} per dispatch), inputs already held: {}; rows exchanged: {} ({} per dispatch; {} with every output that moves sent whole)",
             self.size,
             s.dispatches,
             s.launches,
@@ -299,16 +311,35 @@ impl Ranks {
             fmt(s.held),
             fmt(s.exchanged),
             crate::mir::memory::format_bytes(per(s.exchanged)),
+            fmt(s.whole),
         )
     }
 
-    /// Exchanges the rows of every output of a launch: each rank sends its block of rows to
-    /// every other.
+    /// Exchanges the rows of every output of a launch: each rank sends each other rank the
+    /// rows of its block that the other needs (`LaunchRows::needs`: every row, or a halo
+    /// plan) — an all-gather when every rank needs every row, an all-to-all of the
+    /// overlaps otherwise, nothing when every rank computed all it needs.
     fn exchange(&self, l: &LaunchRows<'_>) {
         let blocks: Vec<_> = (0..self.size).map(|r| rows_of(r, self.size, l)).collect();
-        for &(ptr, row_bytes, _) in l.outputs {
+        for (k, &(ptr, row_bytes, _)) in l.outputs.iter().enumerate() {
             let total = l.extent0 * row_bytes;
             if total == 0 {
+                continue;
+            }
+            let whole = vec![0..l.extent0; self.size];
+            let need = l.needs.get(k).and_then(Option::as_ref).unwrap_or(&whole);
+            // moves[p][q]: the rows rank p sends rank q.
+            let moves: Vec<Vec<Range<usize>>> = blocks
+                .iter()
+                .enumerate()
+                .map(|(p, b)| {
+                    (0..self.size)
+                        .map(|q| if p == q { 0..0 } else { overlap(b, &need[q]) })
+                        .collect()
+                })
+                .collect();
+            let moved: usize = moves.iter().flatten().map(|r| r.len() * row_bytes).sum();
+            if moved == 0 {
                 continue;
             }
             let count = |n: usize| {
@@ -319,19 +350,50 @@ impl Ranks {
                     ))
                 })
             };
-            let counts: Vec<i32> = blocks
-                .iter()
-                .map(|b| count((b.end - b.start) * row_bytes))
-                .collect();
-            let displs: Vec<i32> = blocks.iter().map(|b| count(b.start * row_bytes)).collect();
             // SAFETY: the launch is over; `ptr` is its output buffer of `extent0` rows, which
             // nothing else reads or writes until this exchange returns.
             let all = unsafe { std::slice::from_raw_parts_mut(ptr, total) };
             let mine = &blocks[self.rank];
-            let own = all[mine.start * row_bytes..mine.end * row_bytes].to_vec();
-            self.world
-                .all_gather_varcount_into(&own[..], &mut PartitionMut::new(all, counts, displs));
-            self.count(|s| s.exchanged += (total * (self.size - 1)) as u64);
+            // Never an empty vector's dangling pointer, 1: that is Open MPI's `MPI_IN_PLACE`,
+            // which would make a rank without rows send from its receive buffer.
+            let mut own = Vec::with_capacity(mine.len() * row_bytes + 1);
+            own.extend_from_slice(&all[mine.start * row_bytes..mine.end * row_bytes]);
+            if need.iter().all(|n| *n == (0..l.extent0)) {
+                let counts: Vec<i32> = blocks.iter().map(|b| count(b.len() * row_bytes)).collect();
+                let displs: Vec<i32> = blocks.iter().map(|b| count(b.start * row_bytes)).collect();
+                self.world.all_gather_varcount_into(
+                    &own[..],
+                    &mut PartitionMut::new(all, counts, displs),
+                );
+            } else {
+                let r = self.rank;
+                // What this rank sends, as offsets into its own block; what it receives, at
+                // the rows' places in the buffer.
+                let send_counts: Vec<i32> = moves[r]
+                    .iter()
+                    .map(|m| count(m.len() * row_bytes))
+                    .collect();
+                let send_displs: Vec<i32> = moves[r]
+                    .iter()
+                    .map(|m| count(m.start.saturating_sub(mine.start) * row_bytes))
+                    .collect();
+                let recv_counts: Vec<i32> = moves
+                    .iter()
+                    .map(|m| count(m[r].len() * row_bytes))
+                    .collect();
+                let recv_displs: Vec<i32> = moves
+                    .iter()
+                    .map(|m| count(m[r].start * row_bytes))
+                    .collect();
+                self.world.all_to_all_varcount_into(
+                    &Partition::new(&own[..], send_counts, send_displs),
+                    &mut PartitionMut::new(all, recv_counts, recv_displs),
+                );
+            }
+            self.count(|s| {
+                s.exchanged += moved as u64;
+                s.whole += (total * (self.size - 1)) as u64;
+            });
         }
     }
 }
@@ -345,9 +407,15 @@ impl Spread for Ranks {
         self.size
     }
 
-    fn send_dispatch(&self, g: &Graph, inputs: &[Rc<Tensor>]) -> Result<(), NativeError> {
+    fn send_dispatch(
+        &self,
+        g: &Graph,
+        inputs: &[Rc<Tensor>],
+        eval: u64,
+    ) -> Result<(), NativeError> {
         let hash = graph_hash(g, b"dist");
         let mut p = hash.to_vec();
+        p.extend(eval.to_le_bytes());
         let new = !self.graphs.borrow().contains_key(&hash);
         let text = if new {
             crate::mir::print(g)

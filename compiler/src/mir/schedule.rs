@@ -25,6 +25,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::contract::{contraction, Contraction};
 use super::ir::{Affine, Graph, NodeId, NodeKind, Port};
@@ -32,6 +33,24 @@ use super::Idx;
 
 /// How many elements one shard task covers, at least: a function of shapes only.
 pub const SHARD_ELEMENTS: usize = 1 << 16;
+
+/// The shard size in use: [`SHARD_ELEMENTS`] unless a test set another
+/// ([`set_shard_elements`]).
+static SHARD_SIZE: AtomicUsize = AtomicUsize::new(SHARD_ELEMENTS);
+
+/// How many elements one shard task covers, at least, in this process.
+pub fn shard_elements() -> usize {
+    SHARD_SIZE.load(Ordering::Relaxed)
+}
+
+/// Sets the shard size of this process (at least 1), for tests: `FLOW_SHARD_ELEMENTS`
+/// (read by the driver) splits the small graphs of the equivalence tests into many shards,
+/// so that on MPI ranks each rank runs some of every launch. Shards split free dimensions
+/// only, each point computed as in one shard, so results do not depend on it; every rank of
+/// a job must use the same size (they inherit the launcher's environment).
+pub fn set_shard_elements(n: usize) {
+    SHARD_SIZE.store(n.max(1), Ordering::Relaxed);
+}
 
 /// The fewest rows of a shard when the rows are the innermost dimension (see [`shard_plan`]).
 const MIN_CONTIGUOUS_ROWS: usize = 64;
@@ -227,7 +246,7 @@ pub fn plan(g: &Graph) -> Schedule {
 
 /// How node `id` alone is split into shards: rows per shard and the number of shards (0 for
 /// an empty index space). A function of shapes only: each shard covers at least
-/// [`SHARD_ELEMENTS`] elements of work (free points times reduced points), a contraction's
+/// [`shard_elements`] elements of work (free points times reduced points), a contraction's
 /// shards are its GEMM blocks, and a random fill's shards are runs of elements.
 pub fn shard_plan(g: &Graph, id: NodeId) -> (usize, usize) {
     let node = &g.nodes[id];
@@ -247,20 +266,21 @@ pub fn shard_plan(g: &Graph, id: NodeId) -> (usize, usize) {
                     NodeKind::Reduce { red, .. } => red.iter().product::<usize>().max(1),
                     _ => 1,
                 };
-                let mut rows = (SHARD_ELEMENTS / (inner * red)).max(1);
+                let mut rows = (shard_elements() / (inner * red)).max(1);
                 if space.len() == 1 {
                     // The rows are the innermost dimension: reads along it are contiguous
                     // (a column sum reads a row segment of its input per step), so a shard
                     // takes whole cache lines of them, and few enough pages per step for
                     // the TLB.
-                    rows = rows.max(MIN_CONTIGUOUS_ROWS);
+                    rows = rows.max(MIN_CONTIGUOUS_ROWS.min(shard_elements()));
                 }
                 (rows, space[0].div_ceil(rows))
             }
         }
         NodeKind::Random { .. } => {
             let len: usize = node.outputs[0].shape.iter().product();
-            (SHARD_ELEMENTS, len.div_ceil(SHARD_ELEMENTS))
+            let n = shard_elements();
+            (n, len.div_ceil(n))
         }
         // The runtime's fixed blocks of elements (see `flow_runtime::prims`).
         NodeKind::Scan { space, .. } => {

@@ -7,7 +7,7 @@ use super::{
     data_ptr, data_ptr_mut, describe_short, tensor_bytes, Launch, Native, NativeError, SendPtr,
 };
 use crate::mir::contract::Contraction;
-use crate::mir::ir::{Node, NodeId};
+use crate::mir::ir::{Node, NodeId, Port};
 use crate::mir::schedule::contraction_rows;
 
 impl Native {
@@ -39,7 +39,7 @@ impl Native {
             rows,
             extent0: m,
             outputs: vec![(o.get(), n * dtype.size_bytes(), dtype)],
-            local: vec![false],
+            need: vec![self.need(Port { node: id, port: 0 })],
             read,
             written,
         };

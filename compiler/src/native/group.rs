@@ -154,7 +154,7 @@ impl Native {
             out_ptrs[d.writer.0][d.writer.1] = out_ptrs[d.dead.0][d.dead.1];
         }
         let mut outputs = Vec::new();
-        let mut local = Vec::new();
+        let mut need = Vec::new();
         let mut calls = Vec::new();
         let (mut read_bytes, mut written) = (0, 0);
         let mut seen: Vec<Port> = Vec::new();
@@ -171,7 +171,10 @@ impl Native {
                 read_bytes += tensor_bytes(a) + tensor_bytes(b);
                 let t = &node.outputs[0];
                 outputs.push((out_ptrs[k][0], c.dims.2 * t.dtype.size_bytes(), t.dtype));
-                local.push(false);
+                need.push(self.need(Port {
+                    node: member.node,
+                    port: 0,
+                }));
                 written += (c.dims.0 * c.dims.2 * t.dtype.size_bytes()) as u64;
                 calls.push(Call::Gemm {
                     c: c.clone(),
@@ -201,7 +204,7 @@ impl Native {
             for (p, (t, &ptr)) in node.outputs.iter().zip(&out_ptrs[k]).enumerate() {
                 let row: usize = t.shape.iter().skip(1).product();
                 outputs.push((ptr, row * t.dtype.size_bytes(), t.dtype));
-                local.push(self.local.contains(&Port {
+                need.push(self.need(Port {
                     node: member.node,
                     port: p as u32,
                 }));
@@ -227,7 +230,7 @@ impl Native {
             rows: group.rows,
             extent0,
             outputs,
-            local,
+            need,
             read: read_bytes,
             written,
         };

@@ -25,12 +25,12 @@ use std::time::Instant;
 
 use flow_runtime::buffers::BufferPool;
 use flow_runtime::fault::{inject_panic, FaultKind, Faults, RetryPolicy};
-use flow_runtime::pool::{TaskError, TaskErrorKind, TaskFn};
+use flow_runtime::pool::TaskError;
 use flow_runtime::profile::{trace_tid, Hooks};
 use flow_runtime::{DType, Data, Tensor};
 
 use crate::mir::ir::{Graph, Node, NodeId, NodeKind, Port};
-use crate::mir::schedule::{shard_plan, SHARD_ELEMENTS};
+use crate::mir::schedule::{shard_elements, shard_plan};
 use crate::mir::Idx;
 mod contraction;
 mod error;
@@ -129,9 +129,9 @@ pub struct Native {
     in_place: usize,
     /// The ranks a dispatch is spread over (`mpirun`), if any (see [`spread`]).
     spread: Option<Rc<dyn Spread>>,
-    /// With ranks: the ports of the graph being run whose rows stay on the rank that
-    /// computed them ([`spread::local_ports`]).
-    local: std::collections::HashSet<Port>,
+    /// With ranks: the rows of each port of the graph being run that each rank needs
+    /// ([`spread::rows_needed`]; a port not there goes to every rank whole).
+    needs: HashMap<Port, spread::Need>,
 }
 
 impl Native {
@@ -148,7 +148,7 @@ impl Native {
             grouped: 0,
             in_place: 0,
             spread: None,
-            local: Default::default(),
+            needs: HashMap::new(),
         })
     }
 
@@ -173,9 +173,20 @@ impl Native {
         self.spread = Some(spread);
     }
 
+    /// Numbers the next evaluation `eval` (a rank of an MPI job takes rank 0's numbers,
+    /// which name the launches for injected faults).
+    pub fn number_next_eval(&mut self, eval: u64) {
+        self.evals = eval.saturating_sub(1);
+    }
+
     /// The ranks in use, when more than one.
     fn spread(&self) -> Option<&dyn Spread> {
         self.spread.as_deref().filter(|s| s.ranks() > 1)
+    }
+
+    /// The rows of a port each rank needs after its launch (`None`: every row).
+    fn need(&self, p: Port) -> Option<spread::Need> {
+        self.needs.get(&p).cloned()
     }
 
     /// Gives a dropped tensor's memory back for reuse.
@@ -254,7 +265,7 @@ impl Native {
         })?;
         self.evals += 1;
         if let Some(s) = self.spread().filter(|s| s.rank() == 0) {
-            s.send_dispatch(g, inputs)?;
+            s.send_dispatch(g, inputs, self.evals)?;
         }
         let progress = self.hooks.progress.clone();
         if let Some(p) = &progress {
@@ -270,7 +281,21 @@ impl Native {
         res
     }
 
+    /// Evaluates `g`'s nodes. A primitive may evaluate a graph of its own inside another
+    /// (its elements, `run_prim`): the halo plan of the outer graph is kept for its
+    /// remaining launches.
     fn eval_nodes(
+        &mut self,
+        g: &Graph,
+        inputs: &[Rc<Tensor>],
+    ) -> Result<Vec<Rc<Tensor>>, NativeError> {
+        let outer = std::mem::take(&mut self.needs);
+        let res = self.eval_graph_nodes(g, inputs);
+        self.needs = outer;
+        res
+    }
+
+    fn eval_graph_nodes(
         &mut self,
         g: &Graph,
         inputs: &[Rc<Tensor>],
@@ -292,8 +317,9 @@ impl Native {
         let (mut live, mut peak) = (0u128, 0u128);
         let schedule = crate::mir::schedule::plan(g);
         let (kernels, first_of) = self.kernels_of(g, &schedule)?;
-        if self.spread().is_some() {
-            self.local = spread::local_ports(g, &schedule, &kernels, &first_of);
+        if let Some(s) = self.spread() {
+            let placed = spread::placements(g, &schedule, &kernels, &first_of);
+            self.needs = spread::rows_needed(g, &placed, s.ranks());
         }
         // Outputs of group members computed with their group's first member.
         let mut ready: HashMap<NodeId, Vec<Tensor>> = HashMap::new();
@@ -400,6 +426,7 @@ impl Native {
             unreachable!("f32")
         };
         let len = v.len();
+        let block = shard_elements();
         let base = SendPtr(v.as_mut_ptr() as *mut u8);
         let launch = Launch {
             name: if node.label.is_empty() {
@@ -408,13 +435,13 @@ impl Native {
                 format!("random {} ({})", dist_name(dist), node.label)
             },
             kernel: self.launch_id(id),
-            shards: len.div_ceil(SHARD_ELEMENTS),
-            rows: SHARD_ELEMENTS,
+            shards: len.div_ceil(block),
+            rows: block,
             extent0: len,
             // The output as one row of `len` elements per element: shard k owns elements
-            // k * SHARD_ELEMENTS.. of it.
+            // k * block.. of it.
             outputs: vec![(base.get(), std::mem::size_of::<f32>(), DType::F32)],
-            local: vec![self.local.contains(&Port { node: id, port: 0 })],
+            need: vec![self.need(Port { node: id, port: 0 })],
             read: 0,
             written: (len * std::mem::size_of::<f32>()) as u64,
         };
@@ -433,7 +460,7 @@ impl Native {
             }
             0
         })
-        .map_err(|e| NativeError::shard(id, node, &[len], SHARD_ELEMENTS, &e))?;
+        .map_err(|e| NativeError::shard(id, node, &[len], block, &e))?;
         Ok(Tensor {
             shape: shape.to_vec(),
             data: Data::F32(v),
@@ -519,58 +546,6 @@ impl Native {
         }
         res
     }
-
-    /// Runs this rank's block of a launch's shards, then agrees with the other ranks on the
-    /// outcome and exchanges rows (see [`spread`]).
-    fn spread_launch(
-        &self,
-        s: &dyn Spread,
-        l: &Launch,
-        task: &TaskFn<'_>,
-    ) -> Result<(), TaskError> {
-        let mine = spread::shards_of(s.rank(), s.ranks(), l.shards);
-        let local = self
-            .workers
-            .run(mine.len(), &|j, attempt| task(mine.start + j, attempt))
-            .map_err(|mut e| {
-                e.task += mine.start;
-                e
-            });
-        let shared: Vec<_> = (l.outputs.iter().zip(&l.local))
-            .filter(|(_, &local)| !local)
-            .map(|(o, _)| *o)
-            .collect();
-        let rows = spread::LaunchRows {
-            name: &l.name,
-            shards: l.shards,
-            rows: l.rows,
-            extent0: l.extent0,
-            outputs: &shared,
-        };
-        match s.finish_launch(&rows, local) {
-            spread::Outcome::Done => Ok(()),
-            spread::Outcome::Failed(e) => Err(e),
-            // A shard's outcome depends only on its number and attempts (kernel error codes
-            // and injected faults alike), so running it here gives the error one process
-            // reports, with the op named as it would be.
-            spread::Outcome::FailedElsewhere { shard, rank } => {
-                let again = self
-                    .workers
-                    .run(1, &|_, attempt| task(shard, attempt))
-                    .map_err(|mut e| {
-                        e.task = shard;
-                        e
-                    });
-                Err(again.err().unwrap_or(TaskError {
-                    task: shard,
-                    kind: TaskErrorKind::Message(format!(
-                        "failed on rank {rank}, but not when run again on rank 0"
-                    )),
-                    attempts: 1,
-                }))
-            }
-        }
-    }
 }
 
 /// A kernel node's index space (free dimensions).
@@ -594,8 +569,9 @@ struct Launch {
     extent0: usize,
     /// Each output: its buffer, the bytes of one row, its type.
     outputs: Vec<(*mut u8, usize, DType)>,
-    /// For each output, whether its rows stay on the rank that computes them (with ranks).
-    local: Vec<bool>,
+    /// For each output, the rows each rank needs of it (with ranks; `None`: every rank
+    /// needs every row).
+    need: Vec<Option<spread::Need>>,
     /// Bytes read and written by the whole launch.
     read: u64,
     written: u64,

@@ -5,25 +5,27 @@
 //! the schedule; of each launch, a rank runs only its block of shard numbers
 //! ([`shards_of`]: contiguous, in shard order, fixed by the shard count and the rank count).
 //! After a launch the ranks agree on its outcome — the error of the lowest-numbered failing
-//! shard, as one process would report it — and exchange the rows each computed, so every
-//! rank holds every output before the next launch reads it. Shard boundaries, the order of
+//! shard, as one process would report it — and exchange the rows each computed by the
+//! halo plan ([`rows_needed`]): each rank receives the rows of each output that its shards
+//! of later kernels read, and every rank receives whole the outputs read otherwise (and the
+//! graph's outputs), so every rank holds what its next launches read. Shard boundaries, the order of
 //! the rows of a reduction's partial results and the combine tree are the schedule's, not
 //! the placement's: the result is bitwise that of one process.
 //!
-//! The implementation over MPI is `crate::dist` (the `mpi` cargo feature); this module is
-//! pure Rust so the executor has no MPI dependency.
+//! The implementation over MPI is `driver::mpi_run` (the `mpi` cargo feature); this module
+//! is pure Rust so the executor has no MPI dependency.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::rc::Rc;
 
-use flow_runtime::pool::TaskError;
+use flow_runtime::pool::{TaskError, TaskErrorKind, TaskFn};
 use flow_runtime::{DType, Tensor};
 
-use super::{Kernel, NativeError};
+use super::{Kernel, Launch, NativeError};
 use crate::mir::contract::contraction;
-use crate::mir::ir::{Affine, Graph, NodeKind, Port};
-use crate::mir::schedule::{shard_plan, Schedule, Work, SHARD_ELEMENTS};
+use crate::mir::ir::{Affine, Graph, NodeKind, Port, Read, ScalarExpr};
+use crate::mir::schedule::{shard_elements, shard_plan, Schedule, Work};
 use crate::mir::Idx;
 
 /// A launch's rows as its shards write them: what ranks exchange after it.
@@ -35,8 +37,11 @@ pub struct LaunchRows<'a> {
     pub rows: usize,
     /// How many rows there are.
     pub extent0: usize,
-    /// Each output that other ranks need: its buffer, the bytes of one row, its type.
+    /// Each output: its buffer, the bytes of one row, its type.
     pub outputs: &'a [(*mut u8, usize, DType)],
+    /// For each output, the rows each rank needs of it ([`rows_needed`]); `None`: every
+    /// rank needs every row.
+    pub needs: &'a [Option<Need>],
 }
 
 /// How a failed launch ended on the ranks: every rank learns the lowest failing shard.
@@ -58,8 +63,11 @@ pub trait Spread {
     fn ranks(&self) -> usize;
 
     /// On rank 0, at the start of each evaluation: sends the graph and its inputs to the
-    /// other ranks, which evaluate it alongside.
-    fn send_dispatch(&self, g: &Graph, inputs: &[Rc<Tensor>]) -> Result<(), NativeError>;
+    /// other ranks, which evaluate it alongside, and the number of the evaluation on rank 0
+    /// (`eval`: the ranks number it alike, so injected faults hit the same launches even when
+    /// rank 0 evaluates with several executors, one per `test` block).
+    fn send_dispatch(&self, g: &Graph, inputs: &[Rc<Tensor>], eval: u64)
+        -> Result<(), NativeError>;
 
     /// After this rank ran its shards of a launch (`local`: the error of its lowest failing
     /// shard, numbered in the whole launch): agrees with the other ranks on the outcome and,
@@ -87,23 +95,25 @@ pub fn rows_of(rank: usize, ranks: usize, l: &LaunchRows<'_>) -> Range<usize> {
     (s.start * l.rows).min(l.extent0)..(s.end * l.rows).min(l.extent0)
 }
 
-/// The ports whose rows need not leave the rank that computed them: every reader is a
-/// kernel launch placed like the writer (same rows per shard, same shard count) that reads
-/// row `i` of it only at its own row `i` (the projection of the outermost dimension is the
-/// first free index), and the port is not an output of the graph. A random fill of one
-/// dimension is placed like a kernel whose rows are its elements. Every other port (read by
-/// a GEMM, a node on the interpreter, a concatenation or slice, a random fill of more
-/// dimensions, a graph output) is exchanged in full after its launch.
+/// The rows of a port each rank must hold after the launch that writes it, by rank: rank
+/// `q` needs rows `need[q]` (an empty range: none). Rows are of the outermost dimension.
+pub type Need = Vec<Range<usize>>;
+
+/// How each node's shards are placed, as the executor runs them: `(rows per shard, shards)`
+/// for a kernel node (a member of a row group takes its launch's; a node run alone, its own
+/// [`shard_plan`]) and a random fill of one dimension (whose rows are its elements); `None`
+/// for every other node (a GEMM, a node on the interpreter, a primitive, a concatenation or
+/// slice, a random fill of more dimensions), which every rank runs whole or whose reads are
+/// not rows of its index space.
 ///
 /// `kernels` and `first_of` are the executor's (`Native::kernels_of`): which nodes run as
 /// kernels, and which launches run as row groups (the others run member by member).
-pub fn local_ports(
+pub fn placements(
     g: &Graph,
     schedule: &Schedule,
     kernels: &[Option<Kernel>],
     first_of: &[Option<usize>],
-) -> HashSet<Port> {
-    // How each kernel node's rows are placed: (rows per shard, shards).
+) -> Vec<Option<(usize, usize)>> {
     let mut placed: Vec<Option<(usize, usize)>> = vec![None; g.nodes.len()];
     for launch in &schedule.launches {
         let grouped = launch
@@ -125,46 +135,227 @@ pub fn local_ports(
     for (id, node) in g.nodes.iter_enumerated() {
         if let (NodeKind::Random { .. }, [t]) = (&node.kind, &node.outputs[..]) {
             if let [len] = t.shape[..] {
-                placed[id.index()] = Some((SHARD_ELEMENTS, len.div_ceil(SHARD_ELEMENTS)));
+                let n = shard_elements();
+                placed[id.index()] = Some((n, len.div_ceil(n)));
             }
         }
     }
-    let first_index = Affine {
-        konst: 0,
-        coeffs: vec![(0, 1)],
-    };
-    let mut local: HashSet<Port> = HashSet::new();
-    let mut shared: HashSet<Port> = g.outputs.iter().copied().collect();
+    placed
+}
+
+/// The halo plan: for every port some rank need not hold in full after its launch, which
+/// rows each of the `ranks` ranks needs ([`Need`]); a port not in the map goes to every rank
+/// whole. A rank needs the rows its shards of every reader read: for a kernel reader placed
+/// by `placed` ([`placements`]), the hull of the first coordinate of each of its reads of
+/// the port over the box of each of the rank's shards (free dimension 0 in the shard's rows,
+/// every other free and reduced dimension whole), clamped to the tensor; a gather's table,
+/// a reader not placed (it runs whole on every rank, or reads other than by rows), a
+/// scalar port, a graph output and a random fill of more than one dimension (whose launch
+/// runs in shards of elements, not rows) are needed whole by every rank. A stencil's output is
+/// then needed by a rank for its own rows and its neighbours' halo; a row-local chain's,
+/// for its own rows only (nothing moves).
+pub fn rows_needed(
+    g: &Graph,
+    placed: &[Option<(usize, usize)>],
+    ranks: usize,
+) -> HashMap<Port, Need> {
+    let ranks = ranks.max(1);
+    let mut needs: HashMap<Port, Need> = HashMap::new();
+    let mut whole: HashSet<Port> = g.outputs.iter().copied().collect();
+    // A random fill of more dimensions runs in shards of elements, not of rows.
     for (id, node) in g.nodes.iter_enumerated() {
-        let reads = match &node.kind {
-            NodeKind::Map { reads, space, .. } | NodeKind::Reduce { reads, space, .. }
-                if !space.is_empty() =>
-            {
-                Some(reads)
-            }
+        if matches!(node.kind, NodeKind::Random { .. }) && node.outputs[0].shape.len() > 1 {
+            whole.insert(Port { node: id, port: 0 });
+        }
+    }
+    for (id, node) in g.nodes.iter_enumerated() {
+        let placed_reader = match (&node.kind, placed[id.index()]) {
+            (NodeKind::Map { space, .. }, Some(p)) => Some((space, &[][..], p)),
+            (NodeKind::Reduce { space, red, .. }, Some(p)) => Some((space, &red[..], p)),
             _ => None,
         };
-        let row_local = |p: Port| {
-            let (Some(r), Some(here), Some(there)) =
-                (reads, placed[id.index()], placed[p.node.index()])
-            else {
-                return false;
-            };
-            here == there
-                && r.iter()
-                    .filter(|r| r.src() == p)
-                    .all(|r| r.proj.first() == Some(&first_index))
+        let tables: HashSet<u32> = match node.kind.reads_and_exprs() {
+            Some((_, exprs)) => {
+                let mut t = HashSet::new();
+                for e in exprs {
+                    e.visit(&mut |x| {
+                        if let ScalarExpr::Gather(k, _) = x {
+                            t.insert(*k);
+                        }
+                    });
+                }
+                t
+            }
+            None => HashSet::new(),
         };
+        let reads: &[Read] = node.kind.reads_and_exprs().map_or(&[], |(r, _)| r);
         for p in node.inputs() {
-            if row_local(p) {
-                local.insert(p);
-            } else {
-                shared.insert(p);
+            if whole.contains(&p) {
+                continue;
+            }
+            let extent0 = g.nodes[p.node].outputs[p.port as usize]
+                .shape
+                .first()
+                .copied();
+            let (Some((space, red, (rows, shards))), Some(extent0)) = (placed_reader, extent0)
+            else {
+                whole.insert(p);
+                continue;
+            };
+            let mut read_rows = vec![0..0; ranks];
+            let mut by_rows = true;
+            for (k, r) in reads.iter().enumerate() {
+                if r.src() != p {
+                    continue;
+                }
+                if tables.contains(&(k as u32)) || r.proj.is_empty() {
+                    by_rows = false;
+                    break;
+                }
+                for (q, need) in read_rows.iter_mut().enumerate() {
+                    let s = shards_of(q, ranks, shards);
+                    // A scalar space is one row, run by the rank of shard 0.
+                    let len = space.first().copied().unwrap_or(1);
+                    let block = (s.start * rows).min(len)..(s.end * rows).min(len);
+                    if let Some(got) = rows_read(&r.proj[0], space, red, block, extent0) {
+                        *need = hull(need, &got);
+                    }
+                }
+            }
+            if !by_rows {
+                whole.insert(p);
+                continue;
+            }
+            let need = needs.entry(p).or_insert_with(|| vec![0..0; ranks]);
+            for (n, got) in need.iter_mut().zip(&read_rows) {
+                *n = hull(n, got);
             }
         }
     }
-    local.retain(|p| !shared.contains(p));
-    local
+    needs.retain(|p, _| !whole.contains(p));
+    needs
+}
+
+/// The rows of a tensor of `extent0` rows that the coordinate `a` (the first of a read's
+/// projection) reaches over the box of free indices `space` with free index 0 in `block`
+/// (for an empty `space`, `block` is `0..1` or empty: whether the rank runs the one point)
+/// and reduced indices `red` (variables `space.len()..`), clamped to the tensor (a padded
+/// read outside it reads no row; a clamped one reads the first or last, which the clamped
+/// hull includes); `None` when the box is empty.
+pub fn rows_read(
+    a: &Affine,
+    space: &[usize],
+    red: &[usize],
+    block: Range<usize>,
+    extent0: usize,
+) -> Option<Range<usize>> {
+    if block.is_empty() || extent0 == 0 || space.iter().chain(red).any(|&n| n == 0) {
+        return None;
+    }
+    // The extent of each variable (none is 0: the box is not empty).
+    let extent = |v: usize| -> Option<usize> {
+        if v < space.len() {
+            Some(space[v])
+        } else {
+            red.get(v - space.len()).copied()
+        }
+    };
+    // One coefficient per variable (a variable may be written twice), so the hull is exact.
+    let mut coeffs: Vec<(u32, i64)> = Vec::new();
+    for &(v, c) in &a.coeffs {
+        match coeffs.iter_mut().find(|(w, _)| *w == v) {
+            Some((_, d)) => *d += c,
+            None => coeffs.push((v, c)),
+        }
+    }
+    let (mut lo, mut hi) = (a.konst, a.konst);
+    for (v, c) in coeffs {
+        let (vlo, vhi) = match (v, extent(v as usize)) {
+            (0, _) if !space.is_empty() => (block.start, block.end - 1),
+            (_, Some(n)) => (0, n - 1),
+            // Not a variable of the box (an invalid graph): every row, to be safe.
+            (_, None) => return Some(0..extent0),
+        };
+        let (vlo, vhi) = (vlo as i64, vhi as i64);
+        let (x, y) = (c * vlo, c * vhi);
+        lo += x.min(y);
+        hi += x.max(y);
+    }
+    let last = extent0 as i64 - 1;
+    let (lo, hi) = (lo.clamp(0, last), hi.clamp(0, last));
+    Some(lo as usize..hi as usize + 1)
+}
+
+/// The smallest range holding both (an empty range holds nothing).
+fn hull(a: &Range<usize>, b: &Range<usize>) -> Range<usize> {
+    if a.is_empty() {
+        b.clone()
+    } else if b.is_empty() {
+        a.clone()
+    } else {
+        a.start.min(b.start)..a.end.max(b.end)
+    }
+}
+
+/// The rows of `have` that are in `want`.
+pub fn overlap(have: &Range<usize>, want: &Range<usize>) -> Range<usize> {
+    let r = have.start.max(want.start)..have.end.min(want.end);
+    if r.is_empty() {
+        0..0
+    } else {
+        r
+    }
+}
+
+impl super::Native {
+    /// Runs this rank's block of a launch's shards, then agrees with the other ranks on the
+    /// outcome and exchanges rows (see the module documentation).
+    pub(super) fn spread_launch(
+        &self,
+        s: &dyn Spread,
+        l: &Launch,
+        task: &TaskFn<'_>,
+    ) -> Result<(), TaskError> {
+        let mine = shards_of(s.rank(), s.ranks(), l.shards);
+        let local = self
+            .workers
+            .run(mine.len(), &|j, attempt| task(mine.start + j, attempt))
+            .map_err(|mut e| {
+                e.task += mine.start;
+                e
+            });
+        let rows = LaunchRows {
+            name: &l.name,
+            shards: l.shards,
+            rows: l.rows,
+            extent0: l.extent0,
+            outputs: &l.outputs,
+            needs: &l.need,
+        };
+        match s.finish_launch(&rows, local) {
+            Outcome::Done => Ok(()),
+            Outcome::Failed(e) => Err(e),
+            // A shard's outcome depends only on its number and attempts (kernel error codes
+            // and injected faults alike), so running it here gives the error one process
+            // reports, with the op named as it would be.
+            Outcome::FailedElsewhere { shard, rank } => {
+                let again = self
+                    .workers
+                    .run(1, &|_, attempt| task(shard, attempt))
+                    .map_err(|mut e| {
+                        e.task = shard;
+                        e
+                    });
+                Err(again.err().unwrap_or(TaskError {
+                    task: shard,
+                    kind: TaskErrorKind::Message(format!(
+                        "failed on rank {rank}, but not when run again on rank 0"
+                    )),
+                    attempts: 1,
+                }))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -196,8 +387,179 @@ mod tests {
             rows: 4,
             extent0: 10,
             outputs: &[],
+            needs: &[],
         };
         assert_eq!(rows_of(0, 2, &l), 0..8);
         assert_eq!(rows_of(1, 2, &l), 8..10);
+    }
+
+    /// A small deterministic generator for the property tests (xorshift).
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n.max(1)
+        }
+
+        fn between(&mut self, lo: i64, hi: i64) -> i64 {
+            lo + self.below((hi - lo + 1) as u64) as i64
+        }
+    }
+
+    /// Every point of a box of free extents `space` with free index 0 in `block` and reduced
+    /// extents `red`.
+    fn points(space: &[usize], red: &[usize], block: &Range<usize>) -> Vec<Vec<i64>> {
+        let mut dims: Vec<Range<usize>> = space.iter().map(|&n| 0..n).collect();
+        if let Some(d) = dims.first_mut() {
+            *d = block.clone();
+        }
+        dims.extend(red.iter().map(|&n| 0..n));
+        let mut out = vec![Vec::new()];
+        for d in dims {
+            out = out
+                .into_iter()
+                .flat_map(|p| {
+                    d.clone().map(move |x| {
+                        let mut p = p.clone();
+                        p.push(x as i64);
+                        p
+                    })
+                })
+                .collect();
+        }
+        if space.is_empty() && block.is_empty() {
+            out.clear();
+        }
+        out
+    }
+
+    /// Property: the rows `rows_read` gives hold the (clamped) first coordinate of every
+    /// point of the box, and are the tightest such range: both ends are read.
+    #[test]
+    fn rows_read_cover_every_read_and_no_more() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for case in 0..3000 {
+            let space: Vec<usize> = (0..rng.below(3))
+                .map(|_| rng.below(9) as usize + 1)
+                .collect();
+            let red: Vec<usize> = (0..rng.below(3)).map(|_| rng.below(5) as usize).collect();
+            let vars = (space.len() + red.len()) as u64;
+            let a = Affine {
+                konst: rng.between(-6, 6),
+                coeffs: (0..rng.below(4))
+                    .filter(|_| vars > 0)
+                    .map(|_| (rng.below(vars) as u32, rng.between(-3, 3)))
+                    .collect(),
+            };
+            let len = space.first().copied().unwrap_or(1);
+            let lo = rng.below(len as u64 + 1) as usize;
+            let block = lo..lo + rng.below((len - lo) as u64 + 1) as usize;
+            let extent0 = rng.below(20) as usize + 1;
+            let got = rows_read(&a, &space, &red, block.clone(), extent0);
+            let read: Vec<usize> = points(&space, &red, &block)
+                .iter()
+                .map(|p| {
+                    let x = a.konst
+                        + a.coeffs
+                            .iter()
+                            .map(|&(v, c)| c * p[v as usize])
+                            .sum::<i64>();
+                    x.clamp(0, extent0 as i64 - 1) as usize
+                })
+                .collect();
+            let what =
+                format!("case {case}: {a:?} over {space:?} x {red:?}, rows {block:?} of {extent0}");
+            match got {
+                None => assert!(read.is_empty(), "{what}: no rows, but {read:?} are read"),
+                Some(r) => {
+                    assert!(!read.is_empty(), "{what}: {r:?}, but the box is empty");
+                    assert!(
+                        read.iter().all(|x| r.contains(x)),
+                        "{what}: {r:?} misses a read of {read:?}"
+                    );
+                    assert!(
+                        read.contains(&r.start) && read.contains(&(r.end - 1)),
+                        "{what}: {r:?} is wider than the reads"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Property: for random shard plans of a stencil's reader on 1 to 5 ranks, the rows a
+    /// rank needs hold every row its shards read (brute force over the shards' points).
+    #[test]
+    fn halo_needs_cover_every_shard_read() {
+        let text = "%0 = input 0 : f32[37, 5]\n\
+            %1 = map [37, 5] reads(%0.0[i0 - 2, i1 | pad 0.0f32], %0.0[i0 + 1, i1 | clamp]) : f32[37, 5] { add(r0, r1) }\n\
+            %2 = map [37, 5] reads(%1.0[i0, i1], %0.0[i0, i1]) : f32[37, 5] { mul(r0, r1) }\n\
+            %3 = reduce [] over [37, 5] sum reads(%2.0[i0, i1]) : f32[] { r0 }\n\
+            output %3.0\n";
+        let g = crate::mir::parse(text).expect("the test graph parses");
+        let mut rng = Rng(7);
+        for _ in 0..200 {
+            let ranks = rng.below(5) as usize + 1;
+            let rows = rng.below(12) as usize + 1;
+            let plan = Some((rows, 37usize.div_ceil(rows)));
+            let placed = vec![None, plan, plan, Some((1, 1))];
+            let needs = rows_needed(&g, &placed, ranks);
+            // %2 is read by %3, a scalar reduction run by the rank of shard 0: that rank
+            // needs every row, the others none.
+            let n2 = &needs[&Port {
+                node: crate::mir::ir::NodeId(2),
+                port: 0,
+            }];
+            assert_eq!(n2[0], 0..37);
+            assert!(n2[1..].iter().all(|r| r.is_empty()));
+            for q in 0..ranks {
+                let s = shards_of(q, ranks, plan.unwrap().1);
+                let block = (s.start * rows).min(37)..(s.end * rows).min(37);
+                let n0 = &needs[&Port {
+                    node: crate::mir::ir::NodeId(0),
+                    port: 0,
+                }][q];
+                let n1 = &needs[&Port {
+                    node: crate::mir::ir::NodeId(1),
+                    port: 0,
+                }][q];
+                for i in block.clone() {
+                    for d in [-2i64, 1, 0] {
+                        let row = (i as i64 + d).clamp(0, 36) as usize;
+                        assert!(
+                            n0.contains(&row),
+                            "rank {q} of {ranks}, rows {block:?}: %0 row {row} not in {n0:?}"
+                        );
+                    }
+                    assert!(n1.contains(&i), "rank {q}: %1 row {i} not in {n1:?}");
+                }
+                // %1 is read at its own rows only: nothing moves.
+                if block.is_empty() {
+                    assert!(n1.is_empty(), "rank {q} of {ranks}: {n1:?}");
+                } else {
+                    assert_eq!(*n1, block, "rank {q} of {ranks}");
+                }
+            }
+        }
+    }
+
+    /// A gather's table and a graph output go to every rank whole.
+    #[test]
+    fn gathers_and_outputs_need_every_row() {
+        let text = "%0 = random uniform seed 0 : f32[16]\n\
+            %1 = map [8] reads(%0.0[0]) : f32[8] { gather(r0, mul(2i64, i0)) }\n\
+            output %1.0\n";
+        let g = crate::mir::parse(text).expect("the test graph parses");
+        let needs = rows_needed(&g, &[None, Some((2, 4))], 3);
+        assert!(needs.is_empty(), "{needs:?}");
+        // The stencil's input, a random fill of two dimensions, goes whole.
+        let text = "%0 = random uniform seed 0 : f32[16, 4]\n\
+            %1 = map [16, 4] reads(%0.0[i0 + 1, i1 | pad 0.0f32]) : f32[16, 4] { r0 }\n\
+            output %1.0\n";
+        let g = crate::mir::parse(text).expect("the test graph parses");
+        let needs = rows_needed(&g, &[None, Some((2, 8))], 3);
+        assert!(needs.is_empty(), "{needs:?}");
     }
 }
