@@ -49,9 +49,12 @@ mod vector;
 pub(super) use span::exp_argument as span_exp_argument;
 #[cfg(test)]
 pub(super) use span::{
-    lane_fold as span_lane_fold, row_binary as span_row_binary, window_dot as span_window_dot,
+    lane_fold as span_lane_fold, moments_fold as span_moments_fold,
+    row_binary as span_row_binary, window_dot as span_window_dot,
 };
-pub use span::{EXP_SPAN_SYMBOL, LANE_FOLD_SYMBOL, ROW_BINARY_SYMBOL, WINDOW_DOT_SYMBOL};
+pub use span::{
+    EXP_SPAN_SYMBOL, LANE_FOLD_SYMBOL, MOMENTS_FOLD_SYMBOL, ROW_BINARY_SYMBOL, WINDOW_DOT_SYMBOL,
+};
 
 use vector::{coef_kind, vector_plan};
 
@@ -63,8 +66,8 @@ pub const ERR_INDEX: i64 = 3;
 
 /// The runtime math functions kernels call, declared in the function being built, in the
 /// order of [`CALLED`]: first the `f32` versions, then the `f64` ones; last the span
-/// functions [`EXP_SPAN_SYMBOL`], [`WINDOW_DOT_SYMBOL`], [`ROW_BINARY_SYMBOL`] and
-/// [`LANE_FOLD_SYMBOL`].
+/// functions [`EXP_SPAN_SYMBOL`], [`WINDOW_DOT_SYMBOL`], [`ROW_BINARY_SYMBOL`],
+/// [`LANE_FOLD_SYMBOL`] and [`MOMENTS_FOLD_SYMBOL`].
 #[derive(Clone, Debug)]
 pub struct Imports {
     pub funcs: Vec<cranelift_codegen::ir::FuncRef>,
@@ -678,6 +681,14 @@ pub fn generate(g: &Graph, node: &Node, b: &mut FunctionBuilder<'_>, imports: Im
         {
             let fold = span::lane_fold(g, node).expect("checked");
             span::lanes_over_rows(&mut gen, fold, &space_ext, red_ext[0], lo, hi);
+        }
+        NodeKind::Reduce { .. }
+            if range.is_some()
+                && flow_runtime::spanrows::lane_fold_is_vectorized()
+                && span::moments_fold(g, node).is_some() =>
+        {
+            let mf = span::moments_fold(g, node).expect("checked");
+            span::moments_over_rows(&mut gen, &mf, &space_ext, red_ext[0], lo, hi);
         }
         NodeKind::Reduce { .. } if range.is_some() && span::window_dot(g, node).is_some() => {
             let wd = span::window_dot(g, node).expect("checked");
