@@ -70,10 +70,10 @@ pub fn moments_fold_f32(outs: &mut [&mut [f64]], x: &[f32], s: LaneShape, terms:
         outs.iter().all(|o| o.len() >= s.rows * s.lanes),
         "moments_fold_f32: output too short"
     );
-    if s.rows > 0 && s.m > 0 {
-        let need = (s.rows - 1) * s.x_stride + s.lane_stride * (s.m - 1) + s.lanes;
-        assert!(x.len() >= need, "moments_fold_f32: input too short");
-    }
+    assert!(
+        x.len() >= s.input_len(),
+        "moments_fold_f32: input too short"
+    );
     #[cfg(target_arch = "x86_64")]
     if s.lanes == LANES && s.lane_stride == LANES && lane_fold_is_vectorized() {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -179,7 +179,11 @@ mod lanes8 {
     #[target_feature(enable = "avx2")]
     fn fold256<const F: usize>(outs: &mut [&mut [f64]], x: &[f32], s: LaneShape, t: &[Term]) {
         let (c, is_x, is_sq) = plan(t);
-        let (mut cv, mut mx, mut msq) = ([_mm256_setzero_pd(); F], [_mm256_setzero_pd(); F], [_mm256_setzero_pd(); F]);
+        let (mut cv, mut mx, mut msq) = (
+            [_mm256_setzero_pd(); F],
+            [_mm256_setzero_pd(); F],
+            [_mm256_setzero_pd(); F],
+        );
         let ones = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
         for k in 0..F {
             cv[k] = _mm256_set1_pd(c[k]);
@@ -248,16 +252,12 @@ pub unsafe extern "C" fn flow_moments_fold_f32(
     c2: f64,
     c3: f64,
 ) {
-    if rows <= 0 || lanes <= 0 || fields <= 0 {
+    let Some(s) = LaneShape::from_args(rows, x_stride, lanes, lane_stride, m) else {
+        return;
+    };
+    if fields <= 0 {
         return;
     }
-    let s = LaneShape {
-        rows: rows as usize,
-        x_stride: x_stride as usize,
-        lanes: lanes as usize,
-        lane_stride: lane_stride as usize,
-        m: m.max(0) as usize,
-    };
     let fields = (fields as usize).min(MAX_FIELDS);
     let consts = [c0, c1, c2, c3];
     let terms: Vec<Term> = (0..fields)
@@ -267,29 +267,20 @@ pub unsafe extern "C" fn flow_moments_fold_f32(
             _ => Term::Square,
         })
         .collect();
-    let xlen = match s.m {
-        0 => 0,
-        m => (s.rows - 1) * s.x_stride + s.lane_stride * (m - 1) + s.lanes,
-    };
     // SAFETY: the caller's contract.
     unsafe {
         let mut outs: Vec<&mut [f64]> = [o0, o1, o2, o3][..fields]
             .iter()
             .map(|&o| std::slice::from_raw_parts_mut(o, s.rows * s.lanes))
             .collect();
-        let x = if xlen == 0 {
-            &[][..]
-        } else {
-            std::slice::from_raw_parts(x, xlen)
-        };
-        moments_fold_f32(&mut outs, x, s, &terms);
+        moments_fold_f32(&mut outs, s.input(x), s, &terms);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spanwindow::tests::inputs;
+    use crate::spanrows::tests::lane_case;
 
     type Variant = dyn Fn(&mut [&mut [f64]], &[f32], LaneShape, &[Term]);
 
@@ -307,14 +298,7 @@ mod tests {
         ];
         for &(rows, lanes, lane_stride, m) in shapes {
             for pad in [0, 5] {
-                let s = LaneShape {
-                    rows,
-                    x_stride: lane_stride * m + pad,
-                    lanes,
-                    lane_stride,
-                    m,
-                };
-                let mut x = inputs(rows * s.x_stride + lanes, (rows * m + pad) as u32);
+                let (s, mut x) = lane_case(rows, lanes, lane_stride, m, pad);
                 if x.len() > 2 * lane_stride {
                     x[0] = -0.0;
                     x[lane_stride] = -0.0;
@@ -360,11 +344,19 @@ mod tests {
         {
             if std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: the CPU has AVX2; the shapes fit the buffers `check` makes.
-                check("avx2", &|o, x, s, t| unsafe { lanes8::avx2(o, x, s, t) }, &SHAPES);
+                check(
+                    "avx2",
+                    &|o, x, s, t| unsafe { lanes8::avx2(o, x, s, t) },
+                    &SHAPES,
+                );
             }
             if std::arch::is_x86_feature_detected!("avx512f") {
                 // SAFETY: the CPU has AVX-512F; the shapes fit the buffers `check` makes.
-                check("avx512f", &|o, x, s, t| unsafe { lanes8::avx512(o, x, s, t) }, &SHAPES);
+                check(
+                    "avx512f",
+                    &|o, x, s, t| unsafe { lanes8::avx512(o, x, s, t) },
+                    &SHAPES,
+                );
             }
         }
     }
@@ -380,10 +372,16 @@ mod tests {
             let null = std::ptr::null_mut();
             let (pn, ps, pss) = (n.as_mut_ptr(), s.as_mut_ptr(), ss.as_mut_ptr());
             let xp = x.as_ptr();
-            flow_moments_fold_f32(pn, ps, pss, null, xp, 2, 2, 1, 1, 2, 3, kinds, 1.0, 0., 0., 0.);
+            flow_moments_fold_f32(
+                pn, ps, pss, null, xp, 2, 2, 1, 1, 2, 3, kinds, 1.0, 0., 0., 0.,
+            );
             // No rows or no fields: nothing written.
-            flow_moments_fold_f32(pn, ps, pss, null, xp, 0, 2, 1, 1, 2, 3, kinds, 9.0, 0., 0., 0.);
-            flow_moments_fold_f32(pn, ps, pss, null, xp, 2, 2, 1, 1, 2, 0, kinds, 9.0, 0., 0., 0.);
+            flow_moments_fold_f32(
+                pn, ps, pss, null, xp, 0, 2, 1, 1, 2, 3, kinds, 9.0, 0., 0., 0.,
+            );
+            flow_moments_fold_f32(
+                pn, ps, pss, null, xp, 2, 2, 1, 1, 2, 0, kinds, 9.0, 0., 0., 0.,
+            );
         }
         assert_eq!((n, s, ss), ([2.0, 2.0], [-1.0, 3.5], [5.0, 9.25]));
     }

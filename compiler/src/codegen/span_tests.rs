@@ -111,12 +111,16 @@ fn only_sums_of_powers_in_eight_lanes_are_moments_folds() {
     let lanes = "%0.0[i0, 8*i2 + i1]";
     assert!(is_fold(&moments("M", &["1.0f64", X, SQ]), lanes));
     assert!(is_fold(&moments("M", &[SQ]), "%0.0[i0 + 1, 8*i2 + i1 + 3]"));
-    assert!(!is_fold(&moments("M", &["1.0f64", X, "add(cast(p0, f64), 1.0f64)"]), lanes));
+    assert!(!is_fold(
+        &moments("M", &["1.0f64", X, "add(cast(p0, f64), 1.0f64)"]),
+        lanes
+    ));
     assert!(!is_fold(&moments("M", &[X, X]), "%0.0[i0, 16*i2 + i1]"));
     assert!(!is_fold(&moments("M", &[X, X]), "%0.0[i2, 8*i0 + i1]"));
     let nonzero = moments("M", &[X, SQ]).replace("zero (0.0f64, 0.0f64)", "zero (1.0f64, 0.0f64)");
     assert!(!is_fold(&nonzero, lanes));
-    let negative_zero = moments("M", &[X, SQ]).replace("zero (0.0f64, 0.0f64)", "zero (-0.0f64, 0.0f64)");
+    let negative_zero =
+        moments("M", &[X, SQ]).replace("zero (0.0f64, 0.0f64)", "zero (-0.0f64, 0.0f64)");
     assert!(!is_fold(&negative_zero, lanes));
     let swapped = moments("M", &[X, SQ]).replace("add(p0.1, p1.1)", "add(p1.1, p0.1)");
     assert!(!is_fold(&swapped, lanes));

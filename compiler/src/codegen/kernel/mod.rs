@@ -49,8 +49,8 @@ mod vector;
 pub(super) use span::exp_argument as span_exp_argument;
 #[cfg(test)]
 pub(super) use span::{
-    lane_fold as span_lane_fold, moments_fold as span_moments_fold,
-    row_binary as span_row_binary, window_dot as span_window_dot,
+    lane_fold as span_lane_fold, moments_fold as span_moments_fold, row_binary as span_row_binary,
+    window_dot as span_window_dot,
 };
 pub use span::{
     EXP_SPAN_SYMBOL, LANE_FOLD_SYMBOL, MOMENTS_FOLD_SYMBOL, ROW_BINARY_SYMBOL, WINDOW_DOT_SYMBOL,
@@ -660,6 +660,11 @@ pub fn generate(g: &Graph, node: &Node, b: &mut FunctionBuilder<'_>, imports: Im
                 .filter(|_| range.is_some())
                 .and_then(|e| span::row_binary_expr(g, node, e));
             if let Some(rb) = arg_rows {
+                // One pass: the row operation applies `exp` to each result itself.
+                let rb = span::RowBinary {
+                    code: rb.code | span::ROW_THEN_EXP,
+                    ..rb
+                };
                 span::rows_binary(&mut gen, rb, &space_ext, lo, hi);
             } else {
                 gen.nest(&space_ext, 0, range, plan, &mut |g| {
@@ -670,7 +675,7 @@ pub fn generate(g: &Graph, node: &Node, b: &mut FunctionBuilder<'_>, imports: Im
                     }
                 });
             }
-            if exp_arg.is_some() {
+            if exp_arg.is_some() && arg_rows.is_none() {
                 span::exp_over_rows(&mut gen, &space_ext, lo, hi);
             }
         }

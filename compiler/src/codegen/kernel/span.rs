@@ -5,8 +5,10 @@
 //! windowed dot product (a stencil, `sum[k](w[k] * x[i + k])` on `f32`) is one call of
 //! `flow_window_dot_f32` over the shard's outputs (`flow_runtime::spanwindow`), in place of
 //! its loop nest; so is a map between rows and their scalars (`e[i, j] / z[i]`), with
-//! `flow_row_binary_f32`, and, where the CPU has AVX-512F or AVX2, a row `sum`/`max` that the
-//! `lanes` pass folded into 16 lanes, with `flow_lane_fold_f32` (`flow_runtime::spanrows`),
+//! `flow_row_binary_f32` (which also applies `exp` when the row operation is the argument
+//! of a span `exp`: `exp(x[i, j] - m[i])` in one pass), and, where the CPU has AVX-512F or
+//! AVX2, a row `sum`/`max` that the `lanes` pass folded into 16 lanes, with
+//! `flow_lane_fold_f32` (`flow_runtime::spanrows`),
 //! and a reduction with a sum-of-powers user monoid (W2's `(n, s, ss)` in `f64`) that it
 //! folded into eight lanes, with `flow_moments_fold_f32` (`flow_runtime::spanmoments`).
 //!
@@ -22,8 +24,7 @@ use flow_runtime::{DType, Scalar};
 
 use super::Gen;
 use crate::mir::ir::{
-    Affine, BinOp, BuiltinMonoid, Edge, Graph, MathFn, MonoidRef, Node, NodeKind, Read,
-    ScalarExpr,
+    Affine, BinOp, BuiltinMonoid, Edge, Graph, MathFn, MonoidRef, Node, NodeKind, Read, ScalarExpr,
 };
 use crate::mir::monoid::explicit;
 
@@ -167,6 +168,10 @@ pub(in crate::codegen) struct RowBinary {
     /// The runtime's operator code: 0 to 3 for `+ - * /`, plus 4 when `d` is the left operand.
     pub code: i64,
 }
+
+/// Added to [`RowBinary::code`]: apply `exp` to each result too (`exp(x[i, j] - m[i])` in
+/// one pass over the row; `flow_runtime::fastmath::exp_f32`, the interpreter's `exp`).
+pub(super) const ROW_THEN_EXP: i64 = 8;
 
 /// The row operation `node` computes, if it is one: a map over two dimensions with one `f32`
 /// output whose value is `op(a, b)` for `op` in `+ - * /`, one operand a strict read of a
@@ -394,7 +399,12 @@ pub(in crate::codegen) fn moments_fold(g: &Graph, node: &Node) -> Option<Moments
     } else {
         ScalarExpr::Tuple(
             (0..nf as u32)
-                .map(|k| add(ScalarExpr::field(p0.clone(), k), ScalarExpr::field(p1.clone(), k)))
+                .map(|k| {
+                    add(
+                        ScalarExpr::field(p0.clone(), k),
+                        ScalarExpr::field(p1.clone(), k),
+                    )
+                })
                 .collect(),
         )
     };
