@@ -681,24 +681,7 @@ pub fn generate(g: &Graph, node: &Node, b: &mut FunctionBuilder<'_>, imports: Im
         }
         NodeKind::Reduce { .. }
             if range.is_some()
-                && span::lane_fold(g, node).is_some()
-                && flow_runtime::spanrows::lane_fold_is_vectorized() =>
-        {
-            let fold = span::lane_fold(g, node).expect("checked");
-            span::lanes_over_rows(&mut gen, fold, &space_ext, red_ext[0], lo, hi);
-        }
-        NodeKind::Reduce { .. }
-            if range.is_some()
-                && flow_runtime::spanrows::lane_fold_is_vectorized()
-                && span::moments_fold(g, node).is_some() =>
-        {
-            let mf = span::moments_fold(g, node).expect("checked");
-            span::moments_over_rows(&mut gen, &mf, &space_ext, red_ext[0], lo, hi);
-        }
-        NodeKind::Reduce { .. } if range.is_some() && span::window_dot(g, node).is_some() => {
-            let wd = span::window_dot(g, node).expect("checked");
-            span::window_over_rows(&mut gen, wd, red_ext[0], lo, hi);
-        }
+                && span::reduce_over_rows(&mut gen, g, node, &space_ext, red_ext[0], lo, hi) => {}
         NodeKind::Reduce { monoid, args, .. } => {
             let m = kernel_monoid(g, *monoid, node.outputs[0].dtype);
             gen.nest(&space_ext, 0, range, plan, &mut |g| {

@@ -135,13 +135,7 @@ pub(in crate::codegen) fn window_dot(g: &Graph, node: &Node) -> Option<WindowDot
 
 /// Calls the windowed dot product for outputs `lo..hi` (the shard's rows) of `node`, whose
 /// reduced extent is `taps`: one call, in place of the loop nest.
-pub(super) fn window_over_rows(
-    g: &mut Gen<'_, '_>,
-    wd: WindowDot,
-    taps: Value,
-    lo: Value,
-    hi: Value,
-) {
+fn window_over_rows(g: &mut Gen<'_, '_>, wd: WindowDot, taps: Value, lo: Value, hi: Value) {
     let out = stream_base(g, g.reads.len());
     let x = stream_base(g, wd.x);
     let w = stream_base(g, wd.w);
@@ -152,6 +146,32 @@ pub(super) fn window_over_rows(
     let order = g.iconst(i64::from(!wd.w_first));
     let f = g.imports.window_dot();
     g.b.ins().call(f, &[out, x, w, n, taps, order]);
+}
+
+/// Emits a reduction over rows `lo..hi` (extents `space_ext`, reduced extent `m`) as one
+/// call of a span routine when it has a shape one serves — a lane fold or a moments fold
+/// (where the CPU runs them vectorized), a windowed dot product — and says whether it did;
+/// otherwise it emits nothing and the kernel keeps its loop nest.
+pub(super) fn reduce_over_rows(
+    g: &mut Gen<'_, '_>,
+    graph: &Graph,
+    node: &Node,
+    space_ext: &[Value],
+    m: Value,
+    lo: Value,
+    hi: Value,
+) -> bool {
+    let vectorized = flow_runtime::spanrows::lane_fold_is_vectorized();
+    if let Some(fold) = lane_fold(graph, node).filter(|_| vectorized) {
+        lanes_over_rows(g, fold, space_ext, m, lo, hi);
+    } else if let Some(mf) = moments_fold(graph, node).filter(|_| vectorized) {
+        moments_over_rows(g, &mf, space_ext, m, lo, hi);
+    } else if let Some(wd) = window_dot(graph, node) {
+        window_over_rows(g, wd, m, lo, hi);
+    } else {
+        return false;
+    }
+    true
 }
 
 /// The symbol of the row operation (`flow_runtime::spanrows::flow_row_binary_f32`).
@@ -313,7 +333,7 @@ pub(in crate::codegen) fn lane_fold(g: &Graph, node: &Node) -> Option<i64> {
 
 /// Calls the lane fold over rows `lo..hi` (extents `space_ext`, reduced extent `m`): one
 /// call, in place of the loop nest.
-pub(super) fn lanes_over_rows(
+fn lanes_over_rows(
     g: &mut Gen<'_, '_>,
     fold: i64,
     space_ext: &[Value],
@@ -453,7 +473,7 @@ pub(in crate::codegen) fn moments_fold(g: &Graph, node: &Node) -> Option<Moments
 
 /// Calls the moments fold over rows `lo..hi` (extents `space_ext`, reduced extent `m`): one
 /// call, in place of the loop nest.
-pub(super) fn moments_over_rows(
+fn moments_over_rows(
     g: &mut Gen<'_, '_>,
     mf: &MomentsFold,
     space_ext: &[Value],
