@@ -681,7 +681,7 @@ pub fn generate(g: &Graph, node: &Node, b: &mut FunctionBuilder<'_>, imports: Im
         }
         NodeKind::Reduce { .. }
             if range.is_some()
-                && span::reduce_over_rows(&mut gen, g, node, &space_ext, red_ext[0], lo, hi) => {}
+                && span::reduce_over_rows(&mut gen, g, node, &space_ext, &red_ext, lo, hi) => {}
         NodeKind::Reduce { monoid, args, .. } => {
             let m = kernel_monoid(g, *monoid, node.outputs[0].dtype);
             gen.nest(&space_ext, 0, range, plan, &mut |g| {

@@ -148,7 +148,7 @@ fn window_over_rows(g: &mut Gen<'_, '_>, wd: WindowDot, taps: Value, lo: Value, 
     g.b.ins().call(f, &[out, x, w, n, taps, order]);
 }
 
-/// Emits a reduction over rows `lo..hi` (extents `space_ext`, reduced extent `m`) as one
+/// Emits a reduction over rows `lo..hi` (extents `space_ext`, reduced `red_ext`) as one
 /// call of a span routine when it has a shape one serves — a lane fold or a moments fold
 /// (where the CPU runs them vectorized), a windowed dot product — and says whether it did;
 /// otherwise it emits nothing and the kernel keeps its loop nest.
@@ -157,10 +157,14 @@ pub(super) fn reduce_over_rows(
     graph: &Graph,
     node: &Node,
     space_ext: &[Value],
-    m: Value,
+    red_ext: &[Value],
     lo: Value,
     hi: Value,
 ) -> bool {
+    // Every routine folds exactly one reduced dimension.
+    let &[m] = red_ext else {
+        return false;
+    };
     let vectorized = flow_runtime::spanrows::lane_fold_is_vectorized();
     if let Some(fold) = lane_fold(graph, node).filter(|_| vectorized) {
         lanes_over_rows(g, fold, space_ext, m, lo, hi);
