@@ -87,7 +87,9 @@ pub fn error_message(code: i32) -> &'static str {
 /// span of `f32` ([`crate::spanmath`]); `flow_window_dot_f32(out, x, w, n: i64, k: i64,
 /// order: i64)` computes `n` windowed dot products of `k` taps ([`crate::spanwindow`]);
 /// `flow_row_binary_f32` applies an operator between rows and their scalars and
-/// `flow_lane_fold_f32` folds rows into lanes ([`crate::spanrows`]).
+/// `flow_lane_fold_f32` folds rows into lanes ([`crate::spanrows`]);
+/// `flow_moments_fold_f32` folds `f32` rows into `f64` lanes of sums of powers
+/// ([`crate::spanmoments`]).
 pub fn builtin_symbols() -> Vec<(&'static str, *const u8)> {
     vec![
         ("flow_expf", flow_expf as *const u8),
@@ -129,6 +131,10 @@ pub fn builtin_symbols() -> Vec<(&'static str, *const u8)> {
         (
             "flow_lane_fold_f32",
             crate::spanrows::flow_lane_fold_f32 as *const u8,
+        ),
+        (
+            "flow_moments_fold_f32",
+            crate::spanmoments::flow_moments_fold_f32 as *const u8,
         ),
     ]
 }
@@ -304,7 +310,7 @@ mod tests {
     #[test]
     fn the_symbol_table_lists_every_builtin_once() {
         let syms = builtin_symbols();
-        assert_eq!(syms.len(), 28);
+        assert_eq!(syms.len(), 29);
         let mut names: Vec<&str> = syms.iter().map(|(n, _)| *n).collect();
         names.sort_unstable();
         names.dedup();

@@ -24,6 +24,7 @@ pub mod prims;
 pub mod profile;
 pub mod rand;
 pub mod spanmath;
+pub mod spanmoments;
 pub mod spanrows;
 pub mod spanwindow;
 pub mod tensor;

@@ -8,7 +8,9 @@
 //! **Same bits everywhere.** Each element is one IEEE operation in `f32`, with the operands
 //! in the program's order: the interpreter's operation. Vectorizing across elements keeps
 //! each element's own operation, so every variant gives the bits of the scalar
-//! [`row_binary_reference`] (tested on every variant this CPU runs), on every machine.
+//! [`row_binary_reference`] (tested on every variant this CPU runs), on every machine. The
+//! operation may be followed by [`crate::fastmath::exp_f32`] of its result (softmax's
+//! `exp(x - m)` in one pass over the row), which is lane-wise too.
 //!
 //! Also a fold of rows into interleaved lanes (the `lanes` pass's `max[j]`/`sum[j]` over
 //! `x[i, 16·j + l]`), in AVX-512F or AVX2 intrinsics: each lane combines its elements in
@@ -26,13 +28,18 @@ pub enum RowOp {
 }
 
 #[inline(always)]
-fn row_op<const OP: u8, const SCALAR_FIRST: bool>(x: f32, d: f32) -> f32 {
+fn row_op<const OP: u8, const SCALAR_FIRST: bool, const EXP: bool>(x: f32, d: f32) -> f32 {
     let (a, b) = if SCALAR_FIRST { (d, x) } else { (x, d) };
-    match OP {
+    let v = match OP {
         0 => a + b,
         1 => a - b,
         2 => a * b,
         _ => a / b,
+    };
+    if EXP {
+        crate::fastmath::exp_f32(v)
+    } else {
+        v
     }
 }
 
@@ -72,16 +79,34 @@ pub struct RowShape {
     pub out_stride: usize,
 }
 
-/// Applies `op` between each element of each row and the row's scalar `d[r]`.
+/// Applies `op` between each element of each row and the row's scalar `d[r]`; then, when
+/// `then_exp`, [`crate::fastmath::exp_f32`] to the result (softmax's `exp(x - m)` in one
+/// pass over the row instead of two).
 ///
 /// # Panics
 /// If the buffers are shorter than the rows need.
-pub fn row_binary_f32(out: RowsOut<'_>, d: &[f32], shape: RowShape, op: RowOp, scalar_first: bool) {
-    dispatch!(
-        rows_avx512,
-        rows_avx2,
-        rows(out, d, shape, op, scalar_first)
-    )
+pub fn row_binary_f32(
+    out: RowsOut<'_>,
+    d: &[f32],
+    shape: RowShape,
+    op: RowOp,
+    scalar_first: bool,
+    then_exp: bool,
+) {
+    let how = RowHow {
+        op,
+        scalar_first,
+        then_exp,
+    };
+    dispatch!(rows_avx512, rows_avx2, rows(out, d, shape, how))
+}
+
+/// What a row operation computes per element: `x op d` (or `d op x`), then perhaps `exp`.
+#[derive(Clone, Copy, Debug)]
+struct RowHow {
+    op: RowOp,
+    scalar_first: bool,
+    then_exp: bool,
 }
 
 /// The scalar definition of [`row_binary_f32`] (separate output).
@@ -92,28 +117,36 @@ pub fn row_binary_reference(
     shape: RowShape,
     op: RowOp,
     scalar_first: bool,
+    then_exp: bool,
 ) {
     for (r, &dr) in d.iter().enumerate() {
         for j in 0..shape.n {
             let v = x[r * shape.x_stride + j];
             let (a, b) = if scalar_first { (dr, v) } else { (v, dr) };
-            out[r * shape.out_stride + j] = match op {
+            let v = match op {
                 RowOp::Add => a + b,
                 RowOp::Sub => a - b,
                 RowOp::Mul => a * b,
                 RowOp::Div => a / b,
+            };
+            out[r * shape.out_stride + j] = if then_exp {
+                crate::fastmath::exp_f32(v)
+            } else {
+                v
             };
         }
     }
 }
 
 #[inline(always)]
-fn rows(out: RowsOut<'_>, d: &[f32], shape: RowShape, op: RowOp, scalar_first: bool) {
+fn rows(out: RowsOut<'_>, d: &[f32], shape: RowShape, how: RowHow) {
     macro_rules! each {
         ($($op:ident = $k:literal),*) => {
-            match (op, scalar_first) {
-                $((RowOp::$op, false) => rows_with::<$k, false>(out, d, shape),
-                  (RowOp::$op, true) => rows_with::<$k, true>(out, d, shape),)*
+            match (how.op, how.scalar_first, how.then_exp) {
+                $((RowOp::$op, false, false) => rows_with::<$k, false, false>(out, d, shape),
+                  (RowOp::$op, true, false) => rows_with::<$k, true, false>(out, d, shape),
+                  (RowOp::$op, false, true) => rows_with::<$k, false, true>(out, d, shape),
+                  (RowOp::$op, true, true) => rows_with::<$k, true, true>(out, d, shape),)*
             }
         };
     }
@@ -121,7 +154,11 @@ fn rows(out: RowsOut<'_>, d: &[f32], shape: RowShape, op: RowOp, scalar_first: b
 }
 
 #[inline(always)]
-fn rows_with<const OP: u8, const SF: bool>(out: RowsOut<'_>, d: &[f32], shape: RowShape) {
+fn rows_with<const OP: u8, const SF: bool, const EXP: bool>(
+    out: RowsOut<'_>,
+    d: &[f32],
+    shape: RowShape,
+) {
     let n = shape.n;
     match out {
         RowsOut::To(out, x) => {
@@ -129,14 +166,14 @@ fn rows_with<const OP: u8, const SF: bool>(out: RowsOut<'_>, d: &[f32], shape: R
                 let o = &mut out[r * shape.out_stride..][..n];
                 let xs = &x[r * shape.x_stride..][..n];
                 for (o, &v) in o.iter_mut().zip(xs) {
-                    *o = row_op::<OP, SF>(v, dr);
+                    *o = row_op::<OP, SF, EXP>(v, dr);
                 }
             }
         }
         RowsOut::InPlace(xs) => {
             for (r, &dr) in d.iter().enumerate() {
                 for v in &mut xs[r * shape.x_stride..][..n] {
-                    *v = row_op::<OP, SF>(*v, dr);
+                    *v = row_op::<OP, SF, EXP>(*v, dr);
                 }
             }
         }
@@ -145,14 +182,14 @@ fn rows_with<const OP: u8, const SF: bool>(out: RowsOut<'_>, d: &[f32], shape: R
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn rows_avx512(out: RowsOut<'_>, d: &[f32], shape: RowShape, op: RowOp, sf: bool) {
-    rows(out, d, shape, op, sf);
+unsafe fn rows_avx512(out: RowsOut<'_>, d: &[f32], shape: RowShape, how: RowHow) {
+    rows(out, d, shape, how);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn rows_avx2(out: RowsOut<'_>, d: &[f32], shape: RowShape, op: RowOp, sf: bool) {
-    rows(out, d, shape, op, sf);
+unsafe fn rows_avx2(out: RowsOut<'_>, d: &[f32], shape: RowShape, how: RowHow) {
+    rows(out, d, shape, how);
 }
 
 /// A fold of rows into interleaved lanes: the `lanes` pass's `max[j]`/`sum[j]` over
@@ -174,6 +211,47 @@ pub struct LaneShape {
     pub lanes: usize,
     pub lane_stride: usize,
     pub m: usize,
+}
+
+impl LaneShape {
+    /// The shape from a kernel's arguments (a negative `m` folds nothing); `None` when
+    /// `rows` or `lanes` is not positive (nothing to do).
+    pub fn from_args(
+        rows: i64,
+        x_stride: i64,
+        lanes: i64,
+        lane_stride: i64,
+        m: i64,
+    ) -> Option<Self> {
+        (rows > 0 && lanes > 0).then_some(LaneShape {
+            rows: rows as usize,
+            x_stride: x_stride as usize,
+            lanes: lanes as usize,
+            lane_stride: lane_stride as usize,
+            m: m.max(0) as usize,
+        })
+    }
+
+    /// The elements of input the fold reads: none without rows or `m`.
+    pub fn input_len(&self) -> usize {
+        if self.rows == 0 || self.m == 0 {
+            0
+        } else {
+            (self.rows - 1) * self.x_stride + self.lane_stride * (self.m - 1) + self.lanes
+        }
+    }
+
+    /// The input at `x`, [`LaneShape::input_len`] elements.
+    ///
+    /// # Safety
+    /// `x` must hold that many initialized `f32`s when there are any.
+    pub unsafe fn input<'a>(&self, x: *const f32) -> &'a [f32] {
+        match self.input_len() {
+            0 => &[],
+            // SAFETY: the caller's contract.
+            n => unsafe { std::slice::from_raw_parts(x, n) },
+        }
+    }
 }
 
 /// The lanes [`lane_fold_f32`] runs in vector registers (one AVX-512 or two AVX2 registers),
@@ -202,10 +280,7 @@ pub fn lane_fold_f32(out: &mut [f32], x: &[f32], s: LaneShape, fold: Fold) {
         out.len() >= s.rows * s.lanes,
         "lane_fold_f32: output too short"
     );
-    if s.rows > 0 && s.m > 0 {
-        let need = (s.rows - 1) * s.x_stride + s.lane_stride * (s.m - 1) + s.lanes;
-        assert!(x.len() >= need, "lane_fold_f32: input too short");
-    }
+    assert!(x.len() >= s.input_len(), "lane_fold_f32: input too short");
     #[cfg(target_arch = "x86_64")]
     if s.lanes == LANES && s.lane_stride == LANES && lane_fold_is_vectorized() {
         let max = fold == Fold::Max;
@@ -349,7 +424,7 @@ mod lanes16 {
 
 /// [`row_binary_f32`] for kernels (symbol `flow_row_binary_f32`): `rows` rows of `n`
 /// elements; `op` is 0 (`+`), 1 (`-`), 2 (`*`) or 3 (`/`), plus 4 when the row's scalar is
-/// the left operand. `out == x` means in place.
+/// the left operand, plus 8 to apply `exp` to each result. `out == x` means in place.
 ///
 /// # Safety
 /// `x` must hold `(rows - 1)·x_stride + n` initialized `f32`s, `out` as many writable ones
@@ -393,7 +468,7 @@ pub unsafe extern "C" fn flow_row_binary_f32(
                 std::slice::from_raw_parts(x, len(shape.x_stride)),
             )
         };
-        row_binary_f32(out, d, shape, row_op, op & 4 != 0);
+        row_binary_f32(out, d, shape, row_op, op & 4 != 0, op & 8 != 0);
     }
 }
 
@@ -414,35 +489,19 @@ pub unsafe extern "C" fn flow_lane_fold_f32(
     m: i64,
     fold: i64,
 ) {
-    if rows <= 0 || lanes <= 0 {
+    let Some(s) = LaneShape::from_args(rows, x_stride, lanes, lane_stride, m) else {
         return;
-    }
-    let s = LaneShape {
-        rows: rows as usize,
-        x_stride: x_stride as usize,
-        lanes: lanes as usize,
-        lane_stride: lane_stride as usize,
-        m: m.max(0) as usize,
-    };
-    let xlen = match s.m {
-        0 => 0,
-        m => (s.rows - 1) * s.x_stride + s.lane_stride * (m - 1) + s.lanes,
     };
     let fold = if fold == 0 { Fold::Sum } else { Fold::Max };
     // SAFETY: the caller's contract.
     unsafe {
         let out = std::slice::from_raw_parts_mut(out, s.rows * s.lanes);
-        let x = if xlen == 0 {
-            &[][..]
-        } else {
-            std::slice::from_raw_parts(x, xlen)
-        };
-        lane_fold_f32(out, x, s, fold);
+        lane_fold_f32(out, s.input(x), s, fold);
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::spanwindow::tests::inputs;
 
@@ -456,7 +515,7 @@ mod tests {
         }
     }
 
-    type RowsFn = dyn Fn(RowsOut<'_>, &[f32], RowShape, RowOp, bool);
+    type RowsFn = dyn Fn(RowsOut<'_>, &[f32], RowShape, RowOp, bool, bool);
     fn check_rows(name: &str, f: &RowsFn) {
         for (rows, n, pad) in [(1, 1, 0), (3, 5, 2), (2, 17, 0), (5, 100, 3), (9, 1031, 1)] {
             let shape = RowShape {
@@ -467,47 +526,82 @@ mod tests {
             let x = inputs((rows - 1) * shape.x_stride + n, (rows * n) as u32);
             let mut d = inputs(rows, 5);
             d[0] = -0.0;
-            for op in [RowOp::Add, RowOp::Sub, RowOp::Mul, RowOp::Div] {
+            for (op, e) in [RowOp::Add, RowOp::Sub, RowOp::Mul, RowOp::Div]
+                .into_iter()
+                .flat_map(|op| [(op, false), (op, true)])
+            {
                 for sf in [false, true] {
                     let mut want = vec![f32::NAN; (rows - 1) * n + n];
-                    row_binary_reference(&mut want, &x, &d, shape, op, sf);
+                    row_binary_reference(&mut want, &x, &d, shape, op, sf, e);
                     let mut got = vec![f32::NAN; want.len()];
-                    f(RowsOut::To(&mut got, &x), &d, shape, op, sf);
-                    same(&format!("{name} {op:?} {sf} {rows}x{n}"), &got, &want);
+                    f(RowsOut::To(&mut got, &x), &d, shape, op, sf, e);
+                    same(&format!("{name} {op:?} {sf} {e} {rows}x{n}"), &got, &want);
                     // In place: rows `x_stride` apart in the output too.
                     let mut inplace = x.clone();
                     let s = RowShape {
                         out_stride: shape.x_stride,
                         ..shape
                     };
-                    f(RowsOut::InPlace(&mut inplace), &d, s, op, sf);
+                    f(RowsOut::InPlace(&mut inplace), &d, s, op, sf, e);
                     let mut want = x.clone();
-                    row_binary_reference(&mut want, &x, &d, s, op, sf);
-                    same(&format!("{name} in place {op:?} {sf}"), &inplace, &want);
+                    row_binary_reference(&mut want, &x, &d, s, op, sf, e);
+                    same(&format!("{name} in place {op:?} {sf} {e}"), &inplace, &want);
                 }
             }
+        }
+    }
+
+    fn how(op: RowOp, scalar_first: bool, then_exp: bool) -> RowHow {
+        RowHow {
+            op,
+            scalar_first,
+            then_exp,
         }
     }
 
     #[test]
     fn every_variant_gives_the_reference_bits() {
         check_rows("dispatched", &row_binary_f32);
-        check_rows("baseline", &rows);
+        check_rows("baseline", &|o, d, s, op, sf, e| {
+            rows(o, d, s, how(op, sf, e))
+        });
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: the CPU has AVX2.
-                check_rows("avx2", &|o, d, s, op, sf| unsafe {
-                    rows_avx2(o, d, s, op, sf)
+                check_rows("avx2", &|o, d, s, op, sf, e| unsafe {
+                    rows_avx2(o, d, s, how(op, sf, e))
                 });
             }
             if std::arch::is_x86_feature_detected!("avx512f") {
                 // SAFETY: the CPU has AVX-512F.
-                check_rows("avx512f", &|o, d, s, op, sf| unsafe {
-                    rows_avx512(o, d, s, op, sf)
+                check_rows("avx512f", &|o, d, s, op, sf, e| unsafe {
+                    rows_avx512(o, d, s, how(op, sf, e))
                 });
             }
         }
+    }
+
+    /// A lane fold's shape, its rows `pad` elements longer than `m` lane-vectors, and inputs
+    /// for it with `inputs`' specials (NaN, infinities, signed zeros, subnormals, huge).
+    pub(crate) fn lane_case(
+        rows: usize,
+        lanes: usize,
+        lane_stride: usize,
+        m: usize,
+        pad: usize,
+    ) -> (LaneShape, Vec<f32>) {
+        let s = LaneShape {
+            rows,
+            x_stride: lane_stride * m + pad,
+            lanes,
+            lane_stride,
+            m,
+        };
+        (
+            s,
+            inputs(rows * s.x_stride + lanes, (rows * m + pad) as u32),
+        )
     }
 
     #[test]
@@ -526,14 +620,7 @@ mod tests {
         ];
         for (rows, lanes, lane_stride, m) in shapes {
             for pad in [0, 3] {
-                let s = LaneShape {
-                    rows,
-                    x_stride: lane_stride * m + pad,
-                    lanes,
-                    lane_stride,
-                    m,
-                };
-                let mut x = inputs(rows * s.x_stride + lanes, (rows * m + pad) as u32);
+                let (s, mut x) = lane_case(rows, lanes, lane_stride, m, pad);
                 // Signed zeros against each other, in both orders, in one lane.
                 if x.len() > 3 * lane_stride {
                     x[0] = -0.0;
@@ -589,6 +676,10 @@ mod tests {
             assert_eq!(x, [0.5, 1.0, 1.5, 1.0, 1.25, 1.5]);
             flow_row_binary_f32(out.as_mut_ptr(), x.as_ptr(), d.as_ptr(), 2, 2, 3, 2, 4 + 1);
             assert_eq!(out, [1.5, 1.0, 3.0, 2.75]);
+            // `exp(x - d)`: `x` is [0.5, 1.0, 1.5; 1.0, 1.25, 1.5], `d` [2, 4].
+            flow_row_binary_f32(out.as_mut_ptr(), x.as_ptr(), d.as_ptr(), 2, 2, 3, 2, 8 + 1);
+            let e = crate::fastmath::exp_f32;
+            assert_eq!(out, [e(-1.5), e(-1.0), e(-3.0), e(-2.75)]);
         }
     }
 }

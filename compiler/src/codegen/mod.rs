@@ -104,19 +104,24 @@ impl Emitter {
         }
         // Last, the span functions (kernel/span.rs), no result: `exp` over `(ptr, n: i64)`,
         // the windowed dot product over `(out, x, w, n: i64, k: i64, order: i64)`, and the
-        // row operation over `(out, x, d, rows, n, x_stride, out_stride, op: i64)`, and the
-        // lane fold over `(out, x, rows, x_stride, lanes, lane_stride, m, fold: i64)`.
+        // row operation over `(out, x, d, rows, n, x_stride, out_stride, op: i64)`, the
+        // lane fold over `(out, x, rows, x_stride, lanes, lane_stride, m, fold: i64)`, and the
+        // moments fold over `(o0, o1, o2, o3, x, rows, x_stride, lanes, lane_stride, m,
+        // fields, kinds: i64, c0, c1, c2, c3: f64)`.
         let ptr = module.target_config().pointer_type();
-        for (name, ptrs, ints) in [
-            (kernel::EXP_SPAN_SYMBOL, 1, 1),
-            (kernel::WINDOW_DOT_SYMBOL, 3, 3),
-            (kernel::ROW_BINARY_SYMBOL, 3, 5),
-            (kernel::LANE_FOLD_SYMBOL, 2, 6),
+        for (name, ptrs, ints, floats) in [
+            (kernel::EXP_SPAN_SYMBOL, 1, 1, 0),
+            (kernel::WINDOW_DOT_SYMBOL, 3, 3, 0),
+            (kernel::ROW_BINARY_SYMBOL, 3, 5, 0),
+            (kernel::LANE_FOLD_SYMBOL, 2, 6, 0),
+            (kernel::MOMENTS_FOLD_SYMBOL, 5, 7, 4),
         ] {
             let mut sig = module.make_signature();
             sig.params.extend((0..ptrs).map(|_| AbiParam::new(ptr)));
             sig.params
                 .extend((0..ints).map(|_| AbiParam::new(types::I64)));
+            sig.params
+                .extend((0..floats).map(|_| AbiParam::new(types::F64)));
             let id = module
                 .declare_function(name, Linkage::Import, &sig)
                 .map_err(cl_err(&format!("declaring {name}")))?;
@@ -188,6 +193,7 @@ impl Jit {
             kernel::WINDOW_DOT_SYMBOL,
             kernel::ROW_BINARY_SYMBOL,
             kernel::LANE_FOLD_SYMBOL,
+            kernel::MOMENTS_FOLD_SYMBOL,
         ]
         .map(String::from);
         for name in names.chain(spans) {
@@ -259,3 +265,6 @@ impl Kernels for Jit {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod span_tests;

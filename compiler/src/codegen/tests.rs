@@ -16,7 +16,7 @@ use crate::mir::parse;
 use crate::native::{poison, Native, NativeError};
 
 /// Deterministic, irregular `f32` data (negative and positive, not all representable sums).
-fn data(shape: &[usize], salt: u32) -> Tensor {
+pub(super) fn data(shape: &[usize], salt: u32) -> Tensor {
     let n: usize = shape.iter().product();
     let v = (0..n as u32)
         .map(|k| {
@@ -31,7 +31,7 @@ fn data(shape: &[usize], salt: u32) -> Tensor {
 }
 
 /// Runs `text` on the interpreter and the JIT and asserts bitwise-equal outputs.
-fn agree(jit: &mut Native, text: &str, inputs: &[Tensor]) {
+pub(super) fn agree(jit: &mut Native, text: &str, inputs: &[Tensor]) {
     let g = parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let want = interp::eval(&g, inputs).expect("the interpreter runs");
     let ins: Vec<Rc<Tensor>> = inputs.iter().cloned().map(Rc::new).collect();

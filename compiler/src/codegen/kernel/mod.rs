@@ -49,9 +49,12 @@ mod vector;
 pub(super) use span::exp_argument as span_exp_argument;
 #[cfg(test)]
 pub(super) use span::{
-    lane_fold as span_lane_fold, row_binary as span_row_binary, window_dot as span_window_dot,
+    lane_fold as span_lane_fold, moments_fold as span_moments_fold, row_binary as span_row_binary,
+    window_dot as span_window_dot,
 };
-pub use span::{EXP_SPAN_SYMBOL, LANE_FOLD_SYMBOL, ROW_BINARY_SYMBOL, WINDOW_DOT_SYMBOL};
+pub use span::{
+    EXP_SPAN_SYMBOL, LANE_FOLD_SYMBOL, MOMENTS_FOLD_SYMBOL, ROW_BINARY_SYMBOL, WINDOW_DOT_SYMBOL,
+};
 
 use vector::{coef_kind, vector_plan};
 
@@ -63,8 +66,8 @@ pub const ERR_INDEX: i64 = 3;
 
 /// The runtime math functions kernels call, declared in the function being built, in the
 /// order of [`CALLED`]: first the `f32` versions, then the `f64` ones; last the span
-/// functions [`EXP_SPAN_SYMBOL`], [`WINDOW_DOT_SYMBOL`], [`ROW_BINARY_SYMBOL`] and
-/// [`LANE_FOLD_SYMBOL`].
+/// functions [`EXP_SPAN_SYMBOL`], [`WINDOW_DOT_SYMBOL`], [`ROW_BINARY_SYMBOL`],
+/// [`LANE_FOLD_SYMBOL`] and [`MOMENTS_FOLD_SYMBOL`].
 #[derive(Clone, Debug)]
 pub struct Imports {
     pub funcs: Vec<cranelift_codegen::ir::FuncRef>,
@@ -657,6 +660,11 @@ pub fn generate(g: &Graph, node: &Node, b: &mut FunctionBuilder<'_>, imports: Im
                 .filter(|_| range.is_some())
                 .and_then(|e| span::row_binary_expr(g, node, e));
             if let Some(rb) = arg_rows {
+                // One pass: the row operation applies `exp` to each result itself.
+                let rb = span::RowBinary {
+                    code: rb.code | span::ROW_THEN_EXP,
+                    ..rb
+                };
                 span::rows_binary(&mut gen, rb, &space_ext, lo, hi);
             } else {
                 gen.nest(&space_ext, 0, range, plan, &mut |g| {
@@ -667,22 +675,13 @@ pub fn generate(g: &Graph, node: &Node, b: &mut FunctionBuilder<'_>, imports: Im
                     }
                 });
             }
-            if exp_arg.is_some() {
+            if exp_arg.is_some() && arg_rows.is_none() {
                 span::exp_over_rows(&mut gen, &space_ext, lo, hi);
             }
         }
         NodeKind::Reduce { .. }
             if range.is_some()
-                && span::lane_fold(g, node).is_some()
-                && flow_runtime::spanrows::lane_fold_is_vectorized() =>
-        {
-            let fold = span::lane_fold(g, node).expect("checked");
-            span::lanes_over_rows(&mut gen, fold, &space_ext, red_ext[0], lo, hi);
-        }
-        NodeKind::Reduce { .. } if range.is_some() && span::window_dot(g, node).is_some() => {
-            let wd = span::window_dot(g, node).expect("checked");
-            span::window_over_rows(&mut gen, wd, red_ext[0], lo, hi);
-        }
+                && span::reduce_over_rows(&mut gen, g, node, &space_ext, &red_ext, lo, hi) => {}
         NodeKind::Reduce { monoid, args, .. } => {
             let m = kernel_monoid(g, *monoid, node.outputs[0].dtype);
             gen.nest(&space_ext, 0, range, plan, &mut |g| {
