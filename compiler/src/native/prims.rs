@@ -3,8 +3,8 @@
 //! and equal to the interpreter's (see `interp/prims.rs`). A node whose monoid is not one the
 //! routines take (a user monoid with a wrap, an unwrap or a tuple state), and a histogram or
 //! scatter of more than one axis, runs on the interpreter. The elements of a node whose
-//! expressions are not a plain read (a fused producer) are computed first, as a `Map` of the
-//! node's reads, on the kernels (and dropped right after).
+//! expressions are not a plain read (a fused producer) are computed block by block inside
+//! the routine by the producer's kernel (see `producer.rs`), never as a whole tensor.
 //!
 //! Also the dispatch the coordinator's routines share ([`with_monoid`], [`UserCombine`]).
 
