@@ -3,8 +3,8 @@
 //! that no tensor of all the elements is ever made.
 //!
 //! A producer is called on ranges of element positions and writes each element of the range
-//! once; the routines call it on blocks of at most [`super::SCAN_BLOCK`] elements, into a
-//! per-thread scratch buffer (cache-resident: 64 Ki elements of at most 8 bytes per stream) or
+//! once; the routines call it on blocks of at most [`super::SCAN_BLOCK`] elements (a scan) or
+//! [`PIECE`] pairs (a histogram, a scatter), into a per-thread scratch buffer (cache-resident) or
 //! straight into the routine's output (a scan's block), and consume the block before asking
 //! for the next. A block a routine needs twice (a scan's block: its total, then its scan) is
 //! computed twice: the producer is a pure function of the positions, so both give the same
@@ -18,6 +18,11 @@
 use std::cell::RefCell;
 use std::mem::{align_of, size_of, MaybeUninit};
 use std::ops::Range;
+
+/// The most pairs a histogram or scatter asks a producer for at once: their order of
+/// combination does not depend on it, so it is chosen to keep both streams in the L1/L2
+/// cache (4 Ki pairs of at most 16 bytes).
+pub const PIECE: usize = 1 << 12;
 
 /// A producer of one stream: `fill(lo, hi, out)` writes elements `lo..hi` at `out` (`hi - lo`
 /// elements) and returns 0, or a nonzero status (a kernel's error code), which the routine
@@ -93,7 +98,7 @@ impl<I: Copy, T: Copy> Pairs<'_, I, T> {
         self.len() == 0
     }
 
-    /// `f` of the indices and values `r`, in pieces of at most `SCAN_BLOCK` pairs (each a
+    /// `f` of the indices and values `r`, in pieces of at most [`PIECE`] pairs (each a
     /// sub-slice, or the producer's block in this thread's scratch) with the position of the
     /// piece's first pair; stops at the first producer failure.
     pub(crate) fn each(
@@ -107,7 +112,7 @@ impl<I: Copy, T: Copy> Pairs<'_, I, T> {
                 Ok(())
             }
             Pairs::Produced { fill, .. } => {
-                for piece in crate::pool::blocks(r.len(), super::SCAN_BLOCK) {
+                for piece in crate::pool::blocks(r.len(), PIECE) {
                     let (lo, hi) = (r.start + piece.start, r.start + piece.end);
                     with_scratch::<I, T, _>(hi - lo, hi - lo, |si, sv| {
                         let status =
