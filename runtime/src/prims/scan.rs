@@ -54,9 +54,11 @@ pub fn scan<M: Monoid>(
 }
 
 /// [`scan`] of elements in memory or computed block by block by a producer (see
-/// [`super::source`]): the same bits either way. A producer's block is computed into this
-/// thread's scratch for its total, and into its part of `y` for its scan (then scanned in
-/// place); a producer's failure is the asking task's [`TaskError`] (its status as the code).
+/// [`super::source`]): the same bits either way. A producer's block is computed into its
+/// part of `y` (for its total in the first pass; a row's last block, which needs no total, in
+/// the second) and scanned there in place; a retried task of the second pass computes its
+/// block again. A producer's failure is the asking task's [`TaskError`] (its status as the
+/// code).
 ///
 /// # Panics
 /// As [`scan`].
@@ -81,28 +83,32 @@ pub fn scan_elements<M: Monoid>(
     let out = Shared::new(y);
     // Scans `span` of the buffer into `y`, seeded with `carry`: from `x`, or produced into
     // `y` and scanned in place.
-    let scan_span = |t: usize, span: Range<usize>, carry: Option<M::T>, y: &mut [M::T]| {
-        // A row group holds whole rows; a block of a long row is one piece.
-        let piece = if span.len() <= row_len {
-            span.len()
-        } else {
-            row_len
-        };
-        let rows_of = |y: &mut [M::T], x: Option<&[M::T]>| {
-            for (k, y) in y.chunks_exact_mut(piece).enumerate() {
-                let xs = x.map(|x| &x[k * piece..(k + 1) * piece]);
-                scan_block(m, kind, carry, xs, y);
+    // With `filled`, a producer's elements are in `y` already (pass 1 put them there).
+    let scan_span =
+        |t: usize, span: Range<usize>, carry: Option<M::T>, y: &mut [M::T], filled: bool| {
+            // A row group holds whole rows; a block of a long row is one piece.
+            let piece = if span.len() <= row_len {
+                span.len()
+            } else {
+                row_len
+            };
+            let rows_of = |y: &mut [M::T], x: Option<&[M::T]>| {
+                for (k, y) in y.chunks_exact_mut(piece).enumerate() {
+                    let xs = x.map(|x| &x[k * piece..(k + 1) * piece]);
+                    scan_block(m, kind, carry, xs, y);
+                }
+            };
+            match x {
+                Elements::Slice(x) => rows_of(y, Some(&x[span])),
+                Elements::Produced { fill, .. } => {
+                    if !filled {
+                        TaskError::check_status(t, fill(span.start, span.end, y.as_mut_ptr()))?;
+                    }
+                    rows_of(y, None);
+                }
             }
+            Ok(())
         };
-        match x {
-            Elements::Slice(x) => rows_of(y, Some(&x[span])),
-            Elements::Produced { fill, .. } => {
-                TaskError::check_status(t, fill(span.start, span.end, y.as_mut_ptr()))?;
-                rows_of(y, None);
-            }
-        }
-        Ok(())
-    };
     if row_len <= SCAN_BLOCK {
         // One block per row: one pass, several rows per task.
         let per_task = (SCAN_BLOCK / row_len).max(1);
@@ -112,7 +118,7 @@ pub fn scan_elements<M: Monoid>(
             let span = r.start * row_len..r.end * row_len;
             // SAFETY: task `t` alone writes the rows of group `t`.
             let y = unsafe { out.slice(span.clone()) };
-            scan_span(t, span, None, y)
+            scan_span(t, span, None, y, false)
         });
     }
     // Pass 1: every block's total (the last block of a row needs none).
@@ -126,9 +132,17 @@ pub fn scan_elements<M: Monoid>(
     let slots = Shared::new(&mut totals);
     pool.run(rows * per_row, &|t, _| {
         if t % per_row + 1 < per_row {
-            let total = x
-                .with(block_range(t), |x| block_total(m, x))
-                .map_err(|status| TaskError::code(t, status))?;
+            let r = block_range(t);
+            let total = match x {
+                Elements::Slice(x) => block_total(m, &x[r]),
+                Elements::Produced { fill, .. } => {
+                    // Produced into its place in `y`, where pass 2 scans it.
+                    // SAFETY: task `t` alone writes block `t`.
+                    let y = unsafe { out.slice(r.clone()) };
+                    TaskError::check_status(t, fill(r.start, r.end, y.as_mut_ptr()))?;
+                    block_total(m, y)
+                }
+            };
             // SAFETY: task `t` alone writes slot `t`, read after the dispatch.
             unsafe { slots.write(t, Some(total)) };
         }
@@ -147,11 +161,14 @@ pub fn scan_elements<M: Monoid>(
         }
     }
     // Pass 2: every block's scan, seeded with its carry.
-    pool.run(rows * per_row, &|t, _| {
+    pool.run(rows * per_row, &|t, attempt| {
         let r = block_range(t);
         // SAFETY: task `t` alone writes block `t`.
         let y = unsafe { out.slice(r.clone()) };
-        scan_span(t, r, carries[t], y)
+        // A produced block is in `y` since pass 1, unless it is a row's last (pass 1 skipped
+        // it) or this is a retry (a failed attempt may have scanned part of it in place).
+        let filled = t % per_row + 1 < per_row && attempt == 0;
+        scan_span(t, r, carries[t], y, filled)
     })
 }
 

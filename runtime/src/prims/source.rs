@@ -3,12 +3,12 @@
 //! that no tensor of all the elements is ever made.
 //!
 //! A producer is called on ranges of element positions and writes each element of the range
-//! once; the routines call it on blocks of at most [`super::SCAN_BLOCK`] elements (a scan) or
-//! [`PIECE`] pairs (a histogram, a scatter), into a per-thread scratch buffer (cache-resident) or
-//! straight into the routine's output (a scan's block), and consume the block before asking
-//! for the next. A block a routine needs twice (a scan's block: its total, then its scan) is
-//! computed twice: the producer is a pure function of the positions, so both give the same
-//! bits, and a retried task computes its block again from the inputs.
+//! once; the routines call it on blocks of at most [`super::SCAN_BLOCK`] elements (a scan:
+//! straight into its output block, scanned there in place) or [`PIECE`] pairs (a histogram, a
+//! scatter: into a per-thread, cache-resident scratch buffer), and consume the block before
+//! asking for the next. A scatter needs its pairs twice (the winners, then their values) and
+//! computes them twice; the producer is a pure function of the positions, so both give the
+//! same bits, and a retried task computes its block again from the inputs.
 //!
 //! Which ranges a producer is asked for: a scan asks for whole rows when a row has at most
 //! `SCAN_BLOCK` elements (groups of rows, as its tasks are), else for blocks of a row
@@ -54,21 +54,6 @@ impl<T: Copy> Elements<'_, T> {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// `f` of elements `r`: a sub-slice, or the producer's block in this thread's scratch.
-    pub(crate) fn with<R>(&self, r: Range<usize>, f: impl FnOnce(&[T]) -> R) -> Result<R, i32> {
-        match self {
-            Elements::Slice(x) => Ok(f(&x[r])),
-            Elements::Produced { fill, .. } => with_scratch::<T, u8, _>(r.len(), 0, |s, _| {
-                let status = fill(r.start, r.end, s.as_mut_ptr() as *mut T);
-                if status != 0 {
-                    return Err(status);
-                }
-                // SAFETY: the producer wrote every element of the range.
-                Ok(f(unsafe { assume_init(s) }))
-            }),
-        }
     }
 }
 
