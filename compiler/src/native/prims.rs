@@ -359,13 +359,10 @@ impl Native {
         let produced = prod.is_some();
         drop(datas);
         drop(elems);
-        if produced && !matches!(res, Ok(_)) {
+        if produced && res.is_err() {
             // The elements are not in memory to find the first bad index or point in: the
             // interpreter finds it, and words the error as it does.
-            let again = self.interpret(g, id, node, values);
-            if let Err(e) = again {
-                return Err(e);
-            }
+            self.interpret(g, id, node, values)?;
         }
         if let Some(u) = &user {
             if let Some(x) = u.fault.get() {

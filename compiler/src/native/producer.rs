@@ -62,7 +62,9 @@ impl Producer {
     /// Computes elements `lo..hi` of every output `k` at `outs[k]` (`hi - lo` elements each);
     /// returns the kernel's status. `lo` and `hi` are whole rows of the map (or `hi` its end).
     fn fill(&self, lo: usize, hi: usize, outs: &[*mut u8]) -> i32 {
-        debug_assert!(lo % self.row == 0 && (hi % self.row == 0 || hi == self.len));
+        debug_assert!(
+            lo.is_multiple_of(self.row) && (hi.is_multiple_of(self.row) || hi == self.len)
+        );
         let mut bufs = self.reads.clone();
         // The kernel writes row `r` at its place in a whole output: the base that puts row
         // `lo / row` at `outs[k]`.
