@@ -20,11 +20,20 @@ pub const BLOCK: usize = 1 << 16;
 /// # Panics
 /// If the lengths disagree.
 pub fn scan_f32(x: &[f32], y: &mut [f32], sums: &mut [f32]) {
+    scan_f32_of(x, y, sums, |v| v)
+}
+
+/// Inclusive prefix sum of `f(x[i])` into `y`, `f` computed inside both passes (as a
+/// performance-minded user fuses a map into a scan); `sums` as in [`scan_f32`].
+///
+/// # Panics
+/// If the lengths disagree.
+pub fn scan_f32_of(x: &[f32], y: &mut [f32], sums: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
     assert_eq!(x.len(), y.len());
     assert_eq!(sums.len(), x.len().div_ceil(BLOCK));
     sums.par_iter_mut()
         .zip(x.par_chunks(BLOCK))
-        .for_each(|(s, x)| *s = lane_sum(x));
+        .for_each(|(s, x)| *s = lane_sum(x, &f));
     let mut carry = 0.0;
     for s in sums.iter_mut() {
         let t = *s;
@@ -37,20 +46,20 @@ pub fn scan_f32(x: &[f32], y: &mut [f32], sums: &mut [f32]) {
         .for_each(|((y, x), &c)| {
             let mut acc = c;
             for (y, &x) in y.iter_mut().zip(x) {
-                acc += x;
+                acc += f(x);
                 *y = acc;
             }
         });
 }
 
-/// The sum of `x` in 16 independent lanes (vectorised).
-fn lane_sum(x: &[f32]) -> f32 {
+/// The sum of `f(x[i])` in 16 independent lanes (vectorised).
+fn lane_sum(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut lanes = [0f32; 16];
     let chunks = x.chunks_exact(16);
-    let tail: f32 = chunks.remainder().iter().sum();
+    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
     for c in chunks {
         for (l, &v) in lanes.iter_mut().zip(c) {
-            *l += v;
+            *l += f(v);
         }
     }
     lanes.iter().sum::<f32>() + tail
@@ -65,14 +74,28 @@ pub const BINS: usize = 256;
 /// # Panics
 /// If `idx` and `vals` differ in length.
 pub fn histogram(idx: &[i64], vals: &[f32], threads: usize) -> [f32; BINS] {
-    assert_eq!(idx.len(), vals.len());
-    let chunk = idx.len().div_ceil(threads.max(1)).max(1);
-    idx.par_chunks(chunk)
+    histogram_of(idx, vals, threads, |i| i)
+}
+
+/// [`histogram`] at the indices `key(keys[i])`, computed inside the loop (as a
+/// performance-minded user fuses the index computation into the histogram).
+///
+/// # Panics
+/// If `keys` and `vals` differ in length.
+pub fn histogram_of<K: Copy + Sync>(
+    keys: &[K],
+    vals: &[f32],
+    threads: usize,
+    key: impl Fn(K) -> i64 + Sync,
+) -> [f32; BINS] {
+    assert_eq!(keys.len(), vals.len());
+    let chunk = keys.len().div_ceil(threads.max(1)).max(1);
+    keys.par_chunks(chunk)
         .zip(vals.par_chunks(chunk))
-        .map(|(idx, vals)| {
+        .map(|(keys, vals)| {
             let mut bins = [0f32; BINS];
-            for (&i, &v) in idx.iter().zip(vals) {
-                if let Some(b) = bins.get_mut(i as usize) {
+            for (&k, &v) in keys.iter().zip(vals) {
+                if let Some(b) = bins.get_mut(key(k) as usize) {
                     *b += v;
                 }
             }

@@ -16,6 +16,8 @@
 //! | sort | `keys = (rand_uniform(8, [2^24]) as f64 · 2^32) as u32` |
 //! | scan | `x = rand_uniform(1, [2^25])` |
 //! | histogram | `idx = (rand_uniform(2, [2^25]) * 256.0) as i64`, `vals = rand_uniform(3, [2^25])` |
+//! | scan_fused | `x = rand_uniform(1, [2^25])`; the scan of `x * 2.0 + 1.0` |
+//! | histogram_fused | `x = rand_uniform(2, [2^25])`, `vals = rand_uniform(3, [2^25])`; bins `(x * 256.0) as i64` |
 //!
 //! Two more lines measure the runtime's worker pool: `pool.run`, one dispatch of 1000 no-op
 //! tasks, and `W1/pool`, W1 dispatched through [`flow_runtime::pool::Pool`] in blocks of
@@ -42,7 +44,7 @@ pub struct Bench {
 }
 
 /// Every benchmark, in the order the binary runs them.
-pub const BENCHES: [Bench; 12] = [
+pub const BENCHES: [Bench; 14] = [
     Bench {
         name: "W1",
         what: "fused elementwise chain, N=2^25",
@@ -86,6 +88,14 @@ pub const BENCHES: [Bench; 12] = [
     Bench {
         name: "histogram",
         what: "histogram of 2^25 f32 into 256 bins",
+    },
+    Bench {
+        name: "scan_fused",
+        what: "inclusive + scan of x * 2 + 1, 2^25 f32",
+    },
+    Bench {
+        name: "histogram_fused",
+        what: "histogram of 2^25 f32 into 256 bins at (x * 256) as i64",
     },
     Bench {
         name: "pool.run",
@@ -254,6 +264,29 @@ pub fn prepare(name: &str, threads: usize) -> Option<Prepared> {
             let vals = uniform(3, n);
             Box::new(move || {
                 black_box(primitives::histogram(black_box(&idx), &vals, threads));
+            })
+        }
+        "scan_fused" => {
+            let x = uniform(1, 1 << 25);
+            let mut y = vec![0f32; x.len()];
+            let mut sums = vec![0f32; x.len().div_ceil(primitives::BLOCK)];
+            Box::new(move || {
+                primitives::scan_f32_of(black_box(&x), black_box(&mut y), &mut sums, |v| {
+                    v * 2.0 + 1.0
+                })
+            })
+        }
+        "histogram_fused" => {
+            let n = 1 << 25;
+            let x = uniform(2, n);
+            let vals = uniform(3, n);
+            Box::new(move || {
+                black_box(primitives::histogram_of(
+                    black_box(&x),
+                    &vals,
+                    threads,
+                    |u| (u * primitives::BINS as f32) as i64,
+                ));
             })
         }
         _ => unreachable!("every name of BENCHES is handled"),

@@ -38,6 +38,7 @@ mod fallback;
 mod group;
 mod key;
 pub(crate) mod prims;
+mod producer;
 pub mod spread;
 #[cfg(test)]
 mod tests;

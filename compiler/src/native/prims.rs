@@ -3,20 +3,21 @@
 //! and equal to the interpreter's (see `interp/prims.rs`). A node whose monoid is not one the
 //! routines take (a user monoid with a wrap, an unwrap or a tuple state), and a histogram or
 //! scatter of more than one axis, runs on the interpreter. The elements of a node whose
-//! expressions are not a plain read (a fused producer) are computed first, as a `Map` of the
-//! node's reads, on the kernels (and dropped right after).
+//! expressions are not a plain read (a fused producer) are computed block by block inside
+//! the routine by the producer's kernel (see `producer.rs`), never as a whole tensor.
 //!
 //! Also the dispatch the coordinator's routines share ([`with_monoid`], [`UserCombine`]).
 
+use super::producer::{elements, fill1, fill2, pairs, Elems, Producer};
 use super::*;
 use flow_runtime::pool::Pool;
-use flow_runtime::prims::histogram::reduce_by_index;
-use flow_runtime::prims::scan::{scan, ScanKind};
-use flow_runtime::prims::scatter::scatter;
+use flow_runtime::prims::histogram::reduce_by_index_pairs;
+use flow_runtime::prims::scan::{scan_elements, ScanKind};
+use flow_runtime::prims::scatter::scatter_pairs;
 use flow_runtime::prims::{Index, Monoid};
 use flow_runtime::Scalar;
 
-use crate::mir::ir::{Affine, Edge, MonoidRef, Read, ScalarExpr};
+use crate::mir::ir::{MonoidRef, ScalarExpr};
 
 /// The user-monoid arm of [`with_monoid`]: `$body` with `$m` an [`FnMonoid`] over `$t`
 /// whose combine calls `$user` on scalars of variant `$v`.
@@ -116,6 +117,15 @@ macro_rules! with_monoid_impl {
             }
             (MonoidRef::User(_), flow_runtime::Data::Bool($x)) => {
                 Some(user!($user, $zero, $m, $body, Bool, bool))
+            }
+            (MonoidRef::User(_), flow_runtime::Data::U8($x)) => {
+                Some(user!($user, $zero, $m, $body, U8, u8))
+            }
+            (MonoidRef::User(_), flow_runtime::Data::U32($x)) => {
+                Some(user!($user, $zero, $m, $body, U32, u32))
+            }
+            (MonoidRef::User(_), flow_runtime::Data::U64($x)) => {
+                Some(user!($user, $zero, $m, $body, U64, u64))
             }
             _ => None,
         }
@@ -220,17 +230,6 @@ fn routine_monoid(g: &Graph, monoid: MonoidRef) -> Option<Option<UserCombine>> {
     }
 }
 
-/// Whether a read is the whole of a tensor of shape `space`, point for point.
-fn is_plain(r: &Read, space: &[usize], shape: &[usize]) -> bool {
-    r.edge == Edge::Strict
-        && shape == space
-        && r.proj.len() == space.len()
-        && r.proj
-            .iter()
-            .enumerate()
-            .all(|(k, a)| *a == Affine::var(k as u32))
-}
-
 impl Native {
     /// Runs a `Scan`, `ReduceByIndex` or `Scatter` node.
     pub(super) fn run_prim(
@@ -259,6 +258,16 @@ impl Native {
         }
         let exprs: Vec<ScalarExpr> = exprs.into_iter().cloned().collect();
         let elems = self.elements(g, &space, reads, &exprs, values)?;
+        // Without a producer, the expressions' tensors; with one, empty vectors of their
+        // types for the monoid dispatch, and `prod` computes the elements block by block.
+        let (datas, prod): (Vec<Data>, Option<&Producer>) = match &elems {
+            Elems::Tensors(_) => (Vec::new(), None),
+            Elems::Produced(p) => ((0..exprs.len()).map(|k| p.empty(k)).collect(), Some(p)),
+        };
+        let data = |k: usize| match &elems {
+            Elems::Tensors(ts) => &ts[k].data,
+            Elems::Produced(_) => &datas[k],
+        };
         let out_ty = node.outputs[0].clone();
         let len: usize = out_ty.shape.iter().product();
         let spare = self
@@ -283,15 +292,16 @@ impl Native {
                     ScanKind::Inclusive
                 };
                 let row_len = space.last().copied().unwrap_or(1);
-                let x = &elems[0].data;
                 with_monoid!(
                     monoid.ok_or_else(no_monoid)?,
-                    x,
+                    data(0),
                     &combine,
                     zero,
                     |mon, x| {
-                        let mut y = output(Some(spare), x.len(), mon.identity());
-                        scan(pool, &mon, kind, row_len, x, &mut y)
+                        let mut y = output(Some(spare), len, mon.identity());
+                        let fill = fill1(prod);
+                        let x = elements(x, prod, &fill);
+                        scan_elements(pool, &mon, kind, row_len, x, &mut y)
                             .map(|()| y)
                             .map_err(Failure::Task)
                     }
@@ -299,7 +309,7 @@ impl Native {
                 .ok_or_else(no_monoid)?
             }
             NodeKind::ReduceByIndex { bins, .. } => {
-                let (idx, x) = (&elems[0].data, &elems[1].data);
+                let (idx, x) = (data(0), data(1));
                 let bins = *bins;
                 with_monoid!(
                     monoid.ok_or_else(no_monoid)?,
@@ -310,8 +320,24 @@ impl Native {
                         let mut out = output(Some(spare), bins, mon.identity());
                         out.iter_mut().for_each(|b| *b = mon.identity());
                         let bad = match idx {
-                            Data::I64(i) => reduce_by_index(pool, &mon, i, v, &mut out),
-                            Data::I32(i) => reduce_by_index(pool, &mon, i, v, &mut out),
+                            Data::I64(i) => {
+                                let fill = fill2(prod);
+                                reduce_by_index_pairs(
+                                    pool,
+                                    &mon,
+                                    pairs(i, v, prod, &fill),
+                                    &mut out,
+                                )
+                            }
+                            Data::I32(i) => {
+                                let fill = fill2(prod);
+                                reduce_by_index_pairs(
+                                    pool,
+                                    &mon,
+                                    pairs(i, v, prod, &fill),
+                                    &mut out,
+                                )
+                            }
                             _ => Ok(usize::MAX),
                         };
                         match bad {
@@ -325,12 +351,19 @@ impl Native {
             }
             NodeKind::Scatter { dest, .. } => {
                 let dest = &values[dest.node.index()][dest.port as usize];
-                let (idx, x) = (&elems[0].data, &elems[1].data);
-                scatter_data(pool, &dest.data, idx, x, spare).ok_or_else(no_monoid)?
+                scatter_data(pool, &dest.data, (data(0), data(1)), prod, spare)
+                    .ok_or_else(no_monoid)?
             }
             _ => return self.interpret(g, id, node, values),
         };
+        let produced = prod.is_some();
+        drop(datas);
         drop(elems);
+        if produced && res.is_err() {
+            // The elements are not in memory to find the first bad index or point in: the
+            // interpreter finds it, and words the error as it does.
+            self.interpret(g, id, node, values)?;
+        }
         if let Some(u) = &user {
             if let Some(x) = u.fault.get() {
                 return Err(NativeError::Interpreted {
@@ -358,91 +391,6 @@ impl Native {
             }
         }
     }
-
-    /// The tensors of `exprs` over `space`: a plain read's tensor itself, or else all of
-    /// them computed as one `Map` of the node's reads (on the kernels).
-    fn elements(
-        &mut self,
-        g: &Graph,
-        space: &[usize],
-        reads: &[Read],
-        exprs: &[ScalarExpr],
-        values: &[Vec<Rc<Tensor>>],
-    ) -> Result<Vec<Rc<Tensor>>, NativeError> {
-        let plain: Option<Vec<Rc<Tensor>>> = exprs
-            .iter()
-            .map(|e| match e {
-                ScalarExpr::Read(k) => {
-                    let r = reads.get(*k as usize)?;
-                    let t = &values[r.node.index()][r.port as usize];
-                    is_plain(r, space, &t.shape).then(|| t.clone())
-                }
-                _ => None,
-            })
-            .collect();
-        if let Some(ts) = plain {
-            return Ok(ts);
-        }
-        let mut sub = Graph::new();
-        sub.monoids = g.monoids.clone();
-        let mut ports: Vec<Port> = Vec::new();
-        let mut inputs: Vec<Rc<Tensor>> = Vec::new();
-        let mut map_reads = reads.to_vec();
-        for r in map_reads.iter_mut() {
-            let k = match ports.iter().position(|p| *p == r.src()) {
-                Some(k) => k,
-                None => {
-                    let ty = g.nodes[r.node].outputs[r.port as usize].clone();
-                    sub.add(Node {
-                        kind: NodeKind::Input {
-                            index: ports.len() as u32,
-                        },
-                        outputs: vec![ty],
-                        label: g.nodes[r.node].label.clone(),
-                        span: None,
-                    });
-                    ports.push(r.src());
-                    inputs.push(values[r.node.index()][r.port as usize].clone());
-                    ports.len() - 1
-                }
-            };
-            r.node = NodeId(k as u32);
-            r.port = 0;
-        }
-        let read_dtypes: Vec<DType> = reads
-            .iter()
-            .map(|r| g.nodes[r.node].outputs[r.port as usize].dtype)
-            .collect();
-        let cx_tys: Vec<crate::mir::ir::TensorTy> = exprs
-            .iter()
-            .map(|e| {
-                let cx = crate::mir::typeck::ExprCx {
-                    n_index: space.len(),
-                    reads: &read_dtypes,
-                    params: &[],
-                };
-                let d = match crate::mir::typeck::type_of(e, &cx) {
-                    Ok(crate::mir::ir::Ty::Scalar(d)) => d,
-                    _ => DType::F32,
-                };
-                crate::mir::ir::TensorTy::new(d, space.to_vec())
-            })
-            .collect();
-        let at = sub.add(Node {
-            kind: NodeKind::Map {
-                space: space.to_vec(),
-                reads: map_reads,
-                body: exprs.to_vec(),
-            },
-            outputs: cx_tys,
-            label: "elements".into(),
-            span: None,
-        });
-        sub.outputs = (0..exprs.len() as u32)
-            .map(|port| Port { node: at, port })
-            .collect();
-        self.eval_nodes(&sub, &inputs)
-    }
 }
 
 /// The rows a task of a routine covers, for naming a failed task's box.
@@ -461,19 +409,20 @@ fn out_of_range(idx: &Data, n: usize) -> Failure {
 fn scatter_data(
     pool: &Pool,
     dest: &Data,
-    idx: &Data,
-    vals: &Data,
+    (idx, vals): (&Data, &Data),
+    prod: Option<&Producer>,
     spare: Data,
 ) -> Option<Result<Data, Failure>> {
     fn go<T: Copy + Send + Sync, I: Index>(
         pool: &Pool,
         dest: &[T],
-        idx: &[I],
-        vals: &[T],
+        (idx, vals): (&[I], &[T]),
+        prod: Option<&Producer>,
         mut out: Vec<T>,
     ) -> Result<Vec<T>, Failure> {
         out.copy_from_slice(dest);
-        match scatter(pool, &mut out, idx, vals)? {
+        let fill = fill2(prod);
+        match scatter_pairs(pool, &mut out, pairs(idx, vals, prod, &fill))? {
             0 => Ok(out),
             _ => Err(Failure::OutOfRange(-1, 0)),
         }
@@ -482,8 +431,8 @@ fn scatter_data(
         ($v:ident, $d:ident, $x:ident) => {{
             let out = output(Some(spare), $d.len(), Default::default());
             let r = match idx {
-                Data::I64(i) => go(pool, $d, i, $x, out),
-                Data::I32(i) => go(pool, $d, i, $x, out),
+                Data::I64(i) => go(pool, $d, (i, $x), prod, out),
+                Data::I32(i) => go(pool, $d, (i, $x), prod, out),
                 _ => return None,
             };
             Some(r.map(Data::$v).map_err(|e| match e {

@@ -211,3 +211,91 @@ fn the_native_backend_agrees_on_scans_histograms_and_scatters() {
     )
     .expect("runs");
 }
+
+/// The MIR text of the casts from `f32` to `dtype`.
+fn cast_to(e: &str, dtype: &str) -> String {
+    if dtype == "f32" {
+        e.to_string()
+    } else {
+        format!("cast({e}, {dtype})")
+    }
+}
+
+#[test]
+fn fused_producers_agree_for_every_element_type_and_length() {
+    let block = flow_runtime::prims::SCAN_BLOCK;
+    // Empty, one element, a tail, one block, several blocks and a tail.
+    for n in [0, 1, 7, block, 2 * block + 5] {
+        let xs: Vec<f32> = (0..n).map(|k| ((k * 7919) % 9973) as f32 * 0.01).collect();
+        for dtype in ["f32", "f64", "i32", "i64", "u8", "u32", "u64"] {
+            // Values in 0..100: a float producer that rounds, cast to the type.
+            let v = cast_to("add(mul(r0, 3.1f32), 1.0f32)", dtype);
+            let bin = "cast(mul(r0, 0.17f32), i64)";
+            let text = format!(
+                "%0 = input 0 : f32[{n}]\n%1 = input 1 : {dtype}[11]\n\
+                 %2 = scan [{n}] sum reads(%0.0[i0]) : {dtype}[{n}] {{ {v} }}\n\
+                 %3 = scan [{n}] exclusive max reads(%0.0[i0]) : {dtype}[{n}] {{ {v} }}\n\
+                 %4 = histogram [{n}] bins 17 sum reads(%0.0[i0]) : {dtype}[17] {{ {bin}; {v} }}\n\
+                 %5 = scatter %1.0 [{n}] reads(%0.0[i0]) : {dtype}[11] {{ cast(mul(r0, 0.11f32), i32); {v} }}\n\
+                 output %2.0, %3.0, %4.0, %5.0\n"
+            );
+            let dest = flow_runtime::DType::from_name(dtype).expect("a type");
+            let ins = [
+                t(&[n], Data::F32(xs.clone())),
+                t(&[11], Data::zeros(dest, 11)),
+            ];
+            agree(&text, &ins).unwrap_or_else(|e| panic!("{dtype} {n}: {e}"));
+        }
+    }
+}
+
+#[test]
+fn fused_producers_keep_the_order_of_a_non_commutative_monoid_and_rows() {
+    // The last non-zero element: associative, not commutative.
+    let block = flow_runtime::prims::SCAN_BLOCK;
+    for (dtype, zero) in [("i64", "0i64"), ("u32", "0u32")] {
+        let n = 2 * block + 9;
+        let (r, c) = (1000, 37);
+        let text = format!(
+            "monoid @0 \"last\" {{\n    state (v: {dtype})\n    zero ({zero})\n    \
+             combine = select(eq(p1, {zero}), p0, p1)\n}}\n\
+             %0 = input 0 : i64[{n}]\n%1 = input 1 : f32[{r}, {c}]\n\
+             %2 = scan [{n}] @0 reads(%0.0[i0]) : {dtype}[{n}] {{ cast(rem(r0, 5i64), {dtype}) }}\n\
+             %3 = scan [{n}] exclusive @0 reads(%0.0[i0]) : {dtype}[{n}] {{ cast(rem(mul(r0, 3i64), 4i64), {dtype}) }}\n\
+             %4 = histogram [{n}] bins 3 @0 reads(%0.0[i0]) : {dtype}[3] {{ rem(r0, 3i64); cast(rem(r0, 7i64), {dtype}) }}\n\
+             %5 = scan [{r}, {c}] sum reads(%1.0[i0, i1]) : f32[{r}, {c}] {{ mul(r0, r0) }}\n\
+             output %2.0, %3.0, %4.0, %5.0\n"
+        );
+        let idx: Vec<i64> = (0..n as i64)
+            .map(|k| (k * 7919) % 1013 * ((k / 5) % 2))
+            .collect();
+        let xs: Vec<f32> = (0..r * c).map(|k| (k % 101) as f32 * 0.37 - 9.0).collect();
+        agree(&text, &[t(&[n], Data::I64(idx)), t(&[r, c], Data::F32(xs))])
+            .unwrap_or_else(|e| panic!("{dtype}: {e}"));
+    }
+}
+
+#[test]
+fn a_fused_producer_makes_no_tensor_of_its_elements() {
+    let n = 3 * flow_runtime::prims::SCAN_BLOCK + 1;
+    let text = format!(
+        "%0 = input 0 : f32[{n}]\n%1 = input 1 : i64[{n}]\n\
+         %2 = scan [{n}] sum reads(%0.0[i0]) : f32[{n}] {{ add(mul(r0, 2.0f32), 1.0f32) }}\n\
+         %3 = histogram [{n}] bins 256 sum reads(%0.0[i0]) : f32[256] {{ cast(mul(r0, 256.0f32), i64); r0 }}\n\
+         output %2.0, %3.0\n"
+    );
+    let g = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    let xs: Vec<f32> = (0..n)
+        .map(|k| ((k * 7919) % 9973) as f32 / 9973.0)
+        .collect();
+    let ins = [
+        Rc::new(t(&[n], Data::F32(xs))),
+        Rc::new(t(&[n], Data::I64(vec![0; n]))),
+    ];
+    let mut native = crate::codegen::native(3).expect("a JIT");
+    native.eval(&g, &ins).expect("runs");
+    // One buffer per output, none for the elements of the scan or of the histogram.
+    let s = native.buffer_stats();
+    assert_eq!(s.hits + s.misses, 2, "{s:?}");
+    assert_eq!(native.last_peak(), (n * 4 + 256 * 4) as u128);
+}

@@ -21,6 +21,7 @@
 
 use crate::pool::{blocks, n_blocks, Pool, TaskError};
 
+use super::source::Pairs;
 use super::{Index, Monoid, Shared, HISTOGRAM_SHARD};
 
 /// The bins of one task of the combine step.
@@ -47,8 +48,21 @@ pub fn reduce_by_index<M: Monoid, I: Index>(
         vals.len(),
         "reduce_by_index: idx and vals differ in length"
     );
+    reduce_by_index_pairs(pool, m, Pairs::Slices(idx, vals), bins)
+}
+
+/// [`reduce_by_index`] of indices and values in memory or computed block by block by a
+/// producer (see [`super::source`]): the same bits either way. A shard's pairs are produced
+/// in blocks of at most `SCAN_BLOCK` into this thread's scratch (with many bins split into
+/// ranges, once per range); a producer's failure is the asking task's [`TaskError`].
+pub fn reduce_by_index_pairs<M: Monoid, I: Index>(
+    pool: &Pool,
+    m: &M,
+    pairs: Pairs<'_, I, M::T>,
+    bins: &mut [M::T],
+) -> Result<usize, TaskError> {
     let n_bins = bins.len();
-    let n = idx.len();
+    let n = pairs.len();
     if n == 0 || n_bins == 0 {
         bins.iter_mut().for_each(|b| *b = m.identity());
         return Ok(n);
@@ -89,22 +103,28 @@ pub fn reduce_by_index<M: Monoid, I: Index>(
             p.iter_mut().for_each(|b| *b = m.identity());
             let span = s * shard..((s + 1) * shard).min(n);
             let mut out = 0;
-            if ranges == 1 {
-                for (&i, &v) in idx[span.clone()].iter().zip(&vals[span]) {
-                    match i.position(n_bins) {
-                        Some(k) => p[k] = m.combine(p[k], v),
-                        None => out += 1,
+            pairs
+                .each(span, |_, idx, vals| {
+                    if ranges == 1 {
+                        for (&i, &v) in idx.iter().zip(vals) {
+                            match i.position(n_bins) {
+                                Some(k) => p[k] = m.combine(p[k], v),
+                                None => out += 1,
+                            }
+                        }
+                    } else {
+                        for (&i, &v) in idx.iter().zip(vals) {
+                            match i.position(n_bins) {
+                                Some(k) if (lo..hi).contains(&k) => {
+                                    p[k - lo] = m.combine(p[k - lo], v)
+                                }
+                                Some(_) => {}
+                                None => out += 1,
+                            }
+                        }
                     }
-                }
-            } else {
-                for (&i, &v) in idx[span.clone()].iter().zip(&vals[span]) {
-                    match i.position(n_bins) {
-                        Some(k) if (lo..hi).contains(&k) => p[k - lo] = m.combine(p[k - lo], v),
-                        Some(_) => {}
-                        None => out += 1,
-                    }
-                }
-            }
+                })
+                .map_err(|status| TaskError::code(t, status))?;
             if j == 0 {
                 // SAFETY: the range-0 task of shard `s` alone writes count `s`.
                 unsafe { counts.write(s, out) };

@@ -35,6 +35,7 @@ pub mod histogram;
 pub mod scan;
 pub mod scatter;
 pub mod sort;
+pub mod source;
 #[cfg(test)]
 mod tests;
 

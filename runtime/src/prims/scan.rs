@@ -22,6 +22,9 @@
 
 use crate::pool::{blocks, n_blocks, Pool, TaskError};
 
+use std::ops::Range;
+
+use super::source::Elements;
 use super::{Monoid, Shared, SCAN_BLOCK, SCAN_LANES};
 
 /// Which scan.
@@ -47,6 +50,26 @@ pub fn scan<M: Monoid>(
     x: &[M::T],
     y: &mut [M::T],
 ) -> Result<(), TaskError> {
+    scan_elements(pool, m, kind, row_len, Elements::Slice(x), y)
+}
+
+/// [`scan`] of elements in memory or computed block by block by a producer (see
+/// [`super::source`]): the same bits either way. A producer's block is computed into its
+/// part of `y` (for its total in the first pass; a row's last block, which needs no total, in
+/// the second) and scanned there in place; a retried task of the second pass computes its
+/// block again. A producer's failure is the asking task's [`TaskError`] (its status as the
+/// code).
+///
+/// # Panics
+/// As [`scan`].
+pub fn scan_elements<M: Monoid>(
+    pool: &Pool,
+    m: &M,
+    kind: ScanKind,
+    row_len: usize,
+    x: Elements<'_, M::T>,
+    y: &mut [M::T],
+) -> Result<(), TaskError> {
     assert_eq!(x.len(), y.len(), "scan: input and output lengths differ");
     if x.is_empty() {
         return Ok(());
@@ -58,6 +81,34 @@ pub fn scan<M: Monoid>(
     );
     let rows = x.len() / row_len;
     let out = Shared::new(y);
+    // Scans `span` of the buffer into `y`, seeded with `carry`: from `x`, or produced into
+    // `y` and scanned in place.
+    // With `filled`, a producer's elements are in `y` already (pass 1 put them there).
+    let scan_span =
+        |t: usize, span: Range<usize>, carry: Option<M::T>, y: &mut [M::T], filled: bool| {
+            // A row group holds whole rows; a block of a long row is one piece.
+            let piece = if span.len() <= row_len {
+                span.len()
+            } else {
+                row_len
+            };
+            let rows_of = |y: &mut [M::T], x: Option<&[M::T]>| {
+                for (k, y) in y.chunks_exact_mut(piece).enumerate() {
+                    let xs = x.map(|x| &x[k * piece..(k + 1) * piece]);
+                    scan_block(m, kind, carry, xs, y);
+                }
+            };
+            match x {
+                Elements::Slice(x) => rows_of(y, Some(&x[span])),
+                Elements::Produced { fill, .. } => {
+                    if !filled {
+                        TaskError::check_status(t, fill(span.start, span.end, y.as_mut_ptr()))?;
+                    }
+                    rows_of(y, None);
+                }
+            }
+            Ok(())
+        };
     if row_len <= SCAN_BLOCK {
         // One block per row: one pass, several rows per task.
         let per_task = (SCAN_BLOCK / row_len).max(1);
@@ -67,13 +118,7 @@ pub fn scan<M: Monoid>(
             let span = r.start * row_len..r.end * row_len;
             // SAFETY: task `t` alone writes the rows of group `t`.
             let y = unsafe { out.slice(span.clone()) };
-            for (x, y) in x[span]
-                .chunks_exact(row_len)
-                .zip(y.chunks_exact_mut(row_len))
-            {
-                scan_block(m, kind, None, x, y);
-            }
-            Ok(())
+            scan_span(t, span, None, y, false)
         });
     }
     // Pass 1: every block's total (the last block of a row needs none).
@@ -87,7 +132,17 @@ pub fn scan<M: Monoid>(
     let slots = Shared::new(&mut totals);
     pool.run(rows * per_row, &|t, _| {
         if t % per_row + 1 < per_row {
-            let total = block_total(m, &x[block_range(t)]);
+            let r = block_range(t);
+            let total = match x {
+                Elements::Slice(x) => block_total(m, &x[r]),
+                Elements::Produced { fill, .. } => {
+                    // Produced into its place in `y`, where pass 2 scans it.
+                    // SAFETY: task `t` alone writes block `t`.
+                    let y = unsafe { out.slice(r.clone()) };
+                    TaskError::check_status(t, fill(r.start, r.end, y.as_mut_ptr()))?;
+                    block_total(m, y)
+                }
+            };
             // SAFETY: task `t` alone writes slot `t`, read after the dispatch.
             unsafe { slots.write(t, Some(total)) };
         }
@@ -106,12 +161,14 @@ pub fn scan<M: Monoid>(
         }
     }
     // Pass 2: every block's scan, seeded with its carry.
-    pool.run(rows * per_row, &|t, _| {
+    pool.run(rows * per_row, &|t, attempt| {
         let r = block_range(t);
         // SAFETY: task `t` alone writes block `t`.
         let y = unsafe { out.slice(r.clone()) };
-        scan_block(m, kind, carries[t], &x[r], y);
-        Ok(())
+        // A produced block is in `y` since pass 1, unless it is a row's last (pass 1 skipped
+        // it) or this is a retry (a failed attempt may have scanned part of it in place).
+        let filled = t % per_row + 1 < per_row && attempt == 0;
+        scan_span(t, r, carries[t], y, filled)
     })
 }
 
@@ -141,36 +198,54 @@ fn block_total<M: Monoid>(m: &M, x: &[M::T]) -> M::T {
 }
 
 /// Scans one block `x` (not empty) into `y`, seeded with `carry` (`None` in a row's first
-/// block).
-fn scan_block<M: Monoid>(m: &M, kind: ScanKind, carry: Option<M::T>, x: &[M::T], y: &mut [M::T]) {
-    let mut acc = x[0];
+/// block); `x` is `None` for a block scanned in place (its elements are in `y`).
+fn scan_block<M: Monoid>(
+    m: &M,
+    kind: ScanKind,
+    carry: Option<M::T>,
+    x: Option<&[M::T]>,
+    y: &mut [M::T],
+) {
+    if let Some(x) = x {
+        assert_eq!(x.len(), y.len(), "scan: block lengths");
+    }
+    let n = y.len();
+    let yp = y.as_mut_ptr();
+    let xp = x.map_or(yp as *const M::T, |x| x.as_ptr());
+    // SAFETY: `i < n`, inside `x` and `y`; element `i` of `x` is read before element `i` of
+    // `y` is written, so `x` may be `y` itself.
+    let at = |i: usize| unsafe { *xp.add(i) };
+    let put = |i: usize, v: M::T| unsafe { *yp.add(i) = v };
+    let mut acc = at(0);
     match (kind, carry) {
         (ScanKind::Inclusive, None) => {
-            y[0] = acc;
-            for (y, &x) in y[1..].iter_mut().zip(&x[1..]) {
-                acc = m.combine(acc, x);
-                *y = acc;
+            put(0, acc);
+            for i in 1..n {
+                acc = m.combine(acc, at(i));
+                put(i, acc);
             }
         }
         (ScanKind::Inclusive, Some(c)) => {
-            y[0] = m.combine(c, acc);
-            for (y, &x) in y[1..].iter_mut().zip(&x[1..]) {
-                acc = m.combine(acc, x);
-                *y = m.combine(c, acc);
+            put(0, m.combine(c, acc));
+            for i in 1..n {
+                acc = m.combine(acc, at(i));
+                put(i, m.combine(c, acc));
             }
         }
         (ScanKind::Exclusive, None) => {
-            y[0] = m.identity();
-            for (y, &x) in y[1..].iter_mut().zip(&x[1..]) {
-                *y = acc;
-                acc = m.combine(acc, x);
+            put(0, m.identity());
+            for i in 1..n {
+                let v = at(i);
+                put(i, acc);
+                acc = m.combine(acc, v);
             }
         }
         (ScanKind::Exclusive, Some(c)) => {
-            y[0] = c;
-            for (y, &x) in y[1..].iter_mut().zip(&x[1..]) {
-                *y = m.combine(c, acc);
-                acc = m.combine(acc, x);
+            put(0, c);
+            for i in 1..n {
+                let v = at(i);
+                put(i, m.combine(c, acc));
+                acc = m.combine(acc, v);
             }
         }
     }

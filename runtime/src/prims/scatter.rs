@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::pool::{blocks, Pool, TaskError};
 
+use super::source::Pairs;
 use super::{map_blocks, GatherError, Index, IndexError, Shared, BLOCK};
 
 /// `dest[idx[i]] = vals[i]` for every `i` whose index is in range; among elements with the
@@ -34,37 +35,81 @@ pub fn scatter<T: Copy + Send + Sync, I: Index>(
         vals.len(),
         "scatter: idx and vals differ in length"
     );
+    scatter_pairs(pool, dest, Pairs::Slices(idx, vals))
+}
+
+/// [`scatter`] of indices and values in memory or computed block by block by a producer
+/// (see [`super::source`]): the same result either way. With a producer, the pairs are
+/// produced twice, in blocks into this thread's scratch: once for the winners, once to write
+/// each winner's value at its index; a producer's failure is the asking task's
+/// [`TaskError`].
+pub fn scatter_pairs<T: Copy + Send + Sync, I: Index>(
+    pool: &Pool,
+    dest: &mut [T],
+    pairs: Pairs<'_, I, T>,
+) -> Result<usize, TaskError> {
     let n_dest = dest.len();
     // winner[k] = 1 + the highest position writing k, or 0.
     let winner: Vec<AtomicUsize> = std::iter::repeat_with(|| AtomicUsize::new(0))
         .take(n_dest)
         .collect();
-    let ignored = map_blocks(pool, idx.len(), BLOCK, |r| {
+    let ranges: Vec<_> = blocks(pairs.len(), BLOCK).collect();
+    let mut ignored = vec![0usize; ranges.len()];
+    let counts = Shared::new(&mut ignored);
+    pool.run(ranges.len(), &|t, _| {
         let mut out = 0usize;
-        for (p, &i) in idx[r.clone()].iter().enumerate() {
-            match i.position(n_dest) {
-                Some(k) => {
-                    winner[k].fetch_max(r.start + p + 1, Ordering::Relaxed);
+        pairs
+            .each(ranges[t].clone(), |start, idx, _| {
+                for (p, &i) in idx.iter().enumerate() {
+                    match i.position(n_dest) {
+                        Some(k) => {
+                            winner[k].fetch_max(start + p + 1, Ordering::Relaxed);
+                        }
+                        None => out += 1,
+                    }
                 }
-                None => out += 1,
-            }
-        }
-        out
-    })?;
-    let out = Shared::new(dest);
-    let chunks: Vec<_> = blocks(n_dest, BLOCK).collect();
-    pool.run(chunks.len(), &|t, _| {
-        let c = chunks[t].clone();
-        // SAFETY: task `t` alone writes chunk `t` of the destination.
-        let d = unsafe { out.slice(c.clone()) };
-        for (d, w) in d.iter_mut().zip(&winner[c]) {
-            let w = w.load(Ordering::Relaxed);
-            if w > 0 {
-                *d = vals[w - 1];
-            }
-        }
+            })
+            .map_err(|status| TaskError::code(t, status))?;
+        // SAFETY: task `t` alone writes count `t`, read after the dispatch.
+        unsafe { counts.write(t, out) };
         Ok(())
     })?;
+    let out = Shared::new(dest);
+    match pairs {
+        Pairs::Slices(_, vals) => {
+            // Each destination chunk reads its winners' values.
+            let chunks: Vec<_> = blocks(n_dest, BLOCK).collect();
+            pool.run(chunks.len(), &|t, _| {
+                let c = chunks[t].clone();
+                // SAFETY: task `t` alone writes chunk `t` of the destination.
+                let d = unsafe { out.slice(c.clone()) };
+                for (d, w) in d.iter_mut().zip(&winner[c]) {
+                    let w = w.load(Ordering::Relaxed);
+                    if w > 0 {
+                        *d = vals[w - 1];
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Pairs::Produced { .. } => {
+            // Each block of pairs writes the values of the winners among its pairs.
+            pool.run(ranges.len(), &|t, _| {
+                pairs
+                    .each(ranges[t].clone(), |start, idx, vals| {
+                        for (p, (&i, &v)) in idx.iter().zip(vals).enumerate() {
+                            if let Some(k) = i.position(n_dest) {
+                                if winner[k].load(Ordering::Relaxed) == start + p + 1 {
+                                    // SAFETY: only the winner of `k` writes it.
+                                    unsafe { out.write(k, v) };
+                                }
+                            }
+                        }
+                    })
+                    .map_err(|status| TaskError::code(t, status))
+            })?;
+        }
+    }
     Ok(ignored.iter().sum())
 }
 

@@ -603,3 +603,132 @@ fn a_record_monoid_calls_a_compiled_combine() {
         assert_eq!(first.get_or_insert_with(|| bins.clone()), &bins);
     }
 }
+
+/// A producer of `x[i] * 2 + 1` (float) from `x`, counting the elements it computed.
+fn doubled<'a>(
+    x: &'a [f32],
+    calls: &'a std::sync::atomic::AtomicUsize,
+) -> impl Fn(usize, usize, *mut f32) -> i32 + Sync + 'a {
+    move |lo, hi, out| {
+        calls.fetch_add(hi - lo, std::sync::atomic::Ordering::Relaxed);
+        for (k, &v) in x[lo..hi].iter().enumerate() {
+            // SAFETY: the routine gives room for `hi - lo` elements.
+            unsafe { *out.add(k) = v * 2.0 + 1.0 };
+        }
+        0
+    }
+}
+
+#[test]
+fn produced_scans_are_the_bits_of_scans_of_the_tensor() {
+    use super::scan::scan_elements;
+    use super::source::Elements;
+    use std::sync::atomic::AtomicUsize;
+    let cases = [
+        (3 * SCAN_BLOCK + 17, 3 * SCAN_BLOCK + 17),
+        (3 * (2 * SCAN_BLOCK + 5), 2 * SCAN_BLOCK + 5),
+        (7 * 1000, 7),
+        (SCAN_BLOCK, SCAN_BLOCK),
+        (1, 1),
+        (0, 0),
+    ];
+    for (n, row_len) in cases {
+        let x = floats(n, n as u64 + 5);
+        let mapped: Vec<f32> = x.iter().map(|v| v * 2.0 + 1.0).collect();
+        for kind in [ScanKind::Inclusive, ScanKind::Exclusive] {
+            let spec = scan_reference(&Sum::<f32>::new(), kind, row_len.max(1), &mapped);
+            for pool in pools() {
+                let calls = AtomicUsize::new(0);
+                let fill = doubled(&x, &calls);
+                let mut y = vec![0.0; n];
+                let src = Elements::Produced {
+                    len: n,
+                    fill: &fill,
+                };
+                scan_elements(&pool, &Sum::<f32>::new(), kind, row_len, src, &mut y).unwrap();
+                assert_eq!(bits(&y), bits(&spec), "{n} {row_len} {kind:?} {pool:?}");
+                // Every block is produced once, into `y`.
+                let produced = calls.load(std::sync::atomic::Ordering::Relaxed);
+                assert_eq!(produced, n, "{n} {row_len}");
+            }
+        }
+    }
+    // A non-commutative monoid keeps index order; a failing producer is the task's error.
+    let a = affines(2 * SCAN_BLOCK + 3, 9);
+    // Fails (status 7) on the block holding element `bad`, when there is one.
+    let fill = |bad: usize| {
+        let a = &a;
+        move |lo: usize, hi: usize, out: *mut Affine| {
+            // SAFETY: room for `hi - lo` elements.
+            (lo..hi).for_each(|i| unsafe { *out.add(i - lo) = a[i] });
+            if (lo..hi).contains(&bad) {
+                7
+            } else {
+                0
+            }
+        }
+    };
+    let m = affine_monoid();
+    let spec = sequential_scan(ScanKind::Inclusive, m.identity, compose, &a);
+    for pool in pools() {
+        let mut y = vec![m.identity; a.len()];
+        let (failing, ok) = (fill(a.len() - 1), fill(a.len()));
+        let src = Elements::Produced {
+            len: a.len(),
+            fill: &failing,
+        };
+        let e = scan_elements(&pool, &m, ScanKind::Inclusive, a.len(), src, &mut y).unwrap_err();
+        assert_eq!(e.kind, crate::pool::TaskErrorKind::Code(7));
+        let src = Elements::Produced {
+            len: a.len(),
+            fill: &ok,
+        };
+        scan_elements(&pool, &m, ScanKind::Inclusive, a.len(), src, &mut y).unwrap();
+        assert_eq!(y, spec);
+    }
+}
+
+#[test]
+fn produced_histograms_and_scatters_match_those_of_tensors() {
+    use super::histogram::reduce_by_index_pairs;
+    use super::scatter::scatter_pairs;
+    use super::source::Pairs;
+    for (n, n_bins) in [
+        (3 * SCAN_BLOCK + 11, 256),
+        (2 * SCAN_BLOCK + 9, 3 * HISTOGRAM_SHARD),
+        (1, 4),
+        (0, 4),
+    ] {
+        let x = floats(n, 31);
+        let idx = ints(n, 32, -2, n_bins as i64 + 2);
+        let vals: Vec<f32> = x.iter().map(|v| v * 2.0 + 1.0).collect();
+        // Indices and values from one producer (`idx` shifted by one and back, the values mapped).
+        let fill = |lo: usize, hi: usize, pi: *mut i64, pv: *mut f32| {
+            for i in lo..hi {
+                // SAFETY: room for `hi - lo` elements in each stream.
+                unsafe {
+                    *pi.add(i - lo) = (idx[i] + 1) - 1;
+                    *pv.add(i - lo) = x[i] * 2.0 + 1.0;
+                }
+            }
+            0
+        };
+        let m = Sum::<f32>::new();
+        for pool in pools() {
+            let mut want = vec![0.0f32; n_bins];
+            let w = reduce_by_index(&pool, &m, &idx, &vals, &mut want).unwrap();
+            let mut got = vec![9.0f32; n_bins];
+            let src = Pairs::Produced {
+                len: n,
+                fill: &fill,
+            };
+            assert_eq!(reduce_by_index_pairs(&pool, &m, src, &mut got), Ok(w));
+            assert_eq!(bits(&got), bits(&want), "{n} {n_bins} {pool:?}");
+            let init = floats(n_bins, 33);
+            let (mut want, mut got) = (init.clone(), init);
+            let w = scatter(&pool, &mut want, &idx, &vals).unwrap();
+            assert_eq!(scatter_pairs(&pool, &mut got, src), Ok(w));
+            assert_eq!(bits(&got), bits(&want), "scatter {n} {n_bins} {pool:?}");
+        }
+    }
+}

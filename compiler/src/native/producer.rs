@@ -1,0 +1,260 @@
+//! The elements of a scan, histogram or scatter node on the native backend: each expression's
+//! tensor when every expression is a plain read, else a [`Producer`] — the compiled kernel of
+//! a `Map` of the node's reads whose body is the node's expressions (the fused producer) —
+//! that the runtime's routines call on blocks of at most `SCAN_BLOCK` elements into a
+//! cache-resident scratch or the output itself (`flow_runtime::prims::source`), so no tensor
+//! of all the elements is made. The producer's kernel is the one a `Map` node of the same
+//! structure gets (cached by structure, recorded by `flowc build`), and computes what the
+//! interpreter computes, bit for bit.
+//!
+//! Where a producer is not used, the expressions are computed first as a whole `Map` (on the
+//! kernels) and dropped after the node: when the kernel source has no kernel for the map (an
+//! executable's table), and for a scan of rank 3 or more, or of rows longer than
+//! `SCAN_BLOCK` — the routine asks for pieces of rows there, while a kernel computes whole
+//! rows of its outermost dimension.
+
+use std::rc::Rc;
+
+use flow_runtime::abi::KernelFn;
+use flow_runtime::prims::source::{Elements, Fill, Fill2, Pairs};
+use flow_runtime::prims::SCAN_BLOCK;
+use flow_runtime::{DType, Data, Tensor};
+
+use super::{data_ptr, kernel_dims, Native, NativeError};
+use crate::mir::ir::{Affine, Edge, Graph, Node, NodeId, NodeKind, Port, Read, ScalarExpr};
+use crate::mir::Idx;
+
+/// The elements of a node.
+pub(super) enum Elems {
+    /// One tensor per expression.
+    Tensors(Vec<Rc<Tensor>>),
+    /// Computed block by block.
+    Produced(Producer),
+}
+
+/// A compiled `Map` of a node's reads whose outputs are the node's expressions, with the
+/// buffers and extents it is called with.
+pub(super) struct Producer {
+    kernel: KernelFn,
+    /// One pointer per read of the map, into `_inputs`.
+    reads: Vec<*mut u8>,
+    dims: Vec<i64>,
+    /// Each output's element type.
+    dtypes: Vec<DType>,
+    /// The elements of one row of the map's outermost dimension.
+    row: usize,
+    /// The elements of each output.
+    pub(super) len: usize,
+    /// The tensors read, kept alive while the pointers are used.
+    _inputs: Vec<Rc<Tensor>>,
+}
+
+// SAFETY: the pointers are only read through (by the kernel), into tensors `_inputs` keeps
+// alive; the kernel is callable from any thread.
+unsafe impl Sync for Producer {}
+
+impl Producer {
+    /// An empty vector of output `k`'s element type: what the monoid dispatch matches on.
+    pub(super) fn empty(&self, k: usize) -> Data {
+        Data::zeros(self.dtypes[k], 0)
+    }
+
+    /// Computes elements `lo..hi` of every output `k` at `outs[k]` (`hi - lo` elements each);
+    /// returns the kernel's status. `lo` and `hi` are whole rows of the map (or `hi` its end).
+    fn fill(&self, lo: usize, hi: usize, outs: &[*mut u8]) -> i32 {
+        debug_assert!(
+            lo.is_multiple_of(self.row) && (hi.is_multiple_of(self.row) || hi == self.len)
+        );
+        let mut bufs = self.reads.clone();
+        // The kernel writes row `r` at its place in a whole output: the base that puts row
+        // `lo / row` at `outs[k]`.
+        bufs.extend(
+            outs.iter()
+                .zip(&self.dtypes)
+                .map(|(&p, d)| p.wrapping_sub(lo * d.size_bytes())),
+        );
+        // SAFETY: the kernel was compiled for this map (its reads are `reads`, in bounds as
+        // the verifier proved for the node), and writes rows `lo / row..hi / row` only: the
+        // `hi - lo` elements at each `outs[k]`, which the caller gives it.
+        unsafe {
+            (self.kernel)(
+                bufs.as_ptr(),
+                self.dims.as_ptr(),
+                (lo / self.row) as i64,
+                hi.div_ceil(self.row) as i64,
+            )
+        }
+    }
+}
+
+/// The fill of a scan's elements by `p`'s one output.
+pub(super) fn fill1<T>(p: Option<&Producer>) -> impl Fn(usize, usize, *mut T) -> i32 + Sync + '_ {
+    move |lo, hi, out| p.map_or(-1, |p| p.fill(lo, hi, &[out as *mut u8]))
+}
+
+/// The fill of a histogram's or scatter's indices and values by `p`'s two outputs.
+pub(super) fn fill2<I, T>(
+    p: Option<&Producer>,
+) -> impl Fn(usize, usize, *mut I, *mut T) -> i32 + Sync + '_ {
+    move |lo, hi, idx, vals| p.map_or(-1, |p| p.fill(lo, hi, &[idx as *mut u8, vals as *mut u8]))
+}
+
+/// The elements `x` (with no producer) or those `fill` computes.
+pub(super) fn elements<'a, T>(
+    x: &'a [T],
+    p: Option<&Producer>,
+    fill: &'a Fill<'a, T>,
+) -> Elements<'a, T> {
+    match p {
+        Some(p) => Elements::Produced { len: p.len, fill },
+        None => Elements::Slice(x),
+    }
+}
+
+/// The pairs `idx`, `vals` (with no producer) or those `fill` computes.
+pub(super) fn pairs<'a, I, T>(
+    idx: &'a [I],
+    vals: &'a [T],
+    p: Option<&Producer>,
+    fill: &'a Fill2<'a, I, T>,
+) -> Pairs<'a, I, T> {
+    match p {
+        Some(p) => Pairs::Produced { len: p.len, fill },
+        None => Pairs::Slices(idx, vals),
+    }
+}
+
+/// Whether a read is the whole of a tensor of shape `space`, point for point.
+fn is_plain(r: &Read, space: &[usize], shape: &[usize]) -> bool {
+    r.edge == Edge::Strict
+        && shape == space
+        && r.proj.len() == space.len()
+        && r.proj
+            .iter()
+            .enumerate()
+            .all(|(k, a)| *a == Affine::var(k as u32))
+}
+
+impl Native {
+    /// The elements of `exprs` over `space`: a plain read's tensor itself, or a producer of
+    /// all of them, or (where no producer can serve, see the module's documentation) all of
+    /// them computed as one `Map` of the node's reads.
+    pub(super) fn elements(
+        &mut self,
+        g: &Graph,
+        space: &[usize],
+        reads: &[Read],
+        exprs: &[ScalarExpr],
+        values: &[Vec<Rc<Tensor>>],
+    ) -> Result<Elems, NativeError> {
+        let plain: Option<Vec<Rc<Tensor>>> = exprs
+            .iter()
+            .map(|e| match e {
+                ScalarExpr::Read(k) => {
+                    let r = reads.get(*k as usize)?;
+                    let t = &values[r.node.index()][r.port as usize];
+                    is_plain(r, space, &t.shape).then(|| t.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        if let Some(ts) = plain {
+            return Ok(Elems::Tensors(ts));
+        }
+        let (sub, at, inputs) = producer_map(g, space, reads, exprs, values);
+        let row: usize = space.iter().skip(1).product();
+        let len: usize = space.iter().product();
+        let rows_fit = space.len() == 1 || (space.len() == 2 && row <= SCAN_BLOCK);
+        if rows_fit && len > 0 {
+            if let Some(k) = self.kernels.kernel(&sub, at, &self.hooks)? {
+                let map = &sub.nodes[at];
+                let NodeKind::Map { reads, .. } = &map.kind else {
+                    unreachable!("a map")
+                };
+                return Ok(Elems::Produced(Producer {
+                    kernel: k.f,
+                    reads: reads
+                        .iter()
+                        .map(|r| data_ptr(&inputs[r.node.index()].data) as *mut u8)
+                        .collect(),
+                    dims: kernel_dims(&sub, map),
+                    dtypes: map.outputs.iter().map(|t| t.dtype).collect(),
+                    row,
+                    len,
+                    _inputs: inputs,
+                }));
+            }
+        }
+        Ok(Elems::Tensors(self.eval_nodes(&sub, &inputs)?))
+    }
+}
+
+/// A graph of the tensors a node reads (as inputs) and one `Map` over `space` whose body is
+/// `exprs`; the map's id and the inputs.
+fn producer_map(
+    g: &Graph,
+    space: &[usize],
+    reads: &[Read],
+    exprs: &[ScalarExpr],
+    values: &[Vec<Rc<Tensor>>],
+) -> (Graph, NodeId, Vec<Rc<Tensor>>) {
+    let mut sub = Graph::new();
+    sub.monoids = g.monoids.clone();
+    let mut ports: Vec<Port> = Vec::new();
+    let mut inputs: Vec<Rc<Tensor>> = Vec::new();
+    let mut map_reads = reads.to_vec();
+    for r in map_reads.iter_mut() {
+        let k = match ports.iter().position(|p| *p == r.src()) {
+            Some(k) => k,
+            None => {
+                let ty = g.nodes[r.node].outputs[r.port as usize].clone();
+                sub.add(Node {
+                    kind: NodeKind::Input {
+                        index: ports.len() as u32,
+                    },
+                    outputs: vec![ty],
+                    label: g.nodes[r.node].label.clone(),
+                    span: None,
+                });
+                ports.push(r.src());
+                inputs.push(values[r.node.index()][r.port as usize].clone());
+                ports.len() - 1
+            }
+        };
+        r.node = NodeId(k as u32);
+        r.port = 0;
+    }
+    let read_dtypes: Vec<DType> = reads
+        .iter()
+        .map(|r| g.nodes[r.node].outputs[r.port as usize].dtype)
+        .collect();
+    let cx_tys: Vec<crate::mir::ir::TensorTy> = exprs
+        .iter()
+        .map(|e| {
+            let cx = crate::mir::typeck::ExprCx {
+                n_index: space.len(),
+                reads: &read_dtypes,
+                params: &[],
+            };
+            let d = match crate::mir::typeck::type_of(e, &cx) {
+                Ok(crate::mir::ir::Ty::Scalar(d)) => d,
+                _ => DType::F32,
+            };
+            crate::mir::ir::TensorTy::new(d, space.to_vec())
+        })
+        .collect();
+    let at = sub.add(Node {
+        kind: NodeKind::Map {
+            space: space.to_vec(),
+            reads: map_reads,
+            body: exprs.to_vec(),
+        },
+        outputs: cx_tys,
+        label: "elements".into(),
+        span: None,
+    });
+    sub.outputs = (0..exprs.len() as u32)
+        .map(|port| Port { node: at, port })
+        .collect();
+    (sub, at, inputs)
+}
