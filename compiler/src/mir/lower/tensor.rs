@@ -232,8 +232,13 @@ impl<'p> Lowerer<'p> {
                 self.bind_dims(&e.ty, &args[0], frame)?;
             }
             H::Builtin(hir::Builtin::ReduceByIndex(_), args) => {
-                // The bins' count names the result's first dimension.
-                if let Ty::Tensor(_, dims) = &e.ty {
+                // The bins' count names the result's first dimension (every field's, for a
+                // tensor of tuples).
+                let first = match &e.ty {
+                    Ty::Tuple(fs) => fs.first().map(|f| &f.1),
+                    t => Some(t),
+                };
+                if let Some(Ty::Tensor(_, dims)) = first {
                     if let Some(var) = dims.first().and_then(|d| d.as_var()) {
                         if !frame.shapes.contains_key(var) {
                             let n = self.const_i64(&args[0], frame)?;
