@@ -16,7 +16,7 @@ const ARGMAX: &str = "monoid ArgMax {\n\
  monoid Pick {\n\
      state = (v: f32, i: i64);\n\
      zero = (-inf, 9223372036854775807);\n\
-     combine(a, b) = if b.v > a.v { b } else { a };\n\
+     combine(a, b) = if b.v > a.v || (b.v == a.v && b.i < a.i) { b } else { a };\n\
      unwrap(s) = s.i;\n\
  }\n";
 
@@ -123,10 +123,9 @@ fn the_coordinators_primitives_take_tensors_of_tuples() {
      }";
     let (prog, codes) = check_files(&[(None, text)]);
     assert!(codes.is_empty(), "{codes:?}");
-    let main = prog.funcs.iter().find(|f| f.name == "main").expect("main");
+    let main = prog.main.as_ref().expect("main");
     let local = |name: &str| {
-        main.body
-            .locals
+        main.locals
             .iter()
             .find(|l| l.name == name)
             .map(|l| l.ty.clone())
