@@ -513,11 +513,17 @@ fn a_tensor_of_tuples_is_saved_and_loaded_as_one_npy_per_field() {
         "main {\n  let q: (d: f32, i: u32)[N] = load(args()[0]);\n  print(q.i, q.d);\n}\n",
     );
     for backend in ["jit", "interp"] {
-        let out = run_in(&dir.0, &["run", "--backend", backend, "load.flow", "--", "p.npy"]);
+        let out = run_in(
+            &dir.0,
+            &["run", "--backend", backend, "load.flow", "--", "p.npy"],
+        );
         assert_eq!(out.status.code(), Some(0), "{out:?}");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "[7, 8] [3, 1]\n");
         // Fields of different lengths are refused, naming both files.
-        let out = run_in(&dir.0, &["run", "--backend", backend, "load.flow", "--", "bad.npy"]);
+        let out = run_in(
+            &dir.0,
+            &["run", "--backend", backend, "load.flow", "--", "bad.npy"],
+        );
         assert_eq!(out.status.code(), Some(1), "{out:?}");
         let err = stderr(&out);
         assert!(

@@ -52,10 +52,7 @@ fn a_tuple_state_scan_gives_a_tensor_of_its_result() {
     );
     // An unwrap to a scalar gives a plain tensor; an exclusive scan the same type.
     assert_eq!(
-        body_ty(
-            "op f(p: (f32, i64)[N]) -> i64[N] = scan_excl(Pick, p)",
-            "f"
-        ),
+        body_ty("op f(p: (f32, i64)[N]) -> i64[N] = scan_excl(Pick, p)", "f"),
         Ty::Tensor(DType::I64, n())
     );
     // A tuple-state histogram of rows: `[N, 2]` values into `[3, 2]` bins.

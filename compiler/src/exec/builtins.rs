@@ -189,8 +189,7 @@ impl<'p, 'h> Machine<'p, 'h> {
             .host
             .read_file(path)
             .or_else(|x| fail(span, format!("cannot read `{path}`: {x}")))?;
-        let t =
-            flow_runtime::read_npy(&bytes).or_else(|x| fail(span, format!("`{path}`: {x}")))?;
+        let t = flow_runtime::read_npy(&bytes).or_else(|x| fail(span, format!("`{path}`: {x}")))?;
         check_loaded(&t, ty, path, span)?;
         self.check_loaded_vars(&t, ty, path, span)?;
         Ok(t)

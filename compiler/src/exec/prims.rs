@@ -86,7 +86,11 @@ impl<'p, 'h> Machine<'p, 'h> {
             ts.push(tensors);
         }
         let n = ts[0].first().map_or(0, |t| t.len());
-        if ts.iter().flatten().any(|t| t.shape.len() != 1 || t.len() != n) {
+        if ts
+            .iter()
+            .flatten()
+            .any(|t| t.shape.len() != 1 || t.len() != n)
+        {
             return bug(
                 span,
                 format!("`{}` of tensors that are not 1-D of one length", b.name()),
@@ -112,7 +116,10 @@ impl<'p, 'h> Machine<'p, 'h> {
         };
         // The result's fields as a tensor, or as a tensor of tuples when `tupled`.
         let tensors = |fields: Vec<Data>, tupled: bool| {
-            let mut vs = fields.into_iter().map(vector).collect::<Result<Vec<_>, _>>()?;
+            let mut vs = fields
+                .into_iter()
+                .map(vector)
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(match vs.len() {
                 1 if !tupled => vs.remove(0),
                 _ => Value::Tuple(vs),

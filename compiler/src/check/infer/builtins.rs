@@ -2,8 +2,8 @@
 //! called, and the rule that types it. `builtin_call` checks the place and the arity the same
 //! way for all, then runs the rule; `elementwise` is shared by `max`, `min`, `pow`, `select`.
 
-use super::*;
 use super::tuples::tuple_tensor_parts;
+use super::*;
 
 /// How many arguments a built-in takes (`min..=max`), and the count its arity error names.
 #[derive(Clone, Copy, Debug)]

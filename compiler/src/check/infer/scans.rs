@@ -37,7 +37,11 @@ impl Checker {
     /// elements (its wrap's parameters, else its state's fields: one type is a plain
     /// tensor, several a tensor of tuples) and its result (the unwrap's type, else the
     /// state). `None` if reported.
-    fn monoid_arg(&mut self, name: &str, arg: &ast::Expr) -> Option<(MonoidRef, Option<UserElems>)> {
+    fn monoid_arg(
+        &mut self,
+        name: &str,
+        arg: &ast::Expr,
+    ) -> Option<(MonoidRef, Option<UserElems>)> {
         let K::Name(mname) = &arg.kind else {
             self.error(errors::type_error(
                 format!("the first argument of `{name}` must name a monoid (`sum`, `max`, … or a user monoid)"),
@@ -123,9 +127,7 @@ impl Checker {
     ) -> bool {
         let ok = match (m, user) {
             (_, Some(u)) => u.fields == ds,
-            (MonoidRef::Builtin(BuiltinMonoid::Any | BuiltinMonoid::All), _) => {
-                ds == [DType::Bool]
-            }
+            (MonoidRef::Builtin(BuiltinMonoid::Any | BuiltinMonoid::All), _) => ds == [DType::Bool],
             _ => ds.len() == 1 && ds[0] != DType::Bool,
         };
         if !ok {
@@ -253,7 +255,9 @@ impl Checker {
         if n.ty.is_error() {
             return err_expr(c.span);
         }
-        let bins: Vec<Dim> = std::iter::once(dim).chain(dims[1..].iter().cloned()).collect();
+        let bins: Vec<Dim> = std::iter::once(dim)
+            .chain(dims[1..].iter().cloned())
+            .collect();
         let ty = match &user {
             Some(u) => u.tensor_of(&bins),
             None => Ty::tensor(ds[0], bins),
