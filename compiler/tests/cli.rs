@@ -527,7 +527,7 @@ fn a_tensor_of_tuples_is_saved_and_loaded_as_one_npy_per_field() {
         assert_eq!(out.status.code(), Some(1), "{out:?}");
         let err = stderr(&out);
         assert!(
-            err.contains("load.flow:2:34: error[runtime-error]")
+            err.contains("load.flow:2:32: error[runtime-error]")
                 && err.contains("`bad.0.npy` has shape [2] and `bad.1.npy` [3]"),
             "{err}"
         );
