@@ -495,3 +495,41 @@ fn a_killed_run_resumes_from_its_checkpoint_with_the_same_output() {
     assert_eq!(stdout(&again), stdout(&whole));
     assert!(stderr(&again).contains("is damaged"), "{again:?}");
 }
+
+#[test]
+fn a_tensor_of_tuples_is_saved_and_loaded_as_one_npy_per_field() {
+    let dir = Scratch::new("cli-tuple-npy");
+    dir.file(
+        "save.flow",
+        "main {\n  save(\"p.npy\", zip([3.0, 1.0], [7, 8] as u32));\n  save(\"bad.1.npy\", [1, 2, 3] as u32);\n}\n",
+    );
+    assert_eq!(run_in(&dir.0, &["run", "save.flow"]).status.code(), Some(0));
+    // One plain .npy per field, by position; the first field's file is the plain tensor.
+    assert!(dir.0.join("p.0.npy").is_file() && dir.0.join("p.1.npy").is_file());
+    assert!(!dir.0.join("p.npy").exists());
+    std::fs::copy(dir.0.join("p.0.npy"), dir.0.join("bad.0.npy")).expect("copy");
+    dir.file(
+        "load.flow",
+        "main {\n  let q: (d: f32, i: u32)[N] = load(args()[0]);\n  print(q.i, q.d);\n}\n",
+    );
+    for backend in ["jit", "interp"] {
+        let out = run_in(
+            &dir.0,
+            &["run", "--backend", backend, "load.flow", "--", "p.npy"],
+        );
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "[7, 8] [3, 1]\n");
+        // Fields of different lengths are refused, naming both files.
+        let out = run_in(
+            &dir.0,
+            &["run", "--backend", backend, "load.flow", "--", "bad.npy"],
+        );
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("load.flow:2:32: error[runtime-error]")
+                && err.contains("`bad.0.npy` has shape [2] and `bad.1.npy` [3]"),
+            "{err}"
+        );
+    }
+}

@@ -17,6 +17,8 @@ pub mod monoid_laws;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_tuples;
 
 use crate::base::{Diagnostic, Span};
 use crate::hir::{self, Ty};

@@ -11,7 +11,7 @@ use crate::syntax;
 
 /// Checks `(module, text)` files, a `None` module being the user's; returns the program and
 /// the codes of its diagnostics.
-fn check_files(files: &[(Option<&str>, &str)]) -> (hir::Program, Vec<String>) {
+pub(super) fn check_files(files: &[(Option<&str>, &str)]) -> (hir::Program, Vec<String>) {
     let mut sm = SourceMap::new();
     let parsed: Vec<_> = files
         .iter()
@@ -73,7 +73,7 @@ fn tests_of_a_used_module_are_not_the_programs_tests() {
 }
 
 /// The codes of a single user file's diagnostics, syntax errors included.
-fn codes_of(text: &str) -> Vec<String> {
+pub(super) fn codes_of(text: &str) -> Vec<String> {
     let mut sm = SourceMap::new();
     let id = sm.add("user.flow", text);
     let (ast, mut diags) = syntax::parse(id, text);
@@ -87,7 +87,7 @@ fn codes_of(text: &str) -> Vec<String> {
 
 /// Asserts that `text` is rejected with `code` (and with nothing else).
 #[track_caller]
-fn rejects(text: &str, code: &str) {
+pub(super) fn rejects(text: &str, code: &str) {
     let codes = codes_of(text);
     assert!(
         !codes.is_empty() && codes.iter().all(|c| c == code),
@@ -646,7 +646,8 @@ fn bitwise_operators_take_integers_and_rotate_a_tensor() {
 
 #[test]
 fn scans_histograms_and_scatters_check_their_monoid_and_arguments() {
-    // Not a monoid, a monoid of the wrong elements, a wrapped monoid, a scalar to scan.
+    // Not a monoid, a monoid of the wrong elements (a pair-wrapping one of a plain tensor),
+    // a scalar to scan.
     rejects("main { print(scan(1, [1.0])); }", "type-mismatch");
     rejects(
         "fn f(a: f32) -> f32 = a\nmain { print(scan(f, [1.0])); }",
@@ -656,7 +657,7 @@ fn scans_histograms_and_scatters_check_their_monoid_and_arguments() {
     rejects("main { print(scan(any, [1.0])); }", "type-mismatch");
     rejects("main { print(scan_excl(max, 1.0)); }", "type-mismatch");
     rejects(
-        "monoid W { state = f32; zero = 0.0; wrap(x: f32) = x; combine(a, b) = a + b; }\n\
+        "monoid W { state = f32; zero = 0.0; wrap(x: f32, k: i64) = x; combine(a, b) = a + b; }\n\
          main { print(scan(W, [1.0])); }",
         "type-mismatch",
     );

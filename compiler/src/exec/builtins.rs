@@ -130,38 +130,78 @@ impl<'p, 'h> Machine<'p, 'h> {
                     return bug(span, "a path that is not a string");
                 };
                 let v = self.eval(frame, &args[1])?;
-                let t = match self.force(v, args[1].span)? {
-                    Value::Tensor(t) => (*t).clone(),
-                    Value::Scalar(s) => Tensor::from_scalar(s),
-                    _ => return fail(span, "`save` writes a tensor"),
+                // A tensor of tuples: one file per field (`field_paths`).
+                let (paths, values) = match self.force(v, args[1].span)? {
+                    Value::Tuple(vs) => (field_paths(&path, vs.len()), vs),
+                    v => (vec![path.to_string()], vec![v]),
                 };
-                let bytes = flow_runtime::write_npy(&t);
-                self.host
-                    .write_file(&path, &bytes)
-                    .or_else(|x| fail(span, format!("cannot write `{path}`: {x}")))?;
+                for (path, v) in paths.iter().zip(values) {
+                    let t = match self.force(v, args[1].span)? {
+                        Value::Tensor(t) => (*t).clone(),
+                        Value::Scalar(s) => Tensor::from_scalar(s),
+                        _ => return fail(span, "`save` writes a tensor"),
+                    };
+                    let bytes = flow_runtime::write_npy(&t);
+                    self.host
+                        .write_file(path, &bytes)
+                        .or_else(|x| fail(span, format!("cannot write `{path}`: {x}")))?;
+                }
                 Ok(Value::Unit)
             }
             Builtin::Load => {
                 let Value::Str(path) = self.eval(frame, &args[0])? else {
                     return bug(span, "a path that is not a string");
                 };
-                let bytes = self
-                    .host
-                    .read_file(&path)
-                    .or_else(|x| fail(span, format!("cannot read `{path}`: {x}")))?;
-                let t = flow_runtime::read_npy(&bytes)
-                    .or_else(|x| fail(span, format!("`{path}`: {x}")))?;
-                check_loaded(&t, &e.ty, &path, span)?;
-                self.check_loaded_vars(&t, &e.ty, &path, span)?;
-                if t.shape.is_empty() {
-                    return Ok(Value::Scalar(t.get(0)));
+                let Ty::Tuple(fields) = &e.ty else {
+                    let t = self.load_npy(&path, &e.ty, span)?;
+                    if t.shape.is_empty() {
+                        return Ok(Value::Scalar(t.get(0)));
+                    }
+                    return Ok(Value::Tensor(Rc::new(t)));
+                };
+                // A tensor of tuples: one file per field, all of one shape.
+                let mut items: Vec<Value> = Vec::new();
+                let mut first: Option<(String, Vec<usize>)> = None;
+                for (path, (_, ty)) in field_paths(&path, fields.len()).iter().zip(fields) {
+                    let t = self.load_npy(path, ty, span)?;
+                    if let Some((p0, s0)) = first.as_ref().filter(|(_, s0)| *s0 != t.shape) {
+                        return fail(span, format!(
+                            "the fields of a tensor of tuples have one shape, but `{p0}` has shape {} and `{path}` {}",
+                            flow_runtime::format_shape(s0),
+                            flow_runtime::format_shape(&t.shape)
+                        ));
+                    }
+                    first.get_or_insert((path.clone(), t.shape.clone()));
+                    items.push(Value::Tensor(Rc::new(t)));
                 }
-                Ok(Value::Tensor(Rc::new(t)))
+                Ok(Value::Tuple(items))
             }
             _ if b.is_prim() => self.prim(frame, b, args, e),
             _ => self.lazy(frame, e),
         }
     }
+}
+
+impl<'p, 'h> Machine<'p, 'h> {
+    /// The `.npy` file at `path`, checked against the type `ty` the program expects of it.
+    fn load_npy(&mut self, path: &str, ty: &Ty, span: Span) -> RResult<Tensor> {
+        let bytes = self
+            .host
+            .read_file(path)
+            .or_else(|x| fail(span, format!("cannot read `{path}`: {x}")))?;
+        let t = flow_runtime::read_npy(&bytes).or_else(|x| fail(span, format!("`{path}`: {x}")))?;
+        check_loaded(&t, ty, path, span)?;
+        self.check_loaded_vars(&t, ty, path, span)?;
+        Ok(t)
+    }
+}
+
+/// The files of a tensor of `n` tuples saved as `path`: one `.npy` per field, field `k` in
+/// `STEM.k.npy` where `STEM` is `path` without its `.npy` (`p.npy` → `p.0.npy`, `p.1.npy`),
+/// each a plain array NumPy's `np.load` reads.
+fn field_paths(path: &str, n: usize) -> Vec<String> {
+    let stem = path.strip_suffix(".npy").unwrap_or(path);
+    (0..n).map(|k| format!("{stem}.{k}.npy")).collect()
 }
 
 /// Checks a loaded tensor against the type the program expects of it.

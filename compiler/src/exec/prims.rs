@@ -2,7 +2,9 @@
 //! (`flow_runtime::prims`): `filter`, `partition`, `sort` and `sort_by_key`. Each is its own
 //! observation: its arguments are dispatched, the routine runs on the worker pool, and its
 //! result is a computed tensor that later graphs read like any other (the length of a
-//! `filter` becomes a shape the coordinator knows). Both backends share this code, so they
+//! `filter` becomes a shape the coordinator knows). `filter`, `partition` and the values of
+//! `sort_by_key` may be tensors of tuples: every field follows the one compaction or
+//! permutation. Both backends share this code, so they
 //! agree by construction; the routines' results never depend on the thread count.
 
 use std::rc::Rc;
@@ -58,20 +60,37 @@ impl<'p, 'h> Machine<'p, 'h> {
         e: &'p hir::Expr,
     ) -> RResult<Value> {
         let span = e.span;
+        // Every argument's tensors: one, or one per field of a tensor of tuples (`tupled`).
         let mut ts = Vec::new();
+        let mut tupled = Vec::new();
         for a in args {
             let v = self.eval(frame, a)?;
-            match self.force(v, a.span)? {
-                Value::Tensor(t) => ts.push(t),
-                _ => {
-                    return bug(
-                        a.span,
-                        format!("`{}` of a value that is not a tensor", b.name()),
-                    )
+            let v = self.force(v, a.span)?;
+            tupled.push(matches!(v, Value::Tuple(_)));
+            let fields = match v {
+                Value::Tuple(vs) => vs,
+                v => vec![v],
+            };
+            let mut tensors = Vec::new();
+            for f in fields {
+                match self.force(f, a.span)? {
+                    Value::Tensor(t) => tensors.push(t),
+                    _ => {
+                        return bug(
+                            a.span,
+                            format!("`{}` of a value that is not a tensor", b.name()),
+                        )
+                    }
                 }
             }
+            ts.push(tensors);
         }
-        if ts.iter().any(|t| t.shape.len() != 1) || ts.iter().any(|t| t.len() != ts[0].len()) {
+        let n = ts[0].first().map_or(0, |t| t.len());
+        if ts
+            .iter()
+            .flatten()
+            .any(|t| t.shape.len() != 1 || t.len() != n)
+        {
             return bug(
                 span,
                 format!("`{}` of tensors that are not 1-D of one length", b.name()),
@@ -95,9 +114,20 @@ impl<'p, 'h> Machine<'p, 'h> {
             let n = data.len();
             Tensor::new(vec![n], data).map(|t| Value::Tensor(Rc::new(t)))
         };
+        // The result's fields as a tensor, or as a tensor of tuples when `tupled`.
+        let tensors = |fields: Vec<Data>, tupled: bool| {
+            let mut vs = fields
+                .into_iter()
+                .map(vector)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(match vs.len() {
+                1 if !tupled => vs.remove(0),
+                _ => Value::Tuple(vs),
+            })
+        };
         let out = match b {
             Builtin::Filter | Builtin::Partition => {
-                let Data::Bool(mask) = &ts[1].data else {
+                let Data::Bool(mask) = &ts[1][0].data else {
                     return bug(span, "a mask that is not `bool`");
                 };
                 let c = match compact::Compaction::new(pool, mask) {
@@ -109,20 +139,25 @@ impl<'p, 'h> Machine<'p, 'h> {
                 } else {
                     mask.len()
                 };
-                let result: Result<(), TaskError>;
-                let data = per_type!(&ts[0].data, x => {
-                    let mut out = output(spare.take(), len, Default::default());
-                    result = if b == Builtin::Filter {
-                        c.filter(pool, x, &mut out)
-                    } else {
-                        c.partition(pool, x, &mut out)
-                    };
-                    out
-                });
-                if let Err(x) = result {
-                    return failed(x);
+                // The fields of a tensor of tuples share the one compaction.
+                let mut fields = Vec::new();
+                for t in &ts[0] {
+                    let result: Result<(), TaskError>;
+                    let data = per_type!(&t.data, x => {
+                        let mut out = output(spare.take(), len, Default::default());
+                        result = if b == Builtin::Filter {
+                            c.filter(pool, x, &mut out)
+                        } else {
+                            c.partition(pool, x, &mut out)
+                        };
+                        out
+                    });
+                    if let Err(x) = result {
+                        return failed(x);
+                    }
+                    fields.push(data);
                 }
-                let items = vector(data);
+                let items = tensors(fields, tupled[0]);
                 if b == Builtin::Filter {
                     items
                 } else {
@@ -131,7 +166,7 @@ impl<'p, 'h> Machine<'p, 'h> {
                 }
             }
             Builtin::Sort => {
-                let mut data = per_type!(&ts[0].data, x => {
+                let mut data = per_type!(&ts[0][0].data, x => {
                     let mut out = output(spare.take(), x.len(), Default::default());
                     out.copy_from_slice(x);
                     out
@@ -142,9 +177,9 @@ impl<'p, 'h> Machine<'p, 'h> {
                 }
                 vector(data)
             }
-            Builtin::SortByKey => {
-                let mut keys = ts[0].data.clone();
-                let mut vals = ts[1].data.clone();
+            Builtin::SortByKey if !tupled[1] => {
+                let mut keys = ts[0][0].data.clone();
+                let mut vals = ts[1][0].data.clone();
                 let result = per_key_type!(&mut keys, k => {
                     let r: Result<(), TaskError>;
                     per_type!(&mut vals, v => {
@@ -157,6 +192,21 @@ impl<'p, 'h> Machine<'p, 'h> {
                     return failed(x);
                 }
                 vector(keys).and_then(|k| Ok(Value::Tuple(vec![k, vector(vals)?])))
+            }
+            Builtin::SortByKey => {
+                // A tensor of tuples: the keys sort a permutation, which every field follows.
+                let mut keys = ts[0][0].data.clone();
+                let mut perm: Vec<i64> = (0..n as i64).collect();
+                let result =
+                    per_key_type!(&mut keys, k => sort::sort_by_key(pool, k, &mut perm), Ok(()));
+                if let Err(x) = result {
+                    return failed(x);
+                }
+                let fields = ts[1]
+                    .iter()
+                    .map(|t| per_type!(&t.data, x => perm.iter().map(|&p| x[p as usize]).collect()))
+                    .collect();
+                vector(keys).and_then(|k| Ok(Value::Tuple(vec![k, tensors(fields, true)?])))
             }
             _ => return bug(span, format!("`{}` is not a primitive", b.name())),
         };

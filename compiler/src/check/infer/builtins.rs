@@ -2,6 +2,7 @@
 //! called, and the rule that types it. `builtin_call` checks the place and the arity the same
 //! way for all, then runs the rule; `elementwise` is shared by `max`, `min`, `pow`, `select`.
 
+use super::tuples::tuple_tensor_parts;
 use super::*;
 
 /// How many arguments a built-in takes (`min..=max`), and the count its arity error names.
@@ -441,22 +442,26 @@ impl Checker {
     fn load(&mut self, c: &BuiltinCall<'_>, cx: &mut BodyCx) -> hir::Expr {
         let p = self.infer(&c.args[0], cx, Some(&Ty::Str));
         let p = self.expect(p, &Ty::Str);
-        let Some(w) = c.want.filter(|w| w.dtype().is_some()) else {
+        // A tensor or scalar, or a tensor of tuples (one file per field).
+        let want = c.want.map(|w| self.zonk(w));
+        let Some(w) = want.filter(|w| w.dtype().is_some() || tuple_tensor_parts(w).is_some())
+        else {
             self.error(errors::type_error(
                 "cannot tell the type of this `load`: annotate it (`let x: f32[N] = load(\"x.npy\");`) or pass it straight to an op",
                 c.span,
             ));
             return err_expr(c.span);
         };
-        mk(hir::ExprKind::Builtin(c.b, vec![p]), w.clone(), c.span)
+        mk(hir::ExprKind::Builtin(c.b, vec![p]), w, c.span)
     }
 
-    /// `save(path, tensor)`.
+    /// `save(path, tensor)`: a tensor, a scalar, or a tensor of tuples (one file per field).
     fn save(&mut self, c: &BuiltinCall<'_>, cx: &mut BodyCx) -> hir::Expr {
         let p = self.infer(&c.args[0], cx, Some(&Ty::Str));
         let p = self.expect(p, &Ty::Str);
         let t = self.infer(&c.args[1], cx, None);
-        if t.ty.dtype().is_none() && !t.ty.is_error() {
+        let tuples = tuple_tensor_parts(&self.zonk(&t.ty)).is_some();
+        if t.ty.dtype().is_none() && !t.ty.is_error() && !tuples {
             self.error(errors::type_error(
                 format!("`save` writes a tensor, found `{}`", t.ty),
                 t.span,

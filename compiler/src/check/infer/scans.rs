@@ -4,10 +4,13 @@
 //! a shape (`dynamic-size-in-operation` otherwise).
 //!
 //! A monoid argument is a built-in monoid's name (`sum prod max min any all`) or a user
-//! monoid whose state is one scalar and which has no `wrap` and no `unwrap` (its elements are
-//! its states, so a tensor of them can be scanned or binned).
+//! monoid whose elements (its `wrap`'s parameters, else its state) and result (its `unwrap`'s,
+//! else its state) are scalars or tuples of scalars: a tensor of tuples (one tensor per field,
+//! `tuples.rs`) holds the elements of one with several fields, and the result is a tensor of
+//! tuples when the result is a tuple.
 
 use super::builtins::BuiltinCall;
+use super::tuples::tuple_tensor_parts;
 use super::*;
 
 impl Checker {
@@ -29,9 +32,16 @@ impl Checker {
         }
     }
 
-    /// The monoid named by `arg` and the element type its tensors hold: `want` for a
-    /// built-in monoid (checked against it), the state for a user monoid. `None` if reported.
-    fn monoid_arg(&mut self, name: &str, arg: &ast::Expr) -> Option<(MonoidRef, Option<DType>)> {
+    /// The monoid named by `arg` and what its tensors hold: `None` for a built-in monoid
+    /// (numbers, or `bool`s for `any`/`all`); for a user monoid the scalar types of its
+    /// elements (its wrap's parameters, else its state's fields: one type is a plain
+    /// tensor, several a tensor of tuples) and its result (the unwrap's type, else the
+    /// state). `None` if reported.
+    fn monoid_arg(
+        &mut self,
+        name: &str,
+        arg: &ast::Expr,
+    ) -> Option<(MonoidRef, Option<UserElems>)> {
         let K::Name(mname) = &arg.kind else {
             self.error(errors::type_error(
                 format!("the first argument of `{name}` must name a monoid (`sum`, `max`, … or a user monoid)"),
@@ -44,13 +54,11 @@ impl Checker {
         }
         let mid = self.monoid_named(mname, arg.span)?;
         let sig = self.monoid_sigs[mid.0 as usize].clone();
-        match (&sig.inputs[..], &sig.result) {
-            ([Ty::Scalar(d)], Ty::Scalar(r)) if d == r && sig.plain => {
-                Some((MonoidRef::User(mid), Some(*d)))
-            }
-            _ => {
+        match UserElems::of(&sig) {
+            Some(u) => Some((MonoidRef::User(mid), Some(u))),
+            None => {
                 self.error(errors::type_error(
-                    format!("`{name}` takes a monoid whose state is one scalar, with no `wrap` or `unwrap`; `{}` is not one", sig.name),
+                    format!("`{name}` takes a monoid whose elements and result are scalars or tuples of scalars; `{}` is not one", sig.name),
                     arg.span,
                 ));
                 None
@@ -58,23 +66,73 @@ impl Checker {
         }
     }
 
-    /// Whether elements of type `d` suit the monoid `m` whose own type is `own` (reported
-    /// if not).
+    /// The tensor argument `arg` whose elements the monoid `m` combines: a tensor of rank 1
+    /// or more (of at least `min_rank`), of numbers (`bool` for `any`/`all`) for a built-in
+    /// monoid, of the monoid's element type for a user one (a tensor of tuples when it has
+    /// several fields). Its element dtypes and dimensions; `None` if reported.
+    fn monoid_tensor(
+        &mut self,
+        name: &str,
+        m: MonoidRef,
+        user: Option<&UserElems>,
+        arg: &ast::Expr,
+        want: Option<&Ty>,
+        cx: &mut BodyCx,
+    ) -> Option<(hir::Expr, Vec<DType>, Vec<Dim>)> {
+        let x = self.infer(arg, cx, want);
+        let ty = self.zonk(&x.ty);
+        if ty.is_error() {
+            return None;
+        }
+        let (dtypes, dims) = match (&ty, tuple_tensor_parts(&ty)) {
+            (Ty::Tensor(d, dims), _) => (vec![*d], dims.clone()),
+            (_, Some((Ty::Tuple(fs), dims))) => {
+                let ds = fs
+                    .iter()
+                    .filter_map(|(_, t)| match t {
+                        Ty::Scalar(d) => Some(*d),
+                        _ => None,
+                    })
+                    .collect();
+                (ds, dims)
+            }
+            _ => (Vec::new(), Vec::new()),
+        };
+        if dims.is_empty() {
+            let what = if user.is_some_and(|u| u.fields.len() > 1) {
+                "a tensor of tuples"
+            } else {
+                "a tensor"
+            };
+            self.error(errors::type_error(
+                format!("`{name}` takes {what} of rank 1 or more, found `{ty}`"),
+                x.span,
+            ));
+            return None;
+        }
+        if !self.monoid_elements(m, user, &x, &dtypes) {
+            return None;
+        }
+        Some((x, dtypes, dims))
+    }
+
+    /// Whether elements of the dtypes `ds` (one per field) suit the monoid `m` (reported if
+    /// not).
     fn monoid_elements(
         &mut self,
         m: MonoidRef,
-        own: Option<DType>,
+        user: Option<&UserElems>,
         x: &hir::Expr,
-        d: DType,
+        ds: &[DType],
     ) -> bool {
-        let ok = match (m, own) {
-            (_, Some(o)) => o == d,
-            (MonoidRef::Builtin(BuiltinMonoid::Any | BuiltinMonoid::All), _) => d == DType::Bool,
-            _ => d != DType::Bool,
+        let ok = match (m, user) {
+            (_, Some(u)) => u.fields == ds,
+            (MonoidRef::Builtin(BuiltinMonoid::Any | BuiltinMonoid::All), _) => ds == [DType::Bool],
+            _ => ds.len() == 1 && ds[0] != DType::Bool,
         };
         if !ok {
-            let need = match (m, own) {
-                (_, Some(o)) => format!("`{o}`"),
+            let need = match (m, user) {
+                (_, Some(u)) => format!("`{}`", u.element()),
                 (MonoidRef::Builtin(BuiltinMonoid::Any | BuiltinMonoid::All), _) => "`bool`".into(),
                 _ => "numbers".into(),
             };
@@ -82,53 +140,48 @@ impl Checker {
                 MonoidRef::Builtin(b) => b.name().to_string(),
                 MonoidRef::User(id) => self.monoid_sigs[id.0 as usize].name.clone(),
             };
+            let found = self.zonk(&x.ty);
             self.error(errors::type_error(
-                format!("`{mname}` combines {need}, found `{}`", x.ty),
+                format!("`{mname}` combines {need}, found `{found}`"),
                 x.span,
             ));
         }
         ok
     }
 
-    /// `scan(M, x)` / `scan_excl(M, x)`: `x`'s type; the scan runs along the last axis.
+    /// `scan(M, x)` / `scan_excl(M, x)`: the scan runs along the last axis. For a built-in
+    /// monoid, or a user monoid without an unwrap, `x`'s type; else a tensor of `x`'s shape
+    /// of the unwrap's type (a tensor of tuples when that is a tuple).
     pub(super) fn scan(&mut self, c: &BuiltinCall<'_>, cx: &mut BodyCx) -> hir::Expr {
-        let Some((m, own)) = self.monoid_arg(c.name, &c.args[0]) else {
+        let Some((m, user)) = self.monoid_arg(c.name, &c.args[0]) else {
             return err_expr(c.span);
         };
-        let want = own.map(Ty::Scalar).or_else(|| c.want.cloned());
-        let want = match (&want, c.want) {
-            (Some(Ty::Scalar(d)), Some(Ty::Tensor(_, dims))) => Some(Ty::tensor(*d, dims.clone())),
-            (Some(t @ Ty::Tensor(..)), _) => Some(t.clone()),
+        // The expected result's dimensions are the argument's.
+        let want = match (&user, c.want) {
+            (None, Some(t @ Ty::Tensor(..))) => Some(t.clone()),
+            (Some(u), Some(Ty::Tensor(_, dims))) if u.fields.len() == 1 => {
+                Some(Ty::tensor(u.fields[0], dims.clone()))
+            }
             _ => None,
         };
-        let x = self.infer(&c.args[1], cx, want.as_ref());
-        let d = match &x.ty {
-            _ if x.ty.is_error() => return err_expr(c.span),
-            Ty::Tensor(d, dims) if !dims.is_empty() => *d,
-            other => {
-                self.error(errors::type_error(
-                    format!(
-                        "`{}` scans a tensor (along its last axis), found `{other}`",
-                        c.name
-                    ),
-                    x.span,
-                ));
-                return err_expr(c.span);
-            }
-        };
-        if !self.monoid_elements(m, own, &x, d) {
+        let Some((x, ds, dims)) =
+            self.monoid_tensor(c.name, m, user.as_ref(), &c.args[1], want.as_ref(), cx)
+        else {
             return err_expr(c.span);
-        }
+        };
         let b = if matches!(c.b, Builtin::Scan(_)) {
             Builtin::Scan(m)
         } else {
             Builtin::ScanExcl(m)
         };
-        let ty = x.ty.clone();
+        let ty = match &user {
+            Some(u) => u.tensor_of(&dims),
+            None => Ty::tensor(ds[0], dims),
+        };
         mk(hir::ExprKind::Builtin(b, vec![x]), ty, c.span)
     }
 
-    /// An index vector: 1-D, `i64` or `i32`.
+    /// An index vector: 1-D, of a signed or unsigned integer type (`i64 i32 u64 u32 u8`).
     fn index_arg(
         &mut self,
         name: &str,
@@ -136,10 +189,10 @@ impl Checker {
         cx: &mut BodyCx,
     ) -> Option<(hir::Expr, Dim)> {
         let (idx, d, n) = self.vector_arg(name, arg, cx, None)?;
-        if !matches!(d, DType::I64 | DType::I32) {
+        if !d.is_int() {
             self.error(errors::type_error(
                 format!(
-                    "the indices of `{name}` are `i64` or `i32`, found `{}`",
+                    "the indices of `{name}` are integers (`i64 i32 u64 u32 u8`), found `{}`",
                     idx.ty
                 ),
                 idx.span,
@@ -149,9 +202,11 @@ impl Checker {
         Some((idx, n))
     }
 
-    /// `reduce_by_index(M, n_bins, idx, vals)`: `T[n_bins]`.
+    /// `reduce_by_index(M, n_bins, idx, vals)`: values `T[n, k…]` give bins `T[n_bins, k…]`
+    /// (the further axes carried along), of the monoid's result type (a tensor of tuples
+    /// for a tuple result).
     pub(super) fn reduce_by_index(&mut self, c: &BuiltinCall<'_>, cx: &mut BodyCx) -> hir::Expr {
-        let Some((m, own)) = self.monoid_arg(c.name, &c.args[0]) else {
+        let Some((m, user)) = self.monoid_arg(c.name, &c.args[0]) else {
             return err_expr(c.span);
         };
         let i64t = Ty::Scalar(DType::I64);
@@ -170,18 +225,46 @@ impl Checker {
         let Some((idx, len)) = self.index_arg(c.name, &c.args[2], cx) else {
             return err_expr(c.span);
         };
-        let Some(vals) = self.same_length_arg(c.name, &idx, &c.args[3], &len, own, cx) else {
+        // A vector literal takes a one-field monoid's type (`[1.0, 2.0]` for an `f64` state).
+        let vector_lit = match &c.args[3].kind {
+            K::TensorLit(xs) => !xs.iter().any(|x| matches!(x.kind, K::TensorLit(_))),
+            _ => false,
+        };
+        let want = match &user {
+            Some(u) if u.fields.len() == 1 && vector_lit => {
+                Some(Ty::tensor(u.fields[0], vec![len.clone()]))
+            }
+            _ => None,
+        };
+        let Some((vals, ds, dims)) =
+            self.monoid_tensor(c.name, m, user.as_ref(), &c.args[3], want.as_ref(), cx)
+        else {
             return err_expr(c.span);
         };
-        let Ty::Tensor(d, _) = vals.ty else {
-            return err_expr(c.span);
-        };
-        if n.ty.is_error() || !self.monoid_elements(m, own, &vals, d) {
+        if !self.unify_dim(&len, &dims[0]) {
+            let t = Ty::tensor(ds[0], vec![len]);
+            let found = self.zonk(&vals.ty);
+            self.error(
+                errors::shape_mismatch(&t, &found, idx.span, vals.span).with_note(format!(
+                    "`{}`'s values have one row per index: their first dimension is the indices' length",
+                    c.name
+                )),
+            );
             return err_expr(c.span);
         }
+        if n.ty.is_error() {
+            return err_expr(c.span);
+        }
+        let bins: Vec<Dim> = std::iter::once(dim)
+            .chain(dims[1..].iter().cloned())
+            .collect();
+        let ty = match &user {
+            Some(u) => u.tensor_of(&bins),
+            None => Ty::tensor(ds[0], bins),
+        };
         mk(
             hir::ExprKind::Builtin(Builtin::ReduceByIndex(m), vec![n, idx, vals]),
-            Ty::tensor(d, vec![dim]),
+            ty,
             c.span,
         )
     }
@@ -203,5 +286,73 @@ impl Checker {
             ty,
             c.span,
         )
+    }
+}
+
+/// What a user monoid's tensors hold and what it gives: its elements' scalar types (its
+/// wrap's parameters, else its state's fields) and its result (the unwrap's type, else its
+/// state), a scalar or a tuple of scalars.
+pub(super) struct UserElems {
+    pub fields: Vec<DType>,
+    pub result: Ty,
+}
+
+impl UserElems {
+    /// `None` when an element or the result is not made of scalars.
+    fn of(sig: &MonoidSig) -> Option<UserElems> {
+        let scalars = |t: &Ty, out: &mut Vec<DType>| match t {
+            Ty::Scalar(d) => {
+                out.push(*d);
+                true
+            }
+            Ty::Tuple(fs) if !fs.is_empty() => fs.iter().all(|(_, f)| match f {
+                Ty::Scalar(d) => {
+                    out.push(*d);
+                    true
+                }
+                _ => false,
+            }),
+            _ => false,
+        };
+        let mut fields = Vec::new();
+        let ok = match &sig.inputs[..] {
+            [one] => scalars(one, &mut fields),
+            many => many.iter().all(|t| match t {
+                Ty::Scalar(d) => {
+                    fields.push(*d);
+                    true
+                }
+                _ => false,
+            }),
+        };
+        (ok && !fields.is_empty() && scalars(&sig.result, &mut Vec::new())).then(|| UserElems {
+            fields,
+            result: sig.result.clone(),
+        })
+    }
+
+    /// The element type: the scalar, or the tuple of the fields.
+    fn element(&self) -> Ty {
+        match &self.fields[..] {
+            [d] => Ty::Scalar(*d),
+            ds => Ty::Tuple(ds.iter().map(|d| (None, Ty::Scalar(*d))).collect()),
+        }
+    }
+
+    /// A tensor of `dims` of the result type: a tensor of tuples (the tuple of its field
+    /// tensors, names kept) for a tuple result.
+    fn tensor_of(&self, dims: &[Dim]) -> Ty {
+        match &self.result {
+            Ty::Scalar(d) => Ty::tensor(*d, dims.to_vec()),
+            Ty::Tuple(fs) => Ty::Tuple(
+                fs.iter()
+                    .map(|(n, f)| match f {
+                        Ty::Scalar(d) => (n.clone(), Ty::tensor(*d, dims.to_vec())),
+                        _ => (n.clone(), Ty::Error),
+                    })
+                    .collect(),
+            ),
+            _ => Ty::Error,
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! is a fresh variable the coordinator binds when the filter has run.
 
 use super::builtins::{uses_an_index, BuiltinCall};
+use super::tuples::tuple_tensor_parts;
 use super::*;
 
 impl Checker {
@@ -177,8 +178,9 @@ impl Checker {
 
     /// `filter(x, mask)`: `T[?K]`, the length known when it runs. `partition(x, mask)`:
     /// `(items: T[N], kept: i64)`, the kept elements first, then the rest, and how many were kept.
+    /// `x` may be a tensor of tuples (every field is filtered alike).
     pub(super) fn filter(&mut self, c: &BuiltinCall<'_>, cx: &mut BodyCx) -> hir::Expr {
-        let Some((x, d, n)) = self.vector_arg(c.name, &c.args[0], cx, None) else {
+        let Some((x, n)) = self.items_arg(c.name, &c.args[0], cx) else {
             return err_expr(c.span);
         };
         let Some(mask) = self.same_length_arg(c.name, &x, &c.args[1], &n, Some(DType::Bool), cx)
@@ -186,14 +188,42 @@ impl Checker {
             return err_expr(c.span);
         };
         let ty = if c.b == Builtin::Filter {
-            Ty::tensor(d, vec![self.fresh_var("K")])
+            let k = self.fresh_var("K");
+            relength(&x.ty, k)
         } else {
             Ty::Tuple(vec![
-                (Some("items".to_string()), Ty::tensor(d, vec![n])),
+                (Some("items".to_string()), x.ty.clone()),
                 (Some("kept".to_string()), Ty::Scalar(DType::I64)),
             ])
         };
         mk(hir::ExprKind::Builtin(c.b, vec![x, mask]), ty, c.span)
+    }
+
+    /// The items of `filter`, `partition` or `sort_by_key`'s values: a 1-D tensor or a 1-D
+    /// tensor of tuples, and its length. `None` if reported.
+    fn items_arg(
+        &mut self,
+        name: &str,
+        arg: &ast::Expr,
+        cx: &mut BodyCx,
+    ) -> Option<(hir::Expr, Dim)> {
+        let x = self.infer(arg, cx, None);
+        let ty = self.zonk(&x.ty);
+        let dims = match (&ty, tuple_tensor_parts(&ty)) {
+            _ if ty.is_error() => return None,
+            (Ty::Tensor(_, dims), _) => dims.clone(),
+            (_, Some((_, dims))) => dims,
+            _ => Vec::new(),
+        };
+        if dims.len() != 1 {
+            self.error(errors::type_error(
+                format!("`{name}` takes a 1-D tensor (or tensor of tuples), found `{ty}`"),
+                x.span,
+            ));
+            return None;
+        }
+        let n = dims[0].clone();
+        Some((mk(x.kind, ty, x.span), n))
     }
 
     /// `sort(x)`: `x`'s type; integer and float keys.
@@ -208,7 +238,8 @@ impl Checker {
         mk(hir::ExprKind::Builtin(c.b, vec![x]), ty, c.span)
     }
 
-    /// `sort_by_key(keys, vals)`: `(keys: K[N], vals: V[N])` both in the keys' stable ascending order.
+    /// `sort_by_key(keys, vals)`: `(keys: K[N], vals: V[N])` both in the keys' stable ascending
+    /// order; `vals` may be a tensor of tuples.
     pub(super) fn sort_by_key(&mut self, c: &BuiltinCall<'_>, cx: &mut BodyCx) -> hir::Expr {
         let Some((k, d, n)) = self.vector_arg(c.name, &c.args[0], cx, None) else {
             return err_expr(c.span);
@@ -216,9 +247,18 @@ impl Checker {
         if !self.sort_key(c.name, &k, d) {
             return err_expr(c.span);
         }
-        let Some(v) = self.same_length_arg(c.name, &k, &c.args[1], &n, None, cx) else {
+        let Some((v, nv)) = self.items_arg(c.name, &c.args[1], cx) else {
             return err_expr(c.span);
         };
+        if !self.unify_dim(&n, &nv) {
+            self.error(
+                errors::shape_mismatch(&k.ty, &v.ty, k.span, v.span).with_note(format!(
+                    "`{}`'s two arguments must have the same length",
+                    c.name
+                )),
+            );
+            return err_expr(c.span);
+        }
         let ty = Ty::Tuple(vec![
             (Some("keys".to_string()), k.ty.clone()),
             (Some("vals".to_string()), v.ty.clone()),
@@ -236,5 +276,18 @@ impl Checker {
             return false;
         }
         true
+    }
+}
+
+/// `ty`, a 1-D tensor or tensor of tuples, with length `n` (every field's).
+fn relength(ty: &Ty, n: Dim) -> Ty {
+    match ty {
+        Ty::Tensor(d, _) => Ty::tensor(*d, vec![n]),
+        Ty::Tuple(fs) => Ty::Tuple(
+            fs.iter()
+                .map(|(name, f)| (name.clone(), relength(f, n.clone())))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }

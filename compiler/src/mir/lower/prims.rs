@@ -1,5 +1,6 @@
 //! Lowering `scan`, `scan_excl`, `reduce_by_index` and `scatter` to their MIR nodes (`Scan`,
-//! `ReduceByIndex`, `Scatter`): each reads its whole tensor arguments point for point, and
+//! `ReduceByIndex`, `Scatter`): each reads its whole tensor arguments point for point (every
+//! field of a tensor of tuples; an unsigned index widened to `i64`), and
 //! `passes::fuse` later folds a producing map into the node. The same in the coordinator and
 //! in an op: every size is known when the graph is built (`n_bins` is a constant or a
 //! shape; a scan or scatter has its input's shape).
@@ -12,6 +13,56 @@ impl<'p> Lowerer<'p> {
         match self.tensor(a, frame)? {
             TVal::Port(p) => Ok(p),
             TVal::Tuple(_) => err(a.span, Kind::Internal("a tuple where a tensor goes")),
+        }
+    }
+
+    /// The field ports of a whole-tensor argument that may be a tensor of tuples (one port
+    /// per field, in order; one for a plain tensor).
+    fn whole_fields(&mut self, a: &'p hir::Expr, frame: &mut Frame<'p>) -> LResult<Vec<Port>> {
+        match self.tensor(a, frame)? {
+            TVal::Port(p) => Ok(vec![p]),
+            TVal::Tuple(vs) => vs
+                .into_iter()
+                .map(|v| match v {
+                    TVal::Port(p) => Ok(p),
+                    TVal::Tuple(_) => err(a.span, Kind::NestedTuple),
+                })
+                .collect(),
+        }
+    }
+
+    /// The reads of the element fields `fields` (read `first + k` is field `k`) and the
+    /// monoid's arguments over them: one per field for a wrap's parameters, else the state
+    /// (a tuple of the fields when it has several).
+    fn element_args(
+        &self,
+        monoid: ir::MonoidRef,
+        fields: &[Port],
+        first: u32,
+    ) -> (Vec<Read>, Vec<ScalarExpr>) {
+        let reads = fields.iter().map(|p| self.all_of(*p)).collect();
+        let each: Vec<ScalarExpr> = (0..fields.len() as u32)
+            .map(|k| ScalarExpr::Read(first + k))
+            .collect();
+        let wrapped = match monoid {
+            ir::MonoidRef::User(id) => self.graph.monoids[id].wrap.is_some(),
+            ir::MonoidRef::Builtin(_) => false,
+        };
+        let args = if each.len() > 1 && !wrapped {
+            vec![ScalarExpr::Tuple(each)]
+        } else {
+            each
+        };
+        (reads, args)
+    }
+
+    /// The row or bin an index tensor `idx` (read `k`) names, as the node takes it (`i64` or
+    /// `i32`): an unsigned index is widened to `i64` (a `u64` past `i64::MAX` turns negative,
+    /// so it is out of range like any negative index, never a row).
+    fn index_expr(&self, idx: Port, k: u32) -> ScalarExpr {
+        match self.ty(idx).dtype {
+            DType::I64 | DType::I32 => ScalarExpr::Read(k),
+            _ => ScalarExpr::Cast(Box::new(ScalarExpr::Read(k)), DType::I64),
         }
     }
 
@@ -59,15 +110,16 @@ impl<'p> Lowerer<'p> {
         };
         let (kind, outputs) = match b {
             hir::Builtin::Scan(m) | hir::Builtin::ScanExcl(m) => {
-                let x = self.whole(&args[0], frame)?;
-                let ty = self.ty(x).clone();
+                let xs = self.whole_fields(&args[0], frame)?;
+                let ty = self.ty(xs[0]).clone();
                 let (monoid, dts) = self.prim_monoid(m, ty.dtype, span)?;
+                let (reads, args) = self.element_args(monoid, &xs, 0);
                 let kind = NodeKind::Scan {
                     space: ty.shape.clone(),
                     monoid,
                     exclusive: matches!(b, hir::Builtin::ScanExcl(_)),
-                    reads: vec![self.all_of(x)],
-                    args: vec![ScalarExpr::Read(0)],
+                    reads,
+                    args,
                 };
                 let outs = dts
                     .into_iter()
@@ -81,19 +133,22 @@ impl<'p> Lowerer<'p> {
                     return err(args[0].span, Kind::NegativeSize(bins));
                 };
                 let idx = self.whole(&args[1], frame)?;
-                let vals = self.whole(&args[2], frame)?;
-                let ty = self.ty(vals).clone();
+                let vals = self.whole_fields(&args[2], frame)?;
+                let ty = self.ty(vals[0]).clone();
                 let (monoid, dts) = self.prim_monoid(m, ty.dtype, span)?;
                 let shape: Vec<usize> = std::iter::once(bins)
                     .chain(ty.shape[1..].iter().copied())
                     .collect();
+                let (val_reads, args) = self.element_args(monoid, &vals, 1);
+                let mut reads = vec![self.all_of(idx)];
+                reads.extend(val_reads);
                 let kind = NodeKind::ReduceByIndex {
                     space: ty.shape.clone(),
                     bins,
                     monoid,
-                    reads: vec![self.all_of(idx), self.all_of(vals)],
-                    index: ScalarExpr::Read(0),
-                    args: vec![ScalarExpr::Read(1)],
+                    reads,
+                    index: self.index_expr(idx, 0),
+                    args,
                 };
                 let outs = dts
                     .into_iter()
@@ -110,7 +165,7 @@ impl<'p> Lowerer<'p> {
                     dest,
                     space,
                     reads: vec![self.all_of(idx), self.all_of(vals)],
-                    index: ScalarExpr::Read(0),
+                    index: self.index_expr(idx, 0),
                     value: ScalarExpr::Read(1),
                 };
                 (kind, vec![self.ty(dest).clone()])

@@ -216,6 +216,27 @@ impl<'p> Lowerer<'p> {
         Ok(TVal::Tuple(out))
     }
 
+    /// Binds the shape variables of `ty` to the shapes of the computed value `v` (a tensor,
+    /// or a tuple of them: a tensor of tuples from `filter`, say).
+    fn bind_forced_dims(&self, ty: &Ty, v: &TVal, frame: &mut Frame<'p>) {
+        match (ty, v) {
+            (Ty::Tensor(_, dims), TVal::Port(p)) => {
+                let shape = self.ty(*p).shape.clone();
+                for (d, n) in dims.iter().zip(shape) {
+                    if let Some(var) = d.as_var() {
+                        frame.shapes.entry(var.to_string()).or_insert(n as i64);
+                    }
+                }
+            }
+            (Ty::Tuple(fs), TVal::Tuple(vs)) => {
+                for ((_, t), v) in fs.iter().zip(vs) {
+                    self.bind_forced_dims(t, v, frame);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Binds the shape variables that stand for the sizes of random tensors inside an
     /// elementwise expression (`rand_uniform(0, [n]) as i64` with `n` a coordinator value:
     /// the checker names that size `D`, and only its value here says what `D` is).
@@ -232,8 +253,13 @@ impl<'p> Lowerer<'p> {
                 self.bind_dims(&e.ty, &args[0], frame)?;
             }
             H::Builtin(hir::Builtin::ReduceByIndex(_), args) => {
-                // The bins' count names the result's first dimension.
-                if let Ty::Tensor(_, dims) = &e.ty {
+                // The bins' count names the result's first dimension (every field's, for a
+                // tensor of tuples).
+                let first = match &e.ty {
+                    Ty::Tuple(fs) => fs.first().map(|f| &f.1),
+                    t => Some(t),
+                };
+                if let Some(Ty::Tensor(_, dims)) = first {
                     if let Some(var) = dims.first().and_then(|d| d.as_var()) {
                         if !frame.shapes.contains_key(var) {
                             let n = self.const_i64(&args[0], frame)?;
@@ -243,15 +269,8 @@ impl<'p> Lowerer<'p> {
                 }
             }
             H::Builtin(b, _) if b.is_prim() => {
-                if let (Some(TVal::Port(p)), Ty::Tensor(_, dims)) =
-                    (self.forced.get(&(e as *const _)), &e.ty)
-                {
-                    let shape = self.ty(*p).shape.clone();
-                    for (d, n) in dims.iter().zip(shape) {
-                        if let Some(var) = d.as_var() {
-                            frame.shapes.entry(var.to_string()).or_insert(n as i64);
-                        }
-                    }
+                if let Some(v) = self.forced.get(&(e as *const _)).cloned() {
+                    self.bind_forced_dims(&e.ty, &v, frame);
                 }
             }
             H::Unary(_, a) | H::Cast(a, _) => self.bind_random_dims(a, frame)?,
