@@ -177,8 +177,8 @@ pub fn children<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
         | ExprKind::Builtin(_, xs)
         | ExprKind::MapFn(_, xs)
         | ExprKind::Tuple(xs)
-        | ExprKind::TensorLit(xs)
-        | ExprKind::Reduce { args: xs, .. } => out.extend(xs.iter()),
+        | ExprKind::TensorLit(xs) => out.extend(xs.iter()),
+        ExprKind::Reduce { args, margs, .. } => out.extend(args.iter().chain(margs)),
         ExprKind::Gather { tensor, index } => {
             out.push(tensor);
             out.extend(index.iter());

@@ -5,7 +5,8 @@
 //!
 //! A monoid argument is a built-in monoid's name (`sum prod max min any all`) or a user
 //! monoid whose state is one scalar and which has no `wrap` and no `unwrap` (its elements are
-//! its states, so a tensor of them can be scanned or binned).
+//! its states, so a tensor of them can be scanned or binned). A parameterised monoid's
+//! arguments (`scan(ModSum(m), x)`) follow the call's own arguments in the HIR.
 
 use super::builtins::BuiltinCall;
 use super::*;
@@ -31,18 +32,26 @@ impl Checker {
 
     /// The monoid named by `arg` and the element type its tensors hold: `want` for a
     /// built-in monoid (checked against it), the state for a user monoid. `None` if reported.
-    fn monoid_arg(&mut self, name: &str, arg: &ast::Expr) -> Option<(MonoidRef, Option<DType>)> {
-        let K::Name(mname) = &arg.kind else {
+    /// A parameterised monoid's arguments are pushed onto `margs`.
+    fn monoid_arg(
+        &mut self,
+        name: &str,
+        arg: &ast::Expr,
+        cx: &mut BodyCx,
+        margs: &mut Vec<hir::Expr>,
+    ) -> Option<(MonoidRef, Option<DType>)> {
+        let Some(head) = super::monoid_args::monoid_head(arg) else {
             self.error(errors::type_error(
                 format!("the first argument of `{name}` must name a monoid (`sum`, `max`, … or a user monoid)"),
                 arg.span,
             ));
             return None;
         };
-        if let Some(m) = BuiltinMonoid::from_name(mname) {
+        if let (Some(m), None) = (BuiltinMonoid::from_name(head.name), head.args) {
             return Some((MonoidRef::Builtin(m), None));
         }
-        let mid = self.monoid_named(mname, arg.span)?;
+        let mid = self.monoid_named(head.name, arg.span)?;
+        margs.extend(self.monoid_args(mid, &head, cx)?);
         let sig = self.monoid_sigs[mid.0 as usize].clone();
         match (&sig.inputs[..], &sig.result) {
             ([Ty::Scalar(d)], Ty::Scalar(r)) if d == r && sig.plain => {
@@ -92,7 +101,8 @@ impl Checker {
 
     /// `scan(M, x)` / `scan_excl(M, x)`: `x`'s type; the scan runs along the last axis.
     pub(super) fn scan(&mut self, c: &BuiltinCall<'_>, cx: &mut BodyCx) -> hir::Expr {
-        let Some((m, own)) = self.monoid_arg(c.name, &c.args[0]) else {
+        let mut margs = Vec::new();
+        let Some((m, own)) = self.monoid_arg(c.name, &c.args[0], cx, &mut margs) else {
             return err_expr(c.span);
         };
         let want = own.map(Ty::Scalar).or_else(|| c.want.cloned());
@@ -125,7 +135,8 @@ impl Checker {
             Builtin::ScanExcl(m)
         };
         let ty = x.ty.clone();
-        mk(hir::ExprKind::Builtin(b, vec![x]), ty, c.span)
+        let args = std::iter::once(x).chain(margs).collect();
+        mk(hir::ExprKind::Builtin(b, args), ty, c.span)
     }
 
     /// An index vector: 1-D, `i64` or `i32`.
@@ -151,7 +162,8 @@ impl Checker {
 
     /// `reduce_by_index(M, n_bins, idx, vals)`: `T[n_bins]`.
     pub(super) fn reduce_by_index(&mut self, c: &BuiltinCall<'_>, cx: &mut BodyCx) -> hir::Expr {
-        let Some((m, own)) = self.monoid_arg(c.name, &c.args[0]) else {
+        let mut margs = Vec::new();
+        let Some((m, own)) = self.monoid_arg(c.name, &c.args[0], cx, &mut margs) else {
             return err_expr(c.span);
         };
         let i64t = Ty::Scalar(DType::I64);
@@ -180,7 +192,10 @@ impl Checker {
             return err_expr(c.span);
         }
         mk(
-            hir::ExprKind::Builtin(Builtin::ReduceByIndex(m), vec![n, idx, vals]),
+            hir::ExprKind::Builtin(
+                Builtin::ReduceByIndex(m),
+                [n, idx, vals].into_iter().chain(margs).collect(),
+            ),
             Ty::tensor(d, vec![dim]),
             c.span,
         )
