@@ -47,7 +47,14 @@ impl Checker {
             ));
             return None;
         };
-        if let (Some(m), None) = (BuiltinMonoid::from_name(head.name), head.args) {
+        if let Some(m) = BuiltinMonoid::from_name(head.name) {
+            if head.args.is_some() {
+                self.error(errors::bad_monoid(
+                    format!("the built-in monoid `{}` takes no arguments", m.name()),
+                    head.span,
+                ));
+                return None;
+            }
             return Some((MonoidRef::Builtin(m), None));
         }
         let mid = self.monoid_named(head.name, arg.span)?;
