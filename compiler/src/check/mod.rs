@@ -271,7 +271,10 @@ fn monoid_signature(ck: &mut Checker, m: &ast::MonoidDef) -> MonoidSig {
             Some(t) => ck.lower_type(t, &mut Vec::new(), false),
             None => {
                 ck.error(errors::bad_monoid(
-                    format!("parameter `{}` of monoid `{}` needs a type: `{}: i64`", p.name.name, m.name.name, p.name.name),
+                    format!(
+                        "parameter `{}` of monoid `{}` needs a type: `{}: i64`",
+                        p.name.name, m.name.name, p.name.name
+                    ),
                     p.name.span,
                 ));
                 Ty::Error
@@ -284,8 +287,17 @@ fn monoid_signature(ck: &mut Checker, m: &ast::MonoidDef) -> MonoidSig {
             ));
         }
         if let Some((prev, _)) = params.iter().find(|(n, _)| n == &p.name.name) {
-            let prev = m.params.iter().find(|q| &q.name.name == prev).map(|q| q.name.span);
-            ck.error(errors::duplicate("parameter", &p.name.name, p.name.span, prev.unwrap_or(m.span)));
+            let prev = m
+                .params
+                .iter()
+                .find(|q| &q.name.name == prev)
+                .map(|q| q.name.span);
+            ck.error(errors::duplicate(
+                "parameter",
+                &p.name.name,
+                p.name.span,
+                prev.unwrap_or(m.span),
+            ));
         }
         params.push((p.name.name.clone(), ty));
     }

@@ -71,7 +71,12 @@ fn param_samples(prog: &hir::Program, m: &hir::Monoid) -> Vec<Vec<Value>> {
     if per.iter().any(|p| p.is_empty()) {
         return Vec::new();
     }
-    let count = per.iter().map(|p| p.len()).max().unwrap_or(0).min(PARAM_SAMPLES);
+    let count = per
+        .iter()
+        .map(|p| p.len())
+        .max()
+        .unwrap_or(0)
+        .min(PARAM_SAMPLES);
     (0..count)
         .map(|k| {
             per.iter()

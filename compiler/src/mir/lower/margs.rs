@@ -93,7 +93,11 @@ impl<'p> Lowerer<'p> {
 
     /// The zero of monoid `m` with its parameters bound to `values`, flattened; `None` when
     /// it is not a constant.
-    pub(super) fn fold_zero(&mut self, m: &'p hir::Monoid, values: &[Scalar]) -> Option<Vec<Scalar>> {
+    pub(super) fn fold_zero(
+        &mut self,
+        m: &'p hir::Monoid,
+        values: &[Scalar],
+    ) -> Option<Vec<Scalar>> {
         if m.params.is_empty() {
             return fold_hir(&m.zero.expr).map(|v| tensor::flatten_value(&v));
         }

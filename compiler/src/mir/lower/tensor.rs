@@ -537,13 +537,19 @@ impl<'p> Lowerer<'p> {
         values: &[Scalar],
         span: Span,
     ) -> LResult<ir::MonoidId> {
-        let key = (id, values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>());
+        let key = (
+            id,
+            values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>(),
+        );
         if let Some(m) = self.monoids.get(&key) {
             return Ok(*m);
         }
         let m = self.prog.monoid(id);
         if values.len() != m.params.len() {
-            return err(span, Kind::Internal("a monoid's arguments do not match its parameters"));
+            return err(
+                span,
+                Kind::Internal("a monoid's arguments do not match its parameters"),
+            );
         }
         let state = flat_dtypes(&m.state);
         let field_names = match &m.state {
