@@ -39,10 +39,7 @@ impl<'p> Lowerer<'p> {
             let vals: Option<Vec<Scalar>> = scratch
                 .reads
                 .iter()
-                .map(|r| {
-                    let fixed = r.proj.iter().all(|x| x.coeffs.is_empty());
-                    fixed.then(|| self.fold_scalar(r.src())).flatten()
-                })
+                .map(|r| self.fold_read(r))
                 .collect();
             match vals.and_then(|v| fold_expr(&e, &v)) {
                 Some(v) => out.push(self.marg_value(id, k, v)),
@@ -50,6 +47,25 @@ impl<'p> Lowerer<'p> {
             }
         }
         Ok(out)
+    }
+
+    /// The value of a read at fixed coordinates of a constant (or a folded scalar), if it
+    /// is known now.
+    fn fold_read(&self, r: &Read) -> Option<Scalar> {
+        let at: Vec<i64> = r
+            .proj
+            .iter()
+            .map(|a| a.coeffs.is_empty().then_some(a.konst))
+            .collect::<Option<_>>()?;
+        if let NodeKind::Const { value } = &self.graph.nodes[r.node].kind {
+            let mut linear = 0usize;
+            for (&c, &n) in at.iter().zip(&value.shape) {
+                let c = usize::try_from(c).ok().filter(|&c| c < n)?;
+                linear = linear * n + c;
+            }
+            return (at.len() == value.shape.len()).then(|| value.get(linear));
+        }
+        self.fold_scalar(r.src())
     }
 
     /// The values of user monoid `id`'s arguments `margs` written as whole values (the
