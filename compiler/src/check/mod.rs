@@ -16,6 +16,8 @@ pub mod monoid_derivative;
 pub mod monoid_laws;
 
 #[cfg(test)]
+mod param_tests;
+#[cfg(test)]
 mod tests;
 
 use crate::base::{Diagnostic, Span};

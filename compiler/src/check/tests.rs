@@ -73,7 +73,7 @@ fn tests_of_a_used_module_are_not_the_programs_tests() {
 }
 
 /// The codes of a single user file's diagnostics, syntax errors included.
-fn codes_of(text: &str) -> Vec<String> {
+pub(super) fn codes_of(text: &str) -> Vec<String> {
     let mut sm = SourceMap::new();
     let id = sm.add("user.flow", text);
     let (ast, mut diags) = syntax::parse(id, text);
@@ -87,7 +87,7 @@ fn codes_of(text: &str) -> Vec<String> {
 
 /// Asserts that `text` is rejected with `code` (and with nothing else).
 #[track_caller]
-fn rejects(text: &str, code: &str) {
+pub(super) fn rejects(text: &str, code: &str) {
     let codes = codes_of(text);
     assert!(
         !codes.is_empty() && codes.iter().all(|c| c == code),

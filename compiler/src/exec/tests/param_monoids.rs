@@ -70,7 +70,11 @@ fn parameterised_monoids_agree_on_both_backends_at_any_thread_count() {
     assert!(reference.starts_with("0 3\n"), "{reference}");
     assert!(reference.ends_with("[53, 68, 83]\n"), "{reference}");
     for threads in [1, 3] {
-        assert_eq!(run_on(Backend::Jit, threads), reference, "{threads} thread(s)");
+        assert_eq!(
+            run_on(Backend::Jit, threads),
+            reference,
+            "{threads} thread(s)"
+        );
     }
 }
 
@@ -84,7 +88,12 @@ fn each_argument_value_is_its_own_monoid_of_the_graph() {
         .iter()
         .flat_map(|g| g.monoids.iter().map(|m| m.name.clone()))
         .collect();
-    for want in ["ModSum(m = 3)", "ModSum(m = 5)", "ModSum(m = 11)", "Off(c = 4)"] {
+    for want in [
+        "ModSum(m = 3)",
+        "ModSum(m = 5)",
+        "ModSum(m = 11)",
+        "Off(c = 4)",
+    ] {
         assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
     }
     for g in &graphs {
@@ -127,5 +136,10 @@ main { print(g([1, 2, 3])); print(f([1, 2, 3])); }
         .expect_err("the sum is computed by the graph");
     // `w[0]` of a constant is known: 1 + 1 + 2 + 1 + 3.
     assert_eq!(host.out, "8\n");
-    assert!(err.message().contains("must be known when the graph is built"), "{}", err.message());
+    assert!(
+        err.message()
+            .contains("must be known when the graph is built"),
+        "{}",
+        err.message()
+    );
 }

@@ -36,11 +36,8 @@ impl<'p> Lowerer<'p> {
                 vars: outer.vars.clone(),
             };
             let e = self.point(a, frame, &mut scratch)?;
-            let vals: Option<Vec<Scalar>> = scratch
-                .reads
-                .iter()
-                .map(|r| self.fold_read(r))
-                .collect();
+            let vals: Option<Vec<Scalar>> =
+                scratch.reads.iter().map(|r| self.fold_read(r)).collect();
             match vals.and_then(|v| fold_expr(&e, &v)) {
                 Some(v) => out.push(self.marg_value(id, k, v)),
                 None => return err(a.span, self.not_static(id, k)),
