@@ -143,3 +143,48 @@ main { print(g([1, 2, 3])); print(f([1, 2, 3])); }
         err.message()
     );
 }
+
+#[test]
+fn a_parameterised_monoid_with_d_combine_is_differentiable() {
+    // A soft maximum at temperature t (clamped so every sampled t is well-conditioned):
+    // at t = 1 its gradient is the softmax.
+    let src = r#"
+fn lse2(a: f64, b: f64, t: f64) -> f64 {
+    let m = max(a, b);
+    if m == -inf { m } else { m + t * log(exp((a - m) / t) + exp((b - m) / t)) }
+}
+fn temp(t: f64) -> f64 = min(max(t, 0.25), 4.0)
+monoid SoftMax(t: f64) {
+    state = f64;
+    zero = -inf;
+    combine(a, b) = lse2(a, b, temp(t));
+    d_combine(a, b, g) = (
+        g * exp((a - lse2(a, b, temp(t))) / temp(t)),
+        g * exp((b - lse2(a, b, temp(t))) / temp(t))
+    );
+    commutative;
+}
+op soft(x: f64[N], t: f64) -> f64 = reduce[i](SoftMax(t), x[i])
+main {
+    let x: f64[3] = [1.0, 2.0, 3.0];
+    let g = grad(soft, x, 1.0);
+    let e: f64[3] = [0.09003057317038046, 0.24472847105479767, 0.6652409557748219];
+    assert_close(g, e, 1e-12);
+    print(g);
+}
+"#;
+    let prog = compile(src);
+    let mut outs = Vec::new();
+    for opts in [
+        RunOptions {
+            backend: Backend::Interp,
+            ..RunOptions::default()
+        },
+        crate::driver::jit_options(3),
+    ] {
+        let mut host = MemoryHost::default();
+        run_main(&prog, &mut host, &opts).unwrap_or_else(|e| panic!("{}", e.message()));
+        outs.push(host.out);
+    }
+    assert_eq!(outs[0], outs[1]);
+}
