@@ -10,8 +10,14 @@ pub fn dump_program(p: &Program) -> String {
     for m in &p.monoids {
         let _ = writeln!(
             out,
-            "monoid {} : state {} -> {}{}",
+            "monoid {}{} : state {} -> {}{}",
             m.name,
+            if m.params.is_empty() {
+                String::new()
+            } else {
+                let ps: Vec<String> = m.params.iter().map(|(n, t)| format!("{n}: {t}")).collect();
+                format!("({})", ps.join(", "))
+            },
             m.state,
             m.result_type(),
             if m.commutative { " (commutative)" } else { "" }
