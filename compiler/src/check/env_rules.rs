@@ -49,10 +49,10 @@ pub fn check(items: &[&Item], diags: &mut Vec<Diagnostic>) {
                 let ctx = format!("monoid `{}`", m.name.name);
                 let mut w = Walker::new(&ctx, &kinds, &monoids, diags, HashSet::new());
                 for mem in &m.members {
-                    w.locals = mem
+                    w.locals = m
                         .params
                         .iter()
-                        .flatten()
+                        .chain(mem.params.iter().flatten())
                         .map(|p| p.name.name.as_str())
                         .collect();
                     if let Some(v) = &mem.value {
@@ -172,6 +172,10 @@ impl<'a> Walker<'a, '_, '_> {
                     Some(_) => self.calls.push((&f.name, f.span)),
                     None if IO_BUILTINS.contains(&f.name.as_str()) => {
                         self.diags.push(errors::io_in_op(&f.name, self.ctx, f.span))
+                    }
+                    // `reduce[i](ModSum(m), …)` uses the monoid `ModSum`.
+                    None if self.monoids.contains(f.name.as_str()) => {
+                        self.calls.push((&f.name, f.span))
                     }
                     None => {}
                 }

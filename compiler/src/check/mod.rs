@@ -16,6 +16,8 @@ pub mod monoid_derivative;
 pub mod monoid_laws;
 
 #[cfg(test)]
+mod param_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_tuples;
@@ -267,8 +269,45 @@ fn monoid_signature(ck: &mut Checker, m: &ast::MonoidDef) -> MonoidSig {
     };
     // The result type is the unwrap's, known only after checking it; `check_monoid` fixes it.
     let plain = wrap.is_none() && !m.members.iter().any(|x| x.name.name == "unwrap");
+    let mut params: Vec<(String, Ty)> = Vec::new();
+    for p in &m.params {
+        let ty = match &p.ty {
+            Some(t) => ck.lower_type(t, &mut Vec::new(), false),
+            None => {
+                ck.error(errors::bad_monoid(
+                    format!(
+                        "parameter `{}` of monoid `{}` needs a type: `{}: i64`",
+                        p.name.name, m.name.name, p.name.name
+                    ),
+                    p.name.span,
+                ));
+                Ty::Error
+            }
+        };
+        if !matches!(ty, Ty::Scalar(_) | Ty::Error) {
+            ck.error(errors::bad_monoid(
+                format!("a monoid's parameter is a scalar, found `{ty}`"),
+                p.ty.as_ref().map(|t| t.span).unwrap_or(p.name.span),
+            ));
+        }
+        if let Some((prev, _)) = params.iter().find(|(n, _)| n == &p.name.name) {
+            let prev = m
+                .params
+                .iter()
+                .find(|q| &q.name.name == prev)
+                .map(|q| q.name.span);
+            ck.error(errors::duplicate(
+                "parameter",
+                &p.name.name,
+                p.name.span,
+                prev.unwrap_or(m.span),
+            ));
+        }
+        params.push((p.name.name.clone(), ty));
+    }
     MonoidSig {
         name: m.name.name.clone(),
+        params,
         inputs,
         result: state,
         plain,
@@ -333,6 +372,7 @@ fn check_monoid(ck: &mut Checker, m: &ast::MonoidDef, idx: usize) -> hir::Monoid
         .as_ref()
         .map(|t| ck.lower_type(t, &mut Vec::new(), false))
         .unwrap_or(Ty::Error);
+    let mparams = ck.monoid_sigs[idx].params.clone();
     let mut zero = None;
     let mut wrap = None;
     let mut combine = None;
@@ -391,8 +431,18 @@ fn check_monoid(ck: &mut Checker, m: &ast::MonoidDef, idx: usize) -> hir::Monoid
             continue;
         };
         let mut cx = BodyCx::new(Env::Operation, Vec::new());
+        // The monoid's own parameters come first in every member (`hir::Monoid::params`).
+        for (p, (pname, t)) in m.params.iter().zip(&mparams) {
+            cx.add_local(pname, t.clone(), false, p.name.span);
+        }
         let mut params = Vec::new();
         for p in mem.params.iter().flatten() {
+            if m.params.iter().any(|q| q.name.name == p.name.name) {
+                ck.error(errors::bad_monoid(
+                    format!("`{}` is a parameter of monoid `{}` already: name the member's parameter otherwise", p.name.name, m.name.name),
+                    p.name.span,
+                ));
+            }
             let ty = match (name, &p.ty) {
                 ("wrap", Some(t)) => ck.lower_type(t, &mut Vec::new(), false),
                 (_, Some(t)) => {
@@ -454,6 +504,7 @@ fn check_monoid(ck: &mut Checker, m: &ast::MonoidDef, idx: usize) -> hir::Monoid
     };
     hir::Monoid {
         name: m.name.name.clone(),
+        params: mparams,
         state,
         zero: zero.unwrap_or_else(dummy),
         wrap,

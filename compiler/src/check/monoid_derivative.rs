@@ -15,7 +15,8 @@ use flow_runtime::{DType, Scalar};
 
 use crate::base::Diagnostic;
 use crate::check::errors;
-use crate::check::eval::{eval_body, Value};
+use crate::check::eval::Value;
+use crate::check::monoid_laws::eval_member;
 use crate::hir;
 
 /// How many pairs of states are tested at most.
@@ -49,12 +50,13 @@ fn moderate(v: &Value) -> bool {
 pub fn check(
     prog: &hir::Program,
     m: &hir::Monoid,
+    params: &[Value],
     d: &hir::MonoidFn,
     states: &[Value],
 ) -> Result<(), Box<Diagnostic>> {
     let ok: Vec<&Value> = states.iter().filter(|v| moderate(v)).collect();
     let combine = |a: &Value, b: &Value| {
-        eval_body(prog, &m.combine.body, vec![a.clone(), b.clone()])
+        eval_member(prog, params, &m.combine.body, vec![a.clone(), b.clone()])
             .ok()
             .map(|v| fields(&v))
     };
@@ -75,8 +77,9 @@ pub fn check(
                 .enumerate()
                 .map(|(k, s)| Scalar::F64(if k == f { 1.0 } else { 0.0 }).cast(s.dtype()))
                 .collect();
-            let Ok(dc) = eval_body(
+            let Ok(dc) = eval_member(
                 prog,
+                params,
                 &d.body,
                 vec![a.clone(), b.clone(), with_fields(a, &g)],
             ) else {
@@ -134,7 +137,7 @@ pub fn check(
                             }
                         };
                         return Err(Box::new(errors::monoid_derivative(
-                            &m.name,
+                            &crate::check::monoid_laws::instance(m, params),
                             d.body.expr.span,
                             [
                                 show(a),

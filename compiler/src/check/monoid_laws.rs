@@ -38,19 +38,125 @@ const RANDOM_INPUTS: u64 = 12;
 /// How many of a monoid's constants give samples (the first ones written).
 const MAX_CONSTANTS: usize = 8;
 
+/// How many samples of its parameters a parameterised monoid is checked at.
+const PARAM_SAMPLES: usize = 16;
+
 pub fn check_laws(
     prog: &hir::Program,
     _id: hir::MonoidId,
     m: &hir::Monoid,
 ) -> Result<(), Box<Diagnostic>> {
-    let Some(states) = sample_states(prog, m) else {
+    for params in param_samples(prog, m) {
+        check_at(prog, m, &params)?;
+    }
+    Ok(())
+}
+
+/// The parameter values a monoid's laws are checked at: none for a monoid without
+/// parameters; else [`PARAM_SAMPLES`] combinations drawn from each parameter's samples,
+/// which are a state's of its type (edge values first, so `0` and `-1` are among them).
+fn param_samples(prog: &hir::Program, m: &hir::Monoid) -> Vec<Vec<Value>> {
+    if m.params.is_empty() {
+        return vec![Vec::new()];
+    }
+    let constants = constants_of(prog, m);
+    let per: Vec<Vec<Scalar>> = m
+        .params
+        .iter()
+        .map(|(_, t)| match t {
+            Ty::Scalar(d) => scalar_samples(*d, &constants),
+            _ => Vec::new(),
+        })
+        .collect();
+    if per.iter().any(|p| p.is_empty()) {
+        return Vec::new();
+    }
+    let count = per
+        .iter()
+        .map(|p| p.len())
+        .max()
+        .unwrap_or(0)
+        .min(PARAM_SAMPLES);
+    (0..count)
+        .map(|k| {
+            per.iter()
+                .enumerate()
+                .map(|(a, p)| Value::Scalar(p[(k + a * 3) % p.len()]))
+                .collect()
+        })
+        .collect()
+}
+
+/// The monoid's name with its parameters' values, as a counterexample shows it:
+/// `ModSum(m = 0)`.
+pub(super) fn instance(m: &hir::Monoid, params: &[Value]) -> String {
+    if params.is_empty() {
+        return m.name.clone();
+    }
+    let args: Vec<String> = m
+        .params
+        .iter()
+        .zip(params)
+        .map(|((n, _), v)| format!("{n} = {}", show(v)))
+        .collect();
+    format!("{}({})", m.name, args.join(", "))
+}
+
+/// `body` (a member of the monoid) with the monoid's parameters bound to `params` and its
+/// own to `args`.
+pub(super) fn eval_member(
+    prog: &hir::Program,
+    params: &[Value],
+    body: &hir::Body,
+    args: Vec<Value>,
+) -> Result<Value, crate::check::eval::Unsupported> {
+    eval_body(prog, body, params.iter().cloned().chain(args).collect())
+}
+
+/// A parameterised monoid must work at every value of its parameters: its `zero` and
+/// `combine(zero, zero)` must evaluate (a sum modulo `m` divides by zero at `m = 0`).
+fn check_evaluates(
+    prog: &hir::Program,
+    m: &hir::Monoid,
+    params: &[Value],
+) -> Result<(), Box<Diagnostic>> {
+    let fail = |what: &str, why: String, span| {
+        Box::new(
+            errors::bad_monoid(
+                format!(
+                    "monoid `{}` fails to evaluate `{what}`: {why}",
+                    instance(m, params)
+                ),
+                span,
+            )
+            .with_note(
+                "the checker cannot know which values the program passes, so every value of \
+                 a parameter must work: guard it (e.g. `max(m, 1)` for a modulus)",
+            ),
+        )
+    };
+    let zero = eval_member(prog, params, &m.zero, Vec::new())
+        .map_err(|e| fail("zero", e.0, m.zero.expr.span))?;
+    eval_member(prog, params, &m.combine.body, vec![zero.clone(), zero])
+        .map_err(|e| fail("combine(zero, zero)", e.0, m.combine.body.expr.span))?;
+    Ok(())
+}
+
+/// The laws at one value of the parameters.
+fn check_at(prog: &hir::Program, m: &hir::Monoid, params: &[Value]) -> Result<(), Box<Diagnostic>> {
+    if !params.is_empty() {
+        check_evaluates(prog, m, params)?;
+    }
+    let name = instance(m, params);
+    let Some(states) = sample_states(prog, m, params) else {
         return Ok(());
     };
-    let Ok(zero) = eval_body(prog, &m.zero, Vec::new()) else {
+    let Ok(zero) = eval_member(prog, params, &m.zero, Vec::new()) else {
         return Ok(());
     };
-    let combine =
-        |a: &Value, b: &Value| eval_body(prog, &m.combine.body, vec![a.clone(), b.clone()]).ok();
+    let combine = |a: &Value, b: &Value| {
+        eval_member(prog, params, &m.combine.body, vec![a.clone(), b.clone()]).ok()
+    };
     let show = |v: &Value| show(v);
 
     for a in &states {
@@ -63,7 +169,7 @@ pub fn check_laws(
                 continue;
             }
             return Err(Box::new(errors::monoid_identity(
-                &m.name,
+                &name,
                 m.zero.expr.span,
                 form,
                 [show(&zero), show(a), show(&lhs)],
@@ -89,7 +195,7 @@ pub fn check_laws(
             continue;
         }
         return Err(Box::new(errors::monoid_associativity(
-            &m.name,
+            &name,
             m.combine.body.expr.span,
             [show(a), show(b), show(c), show(&l), show(&r)],
         )));
@@ -105,7 +211,7 @@ pub fn check_laws(
                     continue;
                 }
                 return Err(Box::new(errors::monoid_commutativity(
-                    &m.name,
+                    &name,
                     m.combine.body.expr.span,
                     [show(a), show(b), show(l), show(r)],
                 )));
@@ -113,7 +219,7 @@ pub fn check_laws(
         }
     }
     if let Some(d) = &m.d_combine {
-        super::monoid_derivative::check(prog, m, d, &states)?;
+        super::monoid_derivative::check(prog, m, params, d, &states)?;
     }
     Ok(())
 }
@@ -133,7 +239,7 @@ fn triples(n: usize) -> impl Iterator<Item = (usize, usize, usize)> {
 }
 
 /// `zero`, wrapped sample inputs, and combinations of pairs of those.
-fn sample_states(prog: &hir::Program, m: &hir::Monoid) -> Option<Vec<Value>> {
+fn sample_states(prog: &hir::Program, m: &hir::Monoid, params: &[Value]) -> Option<Vec<Value>> {
     let inputs = m.input_types();
     let constants = constants_of(prog, m);
     let per_arg: Vec<Vec<Value>> = inputs
@@ -149,17 +255,17 @@ fn sample_states(prog: &hir::Program, m: &hir::Monoid) -> Option<Vec<Value>> {
             .map(|(a, s)| s[(k + a * 3) % s.len()].clone())
             .collect();
         let v = match &m.wrap {
-            Some(w) => eval_body(prog, &w.body, args).ok()?,
+            Some(w) => eval_member(prog, params, &w.body, args).ok()?,
             None => args.into_iter().next()?,
         };
         wrapped.push(v);
     }
     let mut states = Vec::new();
-    states.push(eval_body(prog, &m.zero, Vec::new()).ok()?);
+    states.push(eval_member(prog, params, &m.zero, Vec::new()).ok()?);
     states.extend(wrapped.iter().cloned());
     for (i, a) in wrapped.iter().enumerate().step_by(3) {
         let b = &wrapped[(i * 5 + 1) % wrapped.len()];
-        if let Ok(c) = eval_body(prog, &m.combine.body, vec![a.clone(), b.clone()]) {
+        if let Ok(c) = eval_member(prog, params, &m.combine.body, vec![a.clone(), b.clone()]) {
             states.push(c);
         }
     }

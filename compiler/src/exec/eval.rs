@@ -13,7 +13,7 @@ use super::{
 };
 use crate::base::Span;
 use crate::hir::{self, Builtin, ExprKind as H, Ty};
-use crate::mir::lower::{eval_dim, LowerError, TVal};
+use crate::mir::lower::{eval_dim, LowerError, LowerErrorKind, TVal};
 
 impl<'p, 'h> Machine<'p, 'h> {
     pub(super) fn local(&self, frame: &Frame<'_>, id: hir::LocalId, span: Span) -> RResult<Value> {
@@ -51,11 +51,52 @@ impl<'p, 'h> Machine<'p, 'h> {
             let v = self.eval(frame, x)?;
             forced.insert(x as *const hir::Expr, self.tval(&v, x.span)?);
         }
-        let t = self
-            .lower
-            .coordinator_expr(frame.body, e, locals, frame.shapes.clone(), forced)
-            .map_err(RunError::from)?;
+        let t = match self.lower.coordinator_expr(
+            frame.body,
+            e,
+            locals.clone(),
+            frame.shapes.clone(),
+            forced.clone(),
+        ) {
+            Err(err) if needs_marg(&err) => {
+                // A parameterised monoid's argument is built into its combine, so it must be
+                // known: compute the scalars the expression uses that the graph still owes,
+                // and lower it again (the nodes of the first try stay unused).
+                if !self.force_lazy_scalars(frame, &mut locals, e.span)? {
+                    return Err(RunError::from(err));
+                }
+                self.lower
+                    .coordinator_expr(frame.body, e, locals, frame.shapes.clone(), forced)
+                    .map_err(RunError::from)?
+            }
+            r => r.map_err(RunError::from)?,
+        };
         Ok(self.value_of_tval(t))
+    }
+
+    /// Computes the lazy scalars among `locals` (binding their values in `frame`); whether
+    /// there was any.
+    fn force_lazy_scalars(
+        &mut self,
+        frame: &mut Frame<'p>,
+        locals: &mut HashMap<hir::LocalId, TVal>,
+        span: Span,
+    ) -> RResult<bool> {
+        let mut any = false;
+        let ids: Vec<hir::LocalId> = locals.keys().copied().collect();
+        for id in ids {
+            let Some(Value::Lazy(l)) = frame.values[id.0 as usize].clone() else {
+                continue;
+            };
+            if !self.lower.ty(l.port).shape.is_empty() {
+                continue;
+            }
+            let v = self.force(Value::Lazy(l), span)?;
+            locals.insert(id, self.tval(&v, span)?);
+            frame.values[id.0 as usize] = Some(v);
+            any = true;
+        }
+        Ok(any)
     }
 
     pub(super) fn eval(&mut self, frame: &mut Frame<'p>, e: &'p hir::Expr) -> RResult<Value> {
@@ -149,7 +190,30 @@ impl<'p, 'h> Machine<'p, 'h> {
                             .iter()
                             .map(|v| self.tval(v, span))
                             .collect::<RResult<Vec<_>>>()?;
-                        let t = self.lower.call(*f, tvals, span).map_err(RunError::from)?;
+                        let t = match self.lower.call(*f, tvals, span) {
+                            // As in `lazy`: a monoid's argument must be known; compute the
+                            // scalar arguments the graph still owes and lower the call again.
+                            Err(err) if needs_marg(&err) => {
+                                let mut any = false;
+                                for v in &mut vals {
+                                    if let Value::Lazy(l) = v {
+                                        if self.lower.ty(l.port).shape.is_empty() {
+                                            *v = self.force(v.clone(), span)?;
+                                            any = true;
+                                        }
+                                    }
+                                }
+                                if !any {
+                                    return Err(RunError::from(err));
+                                }
+                                let tvals = vals
+                                    .iter()
+                                    .map(|v| self.tval(v, span))
+                                    .collect::<RResult<Vec<_>>>()?;
+                                self.lower.call(*f, tvals, span).map_err(RunError::from)?
+                            }
+                            r => r.map_err(RunError::from)?,
+                        };
                         Ok(self.value_of_tval(t))
                     }
                 }
@@ -484,4 +548,10 @@ fn op_error(e: crate::base::ops::OpError) -> String {
         crate::base::ops::OpError::DivOverflow => "integer division overflows (MIN / -1)".into(),
         crate::base::ops::OpError::Operands => "internal error: operand types".into(),
     }
+}
+
+/// Whether lowering failed for want of a parameterised monoid's argument that the graph
+/// computes (`Machine::lazy` and op calls force their lazy scalars then, and retry).
+fn needs_marg(err: &LowerError) -> bool {
+    matches!(*err.kind, LowerErrorKind::MonoidArgNotStatic { .. })
 }

@@ -10,8 +10,14 @@ pub fn dump_program(p: &Program) -> String {
     for m in &p.monoids {
         let _ = writeln!(
             out,
-            "monoid {} : state {} -> {}{}",
+            "monoid {}{} : state {} -> {}{}",
             m.name,
+            if m.params.is_empty() {
+                String::new()
+            } else {
+                let ps: Vec<String> = m.params.iter().map(|(n, t)| format!("{n}: {t}")).collect();
+                format!("({})", ps.join(", "))
+            },
             m.state,
             m.result_type(),
             if m.commutative { " (commutative)" } else { "" }
@@ -177,8 +183,8 @@ pub fn children<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
         | ExprKind::Builtin(_, xs)
         | ExprKind::MapFn(_, xs)
         | ExprKind::Tuple(xs)
-        | ExprKind::TensorLit(xs)
-        | ExprKind::Reduce { args: xs, .. } => out.extend(xs.iter()),
+        | ExprKind::TensorLit(xs) => out.extend(xs.iter()),
+        ExprKind::Reduce { args, margs, .. } => out.extend(args.iter().chain(margs)),
         ExprKind::Gather { tensor, index } => {
             out.push(tensor);
             out.extend(index.iter());

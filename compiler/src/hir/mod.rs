@@ -105,6 +105,10 @@ pub struct Index {
 #[derive(Clone, Debug)]
 pub struct Monoid {
     pub name: String,
+    /// The run-time parameters (`monoid ModSum(m: i64)`), scalars. Every member body (`zero`
+    /// included) binds them as its first locals, `LocalId(0..params.len())`, before the
+    /// member's own parameters.
+    pub params: Vec<(String, Ty)>,
     pub state: Ty,
     /// `zero`, a constant expression of the state type.
     pub zero: Body,
@@ -365,6 +369,10 @@ pub enum ExprKind {
         monoid: MonoidRef,
         indices: Vec<IndexId>,
         args: Vec<Expr>,
+        /// The arguments of a parameterised user monoid (`ModSum(m)`), one per parameter:
+        /// scalars that depend on no index. A `scan`, `scan_excl` or `reduce_by_index` call
+        /// carries them after its own arguments.
+        margs: Vec<Expr>,
     },
     If {
         cond: Box<Expr>,
@@ -451,8 +459,11 @@ pub fn walk_expr_mut(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) {
         | ExprKind::Builtin(_, xs)
         | ExprKind::MapFn(_, xs)
         | ExprKind::Tuple(xs)
-        | ExprKind::TensorLit(xs)
-        | ExprKind::Reduce { args: xs, .. } => xs.iter_mut().for_each(|x| walk_expr_mut(x, f)),
+        | ExprKind::TensorLit(xs) => xs.iter_mut().for_each(|x| walk_expr_mut(x, f)),
+        ExprKind::Reduce { args, margs, .. } => args
+            .iter_mut()
+            .chain(margs.iter_mut())
+            .for_each(|x| walk_expr_mut(x, f)),
         ExprKind::Gather { tensor, index } => {
             walk_expr_mut(tensor, f);
             index.iter_mut().for_each(|x| walk_expr_mut(x, f));

@@ -69,6 +69,9 @@ pub struct Param {
 #[derive(Clone, Debug, PartialEq)]
 pub struct MonoidDef {
     pub name: Ident,
+    /// `monoid ModSum(m: i64) { … }`: scalar values every use passes (`ModSum(7)`), which
+    /// the members read like locals. Empty for a monoid without parameters.
+    pub params: Vec<Param>,
     pub state: Option<TypeExpr>,
     pub members: Vec<MonoidMember>,
     pub span: Span,

@@ -34,7 +34,13 @@ fn dump_item(out: &mut String, item: &Item) {
         }
         Item::Monoid(m) => {
             let state = m.state.as_ref().map(ty).unwrap_or_else(|| "?".into());
-            let _ = writeln!(out, "monoid {} state={}", m.name.name, state);
+            let params = if m.params.is_empty() {
+                String::new()
+            } else {
+                let ps: Vec<String> = m.params.iter().map(param).collect();
+                format!("({})", ps.join(", "))
+            };
+            let _ = writeln!(out, "monoid {}{} state={}", m.name.name, params, state);
             for mem in &m.members {
                 let params = mem
                     .params

@@ -229,7 +229,13 @@ impl Ctx {
         stmts
     }
 
-    pub fn monoid(&self, name: Ident, parts: Vec<MonoidPart>, span: Span) -> Item {
+    pub fn monoid(
+        &self,
+        name: Ident,
+        params: Vec<Param>,
+        parts: Vec<MonoidPart>,
+        span: Span,
+    ) -> Item {
         let mut state = None;
         let mut members = Vec::new();
         for p in parts {
@@ -253,6 +259,7 @@ impl Ctx {
         }
         Item::Monoid(MonoidDef {
             name,
+            params,
             state,
             members,
             span,

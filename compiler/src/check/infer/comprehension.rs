@@ -194,6 +194,7 @@ impl Checker {
                     monoid: MonoidRef::Builtin(m),
                     indices: ids,
                     args: vec![body],
+                    margs: Vec::new(),
                 },
                 ty,
                 span,
@@ -203,14 +204,17 @@ impl Checker {
             self.error(errors::arity("reduce", 2, 0, span));
             return err_expr(span);
         };
-        let K::Name(mname) = &first.kind else {
+        let Some(head) = monoid_args::monoid_head(first) else {
             self.error(errors::type_error(
                 "the first argument of `reduce` must name a monoid",
                 first.span,
             ));
             return err_expr(span);
         };
-        let Some(mid) = self.monoid_named(mname, first.span) else {
+        let Some(mid) = self.monoid_named(head.name, first.span) else {
+            return err_expr(span);
+        };
+        let Some(margs) = self.monoid_args(mid, &head, cx) else {
             return err_expr(span);
         };
         let sig = self.monoid_sigs[mid.0 as usize].clone();
@@ -234,6 +238,7 @@ impl Checker {
                 monoid: MonoidRef::User(mid),
                 indices: ids,
                 args: out,
+                margs,
             },
             sig.result,
             span,

@@ -24,6 +24,7 @@ mod comprehension;
 mod diff;
 mod expr;
 mod literals;
+mod monoid_args;
 mod rotate;
 mod scans;
 mod sizes;
@@ -57,6 +58,8 @@ pub struct Sig {
 #[derive(Clone, Debug)]
 pub struct MonoidSig {
     pub name: String,
+    /// The run-time parameters (`monoid ModSum(m: i64)`): names and scalar types.
+    pub params: Vec<(String, Ty)>,
     pub inputs: Vec<Ty>,
     pub result: Ty,
     /// Without `wrap` and `unwrap`: its inputs, states and results are one type.

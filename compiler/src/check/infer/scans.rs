@@ -8,6 +8,8 @@
 //! else its state) are scalars or tuples of scalars: a tensor of tuples (one tensor per field,
 //! `tuples.rs`) holds the elements of one with several fields, and the result is a tensor of
 //! tuples when the result is a tuple.
+//! A parameterised monoid's arguments (`scan(ModSum(m), x)`) follow the call's own
+//! arguments in the HIR.
 
 use super::builtins::BuiltinCall;
 use super::tuples::tuple_tensor_parts;
@@ -37,22 +39,33 @@ impl Checker {
     /// elements (its wrap's parameters, else its state's fields: one type is a plain
     /// tensor, several a tensor of tuples) and its result (the unwrap's type, else the
     /// state). `None` if reported.
+    /// A parameterised monoid's arguments are pushed onto `margs`.
     fn monoid_arg(
         &mut self,
         name: &str,
         arg: &ast::Expr,
+        cx: &mut BodyCx,
+        margs: &mut Vec<hir::Expr>,
     ) -> Option<(MonoidRef, Option<UserElems>)> {
-        let K::Name(mname) = &arg.kind else {
+        let Some(head) = super::monoid_args::monoid_head(arg) else {
             self.error(errors::type_error(
                 format!("the first argument of `{name}` must name a monoid (`sum`, `max`, … or a user monoid)"),
                 arg.span,
             ));
             return None;
         };
-        if let Some(m) = BuiltinMonoid::from_name(mname) {
+        if let Some(m) = BuiltinMonoid::from_name(head.name) {
+            if head.args.is_some() {
+                self.error(errors::bad_monoid(
+                    format!("the built-in monoid `{}` takes no arguments", m.name()),
+                    head.span,
+                ));
+                return None;
+            }
             return Some((MonoidRef::Builtin(m), None));
         }
-        let mid = self.monoid_named(mname, arg.span)?;
+        let mid = self.monoid_named(head.name, arg.span)?;
+        margs.extend(self.monoid_args(mid, &head, cx)?);
         let sig = self.monoid_sigs[mid.0 as usize].clone();
         match UserElems::of(&sig) {
             Some(u) => Some((MonoidRef::User(mid), Some(u))),
@@ -153,7 +166,8 @@ impl Checker {
     /// monoid, or a user monoid without an unwrap, `x`'s type; else a tensor of `x`'s shape
     /// of the unwrap's type (a tensor of tuples when that is a tuple).
     pub(super) fn scan(&mut self, c: &BuiltinCall<'_>, cx: &mut BodyCx) -> hir::Expr {
-        let Some((m, user)) = self.monoid_arg(c.name, &c.args[0]) else {
+        let mut margs = Vec::new();
+        let Some((m, user)) = self.monoid_arg(c.name, &c.args[0], cx, &mut margs) else {
             return err_expr(c.span);
         };
         // The expected result's dimensions are the argument's.
@@ -178,7 +192,8 @@ impl Checker {
             Some(u) => u.tensor_of(&dims),
             None => Ty::tensor(ds[0], dims),
         };
-        mk(hir::ExprKind::Builtin(b, vec![x]), ty, c.span)
+        let args = std::iter::once(x).chain(margs).collect();
+        mk(hir::ExprKind::Builtin(b, args), ty, c.span)
     }
 
     /// An index vector: 1-D, of a signed or unsigned integer type (`i64 i32 u64 u32 u8`).
@@ -206,7 +221,8 @@ impl Checker {
     /// (the further axes carried along), of the monoid's result type (a tensor of tuples
     /// for a tuple result).
     pub(super) fn reduce_by_index(&mut self, c: &BuiltinCall<'_>, cx: &mut BodyCx) -> hir::Expr {
-        let Some((m, user)) = self.monoid_arg(c.name, &c.args[0]) else {
+        let mut margs = Vec::new();
+        let Some((m, user)) = self.monoid_arg(c.name, &c.args[0], cx, &mut margs) else {
             return err_expr(c.span);
         };
         let i64t = Ty::Scalar(DType::I64);
@@ -263,7 +279,10 @@ impl Checker {
             None => Ty::tensor(ds[0], bins),
         };
         mk(
-            hir::ExprKind::Builtin(Builtin::ReduceByIndex(m), vec![n, idx, vals]),
+            hir::ExprKind::Builtin(
+                Builtin::ReduceByIndex(m),
+                [n, idx, vals].into_iter().chain(margs).collect(),
+            ),
             ty,
             c.span,
         )

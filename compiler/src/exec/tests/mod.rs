@@ -728,4 +728,5 @@ fn a_pass_that_breaks_the_mir_is_a_compiler_bug() {
 }
 
 mod checkpoints;
+mod param_monoids;
 mod runs;

@@ -99,6 +99,8 @@ pub enum LowerErrorKind {
     MonoidZero { monoid: String },
     /// A monoid's function reads a tensor.
     MonoidReadsTensor,
+    /// An argument of a parameterised monoid is computed by the graph.
+    MonoidArgNotStatic { monoid: String, param: String },
     /// A tuple of tuples where only a flat tuple is lowered.
     NestedTuple,
     /// An `if` in an operation without `else`.
@@ -249,6 +251,12 @@ impl fmt::Display for LowerErrorKind {
                 write!(f, "the zero of monoid `{monoid}` must be a constant")
             }
             K::MonoidReadsTensor => f.write_str("a monoid's functions may not read tensors"),
+            K::MonoidArgNotStatic { monoid, param } => write!(
+                f,
+                "the argument `{param}` of monoid `{monoid}` must be known when the graph is \
+                 built (the combine is compiled with it), but it is computed by the graph; \
+                 force it with `eval` first (`let {param} = eval(…);`, or `eval(…)` in place)"
+            ),
             K::NestedTuple => f.write_str("nested tuples are not supported here"),
             K::IfWithoutElse => f.write_str("an `if` in an operation needs an `else`"),
             K::IndexTuple => f.write_str("cannot index a tuple"),

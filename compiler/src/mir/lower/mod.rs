@@ -18,6 +18,7 @@
 
 mod diff;
 mod errors;
+mod margs;
 mod point;
 mod prims;
 mod shapes;
@@ -98,7 +99,8 @@ impl Point {
 pub struct Lowerer<'p> {
     pub prog: &'p hir::Program,
     pub graph: Graph,
-    monoids: HashMap<hir::MonoidId, ir::MonoidId>,
+    /// The graph's monoid of each user monoid with its parameters' values (as printed).
+    monoids: HashMap<(hir::MonoidId, Vec<String>), ir::MonoidId>,
     /// The values of the `eval(…)`s of the coordinator expression being lowered, which the
     /// coordinator computed first (see [`Lowerer::coordinator_expr`]), by address.
     forced: HashMap<*const hir::Expr, TVal>,

@@ -78,16 +78,20 @@ impl<'p> Lowerer<'p> {
     }
 
     /// The graph's monoid for `m` over elements of `dtype`, and its result dtypes.
+    /// `margs` are a parameterised monoid's arguments.
     fn prim_monoid(
         &mut self,
         m: hir::MonoidRef,
+        margs: &'p [hir::Expr],
         dtype: DType,
+        frame: &mut Frame<'p>,
         span: Span,
     ) -> LResult<(ir::MonoidRef, Vec<DType>)> {
         Ok(match m {
             hir::MonoidRef::Builtin(b) => (ir::MonoidRef::Builtin(b), vec![dtype]),
             hir::MonoidRef::User(id) => {
-                let mid = self.monoid(id, span)?;
+                let values = self.margs_whole(id, margs, frame)?;
+                let mid = self.monoid_with(id, &values, span)?;
                 let dts = self.graph.monoids[mid].result_dtypes().to_vec();
                 (ir::MonoidRef::User(mid), dts)
             }
@@ -112,7 +116,7 @@ impl<'p> Lowerer<'p> {
             hir::Builtin::Scan(m) | hir::Builtin::ScanExcl(m) => {
                 let xs = self.whole_fields(&args[0], frame)?;
                 let ty = self.ty(xs[0]).clone();
-                let (monoid, dts) = self.prim_monoid(m, ty.dtype, span)?;
+                let (monoid, dts) = self.prim_monoid(m, &args[1..], ty.dtype, frame, span)?;
                 let (reads, args) = self.element_args(monoid, &xs, 0);
                 let kind = NodeKind::Scan {
                     space: ty.shape.clone(),
@@ -135,7 +139,7 @@ impl<'p> Lowerer<'p> {
                 let idx = self.whole(&args[1], frame)?;
                 let vals = self.whole_fields(&args[2], frame)?;
                 let ty = self.ty(vals[0]).clone();
-                let (monoid, dts) = self.prim_monoid(m, ty.dtype, span)?;
+                let (monoid, dts) = self.prim_monoid(m, &args[3..], ty.dtype, frame, span)?;
                 let shape: Vec<usize> = std::iter::once(bins)
                     .chain(ty.shape[1..].iter().copied())
                     .collect();

@@ -2,6 +2,7 @@
 //! monoids become nodes of the graph; constant folding of the sizes and seeds the graph needs
 //! when it is built.
 
+use super::margs::{bind_values, instance_name};
 use super::*;
 
 impl<'p> Lowerer<'p> {
@@ -475,6 +476,7 @@ impl<'p> Lowerer<'p> {
             monoid,
             indices,
             args,
+            margs,
         } = &e.kind
         else {
             return err(e.span, Kind::Internal("not a reduction"));
@@ -505,7 +507,8 @@ impl<'p> Lowerer<'p> {
                 )
             }
             hir::MonoidRef::User(id) => {
-                let mid = self.monoid(*id, e.span)?;
+                let values = self.margs_in_point(*id, margs, frame, &point)?;
+                let mid = self.monoid_with(*id, &values, e.span)?;
                 let dts = self.graph.monoids[mid].result_dtypes().to_vec();
                 (
                     ir::MonoidRef::User(mid),
@@ -539,19 +542,41 @@ impl<'p> Lowerer<'p> {
         }
     }
 
-    /// A user monoid in the graph (added once).
+    /// A user monoid without parameters in the graph (added once).
     pub(super) fn monoid(&mut self, id: hir::MonoidId, span: Span) -> LResult<ir::MonoidId> {
-        if let Some(m) = self.monoids.get(&id) {
+        self.monoid_with(id, &[], span)
+    }
+
+    /// A user monoid in the graph with its parameters bound to `values` (added once per
+    /// distinct values): every member reads them as constants, so `ModSum(3)` and
+    /// `ModSum(5)` are two monoids of the graph, each compiled with its own constant.
+    pub(super) fn monoid_with(
+        &mut self,
+        id: hir::MonoidId,
+        values: &[Scalar],
+        span: Span,
+    ) -> LResult<ir::MonoidId> {
+        let key = (
+            id,
+            values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>(),
+        );
+        if let Some(m) = self.monoids.get(&key) {
             return Ok(*m);
         }
         let m = self.prog.monoid(id);
+        if values.len() != m.params.len() {
+            return err(
+                span,
+                Kind::Internal("a monoid's arguments do not match its parameters"),
+            );
+        }
         let state = flat_dtypes(&m.state);
         let field_names = match &m.state {
             Ty::Tuple(fs) => fs.iter().map(|(n, _)| n.clone()).collect(),
             _ => vec![None],
         };
-        let zero = match fold_hir(&m.zero.expr) {
-            Some(v) => flatten_value(&v),
+        let zero = match self.fold_zero(m, values) {
+            Some(v) => v,
             None => {
                 return err(
                     m.zero.expr.span,
@@ -568,25 +593,25 @@ impl<'p> Lowerer<'p> {
                     .iter()
                     .map(|p| w.body.local(*p).ty.dtype().unwrap_or(DType::F32))
                     .collect();
-                let body = self.monoid_fn(w, span)?;
+                let body = self.monoid_fn(w, values, span)?;
                 Some(ir::Wrap { params, body })
             }
             None => None,
         };
-        let combine = self.monoid_fn(&m.combine, span)?;
+        let combine = self.monoid_fn(&m.combine, values, span)?;
         let unwrap = match &m.unwrap {
             Some(u) => Some(ir::Unwrap {
                 ports: flat_dtypes(&u.body.expr.ty),
-                body: self.monoid_fn(u, span)?,
+                body: self.monoid_fn(u, values, span)?,
             }),
             None => None,
         };
         let d_combine = match &m.d_combine {
-            Some(d) => Some(self.monoid_fn(d, span)?),
+            Some(d) => Some(self.monoid_fn(d, values, span)?),
             None => None,
         };
         let mid = self.graph.add_monoid(ir::Monoid {
-            name: m.name.clone(),
+            name: instance_name(m, values),
             state,
             field_names,
             zero,
@@ -596,17 +621,25 @@ impl<'p> Lowerer<'p> {
             commutative: m.commutative,
             d_combine,
         });
-        self.monoids.insert(id, mid);
+        self.monoids.insert(key, mid);
         Ok(mid)
     }
 
-    pub(super) fn monoid_fn(&mut self, f: &'p hir::MonoidFn, span: Span) -> LResult<ScalarExpr> {
+    /// A monoid member as a scalar expression: its own parameters are `Param(k)`, the
+    /// monoid's parameters (its first locals) the constants `values`.
+    pub(super) fn monoid_fn(
+        &mut self,
+        f: &'p hir::MonoidFn,
+        values: &[Scalar],
+        span: Span,
+    ) -> LResult<ScalarExpr> {
         let mut frame = Frame {
             body: &f.body,
             locals: HashMap::new(),
             shapes: HashMap::new(),
             label: String::new(),
         };
+        bind_values(&mut frame, values);
         for (k, p) in f.params.iter().enumerate() {
             frame
                 .locals
@@ -696,6 +729,12 @@ pub(super) fn fold_expr(e: &ScalarExpr, reads: &[Scalar]) -> Option<Scalar> {
             crate::base::ops::binary(*op, fold_expr(a, reads)?, fold_expr(b, reads)?).ok()?
         }
         ScalarExpr::Cast(a, d) => fold_expr(a, reads)?.cast(*d),
+        ScalarExpr::Call(m, a) => crate::base::ops::math(*m, fold_expr(a, reads)?).ok()?,
+        ScalarExpr::Select(c, a, b) => match fold_expr(c, reads)? {
+            Scalar::Bool(true) => fold_expr(a, reads)?,
+            Scalar::Bool(false) => fold_expr(b, reads)?,
+            _ => return None,
+        },
         _ => return None,
     })
 }
