@@ -503,7 +503,8 @@ mod tests {
         for _ in 0..200 {
             let ranks = rng.below(5) as usize + 1;
             let rows = rng.below(12) as usize + 1;
-            let plan = Some((rows, 37usize.div_ceil(rows)));
+            let shards = 37usize.div_ceil(rows);
+            let plan = Some((rows, shards));
             let placed = vec![None, plan, plan, Some((1, 1))];
             let needs = rows_needed(&g, &placed, ranks);
             // %2 is read by %3, a scalar reduction run by the rank of shard 0: that rank
@@ -514,17 +515,15 @@ mod tests {
             }];
             assert_eq!(n2[0], 0..37);
             assert!(n2[1..].iter().all(|r| r.is_empty()));
-            for q in 0..ranks {
-                let s = shards_of(q, ranks, plan.unwrap().1);
+            let port = |n| Port {
+                node: crate::mir::ir::NodeId(n),
+                port: 0,
+            };
+            let (n0s, n1s) = (&needs[&port(0)], &needs[&port(1)]);
+            assert_eq!((n0s.len(), n1s.len()), (ranks, ranks));
+            for (q, (n0, n1)) in n0s.iter().zip(n1s).enumerate() {
+                let s = shards_of(q, ranks, shards);
                 let block = (s.start * rows).min(37)..(s.end * rows).min(37);
-                let n0 = &needs[&Port {
-                    node: crate::mir::ir::NodeId(0),
-                    port: 0,
-                }][q];
-                let n1 = &needs[&Port {
-                    node: crate::mir::ir::NodeId(1),
-                    port: 0,
-                }][q];
                 for i in block.clone() {
                     for d in [-2i64, 1, 0] {
                         let row = (i as i64 + d).clamp(0, 36) as usize;
