@@ -154,7 +154,14 @@ impl Native {
         };
         crate::interp::eval_with(&sub, &inputs, &cfg).map_err(|e| NativeError::Interpreted {
             op: describe(id, node),
-            cause: e.to_string(),
+            cause: match e {
+                // The node is named by `op` already; the sub-graph's own numbering of it
+                // would only contradict that.
+                crate::interp::InterpError::At { problem, .. } if !problem.is_retryable() => {
+                    problem.to_string()
+                }
+                e => e.to_string(),
+            },
         })
     }
 }
