@@ -62,7 +62,7 @@ codes! {
     MonoidDerivative => "monoid-derivative", "A monoid whose declared `d_combine` disagrees with central differences of its combine.";
     MisplacedPlaceholder => "misplaced-placeholder", "A `_` outside a partial application in an arrow.";
     NotCallable => "not-callable", "A call of something that is not a function, op or proc.";
-    NotDifferentiable => "not-differentiable", "A `grad`, `value_and_grad` or `vjp` with respect to an integer or boolean value, or of a function that reduces or scans with a user monoid that declares no `d_combine` (or builds a histogram with a user monoid).";
+    NotDifferentiable => "not-differentiable", "A `grad`, `value_and_grad` or `vjp` with respect to an integer or boolean value, or of a function that reduces, scans or builds a histogram (`reduce_by_index`) with a user monoid that declares no `d_combine`.";
     DynamicSizeInOperation => "dynamic-size-in-operation", "A `filter`, `partition`, `sort` or `sort_by_key` inside an fn, op or monoid (the coordinator computes them, as their own observation), or a `reduce_by_index` there whose number of bins is not a constant or a shape.";
     MissingMain => "missing-main", "`flowc run` on a program without a `main` block.";
     UnknownModule => "unknown-module", "A `use` of a module that does not exist.";

@@ -1,8 +1,7 @@
 //! Which derivatives can be taken: `grad`, `value_and_grad` and `vjp` of a function that
-//! reduces or scans with a user monoid that declares no derivative (no `d_combine`),
-//! directly or through the functions it calls, are refused with `not-differentiable`,
-//! naming the monoid. (A histogram with a user monoid is refused where the derivative is
-//! derived, `mir::ad`, naming the monoid too.)
+//! reduces, scans or builds a histogram (`reduce_by_index`) with a user monoid that
+//! declares no derivative (no `d_combine`), directly or through the functions it calls,
+//! are refused with `not-differentiable`, naming the monoid.
 //! Integer and boolean arguments are refused while typing (`infer/diff.rs`).
 
 use crate::base::{Diagnostic, Span};
@@ -49,8 +48,8 @@ fn visit<'a>(e: &'a Expr, f: &mut dyn FnMut(&'a Expr)) {
     }
 }
 
-/// The first user monoid without `d_combine` that `func` (or a function it calls) reduces
-/// or scans with, and where.
+/// The first user monoid without `d_combine` that `func` (or a function it calls) reduces,
+/// scans or builds a histogram with, and where.
 fn user_monoid(
     prog: &hir::Program,
     func: hir::FuncId,
@@ -74,6 +73,12 @@ fn user_monoid(
                     _,
                 ) if prog.monoid(*m).d_combine.is_none() => {
                     found = found.or(Some((*m, "scan", e.span)));
+                    None
+                }
+                ExprKind::Builtin(hir::Builtin::ReduceByIndex(MonoidRef::User(m)), _)
+                    if prog.monoid(*m).d_combine.is_none() =>
+                {
+                    found = found.or(Some((*m, "reduce_by_index", e.span)));
                     None
                 }
                 ExprKind::Call(g, _) | ExprKind::MapFn(g, _) => Some(*g),

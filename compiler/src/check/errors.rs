@@ -436,7 +436,11 @@ pub fn not_differentiable_monoid(
     (prim, span): (&str, Span),
     at: Span,
 ) -> Diagnostic {
-    let verb = if prim == "reduce" { "reduces" } else { "scans" };
+    let verb = match prim {
+        "reduce" => "reduces",
+        "reduce_by_index" => "builds a histogram",
+        _ => "scans",
+    };
     Diagnostic::error(
         Code::NotDifferentiable,
         format!("`{which}` of `{func}`, which {verb} with the monoid `{monoid}`: `{monoid}` declares no derivative"),

@@ -22,7 +22,7 @@
 //! (its result, or a histogram or scatter with the same index), so a bin index outside the
 //! result fails there first, with the forward pass's message (`index [5] (element 1 of the
 //! indices) is out of range for the bins of shape [3]`), never naming a derived node. A
-//! histogram with a user monoid is refused (`not-differentiable`, naming the monoid).
+//! histogram with a user monoid is [`super::bins_user`]'s.
 
 use std::collections::{HashMap, HashSet};
 
@@ -61,7 +61,7 @@ impl Binned<'_> {
 
     /// A histogram over the node's space and index of `arg` with the built-in monoid `m`.
     #[allow(clippy::too_many_arguments)]
-    fn histogram(
+    pub(super) fn histogram(
         &self,
         g: &mut Graph,
         bins: usize,
@@ -101,8 +101,7 @@ pub(super) fn back_histogram(
         MonoidRef::Builtin(m) => *m,
         MonoidRef::User(id) => {
             return Err(AdError(format!(
-                "a histogram (`reduce_by_index`) with the monoid `{}`: only histograms with \
-                 `sum`, `prod`, `max` and `min` are differentiated",
+                "a histogram with the user monoid `{}` reached the built-in adjoint",
                 g.monoids[*id].name
             )))
         }

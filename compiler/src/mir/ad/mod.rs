@@ -25,7 +25,9 @@
 //! - a `ReduceByIndex` with a built-in monoid and a `Scatter` ([`bins`]): each value
 //!   receives its share of its bin's adjoint, a gather (`sum`: all of it; `max`/`min`: split
 //!   among the values equal to the bin; `prod`: the product of the others; a scatter: only
-//!   the last write of each element); a histogram with a user monoid is refused;
+//!   the last write of each element); with a user monoid that declares `d_combine`, the
+//!   values sorted by bin and each one's adjoint from the segmented prefix and suffix folds
+//!   of its bin ([`bins_user`]);
 //! - `Concat` and `Slice`: the matching slice, or the zero-padded placement.
 //!
 //! The derived nodes are ordinary `Map`/`Reduce` nodes, so they go through the same passes
@@ -35,6 +37,7 @@
 
 mod accumulate;
 mod bins;
+mod bins_user;
 mod gather;
 mod monoid;
 mod scalar;
@@ -380,13 +383,23 @@ fn back_node(
             index,
             args,
         } => {
-            let Some(dy) = dys[0] else { return Ok(()) };
             let h = bins::Binned {
                 node: id,
                 space,
                 reads,
                 index,
             };
+            if let MonoidRef::User(m) = monoid {
+                let u = bins_user::UserHistogram {
+                    h,
+                    bins: *bins,
+                    monoid: *m,
+                    args,
+                    forward: &node.label,
+                };
+                return bins_user::back_user_histogram(g, &u, dys, active, adj, &label);
+            }
+            let Some(dy) = dys[0] else { return Ok(()) };
             bins::back_histogram(g, &h, *bins, monoid, &args[0], dy, active, adj, &label)
         }
         NodeKind::Scatter {

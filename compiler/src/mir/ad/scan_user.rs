@@ -33,7 +33,7 @@ use super::scan::{affine_monoid, read_along, scan_node, ScanNode};
 use super::{ident, push_reads, read, AdError};
 
 /// `id` without its `unwrap`: a scan with it outputs the states. Added to the graph once.
-fn states_only(g: &mut Graph, id: MonoidId) -> MonoidId {
+pub(super) fn states_only(g: &mut Graph, id: MonoidId) -> MonoidId {
     let name = format!("{}.states", g.monoids[id].name);
     if let Some((k, _)) = g.monoids.iter_enumerated().find(|(_, m)| m.name == name) {
         return k;
