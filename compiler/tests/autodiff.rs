@@ -10,8 +10,9 @@
 //! [`MONOIDS`]: scalar and pair states, wrap, unwrap, not commutative), gathers (`x[c(i)]`
 //! from a vector or a matrix at coordinates computed from the index, with repeats, or from
 //! data through `floor`; in maps and in reduction bodies), scans along the last axis
-//! (`sum prod max min`, inclusive and exclusive; products with exact zeros) and histograms
-//! with `sum`; the result is a `sum` of `tanh` of the last node, a scalar.
+//! (`sum prod max min`, inclusive and exclusive; products with exact zeros), histograms
+//! with `sum`, `max`, `min`, `prod` and the user monoids (rows of a vector or a matrix,
+//! each column on its own), and scatters; the result is a `sum` of `tanh` of the last node, a scalar.
 //!
 //! **Properties** (each over `FLOW_AD_CASES` cases, 150 by default):
 //! - the gradient with respect to both inputs equals central finite differences
@@ -188,7 +189,8 @@ impl Gen {
     }
 
     fn step(&mut self) {
-        match self.rng.below(14) {
+        match self.rng.below(15) {
+            14 => self.histogram_monoid(),
             10 => self.gather(),
             11 => self.scan(),
             12 => self.histogram(),
@@ -528,6 +530,7 @@ fn gradients_match_central_differences() {
     let mut with_scan = 0usize;
     let mut with_user_scan = 0usize;
     let mut with_bins = 0usize;
+    let mut with_user_bins = 0usize;
     for seed in seeds("fd") {
         let (g, inputs) = generate(seed);
         with_gather += usize::from(g.nodes.iter().any(|n| match &n.kind {
@@ -556,6 +559,15 @@ fn gradients_match_central_differences() {
             NodeKind::Scatter { .. } => true,
             _ => false,
         }));
+        with_user_bins += usize::from(g.nodes.iter().any(|n| {
+            matches!(
+                n.kind,
+                NodeKind::ReduceByIndex {
+                    monoid: mir::MonoidRef::User(_),
+                    ..
+                }
+            )
+        }));
         with_monoid += usize::from(g.nodes.iter().any(|n| {
             matches!(
                 n.kind,
@@ -581,6 +593,10 @@ fn gradients_match_central_differences() {
         "only {with_user_scan} graphs scan with a user monoid"
     );
     assert!(
+        with_user_bins >= few,
+        "only {with_user_bins} graphs have a histogram with a user monoid"
+    );
+    assert!(
         with_bins >= few,
         "only {with_bins} graphs have a max/min/prod histogram or a scatter"
     );
@@ -595,58 +611,71 @@ fn gradient_graphs_run_alike_on_jit_and_interpreter() {
     let mut fewer = 0usize;
     for seed in seeds("jit") {
         let (g, inputs) = generate(seed);
-        let derived = gradient_graph(&g);
-        let mut d = derived.clone();
-        let cfg = PassConfig {
-            verify: true,
-            ..PassConfig::default()
-        };
-        optimize_all(&mut d, &cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-        // Checkpointing: the passes as `--memory-limit` runs them over budget, recomputing
-        // every producer in its consumers instead of storing it.
-        let mut r = derived;
-        let recompute = PassConfig {
-            recompute: true,
-            ..cfg
-        };
-        optimize_all(&mut r, &recompute).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-        fewer += usize::from(r.nodes.len() < d.nodes.len());
-        let want = interp::eval(&d, &inputs).expect("the interpreter runs");
-        let rc: Vec<std::rc::Rc<Tensor>> = inputs.iter().cloned().map(std::rc::Rc::new).collect();
-        let recomputed = interp::eval(&r, &inputs).expect("the interpreter runs");
-        let runs = jits.iter_mut().flat_map(|jit| {
-            [&d, &r].map(|graph| {
-                jit.eval(graph, &rc)
-                    .unwrap_or_else(|e| panic!("seed {seed}: the JIT fails: {e}"))
-                    .iter()
-                    .map(|t| (**t).clone())
-                    .collect::<Vec<Tensor>>()
-            })
-        });
-        let runs: Vec<Vec<Tensor>> = std::iter::once(recomputed).chain(runs).collect();
-        for (run, got) in runs.into_iter().enumerate() {
-            for (w, a) in want.iter().zip(&got) {
-                let (w, a) = (values(w), values(a));
-                let same = w
-                    .iter()
-                    .zip(&a)
-                    .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()));
-                assert!(
-                    same,
-                    "seed {seed}: run {run} (0: interpreter, recomputed; then JIT stored, \
-                     recomputed on 1, then 3 threads) {a:?} vs the interpreter on the stored \
-                     graph {w:?}\n{}\n{}",
-                    mir::print(&d),
-                    mir::print(&r)
-                );
-            }
-        }
+        fewer += usize::from(assert_alike(seed, &g, &inputs, &mut jits));
     }
     let want = seeds("jit").len() / 4;
     assert!(
         fewer >= want,
         "recomputing shrank only {fewer} of the derived graphs"
     );
+}
+
+/// Derives `g`'s gradient graph and asserts that, after the full pass pipeline, stored or
+/// recomputed (checkpointing), the interpreter and the JIT on 1 and 3 threads (`jits`) give
+/// the same bits. True when recomputing left fewer nodes.
+fn assert_alike(
+    seed: u64,
+    g: &Graph,
+    inputs: &[Tensor],
+    jits: &mut [flowc::native::Native],
+) -> bool {
+    let derived = gradient_graph(g);
+    let mut d = derived.clone();
+    let cfg = PassConfig {
+        verify: true,
+        ..PassConfig::default()
+    };
+    optimize_all(&mut d, &cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    // Checkpointing: the passes as `--memory-limit` runs them over budget, recomputing
+    // every producer in its consumers instead of storing it.
+    let mut r = derived;
+    let recompute = PassConfig {
+        recompute: true,
+        ..cfg
+    };
+    optimize_all(&mut r, &recompute).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    let fewer = r.nodes.len() < d.nodes.len();
+    let want = interp::eval(&d, inputs).expect("the interpreter runs");
+    let rc: Vec<std::rc::Rc<Tensor>> = inputs.iter().cloned().map(std::rc::Rc::new).collect();
+    let recomputed = interp::eval(&r, inputs).expect("the interpreter runs");
+    let runs = jits.iter_mut().flat_map(|jit| {
+        [&d, &r].map(|graph| {
+            jit.eval(graph, &rc)
+                .unwrap_or_else(|e| panic!("seed {seed}: the JIT fails: {e}"))
+                .iter()
+                .map(|t| (**t).clone())
+                .collect::<Vec<Tensor>>()
+        })
+    });
+    let runs: Vec<Vec<Tensor>> = std::iter::once(recomputed).chain(runs).collect();
+    for (run, got) in runs.into_iter().enumerate() {
+        for (w, a) in want.iter().zip(&got) {
+            let (w, a) = (values(w), values(a));
+            let same = w
+                .iter()
+                .zip(&a)
+                .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()));
+            assert!(
+                same,
+                "seed {seed}: run {run} (0: interpreter, recomputed; then JIT stored, \
+                 recomputed on 1, then 3 threads) {a:?} vs the interpreter on the stored \
+                 graph {w:?}\n{}\n{}",
+                mir::print(&d),
+                mir::print(&r)
+            );
+        }
+    }
+    fewer
 }
 
 /// Derivatives taken per element: in a comprehension body, in a reduction body, in a `fn`

@@ -148,6 +148,43 @@ impl Gen {
     }
 }
 
+impl Gen {
+    /// A histogram of a recent vector or matrix (its rows binned, each column on its own)
+    /// with a user monoid that declares `d_combine` ([`MONOIDS`]), at bins computed from the
+    /// index (and the column: a value's bin differs between columns), so values meet in a
+    /// bin and, in a matrix, a bin's values interleave with others'. Every bin gets a value
+    /// except with `Affine`, whose empty bin unwraps to a finite value (the others' are
+    /// `-inf`, whose derivative through later nodes is NaN).
+    pub(super) fn histogram_monoid(&mut self) {
+        let rank = 1 + self.rng.below(2);
+        let Some(p) = self.recent(Some(rank)) else {
+            return;
+        };
+        let s = self.nodes[p].clone();
+        let n = s[0];
+        let (m, args) = *self.rng.pick(&[
+            ("@0", "mul(r0, r0)"),
+            ("@1", "sin(r0)"),
+            ("@2", "add(1.0f64, mul(0.5f64, tanh(r0))); mul(0.5f64, r0)"),
+            ("@3", "max(r0, -0.3f64)"),
+        ]);
+        let bins = 1 + self.rng.below(n);
+        let k = if m == "@2" { 1 + self.rng.below(3) } else { 1 };
+        let column = if rank == 2 { ", i1" } else { "" };
+        let index = match rank {
+            1 => format!("rem(mul(i0, {k}i64), {bins}i64)"),
+            _ => format!("rem(add(mul(i0, {k}i64), i1), {bins}i64)"),
+        };
+        let mut out = s.clone();
+        out[0] = bins;
+        let kind = format!(
+            "histogram {} bins {bins} {m} reads(%{p}.0[i0{column}])",
+            shape_text(&s)
+        );
+        self.add(kind, out, &format!("{index}; {args}"));
+    }
+}
+
 /// An exclusive `max`/`min` scan over the rows of a matrix, of squares (so ties occur), whose
 /// identity at each row's start is replaced before the result goes on: the gradient against
 /// central differences, and the JIT's against the interpreter's bit for bit.
@@ -195,6 +232,52 @@ fn exclusive_max_and_min() {
     assert!(checked > 200, "only {checked} elements checked");
 }
 
+/// Histograms with each user monoid of [`MONOIDS`] at a size where the sort takes several
+/// passes (up to 40 rows into up to 37 bins, 1 to 3 columns), at bins computed from data
+/// (so a bin's values interleave with others' and their order matters for `Affine`, which
+/// is not commutative): the gradient against central differences, and the derived graph on
+/// the JIT (1 and 3 threads) and the interpreter, stored and recomputed, bit for bit.
+#[test]
+fn user_monoid_histograms_at_size() {
+    let mut jits: Vec<flowc::native::Native> = [1, 3]
+        .iter()
+        .map(|t| flowc::codegen::native(*t).expect("the JIT starts"))
+        .collect();
+    let mut checked = 0;
+    for seed in seeds("user-bins").into_iter().take(40) {
+        let mut rng = Rng(seed);
+        let (n, cols) = (2 + rng.below(39), 1 + rng.below(3));
+        let bins = 1 + rng.below(37);
+        let (m, args) = *rng.pick(&[
+            ("@0", "mul(0.5f64, r0)"),
+            ("@1", "sin(r0)"),
+            ("@2", "add(1.0f64, mul(0.3f64, tanh(r0))); mul(0.5f64, r0)"),
+            ("@3", "max(r0, -0.3f64)"),
+        ]);
+        let text = format!(
+            "{MONOIDS}%0 = input 0 : f64[{n}, {cols}]\n\
+             %1 = input 1 : f64[{n}]\n\
+             %2 = histogram [{n}, {cols}] bins {bins} {m} reads(%0.0[i0, i1], %1.0[i0]) : \
+             f64[{bins}, {cols}] {{ rem(add(cast(floor(mul(abs(r1), {bins}.0f64)), i64), i1), \
+             {bins}i64); {args} }}\n\
+             %3 = reduce [] over [{bins}, {cols}] sum reads(%2.0[i0, i1]) : f64[] \
+             {{ select(eq(r0, -inff64), 0.0f64, tanh(mul(0.3f64, r0))) }}\n\
+             output %3.0\n"
+        );
+        let g = mir::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let inputs = vec![
+            tensor(
+                &[n, cols],
+                (0..n * cols).map(|_| rng.unit() * 1.5).collect(),
+            ),
+            tensor(&[n], (0..n).map(|_| rng.unit()).collect()),
+        ];
+        checked += check_fd(seed, &g, &inputs);
+        assert_alike(seed, &g, &inputs, &mut jits);
+    }
+    assert!(checked > 1000, "only {checked} elements checked");
+}
+
 /// Derivatives through scans with a user monoid, histograms and scatters written in Flow,
 /// inside ops: a cumulative log-sum-exp (`scan` with a monoid that declares `d_combine`)
 /// against its closed form (`d/dx_i Σ_j y_j² = Σ_{j ≥ i} 2 y_j exp(x_i - y_j)`), inclusive
@@ -229,6 +312,15 @@ op cum_excl_closed(x: f64[N]) -> f64[N] {
     let d[i] = sum[j](if j >= i && j < N - 1 { 2.0 * y[j] * exp(x[i] - y[j]) } else { 0.0 });
     d
 }
+op hl(x: f64[N], b: i64[N]) -> f64 {
+    let h = reduce_by_index(LogSumExp, 5, b, x);
+    sum[k](h[k] * h[k])
+}
+op hl_closed(x: f64[N], b: i64[N]) -> f64[N] {
+    let h = reduce_by_index(LogSumExp, 5, b, x);
+    let d[i] = 2.0 * h[b[i]] * exp(x[i] - h[b[i]]);
+    d
+}
 op hmax(x: f64[N], b: i64[N]) -> f64 {
     let h = reduce_by_index(max, 3, b, x);
     sum[k](h[k] * h[k])
@@ -245,6 +337,8 @@ test "scans, histograms and scatters" {
     let x: f64[6] = [1.0, 5.0, 2.0, 4.0, 3.0, 0.0];
     assert_close(grad(cum, x), cum_closed(x));
     assert_close(grad(cum_excl, x), cum_excl_closed(x));
+    let lb: i64[6] = [3, 0, 3, 1, 0, 3];
+    assert_close(grad(hl, x, lb), hl_closed(x, lb));
     let b: i64[6] = [0, 0, 1, 1, 2, 2];
     let hx: f64[6] = [0.0, 10.0, 0.0, 8.0, 6.0, 0.0];
     assert_close(grad(hmax, x, b), hx);
@@ -260,7 +354,8 @@ test "scans, histograms and scatters" {
 }
 "#;
 
-/// A scan with a user monoid that declares no `d_combine`: `grad` is refused, naming it.
+/// A scan and a histogram with a user monoid that declares no `d_combine`: `grad` is
+/// refused, naming it.
 const UNDECLARED: &str = r#"monoid Mx {
     state = f32;
     zero = -inf;
@@ -271,9 +366,15 @@ op top(x: f32[N]) -> f32 {
     let y = scan(Mx, x);
     sum[i](y[i])
 }
+op binned(x: f32[N], b: i64[N]) -> f32 {
+    let h = reduce_by_index(Mx, 2, b, x);
+    sum[k](h[k])
+}
 main {
     let x = [1.0, 2.0];
+    let b = [1, 0];
     print(grad(top, x));
+    print(grad(binned, x, b));
 }
 "#;
 
@@ -306,7 +407,8 @@ fn scans_histograms_and_scatters_in_ops() {
     let (ok, text) = run_flowc(&["check"], "undeclared.flow", UNDECLARED);
     assert!(
         !ok && text.contains("[not-differentiable]")
-            && text.contains("`grad` of `top`, which scans with the monoid `Mx`"),
+            && text.contains("`grad` of `top`, which scans with the monoid `Mx`")
+            && text.contains("`grad` of `binned`, which builds a histogram with the monoid `Mx`"),
         "{text}"
     );
 }
