@@ -61,7 +61,9 @@ impl Choose for Rng {
 /// an unwrap, the composition of affine maps `x ↦ a x + b`, which is not commutative (a
 /// tree that reordered the fold would get its value, and so its gradient, wrong), and
 /// `std::reduce`'s `LogSumExp` in `f64` (state `(m, s)`, whose `combine` switches branch at
-/// `a.m == b.m`; its inputs are clamped below so that ties occur).
+/// `a.m == b.m`; its inputs are clamped below so that ties occur), and the opposite of
+/// `Affine` (operands swapped: the derivative by the left operand depends on the order of
+/// the right one, so a histogram's suffix folded out of order shows).
 const MONOIDS: &str = r#"monoid @0 "LogSumExp" {
     state (f64)
     zero (-inff64)
@@ -93,6 +95,14 @@ monoid @3 "LogSumExpPair" {
     unwrap (f64) = add(p0.0, log(p0.1))
     commutative
     d_combine = select(eq(p0.1, 0.0f64), tuple(tuple(0.0f64, 0.0f64), p2), select(eq(p1.1, 0.0f64), tuple(p2, tuple(0.0f64, 0.0f64)), select(ge(p0.0, p1.0), tuple(tuple(sub(p2.0, mul(mul(p2.1, p1.1), select(eq(p0.0, p1.0), 1.0f64, exp(sub(p1.0, p0.0))))), p2.1), tuple(mul(mul(p2.1, p1.1), select(eq(p0.0, p1.0), 1.0f64, exp(sub(p1.0, p0.0)))), mul(p2.1, select(eq(p0.0, p1.0), 1.0f64, exp(sub(p1.0, p0.0)))))), tuple(tuple(mul(mul(p2.1, p0.1), exp(sub(p0.0, p1.0))), mul(p2.1, exp(sub(p0.0, p1.0)))), tuple(sub(p2.0, mul(mul(p2.1, p0.1), exp(sub(p0.0, p1.0)))), p2.1)))))
+}
+monoid @4 "AffineOpposite" {
+    state (a: f64, b: f64)
+    zero (1.0f64, 0.0f64)
+    wrap (f64, f64) = tuple(p0, p1)
+    combine = tuple(mul(p0.0, p1.0), add(mul(p0.0, p1.1), p0.1))
+    unwrap (f64) = add(p0.0, p0.1)
+    d_combine = tuple(tuple(add(mul(p2.0, p1.0), mul(p2.1, p1.1)), p2.1), tuple(mul(p2.0, p0.0), mul(p2.1, p0.0)))
 }
 "#;
 

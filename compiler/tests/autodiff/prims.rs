@@ -153,7 +153,7 @@ impl Gen {
     /// with a user monoid that declares `d_combine` ([`MONOIDS`]), at bins computed from the
     /// index (and the column: a value's bin differs between columns), so values meet in a
     /// bin and, in a matrix, a bin's values interleave with others'. Every bin gets a value
-    /// except with `Affine`, whose empty bin unwraps to a finite value (the others' are
+    /// except with `Affine` and its opposite, whose empty bin unwraps to a finite value (the others' are
     /// `-inf`, whose derivative through later nodes is NaN).
     pub(super) fn histogram_monoid(&mut self) {
         let rank = 1 + self.rng.below(2);
@@ -167,9 +167,14 @@ impl Gen {
             ("@1", "sin(r0)"),
             ("@2", "add(1.0f64, mul(0.5f64, tanh(r0))); mul(0.5f64, r0)"),
             ("@3", "max(r0, -0.3f64)"),
+            ("@4", "add(1.0f64, mul(0.5f64, tanh(r0))); mul(0.5f64, r0)"),
         ]);
         let bins = 1 + self.rng.below(n);
-        let k = if m == "@2" { 1 + self.rng.below(3) } else { 1 };
+        let k = if matches!(m, "@2" | "@4") {
+            1 + self.rng.below(3)
+        } else {
+            1
+        };
         let column = if rank == 2 { ", i1" } else { "" };
         let index = match rank {
             1 => format!("rem(mul(i0, {k}i64), {bins}i64)"),
@@ -253,6 +258,7 @@ fn user_monoid_histograms_at_size() {
             ("@1", "sin(r0)"),
             ("@2", "add(1.0f64, mul(0.3f64, tanh(r0))); mul(0.5f64, r0)"),
             ("@3", "max(r0, -0.3f64)"),
+            ("@4", "add(1.0f64, mul(0.3f64, tanh(r0))); mul(0.5f64, r0)"),
         ]);
         let text = format!(
             "{MONOIDS}%0 = input 0 : f64[{n}, {cols}]\n\
