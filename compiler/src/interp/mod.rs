@@ -266,7 +266,6 @@ fn eval_node_retrying(
     }
 }
 
-/// A gather's fault with its table's name: the label of the node it reads.
 /// Combines two states `a` and `b` of a user monoid whose state is one scalar (the
 /// coordinator's scans and histograms call it from the worker pool's threads).
 pub fn combine_scalars(m: &crate::mir::ir::Monoid, a: Scalar, b: Scalar) -> Result<Scalar, String> {
@@ -276,10 +275,19 @@ pub fn combine_scalars(m: &crate::mir::ir::Monoid, a: Scalar, b: Scalar) -> Resu
         .map_err(|f| f.to_string())
 }
 
+/// A gather's fault with its table's name: the label of the node it reads (in any node
+/// whose expressions gather: a map's or reduction's body, a scan's, histogram's or
+/// scatter's arguments and index — a derived graph's scatter-add checks its coordinates
+/// with the gather itself, fused into its histogram).
 pub(crate) fn name_table(g: &Graph, node: &Node, f: Fault) -> Fault {
     match f {
         Fault::IndexOutOfRange(mut m) => {
-            if let NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } = &node.kind {
+            if let NodeKind::Map { reads, .. }
+            | NodeKind::Reduce { reads, .. }
+            | NodeKind::Scan { reads, .. }
+            | NodeKind::ReduceByIndex { reads, .. }
+            | NodeKind::Scatter { reads, .. } = &node.kind
+            {
                 if let Some(n) = reads.get(m.read).and_then(|r| g.nodes.get(r.node)) {
                     m.table = n.label.clone();
                 }

@@ -418,3 +418,32 @@ fn scans_histograms_and_scatters_in_ops() {
         "{text}"
     );
 }
+
+/// An embedding's gradient with an id out of range: the forward node is dead (only the
+/// table's adjoint is asked for), so the scatter-add's coordinate check fails first, and it
+/// names the user's table, the index and the shape on both backends (not a derived node's
+/// tensor: the fresh copy `grad` makes of `emb` carries its name onto the constant).
+const EMBEDDING_OUT_OF_RANGE: &str = r#"op lookup(emb: f64[V, D], ids: i64[B], w: f64[B, D]) -> f64 =
+    sum[b, d](emb[ids[b], d] * w[b, d])
+main {
+    let emb: f64[3, 2] = [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]];
+    let ids: i64[2] = [1, 7];
+    let w: f64[2, 2] = [[1.0, 1.0], [2.0, 2.0]];
+    print(grad(lookup, emb, ids, w));
+}
+"#;
+
+#[test]
+fn a_gather_out_of_range_in_a_gradient_names_the_table() {
+    for backend in ["interp", "jit"] {
+        let (ok, text) = run_flowc(
+            &["run", "--backend", backend],
+            "embedding.flow",
+            EMBEDDING_OUT_OF_RANGE,
+        );
+        assert!(
+            !ok && text.contains("index [7, 0] is out of range for `emb` of shape [3, 2]"),
+            "{backend}:\n{text}"
+        );
+    }
+}

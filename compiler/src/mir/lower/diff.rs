@@ -38,7 +38,10 @@ impl<'p> Lowerer<'p> {
                 proj: (0..rank as u32).map(Affine::var).collect(),
                 edge: ir::Edge::Strict,
             };
-            let copy = self.map_node(space, vec![read], ScalarExpr::Read(0), "wrt")?;
+            // The copy carries the argument's name: a gather from it that fails names the
+            // user's tensor, also where the forward node is dead and fusion keeps the copy.
+            let name = self.graph.nodes[p.node].label.clone();
+            let copy = self.map_node(space, vec![read], ScalarExpr::Read(0), &name)?;
             args[k] = TVal::Port(copy);
             wrt.push(copy);
         }

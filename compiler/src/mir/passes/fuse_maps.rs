@@ -21,11 +21,14 @@ pub fn run(g: &mut Graph, cfg: &PassConfig) -> Vec<Rewrite> {
 }
 
 /// A map that only copies another tensor of the same shape (`let s[r] = t[r]`) is that tensor.
-/// Law: the functor's identity law, `map id = id`.
+/// Law: the functor's identity law, `map id = id`. A named copy names an unnamed source (a
+/// `grad`'s fresh copy of an argument carries the argument's name, which the constant it
+/// copies lacks: a gather out of range in the derived graph names the user's tensor).
 fn drop_copies(g: &mut Graph) -> Vec<Rewrite> {
     let mut rename = std::collections::HashMap::new();
     let mut keep = vec![true; g.nodes.len()];
     let mut dropped = Vec::new();
+    let mut names = Vec::new();
     for (id, node) in g.nodes.iter_enumerated() {
         let NodeKind::Map { space, reads, body } = &node.kind else {
             continue;
@@ -44,11 +47,17 @@ fn drop_copies(g: &mut Graph) -> Vec<Rewrite> {
         if identity && same {
             rename.insert(Port { node: id, port: 0 }, r.src());
             keep[id.index()] = false;
+            names.push((r.node, node.label.clone()));
             dropped.push(format!("{id}"));
         }
     }
     if dropped.is_empty() {
         return Vec::new();
+    }
+    for (src, name) in names {
+        if g.nodes[src].label.is_empty() {
+            g.nodes[src].label = name;
+        }
     }
     super::util::rebuild(g, &keep, &rename);
     vec![Rewrite {
