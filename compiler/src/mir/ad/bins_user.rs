@@ -54,7 +54,7 @@ use super::bins::Binned;
 use super::monoid::{map, unwrap_adjoint, Parts};
 use super::scan::scan_node;
 use super::scan_user::states_only;
-use super::{add_pruned, ident, push_reads, read, AdError};
+use super::{add_pruned, ident, ports_of, push_reads, read, AdError};
 
 fn int(k: i64) -> ScalarExpr {
     ScalarExpr::Const(Scalar::I64(k))
@@ -207,16 +207,9 @@ pub(super) fn back_user_histogram(
         let outs = parts.types(&bins_shape);
         let first = add_pruned(g, kind, outs[0].clone(), u.forward);
         g.nodes[first.node].outputs = outs;
-        (0..nf as u32)
-            .map(|port| Port {
-                node: first.node,
-                port,
-            })
-            .collect()
+        ports_of(first.node, nf)
     } else {
-        (0..nf as u32)
-            .map(|port| Port { node: h.node, port })
-            .collect()
+        ports_of(h.node, nf)
     };
     let Some(ds) = unwrap_adjoint(g, &m, &parts, &bins_shape, &ys, dys, label)? else {
         return Ok(());

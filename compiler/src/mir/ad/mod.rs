@@ -95,6 +95,11 @@ fn add_node(g: &mut Graph, kind: NodeKind, out: TensorTy, label: &str) -> Port {
     Port { node, port: 0 }
 }
 
+/// The first `n` output ports of `node`.
+fn ports_of(node: crate::mir::NodeId, n: usize) -> Vec<Port> {
+    (0..n as u32).map(|port| Port { node, port }).collect()
+}
+
 /// A tensor of zeros of type `t`.
 pub fn zeros(g: &mut Graph, t: &TensorTy, label: &str) -> Port {
     let kind = NodeKind::Map {

@@ -173,12 +173,7 @@ pub(super) fn map(
     let first = add_node(g, kind, outs[0].clone(), label);
     g.nodes[first.node].outputs = outs;
     g.nodes[first.node].prune_reads();
-    (0..n as u32)
-        .map(|port| Port {
-            node: first.node,
-            port,
-        })
-        .collect()
+    super::ports_of(first.node, n)
 }
 
 /// Pushes the adjoints `dys` of a user reduction's output ports to the ports it reads.

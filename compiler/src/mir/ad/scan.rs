@@ -88,12 +88,7 @@ pub(super) fn scan_node(
     };
     let first = add_node(g, kind, outs[0].clone(), label);
     g.nodes[first.node].outputs = outs;
-    (0..n as u32)
-        .map(|port| Port {
-            node: first.node,
-            port,
-        })
-        .collect()
+    super::ports_of(first.node, n)
 }
 
 /// The monoid of affine maps `t ↦ A t + b` on vectors of `k` elements of `dtype` under
