@@ -42,13 +42,7 @@ pub fn window_dot_f32(out: &mut [f32], x: &[f32], w: &[f32], order: Order) {
     if out.is_empty() {
         return;
     }
-    assert!(
-        x.len() + 1 >= out.len() + w.len(),
-        "window_dot_f32: {} inputs for {} outputs of {} taps",
-        x.len(),
-        out.len(),
-        w.len()
-    );
+    check_lengths("window_dot_f32", out, x, w);
     #[cfg(target_arch = "x86_64")]
     if !crate::portable::portable_math() {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -61,6 +55,17 @@ pub fn window_dot_f32(out: &mut [f32], x: &[f32], w: &[f32], order: Order) {
         }
     }
     window(out, x, w, order)
+}
+
+/// Panics unless `x` holds the `out.len() + w.len() - 1` inputs of `out` (not empty).
+fn check_lengths(name: &str, out: &[f32], x: &[f32], w: &[f32]) {
+    assert!(
+        x.len() + 1 >= out.len() + w.len(),
+        "{name}: {} inputs for {} outputs of {} taps",
+        x.len(),
+        out.len(),
+        w.len()
+    );
 }
 
 /// The scalar definition every variant must match: one output at a time, one tap at a time.
@@ -174,13 +179,7 @@ pub fn window_dot_f32_streamed(out: &mut [f32], x: &[f32], w: &[f32], order: Ord
     }
     #[cfg(target_arch = "x86_64")]
     if !crate::portable::portable_math() && w.len() <= MAX_UNROLLED {
-        assert!(
-            x.len() + 1 >= out.len() + w.len(),
-            "window_dot_f32_streamed: {} inputs for {} outputs of {} taps",
-            x.len(),
-            out.len(),
-            w.len()
-        );
+        check_lengths("window_dot_f32_streamed", out, x, w);
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F; the lengths are checked above.
             return unsafe { stream::window_avx512(out, x, w, order) };
