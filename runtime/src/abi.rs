@@ -85,7 +85,8 @@ pub fn error_message(code: i32) -> &'static str {
 /// `pow`/`fmod`/`atan2`) take two, and `flow_rand_uniform`/`flow_rand_normal` take `(seed: u64,
 /// n: u64)` and return `f32`. `flow_exp_span_f32(ptr, n: i64)` applies `exp` in place to a
 /// span of `f32` ([`crate::spanmath`]); `flow_window_dot_f32(out, x, w, n: i64, k: i64,
-/// order: i64)` computes `n` windowed dot products of `k` taps ([`crate::spanwindow`]);
+/// order: i64, total: i64)` computes `n` windowed dot products of `k` taps, streaming them
+/// out when the whole output has `total` elements beyond the cache ([`crate::spanwindow`]);
 /// `flow_row_binary_f32` applies an operator between rows and their scalars and
 /// `flow_lane_fold_f32` folds rows into lanes ([`crate::spanrows`]);
 /// `flow_moments_fold_f32` folds `f32` rows into `f64` lanes of sums of powers

@@ -103,7 +103,7 @@ impl Emitter {
             math.push(id);
         }
         // Last, the span functions (kernel/span.rs), no result: `exp` over `(ptr, n: i64)`,
-        // the windowed dot product over `(out, x, w, n: i64, k: i64, order: i64)`, and the
+        // the windowed dot product over `(out, x, w, n: i64, k: i64, order: i64, total: i64)`, and the
         // row operation over `(out, x, d, rows, n, x_stride, out_stride, op: i64)`, the
         // lane fold over `(out, x, rows, x_stride, lanes, lane_stride, m, fold: i64)`, and the
         // moments fold over `(o0, o1, o2, o3, x, rows, x_stride, lanes, lane_stride, m,
@@ -111,7 +111,7 @@ impl Emitter {
         let ptr = module.target_config().pointer_type();
         for (name, ptrs, ints, floats) in [
             (kernel::EXP_SPAN_SYMBOL, 1, 1, 0),
-            (kernel::WINDOW_DOT_SYMBOL, 3, 3, 0),
+            (kernel::WINDOW_DOT_SYMBOL, 3, 4, 0),
             (kernel::ROW_BINARY_SYMBOL, 3, 5, 0),
             (kernel::LANE_FOLD_SYMBOL, 2, 6, 0),
             (kernel::MOMENTS_FOLD_SYMBOL, 5, 7, 4),

@@ -297,10 +297,25 @@ pub fn shard_plan(g: &Graph, id: NodeId) -> (usize, usize) {
     }
 }
 
-/// Rows of the output per GEMM block of a contraction.
+/// Rows of the output per GEMM block of a contraction: an eighth of them and at least 32,
+/// but at least [`GEMM_MIN_ROWS`] where that leaves two blocks or more. Each block packs the
+/// whole right operand (`k × n`) again, a cost of about `1 / rows` of the block's GEMM:
+/// W4's 8 blocks of 256 rows packed its 4 MiB weights 8 times per product where the
+/// hand-written baseline's 512-row blocks pack them 4 times, and W5's update `xᵀ dH`
+/// (1024 rows) packed its 8 MiB `dH` 8 times against 2.
 pub fn contraction_rows(c: &Contraction) -> usize {
-    c.dims.0.div_ceil(8).max(32)
+    let m = c.dims.0;
+    let rows = m.div_ceil(8).max(32);
+    if m >= 2 * GEMM_MIN_ROWS {
+        rows.max(GEMM_MIN_ROWS)
+    } else {
+        rows
+    }
 }
+
+/// The rows a GEMM block takes at least when the output has twice as many (the baseline's
+/// block, `bench/src/kernels.rs`'s `GEMM_ROWS`). Smaller outputs keep their eight blocks.
+pub const GEMM_MIN_ROWS: usize = 512;
 
 /// Where a group's maps may write over a dead tensor of the group (softmax's `y = e / z`
 /// over `e`), saving the memory traffic of a second tensor: the writer is a `Map` whose every

@@ -134,8 +134,17 @@ pub(in crate::codegen) fn window_dot(g: &Graph, node: &Node) -> Option<WindowDot
 }
 
 /// Calls the windowed dot product for outputs `lo..hi` (the shard's rows) of `node`, whose
-/// reduced extent is `taps`: one call, in place of the loop nest.
-fn window_over_rows(g: &mut Gen<'_, '_>, wd: WindowDot, taps: Value, lo: Value, hi: Value) {
+/// reduced extent is `taps` and whose output has `total` elements in all (the routine
+/// streams the outputs of a tensor larger than the cache): one call, in place of the loop
+/// nest.
+fn window_over_rows(
+    g: &mut Gen<'_, '_>,
+    wd: WindowDot,
+    taps: Value,
+    total: Value,
+    lo: Value,
+    hi: Value,
+) {
     let out = stream_base(g, g.reads.len());
     let x = stream_base(g, wd.x);
     let w = stream_base(g, wd.w);
@@ -145,7 +154,7 @@ fn window_over_rows(g: &mut Gen<'_, '_>, wd: WindowDot, taps: Value, lo: Value, 
     let n = g.b.ins().isub(hi, lo);
     let order = g.iconst(i64::from(!wd.w_first));
     let f = g.imports.window_dot();
-    g.b.ins().call(f, &[out, x, w, n, taps, order]);
+    g.b.ins().call(f, &[out, x, w, n, taps, order, total]);
 }
 
 /// Emits a reduction over rows `lo..hi` (extents `space_ext`, reduced `red_ext`) as one
@@ -171,7 +180,7 @@ pub(super) fn reduce_over_rows(
     } else if let Some(mf) = moments_fold(graph, node).filter(|_| vectorized) {
         moments_over_rows(g, &mf, space_ext, m, lo, hi);
     } else if let Some(wd) = window_dot(graph, node) {
-        window_over_rows(g, wd, m, lo, hi);
+        window_over_rows(g, wd, m, space_ext[0], lo, hi);
     } else {
         return false;
     }
