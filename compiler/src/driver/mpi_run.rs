@@ -213,15 +213,20 @@ impl Entry {
 
     /// Whether rank 0 may name it by `t`.
     fn is(&self, t: &Rc<Tensor>) -> bool {
-        Rc::ptr_eq(&self.t, t) || self.keys.iter().any(|k| std::ptr::eq(k.as_ptr(), Rc::as_ptr(t)))
+        Rc::ptr_eq(&self.t, t)
+            || self
+                .keys
+                .iter()
+                .any(|k| std::ptr::eq(k.as_ptr(), Rc::as_ptr(t)))
     }
 
     /// On rank 0: whether the coordinator still holds it.
     fn alive(&self) -> bool {
         Rc::strong_count(&self.t) > 1
-            || self.keys.iter().any(|k| {
-                !std::ptr::eq(k.as_ptr(), Rc::as_ptr(&self.t)) && k.strong_count() > 0
-            })
+            || self
+                .keys
+                .iter()
+                .any(|k| !std::ptr::eq(k.as_ptr(), Rc::as_ptr(&self.t)) && k.strong_count() > 0)
     }
 
     fn rows(&self) -> usize {
@@ -478,7 +483,13 @@ impl Ranks {
         let moves: Vec<Vec<Range<usize>>> = (0..self.size)
             .map(|p| {
                 (0..self.size)
-                    .map(|q| if p == q { 0..0 } else { overlap(&e.own[p], &want[q]) })
+                    .map(|q| {
+                        if p == q {
+                            0..0
+                        } else {
+                            overlap(&e.own[p], &want[q])
+                        }
+                    })
                     .collect()
             })
             .collect();
@@ -488,10 +499,22 @@ impl Ranks {
         }
         let r = self.rank;
         let what = "a held input";
-        let send_counts: Vec<i32> = moves[r].iter().map(|m| self.count(m.len() * rb, what)).collect();
-        let send_displs: Vec<i32> = moves[r].iter().map(|m| self.count(m.start * rb, what)).collect();
-        let recv_counts: Vec<i32> = moves.iter().map(|m| self.count(m[r].len() * rb, what)).collect();
-        let recv_displs: Vec<i32> = moves.iter().map(|m| self.count(m[r].start * rb, what)).collect();
+        let send_counts: Vec<i32> = moves[r]
+            .iter()
+            .map(|m| self.count(m.len() * rb, what))
+            .collect();
+        let send_displs: Vec<i32> = moves[r]
+            .iter()
+            .map(|m| self.count(m.start * rb, what))
+            .collect();
+        let recv_counts: Vec<i32> = moves
+            .iter()
+            .map(|m| self.count(m[r].len() * rb, what))
+            .collect();
+        let recv_displs: Vec<i32> = moves
+            .iter()
+            .map(|m| self.count(m[r].start * rb, what))
+            .collect();
         // The rows arrive in a copy: the tensor itself may be the coordinator's.
         let mut copy = recv_counts.iter().any(|&c| c > 0).then(|| (*e.t).clone());
         {
@@ -721,7 +744,8 @@ impl Spread for Ranks {
     fn dispatched(&self, outputs: &[Rc<Tensor>], held: &[Held]) {
         for (t, h) in outputs.iter().zip(held) {
             // An input passed through is held as the input is; a tensor output twice, once.
-            if matches!(h, Held::Input(_)) || self.held.borrow().iter().any(|e| Rc::ptr_eq(&e.t, t)) {
+            if matches!(h, Held::Input(_)) || self.held.borrow().iter().any(|e| Rc::ptr_eq(&e.t, t))
+            {
                 continue;
             }
             let mut e = Entry::whole(0, t.clone(), self.size);
@@ -746,10 +770,22 @@ impl Spread for Ranks {
         root.broadcast_into(&mut head[..]);
         let what = "an observed tensor";
         let pieces: Vec<Range<usize>> = (0..self.size)
-            .map(|q| if q == 0 { 0..0 } else { overlap(&e.own[q], &want) })
+            .map(|q| {
+                if q == 0 {
+                    0..0
+                } else {
+                    overlap(&e.own[q], &want)
+                }
+            })
             .collect();
-        let counts: Vec<i32> = pieces.iter().map(|m| self.count(m.len() * rb, what)).collect();
-        let displs: Vec<i32> = pieces.iter().map(|m| self.count(m.start * rb, what)).collect();
+        let counts: Vec<i32> = pieces
+            .iter()
+            .map(|m| self.count(m.len() * rb, what))
+            .collect();
+        let displs: Vec<i32> = pieces
+            .iter()
+            .map(|m| self.count(m.start * rb, what))
+            .collect();
         let mut copy = (*e.t).clone();
         let none: Vec<u8> = Vec::with_capacity(1);
         root.gather_varcount_into_root(

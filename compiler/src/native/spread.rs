@@ -201,8 +201,7 @@ pub fn rows_needed(
     let by_rows = |p: &Port| {
         let node = &g.nodes[p.node];
         matches!(node.kind, NodeKind::Input { .. })
-            || (placed[p.node.index()].is_some()
-                && !node.outputs[p.port as usize].shape.is_empty())
+            || (placed[p.node.index()].is_some() && !node.outputs[p.port as usize].shape.is_empty())
     };
     let mut whole: HashSet<Port> = g.outputs.iter().copied().filter(|p| !by_rows(p)).collect();
     // A random fill of more dimensions runs in shards of elements, not of rows.
