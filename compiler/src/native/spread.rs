@@ -7,10 +7,13 @@
 //! After a launch the ranks agree on its outcome — the error of the lowest-numbered failing
 //! shard, as one process would report it — and exchange the rows each computed by the
 //! halo plan ([`rows_needed`]): each rank receives the rows of each output that its shards
-//! of later kernels read, and every rank receives whole the outputs read otherwise (and the
-//! graph's outputs), so every rank holds what its next launches read. Shard boundaries, the order of
-//! the rows of a reduction's partial results and the combine tree are the schedule's, not
-//! the placement's: the result is bitwise that of one process.
+//! of later kernels read, and every rank receives whole the outputs read otherwise, so every
+//! rank holds what its next launches read. The graph's outputs stay where they were
+//! computed ([`held`]): a later dispatch that reads one first gives each rank the rows it
+//! reads ([`Spread::gather_inputs`]), and rank 0 gathers one only when the coordinator
+//! observes it ([`Spread::fetch`]). Shard boundaries, the order of the rows of a
+//! reduction's partial results and the combine tree are the schedule's, not the
+//! placement's: the result is bitwise that of one process.
 //!
 //! The implementation over MPI is `driver::mpi_run` (the `mpi` cargo feature); this module
 //! is pure Rust so the executor has no MPI dependency.
@@ -46,7 +49,7 @@ pub struct LaunchRows<'a> {
 
 /// How a failed launch ended on the ranks: every rank learns the lowest failing shard.
 pub enum Outcome {
-    /// Every shard of every rank succeeded, and every rank has every row.
+    /// Every shard of every rank succeeded, and every rank has the rows it needs.
     Done,
     /// This rank ran the lowest failing shard: here is its error.
     Failed(TaskError),
