@@ -154,6 +154,10 @@ const STOP: u64 = 0;
 const DISPATCH: u64 = 1;
 const FETCH: u64 = 2;
 
+/// A dispatch as a rank other than 0 receives it: the graph, its inputs, and the number of
+/// the evaluation on rank 0.
+type Dispatch = (Rc<Graph>, Vec<Rc<Tensor>>, u64);
+
 /// An input of a dispatch: its bytes (`.npy`), or the number of a tensor the ranks hold.
 const INPUT_BYTES: u8 = 0;
 const INPUT_HELD: u8 = 1;
@@ -327,7 +331,7 @@ impl Ranks {
     }
 
     /// On another rank: the next dispatch's graph and inputs, or `None` at the end.
-    fn receive_dispatch(&self) -> Option<(Rc<Graph>, Vec<Rc<Tensor>>, u64)> {
+    fn receive_dispatch(&self) -> Option<Dispatch> {
         let root = self.world.process_at_rank(0);
         let mut head = [0u64; 2];
         loop {
@@ -348,7 +352,7 @@ impl Ranks {
 
     /// Reads a dispatch: the graph's hash, the evaluation's number on rank 0, the graph's
     /// text (empty when the ranks have it), and the inputs.
-    fn decode(&self, mut p: &[u8]) -> Result<(Rc<Graph>, Vec<Rc<Tensor>>, u64), String> {
+    fn decode(&self, mut p: &[u8]) -> Result<Dispatch, String> {
         let hash: Hash = take(&mut p, 32)?.try_into().expect("32 bytes");
         let eval = read_u64(&mut p)?;
         let freed = read_u64(&mut p)?;
