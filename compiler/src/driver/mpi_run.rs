@@ -6,6 +6,11 @@
 //! exchange of rows after a launch, the workers' loop, and the injected death of a rank for
 //! the tests (`FLOW_MPI_DIE=RANK[,LAUNCH]`).
 //!
+//! Long file: every collective here has its counterpart on the other ranks in this same
+//! file (rank 0's dispatch and the workers' decoding of it, a fetch and the workers' side
+//! of the gather, the numbering of held tensors on both sides), and they must be read
+//! together to see that every rank calls the same collectives in the same order.
+//!
 //! What moves (docs/distributed.md): per dispatch, one broadcast from rank 0 of the graph's
 //! text (only the first time the ranks see that graph; afterwards its hash), of the numbers
 //! of the held tensors the coordinator dropped, and of its inputs (a tensor the ranks hold —
