@@ -93,8 +93,8 @@ seconds() {
     echo "$t1 - $t0" | bc -l
 }
 
-echo "| workload | ranks × threads | ms per dispatch | sent from rank 0 per dispatch | rows exchanged per dispatch |"
-echo "|---|---|---|---|---|"
+echo "| workload | ranks × threads | ms per dispatch | sent from rank 0 per dispatch | rows exchanged per dispatch | moved in all per dispatch |"
+echo "|---|---|---|---|---|---|"
 for w in w2 w3 mlp; do
     sed "s/STEPS/1/" "$work/$w.flow" >"$work/${w}_1.flow"
     sed "s/STEPS/$((n + 1))/" "$work/$w.flow" >"$work/${w}_n.flow"
@@ -105,9 +105,13 @@ for w in w2 w3 mlp; do
         ms=$(echo "($tn - $t1) * 1000 / $n" | bc -l)
         stats=$(grep '^mpi:' "$work/err" || true)
         sent=$(echo "$stats" | sed -n 's/.*sent from rank 0: [^(]*(\([^)]*\) per dispatch).*/\1/p')
-        rows=$(echo "$stats" | sed -n 's/.*rows exchanged: [^(]*(\([^)]*\) per dispatch).*/\1/p')
+        rows=$(echo "$stats" | sed -n 's/.*rows exchanged: [^(]*(\([^;)]*\) per dispatch[;)].*/\1/p')
+        # Every byte moved (a flowc that prints it), per dispatch.
+        moved=$(echo "$stats" | sed -n 's/.*moved in all: \([0-9]*\) B.*/\1/p')
+        dispatches=$(echo "$stats" | sed -n 's/^mpi: [0-9]* ranks, \([0-9]*\) dispatch.*/\1/p')
+        [ -n "$moved" ] && [ -n "$dispatches" ] && moved="$(echo "$moved / $dispatches / 1024" | bc) KiB"
         ranks=$(echo "$launch" | sed -n 's/.*--ranks \([0-9]*\).*/\1/p')
         threads=$(echo "$launch" | sed -n 's/.*--threads \([0-9]*\).*/\1/p')
-        printf '| %s | %s × %s | %.1f | %s | %s |\n' "$w" "${ranks:-1}" "$threads" "$ms" "${sent:--}" "${rows:--}"
+        printf '| %s | %s × %s | %.1f | %s | %s | %s |\n' "$w" "${ranks:-1}" "$threads" "$ms" "${sent:--}" "${rows:--}" "${moved:--}"
     done
 done

@@ -17,6 +17,8 @@
 #     and a shard that fails for good gives the error of one process;
 #  2b. kills a run with --checkpoint at its 9th dispatch and reruns it: the output is that of
 #     an uninterrupted run (4 ranks, and one process resumed on 4 ranks);
+#  2c. a training-like loop (tests/mpi/train.flow: weights updated each step, printed once)
+#     on 2 and 4 ranks moves (`--stats`) far less than one copy of the weights per step;
 #  3. kills a rank: one made to abort by FLOW_MPI_DIE, one with `kill -9`; the job must fail
 #     within seconds, saying which rank died;
 #  4. as root, runs tests/mpi/shards.flow on 2 ranks in two network namespaces joined by a
@@ -214,6 +216,22 @@ FLOW
         else
             fail "checkpoint: killed ($first, exit $rc1), resumed ($second, exit $rc2): $(head -c 400 "$work/ckpt.err1") $(head -c 400 "$work/ckpt.err2")"
             diff "$work/ckpt.want" "$work/ckpt.out" | head -5 || true
+        fi
+    done
+
+    # Outputs stay on the ranks: tests/mpi/train.flow updates 1 MiB of weights in each of
+    # its 40 steps (one dispatch each) and prints them once at the end. What moves is the
+    # one-time spreading of its two random 2-D tensors (1 MiB each, to every other rank), the
+    # halo rows and partial sums of each step and one gather of the weights to rank 0 — not
+    # the weights each step (40 MiB per other rank when every output was all-gathered).
+    for r in 2 4; do
+        run_into "$work/train-bytes-$r" tests/mpi/train.flow "--ranks $r --threads 1 --stats --timeout $timeout"
+        moved=$(sed -n 's/^mpi: .*moved in all: \([0-9]*\) B$/\1/p' "$work/train-bytes-$r/err")
+        bound=$(( (r - 1) * 3 * 1048576 ))
+        if [ "$(cat "$work/train-bytes-$r/status")" = 0 ] && [ -n "$moved" ] && [ "$moved" -lt "$bound" ]; then
+            echo "ok    train.flow on $r ranks moves $moved bytes in 40 steps (< $bound; the weights are 1 MiB)"
+        else
+            fail "train.flow on $r ranks moved ${moved:-?} bytes, the bound is $bound: $(grep '^mpi:' "$work/train-bytes-$r/err" || head -c 600 "$work/train-bytes-$r/err")"
         fi
     done
 

@@ -45,7 +45,7 @@ fn run_files(
                 Ok(mut n) => {
                     n.set_retry(opts.retry);
                     n.set_hooks(opts.hooks.clone());
-                    if let Some(s) = spread {
+                    if let Some(s) = spread.clone() {
                         n.set_spread(s);
                     }
                     Some(n)
@@ -66,7 +66,16 @@ fn run_files(
                 optimize(&mut g, &pipeline, &opts.config).map_err(|e| e.to_string())?;
             }
             match native.as_mut() {
-                Some(n) => n.eval(&g, &inputs).map_err(|e| e.to_string()),
+                // The outputs stay on the ranks that computed them: rank 0 gathers them to
+                // print their digests.
+                Some(n) => n.eval(&g, &inputs).map_err(|e| e.to_string()).map(|o| {
+                    o.into_iter()
+                        .map(|t| match &spread {
+                            Some(s) if s.ranks() > 1 => s.fetch(&t).unwrap_or(t),
+                            _ => t,
+                        })
+                        .collect()
+                }),
                 None => {
                     let inputs: Vec<Tensor> = inputs.iter().map(|t| (**t).clone()).collect();
                     crate::interp::eval(&g, &inputs)

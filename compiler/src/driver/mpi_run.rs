@@ -6,11 +6,19 @@
 //! exchange of rows after a launch, the workers' loop, and the injected death of a rank for
 //! the tests (`FLOW_MPI_DIE=RANK[,LAUNCH]`).
 //!
+//! Long file: every collective here has its counterpart on the other ranks in this same
+//! file (rank 0's dispatch and the workers' decoding of it, a fetch and the workers' side
+//! of the gather, the numbering of held tensors on both sides), and they must be read
+//! together to see that every rank calls the same collectives in the same order.
+//!
 //! What moves (docs/distributed.md): per dispatch, one broadcast from rank 0 of the graph's
-//! text (only the first time the ranks see that graph; afterwards its hash) and of its
-//! inputs (a tensor the ranks already hold — an input or output of the previous dispatch —
-//! goes as its number only); per launch, an all-gather of the rows each rank computed,
-//! so every rank holds every tensor; nothing at the end (rank 0 has the outputs already).
+//! text (only the first time the ranks see that graph; afterwards its hash), of the numbers
+//! of the held tensors the coordinator dropped, and of its inputs (a tensor the ranks hold —
+//! an input or output of an earlier dispatch the coordinator still holds — goes as its
+//! number only); then the rows of held inputs each rank reads and lacks; per launch, the
+//! rows of its outputs that other ranks read (the halo plan). The graph's outputs stay on
+//! the ranks that computed them: rank 0 gathers one (`MPI_Gatherv`) only when the
+//! coordinator observes it (`Spread::fetch`), which every other rank joins from its loop.
 //!
 //! Failure: a shard that fails for good is agreed on by all ranks after its launch (the
 //! lowest failing shard wins, as on one process) and reported by rank 0 like any shard
@@ -22,7 +30,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use ::mpi::datatype::{Partition, PartitionMut};
 use ::mpi::topology::SimpleCommunicator;
@@ -35,8 +43,8 @@ use super::{PassFlags, RuntimeFlags};
 use crate::exec::RunOptions;
 use crate::mir::hash::{graph_hash, Hash};
 use crate::mir::ir::Graph;
-use crate::native::spread::{overlap, rows_of, LaunchRows, Outcome};
-use crate::native::{Native, NativeError, Spread};
+use crate::native::spread::{joined, missing, overlap, rows_of, Held, LaunchRows, Need, Outcome};
+use crate::native::{data_ptr, data_ptr_mut, Native, NativeError, Spread};
 
 /// Whether this process was started by `mpirun` (or `srun` with PMIx): then `flowc run` runs
 /// as one rank of a job.
@@ -145,9 +153,15 @@ fn worker(ranks: &Rc<Ranks>, opts: Result<RunOptions, String>) -> i32 {
     0
 }
 
-/// What rank 0 sends before each dispatch: `[STOP | DISPATCH, payload bytes]`.
+/// What rank 0 sends before each dispatch: `[STOP | DISPATCH, payload bytes]`, or before
+/// a gather of a held tensor it observes: `[FETCH, its number]`.
 const STOP: u64 = 0;
 const DISPATCH: u64 = 1;
+const FETCH: u64 = 2;
+
+/// A dispatch as a rank other than 0 receives it: the graph, its inputs, and the number of
+/// the evaluation on rank 0.
+type Dispatch = (Rc<Graph>, Vec<Rc<Tensor>>, u64);
 
 /// An input of a dispatch: its bytes (`.npy`), or the number of a tensor the ranks hold.
 const INPUT_BYTES: u8 = 0;
@@ -160,16 +174,95 @@ pub struct Ranks {
     size: usize,
     /// Graphs every rank has parsed, by hash.
     graphs: RefCell<HashMap<Hash, Rc<Graph>>>,
-    /// The tensors every rank holds: the inputs and outputs of the last dispatch, in that
-    /// order (kept alike on every rank, so rank 0 can name one by its number). Rank 0 finds
-    /// an input among them by identity (the coordinator passes on the very tensor a dispatch
-    /// returned), not by hashing its contents, which costs more than a small dispatch.
-    held: RefCell<Vec<Rc<Tensor>>>,
+    /// The tensors the ranks hold: the inputs and outputs of the dispatches so far that
+    /// the coordinator still holds (kept alike on every rank, so rank 0 can name one by its
+    /// number). Rank 0 finds an input among them by identity (the coordinator passes on the
+    /// very tensor a dispatch returned), not by hashing its contents, which costs more than
+    /// a small dispatch.
+    held: RefCell<Vec<Entry>>,
+    /// The number of the next tensor held.
+    next_id: Cell<u64>,
+    /// The numbers of the inputs of the dispatch under way.
+    current: RefCell<Vec<u64>>,
     /// Launches run so far (for `FLOW_MPI_DIE`).
     launches: Cell<u64>,
     /// `FLOW_MPI_DIE=RANK[,LAUNCH]`: this rank dies at that launch (the first by default).
     die_at: Option<u64>,
     stats: Cell<Stats>,
+}
+
+/// A tensor the ranks hold between dispatches, numbered alike on every rank.
+struct Entry {
+    id: u64,
+    /// This rank's copy, valid in rows `have[rank]`.
+    t: Rc<Tensor>,
+    /// On rank 0: the coordinator's handles on it (the tensor a dispatch returned; `t`
+    /// itself is one too), by which rank 0 names it; the ranks drop it when none is alive.
+    keys: Vec<Weak<Tensor>>,
+    /// The rows each rank computed (they cover the rows, each in one block).
+    own: Vec<Range<usize>>,
+    /// The rows each rank holds (`own`, and more).
+    have: Vec<Range<usize>>,
+}
+
+impl Entry {
+    /// A tensor every rank holds whole.
+    fn whole(id: u64, t: Rc<Tensor>, ranks: usize) -> Entry {
+        let rows = t.shape.first().copied().unwrap_or(1);
+        let mut own = vec![0..0; ranks];
+        own[0] = 0..rows;
+        Entry {
+            id,
+            keys: vec![Rc::downgrade(&t)],
+            t,
+            own,
+            have: vec![0..rows; ranks],
+        }
+    }
+
+    /// Whether rank 0 may name it by `t`.
+    fn is(&self, t: &Rc<Tensor>) -> bool {
+        Rc::ptr_eq(&self.t, t)
+            || self
+                .keys
+                .iter()
+                .any(|k| std::ptr::eq(k.as_ptr(), Rc::as_ptr(t)))
+    }
+
+    /// On rank 0: whether the coordinator still holds it.
+    fn alive(&self) -> bool {
+        Rc::strong_count(&self.t) > 1
+            || self
+                .keys
+                .iter()
+                .any(|k| !std::ptr::eq(k.as_ptr(), Rc::as_ptr(&self.t)) && k.strong_count() > 0)
+    }
+
+    fn rows(&self) -> usize {
+        self.t.shape.first().copied().unwrap_or(1)
+    }
+
+    /// The bytes of one row.
+    fn row_bytes(&self) -> usize {
+        let rows = self.rows();
+        (self.t.len() * self.t.dtype().size_bytes())
+            .checked_div(rows)
+            .unwrap_or(0)
+    }
+}
+
+/// `t`'s bytes.
+fn bytes_of(t: &Tensor) -> &[u8] {
+    // SAFETY: the buffer of a live tensor, of `len` elements of its type.
+    unsafe { std::slice::from_raw_parts(data_ptr(&t.data), t.len() * t.dtype().size_bytes()) }
+}
+
+/// `t`'s bytes, to write.
+fn bytes_of_mut(t: &mut Tensor) -> &mut [u8] {
+    let n = t.len() * t.dtype().size_bytes();
+    // SAFETY: the buffer of a tensor borrowed mutably, of `n` bytes; every byte pattern is
+    // a value of every element type but `bool`, whose rows come from a tensor of `bool`s.
+    unsafe { std::slice::from_raw_parts_mut(data_ptr_mut(&mut t.data), n) }
 }
 
 /// What rank 0 counted, for `--stats`.
@@ -182,6 +275,13 @@ struct Stats {
     held: u64,
     /// Bytes of rows the ranks received from each other after launches, summed over ranks.
     exchanged: u64,
+    /// Bytes of rows of held inputs the ranks received from each other at the start of
+    /// dispatches, summed over ranks.
+    gathered: u64,
+    /// Bytes rank 0 gathered of the outputs it observed.
+    fetched: u64,
+    /// Held tensors dropped.
+    freed: u64,
     /// What those exchanges would have moved had each output that moves gone whole to
     /// every rank (an all-gather, without the halo plan).
     whole: u64,
@@ -203,13 +303,15 @@ impl Ranks {
             size,
             graphs: RefCell::default(),
             held: RefCell::default(),
+            next_id: Cell::new(0),
+            current: RefCell::default(),
             launches: Cell::new(0),
             die_at,
             stats: Cell::default(),
         }
     }
 
-    fn count(&self, f: impl FnOnce(&mut Stats)) {
+    fn stat(&self, f: impl FnOnce(&mut Stats)) {
         let mut s = self.stats.get();
         f(&mut s);
         self.stats.set(s);
@@ -234,12 +336,16 @@ impl Ranks {
     }
 
     /// On another rank: the next dispatch's graph and inputs, or `None` at the end.
-    fn receive_dispatch(&self) -> Option<(Rc<Graph>, Vec<Rc<Tensor>>, u64)> {
+    fn receive_dispatch(&self) -> Option<Dispatch> {
         let root = self.world.process_at_rank(0);
         let mut head = [0u64; 2];
-        root.broadcast_into(&mut head[..]);
-        if head[0] == STOP {
-            return None;
+        loop {
+            root.broadcast_into(&mut head[..]);
+            match head[0] {
+                STOP => return None,
+                FETCH => self.send_rows_to_root(head[1]),
+                _ => break,
+            }
         }
         let mut payload = vec![0u8; head[1] as usize];
         root.broadcast_into(&mut payload[..]);
@@ -251,9 +357,14 @@ impl Ranks {
 
     /// Reads a dispatch: the graph's hash, the evaluation's number on rank 0, the graph's
     /// text (empty when the ranks have it), and the inputs.
-    fn decode(&self, mut p: &[u8]) -> Result<(Rc<Graph>, Vec<Rc<Tensor>>, u64), String> {
+    fn decode(&self, mut p: &[u8]) -> Result<Dispatch, String> {
         let hash: Hash = take(&mut p, 32)?.try_into().expect("32 bytes");
         let eval = read_u64(&mut p)?;
+        let freed = read_u64(&mut p)?;
+        for _ in 0..freed {
+            let id = read_u64(&mut p)?;
+            self.held.borrow_mut().retain(|e| e.id != id);
+        }
         let text_len = read_u64(&mut p)? as usize;
         let text = take(&mut p, text_len)?;
         let graph = if text_len == 0 {
@@ -276,23 +387,28 @@ impl Ranks {
         };
         let n = read_u64(&mut p)?;
         let mut inputs = Vec::new();
+        let mut current = Vec::new();
         for _ in 0..n {
             let kind = take(&mut p, 1)?[0];
             if kind == INPUT_HELD {
-                let i = read_u64(&mut p)? as usize;
+                let id = read_u64(&mut p)?;
                 let held = self.held.borrow();
-                inputs.push(
-                    held.get(i)
-                        .cloned()
-                        .ok_or("an input this rank does not hold")?,
-                );
+                let e = held
+                    .iter()
+                    .find(|e| e.id == id)
+                    .ok_or("an input this rank does not hold")?;
+                inputs.push(e.t.clone());
+                current.push(id);
             } else {
                 let len = read_u64(&mut p)? as usize;
                 let t =
                     flow_runtime::npy::read_npy(take(&mut p, len)?).map_err(|e| e.to_string())?;
-                inputs.push(Rc::new(t));
+                let t = Rc::new(t);
+                current.push(self.hold(Entry::whole(0, t.clone(), self.size)));
+                inputs.push(t);
             }
         }
+        *self.current.borrow_mut() = current;
         Ok((graph, inputs, eval))
     }
 
@@ -301,8 +417,9 @@ impl Ranks {
         let s = self.stats.get();
         let per = |b: u64| b.checked_div(s.dispatches).unwrap_or(0) as u128;
         let fmt = |b: u64| crate::mir::memory::format_bytes(b as u128);
+        let moved = s.sent + s.exchanged + s.gathered + s.fetched;
         format!(
-            "mpi: {} ranks, {} dispatch(es), {} launch(es); sent from rank 0: {} ({} per dispatch), inputs already held: {}; rows exchanged: {} ({} per dispatch; {} with every output that moves sent whole)",
+            "mpi: {} ranks, {} dispatch(es), {} launch(es); sent from rank 0: {} ({} per dispatch), inputs already held: {}; rows exchanged: {} ({} per dispatch; {} with every output that moves sent whole); rows of held inputs: {}; gathered to rank 0 when observed: {}; held tensors dropped: {}; moved in all: {moved} B",
             self.size,
             s.dispatches,
             s.launches,
@@ -312,7 +429,124 @@ impl Ranks {
             fmt(s.exchanged),
             crate::mir::memory::format_bytes(per(s.exchanged)),
             fmt(s.whole),
+            fmt(s.gathered),
+            fmt(s.fetched),
+            s.freed,
         )
+    }
+
+    /// Holds `e` on this rank under the next number; returns the number.
+    fn hold(&self, mut e: Entry) -> u64 {
+        e.id = self.next_id.get();
+        self.next_id.set(e.id + 1);
+        let id = e.id;
+        self.held.borrow_mut().push(e);
+        id
+    }
+
+    /// A byte count as MPI takes it.
+    fn count(&self, n: usize, what: &str) -> i32 {
+        i32::try_from(n).unwrap_or_else(|_| {
+            self.die(&format!(
+                "{what} has {n} bytes to move; one exchange moves at most 2 GiB"
+            ))
+        })
+    }
+
+    /// On a rank other than 0, when rank 0 observes held tensor `id`: sends it the rows of
+    /// its block rank 0 lacks (`Spread::fetch` is the other side).
+    fn send_rows_to_root(&self, id: u64) {
+        let mut held = self.held.borrow_mut();
+        let Some(e) = held.iter_mut().find(|e| e.id == id) else {
+            self.die("rank 0 observes a tensor this rank does not hold")
+        };
+        let (rows, rb) = (e.rows(), e.row_bytes());
+        let want = missing(&(0..rows), &e.have[0]);
+        let mine = overlap(&e.own[self.rank], &want);
+        // Never an empty vector's dangling pointer (Open MPI's `MPI_IN_PLACE`).
+        let mut piece = Vec::with_capacity(mine.len() * rb + 1);
+        piece.extend_from_slice(&bytes_of(&e.t)[mine.start * rb..mine.end * rb]);
+        self.world
+            .process_at_rank(0)
+            .gather_varcount_into(&piece[..]);
+        e.have[0] = 0..rows;
+    }
+
+    /// Gives each rank the rows of held tensor `id` it needs (`need`, by rank; `None`: every
+    /// row) and lacks, from the ranks that computed them; returns this rank's copy.
+    fn gather_input(&self, id: u64, need: Option<&Need>) -> Rc<Tensor> {
+        let mut held = self.held.borrow_mut();
+        let Some(e) = held.iter_mut().find(|e| e.id == id) else {
+            self.die("an input of the dispatch is not held")
+        };
+        let (rows, rb) = (e.rows(), e.row_bytes());
+        if e.t.shape.is_empty() || rows == 0 || rb == 0 {
+            return e.t.clone();
+        }
+        let whole = vec![0..rows; self.size];
+        let need = need.unwrap_or(&whole);
+        let want: Vec<Range<usize>> = (0..self.size)
+            .map(|q| missing(&need[q], &e.have[q]))
+            .collect();
+        // moves[p][q]: the rows rank p sends rank q.
+        let moves: Vec<Vec<Range<usize>>> = (0..self.size)
+            .map(|p| {
+                (0..self.size)
+                    .map(|q| {
+                        if p == q {
+                            0..0
+                        } else {
+                            overlap(&e.own[p], &want[q])
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let moved: usize = moves.iter().flatten().map(|r| r.len() * rb).sum();
+        if moved == 0 {
+            return e.t.clone();
+        }
+        let r = self.rank;
+        let what = "a held input";
+        let send_counts: Vec<i32> = moves[r]
+            .iter()
+            .map(|m| self.count(m.len() * rb, what))
+            .collect();
+        let send_displs: Vec<i32> = moves[r]
+            .iter()
+            .map(|m| self.count(m.start * rb, what))
+            .collect();
+        let recv_counts: Vec<i32> = moves
+            .iter()
+            .map(|m| self.count(m[r].len() * rb, what))
+            .collect();
+        let recv_displs: Vec<i32> = moves
+            .iter()
+            .map(|m| self.count(m[r].start * rb, what))
+            .collect();
+        // The rows arrive in a copy: the tensor itself may be the coordinator's.
+        let mut copy = recv_counts.iter().any(|&c| c > 0).then(|| (*e.t).clone());
+        {
+            let mut none: Vec<u8> = Vec::with_capacity(1);
+            let recv: &mut [u8] = match &mut copy {
+                Some(c) => bytes_of_mut(c),
+                None => &mut none[..],
+            };
+            self.world.all_to_all_varcount_into(
+                &Partition::new(bytes_of(&e.t), send_counts, send_displs),
+                &mut PartitionMut::new(recv, recv_counts, recv_displs),
+            );
+        }
+        if let Some(c) = copy {
+            e.t = Rc::new(c);
+        }
+        for (have, want) in e.have.iter_mut().zip(&want) {
+            if let Some(j) = joined(have, want) {
+                *have = j;
+            }
+        }
+        self.stat(|s| s.gathered += moved as u64);
+        e.t.clone()
     }
 
     /// Exchanges the rows of every output of a launch: each rank sends each other rank the
@@ -390,7 +624,7 @@ impl Ranks {
                     &mut PartitionMut::new(all, recv_counts, recv_displs),
                 );
             }
-            self.count(|s| {
+            self.stat(|s| {
                 s.exchanged += moved as u64;
                 s.whole += (total * (self.size - 1)) as u64;
             });
@@ -416,6 +650,19 @@ impl Spread for Ranks {
         let hash = graph_hash(g, b"dist");
         let mut p = hash.to_vec();
         p.extend(eval.to_le_bytes());
+        // The held tensors the coordinator dropped: every rank drops them.
+        let mut freed = Vec::new();
+        self.held.borrow_mut().retain(|e| {
+            let keep = e.alive();
+            if !keep {
+                freed.push(e.id);
+            }
+            keep
+        });
+        p.extend((freed.len() as u64).to_le_bytes());
+        for id in &freed {
+            p.extend(id.to_le_bytes());
+        }
         let new = !self.graphs.borrow().contains_key(&hash);
         let text = if new {
             crate::mir::print(g)
@@ -429,30 +676,33 @@ impl Spread for Ranks {
         }
         p.extend((inputs.len() as u64).to_le_bytes());
         let mut held_bytes = 0;
-        {
-            let held = self.held.borrow();
-            for t in inputs {
-                if let Some(i) = held.iter().position(|h| Rc::ptr_eq(h, t)) {
-                    p.push(INPUT_HELD);
-                    p.extend((i as u64).to_le_bytes());
-                    held_bytes += (t.len() * t.dtype().size_bytes()) as u64;
-                } else {
-                    let bytes = flow_runtime::npy::write_npy(t);
-                    p.push(INPUT_BYTES);
-                    p.extend((bytes.len() as u64).to_le_bytes());
-                    p.extend(bytes);
-                }
+        let mut current = Vec::new();
+        for t in inputs {
+            let found = self.held.borrow().iter().find(|e| e.is(t)).map(|e| e.id);
+            if let Some(id) = found {
+                p.push(INPUT_HELD);
+                p.extend(id.to_le_bytes());
+                held_bytes += (t.len() * t.dtype().size_bytes()) as u64;
+                current.push(id);
+            } else {
+                let bytes = flow_runtime::npy::write_npy(t);
+                p.push(INPUT_BYTES);
+                p.extend((bytes.len() as u64).to_le_bytes());
+                p.extend(bytes);
+                current.push(self.hold(Entry::whole(0, t.clone(), self.size)));
             }
         }
+        *self.current.borrow_mut() = current;
         let root = self.world.process_at_rank(0);
         let mut head = [DISPATCH, p.len() as u64];
         root.broadcast_into(&mut head[..]);
         root.broadcast_into(&mut p[..]);
         let receivers = (self.size - 1) as u64;
-        self.count(|s| {
+        self.stat(|s| {
             s.dispatches += 1;
             s.sent += (16 + p.len() as u64) * receivers;
             s.held += held_bytes * receivers;
+            s.freed += freed.len() as u64;
         });
         Ok(())
     }
@@ -485,12 +735,83 @@ impl Spread for Ranks {
             };
         }
         self.exchange(l);
-        self.count(|s| s.launches += 1);
+        self.stat(|s| s.launches += 1);
         Outcome::Done
     }
 
-    fn dispatched(&self, inputs: &[Rc<Tensor>], outputs: &[Rc<Tensor>]) {
-        *self.held.borrow_mut() = inputs.iter().chain(outputs).cloned().collect();
+    fn gather_inputs(&self, inputs: &[Rc<Tensor>], need: &[Option<Need>]) -> Vec<Rc<Tensor>> {
+        let ids = self.current.borrow().clone();
+        if ids.len() != inputs.len() {
+            self.die("a dispatch's inputs differ from those rank 0 sent (a compiler bug)");
+        }
+        ids.iter()
+            .enumerate()
+            .map(|(i, &id)| self.gather_input(id, need.get(i).and_then(Option::as_ref)))
+            .collect()
+    }
+
+    fn dispatched(&self, outputs: &[Rc<Tensor>], held: &[Held]) {
+        for (t, h) in outputs.iter().zip(held) {
+            // An input passed through is held as the input is; a tensor output twice, once.
+            if matches!(h, Held::Input(_)) || self.held.borrow().iter().any(|e| Rc::ptr_eq(&e.t, t))
+            {
+                continue;
+            }
+            let mut e = Entry::whole(0, t.clone(), self.size);
+            if let Held::Rows { own, have } = h {
+                e.own = own.clone();
+                e.have = have.clone();
+            }
+            self.hold(e);
+        }
+    }
+
+    fn fetch(&self, t: &Rc<Tensor>) -> Option<Rc<Tensor>> {
+        let mut held = self.held.borrow_mut();
+        let e = held.iter_mut().find(|e| e.is(t))?;
+        let (rows, rb) = (e.rows(), e.row_bytes());
+        let want = missing(&(0..rows), &e.have[0]);
+        if want.is_empty() || rb == 0 {
+            return (!Rc::ptr_eq(&e.t, t)).then(|| e.t.clone());
+        }
+        let root = self.world.process_at_rank(0);
+        let mut head = [FETCH, e.id];
+        root.broadcast_into(&mut head[..]);
+        let what = "an observed tensor";
+        let pieces: Vec<Range<usize>> = (0..self.size)
+            .map(|q| {
+                if q == 0 {
+                    0..0
+                } else {
+                    overlap(&e.own[q], &want)
+                }
+            })
+            .collect();
+        let counts: Vec<i32> = pieces
+            .iter()
+            .map(|m| self.count(m.len() * rb, what))
+            .collect();
+        let displs: Vec<i32> = pieces
+            .iter()
+            .map(|m| self.count(m.start * rb, what))
+            .collect();
+        let mut copy = (*e.t).clone();
+        let none: Vec<u8> = Vec::with_capacity(1);
+        root.gather_varcount_into_root(
+            &none[..],
+            &mut PartitionMut::new(bytes_of_mut(&mut copy), counts, displs),
+        );
+        e.t = Rc::new(copy);
+        e.keys.retain(|k| k.strong_count() > 0);
+        e.keys.push(Rc::downgrade(&e.t));
+        e.have[0] = 0..rows;
+        let fetched: usize = pieces.iter().map(|m| m.len() * rb).sum();
+        self.stat(|s| s.fetched += fetched as u64);
+        Some(e.t.clone())
+    }
+
+    fn keeps(&self, t: &Rc<Tensor>) -> bool {
+        self.held.borrow().iter().any(|e| Rc::ptr_eq(&e.t, t))
     }
 }
 

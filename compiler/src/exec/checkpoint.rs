@@ -150,9 +150,12 @@ impl<'p, 'h> Machine<'p, 'h> {
 
     /// `v` with its pending parts replaced by their computed tensors, or `None` when a part
     /// is not computed yet.
-    fn computed(&self, v: &Value) -> Option<Value> {
+    fn computed(&mut self, v: &Value) -> Option<Value> {
         Some(match v {
-            Value::Lazy(l) => Value::Tensor(self.done.get(&l.port)?.clone()),
+            Value::Lazy(l) => {
+                let t = self.done.get(&l.port)?.clone();
+                Value::Tensor(self.observed(t))
+            }
             Value::Tuple(vs) => {
                 Value::Tuple(vs.iter().map(|x| self.computed(x)).collect::<Option<_>>()?)
             }

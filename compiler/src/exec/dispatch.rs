@@ -133,7 +133,9 @@ impl<'p, 'h> Machine<'p, 'h> {
         }
         let g = &opt.graph;
         // The result cache: the optimized graph's hash and the inputs' contents.
-        let use_results = self.opts.result_cache;
+        // Not on MPI ranks: the key hashes the inputs' contents, and a dispatch's outputs
+        // stay on the ranks that computed them until observed.
+        let use_results = self.opts.result_cache && !self.spread_out();
         let key = if use_results {
             let hashes: Vec<Hash> = inputs_needed
                 .iter()
@@ -221,11 +223,14 @@ impl<'p, 'h> Machine<'p, 'h> {
         for t in self.done.values() {
             *in_done.entry(Rc::as_ptr(t)).or_default() += 1;
         }
+        // Nor is the MPI ranks' (they drop it when the coordinator does).
+        let spread = self.opts.spread.clone();
         let others = |t: &Rc<Tensor>| {
             let ptr = Rc::as_ptr(t);
             let extra_ports = in_done.get(&ptr).map_or(0, |n| n.saturating_sub(1));
             Rc::strong_count(t)
                 .saturating_sub(usize::from(held.contains(&ptr)))
+                .saturating_sub(usize::from(spread.as_ref().is_some_and(|s| s.keeps(t))))
                 .saturating_sub(extra_ports)
         };
         self.entered.retain(|_, (t, _)| others(t) > 2);
@@ -250,6 +255,29 @@ impl<'p, 'h> Machine<'p, 'h> {
                 }
             }
         }
+    }
+
+    /// Whether dispatches run on several MPI ranks.
+    pub(super) fn spread_out(&self) -> bool {
+        self.opts.spread.as_ref().is_some_and(|s| s.ranks() > 1)
+    }
+
+    /// A computed tensor the coordinator observes (prints, saves, branches on, checkpoints):
+    /// on MPI ranks, its rows gathered from the ranks that computed them, the first time
+    /// (every port that holds it holds the whole tensor from then on).
+    pub(super) fn observed(&mut self, t: Rc<Tensor>) -> Rc<Tensor> {
+        if self.opts.backend != Backend::Jit || !self.spread_out() {
+            return t;
+        }
+        let Some(whole) = self.opts.spread.as_ref().and_then(|s| s.fetch(&t)) else {
+            return t;
+        };
+        for v in self.done.values_mut() {
+            if Rc::ptr_eq(v, &t) {
+                *v = whole.clone();
+            }
+        }
+        whole
     }
 
     /// The bytes of the distinct computed tensors the coordinator holds.

@@ -89,6 +89,7 @@ impl<'p, 'h> Machine<'p, 'h> {
         Ok(match v {
             Value::Lazy(l) => {
                 let t = self.dispatch(l.port, span)?;
+                let t = self.observed(t);
                 if t.shape.is_empty() {
                     Value::Scalar(t.get(0))
                 } else {

@@ -272,10 +272,9 @@ impl Native {
         if let Some(p) = &progress {
             p.begin(g.nodes.ids().map(|id| shard_plan(g, id).1 as u64).sum());
         }
-        let res = self.eval_nodes(g, inputs);
-        if let (Some(s), Ok(outputs)) = (self.spread(), &res) {
-            s.dispatched(inputs, outputs);
-        }
+        let outer = std::mem::take(&mut self.needs);
+        let res = self.eval_graph_nodes(g, inputs, true);
+        self.needs = outer;
         if let Some(p) = &progress {
             p.end();
         }
@@ -291,15 +290,18 @@ impl Native {
         inputs: &[Rc<Tensor>],
     ) -> Result<Vec<Rc<Tensor>>, NativeError> {
         let outer = std::mem::take(&mut self.needs);
-        let res = self.eval_graph_nodes(g, inputs);
+        let res = self.eval_graph_nodes(g, inputs, false);
         self.needs = outer;
         res
     }
 
+    /// Evaluates `g`'s nodes; `top`: `g` is a dispatched graph (not a primitive's own),
+    /// whose inputs and outputs the ranks hold between dispatches.
     fn eval_graph_nodes(
         &mut self,
         g: &Graph,
         inputs: &[Rc<Tensor>],
+        top: bool,
     ) -> Result<Vec<Rc<Tensor>>, NativeError> {
         // Each node's tensors are dropped right after their last reader, and their buffers go
         // back to the pool.
@@ -318,10 +320,32 @@ impl Native {
         let (mut live, mut peak) = (0u128, 0u128);
         let schedule = crate::mir::schedule::plan(g);
         let (kernels, first_of) = self.kernels_of(g, &schedule)?;
-        if let Some(s) = self.spread() {
-            let placed = spread::placements(g, &schedule, &kernels, &first_of);
+        let ranks = self.spread.clone().filter(|s| s.ranks() > 1);
+        let mut placed = Vec::new();
+        if let Some(s) = &ranks {
+            placed = spread::placements(g, &schedule, &kernels, &first_of);
             self.needs = spread::rows_needed(g, &placed, s.ranks());
         }
+        // A dispatched graph's inputs may be spread over the ranks by an earlier dispatch:
+        // each rank first gets the rows of them it reads.
+        let top = ranks.filter(|_| top);
+        let gathered;
+        let inputs = match &top {
+            Some(s) => {
+                let mut need: Vec<Option<spread::Need>> =
+                    vec![Some(vec![0..0; s.ranks()]); inputs.len()];
+                for (id, node) in g.nodes.iter_enumerated() {
+                    if let NodeKind::Input { index } = node.kind {
+                        if let Some(n) = need.get_mut(index as usize) {
+                            *n = self.need(Port { node: id, port: 0 });
+                        }
+                    }
+                }
+                gathered = s.gather_inputs(inputs, &need);
+                &gathered[..]
+            }
+            None => inputs,
+        };
         // Outputs of group members computed with their group's first member.
         let mut ready: HashMap<NodeId, Vec<Tensor>> = HashMap::new();
         // Inputs and constants are there from the start: a row group may read one that comes
@@ -408,10 +432,20 @@ impl Native {
             }
         }
         self.last_peak = peak;
-        Ok(g.outputs
+        let outputs: Vec<Rc<Tensor>> = g
+            .outputs
             .iter()
             .map(|p| values[p.node.0 as usize][p.port as usize].clone())
-            .collect())
+            .collect();
+        if let Some(s) = &top {
+            let held: Vec<spread::Held> = g
+                .outputs
+                .iter()
+                .map(|p| spread::held(g, *p, &placed, self.needs.get(p), s.ranks()))
+                .collect();
+            s.dispatched(&outputs, &held);
+        }
+        Ok(outputs)
     }
 
     fn random(
@@ -692,7 +726,7 @@ impl SendOutputs<'_> {
 unsafe impl Send for SendOutputs<'_> {}
 unsafe impl Sync for SendOutputs<'_> {}
 
-fn data_ptr(d: &Data) -> *const u8 {
+pub(crate) fn data_ptr(d: &Data) -> *const u8 {
     match d {
         Data::F32(v) => v.as_ptr() as *const u8,
         Data::F64(v) => v.as_ptr() as *const u8,
@@ -705,7 +739,7 @@ fn data_ptr(d: &Data) -> *const u8 {
     }
 }
 
-fn data_ptr_mut(d: &mut Data) -> *mut u8 {
+pub(crate) fn data_ptr_mut(d: &mut Data) -> *mut u8 {
     match d {
         Data::F32(v) => v.as_mut_ptr() as *mut u8,
         Data::F64(v) => v.as_mut_ptr() as *mut u8,

@@ -7,10 +7,13 @@
 //! After a launch the ranks agree on its outcome — the error of the lowest-numbered failing
 //! shard, as one process would report it — and exchange the rows each computed by the
 //! halo plan ([`rows_needed`]): each rank receives the rows of each output that its shards
-//! of later kernels read, and every rank receives whole the outputs read otherwise (and the
-//! graph's outputs), so every rank holds what its next launches read. Shard boundaries, the order of
-//! the rows of a reduction's partial results and the combine tree are the schedule's, not
-//! the placement's: the result is bitwise that of one process.
+//! of later kernels read, and every rank receives whole the outputs read otherwise, so every
+//! rank holds what its next launches read. The graph's outputs stay where they were
+//! computed ([`held`]): a later dispatch that reads one first gives each rank the rows it
+//! reads ([`Spread::gather_inputs`]), and rank 0 gathers one only when the coordinator
+//! observes it ([`Spread::fetch`]). Shard boundaries, the order of the rows of a
+//! reduction's partial results and the combine tree are the schedule's, not the
+//! placement's: the result is bitwise that of one process.
 //!
 //! The implementation over MPI is `driver::mpi_run` (the `mpi` cargo feature); this module
 //! is pure Rust so the executor has no MPI dependency.
@@ -46,7 +49,7 @@ pub struct LaunchRows<'a> {
 
 /// How a failed launch ended on the ranks: every rank learns the lowest failing shard.
 pub enum Outcome {
-    /// Every shard of every rank succeeded, and every rank has every row.
+    /// Every shard of every rank succeeded, and every rank has the rows it needs.
     Done,
     /// This rank ran the lowest failing shard: here is its error.
     Failed(TaskError),
@@ -65,18 +68,51 @@ pub trait Spread {
     /// On rank 0, at the start of each evaluation: sends the graph and its inputs to the
     /// other ranks, which evaluate it alongside, and the number of the evaluation on rank 0
     /// (`eval`: the ranks number it alike, so injected faults hit the same launches even when
-    /// rank 0 evaluates with several executors, one per `test` block).
+    /// rank 0 evaluates with several executors, one per `test` block). An input the ranks
+    /// hold already (an output of an earlier dispatch) goes as its number.
     fn send_dispatch(&self, g: &Graph, inputs: &[Rc<Tensor>], eval: u64)
         -> Result<(), NativeError>;
 
+    /// On every rank, at the start of an evaluation once the halo plan is known: gives each
+    /// rank the rows of each input that it needs (`need[i]`, by rank; `None`: every row)
+    /// and does not hold yet — an input held from an earlier dispatch is spread over the
+    /// ranks as that dispatch left it — and returns the inputs to run on.
+    fn gather_inputs(&self, inputs: &[Rc<Tensor>], need: &[Option<Need>]) -> Vec<Rc<Tensor>>;
+
     /// After this rank ran its shards of a launch (`local`: the error of its lowest failing
     /// shard, numbered in the whole launch): agrees with the other ranks on the outcome and,
-    /// when every shard succeeded, gives every rank every row.
+    /// when every shard succeeded, gives each rank the rows of each output it needs.
     fn finish_launch(&self, rows: &LaunchRows<'_>, local: Result<(), TaskError>) -> Outcome;
 
-    /// On every rank, after an evaluation succeeded: its inputs and outputs are now held by
-    /// every rank (a later dispatch may name them instead of sending them).
-    fn dispatched(&self, inputs: &[Rc<Tensor>], outputs: &[Rc<Tensor>]);
+    /// On every rank, after an evaluation succeeded: its outputs stay on the ranks, each
+    /// rank holding the rows `held` says (a later dispatch names them instead of sending
+    /// them, and rank 0 fetches one only when it observes it, [`Spread::fetch`]).
+    fn dispatched(&self, outputs: &[Rc<Tensor>], held: &[Held]);
+
+    /// On rank 0, when the coordinator observes `t` (prints it, saves it, branches on it):
+    /// the whole tensor, its rows gathered from the ranks that computed them — `None` when
+    /// `t` is whole on rank 0 already. Every other rank joins the gather.
+    fn fetch(&self, t: &Rc<Tensor>) -> Option<Rc<Tensor>>;
+
+    /// On rank 0: whether the ranks keep a reference to `t` (which is then no use of it by
+    /// the coordinator: the ranks drop it when the coordinator does).
+    fn keeps(&self, t: &Rc<Tensor>) -> bool;
+}
+
+/// Which rows of a graph output each rank holds after a dispatch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// Every rank holds every row (every rank computed it whole, or it went whole to every
+    /// rank).
+    Whole,
+    /// The output is the dispatch's input of this index, held as that input is.
+    Input(usize),
+    /// Rank `q` computed rows `own[q]` (the blocks cover the rows, each row in one block)
+    /// and holds rows `have[q]` (its block, and the halo it received when contiguous).
+    Rows {
+        own: Vec<Range<usize>>,
+        have: Vec<Range<usize>>,
+    },
 }
 
 /// The shards of a launch of `shards` shards that rank `rank` of `ranks` runs: a contiguous
@@ -150,10 +186,13 @@ pub fn placements(
 /// the port over the box of each of the rank's shards (free dimension 0 in the shard's rows,
 /// every other free and reduced dimension whole), clamped to the tensor; a gather's table,
 /// a reader not placed (it runs whole on every rank, or reads other than by rows), a
-/// scalar port, a graph output and a random fill of more than one dimension (whose launch
-/// runs in shards of elements, not rows) are needed whole by every rank. A stencil's output is
-/// then needed by a rank for its own rows and its neighbours' halo; a row-local chain's,
-/// for its own rows only (nothing moves).
+/// scalar port, a graph output whose producer is not placed (a GEMM, a node every rank runs
+/// whole) and a random fill of more than one dimension (whose launch runs in shards of
+/// elements, not rows) are needed whole by every rank. A stencil's output is then needed by
+/// a rank for its own rows and its neighbours' halo; a row-local chain's, for its own rows
+/// only (nothing moves). A graph output of a placed producer is needed only as its readers
+/// in the graph need it (it stays on the ranks; rank 0 fetches it when it observes it), and
+/// an input or output nobody reads by no rank (an empty need each).
 pub fn rows_needed(
     g: &Graph,
     placed: &[Option<(usize, usize)>],
@@ -161,7 +200,13 @@ pub fn rows_needed(
 ) -> HashMap<Port, Need> {
     let ranks = ranks.max(1);
     let mut needs: HashMap<Port, Need> = HashMap::new();
-    let mut whole: HashSet<Port> = g.outputs.iter().copied().collect();
+    // Graph outputs the ranks hold as they computed them: of a placed producer, with rows.
+    let by_rows = |p: &Port| {
+        let node = &g.nodes[p.node];
+        matches!(node.kind, NodeKind::Input { .. })
+            || (placed[p.node.index()].is_some() && !node.outputs[p.port as usize].shape.is_empty())
+    };
+    let mut whole: HashSet<Port> = g.outputs.iter().copied().filter(|p| !by_rows(p)).collect();
     // A random fill of more dimensions runs in shards of elements, not of rows.
     for (id, node) in g.nodes.iter_enumerated() {
         if matches!(node.kind, NodeKind::Random { .. }) && node.outputs[0].shape.len() > 1 {
@@ -232,6 +277,16 @@ pub fn rows_needed(
             }
         }
     }
+    // What no rank reads, no rank needs: an input nobody reads, a graph output no later
+    // kernel reads.
+    let inputs = g.nodes.iter_enumerated().filter_map(|(id, n)| {
+        matches!(n.kind, NodeKind::Input { .. }).then_some(Port { node: id, port: 0 })
+    });
+    for p in g.outputs.iter().copied().chain(inputs) {
+        if !whole.contains(&p) {
+            needs.entry(p).or_insert_with(|| vec![0..0; ranks]);
+        }
+    }
     needs.retain(|p, _| !whole.contains(p));
     needs
 }
@@ -284,6 +339,67 @@ pub fn rows_read(
     let last = extent0 as i64 - 1;
     let (lo, hi) = (lo.clamp(0, last), hi.clamp(0, last));
     Some(lo as usize..hi as usize + 1)
+}
+
+/// Which rows of graph output `p` each of `ranks` ranks holds after its dispatch, by the
+/// plan: `placed` ([`placements`]) and the port's entry of [`rows_needed`] (`need`; `None`
+/// when the port went whole to every rank).
+pub fn held(
+    g: &Graph,
+    p: Port,
+    placed: &[Option<(usize, usize)>],
+    need: Option<&Need>,
+    ranks: usize,
+) -> Held {
+    let node = &g.nodes[p.node];
+    if let NodeKind::Input { index } = node.kind {
+        return Held::Input(index as usize);
+    }
+    let (Some(need), Some((rows, shards)), Some(&extent0)) = (
+        need,
+        placed[p.node.index()],
+        node.outputs[p.port as usize].shape.first(),
+    ) else {
+        return Held::Whole;
+    };
+    let own: Vec<Range<usize>> = (0..ranks)
+        .map(|q| {
+            let s = shards_of(q, ranks, shards);
+            (s.start * rows).min(extent0)..(s.end * rows).min(extent0)
+        })
+        .collect();
+    debug_assert!(own.last().is_some_and(|r| r.end == extent0 || r.is_empty()));
+    let have = own
+        .iter()
+        .zip(need)
+        .map(|(o, n)| joined(o, n).unwrap_or_else(|| o.clone()))
+        .collect();
+    Held::Rows { own, have }
+}
+
+/// The union of two ranges when it is one range.
+pub fn joined(a: &Range<usize>, b: &Range<usize>) -> Option<Range<usize>> {
+    if a.is_empty() || b.is_empty() || (a.start <= b.end && b.start <= a.end) {
+        Some(hull(a, b))
+    } else {
+        None
+    }
+}
+
+/// The rows of `want` not in `have`, as one range: the hull of what is left when `have`
+/// cuts `want` in two (rows a rank holds may come again; none it lacks is left out).
+pub fn missing(want: &Range<usize>, have: &Range<usize>) -> Range<usize> {
+    if want.is_empty() || have.is_empty() || have.end <= want.start || want.end <= have.start {
+        return want.clone();
+    }
+    let below = want.start..have.start.max(want.start);
+    let above = have.end.min(want.end)..want.end;
+    match (below.is_empty(), above.is_empty()) {
+        (true, true) => 0..0,
+        (false, true) => below,
+        (true, false) => above,
+        (false, false) => want.clone(),
+    }
 }
 
 /// The smallest range holding both (an empty range holds nothing).
@@ -391,6 +507,35 @@ mod tests {
         };
         assert_eq!(rows_of(0, 2, &l), 0..8);
         assert_eq!(rows_of(1, 2, &l), 8..10);
+    }
+
+    /// Property: `missing` leaves out no row of `want` outside `have`, and `joined` is the
+    /// union exactly when the union is one range.
+    #[test]
+    fn missing_rows_and_unions() {
+        for ws in 0..7 {
+            for we in ws..7 {
+                for hs in 0..7 {
+                    for he in hs..7 {
+                        let (want, have) = (ws..we, hs..he);
+                        let m = missing(&want, &have);
+                        for x in want.clone() {
+                            assert!(have.contains(&x) || m.contains(&x), "{want:?} {have:?}");
+                        }
+                        assert!(m.is_empty() || (want.start <= m.start && m.end <= want.end));
+                        let union: Vec<usize> = (0..7)
+                            .filter(|x| want.contains(x) || have.contains(x))
+                            .collect();
+                        match joined(&want, &have) {
+                            Some(j) => assert_eq!(j.collect::<Vec<_>>(), union),
+                            None => assert!(union.windows(2).any(|w| w[1] != w[0] + 1)),
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(missing(&(0..10), &(3..10)), 0..3);
+        assert_eq!(missing(&(0..10), &(0..10)), 0..0);
     }
 
     /// A small deterministic generator for the property tests (xorshift).
@@ -544,14 +689,23 @@ mod tests {
         }
     }
 
-    /// A gather's table and a graph output go to every rank whole.
+    /// A gather's table goes to every rank whole; a graph output of a placed producer
+    /// that nothing reads goes nowhere (it stays on the ranks that computed it), one of a
+    /// producer not placed goes to every rank whole.
     #[test]
     fn gathers_and_outputs_need_every_row() {
         let text = "%0 = random uniform seed 0 : f32[16]\n\
             %1 = map [8] reads(%0.0[0]) : f32[8] { gather(r0, mul(2i64, i0)) }\n\
             output %1.0\n";
         let g = crate::mir::parse(text).expect("the test graph parses");
+        let port = |n| Port {
+            node: crate::mir::ir::NodeId(n),
+            port: 0,
+        };
         let needs = rows_needed(&g, &[None, Some((2, 4))], 3);
+        assert_eq!(needs.len(), 1, "{needs:?}");
+        assert_eq!(needs[&port(1)], vec![0..0; 3]);
+        let needs = rows_needed(&g, &[None, None], 3);
         assert!(needs.is_empty(), "{needs:?}");
         // The stencil's input, a random fill of two dimensions, goes whole.
         let text = "%0 = random uniform seed 0 : f32[16, 4]\n\
@@ -559,6 +713,6 @@ mod tests {
             output %1.0\n";
         let g = crate::mir::parse(text).expect("the test graph parses");
         let needs = rows_needed(&g, &[None, Some((2, 8))], 3);
-        assert!(needs.is_empty(), "{needs:?}");
+        assert_eq!(needs.keys().collect::<Vec<_>>(), [&port(1)], "{needs:?}");
     }
 }
