@@ -205,6 +205,10 @@ impl Checker {
             data.push(h);
         }
         let dims = dims.map(|x| x.0).unwrap_or_default();
+        if dims.is_empty() && matches!(sig.ret, Ty::Tuple(_)) {
+            // Over scalars, a map with a tuple result is the call.
+            return mk(hir::ExprKind::Call(fid, data), sig.ret.clone(), span);
+        }
         // A tuple result makes a tensor of tuples: the tuple of one tensor per field.
         let ty = match &sig.ret {
             Ty::Tuple(fs) => Ty::Tuple(
