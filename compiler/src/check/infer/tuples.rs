@@ -143,7 +143,10 @@ impl Checker {
         };
         if dims.len() != 1 {
             self.error(errors::type_error(
-                format!("`scatter` takes a 1-D tensor, found `{}`", self.zonk(&dest.ty)),
+                format!(
+                    "`scatter` takes a 1-D tensor, found `{}`",
+                    self.zonk(&dest.ty)
+                ),
                 dest.span,
             ));
             return err_expr(c.span);
@@ -153,7 +156,10 @@ impl Checker {
         };
         let field_tensors = |n: &Dim| {
             let fs = fields.iter().map(|(name, f)| {
-                (name.clone(), Ty::tensor(f.dtype().unwrap_or(DType::F32), vec![n.clone()]))
+                (
+                    name.clone(),
+                    Ty::tensor(f.dtype().unwrap_or(DType::F32), vec![n.clone()]),
+                )
             });
             Ty::Tuple(fs.collect())
         };
@@ -179,7 +185,9 @@ impl Checker {
         };
         if !self.unify_dim(&len, &vlen) {
             let note = "`scatter`'s indices and values must have the same length";
-            self.error(errors::shape_mismatch(&idx.ty, &vals_ty, idx.span, vals.span).with_note(note));
+            self.error(
+                errors::shape_mismatch(&idx.ty, &vals_ty, idx.span, vals.span).with_note(note),
+            );
             return err_expr(c.span);
         }
         let field = |e: &hir::Expr, k: usize, ty: Ty| match &e.kind {
@@ -192,7 +200,11 @@ impl Checker {
         let mut items = Vec::new();
         for (k, (_, fty)) in dest_fields.iter().enumerate() {
             let vty = Ty::tensor(fty.dtype().unwrap_or(DType::F32), vec![len.clone()]);
-            let args = vec![field(&dest, k, fty.clone()), idx.clone(), field(&vals, k, vty)];
+            let args = vec![
+                field(&dest, k, fty.clone()),
+                idx.clone(),
+                field(&vals, k, vty),
+            ];
             items.push(mk(hir::ExprKind::Builtin(c.b, args), fty.clone(), c.span));
         }
         let ty = self.zonk(&dest.ty);

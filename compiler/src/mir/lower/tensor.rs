@@ -150,7 +150,8 @@ impl<'p> Lowerer<'p> {
             },
             // `map(f, x)` with an `fn` whose result is a tuple: a tensor of tuples, one map
             // per field over `x`'s shape (as a comprehension with a tuple body).
-            H::MapFn(..) if matches!(&e.ty, Ty::Tuple(fs) if fs.iter().all(|f| matches!(f.1, Ty::Tensor(..)))) => {
+            H::MapFn(..) if matches!(&e.ty, Ty::Tuple(fs) if fs.iter().all(|f| matches!(f.1, Ty::Tensor(..)))) =>
+            {
                 let Ty::Tuple(fields) = &e.ty else {
                     return err(span, Kind::Internal("a map to tuples without a tuple type"));
                 };
