@@ -18,6 +18,7 @@
 //! | histogram | `idx = (rand_uniform(2, [2^25]) * 256.0) as i64`, `vals = rand_uniform(3, [2^25])` |
 //! | scan_fused | `x = rand_uniform(1, [2^25])`; the scan of `x * 2.0 + 1.0` |
 //! | histogram_fused | `x = rand_uniform(2, [2^25])`, `vals = rand_uniform(3, [2^25])`; bins `(x * 256.0) as i64` |
+//! | gather | `table = rand_uniform(1, [2^25])`, `idx[i] = ((rand_uniform(2, [2^25])[i] * 2^24) as i64) * 2 + i % 2` (`benches/w7_gather.flow`) |
 //!
 //! Two more lines measure the runtime's worker pool: `pool.run`, one dispatch of 1000 no-op
 //! tasks, and `W1/pool`, W1 dispatched through [`flow_runtime::pool::Pool`] in blocks of
@@ -44,7 +45,7 @@ pub struct Bench {
 }
 
 /// Every benchmark, in the order the binary runs them.
-pub const BENCHES: [Bench; 14] = [
+pub const BENCHES: [Bench; 15] = [
     Bench {
         name: "W1",
         what: "fused elementwise chain, N=2^25",
@@ -96,6 +97,10 @@ pub const BENCHES: [Bench; 14] = [
     Bench {
         name: "histogram_fused",
         what: "histogram of 2^25 f32 into 256 bins at (x * 256) as i64",
+    },
+    Bench {
+        name: "gather",
+        what: "gather of 2^25 random indices from a 2^25 f32 table",
     },
     Bench {
         name: "pool.run",
@@ -289,6 +294,16 @@ pub fn prepare(name: &str, threads: usize) -> Option<Prepared> {
                 ));
             })
         }
+        "gather" => {
+            let n = 1 << 25;
+            let table = uniform(1, n);
+            let idx = gather_indices(2, n);
+            let mut out = vec![0f32; n];
+            Box::new(move || {
+                primitives::gather(black_box(&table), &idx, black_box(&mut out))
+                    .expect("the indices are in range");
+            })
+        }
         _ => unreachable!("every name of BENCHES is handled"),
     };
     Some(Prepared {
@@ -333,6 +348,16 @@ pub fn sort_keys(len: usize) -> Vec<u32> {
     uniform(8, len)
         .iter()
         .map(|&u| (u as f64 * 4294967296.0) as u32)
+        .collect()
+}
+
+/// The indices of the `gather` benchmark, as `benches/w7_gather.flow` computes them:
+/// `((rand_uniform(seed, [len])[i] * 2^24) as i64) * 2 + i % 2`, below `2 * 2^24`.
+pub fn gather_indices(seed: u64, len: usize) -> Vec<i64> {
+    uniform(seed, len)
+        .iter()
+        .enumerate()
+        .map(|(i, &u)| ((u * 16777216.0) as i64) * 2 + (i % 2) as i64)
         .collect()
 }
 

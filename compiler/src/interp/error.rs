@@ -60,8 +60,8 @@ pub enum Fault {
     IndexOutOfBins {
         /// `"the bins"` or `"the destination"`.
         what: &'static str,
-        /// The index.
-        index: i64,
+        /// The index (a `u64` past `i64::MAX` as its unsigned value).
+        index: i128,
         /// Its position among the indices (row-major in the values' space).
         position: usize,
         /// The shape of the bins or the destination.
@@ -91,8 +91,9 @@ pub struct GatherMiss {
     pub read: usize,
     /// The table's label (its source name), filled in by the node's evaluation.
     pub table: String,
-    /// The coordinates gathered.
-    pub coords: Vec<i64>,
+    /// The coordinates gathered, as the program computed them: a `u64` index past
+    /// `i64::MAX` keeps its unsigned value (the `i64` coordinate it became wraps).
+    pub coords: Vec<i128>,
     /// The table's shape.
     pub shape: Vec<usize>,
 }

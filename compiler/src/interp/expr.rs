@@ -78,7 +78,17 @@ pub(super) fn eval_expr(e: &ScalarExpr, scope: &Scope<'_>) -> Result<Value, Faul
                     _ => return Err(Fault::Internal("a gather coordinate that is not an i64")),
                 }
             }
-            gather_value(scope, *k as usize, &at)?
+            match gather_value(scope, *k as usize, &at) {
+                Err(Fault::IndexOutOfRange(mut m)) => {
+                    for (shown, c) in m.coords.iter_mut().zip(coords) {
+                        if let Some(v) = unsigned_index(c, scope) {
+                            *shown = v;
+                        }
+                    }
+                    return Err(Fault::IndexOutOfRange(m));
+                }
+                v => v?,
+            }
         }
         ScalarExpr::Param(k) => {
             return scope
@@ -194,11 +204,24 @@ pub(super) fn gather_value(scope: &Scope<'_>, k: usize, at: &[i64]) -> Result<Sc
         return Err(Fault::IndexOutOfRange(Box::new(GatherMiss {
             read: k,
             table: String::new(),
-            coords: at.to_vec(),
+            coords: at.iter().map(|&c| c as i128).collect(),
             shape: t.shape.clone(),
         })));
     }
     element(t, at)
+}
+
+/// The unsigned value a gather coordinate had before the cast that made it the `i64`
+/// coordinate, for an error message: that cast wraps a `u64` past `i64::MAX` (`2^64 - 1`
+/// would read as `-1`). `None` for any other coordinate (shown as it is).
+pub(super) fn unsigned_index(c: &ScalarExpr, scope: &Scope<'_>) -> Option<i128> {
+    let ScalarExpr::Cast(inner, DType::I64) = c else {
+        return None;
+    };
+    match eval_expr(inner, scope).and_then(Value::scalar) {
+        Ok(Scalar::U64(v)) => Some(v as i128),
+        _ => None,
+    }
 }
 
 /// The element of `t` at in-bounds coordinates `coords`.

@@ -225,28 +225,37 @@ pub(crate) fn index_fault(
 ) -> Fault {
     Fault::IndexOutOfBins {
         what,
-        index,
+        index: index.into(),
         position,
         shape: shape.to_vec(),
     }
 }
 
-/// The row an index expression names, or the out-of-range fault.
+/// The row the index expression `index` names at the point of `scope`, or the
+/// out-of-range fault (`what`, the point's position and the shape it names a row of), which
+/// shows an unsigned index as the program computed it, not as the `i64` it was cast to.
 fn row_of(
-    v: Value,
+    index: &ScalarExpr,
+    scope: &Scope<'_>,
     rows: usize,
-    what: &'static str,
-    position: usize,
-    shape: &[usize],
+    (what, position, shape): (&'static str, usize, &[usize]),
 ) -> Result<usize, Fault> {
-    let k = match v.scalar()? {
+    let k = match eval_expr(index, scope)?.scalar()? {
         Scalar::I64(k) => k,
         Scalar::I32(k) => k as i64,
         _ => return Err(Fault::Internal("an index that is not an integer")),
     };
     match usize::try_from(k) {
         Ok(r) if r < rows => Ok(r),
-        _ => Err(index_fault(what, k, position, shape)),
+        _ => {
+            let mut fault = index_fault(what, k, position, shape);
+            if let (Fault::IndexOutOfBins { index: shown, .. }, Some(v)) =
+                (&mut fault, unsigned_index(index, scope))
+            {
+                *shown = v;
+            }
+            Err(fault)
+        }
     }
 }
 
@@ -281,7 +290,7 @@ pub(super) fn eval_histogram(
     let mut lin = 0usize;
     at_points(space, reads, values, |_, scope| {
         let (row, col) = (lin / cols.max(1), lin % cols.max(1));
-        let bin = row_of(eval_expr(index, scope)?, bins, "the bins", lin, &shape)?;
+        let bin = row_of(index, scope, bins, ("the bins", lin, &shape))?;
         lin += 1;
         let a = args
             .iter()
@@ -329,13 +338,7 @@ pub(super) fn eval_scatter(node: &Node, values: &[Vec<Tensor>]) -> Result<Vec<Te
     let mut lin = 0usize;
     at_points(space, reads, values, |_, scope| {
         let col = lin % cols.max(1);
-        let row = row_of(
-            eval_expr(index, scope)?,
-            shape[0],
-            "the destination",
-            lin,
-            &shape,
-        )?;
+        let row = row_of(index, scope, shape[0], ("the destination", lin, &shape))?;
         lin += 1;
         let v = eval_expr(value, scope)?.scalar()?;
         out.set(row * cols + col, v);

@@ -161,12 +161,13 @@ impl Checker {
             ));
             return err_expr(span);
         }
-        if !matches!(sig.ret, Ty::Scalar(_) | Ty::Error) {
-            // A tensor has scalar elements (a tensor of tuples is built by a comprehension
-            // whose body is a tuple, one tensor per field).
+        let scalars = |t: &Ty| matches!(t, Ty::Tuple(fs) if !fs.is_empty() && fs.iter().all(|f| matches!(f.1, Ty::Scalar(_))));
+        if !matches!(sig.ret, Ty::Scalar(_) | Ty::Error) && !scalars(&sig.ret) {
+            // A tensor has scalar elements, or is a tensor of tuples of scalars (one tensor
+            // per field).
             self.error(errors::type_error(
                 format!(
-                    "`{which}` needs a scalar `fn` with a scalar result; `{fname}` returns `{}`",
+                    "`{which}` needs a scalar `fn` whose result is a scalar or a tuple of scalars; `{fname}` returns `{}`",
                     sig.ret
                 ),
                 args[0].span,
@@ -203,13 +204,24 @@ impl Checker {
             }
             data.push(h);
         }
-        let d = sig.ret.dtype().unwrap_or(DType::F32);
         let dims = dims.map(|x| x.0).unwrap_or_default();
-        mk(
-            hir::ExprKind::MapFn(fid, data),
-            self.zonk(&Ty::tensor(d, dims)),
-            span,
-        )
+        if dims.is_empty() && matches!(sig.ret, Ty::Tuple(_)) {
+            // Over scalars, a map with a tuple result is the call.
+            return mk(hir::ExprKind::Call(fid, data), sig.ret.clone(), span);
+        }
+        // A tuple result makes a tensor of tuples: the tuple of one tensor per field.
+        let ty = match &sig.ret {
+            Ty::Tuple(fs) => Ty::Tuple(
+                fs.iter()
+                    .map(|(n, f)| {
+                        let d = f.dtype().unwrap_or(DType::F32);
+                        (n.clone(), Ty::tensor(d, dims.clone()))
+                    })
+                    .collect(),
+            ),
+            ret => Ty::tensor(ret.dtype().unwrap_or(DType::F32), dims),
+        };
+        mk(hir::ExprKind::MapFn(fid, data), self.zonk(&ty), span)
     }
 
     // ---- arrows ----

@@ -1,6 +1,7 @@
 //! Expressions: `infer` dispatches on the syntax node; literals, names, unary and binary
 //! operators, casts, fields, tuples and `if` are typed here.
 
+use super::tuples::tuple_tensor_parts;
 use super::*;
 
 impl Checker {
@@ -405,11 +406,26 @@ impl Checker {
             BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem
         );
         let sub_want = if arith { want } else { None };
-        let mut l = self.infer(a, cx, sub_want);
-        let mut r = self.infer(b, cx, sub_want);
+        let l = self.infer(a, cx, sub_want);
+        let r = self.infer(b, cx, sub_want);
         if l.ty.is_error() || r.ty.is_error() {
             return err_expr(span);
         }
+        let (lt, rt) = (self.zonk(&l.ty), self.zonk(&r.ty));
+        if tuple_tensor_parts(&lt).is_some() || tuple_tensor_parts(&rt).is_some() {
+            return self.tuple_binary(op, l, r, span);
+        }
+        self.binary_typed(op, l, r, span)
+    }
+
+    /// `l op r` of two inferred operands, neither a tensor of tuples.
+    pub(super) fn binary_typed(
+        &mut self,
+        op: BinOp,
+        mut l: hir::Expr,
+        mut r: hir::Expr,
+        span: Span,
+    ) -> hir::Expr {
         // A weak side takes the other side's type.
         if is_weak(&l) && !is_weak(&r) {
             if let Some(d) = r.ty.dtype() {

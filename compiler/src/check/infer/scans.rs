@@ -197,7 +197,7 @@ impl Checker {
     }
 
     /// An index vector: 1-D, of a signed or unsigned integer type (`i64 i32 u64 u32 u8`).
-    fn index_arg(
+    pub(super) fn index_arg(
         &mut self,
         name: &str,
         arg: &ast::Expr,
@@ -289,8 +289,15 @@ impl Checker {
     }
 
     /// `scatter(dest, idx, vals)`: `dest`'s type.
+    /// A tensor of tuples `dest` scatters every field with the same indices (see
+    /// [`Checker::scatter_tuples`]).
     pub(super) fn scatter(&mut self, c: &BuiltinCall<'_>, cx: &mut BodyCx) -> hir::Expr {
-        let Some((dest, d, _)) = self.vector_arg(c.name, &c.args[0], cx, c.want) else {
+        let dest = self.infer(&c.args[0], cx, c.want);
+        let dest_ty = self.zonk(&dest.ty);
+        if let Some((elem, dims)) = tuple_tensor_parts(&dest_ty) {
+            return self.scatter_tuples(c, dest, (elem, dims), cx);
+        }
+        let Some((dest, d, _)) = self.vector_of(c.name, dest) else {
             return err_expr(c.span);
         };
         let Some((idx, len)) = self.index_arg(c.name, &c.args[1], cx) else {

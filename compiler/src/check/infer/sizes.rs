@@ -127,6 +127,16 @@ impl Checker {
         want: Option<&Ty>,
     ) -> Option<(hir::Expr, DType, Dim)> {
         let x = self.infer(arg, cx, want);
+        self.vector_of(name, x)
+    }
+
+    /// `x` (an argument of `name`, already inferred) as a 1-D tensor: it, its element type
+    /// and its length; `None` (reported) otherwise.
+    pub(super) fn vector_of(
+        &mut self,
+        name: &str,
+        x: hir::Expr,
+    ) -> Option<(hir::Expr, DType, Dim)> {
         match &x.ty {
             _ if x.ty.is_error() => None,
             Ty::Tensor(d, dims) if dims.len() == 1 => {

@@ -5,6 +5,7 @@
 //! and `zip(a, b, …)` (the tuple of tensors of one shape). A comprehension whose body is a
 //! tuple of scalars (`comprehension.rs`) builds one; `p.0`, `p.x` are ordinary fields.
 
+use super::builtins::BuiltinCall;
 use super::*;
 
 /// The element tuple type and the common dimensions of a tensor of tuples: a non-empty
@@ -123,6 +124,185 @@ impl Checker {
             items.push(h);
         }
         let ty = Ty::Tuple(items.iter().map(|h| (None, h.ty.clone())).collect());
+        mk(hir::ExprKind::Tuple(items), ty, span)
+    }
+
+    /// `scatter(dest, idx, vals)` of a 1-D tensor of tuples `dest` (element tuple and
+    /// dimensions `parts`): `vals` a tensor of tuples of the same field types, as long as
+    /// `idx`. It is the tuple of one scatter per field with the same indices, so every field
+    /// takes its element from the same winner (the last in index order).
+    pub(super) fn scatter_tuples(
+        &mut self,
+        c: &BuiltinCall<'_>,
+        dest: hir::Expr,
+        (elem, dims): (Ty, Vec<Dim>),
+        cx: &mut BodyCx,
+    ) -> hir::Expr {
+        let Ty::Tuple(fields) = &elem else {
+            return err_expr(c.span);
+        };
+        if dims.len() != 1 {
+            self.error(errors::type_error(
+                format!(
+                    "`scatter` takes a 1-D tensor, found `{}`",
+                    self.zonk(&dest.ty)
+                ),
+                dest.span,
+            ));
+            return err_expr(c.span);
+        }
+        let Some((idx, len)) = self.index_arg(c.name, &c.args[1], cx) else {
+            return err_expr(c.span);
+        };
+        let field_tensors = |n: &Dim| {
+            let fs = fields.iter().map(|(name, f)| {
+                (
+                    name.clone(),
+                    Ty::tensor(f.dtype().unwrap_or(DType::F32), vec![n.clone()]),
+                )
+            });
+            Ty::Tuple(fs.collect())
+        };
+        let want = field_tensors(&len);
+        let vals = self.infer(&c.args[2], cx, Some(&want));
+        if vals.ty.is_error() {
+            return err_expr(c.span);
+        }
+        let vals_ty = self.zonk(&vals.ty);
+        let vlen = match tuple_tensor_parts(&vals_ty) {
+            Some((Ty::Tuple(vf), vdims))
+                if vdims.len() == 1
+                    && vf.len() == fields.len()
+                    && vf.iter().zip(fields).all(|(a, b)| a.1 == b.1) =>
+            {
+                vdims[0].clone()
+            }
+            _ => {
+                let note = "the values of a `scatter` into a tensor of tuples are a 1-D tensor of tuples of the same field types";
+                self.error(errors::type_mismatch(&want, &vals_ty, vals.span).with_note(note));
+                return err_expr(c.span);
+            }
+        };
+        if !self.unify_dim(&len, &vlen) {
+            let note = "`scatter`'s indices and values must have the same length";
+            self.error(
+                errors::shape_mismatch(&idx.ty, &vals_ty, idx.span, vals.span).with_note(note),
+            );
+            return err_expr(c.span);
+        }
+        let field = |e: &hir::Expr, k: usize, ty: Ty| match &e.kind {
+            hir::ExprKind::Tuple(items) => items[k].clone(),
+            _ => mk(hir::ExprKind::Field(Box::new(e.clone()), k), ty, e.span),
+        };
+        let Ty::Tuple(dest_fields) = self.zonk(&dest.ty) else {
+            return err_expr(c.span);
+        };
+        let mut items = Vec::new();
+        for (k, (_, fty)) in dest_fields.iter().enumerate() {
+            let vty = Ty::tensor(fty.dtype().unwrap_or(DType::F32), vec![len.clone()]);
+            let args = vec![
+                field(&dest, k, fty.clone()),
+                idx.clone(),
+                field(&vals, k, vty),
+            ];
+            items.push(mk(hir::ExprKind::Builtin(c.b, args), fty.clone(), c.span));
+        }
+        let ty = self.zonk(&dest.ty);
+        mk(hir::ExprKind::Tuple(items), ty, c.span)
+    }
+
+    /// `l op r` where an operand is a tensor of tuples: field by field, for arithmetic and
+    /// bitwise operators (`p + q`, `p * 2.0`, `p - (1.0, 2)`): the other operand is a tensor
+    /// of tuples of the same fields and shape, a tuple of scalars (one per field), or a
+    /// scalar (broadcast to every field). The result is a tensor of tuples with `l`'s field
+    /// names. A comparison or logic operator is refused: a tuple compares by its fields,
+    /// which the program says how to combine (`p.0 == q.0 && p.1 == q.1`).
+    pub(super) fn tuple_binary(
+        &mut self,
+        op: BinOp,
+        l: hir::Expr,
+        r: hir::Expr,
+        span: Span,
+    ) -> hir::Expr {
+        let (lt, rt) = (self.zonk(&l.ty), self.zonk(&r.ty));
+        let fieldwise = matches!(
+            op,
+            BinOp::Add
+                | BinOp::Sub
+                | BinOp::Mul
+                | BinOp::Div
+                | BinOp::Rem
+                | BinOp::BitAnd
+                | BinOp::BitOr
+                | BinOp::BitXor
+                | BinOp::Shl
+                | BinOp::Shr
+        );
+        if !fieldwise {
+            self.error(errors::type_error(
+                format!(
+                    "cannot apply `{}` to `{lt}` and `{rt}`: tensors of tuples take arithmetic field by field, but compare by fields the program combines (`p.0 == q.0 && p.1 == q.1`)",
+                    op.symbol()
+                ),
+                span,
+            ));
+            return err_expr(span);
+        }
+        let count = |t: &Ty| match t {
+            Ty::Tuple(fs) => Some(fs.len()),
+            _ => None,
+        };
+        let n = match (count(&lt), count(&rt)) {
+            (Some(a), Some(b)) if a != b => {
+                self.error(errors::type_error(
+                    format!(
+                        "cannot apply `{}` to `{lt}` and `{rt}`: the tuples have {a} and {b} fields",
+                        op.symbol()
+                    ),
+                    span,
+                ));
+                return err_expr(span);
+            }
+            (Some(a), _) | (None, Some(a)) => a,
+            (None, None) => return err_expr(span),
+        };
+        // Field `k` of an operand: the item of a tuple expression, a field of any other
+        // tuple, or the scalar itself (broadcast).
+        let field = |e: &hir::Expr, t: &Ty, k: usize| match (&e.kind, t) {
+            (hir::ExprKind::Tuple(items), _) => items[k].clone(),
+            (_, Ty::Tuple(fs)) => mk(
+                hir::ExprKind::Field(Box::new(e.clone()), k),
+                fs[k].1.clone(),
+                e.span,
+            ),
+            _ => e.clone(),
+        };
+        let mut items = Vec::with_capacity(n);
+        let mut tys = Vec::with_capacity(n);
+        for k in 0..n {
+            let x = self.binary_typed(op, field(&l, &lt, k), field(&r, &rt, k), span);
+            if x.ty.is_error() {
+                return err_expr(span);
+            }
+            let name = match (&lt, &rt) {
+                (Ty::Tuple(fs), _) if fs[k].0.is_some() => fs[k].0.clone(),
+                (_, Ty::Tuple(fs)) => fs[k].0.clone(),
+                _ => None,
+            };
+            tys.push((name, x.ty.clone()));
+            items.push(x);
+        }
+        let ty = Ty::Tuple(tys);
+        if tuple_tensor_parts(&self.zonk(&ty)).is_none() {
+            self.error(errors::type_error(
+                format!(
+                    "cannot apply `{}` to `{lt}` and `{rt}`: field by field, the results differ in shape",
+                    op.symbol()
+                ),
+                span,
+            ));
+            return err_expr(span);
+        }
         mk(hir::ExprKind::Tuple(items), ty, span)
     }
 }

@@ -148,6 +148,26 @@ impl<'p> Lowerer<'p> {
                 Some(v) => Ok(v.clone()),
                 None => self.tensor(&args[0], frame),
             },
+            // `map(f, x)` with an `fn` whose result is a tuple: a tensor of tuples, one map
+            // per field over `x`'s shape (as a comprehension with a tuple body).
+            H::MapFn(..) if matches!(&e.ty, Ty::Tuple(fs) if fs.iter().all(|f| matches!(f.1, Ty::Tensor(..)))) =>
+            {
+                let Ty::Tuple(fields) = &e.ty else {
+                    return err(span, Kind::Internal("a map to tuples without a tuple type"));
+                };
+                self.bind_random_dims(e, frame)?;
+                let mut shape = Vec::new();
+                for d in fields[0].1.dims() {
+                    shape.push(self.dim(d, frame, span)?);
+                }
+                let mut point = Point {
+                    reads: Vec::new(),
+                    extents: shape.clone(),
+                    vars: HashMap::new(),
+                };
+                let s = self.elementwise_point(e, frame, &mut point, shape.len())?;
+                self.tuple_maps(shape, point.reads, s, fields.len(), &frame.label)
+            }
             // A tuple of scalars computed in the coordinator (a call of a scalar `fn` with a
             // tuple result, an `if` between tuples): one rank-0 map per field.
             _ if matches!(e.ty, Ty::Tuple(_)) => {
