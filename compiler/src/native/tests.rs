@@ -299,3 +299,98 @@ fn a_fused_producer_makes_no_tensor_of_its_elements() {
     assert_eq!(s.hits + s.misses, 2, "{s:?}");
     assert_eq!(native.last_peak(), (n * 4 + 256 * 4) as u128);
 }
+
+/// [`agree`], and that a successful native run took no node to the interpreter.
+fn agree_natively(text: &str, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
+    let want = agree(text, inputs)?;
+    let g = parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let ins: Vec<Rc<Tensor>> = inputs.iter().cloned().map(Rc::new).collect();
+    let mut native = crate::codegen::native(2).expect("a JIT");
+    native.eval(&g, &ins).expect("runs");
+    assert_eq!(
+        native.interpreted(),
+        0,
+        "a node ran on the interpreter\n{text}"
+    );
+    Ok(want)
+}
+
+/// Rows of the 2-D histogram tests: empty, one, a tail, one shard and two shards and a tail.
+fn row_counts() -> [usize; 5] {
+    let shard = flow_runtime::prims::HISTOGRAM_SHARD;
+    [0, 1, 7, shard, 2 * shard + 5]
+}
+
+#[test]
+fn histograms_of_rows_agree_for_every_element_type_and_length() {
+    for n in row_counts() {
+        let xs: Vec<f32> = (0..3 * n)
+            .map(|k| ((k * 7919) % 9973) as f32 * 0.01)
+            .collect();
+        let idx: Vec<i64> = (0..n as i64).map(|k| (k * 31) % 17).collect();
+        let idx2: Vec<i32> = (0..3 * n as i32).map(|k| (k * 131) % 5).collect();
+        for dtype in ["f32", "f64", "i32", "i64", "u8", "u32", "u64"] {
+            let v = cast_to("add(mul(r1, 3.1f32), 1.0f32)", dtype);
+            let w = cast_to("mul(r0, 0.7f32)", dtype);
+            // A fused index read along the rows only, a plain index tensor of every point, and
+            // an index and a value both computed from one read.
+            let text = format!(
+                "%0 = input 0 : f32[{n}, 3]\n%1 = input 1 : i64[{n}]\n%2 = input 2 : i32[{n}, 3]\n\
+                 %3 = map [{n}, 3] reads(%0.0[i0, i1]) : {dtype}[{n}, 3] {{ {w} }}\n\
+                 %4 = histogram [{n}, 3] bins 17 sum reads(%1.0[i0], %0.0[i0, i1]) : {dtype}[17, 3] {{ r0; {v} }}\n\
+                 %5 = histogram [{n}, 3] bins 5 max reads(%2.0[i0, i1], %3.0[i0, i1]) : {dtype}[5, 3] {{ r0; r1 }}\n\
+                 %6 = histogram [{n}, 3] bins 4 min reads(%0.0[i0, i1]) : {dtype}[4, 3] {{ cast(rem(mul(r0, 100.0f32), 4.0f32), i64); {w} }}\n\
+                 output %4.0, %5.0, %6.0\n"
+            );
+            let ins = [
+                t(&[n, 3], Data::F32(xs.clone())),
+                t(&[n], Data::I64(idx.clone())),
+                t(&[n, 3], Data::I32(idx2.clone())),
+            ];
+            agree_natively(&text, &ins).unwrap_or_else(|e| panic!("{dtype} {n}: {e}"));
+        }
+    }
+}
+
+#[test]
+fn histograms_of_rows_keep_index_order_and_report_errors() {
+    let last = "monoid @0 \"last\" {\n    state (v: i64)\n    zero (0i64)\n    \
+                combine = select(eq(p1, 0i64), p0, p1)\n}\n";
+    for n in row_counts() {
+        let idx: Vec<i64> = (0..n as i64).map(|k| (k * 7919) % 13).collect();
+        let vals: Vec<i64> = (0..4 * n as i64)
+            .map(|k| (k * 31) % 7 * ((k / 3) % 2))
+            .collect();
+        let text = format!(
+            "{last}%0 = input 0 : i64[{n}]\n%1 = input 1 : i64[{n}, 4]\n%2 = input 2 : i64[{n}, 2, 2]\n\
+             %3 = histogram [{n}, 4] bins 13 @0 reads(%0.0[i0], %1.0[i0, i1]) : i64[13, 4] {{ r0; r1 }}\n\
+             %4 = histogram [{n}, 2, 2] bins 13 sum reads(%0.0[i0], %2.0[i0, i1, i2]) : f32[13, 2, 2] {{ r0; cast(r1, f32) }}\n\
+             output %3.0, %4.0\n"
+        );
+        let ins = |idx: Vec<i64>| {
+            [
+                t(&[n], Data::I64(idx)),
+                t(&[n, 4], Data::I64(vals.clone())),
+                t(&[n, 2, 2], Data::I64(vals.clone())),
+            ]
+        };
+        agree_natively(&text, &ins(idx.clone())).unwrap_or_else(|e| panic!("{n}: {e}"));
+        if n == 0 {
+            continue;
+        }
+        // An index out of range (the first in index order is named), and a producer that fails.
+        let mut bad = idx.clone();
+        bad[n - 1] = 13;
+        let e = agree(&text, &ins(bad)).unwrap_err();
+        assert!(e.contains("index [13]"), "{e}");
+        let text = format!(
+            "%0 = input 0 : i64[{n}]\n%1 = input 1 : i64[{n}, 4]\n%2 = input 2 : i64[{n}, 2, 2]\n\
+             %3 = histogram [{n}, 4] bins 13 sum reads(%0.0[i0], %1.0[i0, i1]) : i64[13, 4] {{ div(12i64, add(r0, 1i64)); r1 }}\n\
+             output %3.0\n"
+        );
+        let mut zero = idx;
+        zero[n / 2] = -1;
+        let e = agree(&text, &ins(zero)).unwrap_err();
+        assert!(e.contains("division by zero"), "{e}");
+    }
+}
