@@ -39,6 +39,7 @@ mod group;
 mod key;
 pub(crate) mod prims;
 mod producer;
+mod record;
 pub mod spread;
 #[cfg(test)]
 mod tests;

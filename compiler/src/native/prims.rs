@@ -1,8 +1,9 @@
 //! Scan, histogram and scatter nodes on the native backend: the runtime's parallel routines
 //! (`flow_runtime::prims`), whose fixed blocks make the bits independent of the thread count
 //! and equal to the interpreter's (see `interp/prims.rs`). A node whose monoid is not one the
-//! routines take (a user monoid with a wrap, an unwrap or a tuple state), and a scatter of
-//! more than one axis, runs on the interpreter. A histogram of rows (`[n, k…]` values into
+//! scalar routines take (a user monoid with a wrap, an unwrap or a tuple state) runs on the
+//! same routines over records with a JIT'd combine (see `record.rs`); a scatter of more than
+//! one axis runs on the interpreter. A histogram of rows (`[n, k…]` values into
 //! `[bins, k…]`) keeps per-shard private bins of `k…` lanes
 //! (`flow_runtime::prims::histogram::reduce_by_index_rows`). The elements of a node whose
 //! expressions are not a plain read (a fused producer) are computed block by block inside
@@ -250,7 +251,15 @@ impl Native {
             _ => None,
         };
         let user = match monoid.map(|m| routine_monoid(g, m)) {
-            Some(None) => return self.interpret(g, id, node, values),
+            Some(None) => {
+                // A tuple state, a wrap or an unwrap: the routines over records.
+                if let Some(MonoidRef::User(mid)) = monoid {
+                    if let Some(outs) = self.run_records(g, id, node, mid, values)? {
+                        return Ok(outs);
+                    }
+                }
+                return self.interpret(g, id, node, values);
+            }
             Some(Some(u)) => u,
             None => None,
         };
