@@ -757,7 +757,7 @@ fn a_histogram_of_rows_is_the_histogram_of_each_column() {
         let icol = |l: usize| -> Vec<i64> { idx.iter().skip(l).step_by(lanes).copied().collect() };
         // Produced in whole rows: the fill checks it is asked for them.
         let fill = |lo: usize, hi: usize, pi: *mut i64, pv: *mut f32| {
-            if lo % lanes != 0 || hi % lanes != 0 {
+            if !lo.is_multiple_of(lanes) || !hi.is_multiple_of(lanes) {
                 return 7;
             }
             for i in lo..hi {
