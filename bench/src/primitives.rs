@@ -110,6 +110,89 @@ pub fn histogram_of<K: Copy + Sync>(
         )
 }
 
+/// The lanes of a row of [`histogram_rows`].
+pub const LANES: usize = 4;
+
+/// `bins[idx[r]][l] += vals[r][l]` over rows of [`LANES`] values, with per-thread private
+/// bins of `BINS` rows over contiguous chunks of rows, combined at the end (out-of-range
+/// indices skipped).
+///
+/// # Panics
+/// If `vals` is not `idx.len()` rows.
+pub fn histogram_rows(idx: &[i64], vals: &[f32], threads: usize) -> Vec<[f32; LANES]> {
+    assert_eq!(idx.len() * LANES, vals.len());
+    let chunk = idx.len().div_ceil(threads.max(1)).max(1);
+    idx.par_chunks(chunk)
+        .zip(vals.par_chunks(chunk * LANES))
+        .map(|(idx, vals)| {
+            let mut bins = vec![[0f32; LANES]; BINS];
+            for (&k, v) in idx.iter().zip(vals.chunks_exact(LANES)) {
+                if let Some(b) = bins.get_mut(k as usize) {
+                    for (b, &v) in b.iter_mut().zip(v) {
+                        *b += v;
+                    }
+                }
+            }
+            bins
+        })
+        .reduce(
+            || vec![[0f32; LANES]; BINS],
+            |mut a, b| {
+                for (a, b) in a.iter_mut().zip(b) {
+                    a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                }
+                a
+            },
+        )
+}
+
+/// The running argmax of `x` (the greatest value so far and its first index) into `v` and
+/// `at`, blocked like [`scan_f32`]: each block's argmax in parallel, a serial scan of them,
+/// each block's running argmax seeded with its carry.
+///
+/// # Panics
+/// If the lengths disagree.
+pub fn running_argmax(x: &[f32], v: &mut [f32], at: &mut [i64]) {
+    assert!(x.len() == v.len() && x.len() == at.len());
+    let better = |a: (f32, i64), b: (f32, i64)| {
+        if b.0 > a.0 || (b.0 == a.0 && b.1 < a.1) {
+            b
+        } else {
+            a
+        }
+    };
+    let mut carries: Vec<(f32, i64)> = x
+        .par_chunks(BLOCK)
+        .enumerate()
+        .map(|(b, x)| {
+            x.iter()
+                .enumerate()
+                .fold((f32::NEG_INFINITY, i64::MAX), |a, (i, &y)| {
+                    better(a, (y, (b * BLOCK + i) as i64))
+                })
+        })
+        .collect();
+    let mut carry = (f32::NEG_INFINITY, i64::MAX);
+    for c in carries.iter_mut() {
+        let t = *c;
+        *c = carry;
+        carry = better(carry, t);
+    }
+    v.par_chunks_mut(BLOCK)
+        .zip(at.par_chunks_mut(BLOCK))
+        .zip(x.par_chunks(BLOCK))
+        .zip(carries.par_iter())
+        .enumerate()
+        .for_each(|(b, (((v, at), x), &c))| {
+            let mut acc = c;
+            for (i, &y) in x.iter().enumerate() {
+                acc = better(acc, (y, (b * BLOCK + i) as i64));
+                v[i] = acc.0;
+                at[i] = acc.1;
+            }
+        });
+}
+
 /// `out[i] = table[idx[i]]`, bounds-checked (an out-of-range index returns its position).
 ///
 /// # Panics

@@ -19,6 +19,8 @@
 //! | scan_fused | `x = rand_uniform(1, [2^25])`; the scan of `x * 2.0 + 1.0` |
 //! | histogram_fused | `x = rand_uniform(2, [2^25])`, `vals = rand_uniform(3, [2^25])`; bins `(x * 256.0) as i64` |
 //! | gather | `table = rand_uniform(1, [2^25])`, `idx[i] = ((rand_uniform(2, [2^25])[i] * 2^24) as i64) * 2 + i % 2` (`benches/w7_gather.flow`) |
+//! | scan_argmax | `x = rand_uniform(1, [2^24])`; `scan[i](ArgMax, x[i], i)` |
+//! | histogram_rows | `idx = (rand_uniform(2, [2^22]) * 256.0) as i64`, `vals = rand_uniform(3, [2^22 · 4])` as rows of 4 |
 //!
 //! Two more lines measure the runtime's worker pool: `pool.run`, one dispatch of 1000 no-op
 //! tasks, and `W1/pool`, W1 dispatched through [`flow_runtime::pool::Pool`] in blocks of
@@ -45,7 +47,7 @@ pub struct Bench {
 }
 
 /// Every benchmark, in the order the binary runs them.
-pub const BENCHES: [Bench; 15] = [
+pub const BENCHES: [Bench; 17] = [
     Bench {
         name: "W1",
         what: "fused elementwise chain, N=2^25",
@@ -101,6 +103,14 @@ pub const BENCHES: [Bench; 15] = [
     Bench {
         name: "gather",
         what: "gather of 2^25 random indices from a 2^25 f32 table",
+    },
+    Bench {
+        name: "scan_argmax",
+        what: "running argmax (tuple-state scan) of 2^24 f32",
+    },
+    Bench {
+        name: "histogram_rows",
+        what: "histogram of 2^22 rows of 4 f32 into 256 bins",
     },
     Bench {
         name: "pool.run",
@@ -302,6 +312,23 @@ pub fn prepare(name: &str, threads: usize) -> Option<Prepared> {
             Box::new(move || {
                 primitives::gather(black_box(&table), &idx, black_box(&mut out))
                     .expect("the indices are in range");
+            })
+        }
+        "scan_argmax" => {
+            let x = uniform(1, 1 << 24);
+            let mut v = vec![0f32; x.len()];
+            let mut at = vec![0i64; x.len()];
+            Box::new(move || primitives::running_argmax(black_box(&x), &mut v, &mut at))
+        }
+        "histogram_rows" => {
+            let n = 1 << 22;
+            let idx: Vec<i64> = uniform(2, n)
+                .iter()
+                .map(|&u| (u * primitives::BINS as f32) as i64)
+                .collect();
+            let vals = uniform(3, n * primitives::LANES);
+            Box::new(move || {
+                black_box(primitives::histogram_rows(black_box(&idx), &vals, threads));
             })
         }
         _ => unreachable!("every name of BENCHES is handled"),

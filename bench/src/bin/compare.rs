@@ -5,7 +5,7 @@
 //! by run, and prints the medians and the two ratios, the figures `docs/performance.md`
 //! records.
 //!
-//! usage: compare [--threads N] [--warmup N] [--reps N] [--only W1,W3,filter,sort,scan,histogram,scan_fused,histogram_fused,gather]
+//! usage: compare [--threads N] [--warmup N] [--reps N] [--only W1,W3,filter,sort,scan,histogram,scan_fused,histogram_fused,gather,scan_argmax,histogram_rows]
 //!                [--native-rustflags FLAGS | --native-exe PATH | --no-native]
 
 use std::path::PathBuf;
@@ -37,10 +37,12 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("scan_fused", "p_scan_fused.flow"),
     ("histogram_fused", "p_histogram_fused.flow"),
     ("gather", "w7_gather.flow"),
+    ("scan_argmax", "p_scan_argmax.flow"),
+    ("histogram_rows", "p_histogram_rows.flow"),
 ];
 
 const USAGE: &str =
-    "usage: compare [--threads N] [--warmup N] [--reps N] [--only W1,W3,filter,sort,scan,histogram,scan_fused,histogram_fused,gather]
+    "usage: compare [--threads N] [--warmup N] [--reps N] [--only W1,W3,filter,sort,scan,histogram,scan_fused,histogram_fused,gather,scan_argmax,histogram_rows]
                [--native-rustflags FLAGS | --native-exe PATH | --no-native]
   --native-rustflags FLAGS  RUSTFLAGS of the native baseline (default: -C target-cpu=native)
   --native-exe PATH         a `baseline` binary already built, instead of building one

@@ -113,6 +113,7 @@ impl Native {
         node: &Node,
         values: &[Vec<Rc<Tensor>>],
     ) -> Result<Vec<Tensor>, NativeError> {
+        self.interpreted += 1;
         let mut sub = Graph::new();
         sub.monoids = g.monoids.clone();
         let mut ports: Vec<Port> = Vec::new();

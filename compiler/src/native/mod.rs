@@ -39,6 +39,7 @@ mod group;
 mod key;
 pub(crate) mod prims;
 mod producer;
+mod record;
 pub mod spread;
 #[cfg(test)]
 mod tests;
@@ -128,6 +129,9 @@ pub struct Native {
     grouped: usize,
     /// Outputs written over a dead tensor of their group (see [`in_place`]).
     in_place: usize,
+    /// Nodes run on the reference interpreter (`Native::interpret`): no kernel for them, or
+    /// a primitive the native routines do not take.
+    interpreted: usize,
     /// The ranks a dispatch is spread over (`mpirun`), if any (see [`spread`]).
     spread: Option<Rc<dyn Spread>>,
     /// With ranks: the rows of each port of the graph being run that each rank needs
@@ -148,9 +152,17 @@ impl Native {
             last_peak: 0,
             grouped: 0,
             in_place: 0,
+            interpreted: 0,
             spread: None,
             needs: HashMap::new(),
         })
+    }
+
+    /// How many nodes ran on the reference interpreter instead of kernels or the runtime's
+    /// routines (a node with no kernel in an executable's table, a primitive the routines do
+    /// not take, or the wording of a fused producer's error), over this executor's life.
+    pub fn interpreted(&self) -> usize {
+        self.interpreted
     }
 
     /// Sets how failed shards are retried and which faults are injected.

@@ -1,8 +1,11 @@
 //! Scan, histogram and scatter nodes on the native backend: the runtime's parallel routines
 //! (`flow_runtime::prims`), whose fixed blocks make the bits independent of the thread count
 //! and equal to the interpreter's (see `interp/prims.rs`). A node whose monoid is not one the
-//! routines take (a user monoid with a wrap, an unwrap or a tuple state), and a histogram or
-//! scatter of more than one axis, runs on the interpreter. The elements of a node whose
+//! scalar routines take (a user monoid with a wrap, an unwrap or a tuple state) runs on the
+//! same routines over records with a JIT'd combine (see `record.rs`); a scatter of more than
+//! one axis runs on the interpreter. A histogram of rows (`[n, k…]` values into
+//! `[bins, k…]`) keeps per-shard private bins of `k…` lanes
+//! (`flow_runtime::prims::histogram::reduce_by_index_rows`). The elements of a node whose
 //! expressions are not a plain read (a fused producer) are computed block by block inside
 //! the routine by the producer's kernel (see `producer.rs`), never as a whole tensor.
 //!
@@ -11,7 +14,7 @@
 use super::producer::{elements, fill1, fill2, pairs, Elems, Producer};
 use super::*;
 use flow_runtime::pool::Pool;
-use flow_runtime::prims::histogram::reduce_by_index_pairs;
+use flow_runtime::prims::histogram::reduce_by_index_rows;
 use flow_runtime::prims::scan::{scan_elements, ScanKind};
 use flow_runtime::prims::scatter::scatter_pairs;
 use flow_runtime::prims::{Index, Monoid};
@@ -248,12 +251,19 @@ impl Native {
             _ => None,
         };
         let user = match monoid.map(|m| routine_monoid(g, m)) {
-            Some(None) => return self.interpret(g, id, node, values),
+            Some(None) => {
+                // A tuple state, a wrap or an unwrap: the routines over records.
+                if let Some(MonoidRef::User(mid)) = monoid {
+                    if let Some(outs) = self.run_records(g, id, node, mid, values)? {
+                        return Ok(outs);
+                    }
+                }
+                return self.interpret(g, id, node, values);
+            }
             Some(Some(u)) => u,
             None => None,
         };
-        let rank1 = space.len() == 1;
-        if !rank1 && !matches!(node.kind, NodeKind::Scan { .. }) {
+        if space.len() != 1 && matches!(node.kind, NodeKind::Scatter { .. }) {
             return self.interpret(g, id, node, values);
         }
         let exprs: Vec<ScalarExpr> = exprs.into_iter().cloned().collect();
@@ -308,41 +318,34 @@ impl Native {
                 )
                 .ok_or_else(no_monoid)?
             }
-            NodeKind::ReduceByIndex { bins, .. } => {
+            NodeKind::ReduceByIndex { .. } => {
                 let (idx, x) = (data(0), data(1));
-                let bins = *bins;
+                // A histogram of rows: each point of the space's trailing axes is a lane.
+                let lanes: usize = space[1..].iter().product::<usize>().max(1);
                 with_monoid!(
                     monoid.ok_or_else(no_monoid)?,
                     x,
                     &combine,
                     zero,
                     |mon, v| {
-                        let mut out = output(Some(spare), bins, mon.identity());
+                        let mut out = output(Some(spare), len, mon.identity());
                         out.iter_mut().for_each(|b| *b = mon.identity());
                         let bad = match idx {
                             Data::I64(i) => {
                                 let fill = fill2(prod);
-                                reduce_by_index_pairs(
-                                    pool,
-                                    &mon,
-                                    pairs(i, v, prod, &fill),
-                                    &mut out,
-                                )
+                                let src = pairs(i, v, prod, &fill);
+                                reduce_by_index_rows(pool, &mon, lanes, src, &mut out)
                             }
                             Data::I32(i) => {
                                 let fill = fill2(prod);
-                                reduce_by_index_pairs(
-                                    pool,
-                                    &mon,
-                                    pairs(i, v, prod, &fill),
-                                    &mut out,
-                                )
+                                let src = pairs(i, v, prod, &fill);
+                                reduce_by_index_rows(pool, &mon, lanes, src, &mut out)
                             }
                             _ => Ok(usize::MAX),
                         };
                         match bad {
                             Ok(0) => Ok(out),
-                            Ok(_) => Err(out_of_range(idx, bins)),
+                            Ok(_) => Err(out_of_range(idx, len / lanes)),
                             Err(e) => Err(Failure::Task(e)),
                         }
                     }

@@ -147,18 +147,7 @@ impl Native {
         exprs: &[ScalarExpr],
         values: &[Vec<Rc<Tensor>>],
     ) -> Result<Elems, NativeError> {
-        let plain: Option<Vec<Rc<Tensor>>> = exprs
-            .iter()
-            .map(|e| match e {
-                ScalarExpr::Read(k) => {
-                    let r = reads.get(*k as usize)?;
-                    let t = &values[r.node.index()][r.port as usize];
-                    is_plain(r, space, &t.shape).then(|| t.clone())
-                }
-                _ => None,
-            })
-            .collect();
-        if let Some(ts) = plain {
+        if let Some(ts) = plain_tensors(space, reads, exprs, values) {
             return Ok(Elems::Tensors(ts));
         }
         let (sub, at, inputs) = producer_map(g, space, reads, exprs, values);
@@ -186,6 +175,45 @@ impl Native {
             }
         }
         Ok(Elems::Tensors(self.eval_nodes(&sub, &inputs)?))
+    }
+}
+
+/// Each expression's tensor when every expression is a plain read of a whole tensor.
+fn plain_tensors(
+    space: &[usize],
+    reads: &[Read],
+    exprs: &[ScalarExpr],
+    values: &[Vec<Rc<Tensor>>],
+) -> Option<Vec<Rc<Tensor>>> {
+    exprs
+        .iter()
+        .map(|e| match e {
+            ScalarExpr::Read(k) => {
+                let r = reads.get(*k as usize)?;
+                let t = &values[r.node.index()][r.port as usize];
+                is_plain(r, space, &t.shape).then(|| t.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+impl Native {
+    /// The elements of `exprs` over `space` as whole tensors: a plain read's tensor itself,
+    /// else all of them computed as one `Map` of the node's reads (on the kernels).
+    pub(super) fn element_tensors(
+        &mut self,
+        g: &Graph,
+        space: &[usize],
+        reads: &[Read],
+        exprs: &[ScalarExpr],
+        values: &[Vec<Rc<Tensor>>],
+    ) -> Result<Vec<Rc<Tensor>>, NativeError> {
+        if let Some(ts) = plain_tensors(space, reads, exprs, values) {
+            return Ok(ts);
+        }
+        let (sub, _, inputs) = producer_map(g, space, reads, exprs, values);
+        self.eval_nodes(&sub, &inputs)
     }
 }
 

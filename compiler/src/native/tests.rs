@@ -185,7 +185,8 @@ fn agree(text: &str, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
 
 #[test]
 fn the_native_backend_agrees_on_scans_histograms_and_scatters() {
-    agree(PRIMS, &prims_inputs(vec![2, 0, 2, 1])).expect("runs");
+    // The tuple-state scan `%8` too runs on the routines, not the interpreter.
+    agree_natively(PRIMS, &prims_inputs(vec![2, 0, 2, 1])).expect("runs");
     let e = agree(PRIMS, &prims_inputs(vec![2, 0, 9, 1])).unwrap_err();
     assert!(e.contains("index [9]"), "{e}");
     // Long rows and many rows, plain and fused (the element is a map of two tensors).
@@ -298,4 +299,192 @@ fn a_fused_producer_makes_no_tensor_of_its_elements() {
     let s = native.buffer_stats();
     assert_eq!(s.hits + s.misses, 2, "{s:?}");
     assert_eq!(native.last_peak(), (n * 4 + 256 * 4) as u128);
+}
+
+/// [`agree`], and that a successful native run took no node to the interpreter.
+fn agree_natively(text: &str, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
+    let want = agree(text, inputs)?;
+    let g = parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let ins: Vec<Rc<Tensor>> = inputs.iter().cloned().map(Rc::new).collect();
+    let mut native = crate::codegen::native(2).expect("a JIT");
+    native.eval(&g, &ins).expect("runs");
+    assert_eq!(
+        native.interpreted(),
+        0,
+        "a node ran on the interpreter\n{text}"
+    );
+    Ok(want)
+}
+
+/// Rows of the 2-D histogram tests: empty, one, a tail, one shard and two shards and a tail.
+fn row_counts() -> [usize; 5] {
+    let shard = flow_runtime::prims::HISTOGRAM_SHARD;
+    [0, 1, 7, shard, 2 * shard + 5]
+}
+
+#[test]
+fn histograms_of_rows_agree_for_every_element_type_and_length() {
+    for n in row_counts() {
+        let xs: Vec<f32> = (0..3 * n)
+            .map(|k| ((k * 7919) % 9973) as f32 * 0.01)
+            .collect();
+        let idx: Vec<i64> = (0..n as i64).map(|k| (k * 31) % 17).collect();
+        let idx2: Vec<i32> = (0..3 * n as i32).map(|k| (k * 131) % 5).collect();
+        for dtype in ["f32", "f64", "i32", "i64", "u8", "u32", "u64"] {
+            let v = cast_to("add(mul(r1, 3.1f32), 1.0f32)", dtype);
+            let w = cast_to("mul(r0, 0.7f32)", dtype);
+            // A fused index read along the rows only, a plain index tensor of every point, and
+            // an index and a value both computed from one read.
+            let text = format!(
+                "%0 = input 0 : f32[{n}, 3]\n%1 = input 1 : i64[{n}]\n%2 = input 2 : i32[{n}, 3]\n\
+                 %3 = map [{n}, 3] reads(%0.0[i0, i1]) : {dtype}[{n}, 3] {{ {w} }}\n\
+                 %4 = histogram [{n}, 3] bins 17 sum reads(%1.0[i0], %0.0[i0, i1]) : {dtype}[17, 3] {{ r0; {v} }}\n\
+                 %5 = histogram [{n}, 3] bins 5 max reads(%2.0[i0, i1], %3.0[i0, i1]) : {dtype}[5, 3] {{ r0; r1 }}\n\
+                 %6 = histogram [{n}, 3] bins 4 min reads(%0.0[i0, i1]) : {dtype}[4, 3] {{ cast(rem(mul(r0, 100.0f32), 4.0f32), i64); {w} }}\n\
+                 output %4.0, %5.0, %6.0\n"
+            );
+            let ins = [
+                t(&[n, 3], Data::F32(xs.clone())),
+                t(&[n], Data::I64(idx.clone())),
+                t(&[n, 3], Data::I32(idx2.clone())),
+            ];
+            agree_natively(&text, &ins).unwrap_or_else(|e| panic!("{dtype} {n}: {e}"));
+        }
+    }
+}
+
+#[test]
+fn histograms_of_rows_keep_index_order_and_report_errors() {
+    let last = "monoid @0 \"last\" {\n    state (v: i64)\n    zero (0i64)\n    \
+                combine = select(eq(p1, 0i64), p0, p1)\n}\n";
+    for n in row_counts() {
+        let idx: Vec<i64> = (0..n as i64).map(|k| (k * 7919) % 13).collect();
+        let vals: Vec<i64> = (0..4 * n as i64)
+            .map(|k| (k * 31) % 7 * ((k / 3) % 2))
+            .collect();
+        let text = format!(
+            "{last}%0 = input 0 : i64[{n}]\n%1 = input 1 : i64[{n}, 4]\n%2 = input 2 : i64[{n}, 2, 2]\n\
+             %3 = histogram [{n}, 4] bins 13 @0 reads(%0.0[i0], %1.0[i0, i1]) : i64[13, 4] {{ r0; r1 }}\n\
+             %4 = histogram [{n}, 2, 2] bins 13 sum reads(%0.0[i0], %2.0[i0, i1, i2]) : f32[13, 2, 2] {{ r0; cast(r1, f32) }}\n\
+             output %3.0, %4.0\n"
+        );
+        let ins = |idx: Vec<i64>| {
+            [
+                t(&[n], Data::I64(idx)),
+                t(&[n, 4], Data::I64(vals.clone())),
+                t(&[n, 2, 2], Data::I64(vals.clone())),
+            ]
+        };
+        agree_natively(&text, &ins(idx.clone())).unwrap_or_else(|e| panic!("{n}: {e}"));
+        if n == 0 {
+            continue;
+        }
+        // An index out of range (the first in index order is named), and a producer that fails.
+        let mut bad = idx.clone();
+        bad[n - 1] = 13;
+        let e = agree(&text, &ins(bad)).unwrap_err();
+        assert!(e.contains("index [13]"), "{e}");
+        let text = format!(
+            "%0 = input 0 : i64[{n}]\n%1 = input 1 : i64[{n}, 4]\n%2 = input 2 : i64[{n}, 2, 2]\n\
+             %3 = histogram [{n}, 4] bins 13 sum reads(%0.0[i0], %1.0[i0, i1]) : i64[13, 4] {{ div(12i64, add(r0, 1i64)); r1 }}\n\
+             output %3.0\n"
+        );
+        let mut zero = idx;
+        zero[n / 2] = -1;
+        let e = agree(&text, &ins(zero)).unwrap_err();
+        assert!(e.contains("division by zero"), "{e}");
+    }
+}
+
+/// The MIR literal 0 of `dtype`.
+fn zero_of(dtype: &str) -> String {
+    match dtype {
+        "f32" | "f64" => format!("0.0{dtype}"),
+        _ => format!("0{dtype}"),
+    }
+}
+
+#[test]
+fn tuple_state_scans_and_histograms_agree_for_every_element_type_and_length() {
+    let block = flow_runtime::prims::SCAN_BLOCK;
+    for n in [0, 1, 7, block, 2 * block + 5] {
+        let xs: Vec<f32> = (0..n).map(|k| ((k * 7919) % 9973) as f32 * 0.01).collect();
+        let idx: Vec<i64> = (0..n as i64).map(|k| (k * 31) % 11).collect();
+        for dtype in ["f32", "f64", "i32", "i64", "u8", "u32", "u64"] {
+            // A segmented sum (a flag starts a segment): associative, not commutative.
+            let z = zero_of(dtype);
+            let v = cast_to("add(mul(r1, 3.1f32), 1.0f32)", dtype);
+            let text = format!(
+                "monoid @0 \"seg\" {{\n    state (f: bool, v: {dtype})\n    zero (false, {z})\n    \
+                 combine = select(p1.0, p1, tuple(or(p0.0, p1.0), add(p0.1, p1.1)))\n}}\n\
+                 %0 = input 0 : f32[{n}]\n%1 = input 1 : i64[{n}]\n\
+                 %2 = scan [{n}] @0 reads(%1.0[i0], %0.0[i0]) : bool[{n}], {dtype}[{n}] {{ tuple(eq(rem(r0, 5i64), 0i64), {v}) }}\n\
+                 %3 = scan [{n}] exclusive @0 reads(%1.0[i0], %0.0[i0]) : bool[{n}], {dtype}[{n}] {{ tuple(eq(r0, 3i64), {v}) }}\n\
+                 %4 = histogram [{n}] bins 7 @0 reads(%1.0[i0], %0.0[i0]) : bool[7], {dtype}[7] {{ rem(r0, 7i64); tuple(eq(r0, 2i64), {v}) }}\n\
+                 output %2.0, %2.1, %3.1, %4.0, %4.1\n"
+            );
+            let ins = [
+                t(&[n], Data::F32(xs.clone())),
+                t(&[n], Data::I64(idx.clone())),
+            ];
+            agree_natively(&text, &ins).unwrap_or_else(|e| panic!("{dtype} {n}: {e}"));
+        }
+    }
+}
+
+#[test]
+fn wrapped_and_unwrapped_monoids_run_natively_and_report_errors() {
+    let monoids = r#"monoid @0 "Stats" {
+    state (n: f32, s: f32, ss: f32)
+    zero (0.0f32, 0.0f32, 0.0f32)
+    wrap (f32) = tuple(1.0f32, p0, mul(p0, p0))
+    combine = tuple(add(p0.0, p1.0), add(p0.1, p1.1), add(p0.2, p1.2))
+    unwrap (f32) = sub(div(p0.2, p0.0), mul(div(p0.1, p0.0), div(p0.1, p0.0)))
+    commutative
+}
+monoid @1 "ArgMax" {
+    state (v: f32, i: i64)
+    zero (-inff32, 9223372036854775807i64)
+    wrap (f32, i64) = tuple(p0, p1)
+    combine = select(or(gt(p1.0, p0.0), and(eq(p1.0, p0.0), lt(p1.1, p0.1))), p1, p0)
+}
+monoid @2 "Quot" {
+    state (a: i64, b: i64)
+    zero (0i64, 1i64)
+    combine = tuple(add(p0.0, p1.0), div(mul(p0.1, p1.1), p1.1))
+}
+"#;
+    let block = flow_runtime::prims::SCAN_BLOCK;
+    for n in [0, 1, 7, block, 2 * block + 5] {
+        let (r, c) = (3, n);
+        let xs: Vec<f32> = (0..r * c)
+            .map(|k| ((k * 7919) % 9973) as f32 * 0.01 - 20.0)
+            .collect();
+        let ks: Vec<i64> = (0..(r * c) as i64).map(|k| (k * 13) % 9 + 1).collect();
+        let text = |div: &str| {
+            format!(
+                "{monoids}%0 = input 0 : f32[{r}, {c}]\n%1 = input 1 : i64[{r}, {c}]\n\
+                 %2 = scan [{r}, {c}] @0 reads(%0.0[i0, i1]) : f32[{r}, {c}] {{ r0 }}\n\
+                 %3 = scan [{r}, {c}] exclusive @1 reads(%0.0[i0, i1]) : f32[{r}, {c}], i64[{r}, {c}] {{ mul(r0, r0); cast(i1, i64) }}\n\
+                 %4 = histogram [{r}, {c}] bins 4 @1 reads(%0.0[i0, i1]) : f32[4, {c}], i64[4, {c}] {{ cast(i0, i64); r0; cast(i1, i64) }}\n\
+                 %5 = scan [{r}, {c}] @2 reads(%1.0[i0, i1]) : i64[{r}, {c}], i64[{r}, {c}] {{ tuple(r0, {div}) }}\n\
+                 output %2.0, %3.0, %3.1, %4.0, %4.1, %5.0, %5.1\n"
+            )
+        };
+        let ins = |ks: Vec<i64>| [t(&[r, c], Data::F32(xs.clone())), t(&[r, c], Data::I64(ks))];
+        agree_natively(&text("r0"), &ins(ks.clone())).unwrap_or_else(|e| panic!("{n}: {e}"));
+        if n == 0 {
+            continue;
+        }
+        // A combine that divides by zero, and a producer that does.
+        let mut zero = ks.clone();
+        zero[r * c - 1] = 0;
+        if n > 1 {
+            // (With rows of one element the combine never runs.)
+            let e = agree(&text("r0"), &ins(zero.clone())).unwrap_err();
+            assert!(e.contains("division by zero"), "{e}");
+        }
+        let e = agree(&text("div(1i64, r0)"), &ins(zero)).unwrap_err();
+        assert!(e.contains("division by zero"), "{e}");
+    }
 }

@@ -16,6 +16,11 @@
 //! elements of its range — how the bins are split changes who computes a partial, not its
 //! value. The partials are then combined in the tree, in parallel over chunks of bins.
 //!
+//! **Rows** ([`reduce_by_index_rows`]): values of `n` rows of `k` lanes into `n_bins` rows
+//! of `k` slots (Flow's `reduce_by_index` of a `[n, k…]` tensor): the shards are
+//! `max(HISTOGRAM_SHARD, n_bins)` rows, each with private bins of `k` lanes, and the same
+//! tree; each lane is bracketed as the 1-D histogram of its column.
+//!
 //! **Out-of-range indices** (negative or `>= n_bins`) are ignored, as Futhark does; the
 //! routine returns how many there were.
 
@@ -61,21 +66,48 @@ pub fn reduce_by_index_pairs<M: Monoid, I: Index>(
     pairs: Pairs<'_, I, M::T>,
     bins: &mut [M::T],
 ) -> Result<usize, TaskError> {
-    let n_bins = bins.len();
+    reduce_by_index_rows(pool, m, 1, pairs, bins)
+}
+
+/// A histogram of rows: the pairs are `n` rows of `lanes` (row-major: pair `p` is lane
+/// `p % lanes` of row `p / lanes`), each pair with its own index, and `bins` is `n_bins` rows
+/// of `lanes` slots: lane `l` of a pair with index `k` folds into slot `k * lanes + l`.
+/// The shards are `max(HISTOGRAM_SHARD, n_bins)` *rows* (each shard keeps private bins of
+/// `lanes` slots per bin), combined in the fixed tree, so every lane has the bracketing of a
+/// 1-D histogram of its column; `lanes = 1` is [`reduce_by_index_pairs`]. A producer is asked
+/// for whole rows. Returns how many pairs were ignored (their index out of range).
+///
+/// # Panics
+/// If `lanes` is 0, or the pairs or `bins` are not whole rows.
+pub fn reduce_by_index_rows<M: Monoid, I: Index>(
+    pool: &Pool,
+    m: &M,
+    lanes: usize,
+    pairs: Pairs<'_, I, M::T>,
+    bins: &mut [M::T],
+) -> Result<usize, TaskError> {
+    assert!(lanes > 0, "reduce_by_index: rows of no lanes");
+    let slots = bins.len();
     let n = pairs.len();
+    assert!(
+        n.is_multiple_of(lanes) && slots.is_multiple_of(lanes),
+        "reduce_by_index: {n} pairs and {slots} bins are not rows of {lanes}"
+    );
+    let n_bins = slots / lanes;
     if n == 0 || n_bins == 0 {
         bins.iter_mut().for_each(|b| *b = m.identity());
         return Ok(n);
     }
-    let shard = HISTOGRAM_SHARD.max(n_bins);
+    let shard = HISTOGRAM_SHARD.max(n_bins) * lanes;
     let shards = n_blocks(n, shard);
     // How many ranges each shard's bins are split into: any number gives the same bits.
-    let ranges = if n_bins <= HISTOGRAM_SHARD {
+    let ranges = if slots <= HISTOGRAM_SHARD {
         1
     } else {
         (2 * pool.threads())
             .div_ceil(shards)
-            .min(n_bins / MIN_RANGE)
+            .min(slots / MIN_RANGE)
+            .min(n_bins)
             .max(1)
     };
     let range_len = n_bins.div_ceil(ranges);
@@ -83,7 +115,7 @@ pub fn reduce_by_index_pairs<M: Monoid, I: Index>(
     let mut partials: Vec<M::T> = if shards == 1 {
         Vec::new()
     } else {
-        vec![m.identity(); shards * n_bins]
+        vec![m.identity(); shards * slots]
     };
     let mut ignored = vec![0usize; shards];
     {
@@ -99,28 +131,34 @@ pub fn reduce_by_index_pairs<M: Monoid, I: Index>(
             let lo = j * range_len;
             let hi = (lo + range_len).min(n_bins);
             // SAFETY: task `t` alone writes bins `lo..hi` of shard `s`'s partials.
-            let p = unsafe { parts.slice(s * n_bins + lo..s * n_bins + hi) };
+            let p = unsafe { parts.slice(s * slots + lo * lanes..s * slots + hi * lanes) };
             p.iter_mut().for_each(|b| *b = m.identity());
             let span = s * shard..((s + 1) * shard).min(n);
             let mut out = 0;
             pairs
-                .each(span, |_, idx, vals| {
-                    if ranges == 1 {
+                .each_rows(span, lanes, |start, idx, vals| {
+                    if lanes == 1 && ranges == 1 {
                         for (&i, &v) in idx.iter().zip(vals) {
                             match i.position(n_bins) {
                                 Some(k) => p[k] = m.combine(p[k], v),
                                 None => out += 1,
                             }
                         }
-                    } else {
-                        for (&i, &v) in idx.iter().zip(vals) {
-                            match i.position(n_bins) {
-                                Some(k) if (lo..hi).contains(&k) => {
-                                    p[k - lo] = m.combine(p[k - lo], v)
-                                }
-                                Some(_) => {}
-                                None => out += 1,
+                        return;
+                    }
+                    let mut lane = start % lanes;
+                    for (&i, &v) in idx.iter().zip(vals) {
+                        match i.position(n_bins) {
+                            Some(k) if (lo..hi).contains(&k) => {
+                                let at = (k - lo) * lanes + lane;
+                                p[at] = m.combine(p[at], v)
                             }
+                            Some(_) => {}
+                            None => out += 1,
+                        }
+                        lane += 1;
+                        if lane == lanes {
+                            lane = 0;
                         }
                     }
                 })

@@ -13,7 +13,8 @@
 //! Which ranges a producer is asked for: a scan asks for whole rows when a row has at most
 //! `SCAN_BLOCK` elements (groups of rows, as its tasks are), else for blocks of a row
 //! ([`crate::pool::blocks`]`(row_len, SCAN_BLOCK)`); a histogram and a scatter for any range
-//! of a 1-D input.
+//! of a 1-D input, and a histogram of rows (see [`super::histogram::reduce_by_index_rows`])
+//! for ranges of whole rows.
 
 use std::cell::RefCell;
 use std::mem::{align_of, size_of, MaybeUninit};
@@ -89,15 +90,28 @@ impl<I: Copy, T: Copy> Pairs<'_, I, T> {
     pub(crate) fn each(
         &self,
         r: Range<usize>,
+        f: impl FnMut(usize, &[I], &[T]),
+    ) -> Result<(), i32> {
+        self.each_rows(r, 1, f)
+    }
+
+    /// [`Pairs::each`] in pieces of whole rows of `row` pairs (a producer computes whole rows
+    /// of its map): `r` starts at a multiple of `row`, and each piece holds at most
+    /// `max(PIECE / row, 1)` rows.
+    pub(crate) fn each_rows(
+        &self,
+        r: Range<usize>,
+        row: usize,
         mut f: impl FnMut(usize, &[I], &[T]),
     ) -> Result<(), i32> {
+        debug_assert!(row > 0 && r.start.is_multiple_of(row));
         match self {
             Pairs::Slices(idx, vals) => {
                 f(r.start, &idx[r.clone()], &vals[r]);
                 Ok(())
             }
             Pairs::Produced { fill, .. } => {
-                for piece in crate::pool::blocks(r.len(), PIECE) {
+                for piece in crate::pool::blocks(r.len(), (PIECE / row).max(1) * row) {
                     let (lo, hi) = (r.start + piece.start, r.start + piece.end);
                     with_scratch::<I, T, _>(hi - lo, hi - lo, |si, sv| {
                         let status =

@@ -1,5 +1,7 @@
 //! Tests of the parallel primitives: sequential references, thread-count independence (1, 2,
 //! 3 and 8 threads give the same bits), edge cases and property tests.
+//!
+//! Long file: one room, the tests of every routine of `prims/` against the same helpers.
 
 use proptest::prelude::*;
 
@@ -729,6 +731,75 @@ fn produced_histograms_and_scatters_match_those_of_tensors() {
             let w = scatter(&pool, &mut want, &idx, &vals).unwrap();
             assert_eq!(scatter_pairs(&pool, &mut got, src), Ok(w));
             assert_eq!(bits(&got), bits(&want), "scatter {n} {n_bins} {pool:?}");
+        }
+    }
+}
+
+#[test]
+fn a_histogram_of_rows_is_the_histogram_of_each_column() {
+    use super::histogram::reduce_by_index_rows;
+    use super::source::Pairs;
+    // Rows of 1, 3 and 4 lanes; few bins, many bins (split into ranges), one shard, several
+    // shards and a tail, and no rows.
+    for (rows, lanes, n_bins) in [
+        (2 * HISTOGRAM_SHARD + 17, 3, 256),
+        (HISTOGRAM_SHARD + 5, 4, 7),
+        (3 * HISTOGRAM_SHARD + 1, 1, 100),
+        (5 * 4096 + 3, 2, 2 * HISTOGRAM_SHARD + 3),
+        (7, 4, 5),
+        (0, 3, 5),
+    ] {
+        let n = rows * lanes;
+        let vals = floats(n, 41);
+        // An index per pair (lanes of one row may fall into different bins), some out of range.
+        let idx = ints(n, 42, -1, n_bins as i64 + 1);
+        let column = |v: &[f32], l: usize| -> Vec<f32> {
+            v.iter().skip(l).step_by(lanes).copied().collect()
+        };
+        let icol = |l: usize| -> Vec<i64> { idx.iter().skip(l).step_by(lanes).copied().collect() };
+        // Produced in whole rows: the fill checks it is asked for them.
+        let fill = |lo: usize, hi: usize, pi: *mut i64, pv: *mut f32| {
+            if !lo.is_multiple_of(lanes) || !hi.is_multiple_of(lanes) {
+                return 7;
+            }
+            for i in lo..hi {
+                // SAFETY: room for `hi - lo` elements in each stream.
+                unsafe {
+                    *pi.add(i - lo) = idx[i];
+                    *pv.add(i - lo) = vals[i];
+                }
+            }
+            0
+        };
+        let m = Sum::<f32>::new();
+        for pool in pools() {
+            let mut ignored = 0;
+            let mut want = vec![0.0f32; n_bins * lanes];
+            for l in 0..lanes {
+                let mut b = vec![0.0f32; n_bins];
+                ignored += reduce_by_index(&pool, &m, &icol(l), &column(&vals, l), &mut b).unwrap();
+                for (k, v) in b.into_iter().enumerate() {
+                    want[k * lanes + l] = v;
+                }
+            }
+            for src in [
+                Pairs::Slices(&idx, &vals),
+                Pairs::Produced {
+                    len: n,
+                    fill: &fill,
+                },
+            ] {
+                let mut got = vec![9.0f32; n_bins * lanes];
+                assert_eq!(
+                    reduce_by_index_rows(&pool, &m, lanes, src, &mut got),
+                    Ok(ignored)
+                );
+                assert_eq!(
+                    bits(&got),
+                    bits(&want),
+                    "{rows}x{lanes} into {n_bins} {pool:?}"
+                );
+            }
         }
     }
 }
