@@ -33,6 +33,7 @@ use crate::mir::ir::{Graph, Node, NodeId, NodeKind, Port};
 use crate::mir::schedule::{shard_elements, shard_plan};
 use crate::mir::Idx;
 mod contraction;
+mod copy;
 mod error;
 mod fallback;
 mod group;
@@ -419,10 +420,14 @@ impl Native {
                         .iter()
                         .map(|p| &*values[p.node.0 as usize][p.port as usize])
                         .collect();
-                    vec![Rc::new(concat(&parts, *axis, &node.outputs[0].shape)?)]
+                    vec![Rc::new(copy::concat(
+                        &parts,
+                        *axis,
+                        &node.outputs[0].shape,
+                    )?)]
                 }
                 NodeKind::Slice { src, start, shape } => {
-                    vec![Rc::new(slice(
+                    vec![Rc::new(copy::slice(
                         &values[src.node.0 as usize][src.port as usize],
                         start,
                         shape,
@@ -762,43 +767,4 @@ pub(crate) fn data_ptr_mut(d: &mut Data) -> *mut u8 {
         Data::U32(v) => v.as_mut_ptr() as *mut u8,
         Data::U64(v) => v.as_mut_ptr() as *mut u8,
     }
-}
-
-fn concat(parts: &[&Tensor], axis: usize, shape: &[usize]) -> Result<Tensor, NativeError> {
-    let dtype = parts.first().map(|t| t.dtype()).unwrap_or(DType::F32);
-    let mut out = Tensor::zeros(dtype, shape).map_err(alloc_error(None))?;
-    let outer: usize = shape[..axis].iter().product();
-    let inner: usize = shape[axis + 1..].iter().product();
-    let mut offset = 0;
-    for p in parts {
-        let n = p.shape[axis];
-        for o in 0..outer {
-            for a in 0..n {
-                for i in 0..inner {
-                    let src = (o * n + a) * inner + i;
-                    let dst = (o * shape[axis] + offset + a) * inner + i;
-                    out.set(dst, p.get(src));
-                }
-            }
-        }
-        offset += n;
-    }
-    Ok(out)
-}
-
-fn slice(src: &Tensor, start: &[usize], shape: &[usize]) -> Result<Tensor, NativeError> {
-    let mut out = Tensor::zeros(src.dtype(), shape).map_err(alloc_error(None))?;
-    let strides = src.strides();
-    let total: usize = shape.iter().product();
-    for lin in 0..total {
-        let mut rem = lin;
-        let mut off = 0;
-        for d in (0..shape.len()).rev() {
-            let c = rem % shape[d];
-            rem /= shape[d];
-            off += (start[d] + c) * strides[d];
-        }
-        out.set(lin, src.get(off));
-    }
-    Ok(out)
 }
