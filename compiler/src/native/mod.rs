@@ -338,6 +338,13 @@ impl Native {
         if let Some(s) = &ranks {
             placed = spread::placements(g, &schedule, &kernels, &first_of);
             self.needs = spread::rows_needed(g, &placed, s.ranks());
+            if !top {
+                // A primitive's own graph (e.g. the states of a tuple-state scan) hands its
+                // outputs to a routine that reads them whole on every rank.
+                for p in &g.outputs {
+                    self.needs.remove(p);
+                }
+            }
         }
         // A dispatched graph's inputs may be spread over the ranks by an earlier dispatch:
         // each rank first gets the rows of them it reads.
