@@ -321,4 +321,4 @@ fn profile_name(node: &Node) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

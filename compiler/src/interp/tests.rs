@@ -23,7 +23,7 @@ fn run_ok(text: &str, inputs: &[Tensor]) -> Vec<Tensor> {
 }
 
 /// The user monoids of `03_reductions.flow` and `04_stats_monoid.flow`.
-const MONOIDS: &str = r#"monoid @0 "Stats" {
+pub(crate) const MONOIDS: &str = r#"monoid @0 "Stats" {
     state (n: f32, s: f32, ss: f32)
     zero (0.0f32, 0.0f32, 0.0f32)
     wrap (f32) = tuple(1.0f32, p0, mul(p0, p0))

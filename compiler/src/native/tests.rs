@@ -434,21 +434,9 @@ fn tuple_state_scans_and_histograms_agree_for_every_element_type_and_length() {
 
 #[test]
 fn wrapped_and_unwrapped_monoids_run_natively_and_report_errors() {
-    let monoids = r#"monoid @0 "Stats" {
-    state (n: f32, s: f32, ss: f32)
-    zero (0.0f32, 0.0f32, 0.0f32)
-    wrap (f32) = tuple(1.0f32, p0, mul(p0, p0))
-    combine = tuple(add(p0.0, p1.0), add(p0.1, p1.1), add(p0.2, p1.2))
-    unwrap (f32) = sub(div(p0.2, p0.0), mul(div(p0.1, p0.0), div(p0.1, p0.0)))
-    commutative
-}
-monoid @1 "ArgMax" {
-    state (v: f32, i: i64)
-    zero (-inff32, 9223372036854775807i64)
-    wrap (f32, i64) = tuple(p0, p1)
-    combine = select(or(gt(p1.0, p0.0), and(eq(p1.0, p0.0), lt(p1.1, p0.1))), p1, p0)
-}
-monoid @2 "Quot" {
+    // The interpreter tests' Stats and ArgMax, and a quotient monoid that can divide by zero.
+    let monoids = crate::interp::tests::MONOIDS.to_string()
+        + r#"monoid @2 "Quot" {
     state (a: i64, b: i64)
     zero (0i64, 1i64)
     combine = tuple(add(p0.0, p1.0), div(mul(p0.1, p1.1), p1.1))
