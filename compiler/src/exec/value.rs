@@ -96,11 +96,16 @@ impl<'p, 'h> Machine<'p, 'h> {
                     Value::Tensor(t)
                 }
             }
-            Value::Tuple(vs) => Value::Tuple(
+            // A tuple (a tensor of tuples is one tensor per field) is observed as one value:
+            // its pending fields are noted as bound, so the first field's dispatch computes
+            // them all in one graph (one dispatch per operation, not one per field; the
+            // fields of `scatter(p, idx, v)` read `idx` once and fuse together).
+            Value::Tuple(vs) => Value::Tuple({
+                vs.iter().for_each(|x| self.note_bound(x));
                 vs.into_iter()
                     .map(|x| self.force(x, span))
-                    .collect::<RResult<_>>()?,
-            ),
+                    .collect::<RResult<_>>()?
+            }),
             other => other,
         })
     }

@@ -11,8 +11,17 @@ impl Checker {
         want: Option<&Ty>,
         span: Span,
     ) -> hir::Expr {
-        let elem_want = want.and_then(|w| w.dtype()).map(Ty::Scalar);
-        let mut items: Vec<hir::Expr> = es
+        // A tensor of tuples is wanted (a declared `(f32, i64)[N]`): each element is a tuple
+        // of one scalar per field.
+        let elem_want = match want {
+            Some(Ty::Tuple(fs)) => fs
+                .iter()
+                .map(|(n, f)| f.dtype().map(|d| (n.clone(), Ty::Scalar(d))))
+                .collect::<Option<Vec<_>>>()
+                .map(Ty::Tuple),
+            _ => want.and_then(|w| w.dtype()).map(Ty::Scalar),
+        };
+        let items: Vec<hir::Expr> = es
             .iter()
             .map(|x| self.infer(x, cx, elem_want.as_ref()))
             .collect();
@@ -20,6 +29,11 @@ impl Checker {
             return err_expr(span);
         }
         if items.is_empty() {
+            if let Some(Ty::Tuple(fs)) = want {
+                if let Some(e) = self.empty_tuple_lit(fs, span) {
+                    return e;
+                }
+            }
             // `let e: f32[0] = [];`: the context gives the type and the (empty) shape.
             if let Some(Ty::Tensor(d, dims)) = want {
                 if dims.len() == 1 && self.zonk_dim(&dims[0]).as_known() == Some(0) {
@@ -37,6 +51,18 @@ impl Checker {
             ));
             return err_expr(span);
         }
+        if items
+            .iter()
+            .any(|i| matches!(self.zonk(&i.ty), Ty::Tuple(_)))
+        {
+            return self.tuple_lit(items, cx, want, span);
+        }
+        self.lit_of(items, want, span)
+    }
+
+    /// The tensor literal of the inferred elements `items` (scalars, or tensors of one shape
+    /// for a literal of rank 2 or more).
+    pub(super) fn lit_of(&mut self, mut items: Vec<hir::Expr>, want: Option<&Ty>, span: Span) -> hir::Expr {
         // Pick the element type: the first strong element, else the wanted type, else the first.
         let target = items
             .iter()

@@ -3,7 +3,8 @@
 //! the autodiff see only plain dense tensors. This file gives such a tuple the tensor
 //! operations: `p[i]` (a read or gather of every field at the same point, a tuple of scalars)
 //! and `zip(a, b, …)` (the tuple of tensors of one shape). A comprehension whose body is a
-//! tuple of scalars (`comprehension.rs`) builds one; `p.0`, `p.x` are ordinary fields.
+//! tuple of scalars (`comprehension.rs`) builds one, and so does a tensor literal of tuples
+//! (`[(1.0, 2), (3.0, 4)]`, one literal per field); `p.0`, `p.x` are ordinary fields.
 
 use super::builtins::BuiltinCall;
 use super::*;
@@ -21,6 +22,36 @@ pub(super) fn tuple_tensor_parts(t: &Ty) -> Option<(Ty, Vec<Dim>)> {
         }
     }
     Some((Ty::Tuple(elem), dims))
+}
+
+/// `e` as an expression every field may read: itself when reading it again costs nothing
+/// (a local, a literal, a shape value, or a tuple expression whose items are taken one per
+/// field), else a read of a fresh local bound to it by a `let` pushed on `stmts`.
+fn bind_once(cx: &mut BodyCx, e: hir::Expr, name: &str, stmts: &mut Vec<hir::Stmt>) -> hir::Expr {
+    use hir::ExprKind as K;
+    if matches!(
+        e.kind,
+        K::Local(_) | K::Lit(_) | K::DimValue(_) | K::Tuple(_)
+    ) {
+        return e;
+    }
+    let local = cx.add_local(name, e.ty.clone(), false, e.span);
+    let read = mk(K::Local(local), e.ty.clone(), e.span);
+    stmts.push(hir::Stmt::Let { local, value: e });
+    read
+}
+
+/// `e` after the `let`s in `stmts` (a block), or `e` itself when there are none.
+fn with_lets(stmts: Vec<hir::Stmt>, e: hir::Expr) -> hir::Expr {
+    if stmts.is_empty() {
+        return e;
+    }
+    let (ty, span) = (e.ty.clone(), e.span);
+    let block = hir::Block {
+        stmts,
+        tail: Some(e),
+    };
+    mk(hir::ExprKind::Block(Box::new(block)), ty, span)
 }
 
 impl Checker {
@@ -190,6 +221,15 @@ impl Checker {
             );
             return err_expr(c.span);
         }
+        // Every field's scatter reads the same indices, and the fields of `dest` and `vals`:
+        // each computed expression among them is bound once and read by every field (an
+        // inline `gather`, arithmetic or call is evaluated once, not once per field).
+        let mut stmts = Vec::new();
+        cx.push();
+        let idx = bind_once(cx, idx, "scatter·idx", &mut stmts);
+        let dest = bind_once(cx, dest, "scatter·dest", &mut stmts);
+        let vals = bind_once(cx, vals, "scatter·vals", &mut stmts);
+        cx.pop();
         let field = |e: &hir::Expr, k: usize, ty: Ty| match &e.kind {
             hir::ExprKind::Tuple(items) => items[k].clone(),
             _ => mk(hir::ExprKind::Field(Box::new(e.clone()), k), ty, e.span),
@@ -208,7 +248,106 @@ impl Checker {
             items.push(mk(hir::ExprKind::Builtin(c.b, args), fty.clone(), c.span));
         }
         let ty = self.zonk(&dest.ty);
-        mk(hir::ExprKind::Tuple(items), ty, c.span)
+        with_lets(stmts, mk(hir::ExprKind::Tuple(items), ty, c.span))
+    }
+
+    /// A tensor literal whose elements are tuples, `[(1.0, 2), (3.0, 4)]`, or rows of them
+    /// (`[[(1.0, 2)], [(3.0, 4)]]`, whose rows are tensors of tuples): the tuple of one tensor
+    /// literal per field, of that field of every element in order. Every element is a tuple
+    /// of the same number of fields; each field's items take one element type as in any
+    /// tensor literal (weak literals follow a strong item or the declared type). Field names
+    /// come from the declared type, else from the first element's type.
+    pub(super) fn tuple_lit(
+        &mut self,
+        items: Vec<hir::Expr>,
+        cx: &mut BodyCx,
+        want: Option<&Ty>,
+        span: Span,
+    ) -> hir::Expr {
+        let tys: Vec<Ty> = items.iter().map(|i| self.zonk(&i.ty)).collect();
+        let Some(Ty::Tuple(first)) = tys.iter().find(|t| matches!(t, Ty::Tuple(_))) else {
+            return err_expr(span);
+        };
+        let arity = first.len();
+        for (i, t) in items.iter().zip(&tys) {
+            if !matches!(t, Ty::Tuple(fs) if fs.len() == arity) {
+                let note = format!(
+                    "the elements of a tensor literal of tuples are tuples of the same fields (here {arity}), stored as one tensor per field"
+                );
+                let expected = Ty::Tuple(first.clone());
+                self.error(errors::type_mismatch(&expected, t, i.span).with_note(note));
+                return err_expr(span);
+            }
+        }
+        let wanted = match want {
+            Some(Ty::Tuple(fs)) if fs.len() == arity => Some(fs),
+            _ => None,
+        };
+        let names: Vec<Option<String>> = match wanted {
+            Some(fs) => fs.iter().map(|f| f.0.clone()).collect(),
+            None => first.iter().map(|f| f.0.clone()).collect(),
+        };
+        // An element that is not a tuple expression (a local, a call) is read once per
+        // field: bind it once.
+        let mut stmts = Vec::new();
+        cx.push();
+        let items: Vec<hir::Expr> = items
+            .into_iter()
+            .map(|i| bind_once(cx, i, "literal·item", &mut stmts))
+            .collect();
+        cx.pop();
+        let mut fields = Vec::with_capacity(arity);
+        let mut field_tys = Vec::with_capacity(arity);
+        for (k, name) in names.into_iter().enumerate() {
+            let column: Vec<hir::Expr> = items
+                .iter()
+                .zip(&tys)
+                .map(|(i, t)| match (&i.kind, t) {
+                    (hir::ExprKind::Tuple(xs), _) => xs[k].clone(),
+                    (_, Ty::Tuple(fs)) => mk(
+                        hir::ExprKind::Field(Box::new(i.clone()), k),
+                        fs[k].1.clone(),
+                        i.span,
+                    ),
+                    _ => i.clone(),
+                })
+                .collect();
+            let lit = self.lit_of(column, wanted.map(|fs| &fs[k].1), span);
+            if lit.ty.is_error() {
+                return err_expr(span);
+            }
+            field_tys.push((name, lit.ty.clone()));
+            fields.push(lit);
+        }
+        let tuple = mk(hir::ExprKind::Tuple(fields), Ty::Tuple(field_tys), span);
+        with_lets(stmts, tuple)
+    }
+
+    /// `[]` where a tensor of tuples with no elements is wanted (`let e: (f32, i64)[0] =
+    /// [];`): one empty tensor per field; `None` when the wanted type is not a 1-D tensor of
+    /// tuples of length 0.
+    pub(super) fn empty_tuple_lit(
+        &mut self,
+        fields: &[(Option<String>, Ty)],
+        span: Span,
+    ) -> Option<hir::Expr> {
+        let mut items = Vec::new();
+        let mut tys = Vec::new();
+        for (name, f) in fields {
+            let Ty::Tensor(d, dims) = f else {
+                return None;
+            };
+            if dims.len() != 1 || self.zonk_dim(&dims[0]).as_known() != Some(0) {
+                return None;
+            }
+            let ty = Ty::tensor(*d, vec![Dim::known(0)]);
+            tys.push((name.clone(), ty.clone()));
+            items.push(mk(hir::ExprKind::TensorLit(Vec::new()), ty, span));
+        }
+        if items.is_empty() {
+            return None;
+        }
+        Some(mk(hir::ExprKind::Tuple(items), Ty::Tuple(tys), span))
     }
 
     /// `l op r` where an operand is a tensor of tuples: field by field, for arithmetic and
