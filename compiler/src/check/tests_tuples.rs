@@ -1,6 +1,6 @@
 //! Unit tests of the checker's rules for tuple-state scans and histograms, histograms of
-//! rows, unsigned indices and the coordinator's primitives on tensors of tuples (the
-//! helpers are `tests.rs`'s).
+//! rows, unsigned indices, the coordinator's primitives on tensors of tuples, tensor literals
+//! of tuples and the one index of a scatter of tuples (the helpers are `tests.rs`'s).
 
 use flow_runtime::DType;
 
@@ -159,4 +159,91 @@ fn a_tensor_of_tuples_is_saved_and_loaded_by_type() {
         "main { let q: (f32[2], i64[3]) = load(\"p.npy\"); print(q); }",
         "type-mismatch",
     );
+}
+
+#[test]
+fn a_tensor_literal_of_tuples_is_one_literal_per_field() {
+    let pair = |names: [Option<&str>; 2], d: (DType, DType), dims: Vec<Dim>| {
+        Ty::Tuple(vec![
+            (names[0].map(String::from), Ty::Tensor(d.0, dims.clone())),
+            (names[1].map(String::from), Ty::Tensor(d.1, dims)),
+        ])
+    };
+    let k = |n| vec![Dim::known(n)];
+    // Weak literals take the usual element types; rows give rank 2.
+    assert_eq!(
+        body_ty("op f() -> (f32, i64)[2] = [(1.0, 2), (3.0, 4)]", "f"),
+        pair([None, None], (DType::F32, DType::I64), k(2))
+    );
+    assert_eq!(
+        body_ty(
+            "op f() -> (f32, i64)[2, 1] = [[(1.0, 2)], [(3.0, 4)]]",
+            "f"
+        ),
+        pair(
+            [None, None],
+            (DType::F32, DType::I64),
+            vec![Dim::known(2), Dim::known(1)]
+        )
+    );
+    // A declared type gives the field types and names; `[]` is empty where it says so.
+    assert_eq!(
+        body_ty("op f() -> (d: f64, i: u32)[2] = [(1.0, 2), (3.0, 4)]", "f"),
+        pair([Some("d"), Some("i")], (DType::F64, DType::U32), k(2))
+    );
+    assert_eq!(
+        body_ty("op f() -> (f32, bool)[0] = []", "f"),
+        pair([None, None], (DType::F32, DType::Bool), k(0))
+    );
+    // A pair next to a triple or a scalar, a field of two types, rows of two lengths, a
+    // nested tuple, `[]` of a tensor of tuples that is not empty.
+    rejects(
+        "main { print([(1.0, 2), (3.0, 4, 5)]); }",
+        "type-mismatch",
+    );
+    rejects("main { print([(1.0, 2), 3.0]); }", "type-mismatch");
+    rejects("main { print([(1.0, 2), (true, 4)]); }", "type-mismatch");
+    rejects(
+        "main { let p: (f32, i64)[2] = [(1.0, 2.5), (3.0, 4)]; print(p); }",
+        "type-mismatch",
+    );
+    rejects(
+        "main { print([[(1.0, 2)], [(3.0, 4), (5.0, 6)]]); }",
+        "shape-mismatch",
+    );
+    rejects("main { print([((1.0, 2), 3)]); }", "type-mismatch");
+    rejects(
+        "main { let e: (f32, i64)[1] = []; print(e); }",
+        "type-mismatch",
+    );
+}
+
+#[test]
+fn a_scatter_of_tuples_binds_a_computed_index_once() {
+    let text = "op f(p: (f32, i64)[N], k: i64[M], v: (f32, i64)[M]) -> (f32, i64)[N] = scatter(p, (k + 1) % N, v)";
+    let (prog, codes) = check_files(&[(None, text)]);
+    assert!(codes.is_empty(), "{codes:?}");
+    let f = prog.funcs.iter().find(|f| f.name == "f").expect("the op");
+    // One `let` of the index, read by both fields' scatters.
+    let crate::hir::ExprKind::Block(b) = &f.body.expr.kind else {
+        panic!("a block binding the index: {:?}", f.body.expr.kind)
+    };
+    assert_eq!(b.stmts.len(), 1);
+    let crate::hir::Stmt::Let { local, .. } = &b.stmts[0] else {
+        panic!("a let")
+    };
+    let Some(crate::hir::ExprKind::Tuple(items)) = b.tail.as_ref().map(|t| &t.kind) else {
+        panic!("a tuple of scatters")
+    };
+    for item in items {
+        let crate::hir::ExprKind::Builtin(_, args) = &item.kind else {
+            panic!("a scatter")
+        };
+        assert!(matches!(args[1].kind, crate::hir::ExprKind::Local(l) if l == *local));
+    }
+    // A plain local index needs no binding.
+    let text = "op f(p: (f32, i64)[N], k: i64[M], v: (f32, i64)[M]) -> (f32, i64)[N] = scatter(p, k, v)";
+    let (prog, _) = check_files(&[(None, text)]);
+    let f = prog.funcs.iter().find(|f| f.name == "f").expect("the op");
+    assert!(matches!(f.body.expr.kind, crate::hir::ExprKind::Tuple(_)));
 }
