@@ -627,6 +627,49 @@ fn generator_coverage() {
         if readers.iter().any(|&n| n >= 2) {
             count("producer with several readers");
         }
+        // The constructs of tensors of tuples and parameterised monoids, once per case (their
+        // floors are asserted below): a monoid whose argument is built in (`ModSum(m = …)`),
+        // a scan or histogram with a tuple state, and a scatter of tuples (one scatter per
+        // field, the same space and indices, different destinations).
+        let mut param = false;
+        let mut tuple_prim = false;
+        for node in g.nodes.iter() {
+            let (NodeKind::Reduce { monoid, .. }
+            | NodeKind::Scan { monoid, .. }
+            | NodeKind::ReduceByIndex { monoid, .. }) = &node.kind
+            else {
+                continue;
+            };
+            if let MonoidRef::User(id) = monoid {
+                let m = &g.monoids[*id];
+                param |= m.name.starts_with("ModSum(");
+                tuple_prim |= m.state.len() > 1 && !matches!(node.kind, NodeKind::Reduce { .. });
+            }
+        }
+        let scatters: Vec<_> = g
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.kind {
+                NodeKind::Scatter {
+                    dest, space, index, ..
+                } => Some((dest, space, index)),
+                _ => None,
+            })
+            .collect();
+        let tuple_scatter = scatters.iter().enumerate().any(|(i, a)| {
+            scatters[i + 1..]
+                .iter()
+                .any(|b| a.0 != b.0 && a.1 == b.1 && a.2 == b.2)
+        });
+        for (flag, key) in [
+            (param, "case: parameterised monoid"),
+            (tuple_prim, "case: tuple-state scan or histogram"),
+            (tuple_scatter, "case: scatter of tuples"),
+        ] {
+            if flag {
+                count(key);
+            }
+        }
         // Sibling reductions: two reductions over the same box reading the same port.
         let reds: Vec<_> = g
             .nodes
@@ -780,6 +823,18 @@ fn generator_coverage() {
         missing.is_empty(),
         "the generator never produced: {missing:?}"
     );
+    // The newer constructs each in at least 5 % of the cases.
+    for key in [
+        "case: parameterised monoid",
+        "case: tuple-state scan or histogram",
+        "case: scatter of tuples",
+    ] {
+        let n = seen.get(key).copied().unwrap_or(0);
+        assert!(
+            n * 20 >= n_cases,
+            "`{key}` in {n} of {n_cases} cases, under the 5 % floor"
+        );
+    }
 }
 
 /// The native backend against the reference interpreter: the unoptimized graph and the graph

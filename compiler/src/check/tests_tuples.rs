@@ -176,10 +176,7 @@ fn a_tensor_literal_of_tuples_is_one_literal_per_field() {
         pair([None, None], (DType::F32, DType::I64), k(2))
     );
     assert_eq!(
-        body_ty(
-            "op f() -> (f32, i64)[2, 1] = [[(1.0, 2)], [(3.0, 4)]]",
-            "f"
-        ),
+        body_ty("op f() -> (f32, i64)[2, 1] = [[(1.0, 2)], [(3.0, 4)]]", "f"),
         pair(
             [None, None],
             (DType::F32, DType::I64),
@@ -197,10 +194,7 @@ fn a_tensor_literal_of_tuples_is_one_literal_per_field() {
     );
     // A pair next to a triple or a scalar, a field of two types, rows of two lengths, a
     // nested tuple, `[]` of a tensor of tuples that is not empty.
-    rejects(
-        "main { print([(1.0, 2), (3.0, 4, 5)]); }",
-        "type-mismatch",
-    );
+    rejects("main { print([(1.0, 2), (3.0, 4, 5)]); }", "type-mismatch");
     rejects("main { print([(1.0, 2), 3.0]); }", "type-mismatch");
     rejects("main { print([(1.0, 2), (true, 4)]); }", "type-mismatch");
     rejects(
@@ -242,7 +236,8 @@ fn a_scatter_of_tuples_binds_a_computed_index_once() {
         assert!(matches!(args[1].kind, crate::hir::ExprKind::Local(l) if l == *local));
     }
     // A plain local index needs no binding.
-    let text = "op f(p: (f32, i64)[N], k: i64[M], v: (f32, i64)[M]) -> (f32, i64)[N] = scatter(p, k, v)";
+    let text =
+        "op f(p: (f32, i64)[N], k: i64[M], v: (f32, i64)[M]) -> (f32, i64)[N] = scatter(p, k, v)";
     let (prog, _) = check_files(&[(None, text)]);
     let f = prog.funcs.iter().find(|f| f.name == "f").expect("the op");
     assert!(matches!(f.body.expr.kind, crate::hir::ExprKind::Tuple(_)));

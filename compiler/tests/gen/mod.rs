@@ -20,7 +20,13 @@
 //! pairs, reversed reduced axes, a long reduction to a scalar, no reduced axis, or a fresh
 //! box), a constant, a random tensor, a slice, a concat, a map followed by a reduction, the
 //! softmax pattern (`max`, `x - m`, `sum`, normalize: one producer, two consumers), or a
-//! copy of a recent node, often with one read changed (for `cse`). Reads pick recent nodes
+//! copy of a recent node, often with one read changed (for `cse`), or a parallel primitive:
+//! a scan or a histogram (built-in monoids; over `i64` often a user monoid — `ModSum(m)`,
+//! a monoid with a run-time parameter in the shape lowering gives it, an ordinary monoid
+//! with the argument as a constant, or a tuple-state one, `Affine` or `MeanI`, with one
+//! output port per field), or a scatter, half of them a scatter of tuples (a second
+//! scatter with the same space and indices into another destination, as the checker splits
+//! a tensor of tuples). Reads pick recent nodes
 //! most of the time, so chains and shared producers are common. A projection that leaves
 //! its tensor gets a `Pad` or `Clamp` edge; in-bounds ones are usually `Strict`. Outputs are
 //! the newest node, most nodes nobody reads, and sometimes a port that is also read or an
@@ -285,6 +291,12 @@ enum Lib {
     MeanI,
     /// `(lo, hi)` on `f32`, wrap `x ↦ (x, x)`, commutative, no unwrap.
     MinMax,
+    /// A monoid with a run-time parameter, `ModSum(m)` of `docs/language.md`, as lowering
+    /// specialises it: an ordinary monoid whose wrap and combine hold the argument `m` as a
+    /// constant (`mir/lower/margs.rs`), named with its value, so `ModSum(3)` and `ModSum(5)`
+    /// are two monoids of one graph. Wrap `x ↦ x mod m` (in `[0, m)`), combine the sum
+    /// modulo `m` without overflow, commutative.
+    ModSum(i64),
 }
 
 fn lib_monoid(kind: Lib) -> Monoid {
@@ -455,6 +467,36 @@ fn lib_monoid(kind: Lib) -> Monoid {
                 d_combine: None,
             }
         }
+        Lib::ModSum(m) => {
+            // canon(x, m): `x % m`, plus `m` when negative; add_mod(a, b, m): `a - (m - b)`
+            // when `a >= m - b`, else `a + b` (both in `[0, m)`, so nothing overflows).
+            let r = bin(B::Rem, p(0), c_i64(m));
+            let canon = ScalarExpr::select(
+                bin(B::Lt, r.clone(), c_i64(0)),
+                bin(B::Add, r.clone(), c_i64(m)),
+                r,
+            );
+            let room = bin(B::Sub, c_i64(m), b.clone());
+            let combine = ScalarExpr::select(
+                bin(B::Ge, a.clone(), room.clone()),
+                bin(B::Sub, a.clone(), room),
+                bin(B::Add, a.clone(), b.clone()),
+            );
+            Monoid {
+                name: format!("ModSum(m = {m})"),
+                state: vec![I64],
+                field_names: vec![None],
+                zero: vec![Scalar::I64(0)],
+                wrap: Some(Wrap {
+                    params: vec![I64],
+                    body: canon,
+                }),
+                combine,
+                unwrap: None,
+                commutative: true,
+                d_combine: None,
+            }
+        }
         Lib::MinMax => Monoid {
             name: "MinMax".into(),
             state: vec![F32, F32],
@@ -480,6 +522,17 @@ fn lib_monoid(kind: Lib) -> Monoid {
 enum Fold {
     Builtin(BuiltinMonoid),
     User(Lib),
+}
+
+impl Fold {
+    /// A parameterised monoid drawn as `ModSum(0)` with its argument drawn by `m` (2..=41:
+    /// choice 0 gives the smallest modulus that is not trivial).
+    fn with_param(self, m: impl FnOnce() -> i64) -> Fold {
+        match self {
+            Fold::User(Lib::ModSum(_)) => Fold::User(Lib::ModSum(m())),
+            f => f,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -644,7 +697,7 @@ impl Builder<'_> {
         }
         let steps = 1 + self.ch.below(9);
         for _ in 0..steps {
-            match self.ch.weighted(&[34, 28, 8, 6, 5, 6, 7, 6, 5, 8, 9]) {
+            match self.ch.weighted(&[34, 28, 8, 6, 5, 6, 7, 6, 5, 8, 13]) {
                 0 => self.gen_map(),
                 1 => self.gen_reduce_group(1),
                 2 => {
@@ -892,7 +945,94 @@ impl Builder<'_> {
             _ => Val::exact(BIG, v.integral),
         };
         let label = self.label("pr");
-        let kind = self.ch.weighted(&[45, 35, 20]);
+        let kind = self.ch.weighted(&[35, 25, 40]);
+        // A histogram's or scatter's index: `(i·a + c) mod rows`.
+        let (a, c) = (1 + self.ch.below(3) as i64, self.ch.below(5) as i64);
+        let index = |rows: usize| {
+            bin(
+                BinOp::Rem,
+                bin(
+                    BinOp::Add,
+                    bin(BinOp::Mul, ScalarExpr::Index(0), c_i64(a)),
+                    c_i64(c),
+                ),
+                c_i64(rows.max(1) as i64),
+            )
+        };
+        // Over `i64`, often a user monoid: a parameterised one (`ModSum(m)`) or one with a
+        // tuple state (`Affine`, no wrap, its argument the tuple; `MeanI`, wrap and an unwrap
+        // to two ports): the scan or histogram has one output port per field.
+        // Over exact `f32`, `MinMax` (a tuple state of two `f32`s).
+        let user = match dtype {
+            DType::I64 if kind < 2 && self.ch.chance(75) => Some(match self.ch.below(4) {
+                0 => Lib::ModSum(2 + self.ch.below(40) as i64),
+                1 | 2 => Lib::Affine,
+                _ => Lib::MeanI,
+            }),
+            DType::F32 if kind < 2 && v.scale == 0.0 && self.ch.chance(50) => Some(Lib::MinMax),
+            _ => None,
+        };
+        if let Some(lib) = user {
+            let m = self.monoid(lib);
+            let (args, ports) = match lib {
+                Lib::ModSum(modulus) => (
+                    vec![ScalarExpr::Read(0)],
+                    vec![(DType::I64, Val::exact(modulus as f64, true))],
+                ),
+                Lib::Affine => (
+                    vec![ScalarExpr::Tuple(vec![
+                        ScalarExpr::Read(0),
+                        ScalarExpr::Read(0),
+                    ])],
+                    vec![(DType::I64, Val::exact(BIG, true)); 2],
+                ),
+                // ±inf where no element reaches (an exclusive scan's first, an empty bin).
+                Lib::MinMax => (
+                    vec![ScalarExpr::Read(0)],
+                    vec![(DType::F32, Val { bound: BIG, ..v }); 2],
+                ),
+                _ => (
+                    vec![ScalarExpr::Read(0)],
+                    vec![
+                        (DType::I64, Val::exact(BIG, true)),
+                        (DType::F32, Val::exact(BIG, false)),
+                    ],
+                ),
+            };
+            let shape = if kind == 0 {
+                let exclusive = self.ch.chance(40);
+                let kind = NodeKind::Scan {
+                    space: space.clone(),
+                    monoid: m,
+                    exclusive,
+                    reads: vec![read],
+                    args,
+                };
+                (kind, space.clone())
+            } else {
+                let bins = 1 + self.ch.below(6);
+                let kind = NodeKind::ReduceByIndex {
+                    space: space.clone(),
+                    bins,
+                    monoid: m,
+                    reads: vec![read],
+                    index: index(bins),
+                    args,
+                };
+                let out: Vec<usize> = std::iter::once(bins)
+                    .chain(space[1..].iter().copied())
+                    .collect();
+                (kind, out)
+            };
+            let (node, out) = shape;
+            let outputs = ports
+                .iter()
+                .map(|(dt, _)| TensorTy::new(*dt, out.clone()))
+                .collect();
+            let vals = ports.iter().map(|(_, v)| *v).collect();
+            self.push(node, outputs, vals, label);
+            return;
+        }
         if kind == 0 || space.len() > 1 && kind == 1 {
             let exclusive = self.ch.chance(40);
             let val = folded(*space.last().expect("rank 1 or more"));
@@ -911,18 +1051,6 @@ impl Builder<'_> {
             return;
         }
         let n = space[0];
-        let (a, c) = (1 + self.ch.below(3) as i64, self.ch.below(5) as i64);
-        let index = |rows: usize| {
-            bin(
-                BinOp::Rem,
-                bin(
-                    BinOp::Add,
-                    bin(BinOp::Mul, ScalarExpr::Index(0), c_i64(a)),
-                    c_i64(c),
-                ),
-                c_i64(rows.max(1) as i64),
-            )
-        };
         if kind == 1 || space.len() > 1 {
             let bins = 1 + self.ch.below(6);
             let val = folded(n);
@@ -946,24 +1074,63 @@ impl Builder<'_> {
             );
             return;
         }
-        // A scatter into a 1-D port of the same type with at least one row.
-        let Some(dest) =
-            self.pick_port(|t, _| t.shape.len() == 1 && t.shape[0] > 0 && t.dtype == dtype)
-        else {
-            return;
-        };
+        // A scatter into a 1-D port of the same type with at least one row, else into a fresh
+        // constant of 1–8 rows.
+        let dest =
+            match self.pick_port(|t, _| t.shape.len() == 1 && t.shape[0] > 0 && t.dtype == dtype) {
+                Some(q) => q,
+                None => {
+                    let rows = 1 + self.ch.below(8);
+                    self.fresh_const(dtype, rows)
+                }
+            };
         let m = self.ty(dest).shape[0];
         let val = self.val(dest).join(v);
+        let tuple = self.ch.chance(85);
         self.push(
             NodeKind::Scatter {
                 dest,
-                space,
-                reads: vec![read],
+                space: space.clone(),
+                reads: vec![read.clone()],
                 index: index(m),
                 value: ScalarExpr::Read(0),
             },
             vec![TensorTy::new(dtype, vec![m])],
             vec![val],
+            label,
+        );
+        if !tuple {
+            return;
+        }
+        // A scatter into a tensor of tuples, as the checker splits it: one scatter per field
+        // with the same space and indices (the winner of a duplicate index must be the same
+        // in every field), the second field into its own destination (a fresh constant, or
+        // another port of the length) with its own values (here the first field's values
+        // doubled, or read from another port of the space).
+        let dest2 = match self.pick_port(|t, _| t.shape == [m] && t.dtype == dtype) {
+            Some(q) if q != dest && self.ch.chance(50) => q,
+            _ => self.fresh_const(dtype, m),
+        };
+        let (value, v2) = if v.scale == 0.0 && self.ch.chance(50) {
+            (
+                bin(BinOp::Add, ScalarExpr::Read(0), ScalarExpr::Read(0)),
+                v.add(v),
+            )
+        } else {
+            (ScalarExpr::Read(0), v)
+        };
+        let val2 = self.val(dest2).join(v2);
+        let label = self.label("pr");
+        self.push(
+            NodeKind::Scatter {
+                dest: dest2,
+                space,
+                reads: vec![read],
+                index: index(m),
+                value,
+            },
+            vec![TensorTy::new(dtype, vec![m])],
+            vec![val2],
             label,
         );
     }
@@ -1730,25 +1897,40 @@ impl Builder<'_> {
         );
     }
 
+    /// A fresh constant `dtype[rows]` (a scatter's destination).
+    fn fresh_const(&mut self, dtype: DType, rows: usize) -> Port {
+        let (t, v) = self.gen_tensor(dtype, &[rows]);
+        let node = self.push(
+            NodeKind::Const { value: t },
+            vec![TensorTy::new(dtype, vec![rows])],
+            vec![v],
+            String::new(),
+        );
+        Port { node, port: 0 }
+    }
+
     fn pick_fold(&mut self) -> Fold {
         use BuiltinMonoid as B;
-        self.ch.pick_w(&[
-            (24, Fold::Builtin(B::Sum)),
-            (9, Fold::Builtin(B::Max)),
-            (7, Fold::Builtin(B::Min)),
-            (7, Fold::Builtin(B::Prod)),
-            (4, Fold::Builtin(B::Any)),
-            (4, Fold::Builtin(B::All)),
-            (8, Fold::User(Lib::Stats)),
-            (5, Fold::User(Lib::ArgMax)),
-            (4, Fold::User(Lib::ArgMaxIndex)),
-            (4, Fold::User(Lib::Affine)),
-            (3, Fold::User(Lib::AffineAt1)),
-            (6, Fold::User(Lib::Hash)),
-            (4, Fold::User(Lib::LastNonZero)),
-            (5, Fold::User(Lib::MeanI)),
-            (4, Fold::User(Lib::MinMax)),
-        ])
+        self.ch
+            .pick_w(&[
+                (24, Fold::Builtin(B::Sum)),
+                (9, Fold::Builtin(B::Max)),
+                (7, Fold::Builtin(B::Min)),
+                (7, Fold::Builtin(B::Prod)),
+                (4, Fold::Builtin(B::Any)),
+                (4, Fold::Builtin(B::All)),
+                (8, Fold::User(Lib::Stats)),
+                (5, Fold::User(Lib::ArgMax)),
+                (4, Fold::User(Lib::ArgMaxIndex)),
+                (4, Fold::User(Lib::Affine)),
+                (3, Fold::User(Lib::AffineAt1)),
+                (6, Fold::User(Lib::Hash)),
+                (4, Fold::User(Lib::LastNonZero)),
+                (5, Fold::User(Lib::MeanI)),
+                (4, Fold::User(Lib::MinMax)),
+                (5, Fold::User(Lib::ModSum(0))),
+            ])
+            .with_param(|| 2 + self.ch.below(40) as i64)
     }
 
     fn monoid(&mut self, lib: Lib) -> MonoidRef {
@@ -1949,6 +2131,14 @@ impl Builder<'_> {
                                 (DType::I64, Val::exact(BIG, true)),
                                 (DType::F32, Val::exact(BIG, false)),
                             ],
+                        )
+                    }
+                    Lib::ModSum(modulus) => {
+                        let (e, _) = self.expr(cx, DType::I64, depth);
+                        (
+                            m,
+                            vec![e],
+                            vec![(DType::I64, Val::exact(modulus as f64, true))],
                         )
                     }
                     Lib::MinMax => {

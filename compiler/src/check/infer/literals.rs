@@ -62,7 +62,12 @@ impl Checker {
 
     /// The tensor literal of the inferred elements `items` (scalars, or tensors of one shape
     /// for a literal of rank 2 or more).
-    pub(super) fn lit_of(&mut self, mut items: Vec<hir::Expr>, want: Option<&Ty>, span: Span) -> hir::Expr {
+    pub(super) fn lit_of(
+        &mut self,
+        mut items: Vec<hir::Expr>,
+        want: Option<&Ty>,
+        span: Span,
+    ) -> hir::Expr {
         // Pick the element type: the first strong element, else the wanted type, else the first.
         let target = items
             .iter()
