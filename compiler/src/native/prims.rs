@@ -16,7 +16,7 @@ use super::*;
 use flow_runtime::pool::Pool;
 use flow_runtime::prims::histogram::reduce_by_index_rows;
 use flow_runtime::prims::scan::{scan_elements, ScanKind};
-use flow_runtime::prims::scatter::scatter_pairs;
+use flow_runtime::prims::scatter::scatter_rows;
 use flow_runtime::prims::{Index, Monoid};
 use flow_runtime::Scalar;
 
@@ -263,11 +263,11 @@ impl Native {
             Some(Some(u)) => u,
             None => None,
         };
-        if space.len() != 1 && matches!(node.kind, NodeKind::Scatter { .. }) {
-            return self.interpret(g, id, node, values);
-        }
         let exprs: Vec<ScalarExpr> = exprs.into_iter().cloned().collect();
-        let elems = self.elements(g, &space, reads, &exprs, values)?;
+        let scan = matches!(node.kind, NodeKind::Scan { .. });
+        let elems = self.elements(g, &space, reads, &exprs, values, scan)?;
+        // A histogram or scatter of rows: each point of the space's trailing axes is a lane.
+        let lanes: usize = space[1..].iter().product::<usize>().max(1);
         // Without a producer, the expressions' tensors; with one, empty vectors of their
         // types for the monoid dispatch, and `prod` computes the elements block by block.
         let (datas, prod): (Vec<Data>, Option<&Producer>) = match &elems {
@@ -320,8 +320,6 @@ impl Native {
             }
             NodeKind::ReduceByIndex { .. } => {
                 let (idx, x) = (data(0), data(1));
-                // A histogram of rows: each point of the space's trailing axes is a lane.
-                let lanes: usize = space[1..].iter().product::<usize>().max(1);
                 with_monoid!(
                     monoid.ok_or_else(no_monoid)?,
                     x,
@@ -354,7 +352,7 @@ impl Native {
             }
             NodeKind::Scatter { dest, .. } => {
                 let dest = &values[dest.node.index()][dest.port as usize];
-                scatter_data(pool, &dest.data, (data(0), data(1)), prod, spare)
+                scatter_data(pool, &dest.data, lanes, (data(0), data(1)), prod, spare)
                     .ok_or_else(no_monoid)?
             }
             _ => return self.interpret(g, id, node, values),
@@ -407,25 +405,26 @@ fn out_of_range(idx: &Data, n: usize) -> Failure {
     }
 }
 
-/// `dest` with `vals` scattered at `idx` (in `spare`'s buffer when it fits), or `None` for
-/// values of another type than `dest`.
+/// `dest` with `vals` scattered at `idx` (in `spare`'s buffer when it fits), rows of `lanes`
+/// (1 for a 1-D scatter), or `None` for values of another type than `dest`.
 fn scatter_data(
     pool: &Pool,
     dest: &Data,
+    lanes: usize,
     (idx, vals): (&Data, &Data),
     prod: Option<&Producer>,
     spare: Data,
 ) -> Option<Result<Data, Failure>> {
     fn go<T: Copy + Send + Sync, I: Index>(
         pool: &Pool,
-        dest: &[T],
+        (dest, lanes): (&[T], usize),
         (idx, vals): (&[I], &[T]),
         prod: Option<&Producer>,
         mut out: Vec<T>,
     ) -> Result<Vec<T>, Failure> {
         out.copy_from_slice(dest);
         let fill = fill2(prod);
-        match scatter_pairs(pool, &mut out, pairs(idx, vals, prod, &fill))? {
+        match scatter_rows(pool, &mut out, lanes, pairs(idx, vals, prod, &fill))? {
             0 => Ok(out),
             _ => Err(Failure::OutOfRange(-1, 0)),
         }
@@ -434,12 +433,12 @@ fn scatter_data(
         ($v:ident, $d:ident, $x:ident) => {{
             let out = output(Some(spare), $d.len(), Default::default());
             let r = match idx {
-                Data::I64(i) => go(pool, $d, (i, $x), prod, out),
-                Data::I32(i) => go(pool, $d, (i, $x), prod, out),
+                Data::I64(i) => go(pool, ($d, lanes), (i, $x), prod, out),
+                Data::I32(i) => go(pool, ($d, lanes), (i, $x), prod, out),
                 _ => return None,
             };
             Some(r.map(Data::$v).map_err(|e| match e {
-                Failure::OutOfRange(..) => out_of_range(idx, $d.len()),
+                Failure::OutOfRange(..) => out_of_range(idx, $d.len() / lanes),
                 e => e,
             }))
         }};

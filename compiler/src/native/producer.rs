@@ -138,7 +138,9 @@ fn is_plain(r: &Read, space: &[usize], shape: &[usize]) -> bool {
 impl Native {
     /// The elements of `exprs` over `space`: a plain read's tensor itself, or a producer of
     /// all of them, or (where no producer can serve, see the module's documentation) all of
-    /// them computed as one `Map` of the node's reads.
+    /// them computed as one `Map` of the node's reads. `scan` says the routine is a scan
+    /// (which asks for pieces of rows); a histogram or a scatter asks for whole rows of the
+    /// space's first axis.
     pub(super) fn elements(
         &mut self,
         g: &Graph,
@@ -146,6 +148,7 @@ impl Native {
         reads: &[Read],
         exprs: &[ScalarExpr],
         values: &[Vec<Rc<Tensor>>],
+        scan: bool,
     ) -> Result<Elems, NativeError> {
         if let Some(ts) = plain_tensors(space, reads, exprs, values) {
             return Ok(Elems::Tensors(ts));
@@ -153,7 +156,7 @@ impl Native {
         let (sub, at, inputs) = producer_map(g, space, reads, exprs, values);
         let row: usize = space.iter().skip(1).product();
         let len: usize = space.iter().product();
-        let rows_fit = space.len() == 1 || (space.len() == 2 && row <= SCAN_BLOCK);
+        let rows_fit = !scan || space.len() == 1 || (space.len() == 2 && row <= SCAN_BLOCK);
         if rows_fit && len > 0 {
             if let Some(k) = self.kernels.kernel(&sub, at, &self.hooks)? {
                 let map = &sub.nodes[at];

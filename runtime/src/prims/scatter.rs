@@ -5,7 +5,8 @@
 //! maximum of positions, found with atomic `fetch_max` (commutative, so the order in which
 //! threads see the writes does not matter), then every destination reads its winner's value:
 //! the result is the same at every thread count. Out-of-range indices (negative or past the
-//! destination) are ignored, as in [`super::histogram`], and counted.
+//! destination) are ignored, as in [`super::histogram`], and counted. A scatter of rows
+//! ([`scatter_rows`]) has a winner per slot of the destination's rows, by the same rule.
 //!
 //! **Gather's bounds:** every index is checked; the first out-of-range one (the lowest
 //! position, whatever the thread count) is returned as an [`IndexError`] with its value and
@@ -48,24 +49,58 @@ pub fn scatter_pairs<T: Copy + Send + Sync, I: Index>(
     dest: &mut [T],
     pairs: Pairs<'_, I, T>,
 ) -> Result<usize, TaskError> {
-    let n_dest = dest.len();
-    // winner[k] = 1 + the highest position writing k, or 0.
+    scatter_rows(pool, dest, 1, pairs)
+}
+
+/// A scatter of rows (Flow's `scatter` into a `[n, k…]` destination): the pairs are rows of
+/// `lanes` (row-major: pair `p` is lane `p % lanes` of its row), each pair with its own
+/// index, and `dest` is rows of `lanes` slots; a pair with index `k` writes slot
+/// `k * lanes + p % lanes`. Each slot's winner is the last pair in index order writing it
+/// (the highest position: a maximum, the same at every thread count), as in
+/// [`scatter_pairs`], which is `lanes = 1`; an index outside `dest`'s rows is ignored and
+/// counted. A producer is asked for whole rows. Returns how many pairs were ignored.
+///
+/// # Panics
+/// If `lanes` is 0, or the pairs or `dest` are not whole rows.
+pub fn scatter_rows<T: Copy + Send + Sync, I: Index>(
+    pool: &Pool,
+    dest: &mut [T],
+    lanes: usize,
+    pairs: Pairs<'_, I, T>,
+) -> Result<usize, TaskError> {
+    assert!(lanes > 0, "scatter: rows of no lanes");
+    let (n, n_dest) = (pairs.len(), dest.len());
+    assert!(
+        n.is_multiple_of(lanes) && n_dest.is_multiple_of(lanes),
+        "scatter: {n} pairs and {n_dest} destination slots are not rows of {lanes}"
+    );
+    let n_rows = n_dest / lanes;
+    // winner[s] = 1 + the highest position writing slot s, or 0.
     let winner: Vec<AtomicUsize> = std::iter::repeat_with(|| AtomicUsize::new(0))
         .take(n_dest)
         .collect();
-    let ranges: Vec<_> = blocks(pairs.len(), BLOCK).collect();
+    // Tasks of whole rows, about `BLOCK` pairs each.
+    let ranges: Vec<_> = blocks(n / lanes, (BLOCK / lanes).max(1))
+        .map(|r| r.start * lanes..r.end * lanes)
+        .collect();
     let mut ignored = vec![0usize; ranges.len()];
     let counts = Shared::new(&mut ignored);
     pool.run(ranges.len(), &|t, _| {
         let mut out = 0usize;
         pairs
-            .each(ranges[t].clone(), |start, idx, _| {
+            .each_rows(ranges[t].clone(), lanes, |start, idx, _| {
+                // Pieces are whole rows: the first pair of each is lane 0.
+                let mut lane = 0;
                 for (p, &i) in idx.iter().enumerate() {
-                    match i.position(n_dest) {
+                    match i.position(n_rows) {
                         Some(k) => {
-                            winner[k].fetch_max(start + p + 1, Ordering::Relaxed);
+                            winner[k * lanes + lane].fetch_max(start + p + 1, Ordering::Relaxed);
                         }
                         None => out += 1,
+                    }
+                    lane += 1;
+                    if lane == lanes {
+                        lane = 0;
                     }
                 }
             })
@@ -96,13 +131,19 @@ pub fn scatter_pairs<T: Copy + Send + Sync, I: Index>(
             // Each block of pairs writes the values of the winners among its pairs.
             pool.run(ranges.len(), &|t, _| {
                 pairs
-                    .each(ranges[t].clone(), |start, idx, vals| {
+                    .each_rows(ranges[t].clone(), lanes, |start, idx, vals| {
+                        let mut lane = 0;
                         for (p, (&i, &v)) in idx.iter().zip(vals).enumerate() {
-                            if let Some(k) = i.position(n_dest) {
-                                if winner[k].load(Ordering::Relaxed) == start + p + 1 {
-                                    // SAFETY: only the winner of `k` writes it.
-                                    unsafe { out.write(k, v) };
+                            if let Some(k) = i.position(n_rows) {
+                                let s = k * lanes + lane;
+                                if winner[s].load(Ordering::Relaxed) == start + p + 1 {
+                                    // SAFETY: only the winner of slot `s` writes it.
+                                    unsafe { out.write(s, v) };
                                 }
+                            }
+                            lane += 1;
+                            if lane == lanes {
+                                lane = 0;
                             }
                         }
                     })

@@ -1,7 +1,8 @@
 //! Tests of the parallel primitives: sequential references, thread-count independence (1, 2,
 //! 3 and 8 threads give the same bits), edge cases and property tests.
 //!
-//! Long file: one room, the tests of every routine of `prims/` against the same helpers.
+//! Long file (over 800 lines): one room, the tests of every routine of `prims/` against the
+//! same helpers.
 
 use proptest::prelude::*;
 
@@ -799,6 +800,84 @@ fn a_histogram_of_rows_is_the_histogram_of_each_column() {
                     bits(&want),
                     "{rows}x{lanes} into {n_bins} {pool:?}"
                 );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_scatter_of_rows_is_the_scatter_of_each_column() {
+    use super::scatter::scatter_rows;
+    use super::source::Pairs;
+    // Rows of 1, 3 and 4 lanes into few and many rows (many duplicates, few), several blocks
+    // and a tail, one row, no rows; some indices out of range, lanes of one row at different
+    // rows.
+    for (rows, lanes, n_dest) in [
+        (2 * BLOCK + 17, 3, 256),
+        (BLOCK / 4 + 5, 4, 3 * BLOCK),
+        (3 * BLOCK + 1, 1, 100),
+        (1, 4, 5),
+        (7, 4, 5),
+        (0, 3, 5),
+        (5, 2, 0),
+    ] {
+        let n = rows * lanes;
+        let vals = floats(n, 51);
+        let idx = ints(n, 52, -1, n_dest as i64 + 1);
+        let init = floats(n_dest * lanes, 53);
+        let column = |v: &[f32], l: usize| -> Vec<f32> {
+            v.iter().skip(l).step_by(lanes).copied().collect()
+        };
+        let icol = |l: usize| -> Vec<i64> { idx.iter().skip(l).step_by(lanes).copied().collect() };
+        // Produced in whole rows (the fill checks it is asked for them); fails with status 7
+        // on the pair `bad`.
+        let fill = |bad: usize| {
+            let (idx, vals) = (&idx, &vals);
+            move |lo: usize, hi: usize, pi: *mut i64, pv: *mut f32| {
+                if !lo.is_multiple_of(lanes) || !hi.is_multiple_of(lanes) || (lo..hi).contains(&bad)
+                {
+                    return 7;
+                }
+                for i in lo..hi {
+                    // SAFETY: room for `hi - lo` elements in each stream.
+                    unsafe {
+                        *pi.add(i - lo) = idx[i];
+                        *pv.add(i - lo) = vals[i];
+                    }
+                }
+                0
+            }
+        };
+        let (ok, failing) = (fill(n), fill(n / 2));
+        for pool in pools() {
+            let mut ignored = 0;
+            let mut want = init.clone();
+            for l in 0..lanes {
+                let mut d = column(&init, l);
+                ignored += scatter(&pool, &mut d, &icol(l), &column(&vals, l)).unwrap();
+                for (k, v) in d.into_iter().enumerate() {
+                    want[k * lanes + l] = v;
+                }
+            }
+            for src in [
+                Pairs::Slices(&idx, &vals),
+                Pairs::Produced { len: n, fill: &ok },
+            ] {
+                let mut got = init.clone();
+                assert_eq!(scatter_rows(&pool, &mut got, lanes, src), Ok(ignored));
+                assert_eq!(
+                    bits(&got),
+                    bits(&want),
+                    "{rows}x{lanes} into {n_dest} {pool:?}"
+                );
+            }
+            if n > 0 {
+                let src = Pairs::Produced {
+                    len: n,
+                    fill: &failing,
+                };
+                let e = scatter_rows(&pool, &mut init.clone(), lanes, src).unwrap_err();
+                assert_eq!(e.kind, crate::pool::TaskErrorKind::Code(7));
             }
         }
     }
