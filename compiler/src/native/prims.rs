@@ -20,7 +20,7 @@ use flow_runtime::prims::scatter::scatter_rows;
 use flow_runtime::prims::{Index, Monoid};
 use flow_runtime::Scalar;
 
-use crate::mir::ir::{MonoidRef, ScalarExpr};
+use crate::mir::ir::{Affine, MonoidRef, Read, ScalarExpr};
 
 /// The user-monoid arm of [`with_monoid`]: `$body` with `$m` an [`FnMonoid`] over `$t`
 /// whose combine calls `$user` on scalars of variant `$v`.
@@ -352,7 +352,9 @@ impl Native {
             }
             NodeKind::Scatter { dest, .. } => {
                 let dest = &values[dest.node.index()][dest.port as usize];
-                scatter_data(pool, &dest.data, lanes, (data(0), data(1)), prod, spare)
+                let by_row = lanes > 1 && index_by_row(&exprs[0], reads);
+                let rows = Rows { lanes, by_row };
+                scatter_data(pool, &dest.data, rows, (data(0), data(1)), prod, spare)
                     .ok_or_else(no_monoid)?
             }
             _ => return self.interpret(g, id, node, values),
@@ -405,26 +407,55 @@ fn out_of_range(idx: &Data, n: usize) -> Failure {
     }
 }
 
-/// `dest` with `vals` scattered at `idx` (in `spare`'s buffer when it fits), rows of `lanes`
-/// (1 for a 1-D scatter), or `None` for values of another type than `dest`.
+/// Whether a scatter's index is the same at every point of a row: it reads no index
+/// variable but the first (`i0`), directly or through a read's projection.
+fn index_by_row(index: &ScalarExpr, reads: &[Read]) -> bool {
+    let mut by_row = true;
+    index.visit(&mut |e| match e {
+        ScalarExpr::Index(k) if *k != 0 => by_row = false,
+        ScalarExpr::Read(r) => {
+            let along_rows = |a: &Affine| a.coeffs.iter().all(|&(v, c)| v == 0 || c == 0);
+            if !reads
+                .get(*r as usize)
+                .is_some_and(|r| r.proj.iter().all(along_rows))
+            {
+                by_row = false;
+            }
+        }
+        _ => {}
+    });
+    by_row
+}
+
+/// The rows of a scatter: `lanes` pairs each (1 for a 1-D scatter), and whether every pair
+/// of a row has the row's index (see [`index_by_row`]).
+#[derive(Clone, Copy)]
+struct Rows {
+    lanes: usize,
+    by_row: bool,
+}
+
+/// `dest` with `vals` scattered at `idx` (in `spare`'s buffer when it fits), in `rows`, or
+/// `None` for values of another type than `dest`.
 fn scatter_data(
     pool: &Pool,
     dest: &Data,
-    lanes: usize,
+    rows: Rows,
     (idx, vals): (&Data, &Data),
     prod: Option<&Producer>,
     spare: Data,
 ) -> Option<Result<Data, Failure>> {
     fn go<T: Copy + Send + Sync, I: Index>(
         pool: &Pool,
-        (dest, lanes): (&[T], usize),
+        (dest, rows): (&[T], Rows),
         (idx, vals): (&[I], &[T]),
         prod: Option<&Producer>,
         mut out: Vec<T>,
     ) -> Result<Vec<T>, Failure> {
         out.copy_from_slice(dest);
         let fill = fill2(prod);
-        match scatter_rows(pool, &mut out, lanes, pairs(idx, vals, prod, &fill))? {
+        let src = pairs(idx, vals, prod, &fill);
+        match scatter_rows(pool, &mut out, rows.lanes, rows.by_row, src)? {
             0 => Ok(out),
             _ => Err(Failure::OutOfRange(-1, 0)),
         }
@@ -433,12 +464,12 @@ fn scatter_data(
         ($v:ident, $d:ident, $x:ident) => {{
             let out = output(Some(spare), $d.len(), Default::default());
             let r = match idx {
-                Data::I64(i) => go(pool, ($d, lanes), (i, $x), prod, out),
-                Data::I32(i) => go(pool, ($d, lanes), (i, $x), prod, out),
+                Data::I64(i) => go(pool, ($d, rows), (i, $x), prod, out),
+                Data::I32(i) => go(pool, ($d, rows), (i, $x), prod, out),
                 _ => return None,
             };
             Some(r.map(Data::$v).map_err(|e| match e {
-                Failure::OutOfRange(..) => out_of_range(idx, $d.len() / lanes),
+                Failure::OutOfRange(..) => out_of_range(idx, $d.len() / rows.lanes),
                 e => e,
             }))
         }};

@@ -575,3 +575,65 @@ fn scatters_of_rows_keep_the_last_writer_and_report_errors() {
         assert!(e.contains("division by zero"), "{e}");
     }
 }
+
+#[test]
+fn scans_of_rank_three_compute_their_producer_block_by_block() {
+    let block = flow_runtime::prims::SCAN_BLOCK;
+    let outer = super::producer::PRODUCED_OUTER_ROWS;
+    // Outermost rows of at most a block (none, one, a tail, two blocks' worth and a tail),
+    // and longer ones, as many as a producer needs.
+    let shapes = [
+        (0, 3, 5),
+        (1, 3, 5),
+        (7, 3, 5),
+        (2 * block / 15 + 3, 3, 5),
+        (outer, 3, 2 * block / 6 + 7),
+    ];
+    for (a, b, c) in shapes {
+        let n = a * b * c;
+        let xs: Vec<f32> = (0..n).map(|k| ((k * 7919) % 9973) as f32 * 0.01).collect();
+        let dtypes: &[&str] = if n > 1 << 20 {
+            &["f32"]
+        } else {
+            &["f32", "f64", "i32", "i64", "u8", "u32", "u64"]
+        };
+        for dtype in dtypes {
+            let v = cast_to("add(mul(r0, 3.1f32), 1.0f32)", dtype);
+            let text = |v: &str| {
+                format!(
+                    "%0 = input 0 : f32[{a}, {b}, {c}]\n\
+                     %1 = scan [{a}, {b}, {c}] sum reads(%0.0[i0, i1, i2]) : {dtype}[{a}, {b}, {c}] {{ {v} }}\n\
+                     %2 = scan [{a}, {b}, {c}] exclusive max reads(%0.0[i0, i1, i2]) : {dtype}[{a}, {b}, {c}] {{ {v} }}\n\
+                     output %1.0, %2.0\n"
+                )
+            };
+            let ins = [t(&[a, b, c], Data::F32(xs.clone()))];
+            agree_natively(&text(&v), &ins).unwrap_or_else(|e| panic!("{dtype} {a}x{b}x{c}: {e}"));
+            if n == 0 {
+                continue;
+            }
+            // No tensor of the elements: the peak is the two outputs.
+            let g = parse(&text(&v)).unwrap_or_else(|e| panic!("{e}"));
+            let mut native = crate::codegen::native(3).expect("a JIT");
+            native.eval(&g, &[Rc::new(ins[0].clone())]).expect("runs");
+            let size = flow_runtime::DType::from_name(dtype)
+                .expect("a type")
+                .size_bytes();
+            assert_eq!(
+                native.last_peak(),
+                (2 * n * size) as u128,
+                "{dtype} {a}x{b}x{c}"
+            );
+            if n > 1 << 20 {
+                // (The failing producer below runs on the small shapes: the interpreter is slow.)
+                continue;
+            }
+            // A producer that fails (an integer division by zero at one element).
+            let mut zero = xs.clone();
+            zero[n / 2] = 0.0;
+            let fails = cast_to("cast(div(7i64, cast(r0, i64)), f32)", dtype);
+            let e = agree(&text(&fails), &[t(&[a, b, c], Data::F32(zero))]).unwrap_err();
+            assert!(e.contains("division by zero"), "{e}");
+        }
+    }
+}

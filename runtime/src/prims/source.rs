@@ -11,8 +11,9 @@
 //! same bits, and a retried task computes its block again from the inputs.
 //!
 //! Which ranges a producer is asked for: a scan asks for whole rows when a row has at most
-//! `SCAN_BLOCK` elements (groups of rows, as its tasks are), else for blocks of a row
-//! ([`crate::pool::blocks`]`(row_len, SCAN_BLOCK)`); a histogram and a scatter for any range
+//! `SCAN_BLOCK` elements (groups of rows, as its tasks are, of whole units when the producer
+//! computes units of several rows: see [`Elements::Produced`]), else for blocks of a row
+//! ([`crate::pool::blocks`]`(row_len, SCAN_BLOCK)`, a producer of units of one element); a histogram and a scatter for any range
 //! of a 1-D input, and a histogram or a scatter of rows (see
 //! [`super::histogram::reduce_by_index_rows`], [`super::scatter::scatter_rows`]) for ranges
 //! of whole rows.
@@ -40,8 +41,13 @@ pub type Fill2<'a, I, T> = dyn Fn(usize, usize, *mut I, *mut T) -> i32 + Sync + 
 pub enum Elements<'a, T> {
     /// In memory.
     Slice(&'a [T]),
-    /// `len` elements computed on demand.
-    Produced { len: usize, fill: &'a Fill<'a, T> },
+    /// `len` elements computed on demand, in ranges of whole units of `unit` elements (a
+    /// compiled producer computes whole rows of its map's outermost axis; 1 for any range).
+    Produced {
+        len: usize,
+        unit: usize,
+        fill: &'a Fill<'a, T>,
+    },
 }
 
 impl<T: Copy> Elements<'_, T> {
