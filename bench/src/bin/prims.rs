@@ -240,7 +240,8 @@ fn run(
             let dest = uniform(9, R * K);
             let idx = indices(10, R, R);
             let vals = uniform(11, R * K);
-            let (mut o1, mut o2) = (vec![0f32; R * K], vec![0f32; R * K]);
+            let (mut o1, mut o2, mut o3) =
+                (vec![0f32; R * K], vec![0f32; R * K], vec![0f32; R * K]);
             let winner: Vec<_> = (0..R)
                 .map(|_| std::sync::atomic::AtomicUsize::new(0))
                 .collect();
@@ -255,6 +256,15 @@ fn run(
                 }
                 0
             };
+            // The runtime's scatter into `out`, one winner per row (`by_row`) or per slot.
+            let runtime = |out: &mut [f32], by_row: bool| {
+                out.copy_from_slice(&dest);
+                let src = Pairs::Produced {
+                    len: R * K,
+                    fill: &fill,
+                };
+                scatter_rows(pool, out, K, by_row, src).unwrap();
+            };
             let mut c: Vec<Candidate> = vec![
                 (
                     "baseline: row winners, copy rows",
@@ -262,21 +272,16 @@ fn run(
                 ),
                 (
                     "runtime: prims::scatter_rows",
-                    Box::new(|| {
-                        timed(|| {
-                            o2.copy_from_slice(&dest);
-                            let src = Pairs::Produced {
-                                len: R * K,
-                                fill: &fill,
-                            };
-                            scatter_rows(pool, &mut o2, K, true, src).unwrap();
-                        })
-                    }),
+                    Box::new(|| timed(|| runtime(&mut o2, true))),
+                ),
+                (
+                    "runtime: scatter_rows, winner per slot",
+                    Box::new(|| timed(|| runtime(&mut o3, false))),
                 ),
             ];
             let t = interleaved(name, warmup, reps, &mut c);
             drop(c);
-            assert!(o1 == o2, "the scatters disagree");
+            assert!(o1 == o2 && o2 == o3, "the scatters disagree");
             (t, 1.5)
         }
         _ => return None,

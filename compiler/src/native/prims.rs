@@ -2,10 +2,12 @@
 //! (`flow_runtime::prims`), whose fixed blocks make the bits independent of the thread count
 //! and equal to the interpreter's (see `interp/prims.rs`). A node whose monoid is not one the
 //! scalar routines take (a user monoid with a wrap, an unwrap or a tuple state) runs on the
-//! same routines over records with a JIT'd combine (see `record.rs`); a scatter of more than
-//! one axis runs on the interpreter. A histogram of rows (`[n, k…]` values into
-//! `[bins, k…]`) keeps per-shard private bins of `k…` lanes
-//! (`flow_runtime::prims::histogram::reduce_by_index_rows`). The elements of a node whose
+//! same routines over records with a JIT'd combine (see `record.rs`). A histogram of rows
+//! (`[n, k…]` values into `[bins, k…]`) keeps per-shard private bins of `k…` lanes
+//! (`flow_runtime::prims::histogram::reduce_by_index_rows`); a scatter of rows (`[m, k…]`
+//! values into `[n, k…]`) has a winner per destination slot, or per row when its index reads
+//! only `i0`, the last in index order (`flow_runtime::prims::scatter::scatter_rows`). The
+//! elements of a node whose
 //! expressions are not a plain read (a fused producer) are computed block by block inside
 //! the routine by the producer's kernel (see `producer.rs`), never as a whole tensor.
 //!

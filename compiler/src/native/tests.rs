@@ -322,14 +322,21 @@ fn row_counts() -> [usize; 5] {
     [0, 1, 7, shard, 2 * shard + 5]
 }
 
+/// The inputs of the row tests over `n` rows of 3: values, an index per row into 17 and an
+/// index per point into 5 (many duplicates).
+fn row_inputs(n: usize) -> (Vec<f32>, Vec<i64>, Vec<i32>) {
+    let xs: Vec<f32> = (0..3 * n)
+        .map(|k| ((k * 7919) % 9973) as f32 * 0.01)
+        .collect();
+    let idx: Vec<i64> = (0..n as i64).map(|k| (k * 31) % 17).collect();
+    let idx2: Vec<i32> = (0..3 * n as i32).map(|k| (k * 131) % 5).collect();
+    (xs, idx, idx2)
+}
+
 #[test]
 fn histograms_of_rows_agree_for_every_element_type_and_length() {
     for n in row_counts() {
-        let xs: Vec<f32> = (0..3 * n)
-            .map(|k| ((k * 7919) % 9973) as f32 * 0.01)
-            .collect();
-        let idx: Vec<i64> = (0..n as i64).map(|k| (k * 31) % 17).collect();
-        let idx2: Vec<i32> = (0..3 * n as i32).map(|k| (k * 131) % 5).collect();
+        let (xs, idx, idx2) = row_inputs(n);
         for dtype in ["f32", "f64", "i32", "i64", "u8", "u32", "u64"] {
             let v = cast_to("add(mul(r1, 3.1f32), 1.0f32)", dtype);
             let w = cast_to("mul(r0, 0.7f32)", dtype);
@@ -488,12 +495,7 @@ fn value_as(e: &str, dtype: &str) -> String {
 #[test]
 fn scatters_of_rows_agree_for_every_element_type_and_length() {
     for n in row_counts() {
-        let xs: Vec<f32> = (0..3 * n)
-            .map(|k| ((k * 7919) % 9973) as f32 * 0.01)
-            .collect();
-        // Many duplicates: `n` rows into 17, and an index per point into 5.
-        let idx: Vec<i64> = (0..n as i64).map(|k| (k * 31) % 17).collect();
-        let idx2: Vec<i32> = (0..3 * n as i32).map(|k| (k * 131) % 5).collect();
+        let (xs, idx, idx2) = row_inputs(n);
         for dtype in ["f32", "f64", "i32", "i64", "u8", "u32", "u64", "bool"] {
             let v = value_as("add(mul(r1, 3.1f32), 1.0f32)", dtype);
             let w = value_as("mul(r0, 0.7f32)", dtype);
