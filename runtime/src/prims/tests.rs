@@ -1,8 +1,7 @@
 //! Tests of the parallel primitives: sequential references, thread-count independence (1, 2,
 //! 3 and 8 threads give the same bits), edge cases and property tests.
 //!
-//! Long file (over 800 lines): one room, the tests of every routine of `prims/` against the
-//! same helpers.
+//! Long file: one room, the tests of every routine of `prims/` against the same helpers.
 
 use proptest::prelude::*;
 
