@@ -3,8 +3,9 @@
 //! independent lanes, a serial scan of the sums, a sequential scan of each block seeded with
 //! its carry), a histogram with per-thread private bins, a parallel gather, a filter that
 //! counts per block and writes (branch-free, through a per-thread buffer) at the scanned
-//! offsets, and a parallel LSD radix sort of `u32`
-//! keys (8-bit digits, per-block counts). The `prims` binary times each against the Flow
+//! offsets, a parallel LSD radix sort of `u32`
+//! keys (8-bit digits, per-block counts), and a deterministic scatter of rows (a winner per
+//! destination row by `fetch_max`, then a copy of each winner's row). The `prims` binary times each against the Flow
 //! runtime's routine (`flow_runtime::prims`) in the same run.
 //!
 //! Parallel loops run on rayon's global pool, whose size the binaries set from `--threads`.
@@ -144,6 +145,45 @@ pub fn histogram_rows(idx: &[i64], vals: &[f32], threads: usize) -> Vec<[f32; LA
                 a
             },
         )
+}
+
+/// `out` = `dest` with row `r` of `vals` (rows of [`LANES`]) written at row `idx[r]`, the
+/// last row in index order winning a destination row written twice (out-of-range indices
+/// skipped), as a deterministic parallel scatter is written by hand: `winner` (one slot per
+/// destination row) gets the highest position of each row with `fetch_max`, then each
+/// destination row copies its winner's row, or `dest`'s.
+///
+/// # Panics
+/// If `vals` is not `idx.len()` rows, or `out`, `dest` and `winner` disagree.
+pub fn scatter_rows(
+    dest: &[f32],
+    idx: &[i64],
+    vals: &[f32],
+    out: &mut [f32],
+    winner: &[std::sync::atomic::AtomicUsize],
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(idx.len() * LANES, vals.len());
+    assert!(dest.len() == out.len() && dest.len() == winner.len() * LANES);
+    winner.par_iter().for_each(|w| w.store(0, Relaxed));
+    idx.par_chunks(BLOCK).enumerate().for_each(|(b, ks)| {
+        for (p, &k) in ks.iter().enumerate() {
+            if let Some(w) = usize::try_from(k).ok().and_then(|k| winner.get(k)) {
+                w.fetch_max(b * BLOCK + p + 1, Relaxed);
+            }
+        }
+    });
+    out.par_chunks_mut(BLOCK * LANES)
+        .zip(dest.par_chunks(BLOCK * LANES))
+        .zip(winner.par_chunks(BLOCK))
+        .for_each(|((o, d), w)| {
+            for ((o, d), w) in o.chunks_exact_mut(LANES).zip(d.chunks_exact(LANES)).zip(w) {
+                match w.load(Relaxed) {
+                    0 => o.copy_from_slice(d),
+                    r => o.copy_from_slice(&vals[(r - 1) * LANES..r * LANES]),
+                }
+            }
+        });
 }
 
 /// The running argmax of `x` (the greatest value so far and its first index) into `v` and
@@ -353,5 +393,21 @@ mod tests {
         let mut scratch = vec![0; n];
         radix_sort_u32(&mut keys, &mut scratch);
         assert_eq!(keys, sorted);
+        // Rows scattered into 300 rows: the last row of each index wins.
+        let rows: Vec<f32> = (0..n * LANES).map(|i| i as f32).collect();
+        let dest = vec![-1.0f32; 300 * LANES];
+        let winner: Vec<_> = (0..300)
+            .map(|_| std::sync::atomic::AtomicUsize::new(0))
+            .collect();
+        let mut out = vec![0.0; 300 * LANES];
+        scatter_rows(&dest, &idx, &rows, &mut out, &winner);
+        let mut want = dest.clone();
+        for (r, &k) in idx.iter().enumerate() {
+            if (0..300).contains(&k) {
+                let k = k as usize;
+                want[k * LANES..(k + 1) * LANES].copy_from_slice(&rows[r * LANES..(r + 1) * LANES]);
+            }
+        }
+        assert_eq!(out, want);
     }
 }

@@ -11,7 +11,10 @@
 //! `scan` (inclusive `+` scan of 2^25 `f32`), `histogram` (2^25 `f32` values into 256 bins
 //! by `i64` indices), `gather` (2^25 random `i64` indices into a 2^25 `f32` table), `filter`
 //! (keeping a random half of 2^25 `f32`), `sort` (2^24 random `u32` keys; rayon's
-//! `par_sort_unstable` as a second reference).
+//! `par_sort_unstable` as a second reference), `scatter_rows` (2^22 rows of 4 `f32` into a
+//! `[2^22, 4]` destination at random `i64` indices, the last writer winning; the runtime's
+//! `prims::scatter_rows` asks a producer for each pair's index and value, as the native
+//! backend's fused scatter does, with the index known to be the row's: `by_row`).
 
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -23,8 +26,9 @@ use flow_runtime::pool::Pool;
 use flow_runtime::prims::compact::Compaction;
 use flow_runtime::prims::histogram::reduce_by_index;
 use flow_runtime::prims::scan::{scan, ScanKind};
-use flow_runtime::prims::scatter::gather;
+use flow_runtime::prims::scatter::{gather, scatter_rows};
 use flow_runtime::prims::sort::sort;
+use flow_runtime::prims::source::Pairs;
 use flow_runtime::prims::Sum;
 use flow_runtime::rand::fill_uniform;
 use rayon::slice::ParallelSliceMut;
@@ -35,7 +39,7 @@ use rayon::slice::ParallelSliceMut;
 static ALLOC: flow_runtime::alloc::CacheLineAligned = flow_runtime::alloc::CacheLineAligned;
 
 const USAGE: &str =
-    "usage: prims [--threads N] [--warmup N] [--reps N] [--only scan,histogram,gather,filter,sort]";
+    "usage: prims [--threads N] [--warmup N] [--reps N] [--only scan,histogram,gather,filter,sort,scatter_rows]";
 
 /// One candidate: a name and a run that returns the time of its timed part.
 type Candidate<'a> = (&'static str, Box<dyn FnMut() -> Duration + 'a>);
@@ -230,6 +234,56 @@ fn run(
             assert!(k1 == k2 && k2 == k3, "the sorts disagree");
             (t, 2.0)
         }
+        "scatter_rows" => {
+            const R: usize = 1 << 22;
+            const K: usize = base::LANES;
+            let dest = uniform(9, R * K);
+            let idx = indices(10, R, R);
+            let vals = uniform(11, R * K);
+            let (mut o1, mut o2, mut o3) =
+                (vec![0f32; R * K], vec![0f32; R * K], vec![0f32; R * K]);
+            let winner: Vec<_> = (0..R)
+                .map(|_| std::sync::atomic::AtomicUsize::new(0))
+                .collect();
+            // Each pair's index (its row's) and value, as a fused producer gives them.
+            let fill = |lo: usize, hi: usize, pi: *mut i64, pv: *mut f32| {
+                for p in lo..hi {
+                    // SAFETY: room for `hi - lo` elements in each stream.
+                    unsafe {
+                        *pi.add(p - lo) = idx[p / K];
+                        *pv.add(p - lo) = vals[p];
+                    }
+                }
+                0
+            };
+            // The runtime's scatter into `out`, one winner per row (`by_row`) or per slot.
+            let runtime = |out: &mut [f32], by_row: bool| {
+                out.copy_from_slice(&dest);
+                let src = Pairs::Produced {
+                    len: R * K,
+                    fill: &fill,
+                };
+                scatter_rows(pool, out, K, by_row, src).unwrap();
+            };
+            let mut c: Vec<Candidate> = vec![
+                (
+                    "baseline: row winners, copy rows",
+                    Box::new(|| timed(|| base::scatter_rows(&dest, &idx, &vals, &mut o1, &winner))),
+                ),
+                (
+                    "runtime: prims::scatter_rows",
+                    Box::new(|| timed(|| runtime(&mut o2, true))),
+                ),
+                (
+                    "runtime: scatter_rows, winner per slot",
+                    Box::new(|| timed(|| runtime(&mut o3, false))),
+                ),
+            ];
+            let t = interleaved(name, warmup, reps, &mut c);
+            drop(c);
+            assert!(o1 == o2 && o2 == o3, "the scatters disagree");
+            (t, 1.5)
+        }
         _ => return None,
     };
     Some(t)
@@ -238,9 +292,16 @@ fn run(
 fn main() -> ExitCode {
     let mut threads = flow_runtime::pool::default_threads();
     let (mut warmup, mut reps) = (2usize, 11usize);
-    let mut only: Vec<String> = ["scan", "histogram", "gather", "filter", "sort"]
-        .map(String::from)
-        .to_vec();
+    let mut only: Vec<String> = [
+        "scan",
+        "histogram",
+        "gather",
+        "filter",
+        "sort",
+        "scatter_rows",
+    ]
+    .map(String::from)
+    .to_vec();
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let v = it.next().unwrap_or_default();

@@ -2,10 +2,12 @@
 //! (`flow_runtime::prims`), whose fixed blocks make the bits independent of the thread count
 //! and equal to the interpreter's (see `interp/prims.rs`). A node whose monoid is not one the
 //! scalar routines take (a user monoid with a wrap, an unwrap or a tuple state) runs on the
-//! same routines over records with a JIT'd combine (see `record.rs`); a scatter of more than
-//! one axis runs on the interpreter. A histogram of rows (`[n, k…]` values into
-//! `[bins, k…]`) keeps per-shard private bins of `k…` lanes
-//! (`flow_runtime::prims::histogram::reduce_by_index_rows`). The elements of a node whose
+//! same routines over records with a JIT'd combine (see `record.rs`). A histogram of rows
+//! (`[n, k…]` values into `[bins, k…]`) keeps per-shard private bins of `k…` lanes
+//! (`flow_runtime::prims::histogram::reduce_by_index_rows`); a scatter of rows (`[m, k…]`
+//! values into `[n, k…]`) has a winner per destination slot, or per row when its index reads
+//! only `i0`, the last in index order (`flow_runtime::prims::scatter::scatter_rows`). The
+//! elements of a node whose
 //! expressions are not a plain read (a fused producer) are computed block by block inside
 //! the routine by the producer's kernel (see `producer.rs`), never as a whole tensor.
 //!
@@ -16,11 +18,11 @@ use super::*;
 use flow_runtime::pool::Pool;
 use flow_runtime::prims::histogram::reduce_by_index_rows;
 use flow_runtime::prims::scan::{scan_elements, ScanKind};
-use flow_runtime::prims::scatter::scatter_pairs;
+use flow_runtime::prims::scatter::scatter_rows;
 use flow_runtime::prims::{Index, Monoid};
 use flow_runtime::Scalar;
 
-use crate::mir::ir::{MonoidRef, ScalarExpr};
+use crate::mir::ir::{Affine, MonoidRef, Read, ScalarExpr};
 
 /// The user-monoid arm of [`with_monoid`]: `$body` with `$m` an [`FnMonoid`] over `$t`
 /// whose combine calls `$user` on scalars of variant `$v`.
@@ -263,11 +265,11 @@ impl Native {
             Some(Some(u)) => u,
             None => None,
         };
-        if space.len() != 1 && matches!(node.kind, NodeKind::Scatter { .. }) {
-            return self.interpret(g, id, node, values);
-        }
         let exprs: Vec<ScalarExpr> = exprs.into_iter().cloned().collect();
-        let elems = self.elements(g, &space, reads, &exprs, values)?;
+        let scan = matches!(node.kind, NodeKind::Scan { .. });
+        let elems = self.elements(g, &space, reads, &exprs, values, scan)?;
+        // A histogram or scatter of rows: each point of the space's trailing axes is a lane.
+        let lanes: usize = space[1..].iter().product::<usize>().max(1);
         // Without a producer, the expressions' tensors; with one, empty vectors of their
         // types for the monoid dispatch, and `prod` computes the elements block by block.
         let (datas, prod): (Vec<Data>, Option<&Producer>) = match &elems {
@@ -320,8 +322,6 @@ impl Native {
             }
             NodeKind::ReduceByIndex { .. } => {
                 let (idx, x) = (data(0), data(1));
-                // A histogram of rows: each point of the space's trailing axes is a lane.
-                let lanes: usize = space[1..].iter().product::<usize>().max(1);
                 with_monoid!(
                     monoid.ok_or_else(no_monoid)?,
                     x,
@@ -354,7 +354,9 @@ impl Native {
             }
             NodeKind::Scatter { dest, .. } => {
                 let dest = &values[dest.node.index()][dest.port as usize];
-                scatter_data(pool, &dest.data, (data(0), data(1)), prod, spare)
+                let by_row = lanes > 1 && index_by_row(&exprs[0], reads);
+                let rows = Rows { lanes, by_row };
+                scatter_data(pool, &dest.data, rows, (data(0), data(1)), prod, spare)
                     .ok_or_else(no_monoid)?
             }
             _ => return self.interpret(g, id, node, values),
@@ -407,25 +409,55 @@ fn out_of_range(idx: &Data, n: usize) -> Failure {
     }
 }
 
-/// `dest` with `vals` scattered at `idx` (in `spare`'s buffer when it fits), or `None` for
-/// values of another type than `dest`.
+/// Whether a scatter's index is the same at every point of a row: it reads no index
+/// variable but the first (`i0`), directly or through a read's projection.
+fn index_by_row(index: &ScalarExpr, reads: &[Read]) -> bool {
+    let mut by_row = true;
+    index.visit(&mut |e| match e {
+        ScalarExpr::Index(k) if *k != 0 => by_row = false,
+        ScalarExpr::Read(r) => {
+            let along_rows = |a: &Affine| a.coeffs.iter().all(|&(v, c)| v == 0 || c == 0);
+            if !reads
+                .get(*r as usize)
+                .is_some_and(|r| r.proj.iter().all(along_rows))
+            {
+                by_row = false;
+            }
+        }
+        _ => {}
+    });
+    by_row
+}
+
+/// The rows of a scatter: `lanes` pairs each (1 for a 1-D scatter), and whether every pair
+/// of a row has the row's index (see [`index_by_row`]).
+#[derive(Clone, Copy)]
+struct Rows {
+    lanes: usize,
+    by_row: bool,
+}
+
+/// `dest` with `vals` scattered at `idx` (in `spare`'s buffer when it fits), in `rows`, or
+/// `None` for values of another type than `dest`.
 fn scatter_data(
     pool: &Pool,
     dest: &Data,
+    rows: Rows,
     (idx, vals): (&Data, &Data),
     prod: Option<&Producer>,
     spare: Data,
 ) -> Option<Result<Data, Failure>> {
     fn go<T: Copy + Send + Sync, I: Index>(
         pool: &Pool,
-        dest: &[T],
+        (dest, rows): (&[T], Rows),
         (idx, vals): (&[I], &[T]),
         prod: Option<&Producer>,
         mut out: Vec<T>,
     ) -> Result<Vec<T>, Failure> {
         out.copy_from_slice(dest);
         let fill = fill2(prod);
-        match scatter_pairs(pool, &mut out, pairs(idx, vals, prod, &fill))? {
+        let src = pairs(idx, vals, prod, &fill);
+        match scatter_rows(pool, &mut out, rows.lanes, rows.by_row, src)? {
             0 => Ok(out),
             _ => Err(Failure::OutOfRange(-1, 0)),
         }
@@ -434,12 +466,12 @@ fn scatter_data(
         ($v:ident, $d:ident, $x:ident) => {{
             let out = output(Some(spare), $d.len(), Default::default());
             let r = match idx {
-                Data::I64(i) => go(pool, $d, (i, $x), prod, out),
-                Data::I32(i) => go(pool, $d, (i, $x), prod, out),
+                Data::I64(i) => go(pool, ($d, rows), (i, $x), prod, out),
+                Data::I32(i) => go(pool, ($d, rows), (i, $x), prod, out),
                 _ => return None,
             };
             Some(r.map(Data::$v).map_err(|e| match e {
-                Failure::OutOfRange(..) => out_of_range(idx, $d.len()),
+                Failure::OutOfRange(..) => out_of_range(idx, $d.len() / rows.lanes),
                 e => e,
             }))
         }};

@@ -7,11 +7,19 @@
 //! structure gets (cached by structure, recorded by `flowc build`), and computes what the
 //! interpreter computes, bit for bit.
 //!
+//! A kernel computes whole rows of its map's outermost axis, so the routine asks for whole
+//! ones: a histogram or a scatter of rows for groups of rows of any rank; a scan whose rows
+//! (its last axis) hold at most `SCAN_BLOCK` elements for groups of whole outermost rows —
+//! of rank 3 or more, the scan's tasks are grouped by them (the producer's *unit*), which
+//! changes no bits, only which task computes a row.
+//!
 //! Where a producer is not used, the expressions are computed first as a whole `Map` (on the
 //! kernels) and dropped after the node: when the kernel source has no kernel for the map (an
-//! executable's table), and for a scan of rank 3 or more, or of rows longer than
-//! `SCAN_BLOCK` — the routine asks for pieces of rows there, while a kernel computes whole
-//! rows of its outermost dimension.
+//! executable's table); for a scan of rank 2 or more whose rows are longer than `SCAN_BLOCK`
+//! — its blocks are pieces of a row, which a kernel cannot compute alone (that needs a kernel
+//! entry over a range of its innermost axis, a change of the kernel ABI); and for a scan of
+//! rank 3 or more whose outermost rows hold more than `SCAN_BLOCK` elements and are fewer
+//! than `PRODUCED_OUTER_ROWS` (a task per outermost row would leave threads idle).
 
 use std::rc::Rc;
 
@@ -106,7 +114,11 @@ pub(super) fn elements<'a, T>(
     fill: &'a Fill<'a, T>,
 ) -> Elements<'a, T> {
     match p {
-        Some(p) => Elements::Produced { len: p.len, fill },
+        Some(p) => Elements::Produced {
+            len: p.len,
+            unit: p.row,
+            fill,
+        },
         None => Elements::Slice(x),
     }
 }
@@ -138,7 +150,9 @@ fn is_plain(r: &Read, space: &[usize], shape: &[usize]) -> bool {
 impl Native {
     /// The elements of `exprs` over `space`: a plain read's tensor itself, or a producer of
     /// all of them, or (where no producer can serve, see the module's documentation) all of
-    /// them computed as one `Map` of the node's reads.
+    /// them computed as one `Map` of the node's reads. `scan` says the routine is a scan
+    /// (which asks for pieces of rows); a histogram or a scatter asks for whole rows of the
+    /// space's first axis.
     pub(super) fn elements(
         &mut self,
         g: &Graph,
@@ -146,6 +160,7 @@ impl Native {
         reads: &[Read],
         exprs: &[ScalarExpr],
         values: &[Vec<Rc<Tensor>>],
+        scan: bool,
     ) -> Result<Elems, NativeError> {
         if let Some(ts) = plain_tensors(space, reads, exprs, values) {
             return Ok(Elems::Tensors(ts));
@@ -153,7 +168,7 @@ impl Native {
         let (sub, at, inputs) = producer_map(g, space, reads, exprs, values);
         let row: usize = space.iter().skip(1).product();
         let len: usize = space.iter().product();
-        let rows_fit = space.len() == 1 || (space.len() == 2 && row <= SCAN_BLOCK);
+        let rows_fit = !scan || scan_producible(space);
         if rows_fit && len > 0 {
             if let Some(k) = self.kernels.kernel(&sub, at, &self.hooks)? {
                 let map = &sub.nodes[at];
@@ -175,6 +190,26 @@ impl Native {
             }
         }
         Ok(Elems::Tensors(self.eval_nodes(&sub, &inputs)?))
+    }
+}
+
+/// The fewest rows of its outermost axis a scan of rank 3 or more whose rows of that axis
+/// hold more than `SCAN_BLOCK` elements needs to take a producer: its tasks then hold one
+/// such row each (the producer computes whole ones), and fewer would leave threads idle.
+pub(super) const PRODUCED_OUTER_ROWS: usize = 64;
+
+/// Whether a scan over `space` can ask a producer for its elements: the scan asks for whole
+/// rows of the map's outermost axis (see `flow_runtime::prims::scan::scan_elements`) when its
+/// own rows (the last axis) hold at most `SCAN_BLOCK` elements, and for pieces of its rows
+/// otherwise, which only a 1-D producer computes (a kernel computes whole rows of its
+/// outermost axis).
+fn scan_producible(space: &[usize]) -> bool {
+    let outer: usize = space.iter().skip(1).product();
+    let last = space.last().copied().unwrap_or(1);
+    match space.len() {
+        0 | 1 => true,
+        2 => last <= SCAN_BLOCK,
+        _ => last <= SCAN_BLOCK && (outer <= SCAN_BLOCK || space[0] >= PRODUCED_OUTER_ROWS),
     }
 }
 

@@ -366,6 +366,7 @@ impl Job<'_> {
                 let row_len = self.space.last().copied().unwrap_or(1);
                 let x = Elements::Produced {
                     len: n,
+                    unit: 1,
                     fill: &pack,
                 };
                 scan_elements(self.pool, &mon, kind, row_len, x, &mut y)?;

@@ -322,14 +322,21 @@ fn row_counts() -> [usize; 5] {
     [0, 1, 7, shard, 2 * shard + 5]
 }
 
+/// The inputs of the row tests over `n` rows of 3: values, an index per row into 17 and an
+/// index per point into 5 (many duplicates).
+fn row_inputs(n: usize) -> (Vec<f32>, Vec<i64>, Vec<i32>) {
+    let xs: Vec<f32> = (0..3 * n)
+        .map(|k| ((k * 7919) % 9973) as f32 * 0.01)
+        .collect();
+    let idx: Vec<i64> = (0..n as i64).map(|k| (k * 31) % 17).collect();
+    let idx2: Vec<i32> = (0..3 * n as i32).map(|k| (k * 131) % 5).collect();
+    (xs, idx, idx2)
+}
+
 #[test]
 fn histograms_of_rows_agree_for_every_element_type_and_length() {
     for n in row_counts() {
-        let xs: Vec<f32> = (0..3 * n)
-            .map(|k| ((k * 7919) % 9973) as f32 * 0.01)
-            .collect();
-        let idx: Vec<i64> = (0..n as i64).map(|k| (k * 31) % 17).collect();
-        let idx2: Vec<i32> = (0..3 * n as i32).map(|k| (k * 131) % 5).collect();
+        let (xs, idx, idx2) = row_inputs(n);
         for dtype in ["f32", "f64", "i32", "i64", "u8", "u32", "u64"] {
             let v = cast_to("add(mul(r1, 3.1f32), 1.0f32)", dtype);
             let w = cast_to("mul(r0, 0.7f32)", dtype);
@@ -474,5 +481,161 @@ fn wrapped_and_unwrapped_monoids_run_natively_and_report_errors() {
         }
         let e = agree(&text("div(1i64, r0)"), &ins(zero)).unwrap_err();
         assert!(e.contains("division by zero"), "{e}");
+    }
+}
+
+/// The MIR text of `f32` expression `e` as a `dtype` value (`bool`: whether it exceeds 40).
+fn value_as(e: &str, dtype: &str) -> String {
+    match dtype {
+        "bool" => format!("gt({e}, 40.0f32)"),
+        _ => cast_to(e, dtype),
+    }
+}
+
+#[test]
+fn scatters_of_rows_agree_for_every_element_type_and_length() {
+    for n in row_counts() {
+        let (xs, idx, idx2) = row_inputs(n);
+        for dtype in ["f32", "f64", "i32", "i64", "u8", "u32", "u64", "bool"] {
+            let v = value_as("add(mul(r1, 3.1f32), 1.0f32)", dtype);
+            let w = value_as("mul(r0, 0.7f32)", dtype);
+            // A fused producer (an index read along the rows only), plain tensors (an index
+            // of every point), an index and a value both computed from one read.
+            let text = format!(
+                "%0 = input 0 : f32[{n}, 3]\n%1 = input 1 : i64[{n}]\n%2 = input 2 : i32[{n}, 3]\n\
+                 %3 = input 3 : {dtype}[17, 3]\n\
+                 %4 = map [{n}, 3] reads(%0.0[i0, i1]) : {dtype}[{n}, 3] {{ {w} }}\n\
+                 %5 = scatter %3.0 [{n}, 3] reads(%1.0[i0], %0.0[i0, i1]) : {dtype}[17, 3] {{ r0; {v} }}\n\
+                 %6 = scatter %3.0 [{n}, 3] reads(%2.0[i0, i1], %4.0[i0, i1]) : {dtype}[17, 3] {{ r0; r1 }}\n\
+                 %7 = scatter %3.0 [{n}, 3] reads(%0.0[i0, i1]) : {dtype}[17, 3] {{ cast(rem(mul(r0, 100.0f32), 17.0f32), i64); {w} }}\n\
+                 output %5.0, %6.0, %7.0\n"
+            );
+            let dest = flow_runtime::DType::from_name(dtype).expect("a type");
+            let ins = [
+                t(&[n, 3], Data::F32(xs.clone())),
+                t(&[n], Data::I64(idx.clone())),
+                t(&[n, 3], Data::I32(idx2.clone())),
+                t(&[17, 3], Data::zeros(dest, 51)),
+            ];
+            agree_natively(&text, &ins).unwrap_or_else(|e| panic!("{dtype} {n}: {e}"));
+        }
+    }
+}
+
+#[test]
+fn scatters_of_rows_keep_the_last_writer_and_report_errors() {
+    for n in row_counts() {
+        let idx: Vec<i64> = (0..n as i64).map(|k| (k * 7919) % 13).collect();
+        let vals: Vec<i64> = (0..4 * n as i64).map(|k| (k * 31) % 1009).collect();
+        // Rows of 4, rows of 2 × 2 (rank 3), and a tuple (one scatter per field).
+        let text = format!(
+            "%0 = input 0 : i64[{n}]\n%1 = input 1 : i64[{n}, 4]\n%2 = input 2 : i64[{n}, 2, 2]\n\
+             %3 = input 3 : i64[13, 4]\n%4 = input 4 : f32[13, 2, 2]\n\
+             %5 = scatter %3.0 [{n}, 4] reads(%0.0[i0], %1.0[i0, i1]) : i64[13, 4] {{ r0; r1 }}\n\
+             %6 = scatter %4.0 [{n}, 2, 2] reads(%0.0[i0], %2.0[i0, i1, i2]) : f32[13, 2, 2] {{ r0; cast(r1, f32) }}\n\
+             %7 = scatter %3.0 [{n}, 4] reads(%0.0[i0], %1.0[i0, i1]) : i64[13, 4] {{ r0; neg(r1) }}\n\
+             output %5.0, %6.0, %7.0\n"
+        );
+        let ins = |idx: Vec<i64>| {
+            [
+                t(&[n], Data::I64(idx)),
+                t(&[n, 4], Data::I64(vals.clone())),
+                t(&[n, 2, 2], Data::I64(vals.clone())),
+                t(&[13, 4], Data::I64((0..52).collect())),
+                t(&[13, 2, 2], Data::F32(vec![0.5; 52])),
+            ]
+        };
+        let out = agree_natively(&text, &ins(idx.clone())).unwrap_or_else(|e| panic!("{n}: {e}"));
+        // Each destination row holds the last source row (in index order) with its index.
+        let mut want: Vec<i64> = (0..52).collect();
+        for (r, &k) in idx.iter().enumerate() {
+            let k = k as usize;
+            want[4 * k..4 * k + 4].copy_from_slice(&vals[4 * r..4 * r + 4]);
+        }
+        assert_eq!(out[0].data, Data::I64(want), "{n}");
+        if n == 0 {
+            continue;
+        }
+        // An index out of range (the first in index order is named), and a producer that fails.
+        let mut bad = idx.clone();
+        bad[n - 1] = 13;
+        if n > 2 {
+            bad[n / 2] = -1;
+        }
+        let e = agree(&text, &ins(bad)).unwrap_err();
+        let first = if n > 2 { "index [-1]" } else { "index [13]" };
+        assert!(e.contains(first), "{e}");
+        let text = format!(
+            "%0 = input 0 : i64[{n}]\n%1 = input 1 : i64[{n}, 4]\n%2 = input 2 : i64[{n}, 2, 2]\n\
+             %3 = input 3 : i64[13, 4]\n%4 = input 4 : f32[13, 2, 2]\n\
+             %5 = scatter %3.0 [{n}, 4] reads(%0.0[i0], %1.0[i0, i1]) : i64[13, 4] {{ div(12i64, add(r0, 1i64)); r1 }}\n\
+             output %5.0\n"
+        );
+        let mut zero = idx;
+        zero[n / 2] = -1;
+        let e = agree(&text, &ins(zero)).unwrap_err();
+        assert!(e.contains("division by zero"), "{e}");
+    }
+}
+
+#[test]
+fn scans_of_rank_three_compute_their_producer_block_by_block() {
+    let block = flow_runtime::prims::SCAN_BLOCK;
+    let outer = super::producer::PRODUCED_OUTER_ROWS;
+    // Outermost rows of at most a block (none, one, a tail, two blocks' worth and a tail),
+    // and longer ones, as many as a producer needs.
+    let shapes = [
+        (0, 3, 5),
+        (1, 3, 5),
+        (7, 3, 5),
+        (2 * block / 15 + 3, 3, 5),
+        (outer, 3, 2 * block / 6 + 7),
+    ];
+    for (a, b, c) in shapes {
+        let n = a * b * c;
+        let xs: Vec<f32> = (0..n).map(|k| ((k * 7919) % 9973) as f32 * 0.01).collect();
+        let dtypes: &[&str] = if n > 1 << 20 {
+            &["f32"]
+        } else {
+            &["f32", "f64", "i32", "i64", "u8", "u32", "u64"]
+        };
+        for dtype in dtypes {
+            let v = cast_to("add(mul(r0, 3.1f32), 1.0f32)", dtype);
+            let text = |v: &str| {
+                format!(
+                    "%0 = input 0 : f32[{a}, {b}, {c}]\n\
+                     %1 = scan [{a}, {b}, {c}] sum reads(%0.0[i0, i1, i2]) : {dtype}[{a}, {b}, {c}] {{ {v} }}\n\
+                     %2 = scan [{a}, {b}, {c}] exclusive max reads(%0.0[i0, i1, i2]) : {dtype}[{a}, {b}, {c}] {{ {v} }}\n\
+                     output %1.0, %2.0\n"
+                )
+            };
+            let ins = [t(&[a, b, c], Data::F32(xs.clone()))];
+            agree_natively(&text(&v), &ins).unwrap_or_else(|e| panic!("{dtype} {a}x{b}x{c}: {e}"));
+            if n == 0 {
+                continue;
+            }
+            // No tensor of the elements: the peak is the two outputs.
+            let g = parse(&text(&v)).unwrap_or_else(|e| panic!("{e}"));
+            let mut native = crate::codegen::native(3).expect("a JIT");
+            native.eval(&g, &[Rc::new(ins[0].clone())]).expect("runs");
+            let size = flow_runtime::DType::from_name(dtype)
+                .expect("a type")
+                .size_bytes();
+            assert_eq!(
+                native.last_peak(),
+                (2 * n * size) as u128,
+                "{dtype} {a}x{b}x{c}"
+            );
+            if n > 1 << 20 {
+                // (The failing producer below runs on the small shapes: the interpreter is slow.)
+                continue;
+            }
+            // A producer that fails (an integer division by zero at one element).
+            let mut zero = xs.clone();
+            zero[n / 2] = 0.0;
+            let fails = cast_to("cast(div(7i64, cast(r0, i64)), f32)", dtype);
+            let e = agree(&text(&fails), &[t(&[a, b, c], Data::F32(zero))]).unwrap_err();
+            assert!(e.contains("division by zero"), "{e}");
+        }
     }
 }

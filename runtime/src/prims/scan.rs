@@ -54,14 +54,17 @@ pub fn scan<M: Monoid>(
 }
 
 /// [`scan`] of elements in memory or computed block by block by a producer (see
-/// [`super::source`]): the same bits either way. A producer's block is computed into its
+/// [`super::source`]): the same bits either way. A producer of units of several rows is
+/// asked for whole units (rows of at most `SCAN_BLOCK` only); with longer rows, a producer
+/// computes any range (units of one element). A producer's block is computed into its
 /// part of `y` (for its total in the first pass; a row's last block, which needs no total, in
 /// the second) and scanned there in place; a retried task of the second pass computes its
 /// block again. A producer's failure is the asking task's [`TaskError`] (its status as the
 /// code).
 ///
 /// # Panics
-/// As [`scan`].
+/// As [`scan`]; and for a producer's units that are not whole rows, or longer than a row
+/// when rows are longer than `SCAN_BLOCK`.
 pub fn scan_elements<M: Monoid>(
     pool: &Pool,
     m: &M,
@@ -80,6 +83,26 @@ pub fn scan_elements<M: Monoid>(
         x.len()
     );
     let rows = x.len() / row_len;
+    // The rows a producer computes at once (one unit), when more than one.
+    let unit_rows = match x {
+        Elements::Produced { unit, .. } if unit > row_len => {
+            assert!(
+                row_len <= SCAN_BLOCK
+                    && unit.is_multiple_of(row_len)
+                    && x.len().is_multiple_of(unit),
+                "scan: a producer of units of {unit} elements for rows of {row_len}"
+            );
+            unit / row_len
+        }
+        Elements::Produced { unit, .. } => {
+            assert!(
+                unit <= 1 || (row_len <= SCAN_BLOCK && unit == row_len),
+                "scan: a producer of units of {unit} elements for rows of {row_len}"
+            );
+            1
+        }
+        Elements::Slice(_) => 1,
+    };
     let out = Shared::new(y);
     // Scans `span` of the buffer into `y`, seeded with `carry`: from `x`, or produced into
     // `y` and scanned in place.
@@ -110,8 +133,9 @@ pub fn scan_elements<M: Monoid>(
             Ok(())
         };
     if row_len <= SCAN_BLOCK {
-        // One block per row: one pass, several rows per task.
-        let per_task = (SCAN_BLOCK / row_len).max(1);
+        // One block per row: one pass, several rows per task (whole units of a producer;
+        // how rows are grouped does not change the bits).
+        let per_task = (SCAN_BLOCK / (row_len * unit_rows)).max(1) * unit_rows;
         let groups: Vec<_> = blocks(rows, per_task).collect();
         return pool.run(groups.len(), &|t, _| {
             let r = groups[t].clone();

@@ -11,10 +11,12 @@
 //! same bits, and a retried task computes its block again from the inputs.
 //!
 //! Which ranges a producer is asked for: a scan asks for whole rows when a row has at most
-//! `SCAN_BLOCK` elements (groups of rows, as its tasks are), else for blocks of a row
-//! ([`crate::pool::blocks`]`(row_len, SCAN_BLOCK)`); a histogram and a scatter for any range
-//! of a 1-D input, and a histogram of rows (see [`super::histogram::reduce_by_index_rows`])
-//! for ranges of whole rows.
+//! `SCAN_BLOCK` elements (groups of rows, as its tasks are, of whole units when the producer
+//! computes units of several rows: see [`Elements::Produced`]), else for blocks of a row
+//! ([`crate::pool::blocks`]`(row_len, SCAN_BLOCK)`, a producer of units of one element); a histogram and a scatter for any range
+//! of a 1-D input, and a histogram or a scatter of rows (see
+//! [`super::histogram::reduce_by_index_rows`], [`super::scatter::scatter_rows`]) for ranges
+//! of whole rows.
 
 use std::cell::RefCell;
 use std::mem::{align_of, size_of, MaybeUninit};
@@ -39,8 +41,13 @@ pub type Fill2<'a, I, T> = dyn Fn(usize, usize, *mut I, *mut T) -> i32 + Sync + 
 pub enum Elements<'a, T> {
     /// In memory.
     Slice(&'a [T]),
-    /// `len` elements computed on demand.
-    Produced { len: usize, fill: &'a Fill<'a, T> },
+    /// `len` elements computed on demand, in ranges of whole units of `unit` elements (a
+    /// compiled producer computes whole rows of its map's outermost axis; 1 for any range).
+    Produced {
+        len: usize,
+        unit: usize,
+        fill: &'a Fill<'a, T>,
+    },
 }
 
 impl<T: Copy> Elements<'_, T> {
@@ -84,20 +91,11 @@ impl<I: Copy, T: Copy> Pairs<'_, I, T> {
         self.len() == 0
     }
 
-    /// `f` of the indices and values `r`, in pieces of at most [`PIECE`] pairs (each a
-    /// sub-slice, or the producer's block in this thread's scratch) with the position of the
-    /// piece's first pair; stops at the first producer failure.
-    pub(crate) fn each(
-        &self,
-        r: Range<usize>,
-        f: impl FnMut(usize, &[I], &[T]),
-    ) -> Result<(), i32> {
-        self.each_rows(r, 1, f)
-    }
-
-    /// [`Pairs::each`] in pieces of whole rows of `row` pairs (a producer computes whole rows
-    /// of its map): `r` starts at a multiple of `row`, and each piece holds at most
-    /// `max(PIECE / row, 1)` rows.
+    /// `f` of the indices and values `r`, in pieces of whole rows of `row` pairs (a producer
+    /// computes whole rows of its map; `row` is 1 for a 1-D input), each a sub-slice or the
+    /// producer's block in this thread's scratch, with the position of the piece's first
+    /// pair; stops at the first producer failure. `r` starts at a multiple of `row`, and a
+    /// produced piece holds at most `max(PIECE / row, 1)` rows.
     pub(crate) fn each_rows(
         &self,
         r: Range<usize>,

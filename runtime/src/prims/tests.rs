@@ -645,6 +645,7 @@ fn produced_scans_are_the_bits_of_scans_of_the_tensor() {
                 let mut y = vec![0.0; n];
                 let src = Elements::Produced {
                     len: n,
+                    unit: 1,
                     fill: &fill,
                 };
                 scan_elements(&pool, &Sum::<f32>::new(), kind, row_len, src, &mut y).unwrap();
@@ -677,12 +678,14 @@ fn produced_scans_are_the_bits_of_scans_of_the_tensor() {
         let (failing, ok) = (fill(a.len() - 1), fill(a.len()));
         let src = Elements::Produced {
             len: a.len(),
+            unit: 1,
             fill: &failing,
         };
         let e = scan_elements(&pool, &m, ScanKind::Inclusive, a.len(), src, &mut y).unwrap_err();
         assert_eq!(e.kind, crate::pool::TaskErrorKind::Code(7));
         let src = Elements::Produced {
             len: a.len(),
+            unit: 1,
             fill: &ok,
         };
         scan_elements(&pool, &m, ScanKind::Inclusive, a.len(), src, &mut y).unwrap();
@@ -799,6 +802,144 @@ fn a_histogram_of_rows_is_the_histogram_of_each_column() {
                     bits(&want),
                     "{rows}x{lanes} into {n_bins} {pool:?}"
                 );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_scatter_of_rows_is_the_scatter_of_each_column() {
+    use super::scatter::scatter_rows;
+    use super::source::Pairs;
+    // Rows of 1, 3 and 4 lanes into few and many rows (many duplicates, few), several blocks
+    // and a tail, one row, no rows; some indices out of range, lanes of one row at different
+    // rows.
+    for (rows, lanes, n_dest) in [
+        (2 * BLOCK + 17, 3, 256),
+        (BLOCK / 4 + 5, 4, 3 * BLOCK),
+        (3 * BLOCK + 1, 1, 100),
+        (1, 4, 5),
+        (7, 4, 5),
+        (0, 3, 5),
+        (5, 2, 0),
+    ] {
+        let n = rows * lanes;
+        let vals = floats(n, 51);
+        // An index per pair, and one per row (`by_row`), both with indices out of range.
+        let per_pair = ints(n, 52, -1, n_dest as i64 + 1);
+        let per_row: Vec<i64> = ints(rows, 54, -1, n_dest as i64 + 1)
+            .into_iter()
+            .flat_map(|k| std::iter::repeat_n(k, lanes))
+            .collect();
+        let init = floats(n_dest * lanes, 53);
+        for (idx, by_rows) in [(&per_pair, &[false][..]), (&per_row, &[false, true][..])] {
+            let column = |v: &[f32], l: usize| -> Vec<f32> {
+                v.iter().skip(l).step_by(lanes).copied().collect()
+            };
+            let icol =
+                |l: usize| -> Vec<i64> { idx.iter().skip(l).step_by(lanes).copied().collect() };
+            // Produced in whole rows (the fill checks it is asked for them); fails with status
+            // 7 on the pair `bad`.
+            let fill = |bad: usize| {
+                let vals = &vals;
+                move |lo: usize, hi: usize, pi: *mut i64, pv: *mut f32| {
+                    if !lo.is_multiple_of(lanes)
+                        || !hi.is_multiple_of(lanes)
+                        || (lo..hi).contains(&bad)
+                    {
+                        return 7;
+                    }
+                    for i in lo..hi {
+                        // SAFETY: room for `hi - lo` elements in each stream.
+                        unsafe {
+                            *pi.add(i - lo) = idx[i];
+                            *pv.add(i - lo) = vals[i];
+                        }
+                    }
+                    0
+                }
+            };
+            let (ok, failing) = (fill(n), fill(n / 2));
+            for pool in pools() {
+                let mut ignored = 0;
+                let mut want = init.clone();
+                for l in 0..lanes {
+                    let mut d = column(&init, l);
+                    ignored += scatter(&pool, &mut d, &icol(l), &column(&vals, l)).unwrap();
+                    for (k, v) in d.into_iter().enumerate() {
+                        want[k * lanes + l] = v;
+                    }
+                }
+                for &by_row in by_rows {
+                    for src in [
+                        Pairs::Slices(idx, &vals),
+                        Pairs::Produced { len: n, fill: &ok },
+                    ] {
+                        let mut got = init.clone();
+                        let r = scatter_rows(&pool, &mut got, lanes, by_row, src);
+                        assert_eq!(r, Ok(ignored));
+                        assert_eq!(
+                            bits(&got),
+                            bits(&want),
+                            "{rows}x{lanes} into {n_dest} {by_row} {pool:?}"
+                        );
+                    }
+                    if n > 0 {
+                        let src = Pairs::Produced {
+                            len: n,
+                            fill: &failing,
+                        };
+                        let e = scatter_rows(&pool, &mut init.clone(), lanes, by_row, src);
+                        assert_eq!(e.unwrap_err().kind, crate::pool::TaskErrorKind::Code(7));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_producer_of_units_of_rows_is_asked_for_whole_units() {
+    use super::scan::scan_elements;
+    use super::source::Elements;
+    use std::sync::atomic::AtomicUsize;
+    // Rows of 7 in units of 3 rows (a `[u, 3, 7]` map), of 37 in units of 3000 rows (units
+    // longer than a block), of 5 in units of 1 row, one unit of one element, none.
+    for (units, unit_rows, row_len) in [
+        (2 * SCAN_BLOCK / 21 + 5, 3, 7),
+        (13, 3000, 37),
+        (SCAN_BLOCK / 5 + 1, 1, 5),
+        (1, 1, 1),
+        (0, 4, 3),
+    ] {
+        let (unit, n) = (unit_rows * row_len, units * unit_rows * row_len);
+        let x = floats(n, n as u64 + 9);
+        let mapped: Vec<f32> = x.iter().map(|v| v * 2.0 + 1.0).collect();
+        for kind in [ScanKind::Inclusive, ScanKind::Exclusive] {
+            let spec = scan_reference(&Sum::<f32>::new(), kind, row_len, &mapped);
+            for pool in pools() {
+                let calls = AtomicUsize::new(0);
+                let doubled = doubled(&x, &calls);
+                // Status 7 for a range that is not whole units.
+                let fill = |lo: usize, hi: usize, out: *mut f32| {
+                    if !lo.is_multiple_of(unit) || !hi.is_multiple_of(unit) {
+                        return 7;
+                    }
+                    doubled(lo, hi, out)
+                };
+                let mut y = vec![0.0; n];
+                let src = Elements::Produced {
+                    len: n,
+                    unit,
+                    fill: &fill,
+                };
+                scan_elements(&pool, &Sum::<f32>::new(), kind, row_len, src, &mut y).unwrap();
+                assert_eq!(
+                    bits(&y),
+                    bits(&spec),
+                    "{units}x{unit_rows}x{row_len} {pool:?}"
+                );
+                assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), n);
             }
         }
     }
