@@ -136,11 +136,11 @@ pub fn rows_of(rank: usize, ranks: usize, l: &LaunchRows<'_>) -> Range<usize> {
 pub type Need = Vec<Range<usize>>;
 
 /// How each node's shards are placed, as the executor runs them: `(rows per shard, shards)`
-/// for a kernel node (a member of a row group takes its launch's; a node run alone, its own
-/// [`shard_plan`]) and a random fill of one dimension (whose rows are its elements); `None`
-/// for every other node (a GEMM, a node on the interpreter, a primitive, a concatenation or
-/// slice, a random fill of more dimensions), which every rank runs whole or whose reads are
-/// not rows of its index space.
+/// for a kernel node and a contraction (GEMMs over blocks of rows; a member of a row group
+/// takes its launch's, a node run alone its own [`shard_plan`]) and a random fill of one
+/// dimension (whose rows are its elements); `None` for every other node (a node on the
+/// interpreter, a primitive, a concatenation or slice, a random fill of more dimensions),
+/// which every rank runs whole or whose shards are not rows of its index space.
 ///
 /// `kernels` and `first_of` are the executor's (`Native::kernels_of`): which nodes run as
 /// kernels, and which launches run as row groups (the others run member by member).
@@ -159,9 +159,12 @@ pub fn placements(
         for m in &launch.members {
             let node = &g.nodes[m.node];
             let kernel = m.work == Work::Kernel && kernels[m.node.index()].is_some();
-            placed[m.node.index()] = if grouped && m.work == Work::Kernel {
+            // A contraction runs as GEMMs over blocks of rows, in its row group or alone
+            // (`Native::run_contraction`, by `shard_plan`), whether it has a kernel or not.
+            let gemm = matches!(m.work, Work::Gemm(_)) || contraction(g, node).is_some();
+            placed[m.node.index()] = if grouped && (m.work == Work::Kernel || gemm) {
                 Some((launch.rows, launch.shards))
-            } else if !grouped && kernel && contraction(g, node).is_none() {
+            } else if !grouped && (kernel || gemm) {
                 Some(shard_plan(g, m.node))
             } else {
                 None
@@ -184,10 +187,12 @@ pub fn placements(
 /// whole. A rank needs the rows its shards of every reader read: for a kernel reader placed
 /// by `placed` ([`placements`]), the hull of the first coordinate of each of its reads of
 /// the port over the box of each of the rank's shards (free dimension 0 in the shard's rows,
-/// every other free and reduced dimension whole), clamped to the tensor; a gather's table,
-/// a reader not placed (it runs whole on every rank, or reads other than by rows), a
-/// scalar port, a graph output whose producer is not placed (a GEMM, a node every rank runs
-/// whole) and a random fill of more than one dimension (whose launch runs in shards of
+/// every other free and reduced dimension whole), clamped to the tensor — a contraction's
+/// GEMM block thus reads its rows of `x[i, k]` and every row of `w[k, j]` or of a
+/// transposed `x[k, i]`; a gather's table (read at indices known only when it runs), a
+/// reader not placed (it runs whole on every rank: a scan, histogram or scatter, a node on
+/// the interpreter, a concatenation or slice), a scalar port, a graph output whose producer
+/// is not placed (a node every rank runs whole) and a random fill of more than one dimension (whose launch runs in shards of
 /// elements, not rows) are needed whole by every rank. A stencil's output is then needed by
 /// a rank for its own rows and its neighbours' halo; a row-local chain's, for its own rows
 /// only (nothing moves). A graph output of a placed producer is needed only as its readers
@@ -687,6 +692,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A contraction is placed by its GEMM blocks of rows, kernel or not: a block reads its
+    /// rows of a left operand read by rows (`x[i, k]`) and every row of a right operand or
+    /// of a left operand read transposed (`x[k, i]`), so only the rank that runs blocks of
+    /// the transposed product needs all of `x` — not every rank, as when a GEMM's operands
+    /// went whole.
+    #[test]
+    fn gemm_blocks_read_their_rows_of_the_left_operand() {
+        let text = "%0 = input 0 : f32[1024, 8]\n\
+            %1 = input 1 : f32[8, 4]\n\
+            %2 = reduce [1024, 4] over [8] sum reads(%0.0[i0, i2], %1.0[i2, i1]) : f32[1024, 4] { mul(r0, r1) }\n\
+            %3 = reduce [8, 4] over [1024] sum reads(%0.0[i2, i0], %2.0[i2, i1]) : f32[8, 4] { mul(r0, r1) }\n\
+            output %2.0, %3.0\n";
+        let g = crate::mir::parse(text).expect("the test graph parses");
+        let schedule = crate::mir::schedule::plan(&g);
+        let n = g.nodes.len();
+        let placed = placements(&g, &schedule, &vec![None; n], &vec![None; n]);
+        // 1024 rows: two blocks of 512; 8 rows: one block of 32.
+        assert_eq!(placed, [None, None, Some((512, 2)), Some((32, 1))]);
+        let port = |n| Port {
+            node: crate::mir::ir::NodeId(n),
+            port: 0,
+        };
+        let needs = rows_needed(&g, &placed, 2);
+        assert_eq!(needs[&port(0)], [0..1024, 512..1024], "{needs:?}");
+        assert_eq!(needs[&port(1)], [0..8, 0..8]);
+        assert_eq!(needs[&port(2)], [0..1024, 0..0]);
+        assert_eq!(needs[&port(3)], [0..0, 0..0]);
+        // Each rank holds the rows of the product it computed.
+        assert_eq!(
+            held(&g, port(2), &placed, needs.get(&port(2)), 2),
+            Held::Rows {
+                own: vec![0..512, 512..1024],
+                have: vec![0..1024, 512..1024],
+            }
+        );
     }
 
     /// A gather's table goes to every rank whole; a graph output of a placed producer
