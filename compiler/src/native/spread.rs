@@ -137,10 +137,11 @@ pub type Need = Vec<Range<usize>>;
 
 /// How each node's shards are placed, as the executor runs them: `(rows per shard, shards)`
 /// for a kernel node and a contraction (GEMMs over blocks of rows; a member of a row group
-/// takes its launch's, a node run alone its own [`shard_plan`]) and a random fill of one
-/// dimension (whose rows are its elements); `None` for every other node (a node on the
-/// interpreter, a primitive, a concatenation or slice, a random fill of more dimensions),
-/// which every rank runs whole or whose shards are not rows of its index space.
+/// takes its launch's, a node run alone its own [`shard_plan`]) and a random fill whose
+/// blocks of elements are whole rows ([`random_rows`]); `None` for every other node (a node
+/// on the interpreter, a primitive, a concatenation or slice, a random fill whose rows
+/// straddle its blocks), which every rank runs whole or whose shards are not rows of its
+/// index space.
 ///
 /// `kernels` and `first_of` are the executor's (`Native::kernels_of`): which nodes run as
 /// kernels, and which launches run as row groups (the others run member by member).
@@ -173,13 +174,26 @@ pub fn placements(
     }
     for (id, node) in g.nodes.iter_enumerated() {
         if let (NodeKind::Random { .. }, [t]) = (&node.kind, &node.outputs[..]) {
-            if let [len] = t.shape[..] {
-                let n = shard_elements();
-                placed[id.index()] = Some((n, len.div_ceil(n)));
-            }
+            placed[id.index()] = random_rows(&t.shape);
         }
     }
     placed
+}
+
+/// How a random fill of `shape` is placed by rows: its launch runs in blocks of
+/// [`shard_elements`] elements, which are whole rows when a block holds a whole number of
+/// rows (a fill of one dimension: its elements are its rows) — `(rows per block, blocks)`,
+/// the launch's own shards — and `None` otherwise (a scalar, or rows that straddle blocks:
+/// the fill goes whole to every rank).
+pub fn random_rows(shape: &[usize]) -> Option<(usize, usize)> {
+    let (&len, rest) = shape.split_first()?;
+    let width: usize = rest.iter().product();
+    let block = shard_elements();
+    if width == 0 || block % width != 0 {
+        return None;
+    }
+    let rows = block / width;
+    Some((rows, len.div_ceil(rows)))
 }
 
 /// The halo plan: for every port some rank need not hold in full after its launch, which
@@ -192,9 +206,9 @@ pub fn placements(
 /// transposed `x[k, i]`; a gather's table (read at indices known only when it runs), a
 /// reader not placed (it runs whole on every rank: a scan, histogram or scatter, a node on
 /// the interpreter, a concatenation or slice), a scalar port, a graph output whose producer
-/// is not placed (a node every rank runs whole) and a random fill of more than one dimension (whose launch runs in shards of
-/// elements, not rows) are needed whole by every rank. A stencil's output is then needed by
-/// a rank for its own rows and its neighbours' halo; a row-local chain's, for its own rows
+/// is not placed (a node every rank runs whole) and a random fill not placed by rows (its
+/// blocks of elements are not whole rows) are needed whole by every rank. A stencil's
+/// output is then needed by a rank for its own rows and its neighbours' halo; a row-local chain's, for its own rows
 /// only (nothing moves). A graph output of a placed producer is needed only as its readers
 /// in the graph need it (it stays on the ranks; rank 0 fetches it when it observes it), and
 /// an input or output nobody reads by no rank (an empty need each).
@@ -212,9 +226,9 @@ pub fn rows_needed(
             || (placed[p.node.index()].is_some() && !node.outputs[p.port as usize].shape.is_empty())
     };
     let mut whole: HashSet<Port> = g.outputs.iter().copied().filter(|p| !by_rows(p)).collect();
-    // A random fill of more dimensions runs in shards of elements, not of rows.
+    // A random fill whose blocks of elements are not whole rows is not placed by rows.
     for (id, node) in g.nodes.iter_enumerated() {
-        if matches!(node.kind, NodeKind::Random { .. }) && node.outputs[0].shape.len() > 1 {
+        if matches!(node.kind, NodeKind::Random { .. }) && placed[id.index()].is_none() {
             whole.insert(Port { node: id, port: 0 });
         }
     }
@@ -729,6 +743,34 @@ mod tests {
                 have: vec![0..1024, 512..1024],
             }
         );
+    }
+
+    /// A random fill of two dimensions whose blocks of elements hold whole rows is placed by
+    /// rows (its launch's own blocks), so a reader by rows takes only its rows of it; one
+    /// whose rows straddle blocks goes whole.
+    #[test]
+    fn random_fills_are_placed_by_rows_when_blocks_hold_whole_rows() {
+        let n = shard_elements();
+        assert_eq!(random_rows(&[3 * n + 1]), Some((n, 4)));
+        assert_eq!(random_rows(&[5, n]), Some((1, 5)));
+        assert_eq!(random_rows(&[5, 2 * n]), None);
+        assert_eq!(random_rows(&[5, 0]), None);
+        assert_eq!(random_rows(&[]), None);
+        let text = format!(
+            "%0 = random uniform seed 0 : f32[8, {n}]\n\
+             %1 = map [8, {n}] reads(%0.0[i0, i1]) : f32[8, {n}] {{ r0 }}\n\
+             output %1.0\n"
+        );
+        let g = crate::mir::parse(&text).expect("the test graph parses");
+        let schedule = crate::mir::schedule::plan(&g);
+        let placed = placements(&g, &schedule, &[None, None], &[None, None]);
+        assert_eq!(placed[0], Some((1, 8)));
+        let needs = rows_needed(&g, &[placed[0], Some((1, 8))], 2);
+        let port = Port {
+            node: crate::mir::ir::NodeId(0),
+            port: 0,
+        };
+        assert_eq!(needs[&port], [0..4, 4..8], "{needs:?}");
     }
 
     /// A gather's table goes to every rank whole; a graph output of a placed producer
