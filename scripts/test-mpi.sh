@@ -18,7 +18,9 @@
 #  2b. kills a run with --checkpoint at its 9th dispatch and reruns it: the output is that of
 #     an uninterrupted run (4 ranks, and one process resumed on 4 ranks);
 #  2c. a training-like loop (tests/mpi/train.flow: weights updated each step, printed once)
-#     on 2 and 4 ranks moves (`--stats`) far less than one copy of the weights per step;
+#     on 2 and 4 ranks moves (`--stats`) far less than one copy of the weights per step, and
+#     a GEMM whose left operand stays on the ranks (tests/mpi/gemm.flow) far less than one
+#     copy of that operand per step;
 #  3. kills a rank: one made to abort by FLOW_MPI_DIE, one with `kill -9`; the job must fail
 #     within seconds, saying which rank died;
 #  4. as root, runs tests/mpi/shards.flow on 2 ranks in two network namespaces joined by a
@@ -224,15 +226,23 @@ FLOW
     # one-time spreading of its two random 2-D tensors (1 MiB each, to every other rank), the
     # halo rows and partial sums of each step and one gather of the weights to rank 0 — not
     # the weights each step (40 MiB per other rank when every output was all-gathered).
-    for r in 2 4; do
-        run_into "$work/train-bytes-$r" tests/mpi/train.flow "--ranks $r --threads 1 --stats --timeout $timeout"
-        moved=$(sed -n 's/^mpi: .*moved in all: \([0-9]*\) B$/\1/p' "$work/train-bytes-$r/err")
-        bound=$(( (r - 1) * 3 * 1048576 ))
-        if [ "$(cat "$work/train-bytes-$r/status")" = 0 ] && [ -n "$moved" ] && [ "$moved" -lt "$bound" ]; then
-            echo "ok    train.flow on $r ranks moves $moved bytes in 40 steps (< $bound; the weights are 1 MiB)"
-        else
-            fail "train.flow on $r ranks moved ${moved:-?} bytes, the bound is $bound: $(grep '^mpi:' "$work/train-bytes-$r/err" || head -c 600 "$work/train-bytes-$r/err")"
-        fi
+    # tests/mpi/gemm.flow multiplies 2 MiB of rows that stay on the ranks by a 16 KiB matrix
+    # in each of its 20 steps: each GEMM block reads only its rows of the left operand, so
+    # a step moves the product's rows to the scalar sum and the right operand, not the left
+    # operand (40 MiB per other rank when a GEMM's operands went whole to every rank).
+    # Bound: MiB per other rank.
+    for case in "train 3 the weights are 1 MiB" "gemm 4 the left operand is 2 MiB"; do
+        read -r name mib why <<<"$case"
+        for r in 2 4; do
+            run_into "$work/$name-bytes-$r" "tests/mpi/$name.flow" "--ranks $r --threads 1 --stats --timeout $timeout"
+            moved=$(sed -n 's/^mpi: .*moved in all: \([0-9]*\) B$/\1/p' "$work/$name-bytes-$r/err")
+            bound=$(( (r - 1) * mib * 1048576 ))
+            if [ "$(cat "$work/$name-bytes-$r/status")" = 0 ] && [ -n "$moved" ] && [ "$moved" -lt "$bound" ]; then
+                echo "ok    $name.flow on $r ranks moves $moved bytes (< $bound; $why)"
+            else
+                fail "$name.flow on $r ranks moved ${moved:-?} bytes, the bound is $bound: $(grep '^mpi:' "$work/$name-bytes-$r/err" || head -c 600 "$work/$name-bytes-$r/err")"
+            fi
+        done
     done
 
     # A long run: one dispatch per step, until killed.

@@ -498,9 +498,16 @@ impl Native {
             rows: block,
             extent0: len,
             // The output as one row of `len` elements per element: shard k owns elements
-            // k * block.. of it.
+            // k * block.. of it. Its halo plan is in rows of the tensor, which its blocks
+            // hold whole when it is placed by rows (`spread::random_rows`): in elements,
+            // `width` to a row.
             outputs: vec![(base.get(), std::mem::size_of::<f32>(), DType::F32)],
-            need: vec![self.need(Port { node: id, port: 0 })],
+            need: vec![self.need(Port { node: id, port: 0 }).map(|n| {
+                let width: usize = shape.iter().skip(1).product();
+                n.into_iter()
+                    .map(|r| r.start * width..r.end * width)
+                    .collect()
+            })],
             read: 0,
             written: (len * std::mem::size_of::<f32>()) as u64,
         };

@@ -136,11 +136,12 @@ pub fn rows_of(rank: usize, ranks: usize, l: &LaunchRows<'_>) -> Range<usize> {
 pub type Need = Vec<Range<usize>>;
 
 /// How each node's shards are placed, as the executor runs them: `(rows per shard, shards)`
-/// for a kernel node (a member of a row group takes its launch's; a node run alone, its own
-/// [`shard_plan`]) and a random fill of one dimension (whose rows are its elements); `None`
-/// for every other node (a GEMM, a node on the interpreter, a primitive, a concatenation or
-/// slice, a random fill of more dimensions), which every rank runs whole or whose reads are
-/// not rows of its index space.
+/// for a kernel node and a contraction (GEMMs over blocks of rows; a member of a row group
+/// takes its launch's, a node run alone its own [`shard_plan`]) and a random fill whose
+/// blocks of elements are whole rows ([`random_rows`]); `None` for every other node (a node
+/// on the interpreter, a primitive, a concatenation or slice, a random fill whose rows
+/// straddle its blocks), which every rank runs whole or whose shards are not rows of its
+/// index space.
 ///
 /// `kernels` and `first_of` are the executor's (`Native::kernels_of`): which nodes run as
 /// kernels, and which launches run as row groups (the others run member by member).
@@ -159,9 +160,12 @@ pub fn placements(
         for m in &launch.members {
             let node = &g.nodes[m.node];
             let kernel = m.work == Work::Kernel && kernels[m.node.index()].is_some();
-            placed[m.node.index()] = if grouped && m.work == Work::Kernel {
+            // A contraction runs as GEMMs over blocks of rows, in its row group or alone
+            // (`Native::run_contraction`, by `shard_plan`), whether it has a kernel or not.
+            let gemm = matches!(m.work, Work::Gemm(_)) || contraction(g, node).is_some();
+            placed[m.node.index()] = if grouped && (m.work == Work::Kernel || gemm) {
                 Some((launch.rows, launch.shards))
-            } else if !grouped && kernel && contraction(g, node).is_none() {
+            } else if !grouped && (kernel || gemm) {
                 Some(shard_plan(g, m.node))
             } else {
                 None
@@ -170,13 +174,26 @@ pub fn placements(
     }
     for (id, node) in g.nodes.iter_enumerated() {
         if let (NodeKind::Random { .. }, [t]) = (&node.kind, &node.outputs[..]) {
-            if let [len] = t.shape[..] {
-                let n = shard_elements();
-                placed[id.index()] = Some((n, len.div_ceil(n)));
-            }
+            placed[id.index()] = random_rows(&t.shape);
         }
     }
     placed
+}
+
+/// How a random fill of `shape` is placed by rows: its launch runs in blocks of
+/// [`shard_elements`] elements, which are whole rows when a block holds a whole number of
+/// rows (a fill of one dimension: its elements are its rows) — `(rows per block, blocks)`,
+/// the launch's own shards — and `None` otherwise (a scalar, or rows that straddle blocks:
+/// the fill goes whole to every rank).
+pub fn random_rows(shape: &[usize]) -> Option<(usize, usize)> {
+    let (&len, rest) = shape.split_first()?;
+    let width: usize = rest.iter().product();
+    let block = shard_elements();
+    if width == 0 || !block.is_multiple_of(width) {
+        return None;
+    }
+    let rows = block / width;
+    Some((rows, len.div_ceil(rows)))
 }
 
 /// The halo plan: for every port some rank need not hold in full after its launch, which
@@ -184,12 +201,14 @@ pub fn placements(
 /// whole. A rank needs the rows its shards of every reader read: for a kernel reader placed
 /// by `placed` ([`placements`]), the hull of the first coordinate of each of its reads of
 /// the port over the box of each of the rank's shards (free dimension 0 in the shard's rows,
-/// every other free and reduced dimension whole), clamped to the tensor; a gather's table,
-/// a reader not placed (it runs whole on every rank, or reads other than by rows), a
-/// scalar port, a graph output whose producer is not placed (a GEMM, a node every rank runs
-/// whole) and a random fill of more than one dimension (whose launch runs in shards of
-/// elements, not rows) are needed whole by every rank. A stencil's output is then needed by
-/// a rank for its own rows and its neighbours' halo; a row-local chain's, for its own rows
+/// every other free and reduced dimension whole), clamped to the tensor — a contraction's
+/// GEMM block thus reads its rows of `x[i, k]` and every row of `w[k, j]` or of a
+/// transposed `x[k, i]`; a gather's table (read at indices known only when it runs), a
+/// reader not placed (it runs whole on every rank: a scan, histogram or scatter, a node on
+/// the interpreter, a concatenation or slice), a scalar port, a graph output whose producer
+/// is not placed (a node every rank runs whole) and a random fill not placed by rows (its
+/// blocks of elements are not whole rows) are needed whole by every rank. A stencil's
+/// output is then needed by a rank for its own rows and its neighbours' halo; a row-local chain's, for its own rows
 /// only (nothing moves). A graph output of a placed producer is needed only as its readers
 /// in the graph need it (it stays on the ranks; rank 0 fetches it when it observes it), and
 /// an input or output nobody reads by no rank (an empty need each).
@@ -207,9 +226,9 @@ pub fn rows_needed(
             || (placed[p.node.index()].is_some() && !node.outputs[p.port as usize].shape.is_empty())
     };
     let mut whole: HashSet<Port> = g.outputs.iter().copied().filter(|p| !by_rows(p)).collect();
-    // A random fill of more dimensions runs in shards of elements, not of rows.
+    // A random fill whose blocks of elements are not whole rows is not placed by rows.
     for (id, node) in g.nodes.iter_enumerated() {
-        if matches!(node.kind, NodeKind::Random { .. }) && node.outputs[0].shape.len() > 1 {
+        if matches!(node.kind, NodeKind::Random { .. }) && placed[id.index()].is_none() {
             whole.insert(Port { node: id, port: 0 });
         }
     }
@@ -687,6 +706,68 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A contraction is placed by its GEMM blocks of rows, kernel or not: a block reads its
+    /// rows of `x[i, k]` and every row of `w[k, j]` or of a transposed `x[k, i]`, so only
+    /// the rank that runs blocks of the transposed product needs all of `x`.
+    #[test]
+    fn gemm_blocks_read_their_rows_of_the_left_operand() {
+        let text = "%0 = input 0 : f32[1024, 8]\n\
+            %1 = input 1 : f32[8, 4]\n\
+            %2 = reduce [1024, 4] over [8] sum reads(%0.0[i0, i2], %1.0[i2, i1]) : f32[1024, 4] { mul(r0, r1) }\n\
+            %3 = reduce [8, 4] over [1024] sum reads(%0.0[i2, i0], %2.0[i2, i1]) : f32[8, 4] { mul(r0, r1) }\n\
+            output %2.0, %3.0\n";
+        let g = crate::mir::parse(text).expect("the test graph parses");
+        let schedule = crate::mir::schedule::plan(&g);
+        let n = g.nodes.len();
+        let placed = placements(&g, &schedule, &vec![None; n], &vec![None; n]);
+        // 1024 rows: two blocks of 512; 8 rows: one block of 32.
+        assert_eq!(placed, [None, None, Some((512, 2)), Some((32, 1))]);
+        let port = |n| Port {
+            node: crate::mir::ir::NodeId(n),
+            port: 0,
+        };
+        let needs = rows_needed(&g, &placed, 2);
+        assert_eq!(needs[&port(0)], [0..1024, 512..1024], "{needs:?}");
+        assert_eq!(needs[&port(1)], [0..8, 0..8]);
+        assert_eq!(needs[&port(2)], [0..1024, 0..0]);
+        assert_eq!(needs[&port(3)], [0..0, 0..0]);
+        // Each rank holds the rows of the product it computed.
+        assert_eq!(
+            held(&g, port(2), &placed, needs.get(&port(2)), 2),
+            Held::Rows {
+                own: vec![0..512, 512..1024],
+                have: vec![0..1024, 512..1024],
+            }
+        );
+    }
+
+    /// A random fill of two dimensions whose blocks of elements hold whole rows is placed by
+    /// rows (its launch's own blocks), so a reader by rows takes only its rows of it; one
+    /// whose rows straddle blocks goes whole.
+    #[test]
+    fn random_fills_are_placed_by_rows_when_blocks_hold_whole_rows() {
+        let n = shard_elements();
+        assert_eq!(random_rows(&[3 * n + 1]), Some((n, 4)));
+        assert_eq!(random_rows(&[5, n]), Some((1, 5)));
+        assert_eq!(random_rows(&[5, 2 * n]), None);
+        assert_eq!((random_rows(&[5, 0]), random_rows(&[])), (None, None));
+        let text = format!(
+            "%0 = random uniform seed 0 : f32[8, {n}]\n\
+             %1 = map [8, {n}] reads(%0.0[i0, i1]) : f32[8, {n}] {{ r0 }}\n\
+             output %1.0\n"
+        );
+        let g = crate::mir::parse(&text).expect("the test graph parses");
+        let s = crate::mir::schedule::plan(&g);
+        let placed = placements(&g, &s, &[None, None], &[None, None]);
+        assert_eq!(placed[0], Some((1, 8)));
+        let needs = rows_needed(&g, &[placed[0], Some((1, 8))], 2);
+        let port = Port {
+            node: crate::mir::ir::NodeId(0),
+            port: 0,
+        };
+        assert_eq!(needs[&port], [0..4, 4..8], "{needs:?}");
     }
 
     /// A gather's table goes to every rank whole; a graph output of a placed producer
