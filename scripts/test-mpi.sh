@@ -16,7 +16,8 @@
 #     the ranks and the output is still identical;
 #     and a shard that fails for good gives the error of one process;
 #  2b. kills a run with --checkpoint at its 9th dispatch and reruns it: the output is that of
-#     an uninterrupted run (4 ranks, and one process resumed on 4 ranks);
+#     an uninterrupted run (4 ranks, and one process resumed on 4 ranks); the same with an
+#     executable of `flowc build --mpi` under mpirun (4 ranks, and 1 resumed on 2);
 #  2c. a training-like loop (tests/mpi/train.flow: weights updated each step, printed once)
 #     on 2 and 4 ranks moves (`--stats`) far less than one copy of the weights per step;
 #  3. kills a rank: one made to abort by FLOW_MPI_DIE, one with `kill -9`; the job must fail
@@ -218,6 +219,36 @@ FLOW
             diff "$work/ckpt.want" "$work/ckpt.out" | head -5 || true
         fi
     done
+
+    # The same with an executable of `flowc build --mpi` and its `--checkpoint DIR`: killed
+    # at its 9th dispatch under `mpirun -n 4` (rank 0 aborts, so mpirun ends the job), rerun
+    # under `mpirun -n 4` (and killed as one process, resumed on 2 ranks): the output of an
+    # uninterrupted `flowc run`, and the checkpoint removed at the end.
+    if "$flowc" build --mpi "$work/ckpt.flow" -o "$work/ckpt-exe" 2>"$work/ckpt-build.err"; then
+        for pair in "4|4" "1|2"; do
+            first=${pair%|*} second=${pair#*|}
+            rm -rf "$work/ck"
+            set +e
+            FLOW_DIE_AT_DISPATCH=9 mpirun -n "$first" --oversubscribe --timeout $timeout $([ "$(id -u)" = 0 ] && echo --allow-run-as-root) \
+                "$work/ckpt-exe" --threads 1 --checkpoint "$work/ck" >/dev/null 2>"$work/ckpt.err1"
+            rc1=$?
+            ls "$work/ck/checkpoint.flowckpt" >/dev/null 2>&1
+            had=$?
+            mpirun -n "$second" --oversubscribe --timeout $timeout $([ "$(id -u)" = 0 ] && echo --allow-run-as-root) \
+                "$work/ckpt-exe" --threads 2 --checkpoint "$work/ck" >"$work/ckpt.out" 2>"$work/ckpt.err2"
+            rc2=$?
+            set -e
+            if [ $rc1 -ne 0 ] && [ $had -eq 0 ] && [ $rc2 -eq 0 ] && cmp -s "$work/ckpt.want" "$work/ckpt.out" \
+                && [ ! -s "$work/ckpt.err2" ] && [ ! -e "$work/ck/checkpoint.flowckpt" ]; then
+                echo "ok    flowc build --mpi: killed at dispatch 9 on $first rank(s), resumed from --checkpoint on $second: the output of an uninterrupted run ($(sha256sum <"$work/ckpt.out" | cut -c1-16))"
+            else
+                fail "executable checkpoint: killed on $first rank(s) (exit $rc1, checkpoint written: $([ $had -eq 0 ] && echo yes || echo no)), resumed on $second (exit $rc2): $(head -c 400 "$work/ckpt.err1") $(head -c 400 "$work/ckpt.err2")"
+                diff "$work/ckpt.want" "$work/ckpt.out" | head -5 || true
+            fi
+        done
+    else
+        fail "flowc build --mpi of the checkpoint loop: $(head -c 600 "$work/ckpt-build.err")"
+    fi
 
     # Outputs stay on the ranks: tests/mpi/train.flow updates 1 MiB of weights in each of
     # its 40 steps (one dispatch each) and prints them once at the end. What moves is the
