@@ -48,6 +48,9 @@ cargo build -q -p flowc --features mpi
 cp target/debug/flowc "$work/flowc"
 flowc=$work/flowc
 export OMPI_MCA_mpi_yield_when_idle=1
+# mpirun: a rank that exits finalized before mpirun read its MPI_Finalize (mpirun starved for
+# PMIx's 2-second finalize handshake) is not "exiting improperly" (driver/launch.rs, NO_SYNC).
+export OMPI_MCA_orte_allowed_exit_without_sync=1
 timeout=120
 failed=0
 fail() { echo "FAIL  $*"; failed=$((failed + 1)); }
