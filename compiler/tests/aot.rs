@@ -453,3 +453,80 @@ fn build_mpi_without_the_mpi_feature_says_how_to_get_it() {
     assert!(err.contains("--features mpi"), "{err}");
     assert!(!exe.exists());
 }
+
+/// An executable takes `--checkpoint DIR` as `flowc run` does: killed in its loop (at the
+/// first, a middle and the last dispatch) and rerun, it prints what an uninterrupted run
+/// prints; the checkpoint file is the one `flowc run --checkpoint` writes (same format, same
+/// key), so a killed `flowc run` resumes in the executable without a warning.
+#[test]
+fn a_killed_executable_resumes_from_its_checkpoint_with_the_same_output() {
+    let dir = scratch("checkpoint");
+    std::fs::write(
+        dir.join("loop.flow"),
+        "op step(u: f32[N]) -> f32[N] {\n  let v[i] = u[i] * 0.5 + pad(u, 1.0)[i + 1] * 0.25;\n  v\n}\nmain {\n  var u = rand_uniform(5, [1000]);\n  for s in 0..12 {\n    u = step(u);\n    print(s, sum[i](u[i]), args());\n  }\n  print(\"end\", max[i](u[i]));\n}\n",
+    )
+    .expect("the program is written");
+    // Built and run from `dir` with the relative name, as `flowc run loop.flow` names it.
+    let built = Command::new(flowc())
+        .current_dir(&dir)
+        .args(["build", "loop.flow", "-o", "prog"])
+        .output()
+        .expect("flowc runs");
+    assert!(built.status.success(), "{built:?}");
+    let flowc_in = |args: &[&str], die: Option<&str>| {
+        let mut cmd = Command::new(flowc());
+        cmd.current_dir(&dir).args(args).env_remove("FLOW_FAULTS");
+        match die {
+            Some(at) => cmd.env("FLOW_DIE_AT_DISPATCH", at),
+            None => cmd.env_remove("FLOW_DIE_AT_DISPATCH"),
+        };
+        cmd.output().expect("flowc runs")
+    };
+    let exe = |args: &[&str], die: Option<&str>| {
+        let mut cmd = Command::new(dir.join("prog"));
+        cmd.current_dir(&dir).args(args).env_remove("FLOW_FAULTS");
+        match die {
+            Some(at) => cmd.env("FLOW_DIE_AT_DISPATCH", at),
+            None => cmd.env_remove("FLOW_DIE_AT_DISPATCH"),
+        };
+        cmd.output().expect("the executable runs")
+    };
+    let whole = flowc_in(&["run", "loop.flow"], None);
+    assert_eq!(whole.status.code(), Some(0), "{whole:?}");
+    assert_eq!(exe(&[], None).stdout, whole.stdout);
+    let ckpt = dir.join("ck/checkpoint.flowckpt");
+    for at in ["1", "6", "12"] {
+        let out = exe(&["--threads", "2", "--checkpoint", "ck"], Some(at));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), None, "killed at dispatch {at}: {err}");
+        assert!(err.contains("injected death"), "{err}");
+        assert_eq!(ckpt.exists(), at != "1", "after dispatch {at}");
+        let again = exe(&["--checkpoint=ck", "--threads=1"], None);
+        let err = String::from_utf8_lossy(&again.stderr);
+        assert_eq!(again.status.code(), Some(0), "{err}");
+        assert!(err.is_empty(), "{err}");
+        assert_eq!(again.stdout, whole.stdout, "killed at dispatch {at}");
+        assert!(!ckpt.exists(), "a finished run removes its checkpoint");
+    }
+    // `flowc run` killed, the executable resumes: the same file and key.
+    let out = flowc_in(&["run", "--checkpoint", "ck", "loop.flow"], Some("6"));
+    assert_eq!(out.status.code(), None, "{out:?}");
+    let again = exe(&["--checkpoint", "ck"], None);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert_eq!((again.status.code(), err.as_ref()), (Some(0), ""));
+    assert_eq!(again.stdout, whole.stdout);
+    // The program's own arguments are part of the key: after `--`, `--checkpoint` is one.
+    let out = exe(&["--checkpoint", "ck", "--", "--checkpoint"], Some("6"));
+    assert_eq!(out.status.code(), None, "{out:?}");
+    let again = exe(&["--checkpoint", "ck"], None);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("is of another program, other arguments"),
+        "{err}"
+    );
+    assert_eq!(again.stdout, whole.stdout);
+    let missing = exe(&["--checkpoint"], None);
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(2), "{err}");
+    assert!(err.contains("--checkpoint needs a directory"), "{err}");
+}

@@ -358,9 +358,12 @@ fn link(object: &[u8], output: &Path, with_mpi_lib: bool) -> Result<(), String> 
 /// The entry point of an executable made by `flowc build`, called by the `main` that
 /// `codegen::object` writes: runs the program in `image` with the kernels of `table`.
 ///
-/// Options before the program's arguments: `--threads N` (default: every core) and
-/// `--portable-math` (also `FLOW_PORTABLE_MATH=1`, and always when built with it); `--`
-/// ends them. Everything else is the program's `args()`.
+/// Options before the program's arguments: `--threads N` (default: every core),
+/// `--portable-math` (also `FLOW_PORTABLE_MATH=1`, and always when built with it) and
+/// `--checkpoint DIR` (stage checkpoints, as `flowc run --checkpoint DIR`: the same file,
+/// keyed by the embedded source and the program's arguments, so a run of `flowc run` and
+/// one of the executable resume each other's); `--` ends them. Everything else is the
+/// program's `args()`.
 ///
 /// # Safety
 /// `argv` holds `argc` NUL-terminated strings; `table` holds `n` entries whose keys are
@@ -465,9 +468,15 @@ fn run_image(
     let mut rest = args.into_iter().skip(1).peekable();
     let mut threads = None;
     let mut portable_math = false;
-    while let Some(arg) = rest.next_if(|a| {
-        a == "--threads" || a.starts_with("--threads=") || a == "--portable-math" || a == "--"
-    }) {
+    let mut flags = super::PassFlags::default();
+    let is_option = |a: &String| {
+        ["--threads", "--checkpoint"]
+            .iter()
+            .any(|o| a == o || a.strip_prefix(o).is_some_and(|v| v.starts_with('=')))
+            || a == "--portable-math"
+            || a == "--"
+    };
+    while let Some(arg) = rest.next_if(is_option) {
         if arg == "--" {
             break;
         }
@@ -475,10 +484,20 @@ fn run_image(
             portable_math = true;
             continue;
         }
-        let value = match arg.strip_prefix("--threads=") {
-            Some(v) => Some(v.to_string()),
-            None => rest.next(),
+        let (option, value) = match arg.split_once('=') {
+            Some((o, v)) => (o.to_string(), Some(v.to_string())),
+            None => (arg, rest.next()),
         };
+        if option == "--checkpoint" {
+            match value {
+                Some(dir) if !dir.is_empty() => flags.checkpoint = Some(PathBuf::from(dir)),
+                _ => {
+                    errln!("error: {name}: --checkpoint needs a directory");
+                    return 2;
+                }
+            }
+            continue;
+        }
         match value.as_deref().map(super::parse_threads) {
             Some(Ok(t)) => threads = Some(t),
             Some(Err(msg)) => {
@@ -526,7 +545,6 @@ fn run_image(
             return 2;
         }
     };
-    let flags = super::PassFlags::default();
     #[cfg(feature = "mpi")]
     if mpi_ranks && super::mpi_run::under_mpirun() {
         let worker = opts.clone();

@@ -2,12 +2,23 @@
 //! `flowc`, with the options the machines of this project need: `--oversubscribe` (more ranks
 //! than cores), `--allow-run-as-root` when run as root, `--timeout` when asked (a hung job
 //! ends), and `OMPI_MCA_mpi_yield_when_idle=1` (waiting ranks yield their core instead of
-//! busy-polling, which on few cores starves the ranks that compute and the network stack).
+//! busy-polling, which on few cores starves the ranks that compute and the network stack),
+//! and `OMPI_MCA_orte_allowed_exit_without_sync=1` for `mpirun` itself (see [`NO_SYNC`]).
 
 use std::process::Command;
 
 /// The environment variable that makes waiting MPI ranks yield their core.
 const YIELD: &str = "OMPI_MCA_mpi_yield_when_idle";
+
+/// The environment variable that stops `mpirun` from failing a job whose rank exited with
+/// status 0 before `mpirun` recorded its `MPI_Finalize`. A rank's `MPI_Finalize` ends with
+/// PMIx's finalize handshake with `mpirun`, which the rank waits for at most 2 seconds (a
+/// fixed timer in the PMIx client); when `mpirun` is starved that long (a heavily loaded
+/// machine), the rank exits, finalized, before `mpirun` has read its message, and Open MPI
+/// 4 reports it as "exiting improperly" — after the job's complete, correct output. A flowc
+/// rank never exits with 0 without `MPI_Finalize` (its other exits are `MPI_Abort`, an
+/// abort signal or a non-zero status, which stay errors), so this only removes that race.
+const NO_SYNC: &str = "OMPI_MCA_orte_allowed_exit_without_sync";
 
 /// Runs `flowc COMMAND ARGS` (`run`, `run-mir`, `test` or `bench`; ARGS the command line without
 /// `--ranks`/`--timeout`) as an MPI job of `ranks` processes; returns its exit status.
@@ -39,6 +50,7 @@ pub fn run_ranks(ranks: u32, timeout: Option<u32>, command: &str, run_args: &[St
     }
     cmd.args(["-x", &format!("{YIELD}=1")]);
     cmd.env(YIELD, "1");
+    cmd.env(NO_SYNC, "1");
     cmd.arg(exe).arg(command).args(run_args);
     match cmd.status() {
         Ok(s) => s.code().unwrap_or(1),
