@@ -1,13 +1,9 @@
-//! Matrix products for contractions (`sum[k](a[i, k] * b[k, j])`): the packed, register-blocked
-//! kernels of [`crate::gemm_packed`] (AVX-512 or AVX2+FMA, chosen at run time) behind a small
-//! safe-to-call surface, and the ordered kernel of `--portable-math`. Both backends of the
-//! compiler evaluate a recognized contraction here, so they agree bit for bit. Each element is
-//! one chain of fused multiply-adds in order along `k` from zero, computed from its own row and
-//! column only: the bits depend neither on how the rows are split into shards nor on the
-//! kernel variant, and are the same on every machine with FMA. On an x86-64 CPU without FMA,
-//! contractions run the ordered kernel (no FMA: other bits).
-
-use crate::gemm_packed::Isa;
+//! Matrix products for contractions (`sum[k](a[i, k] * b[k, j])`): the `matrixmultiply`
+//! crate's register-blocked, cache-tiled SGEMM/DGEMM kernels behind a small safe-to-call
+//! surface. Both backends of the compiler evaluate a recognized contraction here, so they agree
+//! bit for bit; the order in which each element's products are added is the crate's (blocked
+//! along `k`, perhaps with fused multiply-adds), fixed for a machine, and independent of how
+//! the rows are split into shards: each element is computed from its own row and column only.
 
 /// A matrix operand: element pointer, row stride and column stride, in elements.
 #[derive(Clone, Copy, Debug)]
@@ -17,9 +13,9 @@ pub struct Operand<T> {
     pub col_stride: isize,
 }
 
-/// Defines a GEMM entry point over one element type.
+/// Defines a GEMM entry point over one element type with its `matrixmultiply` kernel.
 macro_rules! gemm {
-    ($(#[$doc:meta])* $name:ident, $t:ty) => {
+    ($(#[$doc:meta])* $name:ident, $t:ty, $kernel:path) => {
         $(#[$doc])*
         ///
         /// # Safety
@@ -29,13 +25,28 @@ macro_rules! gemm {
             if m == 0 || n == 0 {
                 return;
             }
-            match Isa::best() {
-                // SAFETY: the caller's contract; `isa` is one this CPU runs.
-                Some(isa) if !crate::portable::portable_math() => unsafe {
-                    crate::gemm_packed::gemm(isa, m, k, n, a, b, c)
-                },
+            if crate::portable::portable_math() {
                 // SAFETY: the caller's contract.
-                _ => unsafe { ordered(m, k, n, a, b, c) },
+                return unsafe { ordered(m, k, n, a, b, c) };
+            }
+            // SAFETY: the caller's contract; beta = 0 means `c` is written, never read.
+            unsafe {
+                $kernel(
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    a.ptr,
+                    a.row_stride,
+                    a.col_stride,
+                    b.ptr,
+                    b.row_stride,
+                    b.col_stride,
+                    0.0,
+                    c,
+                    n as isize,
+                    1,
+                )
             }
         }
     };
@@ -88,12 +99,14 @@ gemm!(
     /// `c = a · b` for an `m×k` matrix `a`, a `k×n` matrix `b` and a row-major `m×n` matrix
     /// `c` (row stride `n`), overwriting `c`.
     gemm_f32,
-    f32
+    f32,
+    matrixmultiply::sgemm
 );
 gemm!(
     /// [`gemm_f32`] for `f64`.
     gemm_f64,
-    f64
+    f64,
+    matrixmultiply::dgemm
 );
 
 #[cfg(test)]

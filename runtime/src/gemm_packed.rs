@@ -9,6 +9,12 @@
 //! shapes, the row split and the instruction set change no bit: all variants give the same
 //! bits, on every machine (the plain-Rust kernel's `mul_add` is the same correctly rounded
 //! operation, in hardware or in software).
+//!
+//! Not yet what contractions run: `crate::gemm` stays on `matrixmultiply`, which this GEMM
+//! matched but did not beat at W4/W5's block shapes on the development machine (Zen 4, whose
+//! 512-bit FMAs have the throughput of two 256-bit ones), and lost to where `a` is
+//! transposed and `n` tiny (the derived backward's `hᵀ·d`). `flow-bench`'s `gemm` binary
+//! times both; docs/performance.md (sixth round) has the numbers.
 
 use crate::gemm::Operand;
 use std::sync::OnceLock;
@@ -16,7 +22,7 @@ use std::sync::OnceLock;
 /// The micro-kernels of an instruction set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
-    /// 512-bit vectors (`avx512f`): 12×32 tiles of `f32`, 12×16 of `f64`.
+    /// 512-bit vectors (`avx512f`): 6×64 tiles of `f32`, 12×16 of `f64`.
     Avx512,
     /// 256-bit vectors with FMA (`avx2`, `fma`): 6×16 tiles of `f32`, 6×8 of `f64`.
     Avx2,
@@ -60,6 +66,22 @@ impl Isa {
     }
 }
 
+/// The variant for a product of `n` columns: [`Isa::best`], but AVX2's narrower tiles (16
+/// `f32` columns, 8 `f64`) where `n` is under AVX-512's (64 and 16), whose zero padding would
+/// cost more than the wider vectors gain. All variants give the same bits, so the choice
+/// changes only the time.
+pub fn isa_for(n: usize, size: usize) -> Option<Isa> {
+    static AVX2: OnceLock<bool> = OnceLock::new();
+    let best = Isa::best();
+    let wide = if size == 4 { 64 } else { 16 };
+    let narrow = n < wide && *AVX2.get_or_init(|| Isa::available().contains(&Isa::Avx2));
+    if best == Some(Isa::Avx512) && narrow {
+        Some(Isa::Avx2)
+    } else {
+        best
+    }
+}
+
 /// A micro-kernel over one block of `kc` steps of `k` for an `mr×nr` tile of `c`: `a` holds
 /// the tile's rows packed `mr` values per step, `b` its columns packed `nr` values per step;
 /// `c` is the tile (row stride `ldc`). With `resume`, the chains continue from the values in
@@ -73,12 +95,12 @@ struct Kernel<T> {
     micro: Micro<T>,
 }
 
-/// The largest tile of any kernel, in elements (AVX-512 `f32`: 12×32).
+/// The largest tile of any kernel, in elements (AVX-512 `f32`: 6×64).
 const MAX_TILE: usize = 12 * 32;
 
 /// Steps of `k` per block: a packed row panel of `a` (`mr·KC` values) stays in L1 while the
-/// kernel runs along a block of `b`.
-const KC: usize = 256;
+/// kernel runs along a block of `b` (128 measured faster than 256 on Zen 4, `bench --bin gemm`).
+const KC: usize = 128;
 
 /// Bytes of a packed block of `b` (`KC` rows by some columns): half of a 1 MiB L2.
 const B_BLOCK_BYTES: usize = 512 * 1024;
@@ -233,7 +255,7 @@ pub unsafe fn gemm<T: Element>(
     let nc_max = (B_BLOCK_BYTES / (KC * std::mem::size_of::<T>())) / nr * nr;
     let kc_cap = KC.min(k);
     let mut bbuf = Aligned::<T>::new(kc_cap * nc_max.min(n.next_multiple_of(nr)));
-    let mut abuf = Aligned::<T>::new(kc_cap * mr);
+    let mut abuf = Aligned::<T>::new(kc_cap * m.next_multiple_of(mr));
     let mut tile = [T::default(); MAX_TILE];
     let (bp, ap) = (bbuf.ptr(), abuf.ptr());
     for jc in (0..n).step_by(nc_max) {
@@ -242,10 +264,11 @@ pub unsafe fn gemm<T: Element>(
             let kc = KC.min(k - pc);
             // SAFETY: the block lies inside `b`; the buffer holds kc × nc rounded up to nr.
             unsafe { pack_b(kc, nc, nr, b, pc, jc, bp) };
+            // SAFETY: as above, for `a`; the buffer holds kc × m rounded up to mr.
+            unsafe { pack_a(kc, m, mr, a, pc, ap) };
             for ir in (0..m).step_by(mr) {
                 let rows = mr.min(m - ir);
-                // SAFETY: as above, for `a`.
-                unsafe { pack_a(kc, rows, mr, a, ir, pc, ap) };
+                let ap = ap.wrapping_add(ir * kc);
                 for jr in (0..nc).step_by(nr) {
                     let cols = nr.min(nc - jr);
                     // SAFETY: the tile lies inside `c`; the panels hold kc steps each.
@@ -318,50 +341,51 @@ unsafe fn pack_b<T: Element>(
     }
 }
 
-/// Packs `a[ir .. ir+rows, pc .. pc+kc]` as `kc` steps of `mr` values, rows past `rows`
-/// zero.
+/// Packs `a[0 .. m, pc .. pc+kc]` into panels of `mr` rows, each `kc` steps of `mr` values,
+/// rows past `m` zero. The whole column block at once, so that a transposed `a` (rows of
+/// `k`, columns of `m`) is read along its storage rows, not down a column per panel (with
+/// rows 4 KiB apart, such columns alias in L1 and each panel read them from L2 again).
 ///
 /// # Safety
-/// The block must be readable through `a`'s strides; `out` must hold `kc · mr` values.
+/// The block must be readable through `a`'s strides; `out` must hold `kc · ⌈m/mr⌉·mr` values.
 unsafe fn pack_a<T: Element>(
     kc: usize,
-    rows: usize,
+    m: usize,
     mr: usize,
     a: Operand<T>,
-    ir: usize,
     pc: usize,
     out: *mut T,
 ) {
+    let padded = m.next_multiple_of(mr);
     // SAFETY: the caller's contract.
     unsafe {
         if a.col_stride != 1 {
-            // Read along the rows of `a`'s storage (a transposed operand's columns).
             for p in 0..kc {
-                let src = a
-                    .ptr
-                    .offset(ir as isize * a.row_stride + (pc + p) as isize * a.col_stride);
-                let dst = out.add(p * mr);
-                for i in 0..mr {
-                    *dst.add(i) = if i < rows {
-                        *src.offset(i as isize * a.row_stride)
-                    } else {
-                        T::default()
-                    };
+                let src = a.ptr.offset((pc + p) as isize * a.col_stride);
+                for i0 in (0..padded).step_by(mr) {
+                    let dst = out.add(i0 * kc + p * mr);
+                    for d in 0..mr {
+                        let i = i0 + d;
+                        *dst.add(d) = if i < m {
+                            *src.offset(i as isize * a.row_stride)
+                        } else {
+                            T::default()
+                        };
+                    }
                 }
             }
             return;
         }
-        for i in 0..mr {
-            if i < rows {
-                let src = a
-                    .ptr
-                    .offset((ir + i) as isize * a.row_stride + pc as isize * a.col_stride);
+        for i in 0..padded {
+            let panel = out.add(i / mr * mr * kc + i % mr);
+            if i < m {
+                let src = a.ptr.offset(i as isize * a.row_stride + pc as isize);
                 for p in 0..kc {
-                    *out.add(p * mr + i) = *src.offset(p as isize * a.col_stride);
+                    *panel.add(p * mr) = *src.add(p);
                 }
             } else {
                 for p in 0..kc {
-                    *out.add(p * mr + i) = T::default();
+                    *panel.add(p * mr) = T::default();
                 }
             }
         }

@@ -4,8 +4,9 @@
 //! the C ABI of generated kernels (with the math built-ins they call).
 //!
 //! This crate is shared by the compiler's interpreter, its generated code and its driver. It
-//! depends on no crate of ours (only on rayon, for the worker pool, and libm, for
-//! machine-independent math under `--portable-math`). It does no file I/O:
+//! depends on no crate of ours (only on rayon, for the worker pool, and matrixmultiply, for
+//! the GEMM kernels of contractions, and libm, for machine-independent math under
+//! `--portable-math`). It does no file I/O:
 //! `.npy` files are decoded from and encoded to byte buffers, and values are formatted to
 //! strings.
 

@@ -1,6 +1,6 @@
 //! Math over spans: `exp` on `f32` over a whole slice, compiled three times — for AVX-512F,
 //! for AVX2 and for the baseline target — from the same source, [`fastmath::exp_f32`], and
-//! chosen at run time by CPU detection (as [`crate::gemm_packed`] chooses its GEMM kernel). The
+//! chosen at run time by CPU detection (as `matrixmultiply` chooses its GEMM kernel). The
 //! native backend's kernels call [`flow_exp_span_f32`] on the rows a shard wrote, where the
 //! body of a map is `exp(…)`: LLVM vectorizes the loop 16 or 8 lanes wide, where the
 //! kernels' own code (Cranelift, 128-bit vectors only) runs 4.

@@ -2,15 +2,20 @@
 //! (`mir::schedule::contraction_rows` gives 512-row blocks): the `matrixmultiply` crate (the
 //! baselines' GEMM) against each kernel variant of the runtime's packed GEMM
 //! (`flow_runtime::gemm_packed`) this CPU runs, interleaved rep by rep, and prints the median
-//! time and GFLOP/s of each, with the largest difference from `matrixmultiply`'s result.
+//! time (on-CPU time of the thread, from `/proc/thread-self/schedstat`, where there is one:
+//! the machine may be loaded) and GFLOP/s of each, with the largest difference from `matrixmultiply`'s result.
 //!
 //! ```text
-//! cargo run --release -p flow-bench --bin gemm -- [--reps N]
+//! cargo run --release -p flow-bench --bin gemm -- [--reps N] [--shape NAME] [--candidate NAME]
 //! ```
+//!
+//! `--shape` and `--candidate` (`matrixmultiply`, `Avx512`, `Avx2`) run one of each, for
+//! counting a candidate's own cycles (`perf stat -e cycles:u`) on a loaded machine.
 //!
 //! Shapes (`m×k×n`, operand layouts as Flow passes them): `fwd` 512×1024×1024 (W4, W5's
 //! hidden layer), `out` 512×1024×10 (W5's output layer), `dh` 512×10×1024 with `b`
-//! transposed (W5's `d·w2ᵀ`), `dw` 512×2048×1024 with `a` transposed (W5's `xᵀ·g`), and `fwd64`
+//! transposed (W5's `d·w2ᵀ`), `dw` 512×2048×1024 with `a` transposed (W5's `xᵀ·g`), `dw2` 512×2048×10 with `a` transposed (the derived
+//! backward's `hᵀ·d`), and `fwd64`
 //! (`fwd` in `f64`).
 
 use std::hint::black_box;
@@ -49,9 +54,25 @@ fn operands<T: Copy>(s: &Shape, a: &[T], b: &[T]) -> (Operand<T>, Operand<T>) {
     )
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// Seconds this thread has run on a CPU (Linux's `/proc/thread-self/schedstat`), so that on a
+/// machine loaded by other processes the time a candidate waited for a CPU is not counted;
+/// `None` where the file is missing.
+fn cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns * 1e-9)
+}
+
+/// Now, as [`cpu_seconds`] or else as wall-clock seconds since the first call.
+fn now() -> f64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    cpu_seconds().unwrap_or_else(|| START.get_or_init(Instant::now).elapsed().as_secs_f64())
+}
+
+/// The mean: the on-CPU clock ticks in steps of a few milliseconds, so a median of short
+/// runs would be one of few values.
+fn mean(v: Vec<f64>) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
 }
 
 trait Mm: Element + Into<f64> {
@@ -117,7 +138,7 @@ impl Mm for f64 {
     }
 }
 
-fn run<T: Mm>(s: &Shape, reps: usize) {
+fn run<T: Mm>(s: &Shape, reps: usize, only: Option<&str>) {
     let a: Vec<T> = (0..s.m * s.k)
         .map(|x| T::from_f64(((x * 7919) % 1000) as f64 / 500.0 - 1.0))
         .collect();
@@ -134,20 +155,25 @@ fn run<T: Mm>(s: &Shape, reps: usize) {
     let mut got = vec![T::default(); s.m * s.n];
     let mut times = vec![Vec::new(); isas.len() + 1];
     for rep in 0..reps + 1 {
-        let t = Instant::now();
-        // SAFETY: the operands address exactly the buffers.
-        unsafe { T::mm(s.m, s.k, s.n, pa, pb, want.as_mut_ptr()) };
+        let t = now();
+        if only.is_none_or(|o| o == "matrixmultiply") || rep == 0 {
+            // SAFETY: the operands address exactly the buffers.
+            unsafe { T::mm(s.m, s.k, s.n, pa, pb, want.as_mut_ptr()) };
+        }
         black_box(&want);
         if rep > 0 {
-            times[0].push(t.elapsed().as_secs_f64());
+            times[0].push(now() - t);
         }
         for (v, &isa) in isas.iter().enumerate() {
-            let t = Instant::now();
+            if only.is_some_and(|o| o != format!("{isa:?}")) {
+                continue;
+            }
+            let t = now();
             // SAFETY: as above; `isa` is available.
             unsafe { gemm(isa, s.m, s.k, s.n, pa, pb, got.as_mut_ptr()) };
             black_box(&got);
             if rep > 0 {
-                times[v + 1].push(t.elapsed().as_secs_f64());
+                times[v + 1].push(now() - t);
             }
         }
     }
@@ -160,7 +186,10 @@ fn run<T: Mm>(s: &Shape, reps: usize) {
     let names =
         std::iter::once("matrixmultiply".to_string()).chain(isas.iter().map(|i| format!("{i:?}")));
     for (name, t) in names.zip(times) {
-        let t = median(t);
+        if t.is_empty() {
+            continue;
+        }
+        let t = mean(t);
         println!(
             "{:6} {:>4}x{:<4}x{:<4} {:15} {:8.3} ms {:6.1} GFLOP/s",
             s.name,
@@ -181,6 +210,11 @@ fn main() {
         Some(i) => args.get(i + 1).and_then(|r| r.parse().ok()).unwrap_or(11),
         None => 11,
     };
+    let flag = |f: &str| {
+        let i = args.iter().position(|a| a == f)?;
+        args.get(i + 1).map(String::as_str)
+    };
+    let (only_shape, only) = (flag("--shape"), flag("--candidate"));
     let shape = |name, m, k, n, a_t, b_t| Shape {
         name,
         m,
@@ -189,9 +223,20 @@ fn main() {
         a_t,
         b_t,
     };
-    run::<f32>(&shape("fwd", 512, 1024, 1024, false, false), reps);
-    run::<f32>(&shape("out", 512, 1024, 10, false, false), reps);
-    run::<f32>(&shape("dh", 512, 10, 1024, false, true), reps);
-    run::<f32>(&shape("dw", 512, 2048, 1024, true, false), reps);
-    run::<f64>(&shape("fwd64", 512, 1024, 1024, false, false), reps);
+    let f32s = [
+        shape("fwd", 512, 1024, 1024, false, false),
+        shape("out", 512, 1024, 10, false, false),
+        shape("dh", 512, 10, 1024, false, true),
+        shape("dw", 512, 2048, 1024, true, false),
+        shape("dw2", 512, 2048, 10, true, false),
+    ];
+    for s in &f32s {
+        if only_shape.is_none_or(|o| o == s.name) {
+            run::<f32>(s, reps, only);
+        }
+    }
+    let s = shape("fwd64", 512, 1024, 1024, false, false);
+    if only_shape.is_none_or(|o| o == s.name) {
+        run::<f64>(&s, reps, only);
+    }
 }
