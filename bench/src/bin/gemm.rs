@@ -76,7 +76,7 @@ fn mean(v: Vec<f64>) -> f64 {
 }
 
 trait Mm: Element + Into<f64> {
-    /// `matrixmultiply`'s product.
+    /// The runtime's product (`matrixmultiply`'s kernel), what Flow's contractions run.
     ///
     /// # Safety
     /// As for `flow_runtime::gemm::gemm_f32`.
@@ -86,25 +86,9 @@ trait Mm: Element + Into<f64> {
 
 impl Mm for f32 {
     unsafe fn mm(m: usize, k: usize, n: usize, a: Operand<f32>, b: Operand<f32>, c: *mut f32) {
-        // SAFETY: the caller's contract.
-        unsafe {
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.ptr,
-                a.row_stride,
-                a.col_stride,
-                b.ptr,
-                b.row_stride,
-                b.col_stride,
-                0.0,
-                c,
-                n as isize,
-                1,
-            )
-        }
+        // SAFETY: the caller's contract; the runtime's entry is `matrixmultiply`'s kernel
+        // (what Flow's contractions run) unless `--portable-math` is set, which this never sets.
+        unsafe { flow_runtime::gemm::gemm_f32(m, k, n, a, b, c) }
     }
     fn from_f64(x: f64) -> f32 {
         x as f32
@@ -113,25 +97,9 @@ impl Mm for f32 {
 
 impl Mm for f64 {
     unsafe fn mm(m: usize, k: usize, n: usize, a: Operand<f64>, b: Operand<f64>, c: *mut f64) {
-        // SAFETY: the caller's contract.
-        unsafe {
-            matrixmultiply::dgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.ptr,
-                a.row_stride,
-                a.col_stride,
-                b.ptr,
-                b.row_stride,
-                b.col_stride,
-                0.0,
-                c,
-                n as isize,
-                1,
-            )
-        }
+        // SAFETY: the caller's contract; the runtime's entry is `matrixmultiply`'s kernel
+        // (what Flow's contractions run) unless `--portable-math` is set, which this never sets.
+        unsafe { flow_runtime::gemm::gemm_f64(m, k, n, a, b, c) }
     }
     fn from_f64(x: f64) -> f64 {
         x
