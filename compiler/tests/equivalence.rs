@@ -823,7 +823,10 @@ fn generator_coverage() {
         missing.is_empty(),
         "the generator never produced: {missing:?}"
     );
-    // The newer constructs each in at least 5 % of the cases.
+    // The newer constructs each in at least 3 % of the cases. The seed is drawn per run, so
+    // the floor sits well below each one's expected share (about 8 %, 10 % and 5.5 % of the
+    // cases; a 5 % floor failed one run in five for the scatter of tuples) and only a
+    // generator that stopped drawing one of them fails it.
     for key in [
         "case: parameterised monoid",
         "case: tuple-state scan or histogram",
@@ -831,8 +834,8 @@ fn generator_coverage() {
     ] {
         let n = seen.get(key).copied().unwrap_or(0);
         assert!(
-            n * 20 >= n_cases,
-            "`{key}` in {n} of {n_cases} cases, under the 5 % floor"
+            n * 100 >= 3 * n_cases,
+            "`{key}` in {n} of {n_cases} cases, under the 3 % floor"
         );
     }
 }
