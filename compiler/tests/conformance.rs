@@ -193,6 +193,76 @@ fn backends_and_thread_counts_agree_bitwise() {
     });
 }
 
+/// GEMMs whose row group runs epilogue members inside the product, on each block of rows as
+/// the packed GEMM finishes it (`flow_runtime::gemm::gemm_f32_then`): a bias and `max` over
+/// the product, written over it (W4: three row blocks of 512, the last one short, each handed
+/// over in blocks of 64 rows or more); an update `w - 0.01 · acc` with a column sum of another
+/// tensor in its row group (W5's `step_w` and `step_b`, one launch: `flowc ir --stage
+/// kernels`); and a product of 10 columns, which stays on `matrixmultiply`. 1100 columns (more
+/// than one packed block of columns), `k` past the packed GEMM's block of 128: the same bits
+/// on both backends and on any thread count.
+#[test]
+fn gemm_epilogues_are_bitwise_equal_on_both_backends() {
+    let dir = std::env::temp_dir().join(format!("flowc-gemm-epilogue-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let program = dir.join("epilogue.flow");
+    std::fs::write(
+        &program,
+        "op layer(x: f32[B, M], w: f32[M, N], b: f32[N]) -> f32[B, N] {\n\
+         let y[i, n] = max(b[n] + sum[k](x[i, k] * w[k, n]), 0.0);\n\
+         y\n\
+         }\n\
+         op step(w: f32[M, H], a: f32[B, M], g: f32[B, H]) -> f32[M, H] {\n\
+         let n[k, j] = w[k, j] - 0.01 * sum[i](a[i, k] * g[i, j]);\n\
+         n\n\
+         }\n\
+         op colsum(g: f32[B, H]) -> f32[H] {\n\
+         let s[j] = sum[i](g[i, j]);\n\
+         s\n\
+         }\n\
+         main {\n\
+         let x = rand_normal(1, [1100, 300]);\n\
+         let w = rand_normal(2, [300, 1100]) * 0.05;\n\
+         let y = layer(x, w, rand_normal(3, [1100]));\n\
+         let g = rand_normal(4, [700, 300]);\n\
+         let n = step(w, x, y);\n\
+         let s = colsum(g);\n\
+         let z = layer(x, rand_normal(5, [300, 10]), rand_normal(6, [10]));\n\
+         save(\"y.npy\", y);\n\
+         save(\"w.npy\", n);\n\
+         save(\"s.npy\", s);\n\
+         save(\"z.npy\", z);\n\
+         }\n",
+    )
+    .unwrap();
+    let outputs = |tag: &str, flags: &[&str]| {
+        let here = dir.join(tag);
+        std::fs::create_dir_all(&here).unwrap();
+        let out = Command::new(flowc())
+            .arg("run")
+            .args(flags)
+            .arg(&program)
+            .current_dir(&here)
+            .output()
+            .expect("flowc runs");
+        assert!(
+            out.status.success(),
+            "{tag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ["y", "w", "s", "z"].map(|f| std::fs::read(here.join(format!("{f}.npy"))).unwrap())
+    };
+    let reference = outputs("interp", &["--backend", "interp"]);
+    for threads in ["1", "3"] {
+        let jit = outputs(&format!("jit{threads}"), &["--threads", threads]);
+        assert!(
+            jit == reference,
+            "the JIT on {threads} thread(s) and the interpreter differ"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// A matrix product past every block boundary — more rows than one shard of the interpreter's
 /// pipeline (255 rows of 257 columns), a reduced extent longer than the GEMM's K block —
 /// gives the same bits on both backends and on any thread count, at the GEMM's speed on

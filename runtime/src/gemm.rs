@@ -1,9 +1,46 @@
-//! Matrix products for contractions (`sum[k](a[i, k] * b[k, j])`): the `matrixmultiply`
-//! crate's register-blocked, cache-tiled SGEMM/DGEMM kernels behind a small safe-to-call
-//! surface. Both backends of the compiler evaluate a recognized contraction here, so they agree
-//! bit for bit; the order in which each element's products are added is the crate's (blocked
-//! along `k`, perhaps with fused multiply-adds), fixed for a machine, and independent of how
-//! the rows are split into shards: each element is computed from its own row and column only.
+//! Matrix products for contractions (`sum[k](a[i, k] * b[k, j])`) behind a small
+//! safe-to-call surface. Both backends of the compiler evaluate a recognized contraction here,
+//! so they agree bit for bit. Which routine runs is a function of `k`, `n`, the element type
+//! and the CPU's features, never of `m`, so a product computed in blocks of rows (the native
+//! backend's shards) and whole (the interpreter) runs the same routine:
+//!
+//! - `f32` with at least [`PACKED_MIN_N`] columns, on a CPU with fused multiply-adds: the
+//!   runtime's packed GEMM ([`crate::gemm_packed`]), each element one chain of FMAs in order
+//!   along `k` from zero, the same bits on every machine with FMA; [`gemm_f32_then`] hands
+//!   each block of finished rows to an epilogue while they are in cache;
+//! - otherwise the `matrixmultiply` crate's register-blocked, cache-tiled SGEMM/DGEMM kernels,
+//!   whose order of addition is the crate's (blocked along `k`, perhaps with fused
+//!   multiply-adds), fixed for a machine;
+//! - under `--portable-math`, the portable kernel: in order along `k`, no FMA.
+//!
+//! Each element is computed from its own row and column only, so the bits do not depend on
+//! how the rows are split into shards.
+
+use crate::gemm_packed::{self, Isa};
+
+/// The fewest columns of an `f32` product that runs on the packed GEMM. Below, `matrixmultiply`
+/// stays: with W5's 10 columns (`hᵀ·d`, `h·w2`) the packing of the packed GEMM's operands cost
+/// more than the product (docs/performance.md, sixth round).
+pub const PACKED_MIN_N: usize = 64;
+
+/// The packed GEMM's variant for a product into `n` columns of `size`-byte elements, or
+/// `None` where `matrixmultiply` (or the portable kernel) runs it: a function of `n`, `size`
+/// and the CPU only.
+fn packed(n: usize, size: usize) -> Option<Isa> {
+    // `f64` stays on `matrixmultiply`: slower on the packed GEMM at W4's shape in `f64`
+    // (sixth round: 23–28 ms against 20–23).
+    if size != 4 || n < PACKED_MIN_N || crate::portable::portable_math() {
+        return None;
+    }
+    gemm_packed::isa_for(n, size)
+}
+
+/// Whether an `f32` product into `n` columns runs on the packed GEMM on this machine (whose
+/// [`gemm_f32_then`] reports finished rows block by block; `matrixmultiply` reports all rows
+/// at the end).
+pub fn f32_is_packed(n: usize) -> bool {
+    packed(n, 4).is_some()
+}
 
 /// A matrix operand: element pointer, row stride and column stride, in elements.
 #[derive(Clone, Copy, Debug)]
@@ -13,22 +50,27 @@ pub struct Operand<T> {
     pub col_stride: isize,
 }
 
-/// Defines a GEMM entry point over one element type with its `matrixmultiply` kernel.
+/// Defines a GEMM entry point over one element type, its variant with an epilogue (`_then`),
+/// and its `matrixmultiply` kernel alone (`_matrixmultiply`).
 macro_rules! gemm {
-    ($(#[$doc:meta])* $name:ident, $t:ty, $kernel:path) => {
+    ($(#[$doc:meta])* $name:ident, $(#[$doc_then:meta])* $then:ident, $mm:ident, $t:ty, $kernel:path) => {
         $(#[$doc])*
         ///
         /// # Safety
         /// Every element of `a` and `b` addressed through the strides must be readable, `c`
         /// must point to `m·n` writable elements, and `c` must not overlap `a` or `b`.
         pub unsafe fn $name(m: usize, k: usize, n: usize, a: Operand<$t>, b: Operand<$t>, c: *mut $t) {
-            if m == 0 || n == 0 {
-                return;
-            }
-            if crate::portable::portable_math() {
-                // SAFETY: the caller's contract.
-                return unsafe { ordered(m, k, n, a, b, c) };
-            }
+            // SAFETY: the caller's contract.
+            unsafe { $then(m, k, n, a, b, c, &mut |_, _| true) };
+        }
+
+        /// The product on `matrixmultiply`'s kernel alone, whatever the shape (what
+        /// [`gemm_f32`] runs on products narrower than [`PACKED_MIN_N`]; `flow-bench`'s
+        /// `gemm` binary times it against the packed GEMM).
+        ///
+        /// # Safety
+        /// As for the function without `_matrixmultiply`.
+        pub unsafe fn $mm(m: usize, k: usize, n: usize, a: Operand<$t>, b: Operand<$t>, c: *mut $t) {
             // SAFETY: the caller's contract; beta = 0 means `c` is written, never read.
             unsafe {
                 $kernel(
@@ -48,6 +90,37 @@ macro_rules! gemm {
                     1,
                 )
             }
+        }
+
+        $(#[$doc_then])*
+        ///
+        /// # Safety
+        /// As for the function without `_then`; `done` may read and write rows `r0..r1` of
+        /// `c` only.
+        pub unsafe fn $then(
+            m: usize,
+            k: usize,
+            n: usize,
+            a: Operand<$t>,
+            b: Operand<$t>,
+            c: *mut $t,
+            done: &mut dyn FnMut(usize, usize) -> bool,
+        ) -> bool {
+            if m == 0 || n == 0 {
+                return true;
+            }
+            if crate::portable::portable_math() {
+                // SAFETY: the caller's contract.
+                unsafe { ordered(m, k, n, a, b, c) };
+                return done(0, m);
+            }
+            if let Some(isa) = packed(n, std::mem::size_of::<$t>()) {
+                // SAFETY: the caller's contract; `isa` is one this CPU runs.
+                return unsafe { gemm_packed::gemm_then(isa, m, k, n, a, b, c, done) };
+            }
+            // SAFETY: the caller's contract.
+            unsafe { $mm(m, k, n, a, b, c) };
+            done(0, m)
         }
     };
 }
@@ -99,12 +172,22 @@ gemm!(
     /// `c = a · b` for an `m×k` matrix `a`, a `k×n` matrix `b` and a row-major `m×n` matrix
     /// `c` (row stride `n`), overwriting `c`.
     gemm_f32,
+    /// [`gemm_f32`], calling `done(r0, r1)` once rows `r0..r1` of `c` hold their final
+    /// values: every row once, in order; block by block while they are in cache where the
+    /// packed GEMM runs the product ([`gemm_packed::gemm_then`]), all rows at the end
+    /// otherwise. An epilogue applied there gives the bits of the product followed by the
+    /// epilogue as a second pass. Returns `false` if `done` did (the product then stopped).
+    gemm_f32_then,
+    gemm_f32_matrixmultiply,
     f32,
     matrixmultiply::sgemm
 );
 gemm!(
     /// [`gemm_f32`] for `f64`.
     gemm_f64,
+    /// [`gemm_f32_then`] for `f64`.
+    gemm_f64_then,
+    gemm_f64_matrixmultiply,
     f64,
     matrixmultiply::dgemm
 );
@@ -208,5 +291,98 @@ mod tests {
             whole.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
             blocks.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
         );
+    }
+
+    fn values32(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|x| (((x + seed) * 7919 + seed * 31) % 1013) as f32 / 97.0 - 5.1)
+            .collect()
+    }
+
+    fn row_major(p: &[f32], cols: usize) -> Operand<f32> {
+        Operand {
+            ptr: p.as_ptr(),
+            row_stride: cols as isize,
+            col_stride: 1,
+        }
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// With FMA in hardware, an `f32` product of [`PACKED_MIN_N`] columns or more is one FMA
+    /// chain per element in order along `k` (the packed GEMM), also across `matrixmultiply`'s
+    /// blocks of `k` (300 > 256), whole or in blocks of rows (the interpreter, the native
+    /// backend's shards).
+    #[test]
+    fn wide_f32_products_are_one_fma_chain_in_order_along_k() {
+        if !f32_is_packed(PACKED_MIN_N) {
+            return; // No FMA in hardware: `matrixmultiply` runs every product.
+        }
+        assert!(!f32_is_packed(PACKED_MIN_N - 1));
+        let (m, k, n) = (40, 300, 96);
+        let (a, b) = (values32(m * k, 1), values32(k * n, 2));
+        let mut whole = vec![f32::NAN; m * n];
+        // SAFETY: the operands address exactly the buffers.
+        unsafe { gemm_f32(m, k, n, row_major(&a, k), row_major(&b, n), whole.as_mut_ptr()) };
+        for i in 0..m {
+            for j in 0..n {
+                let want = (0..k).fold(0f32, |s, p| a[i * k + p].mul_add(b[p * n + j], s));
+                assert_eq!(whole[i * n + j].to_bits(), want.to_bits(), "c[{i}, {j}]");
+            }
+        }
+        let mut blocks = vec![f32::NAN; m * n];
+        for (lo, hi) in [(0, 7), (7, 8), (8, 40)] {
+            // SAFETY: rows lo..hi of `a` and `c`.
+            unsafe {
+                gemm_f32(
+                    hi - lo,
+                    k,
+                    n,
+                    row_major(&a[lo * k..], k),
+                    row_major(&b, n),
+                    blocks[lo * n..].as_mut_ptr(),
+                )
+            };
+        }
+        assert_eq!(bits(&whole), bits(&blocks));
+    }
+
+    /// An epilogue run in [`gemm_f32_then`]'s `done` (W5's update `w - 0.01 · acc`, in place)
+    /// gives the bits of [`gemm_f32`] followed by the same map over the whole output, on the
+    /// packed GEMM (96 columns, row blocks reported as they finish) and on `matrixmultiply`
+    /// (10 columns, all rows at the end), and every row is reported once.
+    #[test]
+    fn an_epilogue_in_the_gemm_equals_the_gemm_then_the_map() {
+        for (m, k, n) in [(150, 300, 96), (150, 300, 10), (3, 5, 70)] {
+            let (a, b, w) = (values32(m * k, 3), values32(k * n, 4), values32(m * n, 5));
+            let step = |w: f32, acc: f32| w - 0.01 * acc;
+            let mut two_pass = vec![f32::NAN; m * n];
+            // SAFETY: the operands address exactly the buffers.
+            unsafe { gemm_f32(m, k, n, row_major(&a, k), row_major(&b, n), two_pass.as_mut_ptr()) };
+            for (c, &w) in two_pass.iter_mut().zip(&w) {
+                *c = step(w, *c);
+            }
+            let mut fused = vec![f32::NAN; m * n];
+            let cp = fused.as_mut_ptr();
+            let mut covered = 0;
+            let mut done = |r0: usize, r1: usize| {
+                assert_eq!(r0, covered);
+                covered = r1;
+                for x in r0 * n..r1 * n {
+                    // SAFETY: rows r0..r1 of the m×n output, final.
+                    unsafe { *cp.add(x) = step(w[x], *cp.add(x)) };
+                }
+                true
+            };
+            // SAFETY: as above.
+            let all = unsafe {
+                gemm_f32_then(m, k, n, row_major(&a, k), row_major(&b, n), cp, &mut done)
+            };
+            assert!(all);
+            assert_eq!(covered, m);
+            assert_eq!(bits(&fused), bits(&two_pass), "{m}x{k}x{n}");
+        }
     }
 }

@@ -10,11 +10,14 @@
 //! bits, on every machine (the plain-Rust kernel's `mul_add` is the same correctly rounded
 //! operation, in hardware or in software).
 //!
-//! Not yet what contractions run: `crate::gemm` stays on `matrixmultiply`, which this GEMM
-//! matched but did not beat at W4/W5's block shapes on the development machine (Zen 4, whose
-//! 512-bit FMAs have the throughput of two 256-bit ones), and lost to where `a` is
-//! transposed and `n` tiny (the derived backward's `hᵀ·d`). `flow-bench`'s `gemm` binary
-//! times both; docs/performance.md (sixth round) has the numbers.
+//! `crate::gemm` runs `f32` products of at least [`crate::gemm::PACKED_MIN_N`] columns here
+//! (with fused multiply-adds in hardware): at W4/W5's block shapes it matches
+//! `matrixmultiply` (Zen 4's 512-bit FMAs have the throughput of two 256-bit ones), and
+//! [`gemm_then`] hands each block of finished rows to the caller while they are in cache (a
+//! row group's epilogue: bias, activation, an update), which `matrixmultiply` cannot. Where
+//! `n` is tiny (the derived backward's `hᵀ·d`, 10 columns) packing costs more than the
+//! product, and `matrixmultiply` stays. `flow-bench`'s `gemm` binary times both;
+//! docs/performance.md (sixth and seventh rounds) has the numbers.
 
 use crate::gemm::Operand;
 use std::sync::OnceLock;
@@ -242,13 +245,44 @@ pub unsafe fn gemm<T: Element>(
     b: Operand<T>,
     c: *mut T,
 ) {
+    // SAFETY: the caller's contract.
+    unsafe { gemm_then(isa, m, k, n, a, b, c, &mut |_, _| true) };
+}
+
+/// Rows of `c` handed to [`gemm_then`]'s `done` at a time, at least (rounded up to a whole
+/// panel of the kernel's rows): 64 rows of 1024 `f32` are 256 KiB, a quarter of Zen 4's L2,
+/// so the caller reads them from L2 right after the kernels stored them.
+pub const DONE_ROWS: usize = 64;
+
+/// [`gemm`], calling `done(r0, r1)` as soon as rows `r0..r1` of `c` hold their final values:
+/// every row exactly once, in order, in blocks of at least [`DONE_ROWS`] rows (the last block
+/// may be shorter), each after the last block of `k` of the last block of columns wrote it.
+/// `done` may read and overwrite those rows (the GEMM does not touch them again), so an
+/// epilogue applied there sees exactly the values a whole product would have left (each is
+/// its full FMA chain along `k`) and gives the bits of the GEMM followed by the epilogue as a
+/// second pass. If `done` returns `false`, the product stops (the rows after those reported
+/// are then unspecified) and `false` is returned; otherwise `true`.
+///
+/// # Safety
+/// As for [`gemm`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_then<T: Element>(
+    isa: Isa,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Operand<T>,
+    b: Operand<T>,
+    c: *mut T,
+    done: &mut dyn FnMut(usize, usize) -> bool,
+) -> bool {
     if m == 0 || n == 0 {
-        return;
+        return true;
     }
     if k == 0 {
         // SAFETY: `c` holds m·n elements.
         unsafe { std::slice::from_raw_parts_mut(c, m * n).fill(T::default()) };
-        return;
+        return done(0, m);
     }
     let KernelRef(ker) = T::kernel(isa);
     let (mr, nr) = (ker.mr, ker.nr);
@@ -258,10 +292,15 @@ pub unsafe fn gemm<T: Element>(
     let mut abuf = Aligned::<T>::new(kc_cap * m.next_multiple_of(mr));
     let mut tile = [T::default(); MAX_TILE];
     let (bp, ap) = (bbuf.ptr(), abuf.ptr());
+    let chunk = DONE_ROWS.next_multiple_of(mr);
     for jc in (0..n).step_by(nc_max) {
         let nc = nc_max.min(n - jc);
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
+            // The last block of `k` of the last block of columns: rows are final once its
+            // panels have run.
+            let last = jc + nc == n && pc + kc == k;
+            let mut reported = 0;
             // SAFETY: the block lies inside `b`; the buffer holds kc × nc rounded up to nr.
             unsafe { pack_b(kc, nc, nr, b, pc, jc, bp) };
             // SAFETY: as above, for `a`; the buffer holds kc × m rounded up to mr.
@@ -297,9 +336,17 @@ pub unsafe fn gemm<T: Element>(
                         }
                     }
                 }
+                let end = ir + rows;
+                if last && (end - reported >= chunk || end == m) {
+                    if !done(reported, end) {
+                        return false;
+                    }
+                    reported = end;
+                }
             }
         }
     }
+    true
 }
 
 /// Packs `b[pc .. pc+kc, jc .. jc+nc]` into panels of `nr` columns, each `kc` steps of `nr`

@@ -158,3 +158,83 @@ fn an_empty_sum_is_zero() {
         assert_eq!(c, vec![0.0; 6]);
     }
 }
+
+/// [`gemm_then`] reports every row once, in order, in blocks of at least [`DONE_ROWS`] rows
+/// (the last may be shorter), each when it holds its final value (the whole FMA chain); an
+/// epilogue applied there in place (`max(bias + acc, 0)`, W4's) gives the bits of the product
+/// followed by the epilogue as a second pass. Shapes: one block of columns and several of
+/// `k`; several blocks of columns (1100 > 512 `f32`); fewer rows than a block; `a` transposed.
+#[test]
+fn gemm_then_hands_over_final_rows_once_in_order() {
+    for (m, k, n, a_t) in [
+        (200, 300, 70, false),
+        (97, 20, 1100, false),
+        (5, 129, 64, false),
+        (130, 257, 80, true),
+        (70, 0, 65, false),
+    ] {
+        let a: Vec<f32> = values(m * k, 7).iter().map(|&x| x as f32).collect();
+        let b: Vec<f32> = values(k * n, 8).iter().map(|&x| x as f32).collect();
+        let bias: Vec<f32> = values(n, 9).iter().map(|&x| x as f32).collect();
+        let pa = if a_t {
+            operand(&a, 1, m)
+        } else {
+            operand(&a, k, 1)
+        };
+        let product = reference(m, k, n, pa, operand(&b, n, 1));
+        let epilogue = |acc: f32, j: usize| (bias[j] + acc).max(0.0);
+        let want: Vec<u32> = product
+            .iter()
+            .enumerate()
+            .map(|(x, &acc)| epilogue(acc, x % n).to_bits())
+            .collect();
+        for isa in Isa::available() {
+            let mut c = vec![f32::NAN; m * n];
+            let cp = c.as_mut_ptr();
+            let mut next = 0;
+            let all = {
+                let mut done = |r0: usize, r1: usize| {
+                    assert_eq!(r0, next, "{isa:?}: rows in order, each once");
+                    assert!(r1 > r0 && r1 <= m);
+                    assert!(r1 - r0 >= DONE_ROWS.min(m - r0), "{isa:?}: {r0}..{r1}");
+                    next = r1;
+                    // SAFETY: rows r0..r1 of the m×n buffer, which the GEMM no longer writes.
+                    let rows = unsafe { std::slice::from_raw_parts_mut(cp.add(r0 * n), (r1 - r0) * n) };
+                    for (x, v) in rows.iter_mut().enumerate() {
+                        let (i, j) = (r0 + x / n, x % n);
+                        assert_eq!(v.to_bits(), product[i * n + j].to_bits(), "{isa:?} not final");
+                        *v = epilogue(*v, j);
+                    }
+                    true
+                };
+                // SAFETY: the operands address exactly the buffers.
+                unsafe { gemm_then(isa, m, k, n, pa, operand(&b, n, 1), cp, &mut done) }
+            };
+            assert!(all);
+            assert_eq!(next, m, "{isa:?}: every row reported");
+            assert_eq!(bits32(&c), want, "{isa:?} {m}x{k}x{n}");
+        }
+    }
+}
+
+/// When `done` returns `false` the product stops there and says so.
+#[test]
+fn gemm_then_stops_when_told() {
+    let (m, k, n) = (300, 10, 70);
+    let a: Vec<f32> = values(m * k, 1).iter().map(|&x| x as f32).collect();
+    let b: Vec<f32> = values(k * n, 2).iter().map(|&x| x as f32).collect();
+    for isa in Isa::available() {
+        let mut c = vec![0f32; m * n];
+        let mut calls = 0;
+        let mut stop = |_: usize, _: usize| {
+            calls += 1;
+            false
+        };
+        // SAFETY: the operands address exactly the buffers.
+        let all = unsafe {
+            gemm_then(isa, m, k, n, operand(&a, k, 1), operand(&b, n, 1), c.as_mut_ptr(), &mut stop)
+        };
+        assert!(!all);
+        assert_eq!(calls, 1, "{isa:?}");
+    }
+}

@@ -5,7 +5,8 @@
 //! Off (the default), the math built-ins are Rust's `f32`/`f64` methods — the platform C
 //! library, which on x86-64 (glibc) may pick a variant built for FMA at run time — `exp` on
 //! `f32` over spans runs the widest vector code the CPU has ([`crate::spanmath`]), and
-//! contractions run `matrixmultiply`'s GEMM kernel for the CPU's instruction set.
+//! contractions run the runtime's packed GEMM (`f32` with FMA in hardware, 64 columns or more)
+//! or `matrixmultiply`'s kernel for the CPU's instruction set.
 //!
 //! On, every such routine takes a path whose bits depend only on the program:
 //! - the math functions are the `libm` crate's (a Rust port of musl's libm: plain IEEE

@@ -76,7 +76,8 @@ fn mean(v: Vec<f64>) -> f64 {
 }
 
 trait Mm: Element + Into<f64> {
-    /// The runtime's product (`matrixmultiply`'s kernel), what Flow's contractions run.
+    /// The runtime's product on `matrixmultiply`'s kernel (what Flow's contractions run on
+    /// products narrower than `flow_runtime::gemm::PACKED_MIN_N`, and on every `f64` one).
     ///
     /// # Safety
     /// As for `flow_runtime::gemm::gemm_f32`.
@@ -86,9 +87,8 @@ trait Mm: Element + Into<f64> {
 
 impl Mm for f32 {
     unsafe fn mm(m: usize, k: usize, n: usize, a: Operand<f32>, b: Operand<f32>, c: *mut f32) {
-        // SAFETY: the caller's contract; the runtime's entry is `matrixmultiply`'s kernel
-        // (what Flow's contractions run) unless `--portable-math` is set, which this never sets.
-        unsafe { flow_runtime::gemm::gemm_f32(m, k, n, a, b, c) }
+        // SAFETY: the caller's contract.
+        unsafe { flow_runtime::gemm::gemm_f32_matrixmultiply(m, k, n, a, b, c) }
     }
     fn from_f64(x: f64) -> f32 {
         x as f32
@@ -97,9 +97,8 @@ impl Mm for f32 {
 
 impl Mm for f64 {
     unsafe fn mm(m: usize, k: usize, n: usize, a: Operand<f64>, b: Operand<f64>, c: *mut f64) {
-        // SAFETY: the caller's contract; the runtime's entry is `matrixmultiply`'s kernel
-        // (what Flow's contractions run) unless `--portable-math` is set, which this never sets.
-        unsafe { flow_runtime::gemm::gemm_f64(m, k, n, a, b, c) }
+        // SAFETY: the caller's contract.
+        unsafe { flow_runtime::gemm::gemm_f64_matrixmultiply(m, k, n, a, b, c) }
     }
     fn from_f64(x: f64) -> f64 {
         x

@@ -58,28 +58,44 @@ pub(super) fn gemm_rows(
     lo: usize,
     hi: usize,
 ) {
+    gemm_rows_then(c, (a, b, o), lo, hi, &mut |_, _| true);
+}
+
+/// [`gemm_rows`], calling `done(r0, r1)` (absolute rows) as each block of rows is final (see
+/// `flow_runtime::gemm::gemm_f32_then`): a row group's next members run there, on rows still
+/// in cache. Returns `false` if `done` did.
+pub(super) fn gemm_rows_then(
+    c: &Contraction,
+    (a, b, o): (&SendPtr, &SendPtr, &SendPtr),
+    lo: usize,
+    hi: usize,
+    done: &mut dyn FnMut(usize, usize) -> bool,
+) -> bool {
     let (_, k, n) = c.dims;
     let shift = lo as isize * c.a.1;
+    let done = &mut |r0: usize, r1: usize| done(lo + r0, lo + r1);
     // SAFETY: the verifier proved both reads in bounds over the whole box, so rows lo..hi of
     // `a` and all of `b` are readable; each task writes only rows lo..hi of the m×n output,
-    // which no other task writes.
+    // which no other task writes, and `done` gets rows of that block only.
     unsafe {
         match c.dtype {
-            DType::F32 => gemm::gemm_f32(
+            DType::F32 => gemm::gemm_f32_then(
                 hi - lo,
                 k,
                 n,
                 operand((a.get() as *const f32).offset(shift), c.a),
                 operand(b.get() as *const f32, c.b),
                 (o.get() as *mut f32).add(lo * n),
+                done,
             ),
-            _ => gemm::gemm_f64(
+            _ => gemm::gemm_f64_then(
                 hi - lo,
                 k,
                 n,
                 operand((a.get() as *const f64).offset(shift), c.a),
                 operand(b.get() as *const f64, c.b),
                 (o.get() as *mut f64).add(lo * n),
+                done,
             ),
         }
     }

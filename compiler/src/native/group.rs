@@ -1,7 +1,7 @@
 //! Running one launch of the schedule: a row group of kernels (and a GEMM) over its shards,
 //! every member on a shard's rows in turn, with in-place writes; or one kernel node alone.
 
-use super::contraction::gemm_rows;
+use super::contraction::{gemm_rows, gemm_rows_then};
 use std::rc::Rc;
 
 use flow_runtime::pool::TaskErrorKind;
@@ -237,30 +237,46 @@ impl Native {
         // Which member failed with an error code, by shard.
         let failed = std::sync::Mutex::new(Vec::<(usize, usize)>::new());
         let rows = group.rows;
-        let res = self
-            .launch(&launch, &|lo, hi| {
-                for (k, call) in calls.iter().enumerate() {
-                    let status = match call {
-                        // SAFETY: each kernel reads only inside its input buffers (proved by the
-                        // verifier; a member's rows lo..hi, which it reads, were written just
-                        // before) and writes only rows lo..hi of its outputs, which no other task
-                        // writes.
-                        Call::Kernel(f, bufs, dims) => unsafe {
-                            f(bufs.as_ptr(), dims.as_ptr(), lo as i64, hi as i64)
-                        },
-                        Call::Gemm { c, a, b, out } => {
-                            gemm_rows(c, (a, b, out), lo, hi);
-                            0
-                        }
-                    };
-                    if status != 0 {
-                        if let Ok(mut v) = failed.lock() {
-                            v.push((lo / rows, k));
-                        }
-                        return status;
+        // Members `from..` on rows `r0..r1` of the shard starting at `lo`; the first status
+        // that is not 0 (and which member returned it), or 0.
+        let run_calls = |from: usize, lo: usize, r0: usize, r1: usize| -> i32 {
+            for (k, call) in calls.iter().enumerate().skip(from) {
+                let status = match call {
+                    // SAFETY: each kernel reads only inside its input buffers (proved by the
+                    // verifier; a member's rows r0..r1, which it reads, were written just
+                    // before) and writes only rows r0..r1 of its outputs, which no other task
+                    // writes.
+                    Call::Kernel(f, bufs, dims) => unsafe {
+                        f(bufs.as_ptr(), dims.as_ptr(), r0 as i64, r1 as i64)
+                    },
+                    Call::Gemm { c, a, b, out } => {
+                        gemm_rows(c, (a, b, out), r0, r1);
+                        0
                     }
+                };
+                if status != 0 {
+                    if let Ok(mut v) = failed.lock() {
+                        v.push((lo / rows, k));
+                    }
+                    return status;
                 }
-                0
+            }
+            0
+        };
+        let res = self
+            .launch(&launch, &|lo, hi| match calls.first() {
+                // A GEMM's epilogue members run on each block of rows the GEMM finishes,
+                // while those rows are in cache (every member computes each row as alone, so
+                // this changes no bit; see `flow_runtime::gemm::gemm_f32_then`).
+                Some(Call::Gemm { c, a, b, out }) if calls.len() > 1 => {
+                    let mut status = 0;
+                    gemm_rows_then(c, (a, b, out), lo, hi, &mut |r0, r1| {
+                        status = run_calls(1, lo, r0, r1);
+                        status == 0
+                    });
+                    status
+                }
+                _ => run_calls(0, lo, lo, hi),
             })
             .map_err(|e| {
                 let k = failed
