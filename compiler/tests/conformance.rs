@@ -193,6 +193,32 @@ fn backends_and_thread_counts_agree_bitwise() {
     });
 }
 
+/// Runs `flowc run FLAGS PROGRAM` in the folder `dir/tag` (made here), asserting success;
+/// returns that folder (where the program saved its files) and how long the run took.
+fn run_in(
+    dir: &std::path::Path,
+    program: &std::path::Path,
+    tag: &str,
+    flags: &[&str],
+) -> (std::path::PathBuf, std::time::Duration) {
+    let here = dir.join(tag);
+    std::fs::create_dir_all(&here).unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::new(flowc())
+        .arg("run")
+        .args(flags)
+        .arg(program)
+        .current_dir(&here)
+        .output()
+        .expect("flowc runs");
+    assert!(
+        out.status.success(),
+        "{tag}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (here, started.elapsed())
+}
+
 /// GEMMs whose row group runs epilogue members inside the product, on each block of rows as
 /// the packed GEMM finishes it (`flow_runtime::gemm::gemm_f32_then`): a bias and `max` over
 /// the product, written over it (W4: three row blocks of 512, the last one short, each handed
@@ -236,20 +262,7 @@ fn gemm_epilogues_are_bitwise_equal_on_both_backends() {
     )
     .unwrap();
     let outputs = |tag: &str, flags: &[&str]| {
-        let here = dir.join(tag);
-        std::fs::create_dir_all(&here).unwrap();
-        let out = Command::new(flowc())
-            .arg("run")
-            .args(flags)
-            .arg(&program)
-            .current_dir(&here)
-            .output()
-            .expect("flowc runs");
-        assert!(
-            out.status.success(),
-            "{tag}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (here, _) = run_in(&dir, &program, tag, flags);
         ["y", "w", "s", "z"].map(|f| std::fs::read(here.join(format!("{f}.npy"))).unwrap())
     };
     let reference = outputs("interp", &["--backend", "interp"]);
@@ -287,22 +300,7 @@ fn a_large_matrix_product_is_bitwise_equal_on_both_backends() {
     )
     .unwrap();
     let outputs = |tag: &str, flags: &[&str]| {
-        let here = dir.join(tag);
-        std::fs::create_dir_all(&here).unwrap();
-        let started = std::time::Instant::now();
-        let out = Command::new(flowc())
-            .arg("run")
-            .args(flags)
-            .arg(&program)
-            .current_dir(&here)
-            .output()
-            .expect("flowc runs");
-        assert!(
-            out.status.success(),
-            "{tag}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let elapsed = started.elapsed();
+        let (here, elapsed) = run_in(&dir, &program, tag, flags);
         (std::fs::read(here.join("out.npy")).unwrap(), elapsed)
     };
     let (reference, interp_time) = outputs("interp", &["--backend", "interp"]);

@@ -325,7 +325,16 @@ mod tests {
         let (a, b) = (values32(m * k, 1), values32(k * n, 2));
         let mut whole = vec![f32::NAN; m * n];
         // SAFETY: the operands address exactly the buffers.
-        unsafe { gemm_f32(m, k, n, row_major(&a, k), row_major(&b, n), whole.as_mut_ptr()) };
+        unsafe {
+            gemm_f32(
+                m,
+                k,
+                n,
+                row_major(&a, k),
+                row_major(&b, n),
+                whole.as_mut_ptr(),
+            )
+        };
         for i in 0..m {
             for j in 0..n {
                 let want = (0..k).fold(0f32, |s, p| a[i * k + p].mul_add(b[p * n + j], s));
@@ -360,7 +369,16 @@ mod tests {
             let step = |w: f32, acc: f32| w - 0.01 * acc;
             let mut two_pass = vec![f32::NAN; m * n];
             // SAFETY: the operands address exactly the buffers.
-            unsafe { gemm_f32(m, k, n, row_major(&a, k), row_major(&b, n), two_pass.as_mut_ptr()) };
+            unsafe {
+                gemm_f32(
+                    m,
+                    k,
+                    n,
+                    row_major(&a, k),
+                    row_major(&b, n),
+                    two_pass.as_mut_ptr(),
+                )
+            };
             for (c, &w) in two_pass.iter_mut().zip(&w) {
                 *c = step(w, *c);
             }

@@ -199,10 +199,15 @@ fn gemm_then_hands_over_final_rows_once_in_order() {
                     assert!(r1 - r0 >= DONE_ROWS.min(m - r0), "{isa:?}: {r0}..{r1}");
                     next = r1;
                     // SAFETY: rows r0..r1 of the m×n buffer, which the GEMM no longer writes.
-                    let rows = unsafe { std::slice::from_raw_parts_mut(cp.add(r0 * n), (r1 - r0) * n) };
+                    let rows =
+                        unsafe { std::slice::from_raw_parts_mut(cp.add(r0 * n), (r1 - r0) * n) };
                     for (x, v) in rows.iter_mut().enumerate() {
                         let (i, j) = (r0 + x / n, x % n);
-                        assert_eq!(v.to_bits(), product[i * n + j].to_bits(), "{isa:?} not final");
+                        assert_eq!(
+                            v.to_bits(),
+                            product[i * n + j].to_bits(),
+                            "{isa:?} not final"
+                        );
                         *v = epilogue(*v, j);
                     }
                     true
@@ -232,7 +237,16 @@ fn gemm_then_stops_when_told() {
         };
         // SAFETY: the operands address exactly the buffers.
         let all = unsafe {
-            gemm_then(isa, m, k, n, operand(&a, k, 1), operand(&b, n, 1), c.as_mut_ptr(), &mut stop)
+            gemm_then(
+                isa,
+                m,
+                k,
+                n,
+                operand(&a, k, 1),
+                operand(&b, n, 1),
+                c.as_mut_ptr(),
+                &mut stop,
+            )
         };
         assert!(!all);
         assert_eq!(calls, 1, "{isa:?}");

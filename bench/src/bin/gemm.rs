@@ -11,6 +11,10 @@
 //!
 //! `--shape` and `--candidate` (`matrixmultiply`, `Avx512`, `Avx2`) run one of each, for
 //! counting a candidate's own cycles (`perf stat -e cycles:u`) on a loaded machine.
+//! `--epilogue` times W4's block with its epilogue `max(b + acc, 0)` instead: the product on
+//! `matrixmultiply` then the epilogue as a second pass (what Flow ran before), the packed GEMM
+//! then a second pass, and the packed GEMM with the epilogue on each block of rows it
+//! finishes (`gemm_then`, what Flow's row group runs now).
 //!
 //! Shapes (`m×k×n`, operand layouts as Flow passes them): `fwd` 512×1024×1024 (W4, W5's
 //! hidden layer), `out` 512×1024×10 (W5's output layer), `dh` 512×10×1024 with `b`
@@ -22,7 +26,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use flow_runtime::gemm::Operand;
-use flow_runtime::gemm_packed::{gemm, Element, Isa};
+use flow_runtime::gemm_packed::{gemm, gemm_then, Element, Isa};
 
 #[global_allocator]
 static ALLOC: flow_runtime::alloc::CacheLineAligned = flow_runtime::alloc::CacheLineAligned;
@@ -171,6 +175,86 @@ fn run<T: Mm>(s: &Shape, reps: usize, only: Option<&str>) {
     println!("{:6} max |packed - matrixmultiply| = {diff:e}", s.name);
 }
 
+/// W4's block (512×1024×1024) followed by `max(b + acc, 0)` in place, three ways (see the
+/// module's documentation), interleaved rep by rep; prints the mean on-CPU time of each.
+fn run_epilogue(reps: usize) {
+    let (m, k, n) = (512, 1024, 1024);
+    let a: Vec<f32> = (0..m * k)
+        .map(|x| ((x * 7919) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
+    let b: Vec<f32> = (0..k * n)
+        .map(|x| ((x * 104729) % 997) as f32 / 498.0 - 1.0)
+        .collect();
+    let bias: Vec<f32> = (0..n).map(|x| (x % 17) as f32 / 8.0 - 1.0).collect();
+    let s = Shape {
+        name: "fwd+ep",
+        m,
+        k,
+        n,
+        a_t: false,
+        b_t: false,
+    };
+    let (pa, pb) = operands(&s, &a, &b);
+    let Some(isa) = Isa::best() else {
+        println!("no packed GEMM with FMA on this CPU");
+        return;
+    };
+    let epilogue = |rows: &mut [f32]| {
+        for row in rows.chunks_exact_mut(n) {
+            for (v, &b) in row.iter_mut().zip(&bias) {
+                *v = (b + *v).max(0.0);
+            }
+        }
+    };
+    let mut outs = [vec![0f32; m * n], vec![0f32; m * n], vec![0f32; m * n]];
+    let mut times = [Vec::new(), Vec::new(), Vec::new()];
+    for rep in 0..reps + 1 {
+        for (v, (c, t)) in outs.iter_mut().zip(times.iter_mut()).enumerate() {
+            let start = now();
+            let cp = c.as_mut_ptr();
+            // SAFETY: the operands address exactly the buffers; `done` gets rows of `c`.
+            unsafe {
+                match v {
+                    0 => f32::mm(m, k, n, pa, pb, cp),
+                    1 => gemm(isa, m, k, n, pa, pb, cp),
+                    _ => {
+                        gemm_then(isa, m, k, n, pa, pb, cp, &mut |r0, r1| {
+                            epilogue(std::slice::from_raw_parts_mut(
+                                cp.add(r0 * n),
+                                (r1 - r0) * n,
+                            ));
+                            true
+                        });
+                    }
+                }
+            }
+            if v < 2 {
+                epilogue(c);
+            }
+            black_box(&c);
+            if rep > 0 {
+                t.push(now() - start);
+            }
+        }
+    }
+    assert!(
+        outs[1] == outs[2],
+        "the epilogue inside the GEMM changed a bit"
+    );
+    let names = [
+        "matrixmultiply, then epilogue",
+        "packed, then epilogue",
+        "packed, epilogue inside",
+    ];
+    for (name, t) in names.iter().zip(times) {
+        println!(
+            "{:6} {m}x{k}x{n} {name:30} {:8.3} ms",
+            s.name,
+            mean(t) * 1e3
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let reps = match args.iter().position(|a| a == "--reps") {
@@ -182,6 +266,10 @@ fn main() {
         args.get(i + 1).map(String::as_str)
     };
     let (only_shape, only) = (flag("--shape"), flag("--candidate"));
+    if args.iter().any(|a| a == "--epilogue") {
+        run_epilogue(reps);
+        return;
+    }
     let shape = |name, m, k, n, a_t, b_t| Shape {
         name,
         m,

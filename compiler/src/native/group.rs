@@ -158,12 +158,24 @@ impl Native {
         let mut calls = Vec::new();
         let (mut read_bytes, mut written) = (0, 0);
         let mut seen: Vec<Port> = Vec::new();
+        // After a GEMM, the members that run inside it on each block of rows it finishes:
+        // `1..epilogue`, those that read rows written in the group before them (the GEMM's,
+        // or such a member's). The others (a column sum of another tensor) run after the
+        // GEMM on the shard's whole rows, reading longer runs of their inputs.
+        let mut epilogue = 1;
         for (k, member) in group.members.iter().enumerate() {
             let node = &g.nodes[member.node];
             let reads = match &node.kind {
                 NodeKind::Map { reads, .. } | NodeKind::Reduce { reads, .. } => reads,
                 _ => unreachable!("only kernels"),
             };
+            if k == epilogue
+                && reads
+                    .iter()
+                    .any(|r| group.members[..k].iter().any(|m| m.node == r.node))
+            {
+                epilogue += 1;
+            }
             if let Work::Gemm(c) = &member.work {
                 // The first member: both operands come from outside the group.
                 let [a, b] = [c.a.0, c.b.0]
@@ -237,10 +249,10 @@ impl Native {
         // Which member failed with an error code, by shard.
         let failed = std::sync::Mutex::new(Vec::<(usize, usize)>::new());
         let rows = group.rows;
-        // Members `from..` on rows `r0..r1` of the shard starting at `lo`; the first status
-        // that is not 0 (and which member returned it), or 0.
-        let run_calls = |from: usize, lo: usize, r0: usize, r1: usize| -> i32 {
-            for (k, call) in calls.iter().enumerate().skip(from) {
+        // Members `from..to` on rows `r0..r1` of the shard starting at `lo`; the first
+        // status that is not 0 (which member returned it is recorded), or 0.
+        let run_calls = |from: usize, to: usize, lo: usize, r0: usize, r1: usize| -> i32 {
+            for (k, call) in calls.iter().enumerate().take(to).skip(from) {
                 let status = match call {
                     // SAFETY: each kernel reads only inside its input buffers (proved by the
                     // verifier; a member's rows r0..r1, which it reads, were written just
@@ -267,16 +279,20 @@ impl Native {
             .launch(&launch, &|lo, hi| match calls.first() {
                 // A GEMM's epilogue members run on each block of rows the GEMM finishes,
                 // while those rows are in cache (every member computes each row as alone, so
-                // this changes no bit; see `flow_runtime::gemm::gemm_f32_then`).
-                Some(Call::Gemm { c, a, b, out }) if calls.len() > 1 => {
+                // this changes no bit; see `flow_runtime::gemm::gemm_f32_then`), the rest
+                // after it.
+                Some(Call::Gemm { c, a, b, out }) if epilogue > 1 => {
                     let mut status = 0;
                     gemm_rows_then(c, (a, b, out), lo, hi, &mut |r0, r1| {
-                        status = run_calls(1, lo, r0, r1);
+                        status = run_calls(1, epilogue, lo, r0, r1);
                         status == 0
                     });
-                    status
+                    if status != 0 {
+                        return status;
+                    }
+                    run_calls(epilogue, calls.len(), lo, lo, hi)
                 }
-                _ => run_calls(0, lo, lo, hi),
+                _ => run_calls(0, calls.len(), lo, lo, hi),
             })
             .map_err(|e| {
                 let k = failed
