@@ -388,9 +388,10 @@ mod tests {
             let mut done = |r0: usize, r1: usize| {
                 assert_eq!(r0, covered);
                 covered = r1;
-                for x in r0 * n..r1 * n {
-                    // SAFETY: rows r0..r1 of the m×n output, final.
-                    unsafe { *cp.add(x) = step(w[x], *cp.add(x)) };
+                // SAFETY: rows r0..r1 of the m×n output, final.
+                let rows = unsafe { std::slice::from_raw_parts_mut(cp.add(r0 * n), (r1 - r0) * n) };
+                for (c, &w) in rows.iter_mut().zip(&w[r0 * n..r1 * n]) {
+                    *c = step(w, *c);
                 }
                 true
             };
