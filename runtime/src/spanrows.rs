@@ -259,40 +259,34 @@ pub fn row_binary_fold_f32(
 /// The baseline variant of [`row_binary_fold_f32`]: the fold in scalar code.
 fn rows_fold_base(out: RowsOut<'_>, d: &[f32], shape: RowShape, how: RowHow, sink: LaneSink<'_>) {
     let max = sink.fold == Fold::Max;
-    rows_fold(out, d, shape, how, sink, &mut |acc, v| fold_scalar(acc, v, max));
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn rows_fold_avx512(
-    out: RowsOut<'_>,
-    d: &[f32],
-    shape: RowShape,
-    how: RowHow,
-    sink: LaneSink<'_>,
-) {
-    let max = sink.fold == Fold::Max;
-    // SAFETY (of the call): the CPU has AVX-512F.
-    rows_fold(out, d, shape, how, sink, &mut |acc, v| unsafe {
-        lanes16::accumulate_avx512(acc, v, max)
+    rows_fold(out, d, shape, how, sink, &mut |acc, v| {
+        fold_scalar(acc, v, max)
     });
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn rows_fold_avx2(
-    out: RowsOut<'_>,
-    d: &[f32],
-    shape: RowShape,
-    how: RowHow,
-    sink: LaneSink<'_>,
-) {
-    let max = sink.fold == Fold::Max;
-    // SAFETY (of the call): the CPU has AVX2.
-    rows_fold(out, d, shape, how, sink, &mut |acc, v| unsafe {
-        lanes16::accumulate_avx2(acc, v, max)
-    });
+/// The vectorized variants of [`row_binary_fold_f32`]: its lanes one vector at a time.
+macro_rules! fold_variant {
+    ($name:ident, $feature:literal, $accumulate:ident) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feature)]
+        unsafe fn $name(
+            out: RowsOut<'_>,
+            d: &[f32],
+            shape: RowShape,
+            how: RowHow,
+            sink: LaneSink<'_>,
+        ) {
+            let max = sink.fold == Fold::Max;
+            // SAFETY (of the call): the CPU has the feature this function is compiled for.
+            rows_fold(out, d, shape, how, sink, &mut |acc, v| unsafe {
+                lanes16::$accumulate(acc, v, max)
+            });
+        }
+    };
 }
+
+fold_variant!(rows_fold_avx512, "avx512f", accumulate_avx512);
+fold_variant!(rows_fold_avx2, "avx2", accumulate_avx2);
 
 /// Folds `v` (whole vectors of [`LANES`], in order) into the lanes `acc`, lane by lane as
 /// [`lane_fold_reference`] does: vectorized, LLVM may swap the operands of `+`, which can
@@ -689,7 +683,13 @@ fn op_code(op: i64) -> (RowOp, bool, bool) {
 /// # Safety
 /// [`flow_row_binary_f32`]'s contract, with `rows > 0`.
 unsafe fn rows_out<'a>(out: *mut f32, x: *const f32, rows: usize, shape: RowShape) -> RowsOut<'a> {
-    let len = |stride: usize| if shape.n == 0 { 0 } else { (rows - 1) * stride + shape.n };
+    let len = |stride: usize| {
+        if shape.n == 0 {
+            0
+        } else {
+            (rows - 1) * stride + shape.n
+        }
+    };
     // SAFETY: the caller's contract.
     unsafe {
         if std::ptr::eq(out, x) {

@@ -13,17 +13,24 @@ fn same(name: &str, got: &[f32], want: &[f32]) {
     }
 }
 
+/// Rows of `n` elements `n + pad` apart, their inputs (with `inputs`' specials) and their
+/// scalars (the first `-0`).
+fn row_case(rows: usize, n: usize, pad: usize) -> (RowShape, Vec<f32>, Vec<f32>) {
+    let shape = RowShape {
+        n,
+        x_stride: n + pad,
+        out_stride: n,
+    };
+    let x = inputs((rows - 1) * shape.x_stride + n, (rows * n) as u32);
+    let mut d = inputs(rows, 5);
+    d[0] = -0.0;
+    (shape, x, d)
+}
+
 type RowsFn = dyn Fn(RowsOut<'_>, &[f32], RowShape, RowOp, bool, bool);
 fn check_rows(name: &str, f: &RowsFn) {
     for (rows, n, pad) in [(1, 1, 0), (3, 5, 2), (2, 17, 0), (5, 100, 3), (9, 1031, 1)] {
-        let shape = RowShape {
-            n,
-            x_stride: n + pad,
-            out_stride: n,
-        };
-        let x = inputs((rows - 1) * shape.x_stride + n, (rows * n) as u32);
-        let mut d = inputs(rows, 5);
-        d[0] = -0.0;
+        let (shape, x, d) = row_case(rows, n, pad);
         for (op, e) in [RowOp::Add, RowOp::Sub, RowOp::Mul, RowOp::Div]
             .into_iter()
             .flat_map(|op| [(op, false), (op, true)])
@@ -222,14 +229,7 @@ fn check_folds(name: &str, f: &FoldFn) {
         (2, 7, 0, 0),
         (6, 4096, 256, 0),
     ] {
-        let shape = RowShape {
-            n,
-            x_stride: n + pad,
-            out_stride: n,
-        };
-        let x = inputs((rows - 1) * shape.x_stride + n, (rows * n) as u32);
-        let mut d = inputs(rows, 5);
-        d[0] = -0.0;
+        let (shape, x, d) = row_case(rows, n, pad);
         for op in [RowOp::Add, RowOp::Sub, RowOp::Mul, RowOp::Div] {
             for (sf, ex) in [(false, false), (true, false), (false, true), (true, true)] {
                 for fold in [Fold::Sum, Fold::Max] {
@@ -237,7 +237,11 @@ fn check_folds(name: &str, f: &FoldFn) {
                     let (want_e, want_l) = fold_reference(Vec::new(), &x, &d, shape, (h, m, fold));
                     let mut e = vec![f32::NAN; want_e.len()];
                     let mut l = vec![f32::NAN; rows * LANES];
-                    let sink = LaneSink { out: &mut l, m, fold };
+                    let sink = LaneSink {
+                        out: &mut l,
+                        m,
+                        fold,
+                    };
                     f(RowsOut::To(&mut e, &x), &d, shape, h, sink);
                     let what = format!("{name} {op:?} {sf} {ex} {fold:?} {rows}x{n} m {m}");
                     same(&format!("{what}: e"), &e, &want_e);
@@ -249,7 +253,11 @@ fn check_folds(name: &str, f: &FoldFn) {
                     };
                     let (want_e, want_l) = fold_reference(x.clone(), &x, &d, s, (h, m, fold));
                     let mut e = x.clone();
-                    let sink = LaneSink { out: &mut l, m, fold };
+                    let sink = LaneSink {
+                        out: &mut l,
+                        m,
+                        fold,
+                    };
                     f(RowsOut::InPlace(&mut e), &d, s, h, sink);
                     same(&format!("{what} in place: e"), &e[..want_e.len()], &want_e);
                     same(&format!("{what} in place: lanes"), &l, &want_l);
@@ -271,7 +279,9 @@ fn row_operations_with_their_lane_fold_give_the_reference_bits() {
     {
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2.
-            check_folds("avx2", &|o, d, s, h, k| unsafe { rows_fold_avx2(o, d, s, h, k) });
+            check_folds("avx2", &|o, d, s, h, k| unsafe {
+                rows_fold_avx2(o, d, s, h, k)
+            });
         }
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F.
@@ -306,7 +316,15 @@ fn the_fused_fold_keeps_each_lanes_order() {
         m: 3,
         fold: Fold::Sum,
     };
-    row_binary_fold_f32(RowsOut::To(&mut e, &x), &d, shape, RowOp::Add, false, false, sink);
+    row_binary_fold_f32(
+        RowsOut::To(&mut e, &x),
+        &d,
+        shape,
+        RowOp::Add,
+        false,
+        false,
+        sink,
+    );
     assert_eq!(l[0].to_bits(), 0.0f32.to_bits(), "lane 0: {}", l[0]);
     assert!(l[1..].iter().all(|&v| v == 1.5), "{l:?}");
     assert_eq!(e, x);
@@ -316,7 +334,16 @@ fn the_fused_fold_keeps_each_lanes_order() {
     // SAFETY: one row of `n` elements in place, 16 lanes.
     unsafe {
         let p = x.as_mut_ptr();
-        row_binary_fold_raw(p, p, d.as_ptr(), (1, n as i64, n as i64, n as i64), 0, lanes.as_mut_ptr(), 3, 1);
+        row_binary_fold_raw(
+            p,
+            p,
+            d.as_ptr(),
+            (1, n as i64, n as i64, n as i64),
+            0,
+            lanes.as_mut_ptr(),
+            3,
+            1,
+        );
     }
     assert_eq!(lanes[0], big);
     assert_eq!(lanes[1].to_bits(), f32::NAN.to_bits());

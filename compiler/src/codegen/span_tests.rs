@@ -162,7 +162,14 @@ fn row_operations_with_their_lane_fold_agree_with_the_interpreter() {
     let vectorized = flow_runtime::spanrows::lane_fold_is_vectorized();
     for threads in [1, 2, 3] {
         let mut jit = native(threads).expect("the JIT starts");
-        for (b, n) in [(1, 16), (3, 21), (70, 1000), (300, 272), (9, 1031), (20, 4096)] {
+        for (b, n) in [
+            (1, 16),
+            (3, 21),
+            (70, 1000),
+            (300, 272),
+            (9, 1031),
+            (20, 4096),
+        ] {
             let m = n / 16;
             let x = rows(b + 1, n + 3, 7);
             let mut d = data(&[b + 2], 11);
@@ -170,7 +177,12 @@ fn row_operations_with_their_lane_fold_agree_with_the_interpreter() {
                 v.iter_mut().step_by(2).for_each(|z| *z = 0.0);
                 v[1] = -0.0;
             }
-            for body in ["add(r0, r1)", "exp(sub(r0, r1))", "mul(r1, r0)", "exp(div(r0, r1))"] {
+            for body in [
+                "add(r0, r1)",
+                "exp(sub(r0, r1))",
+                "mul(r1, r0)",
+                "exp(div(r0, r1))",
+            ] {
                 for fold in ["sum", "max"] {
                     let text = format!(
                         "%0 = input 0 : f32[{}, {}]\n\

@@ -61,11 +61,7 @@ pub fn row_binary(g: &Graph, node: &Node) -> Option<RowBinary> {
 
 /// [`row_binary`] of one expression `e` computed at every point of map `node` (its body, or
 /// the argument of its `exp`).
-pub fn row_binary_expr(
-    g: &Graph,
-    node: &Node,
-    e: &ScalarExpr,
-) -> Option<RowBinary> {
+pub fn row_binary_expr(g: &Graph, node: &Node, e: &ScalarExpr) -> Option<RowBinary> {
     let NodeKind::Map { space, reads, .. } = &node.kind else {
         return None;
     };
@@ -142,7 +138,6 @@ pub fn lane_fold(g: &Graph, node: &Node) -> Option<i64> {
     fits.then_some(fold)
 }
 
-
 /// A row operation whose output the next node folds into lanes as it is written: map `map`
 /// is `x[i, j] op d[i]` (perhaps under `exp`), and reduction `fold` is a lane fold
 /// ([`lane_fold`]) reading exactly that output, `e[i0, 16·i2 + i1]` with no offset, over
@@ -173,8 +168,15 @@ pub fn row_fold(g: &Graph, map_id: NodeId, fold_id: NodeId) -> Option<RowFold> {
             })
     })?;
     let code = lane_fold(g, fold)?;
-    let (NodeKind::Map { space, .. }, NodeKind::Reduce { space: fs, red, reads, .. }) =
-        (&map.kind, &fold.kind)
+    let (
+        NodeKind::Map { space, .. },
+        NodeKind::Reduce {
+            space: fs,
+            red,
+            reads,
+            ..
+        },
+    ) = (&map.kind, &fold.kind)
     else {
         return None;
     };
@@ -209,4 +211,3 @@ pub fn coordinates(g: &Graph, r: &Read, want: &[&[(u32, i64)]]) -> bool {
     coordinates_rank(g, r, want.len())
         && r.proj.iter().zip(want).all(|(a, w)| nonzero_terms(a) == *w)
 }
-

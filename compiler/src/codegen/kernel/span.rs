@@ -25,10 +25,10 @@ use flow_runtime::{DType, Scalar};
 use super::Gen;
 use crate::mir::ir::{BinOp, BuiltinMonoid, Graph, MonoidRef, Node, NodeKind, ScalarExpr};
 use crate::mir::monoid::explicit;
+use crate::mir::spans::{coordinates, coordinates_rank, nonzero_terms};
 pub(in crate::codegen) use crate::mir::spans::{
     exp_argument, lane_fold, row_binary, row_binary_expr, RowBinary, ROW_THEN_EXP,
 };
-use crate::mir::spans::{coordinates, coordinates_rank, nonzero_terms};
 
 /// The symbol of the span function (`flow_runtime::spanmath::flow_exp_span_f32`).
 pub const EXP_SPAN_SYMBOL: &str = "flow_exp_span_f32";
