@@ -20,6 +20,9 @@ use flow_runtime::spanrows::{
     RowsOut, LANES,
 };
 
+/// One way of computing `e` and the lanes of its row sum.
+type Candidate<'a> = (&'a str, &'a dyn Fn(&mut [f32], &mut [f32]));
+
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -70,8 +73,7 @@ fn main() {
         "different bits"
     );
     let batch = (1 << 22) / (rows * n).max(1) + 1;
-    let candidates: [(&str, &dyn Fn(&mut [f32], &mut [f32])); 2] =
-        [("two passes", &two_passes), ("one pass", &one_pass)];
+    let candidates: [Candidate; 2] = [("two passes", &two_passes), ("one pass", &one_pass)];
     let mut times = vec![Vec::new(); candidates.len()];
     for _ in 0..reps {
         for (k, (_, f)) in candidates.iter().enumerate() {
