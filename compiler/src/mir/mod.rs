@@ -27,6 +27,7 @@ pub mod parse;
 pub mod passes;
 pub mod print;
 pub mod schedule;
+pub mod spans;
 pub mod typeck;
 pub mod verify;
 
