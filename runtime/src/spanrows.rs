@@ -164,30 +164,19 @@ fn rows_with<const OP: u8, const SF: bool, const EXP: bool>(
         RowsOut::To(out, x) => {
             for (r, &dr) in d.iter().enumerate() {
                 let o = &mut out[r * shape.out_stride..][..n];
-                span_to::<OP, SF, EXP>(o, &x[r * shape.x_stride..][..n], dr);
+                let xs = &x[r * shape.x_stride..][..n];
+                for (o, &v) in o.iter_mut().zip(xs) {
+                    *o = row_op::<OP, SF, EXP>(v, dr);
+                }
             }
         }
         RowsOut::InPlace(xs) => {
             for (r, &dr) in d.iter().enumerate() {
-                span_in_place::<OP, SF, EXP>(&mut xs[r * shape.x_stride..][..n], dr);
+                for v in &mut xs[r * shape.x_stride..][..n] {
+                    *v = row_op::<OP, SF, EXP>(*v, dr);
+                }
             }
         }
-    }
-}
-
-/// One span of a row: `o[j] = x[j] op d` (then perhaps `exp`).
-#[inline(always)]
-fn span_to<const OP: u8, const SF: bool, const EXP: bool>(o: &mut [f32], x: &[f32], d: f32) {
-    for (o, &v) in o.iter_mut().zip(x) {
-        *o = row_op::<OP, SF, EXP>(v, d);
-    }
-}
-
-/// One span of a row, in place: `x[j] = x[j] op d` (then perhaps `exp`).
-#[inline(always)]
-fn span_in_place<const OP: u8, const SF: bool, const EXP: bool>(x: &mut [f32], d: f32) {
-    for v in x {
-        *v = row_op::<OP, SF, EXP>(*v, d);
     }
 }
 
@@ -201,169 +190,6 @@ unsafe fn rows_avx512(out: RowsOut<'_>, d: &[f32], shape: RowShape, how: RowHow)
 #[target_feature(enable = "avx2")]
 unsafe fn rows_avx2(out: RowsOut<'_>, d: &[f32], shape: RowShape, how: RowHow) {
     rows(out, d, shape, how);
-}
-
-/// The lanes a row operation folds as it writes ([`row_binary_fold_f32`]): per row `r`,
-/// [`LANES`] results at `out[r·LANES..]`, lane `l` folding (`fold`, from its identity, in
-/// ascending `j`) the row's results `LANES·j + l` for `j < m`.
-pub struct LaneSink<'a> {
-    pub out: &'a mut [f32],
-    pub m: usize,
-    pub fold: Fold,
-}
-
-/// Elements of a row written before they are folded: 1 KiB, still in the first-level cache
-/// when the fold reads them. A multiple of [`LANES`].
-const FOLD_BLOCK: usize = 256;
-
-/// [`row_binary_f32`] that also folds each row's first `LANES·m` results into [`LANES`]
-/// interleaved lanes ([`LaneSink`]) as it writes them: a map and the `lanes` pass's fold of
-/// its output along the row (softmax's `e = exp(x - m)` and its row sum) in one pass over
-/// the row instead of two. The row is written in blocks of [`FOLD_BLOCK`] elements, each
-/// folded right after; every lane still combines its elements one at a time in ascending
-/// order from the identity, so the bits are those of [`row_binary_reference`] followed by
-/// [`lane_fold_reference`] of its output (`lanes == lane_stride == LANES`), on every variant.
-///
-/// # Panics
-/// If the buffers are shorter than the rows need, or the lanes cover more than a row
-/// (`LANES·m > n`).
-pub fn row_binary_fold_f32(
-    out: RowsOut<'_>,
-    d: &[f32],
-    shape: RowShape,
-    op: RowOp,
-    scalar_first: bool,
-    then_exp: bool,
-    sink: LaneSink<'_>,
-) {
-    assert!(
-        LANES * sink.m <= shape.n,
-        "row_binary_fold_f32: the lanes cover more than a row"
-    );
-    assert!(
-        sink.out.len() >= d.len() * LANES,
-        "row_binary_fold_f32: lanes too short"
-    );
-    let how = RowHow {
-        op,
-        scalar_first,
-        then_exp,
-    };
-    dispatch!(
-        rows_fold_avx512,
-        rows_fold_avx2,
-        rows_fold_base(out, d, shape, how, sink)
-    )
-}
-
-/// The baseline variant of [`row_binary_fold_f32`]: the fold in scalar code.
-fn rows_fold_base(out: RowsOut<'_>, d: &[f32], shape: RowShape, how: RowHow, sink: LaneSink<'_>) {
-    let max = sink.fold == Fold::Max;
-    rows_fold(out, d, shape, how, sink, &mut |acc, v| {
-        fold_scalar(acc, v, max)
-    });
-}
-
-/// The vectorized variants of [`row_binary_fold_f32`]: its lanes one vector at a time.
-macro_rules! fold_variant {
-    ($name:ident, $feature:literal, $accumulate:ident) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = $feature)]
-        unsafe fn $name(
-            out: RowsOut<'_>,
-            d: &[f32],
-            shape: RowShape,
-            how: RowHow,
-            sink: LaneSink<'_>,
-        ) {
-            let max = sink.fold == Fold::Max;
-            // SAFETY (of the call): the CPU has the feature this function is compiled for.
-            rows_fold(out, d, shape, how, sink, &mut |acc, v| unsafe {
-                lanes16::$accumulate(acc, v, max)
-            });
-        }
-    };
-}
-
-fold_variant!(rows_fold_avx512, "avx512f", accumulate_avx512);
-fold_variant!(rows_fold_avx2, "avx2", accumulate_avx2);
-
-/// Folds `v` (whole vectors of [`LANES`], in order) into the lanes `acc`, lane by lane as
-/// [`lane_fold_reference`] does: vectorized, LLVM may swap the operands of `+`, which can
-/// change which NaN a sum of two NaNs gives.
-fn fold_scalar(acc: &mut [f32; LANES], v: &[f32], max: bool) {
-    for (l, a) in acc.iter_mut().enumerate() {
-        for c in v.chunks_exact(LANES) {
-            *a = if max { maximum(*a, c[l]) } else { *a + c[l] };
-        }
-    }
-}
-
-#[inline(always)]
-fn rows_fold<F: FnMut(&mut [f32; LANES], &[f32])>(
-    out: RowsOut<'_>,
-    d: &[f32],
-    shape: RowShape,
-    how: RowHow,
-    sink: LaneSink<'_>,
-    fold: &mut F,
-) {
-    macro_rules! each {
-        ($($op:ident = $k:literal),*) => {
-            match (how.op, how.scalar_first, how.then_exp) {
-                $((RowOp::$op, false, false) => rows_fold_with::<$k, false, false, F>(out, d, shape, sink, fold),
-                  (RowOp::$op, true, false) => rows_fold_with::<$k, true, false, F>(out, d, shape, sink, fold),
-                  (RowOp::$op, false, true) => rows_fold_with::<$k, false, true, F>(out, d, shape, sink, fold),
-                  (RowOp::$op, true, true) => rows_fold_with::<$k, true, true, F>(out, d, shape, sink, fold),)*
-            }
-        };
-    }
-    each!(Add = 0, Sub = 1, Mul = 2, Div = 3)
-}
-
-#[inline(always)]
-fn rows_fold_with<const OP: u8, const SF: bool, const EXP: bool, F>(
-    mut out: RowsOut<'_>,
-    d: &[f32],
-    shape: RowShape,
-    sink: LaneSink<'_>,
-    fold: &mut F,
-) where
-    F: FnMut(&mut [f32; LANES], &[f32]),
-{
-    let (n, folded) = (shape.n, LANES * sink.m);
-    let id = match sink.fold {
-        Fold::Sum => 0.0,
-        Fold::Max => f32::NEG_INFINITY,
-    };
-    for (r, &dr) in d.iter().enumerate() {
-        let mut acc = [id; LANES];
-        let mut j = 0;
-        while j < n {
-            let end = if j < folded {
-                (j + FOLD_BLOCK).min(folded)
-            } else {
-                n
-            };
-            let o: &mut [f32] = match &mut out {
-                RowsOut::To(o, x) => {
-                    let o = &mut o[r * shape.out_stride..][j..end];
-                    span_to::<OP, SF, EXP>(o, &x[r * shape.x_stride..][j..end], dr);
-                    o
-                }
-                RowsOut::InPlace(xs) => {
-                    let o = &mut xs[r * shape.x_stride..][j..end];
-                    span_in_place::<OP, SF, EXP>(o, dr);
-                    o
-                }
-            };
-            if j < folded {
-                fold(&mut acc, o);
-            }
-            j = end;
-        }
-        sink.out[r * LANES..][..LANES].copy_from_slice(&acc);
-    }
 }
 
 /// A fold of rows into interleaved lanes: the `lanes` pass's `max[j]`/`sum[j]` over
@@ -510,43 +336,28 @@ mod lanes16 {
     use super::LaneShape;
     use std::arch::x86_64::*;
 
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn step512(a: __m512, b: __m512, max: bool) -> __m512 {
-        if !max {
-            return _mm512_add_ps(a, b);
-        }
-        let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b);
-        let eq = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(a, b);
-        let un = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, b);
-        let both = _mm512_castsi512_ps(_mm512_and_si512(
-            _mm512_castps_si512(a),
-            _mm512_castps_si512(b),
-        ));
-        let r = _mm512_mask_blend_ps(gt, b, a);
-        let r = _mm512_mask_blend_ps(eq, r, both);
-        _mm512_mask_blend_ps(un, r, _mm512_set1_ps(f32::NAN))
-    }
-
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn step256(a: __m256, b: __m256, max: bool) -> __m256 {
-        if !max {
-            return _mm256_add_ps(a, b);
-        }
-        let gt = _mm256_cmp_ps::<_CMP_GT_OQ>(a, b);
-        let eq = _mm256_cmp_ps::<_CMP_EQ_OQ>(a, b);
-        let un = _mm256_cmp_ps::<_CMP_UNORD_Q>(a, b);
-        let r = _mm256_blendv_ps(b, a, gt);
-        let r = _mm256_blendv_ps(r, _mm256_and_ps(a, b), eq);
-        _mm256_blendv_ps(r, _mm256_set1_ps(f32::NAN), un)
-    }
-
     /// Independent rows in flight: they hide the latency of the combine.
     const ROWS: usize = 4;
 
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn avx512(out: &mut [f32], x: &[f32], s: LaneShape, max: bool) {
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        fn step(a: __m512, b: __m512, max: bool) -> __m512 {
+            if !max {
+                return _mm512_add_ps(a, b);
+            }
+            let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b);
+            let eq = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(a, b);
+            let un = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, b);
+            let both = _mm512_castsi512_ps(_mm512_and_si512(
+                _mm512_castps_si512(a),
+                _mm512_castps_si512(b),
+            ));
+            let r = _mm512_mask_blend_ps(gt, b, a);
+            let r = _mm512_mask_blend_ps(eq, r, both);
+            _mm512_mask_blend_ps(un, r, _mm512_set1_ps(f32::NAN))
+        }
         let id = _mm512_set1_ps(if max { f32::NEG_INFINITY } else { 0.0 });
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
         let mut r = 0;
@@ -557,7 +368,7 @@ mod lanes16 {
                 for (q, a) in acc.iter_mut().enumerate().take(k) {
                     // SAFETY: in bounds (the caller checked the input's length).
                     let v = unsafe { _mm512_loadu_ps(xp.add((r + q) * s.x_stride + 16 * j)) };
-                    *a = step512(*a, v, max);
+                    *a = step(*a, v, max);
                 }
             }
             for (q, a) in acc.iter().enumerate().take(k) {
@@ -570,6 +381,19 @@ mod lanes16 {
 
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn avx2(out: &mut [f32], x: &[f32], s: LaneShape, max: bool) {
+        #[target_feature(enable = "avx2")]
+        #[inline]
+        fn step(a: __m256, b: __m256, max: bool) -> __m256 {
+            if !max {
+                return _mm256_add_ps(a, b);
+            }
+            let gt = _mm256_cmp_ps::<_CMP_GT_OQ>(a, b);
+            let eq = _mm256_cmp_ps::<_CMP_EQ_OQ>(a, b);
+            let un = _mm256_cmp_ps::<_CMP_UNORD_Q>(a, b);
+            let r = _mm256_blendv_ps(b, a, gt);
+            let r = _mm256_blendv_ps(r, _mm256_and_ps(a, b), eq);
+            _mm256_blendv_ps(r, _mm256_set1_ps(f32::NAN), un)
+        }
         let id = _mm256_set1_ps(if max { f32::NEG_INFINITY } else { 0.0 });
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
         let mut r = 0;
@@ -582,8 +406,8 @@ mod lanes16 {
                     // SAFETY: in bounds (the caller checked the input's length).
                     let (v0, v1) =
                         unsafe { (_mm256_loadu_ps(xp.add(p)), _mm256_loadu_ps(xp.add(p + 8))) };
-                    a[0] = step256(a[0], v0, max);
-                    a[1] = step256(a[1], v1, max);
+                    a[0] = step(a[0], v0, max);
+                    a[1] = step(a[1], v1, max);
                 }
             }
             for (q, a) in acc.iter().enumerate().take(k) {
@@ -594,36 +418,6 @@ mod lanes16 {
                 }
             }
             r += k;
-        }
-    }
-    /// Folds `v` (whole vectors of 16, in order) into the lanes `acc`, one vector at a time.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn accumulate_avx512(acc: &mut [f32; 16], v: &[f32], max: bool) {
-        // SAFETY: `acc` holds 16 `f32`s and every chunk 16.
-        unsafe {
-            let mut a = _mm512_loadu_ps(acc.as_ptr());
-            for c in v.chunks_exact(16) {
-                a = step512(a, _mm512_loadu_ps(c.as_ptr()), max);
-            }
-            _mm512_storeu_ps(acc.as_mut_ptr(), a);
-        }
-    }
-
-    /// [`accumulate_avx512`] in two 256-bit halves.
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn accumulate_avx2(acc: &mut [f32; 16], v: &[f32], max: bool) {
-        // SAFETY: `acc` holds 16 `f32`s and every chunk 16.
-        unsafe {
-            let (mut a0, mut a1) = (
-                _mm256_loadu_ps(acc.as_ptr()),
-                _mm256_loadu_ps(acc.as_ptr().add(8)),
-            );
-            for c in v.chunks_exact(16) {
-                a0 = step256(a0, _mm256_loadu_ps(c.as_ptr()), max);
-                a1 = step256(a1, _mm256_loadu_ps(c.as_ptr().add(8)), max);
-            }
-            _mm256_storeu_ps(acc.as_mut_ptr(), a0);
-            _mm256_storeu_ps(acc.as_mut_ptr().add(8), a1);
         }
     }
 }
@@ -656,95 +450,25 @@ pub unsafe extern "C" fn flow_row_binary_f32(
         x_stride: x_stride as usize,
         out_stride: out_stride as usize,
     };
-    let (row_op, scalar_first, then_exp) = op_code(op);
-    // SAFETY: the caller's contract.
-    unsafe {
-        let d = std::slice::from_raw_parts(d, rows);
-        let out = rows_out(out, x, rows, shape);
-        row_binary_f32(out, d, shape, row_op, scalar_first, then_exp);
-    }
-}
-
-/// The operator, whether the scalar is the left operand, and whether `exp` follows, of a
-/// kernel's `op` code (see [`flow_row_binary_f32`]).
-fn op_code(op: i64) -> (RowOp, bool, bool) {
+    let len = |stride: usize| (rows - 1) * stride + n;
     let row_op = match op & 3 {
         0 => RowOp::Add,
         1 => RowOp::Sub,
         2 => RowOp::Mul,
         _ => RowOp::Div,
     };
-    (row_op, op & 4 != 0, op & 8 != 0)
-}
-
-/// The output of `rows` rows of a row operation at `out` over `x` (the same buffer when the
-/// pointers are equal).
-///
-/// # Safety
-/// [`flow_row_binary_f32`]'s contract, with `rows > 0`.
-unsafe fn rows_out<'a>(out: *mut f32, x: *const f32, rows: usize, shape: RowShape) -> RowsOut<'a> {
-    let len = |stride: usize| {
-        if shape.n == 0 {
-            0
-        } else {
-            (rows - 1) * stride + shape.n
-        }
-    };
     // SAFETY: the caller's contract.
     unsafe {
-        if std::ptr::eq(out, x) {
+        let d = std::slice::from_raw_parts(d, rows);
+        let out = if std::ptr::eq(out, x) {
             RowsOut::InPlace(std::slice::from_raw_parts_mut(out, len(shape.x_stride)))
         } else {
             RowsOut::To(
                 std::slice::from_raw_parts_mut(out, len(shape.out_stride)),
                 std::slice::from_raw_parts(x, len(shape.x_stride)),
             )
-        }
-    }
-}
-
-/// [`row_binary_fold_f32`] over raw buffers, for the native executor (`native/group.rs`):
-/// the arguments of [`flow_row_binary_f32`] (its `op` code), then `lanes`, [`LANES`] writable
-/// `f32`s per row not overlapping the others, `m` and the fold code (0 `sum`, 1 `max`).
-///
-/// # Safety
-/// [`flow_row_binary_f32`]'s contract, and `lanes` as said; `rows <= 0` does nothing.
-///
-/// # Panics
-/// If `LANES·m > n`.
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn row_binary_fold_raw(
-    out: *mut f32,
-    x: *const f32,
-    d: *const f32,
-    (rows, n, x_stride, out_stride): (i64, i64, i64, i64),
-    op: i64,
-    lanes: *mut f32,
-    m: usize,
-    fold: i64,
-) {
-    if rows <= 0 {
-        return;
-    }
-    let rows = rows as usize;
-    let n = n.max(0) as usize;
-    let shape = RowShape {
-        n,
-        x_stride: x_stride as usize,
-        out_stride: out_stride as usize,
-    };
-    let (row_op, scalar_first, then_exp) = op_code(op);
-    let fold = if fold == 0 { Fold::Sum } else { Fold::Max };
-    // SAFETY: the caller's contract.
-    unsafe {
-        let d = std::slice::from_raw_parts(d, rows);
-        let sink = LaneSink {
-            out: std::slice::from_raw_parts_mut(lanes, rows * LANES),
-            m,
-            fold,
         };
-        let out = rows_out(out, x, rows, shape);
-        row_binary_fold_f32(out, d, shape, row_op, scalar_first, then_exp, sink);
+        row_binary_f32(out, d, shape, row_op, op & 4 != 0, op & 8 != 0);
     }
 }
 
@@ -777,5 +501,185 @@ pub unsafe extern "C" fn flow_lane_fold_f32(
 }
 
 #[cfg(test)]
-#[path = "spanrows_tests.rs"]
-pub(crate) mod tests;
+pub(crate) mod tests {
+    use super::*;
+    use crate::spanwindow::tests::inputs;
+
+    fn same(name: &str, got: &[f32], want: &[f32]) {
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert_eq!(
+                g.to_bits(),
+                w.to_bits(),
+                "{name}: [{i}] = {g:e}, want {w:e}"
+            );
+        }
+    }
+
+    type RowsFn = dyn Fn(RowsOut<'_>, &[f32], RowShape, RowOp, bool, bool);
+    fn check_rows(name: &str, f: &RowsFn) {
+        for (rows, n, pad) in [(1, 1, 0), (3, 5, 2), (2, 17, 0), (5, 100, 3), (9, 1031, 1)] {
+            let shape = RowShape {
+                n,
+                x_stride: n + pad,
+                out_stride: n,
+            };
+            let x = inputs((rows - 1) * shape.x_stride + n, (rows * n) as u32);
+            let mut d = inputs(rows, 5);
+            d[0] = -0.0;
+            for (op, e) in [RowOp::Add, RowOp::Sub, RowOp::Mul, RowOp::Div]
+                .into_iter()
+                .flat_map(|op| [(op, false), (op, true)])
+            {
+                for sf in [false, true] {
+                    let mut want = vec![f32::NAN; (rows - 1) * n + n];
+                    row_binary_reference(&mut want, &x, &d, shape, op, sf, e);
+                    let mut got = vec![f32::NAN; want.len()];
+                    f(RowsOut::To(&mut got, &x), &d, shape, op, sf, e);
+                    same(&format!("{name} {op:?} {sf} {e} {rows}x{n}"), &got, &want);
+                    // In place: rows `x_stride` apart in the output too.
+                    let mut inplace = x.clone();
+                    let s = RowShape {
+                        out_stride: shape.x_stride,
+                        ..shape
+                    };
+                    f(RowsOut::InPlace(&mut inplace), &d, s, op, sf, e);
+                    let mut want = x.clone();
+                    row_binary_reference(&mut want, &x, &d, s, op, sf, e);
+                    same(&format!("{name} in place {op:?} {sf} {e}"), &inplace, &want);
+                }
+            }
+        }
+    }
+
+    fn how(op: RowOp, scalar_first: bool, then_exp: bool) -> RowHow {
+        RowHow {
+            op,
+            scalar_first,
+            then_exp,
+        }
+    }
+
+    #[test]
+    fn every_variant_gives_the_reference_bits() {
+        check_rows("dispatched", &row_binary_f32);
+        check_rows("baseline", &|o, d, s, op, sf, e| {
+            rows(o, d, s, how(op, sf, e))
+        });
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2.
+                check_rows("avx2", &|o, d, s, op, sf, e| unsafe {
+                    rows_avx2(o, d, s, how(op, sf, e))
+                });
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F.
+                check_rows("avx512f", &|o, d, s, op, sf, e| unsafe {
+                    rows_avx512(o, d, s, how(op, sf, e))
+                });
+            }
+        }
+    }
+
+    /// A lane fold's shape, its rows `pad` elements longer than `m` lane-vectors, and inputs
+    /// for it with `inputs`' specials (NaN, infinities, signed zeros, subnormals, huge).
+    pub(crate) fn lane_case(
+        rows: usize,
+        lanes: usize,
+        lane_stride: usize,
+        m: usize,
+        pad: usize,
+    ) -> (LaneShape, Vec<f32>) {
+        let s = LaneShape {
+            rows,
+            x_stride: lane_stride * m + pad,
+            lanes,
+            lane_stride,
+            m,
+        };
+        (
+            s,
+            inputs(rows * s.x_stride + lanes, (rows * m + pad) as u32),
+        )
+    }
+
+    #[test]
+    fn lane_folds_give_the_reference_bits() {
+        assert_eq!(maximum(-0.0, 0.0).to_bits(), 0.0f32.to_bits());
+        assert_eq!(maximum(0.0, -0.0).to_bits(), 0.0f32.to_bits());
+        assert!(maximum(f32::NAN, 1.0).is_nan() && maximum(1.0, f32::NAN).is_nan());
+        let shapes = [
+            (1, 16, 16, 1),
+            (3, 16, 16, 256),
+            (4, 16, 16, 7),
+            (9, 16, 16, 33),
+            (6, 16, 16, 0),
+            (5, 5, 8, 9),
+            (2, 12, 12, 4),
+        ];
+        for (rows, lanes, lane_stride, m) in shapes {
+            for pad in [0, 3] {
+                let (s, mut x) = lane_case(rows, lanes, lane_stride, m, pad);
+                // Signed zeros against each other, in both orders, in one lane.
+                if x.len() > 3 * lane_stride {
+                    x[0] = -0.0;
+                    x[lane_stride] = 0.0;
+                    x[2 * lane_stride] = -0.0;
+                }
+                for fold in [Fold::Sum, Fold::Max] {
+                    let mut want = vec![1.0; rows * lanes];
+                    lane_fold_reference(&mut want, &x, s, fold);
+                    let mut got = vec![1.0; rows * lanes];
+                    lane_fold_f32(&mut got, &x, s, fold);
+                    same(&format!("dispatched {fold:?} {s:?}"), &got, &want);
+                    #[cfg(target_arch = "x86_64")]
+                    if lanes == LANES && lane_stride == LANES {
+                        let max = fold == Fold::Max;
+                        if std::arch::is_x86_feature_detected!("avx2") {
+                            let mut got = vec![1.0; rows * lanes];
+                            // SAFETY: the CPU has AVX2; the lengths fit the shape.
+                            unsafe { lanes16::avx2(&mut got, &x, s, max) };
+                            same(&format!("avx2 {fold:?} {s:?}"), &got, &want);
+                        }
+                        if std::arch::is_x86_feature_detected!("avx512f") {
+                            let mut got = vec![1.0; rows * lanes];
+                            // SAFETY: the CPU has AVX-512F; the lengths fit the shape.
+                            unsafe { lanes16::avx512(&mut got, &x, s, max) };
+                            same(&format!("avx512f {fold:?} {s:?}"), &got, &want);
+                        }
+                    }
+                }
+            }
+        }
+        let x = [1.0f32, -2.0, 3.0, 4.0, 0.5, 6.0];
+        let mut out = [0.0f32; 2];
+        // SAFETY: two rows of three elements, one lane each.
+        unsafe {
+            flow_lane_fold_f32(out.as_mut_ptr(), x.as_ptr(), 2, 3, 1, 1, 3, 1);
+            assert_eq!(out, [3.0, 6.0]);
+            flow_lane_fold_f32(out.as_mut_ptr(), x.as_ptr(), 2, 3, 1, 1, 3, 0);
+            assert_eq!(out, [2.0, 10.5]);
+        }
+    }
+
+    #[test]
+    fn the_symbol_follows_its_contract() {
+        let mut x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let d = [2.0f32, 4.0];
+        let mut out = [0.0f32; 4];
+        // SAFETY: two rows of three, in place, then two of two into `out`; no rows, nothing.
+        unsafe {
+            flow_row_binary_f32(x.as_mut_ptr(), x.as_ptr(), d.as_ptr(), 2, 3, 3, 3, 3);
+            assert_eq!(x, [0.5, 1.0, 1.5, 1.0, 1.25, 1.5]);
+            flow_row_binary_f32(x.as_mut_ptr(), x.as_ptr(), d.as_ptr(), 0, 3, 3, 3, 3);
+            assert_eq!(x, [0.5, 1.0, 1.5, 1.0, 1.25, 1.5]);
+            flow_row_binary_f32(out.as_mut_ptr(), x.as_ptr(), d.as_ptr(), 2, 2, 3, 2, 4 + 1);
+            assert_eq!(out, [1.5, 1.0, 3.0, 2.75]);
+            // `exp(x - d)`: `x` is [0.5, 1.0, 1.5; 1.0, 1.25, 1.5], `d` [2, 4].
+            flow_row_binary_f32(out.as_mut_ptr(), x.as_ptr(), d.as_ptr(), 2, 2, 3, 2, 8 + 1);
+            let e = crate::fastmath::exp_f32;
+            assert_eq!(out, [e(-1.5), e(-1.0), e(-3.0), e(-2.75)]);
+        }
+    }
+}

@@ -1,7 +1,6 @@
 //! Unit tests of the native backend's span routines for user monoids: reductions that the
 //! `lanes` pass folded into eight `f64` lanes with a sum-of-powers monoid (W2's `(n, s,
-//! ss)`) run as `flow_runtime::spanmoments`' fold and agree with the interpreter bit for bit;
-//! and of a row operation run with the lane fold of its output in one pass (`native/group.rs`).
+//! ss)`) run as `flow_runtime::spanmoments`' fold and agree with the interpreter bit for bit.
 
 use flow_runtime::{Data, Tensor};
 
@@ -127,80 +126,4 @@ fn only_sums_of_powers_in_eight_lanes_are_moments_folds() {
     assert!(!is_fold(&swapped, lanes));
     let multiplied = moments("M", &[X, SQ]).replace("add(p0.1, p1.1)", "mul(p0.1, p1.1)");
     assert!(!is_fold(&multiplied, lanes));
-}
-
-/// A row operation followed in its row group by the lane fold of its output (`sum` or `max`,
-/// over all of a row or, when the row is not a multiple of 16 long, all but its ragged rest)
-/// runs as one pass (`native/group.rs`) and gives the interpreter's bits at 1, 2 and 3
-/// threads: rows of 16 to 4096 elements, NaN, infinities and signed zeros among them, a row
-/// of infinities, offsets in the reads, `e` written over by the next map. Each row's lane
-/// `r % 16` holds `1, 2^25, -2^25` first: summed in the lane's order they give 0 (`1 + 2^25`
-/// rounds to `2^25`), in another 1, so a fused fold in another order fails here.
-#[test]
-fn row_operations_with_their_lane_fold_agree_with_the_interpreter() {
-    let big = 33_554_432.0f32;
-    let rows = |b: usize, n: usize, salt: u32| {
-        let mut t = data(&[b, n], salt);
-        let Data::F32(v) = &mut t.data else {
-            unreachable!("f32 data")
-        };
-        let s = [f32::NAN, f32::INFINITY, -0.0, 0.0, f32::NEG_INFINITY];
-        for (j, i) in (0..v.len()).step_by(301).enumerate() {
-            v[i] = s[j % s.len()];
-        }
-        for r in 0..b {
-            let l = r % 16;
-            if n >= l + 33 {
-                (v[r * n + l], v[r * n + l + 16], v[r * n + l + 32]) = (1.0, big, -big);
-            }
-        }
-        if b > 2 {
-            v[2 * n..3 * n].fill(f32::INFINITY);
-        }
-        t
-    };
-    let vectorized = flow_runtime::spanrows::lane_fold_is_vectorized();
-    for threads in [1, 2, 3] {
-        let mut jit = native(threads).expect("the JIT starts");
-        for (b, n) in [
-            (1, 16),
-            (3, 21),
-            (70, 1000),
-            (300, 272),
-            (9, 1031),
-            (20, 4096),
-        ] {
-            let m = n / 16;
-            let x = rows(b + 1, n + 3, 7);
-            let mut d = data(&[b + 2], 11);
-            if let Data::F32(v) = &mut d.data {
-                v.iter_mut().step_by(2).for_each(|z| *z = 0.0);
-                v[1] = -0.0;
-            }
-            for body in [
-                "add(r0, r1)",
-                "exp(sub(r0, r1))",
-                "mul(r1, r0)",
-                "exp(div(r0, r1))",
-            ] {
-                for fold in ["sum", "max"] {
-                    let text = format!(
-                        "%0 = input 0 : f32[{}, {}]\n\
-                         %1 = input 1 : f32[{}]\n\
-                         %2 = map [{b}, {n}] reads(%0.0[i0 + 1, i1 + 2], %1.0[i0 + 1]) : f32[{b}, {n}] {{ {body} }}\n\
-                         %3 = reduce [{b}, 16] over [{m}] {fold} reads(%2.0[i0, 16*i2 + i1]) : f32[{b}, 16] {{ r0 }}\n\
-                         %4 = reduce [{b}] over [16] {fold} reads(%3.0[i0, i1]) : f32[{b}] {{ r0 }}\n\
-                         %5 = map [{b}, {n}] reads(%2.0[i0, i1], %4.0[i0]) : f32[{b}, {n}] {{ sub(r0, r1) }}\n\
-                         output %5.0, %3.0\n",
-                        b + 1,
-                        n + 3,
-                        b + 2
-                    );
-                    let before = jit.row_folds();
-                    agree(&mut jit, &text, &[x.clone(), d.clone()]);
-                    assert_eq!(jit.row_folds() - before, usize::from(vectorized), "{text}");
-                }
-            }
-        }
-    }
 }

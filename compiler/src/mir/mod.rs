@@ -27,7 +27,6 @@ pub mod parse;
 pub mod passes;
 pub mod print;
 pub mod schedule;
-pub mod spans;
 pub mod typeck;
 pub mod verify;
 

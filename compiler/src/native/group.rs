@@ -1,12 +1,5 @@
 //! Running one launch of the schedule: a row group of kernels (and a GEMM) over its shards,
 //! every member on a shard's rows in turn, with in-place writes; or one kernel node alone.
-//!
-//! A row operation followed in its group by the lane fold of its output (`mir::spans::
-//! row_fold`: softmax's `e = exp(x - m)` and the `lanes` pass's row sum of `e`) runs as one
-//! call of `flow_runtime::spanrows::row_binary_fold_f32`, which folds each block of a row
-//! into the lanes right after writing it: one pass over the row instead of two, with the
-//! lane fold's operations in its order (the same bits). Only where the lane fold runs
-//! vectorized (AVX-512F or AVX2, not `--portable-math`), as the kernels decide too.
 
 use super::contraction::{gemm_rows, gemm_rows_then};
 use std::rc::Rc;
@@ -21,7 +14,6 @@ use super::{
 use crate::mir::contract::{contraction, Contraction};
 use crate::mir::ir::{Graph, Node, NodeId, NodeKind, Port};
 use crate::mir::schedule::{self, shard_plan, Member, Schedule, Work};
-use crate::mir::spans::row_fold;
 use crate::mir::Idx;
 
 impl Native {
@@ -233,7 +225,6 @@ impl Native {
             }
             calls.push(Call::Kernel(kernel.f, SendPtrs(bufs), kernel_dims(g, node)));
         }
-        self.fuse_row_folds(g, group, &mut calls);
         let name = group
             .members
             .iter()
@@ -274,11 +265,6 @@ impl Native {
                         gemm_rows(c, (a, b, out), r0, r1);
                         0
                     }
-                    Call::RowFold(f) => {
-                        f.run(r0, r1);
-                        0
-                    }
-                    Call::Folded => 0,
                 };
                 if status != 0 {
                     if let Ok(mut v) = failed.lock() {
@@ -337,52 +323,6 @@ impl Native {
         }
         Ok(outs)
     }
-
-    /// Replaces each row operation whose lane fold is the next member by one call doing both
-    /// ([`RowFoldCall`]), and that fold's call by [`Call::Folded`] (calls stay one per
-    /// member, for naming a failed one).
-    fn fuse_row_folds(&mut self, g: &Graph, group: &schedule::Launch, calls: &mut [Call]) {
-        if !flow_runtime::spanrows::lane_fold_is_vectorized() {
-            return;
-        }
-        for k in 1..group.members.len() {
-            let (map, fold) = (&group.members[k - 1], &group.members[k]);
-            if map.work != Work::Kernel || fold.work != Work::Kernel {
-                continue;
-            }
-            let Some(rf) = row_fold(g, map.node, fold.node) else {
-                continue;
-            };
-            let (Call::Kernel(_, m_bufs, _), Call::Kernel(_, f_bufs, _)) =
-                (&calls[k - 1], &calls[k])
-            else {
-                continue;
-            };
-            let (NodeKind::Map { space, reads, .. }, NodeKind::Reduce { red, .. }) =
-                (&g.nodes[map.node].kind, &g.nodes[fold.node].kind)
-            else {
-                continue;
-            };
-            let (x, d) = (&reads[rf.rows.x], &reads[rf.rows.d]);
-            let x_stride = g.nodes[x.node].outputs[x.port as usize].shape[1] as i64;
-            let call = RowFoldCall {
-                out: SendPtr(m_bufs.0[reads.len()]),
-                x: SendPtr(m_bufs.0[rf.rows.x]),
-                d: SendPtr(m_bufs.0[rf.rows.d]),
-                x_first: x.proj[0].konst * x_stride + x.proj[1].konst,
-                x_stride,
-                d_first: d.proj[0].konst,
-                n: space[1] as i64,
-                code: rf.rows.code,
-                lanes: SendPtr(f_bufs.0[1]),
-                m: red[0],
-                fold: rf.fold,
-            };
-            calls[k - 1] = Call::RowFold(call);
-            calls[k] = Call::Folded;
-            self.row_folds += 1;
-        }
-    }
 }
 
 /// One member's work on a shard's rows.
@@ -394,52 +334,4 @@ enum Call {
         b: SendPtr,
         out: SendPtr,
     },
-    /// A row operation and the lane fold of its output, in one pass.
-    RowFold(RowFoldCall),
-    /// A lane fold done by the row operation before it.
-    Folded,
-}
-
-/// A row operation `out[i, j] = x[i + c, j + c'] op d[i + c'']` (perhaps under `exp`) and
-/// the lane fold of its output into `lanes` (16 per row, `m` vectors of the row folded).
-struct RowFoldCall {
-    out: SendPtr,
-    x: SendPtr,
-    d: SendPtr,
-    /// The elements before row 0 of the read of `x`, and its row stride.
-    x_first: i64,
-    x_stride: i64,
-    /// The elements before row 0 of the read of `d`.
-    d_first: i64,
-    n: i64,
-    /// `flow_runtime::spanrows::flow_row_binary_f32`'s operator code.
-    code: i64,
-    lanes: SendPtr,
-    m: usize,
-    /// 0 `sum`, 1 `max`.
-    fold: i64,
-}
-
-impl RowFoldCall {
-    /// Rows `lo..hi`.
-    fn run(&self, lo: usize, hi: usize) {
-        let (lo, rows) = (lo as i64, (hi - lo) as i64);
-        let at = |p: &SendPtr, elems: i64| p.get().cast::<f32>().wrapping_offset(elems as isize);
-        let lanes = flow_runtime::spanrows::LANES as i64;
-        // SAFETY: as for the kernels the call replaces: the verifier proved both nodes'
-        // reads in bounds over the whole box; rows lo..hi of the map's output and of the
-        // lanes are this task's alone, and the map's output is `x` itself or apart from it.
-        unsafe {
-            flow_runtime::spanrows::row_binary_fold_raw(
-                at(&self.out, lo * self.n),
-                at(&self.x, self.x_first + lo * self.x_stride),
-                at(&self.d, self.d_first + lo),
-                (rows, self.n, self.x_stride, self.n),
-                self.code,
-                at(&self.lanes, lo * lanes),
-                self.m,
-                self.fold,
-            );
-        }
-    }
 }

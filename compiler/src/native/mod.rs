@@ -130,8 +130,6 @@ pub struct Native {
     grouped: usize,
     /// Outputs written over a dead tensor of their group (see [`in_place`]).
     in_place: usize,
-    /// Row operations run with the lane fold of their output in one pass (`group.rs`).
-    row_folds: usize,
     /// Nodes run on the reference interpreter (`Native::interpret`): no kernel for them, or
     /// a primitive the native routines do not take.
     interpreted: usize,
@@ -155,7 +153,6 @@ impl Native {
             last_peak: 0,
             grouped: 0,
             in_place: 0,
-            row_folds: 0,
             interpreted: 0,
             spread: None,
             needs: HashMap::new(),
@@ -266,11 +263,6 @@ impl Native {
     /// How many outputs were written over a dead tensor of their row group.
     pub fn in_place(&self) -> usize {
         self.in_place
-    }
-
-    /// How many row operations ran with the lane fold of their output in one pass.
-    pub fn row_folds(&self) -> usize {
-        self.row_folds
     }
 
     /// Runs a verified graph and returns its outputs, like `interp::eval`. When a shard fails

@@ -23,15 +23,28 @@ use flow_runtime::spanmoments::{Term, MAX_FIELDS};
 use flow_runtime::{DType, Scalar};
 
 use super::Gen;
-use crate::mir::ir::{BinOp, BuiltinMonoid, Graph, MonoidRef, Node, NodeKind, ScalarExpr};
-use crate::mir::monoid::explicit;
-use crate::mir::spans::{coordinates, coordinates_rank, nonzero_terms};
-pub(in crate::codegen) use crate::mir::spans::{
-    exp_argument, lane_fold, row_binary, row_binary_expr, RowBinary, ROW_THEN_EXP,
+use crate::mir::ir::{
+    Affine, BinOp, BuiltinMonoid, Edge, Graph, MathFn, MonoidRef, Node, NodeKind, Read, ScalarExpr,
 };
+use crate::mir::monoid::explicit;
 
 /// The symbol of the span function (`flow_runtime::spanmath::flow_exp_span_f32`).
 pub const EXP_SPAN_SYMBOL: &str = "flow_exp_span_f32";
+
+/// The argument of `exp` when `node` is a map of rank at least 1 with one `f32` output
+/// whose value is `exp(argument)`: the map then runs as the argument, and
+/// [`exp_over_rows`] finishes it.
+pub(in crate::codegen) fn exp_argument(node: &Node) -> Option<&ScalarExpr> {
+    let NodeKind::Map { space, body, .. } = &node.kind else {
+        return None;
+    };
+    match (&body[..], &node.outputs[..]) {
+        ([ScalarExpr::Call(MathFn::Exp, arg)], [out]) if out.dtype == DType::F32 => {
+            (!space.is_empty()).then_some(&**arg)
+        }
+        _ => None,
+    }
+}
 
 /// Calls the span function over rows `lo..hi` of the outermost dimension of the map's output
 /// (row-major, extents `space_ext`, at `base`): one contiguous span.
@@ -177,6 +190,85 @@ pub(super) fn reduce_over_rows(
 /// The symbol of the row operation (`flow_runtime::spanrows::flow_row_binary_f32`).
 pub const ROW_BINARY_SYMBOL: &str = "flow_row_binary_f32";
 
+/// A map that is a binary operator between each element of a row and the row's scalar:
+/// `y[i, j] = x[i, j] op d[i]` (or `d[i] op x[i, j]`) on `f32`, `op` one of `+ - * /`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::codegen) struct RowBinary {
+    /// The read of the rows, `x[i + c, j + c']`.
+    pub x: usize,
+    /// The read of the row scalars, `d[i + c]`.
+    pub d: usize,
+    /// The runtime's operator code: 0 to 3 for `+ - * /`, plus 4 when `d` is the left operand.
+    pub code: i64,
+}
+
+/// Added to [`RowBinary::code`]: apply `exp` to each result too (`exp(x[i, j] - m[i])` in
+/// one pass over the row; `flow_runtime::fastmath::exp_f32`, the interpreter's `exp`).
+pub(super) const ROW_THEN_EXP: i64 = 8;
+
+/// The row operation `node` computes, if it is one: a map over two dimensions with one `f32`
+/// output whose value is `op(a, b)` for `op` in `+ - * /`, one operand a strict read of a
+/// rank-2 `f32` tensor at `[i0 + c, i1 + c']` and the other one of a rank-1 `f32` tensor at
+/// `[i0 + c]`. The interpreter computes the same one operation per element.
+pub(in crate::codegen) fn row_binary(g: &Graph, node: &Node) -> Option<RowBinary> {
+    let NodeKind::Map { body, .. } = &node.kind else {
+        return None;
+    };
+    match &body[..] {
+        [e] => row_binary_expr(g, node, e),
+        _ => None,
+    }
+}
+
+/// [`row_binary`] of one expression `e` computed at every point of map `node` (its body, or
+/// the argument of its `exp`).
+pub(in crate::codegen) fn row_binary_expr(
+    g: &Graph,
+    node: &Node,
+    e: &ScalarExpr,
+) -> Option<RowBinary> {
+    let NodeKind::Map { space, reads, .. } = &node.kind else {
+        return None;
+    };
+    if space.len() != 2 || node.outputs.len() != 1 || node.outputs[0].dtype != DType::F32 {
+        return None;
+    }
+    let ScalarExpr::Binary(op, a, b) = e else {
+        return None;
+    };
+    let op = match op {
+        BinOp::Add => 0,
+        BinOp::Sub => 1,
+        BinOp::Mul => 2,
+        BinOp::Div => 3,
+        _ => return None,
+    };
+    let (ScalarExpr::Read(a), ScalarExpr::Read(b)) = (&**a, &**b) else {
+        return None;
+    };
+    let (a, b) = (*a as usize, *b as usize);
+    // Whether read `k` is at `[i0 + c, i1 + c']` (`rows`) or at `[i0 + c]`.
+    let at =
+        |k: usize, want: &[&[(u32, i64)]]| reads.get(k).is_some_and(|r| coordinates(g, r, want));
+    let rows: &[&[(u32, i64)]] = &[&[(0, 1)], &[(1, 1)]];
+    let scalars: &[&[(u32, i64)]] = &[&[(0, 1)]];
+    if at(a, rows) && at(b, scalars) {
+        Some(RowBinary {
+            x: a,
+            d: b,
+            code: op,
+        })
+    } else if at(a, scalars) && at(b, rows) {
+        Some(RowBinary {
+            x: b,
+            d: a,
+            code: op + 4,
+        })
+    } else {
+        None
+    }
+}
+
 /// Calls the row operation over rows `lo..hi` of the map's space (extents `space_ext`): one
 /// call, in place of the loop nest. When the map writes over its input (`mir::schedule`'s
 /// in-place writes) the output and `x` are one buffer, which the runtime routine handles.
@@ -217,6 +309,40 @@ fn stream_base(g: &Gen<'_, '_>, k: usize) -> Value {
 
 /// The symbol of the lane fold (`flow_runtime::spanrows::flow_lane_fold_f32`).
 pub const LANE_FOLD_SYMBOL: &str = "flow_lane_fold_f32";
+
+/// A reduction that folds rows into interleaved lanes (what the `lanes` pass makes of a row
+/// `sum` or `max`): `reduce [B, L] over [M] op reads(x[i0 + c, 16*i2 + i1 + c'])` on `f32`,
+/// `op` the built-in `sum` or `max`, the argument the read itself. Its value is the fold
+/// code for the runtime (0 `sum`, 1 `max`).
+pub(in crate::codegen) fn lane_fold(g: &Graph, node: &Node) -> Option<i64> {
+    let NodeKind::Reduce {
+        space,
+        red,
+        monoid: MonoidRef::Builtin(m),
+        reads,
+        args,
+    } = &node.kind
+    else {
+        return None;
+    };
+    let fold = match m {
+        BuiltinMonoid::Sum => 0,
+        BuiltinMonoid::Max => 1,
+        _ => return None,
+    };
+    let ok = space.len() == 2
+        && red.len() == 1
+        && node.outputs.len() == 1
+        && node.outputs[0].dtype == DType::F32
+        && matches!(&args[..], [ScalarExpr::Read(0)])
+        && reads.len() == 1;
+    if !ok {
+        return None;
+    }
+    let lanes = flow_runtime::spanrows::LANES as i64;
+    let fits = coordinates(g, &reads[0], &[&[(0, 1)], &[(1, 1), (2, lanes)]]);
+    fits.then_some(fold)
+}
 
 /// Calls the lane fold over rows `lo..hi` (extents `space_ext`, reduced extent `m`): one
 /// call, in place of the loop nest.
@@ -408,6 +534,27 @@ fn moments_over_rows(
     }
     let f = g.imports.moments_fold();
     g.b.ins().call(f, &args);
+}
+
+/// The nonzero `(index variable, coefficient)` terms of `a`, in ascending order.
+fn nonzero_terms(a: &Affine) -> Vec<(u32, i64)> {
+    let mut t: Vec<(u32, i64)> = a.coeffs.iter().copied().filter(|(_, c)| *c != 0).collect();
+    t.sort_unstable();
+    t
+}
+
+/// Whether `r` is a strict read of a rank-`rank` `f32` tensor.
+fn coordinates_rank(g: &Graph, r: &Read, rank: usize) -> bool {
+    let dtype = g.nodes[r.node].outputs[r.port as usize].dtype;
+    r.edge == Edge::Strict && dtype == DType::F32 && r.proj.len() == rank
+}
+
+/// Whether `r` is a strict read of an `f32` tensor whose coordinates have exactly the terms
+/// `want` (per dimension, `(index variable, coefficient)` in ascending order; constants
+/// aside: they are in the read's stream base).
+fn coordinates(g: &Graph, r: &Read, want: &[&[(u32, i64)]]) -> bool {
+    coordinates_rank(g, r, want.len())
+        && r.proj.iter().zip(want).all(|(a, w)| nonzero_terms(a) == *w)
 }
 
 /// The span functions, declared after the math functions in the order of `codegen`'s
