@@ -84,6 +84,11 @@ pub trait Spread {
     /// when every shard succeeded, gives each rank the rows of each output it needs.
     fn finish_launch(&self, rows: &LaunchRows<'_>, local: Result<(), TaskError>) -> Outcome;
 
+    /// On every rank, alike: every rank's `mine` (small: a scan's block totals, a
+    /// histogram's partial bins, an outcome), by rank (`MPI_Allgatherv`); `what` names it in
+    /// errors.
+    fn all_gather(&self, what: &str, mine: &[u8]) -> Vec<Vec<u8>>;
+
     /// On every rank, after an evaluation succeeded: its outputs stay on the ranks, each
     /// rank holding the rows `held` says (a later dispatch names them instead of sending
     /// them, and rank 0 fetches one only when it observes it, [`Spread::fetch`]).
@@ -141,7 +146,9 @@ pub type Need = Vec<Range<usize>>;
 /// blocks of elements are whole rows ([`random_rows`]); `None` for every other node (a node
 /// on the interpreter, a primitive, a concatenation or slice, a random fill whose rows
 /// straddle its blocks), which every rank runs whole or whose shards are not rows of its
-/// index space.
+/// index space. A scan or histogram of plain reads is placed by its routine's blocks
+/// (`prims::prim_placement`): a rank runs its blocks, and a histogram's result is then
+/// whole on every rank.
 ///
 /// `kernels` and `first_of` are the executor's (`Native::kernels_of`): which nodes run as
 /// kernels, and which launches run as row groups (the others run member by member).
@@ -173,8 +180,12 @@ pub fn placements(
         }
     }
     for (id, node) in g.nodes.iter_enumerated() {
-        if let (NodeKind::Random { .. }, [t]) = (&node.kind, &node.outputs[..]) {
-            placed[id.index()] = random_rows(&t.shape);
+        match (&node.kind, &node.outputs[..]) {
+            (NodeKind::Random { .. }, [t]) => placed[id.index()] = random_rows(&t.shape),
+            (NodeKind::Scan { .. } | NodeKind::ReduceByIndex { .. }, _) => {
+                placed[id.index()] = super::prims::prim_placement(g, node)
+            }
+            _ => {}
         }
     }
     placed
@@ -204,8 +215,8 @@ pub fn random_rows(shape: &[usize]) -> Option<(usize, usize)> {
 /// every other free and reduced dimension whole), clamped to the tensor — a contraction's
 /// GEMM block thus reads its rows of `x[i, k]` and every row of `w[k, j]` or of a
 /// transposed `x[k, i]`; a gather's table (read at indices known only when it runs), a
-/// reader not placed (it runs whole on every rank: a scan, histogram or scatter, a node on
-/// the interpreter, a concatenation or slice), a scalar port, a graph output whose producer
+/// reader not placed (it runs whole on every rank: a scatter, a scan or histogram not placed
+/// by blocks, a node on the interpreter, a concatenation or slice), a scalar port, a graph output whose producer
 /// is not placed (a node every rank runs whole) and a random fill not placed by rows (its
 /// blocks of elements are not whole rows) are needed whole by every rank. A stencil's
 /// output is then needed by a rank for its own rows and its neighbours' halo; a row-local chain's, for its own rows
@@ -226,6 +237,15 @@ pub fn rows_needed(
             || (placed[p.node.index()].is_some() && !node.outputs[p.port as usize].shape.is_empty())
     };
     let mut whole: HashSet<Port> = g.outputs.iter().copied().filter(|p| !by_rows(p)).collect();
+    // A histogram placed by shards combines its partial bins on every rank: whole.
+    for (id, node) in g.nodes.iter_enumerated() {
+        if matches!(node.kind, NodeKind::ReduceByIndex { .. }) {
+            whole.extend((0..node.outputs.len()).map(|k| Port {
+                node: id,
+                port: k as u32,
+            }));
+        }
+    }
     // A random fill whose blocks of elements are not whole rows is not placed by rows.
     for (id, node) in g.nodes.iter_enumerated() {
         if matches!(node.kind, NodeKind::Random { .. }) && placed[id.index()].is_none() {
@@ -236,6 +256,11 @@ pub fn rows_needed(
         let placed_reader = match (&node.kind, placed[id.index()]) {
             (NodeKind::Map { space, .. }, Some(p)) => Some((space, &[][..], p)),
             (NodeKind::Reduce { space, red, .. }, Some(p)) => Some((space, &red[..], p)),
+            // A scan or histogram placed by blocks (`prims::prim_placement`) reads, in its
+            // block, the rows of its plain reads its own rows read.
+            (NodeKind::Scan { space, .. } | NodeKind::ReduceByIndex { space, .. }, Some(p)) => {
+                Some((space, &[][..], p))
+            }
             _ => None,
         };
         let tables: HashSet<u32> = match node.kind.reads_and_exprs() {
@@ -371,8 +396,11 @@ pub fn held(
     ranks: usize,
 ) -> Held {
     let node = &g.nodes[p.node];
-    if let NodeKind::Input { index } = node.kind {
-        return Held::Input(index as usize);
+    match node.kind {
+        NodeKind::Input { index } => return Held::Input(index as usize),
+        // Combined on every rank.
+        NodeKind::ReduceByIndex { .. } => return Held::Whole,
+        _ => {}
     }
     let (Some(need), Some((rows, shards)), Some(&extent0)) = (
         need,
@@ -768,6 +796,55 @@ mod tests {
             port: 0,
         };
         assert_eq!(needs[&port], [0..4, 4..8], "{needs:?}");
+    }
+
+    /// A scan and a histogram of plain reads are placed by their routine's blocks: their
+    /// inputs are needed by rows (a rank's blocks), a scan's output stays by rows and a
+    /// histogram's is whole on every rank. With a fused producer they run whole.
+    #[test]
+    fn scans_and_histograms_of_plain_reads_are_placed_by_blocks() {
+        use flow_runtime::prims::{HISTOGRAM_SHARD, SCAN_BLOCK};
+        let n = 4 * SCAN_BLOCK + 5;
+        let text = format!(
+            "%0 = input 0 : f32[{n}]\n\
+             %1 = input 1 : i64[{n}]\n\
+             %2 = scan [{n}] sum reads(%0.0[i0]) : f32[{n}] {{ r0 }}\n\
+             %3 = histogram [{n}] bins 10 sum reads(%1.0[i0], %0.0[i0]) : f32[10] {{ r0; r1 }}\n\
+             %4 = scan [{n}] sum reads(%0.0[i0]) : f32[{n}] {{ mul(r0, 2.0f32) }}\n\
+             output %2.0, %3.0, %4.0\n"
+        );
+        let g = crate::mir::parse(&text).expect("the test graph parses");
+        let s = crate::mir::schedule::plan(&g);
+        let k = g.nodes.len();
+        let placed = placements(&g, &s, &vec![None; k], &vec![None; k]);
+        let shards = n.div_ceil(HISTOGRAM_SHARD);
+        assert_eq!(
+            placed,
+            [
+                None,
+                None,
+                Some((SCAN_BLOCK, 5)),
+                Some((HISTOGRAM_SHARD, shards)),
+                None
+            ]
+        );
+        let port = |n| Port {
+            node: crate::mir::ir::NodeId(n),
+            port: 0,
+        };
+        let needs = rows_needed(&g, &placed, 2);
+        // %0 is read whole by the scan with a producer (%4), which runs on every rank.
+        assert!(!needs.contains_key(&port(0)), "{needs:?}");
+        assert_eq!(needs[&port(1)], [0..3 * SCAN_BLOCK, 3 * SCAN_BLOCK..n]);
+        assert!(!needs.contains_key(&port(3)));
+        assert_eq!(held(&g, port(3), &placed, None, 2), Held::Whole);
+        assert_eq!(
+            held(&g, port(2), &placed, needs.get(&port(2)), 2),
+            Held::Rows {
+                own: vec![0..3 * SCAN_BLOCK, 3 * SCAN_BLOCK..n],
+                have: vec![0..3 * SCAN_BLOCK, 3 * SCAN_BLOCK..n],
+            }
+        );
     }
 
     /// A gather's table goes to every rank whole; a graph output of a placed producer
