@@ -377,27 +377,14 @@ impl Native {
                         if let Some((s, (_, shards))) = on_ranks {
                             let bins = len / lanes;
                             let mut out = out;
+                            let at = (s, lanes, bins, shards);
                             let r = match idx {
-                                Data::I64(i) => histogram_on_ranks(
-                                    s,
-                                    pool,
-                                    &mon,
-                                    lanes,
-                                    (i, v),
-                                    bins,
-                                    shards,
-                                    &mut out,
-                                ),
-                                Data::I32(i) => histogram_on_ranks(
-                                    s,
-                                    pool,
-                                    &mon,
-                                    lanes,
-                                    (i, v),
-                                    bins,
-                                    shards,
-                                    &mut out,
-                                ),
+                                Data::I64(i) => {
+                                    histogram_on_ranks(at, pool, &mon, (i, v), &mut out)
+                                }
+                                Data::I32(i) => {
+                                    histogram_on_ranks(at, pool, &mon, (i, v), &mut out)
+                                }
                                 _ => Err(Failure::Elsewhere),
                             };
                             r.map(|()| out)
@@ -647,15 +634,12 @@ fn scan_on_ranks<M: flow_runtime::prims::Monoid>(
 /// bins, all-gathered, then combined on every rank in the fixed tree of the one-process
 /// routine (shards in order: non-commutative monoids keep index order) into `bins`. An
 /// index out of range is [`Failure::OutOfRange`] (found by the caller).
-#[allow(clippy::too_many_arguments)]
+/// `(s, lanes, n_bins, shards)`: the ranks, the lanes of a row, the bins, the shards.
 fn histogram_on_ranks<M: flow_runtime::prims::Monoid, I: Index>(
-    s: &dyn Spread,
+    (s, lanes, n_bins, shards): (&dyn Spread, usize, usize, usize),
     pool: &Pool,
     m: &M,
-    lanes: usize,
     (idx, vals): (&[I], &[M::T]),
-    n_bins: usize,
-    shards: usize,
     bins: &mut [M::T],
 ) -> Result<(), Failure> {
     let mine = shards_of(s.rank(), s.ranks(), shards);

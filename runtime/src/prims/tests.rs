@@ -957,6 +957,30 @@ fn split(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
         .collect()
 }
 
+/// A histogram's `total` shards folded in `parts` (as ranks do) and combined in shard order.
+fn histogram_in_parts<M: Monoid<T = f32>>(
+    pool: &Pool,
+    m: &M,
+    lanes: usize,
+    (idx, x): (&[i64], &[f32]),
+    bins: usize,
+    total: usize,
+    parts: usize,
+) -> Vec<f32> {
+    let mut partials = Vec::new();
+    for p in split(total, parts) {
+        let mut part = vec![0f32; p.len() * bins * lanes];
+        let mut ignored = vec![0; p.len()];
+        let pairs = source::Pairs::Slices(idx, x);
+        histogram::shard_partials(pool, m, lanes, &pairs, bins, p, &mut part, &mut ignored)
+            .unwrap();
+        partials.extend(part);
+    }
+    let mut got = vec![f32::NAN; bins * lanes];
+    histogram::combine_shards(pool, m, &partials, total, &mut got).unwrap();
+    got
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
 
@@ -1030,30 +1054,13 @@ proptest! {
         let mut want = vec![0f32; bins * lanes];
         histogram::reduce_by_index_rows(&pool, &m, lanes, source::Pairs::Slices(&idx, &x), &mut want).unwrap();
         let total = rows.div_ceil(histogram::shard_rows(bins));
-        let mut partials = Vec::new();
-        for p in split(total, parts) {
-            let mut part = vec![0f32; p.len() * bins * lanes];
-            let mut ignored = vec![0; p.len()];
-            let pairs = source::Pairs::Slices(&idx, &x);
-            histogram::shard_partials(&pool, &m, lanes, &pairs, bins, p, &mut part, &mut ignored).unwrap();
-            partials.extend(part);
-        }
-        let mut got = vec![f32::NAN; bins * lanes];
-        histogram::combine_shards(&pool, &m, &partials, total, &mut got).unwrap();
+        let got = histogram_in_parts(&pool, &m, lanes, (&idx, &x), bins, total, parts);
         prop_assert!(want.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()));
         // The last value of each bin wins: not commutative.
         let last = |_a: f32, b: f32| b;
         let m = FnMonoid { identity: -1f32, combine: &last };
         histogram::reduce_by_index_rows(&pool, &m, lanes, source::Pairs::Slices(&idx, &x), &mut want).unwrap();
-        let mut partials = Vec::new();
-        for p in split(total, parts) {
-            let mut part = vec![0f32; p.len() * bins * lanes];
-            let mut ignored = vec![0; p.len()];
-            let pairs = source::Pairs::Slices(&idx, &x);
-            histogram::shard_partials(&pool, &m, lanes, &pairs, bins, p, &mut part, &mut ignored).unwrap();
-            partials.extend(part);
-        }
-        histogram::combine_shards(&pool, &m, &partials, total, &mut got).unwrap();
+        let got = histogram_in_parts(&pool, &m, lanes, (&idx, &x), bins, total, parts);
         prop_assert!(want.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 }
