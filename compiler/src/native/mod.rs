@@ -39,6 +39,7 @@ mod fallback;
 mod group;
 mod key;
 pub(crate) mod prims;
+mod prims_ranks;
 mod producer;
 mod record;
 pub mod spread;
