@@ -21,7 +21,8 @@
 #  2c. a training-like loop (tests/mpi/train.flow: weights updated each step, printed once)
 #     on 2 and 4 ranks moves (`--stats`) far less than one copy of the weights per step, and
 #     a GEMM whose left operand stays on the ranks (tests/mpi/gemm.flow) far less than one
-#     copy of that operand per step;
+#     copy of that operand per step, and scans and histograms run by blocks on the ranks
+#     (tests/mpi/scan.flow) far less than one copy of their inputs;
 #  3. kills a rank: one made to abort by FLOW_MPI_DIE, one with `kill -9`; the job must fail
 #     within seconds, saying which rank died;
 #  3b. stops mpirun (SIGSTOP, 2.5 s at a time) once a job has printed, so the ranks' 2-second
@@ -266,8 +267,13 @@ FLOW
     # in each of its 20 steps: each GEMM block reads only its rows of the left operand, so
     # a step moves the product's rows to the scalar sum and the right operand, not the left
     # operand (40 MiB per other rank when a GEMM's operands went whole to every rank).
+    # tests/mpi/scan.flow scans, and bins by histograms, 2 MiB of floats (and 4 MiB of bin
+    # numbers) made on the ranks: each rank runs its blocks of each scan and its shards of
+    # each histogram, so what moves is block totals, partial bins and the rows of the scans'
+    # outputs the reductions read — not the inputs (8 MiB per other rank, 8407301 B on 2
+    # ranks and 25221759 B on 4, when scans and histograms ran whole on every rank).
     # Bound: MiB per other rank.
-    for case in "train 3 the weights are 1 MiB" "gemm 4 the left operand is 2 MiB"; do
+    for case in "train 3 the weights are 1 MiB" "gemm 4 the left operand is 2 MiB" "scan 4 the scans and histograms read 2 MiB of floats, 4 MiB of bins"; do
         read -r name mib why <<<"$case"
         for r in 2 4; do
             run_into "$work/$name-bytes-$r" "tests/mpi/$name.flow" "--ranks $r --threads 1 --stats --timeout $timeout"

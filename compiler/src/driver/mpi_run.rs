@@ -739,6 +739,47 @@ impl Spread for Ranks {
         Outcome::Done
     }
 
+    fn all_gather(&self, what: &str, mine: &[u8]) -> Vec<Vec<u8>> {
+        let len = mine.len() as u64;
+        let mut lens = vec![0u64; self.size];
+        self.world.all_gather_into(&len, &mut lens[..]);
+        let total: usize = lens.iter().map(|&n| n as usize).sum();
+        let mut all = vec![0u8; total];
+        if total > 0 {
+            let counts: Vec<i32> = lens.iter().map(|&n| self.count(n as usize, what)).collect();
+            let mut at = 0;
+            let displs: Vec<i32> = lens
+                .iter()
+                .map(|&n| {
+                    let d = self.count(at, what);
+                    at += n as usize;
+                    d
+                })
+                .collect();
+            // Never an empty vector's dangling pointer, 1: that is Open MPI's `MPI_IN_PLACE`.
+            let mut own = Vec::with_capacity(mine.len() + 1);
+            own.extend_from_slice(mine);
+            self.world.all_gather_varcount_into(
+                &own[..],
+                &mut PartitionMut::new(&mut all[..], counts, displs),
+            );
+        }
+        // Summed over the receiving ranks (rank 0 counts for all: every rank receives all
+        // but its own).
+        let received: u64 = lens.iter().map(|&n| total as u64 - n).sum();
+        self.stat(|s| {
+            s.exchanged += received;
+            s.whole += received;
+        });
+        let mut out = Vec::with_capacity(self.size);
+        let mut at = 0;
+        for &n in &lens {
+            out.push(all[at..at + n as usize].to_vec());
+            at += n as usize;
+        }
+        out
+    }
+
     fn gather_inputs(&self, inputs: &[Rc<Tensor>], need: &[Option<Need>]) -> Vec<Rc<Tensor>> {
         let ids = self.current.borrow().clone();
         if ids.len() != inputs.len() {

@@ -39,6 +39,7 @@ mod fallback;
 mod group;
 mod key;
 pub(crate) mod prims;
+mod prims_ranks;
 mod producer;
 mod record;
 pub mod spread;
@@ -138,6 +139,9 @@ pub struct Native {
     /// With ranks: the rows of each port of the graph being run that each rank needs
     /// ([`spread::rows_needed`]; a port not there goes to every rank whole).
     needs: HashMap<Port, spread::Need>,
+    /// With ranks: how each node of the graph being run is placed on them
+    /// ([`spread::placements`]; a scan or histogram placed there runs by blocks on the ranks).
+    placed: Vec<Option<(usize, usize)>>,
 }
 
 impl Native {
@@ -156,6 +160,7 @@ impl Native {
             interpreted: 0,
             spread: None,
             needs: HashMap::new(),
+            placed: Vec::new(),
         })
     }
 
@@ -285,9 +290,12 @@ impl Native {
         if let Some(p) = &progress {
             p.begin(g.nodes.ids().map(|id| shard_plan(g, id).1 as u64).sum());
         }
-        let outer = std::mem::take(&mut self.needs);
+        let outer = (
+            std::mem::take(&mut self.needs),
+            std::mem::take(&mut self.placed),
+        );
         let res = self.eval_graph_nodes(g, inputs, true);
-        self.needs = outer;
+        (self.needs, self.placed) = outer;
         if let Some(p) = &progress {
             p.end();
         }
@@ -302,9 +310,12 @@ impl Native {
         g: &Graph,
         inputs: &[Rc<Tensor>],
     ) -> Result<Vec<Rc<Tensor>>, NativeError> {
-        let outer = std::mem::take(&mut self.needs);
+        let outer = (
+            std::mem::take(&mut self.needs),
+            std::mem::take(&mut self.placed),
+        );
         let res = self.eval_graph_nodes(g, inputs, false);
-        self.needs = outer;
+        (self.needs, self.placed) = outer;
         res
     }
 
@@ -338,6 +349,7 @@ impl Native {
         if let Some(s) = &ranks {
             placed = spread::placements(g, &schedule, &kernels, &first_of);
             self.needs = spread::rows_needed(g, &placed, s.ranks());
+            self.placed = placed.clone();
             if !top {
                 // A primitive's own graph (e.g. the states of a tuple-state scan) hands its
                 // outputs to a routine that reads them whole on every rank.

@@ -11,6 +11,9 @@
 //! expressions are not a plain read (a fused producer) are computed block by block inside
 //! the routine by the producer's kernel (see `producer.rs`), never as a whole tensor.
 //!
+//! On MPI ranks, a scan or histogram of plain reads runs by its routine's blocks, each rank
+//! its own (`prims_ranks.rs`, docs/distributed.md).
+//!
 //! Also the dispatch the coordinator's routines share ([`with_monoid`], [`UserCombine`]).
 
 use super::producer::{elements, fill1, fill2, pairs, Elems, Producer};
@@ -22,7 +25,11 @@ use flow_runtime::prims::scatter::scatter_rows;
 use flow_runtime::prims::{Index, Monoid};
 use flow_runtime::Scalar;
 
-use crate::mir::ir::{Affine, MonoidRef, Read, ScalarExpr};
+use crate::mir::ir::{Affine, MonoidRef, Port, Read, ScalarExpr};
+
+use super::prims_ranks::{agree, first_out_of_range_in, histogram_on_ranks, scan_on_ranks};
+use super::spread::{shards_of, LaunchRows, Outcome, Spread};
+use std::rc::Rc;
 
 /// The user-monoid arm of [`with_monoid`]: `$body` with `$m` an [`FnMonoid`] over `$t`
 /// whose combine calls `$user` on scalars of variant `$v`.
@@ -163,10 +170,14 @@ pub(crate) use user_arm_impl;
 pub(crate) use with_monoid_impl as with_monoid;
 
 /// Why a routine did not give its result.
-enum Failure {
+pub(super) enum Failure {
     Task(TaskError),
     /// The first index out of range, at which position.
     OutOfRange(i64, usize),
+    /// On ranks: the fault of a user monoid's combine.
+    Fault(String),
+    /// On ranks: another rank failed, which says how (see [`agree`]).
+    Elsewhere,
 }
 
 impl From<TaskError> for Failure {
@@ -218,7 +229,7 @@ pub(crate) fn output<T: Elements + Clone>(spare: Option<Data>, len: usize, fill:
 
 /// Whether the runtime's routines take `monoid`: a built-in one, or a user monoid whose state
 /// is one scalar with no wrap or unwrap.
-fn routine_monoid(g: &Graph, monoid: MonoidRef) -> Option<Option<UserCombine>> {
+pub(super) fn routine_monoid(g: &Graph, monoid: MonoidRef) -> Option<Option<UserCombine>> {
     match monoid {
         MonoidRef::Builtin(_) => Some(None),
         MonoidRef::User(id) => {
@@ -291,6 +302,29 @@ impl Native {
             Some(u) => u.combine(a, b),
             None => a,
         };
+        // On ranks, a scan or histogram placed by blocks (`prim_placement`: plain reads, so
+        // no producer) runs this rank's blocks.
+        let ranks: Option<(Rc<dyn Spread>, (usize, usize))> = self
+            .spread
+            .clone()
+            .filter(|s| s.ranks() > 1)
+            .zip(self.placed.get(id.index()).copied().flatten())
+            .filter(|_| {
+                matches!(
+                    node.kind,
+                    NodeKind::Scan { .. } | NodeKind::ReduceByIndex { .. }
+                )
+            });
+        if ranks.is_some() && prod.is_some() {
+            return Err(NativeError::CompilerBug {
+                what: "the native backend".into(),
+                finding: format!(
+                    "{}: placed on ranks, but not plain reads",
+                    describe(id, node)
+                ),
+            });
+        }
+        let on_ranks = ranks.as_ref().map(|(s, p)| (&**s, *p));
         let pool: &Pool = &self.workers;
         let no_monoid = || NativeError::CompilerBug {
             what: "the native backend".into(),
@@ -311,11 +345,15 @@ impl Native {
                     zero,
                     |mon, x| {
                         let mut y = output(Some(spare), len, mon.identity());
-                        let fill = fill1(prod);
-                        let x = elements(x, prod, &fill);
-                        scan_elements(pool, &mon, kind, row_len, x, &mut y)
-                            .map(|()| y)
-                            .map_err(Failure::Task)
+                        if let Some((s, place)) = on_ranks {
+                            scan_on_ranks(s, pool, &mon, kind, &space, place, x, &mut y).map(|()| y)
+                        } else {
+                            let fill = fill1(prod);
+                            let x = elements(x, prod, &fill);
+                            scan_elements(pool, &mon, kind, row_len, x, &mut y)
+                                .map(|()| y)
+                                .map_err(Failure::Task)
+                        }
                     }
                 )
                 .ok_or_else(no_monoid)?
@@ -330,23 +368,39 @@ impl Native {
                     |mon, v| {
                         let mut out = output(Some(spare), len, mon.identity());
                         out.iter_mut().for_each(|b| *b = mon.identity());
-                        let bad = match idx {
-                            Data::I64(i) => {
-                                let fill = fill2(prod);
-                                let src = pairs(i, v, prod, &fill);
-                                reduce_by_index_rows(pool, &mon, lanes, src, &mut out)
+                        if let Some((s, (_, shards))) = on_ranks {
+                            let bins = len / lanes;
+                            let mut out = out;
+                            let at = (s, lanes, bins, shards);
+                            let r = match idx {
+                                Data::I64(i) => {
+                                    histogram_on_ranks(at, pool, &mon, (i, v), &mut out)
+                                }
+                                Data::I32(i) => {
+                                    histogram_on_ranks(at, pool, &mon, (i, v), &mut out)
+                                }
+                                _ => Err(Failure::Elsewhere),
+                            };
+                            r.map(|()| out)
+                        } else {
+                            let bad = match idx {
+                                Data::I64(i) => {
+                                    let fill = fill2(prod);
+                                    let src = pairs(i, v, prod, &fill);
+                                    reduce_by_index_rows(pool, &mon, lanes, src, &mut out)
+                                }
+                                Data::I32(i) => {
+                                    let fill = fill2(prod);
+                                    let src = pairs(i, v, prod, &fill);
+                                    reduce_by_index_rows(pool, &mon, lanes, src, &mut out)
+                                }
+                                _ => Ok(usize::MAX),
+                            };
+                            match bad {
+                                Ok(0) => Ok(out),
+                                Ok(_) => Err(out_of_range(idx, len / lanes)),
+                                Err(e) => Err(Failure::Task(e)),
                             }
-                            Data::I32(i) => {
-                                let fill = fill2(prod);
-                                let src = pairs(i, v, prod, &fill);
-                                reduce_by_index_rows(pool, &mon, lanes, src, &mut out)
-                            }
-                            _ => Ok(usize::MAX),
-                        };
-                        match bad {
-                            Ok(0) => Ok(out),
-                            Ok(_) => Err(out_of_range(idx, len / lanes)),
-                            Err(e) => Err(Failure::Task(e)),
                         }
                     }
                 )
@@ -361,6 +415,47 @@ impl Native {
             }
             _ => return self.interpret(g, id, node, values),
         };
+        let res = match &ranks {
+            // Every rank learns the outcome one process would have; a scan's rows then go
+            // where they are read, like a kernel's.
+            Some((s, (rows, shards))) => {
+                let fault = user.as_ref().and_then(|u| u.fault.get().cloned());
+                let res = match res {
+                    Err(Failure::OutOfRange(..)) => {
+                        // This rank's first bad index, in its shards' pairs.
+                        let mine = shards_of(s.rank(), s.ranks(), *shards);
+                        let pairs = |r: usize| (r * rows * lanes).min(space.iter().product());
+                        Err(first_out_of_range_in(
+                            data(0),
+                            len / lanes,
+                            pairs(mine.start)..pairs(mine.end),
+                        ))
+                    }
+                    res => res,
+                };
+                let mut res = agree(&**s, &describe(id, node), res, fault);
+                if let (Ok(data), NodeKind::Scan { .. }) = (&mut res, &node.kind) {
+                    let extent0 = space.first().copied().unwrap_or(1);
+                    let row_bytes = len / extent0.max(1) * out_ty.dtype.size_bytes();
+                    let rows = LaunchRows {
+                        name: &describe(id, node),
+                        shards: *shards,
+                        rows: *rows,
+                        extent0,
+                        outputs: &[(super::data_ptr_mut(data), row_bytes, out_ty.dtype)],
+                        needs: &[self.need(Port { node: id, port: 0 })],
+                    };
+                    if !matches!(s.finish_launch(&rows, Ok(())), Outcome::Done) {
+                        return Err(NativeError::CompilerBug {
+                            what: "the native backend on ranks".into(),
+                            finding: format!("{}: the ranks disagree", describe(id, node)),
+                        });
+                    }
+                }
+                res
+            }
+            None => res,
+        };
         let produced = prod.is_some();
         drop(datas);
         drop(elems);
@@ -369,7 +464,7 @@ impl Native {
             // interpreter finds it, and words the error as it does.
             self.interpret(g, id, node, values)?;
         }
-        if let Some(u) = &user {
+        if let (Some(u), None) = (&user, &ranks) {
             if let Some(x) = u.fault.get() {
                 return Err(NativeError::Interpreted {
                     op: describe(id, node),
@@ -382,6 +477,17 @@ impl Native {
                 shape: out_ty.shape.clone(),
                 data,
             }]),
+            Err(Failure::Fault(x)) => Err(NativeError::Interpreted {
+                op: describe(id, node),
+                cause: format!(
+                    "`{}`'s combine: {x}",
+                    user.as_ref().map_or("?", |u| u.monoid.name.as_str())
+                ),
+            }),
+            Err(Failure::Elsewhere) => Err(NativeError::CompilerBug {
+                what: "the native backend on ranks".into(),
+                finding: format!("{}: a rank failed without an error", describe(id, node)),
+            }),
             Err(Failure::Task(e)) => Err(NativeError::shard(id, node, &space, SCAN_ROWS, &e)),
             Err(Failure::OutOfRange(v, p)) => {
                 let (what, shape) = match &node.kind {

@@ -233,6 +233,25 @@ fn plain_tensors(
         .collect()
 }
 
+/// Whether every expression is a plain read of a whole tensor of `g` (then [`Native::elements`]
+/// gives those tensors themselves, as [`plain_tensors`] does from their values).
+pub(super) fn plain_in_graph(
+    g: &Graph,
+    space: &[usize],
+    reads: &[Read],
+    exprs: &[ScalarExpr],
+) -> bool {
+    exprs.iter().all(|e| match e {
+        ScalarExpr::Read(k) => reads.get(*k as usize).is_some_and(|r| {
+            g.nodes
+                .get(r.node)
+                .and_then(|n| n.outputs.get(r.port as usize))
+                .is_some_and(|t| is_plain(r, space, &t.shape))
+        }),
+        _ => false,
+    })
+}
+
 impl Native {
     /// The elements of `exprs` over `space` as whole tensors: a plain read's tensor itself,
     /// else all of them computed as one `Map` of the node's reads (on the kernels).

@@ -84,6 +84,11 @@ pub trait Spread {
     /// when every shard succeeded, gives each rank the rows of each output it needs.
     fn finish_launch(&self, rows: &LaunchRows<'_>, local: Result<(), TaskError>) -> Outcome;
 
+    /// On every rank, alike: every rank's `mine` (small: a scan's block totals, a
+    /// histogram's partial bins, an outcome), by rank (`MPI_Allgatherv`); `what` names it in
+    /// errors.
+    fn all_gather(&self, what: &str, mine: &[u8]) -> Vec<Vec<u8>>;
+
     /// On every rank, after an evaluation succeeded: its outputs stay on the ranks, each
     /// rank holding the rows `held` says (a later dispatch names them instead of sending
     /// them, and rank 0 fetches one only when it observes it, [`Spread::fetch`]).
@@ -141,7 +146,9 @@ pub type Need = Vec<Range<usize>>;
 /// blocks of elements are whole rows ([`random_rows`]); `None` for every other node (a node
 /// on the interpreter, a primitive, a concatenation or slice, a random fill whose rows
 /// straddle its blocks), which every rank runs whole or whose shards are not rows of its
-/// index space.
+/// index space. A scan or histogram of plain reads is placed by its routine's blocks
+/// (`prims_ranks::prim_placement`): a rank runs its blocks, and a histogram's result is then
+/// whole on every rank.
 ///
 /// `kernels` and `first_of` are the executor's (`Native::kernels_of`): which nodes run as
 /// kernels, and which launches run as row groups (the others run member by member).
@@ -173,8 +180,12 @@ pub fn placements(
         }
     }
     for (id, node) in g.nodes.iter_enumerated() {
-        if let (NodeKind::Random { .. }, [t]) = (&node.kind, &node.outputs[..]) {
-            placed[id.index()] = random_rows(&t.shape);
+        match (&node.kind, &node.outputs[..]) {
+            (NodeKind::Random { .. }, [t]) => placed[id.index()] = random_rows(&t.shape),
+            (NodeKind::Scan { .. } | NodeKind::ReduceByIndex { .. }, _) => {
+                placed[id.index()] = super::prims_ranks::prim_placement(g, node)
+            }
+            _ => {}
         }
     }
     placed
@@ -204,8 +215,8 @@ pub fn random_rows(shape: &[usize]) -> Option<(usize, usize)> {
 /// every other free and reduced dimension whole), clamped to the tensor — a contraction's
 /// GEMM block thus reads its rows of `x[i, k]` and every row of `w[k, j]` or of a
 /// transposed `x[k, i]`; a gather's table (read at indices known only when it runs), a
-/// reader not placed (it runs whole on every rank: a scan, histogram or scatter, a node on
-/// the interpreter, a concatenation or slice), a scalar port, a graph output whose producer
+/// reader not placed (it runs whole on every rank: a scatter, a scan or histogram not placed
+/// by blocks, a node on the interpreter, a concatenation or slice), a scalar port, a graph output whose producer
 /// is not placed (a node every rank runs whole) and a random fill not placed by rows (its
 /// blocks of elements are not whole rows) are needed whole by every rank. A stencil's
 /// output is then needed by a rank for its own rows and its neighbours' halo; a row-local chain's, for its own rows
@@ -226,6 +237,15 @@ pub fn rows_needed(
             || (placed[p.node.index()].is_some() && !node.outputs[p.port as usize].shape.is_empty())
     };
     let mut whole: HashSet<Port> = g.outputs.iter().copied().filter(|p| !by_rows(p)).collect();
+    // A histogram placed by shards combines its partial bins on every rank: whole.
+    for (id, node) in g.nodes.iter_enumerated() {
+        if matches!(node.kind, NodeKind::ReduceByIndex { .. }) {
+            whole.extend((0..node.outputs.len()).map(|k| Port {
+                node: id,
+                port: k as u32,
+            }));
+        }
+    }
     // A random fill whose blocks of elements are not whole rows is not placed by rows.
     for (id, node) in g.nodes.iter_enumerated() {
         if matches!(node.kind, NodeKind::Random { .. }) && placed[id.index()].is_none() {
@@ -236,6 +256,11 @@ pub fn rows_needed(
         let placed_reader = match (&node.kind, placed[id.index()]) {
             (NodeKind::Map { space, .. }, Some(p)) => Some((space, &[][..], p)),
             (NodeKind::Reduce { space, red, .. }, Some(p)) => Some((space, &red[..], p)),
+            // A scan or histogram placed by blocks (`prims_ranks::prim_placement`) reads, in its
+            // block, the rows of its plain reads its own rows read.
+            (NodeKind::Scan { space, .. } | NodeKind::ReduceByIndex { space, .. }, Some(p)) => {
+                Some((space, &[][..], p))
+            }
             _ => None,
         };
         let tables: HashSet<u32> = match node.kind.reads_and_exprs() {
@@ -371,8 +396,11 @@ pub fn held(
     ranks: usize,
 ) -> Held {
     let node = &g.nodes[p.node];
-    if let NodeKind::Input { index } = node.kind {
-        return Held::Input(index as usize);
+    match node.kind {
+        NodeKind::Input { index } => return Held::Input(index as usize),
+        // Combined on every rank.
+        NodeKind::ReduceByIndex { .. } => return Held::Whole,
+        _ => {}
     }
     let (Some(need), Some((rows, shards)), Some(&extent0)) = (
         need,
@@ -494,306 +522,5 @@ impl super::Native {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shard_blocks_cover_every_shard_once_in_order() {
-        for shards in 0..40 {
-            for ranks in 1..9 {
-                let mut next = 0;
-                for r in 0..ranks {
-                    let s = shards_of(r, ranks, shards);
-                    assert_eq!(s.start, next, "{shards} shards on {ranks} ranks");
-                    next = s.end;
-                }
-                assert_eq!(next, shards);
-            }
-        }
-        assert_eq!(shards_of(0, 4, 10), 0..3);
-        assert_eq!(shards_of(3, 4, 10), 8..10);
-    }
-
-    #[test]
-    fn rows_stop_at_the_extent() {
-        let l = LaunchRows {
-            name: "x",
-            shards: 3,
-            rows: 4,
-            extent0: 10,
-            outputs: &[],
-            needs: &[],
-        };
-        assert_eq!(rows_of(0, 2, &l), 0..8);
-        assert_eq!(rows_of(1, 2, &l), 8..10);
-    }
-
-    /// Property: `missing` leaves out no row of `want` outside `have`, and `joined` is the
-    /// union exactly when the union is one range.
-    #[test]
-    fn missing_rows_and_unions() {
-        for ws in 0..7 {
-            for we in ws..7 {
-                for hs in 0..7 {
-                    for he in hs..7 {
-                        let (want, have) = (ws..we, hs..he);
-                        let m = missing(&want, &have);
-                        for x in want.clone() {
-                            assert!(have.contains(&x) || m.contains(&x), "{want:?} {have:?}");
-                        }
-                        assert!(m.is_empty() || (want.start <= m.start && m.end <= want.end));
-                        let union: Vec<usize> = (0..7)
-                            .filter(|x| want.contains(x) || have.contains(x))
-                            .collect();
-                        match joined(&want, &have) {
-                            Some(j) => assert_eq!(j.collect::<Vec<_>>(), union),
-                            None => assert!(union.windows(2).any(|w| w[1] != w[0] + 1)),
-                        }
-                    }
-                }
-            }
-        }
-        assert_eq!(missing(&(0..10), &(3..10)), 0..3);
-        assert_eq!(missing(&(0..10), &(0..10)), 0..0);
-    }
-
-    /// A small deterministic generator for the property tests (xorshift).
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n.max(1)
-        }
-
-        fn between(&mut self, lo: i64, hi: i64) -> i64 {
-            lo + self.below((hi - lo + 1) as u64) as i64
-        }
-    }
-
-    /// Every point of a box of free extents `space` with free index 0 in `block` and reduced
-    /// extents `red`.
-    fn points(space: &[usize], red: &[usize], block: &Range<usize>) -> Vec<Vec<i64>> {
-        let mut dims: Vec<Range<usize>> = space.iter().map(|&n| 0..n).collect();
-        if let Some(d) = dims.first_mut() {
-            *d = block.clone();
-        }
-        dims.extend(red.iter().map(|&n| 0..n));
-        let mut out = vec![Vec::new()];
-        for d in dims {
-            out = out
-                .into_iter()
-                .flat_map(|p| {
-                    d.clone().map(move |x| {
-                        let mut p = p.clone();
-                        p.push(x as i64);
-                        p
-                    })
-                })
-                .collect();
-        }
-        if space.is_empty() && block.is_empty() {
-            out.clear();
-        }
-        out
-    }
-
-    /// Property: the rows `rows_read` gives hold the (clamped) first coordinate of every
-    /// point of the box, and are the tightest such range: both ends are read.
-    #[test]
-    fn rows_read_cover_every_read_and_no_more() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        for case in 0..3000 {
-            let space: Vec<usize> = (0..rng.below(3))
-                .map(|_| rng.below(9) as usize + 1)
-                .collect();
-            let red: Vec<usize> = (0..rng.below(3)).map(|_| rng.below(5) as usize).collect();
-            let vars = (space.len() + red.len()) as u64;
-            let a = Affine {
-                konst: rng.between(-6, 6),
-                coeffs: (0..rng.below(4))
-                    .filter(|_| vars > 0)
-                    .map(|_| (rng.below(vars) as u32, rng.between(-3, 3)))
-                    .collect(),
-            };
-            let len = space.first().copied().unwrap_or(1);
-            let lo = rng.below(len as u64 + 1) as usize;
-            let block = lo..lo + rng.below((len - lo) as u64 + 1) as usize;
-            let extent0 = rng.below(20) as usize + 1;
-            let got = rows_read(&a, &space, &red, block.clone(), extent0);
-            let read: Vec<usize> = points(&space, &red, &block)
-                .iter()
-                .map(|p| {
-                    let x = a.konst
-                        + a.coeffs
-                            .iter()
-                            .map(|&(v, c)| c * p[v as usize])
-                            .sum::<i64>();
-                    x.clamp(0, extent0 as i64 - 1) as usize
-                })
-                .collect();
-            let what =
-                format!("case {case}: {a:?} over {space:?} x {red:?}, rows {block:?} of {extent0}");
-            match got {
-                None => assert!(read.is_empty(), "{what}: no rows, but {read:?} are read"),
-                Some(r) => {
-                    assert!(!read.is_empty(), "{what}: {r:?}, but the box is empty");
-                    assert!(
-                        read.iter().all(|x| r.contains(x)),
-                        "{what}: {r:?} misses a read of {read:?}"
-                    );
-                    assert!(
-                        read.contains(&r.start) && read.contains(&(r.end - 1)),
-                        "{what}: {r:?} is wider than the reads"
-                    );
-                }
-            }
-        }
-    }
-
-    /// Property: for random shard plans of a stencil's reader on 1 to 5 ranks, the rows a
-    /// rank needs hold every row its shards read (brute force over the shards' points).
-    #[test]
-    fn halo_needs_cover_every_shard_read() {
-        let text = "%0 = input 0 : f32[37, 5]\n\
-            %1 = map [37, 5] reads(%0.0[i0 - 2, i1 | pad 0.0f32], %0.0[i0 + 1, i1 | clamp]) : f32[37, 5] { add(r0, r1) }\n\
-            %2 = map [37, 5] reads(%1.0[i0, i1], %0.0[i0, i1]) : f32[37, 5] { mul(r0, r1) }\n\
-            %3 = reduce [] over [37, 5] sum reads(%2.0[i0, i1]) : f32[] { r0 }\n\
-            output %3.0\n";
-        let g = crate::mir::parse(text).expect("the test graph parses");
-        let mut rng = Rng(7);
-        for _ in 0..200 {
-            let ranks = rng.below(5) as usize + 1;
-            let rows = rng.below(12) as usize + 1;
-            let shards = 37usize.div_ceil(rows);
-            let plan = Some((rows, shards));
-            let placed = vec![None, plan, plan, Some((1, 1))];
-            let needs = rows_needed(&g, &placed, ranks);
-            // %2 is read by %3, a scalar reduction run by the rank of shard 0: that rank
-            // needs every row, the others none.
-            let n2 = &needs[&Port {
-                node: crate::mir::ir::NodeId(2),
-                port: 0,
-            }];
-            assert_eq!(n2[0], 0..37);
-            assert!(n2[1..].iter().all(|r| r.is_empty()));
-            let port = |n| Port {
-                node: crate::mir::ir::NodeId(n),
-                port: 0,
-            };
-            let (n0s, n1s) = (&needs[&port(0)], &needs[&port(1)]);
-            assert_eq!((n0s.len(), n1s.len()), (ranks, ranks));
-            for (q, (n0, n1)) in n0s.iter().zip(n1s).enumerate() {
-                let s = shards_of(q, ranks, shards);
-                let block = (s.start * rows).min(37)..(s.end * rows).min(37);
-                for i in block.clone() {
-                    for d in [-2i64, 1, 0] {
-                        let row = (i as i64 + d).clamp(0, 36) as usize;
-                        assert!(
-                            n0.contains(&row),
-                            "rank {q} of {ranks}, rows {block:?}: %0 row {row} not in {n0:?}"
-                        );
-                    }
-                    assert!(n1.contains(&i), "rank {q}: %1 row {i} not in {n1:?}");
-                }
-                // %1 is read at its own rows only: nothing moves.
-                if block.is_empty() {
-                    assert!(n1.is_empty(), "rank {q} of {ranks}: {n1:?}");
-                } else {
-                    assert_eq!(*n1, block, "rank {q} of {ranks}");
-                }
-            }
-        }
-    }
-
-    /// A contraction is placed by its GEMM blocks of rows, kernel or not: a block reads its
-    /// rows of `x[i, k]` and every row of `w[k, j]` or of a transposed `x[k, i]`, so only
-    /// the rank that runs blocks of the transposed product needs all of `x`.
-    #[test]
-    fn gemm_blocks_read_their_rows_of_the_left_operand() {
-        let text = "%0 = input 0 : f32[1024, 8]\n\
-            %1 = input 1 : f32[8, 4]\n\
-            %2 = reduce [1024, 4] over [8] sum reads(%0.0[i0, i2], %1.0[i2, i1]) : f32[1024, 4] { mul(r0, r1) }\n\
-            %3 = reduce [8, 4] over [1024] sum reads(%0.0[i2, i0], %2.0[i2, i1]) : f32[8, 4] { mul(r0, r1) }\n\
-            output %2.0, %3.0\n";
-        let g = crate::mir::parse(text).expect("the test graph parses");
-        let schedule = crate::mir::schedule::plan(&g);
-        let n = g.nodes.len();
-        let placed = placements(&g, &schedule, &vec![None; n], &vec![None; n]);
-        // 1024 rows: two blocks of 512; 8 rows: one block of 32.
-        assert_eq!(placed, [None, None, Some((512, 2)), Some((32, 1))]);
-        let port = |n| Port {
-            node: crate::mir::ir::NodeId(n),
-            port: 0,
-        };
-        let needs = rows_needed(&g, &placed, 2);
-        assert_eq!(needs[&port(0)], [0..1024, 512..1024], "{needs:?}");
-        assert_eq!(needs[&port(1)], [0..8, 0..8]);
-        assert_eq!(needs[&port(2)], [0..1024, 0..0]);
-        assert_eq!(needs[&port(3)], [0..0, 0..0]);
-        // Each rank holds the rows of the product it computed.
-        assert_eq!(
-            held(&g, port(2), &placed, needs.get(&port(2)), 2),
-            Held::Rows {
-                own: vec![0..512, 512..1024],
-                have: vec![0..1024, 512..1024],
-            }
-        );
-    }
-
-    /// A random fill of two dimensions whose blocks of elements hold whole rows is placed by
-    /// rows (its launch's own blocks), so a reader by rows takes only its rows of it; one
-    /// whose rows straddle blocks goes whole.
-    #[test]
-    fn random_fills_are_placed_by_rows_when_blocks_hold_whole_rows() {
-        let n = shard_elements();
-        assert_eq!(random_rows(&[3 * n + 1]), Some((n, 4)));
-        assert_eq!(random_rows(&[5, n]), Some((1, 5)));
-        assert_eq!(random_rows(&[5, 2 * n]), None);
-        assert_eq!((random_rows(&[5, 0]), random_rows(&[])), (None, None));
-        let text = format!(
-            "%0 = random uniform seed 0 : f32[8, {n}]\n\
-             %1 = map [8, {n}] reads(%0.0[i0, i1]) : f32[8, {n}] {{ r0 }}\n\
-             output %1.0\n"
-        );
-        let g = crate::mir::parse(&text).expect("the test graph parses");
-        let s = crate::mir::schedule::plan(&g);
-        let placed = placements(&g, &s, &[None, None], &[None, None]);
-        assert_eq!(placed[0], Some((1, 8)));
-        let needs = rows_needed(&g, &[placed[0], Some((1, 8))], 2);
-        let port = Port {
-            node: crate::mir::ir::NodeId(0),
-            port: 0,
-        };
-        assert_eq!(needs[&port], [0..4, 4..8], "{needs:?}");
-    }
-
-    /// A gather's table goes to every rank whole; a graph output of a placed producer
-    /// that nothing reads goes nowhere (it stays on the ranks that computed it), one of a
-    /// producer not placed goes to every rank whole.
-    #[test]
-    fn gathers_and_outputs_need_every_row() {
-        let text = "%0 = random uniform seed 0 : f32[16]\n\
-            %1 = map [8] reads(%0.0[0]) : f32[8] { gather(r0, mul(2i64, i0)) }\n\
-            output %1.0\n";
-        let g = crate::mir::parse(text).expect("the test graph parses");
-        let port = |n| Port {
-            node: crate::mir::ir::NodeId(n),
-            port: 0,
-        };
-        let needs = rows_needed(&g, &[None, Some((2, 4))], 3);
-        assert_eq!(needs.len(), 1, "{needs:?}");
-        assert_eq!(needs[&port(1)], vec![0..0; 3]);
-        let needs = rows_needed(&g, &[None, None], 3);
-        assert!(needs.is_empty(), "{needs:?}");
-        // The stencil's input, a random fill of two dimensions, goes whole.
-        let text = "%0 = random uniform seed 0 : f32[16, 4]\n\
-            %1 = map [16, 4] reads(%0.0[i0 + 1, i1 | pad 0.0f32]) : f32[16, 4] { r0 }\n\
-            output %1.0\n";
-        let g = crate::mir::parse(text).expect("the test graph parses");
-        let needs = rows_needed(&g, &[None, Some((2, 8))], 3);
-        assert_eq!(needs.keys().collect::<Vec<_>>(), [&port(1)], "{needs:?}");
-    }
-}
+#[path = "spread_tests.rs"]
+mod tests;

@@ -26,6 +26,8 @@
 
 use crate::pool::{blocks, n_blocks, Pool, TaskError};
 
+use std::ops::Range;
+
 use super::source::Pairs;
 use super::{Index, Monoid, Shared, HISTOGRAM_SHARD};
 
@@ -98,8 +100,69 @@ pub fn reduce_by_index_rows<M: Monoid, I: Index>(
         bins.iter_mut().for_each(|b| *b = m.identity());
         return Ok(n);
     }
-    let shard = HISTOGRAM_SHARD.max(n_bins) * lanes;
+    let shard = shard_rows(n_bins) * lanes;
     let shards = n_blocks(n, shard);
+    if shards == 1 {
+        // One shard: its partials are the bins.
+        let mut ignored = [0];
+        shard_partials(pool, m, lanes, &pairs, n_bins, 0..1, bins, &mut ignored)?;
+        return Ok(ignored[0]);
+    }
+    let mut partials: Vec<M::T> = vec![m.identity(); shards * slots];
+    let mut ignored = vec![0usize; shards];
+    shard_partials(
+        pool,
+        m,
+        lanes,
+        &pairs,
+        n_bins,
+        0..shards,
+        &mut partials,
+        &mut ignored,
+    )?;
+    combine_shards(pool, m, &partials, shards, bins)?;
+    Ok(ignored.iter().sum())
+}
+
+/// The rows (of the values' first axis) of one shard of a histogram of `n_bins` bins.
+pub fn shard_rows(n_bins: usize) -> usize {
+    HISTOGRAM_SHARD.max(n_bins)
+}
+
+/// **Some shards' partials** (on MPI ranks: a rank's shards of a histogram): the private bins
+/// of shards `part` (of [`shard_rows`]`(n_bins)` rows of `lanes` pairs each) of the whole
+/// histogram of `pairs`, each as [`reduce_by_index_rows`] folds it, one after the other in
+/// `partials` (`part.len()` rows of `n_bins * lanes` slots), and how many pairs of each shard
+/// were ignored (out of range) in `ignored`. [`combine_shards`] of every shard's partials, in
+/// shard order, gives the bits of [`reduce_by_index_rows`] at any split into parts.
+///
+/// # Panics
+/// If `partials` or `ignored` is not of that size, or as [`reduce_by_index_rows`].
+#[allow(clippy::too_many_arguments)]
+pub fn shard_partials<M: Monoid, I: Index>(
+    pool: &Pool,
+    m: &M,
+    lanes: usize,
+    pairs: &Pairs<'_, I, M::T>,
+    n_bins: usize,
+    part: Range<usize>,
+    partials: &mut [M::T],
+    ignored: &mut [usize],
+) -> Result<(), TaskError> {
+    assert!(lanes > 0, "reduce_by_index: rows of no lanes");
+    let slots = n_bins * lanes;
+    assert_eq!(
+        partials.len(),
+        part.len() * slots,
+        "reduce_by_index: partials"
+    );
+    assert_eq!(ignored.len(), part.len(), "reduce_by_index: counts");
+    let n = pairs.len();
+    let shard = shard_rows(n_bins) * lanes;
+    let shards = part.len();
+    if shards == 0 || slots == 0 {
+        return Ok(());
+    }
     // How many ranges each shard's bins are split into: any number gives the same bits.
     let ranges = if slots <= HISTOGRAM_SHARD {
         1
@@ -112,75 +175,59 @@ pub fn reduce_by_index_rows<M: Monoid, I: Index>(
     };
     let range_len = n_bins.div_ceil(ranges);
     let ranges = n_blocks(n_bins, range_len);
-    let mut partials: Vec<M::T> = if shards == 1 {
-        Vec::new()
-    } else {
-        vec![m.identity(); shards * slots]
-    };
-    let mut ignored = vec![0usize; shards];
-    {
-        let single = shards == 1;
-        let parts = if single {
-            Shared::new(bins)
-        } else {
-            Shared::new(&mut partials)
-        };
-        let counts = Shared::new(&mut ignored);
-        pool.run(shards * ranges, &|t, _| {
-            let (s, j) = (t / ranges, t % ranges);
-            let lo = j * range_len;
-            let hi = (lo + range_len).min(n_bins);
-            // SAFETY: task `t` alone writes bins `lo..hi` of shard `s`'s partials.
-            let p = unsafe { parts.slice(s * slots + lo * lanes..s * slots + hi * lanes) };
-            p.iter_mut().for_each(|b| *b = m.identity());
-            let span = s * shard..((s + 1) * shard).min(n);
-            let mut out = 0;
-            pairs
-                .each_rows(span, lanes, |start, idx, vals| {
-                    if lanes == 1 && ranges == 1 {
-                        for (&i, &v) in idx.iter().zip(vals) {
-                            match i.position(n_bins) {
-                                Some(k) => p[k] = m.combine(p[k], v),
-                                None => out += 1,
-                            }
-                        }
-                        return;
-                    }
-                    let mut lane = start % lanes;
+    let parts = Shared::new(partials);
+    let counts = Shared::new(ignored);
+    pool.run(shards * ranges, &|t, _| {
+        let (k, j) = (t / ranges, t % ranges);
+        let s = part.start + k;
+        let lo = j * range_len;
+        let hi = (lo + range_len).min(n_bins);
+        // SAFETY: task `t` alone writes bins `lo..hi` of shard `s`'s partials.
+        let p = unsafe { parts.slice(k * slots + lo * lanes..k * slots + hi * lanes) };
+        p.iter_mut().for_each(|b| *b = m.identity());
+        let span = (s * shard).min(n)..((s + 1) * shard).min(n);
+        let mut out = 0;
+        pairs
+            .each_rows(span, lanes, |start, idx, vals| {
+                if lanes == 1 && ranges == 1 {
                     for (&i, &v) in idx.iter().zip(vals) {
                         match i.position(n_bins) {
-                            Some(k) if (lo..hi).contains(&k) => {
-                                let at = (k - lo) * lanes + lane;
-                                p[at] = m.combine(p[at], v)
-                            }
-                            Some(_) => {}
+                            Some(k) => p[k] = m.combine(p[k], v),
                             None => out += 1,
                         }
-                        lane += 1;
-                        if lane == lanes {
-                            lane = 0;
-                        }
                     }
-                })
-                .map_err(|status| TaskError::code(t, status))?;
-            if j == 0 {
-                // SAFETY: the range-0 task of shard `s` alone writes count `s`.
-                unsafe { counts.write(s, out) };
-            }
-            Ok(())
-        })?;
-    }
-    if shards > 1 {
-        combine_shards(pool, m, &partials, shards, bins)?;
-    }
-    Ok(ignored.iter().sum())
+                    return;
+                }
+                let mut lane = start % lanes;
+                for (&i, &v) in idx.iter().zip(vals) {
+                    match i.position(n_bins) {
+                        Some(k) if (lo..hi).contains(&k) => {
+                            let at = (k - lo) * lanes + lane;
+                            p[at] = m.combine(p[at], v)
+                        }
+                        Some(_) => {}
+                        None => out += 1,
+                    }
+                    lane += 1;
+                    if lane == lanes {
+                        lane = 0;
+                    }
+                }
+            })
+            .map_err(|status| TaskError::code(t, status))?;
+        if j == 0 {
+            // SAFETY: the range-0 task of shard `s` alone writes its count.
+            unsafe { counts.write(k, out) };
+        }
+        Ok(())
+    })
 }
 
 /// Combines the `shards` rows of `n_bins` partials into `bins` in the fixed tree of
 /// [`crate::pool::combine_tree`]: at level `h = 1, 2, 4, …` row `s` (a multiple of `2h`)
 /// becomes `row s ⊕ row s + h` when row `s + h` exists; row 0 is the result. Each task works
 /// on a copy of its chunk of bins, so a retried task starts again from the same partials.
-fn combine_shards<M: Monoid>(
+pub fn combine_shards<M: Monoid>(
     pool: &Pool,
     m: &M,
     partials: &[M::T],

@@ -173,17 +173,10 @@ pub fn scan_elements<M: Monoid>(
         Ok(())
     })?;
     // The carries: an exclusive scan of each row's totals, in index order.
-    let mut carries: Vec<Option<M::T>> = vec![None; rows * per_row];
-    for row in 0..rows {
-        let mut carry: Option<M::T> = None;
-        for b in 0..per_row {
-            let t = row * per_row + b;
-            carries[t] = carry;
-            if let Some(total) = totals[t] {
-                carry = Some(carry.map_or(total, |c| m.combine(c, total)));
-            }
-        }
-    }
+    let carries: Vec<Option<M::T>> = totals
+        .chunks(per_row)
+        .flat_map(|row| carries_of(m, row))
+        .collect();
     // Pass 2: every block's scan, seeded with its carry.
     pool.run(rows * per_row, &|t, attempt| {
         let r = block_range(t);
@@ -193,6 +186,77 @@ pub fn scan_elements<M: Monoid>(
         // it) or this is a retry (a failed attempt may have scanned part of it in place).
         let filled = t % per_row + 1 < per_row && attempt == 0;
         scan_span(t, r, carries[t], y, filled)
+    })
+}
+
+/// The carries of one row's blocks from their totals (`None`: a block without one, the
+/// row's last): the exclusive scan of the totals in index order — block 0 has none, `c_1 =
+/// t_0`, `c_{b+1} = c_b ⊕ t_b`.
+pub fn carries_of<M: Monoid>(m: &M, totals: &[Option<M::T>]) -> Vec<Option<M::T>> {
+    let mut carry: Option<M::T> = None;
+    totals
+        .iter()
+        .map(|t| {
+            let c = carry;
+            if let Some(total) = *t {
+                carry = Some(carry.map_or(total, |c| m.combine(c, total)));
+            }
+            c
+        })
+        .collect()
+}
+
+/// **A part of one long row** (on MPI ranks: a rank's blocks of a 1-D scan). `x` is one row
+/// of `x.len()` elements, cut into the blocks of [`scan`] ([`SCAN_BLOCK`] elements); this
+/// gives the totals of blocks `part` (the row's last block has none: `None`), each as
+/// [`scan`] computes it. With every block's total, [`carries_of`] gives the carries, and
+/// [`scan_part`] the scan of `part` seeded with them: the bits of [`scan`] of the whole row
+/// at any split into parts.
+pub fn part_totals<M: Monoid>(
+    pool: &Pool,
+    m: &M,
+    x: &[M::T],
+    part: Range<usize>,
+) -> Result<Vec<Option<M::T>>, TaskError> {
+    let last = n_blocks(x.len(), SCAN_BLOCK);
+    let mut totals: Vec<Option<M::T>> = vec![None; part.len()];
+    let slots = Shared::new(&mut totals);
+    pool.run(part.len(), &|t, _| {
+        let b = part.start + t;
+        if b + 1 < last {
+            let r = b * SCAN_BLOCK..((b + 1) * SCAN_BLOCK).min(x.len());
+            // SAFETY: task `t` alone writes slot `t`, read after the dispatch.
+            unsafe { slots.write(t, Some(block_total(m, &x[r]))) };
+        }
+        Ok(())
+    })?;
+    Ok(totals)
+}
+
+/// Scans blocks `part` of the one row `x` into the same blocks of `y` (its other elements are
+/// not written), block `part.start + k` seeded with `carries[k]` (see [`part_totals`]).
+///
+/// # Panics
+/// If `x` and `y` differ in length, or `carries` is not one per block of `part`.
+pub fn scan_part<M: Monoid>(
+    pool: &Pool,
+    m: &M,
+    kind: ScanKind,
+    x: &[M::T],
+    y: &mut [M::T],
+    part: Range<usize>,
+    carries: &[Option<M::T>],
+) -> Result<(), TaskError> {
+    assert_eq!(x.len(), y.len(), "scan: input and output lengths differ");
+    assert_eq!(carries.len(), part.len(), "scan: one carry per block");
+    let out = Shared::new(y);
+    pool.run(part.len(), &|t, _| {
+        let b = part.start + t;
+        let r = b * SCAN_BLOCK..((b + 1) * SCAN_BLOCK).min(x.len());
+        // SAFETY: task `t` alone writes block `b`.
+        let y = unsafe { out.slice(r.clone()) };
+        scan_block(m, kind, carries[t], Some(&x[r]), y);
+        Ok(())
     })
 }
 

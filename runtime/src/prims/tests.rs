@@ -944,3 +944,123 @@ fn a_producer_of_units_of_rows_is_asked_for_whole_units() {
         }
     }
 }
+
+/// Splits `0..n` into `parts` contiguous parts as the MPI executor places blocks on ranks
+/// (the first ones one longer when the count does not divide).
+fn split(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
+    let (base, extra) = (n / parts, n % parts);
+    (0..parts)
+        .map(|r| {
+            let start = r * base + r.min(extra);
+            start..start + base + usize::from(r < extra)
+        })
+        .collect()
+}
+
+/// A histogram's `total` shards folded in `parts` (as ranks do) and combined in shard order.
+fn histogram_in_parts<M: Monoid<T = f32>>(
+    pool: &Pool,
+    m: &M,
+    lanes: usize,
+    (idx, x): (&[i64], &[f32]),
+    bins: usize,
+    total: usize,
+    parts: usize,
+) -> Vec<f32> {
+    let mut partials = Vec::new();
+    for p in split(total, parts) {
+        let mut part = vec![0f32; p.len() * bins * lanes];
+        let mut ignored = vec![0; p.len()];
+        let pairs = source::Pairs::Slices(idx, x);
+        histogram::shard_partials(pool, m, lanes, &pairs, bins, p, &mut part, &mut ignored)
+            .unwrap();
+        partials.extend(part);
+    }
+    let mut got = vec![f32::NAN; bins * lanes];
+    histogram::combine_shards(pool, m, &partials, total, &mut got).unwrap();
+    got
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// A long row scanned in parts (each part's totals, the carries of all of them, each
+    /// part seeded with its carries: what ranks do) has the bits of the whole scan, for a
+    /// non-commutative monoid too.
+    #[test]
+    fn a_scan_in_parts_is_the_whole_scan(
+        blocks in 2usize..6,
+        tail in 0usize..SCAN_BLOCK,
+        parts in 1usize..5,
+        exclusive in any::<bool>(),
+        seed in 0u64..1000,
+    ) {
+        let n = (blocks - 1) * SCAN_BLOCK + tail.max(1);
+        let kind = if exclusive { ScanKind::Exclusive } else { ScanKind::Inclusive };
+        let x = floats(n, seed);
+        let pool = Pool::new(2).unwrap();
+        let m = Sum::<f32>::new();
+        let mut want = vec![0f32; n];
+        scan(&pool, &m, kind, n, &x, &mut want).unwrap();
+        let nb = n.div_ceil(SCAN_BLOCK);
+        let mut totals = Vec::new();
+        for p in split(nb, parts) {
+            totals.extend(scan::part_totals(&pool, &m, &x, p).unwrap());
+        }
+        let carries = scan::carries_of(&m, &totals);
+        let mut got = vec![f32::NAN; n];
+        for p in split(nb, parts) {
+            scan::scan_part(&pool, &m, kind, &x, &mut got, p.clone(), &carries[p]).unwrap();
+        }
+        prop_assert!(want.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()));
+        // `(a, b) ⊕ (c, d) = (a·c, b·c + d)` on the bits of an integer pair: not commutative.
+        let affine = |a: u64, b: u64| {
+            let (a0, a1) = (a >> 32, a & 0xffff_ffff);
+            let (b0, b1) = (b >> 32, b & 0xffff_ffff);
+            (a0.wrapping_mul(b0) & 0xffff_ffff) << 32 | (a1.wrapping_mul(b0).wrapping_add(b1) & 0xffff_ffff)
+        };
+        let m = FnMonoid { identity: 1u64 << 32, combine: &affine };
+        let xi: Vec<u64> = ints(n, seed, 0, 1 << 40).iter().map(|&v| v as u64).collect();
+        let mut want = vec![0u64; n];
+        scan(&pool, &m, kind, n, &xi, &mut want).unwrap();
+        let mut totals = Vec::new();
+        for p in split(nb, parts) {
+            totals.extend(scan::part_totals(&pool, &m, &xi, p).unwrap());
+        }
+        let carries = scan::carries_of(&m, &totals);
+        let mut got = vec![0u64; n];
+        for p in split(nb, parts) {
+            scan::scan_part(&pool, &m, kind, &xi, &mut got, p.clone(), &carries[p]).unwrap();
+        }
+        prop_assert_eq!(want, got);
+    }
+
+    /// A histogram's shards folded in parts and combined in shard order has the bits of the
+    /// whole histogram, rows of lanes and a non-commutative monoid included.
+    #[test]
+    fn a_histogram_in_parts_is_the_whole_histogram(
+        shards in 1usize..5,
+        lanes in 1usize..3,
+        bins in 1usize..40,
+        parts in 1usize..5,
+        seed in 0u64..1000,
+    ) {
+        let rows = shards * HISTOGRAM_SHARD - seed as usize % 100;
+        let n = rows * lanes;
+        let idx = ints(n, seed, 0, bins as i64);
+        let x = floats(n, seed + 1);
+        let pool = Pool::new(2).unwrap();
+        let m = Sum::<f32>::new();
+        let mut want = vec![0f32; bins * lanes];
+        histogram::reduce_by_index_rows(&pool, &m, lanes, source::Pairs::Slices(&idx, &x), &mut want).unwrap();
+        let total = rows.div_ceil(histogram::shard_rows(bins));
+        let got = histogram_in_parts(&pool, &m, lanes, (&idx, &x), bins, total, parts);
+        prop_assert!(want.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()));
+        // The last value of each bin wins: not commutative.
+        let last = |_a: f32, b: f32| b;
+        let m = FnMonoid { identity: -1f32, combine: &last };
+        histogram::reduce_by_index_rows(&pool, &m, lanes, source::Pairs::Slices(&idx, &x), &mut want).unwrap();
+        let got = histogram_in_parts(&pool, &m, lanes, (&idx, &x), bins, total, parts);
+        prop_assert!(want.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+}

@@ -1,0 +1,257 @@
+//! Scan and histogram nodes on MPI ranks (docs/distributed.md, "Scans and histograms by
+//! blocks"): which are placed by their routine's blocks ([`prim_placement`]), a rank's blocks
+//! of a scan ([`scan_on_ranks`]) and of a histogram ([`histogram_on_ranks`]), and the
+//! outcome the ranks agree on ([`agree`]). `prims.rs` calls them from `Native::run_prim`.
+
+use flow_runtime::pool::{Pool, TaskError, TaskErrorKind};
+use flow_runtime::prims::histogram::{combine_shards, shard_partials, shard_rows};
+use flow_runtime::prims::scan::{carries_of, part_totals, scan_elements, scan_part, ScanKind};
+use flow_runtime::prims::source::{Elements as Source, Pairs};
+use flow_runtime::prims::{Index, SCAN_BLOCK};
+use flow_runtime::{DType, Data};
+
+use super::prims::{first_out_of_range, routine_monoid, Failure};
+use super::spread::{shards_of, Spread};
+use crate::mir::ir::{Graph, Node, NodeKind, ScalarExpr};
+
+/// How a scan or histogram node is placed on MPI ranks: `(rows per block, blocks)` of its
+/// index space's first axis, or `None` (it runs whole on every rank, its inputs sent whole).
+/// Only a node whose elements are plain reads (no producer: its blocks read the rows of its
+/// inputs that its rows read) and whose monoid the scalar routines take. A 1-D scan: the
+/// runtime's blocks of `SCAN_BLOCK` elements (totals exchanged, carries on every rank:
+/// [`scan_on_ranks`]); a scan of more axes: groups of whole rows of its first axis, each
+/// scanned alone (its rows are independent); a histogram: its shards of
+/// `shard_rows(bins)` rows ([`histogram_on_ranks`]). All fixed by the shapes, as on threads.
+pub(super) fn prim_placement(g: &Graph, node: &Node) -> Option<(usize, usize)> {
+    let (reads, exprs) = node.kind.reads_and_exprs()?;
+    let space = node.kind.index_space()?;
+    let (&n0, rest) = space.split_first()?;
+    let inner: usize = rest.iter().product();
+    if n0 == 0 || inner == 0 {
+        return None;
+    }
+    let exprs: Vec<ScalarExpr> = exprs.into_iter().cloned().collect();
+    if !super::producer::plain_in_graph(g, &space, reads, &exprs) {
+        return None;
+    }
+    let rows = match &node.kind {
+        NodeKind::Scan { monoid, .. } => {
+            routine_monoid(g, *monoid)?;
+            if space.len() == 1 {
+                SCAN_BLOCK
+            } else {
+                (SCAN_BLOCK / inner).max(1)
+            }
+        }
+        NodeKind::ReduceByIndex { monoid, bins, .. } => {
+            routine_monoid(g, *monoid)?;
+            let index = match &exprs[0] {
+                ScalarExpr::Read(k) => reads[*k as usize].src(),
+                _ => return None,
+            };
+            let dtype = g.nodes[index.node].outputs[index.port as usize].dtype;
+            if *bins == 0 || !matches!(dtype, DType::I64 | DType::I32) {
+                return None;
+            }
+            shard_rows(*bins)
+        }
+        _ => return None,
+    };
+    Some((rows, n0.div_ceil(rows)))
+}
+
+/// The bytes of a vector of plain elements (numbers, `bool`).
+fn bytes_of<T: Copy>(v: &[T]) -> &[u8] {
+    // SAFETY: `T` is a number or `bool`: no padding, every byte initialised.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
+}
+
+/// The elements whose bytes `b` are (`b` from [`bytes_of`] of the same type on another rank).
+fn elements_of<T: Copy>(b: &[u8]) -> Vec<T> {
+    let n = std::mem::size_of::<T>();
+    b.chunks_exact(n)
+        // SAFETY: `n` bytes of a valid `T`, read unaligned.
+        .map(|c| unsafe { std::ptr::read_unaligned(c.as_ptr() as *const T) })
+        .collect()
+}
+
+/// This rank's blocks of a scan placed by `(rows, shards)` ([`prim_placement`]): a 1-D scan's
+/// blocks' totals go to every rank (an all-gather of one element per block), every rank
+/// computes every block's carry alike, and scans its blocks seeded with theirs; a scan of
+/// more axes scans its rows. The bits of the one-process routine; only this rank's rows of
+/// `y` are written.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn scan_on_ranks<M: flow_runtime::prims::Monoid>(
+    s: &dyn Spread,
+    pool: &Pool,
+    m: &M,
+    kind: ScanKind,
+    space: &[usize],
+    (rows, shards): (usize, usize),
+    x: &[M::T],
+    y: &mut [M::T],
+) -> Result<(), Failure> {
+    let mine = shards_of(s.rank(), s.ranks(), shards);
+    let offset = |mut e: TaskError| {
+        e.task += mine.start;
+        Failure::Task(e)
+    };
+    if space.len() > 1 {
+        let row_len = space.last().copied().unwrap_or(1);
+        let per = x.len() / space[0];
+        let span = (mine.start * rows).min(space[0]) * per..(mine.end * rows).min(space[0]) * per;
+        return scan_elements(
+            pool,
+            m,
+            kind,
+            row_len,
+            Source::Slice(&x[span.clone()]),
+            &mut y[span],
+        )
+        .map_err(offset);
+    }
+    // The totals of this rank's blocks (a row's last block has none).
+    let local = part_totals(pool, m, x, mine.clone());
+    let sent: Vec<M::T> = match &local {
+        Ok(t) => t.iter().flatten().copied().collect(),
+        Err(_) => Vec::new(),
+    };
+    let got = s.all_gather("a scan's block totals", bytes_of(&sent));
+    local.map_err(offset)?;
+    let mut totals: Vec<Option<M::T>> = Vec::with_capacity(shards);
+    for (q, b) in got.iter().enumerate() {
+        let theirs = shards_of(q, s.ranks(), shards);
+        let want = theirs.clone().filter(|&k| k + 1 < shards).count();
+        let t: Vec<M::T> = elements_of(b);
+        if t.len() != want {
+            // That rank failed; it says how (`agree`).
+            return Err(Failure::Elsewhere);
+        }
+        let mut t = t.into_iter();
+        totals.extend(theirs.map(|k| if k + 1 < shards { t.next() } else { None }));
+    }
+    let carries = carries_of(m, &totals);
+    scan_part(pool, m, kind, x, y, mine.clone(), &carries[mine.clone()]).map_err(offset)
+}
+
+/// This rank's shards of a histogram of `shards` shards ([`prim_placement`]): their private
+/// bins, all-gathered, then combined on every rank in the fixed tree of the one-process
+/// routine (shards in order: non-commutative monoids keep index order) into `bins`. An
+/// index out of range is [`Failure::OutOfRange`] (found by the caller).
+/// `(s, lanes, n_bins, shards)`: the ranks, the lanes of a row, the bins, the shards.
+pub(super) fn histogram_on_ranks<M: flow_runtime::prims::Monoid, I: Index>(
+    (s, lanes, n_bins, shards): (&dyn Spread, usize, usize, usize),
+    pool: &Pool,
+    m: &M,
+    (idx, vals): (&[I], &[M::T]),
+    bins: &mut [M::T],
+) -> Result<(), Failure> {
+    let mine = shards_of(s.rank(), s.ranks(), shards);
+    let slots = n_bins * lanes;
+    let mut part = vec![m.identity(); mine.len() * slots];
+    let mut ignored = vec![0usize; mine.len()];
+    let pairs = Pairs::Slices(idx, vals);
+    let local = shard_partials(
+        pool,
+        m,
+        lanes,
+        &pairs,
+        n_bins,
+        mine.clone(),
+        &mut part,
+        &mut ignored,
+    );
+    let sent: &[M::T] = if local.is_ok() { &part } else { &[] };
+    let got = s.all_gather("a histogram's partial bins", bytes_of(sent));
+    local.map_err(|mut e| {
+        e.task += mine.start;
+        Failure::Task(e)
+    })?;
+    if ignored.iter().any(|&n| n > 0) {
+        return Err(Failure::OutOfRange(-1, 0));
+    }
+    let mut partials: Vec<M::T> = Vec::with_capacity(shards * slots);
+    for (q, b) in got.iter().enumerate() {
+        let t: Vec<M::T> = elements_of(b);
+        if t.len() != shards_of(q, s.ranks(), shards).len() * slots {
+            return Err(Failure::Elsewhere);
+        }
+        partials.extend(t);
+    }
+    combine_shards(pool, m, &partials, shards, bins).map_err(Failure::Task)
+}
+
+/// The first index of `idx[span]` outside `0..n`, at its position in `idx`.
+pub(super) fn first_out_of_range_in(idx: &Data, n: usize, span: std::ops::Range<usize>) -> Failure {
+    let sub = match idx {
+        Data::I64(x) => Data::I64(x[span.clone()].to_vec()),
+        Data::I32(x) => Data::I32(x[span.clone()].to_vec()),
+        _ => return Failure::Elsewhere,
+    };
+    match first_out_of_range(&sub, n) {
+        Some((v, p)) => Failure::OutOfRange(v, span.start + p),
+        None => Failure::Elsewhere,
+    }
+}
+
+/// Every rank's outcome of a node run by blocks, agreed: each rank sends its own (a fault
+/// of the combine, a failed task, an index out of range, or none), and every rank takes the
+/// one one process would report — a fault of the combine first, then a failed task, then an
+/// index out of range, each the lowest rank's (its blocks come first in index order).
+pub(super) fn agree(
+    s: &dyn Spread,
+    op: &str,
+    res: Result<Data, Failure>,
+    fault: Option<String>,
+) -> Result<Data, Failure> {
+    let mut msg: Vec<u8> = Vec::new();
+    match (&fault, &res) {
+        (Some(x), _) => {
+            msg.push(1);
+            msg.extend(x.as_bytes());
+        }
+        (None, Err(Failure::Fault(x))) => {
+            msg.push(1);
+            msg.extend(x.as_bytes());
+        }
+        (None, Err(Failure::Task(e))) => {
+            msg.push(2);
+            msg.extend((e.task as u64).to_le_bytes());
+            msg.extend(e.attempts.to_le_bytes());
+            msg.extend(e.kind.to_string().as_bytes());
+        }
+        (None, Err(Failure::OutOfRange(v, p))) => {
+            msg.push(3);
+            msg.extend(v.to_le_bytes());
+            msg.extend((*p as u64).to_le_bytes());
+        }
+        (None, Err(Failure::Elsewhere)) => msg.push(4),
+        (None, Ok(_)) => msg.push(0),
+    }
+    let all = s.all_gather(&format!("the outcome of {op}"), &msg);
+    let first = |code: u8| all.iter().find(|m| m.first() == Some(&code));
+    let u64_at =
+        |m: &[u8], at: usize| u64::from_le_bytes(m[at..at + 8].try_into().expect("8 bytes"));
+    if let Some(m) = first(1) {
+        return Err(Failure::Fault(
+            String::from_utf8_lossy(&m[1..]).into_owned(),
+        ));
+    }
+    if let Some(m) = first(2).filter(|m| m.len() >= 13) {
+        return Err(Failure::Task(TaskError {
+            task: u64_at(m, 1) as usize,
+            attempts: u32::from_le_bytes(m[9..13].try_into().expect("4 bytes")),
+            kind: TaskErrorKind::Message(String::from_utf8_lossy(&m[13..]).into_owned()),
+        }));
+    }
+    if let Some(m) = first(3).filter(|m| m.len() >= 17) {
+        return Err(Failure::OutOfRange(
+            u64_at(m, 1) as i64,
+            u64_at(m, 9) as usize,
+        ));
+    }
+    if first(4).is_some() {
+        return Err(Failure::Elsewhere);
+    }
+    res
+}
