@@ -1,45 +1,93 @@
 //! Matrix products for contractions (`sum[k](a[i, k] * b[k, j])`) behind a small
 //! safe-to-call surface. Both backends of the compiler evaluate a recognized contraction here,
-//! so they agree bit for bit. Which routine runs is a function of `k`, `n`, the element type
-//! and the CPU's features, never of `m`, so a product computed in blocks of rows (the native
-//! backend's shards) and whole (the interpreter) runs the same routine:
+//! so they agree bit for bit. Which routine runs is a function of `k`, `n`, the operands'
+//! strides, the element type and the CPU's features, never of `m`, so a product computed in
+//! blocks of rows (the native backend's shards) and whole (the interpreter) runs the same
+//! routine:
 //!
-//! - `f32` with at least [`PACKED_MIN_N`] columns, on a CPU with fused multiply-adds: the
-//!   runtime's packed GEMM ([`crate::gemm_packed`]), each element one chain of FMAs in order
-//!   along `k` from zero, the same bits on every machine with FMA; [`gemm_f32_then`] hands
-//!   each block of finished rows to an epilogue while they are in cache;
-//! - otherwise the `matrixmultiply` crate's register-blocked, cache-tiled SGEMM/DGEMM kernels,
-//!   whose order of addition is the crate's (blocked along `k`, perhaps with fused
-//!   multiply-adds), fixed for a machine;
+//! - `f32` on a CPU with fused multiply-adds: each element one chain of FMAs in order along
+//!   `k` from zero, the same bits on every machine with FMA — products of at most
+//!   [`NARROW_MAX_N`] columns on the narrow kernels ([`crate::gemm_narrow`]), wider ones on the
+//!   runtime's packed GEMM ([`crate::gemm_packed`]); both give the same bits, and
+//!   [`gemm_f32_then`] hands each block of finished rows to an epilogue while they are in
+//!   cache;
+//! - otherwise (`f64`, or no FMA) the `matrixmultiply` crate's register-blocked, cache-tiled
+//!   SGEMM/DGEMM kernels, whose order of addition is the crate's (blocked along `k`, perhaps
+//!   with fused multiply-adds), fixed for a machine;
 //! - under `--portable-math`, the portable kernel: in order along `k`, no FMA.
 //!
 //! Each element is computed from its own row and column only, so the bits do not depend on
 //! how the rows are split into shards.
 
 use crate::gemm_packed::{self, Isa};
-
-/// The fewest columns of an `f32` product that runs on the packed GEMM. Below, `matrixmultiply`
-/// stays: with W5's 10 columns (`hᵀ·d`, `h·w2`) the packing of the packed GEMM's operands cost
-/// more than the product (docs/performance.md, sixth round).
-pub const PACKED_MIN_N: usize = 64;
+pub use crate::gemm_narrow::NARROW_MAX_N;
 
 /// The packed GEMM's variant for a product into `n` columns of `size`-byte elements, or
-/// `None` where `matrixmultiply` (or the portable kernel) runs it: a function of `n`, `size`
-/// and the CPU only.
+/// `None` where the narrow kernels, `matrixmultiply` or the portable kernel run it: a function
+/// of `n`, `size` and the CPU only.
 fn packed(n: usize, size: usize) -> Option<Isa> {
     // `f64` stays on `matrixmultiply`: slower on the packed GEMM at W4's shape in `f64`
     // (sixth round: 23–28 ms against 20–23).
-    if size != 4 || n < PACKED_MIN_N || crate::portable::portable_math() {
+    if size != 4 || crate::portable::portable_math() {
         return None;
     }
     gemm_packed::isa_for(n, size)
 }
 
-/// Whether an `f32` product into `n` columns runs on the packed GEMM on this machine (whose
-/// [`gemm_f32_then`] reports finished rows block by block; `matrixmultiply` reports all rows
-/// at the end).
-pub fn f32_is_packed(n: usize) -> bool {
-    packed(n, 4).is_some()
+/// Whether an `f32` product into `n` columns runs as one FMA chain per element (the narrow
+/// kernels or the packed GEMM, whose [`gemm_f32_then`] reports finished rows block by block;
+/// `matrixmultiply` reports all rows at the end).
+pub fn f32_is_fma_chain(n: usize) -> bool {
+    !crate::portable::portable_math()
+        && (crate::gemm_narrow::isa_for(n).is_some() || packed(n, 4).is_some())
+}
+
+/// The narrow kernels for an element type: `f32` only.
+trait Narrow: Sized {
+    /// The product on the narrow kernels, or `None` where they do not run it.
+    ///
+    /// # Safety
+    /// As for [`gemm_f32_then`].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn narrow_then(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: Operand<Self>,
+        b: Operand<Self>,
+        c: *mut Self,
+        done: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Option<bool>;
+}
+
+impl Narrow for f32 {
+    unsafe fn narrow_then(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: Operand<f32>,
+        b: Operand<f32>,
+        c: *mut f32,
+        done: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Option<bool> {
+        let isa = crate::gemm_narrow::isa_for(n)?;
+        // SAFETY: the caller's contract; `isa` is a vector kernel this CPU runs.
+        Some(unsafe { crate::gemm_narrow::gemm_then(isa, m, k, n, a, b, c, done) })
+    }
+}
+
+impl Narrow for f64 {
+    unsafe fn narrow_then(
+        _: usize,
+        _: usize,
+        _: usize,
+        _: Operand<f64>,
+        _: Operand<f64>,
+        _: *mut f64,
+        _: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Option<bool> {
+        None
+    }
 }
 
 /// A matrix operand: element pointer, row stride and column stride, in elements.
@@ -65,8 +113,8 @@ macro_rules! gemm {
         }
 
         /// The product on `matrixmultiply`'s kernel alone, whatever the shape (what
-        /// [`gemm_f32`] runs on products narrower than [`PACKED_MIN_N`]; `flow-bench`'s
-        /// `gemm` binary times it against the packed GEMM).
+        /// [`gemm_f64`] runs, and [`gemm_f32`] on a CPU without FMA; `flow-bench`'s `gemm`
+        /// binary times it against the packed GEMM and the narrow kernels).
         ///
         /// # Safety
         /// As for the function without `_matrixmultiply`.
@@ -113,6 +161,10 @@ macro_rules! gemm {
                 // SAFETY: the caller's contract.
                 unsafe { ordered(m, k, n, a, b, c) };
                 return done(0, m);
+            }
+            // SAFETY: the caller's contract.
+            if let Some(all) = unsafe { <$t as Narrow>::narrow_then(m, k, n, a, b, c, done) } {
+                return all;
             }
             if let Some(isa) = packed(n, std::mem::size_of::<$t>()) {
                 // SAFETY: the caller's contract; `isa` is one this CPU runs.
@@ -174,8 +226,8 @@ gemm!(
     gemm_f32,
     /// [`gemm_f32`], calling `done(r0, r1)` once rows `r0..r1` of `c` hold their final
     /// values: every row once, in order; block by block while they are in cache where the
-    /// packed GEMM runs the product ([`gemm_packed::gemm_then`]), all rows at the end
-    /// otherwise. An epilogue applied there gives the bits of the product followed by the
+    /// narrow kernels or the packed GEMM run the product ([`gemm_packed::gemm_then`]), all
+    /// rows at the end otherwise. An epilogue applied there gives the bits of the product followed by the
     /// epilogue as a second pass. Returns `false` if `done` did (the product then stopped).
     gemm_f32_then,
     gemm_f32_matrixmultiply,
@@ -311,57 +363,65 @@ mod tests {
         v.iter().map(|x| x.to_bits()).collect()
     }
 
-    /// With FMA in hardware, an `f32` product of [`PACKED_MIN_N`] columns or more is one FMA
-    /// chain per element in order along `k` (the packed GEMM), also across `matrixmultiply`'s
-    /// blocks of `k` (300 > 256), whole or in blocks of rows (the interpreter, the native
-    /// backend's shards).
+    /// With FMA in hardware, every `f32` product is one FMA chain per element in order along
+    /// `k` (the narrow kernels up to [`NARROW_MAX_N`] columns, the packed GEMM past them),
+    /// also across blocks of `k` (300 > the packed GEMM's 128), whole or in blocks of rows (the
+    /// interpreter, the native backend's shards), with `a` row-major or transposed.
     #[test]
-    fn wide_f32_products_are_one_fma_chain_in_order_along_k() {
-        if !f32_is_packed(PACKED_MIN_N) {
+    fn f32_products_are_one_fma_chain_in_order_along_k() {
+        if !f32_is_fma_chain(NARROW_MAX_N + 1) {
             return; // No FMA in hardware: `matrixmultiply` runs every product.
         }
-        assert!(!f32_is_packed(PACKED_MIN_N - 1));
-        let (m, k, n) = (40, 300, 96);
-        let (a, b) = (values32(m * k, 1), values32(k * n, 2));
-        let mut whole = vec![f32::NAN; m * n];
-        // SAFETY: the operands address exactly the buffers.
-        unsafe {
-            gemm_f32(
-                m,
-                k,
-                n,
-                row_major(&a, k),
-                row_major(&b, n),
-                whole.as_mut_ptr(),
-            )
-        };
-        for i in 0..m {
-            for j in 0..n {
-                let want = (0..k).fold(0f32, |s, p| a[i * k + p].mul_add(b[p * n + j], s));
-                assert_eq!(whole[i * n + j].to_bits(), want.to_bits(), "c[{i}, {j}]");
+        let (m, k) = (40, 300);
+        for n in [1, 10, NARROW_MAX_N, NARROW_MAX_N + 1, 63, 96] {
+            assert!(f32_is_fma_chain(n), "{n} columns");
+            for a_t in [false, true] {
+                let (a, b) = (values32(m * k, n), values32(k * n, 2));
+                let a_op = |lo: usize| {
+                    if a_t {
+                        Operand {
+                            ptr: a[lo..].as_ptr(),
+                            row_stride: 1,
+                            col_stride: m as isize,
+                        }
+                    } else {
+                        row_major(&a[lo * k..], k)
+                    }
+                };
+                let a_at = |i: usize, p: usize| if a_t { a[p * m + i] } else { a[i * k + p] };
+                let mut whole = vec![f32::NAN; m * n];
+                // SAFETY: the operands address exactly the buffers.
+                unsafe { gemm_f32(m, k, n, a_op(0), row_major(&b, n), whole.as_mut_ptr()) };
+                for i in 0..m {
+                    for j in 0..n {
+                        let want = (0..k).fold(0f32, |s, p| a_at(i, p).mul_add(b[p * n + j], s));
+                        let got = whole[i * n + j];
+                        assert_eq!(got.to_bits(), want.to_bits(), "n {n} a_t {a_t} c[{i}, {j}]");
+                    }
+                }
+                let mut blocks = vec![f32::NAN; m * n];
+                for (lo, hi) in [(0, 7), (7, 8), (8, 40)] {
+                    // SAFETY: rows lo..hi of `a` and `c`.
+                    unsafe {
+                        gemm_f32(
+                            hi - lo,
+                            k,
+                            n,
+                            a_op(lo),
+                            row_major(&b, n),
+                            blocks[lo * n..].as_mut_ptr(),
+                        )
+                    };
+                }
+                assert_eq!(bits(&whole), bits(&blocks), "n {n} a_t {a_t}");
             }
         }
-        let mut blocks = vec![f32::NAN; m * n];
-        for (lo, hi) in [(0, 7), (7, 8), (8, 40)] {
-            // SAFETY: rows lo..hi of `a` and `c`.
-            unsafe {
-                gemm_f32(
-                    hi - lo,
-                    k,
-                    n,
-                    row_major(&a[lo * k..], k),
-                    row_major(&b, n),
-                    blocks[lo * n..].as_mut_ptr(),
-                )
-            };
-        }
-        assert_eq!(bits(&whole), bits(&blocks));
     }
 
     /// An epilogue run in [`gemm_f32_then`]'s `done` (W5's update `w - 0.01 · acc`, in place)
     /// gives the bits of [`gemm_f32`] followed by the same map over the whole output, on the
-    /// packed GEMM (96 columns, row blocks reported as they finish) and on `matrixmultiply`
-    /// (10 columns, all rows at the end), and every row is reported once.
+    /// packed GEMM (96 and 70 columns) and on the narrow kernels (10 columns), row blocks
+    /// reported as they finish, and every row is reported once.
     #[test]
     fn an_epilogue_in_the_gemm_equals_the_gemm_then_the_map() {
         for (m, k, n) in [(150, 300, 96), (150, 300, 10), (3, 5, 70)] {

@@ -17,6 +17,7 @@ pub mod fastmath;
 pub mod fault;
 pub mod format;
 pub mod gemm;
+pub mod gemm_narrow;
 pub mod gemm_packed;
 #[cfg(target_arch = "x86_64")]
 mod gemm_x86;

@@ -87,6 +87,21 @@ trait Mm: Element + Into<f64> {
     /// As for `flow_runtime::gemm::gemm_f32`.
     unsafe fn mm(m: usize, k: usize, n: usize, a: Operand<Self>, b: Operand<Self>, c: *mut Self);
     fn from_f64(x: f64) -> Self;
+    /// Whether the runtime's narrow kernels take a product into `n` columns of this type.
+    fn narrow(n: usize) -> bool;
+    /// The product on the narrow kernel of `isa` (`flow_runtime::gemm_narrow`).
+    ///
+    /// # Safety
+    /// As for [`Mm::mm`]; `isa` must run on this CPU and [`Mm::narrow`] hold for `n`.
+    unsafe fn narrow_mm(
+        isa: Isa,
+        m: usize,
+        k: usize,
+        n: usize,
+        a: Operand<Self>,
+        b: Operand<Self>,
+        c: *mut Self,
+    );
 }
 
 impl Mm for f32 {
@@ -97,6 +112,21 @@ impl Mm for f32 {
     fn from_f64(x: f64) -> f32 {
         x as f32
     }
+    fn narrow(n: usize) -> bool {
+        n <= flow_runtime::gemm_narrow::NARROW_MAX_N
+    }
+    unsafe fn narrow_mm(
+        isa: Isa,
+        m: usize,
+        k: usize,
+        n: usize,
+        a: Operand<f32>,
+        b: Operand<f32>,
+        c: *mut f32,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { flow_runtime::gemm_narrow::gemm_then(isa, m, k, n, a, b, c, &mut |_, _| true) };
+    }
 }
 
 impl Mm for f64 {
@@ -106,6 +136,12 @@ impl Mm for f64 {
     }
     fn from_f64(x: f64) -> f64 {
         x
+    }
+    fn narrow(_: usize) -> bool {
+        false
+    }
+    unsafe fn narrow_mm(_: Isa, _: usize, _: usize, _: usize, _: Operand<f64>, _: Operand<f64>, _: *mut f64) {
+        unreachable!("no narrow f64 kernels")
     }
 }
 
@@ -122,9 +158,23 @@ fn run<T: Mm>(s: &Shape, reps: usize, only: Option<&str>) {
         .into_iter()
         .filter(|&i| i != Isa::Scalar)
         .collect();
+    // Candidates after `matrixmultiply`: each packed variant, then each narrow one (`true`).
+    let narrow_isas = isas.iter().filter(|_| T::narrow(s.n));
+    let cands: Vec<(Isa, bool)> = isas
+        .iter()
+        .map(|&i| (i, false))
+        .chain(narrow_isas.map(|&i| (i, true)))
+        .collect();
+    let name = |(isa, narrow): (Isa, bool)| {
+        if narrow {
+            format!("narrow {isa:?}")
+        } else {
+            format!("{isa:?}")
+        }
+    };
     let mut want = vec![T::default(); s.m * s.n];
     let mut got = vec![T::default(); s.m * s.n];
-    let mut times = vec![Vec::new(); isas.len() + 1];
+    let mut times = vec![Vec::new(); cands.len() + 1];
     for rep in 0..reps + 1 {
         let t = now();
         if only.is_none_or(|o| o == "matrixmultiply") || rep == 0 {
@@ -135,13 +185,19 @@ fn run<T: Mm>(s: &Shape, reps: usize, only: Option<&str>) {
         if rep > 0 {
             times[0].push(now() - t);
         }
-        for (v, &isa) in isas.iter().enumerate() {
-            if only.is_some_and(|o| o != format!("{isa:?}")) {
+        for (v, &(isa, narrow)) in cands.iter().enumerate() {
+            if only.is_some_and(|o| o != name((isa, narrow))) {
                 continue;
             }
             let t = now();
             // SAFETY: as above; `isa` is available.
-            unsafe { gemm(isa, s.m, s.k, s.n, pa, pb, got.as_mut_ptr()) };
+            unsafe {
+                if narrow {
+                    T::narrow_mm(isa, s.m, s.k, s.n, pa, pb, got.as_mut_ptr())
+                } else {
+                    gemm(isa, s.m, s.k, s.n, pa, pb, got.as_mut_ptr())
+                }
+            };
             black_box(&got);
             if rep > 0 {
                 times[v + 1].push(now() - t);
@@ -154,8 +210,7 @@ fn run<T: Mm>(s: &Shape, reps: usize, only: Option<&str>) {
         .map(|(x, y)| ((*x).into() - (*y).into()).abs())
         .fold(0.0, f64::max);
     let flops = 2.0 * (s.m * s.k * s.n) as f64;
-    let names =
-        std::iter::once("matrixmultiply".to_string()).chain(isas.iter().map(|i| format!("{i:?}")));
+    let names = std::iter::once("matrixmultiply".to_string()).chain(cands.iter().map(|&c| name(c)));
     for (name, t) in names.zip(times) {
         if t.is_empty() {
             continue;
@@ -172,7 +227,7 @@ fn run<T: Mm>(s: &Shape, reps: usize, only: Option<&str>) {
             flops / t / 1e9
         );
     }
-    println!("{:6} max |packed - matrixmultiply| = {diff:e}", s.name);
+    println!("{:6} max |last candidate - matrixmultiply| = {diff:e}", s.name);
 }
 
 /// W4's block (512×1024×1024) followed by `max(b + acc, 0)` in place, three ways (see the
