@@ -224,9 +224,11 @@ fn run_in(
 /// the product, written over it (W4: three row blocks of 512, the last one short, each handed
 /// over in blocks of 64 rows or more); an update `w - 0.01 · acc` with a column sum of another
 /// tensor in its row group (W5's `step_w` and `step_b`, one launch: `flowc ir --stage
-/// kernels`); and a product of 10 columns, which stays on `matrixmultiply`. 1100 columns (more
-/// than one packed block of columns), `k` past the packed GEMM's block of 128: the same bits
-/// on both backends and on any thread count.
+/// kernels`); and products of 10 columns on the narrow kernels (`flow_runtime::gemm_narrow`),
+/// row-major (`z`, with its epilogue) and with `a` transposed (`n2`, W5's `hᵀ·d` with its
+/// update), 1100 rows, past the narrow kernels' blocks of 8 and 32 rows and their blocks of
+/// 64 rows handed to epilogues. 1100 columns (more than one packed block of columns), `k` past
+/// the packed GEMM's block of 128: the same bits on both backends and on any thread count.
 #[test]
 fn gemm_epilogues_are_bitwise_equal_on_both_backends() {
     let dir = std::env::temp_dir().join(format!("flowc-gemm-epilogue-{}", std::process::id()));
@@ -254,6 +256,8 @@ fn gemm_epilogues_are_bitwise_equal_on_both_backends() {
          let n = step(w, x, y);\n\
          let s = colsum(g);\n\
          let z = layer(x, rand_normal(5, [300, 10]), rand_normal(6, [10]));\n\
+         let n2 = step(rand_normal(7, [300, 10]), x, rand_normal(8, [1100, 10]));\n\
+         save(\"n2.npy\", n2);\n\
          save(\"y.npy\", y);\n\
          save(\"w.npy\", n);\n\
          save(\"s.npy\", s);\n\
@@ -263,7 +267,7 @@ fn gemm_epilogues_are_bitwise_equal_on_both_backends() {
     .unwrap();
     let outputs = |tag: &str, flags: &[&str]| {
         let (here, _) = run_in(&dir, &program, tag, flags);
-        ["y", "w", "s", "z"].map(|f| std::fs::read(here.join(format!("{f}.npy"))).unwrap())
+        ["y", "w", "s", "z", "n2"].map(|f| std::fs::read(here.join(format!("{f}.npy"))).unwrap())
     };
     let reference = outputs("interp", &["--backend", "interp"]);
     for threads in ["1", "3"] {

@@ -19,8 +19,8 @@
 //! Each element is computed from its own row and column only, so the bits do not depend on
 //! how the rows are split into shards.
 
-use crate::gemm_packed::{self, Isa};
 pub use crate::gemm_narrow::NARROW_MAX_N;
+use crate::gemm_packed::{self, Isa};
 
 /// The packed GEMM's variant for a product into `n` columns of `size`-byte elements, or
 /// `None` where the narrow kernels, `matrixmultiply` or the portable kernel run it: a function

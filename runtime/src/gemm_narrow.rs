@@ -60,8 +60,14 @@ pub unsafe fn gemm_then(
     c: *mut f32,
     done: &mut dyn FnMut(usize, usize) -> bool,
 ) -> bool {
-    assert!((1..=NARROW_MAX_N).contains(&n), "narrow product of {n} columns");
-    assert!(matches!(isa, Isa::Avx512 | Isa::Avx2), "no narrow kernel for {isa:?}");
+    assert!(
+        (1..=NARROW_MAX_N).contains(&n),
+        "narrow product of {n} columns"
+    );
+    assert!(
+        matches!(isa, Isa::Avx512 | Isa::Avx2),
+        "no narrow kernel for {isa:?}"
+    );
     if m == 0 {
         return true;
     }
@@ -225,7 +231,7 @@ unsafe fn lanes(
         j0 += cols;
     }
     // A block's lanes past `m`: `a`'s last rows copied into `k` rows of `lw` values.
-    let (mut tail, tail_start) = aligned(if m % lw == 0 { 0 } else { k * lw });
+    let (mut tail, tail_start) = aligned(if m.is_multiple_of(lw) { 0 } else { k * lw });
     let mut tile = [0f32; LANES_AVX512 * GROUP_AVX512];
     let t = tile.as_mut_ptr();
     let mut reported = 0;
@@ -234,7 +240,7 @@ unsafe fn lanes(
         let block = lw.min(m - i);
         let (ap, step) = if block == lw {
             // SAFETY: `a[i, 0]`, inside `a`.
-            (unsafe { a.ptr.offset(i as isize) }, a.col_stride)
+            (unsafe { a.ptr.add(i) }, a.col_stride)
         } else {
             for p in 0..k {
                 for r in 0..block {
@@ -484,8 +490,7 @@ mod tests {
         for &isa in &isas {
             for (m, k) in [(1, 1), (7, 3), (12, 33), (45, 130), (70, 9), (100, 257)] {
                 for n in 1..=NARROW_MAX_N {
-                    for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)]
-                    {
+                    for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
                         let (a, b) = (values(m * k, n), values(k * n, n + 7));
                         let pa = if a_t {
                             operand(&a, 1, m)
@@ -506,9 +511,8 @@ mod tests {
                             true
                         };
                         // SAFETY: the operands address exactly the buffers.
-                        let all = unsafe {
-                            gemm_then(isa, m, k, n, pa, pb, c.as_mut_ptr(), &mut done)
-                        };
+                        let all =
+                            unsafe { gemm_then(isa, m, k, n, pa, pb, c.as_mut_ptr(), &mut done) };
                         assert!(all);
                         assert_eq!(covered, m);
                         let got: Vec<u32> = c.iter().map(|x| x.to_bits()).collect();
@@ -572,5 +576,46 @@ mod tests {
         };
         assert!(!all);
         assert_eq!(calls, 1);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(48))]
+        /// Generated shapes (every width up to [`NARROW_MAX_N`], odd `k`, `a` and `b`
+        /// row-major, transposed or with padded strides, as W5's `h·w2` and `hᵀ·d` read
+        /// them): the narrow kernels give the bits of the packed GEMM forced on the same
+        /// product.
+        #[test]
+        fn generated_narrow_products_give_the_packed_gemms_bits(
+            m in 1usize..90,
+            k in 1usize..300,
+            n in 1usize..=NARROW_MAX_N,
+            a_form in 0usize..3,
+            b_form in 0usize..3,
+            seed in 0usize..1000,
+        ) {
+            let Some(isa) = isa_for(n) else {
+                return Ok(()); // No vector FMA kernel on this CPU.
+            };
+            // Form 0 row-major, 1 transposed, 2 row-major with 3 unused elements per row.
+            let layout = |form: usize, rows: usize, cols: usize| match form {
+                0 => (rows * cols, cols, 1),
+                1 => (rows * cols, 1, rows),
+                _ => (rows * (cols + 3), cols + 3, 1),
+            };
+            let (la, ra, ca) = layout(a_form, m, k);
+            let (lb, rb, cb) = layout(b_form, k, n);
+            let (a, b) = (values(la, seed), values(lb, seed + 11));
+            let (pa, pb) = (operand(&a, ra, ca), operand(&b, rb, cb));
+            let mut narrow = vec![f32::NAN; m * n];
+            let mut packed = vec![f32::NAN; m * n];
+            // SAFETY: the operands address exactly the buffers.
+            unsafe {
+                gemm_then(isa, m, k, n, pa, pb, narrow.as_mut_ptr(), &mut |_, _| true);
+                crate::gemm_packed::gemm(isa, m, k, n, pa, pb, packed.as_mut_ptr());
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            proptest::prop_assert_eq!(bits(&narrow), bits(&packed));
+            proptest::prop_assert_eq!(bits(&narrow), reference(m, k, n, pa, pb));
+        }
     }
 }

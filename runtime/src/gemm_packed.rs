@@ -10,14 +10,15 @@
 //! bits, on every machine (the plain-Rust kernel's `mul_add` is the same correctly rounded
 //! operation, in hardware or in software).
 //!
-//! `crate::gemm` runs `f32` products of at least [`crate::gemm::PACKED_MIN_N`] columns here
+//! `crate::gemm` runs `f32` products of more than [`crate::gemm::NARROW_MAX_N`] columns here
 //! (with fused multiply-adds in hardware): at W4/W5's block shapes it matches
 //! `matrixmultiply` (Zen 4's 512-bit FMAs have the throughput of two 256-bit ones), and
 //! [`gemm_then`] hands each block of finished rows to the caller while they are in cache (a
 //! row group's epilogue: bias, activation, an update), which `matrixmultiply` cannot. Where
-//! `n` is tiny (the derived backward's `hᵀ·d`, 10 columns) packing costs more than the
-//! product, and `matrixmultiply` stays. `flow-bench`'s `gemm` binary times both;
-//! docs/performance.md (sixth and seventh rounds) has the numbers.
+//! `n` is tiny (W5's `h·w2` and `hᵀ·d`, 10 columns) packing costs more than the product, and
+//! the narrow kernels of `crate::gemm_narrow` run it instead, with the same bits.
+//! `flow-bench`'s `gemm` binary times all three; docs/performance.md (sixth, seventh and
+//! ninth rounds) has the numbers.
 
 use crate::gemm::Operand;
 use std::sync::OnceLock;

@@ -1,9 +1,12 @@
 //! `gemm`: times single-threaded matrix products at the block shapes Flow's W4 and W5 call
 //! (`mir::schedule::contraction_rows` gives 512-row blocks): the `matrixmultiply` crate (the
 //! baselines' GEMM) against each kernel variant of the runtime's packed GEMM
-//! (`flow_runtime::gemm_packed`) this CPU runs, interleaved rep by rep, and prints the median
-//! time (on-CPU time of the thread, from `/proc/thread-self/schedstat`, where there is one:
-//! the machine may be loaded) and GFLOP/s of each, with the largest difference from `matrixmultiply`'s result.
+//! (`flow_runtime::gemm_packed`) this CPU runs, and on products of at most 16 columns each
+//! variant of its narrow kernels (`flow_runtime::gemm_narrow`, `narrow Avx512`), interleaved
+//! rep by rep, and prints the mean time (on-CPU time of the thread, from
+//! `/proc/thread-self/schedstat`, where there is one: the machine may be loaded; it ticks in
+//! milliseconds, so give sub-millisecond shapes hundreds of reps) and GFLOP/s of each, with
+//! the largest difference of the last candidate from `matrixmultiply`'s result.
 //!
 //! ```text
 //! cargo run --release -p flow-bench --bin gemm -- [--reps N] [--shape NAME] [--candidate NAME]
@@ -81,7 +84,7 @@ fn mean(v: Vec<f64>) -> f64 {
 
 trait Mm: Element + Into<f64> {
     /// The runtime's product on `matrixmultiply`'s kernel (what Flow's contractions run on
-    /// products narrower than `flow_runtime::gemm::PACKED_MIN_N`, and on every `f64` one).
+    /// every `f64` product, and on `f32` ones on a CPU without FMA).
     ///
     /// # Safety
     /// As for `flow_runtime::gemm::gemm_f32`.
@@ -140,7 +143,15 @@ impl Mm for f64 {
     fn narrow(_: usize) -> bool {
         false
     }
-    unsafe fn narrow_mm(_: Isa, _: usize, _: usize, _: usize, _: Operand<f64>, _: Operand<f64>, _: *mut f64) {
+    unsafe fn narrow_mm(
+        _: Isa,
+        _: usize,
+        _: usize,
+        _: usize,
+        _: Operand<f64>,
+        _: Operand<f64>,
+        _: *mut f64,
+    ) {
         unreachable!("no narrow f64 kernels")
     }
 }
@@ -227,7 +238,10 @@ fn run<T: Mm>(s: &Shape, reps: usize, only: Option<&str>) {
             flops / t / 1e9
         );
     }
-    println!("{:6} max |last candidate - matrixmultiply| = {diff:e}", s.name);
+    println!(
+        "{:6} max |last candidate - matrixmultiply| = {diff:e}",
+        s.name
+    );
 }
 
 /// W4's block (512×1024×1024) followed by `max(b + acc, 0)` in place, three ways (see the
