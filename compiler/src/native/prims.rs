@@ -314,7 +314,9 @@ impl Native {
             .filter(|_| {
                 matches!(
                     node.kind,
-                    NodeKind::Scan { .. } | NodeKind::ReduceByIndex { .. } | NodeKind::Scatter { .. }
+                    NodeKind::Scan { .. }
+                        | NodeKind::ReduceByIndex { .. }
+                        | NodeKind::Scatter { .. }
                 )
             });
         if ranks.is_some() && prod.is_some() {
@@ -413,8 +415,15 @@ impl Native {
                 let by_row = lanes > 1 && index_by_row(&exprs[0], reads);
                 let rows = Rows { lanes, by_row };
                 let at = on_ranks.map(|(s, place)| (s, lanes, place));
-                scatter_data(pool, &dest.data, rows, (data(0), data(1)), (prod, at), spare)
-                    .ok_or_else(no_monoid)?
+                scatter_data(
+                    pool,
+                    &dest.data,
+                    rows,
+                    (data(0), data(1)),
+                    (prod, at),
+                    spare,
+                )
+                .ok_or_else(no_monoid)?
             }
             _ => return self.interpret(g, id, node, values),
         };

@@ -6,9 +6,9 @@
 use flow_runtime::pool::{Pool, TaskError, TaskErrorKind};
 use flow_runtime::prims::histogram::{combine_shards, shard_partials, shard_rows};
 use flow_runtime::prims::scan::{carries_of, part_totals, scan_elements, scan_part, ScanKind};
-use flow_runtime::prims::source::{Elements as Source, Pairs};
 use flow_runtime::prims::scatter::scatter_rows;
 use flow_runtime::prims::source::Pairs as ScatterPairs;
+use flow_runtime::prims::source::{Elements as Source, Pairs};
 use flow_runtime::prims::{Index, BLOCK, SCAN_BLOCK};
 use flow_runtime::{DType, Data};
 
@@ -218,7 +218,8 @@ pub(super) fn scatter_on_ranks<T: Copy + Send + Sync, I: Index>(
 ) -> Result<(), Failure> {
     let mine = shards_of(s.rank(), s.ranks(), shards);
     let n = idx.len().min(vals.len());
-    let span = |m: &std::ops::Range<usize>| (m.start * rows * lanes).min(n)..(m.end * rows * lanes).min(n);
+    let span =
+        |m: &std::ops::Range<usize>| (m.start * rows * lanes).min(n)..(m.end * rows * lanes).min(n);
     let my = span(&mine);
     // winner[slot] = 1 + the position (in this rank's span) of its last pair, or 0.
     let mut winner = vec![0u64; out.len()];
@@ -240,7 +241,9 @@ pub(super) fn scatter_on_ranks<T: Copy + Send + Sync, I: Index>(
         for (slot, &w) in winner.iter().enumerate() {
             if w > 0 {
                 sent.extend(&(slot as u64).to_le_bytes()[..slot_bytes]);
-                sent.extend(bytes_of(std::slice::from_ref(&vals[my.start + w as usize - 1])));
+                sent.extend(bytes_of(std::slice::from_ref(
+                    &vals[my.start + w as usize - 1],
+                )));
             }
         }
     }
