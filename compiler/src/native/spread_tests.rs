@@ -363,10 +363,11 @@ fn scatters_of_plain_reads_are_placed_by_blocks() {
          %1 = input 1 : i64[{n}]\n\
          %2 = input 2 : f32[100]\n\
          %3 = scatter %2.0 [{n}] reads(%1.0[i0], %0.0[i0]) : f32[100] {{ r0; r1 }}\n\
-         %4 = scatter %2.0 [{n}] reads(%1.0[i0], %0.0[i0]) : f32[100] {{ r0; mul(r1, 2.0f32) }}\n\
-         %5 = input 3 : u32[{n}]\n\
-         %6 = scatter %2.0 [{n}] reads(%5.0[i0], %0.0[i0]) : f32[100] {{ r0; r1 }}\n\
-         output %3.0, %4.0, %6.0\n"
+         %4 = input 3 : i64[{n}]\n\
+         %5 = scatter %2.0 [{n}] reads(%4.0[i0], %0.0[i0]) : f32[100] {{ r0; mul(r1, 2.0f32) }}\n\
+         %6 = input 4 : u32[{n}]\n\
+         %7 = scatter %2.0 [{n}] reads(%6.0[i0], %0.0[i0]) : f32[100] {{ r0; r1 }}\n\
+         output %3.0, %5.0, %7.0\n"
     );
     let g = crate::mir::parse(&text).expect("the test graph parses");
     let s = crate::mir::schedule::plan(&g);
@@ -374,16 +375,17 @@ fn scatters_of_plain_reads_are_placed_by_blocks() {
     let placed = placements(&g, &s, &vec![None; k], &vec![None; k]);
     assert_eq!(
         placed,
-        [None, None, None, Some((BLOCK, 5)), None, None, None]
+        [None, None, None, Some((BLOCK, 5)), None, None, None, None]
     );
     let port = |n| Port {
         node: crate::mir::ir::NodeId(n),
         port: 0,
     };
     let needs = rows_needed(&g, &placed, 2);
-    // %0 is read whole by the scatter with a producer (%4), which runs on every rank.
+    // %0 is read whole by the scatter with a producer (%5), which runs on every rank.
     assert!(!needs.contains_key(&port(0)), "{needs:?}");
     assert_eq!(needs[&port(1)], [0..3 * BLOCK, 3 * BLOCK..n]);
+    assert!(!needs.contains_key(&port(4)), "{needs:?}");
     // The destination is read whole, the output is whole on every rank.
     assert!(!needs.contains_key(&port(2)), "{needs:?}");
     assert!(!needs.contains_key(&port(3)), "{needs:?}");
