@@ -11,8 +11,8 @@
 //! expressions are not a plain read (a fused producer) are computed block by block inside
 //! the routine by the producer's kernel (see `producer.rs`), never as a whole tensor.
 //!
-//! On MPI ranks, a scan or histogram of plain reads runs by its routine's blocks, each rank
-//! its own (`prims_ranks.rs`, docs/distributed.md).
+//! On MPI ranks, a scan, histogram or scatter of plain reads runs by its routine's blocks,
+//! each rank its own (`prims_ranks.rs`, docs/distributed.md).
 //!
 //! Also the dispatch the coordinator's routines share ([`with_monoid`], [`UserCombine`]).
 
@@ -27,7 +27,9 @@ use flow_runtime::Scalar;
 
 use crate::mir::ir::{Affine, MonoidRef, Port, Read, ScalarExpr};
 
-use super::prims_ranks::{agree, first_out_of_range_in, histogram_on_ranks, scan_on_ranks};
+use super::prims_ranks::{
+    agree, first_out_of_range_in, histogram_on_ranks, scan_on_ranks, scatter_on_ranks,
+};
 use super::spread::{shards_of, LaunchRows, Outcome, Spread};
 use std::rc::Rc;
 
@@ -312,7 +314,9 @@ impl Native {
             .filter(|_| {
                 matches!(
                     node.kind,
-                    NodeKind::Scan { .. } | NodeKind::ReduceByIndex { .. }
+                    NodeKind::Scan { .. }
+                        | NodeKind::ReduceByIndex { .. }
+                        | NodeKind::Scatter { .. }
                 )
             });
         if ranks.is_some() && prod.is_some() {
@@ -410,8 +414,16 @@ impl Native {
                 let dest = &values[dest.node.index()][dest.port as usize];
                 let by_row = lanes > 1 && index_by_row(&exprs[0], reads);
                 let rows = Rows { lanes, by_row };
-                scatter_data(pool, &dest.data, rows, (data(0), data(1)), prod, spare)
-                    .ok_or_else(no_monoid)?
+                let at = on_ranks.map(|(s, place)| (s, lanes, place));
+                scatter_data(
+                    pool,
+                    &dest.data,
+                    rows,
+                    (data(0), data(1)),
+                    (prod, at),
+                    spare,
+                )
+                .ok_or_else(no_monoid)?
             }
             _ => return self.interpret(g, id, node, values),
         };
@@ -535,6 +547,9 @@ fn index_by_row(index: &ScalarExpr, reads: &[Read]) -> bool {
     by_row
 }
 
+/// A scatter placed on ranks: the ranks, the lanes of a row, `(rows, shards)` of its blocks.
+type OnRanks<'a> = (&'a dyn Spread, usize, (usize, usize));
+
 /// The rows of a scatter: `lanes` pairs each (1 for a 1-D scatter), and whether every pair
 /// of a row has the row's index (see [`index_by_row`]).
 #[derive(Clone, Copy)]
@@ -550,17 +565,21 @@ fn scatter_data(
     dest: &Data,
     rows: Rows,
     (idx, vals): (&Data, &Data),
-    prod: Option<&Producer>,
+    (prod, ranks): (Option<&Producer>, Option<OnRanks<'_>>),
     spare: Data,
 ) -> Option<Result<Data, Failure>> {
     fn go<T: Copy + Send + Sync, I: Index>(
         pool: &Pool,
         (dest, rows): (&[T], Rows),
         (idx, vals): (&[I], &[T]),
-        prod: Option<&Producer>,
+        (prod, ranks): (Option<&Producer>, Option<OnRanks<'_>>),
         mut out: Vec<T>,
     ) -> Result<Vec<T>, Failure> {
         out.copy_from_slice(dest);
+        if let Some(at) = ranks {
+            // Placed by blocks: plain reads (`prim_placement`), no producer.
+            return scatter_on_ranks(at, pool, (idx, vals), &mut out).map(|()| out);
+        }
         let fill = fill2(prod);
         let src = pairs(idx, vals, prod, &fill);
         match scatter_rows(pool, &mut out, rows.lanes, rows.by_row, src)? {
@@ -572,12 +591,15 @@ fn scatter_data(
         ($v:ident, $d:ident, $x:ident) => {{
             let out = output(Some(spare), $d.len(), Default::default());
             let r = match idx {
-                Data::I64(i) => go(pool, ($d, rows), (i, $x), prod, out),
-                Data::I32(i) => go(pool, ($d, rows), (i, $x), prod, out),
+                Data::I64(i) => go(pool, ($d, rows), (i, $x), (prod, ranks), out),
+                Data::I32(i) => go(pool, ($d, rows), (i, $x), (prod, ranks), out),
                 _ => return None,
             };
             Some(r.map(Data::$v).map_err(|e| match e {
-                Failure::OutOfRange(..) => out_of_range(idx, $d.len() / rows.lanes),
+                // On ranks, the caller finds the first in this rank's pairs.
+                Failure::OutOfRange(..) if ranks.is_none() => {
+                    out_of_range(idx, $d.len() / rows.lanes)
+                }
                 e => e,
             }))
         }};

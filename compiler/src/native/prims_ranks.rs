@@ -6,8 +6,10 @@
 use flow_runtime::pool::{Pool, TaskError, TaskErrorKind};
 use flow_runtime::prims::histogram::{combine_shards, shard_partials, shard_rows};
 use flow_runtime::prims::scan::{carries_of, part_totals, scan_elements, scan_part, ScanKind};
+use flow_runtime::prims::scatter::scatter_rows;
+use flow_runtime::prims::source::Pairs as ScatterPairs;
 use flow_runtime::prims::source::{Elements as Source, Pairs};
-use flow_runtime::prims::{Index, SCAN_BLOCK};
+use flow_runtime::prims::{Index, BLOCK, SCAN_BLOCK};
 use flow_runtime::{DType, Data};
 
 use super::prims::{first_out_of_range, routine_monoid, Failure};
@@ -54,6 +56,21 @@ pub(super) fn prim_placement(g: &Graph, node: &Node) -> Option<(usize, usize)> {
                 return None;
             }
             shard_rows(*bins)
+        }
+        NodeKind::Scatter { dest, .. } => {
+            let dtype = |k: usize| match &exprs[k] {
+                ScalarExpr::Read(r) => {
+                    let p = reads[*r as usize].src();
+                    Some(g.nodes[p.node].outputs[p.port as usize].dtype)
+                }
+                _ => None,
+            };
+            let d = g.nodes[dest.node].outputs[dest.port as usize].dtype;
+            if !matches!(dtype(0)?, DType::I64 | DType::I32) || dtype(1)? != d {
+                return None;
+            }
+            // Blocks of whole rows of about `BLOCK` pairs, as the routine's tasks.
+            (BLOCK / inner).max(1)
         }
         _ => return None,
     };
@@ -179,6 +196,83 @@ pub(super) fn histogram_on_ranks<M: flow_runtime::prims::Monoid, I: Index>(
         partials.extend(t);
     }
     combine_shards(pool, m, &partials, shards, bins).map_err(Failure::Task)
+}
+
+/// This rank's blocks of a scatter placed by `(rows, shards)` ([`prim_placement`]) into
+/// `out` (a copy of the destination, `lanes` slots a row): the rank finds, among the pairs
+/// of its blocks (a contiguous span of source positions), the winner of each destination
+/// slot its pairs write (the last in index order: the runtime's routine on the positions),
+/// and sends every other rank the (slot, value) of each such winner (an all-gather of at
+/// most one record per pair of its blocks and per slot of the destination, whichever is
+/// fewer; a slot takes 4 bytes below 2^32 slots, so a record is never larger than the pair
+/// it stands for). Every rank then writes the ranks' winners in rank order: ranks hold contiguous
+/// source blocks in order, so a slot written by several ranks takes the value of the highest
+/// one, the last in index order, as on one process; a slot nobody writes keeps the
+/// destination's value. An index out of range is [`Failure::OutOfRange`] (found by the
+/// caller in this rank's pairs).
+pub(super) fn scatter_on_ranks<T: Copy + Send + Sync, I: Index>(
+    (s, lanes, (rows, shards)): (&dyn Spread, usize, (usize, usize)),
+    pool: &Pool,
+    (idx, vals): (&[I], &[T]),
+    out: &mut [T],
+) -> Result<(), Failure> {
+    let mine = shards_of(s.rank(), s.ranks(), shards);
+    let n = idx.len().min(vals.len());
+    let span =
+        |m: &std::ops::Range<usize>| (m.start * rows * lanes).min(n)..(m.end * rows * lanes).min(n);
+    let my = span(&mine);
+    // winner[slot] = 1 + the position (in this rank's span) of its last pair, or 0.
+    let mut winner = vec![0u64; out.len()];
+    let positions: Vec<u64> = (1..=my.len() as u64).collect();
+    let local = scatter_rows(
+        pool,
+        &mut winner,
+        lanes,
+        false,
+        ScatterPairs::Slices(&idx[my.clone()], &positions),
+    );
+    // A slot is 4 bytes when the destination has fewer than 2^32 slots (every rank knows
+    // it alike), else 8: a record is never larger than an `i32` index and its value.
+    let wide = u32::try_from(out.len()).is_err();
+    let slot_bytes = if wide { 8 } else { 4 };
+    let rec = slot_bytes + std::mem::size_of::<T>();
+    let mut sent: Vec<u8> = Vec::new();
+    if let Ok(0) = local {
+        for (slot, &w) in winner.iter().enumerate() {
+            if w > 0 {
+                sent.extend(&(slot as u64).to_le_bytes()[..slot_bytes]);
+                sent.extend(bytes_of(std::slice::from_ref(
+                    &vals[my.start + w as usize - 1],
+                )));
+            }
+        }
+    }
+    drop(winner);
+    let got = s.all_gather("a scatter's winning pairs", &sent);
+    match local {
+        Err(mut e) => {
+            e.task += mine.start;
+            return Err(Failure::Task(e));
+        }
+        Ok(0) => {}
+        Ok(_) => return Err(Failure::OutOfRange(-1, 0)),
+    }
+    for b in &got {
+        if b.len() % rec != 0 {
+            return Err(Failure::Elsewhere);
+        }
+        for r in b.chunks_exact(rec) {
+            let mut le = [0u8; 8];
+            le[..slot_bytes].copy_from_slice(&r[..slot_bytes]);
+            let slot = u64::from_le_bytes(le) as usize;
+            let v: Vec<T> = elements_of(&r[slot_bytes..]);
+            match (out.get_mut(slot), v.first()) {
+                (Some(o), Some(&v)) => *o = v,
+                _ => return Err(Failure::Elsewhere),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The first index of `idx[span]` outside `0..n`, at its position in `idx`.

@@ -146,9 +146,9 @@ pub type Need = Vec<Range<usize>>;
 /// blocks of elements are whole rows ([`random_rows`]); `None` for every other node (a node
 /// on the interpreter, a primitive, a concatenation or slice, a random fill whose rows
 /// straddle its blocks), which every rank runs whole or whose shards are not rows of its
-/// index space. A scan or histogram of plain reads is placed by its routine's blocks
-/// (`prims_ranks::prim_placement`): a rank runs its blocks, and a histogram's result is then
-/// whole on every rank.
+/// index space. A scan, histogram or scatter of plain reads is placed by its routine's
+/// blocks (`prims_ranks::prim_placement`): a rank runs its blocks, and a histogram's or
+/// scatter's result is then whole on every rank.
 ///
 /// `kernels` and `first_of` are the executor's (`Native::kernels_of`): which nodes run as
 /// kernels, and which launches run as row groups (the others run member by member).
@@ -182,9 +182,10 @@ pub fn placements(
     for (id, node) in g.nodes.iter_enumerated() {
         match (&node.kind, &node.outputs[..]) {
             (NodeKind::Random { .. }, [t]) => placed[id.index()] = random_rows(&t.shape),
-            (NodeKind::Scan { .. } | NodeKind::ReduceByIndex { .. }, _) => {
-                placed[id.index()] = super::prims_ranks::prim_placement(g, node)
-            }
+            (
+                NodeKind::Scan { .. } | NodeKind::ReduceByIndex { .. } | NodeKind::Scatter { .. },
+                _,
+            ) => placed[id.index()] = super::prims_ranks::prim_placement(g, node),
             _ => {}
         }
     }
@@ -215,8 +216,8 @@ pub fn random_rows(shape: &[usize]) -> Option<(usize, usize)> {
 /// every other free and reduced dimension whole), clamped to the tensor — a contraction's
 /// GEMM block thus reads its rows of `x[i, k]` and every row of `w[k, j]` or of a
 /// transposed `x[k, i]`; a gather's table (read at indices known only when it runs), a
-/// reader not placed (it runs whole on every rank: a scatter, a scan or histogram not placed
-/// by blocks, a node on the interpreter, a concatenation or slice), a scalar port, a graph output whose producer
+/// scatter's destination, a reader not placed (it runs whole on every rank: a scan,
+/// histogram or scatter not placed by blocks, a node on the interpreter, a concatenation or slice), a scalar port, a graph output whose producer
 /// is not placed (a node every rank runs whole) and a random fill not placed by rows (its
 /// blocks of elements are not whole rows) are needed whole by every rank. A stencil's
 /// output is then needed by a rank for its own rows and its neighbours' halo; a row-local chain's, for its own rows
@@ -237,13 +238,21 @@ pub fn rows_needed(
             || (placed[p.node.index()].is_some() && !node.outputs[p.port as usize].shape.is_empty())
     };
     let mut whole: HashSet<Port> = g.outputs.iter().copied().filter(|p| !by_rows(p)).collect();
-    // A histogram placed by shards combines its partial bins on every rank: whole.
+    // A histogram placed by shards combines its partial bins on every rank, a scatter placed
+    // by blocks its ranks' winners: whole. A scatter's destination is read whole by every
+    // rank (each writes the winners into a copy of it).
     for (id, node) in g.nodes.iter_enumerated() {
-        if matches!(node.kind, NodeKind::ReduceByIndex { .. }) {
+        if matches!(
+            node.kind,
+            NodeKind::ReduceByIndex { .. } | NodeKind::Scatter { .. }
+        ) {
             whole.extend((0..node.outputs.len()).map(|k| Port {
                 node: id,
                 port: k as u32,
             }));
+        }
+        if let NodeKind::Scatter { dest, .. } = &node.kind {
+            whole.insert(*dest);
         }
     }
     // A random fill whose blocks of elements are not whole rows is not placed by rows.
@@ -256,11 +265,14 @@ pub fn rows_needed(
         let placed_reader = match (&node.kind, placed[id.index()]) {
             (NodeKind::Map { space, .. }, Some(p)) => Some((space, &[][..], p)),
             (NodeKind::Reduce { space, red, .. }, Some(p)) => Some((space, &red[..], p)),
-            // A scan or histogram placed by blocks (`prims_ranks::prim_placement`) reads, in its
-            // block, the rows of its plain reads its own rows read.
-            (NodeKind::Scan { space, .. } | NodeKind::ReduceByIndex { space, .. }, Some(p)) => {
-                Some((space, &[][..], p))
-            }
+            // A scan, histogram or scatter placed by blocks (`prims_ranks::prim_placement`)
+            // reads, in its block, the rows of its plain reads its own rows read.
+            (
+                NodeKind::Scan { space, .. }
+                | NodeKind::ReduceByIndex { space, .. }
+                | NodeKind::Scatter { space, .. },
+                Some(p),
+            ) => Some((space, &[][..], p)),
             _ => None,
         };
         let tables: HashSet<u32> = match node.kind.reads_and_exprs() {
@@ -399,7 +411,7 @@ pub fn held(
     match node.kind {
         NodeKind::Input { index } => return Held::Input(index as usize),
         // Combined on every rank.
-        NodeKind::ReduceByIndex { .. } => return Held::Whole,
+        NodeKind::ReduceByIndex { .. } | NodeKind::Scatter { .. } => return Held::Whole,
         _ => {}
     }
     let (Some(need), Some((rows, shards)), Some(&extent0)) = (

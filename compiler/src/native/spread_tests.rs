@@ -350,3 +350,44 @@ fn gathers_and_outputs_need_every_row() {
     let needs = rows_needed(&g, &[None, Some((2, 8))], 3);
     assert_eq!(needs.keys().collect::<Vec<_>>(), [&port(1)], "{needs:?}");
 }
+
+/// A scatter of plain reads is placed by blocks of `BLOCK` pairs: its index and values are
+/// needed by rows (a rank's blocks), its destination and output whole on every rank. With
+/// a fused producer, or an unsigned index, it runs whole.
+#[test]
+fn scatters_of_plain_reads_are_placed_by_blocks() {
+    use flow_runtime::prims::BLOCK;
+    let n = 4 * BLOCK + 5;
+    let text = format!(
+        "%0 = input 0 : f32[{n}]\n\
+         %1 = input 1 : i64[{n}]\n\
+         %2 = input 2 : f32[100]\n\
+         %3 = scatter %2.0 [{n}] reads(%1.0[i0], %0.0[i0]) : f32[100] {{ r0; r1 }}\n\
+         %4 = input 3 : i64[{n}]\n\
+         %5 = scatter %2.0 [{n}] reads(%4.0[i0], %0.0[i0]) : f32[100] {{ r0; mul(r1, 2.0f32) }}\n\
+         %6 = input 4 : u32[{n}]\n\
+         %7 = scatter %2.0 [{n}] reads(%6.0[i0], %0.0[i0]) : f32[100] {{ r0; r1 }}\n\
+         output %3.0, %5.0, %7.0\n"
+    );
+    let g = crate::mir::parse(&text).expect("the test graph parses");
+    let s = crate::mir::schedule::plan(&g);
+    let k = g.nodes.len();
+    let placed = placements(&g, &s, &vec![None; k], &vec![None; k]);
+    assert_eq!(
+        placed,
+        [None, None, None, Some((BLOCK, 5)), None, None, None, None]
+    );
+    let port = |n| Port {
+        node: crate::mir::ir::NodeId(n),
+        port: 0,
+    };
+    let needs = rows_needed(&g, &placed, 2);
+    // %0 is read whole by the scatter with a producer (%5), which runs on every rank.
+    assert!(!needs.contains_key(&port(0)), "{needs:?}");
+    assert_eq!(needs[&port(1)], [0..3 * BLOCK, 3 * BLOCK..n]);
+    assert!(!needs.contains_key(&port(4)), "{needs:?}");
+    // The destination is read whole, the output is whole on every rank.
+    assert!(!needs.contains_key(&port(2)), "{needs:?}");
+    assert!(!needs.contains_key(&port(3)), "{needs:?}");
+    assert_eq!(held(&g, port(3), &placed, None, 2), Held::Whole);
+}
