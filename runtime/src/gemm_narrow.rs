@@ -17,7 +17,7 @@
 //!   Then the block is transposed into `c`.
 
 use crate::gemm::Operand;
-use crate::gemm_packed::{Isa, DONE_ROWS};
+use crate::gemm_packed::{Aligned, Isa, DONE_ROWS};
 
 /// The most columns of a product run here; wider ones run on the packed GEMM.
 pub const NARROW_MAX_N: usize = 16;
@@ -32,13 +32,6 @@ pub fn isa_for(n: usize) -> Option<Isa> {
         Some(isa @ (Isa::Avx512 | Isa::Avx2)) if (1..=NARROW_MAX_N).contains(&n) => Some(isa),
         _ => None,
     }
-}
-
-/// A zeroed buffer of `len` values whose first is 64-byte aligned.
-fn aligned(len: usize) -> (Vec<f32>, usize) {
-    let data = vec![0f32; len + 16];
-    let start = data.as_ptr().align_offset(64).min(16);
-    (data, start)
 }
 
 /// `c = a · b` for `n ≤` [`NARROW_MAX_N`] columns (row-major `c`, row stride `n`), calling
@@ -117,8 +110,8 @@ unsafe fn rows(
     c: *mut f32,
     done: &mut dyn FnMut(usize, usize) -> bool,
 ) -> bool {
-    let (mut buf, start) = aligned(k * ROW_WIDTH);
-    let bp = &mut buf[start..start + k * ROW_WIDTH];
+    let mut buf = Aligned::<f32>::new(k * ROW_WIDTH);
+    let bp = buf.slice_mut();
     for (p, row) in bp.chunks_exact_mut(ROW_WIDTH).enumerate() {
         for (j, x) in row[..n].iter_mut().enumerate() {
             // SAFETY: `b[p, j]` is inside `b` (the caller's contract).
@@ -217,21 +210,23 @@ unsafe fn lanes(
     while j0 < n {
         let cols = gmax.min(n - j0);
         let width = group_width(isa, cols);
-        let (mut buf, start) = aligned(k * width);
+        let mut buf = Aligned::<f32>::new(k * width);
+        let copy = buf.slice_mut();
         for p in 0..k {
             for j in 0..cols {
                 // SAFETY: `b[p, j0 + j]` is inside `b`.
-                buf[start + p * width + j] = unsafe {
+                copy[p * width + j] = unsafe {
                     *b.ptr
                         .offset(p as isize * b.row_stride + (j0 + j) as isize * b.col_stride)
                 };
             }
         }
-        groups.push((j0, cols, width, buf, start));
+        groups.push((j0, cols, width, buf));
         j0 += cols;
     }
     // A block's lanes past `m`: `a`'s last rows copied into `k` rows of `lw` values.
-    let (mut tail, tail_start) = aligned(if m.is_multiple_of(lw) { 0 } else { k * lw });
+    let mut tail_buf = Aligned::<f32>::new(if m.is_multiple_of(lw) { 0 } else { k * lw });
+    let tail = tail_buf.slice_mut();
     let mut tile = [0f32; LANES_AVX512 * GROUP_AVX512];
     let t = tile.as_mut_ptr();
     let mut reported = 0;
@@ -245,18 +240,19 @@ unsafe fn lanes(
             for p in 0..k {
                 for r in 0..block {
                     // SAFETY: `a[i + r, p]`, inside `a`.
-                    tail[tail_start + p * lw + r] =
+                    tail[p * lw + r] =
                         unsafe { *a.ptr.offset((i + r) as isize + p as isize * a.col_stride) };
                 }
             }
-            (tail[tail_start..].as_ptr(), lw as isize)
+            (tail.as_ptr(), lw as isize)
         };
-        for (j0, cols, width, buf, start) in &groups {
-            let bp = buf[*start..].as_ptr();
+        for (j0, cols, width, buf) in groups.iter_mut() {
+            let (j0, cols, width) = (*j0, *cols, *width);
+            let bp = buf.ptr().cast_const();
             // SAFETY: `ap` addresses `k` steps of `lw` values `step` apart, `bp` `k` rows of
             // `width`; the kernel writes `width` rows of `lw` values to the tile.
             unsafe {
-                match (isa, *width) {
+                match (isa, width) {
                     #[cfg(target_arch = "x86_64")]
                     (Isa::Avx512, 4) => x86::lanes_avx512::<4>(k, ap, step, bp, t),
                     #[cfg(target_arch = "x86_64")]
@@ -275,7 +271,7 @@ unsafe fn lanes(
                 // The tile holds column `j` of the block's rows at `j · lw`.
                 for r in 0..block {
                     let row = c.add((i + r) * n + j0);
-                    for j in 0..*cols {
+                    for j in 0..cols {
                         *row.add(j) = *t.add(j * lw + r);
                     }
                 }
@@ -439,6 +435,7 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gemm_packed::tests::operand;
 
     fn values(len: usize, seed: usize) -> Vec<f32> {
         (0..len)
@@ -446,36 +443,10 @@ mod tests {
             .collect()
     }
 
-    fn operand(v: &[f32], row_stride: usize, col_stride: usize) -> Operand<f32> {
-        Operand {
-            ptr: v.as_ptr(),
-            row_stride: row_stride as isize,
-            col_stride: col_stride as isize,
-        }
-    }
-
-    /// The definition: one FMA chain per element, in order along `k`, from zero.
+    /// The definition (one FMA chain per element, in order along `k`, from zero), as bits.
     fn reference(m: usize, k: usize, n: usize, a: Operand<f32>, b: Operand<f32>) -> Vec<u32> {
-        let mut c = Vec::with_capacity(m * n);
-        for i in 0..m {
-            for j in 0..n {
-                let mut acc = 0f32;
-                for p in 0..k {
-                    // SAFETY: the tests' operands address their buffers.
-                    let (x, y) = unsafe {
-                        (
-                            *a.ptr
-                                .offset(i as isize * a.row_stride + p as isize * a.col_stride),
-                            *b.ptr
-                                .offset(p as isize * b.row_stride + j as isize * b.col_stride),
-                        )
-                    };
-                    acc = x.mul_add(y, acc);
-                }
-                c.push(acc.to_bits());
-            }
-        }
-        c
+        let c = crate::gemm_packed::tests::reference(m, k, n, a, b);
+        c.iter().map(|x| x.to_bits()).collect()
     }
 
     /// Every narrow variant this CPU runs, both forms (`a` row-major or transposed), `b`

@@ -215,21 +215,27 @@ unsafe fn scalar<T: Element, const MR: usize, const NR: usize>(
     }
 }
 
-/// A buffer of `len` elements whose first element is 64-byte aligned.
-struct Aligned<T> {
+/// A zeroed buffer of `len` elements whose first element is 64-byte aligned (also the narrow
+/// kernels' copies of `b`, `crate::gemm_narrow`).
+pub(crate) struct Aligned<T> {
     data: Vec<T>,
     start: usize,
+    len: usize,
 }
 
 impl<T: Element> Aligned<T> {
-    fn new(len: usize) -> Self {
+    pub(crate) fn new(len: usize) -> Self {
         let pad = 64 / std::mem::size_of::<T>();
         let data = vec![T::default(); len + pad];
         let start = data.as_ptr().align_offset(64).min(pad);
-        Aligned { data, start }
+        Aligned { data, start, len }
     }
-    fn ptr(&mut self) -> *mut T {
+    pub(crate) fn ptr(&mut self) -> *mut T {
         self.data[self.start..].as_mut_ptr()
+    }
+    /// The `len` elements.
+    pub(crate) fn slice_mut(&mut self) -> &mut [T] {
+        &mut self.data[self.start..self.start + self.len]
     }
 }
 
@@ -442,4 +448,4 @@ unsafe fn pack_a<T: Element>(
 
 #[cfg(test)]
 #[path = "gemm_packed_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -5,7 +5,13 @@
 use super::*;
 
 /// The definition: `fma(a[i, k-1], b[k-1, j], … fma(a[i, 0], b[0, j], 0))`.
-fn reference<T: Element>(m: usize, k: usize, n: usize, a: Operand<T>, b: Operand<T>) -> Vec<T> {
+pub(crate) fn reference<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Operand<T>,
+    b: Operand<T>,
+) -> Vec<T> {
     let mut c = vec![T::default(); m * n];
     for i in 0..m {
         for j in 0..n {
@@ -35,7 +41,7 @@ fn values(len: usize, seed: usize) -> Vec<f64> {
         .collect()
 }
 
-fn operand<T>(v: &[T], row_stride: usize, col_stride: usize) -> Operand<T> {
+pub(crate) fn operand<T>(v: &[T], row_stride: usize, col_stride: usize) -> Operand<T> {
     Operand {
         ptr: v.as_ptr(),
         row_stride: row_stride as isize,
