@@ -189,6 +189,9 @@ pub struct Ranks {
     /// `FLOW_MPI_DIE=RANK[,LAUNCH]`: this rank dies at that launch (the first by default).
     die_at: Option<u64>,
     stats: Cell<Stats>,
+    /// On rank 0, for `--stats`: the bytes of rows exchanged after each op's launches, by
+    /// op, in the order the ops first moved rows.
+    by_op: RefCell<Vec<(String, u64)>>,
 }
 
 /// A tensor the ranks hold between dispatches, numbered alike on every rank.
@@ -308,6 +311,7 @@ impl Ranks {
             launches: Cell::new(0),
             die_at,
             stats: Cell::default(),
+            by_op: RefCell::default(),
         }
     }
 
@@ -418,8 +422,21 @@ impl Ranks {
         let per = |b: u64| b.checked_div(s.dispatches).unwrap_or(0) as u128;
         let fmt = |b: u64| crate::mir::memory::format_bytes(b as u128);
         let moved = s.sent + s.exchanged + s.gathered + s.fetched;
+        // The ops whose rows moved most, largest first (ties in the order they moved).
+        let mut by_op = self.by_op.borrow().clone();
+        by_op.sort_by_key(|(_, b)| std::cmp::Reverse(*b));
+        let most: Vec<String> = by_op
+            .iter()
+            .take(3)
+            .map(|(n, b)| format!("{n}: {}", fmt(*b)))
+            .collect();
+        let most = if most.is_empty() {
+            String::new()
+        } else {
+            format!(" (most after {})", most.join(", "))
+        };
         format!(
-            "mpi: {} ranks, {} dispatch(es), {} launch(es); sent from rank 0: {} ({} per dispatch), inputs already held: {}; rows exchanged: {} ({} per dispatch; {} with every output that moves sent whole); rows of held inputs: {}; gathered to rank 0 when observed: {}; held tensors dropped: {}; moved in all: {moved} B",
+            "mpi: {} ranks, {} dispatch(es), {} launch(es); sent from rank 0: {} ({} per dispatch), inputs already held: {}; rows exchanged: {}{most} ({} per dispatch; {} with every output that moves sent whole); rows of held inputs: {}; gathered to rank 0 when observed: {}; held tensors dropped: {}; moved in all: {moved} B",
             self.size,
             s.dispatches,
             s.launches,
@@ -628,6 +645,11 @@ impl Ranks {
                 s.exchanged += moved as u64;
                 s.whole += (total * (self.size - 1)) as u64;
             });
+            let mut by_op = self.by_op.borrow_mut();
+            match by_op.iter_mut().find(|(n, _)| n == l.name) {
+                Some((_, b)) => *b += moved as u64,
+                None => by_op.push((l.name.to_string(), moved as u64)),
+            }
         }
     }
 }
