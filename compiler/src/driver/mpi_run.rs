@@ -813,6 +813,14 @@ impl Spread for Ranks {
             .collect()
     }
 
+    fn whole_input(&self, index: usize) -> Rc<Tensor> {
+        let id = self.current.borrow().get(index).copied();
+        match id {
+            Some(id) => self.gather_input(id, None),
+            None => self.die("an input of the dispatch is not held (a compiler bug)"),
+        }
+    }
+
     fn dispatched(&self, outputs: &[Rc<Tensor>], held: &[Held]) {
         for (t, h) in outputs.iter().zip(held) {
             // An input passed through is held as the input is; a tensor output twice, once.

@@ -79,6 +79,11 @@ pub trait Spread {
     /// ranks as that dispatch left it — and returns the inputs to run on.
     fn gather_inputs(&self, inputs: &[Rc<Tensor>], need: &[Option<Need>]) -> Vec<Rc<Tensor>>;
 
+    /// On every rank, alike, during an evaluation: input `index` of the dispatch under way,
+    /// whole — its rows gathered from the ranks that hold them (rare: for the interpreter,
+    /// which words an error over whole tensors).
+    fn whole_input(&self, index: usize) -> Rc<Tensor>;
+
     /// After this rank ran its shards of a launch (`local`: the error of its lowest failing
     /// shard, numbered in the whole launch): agrees with the other ranks on the outcome and,
     /// when every shard succeeded, gives each rank the rows of each output it needs.
