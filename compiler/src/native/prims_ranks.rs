@@ -442,7 +442,7 @@ impl Native {
                 whole[p.node.index()][p.port as usize] = s.whole_input(index as usize);
                 continue;
             }
-            let need = Some(vec![0..0; s.ranks()]);
+            let need = Some(vec![spread::RowSet::default(); s.ranks()]);
             let (Held::Rows { .. }, Some((rows, shards)), Some(&extent0)) = (
                 spread::held(g, p, &self.placed, need.as_ref(), s.ranks()),
                 self.placed.get(p.node.index()).copied().flatten(),
