@@ -169,8 +169,9 @@ impl Native {
         if let Some(p) = self.producer(g, space, reads, exprs, values, scan)? {
             return Ok(Elems::Produced(p));
         }
-        let (sub, _, inputs) = producer_map(g, space, reads, exprs, values);
-        Ok(Elems::Tensors(self.eval_nodes(&sub, &inputs)?))
+        Ok(Elems::Tensors(
+            self.element_tensors(g, space, reads, exprs, values)?,
+        ))
     }
 
     /// The producer of `exprs` over `space` (not all plain reads), or `None` where none can
