@@ -26,7 +26,7 @@
 #     with their elements computed by fused producers (tests/mpi/producer.flow) far less
 #     than one copy of their inputs;
 #  3. kills a rank: one made to abort by FLOW_MPI_DIE, one with `kill -9`; the job must fail
-#     within seconds, saying which rank died;
+#     within seconds, saying which rank died and in which op;
 #  3b. stops mpirun (SIGSTOP, 2.5 s at a time) once a job has printed, so the ranks' 2-second
 #     PMIx finalize handshake times out: the job must still exit 0 with the right output;
 #  4. as root, runs tests/mpi/shards.flow on 2 ranks in two network namespaces joined by a
@@ -358,8 +358,11 @@ FLOW
     rc=$?
     set -e
     took=$(($(date +%s) - t0))
-    if [ -n "$victim" ] && [ $rc -ne 0 ] && [ $took -le 20 ] && grep -Eiq "rank 3" "$work/kill.err"; then
-        echo "ok    kill -9 of rank 3 ends the job in $took s (exit $rc): $(grep -Ei -m1 'rank 3' "$work/kill.err")"
+    # mpirun names the rank that died; rank 0, ended by mpirun's SIGTERM, names the op the
+    # ranks were running (a launch, named by its op, or a collective).
+    if [ -n "$victim" ] && [ $rc -ne 0 ] && [ $took -le 20 ] && grep -Eiq "rank 3" "$work/kill.err" \
+        && grep -Eq "rank 0 of 4: the job was ended .* (launch [0-9]+, \`[^\`]+\`|the exchange|the sending|the gathering)" "$work/kill.err"; then
+        echo "ok    kill -9 of rank 3 ends the job in $took s (exit $rc): $(grep -Ei -m1 'rank 3' "$work/kill.err") $(grep -m1 'rank 0 of 4' "$work/kill.err")"
     else
         fail "kill -9 of rank 3 (pid ${victim:-not found}): exit $rc after $took s; stderr: $(head -c 800 "$work/kill.err")"
     fi

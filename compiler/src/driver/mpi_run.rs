@@ -96,6 +96,7 @@ pub fn run_job(
     let rank = ranks.rank;
     let run = catch_unwind(AssertUnwindSafe(|| {
         if rank == 0 {
+            last_words::install();
             let spread: Rc<dyn Spread> = ranks.clone();
             let status = coordinator(spread);
             if stats {
@@ -312,6 +313,19 @@ impl Ranks {
             die_at,
             stats: Cell::default(),
             by_op: RefCell::default(),
+        }
+    }
+
+    /// On rank 0: what to say if `mpirun` ends the job now ([`last_words`]): `what` the
+    /// ranks are doing.
+    fn doing(&self, what: impl FnOnce() -> String) {
+        if self.rank == 0 && self.size > 1 {
+            last_words::set(&format!(
+                "flowc: rank 0 of {}: the job was ended (SIGTERM: mpirun ends every rank when one dies) during dispatch {}, {}",
+                self.size,
+                self.stats.get().dispatches,
+                what()
+            ));
         }
     }
 
@@ -681,6 +695,7 @@ impl Spread for Ranks {
         inputs: &[Rc<Tensor>],
         eval: u64,
     ) -> Result<(), NativeError> {
+        self.doing(|| "the sending of a dispatch".into());
         let hash = graph_hash(g, b"dist");
         let mut p = hash.to_vec();
         p.extend(eval.to_le_bytes());
@@ -744,6 +759,7 @@ impl Spread for Ranks {
     fn finish_launch(&self, l: &LaunchRows<'_>, local: Result<(), TaskError>) -> Outcome {
         let n = self.launches.get() + 1;
         self.launches.set(n);
+        self.doing(|| format!("launch {n}, `{}`", l.name));
         if self.die_at == Some(n) {
             errln!(
                 "flowc: rank {} of {}: injected death (FLOW_MPI_DIE) in launch {n}, `{}`",
@@ -774,6 +790,7 @@ impl Spread for Ranks {
     }
 
     fn all_gather(&self, what: &str, mine: &[u8]) -> Vec<Vec<u8>> {
+        self.doing(|| format!("the exchange of {what}"));
         let len = mine.len() as u64;
         let mut lens = vec![0u64; self.size];
         self.world.all_gather_into(&len, &mut lens[..]);
@@ -850,6 +867,7 @@ impl Spread for Ranks {
     }
 
     fn fetch(&self, t: &Rc<Tensor>) -> Option<Rc<Tensor>> {
+        self.doing(|| "the gathering of a tensor rank 0 observes".into());
         let mut held = self.held.borrow_mut();
         let e = held.iter_mut().find(|e| e.is(t))?;
         let (rows, rb) = (e.rows(), e.row_bytes());
@@ -910,4 +928,53 @@ fn take<'a>(p: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
 
 fn read_u64(p: &mut &[u8]) -> Result<u64, String> {
     Ok(u64::from_le_bytes(take(p, 8)?.try_into().expect("8 bytes")))
+}
+
+/// What rank 0 says when `mpirun` ends the job under it. When a rank dies (a crash, `kill
+/// -9`), `mpirun` names that rank and sends every other rank `SIGTERM`; rank 0's handler
+/// then writes which launch (op) or collective the ranks were in — kept here before each
+/// one, as bytes a signal handler can read without allocating — and dies of the signal.
+mod last_words {
+    use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+    const CAP: usize = 400;
+    static TEXT: [AtomicU8; CAP] = [const { AtomicU8::new(0) }; CAP];
+    static LEN: AtomicUsize = AtomicUsize::new(0);
+
+    /// What the job is doing now (one line).
+    pub(super) fn set(what: &str) {
+        LEN.store(0, Ordering::SeqCst);
+        let b = what.as_bytes();
+        let n = b.len().min(CAP - 1);
+        for (slot, &c) in TEXT.iter().zip(&b[..n]) {
+            slot.store(c, Ordering::Relaxed);
+        }
+        TEXT[n].store(b'\n', Ordering::Relaxed);
+        LEN.store(n + 1, Ordering::SeqCst);
+    }
+
+    extern "C" fn on_term(sig: libc::c_int) {
+        let n = LEN.load(Ordering::SeqCst);
+        let mut line = [0u8; CAP];
+        for (c, slot) in line.iter_mut().zip(&TEXT[..n]) {
+            *c = slot.load(Ordering::Relaxed);
+        }
+        // SAFETY: `write`, `signal` and `raise` are async-signal-safe; `line` is ours.
+        unsafe {
+            libc::write(2, line.as_ptr() as *const libc::c_void, n);
+            libc::signal(sig, libc::SIG_DFL);
+            libc::raise(sig);
+        }
+    }
+
+    /// Installs the handler (rank 0, once).
+    pub(super) fn install() {
+        // SAFETY: `on_term` only does async-signal-safe things.
+        unsafe {
+            libc::signal(
+                libc::SIGTERM,
+                on_term as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
+    }
 }
