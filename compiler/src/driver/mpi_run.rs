@@ -191,8 +191,8 @@ pub struct Ranks {
     die_at: Option<u64>,
     stats: Cell<Stats>,
     /// The most bytes one rank sends or receives in one collective that moves rows or
-    /// dispatch bytes (1 GiB; `FLOW_MPI_MAX_MESSAGE=BYTES` for the tests): larger moves go
-    /// in rounds, under MPI's 2 GiB `int` counts.
+    /// dispatch bytes (1 GiB; `FLOW_MPI_MAX_MESSAGE=BYTES` for the tests, rank 0's for
+    /// every rank): larger moves go in rounds, under MPI's 2 GiB `int` counts.
     max_message: usize,
     /// On rank 0, for `--stats`: the bytes of rows exchanged after each op's launches, by
     /// op, in the order the ops first moved rows.
@@ -305,6 +305,14 @@ impl Ranks {
             let at = it.next().and_then(|l| l.trim().parse().ok()).unwrap_or(1);
             (r == rank).then_some(at)
         });
+        // Rank 0's setting, for every rank: the rounds of a move are a collective's shape.
+        let mut max_message: u64 = std::env::var("FLOW_MPI_MAX_MESSAGE")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|&n: &u64| n > 0)
+            .unwrap_or(1 << 30)
+            .min(i32::MAX as u64);
+        world.process_at_rank(0).broadcast_into(&mut max_message);
         Ranks {
             world,
             rank,
@@ -317,12 +325,7 @@ impl Ranks {
             die_at,
             stats: Cell::default(),
             by_op: RefCell::default(),
-            max_message: std::env::var("FLOW_MPI_MAX_MESSAGE")
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .filter(|&n: &usize| n > 0)
-                .unwrap_or(1 << 30)
-                .min(i32::MAX as usize),
+            max_message: max_message as usize,
         }
     }
 
