@@ -17,7 +17,7 @@
 //! an input or output of an earlier dispatch the coordinator still holds — goes as its
 //! number only); then the rows of held inputs each rank reads and lacks; per launch, the
 //! rows of its outputs that other ranks read (the halo plan). The graph's outputs stay on
-//! the ranks that computed them: rank 0 gathers one (`MPI_Gatherv`) only when the
+//! the ranks that computed them: rank 0 gathers one (an all-to-all in which only it receives) when the
 //! coordinator observes it (`Spread::fetch`), which every other rank joins from its loop.
 //!
 //! Failure: a shard that fails for good is agreed on by all ranks after its launch (the

@@ -359,8 +359,8 @@ pub fn random_rows(shape: &[usize]) -> Option<(usize, usize)> {
 /// The halo plan: for every port some rank need not hold in full after its launch, which
 /// rows each of the `ranks` ranks needs ([`Need`]); a port not in the map goes to every rank
 /// whole. A rank needs the rows its shards of every reader read: for a kernel reader placed
-/// by `placed` ([`placements`]), the hull of the first coordinate of each of its reads of
-/// the port over the box of each of the rank's shards (free dimension 0 in the shard's rows,
+/// by `placed` ([`placements`]), the union over its reads of the port ([`RowSet`]) of the
+/// hull of each read's first coordinate over the box of each of the rank's shards (free dimension 0 in the shard's rows,
 /// every other free and reduced dimension whole), clamped to the tensor — a contraction's
 /// GEMM block thus reads its rows of `x[i, k]` and every row of `w[k, j]` or of a
 /// transposed `x[k, i]`; a gather's table (read at indices known only when it runs), a
