@@ -23,7 +23,9 @@
 #     a GEMM whose left operand stays on the ranks (tests/mpi/gemm.flow) far less than one
 #     copy of that operand per step, and scans and histograms run by blocks on the ranks
 #     (tests/mpi/scan.flow) and scatters run by blocks (tests/mpi/scatter.flow) far less than
-#     one copy of their inputs;
+#     one copy of their inputs, and histograms and scatters whose results stay on the ranks
+#     by rows (tests/mpi/scatter_rows.flow) less than all-gathering their partial bins and
+#     winners;
 #  3. kills a rank: one made to abort by FLOW_MPI_DIE, one with `kill -9`; the job must fail
 #     within seconds, saying which rank died;
 #  3b. stops mpirun (SIGSTOP, 2.5 s at a time) once a job has printed, so the ranks' 2-second
@@ -289,8 +291,13 @@ FLOW
     # its blocks of pairs and all-gathers its winners (at most 5000 (slot, value) records
     # per scatter), so what moves is those winners, not the index and the values
     # (10573133 B on 2 ranks and 31719399 B on 4 when scatters ran whole on every rank).
+    # tests/mpi/scatter_rows.flow builds two histograms of 262144 bins (1 MiB) from 5 shards
+    # and scatters into 262144 elements: each rank sends each other rank only the partial
+    # bins and winners of that rank's rows of the result, which stays on the ranks by rows
+    # (18035849 B on 2 ranks and 58273677 B on 4 when they were all-gathered and every rank
+    # combined or wrote everything).
     # Bound: MiB per other rank.
-    for case in "train 3 the weights are 1 MiB" "gemm 4 the left operand is 2 MiB" "scan 4 the scans and histograms read 2 MiB of floats, 4 MiB of bins" "scatter 1 the scatters read 4 MiB of indices and 6 MiB of values"; do
+    for case in "train 3 the weights are 1 MiB" "gemm 4 the left operand is 2 MiB" "scan 4 the scans and histograms read 2 MiB of floats, 4 MiB of bins" "scatter 1 the scatters read 4 MiB of indices and 6 MiB of values" "scatter_rows 13 all-gathered partial bins and winners move 17 MiB on 2 ranks, 56 MiB on 4"; do
         read -r name mib why <<<"$case"
         for r in 2 4; do
             run_into "$work/$name-bytes-$r" "tests/mpi/$name.flow" "--ranks $r --threads 1 --stats --timeout $timeout"

@@ -802,6 +802,64 @@ impl Spread for Ranks {
         out
     }
 
+    fn all_to_all(&self, what: &str, to: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        if to.len() != self.size {
+            self.die(&format!(
+                "{what}: an all-to-all of {} parts on {} ranks (a compiler bug)",
+                to.len(),
+                self.size
+            ));
+        }
+        // Every rank learns every rank's counts (R² numbers): each its receive counts, and
+        // rank 0 the bytes moved for `--stats`.
+        let mine: Vec<u64> = to.iter().map(|b| b.len() as u64).collect();
+        let mut counts = vec![0u64; self.size * self.size];
+        self.world.all_gather_into(&mine[..], &mut counts[..]);
+        let from = |p: usize| counts[p * self.size + self.rank] as usize;
+        let displs = |n: &mut dyn Iterator<Item = usize>| -> Vec<i32> {
+            let mut at = 0;
+            n.map(|n| {
+                let d = self.count(at, what);
+                at += n;
+                d
+            })
+            .collect()
+        };
+        let send_counts: Vec<i32> = to.iter().map(|b| self.count(b.len(), what)).collect();
+        let send_displs = displs(&mut to.iter().map(Vec::len));
+        let recv_counts: Vec<i32> = (0..self.size).map(|p| self.count(from(p), what)).collect();
+        let recv_displs = displs(&mut (0..self.size).map(from));
+        let received: usize = (0..self.size).map(from).sum();
+        // Never an empty vector's dangling pointer, 1: that is Open MPI's `MPI_IN_PLACE`.
+        let mut sent = Vec::with_capacity(to.iter().map(Vec::len).sum::<usize>() + 1);
+        for b in &to {
+            sent.extend_from_slice(b);
+        }
+        drop(to);
+        let mut all = Vec::with_capacity(received + 1);
+        all.resize(received, 0u8);
+        self.world.all_to_all_varcount_into(
+            &Partition::new(&sent[..], send_counts, send_displs),
+            &mut PartitionMut::new(&mut all[..], recv_counts, recv_displs),
+        );
+        // Bytes that went from one rank to another, over all ranks.
+        let moved: u64 = (0..self.size)
+            .flat_map(|p| (0..self.size).filter(move |&q| q != p).map(move |q| (p, q)))
+            .map(|(p, q)| counts[p * self.size + q])
+            .sum();
+        self.stat(|s| {
+            s.exchanged += moved;
+            s.whole += moved;
+        });
+        let mut out = Vec::with_capacity(self.size);
+        let mut at = 0;
+        for p in 0..self.size {
+            out.push(all[at..at + from(p)].to_vec());
+            at += from(p);
+        }
+        out
+    }
+
     fn gather_inputs(&self, inputs: &[Rc<Tensor>], need: &[Option<Need>]) -> Vec<Rc<Tensor>> {
         let ids = self.current.borrow().clone();
         if ids.len() != inputs.len() {
