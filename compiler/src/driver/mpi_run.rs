@@ -16,7 +16,9 @@
 //! of the held tensors the coordinator dropped, and of its inputs (a tensor the ranks hold —
 //! an input or output of an earlier dispatch the coordinator still holds — goes as its
 //! number only); then the rows of held inputs each rank reads and lacks; per launch, the
-//! rows of its outputs that other ranks read (the halo plan). The graph's outputs stay on
+//! rows of its outputs that other ranks read (the halo plan); per histogram or scatter run
+//! by blocks, its partial bins or winners to the ranks that own their rows of the result
+//! (`Spread::all_to_all`). The graph's outputs stay on
 //! the ranks that computed them: rank 0 gathers one (`MPI_Gatherv`) only when the
 //! coordinator observes it (`Spread::fetch`), which every other rank joins from its loop.
 //!

@@ -84,9 +84,8 @@ pub trait Spread {
     /// when every shard succeeded, gives each rank the rows of each output it needs.
     fn finish_launch(&self, rows: &LaunchRows<'_>, local: Result<(), TaskError>) -> Outcome;
 
-    /// On every rank, alike: every rank's `mine` (small: a scan's block totals, a
-    /// histogram's partial bins, an outcome), by rank (`MPI_Allgatherv`); `what` names it in
-    /// errors.
+    /// On every rank, alike: every rank's `mine` (small: a scan's block totals, an outcome),
+    /// by rank (`MPI_Allgatherv`); `what` names it in errors.
     fn all_gather(&self, what: &str, mine: &[u8]) -> Vec<Vec<u8>>;
 
     /// On every rank, alike: sends `to[q]` to rank `q` (`to` has one entry per rank; this
