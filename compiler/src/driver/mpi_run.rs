@@ -45,7 +45,7 @@ use super::{PassFlags, RuntimeFlags};
 use crate::exec::RunOptions;
 use crate::mir::hash::{graph_hash, Hash};
 use crate::mir::ir::Graph;
-use crate::native::spread::{joined, missing, overlap, rows_of, Held, LaunchRows, Need, Outcome};
+use crate::native::spread::{missing, overlap, rows_of, Held, LaunchRows, Need, Outcome, RowSet};
 use crate::native::{data_ptr, data_ptr_mut, Native, NativeError, Spread};
 
 /// Whether this process was started by `mpirun` (or `srun` with PMIx): then `flowc run` runs
@@ -98,6 +98,7 @@ pub fn run_job(
     let rank = ranks.rank;
     let run = catch_unwind(AssertUnwindSafe(|| {
         if rank == 0 {
+            last_words::install();
             let spread: Rc<dyn Spread> = ranks.clone();
             let status = coordinator(spread);
             if stats {
@@ -317,6 +318,19 @@ impl Ranks {
         }
     }
 
+    /// On rank 0: what to say if `mpirun` ends the job now ([`last_words`]): `what` the
+    /// ranks are doing.
+    fn doing(&self, what: impl FnOnce() -> String) {
+        if self.rank == 0 && self.size > 1 {
+            last_words::set(&format!(
+                "flowc: rank 0 of {}: the job was ended (SIGTERM: mpirun ends every rank when one dies) during dispatch {}, {}",
+                self.size,
+                self.stats.get().dispatches,
+                what()
+            ));
+        }
+    }
+
     fn stat(&self, f: impl FnOnce(&mut Stats)) {
         let mut s = self.stats.get();
         f(&mut s);
@@ -502,70 +516,96 @@ impl Ranks {
         if e.t.shape.is_empty() || rows == 0 || rb == 0 {
             return e.t.clone();
         }
-        let whole = vec![0..rows; self.size];
+        let whole = vec![RowSet::from(0..rows); self.size];
         let need = need.unwrap_or(&whole);
-        let want: Vec<Range<usize>> = (0..self.size)
-            .map(|q| missing(&need[q], &e.have[q]))
+        let want: Vec<RowSet> = (0..self.size)
+            .map(|q| need[q].without(&e.have[q]))
             .collect();
         // moves[p][q]: the rows rank p sends rank q.
-        let moves: Vec<Vec<Range<usize>>> = (0..self.size)
+        let moves: Vec<Vec<RowSet>> = (0..self.size)
             .map(|p| {
                 (0..self.size)
                     .map(|q| {
                         if p == q {
-                            0..0
+                            RowSet::default()
                         } else {
-                            overlap(&e.own[p], &want[q])
+                            want[q].within(&e.own[p])
                         }
                     })
                     .collect()
             })
             .collect();
-        let moved: usize = moves.iter().flatten().map(|r| r.len() * rb).sum();
+        let moved: usize = moves.iter().flatten().map(|r| r.rows() * rb).sum();
         if moved == 0 {
             return e.t.clone();
         }
-        let r = self.rank;
-        let what = "a held input";
-        let send_counts: Vec<i32> = moves[r]
-            .iter()
-            .map(|m| self.count(m.len() * rb, what))
-            .collect();
-        let send_displs: Vec<i32> = moves[r]
-            .iter()
-            .map(|m| self.count(m.start * rb, what))
-            .collect();
-        let recv_counts: Vec<i32> = moves
-            .iter()
-            .map(|m| self.count(m[r].len() * rb, what))
-            .collect();
-        let recv_displs: Vec<i32> = moves
-            .iter()
-            .map(|m| self.count(m[r].start * rb, what))
-            .collect();
+        let got = self.move_rows(&moves, rb, "a held input", bytes_of(&e.t));
         // The rows arrive in a copy: the tensor itself may be the coordinator's.
-        let mut copy = recv_counts.iter().any(|&c| c > 0).then(|| (*e.t).clone());
-        {
-            let mut none: Vec<u8> = Vec::with_capacity(1);
-            let recv: &mut [u8] = match &mut copy {
-                Some(c) => bytes_of_mut(c),
-                None => &mut none[..],
-            };
-            self.world.all_to_all_varcount_into(
-                &Partition::new(bytes_of(&e.t), send_counts, send_displs),
-                &mut PartitionMut::new(recv, recv_counts, recv_displs),
-            );
-        }
-        if let Some(c) = copy {
-            e.t = Rc::new(c);
+        if moves.iter().any(|m| !m[self.rank].is_empty()) {
+            let mut copy = (*e.t).clone();
+            self.place_rows(&moves, rb, &got, bytes_of_mut(&mut copy));
+            e.t = Rc::new(copy);
         }
         for (have, want) in e.have.iter_mut().zip(&want) {
-            if let Some(j) = joined(have, want) {
-                *have = j;
-            }
+            *have = want.joined_to(have);
         }
         self.stat(|s| s.gathered += moved as u64);
         e.t.clone()
+    }
+
+    /// Moves rows between the ranks (`MPI_Alltoallv`): rank `p` sends rank `q` rows
+    /// `moves[p][q]` of `src` (this rank's tensor as bytes, `rb` bytes a row, every row at its
+    /// place), packed in order; returns what this rank received, packed the same way (see
+    /// [`Ranks::place_rows`]). `what` names the tensor in errors.
+    fn move_rows(&self, moves: &[Vec<RowSet>], rb: usize, what: &str, src: &[u8]) -> Vec<u8> {
+        let r = self.rank;
+        // Never an empty vector's dangling pointer, 1: that is Open MPI's `MPI_IN_PLACE`.
+        let sent_rows: usize = moves[r].iter().map(RowSet::rows).sum();
+        let mut send = Vec::with_capacity(sent_rows * rb + 1);
+        let mut send_counts = Vec::with_capacity(self.size);
+        let mut send_displs = Vec::with_capacity(self.size);
+        for m in &moves[r] {
+            send_displs.push(self.count(send.len(), what));
+            for x in m.ranges() {
+                send.extend_from_slice(&src[x.start * rb..x.end * rb]);
+            }
+            send_counts.push(self.count(m.rows() * rb, what));
+        }
+        let recv_counts: Vec<i32> = moves
+            .iter()
+            .map(|m| self.count(m[r].rows() * rb, what))
+            .collect();
+        let mut recv_displs = Vec::with_capacity(self.size);
+        let mut at = 0usize;
+        for m in moves {
+            recv_displs.push(self.count(at, what));
+            at += m[r].rows() * rb;
+        }
+        let mut recv = vec![0u8; at];
+        let mut none: Vec<u8> = Vec::with_capacity(1);
+        let into: &mut [u8] = if at == 0 {
+            &mut none[..]
+        } else {
+            &mut recv[..]
+        };
+        self.world.all_to_all_varcount_into(
+            &Partition::new(&send[..], send_counts, send_displs),
+            &mut PartitionMut::new(into, recv_counts, recv_displs),
+        );
+        recv
+    }
+
+    /// Writes the rows [`Ranks::move_rows`] received (`got`, packed by sending rank and in
+    /// order) at their places in `dst`.
+    fn place_rows(&self, moves: &[Vec<RowSet>], rb: usize, got: &[u8], dst: &mut [u8]) {
+        let mut at = 0;
+        for m in moves {
+            for x in m[self.rank].ranges() {
+                let n = x.len() * rb;
+                dst[x.start * rb..x.end * rb].copy_from_slice(&got[at..at + n]);
+                at += n;
+            }
+        }
     }
 
     /// Exchanges the rows of every output of a launch: each rank sends each other rank the
@@ -579,19 +619,25 @@ impl Ranks {
             if total == 0 {
                 continue;
             }
-            let whole = vec![0..l.extent0; self.size];
+            let whole = vec![RowSet::from(0..l.extent0); self.size];
             let need = l.needs.get(k).and_then(Option::as_ref).unwrap_or(&whole);
             // moves[p][q]: the rows rank p sends rank q.
-            let moves: Vec<Vec<Range<usize>>> = blocks
+            let moves: Vec<Vec<RowSet>> = blocks
                 .iter()
                 .enumerate()
                 .map(|(p, b)| {
                     (0..self.size)
-                        .map(|q| if p == q { 0..0 } else { overlap(b, &need[q]) })
+                        .map(|q| {
+                            if p == q {
+                                RowSet::default()
+                            } else {
+                                need[q].within(b)
+                            }
+                        })
                         .collect()
                 })
                 .collect();
-            let moved: usize = moves.iter().flatten().map(|r| r.len() * row_bytes).sum();
+            let moved: usize = moves.iter().flatten().map(|r| r.rows() * row_bytes).sum();
             if moved == 0 {
                 continue;
             }
@@ -606,12 +652,13 @@ impl Ranks {
             // SAFETY: the launch is over; `ptr` is its output buffer of `extent0` rows, which
             // nothing else reads or writes until this exchange returns.
             let all = unsafe { std::slice::from_raw_parts_mut(ptr, total) };
-            let mine = &blocks[self.rank];
-            // Never an empty vector's dangling pointer, 1: that is Open MPI's `MPI_IN_PLACE`,
-            // which would make a rank without rows send from its receive buffer.
-            let mut own = Vec::with_capacity(mine.len() * row_bytes + 1);
-            own.extend_from_slice(&all[mine.start * row_bytes..mine.end * row_bytes]);
             if need.iter().all(|n| *n == (0..l.extent0)) {
+                let mine = &blocks[self.rank];
+                // Never an empty vector's dangling pointer, 1: that is Open MPI's
+                // `MPI_IN_PLACE`, which would make a rank without rows send from its
+                // receive buffer.
+                let mut own = Vec::with_capacity(mine.len() * row_bytes + 1);
+                own.extend_from_slice(&all[mine.start * row_bytes..mine.end * row_bytes]);
                 let counts: Vec<i32> = blocks.iter().map(|b| count(b.len() * row_bytes)).collect();
                 let displs: Vec<i32> = blocks.iter().map(|b| count(b.start * row_bytes)).collect();
                 self.world.all_gather_varcount_into(
@@ -619,29 +666,8 @@ impl Ranks {
                     &mut PartitionMut::new(all, counts, displs),
                 );
             } else {
-                let r = self.rank;
-                // What this rank sends, as offsets into its own block; what it receives, at
-                // the rows' places in the buffer.
-                let send_counts: Vec<i32> = moves[r]
-                    .iter()
-                    .map(|m| count(m.len() * row_bytes))
-                    .collect();
-                let send_displs: Vec<i32> = moves[r]
-                    .iter()
-                    .map(|m| count(m.start.saturating_sub(mine.start) * row_bytes))
-                    .collect();
-                let recv_counts: Vec<i32> = moves
-                    .iter()
-                    .map(|m| count(m[r].len() * row_bytes))
-                    .collect();
-                let recv_displs: Vec<i32> = moves
-                    .iter()
-                    .map(|m| count(m[r].start * row_bytes))
-                    .collect();
-                self.world.all_to_all_varcount_into(
-                    &Partition::new(&own[..], send_counts, send_displs),
-                    &mut PartitionMut::new(all, recv_counts, recv_displs),
-                );
+                let got = self.move_rows(&moves, row_bytes, l.name, all);
+                self.place_rows(&moves, row_bytes, &got, all);
             }
             self.stat(|s| {
                 s.exchanged += moved as u64;
@@ -671,6 +697,7 @@ impl Spread for Ranks {
         inputs: &[Rc<Tensor>],
         eval: u64,
     ) -> Result<(), NativeError> {
+        self.doing(|| "the sending of a dispatch".into());
         let hash = graph_hash(g, b"dist");
         let mut p = hash.to_vec();
         p.extend(eval.to_le_bytes());
@@ -734,6 +761,7 @@ impl Spread for Ranks {
     fn finish_launch(&self, l: &LaunchRows<'_>, local: Result<(), TaskError>) -> Outcome {
         let n = self.launches.get() + 1;
         self.launches.set(n);
+        self.doing(|| format!("launch {n}, `{}`", l.name));
         if self.die_at == Some(n) {
             errln!(
                 "flowc: rank {} of {}: injected death (FLOW_MPI_DIE) in launch {n}, `{}`",
@@ -764,6 +792,7 @@ impl Spread for Ranks {
     }
 
     fn all_gather(&self, what: &str, mine: &[u8]) -> Vec<Vec<u8>> {
+        self.doing(|| format!("the exchange of {what}"));
         let len = mine.len() as u64;
         let mut lens = vec![0u64; self.size];
         self.world.all_gather_into(&len, &mut lens[..]);
@@ -873,6 +902,14 @@ impl Spread for Ranks {
             .collect()
     }
 
+    fn whole_input(&self, index: usize) -> Rc<Tensor> {
+        let id = self.current.borrow().get(index).copied();
+        match id {
+            Some(id) => self.gather_input(id, None),
+            None => self.die("an input of the dispatch is not held (a compiler bug)"),
+        }
+    }
+
     fn dispatched(&self, outputs: &[Rc<Tensor>], held: &[Held]) {
         for (t, h) in outputs.iter().zip(held) {
             // An input passed through is held as the input is; a tensor output twice, once.
@@ -890,6 +927,7 @@ impl Spread for Ranks {
     }
 
     fn fetch(&self, t: &Rc<Tensor>) -> Option<Rc<Tensor>> {
+        self.doing(|| "the gathering of a tensor rank 0 observes".into());
         let mut held = self.held.borrow_mut();
         let e = held.iter_mut().find(|e| e.is(t))?;
         let (rows, rb) = (e.rows(), e.row_bytes());
@@ -950,4 +988,53 @@ fn take<'a>(p: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
 
 fn read_u64(p: &mut &[u8]) -> Result<u64, String> {
     Ok(u64::from_le_bytes(take(p, 8)?.try_into().expect("8 bytes")))
+}
+
+/// What rank 0 says when `mpirun` ends the job under it. When a rank dies (a crash, `kill
+/// -9`), `mpirun` names that rank and sends every other rank `SIGTERM`; rank 0's handler
+/// then writes which launch (op) or collective the ranks were in — kept here before each
+/// one, as bytes a signal handler can read without allocating — and dies of the signal.
+mod last_words {
+    use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+    const CAP: usize = 400;
+    static TEXT: [AtomicU8; CAP] = [const { AtomicU8::new(0) }; CAP];
+    static LEN: AtomicUsize = AtomicUsize::new(0);
+
+    /// What the job is doing now (one line).
+    pub(super) fn set(what: &str) {
+        LEN.store(0, Ordering::SeqCst);
+        let b = what.as_bytes();
+        let n = b.len().min(CAP - 1);
+        for (slot, &c) in TEXT.iter().zip(&b[..n]) {
+            slot.store(c, Ordering::Relaxed);
+        }
+        TEXT[n].store(b'\n', Ordering::Relaxed);
+        LEN.store(n + 1, Ordering::SeqCst);
+    }
+
+    extern "C" fn on_term(sig: libc::c_int) {
+        let n = LEN.load(Ordering::SeqCst);
+        let mut line = [0u8; CAP];
+        for (c, slot) in line.iter_mut().zip(&TEXT[..n]) {
+            *c = slot.load(Ordering::Relaxed);
+        }
+        // SAFETY: `write`, `signal` and `raise` are async-signal-safe; `line` is ours.
+        unsafe {
+            libc::write(2, line.as_ptr() as *const libc::c_void, n);
+            libc::signal(sig, libc::SIG_DFL);
+            libc::raise(sig);
+        }
+    }
+
+    /// Installs the handler (rank 0, once).
+    pub(super) fn install() {
+        // SAFETY: `on_term` only does async-signal-safe things.
+        unsafe {
+            libc::signal(
+                libc::SIGTERM,
+                on_term as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
+    }
 }

@@ -365,7 +365,7 @@ impl Native {
         let inputs = match &top {
             Some(s) => {
                 let mut need: Vec<Option<spread::Need>> =
-                    vec![Some(vec![0..0; s.ranks()]); inputs.len()];
+                    vec![Some(vec![spread::RowSet::default(); s.ranks()]); inputs.len()];
                 for (id, node) in g.nodes.iter_enumerated() {
                     if let NodeKind::Input { index } = node.kind {
                         if let Some(n) = need.get_mut(index as usize) {
@@ -516,9 +516,7 @@ impl Native {
             outputs: vec![(base.get(), std::mem::size_of::<f32>(), DType::F32)],
             need: vec![self.need(Port { node: id, port: 0 }).map(|n| {
                 let width: usize = shape.iter().skip(1).product();
-                n.into_iter()
-                    .map(|r| r.start * width..r.end * width)
-                    .collect()
+                n.iter().map(|r| r.scaled(width)).collect()
             })],
             read: 0,
             written: (len * std::mem::size_of::<f32>()) as u64,

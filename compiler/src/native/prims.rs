@@ -281,7 +281,40 @@ impl Native {
         };
         let exprs: Vec<ScalarExpr> = exprs.into_iter().cloned().collect();
         let scan = matches!(node.kind, NodeKind::Scan { .. });
-        let elems = self.elements(g, &space, reads, &exprs, values, scan)?;
+        // On ranks, a node placed by blocks (`prim_placement`) runs this rank's blocks, of
+        // elements this rank computes (`rank_elements`).
+        let ranks: Option<(Rc<dyn Spread>, (usize, usize))> = self
+            .spread
+            .clone()
+            .filter(|s| s.ranks() > 1)
+            .zip(self.placed.get(id.index()).copied().flatten())
+            .filter(|_| {
+                matches!(
+                    node.kind,
+                    NodeKind::Scan { .. }
+                        | NodeKind::ReduceByIndex { .. }
+                        | NodeKind::Scatter { .. }
+                )
+            });
+        let (elems, computed, failed) = match &ranks {
+            Some((s, place)) => {
+                let e = self.rank_elements(
+                    &**s,
+                    g,
+                    node,
+                    (&space, reads, &exprs),
+                    values,
+                    scan,
+                    *place,
+                )?;
+                (e.elems, e.computed, e.failed)
+            }
+            None => {
+                let e = self.elements(g, &space, reads, &exprs, values, scan)?;
+                let produced = matches!(e, Elems::Produced(_));
+                (e, produced, None)
+            }
+        };
         // A histogram or scatter of rows: each point of the space's trailing axes is a lane.
         let lanes: usize = space[1..].iter().product::<usize>().max(1);
         // Without a producer, the expressions' tensors; with one, empty vectors of their
@@ -305,30 +338,6 @@ impl Native {
             Some(u) => u.combine(a, b),
             None => a,
         };
-        // On ranks, a scan or histogram placed by blocks (`prim_placement`: plain reads, so
-        // no producer) runs this rank's blocks.
-        let ranks: Option<(Rc<dyn Spread>, (usize, usize))> = self
-            .spread
-            .clone()
-            .filter(|s| s.ranks() > 1)
-            .zip(self.placed.get(id.index()).copied().flatten())
-            .filter(|_| {
-                matches!(
-                    node.kind,
-                    NodeKind::Scan { .. }
-                        | NodeKind::ReduceByIndex { .. }
-                        | NodeKind::Scatter { .. }
-                )
-            });
-        if ranks.is_some() && prod.is_some() {
-            return Err(NativeError::CompilerBug {
-                what: "the native backend".into(),
-                finding: format!(
-                    "{}: placed on ranks, but not plain reads",
-                    describe(id, node)
-                ),
-            });
-        }
         let on_ranks = ranks.as_ref().map(|(s, p)| (&**s, *p));
         // On ranks, the rows of the result each rank computes (a histogram's or scatter's:
         // by rows of the result, not of its pairs).
@@ -431,6 +440,12 @@ impl Native {
             }
             _ => return self.interpret(g, id, node, values),
         };
+        // A block of elements that failed is this rank's failure, whatever the routine made
+        // of the zeros in its place.
+        let res = match failed {
+            Some(e) => Err(Failure::Task(e)),
+            None => res,
+        };
         let res = match &ranks {
             // Every rank learns the outcome one process would have; the result's rows then
             // go where they are read, like a kernel's (a histogram's or scatter's by the
@@ -473,13 +488,21 @@ impl Native {
             }
             None => res,
         };
-        let produced = prod.is_some();
         drop(datas);
         drop(elems);
-        if produced && res.is_err() {
+        if computed && res.is_err() {
             // The elements are not in memory to find the first bad index or point in: the
-            // interpreter finds it, and words the error as it does.
-            self.interpret(g, id, node, values)?;
+            // interpreter finds it, and words the error as it does — on ranks, from whole
+            // inputs, as one process.
+            match &ranks {
+                Some((s, _)) => {
+                    let whole = self.whole_reads(&**s, g, node, values)?;
+                    self.interpret(g, id, node, &whole)?;
+                }
+                None => {
+                    self.interpret(g, id, node, values)?;
+                }
+            }
         }
         if let (Some(u), None) = (&user, &ranks) {
             if let Some(x) = u.fault.get() {

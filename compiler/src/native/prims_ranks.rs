@@ -15,17 +15,26 @@ use flow_runtime::prims::source::{Elements as Source, Pairs};
 use flow_runtime::prims::{Index, BLOCK, SCAN_BLOCK};
 use flow_runtime::{DType, Data};
 
-use super::prims::{first_out_of_range, routine_monoid, Failure};
-use super::spread::{shards_of, Spread};
-use crate::mir::ir::{Graph, Node, NodeKind, ScalarExpr};
+use std::rc::Rc;
 
-/// How a scan or histogram node is placed on MPI ranks: `(rows per block, blocks)` of its
-/// index space's first axis, or `None` (it runs whole on every rank, its inputs sent whole).
-/// Only a node whose elements are plain reads (no producer: its blocks read the rows of its
-/// inputs that its rows read) and whose monoid the scalar routines take. A 1-D scan: the
-/// runtime's blocks of `SCAN_BLOCK` elements (totals exchanged, carries on every rank:
-/// [`scan_on_ranks`]); a scan of more axes: groups of whole rows of its first axis, each
-/// scanned alone (its rows are independent); a histogram: its shards of
+use flow_runtime::Tensor;
+
+use super::prims::{first_out_of_range, routine_monoid, Failure};
+use super::producer::{plain_tensors, Elems};
+use super::spread::{self, shards_of, Held, LaunchRows, Outcome, Spread};
+use super::{data_ptr_mut, describe, Native, NativeError};
+use crate::mir::ir::{Graph, Node, NodeKind, Read, ScalarExpr};
+use crate::mir::Idx;
+
+/// How a scan, histogram or scatter node is placed on MPI ranks: `(rows per block, blocks)`
+/// of its index space's first axis, or `None` (it runs whole on every rank, its inputs sent
+/// whole). A node whose monoid the scalar routines take, whose elements are plain reads or
+/// computed by a fused producer (a rank computes the elements of its blocks,
+/// `Native::rank_elements`; its blocks read the rows of its inputs that its rows read). A
+/// 1-D scan: the runtime's blocks of `SCAN_BLOCK` elements (totals exchanged, carries on
+/// every rank: [`scan_on_ranks`]); a scan of more axes: groups of whole rows of its first
+/// axis, each scanned alone (its rows are independent) — with a producer, only a scan whose
+/// rows a producer computes (`producer::scan_producible`); a histogram: its shards of
 /// `shard_rows(bins)` rows ([`histogram_on_ranks`]). All fixed by the shapes, as on threads.
 pub(super) fn prim_placement(g: &Graph, node: &Node) -> Option<(usize, usize)> {
     let (reads, exprs) = node.kind.reads_and_exprs()?;
@@ -36,12 +45,19 @@ pub(super) fn prim_placement(g: &Graph, node: &Node) -> Option<(usize, usize)> {
         return None;
     }
     let exprs: Vec<ScalarExpr> = exprs.into_iter().cloned().collect();
-    if !super::producer::plain_in_graph(g, &space, reads, &exprs) {
-        return None;
-    }
+    let plain = super::producer::plain_in_graph(g, &space, reads, &exprs);
+    let dtype = |k: usize| {
+        super::producer::expr_dtypes(g, space.len(), reads, &exprs)
+            .get(k)
+            .copied()
+            .flatten()
+    };
     let rows = match &node.kind {
         NodeKind::Scan { monoid, .. } => {
             routine_monoid(g, *monoid)?;
+            if !plain && !super::producer::scan_producible(&space) {
+                return None;
+            }
             if space.len() == 1 {
                 SCAN_BLOCK
             } else {
@@ -50,24 +66,12 @@ pub(super) fn prim_placement(g: &Graph, node: &Node) -> Option<(usize, usize)> {
         }
         NodeKind::ReduceByIndex { monoid, bins, .. } => {
             routine_monoid(g, *monoid)?;
-            let index = match &exprs[0] {
-                ScalarExpr::Read(k) => reads[*k as usize].src(),
-                _ => return None,
-            };
-            let dtype = g.nodes[index.node].outputs[index.port as usize].dtype;
-            if *bins == 0 || !matches!(dtype, DType::I64 | DType::I32) {
+            if *bins == 0 || !matches!(dtype(0)?, DType::I64 | DType::I32) {
                 return None;
             }
             shard_rows(*bins)
         }
         NodeKind::Scatter { dest, .. } => {
-            let dtype = |k: usize| match &exprs[k] {
-                ScalarExpr::Read(r) => {
-                    let p = reads[*r as usize].src();
-                    Some(g.nodes[p.node].outputs[p.port as usize].dtype)
-                }
-                _ => None,
-            };
             let d = g.nodes[dest.node].outputs[dest.port as usize].dtype;
             if !matches!(dtype(0)?, DType::I64 | DType::I32) || dtype(1)? != d {
                 return None;
@@ -394,4 +398,124 @@ pub(super) fn agree(
         return Err(Failure::Elsewhere);
     }
     res
+}
+
+/// What [`Native::rank_elements`] gives: the elements, whether they are computed (not
+/// plain reads: an error's wording then needs the interpreter, [`Native::whole_reads`]), and
+/// the error of this rank's lowest failing block of them.
+pub(super) struct RankElements {
+    pub(super) elems: Elems,
+    pub(super) computed: bool,
+    pub(super) failed: Option<TaskError>,
+}
+
+impl Native {
+    /// On MPI ranks, the elements of a scan, histogram or scatter node placed by blocks
+    /// `(rows, shards)` ([`prim_placement`]): plain reads' tensors; or, with a fused
+    /// producer, this rank's blocks of them, computed by the producer into vectors of all
+    /// the elements (the routine reads only this rank's blocks, whose input rows the halo
+    /// plan gave this rank); or, where no producer serves (an executable's table without
+    /// its kernel), all of them, computed from whole inputs ([`Native::whole_reads`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn rank_elements(
+        &mut self,
+        s: &dyn Spread,
+        g: &Graph,
+        node: &Node,
+        (space, reads, exprs): (&[usize], &[Read], &[ScalarExpr]),
+        values: &[Vec<Rc<Tensor>>],
+        scan: bool,
+        (rows, shards): (usize, usize),
+    ) -> Result<RankElements, NativeError> {
+        if let Some(ts) = plain_tensors(space, reads, exprs, values) {
+            return Ok(RankElements {
+                elems: Elems::Tensors(ts),
+                computed: false,
+                failed: None,
+            });
+        }
+        let (elems, failed) = match self.producer(g, space, reads, exprs, values, scan)? {
+            Some(p) => {
+                let mine = shards_of(s.rank(), s.ranks(), shards);
+                let n0 = space.first().copied().unwrap_or(1);
+                let row: usize = space.iter().skip(1).product();
+                let span = (mine.start * rows).min(n0) * row..(mine.end * rows).min(n0) * row;
+                let (datas, res) = p.span(&self.workers, span, rows * row)?;
+                let ts = datas
+                    .into_iter()
+                    .map(|data| {
+                        Rc::new(Tensor {
+                            shape: space.to_vec(),
+                            data,
+                        })
+                    })
+                    .collect();
+                (Elems::Tensors(ts), res.err())
+            }
+            None => {
+                let whole = self.whole_reads(s, g, node, values)?;
+                let ts = self.element_tensors(g, space, reads, exprs, &whole)?;
+                (Elems::Tensors(ts), None)
+            }
+        };
+        Ok(RankElements {
+            elems,
+            computed: true,
+            failed,
+        })
+    }
+
+    /// On MPI ranks, every rank alike: `values` with every tensor `node` reads made whole
+    /// on this rank — a dispatch's input by [`Spread::whole_input`], the output of a node
+    /// placed by rows by an exchange of every rank's rows into a copy — so the interpreter
+    /// can run the node as one process does (to word an error, or where no producer serves).
+    pub(super) fn whole_reads(
+        &mut self,
+        s: &dyn Spread,
+        g: &Graph,
+        node: &Node,
+        values: &[Vec<Rc<Tensor>>],
+    ) -> Result<Vec<Vec<Rc<Tensor>>>, NativeError> {
+        let mut whole = values.to_vec();
+        let mut seen = std::collections::HashSet::new();
+        for p in node.inputs() {
+            if !seen.insert(p) {
+                continue;
+            }
+            let src = &g.nodes[p.node];
+            let t = &values[p.node.index()][p.port as usize];
+            if let NodeKind::Input { index } = src.kind {
+                whole[p.node.index()][p.port as usize] = s.whole_input(index as usize);
+                continue;
+            }
+            let need = Some(vec![spread::RowSet::default(); s.ranks()]);
+            let (Held::Rows { .. }, Some((rows, shards)), Some(&extent0)) = (
+                spread::held(g, p, &self.placed, need.as_ref(), s.ranks()),
+                self.placed.get(p.node.index()).copied().flatten(),
+                t.shape.first(),
+            ) else {
+                // Computed whole on every rank.
+                continue;
+            };
+            let mut copy = (**t).clone();
+            let row_bytes = t.len() / extent0.max(1) * t.dtype().size_bytes();
+            let name = describe(p.node, src);
+            let l = LaunchRows {
+                name: &name,
+                shards,
+                rows,
+                extent0,
+                outputs: &[(data_ptr_mut(&mut copy.data), row_bytes, copy.dtype())],
+                needs: &[None],
+            };
+            if !matches!(s.finish_launch(&l, Ok(())), Outcome::Done) {
+                return Err(NativeError::CompilerBug {
+                    what: "the native backend on ranks".into(),
+                    finding: format!("{name}: the ranks disagree"),
+                });
+            }
+            whole[p.node.index()][p.port as usize] = Rc::new(copy);
+        }
+        Ok(whole)
+    }
 }

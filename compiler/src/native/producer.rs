@@ -24,6 +24,7 @@
 use std::rc::Rc;
 
 use flow_runtime::abi::KernelFn;
+use flow_runtime::pool::{Pool, TaskError, TaskErrorKind};
 use flow_runtime::prims::source::{Elements, Fill, Fill2, Pairs};
 use flow_runtime::prims::SCAN_BLOCK;
 use flow_runtime::{DType, Data, Tensor};
@@ -165,32 +166,121 @@ impl Native {
         if let Some(ts) = plain_tensors(space, reads, exprs, values) {
             return Ok(Elems::Tensors(ts));
         }
-        let (sub, at, inputs) = producer_map(g, space, reads, exprs, values);
+        if let Some(p) = self.producer(g, space, reads, exprs, values, scan)? {
+            return Ok(Elems::Produced(p));
+        }
+        Ok(Elems::Tensors(
+            self.element_tensors(g, space, reads, exprs, values)?,
+        ))
+    }
+
+    /// The producer of `exprs` over `space` (not all plain reads), or `None` where none can
+    /// serve (see the module's documentation).
+    pub(super) fn producer(
+        &mut self,
+        g: &Graph,
+        space: &[usize],
+        reads: &[Read],
+        exprs: &[ScalarExpr],
+        values: &[Vec<Rc<Tensor>>],
+        scan: bool,
+    ) -> Result<Option<Producer>, NativeError> {
         let row: usize = space.iter().skip(1).product();
         let len: usize = space.iter().product();
-        let rows_fit = !scan || scan_producible(space);
-        if rows_fit && len > 0 {
-            if let Some(k) = self.kernels.kernel(&sub, at, &self.hooks)? {
-                let map = &sub.nodes[at];
-                let NodeKind::Map { reads, .. } = &map.kind else {
-                    unreachable!("a map")
-                };
-                return Ok(Elems::Produced(Producer {
-                    kernel: k.f,
-                    reads: reads
-                        .iter()
-                        .map(|r| data_ptr(&inputs[r.node.index()].data) as *mut u8)
-                        .collect(),
-                    dims: kernel_dims(&sub, map),
-                    dtypes: map.outputs.iter().map(|t| t.dtype).collect(),
-                    row,
-                    len,
-                    _inputs: inputs,
-                }));
-            }
+        if (scan && !scan_producible(space)) || len == 0 {
+            return Ok(None);
         }
-        Ok(Elems::Tensors(self.eval_nodes(&sub, &inputs)?))
+        let (sub, at, inputs) = producer_map(g, space, reads, exprs, values);
+        let Some(k) = self.kernels.kernel(&sub, at, &self.hooks)? else {
+            return Ok(None);
+        };
+        let map = &sub.nodes[at];
+        let NodeKind::Map { reads, .. } = &map.kind else {
+            unreachable!("a map")
+        };
+        Ok(Some(Producer {
+            kernel: k.f,
+            reads: reads
+                .iter()
+                .map(|r| data_ptr(&inputs[r.node.index()].data) as *mut u8)
+                .collect(),
+            dims: kernel_dims(&sub, map),
+            dtypes: map.outputs.iter().map(|t| t.dtype).collect(),
+            row,
+            len,
+            _inputs: inputs,
+        }))
     }
+}
+
+impl Producer {
+    /// On MPI ranks: elements `span` (whole rows of the map) of every output, computed in
+    /// tasks of `unit` elements (whole rows) on `pool`'s threads into vectors of all the
+    /// elements, zero outside `span` (pages never written are never touched: a rank's
+    /// memory holds its own elements), and the error of the lowest failing task (numbered
+    /// in the span's tasks), if any.
+    pub(super) fn span(
+        &self,
+        pool: &Pool,
+        span: std::ops::Range<usize>,
+        unit: usize,
+    ) -> Result<(Vec<Data>, Result<(), TaskError>), NativeError> {
+        let mut outs: Vec<Data> = Vec::with_capacity(self.dtypes.len());
+        for &d in &self.dtypes {
+            outs.push(Data::try_zeros(d, self.len).map_err(super::alloc_error(None))?);
+        }
+        // Addresses, so the closure is `Sync`; each task writes its own elements only.
+        let bases: Vec<usize> = outs
+            .iter_mut()
+            .map(|d| super::data_ptr_mut(d) as usize)
+            .collect();
+        let unit = unit.max(self.row);
+        let tasks = span.len().div_ceil(unit);
+        let res = pool.run(tasks, &|j, _| {
+            let lo = span.start + j * unit;
+            let hi = (lo + unit).min(span.end);
+            let at: Vec<*mut u8> = bases
+                .iter()
+                .zip(&self.dtypes)
+                .map(|(&b, d)| (b + lo * d.size_bytes()) as *mut u8)
+                .collect();
+            match self.fill(lo, hi, &at) {
+                0 => Ok(()),
+                code => Err(TaskError {
+                    task: j,
+                    kind: TaskErrorKind::Code(code),
+                    attempts: 1,
+                }),
+            }
+        });
+        Ok((outs, res))
+    }
+}
+
+/// The element type of each expression over a space of `rank` index variables reading
+/// tensors of `g` through `reads` (`None`: not a scalar, which the checker refused).
+pub(super) fn expr_dtypes(
+    g: &Graph,
+    rank: usize,
+    reads: &[Read],
+    exprs: &[ScalarExpr],
+) -> Vec<Option<DType>> {
+    let read_dtypes: Vec<DType> = reads
+        .iter()
+        .map(|r| g.nodes[r.node].outputs[r.port as usize].dtype)
+        .collect();
+    let cx = crate::mir::typeck::ExprCx {
+        n_index: rank,
+        reads: &read_dtypes,
+        params: &[],
+    };
+    exprs
+        .iter()
+        .map(|e| match crate::mir::typeck::type_of(e, &cx) {
+            Ok(crate::mir::ir::Ty::Scalar(d)) => Some(d),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The fewest rows of its outermost axis a scan of rank 3 or more whose rows of that axis
@@ -203,7 +293,7 @@ pub(super) const PRODUCED_OUTER_ROWS: usize = 64;
 /// own rows (the last axis) hold at most `SCAN_BLOCK` elements, and for pieces of its rows
 /// otherwise, which only a 1-D producer computes (a kernel computes whole rows of its
 /// outermost axis).
-fn scan_producible(space: &[usize]) -> bool {
+pub(super) fn scan_producible(space: &[usize]) -> bool {
     let outer: usize = space.iter().skip(1).product();
     let last = space.last().copied().unwrap_or(1);
     match space.len() {
@@ -214,7 +304,7 @@ fn scan_producible(space: &[usize]) -> bool {
 }
 
 /// Each expression's tensor when every expression is a plain read of a whole tensor.
-fn plain_tensors(
+pub(super) fn plain_tensors(
     space: &[usize],
     reads: &[Read],
     exprs: &[ScalarExpr],
@@ -306,24 +396,9 @@ fn producer_map(
         r.node = NodeId(k as u32);
         r.port = 0;
     }
-    let read_dtypes: Vec<DType> = reads
-        .iter()
-        .map(|r| g.nodes[r.node].outputs[r.port as usize].dtype)
-        .collect();
-    let cx_tys: Vec<crate::mir::ir::TensorTy> = exprs
-        .iter()
-        .map(|e| {
-            let cx = crate::mir::typeck::ExprCx {
-                n_index: space.len(),
-                reads: &read_dtypes,
-                params: &[],
-            };
-            let d = match crate::mir::typeck::type_of(e, &cx) {
-                Ok(crate::mir::ir::Ty::Scalar(d)) => d,
-                _ => DType::F32,
-            };
-            crate::mir::ir::TensorTy::new(d, space.to_vec())
-        })
+    let cx_tys: Vec<crate::mir::ir::TensorTy> = expr_dtypes(g, space.len(), reads, exprs)
+        .into_iter()
+        .map(|d| crate::mir::ir::TensorTy::new(d.unwrap_or(DType::F32), space.to_vec()))
         .collect();
     let at = sub.add(Node {
         kind: NodeKind::Map {

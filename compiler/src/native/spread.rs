@@ -79,6 +79,11 @@ pub trait Spread {
     /// ranks as that dispatch left it — and returns the inputs to run on.
     fn gather_inputs(&self, inputs: &[Rc<Tensor>], need: &[Option<Need>]) -> Vec<Rc<Tensor>>;
 
+    /// On every rank, alike, during an evaluation: input `index` of the dispatch under way,
+    /// whole — its rows gathered from the ranks that hold them (rare: for the interpreter,
+    /// which words an error over whole tensors).
+    fn whole_input(&self, index: usize) -> Rc<Tensor>;
+
     /// After this rank ran its shards of a launch (`local`: the error of its lowest failing
     /// shard, numbered in the whole launch): agrees with the other ranks on the outcome and,
     /// when every shard succeeded, gives each rank the rows of each output it needs.
@@ -142,8 +147,129 @@ pub fn rows_of(rank: usize, ranks: usize, l: &LaunchRows<'_>) -> Range<usize> {
 }
 
 /// The rows of a port each rank must hold after the launch that writes it, by rank: rank
-/// `q` needs rows `need[q]` (an empty range: none). Rows are of the outermost dimension.
-pub type Need = Vec<Range<usize>>;
+/// `q` needs rows `need[q]` (empty: none). Rows are of the outermost dimension.
+pub type Need = Vec<RowSet>;
+
+/// Rows of a tensor's outermost dimension: disjoint ranges in order, none touching the
+/// next. A rank's need is the union of its readers' reads, each read's rows one range (the
+/// hull of its coordinates over the rank's box), so rows far apart read by different
+/// readers (a block's partial sums here, a tail's there) do not take the rows between.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RowSet(Vec<Range<usize>>);
+
+impl RowSet {
+    /// The ranges, in order.
+    pub fn ranges(&self) -> &[Range<usize>] {
+        &self.0
+    }
+
+    /// Whether it holds no row.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether it holds row `i`.
+    pub fn contains(&self, i: &usize) -> bool {
+        self.0.iter().any(|r| r.contains(i))
+    }
+
+    /// How many rows it holds.
+    pub fn rows(&self) -> usize {
+        self.0.iter().map(|r| r.len()).sum()
+    }
+
+    /// Adds rows `r`, joining the ranges it overlaps or touches.
+    pub fn insert(&mut self, r: Range<usize>) {
+        if r.is_empty() {
+            return;
+        }
+        let (mut lo, mut hi) = (r.start, r.end);
+        let mut kept = Vec::with_capacity(self.0.len() + 1);
+        for x in self.0.drain(..) {
+            if x.end < lo || hi < x.start {
+                kept.push(x);
+            } else {
+                lo = lo.min(x.start);
+                hi = hi.max(x.end);
+            }
+        }
+        let at = kept.partition_point(|x| x.start < lo);
+        kept.insert(at, lo..hi);
+        self.0 = kept;
+    }
+
+    /// The rows of this set inside `block`.
+    pub fn within(&self, block: &Range<usize>) -> RowSet {
+        RowSet(
+            self.0
+                .iter()
+                .map(|r| overlap(r, block))
+                .filter(|r| !r.is_empty())
+                .collect(),
+        )
+    }
+
+    /// The rows of this set outside `have`.
+    pub fn without(&self, have: &Range<usize>) -> RowSet {
+        let mut out = Vec::with_capacity(self.0.len() + 1);
+        for r in &self.0 {
+            if have.is_empty() || r.end <= have.start || have.end <= r.start {
+                out.push(r.clone());
+                continue;
+            }
+            if r.start < have.start {
+                out.push(r.start..have.start);
+            }
+            if have.end < r.end {
+                out.push(have.end..r.end);
+            }
+        }
+        RowSet(out)
+    }
+
+    /// The same rows of a tensor whose rows are `width` of these each.
+    pub fn scaled(&self, width: usize) -> RowSet {
+        if width == 0 {
+            return RowSet::default();
+        }
+        RowSet(
+            self.0
+                .iter()
+                .map(|r| r.start * width..r.end * width)
+                .collect(),
+        )
+    }
+
+    /// `have` joined with the ranges of this set that overlap or touch it (one range).
+    pub fn joined_to(&self, have: &Range<usize>) -> Range<usize> {
+        let mut h = have.clone();
+        for r in &self.0 {
+            if let Some(j) = joined(&h, r) {
+                h = j;
+            }
+        }
+        h
+    }
+}
+
+impl From<Range<usize>> for RowSet {
+    fn from(r: Range<usize>) -> RowSet {
+        let mut s = RowSet::default();
+        s.insert(r);
+        s
+    }
+}
+
+/// A set equals a range when it holds exactly its rows (an empty range: no row).
+impl PartialEq<Range<usize>> for RowSet {
+    fn eq(&self, r: &Range<usize>) -> bool {
+        match &self.0[..] {
+            [] => r.is_empty(),
+            [x] => x == r,
+            _ => false,
+        }
+    }
+}
 
 /// How each node's shards are placed, as the executor runs them: `(rows per shard, shards)`
 /// for a kernel node and a contraction (GEMMs over blocks of rows; a member of a row group
@@ -351,7 +477,7 @@ pub fn rows_needed(
                 whole.insert(p);
                 continue;
             };
-            let mut read_rows = vec![0..0; ranks];
+            let mut read_rows = vec![RowSet::default(); ranks];
             let mut by_rows = true;
             for (k, r) in reads.iter().enumerate() {
                 if r.src() != p {
@@ -367,7 +493,7 @@ pub fn rows_needed(
                     let len = space.first().copied().unwrap_or(1);
                     let block = (s.start * rows).min(len)..(s.end * rows).min(len);
                     if let Some(got) = rows_read(&r.proj[0], space, red, block, extent0) {
-                        *need = hull(need, &got);
+                        need.insert(got);
                     }
                 }
             }
@@ -378,13 +504,16 @@ pub fn rows_needed(
             if let Some((_, rows, blocks)) = dest_rows.filter(|d| d.0 == p) {
                 for (q, need) in read_rows.iter_mut().enumerate() {
                     let s = shards_of(q, ranks, blocks);
-                    let own = (s.start * rows).min(extent0)..(s.end * rows).min(extent0);
-                    *need = hull(need, &own);
+                    need.insert((s.start * rows).min(extent0)..(s.end * rows).min(extent0));
                 }
             }
-            let need = needs.entry(p).or_insert_with(|| vec![0..0; ranks]);
-            for (n, got) in need.iter_mut().zip(&read_rows) {
-                *n = hull(n, got);
+            let need = needs
+                .entry(p)
+                .or_insert_with(|| vec![RowSet::default(); ranks]);
+            for (n, got) in need.iter_mut().zip(read_rows) {
+                for r in got.0 {
+                    n.insert(r);
+                }
             }
         }
     }
@@ -395,7 +524,9 @@ pub fn rows_needed(
     });
     for p in g.outputs.iter().copied().chain(inputs) {
         if !whole.contains(&p) {
-            needs.entry(p).or_insert_with(|| vec![0..0; ranks]);
+            needs
+                .entry(p)
+                .or_insert_with(|| vec![RowSet::default(); ranks]);
         }
     }
     needs.retain(|p, _| !whole.contains(p));
@@ -480,11 +611,7 @@ pub fn held(
         })
         .collect();
     debug_assert!(own.last().is_some_and(|r| r.end == extent0 || r.is_empty()));
-    let have = own
-        .iter()
-        .zip(need)
-        .map(|(o, n)| joined(o, n).unwrap_or_else(|| o.clone()))
-        .collect();
+    let have = own.iter().zip(need).map(|(o, n)| n.joined_to(o)).collect();
     Held::Rows { own, have }
 }
 

@@ -277,8 +277,8 @@ fn random_fills_are_placed_by_rows_when_blocks_hold_whole_rows() {
 
 /// A scan and a histogram of plain reads are placed by their routine's blocks: their
 /// inputs are needed by rows (a rank's blocks), and their outputs stay by rows (a
-/// histogram's by the rows of a map over its bins: 10 bins are one block, on rank 0).
-/// With a fused producer they run whole.
+/// histogram's by the rows of a map over its bins: 10 bins are one block, on rank 0); with
+/// a fused producer too (each rank computes the elements of its blocks).
 #[test]
 fn scans_and_histograms_of_plain_reads_are_placed_by_blocks() {
     use flow_runtime::prims::{HISTOGRAM_SHARD, SCAN_BLOCK};
@@ -303,7 +303,7 @@ fn scans_and_histograms_of_plain_reads_are_placed_by_blocks() {
             None,
             Some((SCAN_BLOCK, 5)),
             Some((HISTOGRAM_SHARD, shards)),
-            None
+            Some((SCAN_BLOCK, 5))
         ]
     );
     let port = |n| Port {
@@ -311,15 +311,16 @@ fn scans_and_histograms_of_plain_reads_are_placed_by_blocks() {
         port: 0,
     };
     let needs = rows_needed(&g, &placed, 2);
-    // %0 is read whole by the scan with a producer (%4), which runs on every rank.
-    assert!(!needs.contains_key(&port(0)), "{needs:?}");
+    // %0 is read by rows by both scans, the one with a producer (%4) too: each rank
+    // computes its blocks' elements.
+    assert_eq!(needs[&port(0)], [0..3 * SCAN_BLOCK, 3 * SCAN_BLOCK..n]);
     assert_eq!(needs[&port(1)], [0..3 * SCAN_BLOCK, 3 * SCAN_BLOCK..n]);
     assert_eq!(needs[&port(3)], [0..0, 0..0]);
     assert_eq!(
         held(&g, port(3), &placed, needs.get(&port(3)), 2),
         Held::Rows {
             own: vec![0..10, 10..10],
-            have: vec![0..10, 0..0],
+            have: vec![0..10, 10..10],
         }
     );
     assert_eq!(
@@ -359,8 +360,8 @@ fn gathers_and_outputs_need_every_row() {
 }
 
 /// A scatter of plain reads is placed by blocks of `BLOCK` pairs: its index and values are
-/// needed by rows (a rank's blocks), its output stays by rows. With a fused producer, or an
-/// unsigned index, it runs whole, and reads its destination whole.
+/// needed by rows (a rank's blocks), its output stays by rows; with a fused producer too.
+/// With an unsigned index, it runs whole, and reads its destination whole.
 #[test]
 fn scatters_of_plain_reads_are_placed_by_blocks() {
     use flow_runtime::prims::BLOCK;
@@ -382,30 +383,41 @@ fn scatters_of_plain_reads_are_placed_by_blocks() {
     let placed = placements(&g, &s, &vec![None; k], &vec![None; k]);
     assert_eq!(
         placed,
-        [None, None, None, Some((BLOCK, 5)), None, None, None, None]
+        [
+            None,
+            None,
+            None,
+            Some((BLOCK, 5)),
+            None,
+            Some((BLOCK, 5)),
+            None,
+            None
+        ]
     );
     let port = |n| Port {
         node: crate::mir::ir::NodeId(n),
         port: 0,
     };
     let needs = rows_needed(&g, &placed, 2);
-    // %0 is read whole by the scatter with a producer (%5), which runs on every rank.
+    // %0 is read by rows by the scatter with a producer (%5) too, and by the one with an
+    // unsigned index (%7), which runs whole, whole.
     assert!(!needs.contains_key(&port(0)), "{needs:?}");
     assert_eq!(needs[&port(1)], [0..3 * BLOCK, 3 * BLOCK..n]);
-    assert!(!needs.contains_key(&port(4)), "{needs:?}");
-    // The destination is read whole by the scatters not placed; the placed one's output
-    // stays by rows (100 elements: one block, on rank 0), those of the others are whole.
+    assert_eq!(needs[&port(4)], [0..3 * BLOCK, 3 * BLOCK..n]);
+    // The destination is read whole by the scatter not placed (%7); the placed ones'
+    // outputs stay by rows (100 elements: one block, on rank 0), the other's is whole.
     assert!(!needs.contains_key(&port(2)), "{needs:?}");
     assert_eq!(needs[&port(3)], [0..0, 0..0]);
     assert_eq!(
         held(&g, port(3), &placed, needs.get(&port(3)), 2),
         Held::Rows {
             own: vec![0..100, 100..100],
-            have: vec![0..100, 0..0],
+            have: vec![0..100, 100..100],
         }
     );
-    assert!(!needs.contains_key(&port(5)), "{needs:?}");
-    assert_eq!(held(&g, port(5), &placed, None, 2), Held::Whole);
+    assert_eq!(needs[&port(5)], [0..0, 0..0]);
+    assert!(!needs.contains_key(&port(7)), "{needs:?}");
+    assert_eq!(held(&g, port(7), &placed, None, 2), Held::Whole);
 }
 
 /// A histogram's and a scatter's results, placed by blocks, are left on the ranks by the
@@ -487,4 +499,44 @@ fn histogram_and_scatter_results_stay_by_rows() {
     assert!(!needs.contains_key(&port(3)), "{needs:?}");
     assert!(!needs.contains_key(&port(4)), "{needs:?}");
     assert_eq!(held(&g, port(4), &placed, None, 3), Held::Whole);
+}
+
+/// A rank's need is the union of its readers' rows, not their hull: rank 0 reads the first
+/// rows for a reduction's blocks and the last row for a scalar, and needs nothing between.
+#[test]
+fn needs_are_the_union_of_the_reads() {
+    let text = "%0 = input 0 : f32[100]\n\
+        %1 = reduce [10] over [10] sum reads(%0.0[10 * i0 + i1]) : f32[10] { r0 }\n\
+        %2 = map [] reads(%0.0[99]) : f32[] { r0 }\n\
+        output %1.0, %2.0\n";
+    let g = crate::mir::parse(text).expect("the test graph parses");
+    let port = Port {
+        node: crate::mir::ir::NodeId(0),
+        port: 0,
+    };
+    let needs = rows_needed(&g, &[None, Some((1, 10)), Some((1, 1))], 2);
+    let mut rank0 = RowSet::from(0..50);
+    rank0.insert(99..100);
+    assert_eq!(needs[&port], [rank0, RowSet::from(50..100)], "{needs:?}");
+}
+
+/// Row sets: joined when they overlap or touch, in order; what is in a block, what is
+/// outside a range, and a range extended by what touches it.
+#[test]
+fn row_sets() {
+    let mut s = RowSet::default();
+    for r in [10..20, 40..50, 0..5, 20..25, 45..60, 7..7] {
+        s.insert(r);
+    }
+    assert_eq!(s.ranges(), [0..5, 10..25, 40..60]);
+    assert_eq!(s.rows(), 5 + 15 + 20);
+    assert!(s.contains(&12) && !s.contains(&30));
+    assert_eq!(s.within(&(3..42)).ranges(), [3..5, 10..25, 40..42]);
+    assert_eq!(s.without(&(12..45)).ranges(), [0..5, 10..12, 45..60]);
+    assert_eq!(s.without(&(0..0)), s);
+    assert_eq!(s.joined_to(&(5..10)), 0..25);
+    assert_eq!(s.joined_to(&(30..35)), 30..35);
+    assert_eq!(s.scaled(2).ranges(), [0..10, 20..50, 80..120]);
+    assert_eq!(RowSet::from(3..3), 0..0);
+    assert!(RowSet::from(3..3).is_empty());
 }
