@@ -491,7 +491,8 @@ impl Native {
             let need = Some(vec![spread::RowSet::default(); s.ranks()]);
             let (Held::Rows { .. }, Some((rows, shards)), Some(&extent0)) = (
                 spread::held(g, p, &self.placed, need.as_ref(), s.ranks()),
-                self.placed.get(p.node.index()).copied().flatten(),
+                // The rows each rank computed (a histogram's or scatter's by its result).
+                spread::output_rows(g, p.node, &self.placed),
                 t.shape.first(),
             ) else {
                 // Computed whole on every rank.
