@@ -10,6 +10,8 @@
 #     `cargo test … equivalence::files::` with FLOW_EQUIV_DUMP) with `flowc run-mir` on one
 #     process and, in shards of 3 elements, on 1 process, 2 ranks x 1 thread and 4 ranks x
 #     2 threads: the hash of every output must be identical (FLOW_EQUIV_SEED to repeat);
+#  1d. runs a few of them on 4 ranks with FLOW_MPI_MAX_MESSAGE=4096 (rows moved in rounds of
+#     at most 4 KiB per rank, as tensors past MPI's 2 GiB counts are): the same SHA-256;
 #  1b. builds a few programs with `flowc build --mpi` and runs the executables under
 #     `mpirun -n 4`: the same SHA-256 as the one-process run;
 #  2. runs an example with injected shard faults (`--faults`) on 4 ranks: retries happen on
@@ -118,6 +120,23 @@ for prog in $programs; do
     echo "ok    $line"
 done
 echo "identical outputs: $(($(date +%s) - start)) s"
+
+# Moves in rounds: with FLOW_MPI_MAX_MESSAGE=4096 every collective that moves rows or
+# dispatch bytes goes in pieces of at most 4 KiB per rank (as 1 GiB pieces do for tensors
+# past MPI's 2 GiB counts): the same outputs as one process.
+if [ -z "$filter" ]; then
+    for prog in tests/mpi/halo.flow tests/mpi/train.flow tests/mpi/producer.flow examples/mlp.flow examples/heat.flow; do
+        name=$(basename "$prog" .flow)
+        want=$(digest "$work/$name-1")
+        FLOW_MPI_MAX_MESSAGE=4096 run_into "$work/$name-small" "$prog" "--ranks 4 --threads 1 --timeout $timeout"
+        got=$(digest "$work/$name-small")
+        if [ "$got" = "$want" ]; then
+            echo "ok    $name: 4 ranks moving at most 4 KiB per collective $got = one process"
+        else
+            fail "$prog with FLOW_MPI_MAX_MESSAGE=4096 on 4 ranks: SHA-256 $got, one process $want: $(head -c 600 "$work/$name-small/err")"
+        fi
+    done
+fi
 
 # The equivalence generator's graphs (seed $equiv_seed) through `flowc run-mir`: one process
 # with the default shards, then shards of 3 elements (FLOW_SHARD_ELEMENTS: each launch of

@@ -192,6 +192,10 @@ pub struct Ranks {
     /// `FLOW_MPI_DIE=RANK[,LAUNCH]`: this rank dies at that launch (the first by default).
     die_at: Option<u64>,
     stats: Cell<Stats>,
+    /// The most bytes one rank sends or receives in one collective that moves rows or
+    /// dispatch bytes (1 GiB; `FLOW_MPI_MAX_MESSAGE=BYTES` for the tests): larger moves go
+    /// in rounds, under MPI's 2 GiB `int` counts.
+    max_message: usize,
     /// On rank 0, for `--stats`: the bytes of rows exchanged after each op's launches, by
     /// op, in the order the ops first moved rows.
     by_op: RefCell<Vec<(String, u64)>>,
@@ -315,6 +319,12 @@ impl Ranks {
             die_at,
             stats: Cell::default(),
             by_op: RefCell::default(),
+            max_message: std::env::var("FLOW_MPI_MAX_MESSAGE")
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|&n: &usize| n > 0)
+                .unwrap_or(1 << 30)
+                .min(i32::MAX as usize),
         }
     }
 
@@ -368,7 +378,7 @@ impl Ranks {
             }
         }
         let mut payload = vec![0u8; head[1] as usize];
-        root.broadcast_into(&mut payload[..]);
+        self.broadcast_bytes(&mut payload);
         match self.decode(&payload) {
             Ok(d) => Some(d),
             Err(why) => self.die(&format!("a dispatch from rank 0 is unreadable: {why}")),
@@ -481,7 +491,7 @@ impl Ranks {
     fn count(&self, n: usize, what: &str) -> i32 {
         i32::try_from(n).unwrap_or_else(|_| {
             self.die(&format!(
-                "{what} has {n} bytes to move; one exchange moves at most 2 GiB"
+                "{what} has {n} bytes to move in one collective; MPI's counts stop at 2 GiB"
             ))
         })
     }
@@ -495,13 +505,14 @@ impl Ranks {
         };
         let (rows, rb) = (e.rows(), e.row_bytes());
         let want = missing(&(0..rows), &e.have[0]);
-        let mine = overlap(&e.own[self.rank], &want);
-        // Never an empty vector's dangling pointer (Open MPI's `MPI_IN_PLACE`).
-        let mut piece = Vec::with_capacity(mine.len() * rb + 1);
-        piece.extend_from_slice(&bytes_of(&e.t)[mine.start * rb..mine.end * rb]);
-        self.world
-            .process_at_rank(0)
-            .gather_varcount_into(&piece[..]);
+        let moves = to_root(&e.own, &want);
+        self.move_rows(
+            &moves,
+            rb,
+            "an observed tensor",
+            &mut [],
+            Some(bytes_of(&e.t)),
+        );
         e.have[0] = 0..rows;
     }
 
@@ -539,12 +550,13 @@ impl Ranks {
         if moved == 0 {
             return e.t.clone();
         }
-        let got = self.move_rows(&moves, rb, "a held input", bytes_of(&e.t));
         // The rows arrive in a copy: the tensor itself may be the coordinator's.
         if moves.iter().any(|m| !m[self.rank].is_empty()) {
             let mut copy = (*e.t).clone();
-            self.place_rows(&moves, rb, &got, bytes_of_mut(&mut copy));
+            self.move_rows(&moves, rb, "a held input", bytes_of_mut(&mut copy), None);
             e.t = Rc::new(copy);
+        } else {
+            self.move_rows(&moves, rb, "a held input", &mut [], Some(bytes_of(&e.t)));
         }
         for (have, want) in e.have.iter_mut().zip(&want) {
             *have = want.joined_to(have);
@@ -553,57 +565,81 @@ impl Ranks {
         e.t.clone()
     }
 
-    /// Moves rows between the ranks (`MPI_Alltoallv`): rank `p` sends rank `q` rows
-    /// `moves[p][q]` of `src` (this rank's tensor as bytes, `rb` bytes a row, every row at its
-    /// place), packed in order; returns what this rank received, packed the same way (see
-    /// [`Ranks::place_rows`]). `what` names the tensor in errors.
-    fn move_rows(&self, moves: &[Vec<RowSet>], rb: usize, what: &str, src: &[u8]) -> Vec<u8> {
-        let r = self.rank;
-        // Never an empty vector's dangling pointer, 1: that is Open MPI's `MPI_IN_PLACE`.
-        let sent_rows: usize = moves[r].iter().map(RowSet::rows).sum();
-        let mut send = Vec::with_capacity(sent_rows * rb + 1);
-        let mut send_counts = Vec::with_capacity(self.size);
-        let mut send_displs = Vec::with_capacity(self.size);
-        for m in &moves[r] {
-            send_displs.push(self.count(send.len(), what));
-            for x in m.ranges() {
-                send.extend_from_slice(&src[x.start * rb..x.end * rb]);
-            }
-            send_counts.push(self.count(m.rows() * rb, what));
+    /// Broadcasts `buf` from rank 0 (every rank knows its length), in pieces of at most
+    /// `max_message` bytes.
+    fn broadcast_bytes(&self, buf: &mut [u8]) {
+        let root = self.world.process_at_rank(0);
+        for piece in buf.chunks_mut(self.max_message) {
+            root.broadcast_into(piece);
         }
-        let recv_counts: Vec<i32> = moves
-            .iter()
-            .map(|m| self.count(m[r].rows() * rb, what))
-            .collect();
-        let mut recv_displs = Vec::with_capacity(self.size);
-        let mut at = 0usize;
-        for m in moves {
-            recv_displs.push(self.count(at, what));
-            at += m[r].rows() * rb;
-        }
-        let mut recv = vec![0u8; at];
-        let mut none: Vec<u8> = Vec::with_capacity(1);
-        let into: &mut [u8] = if at == 0 {
-            &mut none[..]
-        } else {
-            &mut recv[..]
-        };
-        self.world.all_to_all_varcount_into(
-            &Partition::new(&send[..], send_counts, send_displs),
-            &mut PartitionMut::new(into, recv_counts, recv_displs),
-        );
-        recv
     }
 
-    /// Writes the rows [`Ranks::move_rows`] received (`got`, packed by sending rank and in
-    /// order) at their places in `dst`.
-    fn place_rows(&self, moves: &[Vec<RowSet>], rb: usize, got: &[u8], dst: &mut [u8]) {
-        let mut at = 0;
-        for m in moves {
-            for x in m[self.rank].ranges() {
-                let n = x.len() * rb;
-                dst[x.start * rb..x.end * rb].copy_from_slice(&got[at..at + n]);
-                at += n;
+    /// Moves rows between the ranks: rank `p` sends rank `q` rows `moves[p][q]` (`rb` bytes a
+    /// row, every row at its place in the tensor's bytes), packed in order, and each rank
+    /// writes the rows it receives at their places in `buf`. A rank sends from `src`, or
+    /// from `buf` when `src` is `None` (its rows and those it receives are disjoint). In
+    /// rounds of `MPI_Alltoallv` of at most `max_message` bytes sent and received by each
+    /// rank (every rank computes the same rounds from `moves`), so no tensor is too large
+    /// for MPI's `int` counts. `what` names the tensor in errors.
+    fn move_rows(
+        &self,
+        moves: &[Vec<RowSet>],
+        rb: usize,
+        what: &str,
+        buf: &mut [u8],
+        src: Option<&[u8]>,
+    ) {
+        let r = self.rank;
+        // Rows of one pair in one round: a round moves at most `size` such pieces per rank.
+        let piece = (self.max_message / (rb.max(1) * self.size)).max(1);
+        let rounds = moves
+            .iter()
+            .flatten()
+            .map(|m| m.rows().div_ceil(piece))
+            .max()
+            .unwrap_or(0);
+        for round in 0..rounds {
+            let part = |m: &RowSet| m.nth_rows(round * piece, piece);
+            let out: Vec<RowSet> = moves[r].iter().map(part).collect();
+            let inc: Vec<RowSet> = moves.iter().map(|m| part(&m[r])).collect();
+            // Never an empty vector's dangling pointer, 1: that is Open MPI's `MPI_IN_PLACE`.
+            let sent_rows: usize = out.iter().map(RowSet::rows).sum();
+            let mut send = Vec::with_capacity(sent_rows * rb + 1);
+            let mut send_counts = Vec::with_capacity(self.size);
+            let mut send_displs = Vec::with_capacity(self.size);
+            {
+                let from: &[u8] = src.unwrap_or(buf);
+                for m in &out {
+                    send_displs.push(self.count(send.len(), what));
+                    for x in m.ranges() {
+                        send.extend_from_slice(&from[x.start * rb..x.end * rb]);
+                    }
+                    send_counts.push(self.count(m.rows() * rb, what));
+                }
+            }
+            let recv_counts: Vec<i32> = inc
+                .iter()
+                .map(|m| self.count(m.rows() * rb, what))
+                .collect();
+            let mut recv_displs = Vec::with_capacity(self.size);
+            let mut at = 0usize;
+            for m in &inc {
+                recv_displs.push(self.count(at, what));
+                at += m.rows() * rb;
+            }
+            let mut recv = Vec::with_capacity(at + 1);
+            recv.resize(at, 0u8);
+            self.world.all_to_all_varcount_into(
+                &Partition::new(&send[..], send_counts, send_displs),
+                &mut PartitionMut::new(&mut recv[..], recv_counts, recv_displs),
+            );
+            let mut at = 0;
+            for m in &inc {
+                for x in m.ranges() {
+                    let n = x.len() * rb;
+                    buf[x.start * rb..x.end * rb].copy_from_slice(&recv[at..at + n]);
+                    at += n;
+                }
             }
         }
     }
@@ -652,7 +688,7 @@ impl Ranks {
             // SAFETY: the launch is over; `ptr` is its output buffer of `extent0` rows, which
             // nothing else reads or writes until this exchange returns.
             let all = unsafe { std::slice::from_raw_parts_mut(ptr, total) };
-            if need.iter().all(|n| *n == (0..l.extent0)) {
+            if need.iter().all(|n| *n == (0..l.extent0)) && total <= self.max_message {
                 let mine = &blocks[self.rank];
                 // Never an empty vector's dangling pointer, 1: that is Open MPI's
                 // `MPI_IN_PLACE`, which would make a rank without rows send from its
@@ -666,8 +702,7 @@ impl Ranks {
                     &mut PartitionMut::new(all, counts, displs),
                 );
             } else {
-                let got = self.move_rows(&moves, row_bytes, l.name, all);
-                self.place_rows(&moves, row_bytes, &got, all);
+                self.move_rows(&moves, row_bytes, l.name, all, None);
             }
             self.stat(|s| {
                 s.exchanged += moved as u64;
@@ -747,7 +782,7 @@ impl Spread for Ranks {
         let root = self.world.process_at_rank(0);
         let mut head = [DISPATCH, p.len() as u64];
         root.broadcast_into(&mut head[..]);
-        root.broadcast_into(&mut p[..]);
+        self.broadcast_bytes(&mut p);
         let receivers = (self.size - 1) as u64;
         self.stat(|s| {
             s.dispatches += 1;
@@ -938,35 +973,20 @@ impl Spread for Ranks {
         let root = self.world.process_at_rank(0);
         let mut head = [FETCH, e.id];
         root.broadcast_into(&mut head[..]);
-        let what = "an observed tensor";
-        let pieces: Vec<Range<usize>> = (0..self.size)
-            .map(|q| {
-                if q == 0 {
-                    0..0
-                } else {
-                    overlap(&e.own[q], &want)
-                }
-            })
-            .collect();
-        let counts: Vec<i32> = pieces
-            .iter()
-            .map(|m| self.count(m.len() * rb, what))
-            .collect();
-        let displs: Vec<i32> = pieces
-            .iter()
-            .map(|m| self.count(m.start * rb, what))
-            .collect();
+        let moves = to_root(&e.own, &want);
         let mut copy = (*e.t).clone();
-        let none: Vec<u8> = Vec::with_capacity(1);
-        root.gather_varcount_into_root(
-            &none[..],
-            &mut PartitionMut::new(bytes_of_mut(&mut copy), counts, displs),
+        self.move_rows(
+            &moves,
+            rb,
+            "an observed tensor",
+            bytes_of_mut(&mut copy),
+            None,
         );
         e.t = Rc::new(copy);
         e.keys.retain(|k| k.strong_count() > 0);
         e.keys.push(Rc::downgrade(&e.t));
         e.have[0] = 0..rows;
-        let fetched: usize = pieces.iter().map(|m| m.len() * rb).sum();
+        let fetched: usize = moves.iter().flatten().map(|m| m.rows() * rb).sum();
         self.stat(|s| s.fetched += fetched as u64);
         Some(e.t.clone())
     }
@@ -977,6 +997,25 @@ impl Spread for Ranks {
 }
 
 /// The next `n` bytes of a dispatch.
+/// The moves of a gather to rank 0 of rows `want` of a tensor whose rows rank `q` computed
+/// are `own[q]`: each other rank sends rank 0 the rows of `want` it computed.
+fn to_root(own: &[Range<usize>], want: &Range<usize>) -> Vec<Vec<RowSet>> {
+    own.iter()
+        .enumerate()
+        .map(|(p, o)| {
+            (0..own.len())
+                .map(|q| {
+                    if q == 0 && p != 0 {
+                        RowSet::from(overlap(o, want))
+                    } else {
+                        RowSet::default()
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
 fn take<'a>(p: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
     if p.len() < n {
         return Err("it ends early".into());

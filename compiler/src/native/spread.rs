@@ -240,6 +240,28 @@ impl RowSet {
         )
     }
 
+    /// The rows of this set that come after its first `skip` rows, at most `n` of them (in
+    /// order).
+    pub fn nth_rows(&self, skip: usize, n: usize) -> RowSet {
+        let (mut skip, mut n) = (skip, n);
+        let mut out = Vec::new();
+        for r in &self.0 {
+            if n == 0 {
+                break;
+            }
+            if skip >= r.len() {
+                skip -= r.len();
+                continue;
+            }
+            let lo = r.start + skip;
+            let hi = (lo + n).min(r.end);
+            out.push(lo..hi);
+            n -= hi - lo;
+            skip = 0;
+        }
+        RowSet(out)
+    }
+
     /// `have` joined with the ranges of this set that overlap or touch it (one range).
     pub fn joined_to(&self, have: &Range<usize>) -> Range<usize> {
         let mut h = have.clone();

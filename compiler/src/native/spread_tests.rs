@@ -537,6 +537,10 @@ fn row_sets() {
     assert_eq!(s.joined_to(&(5..10)), 0..25);
     assert_eq!(s.joined_to(&(30..35)), 30..35);
     assert_eq!(s.scaled(2).ranges(), [0..10, 20..50, 80..120]);
+    assert_eq!(s.nth_rows(0, 7).ranges(), [0..5, 10..12]);
+    assert_eq!(s.nth_rows(3, 20).ranges(), [3..5, 10..25, 40..43]);
+    assert_eq!(s.nth_rows(20, 100), 40..60);
+    assert!(s.nth_rows(40, 5).is_empty());
     assert_eq!(RowSet::from(3..3), 0..0);
     assert!(RowSet::from(3..3).is_empty());
 }
