@@ -869,6 +869,7 @@ impl Spread for Ranks {
     }
 
     fn all_to_all(&self, what: &str, to: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        self.doing(|| format!("the exchange of {what}"));
         if to.len() != self.size {
             self.die(&format!(
                 "{what}: an all-to-all of {} parts on {} ranks (a compiler bug)",
