@@ -26,7 +26,9 @@
 #     copy of that operand per step, and scans and histograms run by blocks on the ranks
 #     (tests/mpi/scan.flow), scatters run by blocks (tests/mpi/scatter.flow) and all three
 #     with their elements computed by fused producers (tests/mpi/producer.flow) far less
-#     than one copy of their inputs;
+#     than one copy of their inputs, and histograms and scatters whose results stay on the
+#     ranks by rows (tests/mpi/scatter_rows.flow) less than all-gathering their partial bins
+#     and winners;
 #  3. kills a rank: one made to abort by FLOW_MPI_DIE, one with `kill -9`; the job must fail
 #     within seconds, saying which rank died and in which op;
 #  3b. stops mpirun (SIGSTOP, 2.5 s at a time) once a job has printed, so the ranks' 2-second
@@ -309,6 +311,11 @@ FLOW
     # its blocks of pairs and all-gathers its winners (at most 5000 (slot, value) records
     # per scatter), so what moves is those winners, not the index and the values
     # (10573133 B on 2 ranks and 31719399 B on 4 when scatters ran whole on every rank).
+    # tests/mpi/scatter_rows.flow builds two histograms of 262144 bins (1 MiB) from 5 shards
+    # and scatters into 262144 elements: each rank sends each other rank only the partial
+    # bins and winners of that rank's rows of the result, which stays on the ranks by rows
+    # (17511565 B on 2 ranks and 57487249 B on 4 when they were all-gathered and every rank
+    # combined or wrote everything).
     # Bound: MiB per other rank.
     # tests/mpi/producer.flow does the same as scan.flow and scatter.flow with the elements
     # computed by fused producers from 2 MiB of floats: each rank computes its blocks'
@@ -316,7 +323,7 @@ FLOW
     # rank). The scans' outputs are read by split reductions whose tail runs on rank 0: a
     # rank's need is the union of its reads, not their hull (scan.flow moved 2118183 B on 2
     # ranks and 4237539 B on 4 when it was the hull).
-    for case in "train 3 the weights are 1 MiB" "gemm 4 the left operand is 2 MiB" "scan 1 the scans and histograms read 2 MiB of floats, 4 MiB of bins" "scatter 1 the scatters read 4 MiB of indices and 6 MiB of values" "producer 1 the producers read 2 MiB of floats"; do
+    for case in "train 3 the weights are 1 MiB" "gemm 4 the left operand is 2 MiB" "scan 1 the scans and histograms read 2 MiB of floats, 4 MiB of bins" "scatter 1 the scatters read 4 MiB of indices and 6 MiB of values" "producer 1 the producers read 2 MiB of floats" "scatter_rows 13 all-gathered partial bins and winners move 16.7 MiB on 2 ranks, 54.8 MiB on 4"; do
         read -r name mib why <<<"$case"
         for r in 2 4; do
             run_into "$work/$name-bytes-$r" "tests/mpi/$name.flow" "--ranks $r --threads 1 --stats --timeout $timeout"

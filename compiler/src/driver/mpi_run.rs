@@ -16,8 +16,10 @@
 //! of the held tensors the coordinator dropped, and of its inputs (a tensor the ranks hold —
 //! an input or output of an earlier dispatch the coordinator still holds — goes as its
 //! number only); then the rows of held inputs each rank reads and lacks; per launch, the
-//! rows of its outputs that other ranks read (the halo plan). The graph's outputs stay on
-//! the ranks that computed them: rank 0 gathers one (an all-to-all in which only it receives) when the
+//! rows of its outputs that other ranks read (the halo plan); per histogram or scatter run
+//! by blocks, its partial bins or winners to the ranks that own their rows of the result
+//! (`Spread::all_to_all`). The graph's outputs stay on the ranks that computed them: rank 0
+//! gathers one (an all-to-all in which only it receives) when the
 //! coordinator observes it (`Spread::fetch`), which every other rank joins from its loop.
 //!
 //! Failure: a shard that fails for good is agreed on by all ranks after its launch (the
@@ -865,6 +867,65 @@ impl Spread for Ranks {
         for &n in &lens {
             out.push(all[at..at + n as usize].to_vec());
             at += n as usize;
+        }
+        out
+    }
+
+    fn all_to_all(&self, what: &str, to: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        self.doing(|| format!("the exchange of {what}"));
+        if to.len() != self.size {
+            self.die(&format!(
+                "{what}: an all-to-all of {} parts on {} ranks (a compiler bug)",
+                to.len(),
+                self.size
+            ));
+        }
+        // Every rank learns every rank's counts (R² numbers): each its receive counts, and
+        // rank 0 the bytes moved for `--stats`.
+        let mine: Vec<u64> = to.iter().map(|b| b.len() as u64).collect();
+        let mut counts = vec![0u64; self.size * self.size];
+        self.world.all_gather_into(&mine[..], &mut counts[..]);
+        let from = |p: usize| counts[p * self.size + self.rank] as usize;
+        let displs = |n: &mut dyn Iterator<Item = usize>| -> Vec<i32> {
+            let mut at = 0;
+            n.map(|n| {
+                let d = self.count(at, what);
+                at += n;
+                d
+            })
+            .collect()
+        };
+        let send_counts: Vec<i32> = to.iter().map(|b| self.count(b.len(), what)).collect();
+        let send_displs = displs(&mut to.iter().map(Vec::len));
+        let recv_counts: Vec<i32> = (0..self.size).map(|p| self.count(from(p), what)).collect();
+        let recv_displs = displs(&mut (0..self.size).map(from));
+        let received: usize = (0..self.size).map(from).sum();
+        // Never an empty vector's dangling pointer, 1: that is Open MPI's `MPI_IN_PLACE`.
+        let mut sent = Vec::with_capacity(to.iter().map(Vec::len).sum::<usize>() + 1);
+        for b in &to {
+            sent.extend_from_slice(b);
+        }
+        drop(to);
+        let mut all = Vec::with_capacity(received + 1);
+        all.resize(received, 0u8);
+        self.world.all_to_all_varcount_into(
+            &Partition::new(&sent[..], send_counts, send_displs),
+            &mut PartitionMut::new(&mut all[..], recv_counts, recv_displs),
+        );
+        // Bytes that went from one rank to another, over all ranks.
+        let moved: u64 = (0..self.size)
+            .flat_map(|p| (0..self.size).filter(move |&q| q != p).map(move |q| (p, q)))
+            .map(|(p, q)| counts[p * self.size + q])
+            .sum();
+        self.stat(|s| {
+            s.exchanged += moved;
+            s.whole += moved;
+        });
+        let mut out = Vec::with_capacity(self.size);
+        let mut at = 0;
+        for p in 0..self.size {
+            out.push(all[at..at + from(p)].to_vec());
+            at += from(p);
         }
         out
     }

@@ -258,23 +258,12 @@ pub fn shard_plan(g: &Graph, id: NodeId) -> (usize, usize) {
             } else if let Some(c) = contraction(g, node) {
                 let rows = contraction_rows(&c);
                 (rows, c.dims.0.div_ceil(rows))
-            } else if space.is_empty() {
-                (1, 1)
             } else {
-                let inner: usize = space[1..].iter().product::<usize>().max(1);
                 let red: usize = match &node.kind {
                     NodeKind::Reduce { red, .. } => red.iter().product::<usize>().max(1),
                     _ => 1,
                 };
-                let mut rows = (shard_elements() / (inner * red)).max(1);
-                if space.len() == 1 {
-                    // The rows are the innermost dimension: reads along it are contiguous
-                    // (a column sum reads a row segment of its input per step), so a shard
-                    // takes whole cache lines of them, and few enough pages per step for
-                    // the TLB.
-                    rows = rows.max(MIN_CONTIGUOUS_ROWS.min(shard_elements()));
-                }
-                (rows, space[0].div_ceil(rows))
+                space_shards(space, red)
             }
         }
         NodeKind::Random { .. } => {
@@ -295,6 +284,26 @@ pub fn shard_plan(g: &Graph, id: NodeId) -> (usize, usize) {
         }
         _ => (1, 0),
     }
+}
+
+/// How a map or reduction over the free space `space` (not empty, of no zero extent) with
+/// `red` reduced points per free point is split into shards: `(rows per shard, shards)` of
+/// `space`'s first axis, each shard at least [`shard_elements`] points of work. A function of
+/// the shape only (on MPI ranks, the rows by which a histogram's or scatter's result is left
+/// on the ranks are those of a map over its shape: `native::spread::output_rows`).
+pub fn space_shards(space: &[usize], red: usize) -> (usize, usize) {
+    let Some((&n0, rest)) = space.split_first() else {
+        return (1, 1);
+    };
+    let inner: usize = rest.iter().product::<usize>().max(1);
+    let mut rows = (shard_elements() / (inner * red.max(1))).max(1);
+    if space.len() == 1 {
+        // The rows are the innermost dimension: reads along it are contiguous (a column sum
+        // reads a row segment of its input per step), so a shard takes whole cache lines of
+        // them, and few enough pages per step for the TLB.
+        rows = rows.max(MIN_CONTIGUOUS_ROWS.min(shard_elements()));
+    }
+    (rows, n0.div_ceil(rows))
 }
 
 /// Rows of the output per GEMM block of a contraction: an eighth of them and at least 32,

@@ -12,7 +12,8 @@
 //! the routine by the producer's kernel (see `producer.rs`), never as a whole tensor.
 //!
 //! On MPI ranks, a scan, histogram or scatter of plain reads runs by its routine's blocks,
-//! each rank its own (`prims_ranks.rs`, docs/distributed.md).
+//! each rank its own, and its result stays on the ranks by rows (`prims_ranks.rs`,
+//! docs/distributed.md).
 //!
 //! Also the dispatch the coordinator's routines share ([`with_monoid`], [`UserCombine`]).
 
@@ -30,7 +31,7 @@ use crate::mir::ir::{Affine, MonoidRef, Port, Read, ScalarExpr};
 use super::prims_ranks::{
     agree, first_out_of_range_in, histogram_on_ranks, scan_on_ranks, scatter_on_ranks,
 };
-use super::spread::{shards_of, LaunchRows, Outcome, Spread};
+use super::spread::{output_rows, shards_of, LaunchRows, Outcome, Spread};
 use std::rc::Rc;
 
 /// The user-monoid arm of [`with_monoid`]: `$body` with `$m` an [`FnMonoid`] over `$t`
@@ -338,6 +339,9 @@ impl Native {
             None => a,
         };
         let on_ranks = ranks.as_ref().map(|(s, p)| (&**s, *p));
+        // On ranks, the rows of the result each rank computes (a histogram's or scatter's:
+        // by rows of the result, not of its pairs).
+        let out_rows = output_rows(g, id, &self.placed).unwrap_or((1, 0));
         let pool: &Pool = &self.workers;
         let no_monoid = || NativeError::CompilerBug {
             what: "the native backend".into(),
@@ -387,10 +391,10 @@ impl Native {
                             let at = (s, lanes, bins, shards);
                             let r = match idx {
                                 Data::I64(i) => {
-                                    histogram_on_ranks(at, pool, &mon, (i, v), &mut out)
+                                    histogram_on_ranks(at, out_rows, pool, &mon, (i, v), &mut out)
                                 }
                                 Data::I32(i) => {
-                                    histogram_on_ranks(at, pool, &mon, (i, v), &mut out)
+                                    histogram_on_ranks(at, out_rows, pool, &mon, (i, v), &mut out)
                                 }
                                 _ => Err(Failure::Elsewhere),
                             };
@@ -423,7 +427,7 @@ impl Native {
                 let dest = &values[dest.node.index()][dest.port as usize];
                 let by_row = lanes > 1 && index_by_row(&exprs[0], reads);
                 let rows = Rows { lanes, by_row };
-                let at = on_ranks.map(|(s, place)| (s, lanes, place));
+                let at = on_ranks.map(|(s, place)| (s, lanes, place, out_rows));
                 scatter_data(
                     pool,
                     &dest.data,
@@ -443,8 +447,9 @@ impl Native {
             None => res,
         };
         let res = match &ranks {
-            // Every rank learns the outcome one process would have; a scan's rows then go
-            // where they are read, like a kernel's.
+            // Every rank learns the outcome one process would have; the result's rows then
+            // go where they are read, like a kernel's (a histogram's or scatter's by the
+            // rows of the result each rank computed: `output_rows`).
             Some((s, (rows, shards))) => {
                 let fault = user.as_ref().and_then(|u| u.fault.get().cloned());
                 let res = match res {
@@ -461,13 +466,13 @@ impl Native {
                     res => res,
                 };
                 let mut res = agree(&**s, &describe(id, node), res, fault);
-                if let (Ok(data), NodeKind::Scan { .. }) = (&mut res, &node.kind) {
-                    let extent0 = space.first().copied().unwrap_or(1);
+                if let Ok(data) = &mut res {
+                    let extent0 = out_ty.shape.first().copied().unwrap_or(1);
                     let row_bytes = len / extent0.max(1) * out_ty.dtype.size_bytes();
                     let rows = LaunchRows {
                         name: &describe(id, node),
-                        shards: *shards,
-                        rows: *rows,
+                        shards: out_rows.1,
+                        rows: out_rows.0,
                         extent0,
                         outputs: &[(super::data_ptr_mut(data), row_bytes, out_ty.dtype)],
                         needs: &[self.need(Port { node: id, port: 0 })],
@@ -570,8 +575,9 @@ fn index_by_row(index: &ScalarExpr, reads: &[Read]) -> bool {
     by_row
 }
 
-/// A scatter placed on ranks: the ranks, the lanes of a row, `(rows, shards)` of its blocks.
-type OnRanks<'a> = (&'a dyn Spread, usize, (usize, usize));
+/// A scatter placed on ranks: the ranks, the lanes of a row, `(rows, shards)` of its blocks,
+/// and `(rows, blocks)` of its result's rows by rank (`spread::output_rows`).
+type OnRanks<'a> = (&'a dyn Spread, usize, (usize, usize), (usize, usize));
 
 /// The rows of a scatter: `lanes` pairs each (1 for a 1-D scatter), and whether every pair
 /// of a row has the row's index (see [`index_by_row`]).

@@ -1,7 +1,10 @@
-//! Scan and histogram nodes on MPI ranks (docs/distributed.md, "Scans and histograms by
-//! blocks"): which are placed by their routine's blocks ([`prim_placement`]), a rank's blocks
-//! of a scan ([`scan_on_ranks`]) and of a histogram ([`histogram_on_ranks`]), and the
-//! outcome the ranks agree on ([`agree`]). `prims.rs` calls them from `Native::run_prim`.
+//! Scan, histogram and scatter nodes on MPI ranks (docs/distributed.md, "Scans,
+//! histograms and scatters by blocks"): which are placed by their routine's blocks
+//! ([`prim_placement`]), a rank's blocks of a scan ([`scan_on_ranks`]), of a histogram
+//! ([`histogram_on_ranks`]) and of a scatter ([`scatter_on_ranks`]), and the outcome the
+//! ranks agree on ([`agree`]). A histogram's or scatter's result is left on the ranks by
+//! rows (`spread::output_rows`): each rank sends each other rank only what falls in that
+//! rank's rows (an all-to-all). `prims.rs` calls them from `Native::run_prim`.
 
 use flow_runtime::pool::{Pool, TaskError, TaskErrorKind};
 use flow_runtime::prims::histogram::{combine_shards, shard_partials, shard_rows};
@@ -155,19 +158,38 @@ pub(super) fn scan_on_ranks<M: flow_runtime::prims::Monoid>(
     scan_part(pool, m, kind, x, y, mine.clone(), &carries[mine.clone()]).map_err(offset)
 }
 
-/// This rank's shards of a histogram of `shards` shards ([`prim_placement`]): their private
-/// bins, all-gathered, then combined on every rank in the fixed tree of the one-process
-/// routine (shards in order: non-commutative monoids keep index order) into `bins`. An
-/// index out of range is [`Failure::OutOfRange`] (found by the caller).
+/// The elements `rows_of(q)` of a result of `n_rows` rows of `lanes` elements left on the
+/// ranks by `(rows per block, blocks)` (`spread::output_rows`): rank `q`'s rows' elements.
+fn owned(
+    ranks: usize,
+    (rows, blocks): (usize, usize),
+    n_rows: usize,
+    lanes: usize,
+) -> impl Fn(usize) -> std::ops::Range<usize> {
+    move |q| {
+        let b = shards_of(q, ranks, blocks);
+        (b.start * rows).min(n_rows) * lanes..(b.end * rows).min(n_rows) * lanes
+    }
+}
+
+/// This rank's shards of a histogram of `shards` shards ([`prim_placement`]) into its rows
+/// of `bins` (`out_rows`: the bins' rows by rank, `spread::output_rows`; the other rows are
+/// left as they are): the shards' private bins, of which each rank receives every rank's
+/// partials of its own rows (an all-to-all: each partial bin goes to one rank), then
+/// combined in the fixed tree of the one-process routine (shards in order: non-commutative
+/// monoids keep index order; the tree works bin by bin, so a rank's rows get the bits of
+/// one process). An index out of range is [`Failure::OutOfRange`] (found by the caller).
 /// `(s, lanes, n_bins, shards)`: the ranks, the lanes of a row, the bins, the shards.
 pub(super) fn histogram_on_ranks<M: flow_runtime::prims::Monoid, I: Index>(
     (s, lanes, n_bins, shards): (&dyn Spread, usize, usize, usize),
+    out_rows: (usize, usize),
     pool: &Pool,
     m: &M,
     (idx, vals): (&[I], &[M::T]),
     bins: &mut [M::T],
 ) -> Result<(), Failure> {
-    let mine = shards_of(s.rank(), s.ranks(), shards);
+    let ranks = s.ranks();
+    let mine = shards_of(s.rank(), ranks, shards);
     let slots = n_bins * lanes;
     let mut part = vec![m.identity(); mine.len() * slots];
     let mut ignored = vec![0usize; mine.len()];
@@ -182,8 +204,22 @@ pub(super) fn histogram_on_ranks<M: flow_runtime::prims::Monoid, I: Index>(
         &mut part,
         &mut ignored,
     );
-    let sent: &[M::T] = if local.is_ok() { &part } else { &[] };
-    let got = s.all_gather("a histogram's partial bins", bytes_of(sent));
+    let owned = owned(ranks, out_rows, n_bins, lanes);
+    // To each rank, this rank's shards' partials of its rows, shard after shard.
+    let to: Vec<Vec<u8>> = (0..ranks)
+        .map(|q| {
+            let r = owned(q);
+            let mut b = Vec::new();
+            if local.is_ok() {
+                for k in 0..mine.len() {
+                    b.extend_from_slice(bytes_of(&part[k * slots + r.start..k * slots + r.end]));
+                }
+            }
+            b
+        })
+        .collect();
+    drop(part);
+    let got = s.all_to_all("a histogram's partial bins", to);
     local.map_err(|mut e| {
         e.task += mine.start;
         Failure::Task(e)
@@ -191,36 +227,39 @@ pub(super) fn histogram_on_ranks<M: flow_runtime::prims::Monoid, I: Index>(
     if ignored.iter().any(|&n| n > 0) {
         return Err(Failure::OutOfRange(-1, 0));
     }
-    let mut partials: Vec<M::T> = Vec::with_capacity(shards * slots);
+    let my = owned(s.rank());
+    let mut partials: Vec<M::T> = Vec::with_capacity(shards * my.len());
     for (q, b) in got.iter().enumerate() {
         let t: Vec<M::T> = elements_of(b);
-        if t.len() != shards_of(q, s.ranks(), shards).len() * slots {
+        if t.len() != shards_of(q, ranks, shards).len() * my.len() {
             return Err(Failure::Elsewhere);
         }
         partials.extend(t);
     }
-    combine_shards(pool, m, &partials, shards, bins).map_err(Failure::Task)
+    combine_shards(pool, m, &partials, shards, &mut bins[my]).map_err(Failure::Task)
 }
 
-/// This rank's blocks of a scatter placed by `(rows, shards)` ([`prim_placement`]) into
-/// `out` (a copy of the destination, `lanes` slots a row): the rank finds, among the pairs
-/// of its blocks (a contiguous span of source positions), the winner of each destination
-/// slot its pairs write (the last in index order: the runtime's routine on the positions),
-/// and sends every other rank the (slot, value) of each such winner (an all-gather of at
-/// most one record per pair of its blocks and per slot of the destination, whichever is
-/// fewer; a slot takes 4 bytes below 2^32 slots, so a record is never larger than the pair
-/// it stands for). Every rank then writes the ranks' winners in rank order: ranks hold contiguous
-/// source blocks in order, so a slot written by several ranks takes the value of the highest
-/// one, the last in index order, as on one process; a slot nobody writes keeps the
-/// destination's value. An index out of range is [`Failure::OutOfRange`] (found by the
-/// caller in this rank's pairs).
+/// This rank's blocks of a scatter placed by `(rows, shards)` ([`prim_placement`]) into its
+/// rows of `out` (a copy of the destination, valid in those rows, `lanes` slots a row;
+/// `out_rows`: its rows by rank, `spread::output_rows`): the rank finds, among the pairs of
+/// its blocks (a contiguous span of source positions), the winner of each destination slot
+/// its pairs write (the last in index order: the runtime's routine on the positions), and
+/// sends the (slot, value) of each such winner to the rank that owns the slot's row (an
+/// all-to-all of at most one record per pair of its blocks and per slot of the
+/// destination, whichever is fewer; a slot takes 4 bytes below 2^32 slots, so a record is
+/// never larger than the pair it stands for). Each rank then writes the winners it received
+/// in rank order: ranks hold contiguous source blocks in order, so a slot written by
+/// several ranks takes the value of the highest one, the last in index order, as on one
+/// process; a slot nobody writes keeps the destination's value. An index out of range is
+/// [`Failure::OutOfRange`] (found by the caller in this rank's pairs).
 pub(super) fn scatter_on_ranks<T: Copy + Send + Sync, I: Index>(
-    (s, lanes, (rows, shards)): (&dyn Spread, usize, (usize, usize)),
+    (s, lanes, (rows, shards), out_rows): (&dyn Spread, usize, (usize, usize), (usize, usize)),
     pool: &Pool,
     (idx, vals): (&[I], &[T]),
     out: &mut [T],
 ) -> Result<(), Failure> {
-    let mine = shards_of(s.rank(), s.ranks(), shards);
+    let ranks = s.ranks();
+    let mine = shards_of(s.rank(), ranks, shards);
     let n = idx.len().min(vals.len());
     let span =
         |m: &std::ops::Range<usize>| (m.start * rows * lanes).min(n)..(m.end * rows * lanes).min(n);
@@ -240,19 +279,25 @@ pub(super) fn scatter_on_ranks<T: Copy + Send + Sync, I: Index>(
     let wide = u32::try_from(out.len()).is_err();
     let slot_bytes = if wide { 8 } else { 4 };
     let rec = slot_bytes + std::mem::size_of::<T>();
-    let mut sent: Vec<u8> = Vec::new();
+    let owned = owned(ranks, out_rows, out.len() / lanes.max(1), lanes.max(1));
+    let mut to: Vec<Vec<u8>> = vec![Vec::new(); ranks];
     if let Ok(0) = local {
+        // The slots go up, and so do the ranks that own them.
+        let mut q = 0;
         for (slot, &w) in winner.iter().enumerate() {
             if w > 0 {
-                sent.extend(&(slot as u64).to_le_bytes()[..slot_bytes]);
-                sent.extend(bytes_of(std::slice::from_ref(
+                while q + 1 < ranks && slot >= owned(q).end {
+                    q += 1;
+                }
+                to[q].extend(&(slot as u64).to_le_bytes()[..slot_bytes]);
+                to[q].extend(bytes_of(std::slice::from_ref(
                     &vals[my.start + w as usize - 1],
                 )));
             }
         }
     }
     drop(winner);
-    let got = s.all_gather("a scatter's winning pairs", &sent);
+    let got = s.all_to_all("a scatter's winning pairs", to);
     match local {
         Err(mut e) => {
             e.task += mine.start;
@@ -261,6 +306,7 @@ pub(super) fn scatter_on_ranks<T: Copy + Send + Sync, I: Index>(
         Ok(0) => {}
         Ok(_) => return Err(Failure::OutOfRange(-1, 0)),
     }
+    let here = owned(s.rank());
     for b in &got {
         if b.len() % rec != 0 {
             return Err(Failure::Elsewhere);
@@ -270,8 +316,8 @@ pub(super) fn scatter_on_ranks<T: Copy + Send + Sync, I: Index>(
             le[..slot_bytes].copy_from_slice(&r[..slot_bytes]);
             let slot = u64::from_le_bytes(le) as usize;
             let v: Vec<T> = elements_of(&r[slot_bytes..]);
-            match (out.get_mut(slot), v.first()) {
-                (Some(o), Some(&v)) => *o = v,
+            match (here.contains(&slot), out.get_mut(slot), v.first()) {
+                (true, Some(o), Some(&v)) => *o = v,
                 _ => return Err(Failure::Elsewhere),
             }
         }
@@ -445,7 +491,8 @@ impl Native {
             let need = Some(vec![spread::RowSet::default(); s.ranks()]);
             let (Held::Rows { .. }, Some((rows, shards)), Some(&extent0)) = (
                 spread::held(g, p, &self.placed, need.as_ref(), s.ranks()),
-                self.placed.get(p.node.index()).copied().flatten(),
+                // The rows each rank computed (a histogram's or scatter's by its result).
+                spread::output_rows(g, p.node, &self.placed),
                 t.shape.first(),
             ) else {
                 // Computed whole on every rank.

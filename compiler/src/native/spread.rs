@@ -27,8 +27,8 @@ use flow_runtime::{DType, Tensor};
 
 use super::{Kernel, Launch, NativeError};
 use crate::mir::contract::contraction;
-use crate::mir::ir::{Affine, Graph, NodeKind, Port, Read, ScalarExpr};
-use crate::mir::schedule::{shard_elements, shard_plan, Schedule, Work};
+use crate::mir::ir::{Affine, Graph, NodeId, NodeKind, Port, Read, ScalarExpr};
+use crate::mir::schedule::{shard_elements, shard_plan, space_shards, Schedule, Work};
 use crate::mir::Idx;
 
 /// A launch's rows as its shards write them: what ranks exchange after it.
@@ -89,10 +89,15 @@ pub trait Spread {
     /// when every shard succeeded, gives each rank the rows of each output it needs.
     fn finish_launch(&self, rows: &LaunchRows<'_>, local: Result<(), TaskError>) -> Outcome;
 
-    /// On every rank, alike: every rank's `mine` (small: a scan's block totals, a
-    /// histogram's partial bins, an outcome), by rank (`MPI_Allgatherv`); `what` names it in
-    /// errors.
+    /// On every rank, alike: every rank's `mine` (small: a scan's block totals, an outcome),
+    /// by rank (`MPI_Allgatherv`); `what` names it in errors.
     fn all_gather(&self, what: &str, mine: &[u8]) -> Vec<Vec<u8>>;
+
+    /// On every rank, alike: sends `to[q]` to rank `q` (`to` has one entry per rank; this
+    /// rank's own comes back as is) and returns what each rank sent this one, by rank (an
+    /// all-to-all: a histogram's partial bins, a scatter's winners, each to the rank that owns
+    /// their rows of the result); `what` names it in errors.
+    fn all_to_all(&self, what: &str, to: Vec<Vec<u8>>) -> Vec<Vec<u8>>;
 
     /// On every rank, after an evaluation succeeded: its outputs stay on the ranks, each
     /// rank holding the rows `held` says (a later dispatch names them instead of sending
@@ -295,8 +300,8 @@ impl PartialEq<Range<usize>> for RowSet {
 /// on the interpreter, a primitive, a concatenation or slice, a random fill whose rows
 /// straddle its blocks), which every rank runs whole or whose shards are not rows of its
 /// index space. A scan, histogram or scatter of plain reads is placed by its routine's
-/// blocks (`prims_ranks::prim_placement`): a rank runs its blocks, and a histogram's or
-/// scatter's result is then whole on every rank.
+/// blocks (`prims_ranks::prim_placement`): a rank runs its blocks; a histogram's or
+/// scatter's result is then left on the ranks by other rows ([`output_rows`]).
 ///
 /// `kernels` and `first_of` are the executor's (`Native::kernels_of`): which nodes run as
 /// kernels, and which launches run as row groups (the others run member by member).
@@ -340,6 +345,35 @@ pub fn placements(
     placed
 }
 
+/// The rows of node `id`'s outputs that each rank computes, as `(rows per block, blocks)` of
+/// their first axis (rank `q` computes the blocks [`shards_of`]`(q, ranks, blocks)`), or
+/// `None` when every rank computes them whole: for most nodes its placement (`placed`, from
+/// [`placements`]: its index space's rows are its outputs' rows); for a histogram or scatter
+/// placed by blocks — whose index space is the pairs it reads, not its result — the rows of
+/// a map over its result's shape ([`space_shards`]: fixed by the shape and the rank count,
+/// and the rows an elementwise reader of the result computes, so that reader moves nothing).
+/// Its ranks send each rank the partial bins or winners of that rank's rows
+/// (`prims_ranks::histogram_on_ranks`, `scatter_on_ranks`).
+pub fn output_rows(
+    g: &Graph,
+    id: NodeId,
+    placed: &[Option<(usize, usize)>],
+) -> Option<(usize, usize)> {
+    let here = placed.get(id.index()).copied().flatten();
+    let node = &g.nodes[id];
+    match node.kind {
+        NodeKind::ReduceByIndex { .. } | NodeKind::Scatter { .. } => {
+            let shape = &node.outputs.first()?.shape;
+            let rows = here.and(shape.first().copied())?;
+            if rows == 0 {
+                return Some((1, 0));
+            }
+            Some(space_shards(shape, 1))
+        }
+        _ => here,
+    }
+}
+
 /// How a random fill of `shape` is placed by rows: its launch runs in blocks of
 /// [`shard_elements`] elements, which are whole rows when a block holds a whole number of
 /// rows (a fill of one dimension: its elements are its rows) — `(rows per block, blocks)`,
@@ -363,11 +397,15 @@ pub fn random_rows(shape: &[usize]) -> Option<(usize, usize)> {
 /// hull of each read's first coordinate over the box of each of the rank's shards (free dimension 0 in the shard's rows,
 /// every other free and reduced dimension whole), clamped to the tensor — a contraction's
 /// GEMM block thus reads its rows of `x[i, k]` and every row of `w[k, j]` or of a
-/// transposed `x[k, i]`; a gather's table (read at indices known only when it runs), a
-/// scatter's destination, a reader not placed (it runs whole on every rank: a scan,
+/// transposed `x[k, i]`; a scatter placed by blocks needs its destination's rows of its
+/// own result's rows ([`output_rows`]: it writes the winners it receives into them). A
+/// gather's table (read at indices known only when it runs), the destination of a scatter
+/// not placed, a reader not placed (it runs whole on every rank: a scan,
 /// histogram or scatter not placed by blocks, a node on the interpreter, a concatenation or slice), a scalar port, a graph output whose producer
 /// is not placed (a node every rank runs whole) and a random fill not placed by rows (its
-/// blocks of elements are not whole rows) are needed whole by every rank. A stencil's
+/// blocks of elements are not whole rows) are needed whole by every rank. The result of a
+/// histogram or scatter placed by blocks is on the ranks by its [`output_rows`], like a
+/// kernel's output: its readers get the rows they read. A stencil's
 /// output is then needed by a rank for its own rows and its neighbours' halo; a row-local chain's, for its own rows
 /// only (nothing moves). A graph output of a placed producer is needed only as its readers
 /// in the graph need it (it stays on the ranks; rank 0 fetches it when it observes it), and
@@ -383,22 +421,24 @@ pub fn rows_needed(
     let by_rows = |p: &Port| {
         let node = &g.nodes[p.node];
         matches!(node.kind, NodeKind::Input { .. })
-            || (placed[p.node.index()].is_some() && !node.outputs[p.port as usize].shape.is_empty())
+            || (output_rows(g, p.node, placed).is_some()
+                && !node.outputs[p.port as usize].shape.is_empty())
     };
     let mut whole: HashSet<Port> = g.outputs.iter().copied().filter(|p| !by_rows(p)).collect();
-    // A histogram placed by shards combines its partial bins on every rank, a scatter placed
-    // by blocks its ranks' winners: whole. A scatter's destination is read whole by every
-    // rank (each writes the winners into a copy of it).
+    // A histogram or scatter not placed by blocks runs whole on every rank, and a scatter's
+    // destination is then read whole. One placed by blocks leaves its result by rows.
     for (id, node) in g.nodes.iter_enumerated() {
-        if matches!(
+        if !matches!(
             node.kind,
             NodeKind::ReduceByIndex { .. } | NodeKind::Scatter { .. }
-        ) {
-            whole.extend((0..node.outputs.len()).map(|k| Port {
-                node: id,
-                port: k as u32,
-            }));
+        ) || placed[id.index()].is_some()
+        {
+            continue;
         }
+        whole.extend((0..node.outputs.len()).map(|k| Port {
+            node: id,
+            port: k as u32,
+        }));
         if let NodeKind::Scatter { dest, .. } = &node.kind {
             whole.insert(*dest);
         }
@@ -438,6 +478,14 @@ pub fn rows_needed(
             None => HashSet::new(),
         };
         let reads: &[Read] = node.kind.reads_and_exprs().map_or(&[], |(r, _)| r);
+        // A scatter placed by blocks writes its winners into its rows of a copy of the
+        // destination: it needs those rows of it.
+        let dest_rows = match &node.kind {
+            NodeKind::Scatter { dest, .. } => {
+                output_rows(g, id, placed).map(|(rows, blocks)| (*dest, rows, blocks))
+            }
+            _ => None,
+        };
         for p in node.inputs() {
             if whole.contains(&p) {
                 continue;
@@ -474,6 +522,12 @@ pub fn rows_needed(
             if !by_rows {
                 whole.insert(p);
                 continue;
+            }
+            if let Some((_, rows, blocks)) = dest_rows.filter(|d| d.0 == p) {
+                for (q, need) in read_rows.iter_mut().enumerate() {
+                    let s = shards_of(q, ranks, blocks);
+                    need.insert((s.start * rows).min(extent0)..(s.end * rows).min(extent0));
+                }
             }
             let need = needs
                 .entry(p)
@@ -552,8 +606,8 @@ pub fn rows_read(
 }
 
 /// Which rows of graph output `p` each of `ranks` ranks holds after its dispatch, by the
-/// plan: `placed` ([`placements`]) and the port's entry of [`rows_needed`] (`need`; `None`
-/// when the port went whole to every rank).
+/// plan: `placed` ([`placements`]; the rows are the producer's [`output_rows`]) and the
+/// port's entry of [`rows_needed`] (`need`; `None` when the port went whole to every rank).
 pub fn held(
     g: &Graph,
     p: Port,
@@ -562,15 +616,12 @@ pub fn held(
     ranks: usize,
 ) -> Held {
     let node = &g.nodes[p.node];
-    match node.kind {
-        NodeKind::Input { index } => return Held::Input(index as usize),
-        // Combined on every rank.
-        NodeKind::ReduceByIndex { .. } | NodeKind::Scatter { .. } => return Held::Whole,
-        _ => {}
+    if let NodeKind::Input { index } = node.kind {
+        return Held::Input(index as usize);
     }
     let (Some(need), Some((rows, shards)), Some(&extent0)) = (
         need,
-        placed[p.node.index()],
+        output_rows(g, p.node, placed),
         node.outputs[p.port as usize].shape.first(),
     ) else {
         return Held::Whole;

@@ -276,9 +276,9 @@ fn random_fills_are_placed_by_rows_when_blocks_hold_whole_rows() {
 }
 
 /// A scan and a histogram of plain reads are placed by their routine's blocks: their
-/// inputs are needed by rows (a rank's blocks), a scan's output stays by rows and a
-/// histogram's is whole on every rank; with a fused producer too (each rank computes the
-/// elements of its blocks).
+/// inputs are needed by rows (a rank's blocks), and their outputs stay by rows (a
+/// histogram's by the rows of a map over its bins: 10 bins are one block, on rank 0); with
+/// a fused producer too (each rank computes the elements of its blocks).
 #[test]
 fn scans_and_histograms_of_plain_reads_are_placed_by_blocks() {
     use flow_runtime::prims::{HISTOGRAM_SHARD, SCAN_BLOCK};
@@ -315,8 +315,14 @@ fn scans_and_histograms_of_plain_reads_are_placed_by_blocks() {
     // computes its blocks' elements.
     assert_eq!(needs[&port(0)], [0..3 * SCAN_BLOCK, 3 * SCAN_BLOCK..n]);
     assert_eq!(needs[&port(1)], [0..3 * SCAN_BLOCK, 3 * SCAN_BLOCK..n]);
-    assert!(!needs.contains_key(&port(3)));
-    assert_eq!(held(&g, port(3), &placed, None, 2), Held::Whole);
+    assert_eq!(needs[&port(3)], [0..0, 0..0]);
+    assert_eq!(
+        held(&g, port(3), &placed, needs.get(&port(3)), 2),
+        Held::Rows {
+            own: vec![0..10, 10..10],
+            have: vec![0..10, 10..10],
+        }
+    );
     assert_eq!(
         held(&g, port(2), &placed, needs.get(&port(2)), 2),
         Held::Rows {
@@ -354,8 +360,8 @@ fn gathers_and_outputs_need_every_row() {
 }
 
 /// A scatter of plain reads is placed by blocks of `BLOCK` pairs: its index and values are
-/// needed by rows (a rank's blocks), its destination and output whole on every rank; with a
-/// fused producer too. With an unsigned index, it runs whole.
+/// needed by rows (a rank's blocks), its output stays by rows; with a fused producer too.
+/// With an unsigned index, it runs whole, and reads its destination whole.
 #[test]
 fn scatters_of_plain_reads_are_placed_by_blocks() {
     use flow_runtime::prims::BLOCK;
@@ -398,10 +404,101 @@ fn scatters_of_plain_reads_are_placed_by_blocks() {
     assert!(!needs.contains_key(&port(0)), "{needs:?}");
     assert_eq!(needs[&port(1)], [0..3 * BLOCK, 3 * BLOCK..n]);
     assert_eq!(needs[&port(4)], [0..3 * BLOCK, 3 * BLOCK..n]);
-    // The destination is read whole, the output is whole on every rank.
+    // The destination is read whole by the scatter not placed (%7); the placed ones'
+    // outputs stay by rows (100 elements: one block, on rank 0), the other's is whole.
+    assert!(!needs.contains_key(&port(2)), "{needs:?}");
+    assert_eq!(needs[&port(3)], [0..0, 0..0]);
+    assert_eq!(
+        held(&g, port(3), &placed, needs.get(&port(3)), 2),
+        Held::Rows {
+            own: vec![0..100, 100..100],
+            have: vec![0..100, 100..100],
+        }
+    );
+    assert_eq!(needs[&port(5)], [0..0, 0..0]);
+    assert!(!needs.contains_key(&port(7)), "{needs:?}");
+    assert_eq!(held(&g, port(7), &placed, None, 2), Held::Whole);
+}
+
+/// A histogram's and a scatter's results, placed by blocks, are left on the ranks by the
+/// rows of a map over their shape ([`output_rows`]): an elementwise reader of them (placed
+/// by its own shards, the same rows) moves nothing, a stencil one halo row; the scatter
+/// needs its destination's rows of its own result; a graph output is held by rows. Not
+/// placed, they are whole and the destination is read whole. On 1 to 5 ranks.
+#[test]
+fn histogram_and_scatter_results_stay_by_rows() {
+    use flow_runtime::prims::HISTOGRAM_SHARD;
+    let n = 4 * HISTOGRAM_SHARD + 5;
+    let b = 4 * shard_elements() + 3;
+    let text = format!(
+        "%0 = input 0 : f32[{n}]\n\
+         %1 = input 1 : i64[{n}]\n\
+         %2 = input 2 : f32[{b}]\n\
+         %3 = histogram [{n}] bins {b} sum reads(%1.0[i0], %0.0[i0]) : f32[{b}] {{ r0; r1 }}\n\
+         %4 = scatter %2.0 [{n}] reads(%1.0[i0], %0.0[i0]) : f32[{b}] {{ r0; r1 }}\n\
+         %5 = map [{b}] reads(%3.0[i0], %4.0[i0], %2.0[i0]) : f32[{b}] {{ add(add(r0, r1), r2) }}\n\
+         %6 = map [{b}] reads(%3.0[i0 + 1 | pad 0.0f32]) : f32[{b}] {{ r0 }}\n\
+         output %5.0, %6.0, %4.0\n"
+    );
+    let g = crate::mir::parse(&text).expect("the test graph parses");
+    let s = crate::mir::schedule::plan(&g);
+    let k = g.nodes.len();
+    let id = crate::mir::ir::NodeId;
+    let mut placed = placements(&g, &s, &vec![None; k], &vec![None; k]);
+    let shards = n.div_ceil(b.max(HISTOGRAM_SHARD));
+    assert_eq!(placed[3], Some((b.max(HISTOGRAM_SHARD), shards)));
+    assert!(placed[4].is_some());
+    // The maps as the executor places kernels run alone: by their own shards.
+    placed[5] = Some(shard_plan(&g, id(5)));
+    placed[6] = Some(shard_plan(&g, id(6)));
+    let plan = shard_plan(&g, id(5));
+    assert_eq!(plan, (shard_elements(), 5));
+    assert_eq!(output_rows(&g, id(3), &placed), Some(plan));
+    assert_eq!(output_rows(&g, id(4), &placed), Some(plan));
+    assert_eq!(output_rows(&g, id(5), &placed), Some(plan));
+    let port = |n| Port {
+        node: id(n),
+        port: 0,
+    };
+    for ranks in 1..6 {
+        let needs = rows_needed(&g, &placed, ranks);
+        let own: Vec<Range<usize>> = (0..ranks)
+            .map(|q| {
+                let s = shards_of(q, ranks, plan.1);
+                (s.start * plan.0).min(b)..(s.end * plan.0).min(b)
+            })
+            .collect();
+        // The elementwise reader and the scatter read their own rows only.
+        assert_eq!(needs[&port(2)], own, "{ranks} ranks");
+        assert_eq!(needs[&port(4)], own, "{ranks} ranks");
+        // The stencil reads the row after each rank's block too.
+        for (q, need) in needs[&port(3)].iter().enumerate() {
+            let want = if own[q].is_empty() {
+                0..0
+            } else {
+                own[q].start..(own[q].end + 1).min(b)
+            };
+            assert_eq!(*need, want, "rank {q} of {ranks}");
+        }
+        assert_eq!(
+            held(&g, port(4), &placed, needs.get(&port(4)), ranks),
+            Held::Rows {
+                own: own.clone(),
+                have: own.clone(),
+            }
+        );
+        // The index and values by the scatter's and histogram's blocks of pairs.
+        assert!(needs.contains_key(&port(0)) && needs.contains_key(&port(1)));
+    }
+    // Not placed (e.g. with a fused producer): every rank runs them whole.
+    placed[3] = None;
+    placed[4] = None;
+    assert_eq!(output_rows(&g, id(3), &placed), None);
+    let needs = rows_needed(&g, &placed, 3);
     assert!(!needs.contains_key(&port(2)), "{needs:?}");
     assert!(!needs.contains_key(&port(3)), "{needs:?}");
-    assert_eq!(held(&g, port(3), &placed, None, 2), Held::Whole);
+    assert!(!needs.contains_key(&port(4)), "{needs:?}");
+    assert_eq!(held(&g, port(4), &placed, None, 3), Held::Whole);
 }
 
 /// A rank's need is the union of its readers' rows, not their hull: rank 0 reads the first
