@@ -45,7 +45,7 @@ use super::{PassFlags, RuntimeFlags};
 use crate::exec::RunOptions;
 use crate::mir::hash::{graph_hash, Hash};
 use crate::mir::ir::Graph;
-use crate::native::spread::{missing, overlap, rows_of, Held, LaunchRows, Need, Outcome, RowSet};
+use crate::native::spread::{rows_of, Held, LaunchRows, Need, Outcome, RowSet};
 use crate::native::{data_ptr, data_ptr_mut, Native, NativeError, Spread};
 
 /// Whether this process was started by `mpirun` (or `srun` with PMIx): then `flowc run` runs
@@ -507,7 +507,7 @@ impl Ranks {
             self.die("rank 0 observes a tensor this rank does not hold")
         };
         let (rows, rb) = (e.rows(), e.row_bytes());
-        let want = missing(&(0..rows), &e.have[0]);
+        let want = RowSet::from(0..rows).without(&e.have[0]);
         let moves = to_root(&e.own, &want);
         self.move_rows(
             &moves,
@@ -970,7 +970,7 @@ impl Spread for Ranks {
         let mut held = self.held.borrow_mut();
         let e = held.iter_mut().find(|e| e.is(t))?;
         let (rows, rb) = (e.rows(), e.row_bytes());
-        let want = missing(&(0..rows), &e.have[0]);
+        let want = RowSet::from(0..rows).without(&e.have[0]);
         if want.is_empty() || rb == 0 {
             return (!Rc::ptr_eq(&e.t, t)).then(|| e.t.clone());
         }
@@ -1003,14 +1003,14 @@ impl Spread for Ranks {
 /// The next `n` bytes of a dispatch.
 /// The moves of a gather to rank 0 of rows `want` of a tensor whose rows rank `q` computed
 /// are `own[q]`: each other rank sends rank 0 the rows of `want` it computed.
-fn to_root(own: &[Range<usize>], want: &Range<usize>) -> Vec<Vec<RowSet>> {
+fn to_root(own: &[Range<usize>], want: &RowSet) -> Vec<Vec<RowSet>> {
     own.iter()
         .enumerate()
         .map(|(p, o)| {
             (0..own.len())
                 .map(|q| {
                     if q == 0 && p != 0 {
-                        RowSet::from(overlap(o, want))
+                        want.within(o)
                     } else {
                         RowSet::default()
                     }

@@ -646,22 +646,6 @@ pub fn joined(a: &Range<usize>, b: &Range<usize>) -> Option<Range<usize>> {
     }
 }
 
-/// The rows of `want` not in `have`, as one range: the hull of what is left when `have`
-/// cuts `want` in two (rows a rank holds may come again; none it lacks is left out).
-pub fn missing(want: &Range<usize>, have: &Range<usize>) -> Range<usize> {
-    if want.is_empty() || have.is_empty() || have.end <= want.start || want.end <= have.start {
-        return want.clone();
-    }
-    let below = want.start..have.start.max(want.start);
-    let above = have.end.min(want.end)..want.end;
-    match (below.is_empty(), above.is_empty()) {
-        (true, true) => 0..0,
-        (false, true) => below,
-        (true, false) => above,
-        (false, false) => want.clone(),
-    }
-}
-
 /// The smallest range holding both (an empty range holds nothing).
 fn hull(a: &Range<usize>, b: &Range<usize>) -> Range<usize> {
     if a.is_empty() {
